@@ -1,0 +1,3 @@
+module github.com/parleyuc/parley
+
+go 1.26

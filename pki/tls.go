@@ -1,0 +1,129 @@
+package pki
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// The TLS parameters every Parley endpoint uses: TLS 1.2 or 1.3, AEAD
+// cipher suites, and FIPS-approved key exchanges (NIST curves and the
+// ML-KEM hybrids Go's FIPS 140-3 policy allows).
+var (
+	approvedTLS12Suites = []uint16{
+		tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+	}
+	// Go does not let TLS 1.3 suites be configured; a connection that
+	// negotiates one not listed here (ChaCha20-Poly1305) is refused in
+	// VerifyConnection.
+	approvedTLS13Suites = []uint16{
+		tls.TLS_AES_128_GCM_SHA256,
+		tls.TLS_AES_256_GCM_SHA384,
+	}
+	approvedCurves = []tls.CurveID{
+		tls.X25519MLKEM768,
+		tls.SecP256r1MLKEM768,
+		tls.SecP384r1MLKEM1024,
+		tls.CurveP256,
+		tls.CurveP384,
+	}
+)
+
+// ErrCipherSuite is returned when a handshake negotiated a cipher suite that
+// is not FIPS-approved.
+var ErrCipherSuite = errors.New("pki: cipher suite not FIPS-approved")
+
+func baseConfig() *tls.Config {
+	return &tls.Config{
+		MinVersion:       tls.VersionTLS12,
+		CipherSuites:     slices.Clone(approvedTLS12Suites),
+		CurvePreferences: slices.Clone(approvedCurves),
+	}
+}
+
+func checkSuite(cs tls.ConnectionState) error {
+	if cs.Version == tls.VersionTLS13 && !slices.Contains(approvedTLS13Suites, cs.CipherSuite) {
+		return fmt.Errorf("%w: %s", ErrCipherSuite, tls.CipherSuiteName(cs.CipherSuite))
+	}
+	return nil
+}
+
+// ServerTLSConfig returns the configuration of a server that clients reach
+// over TLS (client-to-server). It presents kp's certificate. A client may
+// present a certificate (user certificate sign-in); if it does, the
+// certificate is verified for [ClientAuth], revocation included, and the
+// handshake fails if it is refused. Whether a client that presented none
+// may do anything is for the application's authentication to decide.
+func ServerTLSConfig(kp *KeyPair, v *Verifier) *tls.Config {
+	c := baseConfig()
+	c.GetCertificate = kp.GetCertificate
+	c.ClientAuth = tls.RequestClientCert
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := checkSuite(cs); err != nil {
+			return err
+		}
+		if len(cs.PeerCertificates) == 0 {
+			return nil
+		}
+		_, err := v.Verify(context.Background(), cs.PeerCertificates, VerifyOptions{Purpose: ClientAuth})
+		return err
+	}
+	return c
+}
+
+// MutualTLSServerConfig returns the configuration of a server that other
+// servers reach over mutual TLS (server-to-server). The peer must present a
+// certificate, verified for [MutualServerAuth]; if peerNames are given it
+// must also carry one of them (for a federation partner, its domain).
+func MutualTLSServerConfig(kp *KeyPair, v *Verifier, peerNames ...string) *tls.Config {
+	c := baseConfig()
+	c.GetCertificate = kp.GetCertificate
+	c.ClientAuth = tls.RequireAnyClientCert
+	names := slices.Clone(peerNames)
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := checkSuite(cs); err != nil {
+			return err
+		}
+		_, err := v.Verify(context.Background(), cs.PeerCertificates, VerifyOptions{Purpose: MutualServerAuth, Names: names})
+		return err
+	}
+	return c
+}
+
+// ClientTLSConfig returns the configuration for dialing a server. The
+// server's certificate is verified for [ServerAuth] against serverName (a
+// DNS name or IP), or, if serverName is empty, against the name the client
+// sent in SNI (sipgo and net/http set it to the host dialed). TLS sends no
+// SNI for an IP address, so to dial by IP pass serverName; with neither
+// name the handshake fails. If kp is not nil its
+// certificate is presented, which is how a server dials another over
+// mutual TLS.
+//
+// The configuration sets InsecureSkipVerify only to move verification from
+// crypto/tls into [Verifier.Verify], which does all of crypto/tls's checks
+// and more; VerifyConnection runs it on every handshake, resumed ones too.
+func ClientTLSConfig(kp *KeyPair, v *Verifier, serverName string) *tls.Config {
+	c := baseConfig()
+	c.ServerName = serverName
+	if kp != nil {
+		c.GetClientCertificate = kp.GetClientCertificate
+	}
+	c.InsecureSkipVerify = true
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := checkSuite(cs); err != nil {
+			return err
+		}
+		name := serverName
+		if name == "" {
+			name = cs.ServerName
+		}
+		_, err := v.Verify(context.Background(), cs.PeerCertificates, VerifyOptions{Purpose: ServerAuth, Names: []string{name}})
+		return err
+	}
+	return c
+}
