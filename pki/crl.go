@@ -93,19 +93,32 @@ func readCAState(path string) (caState, error) {
 	if err != nil {
 		return caState{}, err
 	}
-	var s caState
-	if err := json.Unmarshal(data, &s); err != nil {
+	s, err := parseCAState(data)
+	if err != nil {
 		return caState{}, fmt.Errorf("%s: %w", filepath.Base(path), err)
 	}
-	if s.Version != caStateVersion {
-		return caState{}, fmt.Errorf("%s: unsupported version %d", filepath.Base(path), s.Version)
+	return s, nil
+}
+
+func parseCAState(data []byte) (caState, error) {
+	var s caState
+	if err := json.Unmarshal(data, &s); err != nil {
+		return caState{}, err
 	}
-	if s.CRLNumber == nil || s.CRLNumber.Sign() < 0 {
-		return caState{}, fmt.Errorf("%s: crl_number missing or negative", filepath.Base(path))
+	if s.Version != caStateVersion {
+		return caState{}, fmt.Errorf("unsupported version %d", s.Version)
+	}
+	// RFC 5280 limits CRL numbers and serials to 20 octets.
+	if s.CRLNumber == nil || s.CRLNumber.Sign() < 0 || s.CRLNumber.BitLen() > 158 {
+		return caState{}, errors.New("crl_number missing, negative or too large")
 	}
 	for _, r := range s.Revoked {
-		if _, ok := new(big.Int).SetString(r.Serial, 16); !ok {
-			return caState{}, fmt.Errorf("%s: bad serial %q", filepath.Base(path), r.Serial)
+		n, ok := new(big.Int).SetString(r.Serial, 16)
+		if !ok || n.Sign() <= 0 || n.BitLen() > 159 {
+			return caState{}, fmt.Errorf("bad serial %q", r.Serial)
+		}
+		if _, ok := reasonNames[r.Reason]; !ok {
+			return caState{}, fmt.Errorf("serial %s: bad reason %d", r.Serial, r.Reason)
 		}
 	}
 	return s, nil
@@ -132,8 +145,8 @@ func (ca *CA) persist(s caState) error {
 // directory the revocation is on disk when Revoke returns nil; if writing
 // fails, nothing changes and the error is returned.
 func (ca *CA) Revoke(serial *big.Int, reason RevocationReason) error {
-	if serial == nil || serial.Sign() <= 0 {
-		return errors.New("pki: Revoke: serial must be positive")
+	if serial == nil || serial.Sign() <= 0 || serial.BitLen() > 159 {
+		return errors.New("pki: Revoke: serial must be positive and at most 20 octets")
 	}
 	if _, ok := reasonNames[reason]; !ok || reason == ReasonRemoveFromCRL {
 		return fmt.Errorf("%w: %d", ErrInvalidReason, reason)

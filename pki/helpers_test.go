@@ -57,7 +57,7 @@ const (
 // testPKI is a CA whose CRL is served over HTTP on loopback, a CRLCache and
 // a Verifier trusting the CA: the setup of a real deployment, in a test.
 type testPKI struct {
-	t       *testing.T
+	t       testing.TB
 	clock   *clock
 	ca      *CA
 	serving atomic.Pointer[CA] // whose CRL the distribution point serves
@@ -68,7 +68,7 @@ type testPKI struct {
 	v       *Verifier
 }
 
-func newTestPKI(t *testing.T, cacheCfg CRLCacheConfig, tweak ...func(*CAConfig)) *testPKI {
+func newTestPKI(t testing.TB, cacheCfg CRLCacheConfig, tweak ...func(*CAConfig)) *testPKI {
 	t.Helper()
 	p := &testPKI{t: t, clock: &clock{}}
 	srv := httptest.NewServer(http.HandlerFunc(p.serveCRL))
