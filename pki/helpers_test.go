@@ -212,6 +212,7 @@ func handshake(t testing.TB, server, client *tls.Config) (serverErr, clientErr e
 		var b [1]byte
 		_, clientErr = io.ReadFull(tc, b[:])
 	}
+	_ = conn.Close() // a client that failed before sending must not leave the server waiting
 	return <-done, clientErr
 }
 

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/parleyuc/parley/pki"
+)
+
+// renewBefore is how long before expiry the server certificate is replaced.
+const renewBefore = 30 * 24 * time.Hour
+
+// ensureServerCertificate loads the server certificate from the data
+// directory, issuing a new one when there is none, when it is close to
+// expiry, was issued by another CA, names another CRL distribution point
+// (the HTTP address changed) or does not cover the SIP listener's address.
+func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, sipAddr net.Addr) (*pki.KeyPair, error) {
+	certFile := filepath.Join(dataDir, "server.crt")
+	keyFile := filepath.Join(dataDir, "server.key")
+	names := []string{"localhost"}
+	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if tcp, ok := sipAddr.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !slices.ContainsFunc(ips, tcp.IP.Equal) {
+		ips = append(ips, tcp.IP)
+	}
+
+	kp, err := pki.LoadKeyPair(certFile, keyFile)
+	switch {
+	case err == nil && serverCertificateCurrent(kp.Certificate().Leaf, ca, crlURL, names, ips):
+		return kp, nil
+	case err != nil && !errors.Is(err, os.ErrNotExist):
+		return nil, err
+	}
+	cert, err := ca.IssueServer(pki.ServerCertRequest{
+		DNSNames:    names,
+		IPAddresses: ips,
+		ClientAuth:  true, // it also dials other servers over mutual TLS
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := cert.WriteFiles(certFile, keyFile); err != nil {
+		return nil, err
+	}
+	tc, err := cert.TLSCertificate()
+	if err != nil {
+		return nil, err
+	}
+	kp, err = pki.NewKeyPair(tc)
+	if err != nil {
+		return nil, fmt.Errorf("server certificate: %w", err)
+	}
+	return kp, nil
+}
+
+func serverCertificateCurrent(leaf *x509.Certificate, ca *pki.CA, crlURL string, names []string, ips []net.IP) bool {
+	if leaf.CheckSignatureFrom(ca.Certificate()) != nil {
+		return false
+	}
+	if time.Until(leaf.NotAfter) < renewBefore {
+		return false
+	}
+	if !slices.Equal(leaf.CRLDistributionPoints, []string{crlURL}) {
+		return false
+	}
+	for _, n := range names {
+		if leaf.VerifyHostname(n) != nil {
+			return false
+		}
+	}
+	for _, ip := range ips {
+		if leaf.VerifyHostname(ip.String()) != nil {
+			return false
+		}
+	}
+	return true
+}

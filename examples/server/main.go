@@ -1,0 +1,188 @@
+// Command server is Parley's reference server: every package of the SDK
+// wired together the way an application would do it. Read this file top to
+// bottom as the wiring guide.
+//
+// Usage:
+//
+//	go run ./examples/server [-data DIR] [-http ADDR] [-sip-tls ADDR]
+//
+// On first run it creates the data directory with an enterprise CA and a
+// server certificate for localhost and 127.0.0.1. It serves the CA's CRL
+// (and the CA certificate, for clients to trust) over plain HTTP, and SIP
+// over TLS. It prints one line per listener, "listening <name> <addr>",
+// and shuts down cleanly on Ctrl-C.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/pki"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "parley:", err)
+		os.Exit(1)
+	}
+}
+
+// config is what the command line sets.
+type config struct {
+	dataDir string
+	httpAddr string
+	sipTLS   string
+	logJSON  bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (config, error) {
+	var c config
+	fs := flag.NewFlagSet("server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&c.dataDir, "data", "./parley-data", "data `directory`: CA, certificates and state (created on first run)")
+	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "plain HTTP `address` for the CRL distribution point and the CA certificate")
+	fs.StringVar(&c.sipTLS, "sip-tls", "127.0.0.1:5061", "SIP over TLS `address`")
+	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
+	if err := fs.Parse(args); err != nil {
+		return c, err
+	}
+	if fs.NArg() > 0 {
+		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	return c, nil
+}
+
+// run is the whole server: it returns when ctx is done (Ctrl-C), after
+// closing every listener and goroutine it started, or on a start-up error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	var logger *slog.Logger
+	if cfg.logJSON {
+		logger = slog.New(slog.NewJSONHandler(stderr, nil))
+	} else {
+		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	}
+
+	// 1. Listeners first: a port in use fails before anything is written,
+	// and the CRL distribution point must name the address really bound.
+	httpLn, err := net.Listen("tcp", cfg.httpAddr)
+	if err != nil {
+		return fmt.Errorf("-http %s: %w", cfg.httpAddr, err)
+	}
+	defer httpLn.Close()
+	sipLn, err := net.Listen("tcp", cfg.sipTLS)
+	if err != nil {
+		return fmt.Errorf("-sip-tls %s: %w", cfg.sipTLS, err)
+	}
+	defer sipLn.Close()
+
+	// 2. PKI: the enterprise CA and this server's certificate, which names
+	// the CRL distribution point served below.
+	crlURL := "http://" + httpLn.Addr().String() + "/pki/ca.crl"
+	ca, err := pki.OpenCA(filepath.Join(cfg.dataDir, "ca"), pki.CAConfig{
+		CommonName:            "Parley Demo CA",
+		CRLDistributionPoints: []string{crlURL},
+	})
+	if err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+	}
+	serverCert, err := ensureServerCertificate(ca, cfg.dataDir, crlURL, sipLn.Addr())
+	if err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+	}
+
+	// Every certificate a peer presents is verified against the CA,
+	// revocation included, on every handshake.
+	crls, err := pki.NewCRLCache(pki.CRLCacheConfig{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer crls.Close()
+	verifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: ca.CertPool(), CRLs: crls})
+	if err != nil {
+		return err
+	}
+
+	// 3. Plain HTTP: the CRL (TLS depends on it, so it cannot need TLS)
+	// and the CA certificate for clients to trust.
+	mux := http.NewServeMux()
+	mux.Handle("GET /pki/ca.crl", ca.CRLHandler())
+	mux.HandleFunc("GET /pki/ca.crt", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-pem-file")
+		_, _ = w.Write(pki.EncodeCertPEM(ca.Certificate()))
+	})
+	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+
+	// 4. SIP over TLS with sipgo: the application owns the user agent and
+	// the server; Parley supplies the TLS configuration and the handlers.
+	ua, err := sipgo.NewUA(
+		sipgo.WithUserAgent("Parley"),
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(serverCert, verifier, "")),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger)),
+	)
+	if err != nil {
+		return err
+	}
+	defer ua.Close()
+	sipSrv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(logger))
+	if err != nil {
+		return err
+	}
+	sipSrv.OnOptions(answerOptions)
+
+	// 5. Serve until Ctrl-C, then shut every part down.
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
+	wg.Go(func() { errc <- sipSrv.ServeTLS(tls.NewListener(sipLn, pki.ServerTLSConfig(serverCert, verifier))) })
+	fmt.Fprintf(stdout, "listening http %s\n", httpLn.Addr())
+	fmt.Fprintf(stdout, "listening sip-tls %s\n", sipLn.Addr())
+	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
+
+	var failed error
+	select {
+	case <-ctx.Done():
+	case failed = <-errc: // a listener stopped on its own
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = httpSrv.Shutdown(shutdownCtx)
+	_ = sipLn.Close()
+	_ = ua.Close()
+	wg.Wait()
+	logger.Info("parley stopped")
+	if failed != nil {
+		return fmt.Errorf("listener stopped: %w", failed)
+	}
+	return nil
+}
+
+// answerOptions answers OPTIONS (RFC 3261 section 11) with 200 and what the
+// server supports.
+func answerOptions(req *sip.Request, tx sip.ServerTransaction) {
+	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
+	res.AppendHeader(sip.NewHeader("Allow", "OPTIONS"))
+	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
+	_ = tx.Respond(res)
+}

@@ -1,0 +1,385 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/x509"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"go.uber.org/goleak"
+
+	"github.com/parleyuc/parley/pki"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// server is an examples/server instance run in-process by a test.
+type server struct {
+	data      string
+	listeners map[string]string // name -> address, from the "listening" lines
+	stop      context.CancelFunc
+	done      chan error
+}
+
+// startServer runs the server with extra flags on loopback ports chosen by
+// the kernel and waits for its listening lines. It is stopped (and must
+// stop cleanly) when the test ends.
+func startServer(t *testing.T, data string, extra ...string) *server {
+	t.Helper()
+	args := append([]string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0"}, extra...)
+	ctx, cancel := context.WithCancel(context.Background())
+	pr, pw := io.Pipe()
+	s := &server{data: data, listeners: map[string]string{}, stop: cancel, done: make(chan error, 1)}
+	go func() {
+		err := run(ctx, args, pw, io.Discard)
+		pw.CloseWithError(io.EOF)
+		s.done <- err
+	}()
+	sc := bufio.NewScanner(pr)
+	for len(s.listeners) < 2 && sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 3 && f[0] == "listening" {
+			s.listeners[f[1]] = f[2]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if len(s.listeners) < 2 {
+		cancel()
+		t.Fatalf("server did not start: %v", <-s.done)
+	}
+	t.Cleanup(func() {
+		if err := s.shutdown(); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+	})
+	return s
+}
+
+func (s *server) shutdown() error {
+	s.stop()
+	select {
+	case err, ok := <-s.done:
+		if !ok {
+			return nil
+		}
+		close(s.done)
+		return err
+	case <-time.After(10 * time.Second):
+		return errors.New("server did not stop within 10 s")
+	}
+}
+
+// verifier trusts the server's CA, with revocation checked against the
+// server's own CRL distribution point, as a client of the server would.
+func (s *server) verifier(t *testing.T) *pki.Verifier {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(s.data, "ca", pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := pki.ParseCertsPEM(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(certs[0])
+	crls, err := pki.NewCRLCache(pki.CRLCacheConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = crls.Close() })
+	v, err := pki.NewVerifier(pki.VerifierConfig{Roots: roots, CRLs: crls})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
+func options(t *testing.T, v *pki.Verifier, addr, serverName string) (*sip.Response, error) {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, v, serverName)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	client, err := sipgo.NewClient(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var uri sip.Uri
+	if err := sip.ParseUri("sip:"+addr+";transport=tls", &uri); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return client.Do(ctx, sip.NewRequest(sip.OPTIONS, uri))
+}
+
+func TestOptionsOverTLS(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	res, err := options(t, s.verifier(t), s.listeners["sip-tls"], "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != sip.StatusOK {
+		t.Fatalf("OPTIONS answered %d %s, want 200", res.StatusCode, res.Reason)
+	}
+	if h := res.GetHeader("Allow"); h == nil || !strings.Contains(h.Value(), "OPTIONS") {
+		t.Fatalf("200 OK without an Allow header listing OPTIONS: %v", res)
+	}
+	// A client that expects another name refuses the server.
+	if _, err := options(t, s.verifier(t), s.listeners["sip-tls"], "sip.other.test"); err == nil {
+		t.Fatal("client accepted the server's certificate for a name it does not carry")
+	}
+}
+
+func TestCRLAndCAServedOverPlainHTTP(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	for path, ctype := range map[string]string{"/pki/ca.crl": "application/pkix-crl", "/pki/ca.crt": "application/x-pem-file"} {
+		resp, err := http.Get("http://" + s.listeners["http"] + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || resp.Header.Get("Content-Type") != ctype || len(body) == 0 {
+			t.Fatalf("GET %s: %s %q, %d bytes", path, resp.Status, resp.Header.Get("Content-Type"), len(body))
+		}
+		if path == "/pki/ca.crl" {
+			if _, err := pki.ParseCRL(body); err != nil {
+				t.Fatalf("served CRL: %v", err)
+			}
+		}
+	}
+	// The server certificate names exactly that distribution point.
+	kp, err := pki.LoadKeyPair(filepath.Join(s.data, "server.crt"), filepath.Join(s.data, "server.key"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "http://" + s.listeners["http"] + "/pki/ca.crl"
+	if dps := kp.Certificate().Leaf.CRLDistributionPoints; len(dps) != 1 || dps[0] != want {
+		t.Fatalf("server certificate distribution points %v, want [%s]", dps, want)
+	}
+}
+
+// TestOpenSSLClientHandshake: an independent TLS client, checking the
+// chain, the name and the CRL, completes a handshake with the SIP TLS port
+// and gets an answer to OPTIONS.
+func TestOpenSSLClientHandshake(t *testing.T) {
+	openssl, err := exec.LookPath("openssl")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("openssl is not installed; .ci/run must install it")
+		}
+		t.Skip("openssl is not installed")
+	}
+	s := startServer(t, t.TempDir())
+	resp, err := http.Get("http://" + s.listeners["http"] + "/pki/ca.crl")
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	crlFile := filepath.Join(t.TempDir(), "ca.crl")
+	if err := os.WriteFile(crlFile, der, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	req := "OPTIONS sip:" + s.listeners["sip-tls"] + " SIP/2.0\r\n" +
+		"Via: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-openssl-1\r\n" +
+		"Max-Forwards: 70\r\nTo: <sip:" + s.listeners["sip-tls"] + ">\r\n" +
+		"From: <sip:probe@example.test>;tag=49583\r\nCall-ID: openssl-probe-1\r\n" +
+		"CSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", s.listeners["sip-tls"],
+		"-CAfile", filepath.Join(s.data, "ca", pki.CACertFile), "-servername", "localhost",
+		"-verify_hostname", "localhost", "-verify_return_error", "-crl_check", "-CRL", crlFile, "-CRLform", "DER")
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(stdin, req)
+	// openssl quits when its stdin closes: wait for the answer first.
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(out.String(), "SIP/2.0 ") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	stdin.Close()
+	_ = cmd.Wait()
+	got := out.String()
+	if !strings.Contains(got, "Verify return code: 0 (ok)") {
+		t.Fatalf("openssl did not verify the server:\n%s", got)
+	}
+	if !strings.Contains(got, "SIP/2.0 200 OK") {
+		t.Fatalf("no 200 OK to OPTIONS over openssl's TLS connection:\n%s", got)
+	}
+}
+
+func TestRestartKeepsCAAndCertificate(t *testing.T) {
+	data := t.TempDir()
+	httpAddr := freeAddr(t)
+	s := startServer(t, data, "-http", httpAddr)
+	caBefore, _ := os.ReadFile(filepath.Join(data, "ca", pki.CACertFile))
+	certBefore, _ := os.ReadFile(filepath.Join(data, "server.crt"))
+	if err := s.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, data, "-http", httpAddr)
+	caAfter, _ := os.ReadFile(filepath.Join(data, "ca", pki.CACertFile))
+	certAfter, _ := os.ReadFile(filepath.Join(data, "server.crt"))
+	if string(caBefore) != string(caAfter) || len(caAfter) == 0 {
+		t.Fatal("the CA changed across a restart")
+	}
+	if string(certBefore) != string(certAfter) {
+		t.Fatal("a current server certificate was replaced across a restart")
+	}
+}
+
+func TestStartupErrorsNameTheProblem(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+
+	looseKeyDir := t.TempDir()
+	if s := startServer(t, looseKeyDir); s.shutdown() != nil {
+		t.Fatal("first run failed")
+	}
+	if err := os.Chmod(filepath.Join(looseKeyDir, "ca", pki.CAKeyFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	notADir := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	tests := []struct {
+		name string
+		args []string
+		says []string
+	}{
+		{"HTTP port in use", []string{"-data", t.TempDir(), "-http", busy.Addr().String()},
+			[]string{"-http " + busy.Addr().String(), "address already in use"}},
+		{"SIP TLS port in use", []string{"-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", busy.Addr().String()},
+			[]string{"-sip-tls " + busy.Addr().String(), "address already in use"}},
+		{"data directory is a file", []string{"-data", notADir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0"},
+			[]string{"-data " + notADir, "not a directory"}},
+		{"CA key readable by others", []string{"-data", looseKeyDir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0"},
+			[]string{pki.CAKeyFile, "chmod 600"}},
+		{"unknown flag", []string{"-bogus"}, []string{"bogus"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, io.Discard, io.Discard)
+			if err == nil {
+				t.Fatal("server started")
+			}
+			for _, s := range tt.says {
+				if !strings.Contains(err.Error(), s) {
+					t.Fatalf("error %q does not say %q", err, s)
+				}
+			}
+		})
+	}
+}
+
+// TestInterruptStopsCleanly builds the command and runs it as a user
+// would, then sends Ctrl-C (SIGINT): it must exit 0, promptly.
+func TestInterruptStopsCleanly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := filepath.Join(t.TempDir(), "parley-server")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0")
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	var lines []string
+	for len(lines) < 2 && sc.Scan() {
+		lines = append(lines, sc.Text())
+	}
+	if len(lines) != 2 || !strings.HasPrefix(lines[0], "listening http 127.0.0.1:") ||
+		!strings.HasPrefix(lines[1], "listening sip-tls 127.0.0.1:") {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		t.Fatalf("listening lines %q\nstderr:\n%s", lines, stderr.String())
+	}
+	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- cmd.Wait() }()
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Fatalf("exit after Ctrl-C: %v\nstderr:\n%s", err, stderr.String())
+		}
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-waited
+		t.Fatal("server did not exit within 10 s of Ctrl-C")
+	}
+	if !strings.Contains(stderr.String(), "parley stopped") {
+		t.Fatalf("no clean-stop log line:\n%s", stderr.String())
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lockedBuffer collects a subprocess's output while the test reads it.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
