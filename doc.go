@@ -1,0 +1,19 @@
+// Package parley is an embeddable Go SDK for building a secure unified
+// communications service: sign-in over TLS, presence and instant messaging,
+// meetings with a lobby and roles, an edge for remote, federated and
+// anonymous users, a TURN media relay and SRTP media.
+//
+// The module is a set of packages, one per role of the system, that an
+// application imports and wires together itself; examples/server is the
+// reference server with everything assembled.
+//
+//   - [github.com/parleyuc/parley/pki]: the enterprise CA (server and user
+//     certificates with explicit EKUs and CRL distribution points,
+//     revocation, signed CRLs served over HTTP), verification of every
+//     certificate on every handshake with revocation checked and failing
+//     closed, and TLS / mutual-TLS configurations restricted to
+//     FIPS-approved algorithms, with certificate rotation.
+//
+// The packages auth, presence, conference, edge, media and store follow;
+// DESIGN.md in the project's shared folder describes the whole.
+package parley
