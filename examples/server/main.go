@@ -46,7 +46,7 @@ func main() {
 
 // config is what the command line sets.
 type config struct {
-	dataDir string
+	dataDir  string
 	httpAddr string
 	sipTLS   string
 	logJSON  bool
