@@ -31,8 +31,8 @@ const (
 	DefaultServerValidity = 397 * 24 * time.Hour
 	DefaultClientValidity = 365 * 24 * time.Hour
 	DefaultCRLValidity    = 24 * time.Hour
-	// backdate is how far NotBefore and thisUpdate are set in the past, to
-	// absorb clock skew between the CA and the parties that verify.
+	// backdate is how far NotBefore is set in the past, to absorb clock
+	// skew between the CA and the parties that verify.
 	backdate = 5 * time.Minute
 )
 
@@ -136,16 +136,30 @@ func NewCA(cfg CAConfig) (*CA, error) {
 	return &CA{cfg: cfg, cert: cert, key: key, state: newCAState()}, nil
 }
 
-// OpenCA loads the CA kept in dir, or, if dir holds no CA yet, creates one
-// and saves it there (the directory is created with mode 0700). Loading
-// refuses a key file readable by group or others.
+// OpenCA loads the CA kept in dir, or, if dir holds none of a CA's files,
+// creates one and saves it there (the directory is created with mode
+// 0700). A directory holding some of the files but not all is an error:
+// it is never overwritten with a new CA. Loading refuses a key file
+// readable by group or others.
 func OpenCA(dir string, cfg CAConfig) (*CA, error) {
-	_, err := os.Stat(filepath.Join(dir, CACertFile))
+	var present, missing []string
+	for _, name := range []string{CACertFile, CAKeyFile, CAStateFile} {
+		_, err := os.Lstat(filepath.Join(dir, name))
+		switch {
+		case err == nil:
+			present = append(present, name)
+		case errors.Is(err, os.ErrNotExist):
+			missing = append(missing, name)
+		default:
+			return nil, fmt.Errorf("pki: open CA: %w", err)
+		}
+	}
 	switch {
-	case err == nil:
+	case len(missing) == 0:
 		return LoadCA(dir, cfg)
-	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("pki: open CA: %w", err)
+	case len(present) > 0:
+		return nil, fmt.Errorf("pki: open CA: %s holds %s but not %s; restore the missing files (a new CA would replace the old one)",
+			dir, strings.Join(present, ", "), strings.Join(missing, ", "))
 	}
 	ca, err := NewCA(cfg)
 	if err != nil {
@@ -157,8 +171,9 @@ func OpenCA(dir string, cfg CAConfig) (*CA, error) {
 	return ca, nil
 }
 
-// LoadCA loads a CA saved by [CA.Save] from dir. cfg supplies the settings
-// that are not stored (distribution points, CRL validity, clock).
+// LoadCA loads a CA saved by [CA.Save] from dir: certificate, key and
+// state (revocations and CRL number), all three required. cfg supplies the
+// settings that are not stored (distribution points, CRL validity, clock).
 func LoadCA(dir string, cfg CAConfig) (*CA, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
@@ -191,20 +206,27 @@ func LoadCA(dir string, cfg CAConfig) (*CA, error) {
 
 // Save writes the CA's certificate, key (mode 0600) and state to dir, which
 // is created with mode 0700 if needed, and keeps the CA's later revocations
-// there too.
+// there too. It refuses a directory that already holds a CA key.
 func (ca *CA) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("pki: save CA: %w", err)
 	}
-	if err := WriteKeyFile(filepath.Join(dir, CAKeyFile), ca.key); err != nil {
+	keyFile := filepath.Join(dir, CAKeyFile)
+	if _, err := os.Lstat(keyFile); !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("pki: save CA: %s already exists; refusing to overwrite a CA key", keyFile)
+	}
+	ca.mu.Lock()
+	defer ca.mu.Unlock()
+	// The state first and the key last: a crash in between leaves a
+	// directory OpenCA reports as incomplete rather than one it would
+	// take for an empty CA.
+	if err := ca.state.write(filepath.Join(dir, CAStateFile)); err != nil {
 		return err
 	}
 	if err := writeFileAtomic(filepath.Join(dir, CACertFile), EncodeCertPEM(ca.cert), 0o644); err != nil {
 		return err
 	}
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	if err := ca.state.write(filepath.Join(dir, CAStateFile)); err != nil {
+	if err := WriteKeyFile(keyFile, ca.key); err != nil {
 		return err
 	}
 	ca.dir = dir
@@ -319,7 +341,12 @@ func (ca *CA) IssueServer(req ServerCertRequest) (*Certificate, error) {
 // and the clientAuth EKU.
 func (ca *CA) IssueClient(req ClientCertRequest) (*Certificate, error) {
 	u, err := url.Parse(req.SIPURI)
-	if err != nil || (u.Scheme != "sip" && u.Scheme != "sips") || u.Opaque == "" || !strings.Contains(u.Opaque, "@") {
+	bad := err != nil || (u.Scheme != "sip" && u.Scheme != "sips") || u.RawQuery != "" || u.Fragment != ""
+	if !bad {
+		user, host, ok := strings.Cut(u.Opaque, "@")
+		bad = !ok || user == "" || host == "" || strings.ContainsAny(user, ":;") || strings.ContainsAny(host, "@;:/ ")
+	}
+	if bad {
 		return nil, fmt.Errorf("pki: ClientCertRequest.SIPURI: want sip:user@domain, got %q", req.SIPURI)
 	}
 	tmpl := &x509.Certificate{

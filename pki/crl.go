@@ -87,9 +87,6 @@ func newCAState() caState {
 
 func readCAState(path string) (caState, error) {
 	data, err := os.ReadFile(path)
-	if errors.Is(err, os.ErrNotExist) {
-		return newCAState(), nil
-	}
 	if err != nil {
 		return caState{}, err
 	}
@@ -112,11 +109,17 @@ func parseCAState(data []byte) (caState, error) {
 	if s.CRLNumber == nil || s.CRLNumber.Sign() < 0 || s.CRLNumber.BitLen() > 158 {
 		return caState{}, errors.New("crl_number missing, negative or too large")
 	}
-	for _, r := range s.Revoked {
+	seen := make(map[string]bool, len(s.Revoked))
+	for i, r := range s.Revoked {
 		n, ok := new(big.Int).SetString(r.Serial, 16)
 		if !ok || n.Sign() <= 0 || n.BitLen() > 159 {
 			return caState{}, fmt.Errorf("bad serial %q", r.Serial)
 		}
+		s.Revoked[i].Serial = n.Text(16) // canonical, as Revoke compares it
+		if seen[s.Revoked[i].Serial] {
+			return caState{}, fmt.Errorf("serial %s listed twice", s.Revoked[i].Serial)
+		}
+		seen[s.Revoked[i].Serial] = true
 		if _, ok := reasonNames[r.Reason]; !ok {
 			return caState{}, fmt.Errorf("serial %s: bad reason %d", r.Serial, r.Reason)
 		}
@@ -250,11 +253,12 @@ func (ca *CA) CRLHandler() http.Handler {
 			http.Error(w, "CRL unavailable", http.StatusServiceUnavailable)
 			return
 		}
-		maxAge := int(nextUpdate.Sub(ca.cfg.Now()) / time.Second / 2)
 		h := w.Header()
 		h.Set("Content-Type", "application/pkix-crl")
 		h.Set("Content-Length", strconv.Itoa(len(der)))
-		h.Set("Cache-Control", "max-age="+strconv.Itoa(max(maxAge, 0)))
+		// A cache in front must not serve a CRL from before a revocation.
+		h.Set("Cache-Control", "no-cache")
+		h.Set("Expires", nextUpdate.UTC().Format(http.TimeFormat))
 		if r.Method == http.MethodGet {
 			_, _ = w.Write(der)
 		}

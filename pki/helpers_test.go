@@ -52,6 +52,7 @@ const (
 	crlDown                     // HTTP 503
 	crlGarbage                  // 200 with bytes that are not a CRL
 	crlOversized                // 200 with a body over DefaultMaxCRLBytes
+	crlTampered                 // the CA's CRL with its signature's last byte flipped
 )
 
 // testPKI is a CA whose CRL is served over HTTP on loopback, a CRLCache and
@@ -110,6 +111,15 @@ func (p *testPKI) serveCRL(w http.ResponseWriter, r *http.Request) {
 				return
 			}
 		}
+	case crlTampered:
+		der, _, err := p.serving.Load().CRL()
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		der = append([]byte(nil), der...)
+		der[len(der)-1] ^= 0x01
+		_, _ = w.Write(der)
 	default:
 		p.serving.Load().CRLHandler().ServeHTTP(w, r)
 	}

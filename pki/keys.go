@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -158,15 +159,25 @@ func ParseCertsPEM(data []byte) ([]*x509.Certificate, error) {
 // group or others can read or write (the mode must be 0600 or stricter), as
 // OpenSSH does, because such a key must be assumed disclosed.
 func ReadKeyFile(path string) (crypto.Signer, error) {
-	fi, err := os.Stat(path)
+	// Check the mode of the file that is read, not of a name that could
+	// be swapped between a check and a read.
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("pki: key file: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("pki: key file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("pki: key file %s is not a regular file", path)
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return nil, fmt.Errorf("pki: key file %s has mode %#o: it must not be accessible by group or others (chmod 600 %s)",
 			path, perm, path)
 	}
-	data, err := os.ReadFile(path)
+	data, err := io.ReadAll(io.LimitReader(f, 1<<20))
 	if err != nil {
 		return nil, fmt.Errorf("pki: key file: %w", err)
 	}

@@ -18,9 +18,10 @@ var (
 		tls.TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
 		tls.TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
 	}
-	// Go does not let TLS 1.3 suites be configured; a connection that
-	// negotiates one not listed here (ChaCha20-Poly1305) is refused in
-	// VerifyConnection.
+	// Go does not let TLS 1.3 suites be configured. Outside FIPS mode a Go
+	// server picks ChaCha20-Poly1305 for a client that prefers it (one
+	// without AES hardware); such a connection is refused in
+	// VerifyConnection. With GODEBUG=fips140=on Go never negotiates it.
 	approvedTLS13Suites = []uint16{
 		tls.TLS_AES_128_GCM_SHA256,
 		tls.TLS_AES_256_GCM_SHA384,
@@ -79,7 +80,9 @@ func ServerTLSConfig(kp *KeyPair, v *Verifier) *tls.Config {
 // MutualTLSServerConfig returns the configuration of a server that other
 // servers reach over mutual TLS (server-to-server). The peer must present a
 // certificate, verified for [MutualServerAuth]; if peerNames are given it
-// must also carry one of them (for a federation partner, its domain).
+// must also carry one of them, matched as a TLS client matches a server
+// name (exact DNS name, a wildcard SAN, or an IP). A name is not matched by
+// its subdomains: to admit a partner's edge.partner.test, list that name.
 func MutualTLSServerConfig(kp *KeyPair, v *Verifier, peerNames ...string) *tls.Config {
 	c := baseConfig()
 	c.GetCertificate = kp.GetCertificate
@@ -105,8 +108,9 @@ func MutualTLSServerConfig(kp *KeyPair, v *Verifier, peerNames ...string) *tls.C
 // mutual TLS.
 //
 // The configuration sets InsecureSkipVerify only to move verification from
-// crypto/tls into [Verifier.Verify], which does all of crypto/tls's checks
-// and more; VerifyConnection runs it on every handshake, resumed ones too.
+// crypto/tls into [Verifier.Verify] (chain, validity, name, key strength,
+// and more: EKU, revocation), so that roots can be replaced at run time;
+// VerifyConnection runs it on every handshake, resumed ones too.
 func ClientTLSConfig(kp *KeyPair, v *Verifier, serverName string) *tls.Config {
 	c := baseConfig()
 	c.ServerName = serverName

@@ -98,9 +98,11 @@ type VerifierConfig struct {
 }
 
 // Verifier checks peer certificates on every handshake: chain to the
-// roots, validity, key strength, explicit EKU for the purpose, the name for
+// roots, validity, key strength of every certificate in the chain, explicit
+// EKU for the purpose (allowed by every issuer in the chain), the name for
 // servers, a CRL distribution point on the leaf, and revocation of the leaf
-// and of every intermediate that names a distribution point. It is safe for
+// and of every intermediate that names a distribution point. A leaf that is
+// itself a trusted root is refused: nothing can vouch for its revocation. It is safe for
 // concurrent use; SetRoots replaces the roots for later handshakes.
 type Verifier struct {
 	roots         atomic.Pointer[x509.CertPool]
@@ -195,6 +197,28 @@ func (v *Verifier) verify(ctx context.Context, peer []*x509.Certificate, opts Ve
 		}
 	}
 	chain := chains[0]
+	if len(chain) < 2 {
+		// A certificate trusted directly as a root has no issuer to vouch
+		// for its revocation status.
+		return nil, errors.New("pki: certificate is itself a trusted root, not issued by a CA")
+	}
+	for _, c := range chain[1:] {
+		if err := checkPublicKey(c.PublicKey); err != nil {
+			return nil, fmt.Errorf("issuer %s: %w", c.Subject, err)
+		}
+	}
+	// x509 checked that the chain allows the first usage; a CA restricted
+	// by EKU must allow the others too.
+	for _, c := range chain[1 : len(chain)-1] {
+		if len(c.ExtKeyUsage) == 0 || slices.Contains(c.ExtKeyUsage, x509.ExtKeyUsageAny) {
+			continue
+		}
+		for _, want := range ekus[1:] {
+			if !slices.Contains(c.ExtKeyUsage, want) {
+				return nil, fmt.Errorf("%w: issuer %s does not allow %s", ErrExtKeyUsage, c.Subject, ekuName(want))
+			}
+		}
+	}
 	for i := 0; i < len(chain)-1; i++ {
 		c := chain[i]
 		if i > 0 && len(c.CRLDistributionPoints) == 0 {
