@@ -1,0 +1,555 @@
+package auth
+
+import (
+	"context"
+	"crypto/fips140"
+	"crypto/rand"
+	"crypto/subtle"
+	"crypto/x509"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+)
+
+// ErrUnknownMeeting is what a ConferenceKeys implementation returns for a
+// meeting it does not know.
+var ErrUnknownMeeting = errors.New("auth: unknown meeting")
+
+// ConferenceKeys looks up meetings' conference keys, for anonymous users.
+// Package conference implements it.
+type ConferenceKeys interface {
+	// ConferenceKey returns the key of the meeting with the given ID, or an
+	// error wrapping ErrUnknownMeeting.
+	ConferenceKey(ctx context.Context, meetingID string) (string, error)
+}
+
+// AnonymousPrefix starts the Digest username of an anonymous user: the
+// username is "meeting:<meeting ID>" and the password the meeting's
+// conference key.
+const AnonymousPrefix = "meeting:"
+
+// Config configures an [Authenticator]. Directory and Realm are required.
+type Config struct {
+	// Directory holds the tenants and users. Required.
+	Directory Directory
+	// Realm is the Digest realm (and Bearer realm) used when a request's
+	// domain is not one of the directory's tenants. Required.
+	Realm string
+	// OIDC lists the OpenID Connect providers whose bearer tokens are
+	// accepted. Providers are contacted (discovery) when the
+	// Authenticator is created.
+	OIDC []OIDCProvider
+	// Conferences looks up conference keys for anonymous users. Nil: no
+	// anonymous access.
+	Conferences ConferenceKeys
+	// Throttle limits requests per source. Nil: a Throttle with the default
+	// limits (throttling is on by default).
+	Throttle *Throttle
+	// Proxy makes the Authenticator challenge as a proxy: 407 with
+	// Proxy-Authenticate, credentials in Proxy-Authorization.
+	Proxy bool
+	// NonceTTL is how long a Digest nonce is valid. Default 5 minutes.
+	NonceTTL time.Duration
+	// MaxNonces bounds the nonce-count table. Default 100,000.
+	MaxNonces int
+	// DisableMD5 stops offering and accepting Digest MD5, which exists only
+	// for old clients. MD5 is never offered in FIPS 140-3 mode.
+	DisableMD5 bool
+	// InternalNetworks are the source prefixes of the corporate network:
+	// tenant users connecting from them are Internal, others Remote.
+	// Default: loopback and the private ranges (RFC 1918, RFC 4193).
+	InternalNetworks []netip.Prefix
+	// Logger receives authentication failures. Default slog.Default().
+	Logger *slog.Logger
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// Authenticator authenticates SIP and HTTP requests and keeps security
+// associations for SIP connections. It is safe for concurrent use; Close
+// stops its background work.
+type Authenticator struct {
+	cfg      Config
+	nonces   *nonces
+	bearers  []*bearer
+	throttle *Throttle
+	conns    connTable
+	md5      bool
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New returns an Authenticator, or an error naming the invalid field.
+func New(cfg Config) (*Authenticator, error) {
+	if cfg.Directory == nil {
+		return nil, errors.New("auth: Config.Directory is required")
+	}
+	if cfg.Realm == "" {
+		return nil, errors.New("auth: Config.Realm is required")
+	}
+	if cfg.NonceTTL == 0 {
+		cfg.NonceTTL = 5 * time.Minute
+	}
+	if cfg.NonceTTL < 0 {
+		return nil, errors.New("auth: Config.NonceTTL must be positive")
+	}
+	if cfg.MaxNonces == 0 {
+		cfg.MaxNonces = 100_000
+	}
+	if cfg.MaxNonces < 2 {
+		return nil, errors.New("auth: Config.MaxNonces must be at least 2")
+	}
+	if cfg.InternalNetworks == nil {
+		for _, p := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"} {
+			cfg.InternalNetworks = append(cfg.InternalNetworks, netip.MustParsePrefix(p))
+		}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	a := &Authenticator{cfg: cfg, throttle: cfg.Throttle, md5: !cfg.DisableMD5 && !fips140.Enabled()}
+	if a.throttle == nil {
+		var err error
+		if a.throttle, err = NewThrottle(ThrottleConfig{Now: cfg.Now}); err != nil {
+			return nil, err
+		}
+	}
+	a.nonces = newNonces(cfg.NonceTTL, cfg.MaxNonces, cfg.Now)
+	ctx, cancel := context.WithCancel(context.Background())
+	a.cancel = cancel
+	for i, p := range cfg.OIDC {
+		b, err := newBearer(ctx, p, cfg.Now)
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("auth: Config.OIDC[%d]: %w", i, err)
+		}
+		a.bearers = append(a.bearers, b)
+		a.wg.Go(func() { a.refreshKeysLoop(ctx, b) })
+	}
+	return a, nil
+}
+
+// Close stops refreshing providers' keys.
+func (a *Authenticator) Close() error {
+	a.cancel()
+	a.wg.Wait()
+	return nil
+}
+
+func (a *Authenticator) refreshKeysLoop(ctx context.Context, b *bearer) {
+	t := time.NewTicker(b.cfg.KeyRefresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			b.refreshKeys()
+		}
+	}
+}
+
+// RefreshKeys drops every provider's cached signing keys now; the next
+// token is verified against the provider's current JWKS.
+func (a *Authenticator) RefreshKeys() {
+	for _, b := range a.bearers {
+		b.refreshKeys()
+	}
+}
+
+// attempt is what the Authenticator needs to know of a request, SIP or
+// HTTP.
+type attempt struct {
+	method      string
+	uri         string // the Request-URI, for Digest
+	host        string // the request's domain, to choose the realm
+	from        string // SIP From address (a bare URI); empty for HTTP
+	fromName    string // SIP From display name
+	event       string // SIP Event header
+	credentials string // Authorization or Proxy-Authorization
+	source      netip.Addr
+	conn        *trackedConn        // nil if untracked
+	peerCerts   []*x509.Certificate // verified client certificate chain
+}
+
+// verdict is the outcome of an attempt: an identity, or a response.
+type verdict struct {
+	id         *Identity
+	status     int
+	reason     string
+	realm      string // for a challenge
+	stale      bool
+	retryAfter time.Duration
+}
+
+func refuse(status int, reason string) verdict { return verdict{status: status, reason: reason} }
+
+// check runs the whole decision for one request.
+func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
+	if ok, wait := a.throttle.Allow(at.source, ""); !ok {
+		return verdict{status: 503, reason: "Service Unavailable", retryAfter: wait}
+	}
+	realm := a.realmFor(ctx, at)
+
+	// Phase two: a connection with a security association is trusted for
+	// its identity only.
+	if at.conn != nil {
+		if id, aor := at.conn.association(); id != nil {
+			if !id.Expires.IsZero() && a.cfg.Now().After(id.Expires) {
+				at.conn.dissociate() // the token behind it expired
+			} else {
+				return a.permit(id, aor, at)
+			}
+		}
+	}
+
+	// Phase one: credentials, then a client certificate, else a challenge.
+	var id *Identity
+	var v verdict
+	switch {
+	case at.credentials != "":
+		id, v = a.credentials(ctx, at, realm)
+	case len(at.peerCerts) > 0:
+		id, v = a.certificate(ctx, at)
+	default:
+		return verdict{status: a.challengeStatus(), realm: realm}
+	}
+	if id == nil {
+		return v
+	}
+	aor := id.URI
+	if id.Kind == Anonymous {
+		aor = at.from // an anonymous user is held to the From it authenticated with
+	}
+	if at.conn != nil {
+		at.conn.associate(id, aor)
+	}
+	return a.permit(id, aor, at)
+}
+
+// permit applies the rules every authenticated request must follow.
+func (a *Authenticator) permit(id *Identity, aor string, at *attempt) verdict {
+	if at.from != "" && !sameAOR(at.from, aor) {
+		return refuse(403, "From does not match the authenticated identity")
+	}
+	if id.Kind == Anonymous && !anonymousMayDo(at.method, at.event) {
+		return refuse(403, "anonymous users may only take part in their meeting")
+	}
+	return verdict{id: id}
+}
+
+// anonymousMayDo: an anonymous user holds a key to one meeting and may do
+// nothing but take part in it.
+func anonymousMayDo(method, event string) bool {
+	switch strings.ToUpper(method) {
+	case "INVITE", "ACK", "BYE", "CANCEL", "INFO", "PRACK", "UPDATE", "OPTIONS":
+		return true
+	case "SUBSCRIBE":
+		return strings.EqualFold(strings.TrimSpace(strings.Split(event, ";")[0]), "conference")
+	}
+	return false
+}
+
+func (a *Authenticator) challengeStatus() int {
+	if a.cfg.Proxy {
+		return 407
+	}
+	return 401
+}
+
+// realmFor picks the realm: the request's domain if it is a tenant's,
+// else the configured realm.
+func (a *Authenticator) realmFor(ctx context.Context, at *attempt) string {
+	for _, d := range []string{at.host, hostOf(at.from)} {
+		if d == "" {
+			continue
+		}
+		if t, err := a.cfg.Directory.Tenant(ctx, d); err == nil {
+			return t.Domain
+		}
+	}
+	return a.cfg.Realm
+}
+
+func hostOf(aor string) string {
+	_, host, err := splitAOR(aor)
+	if err != nil {
+		return ""
+	}
+	return host
+}
+
+func sameAOR(a, b string) bool {
+	ua, ha, err1 := splitAOR(a)
+	ub, hb, err2 := splitAOR(b)
+	return err1 == nil && err2 == nil && ua == ub && ha == hb
+}
+
+// credentials verifies an Authorization header.
+func (a *Authenticator) credentials(ctx context.Context, at *attempt, realm string) (*Identity, verdict) {
+	h, err := parseAuthHeader(at.credentials)
+	if err != nil {
+		return nil, refuse(400, "Malformed credentials")
+	}
+	switch {
+	case strings.EqualFold(h.Scheme, "Bearer") && h.Token68 != "":
+		return a.bearerToken(ctx, at, h.Token68, realm)
+	case strings.EqualFold(h.Scheme, "Digest") && h.Params != nil:
+		return a.digest(ctx, at, h.Params, realm)
+	}
+	return nil, verdict{status: a.challengeStatus(), realm: realm}
+}
+
+func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm string) (*Identity, verdict) {
+	iss := unverifiedIssuer(raw)
+	for _, b := range a.bearers {
+		if b.cfg.Issuer != iss {
+			continue
+		}
+		aor, exp, err := b.verify(ctx, raw)
+		if err != nil {
+			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
+			return nil, verdict{status: a.challengeStatus(), realm: realm}
+		}
+		id, v := a.userIdentity(ctx, aor, MethodBearer, at.source)
+		if id != nil {
+			id.Expires = exp
+		}
+		return id, v
+	}
+	a.cfg.Logger.Info("bearer token from an unknown issuer", "issuer", iss, "peer", at.source)
+	return nil, verdict{status: a.challengeStatus(), realm: realm}
+}
+
+func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]string, realm string) (*Identity, verdict) {
+	again := verdict{status: a.challengeStatus(), realm: realm}
+	for _, k := range []string{"username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce"} {
+		if p[k] == "" {
+			return nil, refuse(400, "Digest credentials lack "+k)
+		}
+	}
+	alg := p["algorithm"]
+	if alg == "" {
+		alg = algMD5 // RFC 7616: absent means MD5
+	}
+	if strings.EqualFold(alg, algSHA256) {
+		alg = algSHA256
+	} else if !strings.EqualFold(alg, algMD5) || !a.md5 {
+		return nil, again
+	}
+	if p["qop"] != "auth" || p["userhash"] == "true" || p["realm"] != realm {
+		return nil, again
+	}
+	nc, ok := parseNC(p["nc"])
+	if !ok {
+		return nil, refuse(400, "Bad nonce count")
+	}
+	state, issued := a.nonces.check(p["nonce"])
+	switch state {
+	case nonceInvalid:
+		return nil, again
+	case nonceStale:
+		again.stale = true
+		return nil, again
+	}
+
+	username := p["username"]
+	var ha1 string
+	var id *Identity
+	if meeting, ok := strings.CutPrefix(username, AnonymousPrefix); ok {
+		if a.cfg.Conferences == nil || meeting == "" {
+			return nil, again
+		}
+		key, err := a.cfg.Conferences.ConferenceKey(ctx, meeting)
+		if err != nil {
+			a.cfg.Logger.Info("anonymous join refused", "meeting", meeting, "peer", at.source, "err", err)
+			return nil, again
+		}
+		ha1 = digestHA1(alg, username, realm, key)
+		id = &Identity{URI: anonymousURI(), DisplayName: at.fromName, Kind: Anonymous,
+			Method: MethodConferenceKey, Meeting: meeting}
+	} else {
+		aor := username
+		if !strings.Contains(aor, "@") {
+			aor += "@" + realm
+		}
+		u, err := a.cfg.Directory.User(ctx, aor)
+		if err != nil {
+			a.cfg.Logger.Info("digest for an unknown user", "user", aor, "peer", at.source)
+			return nil, again
+		}
+		if u.Tenant != realm || u.Username() != strings.SplitN(username, "@", 2)[0] {
+			return nil, again
+		}
+		ha1 = u.Credentials.HA1SHA256
+		if alg == algMD5 {
+			ha1 = u.Credentials.HA1MD5
+		}
+		if ha1 == "" {
+			return nil, again
+		}
+		var v verdict
+		if id, v = a.userIdentity(ctx, u.URI, MethodDigest, at.source); id == nil {
+			return nil, v
+		}
+	}
+	want := digestResponse(alg, ha1, p["nonce"], p["nc"], p["cnonce"], at.method, p["uri"])
+	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(p["response"]))) != 1 {
+		a.cfg.Logger.Info("digest response wrong", "user", username, "peer", at.source)
+		return nil, again
+	}
+	if !a.nonces.use(p["nonce"], issued, nc) {
+		a.cfg.Logger.Warn("digest credentials replayed", "user", username, "peer", at.source)
+		return nil, again
+	}
+	return id, verdict{}
+}
+
+// certificate maps a verified TLS client certificate to a user by its SIP
+// URI subject alternative name. The chain, EKU and revocation were checked
+// by package pki during the handshake.
+func (a *Authenticator) certificate(ctx context.Context, at *attempt) (*Identity, verdict) {
+	leaf := at.peerCerts[0]
+	for _, u := range leaf.URIs {
+		if u.Scheme != "sip" && u.Scheme != "sips" {
+			continue
+		}
+		return a.userIdentity(ctx, u.String(), MethodCertificate, at.source)
+	}
+	return nil, refuse(403, "Client certificate names no SIP user")
+}
+
+// userIdentity builds the identity of an enabled directory user.
+func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, src netip.Addr) (*Identity, verdict) {
+	u, err := a.cfg.Directory.User(ctx, aor)
+	if err != nil {
+		return nil, refuse(403, "Unknown user")
+	}
+	if !u.Enabled {
+		return nil, refuse(403, "Account disabled")
+	}
+	kind := Remote
+	for _, p := range a.cfg.InternalNetworks {
+		if p.Contains(src.Unmap()) {
+			kind = Internal
+			break
+		}
+	}
+	return &Identity{URI: u.URI, DisplayName: u.DisplayName, Tenant: u.Tenant, Kind: kind, Method: m}, verdict{}
+}
+
+// challenges returns the challenge header values for a realm: Digest
+// SHA-256, then MD5 if enabled, then Bearer if providers are configured.
+func (a *Authenticator) challenges(realm string, stale bool) []string {
+	nonce := a.nonces.mint()
+	out := []string{digestChallenge(realm, nonce, algSHA256, stale)}
+	if a.md5 {
+		out = append(out, digestChallenge(realm, nonce, algMD5, stale))
+	}
+	if len(a.bearers) > 0 {
+		out = append(out, "Bearer realm="+quote(realm)+", authz_server="+quote(a.bearers[0].cfg.Issuer))
+	}
+	return out
+}
+
+func anonymousURI() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return "sip:anonymous-" + hex.EncodeToString(b[:]) + "@anonymous.invalid"
+}
+
+// Authenticate checks a SIP request. It returns the identity when the
+// request may be served; otherwise it has already answered the request
+// (401/407 challenge, 403, 400 or 503 with Retry-After) and returns nil.
+// Handlers call it first:
+//
+//	id := authn.Authenticate(req, tx)
+//	if id == nil {
+//		return
+//	}
+func (a *Authenticator) Authenticate(req *sip.Request, tx sip.ServerTransaction) *Identity {
+	at := a.sipAttempt(req)
+	v := a.check(context.Background(), at)
+	if v.id != nil {
+		return v.id
+	}
+	_ = tx.Respond(a.sipResponse(req, v))
+	return nil
+}
+
+// Require adapts a handler that needs an identity to sipgo's handler
+// shape, authenticating every request first.
+func (a *Authenticator) Require(h func(id *Identity, req *sip.Request, tx sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if id := a.Authenticate(req, tx); id != nil {
+			h(id, req, tx)
+		}
+	}
+}
+
+func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
+	at := &attempt{method: string(req.Method), uri: req.Recipient.String(), host: req.Recipient.Host}
+	if f := req.From(); f != nil {
+		at.from = f.Address.String()
+		at.fromName = f.DisplayName
+	}
+	if h := req.GetHeader("Event"); h != nil {
+		at.event = h.Value()
+	}
+	name := "Authorization"
+	if a.cfg.Proxy {
+		name = "Proxy-Authorization"
+	}
+	if h := req.GetHeader(name); h != nil {
+		at.credentials = h.Value()
+	}
+	src := req.Source()
+	if ap, err := netip.ParseAddrPort(src); err == nil {
+		at.source = ap.Addr()
+	}
+	if c := a.conns.get(src); c != nil {
+		at.conn = c
+		at.peerCerts = c.peerCertificates()
+	}
+	return at
+}
+
+func (a *Authenticator) sipResponse(req *sip.Request, v verdict) *sip.Response {
+	if v.reason == "" {
+		v.reason = map[int]string{401: "Unauthorized", 407: "Proxy Authentication Required"}[v.status]
+	}
+	res := sip.NewResponseFromRequest(req, v.status, v.reason, nil)
+	switch v.status {
+	case 401, 407:
+		name := "WWW-Authenticate"
+		if v.status == 407 {
+			name = "Proxy-Authenticate"
+		}
+		for _, c := range a.challenges(v.realm, v.stale) {
+			res.AppendHeader(sip.NewHeader(name, c))
+		}
+	case 503:
+		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(retrySeconds(v.retryAfter))))
+	}
+	return res
+}
+
+func retrySeconds(d time.Duration) int {
+	return max(1, int((d+time.Second-1)/time.Second))
+}
+
+// Associations returns how many open connections carry a security
+// association.
+func (a *Authenticator) Associations() int { return a.conns.associated() }

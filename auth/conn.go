@@ -1,0 +1,133 @@
+package auth
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"sync"
+)
+
+// Listener wraps a SIP listener (normally the tls.Listener a sipgo server
+// serves) so the Authenticator can keep a security association per
+// connection and read each connection's client certificate. Requests that
+// arrive on connections it did not accept must authenticate every time.
+func (a *Authenticator) Listener(ln net.Listener) net.Listener {
+	return &trackingListener{Listener: ln, a: a}
+}
+
+type trackingListener struct {
+	net.Listener
+	a *Authenticator
+}
+
+func (l *trackingListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc := &trackedConn{Conn: c, key: c.RemoteAddr().String(), conns: &l.a.conns}
+	l.a.conns.add(tc)
+	return tc, nil
+}
+
+// trackedConn is an accepted connection and its security association.
+type trackedConn struct {
+	net.Conn
+	key   string // remote address, as sipgo reports it in Request.Source
+	conns *connTable
+	once  sync.Once
+
+	mu  sync.Mutex
+	id  *Identity
+	aor string // the From address the association was made for
+}
+
+// Read closes the connection when reading fails. sipgo stops reading a
+// connection on any read error but (v1.7) does not always close a
+// connection it accepted when the peer hangs up ("TCP ref went negative"),
+// which would leak the socket and leave the association in place.
+func (c *trackedConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		_ = c.Close()
+	}
+	return n, err
+}
+
+// Close ends the association and closes the connection once; later calls
+// do nothing.
+func (c *trackedConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		c.conns.remove(c)
+		err = c.Conn.Close()
+	})
+	return err
+}
+
+// association returns the identity bound to the connection and the From
+// address it was bound for, if any.
+func (c *trackedConn) association() (*Identity, string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.id, c.aor
+}
+
+func (c *trackedConn) associate(id *Identity, aor string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.id, c.aor = id, aor
+}
+
+func (c *trackedConn) dissociate() { c.associate(nil, "") }
+
+// peerCertificates returns the client certificate chain the TLS handshake
+// verified, or nil.
+func (c *trackedConn) peerCertificates() []*x509.Certificate {
+	if tc, ok := c.Conn.(*tls.Conn); ok {
+		return tc.ConnectionState().PeerCertificates
+	}
+	return nil
+}
+
+// connTable finds a tracked connection by its remote address.
+type connTable struct {
+	mu sync.Mutex
+	m  map[string]*trackedConn
+}
+
+func (t *connTable) add(c *trackedConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m == nil {
+		t.m = make(map[string]*trackedConn)
+	}
+	t.m[c.key] = c // a new connection from a reused address replaces the old
+}
+
+func (t *connTable) remove(c *trackedConn) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.m[c.key] == c {
+		delete(t.m, c.key)
+	}
+}
+
+func (t *connTable) get(key string) *trackedConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.m[key]
+}
+
+// associated counts the open connections that carry an identity.
+func (t *connTable) associated() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := 0
+	for _, c := range t.m {
+		if id, _ := c.association(); id != nil {
+			n++
+		}
+	}
+	return n
+}

@@ -1,0 +1,32 @@
+// Package auth decides who a request comes from and whether it may be
+// served.
+//
+// A [Directory] holds tenants (one SIP domain each) and their users. An
+// [Authenticator] checks SIP requests (and, through [Authenticator.HTTP],
+// HTTP requests) and turns valid credentials into an [Identity]:
+//
+//   - OAuth 2.0 bearer tokens (Modern Authentication, RFC 8898 for SIP)
+//     from any OpenID Connect provider, validated with go-oidc: issuer,
+//     audience, expiry with a bounded clock skew, signature against the
+//     provider's JWKS, which is refreshed so rotated-out keys stop working;
+//   - Digest (RFC 7616, SHA-256 and, outside FIPS mode, MD5 for old
+//     clients) against a directory password (the "Org ID" fallback), with
+//     stateless HMAC-signed nonces that expire (stale=true) and a
+//     nonce-count that must grow, so replayed credentials are refused;
+//   - Digest for anonymous users whose password is a meeting's conference
+//     key: the identity is anonymous and scoped to that one meeting;
+//   - client certificates verified by package pki during the TLS handshake,
+//     mapped to a user by their SIP URI subject alternative name.
+//
+// Authentication happens in two phases, as the security model asks: once a
+// TLS connection has authenticated, it carries a security association, and
+// later requests on it are accepted without a new challenge, but only for
+// that identity (a different From is refused with 403); a request on
+// another connection must authenticate again. Connections are tracked by
+// wrapping the SIP listener with [Authenticator.Listener].
+//
+// A [Throttle] limits requests per source address, per subnet (/24, /64)
+// and per federated domain with token buckets in bounded memory; requests
+// over the limit get 503 with Retry-After (HTTP 429). Throttling is on by
+// default.
+package auth

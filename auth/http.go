@@ -1,0 +1,61 @@
+package auth
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"net/netip"
+	"strconv"
+)
+
+type identityKey struct{}
+
+// IdentityFromContext returns the identity the HTTP middleware stored in a
+// request's context.
+func IdentityFromContext(ctx context.Context) (*Identity, bool) {
+	id, ok := ctx.Value(identityKey{}).(*Identity)
+	return id, ok
+}
+
+// HTTP is middleware applying the same checks to HTTP requests: throttling
+// (429 with Retry-After), bearer tokens and Digest in Authorization, or a
+// client certificate verified by the TLS handshake; otherwise 401 with the
+// challenges. HTTP has no security association: every request carries its
+// credentials. The identity is in the request's context
+// ([IdentityFromContext]). Anonymous identities are refused here: their
+// conference key opens a meeting's SIP signaling only.
+func (a *Authenticator) HTTP(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		host := r.Host
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		at := &attempt{method: r.Method, uri: r.URL.RequestURI(), host: host, credentials: r.Header.Get("Authorization")}
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			at.source = ap.Addr()
+		}
+		if r.TLS != nil {
+			at.peerCerts = r.TLS.PeerCertificates
+		}
+		v := a.check(r.Context(), at)
+		if v.id == nil {
+			switch v.status {
+			case 401, 407:
+				for _, c := range a.challenges(v.realm, v.stale) {
+					w.Header().Add("WWW-Authenticate", c)
+				}
+				v.status = http.StatusUnauthorized
+			case 503:
+				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(v.retryAfter)))
+				v.status = http.StatusTooManyRequests
+			}
+			msg := v.reason
+			if msg == "" {
+				msg = http.StatusText(v.status)
+			}
+			http.Error(w, msg, v.status)
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, v.id)))
+	})
+}

@@ -1,0 +1,162 @@
+package auth
+
+import (
+	"container/list"
+	"errors"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Limit is a token-bucket rate: Rate requests per second on average, with
+// bursts of up to Burst.
+type Limit struct {
+	Rate  float64
+	Burst int
+}
+
+// Default throttling limits, generous for people and their devices, tight
+// for floods.
+var (
+	DefaultPerAddress = Limit{Rate: 20, Burst: 100}
+	DefaultPerSubnet  = Limit{Rate: 100, Burst: 400}
+	DefaultPerDomain  = Limit{Rate: 200, Burst: 800}
+)
+
+// DefaultThrottleKeys bounds how many sources a Throttle remembers.
+const DefaultThrottleKeys = 100_000
+
+// ThrottleConfig configures a [Throttle]. Zero fields take the defaults.
+type ThrottleConfig struct {
+	PerAddress Limit // per source IP address
+	PerSubnet  Limit // per /24 (IPv4) or /64 (IPv6)
+	PerDomain  Limit // per federated domain
+	// MaxKeys bounds the number of buckets kept, all kinds together; the
+	// least recently used are forgotten first. Default 100,000.
+	MaxKeys int
+	// Now returns the current time. Default time.Now.
+	Now func() time.Time
+}
+
+// Throttle limits requests from the same endpoints, subnets and federated
+// domains with token buckets. Its memory is bounded: however many source
+// addresses a flood uses, it keeps at most MaxKeys buckets. It is safe for
+// concurrent use.
+type Throttle struct {
+	cfg ThrottleConfig
+
+	mu      sync.Mutex
+	buckets map[throttleKey]*list.Element
+	lru     *list.List // of *bucket, most recently used at the front
+}
+
+type throttleKey struct {
+	kind   byte // 'a' address, 's' subnet, 'd' domain
+	prefix netip.Prefix
+	domain string
+}
+
+type bucket struct {
+	key     throttleKey
+	limiter *rate.Limiter
+}
+
+// NewThrottle returns a Throttle, or an error naming an invalid field.
+func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
+	for _, f := range []struct {
+		name string
+		l    *Limit
+		def  Limit
+	}{{"PerAddress", &cfg.PerAddress, DefaultPerAddress}, {"PerSubnet", &cfg.PerSubnet, DefaultPerSubnet}, {"PerDomain", &cfg.PerDomain, DefaultPerDomain}} {
+		if *f.l == (Limit{}) {
+			*f.l = f.def
+		}
+		if f.l.Rate <= 0 || f.l.Burst <= 0 {
+			return nil, errors.New("auth: ThrottleConfig." + f.name + ": Rate and Burst must be positive")
+		}
+	}
+	if cfg.MaxKeys == 0 {
+		cfg.MaxKeys = DefaultThrottleKeys
+	}
+	if cfg.MaxKeys < 3 {
+		return nil, errors.New("auth: ThrottleConfig.MaxKeys must be at least 3")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Throttle{cfg: cfg, buckets: make(map[throttleKey]*list.Element), lru: list.New()}, nil
+}
+
+// Allow takes one token from the source address's bucket, its subnet's
+// and, if domain is not empty (a request from a federated partner), the
+// domain's. If any is empty it takes none and returns false with how long
+// to wait before retrying.
+func (t *Throttle) Allow(addr netip.Addr, domain string) (ok bool, retryAfter time.Duration) {
+	addr = addr.Unmap()
+	bits := 24
+	if addr.Is6() {
+		bits = 64
+	}
+	subnet, _ := addr.Prefix(bits)
+	keys := [3]throttleKey{
+		{kind: 'a', prefix: netip.PrefixFrom(addr, addr.BitLen())},
+		{kind: 's', prefix: subnet},
+	}
+	n := 2
+	if domain != "" {
+		keys[2] = throttleKey{kind: 'd', domain: strings.ToLower(domain)}
+		n = 3
+	}
+	now := t.cfg.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var taken [3]*rate.Reservation
+	for i := range n {
+		r := t.limiterLocked(keys[i]).ReserveN(now, 1)
+		if d := r.DelayFrom(now); d > 0 {
+			// Over the limit: give back what this request took from the
+			// buckets before, so a refused request costs nothing.
+			r.CancelAt(now)
+			for j := range i {
+				taken[j].CancelAt(now)
+			}
+			return false, d
+		}
+		taken[i] = r
+	}
+	return true, 0
+}
+
+// limiterLocked returns the bucket for key, creating it (and forgetting the
+// least recently used bucket if full). The caller holds t.mu.
+func (t *Throttle) limiterLocked(key throttleKey) *rate.Limiter {
+	if e, ok := t.buckets[key]; ok {
+		t.lru.MoveToFront(e)
+		return e.Value.(*bucket).limiter
+	}
+	if t.lru.Len() >= t.cfg.MaxKeys {
+		old := t.lru.Back()
+		t.lru.Remove(old)
+		delete(t.buckets, old.Value.(*bucket).key)
+	}
+	l := t.cfg.PerAddress
+	switch key.kind {
+	case 's':
+		l = t.cfg.PerSubnet
+	case 'd':
+		l = t.cfg.PerDomain
+	}
+	b := &bucket{key: key, limiter: rate.NewLimiter(rate.Limit(l.Rate), l.Burst)}
+	t.buckets[key] = t.lru.PushFront(b)
+	return b.limiter
+}
+
+// Len returns how many buckets the Throttle holds.
+func (t *Throttle) Len() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.lru.Len()
+}
