@@ -1,0 +1,84 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestDirectoryFileRoundTrip(t *testing.T) {
+	d := testDirectory(t)
+	path := filepath.Join(t.TempDir(), "directory.json")
+	if err := d.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
+		t.Fatalf("directory saved with mode %#o, want 0600 (it holds credentials)", fi.Mode().Perm())
+	}
+	back, err := LoadDirectory(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := back.User(context.Background(), "sip:alice@EXAMPLE.test")
+	if err != nil || u.DisplayName != "Alice" || !u.Enabled || u.Credentials.HA1SHA256 == "" {
+		t.Fatalf("alice after a round trip: %+v, %v", u, err)
+	}
+	if !VerifyPassword(u.Credentials.PBKDF2, alicePassword) || VerifyPassword(u.Credentials.PBKDF2, "wrong") {
+		t.Fatal("PBKDF2 hash does not verify after a round trip")
+	}
+	if _, err := back.User(context.Background(), "sip:nobody@example.test"); !errors.Is(err, ErrUnknownUser) {
+		t.Fatalf("unknown user: %v", err)
+	}
+	if _, err := back.Tenant(context.Background(), "other.test"); !errors.Is(err, ErrUnknownTenant) {
+		t.Fatalf("unknown tenant: %v", err)
+	}
+}
+
+func TestLoadDirectoryNamesTheBadEntry(t *testing.T) {
+	tests := []struct{ name, json, says string }{
+		{"misspelt field", `{"tenants":[{"domian":"x.test"}]}`, "domian"},
+		{"user of an unknown tenant", `{"tenants":[],"users":[{"uri":"sip:a@x.test"}]}`, "users[0]"},
+		{"user outside its tenant's domain", `{"tenants":[{"domain":"x.test"}],"users":[{"uri":"sip:a@y.test","tenant":"x.test"}]}`, "users[0]"},
+		{"bad URI", `{"tenants":[{"domain":"x.test"}],"users":[{"uri":"not a uri"}]}`, "users[0]: uri"},
+		{"bad domain", `{"tenants":[{"domain":"a@b"}]}`, "tenants[0]: domain"},
+		{"not JSON", `tenants: []`, "invalid character"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "d.json")
+			_ = os.WriteFile(path, []byte(tt.json), 0o600)
+			_, err := LoadDirectory(path)
+			if err == nil || !strings.Contains(err.Error(), tt.says) {
+				t.Fatalf("got %v, want an error saying %q", err, tt.says)
+			}
+		})
+	}
+}
+
+func TestPasswordHash(t *testing.T) {
+	h, err := HashPassword("s3cret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(h, "pbkdf2-sha256$600000$") {
+		t.Fatalf("hash %q does not use PBKDF2-SHA256 with 600,000 iterations", h)
+	}
+	if !VerifyPassword(h, "s3cret") || VerifyPassword(h, "s3cret ") {
+		t.Fatal("VerifyPassword")
+	}
+	for _, bad := range []string{"", "pbkdf2-sha256$x$a$b", "md5$1$a$b", "pbkdf2-sha256$0$AAAA$AAAA"} {
+		if VerifyPassword(bad, "s3cret") {
+			t.Fatalf("malformed hash %q verified", bad)
+		}
+	}
+	u := User{URI: "sip:dave@example.test", Tenant: "example.test"}
+	if err := u.SetPassword("pw"); err != nil {
+		t.Fatal(err)
+	}
+	if u.Credentials.HA1SHA256 != digestHA1(algSHA256, "dave", "example.test", "pw") || u.Credentials.HA1MD5 == "" {
+		t.Fatal("SetPassword did not derive the Digest HA1 values for the tenant realm")
+	}
+}
