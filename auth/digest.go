@@ -147,9 +147,11 @@ func isToken68(s string) bool {
 	return true
 }
 
+var quoteEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+
 // quote renders s as an RFC 7230 quoted-string.
 func quote(s string) string {
-	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+	return `"` + quoteEscaper.Replace(s) + `"`
 }
 
 // digestChallenge renders a Digest challenge value.

@@ -6,11 +6,14 @@
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-sip-tls ADDR]
 //
-// On first run it creates the data directory with an enterprise CA and a
-// server certificate for localhost and 127.0.0.1. It serves the CA's CRL
-// (and the CA certificate, for clients to trust) over plain HTTP, and SIP
-// over TLS. It prints one line per listener, "listening <name> <addr>",
-// and shuts down cleanly on Ctrl-C.
+// On first run it creates the data directory with an enterprise CA, a
+// server certificate for localhost and 127.0.0.1, and a demo tenant
+// (example.test, users alice and bob, whose generated passwords it prints
+// once and keeps in demo-passwords.txt). It serves the CA's CRL (and the CA
+// certificate, for clients to trust) over plain HTTP, and SIP over TLS,
+// where every request must authenticate (Digest or a client certificate).
+// It prints one line per listener, "listening <name> <addr>", and shuts
+// down cleanly on Ctrl-C.
 package main
 
 import (
@@ -32,6 +35,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/pki"
 )
 
@@ -111,6 +115,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
 
+	// The directory of tenants and users, and the Authenticator that
+	// challenges every SIP request and keeps a security association per
+	// TLS connection.
+	directory, err := openDirectory(cfg.dataDir, stdout)
+	if err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+	}
+	authn, err := auth.New(auth.Config{Directory: directory, Realm: demoDomain, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer authn.Close()
+
 	// Every certificate a peer presents is verified against the CA,
 	// revocation included, on every handshake.
 	crls, err := pki.NewCRLCache(pki.CRLCacheConfig{Logger: logger})
@@ -149,13 +166,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sipSrv.OnOptions(answerOptions)
+	sipSrv.OnOptions(authn.Require(answerOptions))
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
 	errc := make(chan error, 2)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
-	wg.Go(func() { errc <- sipSrv.ServeTLS(tls.NewListener(sipLn, pki.ServerTLSConfig(serverCert, verifier))) })
+	wg.Go(func() {
+		errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, pki.ServerTLSConfig(serverCert, verifier))))
+	})
 	fmt.Fprintf(stdout, "listening http %s\n", httpLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-tls %s\n", sipLn.Addr())
 	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
@@ -178,9 +197,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// answerOptions answers OPTIONS (RFC 3261 section 11) with 200 and what the
-// server supports.
-func answerOptions(req *sip.Request, tx sip.ServerTransaction) {
+// answerOptions answers an authenticated OPTIONS (RFC 3261 section 11)
+// with 200 and what the server supports.
+func answerOptions(_ *auth.Identity, req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
 	res.AppendHeader(sip.NewHeader("Allow", "OPTIONS"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))

@@ -32,6 +32,7 @@ func TestMain(m *testing.M) {
 type server struct {
 	data      string
 	listeners map[string]string // name -> address, from the "listening" lines
+	passwords map[string]string // demo user URI -> password, printed on first run
 	stop      context.CancelFunc
 	done      chan error
 }
@@ -44,7 +45,7 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 	args := append([]string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
-	s := &server{data: data, listeners: map[string]string{}, stop: cancel, done: make(chan error, 1)}
+	s := &server{data: data, listeners: map[string]string{}, passwords: map[string]string{}, stop: cancel, done: make(chan error, 1)}
 	go func() {
 		err := run(ctx, args, pw, io.Discard)
 		pw.CloseWithError(io.EOF)
@@ -53,8 +54,11 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 	sc := bufio.NewScanner(pr)
 	for len(s.listeners) < 2 && sc.Scan() {
 		f := strings.Fields(sc.Text())
-		if len(f) == 3 && f[0] == "listening" {
+		switch {
+		case len(f) == 3 && f[0] == "listening":
 			s.listeners[f[1]] = f[2]
+		case len(f) == 5 && f[0] == "demo" && f[1] == "user" && f[3] == "password":
+			s.passwords[f[2]] = f[4]
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
@@ -110,7 +114,9 @@ func (s *server) verifier(t *testing.T) *pki.Verifier {
 	return v
 }
 
-func options(t *testing.T, v *pki.Verifier, addr, serverName string) (*sip.Response, error) {
+// options sends OPTIONS over TLS, verifying the server as serverName, and
+// answers a Digest challenge with user's password if user is not empty.
+func options(t *testing.T, v *pki.Verifier, addr, serverName, user, password string) (*sip.Response, error) {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, v, serverName)))
 	if err != nil {
@@ -128,24 +134,75 @@ func options(t *testing.T, v *pki.Verifier, addr, serverName string) (*sip.Respo
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	return client.Do(ctx, sip.NewRequest(sip.OPTIONS, uri))
+	req := sip.NewRequest(sip.OPTIONS, uri)
+	if user != "" {
+		params := sip.NewParams()
+		params.Add("tag", sip.GenerateTagN(8))
+		req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "example.test"}, Params: params})
+	}
+	res, err := client.Do(ctx, req)
+	if err != nil || user == "" || res.StatusCode != sip.StatusUnauthorized {
+		return res, err
+	}
+	return client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
 }
 
 func TestOptionsOverTLS(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	res, err := options(t, s.verifier(t), s.listeners["sip-tls"], "localhost")
+	v := s.verifier(t)
+	res, err := options(t, v, s.listeners["sip-tls"], "localhost", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.StatusCode != sip.StatusUnauthorized || res.GetHeader("WWW-Authenticate") == nil {
+		t.Fatalf("unauthenticated OPTIONS answered %d %s, want a 401 challenge", res.StatusCode, res.Reason)
+	}
+	password := s.passwords["sip:alice@example.test"]
+	if len(s.passwords) != 2 || password == "" {
+		t.Fatalf("first run printed passwords %v, want alice's and bob's", s.passwords)
+	}
+	res, err = options(t, v, s.listeners["sip-tls"], "localhost", "alice", password)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if res.StatusCode != sip.StatusOK {
-		t.Fatalf("OPTIONS answered %d %s, want 200", res.StatusCode, res.Reason)
+		t.Fatalf("OPTIONS with alice's Digest credentials answered %d %s, want 200", res.StatusCode, res.Reason)
 	}
 	if h := res.GetHeader("Allow"); h == nil || !strings.Contains(h.Value(), "OPTIONS") {
 		t.Fatalf("200 OK without an Allow header listing OPTIONS: %v", res)
 	}
+	if res, _ := options(t, v, s.listeners["sip-tls"], "localhost", "alice", "not-her-password"); res == nil || res.StatusCode == sip.StatusOK {
+		t.Fatal("OPTIONS with a wrong password was served")
+	}
 	// A client that expects another name refuses the server.
-	if _, err := options(t, s.verifier(t), s.listeners["sip-tls"], "sip.other.test"); err == nil {
+	if _, err := options(t, v, s.listeners["sip-tls"], "sip.other.test", "", ""); err == nil {
 		t.Fatal("client accepted the server's certificate for a name it does not carry")
+	}
+}
+
+func TestDemoTenantCreatedOnce(t *testing.T) {
+	data := t.TempDir()
+	first := startServer(t, data)
+	if err := first.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{"directory.json", "demo-passwords.txt"} {
+		fi, err := os.Stat(filepath.Join(data, f))
+		if err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
+		}
+	}
+	kept, _ := os.ReadFile(filepath.Join(data, "demo-passwords.txt"))
+	if !strings.Contains(string(kept), first.passwords["sip:bob@example.test"]) {
+		t.Fatal("demo-passwords.txt does not hold the printed passwords")
+	}
+	second := startServer(t, data)
+	if len(second.passwords) != 0 {
+		t.Fatal("passwords printed again on the second run")
+	}
+	res, err := options(t, second.verifier(t), second.listeners["sip-tls"], "localhost", "bob", first.passwords["sip:bob@example.test"])
+	if err != nil || res.StatusCode != sip.StatusOK {
+		t.Fatalf("bob with the first run's password after a restart: %v %v", res, err)
 	}
 }
 
@@ -231,8 +288,8 @@ func TestOpenSSLClientHandshake(t *testing.T) {
 	if !strings.Contains(got, "Verify return code: 0 (ok)") {
 		t.Fatalf("openssl did not verify the server:\n%s", got)
 	}
-	if !strings.Contains(got, "SIP/2.0 200 OK") {
-		t.Fatalf("no 200 OK to OPTIONS over openssl's TLS connection:\n%s", got)
+	if !strings.Contains(got, "SIP/2.0 401 Unauthorized") || !strings.Contains(got, "WWW-Authenticate: Digest") {
+		t.Fatalf("no Digest challenge to OPTIONS over openssl's TLS connection:\n%s", got)
 	}
 }
 
@@ -328,7 +385,9 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	sc := bufio.NewScanner(stdout)
 	var lines []string
 	for len(lines) < 2 && sc.Scan() {
-		lines = append(lines, sc.Text())
+		if strings.HasPrefix(sc.Text(), "listening ") {
+			lines = append(lines, sc.Text())
+		}
 	}
 	if len(lines) != 2 || !strings.HasPrefix(lines[0], "listening http 127.0.0.1:") ||
 		!strings.HasPrefix(lines[1], "listening sip-tls 127.0.0.1:") {
