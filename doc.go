@@ -13,7 +13,13 @@
 //     certificate on every handshake with revocation checked and failing
 //     closed, and TLS / mutual-TLS configurations restricted to
 //     FIPS-approved algorithms, with certificate rotation.
+//   - [github.com/parleyuc/parley/auth]: the directory of tenants and users
+//     and every way a party proves who it is (OAuth 2.0 bearer tokens from
+//     OpenID Connect providers, Digest with a password, anonymous Digest with
+//     a conference key, client certificates), security associations per
+//     TLS connection, and throttling per address, subnet and federated
+//     domain.
 //
-// The packages auth, presence, conference, edge, media and store follow;
+// The packages presence, conference, edge, media and store follow;
 // DESIGN.md in the project's shared folder describes the whole.
 package parley
