@@ -16,6 +16,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/parleyuc/parley/internal/atomicfile"
 )
 
 // Files a CA keeps in its directory.
@@ -223,7 +225,7 @@ func (ca *CA) Save(dir string) error {
 	if err := ca.state.write(filepath.Join(dir, CAStateFile)); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(filepath.Join(dir, CACertFile), EncodeCertPEM(ca.cert), 0o644); err != nil {
+	if err := atomicfile.Write(filepath.Join(dir, CACertFile), EncodeCertPEM(ca.cert), 0o644); err != nil {
 		return err
 	}
 	if err := WriteKeyFile(keyFile, ca.key); err != nil {
@@ -304,7 +306,7 @@ func (c *Certificate) WriteFiles(certFile, keyFile string) error {
 	if err := WriteKeyFile(keyFile, c.Key); err != nil {
 		return err
 	}
-	return writeFileAtomic(certFile, EncodeCertPEM(c.Leaf), 0o644)
+	return atomicfile.Write(certFile, EncodeCertPEM(c.Leaf), 0o644)
 }
 
 // IssueServer issues a server certificate with the serverAuth EKU (and

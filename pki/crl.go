@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/parleyuc/parley/internal/atomicfile"
 )
 
 // RevocationReason is an RFC 5280 CRLReason code.
@@ -132,7 +134,7 @@ func (s caState) write(path string) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data, 0o600)
+	return atomicfile.Write(path, data, 0o600)
 }
 
 // persist writes s to the CA's directory, if it has one.

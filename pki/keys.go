@@ -13,10 +13,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
-	"path/filepath"
 	"sync/atomic"
+
+	"github.com/parleyuc/parley/internal/atomicfile"
 )
 
 // KeyAlgorithm names a FIPS-approved key type and size for keys the CA
@@ -195,45 +195,7 @@ func WriteKeyFile(path string, key crypto.Signer) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(path, data, 0o600)
-}
-
-// writeFileAtomic writes data to a temporary file in path's directory,
-// syncs it, and renames it over path, then syncs the directory, so a crash
-// leaves either the old content or the new one.
-func writeFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			_ = f.Close()
-			_ = os.Remove(tmp)
-		}
-	}()
-	if err = f.Chmod(perm); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if _, err = f.Write(data); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err = f.Sync(); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err = f.Close(); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if err = os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("pki: write %s: %w", path, err)
-	}
-	if d, derr := os.Open(dir); derr == nil {
-		_ = d.Sync() // best effort: the rename is what must be durable
-		_ = d.Close()
-	}
-	return nil
+	return atomicfile.Write(path, data, 0o600)
 }
 
 // KeyPair holds the certificate and key a TLS endpoint presents, and lets it
