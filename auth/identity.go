@@ -21,6 +21,7 @@ const (
 	Anonymous
 )
 
+// String returns the kind's name: internal, remote, federated or anonymous.
 func (k Kind) String() string {
 	switch k {
 	case Internal:

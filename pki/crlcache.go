@@ -59,6 +59,7 @@ type RevokedError struct {
 	CRL       string // the distribution point it was listed at
 }
 
+// Error says which certificate was revoked, when, why, and per which CRL.
 func (e *RevokedError) Error() string {
 	return fmt.Sprintf("pki: certificate serial %s revoked at %s (%s), per CRL %s",
 		e.Serial, e.RevokedAt.UTC().Format(time.RFC3339), e.Reason, e.CRL)

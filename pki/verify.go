@@ -27,6 +27,7 @@ const (
 	MutualServerAuth
 )
 
+// String names the role the certificate was verified for.
 func (p Purpose) String() string {
 	switch p {
 	case ServerAuth:
@@ -78,10 +79,12 @@ type VerifyError struct {
 	Err     error
 }
 
+// Error says whose certificate was refused, for what, and why.
 func (e *VerifyError) Error() string {
 	return fmt.Sprintf("pki: %s certificate %q refused: %v", e.Purpose, e.Subject, e.Err)
 }
 
+// Unwrap returns the reason, for errors.Is and errors.As.
 func (e *VerifyError) Unwrap() error { return e.Err }
 
 // VerifierConfig configures a [Verifier].
