@@ -24,12 +24,19 @@ import (
 var ErrUnknownMeeting = errors.New("auth: unknown meeting")
 
 // ConferenceKeys looks up meetings' conference keys, for anonymous users.
-// Package conference implements it.
+// Package conference implements it. A meeting's focus is addressed by a
+// SIP URI whose user part is the meeting ID (sip:<meeting ID>@<domain>):
+// an anonymous user's requests must be addressed to the focus of the
+// meeting its key opened.
 type ConferenceKeys interface {
 	// ConferenceKey returns the key of the meeting with the given ID, or an
 	// error wrapping ErrUnknownMeeting.
 	ConferenceKey(ctx context.Context, meetingID string) (string, error)
 }
+
+// checkTimeout bounds one authentication (a directory lookup, a provider's
+// key fetch).
+const checkTimeout = 5 * time.Second
 
 // AnonymousPrefix starts the Digest username of an anonymous user: the
 // username is "meeting:<meeting ID>" and the password the meeting's
@@ -133,6 +140,7 @@ func New(cfg Config) (*Authenticator, error) {
 		b, err := newBearer(ctx, p, cfg.Now)
 		if err != nil {
 			cancel()
+			a.wg.Wait()
 			return nil, fmt.Errorf("auth: Config.OIDC[%d]: %w", i, err)
 		}
 		a.bearers = append(a.bearers, b)
@@ -174,12 +182,15 @@ func (a *Authenticator) RefreshKeys() {
 type attempt struct {
 	method      string
 	uri         string // the Request-URI, for Digest
+	ruriUser    string // the Request-URI's user part (a meeting's ID at a focus)
+	sip         bool   // a SIP request (From and meeting rules apply)
 	host        string // the request's domain, to choose the realm
 	from        string // SIP From address (a bare URI); empty for HTTP
 	fromName    string // SIP From display name
 	event       string // SIP Event header
 	credentials string // Authorization or Proxy-Authorization
 	source      netip.Addr
+	uriMatches  func(string) bool   // whether a Digest uri names this request's target
 	conn        *trackedConn        // nil if untracked
 	peerCerts   []*x509.Certificate // verified client certificate chain
 }
@@ -204,13 +215,16 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	realm := a.realmFor(ctx, at)
 
 	// Phase two: a connection with a security association is trusted for
-	// its identity only.
+	// its identity only, while that identity still holds.
 	if at.conn != nil {
 		if id, aor := at.conn.association(); id != nil {
-			if !id.Expires.IsZero() && a.cfg.Now().After(id.Expires) {
-				at.conn.dissociate() // the token behind it expired
+			if v, ok := a.stillValid(ctx, id); !ok {
+				at.conn.dissociate()
+				if v.status != 0 {
+					return v
+				}
 			} else {
-				return a.permit(id, aor, at)
+				return a.permit(ctx, id, aor, at)
 			}
 		}
 	}
@@ -233,21 +247,51 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	if id.Kind == Anonymous {
 		aor = at.from // an anonymous user is held to the From it authenticated with
 	}
+	if v := a.permit(ctx, id, aor, at); v.id == nil {
+		return v
+	}
 	if at.conn != nil {
 		at.conn.associate(id, aor)
 	}
-	return a.permit(id, aor, at)
+	return verdict{id: id.clone()}
+}
+
+// stillValid reports whether an associated identity may still be used: a
+// bearer token's expiry has not passed and a directory user is still
+// enabled. When it may not, the verdict says what to answer (zero: go on
+// to authenticate afresh).
+func (a *Authenticator) stillValid(ctx context.Context, id *Identity) (verdict, bool) {
+	if !id.Expires.IsZero() && a.cfg.Now().After(id.Expires) {
+		return verdict{}, false
+	}
+	if id.Kind == Anonymous {
+		return verdict{}, true
+	}
+	u, err := a.cfg.Directory.User(ctx, id.URI)
+	if err != nil || !u.Enabled {
+		return refuse(403, "Account disabled"), false
+	}
+	return verdict{}, true
 }
 
 // permit applies the rules every authenticated request must follow.
-func (a *Authenticator) permit(id *Identity, aor string, at *attempt) verdict {
-	if at.from != "" && !sameAOR(at.from, aor) {
+func (a *Authenticator) permit(ctx context.Context, id *Identity, aor string, at *attempt) verdict {
+	if at.sip && !sameAOR(at.from, aor) {
 		return refuse(403, "From does not match the authenticated identity")
 	}
-	if id.Kind == Anonymous && !anonymousMayDo(at.method, at.event) {
-		return refuse(403, "anonymous users may only take part in their meeting")
+	if id.Kind == Anonymous {
+		switch {
+		case !at.sip:
+			return refuse(403, "anonymous users may only take part in their meeting")
+		case !anonymousMayDo(at.method, at.event):
+			return refuse(403, "anonymous users may only take part in their meeting")
+		case at.ruriUser != id.Meeting:
+			return refuse(403, "anonymous users may only address their meeting's focus")
+		case a.isTenant(ctx, hostOf(aor)):
+			return refuse(403, "anonymous users may not use a tenant's address")
+		}
 	}
-	return verdict{id: id}
+	return verdict{id: id.clone()}
 }
 
 // anonymousMayDo: an anonymous user holds a key to one meeting and may do
@@ -262,6 +306,14 @@ func anonymousMayDo(method, event string) bool {
 	return false
 }
 
+func (a *Authenticator) isTenant(ctx context.Context, domain string) bool {
+	if domain == "" {
+		return false
+	}
+	_, err := a.cfg.Directory.Tenant(ctx, domain)
+	return err == nil
+}
+
 func (a *Authenticator) challengeStatus() int {
 	if a.cfg.Proxy {
 		return 407
@@ -269,10 +321,11 @@ func (a *Authenticator) challengeStatus() int {
 	return 401
 }
 
-// realmFor picks the realm: the request's domain if it is a tenant's,
-// else the configured realm.
+// realmFor picks the realm to challenge with: the From's domain (the
+// user's own tenant) if it is a tenant's, else the Request-URI's, else the
+// configured realm.
 func (a *Authenticator) realmFor(ctx context.Context, at *attempt) string {
-	for _, d := range []string{at.host, hostOf(at.from)} {
+	for _, d := range []string{hostOf(at.from), at.host} {
 		if d == "" {
 			continue
 		}
@@ -281,6 +334,12 @@ func (a *Authenticator) realmFor(ctx context.Context, at *attempt) string {
 		}
 	}
 	return a.cfg.Realm
+}
+
+// knownRealm reports whether credentials may name realm: the configured
+// realm or any tenant's domain.
+func (a *Authenticator) knownRealm(ctx context.Context, realm string) bool {
+	return realm == a.cfg.Realm || a.isTenant(ctx, realm)
 }
 
 func hostOf(aor string) string {
@@ -349,25 +408,29 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 	} else if !strings.EqualFold(alg, algMD5) || !a.md5 {
 		return nil, again
 	}
-	if p["qop"] != "auth" || p["userhash"] == "true" || p["realm"] != realm {
+	if p["qop"] != "auth" || p["userhash"] == "true" || !a.knownRealm(ctx, p["realm"]) {
 		return nil, again
+	}
+	// The response covers the uri parameter: it must name this request's
+	// target, or credentials made for one target would open another.
+	if !at.uriMatches(p["uri"]) {
+		return nil, refuse(400, "Digest uri does not match the Request-URI")
 	}
 	nc, ok := parseNC(p["nc"])
 	if !ok {
 		return nil, refuse(400, "Bad nonce count")
 	}
 	state, issued := a.nonces.check(p["nonce"])
-	switch state {
-	case nonceInvalid:
-		return nil, again
-	case nonceStale:
-		again.stale = true
+	if state == nonceInvalid {
 		return nil, again
 	}
 
-	username := p["username"]
+	// Find the secret. Nothing about the account (disabled, say) is told
+	// before the response has proved the password.
+	username, credRealm := p["username"], p["realm"]
 	var ha1 string
-	var id *Identity
+	var anon *Identity
+	var user *User
 	if meeting, ok := strings.CutPrefix(username, AnonymousPrefix); ok {
 		if a.cfg.Conferences == nil || meeting == "" {
 			return nil, again
@@ -377,20 +440,17 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 			a.cfg.Logger.Info("anonymous join refused", "meeting", meeting, "peer", at.source, "err", err)
 			return nil, again
 		}
-		ha1 = digestHA1(alg, username, realm, key)
-		id = &Identity{URI: anonymousURI(), DisplayName: at.fromName, Kind: Anonymous,
+		ha1 = digestHA1(alg, username, credRealm, key)
+		anon = &Identity{URI: anonymousURI(), DisplayName: at.fromName, Kind: Anonymous,
 			Method: MethodConferenceKey, Meeting: meeting}
 	} else {
 		aor := username
 		if !strings.Contains(aor, "@") {
-			aor += "@" + realm
+			aor += "@" + credRealm
 		}
 		u, err := a.cfg.Directory.User(ctx, aor)
-		if err != nil {
+		if err != nil || u.Tenant != credRealm || u.Username() != strings.SplitN(username, "@", 2)[0] {
 			a.cfg.Logger.Info("digest for an unknown user", "user", aor, "peer", at.source)
-			return nil, again
-		}
-		if u.Tenant != realm || u.Username() != strings.SplitN(username, "@", 2)[0] {
 			return nil, again
 		}
 		ha1 = u.Credentials.HA1SHA256
@@ -400,21 +460,27 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		if ha1 == "" {
 			return nil, again
 		}
-		var v verdict
-		if id, v = a.userIdentity(ctx, u.URI, MethodDigest, at.source); id == nil {
-			return nil, v
-		}
+		user = u
 	}
 	want := digestResponse(alg, ha1, p["nonce"], p["nc"], p["cnonce"], at.method, p["uri"])
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(p["response"]))) != 1 {
 		a.cfg.Logger.Info("digest response wrong", "user", username, "peer", at.source)
 		return nil, again
 	}
+	if state == nonceStale {
+		// RFC 7616: stale=true only when the response was right, so the
+		// client may retry with the new nonce without asking its user.
+		again.stale = true
+		return nil, again
+	}
 	if !a.nonces.use(p["nonce"], issued, nc) {
 		a.cfg.Logger.Warn("digest credentials replayed", "user", username, "peer", at.source)
 		return nil, again
 	}
-	return id, verdict{}
+	if anon != nil {
+		return anon, verdict{}
+	}
+	return a.userIdentity(ctx, user.URI, MethodDigest, at.source)
 }
 
 // certificate maps a verified TLS client certificate to a user by its SIP
@@ -481,7 +547,9 @@ func anonymousURI() string {
 //	}
 func (a *Authenticator) Authenticate(req *sip.Request, tx sip.ServerTransaction) *Identity {
 	at := a.sipAttempt(req)
-	v := a.check(context.Background(), at)
+	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	defer cancel()
+	v := a.check(ctx, at)
 	if v.id != nil {
 		return v.id
 	}
@@ -500,7 +568,17 @@ func (a *Authenticator) Require(h func(id *Identity, req *sip.Request, tx sip.Se
 }
 
 func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
-	at := &attempt{method: string(req.Method), uri: req.Recipient.String(), host: req.Recipient.Host}
+	at := &attempt{method: string(req.Method), uri: req.Recipient.String(), host: req.Recipient.Host,
+		ruriUser: req.Recipient.User, sip: true}
+	ruri := req.Recipient
+	at.uriMatches = func(u string) bool {
+		var got sip.Uri
+		if sip.ParseUri(u, &got) != nil {
+			return false
+		}
+		return got.User == ruri.User && strings.EqualFold(got.Host, ruri.Host) && got.Port == ruri.Port &&
+			strings.EqualFold(got.Scheme, ruri.Scheme)
+	}
 	if f := req.From(); f != nil {
 		at.from = f.Address.String()
 		at.fromName = f.DisplayName
@@ -519,9 +597,13 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	if ap, err := netip.ParseAddrPort(src); err == nil {
 		at.source = ap.Addr()
 	}
-	if c := a.conns.get(src); c != nil {
-		at.conn = c
-		at.peerCerts = c.peerCertificates()
+	// Only a request that arrived over TLS can belong to a tracked TLS
+	// connection: a UDP datagram from the same address and port must not.
+	if strings.EqualFold(req.Transport(), "TLS") {
+		if c := a.conns.get(connKey("TLS", src)); c != nil {
+			at.conn = c
+			at.peerCerts = c.peerCertificates()
+		}
 	}
 	return at
 }

@@ -25,9 +25,10 @@ import (
 // testOP is a real OpenID Connect provider (mockoidc) on loopback whose
 // published JWKS the test controls, to rotate keys.
 type testOP struct {
-	m    *mockoidc.MockOIDC
-	kp   *mockoidc.Keypair // the provider's signing key
-	jwks atomic.Pointer[[]byte]
+	m           *mockoidc.MockOIDC
+	kp          *mockoidc.Keypair // the provider's signing key
+	jwks        atomic.Pointer[[]byte]
+	jwksFetches atomic.Int32
 }
 
 func startOP(t testing.TB) *testOP {
@@ -49,6 +50,7 @@ func startOP(t testing.TB) *testOP {
 	_ = m.AddMiddleware(func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if r.URL.Path == mockoidc.JWKSEndpoint {
+				op.jwksFetches.Add(1)
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = w.Write(*op.jwks.Load())
 				return

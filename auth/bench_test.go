@@ -19,7 +19,7 @@ func BenchmarkBearerVerify(b *testing.B) {
 	}
 	defer a.Close()
 	at := &attempt{method: "REGISTER", uri: "sip:example.test", host: "example.test", from: "sip:alice@example.test",
-		credentials: "Bearer " + op.sign(b, op.kp, nil), source: netip.MustParseAddr("192.0.2.1")}
+		credentials: "Bearer " + op.sign(b, op.kp, nil), source: netip.MustParseAddr("192.0.2.1"), sip: true}
 	if v := a.check(context.Background(), at); v.id == nil {
 		b.Fatalf("token refused: %d", v.status) // also fetches the JWKS once
 	}
@@ -44,7 +44,7 @@ func BenchmarkDigestVerify(b *testing.B) {
 			}
 			defer a.Close()
 			at := &attempt{method: "REGISTER", uri: "sip:example.test", host: "example.test", from: "sip:alice@example.test",
-				source: netip.MustParseAddr("192.0.2.1")}
+				source: netip.MustParseAddr("192.0.2.1"), sip: true, uriMatches: func(u string) bool { return u == "sip:example.test" }}
 			// Credentials are made ahead, a batch per fresh nonce, so the
 			// loop measures only their verification.
 			var batch []string

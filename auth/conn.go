@@ -7,13 +7,23 @@ import (
 	"sync"
 )
 
-// Listener wraps a SIP listener (normally the tls.Listener a sipgo server
-// serves) so the Authenticator can keep a security association per
-// connection and read each connection's client certificate. Requests that
-// arrive on connections it did not accept must authenticate every time.
+// Listener wraps the TLS listener a sipgo server serves with ServeTLS
+// (tls.NewListener with pki.ServerTLSConfig) so the Authenticator can keep
+// a security association per TLS connection and read its client
+// certificate. Requests that arrive any other way (UDP, TCP, or a listener
+// not wrapped) must authenticate every time.
+//
+// A client certificate is taken as proof of identity: it must have been
+// verified during the handshake, as pki.ServerTLSConfig does (chain, EKU,
+// revocation). Do not wrap a listener whose configuration requests client
+// certificates without verifying them.
 func (a *Authenticator) Listener(ln net.Listener) net.Listener {
 	return &trackingListener{Listener: ln, a: a}
 }
+
+// connKey identifies a connection as sipgo reports a request's origin:
+// its transport and remote address.
+func connKey(transport, remote string) string { return transport + "|" + remote }
 
 type trackingListener struct {
 	net.Listener
@@ -25,7 +35,10 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	tc := &trackedConn{Conn: c, key: c.RemoteAddr().String(), conns: &l.a.conns}
+	if _, ok := c.(*tls.Conn); !ok {
+		return c, nil // only TLS connections carry associations
+	}
+	tc := &trackedConn{Conn: c, key: connKey("TLS", c.RemoteAddr().String()), conns: &l.a.conns}
 	l.a.conns.add(tc)
 	return tc, nil
 }
@@ -33,7 +46,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 // trackedConn is an accepted connection and its security association.
 type trackedConn struct {
 	net.Conn
-	key   string // remote address, as sipgo reports it in Request.Source
+	key   string // connKey of the connection
 	conns *connTable
 	once  sync.Once
 

@@ -118,4 +118,13 @@ func TestNonces(t *testing.T) {
 	if st, _ := n.check(minted[0]); st != nonceStale {
 		t.Fatal("a nonce whose count was evicted must be stale, or its nc could be replayed")
 	}
+	_, iss0 := n.check(minted[0])
+	if n.use(minted[0], iss0, 99) {
+		t.Fatal("a nonce below the floor was usable")
+	}
+	last := minted[len(minted)-1]
+	st, issLast := n.check(last)
+	if st != nonceValid || !n.use(last, issLast, 100) {
+		t.Fatal("the newest nonce, never evicted, must stay valid and usable")
+	}
 }

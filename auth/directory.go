@@ -79,10 +79,17 @@ func (u *User) Username() string {
 }
 
 // SetPassword derives the user's credentials from password. The realm is
-// the tenant's domain.
+// the tenant's domain (the URI's domain if Tenant is not set yet).
 func (u *User) SetPassword(password string) error {
 	if password == "" {
 		return errors.New("auth: empty password")
+	}
+	_, host, err := splitAOR(u.URI)
+	if err != nil {
+		return fmt.Errorf("auth: SetPassword: %w", err)
+	}
+	if u.Tenant == "" {
+		u.Tenant = host
 	}
 	h, err := HashPassword(password)
 	if err != nil {
@@ -245,6 +252,9 @@ func (d *MemoryDirectory) PutUser(u User) error {
 	user, host, err := splitAOR(u.URI)
 	if err != nil {
 		return fmt.Errorf("uri: %w", err)
+	}
+	if strings.HasPrefix(user, AnonymousPrefix) {
+		return fmt.Errorf("uri: user names starting %q are reserved for anonymous users", AnonymousPrefix)
 	}
 	u.Tenant = strings.ToLower(u.Tenant)
 	if u.Tenant == "" {

@@ -63,10 +63,17 @@ func FuzzCredentials(f *testing.F) {
 		f.Fatal(err)
 	}
 	defer a.Close()
+	// Seeds close to valid: real nonces of this Authenticator, so mutations
+	// reach the response check.
+	for _, user := range []string{"alice", AnonymousPrefix + meetingA} {
+		c := digestCredentials("example.test", a.nonces.mint(), algSHA256, "REGISTER", "sip:example.test", user, "wrong", 1)
+		f.Add(strings.TrimPrefix(c, "Authorization: "))
+	}
 	f.Fuzz(func(t *testing.T, creds string) {
 		for _, method := range []string{"REGISTER", "INVITE"} {
 			at := &attempt{method: method, uri: "sip:example.test", host: "example.test", from: "sip:alice@example.test",
-				credentials: creds, source: netip.MustParseAddr("192.0.2.1")}
+				credentials: creds, source: netip.MustParseAddr("192.0.2.1"), sip: true,
+				uriMatches: func(u string) bool { return u == "sip:example.test" }}
 			if v := a.check(context.Background(), at); v.id != nil {
 				t.Fatalf("made-up credentials %q authenticated %+v", creds, v.id)
 			}

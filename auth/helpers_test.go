@@ -135,7 +135,8 @@ func keyPair(t testing.TB) func(*pki.Certificate, error) *pki.KeyPair {
 type sipServer struct {
 	pki   *testPKI
 	authn *Authenticator
-	addr  string
+	dir   *MemoryDirectory // the directory, when the test did not bring its own
+	addr  string           // TLS on TCP, and plain SIP on UDP, at the same port
 
 	mu     sync.Mutex
 	served []*Identity
@@ -144,8 +145,10 @@ type sipServer struct {
 func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	t.Helper()
 	p := newTestPKI(t)
+	var dir *MemoryDirectory
 	if cfg.Directory == nil {
-		cfg.Directory = testDirectory(t)
+		dir = testDirectory(t)
+		cfg.Directory = dir
 	}
 	if cfg.Realm == "" {
 		cfg.Realm = "example.test"
@@ -155,7 +158,7 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = authn.Close() })
-	s := &sipServer{pki: p, authn: authn}
+	s := &sipServer{pki: p, authn: authn, dir: dir}
 	kp := keyPair(t)(p.ca.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip.example.test"}}))
 
 	ua, err := sipgo.NewUA()
@@ -180,14 +183,24 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 		t.Fatal(err)
 	}
 	s.addr = ln.Addr().String()
-	done := make(chan struct{})
+	udp, err := net.ListenPacket("udp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, p.v))))
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = srv.ServeUDP(udp)
 	}()
 	t.Cleanup(func() {
 		_ = ln.Close()
+		_ = udp.Close()
 		_ = ua.Close()
+		<-done
 		<-done
 	})
 	return s

@@ -19,18 +19,24 @@ func IdentityFromContext(ctx context.Context) (*Identity, bool) {
 
 // HTTP is middleware applying the same checks to HTTP requests: throttling
 // (429 with Retry-After), bearer tokens and Digest in Authorization, or a
-// client certificate verified by the TLS handshake; otherwise 401 with the
-// challenges. HTTP has no security association: every request carries its
-// credentials. The identity is in the request's context
-// ([IdentityFromContext]). Anonymous identities are refused here: their
-// conference key opens a meeting's SIP signaling only.
+// client certificate verified by the TLS handshake (serve with
+// pki.ServerTLSConfig: a certificate is taken as proof of identity);
+// otherwise 401 with the challenges. HTTP has no security association:
+// every request carries its credentials. The identity is in the request's
+// context ([IdentityFromContext]). Anonymous identities are refused here:
+// their conference key opens a meeting's SIP signaling only.
+//
+// Throttling and the internal/remote decision use the connection's
+// address: behind a reverse proxy every client would share the proxy's.
 func (a *Authenticator) HTTP(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		at := &attempt{method: r.Method, uri: r.URL.RequestURI(), host: host, credentials: r.Header.Get("Authorization")}
+		target := r.URL.RequestURI()
+		at := &attempt{method: r.Method, uri: target, host: host, credentials: r.Header.Get("Authorization"),
+			uriMatches: func(u string) bool { return u == target }}
 		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 			at.source = ap.Addr()
 		}

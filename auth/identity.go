@@ -70,6 +70,13 @@ type Identity struct {
 	Expires time.Time
 }
 
+// clone returns a copy, so no caller can change an identity another
+// request (or the security association) holds.
+func (id *Identity) clone() *Identity {
+	c := *id
+	return &c
+}
+
 // MayJoin reports whether the identity may take part in meeting: any
 // authenticated user may ask (the meeting's access policy decides), an
 // anonymous user only for the meeting its key opened.

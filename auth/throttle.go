@@ -43,15 +43,23 @@ type ThrottleConfig struct {
 
 // Throttle limits requests from the same endpoints, subnets and federated
 // domains with token buckets. Its memory is bounded: however many source
-// addresses a flood uses, it keeps at most MaxKeys buckets. It is safe for
+// addresses a flood uses, it keeps at most MaxKeys buckets. A bucket is
+// forgotten only once it has refilled, so churning through many sources
+// cannot hand a throttled source a fresh bucket; when every bucket is in
+// use, new sources share one overflow bucket of each kind. It is safe for
 // concurrent use.
 type Throttle struct {
 	cfg ThrottleConfig
 
-	mu      sync.Mutex
-	buckets map[throttleKey]*list.Element
-	lru     *list.List // of *bucket, most recently used at the front
+	mu       sync.Mutex
+	buckets  map[throttleKey]*list.Element
+	lru      *list.List // of *bucket, most recently used at the front
+	overflow map[byte]*rate.Limiter
 }
+
+// evictScan is how many of the least recently used buckets are examined
+// for one that has refilled and can be forgotten.
+const evictScan = 16
 
 type throttleKey struct {
 	kind   byte // 'a' address, 's' subnet, 'd' domain
@@ -87,7 +95,12 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Throttle{cfg: cfg, buckets: make(map[throttleKey]*list.Element), lru: list.New()}, nil
+	t := &Throttle{cfg: cfg, buckets: make(map[throttleKey]*list.Element), lru: list.New(), overflow: map[byte]*rate.Limiter{}}
+	for _, kind := range []byte{'a', 's', 'd'} {
+		l := t.limitFor(kind)
+		t.overflow[kind] = rate.NewLimiter(rate.Limit(l.Rate), l.Burst)
+	}
+	return t, nil
 }
 
 // Allow takes one token from the source address's bucket, its subnet's
@@ -110,12 +123,12 @@ func (t *Throttle) Allow(addr netip.Addr, domain string) (ok bool, retryAfter ti
 		keys[2] = throttleKey{kind: 'd', domain: strings.ToLower(domain)}
 		n = 3
 	}
-	now := t.cfg.Now()
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	now := t.cfg.Now()
 	var taken [3]*rate.Reservation
 	for i := range n {
-		r := t.limiterLocked(keys[i]).ReserveN(now, 1)
+		r := t.limiterLocked(keys[i], now).ReserveN(now, 1)
 		if d := r.DelayFrom(now); d > 0 {
 			// Over the limit: give back what this request took from the
 			// buckets before, so a refused request costs nothing.
@@ -130,28 +143,43 @@ func (t *Throttle) Allow(addr netip.Addr, domain string) (ok bool, retryAfter ti
 	return true, 0
 }
 
-// limiterLocked returns the bucket for key, creating it (and forgetting the
-// least recently used bucket if full). The caller holds t.mu.
-func (t *Throttle) limiterLocked(key throttleKey) *rate.Limiter {
+// limiterLocked returns the bucket for key, creating it if there is room or
+// a refilled bucket to forget, else the overflow bucket of its kind. The
+// caller holds t.mu.
+func (t *Throttle) limiterLocked(key throttleKey, now time.Time) *rate.Limiter {
 	if e, ok := t.buckets[key]; ok {
 		t.lru.MoveToFront(e)
 		return e.Value.(*bucket).limiter
 	}
 	if t.lru.Len() >= t.cfg.MaxKeys {
-		old := t.lru.Back()
-		t.lru.Remove(old)
-		delete(t.buckets, old.Value.(*bucket).key)
+		var victim *list.Element
+		for e, i := t.lru.Back(), 0; e != nil && i < evictScan; e, i = e.Prev(), i+1 {
+			b := e.Value.(*bucket)
+			if b.limiter.TokensAt(now) >= float64(b.limiter.Burst()) {
+				victim = e
+				break
+			}
+		}
+		if victim == nil {
+			return t.overflow[key.kind]
+		}
+		t.lru.Remove(victim)
+		delete(t.buckets, victim.Value.(*bucket).key)
 	}
-	l := t.cfg.PerAddress
-	switch key.kind {
-	case 's':
-		l = t.cfg.PerSubnet
-	case 'd':
-		l = t.cfg.PerDomain
-	}
+	l := t.limitFor(key.kind)
 	b := &bucket{key: key, limiter: rate.NewLimiter(rate.Limit(l.Rate), l.Burst)}
 	t.buckets[key] = t.lru.PushFront(b)
 	return b.limiter
+}
+
+func (t *Throttle) limitFor(kind byte) Limit {
+	switch kind {
+	case 's':
+		return t.cfg.PerSubnet
+	case 'd':
+		return t.cfg.PerDomain
+	}
+	return t.cfg.PerAddress
 }
 
 // Len returns how many buckets the Throttle holds.
