@@ -1,0 +1,117 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Binding maps an address of record to one registered contact.
+type Binding struct {
+	AOR     string // sip:alice@example.test
+	Contact string // the Contact URI the device registered
+	// Instance and RegID identify a device's flow under RFC 5626
+	// (+sip.instance, reg-id); empty when the device does not use outbound.
+	Instance string
+	RegID    int
+	CallID   string
+	CSeq     uint32
+	Expires  time.Time
+	// Path is the RFC 3327 Path the REGISTER came through (edges), in
+	// order; requests to the binding are routed along it.
+	Path []string
+	// Transport and Source are the flow: the transport ("TLS") and remote
+	// address of the connection the REGISTER arrived on. Requests to the
+	// binding are sent back over that connection.
+	Transport string
+	Source    string
+	UserAgent string
+}
+
+// Key identifies a binding within its AOR: the instance and reg-id for an
+// RFC 5626 device, else the contact URI.
+func (b *Binding) Key() string {
+	if b.Instance != "" {
+		return "instance:" + b.Instance + ";reg-id=" + strconv.Itoa(b.RegID)
+	}
+	return "contact:" + b.Contact
+}
+
+// LocationStore keeps bindings. Implementations must be safe for
+// concurrent use; a failed write must leave the stored bindings as they
+// were. Bindings past their expiry are never returned.
+type LocationStore interface {
+	// Bindings returns the unexpired bindings of aor at now.
+	Bindings(ctx context.Context, aor string, now time.Time) ([]Binding, error)
+	// Update applies one REGISTER to aor atomically: bindings in put are
+	// added or replaced (by Key), those whose keys are in remove are
+	// dropped, all if removeAll.
+	Update(ctx context.Context, aor string, put []Binding, remove []string, removeAll bool) error
+}
+
+// ErrStore wraps failures of a LocationStore.
+var ErrStore = errors.New("presence: location store failed")
+
+// MemoryLocation is a LocationStore in memory. Expired bindings are
+// dropped whenever their AOR is read or written.
+type MemoryLocation struct {
+	mu  sync.Mutex
+	aor map[string][]Binding
+}
+
+// NewMemoryLocation returns an empty MemoryLocation.
+func NewMemoryLocation() *MemoryLocation {
+	return &MemoryLocation{aor: make(map[string][]Binding)}
+}
+
+// Bindings implements LocationStore.
+func (m *MemoryLocation) Bindings(_ context.Context, aor string, now time.Time) ([]Binding, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	live := m.pruneLocked(aor, now)
+	out := make([]Binding, len(live))
+	for i, b := range live {
+		b.Path = slices.Clone(b.Path)
+		out[i] = b
+	}
+	return out, nil
+}
+
+// Update implements LocationStore.
+func (m *MemoryLocation) Update(_ context.Context, aor string, put []Binding, remove []string, removeAll bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var cur []Binding
+	if !removeAll {
+		cur = slices.Clone(m.aor[aor])
+	}
+	cur = slices.DeleteFunc(cur, func(b Binding) bool { return slices.Contains(remove, b.Key()) })
+	for _, b := range put {
+		b.Path = slices.Clone(b.Path)
+		if i := slices.IndexFunc(cur, func(c Binding) bool { return c.Key() == b.Key() }); i >= 0 {
+			cur[i] = b
+		} else {
+			cur = append(cur, b)
+		}
+	}
+	if len(cur) == 0 {
+		delete(m.aor, aor)
+	} else {
+		m.aor[aor] = cur
+	}
+	return nil
+}
+
+// pruneLocked drops aor's expired bindings and returns the rest.
+func (m *MemoryLocation) pruneLocked(aor string, now time.Time) []Binding {
+	live := slices.DeleteFunc(m.aor[aor], func(b Binding) bool { return !now.Before(b.Expires) })
+	if len(live) == 0 {
+		delete(m.aor, aor)
+		return nil
+	}
+	m.aor[aor] = live
+	return live
+}

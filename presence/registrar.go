@@ -1,0 +1,315 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+// Authenticator authenticates a SIP request, answering it (challenge or
+// refusal) and returning nil when it may not be served.
+// *auth.Authenticator implements it.
+type Authenticator interface {
+	Authenticate(req *sip.Request, tx sip.ServerTransaction) *auth.Identity
+}
+
+// Defaults applied to zero [RegistrarConfig] fields.
+const (
+	DefaultMinExpires     = 60 * time.Second
+	DefaultMaxExpires     = time.Hour
+	DefaultExpires        = time.Hour
+	DefaultMaxBindings    = 10
+	registerStoreDeadline = 5 * time.Second
+)
+
+// RegistrarConfig configures a [Registrar].
+type RegistrarConfig struct {
+	// Auth authenticates every REGISTER. Required.
+	Auth Authenticator
+	// Store keeps the bindings. Default: a MemoryLocation.
+	Store LocationStore
+	// MinExpires, MaxExpires and DefaultExpires bound registration
+	// lifetimes: shorter than MinExpires gets 423 Interval Too Brief,
+	// longer is cut to MaxExpires, none asked gets DefaultExpires.
+	// Defaults 60 s, 1 h, 1 h.
+	MinExpires, MaxExpires, DefaultExpires time.Duration
+	// MaxBindings bounds the devices one AOR may register. Default 10.
+	MaxBindings int
+	Logger      *slog.Logger
+	Now         func() time.Time
+}
+
+// Registrar is the SIP registrar and location service. It is safe for
+// concurrent use.
+type Registrar struct {
+	cfg RegistrarConfig
+}
+
+// NewRegistrar returns a Registrar, or an error naming the invalid field.
+func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
+	if cfg.Auth == nil {
+		return nil, errors.New("presence: RegistrarConfig.Auth is required")
+	}
+	if cfg.Store == nil {
+		cfg.Store = NewMemoryLocation()
+	}
+	if cfg.MinExpires == 0 {
+		cfg.MinExpires = DefaultMinExpires
+	}
+	if cfg.MaxExpires == 0 {
+		cfg.MaxExpires = DefaultMaxExpires
+	}
+	if cfg.DefaultExpires == 0 {
+		cfg.DefaultExpires = DefaultExpires
+	}
+	if cfg.MaxBindings == 0 {
+		cfg.MaxBindings = DefaultMaxBindings
+	}
+	switch {
+	case cfg.MinExpires < time.Second:
+		return nil, errors.New("presence: RegistrarConfig.MinExpires must be at least 1 s")
+	case cfg.MaxExpires < cfg.MinExpires:
+		return nil, errors.New("presence: RegistrarConfig.MaxExpires must not be below MinExpires")
+	case cfg.DefaultExpires < cfg.MinExpires || cfg.DefaultExpires > cfg.MaxExpires:
+		return nil, errors.New("presence: RegistrarConfig.DefaultExpires must lie between MinExpires and MaxExpires")
+	case cfg.MaxBindings < 1:
+		return nil, errors.New("presence: RegistrarConfig.MaxBindings must be positive")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Registrar{cfg: cfg}, nil
+}
+
+// Lookup returns the live bindings of an address of record.
+func (r *Registrar) Lookup(ctx context.Context, aor string) ([]Binding, error) {
+	bs, err := r.cfg.Store.Bindings(ctx, aor, r.cfg.Now())
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return bs, nil
+}
+
+// HandleRegister is the sipgo handler for REGISTER.
+func (r *Registrar) HandleRegister(req *sip.Request, tx sip.ServerTransaction) {
+	id := r.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	res := r.register(req, id)
+	_ = tx.Respond(res)
+}
+
+// register applies a REGISTER from an authenticated user (RFC 3261
+// section 10.3) and returns the response.
+func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response {
+	reply := func(code int, reason string) *sip.Response { return sip.NewResponseFromRequest(req, code, reason, nil) }
+	to := req.To()
+	if to == nil {
+		return reply(400, "Missing To")
+	}
+	aor := addressOfRecord(to.Address)
+	if aor != id.URI {
+		// A user registers their own address, nobody else's.
+		return reply(403, "You may only register your own address")
+	}
+	callID := req.CallID()
+	cseq := req.CSeq()
+	if callID == nil || cseq == nil {
+		return reply(400, "Missing Call-ID or CSeq")
+	}
+	headerExpires := -1
+	if h := req.GetHeader("Expires"); h != nil {
+		v, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+		if err != nil || v < 0 {
+			return reply(400, "Bad Expires")
+		}
+		headerExpires = v
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
+	defer cancel()
+	now := r.cfg.Now()
+	current, err := r.cfg.Store.Bindings(ctx, aor, now)
+	if err != nil {
+		r.cfg.Logger.Error("location store read failed", "user", aor, "err", err)
+		return reply(500, "Location service unavailable")
+	}
+
+	contacts := contactHeaders(req)
+	var put []Binding
+	var remove []string
+	removeAll := false
+	for _, c := range contacts {
+		if c.Address.Wildcard {
+			// "Contact: *" removes every binding, and must come alone with
+			// Expires: 0 (RFC 3261 section 10.2.2).
+			if len(contacts) != 1 || headerExpires != 0 {
+				return reply(400, "Contact: * needs Expires: 0 and no other contact")
+			}
+			removeAll = true
+			break
+		}
+		b, expires, err := r.binding(req, c, aor, headerExpires, now)
+		if err != nil {
+			return reply(400, err.Error())
+		}
+		if expires > 0 && expires < r.cfg.MinExpires {
+			res := reply(423, "Interval Too Brief")
+			res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(r.cfg.MinExpires/time.Second))))
+			return res
+		}
+		if old := findBinding(current, b.Key()); old != nil && old.CallID == b.CallID && b.CSeq <= old.CSeq {
+			// RFC 3261 section 10.3 step 7: an out-of-order REGISTER.
+			return reply(500, "Out of order REGISTER")
+		}
+		if expires == 0 {
+			remove = append(remove, b.Key())
+		} else {
+			put = append(put, b)
+		}
+	}
+	if len(put) > 0 && bindingsAfter(current, put, remove, removeAll) > r.cfg.MaxBindings {
+		return reply(403, "Too many registered devices")
+	}
+	if len(put) > 0 || len(remove) > 0 || removeAll {
+		if err := r.cfg.Store.Update(ctx, aor, put, remove, removeAll); err != nil {
+			r.cfg.Logger.Error("location store write failed", "user", aor, "err", err)
+			return reply(500, "Location service unavailable")
+		}
+		if current, err = r.cfg.Store.Bindings(ctx, aor, now); err != nil {
+			return reply(500, "Location service unavailable")
+		}
+		r.cfg.Logger.Info("registered", "user", aor, "bindings", len(current), "peer", req.Source())
+	}
+	return r.okResponse(req, current, now)
+}
+
+// binding builds the binding one Contact asks for, with its expiry.
+func (r *Registrar) binding(req *sip.Request, c *sip.ContactHeader, aor string, headerExpires int, now time.Time) (Binding, time.Duration, error) {
+	secs := headerExpires
+	if v, ok := c.Params.Get("expires"); ok {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return Binding{}, 0, errors.New("Bad expires parameter")
+		}
+		secs = n
+	}
+	expires := r.cfg.DefaultExpires
+	if secs >= 0 {
+		expires = time.Duration(secs) * time.Second
+	}
+	expires = min(expires, r.cfg.MaxExpires)
+	b := Binding{
+		AOR: aor, Contact: c.Address.String(), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
+		Expires: now.Add(expires), Transport: strings.ToUpper(req.Transport()), Source: req.Source(),
+	}
+	if inst, ok := c.Params.Get("+sip.instance"); ok {
+		b.Instance = strings.Trim(inst, `"<>`)
+		if v, ok := c.Params.Get("reg-id"); ok {
+			n, err := strconv.Atoi(v)
+			if err != nil || n < 0 {
+				return Binding{}, 0, errors.New("Bad reg-id")
+			}
+			b.RegID = n
+		}
+	}
+	for _, h := range req.GetHeaders("Path") {
+		for _, p := range strings.Split(h.Value(), ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				b.Path = append(b.Path, p)
+			}
+		}
+	}
+	if h := req.GetHeader("User-Agent"); h != nil {
+		b.UserAgent = h.Value()
+	}
+	return b, expires, nil
+}
+
+// okResponse is the 200 OK listing every current binding with its
+// remaining lifetime (RFC 3261 section 10.3 step 8).
+func (r *Registrar) okResponse(req *sip.Request, bindings []Binding, now time.Time) *sip.Response {
+	res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+	outbound := false
+	for _, b := range bindings {
+		left := int(b.Expires.Sub(now).Round(time.Second) / time.Second)
+		res.AppendHeader(sip.NewHeader("Contact", "<"+b.Contact+">;expires="+strconv.Itoa(max(left, 1))))
+		outbound = outbound || b.Instance != ""
+	}
+	res.AppendHeader(sip.NewHeader("Date", now.UTC().Format(time.RFC1123)))
+	if supports(req, "path") {
+		for _, h := range req.GetHeaders("Path") {
+			res.AppendHeader(sip.NewHeader("Path", h.Value()))
+		}
+	}
+	if outbound && supports(req, "outbound") {
+		res.AppendHeader(sip.NewHeader("Require", "outbound"))
+	}
+	res.AppendHeader(sip.NewHeader("Supported", "path, outbound"))
+	return res
+}
+
+func supports(req *sip.Request, option string) bool {
+	for _, h := range req.GetHeaders("Supported") {
+		for _, o := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(o), option) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func contactHeaders(req *sip.Request) []*sip.ContactHeader {
+	var out []*sip.ContactHeader
+	for _, h := range req.GetHeaders("Contact") {
+		if c, ok := h.(*sip.ContactHeader); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// bindingsAfter counts the distinct bindings an update would leave.
+func bindingsAfter(current, put []Binding, remove []string, removeAll bool) int {
+	keys := make(map[string]bool)
+	if !removeAll {
+		for _, b := range current {
+			keys[b.Key()] = true
+		}
+	}
+	for _, k := range remove {
+		delete(keys, k)
+	}
+	for _, b := range put {
+		keys[b.Key()] = true
+	}
+	return len(keys)
+}
+
+func findBinding(bs []Binding, key string) *Binding {
+	i := slices.IndexFunc(bs, func(b Binding) bool { return b.Key() == key })
+	if i < 0 {
+		return nil
+	}
+	return &bs[i]
+}
+
+// addressOfRecord is the canonical AOR of a URI: sip:user@host, host in
+// lower case, no port or parameters.
+func addressOfRecord(u sip.Uri) string {
+	return "sip:" + u.User + "@" + strings.ToLower(u.Host)
+}

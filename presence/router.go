@@ -1,0 +1,187 @@
+package presence
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+// Locator finds a user's bindings. *Registrar implements it.
+type Locator interface {
+	Lookup(ctx context.Context, aor string) ([]Binding, error)
+}
+
+// DefaultForwardTimeout bounds how long a forwarded request waits for its
+// final responses.
+const DefaultForwardTimeout = 10 * time.Second
+
+// RouterConfig configures a [Router].
+type RouterConfig struct {
+	Auth      Authenticator  // authenticates every request. Required.
+	Directory auth.Directory // the users requests may be sent to. Required.
+	Locator   Locator        // their bindings. Required.
+	// Client sends the forwarded requests; it must share the user agent
+	// of the server the clients are connected to, so that requests go out
+	// over the clients' own connections. Required.
+	Client *sipgo.Client
+	// Timeout bounds a forwarded request. Default 10 s.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Router forwards requests for registered users to every device they have
+// registered, over the flow each registered from.
+type Router struct {
+	cfg RouterConfig
+}
+
+// NewRouter returns a Router, or an error naming the missing field.
+func NewRouter(cfg RouterConfig) (*Router, error) {
+	switch {
+	case cfg.Auth == nil:
+		return nil, errors.New("presence: RouterConfig.Auth is required")
+	case cfg.Directory == nil:
+		return nil, errors.New("presence: RouterConfig.Directory is required")
+	case cfg.Locator == nil:
+		return nil, errors.New("presence: RouterConfig.Locator is required")
+	case cfg.Client == nil:
+		return nil, errors.New("presence: RouterConfig.Client is required")
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = DefaultForwardTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Router{cfg: cfg}, nil
+}
+
+// HandleMessage is the sipgo handler for MESSAGE (RFC 3428): the message
+// goes to all of the recipient's registered devices; the sender gets the
+// first 2xx, or the best failure.
+func (rt *Router) HandleMessage(req *sip.Request, tx sip.ServerTransaction) {
+	id := rt.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	_ = tx.Respond(rt.fork(req, id))
+}
+
+// fork sends req to every binding of its Request-URI's user and returns
+// the response for the sender.
+func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
+	reply := func(code int, reason string) *sip.Response { return sip.NewResponseFromRequest(req, code, reason, nil) }
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		return reply(483, "Too Many Hops")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	defer cancel()
+	aor := addressOfRecord(req.Recipient)
+	if _, err := rt.cfg.Directory.User(ctx, aor); err != nil {
+		return reply(404, "Not Found")
+	}
+	bindings, err := rt.cfg.Locator.Lookup(ctx, aor)
+	if err != nil {
+		rt.cfg.Logger.Error("location lookup failed", "user", aor, "err", err)
+		return reply(500, "Location service unavailable")
+	}
+	if len(bindings) == 0 {
+		return reply(480, "Temporarily Unavailable")
+	}
+
+	results := make(chan *sip.Response, len(bindings))
+	var wg sync.WaitGroup
+	for _, b := range bindings {
+		wg.Go(func() { results <- rt.forward(ctx, req, id, b) })
+	}
+	go func() { wg.Wait(); close(results) }()
+
+	var best *sip.Response
+	for res := range results {
+		if res == nil {
+			continue
+		}
+		if res.IsSuccess() {
+			best = res
+			break
+		}
+		if best == nil || betterFailure(res.StatusCode, best.StatusCode) {
+			best = res
+		}
+	}
+	if best == nil {
+		return reply(480, "Temporarily Unavailable")
+	}
+	out := sip.NewResponseFromRequest(req, best.StatusCode, best.Reason, best.Body())
+	if ct := best.ContentType(); ct != nil {
+		out.AppendHeader(sip.NewHeader("Content-Type", ct.Value()))
+	}
+	return out
+}
+
+// betterFailure orders final failures per RFC 3261 section 16.7: 6xx
+// first, then the lowest class.
+func betterFailure(a, b int) bool {
+	if (a >= 600) != (b >= 600) {
+		return a >= 600
+	}
+	return a/100 < b/100
+}
+
+// forward sends a copy of req to one binding over its flow and returns its
+// final response, or nil if none came.
+func (rt *Router) forward(ctx context.Context, req *sip.Request, id *auth.Identity, b Binding) *sip.Response {
+	out := req.Clone()
+	var target sip.Uri
+	if err := sip.ParseUri(b.Contact, &target); err != nil {
+		rt.cfg.Logger.Warn("unusable contact", "user", b.AOR, "contact", b.Contact, "err", err)
+		return nil
+	}
+	out.Recipient = target
+	out.RemoveHeader("Authorization")
+	out.RemoveHeader("Proxy-Authorization")
+	// The identity asserted to the recipient is the one this server
+	// verified, never what the sender wrote (RFC 3325).
+	out.RemoveHeader("P-Asserted-Identity")
+	out.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+id.URI+">"))
+	if mf := req.MaxForwards(); mf != nil {
+		// A fresh header: sipgo's Clone shares the Max-Forwards header
+		// with the original, which every fork reads.
+		dec := sip.MaxForwardsHeader(mf.Val() - 1)
+		out.ReplaceHeader(&dec)
+	}
+	for i := len(b.Path) - 1; i >= 0; i-- {
+		out.PrependHeader(sip.NewHeader("Route", b.Path[i]))
+	}
+	out.SetTransport(b.Transport)
+	out.SetDestination(b.Source)
+
+	tx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
+	if err != nil {
+		rt.cfg.Logger.Info("forward failed", "user", b.AOR, "flow", b.Source, "err", err)
+		return nil
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res, ok := <-tx.Responses():
+			if !ok {
+				return nil
+			}
+			if res.StatusCode >= 200 {
+				return res
+			}
+		case <-tx.Done():
+			return nil
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}

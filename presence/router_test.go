@@ -1,0 +1,73 @@
+package presence
+
+import (
+	"testing"
+)
+
+func TestMessageReachesEveryDevice(t *testing.T) {
+	e := newEnv(t)
+	laptop, mobile, bob := e.phone("alice"), e.phone("alice"), e.phone("bob")
+	laptop.register(600)
+	mobile.register(600)
+	bob.register(600)
+
+	res := bob.message("sip:alice@example.test", "lunch?")
+	if res.StatusCode != 200 {
+		t.Fatalf("MESSAGE: %d %s", res.StatusCode, res.Reason)
+	}
+	for _, dev := range []*phone{laptop, mobile} {
+		m := dev.received(t)
+		if string(m.Body()) != "lunch?" {
+			t.Fatalf("body %q", m.Body())
+		}
+		pai := m.GetHeader("P-Asserted-Identity")
+		if pai == nil || pai.Value() != "<sip:bob@example.test>" {
+			t.Fatalf("P-Asserted-Identity %v, want bob's verified identity", pai)
+		}
+		if m.GetHeader("Authorization") != nil {
+			t.Fatal("the sender's credentials were forwarded")
+		}
+		if mf := m.MaxForwards(); mf == nil || mf.Val() != 69 {
+			t.Fatalf("Max-Forwards %v after one hop, want 69", mf)
+		}
+	}
+}
+
+func TestMessageAssertsVerifiedIdentityOnly(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	bob.register(600)
+	req := bob.request("MESSAGE", "sip:alice@example.test")
+	req.AppendHeader(sipHeader("P-Asserted-Identity", "<sip:ceo@example.test>"))
+	if res := bob.do(req); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE: %d", res.StatusCode)
+	}
+	m := alice.received(t)
+	if ps := m.GetHeaders("P-Asserted-Identity"); len(ps) != 1 || ps[0].Value() != "<sip:bob@example.test>" {
+		t.Fatalf("P-Asserted-Identity %v, want only bob's", ps)
+	}
+}
+
+func TestMessageToUnknownOrOfflineUser(t *testing.T) {
+	e := newEnv(t)
+	bob := e.phone("bob")
+	bob.register(600)
+	if res := bob.message("sip:nobody@example.test", "hi"); res.StatusCode != 404 {
+		t.Fatalf("unknown user: %d, want 404", res.StatusCode)
+	}
+	if res := bob.message("sip:carol@example.test", "hi"); res.StatusCode != 480 {
+		t.Fatalf("known user with no binding: %d, want 480", res.StatusCode)
+	}
+}
+
+func TestMessageAfterDeviceHungUp(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	bob.register(600)
+	alice.hangUp()
+	if res := bob.message("sip:alice@example.test", "are you there?"); res.StatusCode != 480 {
+		t.Fatalf("MESSAGE to a device whose flow is gone: %d, want 480", res.StatusCode)
+	}
+}
