@@ -147,8 +147,8 @@ type phone struct {
 	env     *env
 	user    string
 	contact string // unique per phone, as a device's own address would be
-	ua     *sipgo.UserAgent
-	client *sipgo.Client
+	ua      *sipgo.UserAgent
+	client  *sipgo.Client
 
 	inbox chan *sip.Request
 }
