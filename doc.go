@@ -19,7 +19,11 @@
 //     a conference key, client certificates), security associations per
 //     TLS connection, and throttling per address, subnet and federated
 //     domain.
+//   - [github.com/parleyuc/parley/presence]: the SIP registrar and location
+//     service, with bindings tied to the TLS connection they came on, and
+//     instant messages routed to every registered device.
 //
-// The packages presence, conference, edge, media and store follow;
+// Presence proper and the packages conference, edge, media and store
+// follow;
 // DESIGN.md in the project's shared folder describes the whole.
 package parley

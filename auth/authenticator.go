@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -70,6 +71,13 @@ type Config struct {
 	// DisableMD5 stops offering and accepting Digest MD5, which exists only
 	// for old clients. MD5 is never offered in FIPS 140-3 mode.
 	DisableMD5 bool
+	// MD5OnlyFor lists User-Agent prefixes of old clients that fail on
+	// any challenge but Digest MD5 instead of ignoring what they do not
+	// support, as RFC 8760 asks (baresip 1.0 on libre 1.x aborts with
+	// ENOSYS on a SHA-256 challenge and cannot parse a Bearer one). They
+	// are offered the MD5 challenge alone; everyone else SHA-256 first.
+	// Outside FIPS mode only; empty by default.
+	MD5OnlyFor []string
 	// InternalNetworks are the source prefixes of the corporate network:
 	// tenant users connecting from them are Internal, others Remote.
 	// Default: loopback and the private ranges (RFC 1918, RFC 4193).
@@ -188,6 +196,7 @@ type attempt struct {
 	from        string // SIP From address (a bare URI); empty for HTTP
 	fromName    string // SIP From display name
 	event       string // SIP Event header
+	userAgent   string // User-Agent header
 	credentials string // Authorization or Proxy-Authorization
 	source      netip.Addr
 	uriMatches  func(string) bool   // whether a Digest uri names this request's target
@@ -517,9 +526,13 @@ func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, 
 }
 
 // challenges returns the challenge header values for a realm: Digest
-// SHA-256, then MD5 if enabled, then Bearer if providers are configured.
-func (a *Authenticator) challenges(realm string, stale bool) []string {
+// SHA-256, then MD5 if enabled, then Bearer if providers are configured;
+// MD5 alone for the old clients named in MD5OnlyFor.
+func (a *Authenticator) challenges(realm string, stale bool, userAgent string) []string {
 	nonce := a.nonces.mint()
+	if a.md5 && slices.ContainsFunc(a.cfg.MD5OnlyFor, func(p string) bool { return p != "" && strings.HasPrefix(userAgent, p) }) {
+		return []string{digestChallenge(realm, nonce, algMD5, stale)}
+	}
 	out := []string{digestChallenge(realm, nonce, algSHA256, stale)}
 	if a.md5 {
 		out = append(out, digestChallenge(realm, nonce, algMD5, stale))
@@ -553,7 +566,7 @@ func (a *Authenticator) Authenticate(req *sip.Request, tx sip.ServerTransaction)
 	if v.id != nil {
 		return v.id
 	}
-	_ = tx.Respond(a.sipResponse(req, v))
+	_ = tx.Respond(a.sipResponse(req, v, at.userAgent))
 	return nil
 }
 
@@ -586,6 +599,9 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	if h := req.GetHeader("Event"); h != nil {
 		at.event = h.Value()
 	}
+	if h := req.GetHeader("User-Agent"); h != nil {
+		at.userAgent = h.Value()
+	}
 	name := "Authorization"
 	if a.cfg.Proxy {
 		name = "Proxy-Authorization"
@@ -608,7 +624,7 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	return at
 }
 
-func (a *Authenticator) sipResponse(req *sip.Request, v verdict) *sip.Response {
+func (a *Authenticator) sipResponse(req *sip.Request, v verdict, userAgent string) *sip.Response {
 	if v.reason == "" {
 		v.reason = map[int]string{401: "Unauthorized", 407: "Proxy Authentication Required"}[v.status]
 	}
@@ -619,7 +635,7 @@ func (a *Authenticator) sipResponse(req *sip.Request, v verdict) *sip.Response {
 		if v.status == 407 {
 			name = "Proxy-Authenticate"
 		}
-		for _, c := range a.challenges(v.realm, v.stale) {
+		for _, c := range a.challenges(v.realm, v.stale, userAgent) {
 			res.AppendHeader(sip.NewHeader(name, c))
 		}
 	case 503:

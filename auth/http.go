@@ -47,7 +47,7 @@ func (a *Authenticator) HTTP(next http.Handler) http.Handler {
 		if v.id == nil {
 			switch v.status {
 			case 401, 407:
-				for _, c := range a.challenges(v.realm, v.stale) {
+				for _, c := range a.challenges(v.realm, v.stale, r.UserAgent()) {
 					w.Header().Add("WWW-Authenticate", c)
 				}
 				v.status = http.StatusUnauthorized

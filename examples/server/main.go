@@ -37,6 +37,7 @@ import (
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/pki"
+	"github.com/parleyuc/parley/presence"
 )
 
 func main() {
@@ -122,7 +123,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
-	authn, err := auth.New(auth.Config{Directory: directory, Realm: demoDomain, Logger: logger})
+	authn, err := auth.New(auth.Config{
+		Directory: directory, Realm: demoDomain, Logger: logger,
+		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
+	})
 	if err != nil {
 		return err
 	}
@@ -166,7 +170,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	sipClient, err := sipgo.NewClient(ua, sipgo.WithClientLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer sipClient.Close()
+
+	// Sign-in and instant messages: the registrar binds each device's
+	// connection; the router sends MESSAGEs to every device a user has.
+	registrar, err := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn, Logger: logger})
+	if err != nil {
+		return err
+	}
+	router, err := presence.NewRouter(presence.RouterConfig{
+		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
 	sipSrv.OnOptions(authn.Require(answerOptions))
+	sipSrv.OnRegister(registrar.HandleRegister)
+	sipSrv.OnMessage(router.HandleMessage)
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
@@ -201,7 +225,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // with 200 and what the server supports.
 func answerOptions(_ *auth.Identity, req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "OPTIONS"))
+	res.AppendHeader(sip.NewHeader("Allow", "OPTIONS, REGISTER, MESSAGE"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	_ = tx.Respond(res)
 }

@@ -1,0 +1,179 @@
+package main
+
+import (
+	"context"
+	"crypto/fips140"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/pki"
+)
+
+// TestBaresipSignsInAndReceivesMessage drives a real SIP client, baresip
+// (Debian baresip-core, installed by .ci/run): it registers as alice over
+// TLS with Digest, trusting the server's CA, and receives a MESSAGE that
+// bob sends with a sipgo client.
+func TestBaresipSignsInAndReceivesMessage(t *testing.T) {
+	if fips140.Enabled() {
+		t.Skip("baresip 1.0 (libre 1.x) knows only Digest MD5, which FIPS mode does not offer")
+	}
+	bin, err := exec.LookPath("baresip")
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("baresip is not installed; .ci/run must install baresip-core")
+		}
+		t.Skip("baresip is not installed")
+	}
+	s := startServer(t, t.TempDir())
+	conf := t.TempDir()
+	port := freeBaresipPort(t)
+	writeFile(t, filepath.Join(conf, "config"), strings.Join([]string{
+		"poll_method epoll",
+		fmt.Sprintf("sip_listen 127.0.0.1:%d", port),
+		"sip_cafile " + filepath.Join(s.data, "ca", pki.CACertFile),
+		"net_interface 127.0.0.1",
+		"audio_player alsa,null", "audio_alert alsa,null", "audio_source ausine,440",
+		"module_path /usr/lib/baresip/modules",
+		// stdio prints received messages (ui_output); it needs stdin to
+		// be a pipe.
+		"module stdio.so", "module_tmp uuid.so", "module_tmp account.so", "module_app menu.so",
+	}, "\n")+"\n")
+	writeFile(t, filepath.Join(conf, "accounts"), fmt.Sprintf("<sip:alice@example.test>;auth_pass=%s;regint=600;outbound=\"sip:%s;transport=tls\"\n",
+		s.passwords["sip:alice@example.test"], s.listeners["sip-tls"]))
+	writeFile(t, filepath.Join(conf, "contacts"), "")
+
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-f", conf, "-t", "30")
+	var out lockedBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	cmd.WaitDelay = 5 * time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		// baresip may need a second SIGTERM to stop (see shared/interop).
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		time.AfterFunc(2*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
+		_ = cmd.Wait()
+	}()
+	waitFor(t, &out, "alice@example.test: {0/TLS/v4} 200 OK", 15*time.Second)
+
+	res := sendMessage(t, s, "bob", "sip:alice@example.test", "hello from parley")
+	if res.StatusCode != 200 {
+		t.Fatalf("MESSAGE to baresip answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, out.String())
+	}
+	waitFor(t, &out, "hello from parley", 5*time.Second)
+}
+
+// sendMessage sends a MESSAGE as user over TLS with Digest (sipgo's own
+// client) and returns the final response.
+func sendMessage(t *testing.T, s *server, user, to, text string) *sip.Response {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, s.verifier(t), "localhost")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ua.Close()
+	client, err := sipgo.NewClient(ua)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	var target, from sip.Uri
+	_ = sip.ParseUri(to, &target)
+	_ = sip.ParseUri("sip:"+user+"@example.test", &from)
+	req := sip.NewRequest(sip.MESSAGE, target)
+	params := sip.NewParams()
+	params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(&sip.FromHeader{Address: from, Params: params})
+	req.AppendHeader(&sip.ToHeader{Address: target})
+	req.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
+	req.SetBody([]byte(text))
+	req.SetTransport("TLS")
+	req.SetDestination(s.listeners["sip-tls"])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := client.Do(ctx, req)
+	if err == nil && res.StatusCode == 401 {
+		res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: s.passwords["sip:"+user+"@example.test"]})
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func waitFor(t *testing.T, out *lockedBuffer, text string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !strings.Contains(out.String(), text) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q within %v; output:\n%s", text, within, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// freeBaresipPort finds P such that UDP and TCP P and TCP P+1 (baresip's
+// TLS listener) are free on 127.0.0.1.
+func freeBaresipPort(t *testing.T) int {
+	t.Helper()
+	for range 100 {
+		p := 20000 + rand.IntN(20000)
+		var closers []func() error
+		ok := true
+		for _, l := range []struct {
+			network string
+			port    int
+		}{{"tcp", p}, {"udp", p}, {"tcp", p + 1}} {
+			addr := fmt.Sprintf("127.0.0.1:%d", l.port)
+			if l.network == "udp" {
+				c, err := net.ListenPacket("udp", addr)
+				if err != nil {
+					ok = false
+					break
+				}
+				closers = append(closers, c.Close)
+			} else {
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					ok = false
+					break
+				}
+				closers = append(closers, ln.Close)
+			}
+		}
+		for _, c := range closers {
+			_ = c()
+		}
+		if ok {
+			return p
+		}
+	}
+	t.Fatal("no free port pair for baresip")
+	return 0
+}
+
+func writeFile(t *testing.T, path, data string) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
