@@ -302,3 +302,18 @@ func TestFloodingSubnetThrottledOthersServed(t *testing.T) {
 		t.Fatalf("503 without a usable Retry-After: %q", retryAfter)
 	}
 }
+
+func TestMD5OnlyForOldClients(t *testing.T) {
+	if fips140.Enabled() {
+		t.Skip("MD5 is not offered in FIPS mode")
+	}
+	s := startSIPServer(t, Config{MD5OnlyFor: []string{"baresip v1."}})
+	old := s.dial(t, "", nil).do("REGISTER", "sip:example.test", "<sip:alice@example.test>", "User-Agent: baresip v1.0.0 (x86_64/linux)")
+	if cs := challenges(old); len(cs) != 1 || !strings.Contains(cs[0], "algorithm=MD5") {
+		t.Fatalf("challenges for baresip 1.0: %q, want Digest MD5 alone", cs)
+	}
+	current := s.dial(t, "", nil).do("REGISTER", "sip:example.test", "<sip:alice@example.test>", "User-Agent: baresip v3.10.0")
+	if cs := challenges(current); len(cs) != 2 || !strings.Contains(cs[0], "algorithm=SHA-256") {
+		t.Fatalf("challenges for another client: %q, want SHA-256 first", cs)
+	}
+}
