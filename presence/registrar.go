@@ -203,7 +203,7 @@ func (r *Registrar) binding(req *sip.Request, c *sip.ContactHeader, aor string, 
 	if v, ok := c.Params.Get("expires"); ok {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 0 {
-			return Binding{}, 0, errors.New("Bad expires parameter")
+			return Binding{}, 0, errors.New("bad expires parameter")
 		}
 		secs = n
 	}
@@ -221,7 +221,7 @@ func (r *Registrar) binding(req *sip.Request, c *sip.ContactHeader, aor string, 
 		if v, ok := c.Params.Get("reg-id"); ok {
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
-				return Binding{}, 0, errors.New("Bad reg-id")
+				return Binding{}, 0, errors.New("bad reg-id")
 			}
 			b.RegID = n
 		}

@@ -146,7 +146,9 @@ func TestRegisterOutboundAndPath(t *testing.T) {
 		t.Fatalf("outbound REGISTER: %d, Require %v, Path %v", res.StatusCode, res.GetHeader("Require"), res.GetHeader("Path"))
 	}
 	// The same instance and reg-id from a new address replaces its binding.
-	res = reg("<sip:alice@192.0.2.99:5061;transport=tls>;+sip.instance=" + inst + ";reg-id=1")
+	if res := reg("<sip:alice@192.0.2.99:5061;transport=tls>;+sip.instance=" + inst + ";reg-id=1"); res.StatusCode != 200 {
+		t.Fatalf("re-REGISTER of the instance: %d", res.StatusCode)
+	}
 	bs, _ := e.registrar.Lookup(context.Background(), alice.aor())
 	if len(bs) != 1 || !strings.Contains(bs[0].Contact, "192.0.2.99") || len(bs[0].Path) != 1 {
 		t.Fatalf("bindings %+v, want the instance's one binding, moved, with its Path", bs)
