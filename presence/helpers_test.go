@@ -37,6 +37,8 @@ type env struct {
 	verifier  *pki.Verifier
 	directory *auth.MemoryDirectory
 	registrar *Registrar
+	policy    *PresencePolicy
+	presence  *PresenceServer
 	clock     *clock
 }
 
@@ -115,12 +117,19 @@ func newEnv(t testing.TB) *env {
 	}
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	router, err := NewRouter(RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Timeout: 3 * time.Second})
+	policy := NewPresencePolicy(PresencePolicyConfig{})
+	router, err := NewRouter(RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Timeout: 3 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ps, err := NewPresenceServer(PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Locator: reg, Client: client, Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnMessage(router.HandleMessage)
+	srv.OnPublish(ps.HandlePublish)
+	srv.OnSubscribe(ps.HandleSubscribe)
 
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -132,12 +141,13 @@ func newEnv(t testing.TB) *env {
 		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, v))))
 	}()
 	t.Cleanup(func() {
+		_ = ps.Close()
 		_ = ln.Close()
 		_ = client.Close()
 		_ = ua.Close()
 		<-done
 	})
-	return &env{t: t, addr: ln.Addr().String(), verifier: v, directory: dir, registrar: reg, clock: c}
+	return &env{t: t, addr: ln.Addr().String(), verifier: v, directory: dir, registrar: reg, policy: policy, presence: ps, clock: c}
 }
 
 // phone is a SIP client built with sipgo, as a device: one TLS connection
@@ -150,7 +160,8 @@ type phone struct {
 	ua      *sipgo.UserAgent
 	client  *sipgo.Client
 
-	inbox chan *sip.Request
+	inbox    chan *sip.Request
+	notifies chan *sip.Request
 }
 
 func (e *env) phone(user string) *phone {
@@ -162,10 +173,14 @@ func (e *env) phone(user string) *phone {
 	}
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	p := &phone{t: e.t, env: e, user: user, ua: ua, client: client, inbox: make(chan *sip.Request, 16),
+	p := &phone{t: e.t, env: e, user: user, ua: ua, client: client, inbox: make(chan *sip.Request, 16), notifies: make(chan *sip.Request, 64),
 		contact: "<sip:" + user + "-" + sip.GenerateTagN(6) + "@127.0.0.1;transport=tls>"}
 	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.inbox <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.notifies <- req
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	e.t.Cleanup(p.hangUp)

@@ -80,9 +80,11 @@ const (
 	NSEnhanced  = "urn:parley:params:xml:ns:pidf:enhanced"
 )
 
-// Limits on PIDF documents, checked before decoding.
+// Limits on PIDF documents, checked before decoding. MaxPIDFSize stays
+// well under sipgo's 65,535-byte message limit, so an oversized document
+// gets a 413 rather than a dropped connection.
 const (
-	MaxPIDFSize  = 64 << 10
+	MaxPIDFSize  = 32 << 10
 	maxPIDFDepth = 16
 )
 

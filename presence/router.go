@@ -31,6 +31,9 @@ type RouterConfig struct {
 	// of the server the clients are connected to, so that requests go out
 	// over the clients' own connections. Required.
 	Client *sipgo.Client
+	// Policy, if set, refuses requests to users who have blocked the
+	// sender: they get 480, as if the user were offline.
+	Policy *PresencePolicy
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -86,6 +89,16 @@ func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
 	aor := addressOfRecord(req.Recipient)
 	if _, err := rt.cfg.Directory.User(ctx, aor); err != nil {
 		return reply(404, "Not Found")
+	}
+	if rt.cfg.Policy != nil {
+		blocked, err := rt.cfg.Policy.Blocks(ctx, aor, id.URI)
+		if err != nil {
+			rt.cfg.Logger.Error("presence policy unavailable", "user", aor, "err", err)
+			return reply(500, "Policy unavailable")
+		}
+		if blocked {
+			return reply(480, "Temporarily Unavailable") // the sender is not told it is blocked
+		}
 	}
 	bindings, err := rt.cfg.Locator.Lookup(ctx, aor)
 	if err != nil {

@@ -1,0 +1,618 @@
+package presence
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"log/slog"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+// Defaults applied to zero [PresenceServerConfig] fields.
+const (
+	DefaultPresenceExpires    = time.Hour
+	DefaultPresenceMinExpires = 60 * time.Second
+	// notifySenders bounds the NOTIFYs in flight at once.
+	notifySenders = 256
+	pidfType      = "application/pidf+xml"
+)
+
+// PresenceServerConfig configures a [PresenceServer].
+type PresenceServerConfig struct {
+	Auth      Authenticator   // required
+	Directory auth.Directory  // presentities, and their personal data. Required.
+	Policy    *PresencePolicy // who sees what. Required.
+	// Locator tells whether a presentity without publications is signed
+	// in (shown Available) or not (Offline). Required.
+	Locator Locator
+	// Client sends NOTIFYs over the watchers' own connections; it must
+	// share the user agent of the server they connect to. Required.
+	Client *sipgo.Client
+	// MinExpires and MaxExpires bound publications and subscriptions.
+	// Defaults 60 s and 1 h.
+	MinExpires, MaxExpires time.Duration
+	Logger                 *slog.Logger
+	Now                    func() time.Time
+}
+
+// PresenceServer handles PUBLISH (RFC 3903) and SUBSCRIBE/NOTIFY for the
+// presence event (RFC 6665, RFC 3856). It aggregates a user's devices'
+// publications into one view, and sends each watcher the part of it the
+// PresencePolicy lets it see, again whenever the state or the policy
+// changes. It is safe for concurrent use; Close stops its work.
+type PresenceServer struct {
+	cfg PresenceServerConfig
+
+	mu     sync.Mutex
+	pubs   map[string]map[string]*publication // presentity -> ETag -> publication
+	subs   map[string]*subscription           // dialog ID -> subscription
+	byPres map[string]map[string]*subscription
+
+	sends  chan struct{} // semaphore for NOTIFYs in flight
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+type publication struct {
+	doc     *Presence
+	expires time.Time
+	at      time.Time // when it was published or modified
+}
+
+type subscription struct {
+	id         string
+	presentity string
+	watcher    *auth.Identity
+	target     sip.Uri // the watcher's Contact
+	callID     string
+	remoteTag  string // the watcher's From tag
+	localTag   string // our To tag
+	transport  string // the flow the SUBSCRIBE came on
+	source     string
+	expires    time.Time
+
+	// Guarded by PresenceServer.mu.
+	cseq       uint32
+	sending    bool // a NOTIFY sender owns the subscription
+	dirty      bool // the state changed while it was sending
+	terminated string
+}
+
+// NewPresenceServer returns a PresenceServer and starts its expiry timer,
+// or returns an error naming the missing field.
+func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
+	switch {
+	case cfg.Auth == nil:
+		return nil, errors.New("presence: PresenceServerConfig.Auth is required")
+	case cfg.Directory == nil:
+		return nil, errors.New("presence: PresenceServerConfig.Directory is required")
+	case cfg.Policy == nil:
+		return nil, errors.New("presence: PresenceServerConfig.Policy is required")
+	case cfg.Locator == nil:
+		return nil, errors.New("presence: PresenceServerConfig.Locator is required")
+	case cfg.Client == nil:
+		return nil, errors.New("presence: PresenceServerConfig.Client is required")
+	}
+	if cfg.MinExpires == 0 {
+		cfg.MinExpires = DefaultPresenceMinExpires
+	}
+	if cfg.MaxExpires == 0 {
+		cfg.MaxExpires = DefaultPresenceExpires
+	}
+	if cfg.MaxExpires < cfg.MinExpires {
+		return nil, errors.New("presence: PresenceServerConfig.MaxExpires must not be below MinExpires")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &PresenceServer{cfg: cfg, pubs: map[string]map[string]*publication{}, subs: map[string]*subscription{},
+		byPres: map[string]map[string]*subscription{}, sends: make(chan struct{}, notifySenders)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	cfg.Policy.OnChange(s.Changed)
+	s.wg.Go(s.expireLoop)
+	return s, nil
+}
+
+// Close stops the expiry timer and waits for NOTIFYs in flight.
+func (s *PresenceServer) Close() error {
+	s.cancel()
+	s.wg.Wait()
+	return nil
+}
+
+// expiresOf reads Expires, applying the defaults and bounds. It returns
+// ok=false with a response to send when the value is refused.
+func (s *PresenceServer) expiresOf(req *sip.Request) (time.Duration, *sip.Response) {
+	h := req.GetHeader("Expires")
+	if h == nil {
+		return s.cfg.MaxExpires, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+	if err != nil || n < 0 {
+		return 0, sip.NewResponseFromRequest(req, 400, "Bad Expires", nil)
+	}
+	d := time.Duration(n) * time.Second
+	if d > 0 && d < s.cfg.MinExpires {
+		res := sip.NewResponseFromRequest(req, 423, "Interval Too Brief", nil)
+		res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(s.cfg.MinExpires/time.Second))))
+		return 0, res
+	}
+	return min(d, s.cfg.MaxExpires), nil
+}
+
+// badEvent answers a request for an event package other than presence.
+func badEvent(req *sip.Request) *sip.Response {
+	h := req.GetHeader("Event")
+	if h != nil && strings.EqualFold(strings.TrimSpace(strings.SplitN(h.Value(), ";", 2)[0]), "presence") {
+		return nil
+	}
+	res := sip.NewResponseFromRequest(req, 489, "Bad Event", nil)
+	res.AppendHeader(sip.NewHeader("Allow-Events", "presence"))
+	return res
+}
+
+// HandlePublish is the sipgo handler for PUBLISH (RFC 3903): a user
+// publishes their own presence, one publication per device, each with an
+// entity tag for refresh, modification and removal.
+func (s *PresenceServer) HandlePublish(req *sip.Request, tx sip.ServerTransaction) {
+	id := s.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	_ = tx.Respond(s.publish(req, id))
+}
+
+func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Response {
+	reply := func(code int, reason string) *sip.Response { return sip.NewResponseFromRequest(req, code, reason, nil) }
+	if res := badEvent(req); res != nil {
+		return res
+	}
+	aor := canonicalAOR(req.Recipient.String())
+	if aor != canonicalAOR(id.URI) {
+		return reply(403, "You may only publish your own presence")
+	}
+	expires, res := s.expiresOf(req)
+	if res != nil {
+		return res
+	}
+	var doc *Presence
+	if len(req.Body()) > 0 {
+		if len(req.Body()) > MaxPIDFSize {
+			return reply(413, "Request Entity Too Large")
+		}
+		if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ct.Value(), ";", 2)[0]), pidfType) {
+			res := reply(415, "Unsupported Media Type")
+			res.AppendHeader(sip.NewHeader("Accept", pidfType))
+			return res
+		}
+		var err error
+		if doc, err = ParsePIDF(req.Body()); err != nil {
+			if errors.Is(err, ErrPIDFTooLarge) {
+				return reply(413, "Request Entity Too Large")
+			}
+			return reply(400, "Bad PIDF document")
+		}
+		if canonicalAOR(doc.Entity) != aor && !strings.HasPrefix(doc.Entity, "pres:") {
+			return reply(400, "PIDF entity is not the presentity")
+		}
+		doc.Entity = aor
+	}
+
+	now := s.cfg.Now()
+	ifMatch := ""
+	if h := req.GetHeader("SIP-If-Match"); h != nil {
+		ifMatch = strings.TrimSpace(h.Value())
+	}
+	s.mu.Lock()
+	pubs := s.pubs[aor]
+	var etag string
+	switch {
+	case ifMatch == "" && doc == nil:
+		s.mu.Unlock()
+		return reply(400, "Initial PUBLISH needs a body")
+	case ifMatch == "" && expires == 0:
+		s.mu.Unlock()
+		return reply(400, "Initial PUBLISH with Expires: 0")
+	case ifMatch == "":
+		if pubs == nil {
+			pubs = map[string]*publication{}
+			s.pubs[aor] = pubs
+		}
+		etag = newTag()
+		pubs[etag] = &publication{doc: doc, expires: now.Add(expires), at: now}
+	default:
+		old, ok := pubs[ifMatch]
+		if !ok || !now.Before(old.expires) {
+			s.mu.Unlock()
+			return reply(412, "Conditional Request Failed")
+		}
+		delete(pubs, ifMatch)
+		if expires == 0 {
+			if len(pubs) == 0 {
+				delete(s.pubs, aor)
+			}
+			break
+		}
+		etag = newTag()
+		if doc == nil {
+			doc = old.doc // a refresh
+		}
+		pubs[etag] = &publication{doc: doc, expires: now.Add(expires), at: now}
+	}
+	s.mu.Unlock()
+
+	out := reply(200, "OK")
+	if etag != "" {
+		out.AppendHeader(sip.NewHeader("SIP-ETag", etag))
+	}
+	out.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+	s.Changed(aor)
+	return out
+}
+
+// HandleSubscribe is the sipgo handler for SUBSCRIBE to the presence
+// event: it creates, refreshes or ends a subscription and sends the
+// watcher a NOTIFY with the view it may see.
+func (s *PresenceServer) HandleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	id := s.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	res, sub := s.subscribe(req, id)
+	_ = tx.Respond(res)
+	if sub != nil {
+		s.kick(sub)
+	}
+}
+
+func (s *PresenceServer) subscribe(req *sip.Request, id *auth.Identity) (*sip.Response, *subscription) {
+	reply := func(code int, reason string) *sip.Response { return sip.NewResponseFromRequest(req, code, reason, nil) }
+	if res := badEvent(req); res != nil {
+		return res, nil
+	}
+	if !acceptsPIDF(req) {
+		return reply(406, "Not Acceptable"), nil
+	}
+	expires, res := s.expiresOf(req)
+	if res != nil {
+		return res, nil
+	}
+	from, to, callID := req.From(), req.To(), req.CallID()
+	if from == nil || to == nil || callID == nil {
+		return reply(400, "Missing From, To or Call-ID"), nil
+	}
+	remoteTag, _ := from.Params.Get("tag")
+	localTag, _ := to.Params.Get("tag")
+	now := s.cfg.Now()
+
+	var sub *subscription
+	if localTag != "" {
+		// A refresh or an unsubscribe within an existing dialog.
+		s.mu.Lock()
+		sub = s.subs[dialogID(callID.Value(), remoteTag, localTag)]
+		if sub == nil || canonicalAOR(sub.watcher.URI) != canonicalAOR(id.URI) {
+			s.mu.Unlock()
+			return reply(481, "Subscription Does Not Exist"), nil
+		}
+		sub.expires = now.Add(expires)
+		if expires == 0 {
+			sub.terminated = "terminated"
+		}
+		s.mu.Unlock()
+	} else {
+		presentity := canonicalAOR(req.Recipient.String())
+		if _, err := s.cfg.Directory.User(context.Background(), presentity); err != nil {
+			return reply(404, "Not Found"), nil
+		}
+		contact := req.Contact()
+		if contact == nil {
+			return reply(400, "Missing Contact"), nil
+		}
+		sub = &subscription{
+			presentity: presentity, watcher: id, target: *contact.Address.Clone(), callID: callID.Value(),
+			remoteTag: remoteTag, localTag: newTag(), transport: strings.ToUpper(req.Transport()), source: req.Source(),
+			expires: now.Add(expires),
+		}
+		sub.id = dialogID(sub.callID, sub.remoteTag, sub.localTag)
+		if expires == 0 {
+			sub.terminated = "terminated" // a fetch: one NOTIFY, then done
+		}
+		s.mu.Lock()
+		s.subs[sub.id] = sub
+		if s.byPres[presentity] == nil {
+			s.byPres[presentity] = map[string]*subscription{}
+		}
+		s.byPres[presentity][sub.id] = sub
+		s.mu.Unlock()
+	}
+	out := reply(200, "OK")
+	out.ReplaceHeader(&sip.ToHeader{DisplayName: to.DisplayName, Address: to.Address, Params: withTag(to.Params, sub.localTag)})
+	out.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+	out.AppendHeader(sip.NewHeader("Contact", "<"+sub.presentity+">"))
+	return out, sub
+}
+
+func acceptsPIDF(req *sip.Request) bool {
+	hs := req.GetHeaders("Accept")
+	if len(hs) == 0 {
+		return true
+	}
+	for _, h := range hs {
+		for _, t := range strings.Split(h.Value(), ",") {
+			t = strings.TrimSpace(strings.SplitN(t, ";", 2)[0])
+			if strings.EqualFold(t, pidfType) || t == "*/*" || strings.EqualFold(t, "application/*") {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func withTag(p sip.HeaderParams, tag string) sip.HeaderParams {
+	out := sip.NewParams()
+	for _, kv := range p {
+		if kv.K != "tag" {
+			out.Add(kv.K, kv.V)
+		}
+	}
+	out.Add("tag", tag)
+	return out
+}
+
+func dialogID(callID, remoteTag, localTag string) string {
+	return callID + "\x00" + remoteTag + "\x00" + localTag
+}
+
+func newTag() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// Changed sends every watcher of aor a fresh view. The PresenceServer calls
+// it when aor publishes and the PresencePolicy when aor's policy changes;
+// call it when the presentity's directory data or registrations change.
+func (s *PresenceServer) Changed(aor string) {
+	aor = canonicalAOR(aor)
+	s.mu.Lock()
+	subs := make([]*subscription, 0, len(s.byPres[aor]))
+	for _, sub := range s.byPres[aor] {
+		subs = append(subs, sub)
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		s.kick(sub)
+	}
+}
+
+// kick makes sure sub gets a NOTIFY with the current state: it starts a
+// sender unless one is already running, which then sends once more. So a
+// burst of changes costs a watcher at most two NOTIFYs, always in order.
+func (s *PresenceServer) kick(sub *subscription) {
+	s.mu.Lock()
+	if sub.sending {
+		sub.dirty = true
+		s.mu.Unlock()
+		return
+	}
+	sub.sending = true
+	s.mu.Unlock()
+	s.wg.Go(func() {
+		for {
+			s.notify(sub)
+			s.mu.Lock()
+			if !sub.dirty || sub.terminated == "sent" {
+				sub.sending = false
+				s.mu.Unlock()
+				return
+			}
+			sub.dirty = false
+			s.mu.Unlock()
+		}
+	})
+}
+
+// view composes what sub's watcher may see of its presentity now.
+func (s *PresenceServer) view(ctx context.Context, sub *subscription) *Presence {
+	level, err := s.cfg.Policy.Level(ctx, sub.presentity, sub.watcher)
+	if err != nil {
+		s.cfg.Logger.Error("presence policy unavailable", "user", sub.presentity, "err", err)
+		level = Blocked
+	}
+	return s.cfg.Policy.View(s.fullView(ctx, sub.presentity), level)
+}
+
+// fullView aggregates a presentity's publications with its directory data:
+// the most demanding state of any device wins (do not disturb, busy,
+// available, away); the latest note and calendar win; with no publication
+// a signed-in user is Available.
+func (s *PresenceServer) fullView(ctx context.Context, aor string) *Presence {
+	now := s.cfg.Now()
+	p := &Presence{Entity: aor, Availability: Offline}
+	s.mu.Lock()
+	var live []*publication
+	for _, pub := range s.pubs[aor] {
+		if now.Before(pub.expires) {
+			live = append(live, pub)
+		}
+	}
+	s.mu.Unlock()
+	slices.SortFunc(live, func(a, b *publication) int { return a.at.Compare(b.at) })
+	if len(live) == 0 {
+		if bs, err := s.cfg.Locator.Lookup(ctx, aor); err == nil && len(bs) > 0 {
+			p.Availability = Available
+		}
+	}
+	rank := func(a Availability) int { return slices.Index(availabilityOrder, a) }
+	for i, pub := range live {
+		if i == 0 || rank(pub.doc.Availability) < rank(p.Availability) {
+			p.Availability = pub.doc.Availability
+		}
+		if pub.doc.Note != "" {
+			p.Note = pub.doc.Note
+		}
+		if pub.doc.Calendar != nil {
+			p.Calendar = pub.doc.Calendar
+		}
+	}
+	if u, err := s.cfg.Directory.User(ctx, aor); err == nil {
+		p.Personal = &PersonalData{Name: u.DisplayName, Title: u.Title, Company: u.Company, Email: u.Email, TimeZone: u.TimeZone}
+		if u.Phones != (auth.Phones{}) {
+			p.Phones = &PhoneNumbers{Work: u.Phones.Work, Mobile: u.Phones.Mobile, Home: u.Phones.Home}
+		}
+	}
+	return p
+}
+
+// notify sends sub one NOTIFY with its current view, in its dialog, over
+// the watcher's flow. A watcher that answers 481, or cannot be reached,
+// loses its subscription.
+func (s *PresenceServer) notify(sub *subscription) {
+	select {
+	case s.sends <- struct{}{}:
+		defer func() { <-s.sends }()
+	case <-s.ctx.Done():
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	defer cancel()
+	doc := s.view(ctx, sub)
+
+	now := s.cfg.Now()
+	s.mu.Lock()
+	sub.cseq++
+	cseq := sub.cseq
+	state := "active;expires=" + strconv.Itoa(max(0, int(sub.expires.Sub(now)/time.Second)))
+	final := sub.terminated != "" || !now.Before(sub.expires)
+	if final {
+		state = "terminated;reason=timeout"
+		if sub.terminated == "terminated" {
+			state = "terminated"
+		}
+		sub.terminated = "sent"
+		s.dropLocked(sub)
+	}
+	s.mu.Unlock()
+
+	req := sip.NewRequest(sip.NOTIFY, sub.target)
+	var presURI, watcherURI sip.Uri
+	_ = sip.ParseUri(sub.presentity, &presURI)
+	_ = sip.ParseUri(sub.watcher.URI, &watcherURI)
+	fromParams, toParams := sip.NewParams(), sip.NewParams()
+	fromParams.Add("tag", sub.localTag)
+	toParams.Add("tag", sub.remoteTag)
+	callID := sip.CallIDHeader(sub.callID)
+	req.AppendHeader(&sip.FromHeader{Address: presURI, Params: fromParams})
+	req.AppendHeader(&sip.ToHeader{Address: watcherURI, Params: toParams})
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.NOTIFY})
+	req.AppendHeader(sip.NewHeader("Contact", "<"+sub.presentity+">"))
+	req.AppendHeader(sip.NewHeader("Event", "presence"))
+	req.AppendHeader(sip.NewHeader("Subscription-State", state))
+	req.AppendHeader(sip.NewHeader("Content-Type", pidfType))
+	req.SetBody(doc.MarshalPIDF())
+	req.SetTransport(sub.transport)
+	req.SetDestination(sub.source)
+
+	tx, err := s.cfg.Client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	if err != nil {
+		s.cfg.Logger.Info("NOTIFY not sent; subscription dropped", "user", sub.presentity, "watcher", sub.watcher.URI, "err", err)
+		s.drop(sub)
+		return
+	}
+	defer tx.Terminate()
+	select {
+	case res := <-tx.Responses():
+		for res != nil && res.StatusCode < 200 {
+			select {
+			case res = <-tx.Responses():
+			case <-tx.Done():
+				res = nil
+			}
+		}
+		if res != nil && (res.StatusCode == 481 || res.StatusCode >= 400 && res.StatusCode != 408) {
+			s.drop(sub)
+		}
+	case <-tx.Done():
+		s.drop(sub)
+	case <-ctx.Done():
+	}
+}
+
+func (s *PresenceServer) drop(sub *subscription) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dropLocked(sub)
+}
+
+func (s *PresenceServer) dropLocked(sub *subscription) {
+	delete(s.subs, sub.id)
+	if m := s.byPres[sub.presentity]; m != nil {
+		delete(m, sub.id)
+		if len(m) == 0 {
+			delete(s.byPres, sub.presentity)
+		}
+	}
+}
+
+// expireLoop ends expired subscriptions (with a final NOTIFY) and forgets
+// expired publications (their watchers are told), once a second.
+func (s *PresenceServer) expireLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := s.cfg.Now()
+		var ended []*subscription
+		var changed []string
+		s.mu.Lock()
+		for _, sub := range s.subs {
+			if !now.Before(sub.expires) && sub.terminated == "" {
+				ended = append(ended, sub)
+			}
+		}
+		for aor, pubs := range s.pubs {
+			for etag, pub := range pubs {
+				if !now.Before(pub.expires) {
+					delete(pubs, etag)
+					changed = append(changed, aor)
+				}
+			}
+			if len(pubs) == 0 {
+				delete(s.pubs, aor)
+			}
+		}
+		s.mu.Unlock()
+		for _, sub := range ended {
+			s.kick(sub)
+		}
+		for _, aor := range changed {
+			s.Changed(aor)
+		}
+	}
+}
+
+// Subscriptions returns how many subscriptions are active.
+func (s *PresenceServer) Subscriptions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.subs)
+}

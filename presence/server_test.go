@@ -1,0 +1,379 @@
+package presence
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+// publish sends a PUBLISH for the phone's user.
+func (p *phone) publish(doc []byte, etag string, expires string, extra ...sip.Header) *sip.Response {
+	p.t.Helper()
+	var to sip.Uri
+	_ = sip.ParseUri(p.aor(), &to)
+	h := []sip.Header{&sip.ToHeader{Address: to}, sip.NewHeader("Event", "presence")}
+	if expires != "" {
+		h = append(h, sip.NewHeader("Expires", expires))
+	}
+	if etag != "" {
+		h = append(h, sip.NewHeader("SIP-If-Match", etag))
+	}
+	if doc != nil {
+		h = append(h, sip.NewHeader("Content-Type", pidfType))
+	}
+	req := p.request(sip.PUBLISH, p.aor(), append(h, extra...)...)
+	if doc != nil {
+		req.SetBody(doc)
+	}
+	return p.do(req)
+}
+
+func (p *phone) publishState(a Availability, note string) string {
+	p.t.Helper()
+	res := p.publish((&Presence{Entity: p.aor(), Availability: a, Note: note}).MarshalPIDF(), "", "600")
+	if res.StatusCode != 200 || res.GetHeader("SIP-ETag") == nil {
+		p.t.Fatalf("PUBLISH %s: %d %s", a, res.StatusCode, res.Reason)
+	}
+	return res.GetHeader("SIP-ETag").Value()
+}
+
+// subscription is the watcher's side of a presence subscription.
+type watch struct {
+	p          *phone
+	presentity string
+	callID     sip.CallIDHeader
+	fromTag    string
+	toTag      string
+	cseq       uint32
+}
+
+func (p *phone) subscribe(presentity string, expires string, extra ...sip.Header) (*sip.Response, *watch) {
+	p.t.Helper()
+	w := &watch{p: p, presentity: presentity, callID: sip.CallIDHeader(sip.GenerateTagN(16)), fromTag: sip.GenerateTagN(8)}
+	res := w.send(expires, extra...)
+	if res.StatusCode == 200 {
+		w.toTag, _ = res.To().Params.Get("tag")
+	}
+	return res, w
+}
+
+func (w *watch) send(expires string, extra ...sip.Header) *sip.Response {
+	p := w.p
+	p.t.Helper()
+	var uri, from sip.Uri
+	_ = sip.ParseUri(w.presentity, &uri)
+	_ = sip.ParseUri(p.aor(), &from)
+	req := sip.NewRequest(sip.SUBSCRIBE, uri)
+	fp, tp := sip.NewParams(), sip.NewParams()
+	fp.Add("tag", w.fromTag)
+	if w.toTag != "" {
+		tp.Add("tag", w.toTag)
+	}
+	w.cseq++
+	callID := w.callID
+	req.AppendHeader(&sip.FromHeader{Address: from, Params: fp})
+	req.AppendHeader(&sip.ToHeader{Address: uri, Params: tp})
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: w.cseq, MethodName: sip.SUBSCRIBE})
+	req.AppendHeader(sip.NewHeader("Contact", p.contact))
+	req.AppendHeader(sip.NewHeader("Event", "presence"))
+	req.AppendHeader(sip.NewHeader("Accept", pidfType))
+	req.AppendHeader(sip.NewHeader("Expires", expires))
+	for _, h := range extra {
+		req.AppendHeader(h)
+	}
+	req.SetTransport("TLS")
+	req.SetDestination(p.env.addr)
+	return p.do(req)
+}
+
+// next waits for the watcher's next NOTIFY and parses it.
+func (w *watch) next(t *testing.T) (*Presence, string) {
+	t.Helper()
+	select {
+	case n := <-w.p.notifies:
+		doc, err := ParsePIDF(n.Body())
+		if err != nil {
+			t.Fatalf("NOTIFY body: %v\n%s", err, n.Body())
+		}
+		if ev := n.GetHeader("Event"); ev == nil || ev.Value() != "presence" {
+			t.Fatalf("NOTIFY Event %v", ev)
+		}
+		return doc, n.GetHeader("Subscription-State").Value()
+	case <-time.After(5 * time.Second):
+		t.Fatalf("%s got no NOTIFY", w.p.user)
+		return nil, ""
+	}
+}
+
+// until waits for a NOTIFY whose document satisfies ok.
+func (w *watch) until(t *testing.T, ok func(*Presence) bool) *Presence {
+	t.Helper()
+	for range 10 {
+		doc, _ := w.next(t)
+		if ok(doc) {
+			return doc
+		}
+	}
+	t.Fatal("no NOTIFY with the expected view")
+	return nil
+}
+
+func TestPublishAndWatch(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.directory.User(context.Background(), "sip:alice@example.test")
+	u.Title, u.Company, u.TimeZone = "Engineer", "Example", "Europe/Paris"
+	u.Phones = auth.Phones{Work: "+1 555 0100", Mobile: "+1 555 0101", Home: "+1 555 0102"}
+	_ = e.directory.PutUser(*u)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	alice.publishState(Busy, "In a meeting")
+
+	res, w := bob.subscribe("sip:alice@example.test", "600")
+	if res.StatusCode != 200 || w.toTag == "" || res.GetHeader("Expires") == nil {
+		t.Fatalf("SUBSCRIBE: %d, To tag %q", res.StatusCode, w.toTag)
+	}
+	doc, state := w.next(t)
+	if !strings.HasPrefix(state, "active;expires=") {
+		t.Fatalf("Subscription-State %q", state)
+	}
+	// A colleague sees status, note, personal data, time zone, work phone;
+	// not the mobile or home phone.
+	if doc.Availability != Busy || doc.Note != "In a meeting" || doc.Personal == nil || doc.Personal.Title != "Engineer" ||
+		doc.Personal.TimeZone != "Europe/Paris" || doc.Phones == nil || doc.Phones.Work == "" || doc.Phones.Mobile != "" || doc.Phones.Home != "" {
+		t.Fatalf("colleague's view %+v %+v %+v", doc, doc.Personal, doc.Phones)
+	}
+	// A change of state reaches the watcher.
+	alice.publishState(DoNotDisturb, "")
+	w.until(t, func(p *Presence) bool { return p.Availability == DoNotDisturb })
+}
+
+func TestPolicyChangeRenotifiesWithLessData(t *testing.T) {
+	e := newEnv(t)
+	u, _ := e.directory.User(context.Background(), "sip:alice@example.test")
+	u.Phones = auth.Phones{Work: "+1 555 0100", Mobile: "+1 555 0101"}
+	_ = e.directory.PutUser(*u)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	ctx := context.Background()
+	if err := e.policy.SetContact(ctx, alice.aor(), bob.aor(), Workgroup); err != nil {
+		t.Fatal(err)
+	}
+	_, w := bob.subscribe(alice.aor(), "600")
+	if doc, _ := w.next(t); doc.Phones == nil || doc.Phones.Mobile == "" {
+		t.Fatalf("workgroup view lacks the mobile phone: %+v", doc.Phones)
+	}
+	// Alice moves bob to External: he is told at once, and sees less.
+	if err := e.policy.SetContact(ctx, alice.aor(), bob.aor(), External); err != nil {
+		t.Fatal(err)
+	}
+	doc := w.until(t, func(p *Presence) bool { return p.Phones == nil })
+	if doc.Availability != Available || doc.Personal == nil || doc.Personal.TimeZone != "" {
+		t.Fatalf("external view %+v %+v", doc, doc.Personal)
+	}
+}
+
+func TestBlockedUserSeesOfflineAndCannotMessage(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	bob.register(600)
+	alice.publishState(Available, "around")
+	_, w := bob.subscribe(alice.aor(), "600")
+	if doc, _ := w.next(t); doc.Availability != Available {
+		t.Fatalf("before the block: %s", doc.Availability)
+	}
+	if err := e.policy.SetContact(context.Background(), alice.aor(), bob.aor(), Blocked); err != nil {
+		t.Fatal(err)
+	}
+	doc := w.until(t, func(p *Presence) bool { return p.Availability == Offline })
+	if doc.Note != "" || doc.Personal != nil || doc.Phones != nil || doc.Calendar != nil {
+		t.Fatalf("a blocked watcher sees %+v", doc)
+	}
+	if res := bob.message(alice.aor(), "let me in"); res.StatusCode != 480 {
+		t.Fatalf("MESSAGE from a blocked user: %d, want 480", res.StatusCode)
+	}
+	select {
+	case m := <-alice.inbox:
+		t.Fatalf("alice received %q from a blocked user", m.Body())
+	case <-time.After(200 * time.Millisecond):
+	}
+}
+
+func TestPrivacyModeHidesFromNonContacts(t *testing.T) {
+	e := newEnv(t)
+	alice, bob, carol := e.phone("alice"), e.phone("bob"), e.phone("carol")
+	alice.register(600)
+	ctx := context.Background()
+	_ = e.policy.SetContact(ctx, alice.aor(), bob.aor(), Colleague)
+	_ = e.policy.SetPrivacyMode(ctx, alice.aor(), true)
+	alice.publishState(Busy, "")
+	_, wb := bob.subscribe(alice.aor(), "600")
+	_, wc := carol.subscribe(alice.aor(), "600")
+	if doc, _ := wb.next(t); doc.Availability != Busy {
+		t.Fatalf("contact in privacy mode sees %s", doc.Availability)
+	}
+	if doc, _ := wc.next(t); doc.Availability != Offline || doc.Personal != nil {
+		t.Fatalf("non-contact in privacy mode sees %+v", doc)
+	}
+}
+
+func TestPublicationLifecycle(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	_, w := bob.subscribe(alice.aor(), "600")
+	if doc, _ := w.next(t); doc.Availability != Available {
+		t.Fatalf("registered without publication: %s, want available", doc.Availability)
+	}
+	etag := alice.publishState(Away, "")
+	w.until(t, func(p *Presence) bool { return p.Availability == Away })
+
+	// Refresh without a body: a new entity tag, same state.
+	res := alice.publish(nil, etag, "600")
+	if res.StatusCode != 200 || res.GetHeader("SIP-ETag").Value() == etag {
+		t.Fatalf("refresh: %d, ETag %v", res.StatusCode, res.GetHeader("SIP-ETag"))
+	}
+	if res := alice.publish(nil, etag, "600"); res.StatusCode != 412 {
+		t.Fatalf("refresh with the replaced ETag: %d, want 412", res.StatusCode)
+	}
+	etag = res.GetHeader("SIP-ETag").Value()
+	// Modify.
+	res = alice.publish((&Presence{Entity: alice.aor(), Availability: Busy}).MarshalPIDF(), etag, "600")
+	if res.StatusCode != 200 {
+		t.Fatalf("modify: %d", res.StatusCode)
+	}
+	w.until(t, func(p *Presence) bool { return p.Availability == Busy })
+	etag = res.GetHeader("SIP-ETag").Value()
+	// Remove: back to what registration says.
+	if res := alice.publish(nil, etag, "0"); res.StatusCode != 200 {
+		t.Fatalf("remove: %d", res.StatusCode)
+	}
+	w.until(t, func(p *Presence) bool { return p.Availability == Available })
+	// Expiry of a publication (the subscription and the registration
+	// last longer).
+	if res := alice.publish((&Presence{Entity: alice.aor(), Availability: DoNotDisturb}).MarshalPIDF(), "", "60"); res.StatusCode != 200 {
+		t.Fatalf("PUBLISH for 60 s: %d", res.StatusCode)
+	}
+	w.until(t, func(p *Presence) bool { return p.Availability == DoNotDisturb })
+	e.clock.advance(61 * time.Second)
+	w.until(t, func(p *Presence) bool { return p.Availability == Available })
+}
+
+func TestPublishBadInputChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	alice.publishState(Busy, "steady")
+	dtd := `<?xml version="1.0"?><!DOCTYPE presence [<!ENTITY x "boom">]><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.test"><tuple id="a"><status><basic>open</basic></status><note>&x;</note></tuple></presence>`
+	tests := []struct {
+		name string
+		res  func() *sip.Response
+		want int
+	}{
+		{"malformed PIDF", func() *sip.Response { return alice.publish([]byte("<presence>"), "", "600") }, 400},
+		{"PIDF with a DTD", func() *sip.Response { return alice.publish([]byte(dtd), "", "600") }, 400},
+		{"oversized PIDF", func() *sip.Response {
+			return alice.publish([]byte(strings.Repeat(" ", MaxPIDFSize+1)), "", "600")
+		}, 413},
+		{"not PIDF", func() *sip.Response {
+			req := alice.request(sip.PUBLISH, alice.aor(), sip.NewHeader("Event", "presence"), sip.NewHeader("Content-Type", "text/plain"))
+			req.SetBody([]byte("busy"))
+			return alice.do(req)
+		}, 415},
+		{"expiry too brief", func() *sip.Response {
+			return alice.publish((&Presence{Entity: alice.aor(), Availability: Away}).MarshalPIDF(), "", "10")
+		}, 423},
+		{"unknown entity tag", func() *sip.Response { return alice.publish(nil, "no-such-etag", "600") }, 412},
+		{"unknown event package", func() *sip.Response {
+			req := alice.request(sip.PUBLISH, alice.aor(), sip.NewHeader("Event", "dialog"))
+			return alice.do(req)
+		}, 489},
+		{"someone else's presence", func() *sip.Response {
+			req := alice.request(sip.PUBLISH, "sip:bob@example.test", sip.NewHeader("Event", "presence"), sip.NewHeader("Content-Type", pidfType))
+			req.SetBody((&Presence{Entity: "sip:bob@example.test", Availability: Offline}).MarshalPIDF())
+			return alice.do(req)
+		}, 403},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if res := tt.res(); res.StatusCode != tt.want {
+				t.Fatalf("%d %s, want %d", res.StatusCode, res.Reason, tt.want)
+			}
+		})
+	}
+	_, w := bob.subscribe(alice.aor(), "600")
+	if doc, _ := w.next(t); doc.Availability != Busy || doc.Note != "steady" {
+		t.Fatalf("after refused PUBLISHes alice shows %s %q, want the published busy %q", doc.Availability, doc.Note, "steady")
+	}
+}
+
+func TestSubscriptionLifecycle(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	bad := bob.request(sip.SUBSCRIBE, alice.aor(), sip.NewHeader("Event", "message-summary"), sip.NewHeader("Contact", bob.contact))
+	if res := bob.do(bad); res.StatusCode != 489 || res.GetHeader("Allow-Events") == nil {
+		t.Fatalf("unknown event package: %d, Allow-Events %v", res.StatusCode, res.GetHeader("Allow-Events"))
+	}
+	for len(bob.notifies) > 0 {
+		<-bob.notifies
+	}
+	if res, _ := bob.subscribe("sip:nobody@example.test", "600"); res.StatusCode != 404 {
+		t.Fatalf("unknown presentity: %d", res.StatusCode)
+	}
+	res, w := bob.subscribe(alice.aor(), "600")
+	if res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE: %d", res.StatusCode)
+	}
+	w.next(t)
+	// Refresh within the dialog: 200 and a NOTIFY.
+	if res := w.send("900"); res.StatusCode != 200 {
+		t.Fatalf("refresh: %d", res.StatusCode)
+	}
+	if _, state := w.next(t); state != "active;expires=900" && state != "active;expires=899" {
+		t.Fatalf("after refresh: %q, want active for 900 s", state)
+	}
+	// Unsubscribe: a final NOTIFY.
+	if res := w.send("0"); res.StatusCode != 200 {
+		t.Fatalf("unsubscribe: %d", res.StatusCode)
+	}
+	if _, state := w.next(t); state != "terminated" {
+		t.Fatalf("final NOTIFY state %q", state)
+	}
+	if res := w.send("600"); res.StatusCode != 481 {
+		t.Fatalf("refresh of an ended subscription: %d, want 481", res.StatusCode)
+	}
+	// Expiry: a final NOTIFY with reason=timeout.
+	_, w2 := bob.subscribe(alice.aor(), "60")
+	w2.next(t)
+	e.clock.advance(61 * time.Second)
+	if _, state := w2.next(t); state != "terminated;reason=timeout" {
+		t.Fatalf("expired subscription's final NOTIFY: %q", state)
+	}
+	if n := e.presence.Subscriptions(); n != 0 {
+		t.Fatalf("%d subscriptions left", n)
+	}
+}
+
+func TestAggregationOfDevices(t *testing.T) {
+	e := newEnv(t)
+	laptop, mobile, bob := e.phone("alice"), e.phone("alice"), e.phone("bob")
+	laptop.register(600)
+	mobile.register(600)
+	laptop.publishState(Available, "")
+	mobileTag := mobile.publishState(Busy, "on a call")
+	_, w := bob.subscribe("sip:alice@example.test", "600")
+	if doc, _ := w.next(t); doc.Availability != Busy || doc.Note != "on a call" {
+		t.Fatalf("laptop available, mobile busy: %s %q, want busy", doc.Availability, doc.Note)
+	}
+	if res := mobile.publish(nil, mobileTag, "0"); res.StatusCode != 200 {
+		t.Fatalf("remove: %d", res.StatusCode)
+	}
+	w.until(t, func(p *Presence) bool { return p.Availability == Available })
+}
