@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/fips140"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"os"
@@ -25,6 +26,47 @@ import (
 // TLS with Digest, trusting the server's CA, and receives a MESSAGE that
 // bob sends with a sipgo client.
 func TestBaresipSignsInAndReceivesMessage(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	b := startBaresip(t, s, "alice")
+	res := sendMessage(t, s, "bob", "sip:alice@example.test", "hello from parley")
+	if res.StatusCode != 200 {
+		t.Fatalf("MESSAGE to baresip answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.out.String())
+	}
+	waitFor(t, &b.out, "hello from parley", 5*time.Second)
+}
+
+// TestWatcherSeesBaresipPresence: bob (a sipgo client) watches alice, who
+// is signed in with baresip; when alice goes offline and online in
+// baresip (its presence module publishes PIDF), bob's NOTIFYs follow.
+func TestWatcherSeesBaresipPresence(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	b := startBaresip(t, s, "alice", "module_app presence.so")
+	w := watchPresence(t, s, "bob", "sip:alice@example.test")
+	w.until(t, "<basic>open</basic>", b)
+	b.command(t, "/presence_offline")
+	w.until(t, "<basic>closed</basic>", b)
+	b.command(t, "/presence_online")
+	w.until(t, "<basic>open</basic>", b)
+}
+
+// baresip is a running baresip, signed in to the server.
+type baresip struct {
+	out   lockedBuffer
+	stdin io.WriteCloser
+}
+
+func (b *baresip) command(t *testing.T, cmd string) {
+	t.Helper()
+	if _, err := io.WriteString(b.stdin, cmd+"\n"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startBaresip runs baresip (Debian baresip-core, installed by .ci/run)
+// signed in as user over TLS with Digest, trusting the server's CA, and
+// waits for its registration. It is stopped when the test ends.
+func startBaresip(t *testing.T, s *server, user string, extraConfig ...string) *baresip {
+	t.Helper()
 	if fips140.Enabled() {
 		t.Skip("baresip 1.0 (libre 1.x) knows only Digest MD5, which FIPS mode does not offer")
 	}
@@ -35,51 +77,107 @@ func TestBaresipSignsInAndReceivesMessage(t *testing.T) {
 		}
 		t.Skip("baresip is not installed")
 	}
-	s := startServer(t, t.TempDir())
 	conf := t.TempDir()
 	port := freeBaresipPort(t)
-	writeFile(t, filepath.Join(conf, "config"), strings.Join([]string{
+	writeFile(t, filepath.Join(conf, "config"), strings.Join(append([]string{
 		"poll_method epoll",
 		fmt.Sprintf("sip_listen 127.0.0.1:%d", port),
 		"sip_cafile " + filepath.Join(s.data, "ca", pki.CACertFile),
 		"net_interface 127.0.0.1",
 		"audio_player alsa,null", "audio_alert alsa,null", "audio_source ausine,440",
 		"module_path /usr/lib/baresip/modules",
-		// stdio prints received messages (ui_output); it needs stdin to
-		// be a pipe.
+		// stdio prints received messages and reads commands; it needs
+		// stdin to be a pipe.
 		"module stdio.so", "module_tmp uuid.so", "module_tmp account.so", "module_app menu.so",
-	}, "\n")+"\n")
-	writeFile(t, filepath.Join(conf, "accounts"), fmt.Sprintf("<sip:alice@example.test>;auth_pass=%s;regint=600;outbound=\"sip:%s;transport=tls\"\n",
-		s.passwords["sip:alice@example.test"], s.listeners["sip-tls"]))
+	}, extraConfig...), "\n")+"\n")
+	writeFile(t, filepath.Join(conf, "accounts"), fmt.Sprintf("<sip:%s@example.test>;auth_pass=%s;regint=600;pubint=600;outbound=\"sip:%s;transport=tls\"\n",
+		user, s.passwords["sip:"+user+"@example.test"], s.listeners["sip-tls"]))
 	writeFile(t, filepath.Join(conf, "contacts"), "")
 
-	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-f", conf, "-t", "30")
-	var out lockedBuffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	cmd := exec.CommandContext(ctx, bin, "-f", conf, "-t", "50")
+	b := &baresip{}
+	cmd.Stdout, cmd.Stderr = &b.out, &b.out
+	cmd.WaitDelay = 5 * time.Second
+	if b.stdin, err = cmd.StdinPipe(); err != nil {
 		t.Fatal(err)
 	}
-	defer stdin.Close()
-	cmd.WaitDelay = 5 * time.Second
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() {
+	t.Cleanup(func() {
 		// baresip may need a second SIGTERM to stop (see shared/interop).
 		_ = cmd.Process.Signal(syscall.SIGTERM)
-		time.AfterFunc(2*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
+		stop := time.AfterFunc(2*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
 		_ = cmd.Wait()
-	}()
-	waitFor(t, &out, "alice@example.test: {0/TLS/v4} 200 OK", 15*time.Second)
+		stop.Stop()
+		_ = b.stdin.Close()
+		cancel()
+	})
+	waitFor(t, &b.out, user+"@example.test: {0/TLS/v4} 200 OK", 15*time.Second)
+	return b
+}
 
-	res := sendMessage(t, s, "bob", "sip:alice@example.test", "hello from parley")
-	if res.StatusCode != 200 {
-		t.Fatalf("MESSAGE to baresip answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, out.String())
+// watcher is a sipgo client subscribed to a presentity's presence.
+type watcher struct {
+	notifies chan string
+}
+
+// watchPresence subscribes user to presentity's presence over TLS with
+// Digest; NOTIFY bodies arrive on the watcher's channel.
+func watchPresence(t *testing.T, s *server, user, presentity string) *watcher {
+	t.Helper()
+	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, s.verifier(t), "localhost")))
+	if err != nil {
+		t.Fatal(err)
 	}
-	waitFor(t, &out, "hello from parley", 5*time.Second)
+	srv, _ := sipgo.NewServer(ua)
+	client, _ := sipgo.NewClient(ua)
+	t.Cleanup(func() { _ = client.Close(); _ = ua.Close() })
+	w := &watcher{notifies: make(chan string, 32)}
+	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		w.notifies <- string(req.Body())
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	var target, from sip.Uri
+	_ = sip.ParseUri(presentity, &target)
+	_ = sip.ParseUri("sip:"+user+"@example.test", &from)
+	req := sip.NewRequest(sip.SUBSCRIBE, target)
+	params := sip.NewParams()
+	params.Add("tag", sip.GenerateTagN(8))
+	req.AppendHeader(&sip.FromHeader{Address: from, Params: params})
+	req.AppendHeader(&sip.ToHeader{Address: target})
+	req.AppendHeader(sip.NewHeader("Contact", "<sip:"+user+"@127.0.0.1;transport=tls>"))
+	req.AppendHeader(sip.NewHeader("Event", "presence"))
+	req.AppendHeader(sip.NewHeader("Expires", "600"))
+	req.SetTransport("TLS")
+	req.SetDestination(s.listeners["sip-tls"])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := client.Do(ctx, req)
+	if err == nil && res.StatusCode == 401 {
+		res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: s.passwords["sip:"+user+"@example.test"]})
+	}
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE: %v %v", res, err)
+	}
+	return w
+}
+
+// until waits for a NOTIFY body containing text.
+func (w *watcher) until(t *testing.T, text string, b *baresip) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case body := <-w.notifies:
+			if strings.Contains(body, text) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no NOTIFY with %q; baresip:\n%s", text, b.out.String())
+		}
+	}
 }
 
 // sendMessage sends a MESSAGE as user over TLS with Digest (sipgo's own

@@ -182,15 +182,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
 	router, err := presence.NewRouter(presence.RouterConfig{
-		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Logger: logger,
+		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Logger: logger,
 	})
 	if err != nil {
 		return err
 	}
+	// Presence: devices publish, watchers subscribe, and each watcher sees
+	// what the presentity's privacy policy allows.
+	presenceSrv, err := presence.NewPresenceServer(presence.PresenceServerConfig{
+		Auth: authn, Directory: directory, Policy: policy, Locator: registrar, Client: sipClient, Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+	defer presenceSrv.Close()
 	sipSrv.OnOptions(authn.Require(answerOptions))
 	sipSrv.OnRegister(registrar.HandleRegister)
 	sipSrv.OnMessage(router.HandleMessage)
+	sipSrv.OnPublish(presenceSrv.HandlePublish)
+	sipSrv.OnSubscribe(presenceSrv.HandleSubscribe)
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
@@ -225,7 +237,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // with 200 and what the server supports.
 func answerOptions(_ *auth.Identity, req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "OPTIONS, REGISTER, MESSAGE"))
+	res.AppendHeader(sip.NewHeader("Allow", "OPTIONS, REGISTER, MESSAGE, PUBLISH, SUBSCRIBE"))
+	res.AppendHeader(sip.NewHeader("Allow-Events", "presence"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	_ = tx.Respond(res)
 }
