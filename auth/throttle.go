@@ -24,6 +24,9 @@ var (
 	DefaultPerAddress = Limit{Rate: 20, Burst: 100}
 	DefaultPerSubnet  = Limit{Rate: 100, Burst: 400}
 	DefaultPerDomain  = Limit{Rate: 200, Burst: 800}
+	// DefaultPerSender limits what one user may start with people who do
+	// not have them as a contact (spim): a burst of 20, then one a minute.
+	DefaultPerSender = Limit{Rate: 1.0 / 60, Burst: 20}
 )
 
 // DefaultThrottleKeys bounds how many sources a Throttle remembers.
@@ -34,6 +37,7 @@ type ThrottleConfig struct {
 	PerAddress Limit // per source IP address
 	PerSubnet  Limit // per /24 (IPv4) or /64 (IPv6)
 	PerDomain  Limit // per federated domain
+	PerSender  Limit // per sender address of record, for AllowSender
 	// MaxKeys bounds the number of buckets kept, all kinds together; the
 	// least recently used are forgotten first. Default 100,000.
 	MaxKeys int
@@ -62,7 +66,7 @@ type Throttle struct {
 const evictScan = 16
 
 type throttleKey struct {
-	kind   byte // 'a' address, 's' subnet, 'd' domain
+	kind   byte // 'a' address, 's' subnet, 'd' domain, 'u' sender
 	prefix netip.Prefix
 	domain string
 }
@@ -78,7 +82,8 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 		name string
 		l    *Limit
 		def  Limit
-	}{{"PerAddress", &cfg.PerAddress, DefaultPerAddress}, {"PerSubnet", &cfg.PerSubnet, DefaultPerSubnet}, {"PerDomain", &cfg.PerDomain, DefaultPerDomain}} {
+	}{{"PerAddress", &cfg.PerAddress, DefaultPerAddress}, {"PerSubnet", &cfg.PerSubnet, DefaultPerSubnet},
+		{"PerDomain", &cfg.PerDomain, DefaultPerDomain}, {"PerSender", &cfg.PerSender, DefaultPerSender}} {
 		if *f.l == (Limit{}) {
 			*f.l = f.def
 		}
@@ -96,7 +101,7 @@ func NewThrottle(cfg ThrottleConfig) (*Throttle, error) {
 		cfg.Now = time.Now
 	}
 	t := &Throttle{cfg: cfg, buckets: make(map[throttleKey]*list.Element), lru: list.New(), overflow: map[byte]*rate.Limiter{}}
-	for _, kind := range []byte{'a', 's', 'd'} {
+	for _, kind := range []byte{'a', 's', 'd', 'u'} {
 		l := t.limitFor(kind)
 		t.overflow[kind] = rate.NewLimiter(rate.Limit(l.Rate), l.Burst)
 	}
@@ -114,20 +119,35 @@ func (t *Throttle) Allow(addr netip.Addr, domain string) (ok bool, retryAfter ti
 		bits = 64
 	}
 	subnet, _ := addr.Prefix(bits)
-	keys := [3]throttleKey{
+	keys := []throttleKey{
 		{kind: 'a', prefix: netip.PrefixFrom(addr, addr.BitLen())},
 		{kind: 's', prefix: subnet},
 	}
-	n := 2
 	if domain != "" {
-		keys[2] = throttleKey{kind: 'd', domain: strings.ToLower(domain)}
-		n = 3
+		keys = append(keys, throttleKey{kind: 'd', domain: strings.ToLower(domain)})
 	}
+	return t.allow(keys)
+}
+
+// AllowSender takes one token from the sender's bucket (PerSender) and,
+// if domain is not empty (a federated sender), the domain's. It limits
+// what a user may start with people who do not have them as a contact:
+// new presence subscriptions and messages (spim).
+func (t *Throttle) AllowSender(sender, domain string) (ok bool, retryAfter time.Duration) {
+	keys := []throttleKey{{kind: 'u', domain: strings.ToLower(sender)}}
+	if domain != "" {
+		keys = append(keys, throttleKey{kind: 'd', domain: strings.ToLower(domain)})
+	}
+	return t.allow(keys)
+}
+
+// allow takes a token from every key's bucket, or from none.
+func (t *Throttle) allow(keys []throttleKey) (bool, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.cfg.Now()
-	var taken [3]*rate.Reservation
-	for i := range n {
+	taken := make([]*rate.Reservation, len(keys))
+	for i := range keys {
 		r := t.limiterLocked(keys[i], now).ReserveN(now, 1)
 		if d := r.DelayFrom(now); d > 0 {
 			// Over the limit: give back what this request took from the
@@ -178,6 +198,8 @@ func (t *Throttle) limitFor(kind byte) Limit {
 		return t.cfg.PerSubnet
 	case 'd':
 		return t.cfg.PerDomain
+	case 'u':
+		return t.cfg.PerSender
 	}
 	return t.cfg.PerAddress
 }

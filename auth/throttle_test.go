@@ -65,3 +65,28 @@ func TestThrottleMemoryBounded(t *testing.T) {
 		t.Fatal("negative rate accepted")
 	}
 }
+
+func TestAllowSenderPerSenderAndDomain(t *testing.T) {
+	var c clock
+	c.set(time.Now())
+	th := mustThrottle(t, ThrottleConfig{PerSender: Limit{1, 3}, PerDomain: Limit{1, 5}, Now: c.now})
+	count := func(sender, domain string, n int) int {
+		ok := 0
+		for range n {
+			if a, _ := th.AllowSender(sender, domain); a {
+				ok++
+			}
+		}
+		return ok
+	}
+	if got := count("sip:spam@evil.test", "", 10); got != 3 {
+		t.Fatalf("one sender: %d allowed, want its burst of 3", got)
+	}
+	if got := count("sip:other@example.test", "", 10); got != 3 {
+		t.Fatalf("another sender: %d allowed, want 3", got)
+	}
+	// Federated senders of one domain share the domain's bucket.
+	if got := count("sip:a@partner.test", "partner.test", 10) + count("sip:b@partner.test", "partner.test", 10); got != 5 {
+		t.Fatalf("one federated domain: %d allowed, want the domain's burst of 5", got)
+	}
+}

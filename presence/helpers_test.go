@@ -173,7 +173,7 @@ func (e *env) phone(user string) *phone {
 	}
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	p := &phone{t: e.t, env: e, user: user, ua: ua, client: client, inbox: make(chan *sip.Request, 16), notifies: make(chan *sip.Request, 64),
+	p := &phone{t: e.t, env: e, user: user, ua: ua, client: client, inbox: make(chan *sip.Request, 256), notifies: make(chan *sip.Request, 64),
 		contact: "<sip:" + user + "-" + sip.GenerateTagN(6) + "@127.0.0.1;transport=tls>"}
 	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.inbox <- req

@@ -4,8 +4,12 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
 )
@@ -229,6 +233,42 @@ func (pp *PresencePolicy) Blocks(ctx context.Context, owner, sender string) (boo
 	}
 	l, ok := p.Contacts[canonicalAOR(sender)]
 	return ok && l == Blocked, nil
+}
+
+// IsContact reports whether owner has sender in their contacts, at a
+// level other than Blocked. Requests from non-contacts are subject to spim
+// limits.
+func (pp *PresencePolicy) IsContact(ctx context.Context, owner, sender string) (bool, error) {
+	p, err := pp.store.Policy(ctx, canonicalAOR(owner))
+	if err != nil {
+		return false, err
+	}
+	l, ok := p.Contacts[canonicalAOR(sender)]
+	return ok && l != Blocked, nil
+}
+
+// spimCheck applies the spim limit to a request from id to owner: nothing
+// for the owner's contacts, otherwise one token per request from the
+// sender's bucket (and its domain's, for a federated sender). It returns
+// the response to send when the request is refused, else nil.
+func spimCheck(ctx context.Context, req *sip.Request, pp *PresencePolicy, spim *auth.Throttle, owner string, id *auth.Identity) *sip.Response {
+	if pp == nil || spim == nil || canonicalAOR(owner) == canonicalAOR(id.URI) {
+		return nil
+	}
+	if ok, err := pp.IsContact(ctx, owner, id.URI); err != nil || ok {
+		return nil
+	}
+	domain := ""
+	if id.Kind == auth.Federated {
+		domain = domainOf(id.URI)
+	}
+	ok, wait := spim.AllowSender(canonicalAOR(id.URI), domain)
+	if ok {
+		return nil
+	}
+	res := sip.NewResponseFromRequest(req, 503, "Too many requests to people who do not know you", nil)
+	res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(max(1, int((wait+time.Second-1)/time.Second)))))
+	return res
 }
 
 // View returns what a watcher at level may see of full: a copy holding

@@ -34,6 +34,10 @@ type RouterConfig struct {
 	// Policy, if set, refuses requests to users who have blocked the
 	// sender: they get 480, as if the user were offline.
 	Policy *PresencePolicy
+	// Spim limits messages to users who do not have the sender as a
+	// contact, per sender and per federated domain (with Policy). Nil: a
+	// Throttle with the default PerSender and PerDomain limits.
+	Spim *auth.Throttle
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -59,6 +63,13 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultForwardTimeout
+	}
+	if cfg.Spim == nil {
+		spim, err := auth.NewThrottle(auth.ThrottleConfig{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Spim = spim
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -99,6 +110,9 @@ func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
 		if blocked {
 			return reply(480, "Temporarily Unavailable") // the sender is not told it is blocked
 		}
+	}
+	if res := spimCheck(ctx, req, rt.cfg.Policy, rt.cfg.Spim, aor, id); res != nil {
+		return res
 	}
 	bindings, err := rt.cfg.Locator.Lookup(ctx, aor)
 	if err != nil {

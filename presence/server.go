@@ -38,6 +38,10 @@ type PresenceServerConfig struct {
 	// Client sends NOTIFYs over the watchers' own connections; it must
 	// share the user agent of the server they connect to. Required.
 	Client *sipgo.Client
+	// Spim limits new subscriptions to users who do not have the watcher
+	// as a contact, per watcher and per federated domain. Nil: a Throttle
+	// with the default PerSender and PerDomain limits.
+	Spim *auth.Throttle
 	// MinExpires and MaxExpires bound publications and subscriptions.
 	// Defaults 60 s and 1 h.
 	MinExpires, MaxExpires time.Duration
@@ -118,6 +122,13 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Spim == nil {
+		spim, err := auth.NewThrottle(auth.ThrottleConfig{Now: cfg.Now})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Spim = spim
 	}
 	s := &PresenceServer{cfg: cfg, pubs: map[string]map[string]*publication{}, subs: map[string]*subscription{},
 		byPres: map[string]map[string]*subscription{}, sends: make(chan struct{}, notifySenders)}
@@ -317,6 +328,9 @@ func (s *PresenceServer) subscribe(req *sip.Request, id *auth.Identity) (*sip.Re
 		presentity := canonicalAOR(req.Recipient.String())
 		if _, err := s.cfg.Directory.User(context.Background(), presentity); err != nil {
 			return reply(404, "Not Found"), nil
+		}
+		if res := spimCheck(context.Background(), req, s.cfg.Policy, s.cfg.Spim, presentity, id); res != nil {
+			return res, nil
 		}
 		contact := req.Contact()
 		if contact == nil {

@@ -377,3 +377,34 @@ func TestAggregationOfDevices(t *testing.T) {
 	}
 	w.until(t, func(p *Presence) bool { return p.Availability == Available })
 }
+
+func TestSpimLimitsStrangersOnly(t *testing.T) {
+	e := newEnv(t)
+	alice, bob, carol := e.phone("alice"), e.phone("bob"), e.phone("carol")
+	alice.register(600)
+	_ = e.policy.SetContact(context.Background(), alice.aor(), bob.aor(), Colleague)
+	// carol is not alice's contact: a burst of 20 new messages, then 503.
+	var last *sip.Response
+	for i := range 21 {
+		last = carol.message(alice.aor(), "buy now")
+		if i < 20 && last.StatusCode != 200 {
+			t.Fatalf("message %d from a stranger: %d", i+1, last.StatusCode)
+		}
+	}
+	if last.StatusCode != 503 || last.GetHeader("Retry-After") == nil {
+		t.Fatalf("21st message from a stranger: %d, Retry-After %v; want 503 with Retry-After", last.StatusCode, last.GetHeader("Retry-After"))
+	}
+	// Her subscriptions to alice are refused too while she is limited.
+	if res, _ := carol.subscribe(alice.aor(), "600"); res.StatusCode != 503 {
+		t.Fatalf("SUBSCRIBE from a limited stranger: %d, want 503", res.StatusCode)
+	}
+	// bob, a contact, is not limited.
+	for i := range 30 {
+		if res := bob.message(alice.aor(), "hi"); res.StatusCode != 200 {
+			t.Fatalf("message %d from a contact: %d", i+1, res.StatusCode)
+		}
+	}
+	for len(alice.inbox) > 0 {
+		<-alice.inbox
+	}
+}
