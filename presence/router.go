@@ -35,8 +35,10 @@ type RouterConfig struct {
 	// sender: they get 480, as if the user were offline.
 	Policy *PresencePolicy
 	// Spim limits messages to users who do not have the sender as a
-	// contact, per sender and per federated domain (with Policy). Nil: a
-	// Throttle with the default PerSender and PerDomain limits.
+	// contact, per sender and per federated domain (with Policy). Give the
+	// Router and the PresenceServer the same Throttle, so a sender has one
+	// budget for approaching strangers. Nil: a Throttle of its own with the
+	// default PerSender and PerDomain limits.
 	Spim *auth.Throttle
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration

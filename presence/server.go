@@ -39,8 +39,9 @@ type PresenceServerConfig struct {
 	// share the user agent of the server they connect to. Required.
 	Client *sipgo.Client
 	// Spim limits new subscriptions to users who do not have the watcher
-	// as a contact, per watcher and per federated domain. Nil: a Throttle
-	// with the default PerSender and PerDomain limits.
+	// as a contact, per watcher and per federated domain. Share it with
+	// the Router (see RouterConfig.Spim). Nil: a Throttle of its own with
+	// the default PerSender and PerDomain limits.
 	Spim *auth.Throttle
 	// MinExpires and MaxExpires bound publications and subscriptions.
 	// Defaults 60 s and 1 h.

@@ -183,8 +183,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
+	spim, err := auth.NewThrottle(auth.ThrottleConfig{}) // one budget per sender for approaching strangers
+	if err != nil {
+		return err
+	}
 	router, err := presence.NewRouter(presence.RouterConfig{
-		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Logger: logger,
+		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Spim: spim, Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -192,7 +196,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Presence: devices publish, watchers subscribe, and each watcher sees
 	// what the presentity's privacy policy allows.
 	presenceSrv, err := presence.NewPresenceServer(presence.PresenceServerConfig{
-		Auth: authn, Directory: directory, Policy: policy, Locator: registrar, Client: sipClient, Logger: logger,
+		Auth: authn, Directory: directory, Policy: policy, Locator: registrar, Client: sipClient, Spim: spim, Logger: logger,
 	})
 	if err != nil {
 		return err
