@@ -119,10 +119,10 @@ func (t *Throttle) Allow(addr netip.Addr, domain string) (ok bool, retryAfter ti
 		bits = 64
 	}
 	subnet, _ := addr.Prefix(bits)
-	keys := []throttleKey{
-		{kind: 'a', prefix: netip.PrefixFrom(addr, addr.BitLen())},
-		{kind: 's', prefix: subnet},
-	}
+	var kb [3]throttleKey // on the stack: Allow runs on every request
+	keys := append(kb[:0],
+		throttleKey{kind: 'a', prefix: netip.PrefixFrom(addr, addr.BitLen())},
+		throttleKey{kind: 's', prefix: subnet})
 	if domain != "" {
 		keys = append(keys, throttleKey{kind: 'd', domain: strings.ToLower(domain)})
 	}
@@ -134,19 +134,21 @@ func (t *Throttle) Allow(addr netip.Addr, domain string) (ok bool, retryAfter ti
 // what a user may start with people who do not have them as a contact:
 // new presence subscriptions and messages (spim).
 func (t *Throttle) AllowSender(sender, domain string) (ok bool, retryAfter time.Duration) {
-	keys := []throttleKey{{kind: 'u', domain: strings.ToLower(sender)}}
+	var kb [2]throttleKey
+	keys := append(kb[:0], throttleKey{kind: 'u', domain: strings.ToLower(sender)})
 	if domain != "" {
 		keys = append(keys, throttleKey{kind: 'd', domain: strings.ToLower(domain)})
 	}
 	return t.allow(keys)
 }
 
-// allow takes a token from every key's bucket, or from none.
+// allow takes a token from every key's bucket (at most three), or from
+// none.
 func (t *Throttle) allow(keys []throttleKey) (bool, time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	now := t.cfg.Now()
-	taken := make([]*rate.Reservation, len(keys))
+	var taken [3]*rate.Reservation
 	for i := range keys {
 		r := t.limiterLocked(keys[i], now).ReserveN(now, 1)
 		if d := r.DelayFrom(now); d > 0 {

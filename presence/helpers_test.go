@@ -275,3 +275,10 @@ func ha1(h hash.Hash, user, password string) string {
 	h.Write([]byte(user + ":example.test:" + password))
 	return hex.EncodeToString(h.Sum(nil))
 }
+
+func ha1sha256(user, password string) string { return ha1(sha256.New(), user, password) }
+
+func hexSHA256(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}

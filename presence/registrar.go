@@ -189,10 +189,13 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 			r.cfg.Logger.Error("location store write failed", "user", aor, "err", err)
 			return reply(500, "Location service unavailable")
 		}
-		if current, err = r.cfg.Store.Bindings(ctx, aor, now); err != nil {
-			return reply(500, "Location service unavailable")
+		before := len(current)
+		current = applyUpdate(current, put, remove, removeAll)
+		level := slog.LevelDebug // a refresh
+		if len(current) != before || len(remove) > 0 || removeAll {
+			level = slog.LevelInfo
 		}
-		r.cfg.Logger.Info("registered", "user", aor, "bindings", len(current), "peer", req.Source())
+		r.cfg.Logger.Log(ctx, level, "registered", "user", aor, "bindings", len(current), "peer", req.Source())
 	}
 	return r.okResponse(req, current, now)
 }
@@ -278,6 +281,23 @@ func contactHeaders(req *sip.Request) []*sip.ContactHeader {
 	for _, h := range req.GetHeaders("Contact") {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// applyUpdate returns current as Update leaves it, so the response needs
+// no second read of the store.
+func applyUpdate(current, put []Binding, remove []string, removeAll bool) []Binding {
+	var out []Binding
+	if !removeAll {
+		out = slices.DeleteFunc(slices.Clone(current), func(b Binding) bool { return slices.Contains(remove, b.Key()) })
+	}
+	for _, b := range put {
+		if i := slices.IndexFunc(out, func(c Binding) bool { return c.Key() == b.Key() }); i >= 0 {
+			out[i] = b
+		} else {
+			out = append(out, b)
 		}
 	}
 	return out
