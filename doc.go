@@ -20,10 +20,11 @@
 //     TLS connection, and throttling per address, subnet and federated
 //     domain.
 //   - [github.com/parleyuc/parley/presence]: the SIP registrar and location
-//     service, with bindings tied to the TLS connection they came on, and
-//     instant messages routed to every registered device.
+//     service, with bindings tied to the TLS connection they came on,
+//     instant messages routed to every registered device, and presence
+//     (PUBLISH, SUBSCRIBE/NOTIFY, PIDF with enhanced presence) filtered by
+//     each user's privacy policy.
 //
-// Presence proper and the packages conference, edge, media and store
-// follow;
+// The packages conference, edge, media and store follow;
 // DESIGN.md in the project's shared folder describes the whole.
 package parley

@@ -13,4 +13,14 @@
 // A [Router] forwards requests for registered users to their bindings:
 // MESSAGE (RFC 3428) forks to all of them; an unknown user gets 404, a
 // known one with no binding 480.
+//
+// A [PresenceServer] handles PUBLISH (RFC 3903) and SUBSCRIBE/NOTIFY for
+// the presence event (RFC 6665, RFC 3856) with PIDF documents (RFC 3863,
+// [ParsePIDF]) carrying RPID activities (RFC 4480) and the enhanced
+// presence categories in Parley's extension namespace ([NSEnhanced]). A
+// user's devices' publications are aggregated into one view, and each
+// watcher is sent what the [PresencePolicy] lets it see: relationship
+// levels, privacy mode and blocking, re-applied at once when they change.
+// Requests to users who do not have the sender as a contact are
+// rate-limited per sender and per federated domain (spim).
 package presence

@@ -7,6 +7,8 @@ import (
 	"crypto/tls"
 	"encoding/hex"
 	"hash"
+	"log/slog"
+	"os"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -24,6 +26,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	// sipgo logs through slog's default logger, which go test mixes into
+	// the benchmark output; keep errors only.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError})))
 	goleak.VerifyTestMain(m)
 }
 
