@@ -613,10 +613,11 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	if ap, err := netip.ParseAddrPort(src); err == nil {
 		at.source = ap.Addr()
 	}
-	// Only a request that arrived over TLS can belong to a tracked TLS
-	// connection: a UDP datagram from the same address and port must not.
-	if strings.EqualFold(req.Transport(), "TLS") {
-		if c := a.conns.get(connKey("TLS", src)); c != nil {
+	// Only a request that arrived over TLS (or WebSocket over TLS) can
+	// belong to a tracked connection: a UDP datagram from the same address
+	// and port must not.
+	if tp := strings.ToUpper(req.Transport()); tp == "TLS" || tp == "WSS" {
+		if c := a.conns.get(connKey(tp, src)); c != nil {
 			at.conn = c
 			at.peerCerts = c.peerCertificates()
 		}

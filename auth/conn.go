@@ -18,7 +18,13 @@ import (
 // revocation). Do not wrap a listener whose configuration requests client
 // certificates without verifying them.
 func (a *Authenticator) Listener(ln net.Listener) net.Listener {
-	return &trackingListener{Listener: ln, a: a}
+	return &trackingListener{Listener: ln, a: a, transport: "TLS"}
+}
+
+// WSSListener is Listener for the TLS listener a sipgo server serves with
+// ServeWSS: SIP over secure WebSocket (RFC 7118), as browsers speak it.
+func (a *Authenticator) WSSListener(ln net.Listener) net.Listener {
+	return &trackingListener{Listener: ln, a: a, transport: "WSS"}
 }
 
 // connKey identifies a connection as sipgo reports a request's origin:
@@ -27,7 +33,8 @@ func connKey(transport, remote string) string { return transport + "|" + remote 
 
 type trackingListener struct {
 	net.Listener
-	a *Authenticator
+	a         *Authenticator
+	transport string // how sipgo labels requests from these connections
 }
 
 func (l *trackingListener) Accept() (net.Conn, error) {
@@ -38,7 +45,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if _, ok := c.(*tls.Conn); !ok {
 		return c, nil // only TLS connections carry associations
 	}
-	tc := &trackedConn{Conn: c, key: connKey("TLS", c.RemoteAddr().String()), conns: &l.a.conns}
+	tc := &trackedConn{Conn: c, key: connKey(l.transport, c.RemoteAddr().String()), conns: &l.a.conns}
 	l.a.conns.add(tc)
 	return tc, nil
 }

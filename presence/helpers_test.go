@@ -13,6 +13,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,8 @@ var passwords = map[string]string{"alice": "alice-secret-1", "bob": "bob-secret-
 // Authenticator, Registrar and Router, as examples/server assembles them.
 type env struct {
 	t         testing.TB
-	addr      string
+	addr      string // SIP over TLS (and plain SIP over UDP)
+	wssAddr   string // SIP over secure WebSocket
 	verifier  *pki.Verifier
 	directory *auth.MemoryDirectory
 	registrar *Registrar
@@ -141,30 +143,42 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{})
+	wssLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, v))))
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = srv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, pki.ServerTLSConfig(kp, v))))
 	}()
 	t.Cleanup(func() {
 		_ = ps.Close()
 		_ = ln.Close()
+		_ = wssLn.Close()
 		_ = client.Close()
 		_ = ua.Close()
 		<-done
+		<-done
 	})
-	return &env{t: t, addr: ln.Addr().String(), verifier: v, directory: dir, registrar: reg, policy: policy, presence: ps, clock: c}
+	return &env{t: t, addr: ln.Addr().String(), wssAddr: wssLn.Addr().String(), verifier: v, directory: dir,
+		registrar: reg, policy: policy, presence: ps, clock: c}
 }
 
 // phone is a SIP client built with sipgo, as a device: one TLS connection
 // to the server, on which it registers, sends and receives.
 type phone struct {
-	t       testing.TB
-	env     *env
-	user    string
-	contact string // unique per phone, as a device's own address would be
-	ua      *sipgo.UserAgent
-	client  *sipgo.Client
+	t         testing.TB
+	env       *env
+	user      string
+	contact   string // unique per phone, as a device's own address would be
+	transport string // TLS, or WSS for a browser-like client
+	ua        *sipgo.UserAgent
+	client    *sipgo.Client
 
 	inbox    chan *sip.Request
 	notifies chan *sip.Request
@@ -180,7 +194,7 @@ func (e *env) phone(user string) *phone {
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	p := &phone{t: e.t, env: e, user: user, ua: ua, client: client, inbox: make(chan *sip.Request, 256), notifies: make(chan *sip.Request, 64),
-		contact: "<sip:" + user + "-" + sip.GenerateTagN(6) + "@127.0.0.1;transport=tls>"}
+		contact: "<sip:" + user + "-" + sip.GenerateTagN(6) + "@127.0.0.1;transport=tls>", transport: "TLS"}
 	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.inbox <- req
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
@@ -217,9 +231,20 @@ func (p *phone) request(method sip.RequestMethod, target string, headers ...sip.
 	for _, h := range headers {
 		req.AppendHeader(h)
 	}
-	req.SetTransport("TLS")
-	req.SetDestination(p.env.addr)
+	req.SetTransport(p.transport)
+	if p.transport == "WSS" {
+		req.SetDestination(p.env.wssAddr)
+	} else {
+		req.SetDestination(p.env.addr)
+	}
 	return req
+}
+
+// overWSS makes the phone speak SIP over secure WebSocket, as a browser.
+func (p *phone) overWSS() *phone {
+	p.transport = "WSS"
+	p.contact = strings.Replace(p.contact, "transport=tls", "transport=ws", 1)
+	return p
 }
 
 // do sends req and answers a Digest challenge with the user's password

@@ -1,7 +1,9 @@
 package presence
 
 import (
+	"context"
 	"testing"
+	"time"
 )
 
 func TestMessageReachesEveryDevice(t *testing.T) {
@@ -69,5 +71,32 @@ func TestMessageAfterDeviceHungUp(t *testing.T) {
 	alice.hangUp()
 	if res := bob.message("sip:alice@example.test", "are you there?"); res.StatusCode != 480 {
 		t.Fatalf("MESSAGE to a device whose flow is gone: %d, want 480", res.StatusCode)
+	}
+}
+
+func TestWebSocketClientRegistersAndReceives(t *testing.T) {
+	e := newEnv(t)
+	browser, bob := e.phone("alice").overWSS(), e.phone("bob")
+	if res := browser.register(600); res.StatusCode != 200 {
+		t.Fatalf("REGISTER over WSS: %d %s", res.StatusCode, res.Reason)
+	}
+	bs, _ := e.registrar.Lookup(context.Background(), browser.aor())
+	if len(bs) != 1 || bs[0].Transport != "WSS" {
+		t.Fatalf("bindings %+v, want one over WSS", bs)
+	}
+	// Later requests on the WebSocket ride its security association: no
+	// challenge (the phone's Digest fallback is not used here).
+	req := browser.request("MESSAGE", bob.aor(), sipHeader("Content-Type", "text/plain"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if res, err := browser.client.Do(ctx, req); err != nil || res.StatusCode != 480 {
+		t.Fatalf("MESSAGE on the associated WebSocket to offline bob: %v %v, want 480 without a challenge", res, err)
+	}
+	bob.register(600)
+	if res := bob.message(browser.aor(), "hello browser"); res.StatusCode != 200 {
+		t.Fatalf("MESSAGE to the browser: %d", res.StatusCode)
+	}
+	if m := browser.received(t); string(m.Body()) != "hello browser" {
+		t.Fatalf("browser received %q", m.Body())
 	}
 }

@@ -10,8 +10,10 @@
 // server certificate for localhost and 127.0.0.1, and a demo tenant
 // (example.test, users alice and bob, whose generated passwords it prints
 // once and keeps in demo-passwords.txt). It serves the CA's CRL (and the CA
-// certificate, for clients to trust) over plain HTTP, and SIP over TLS,
-// where every request must authenticate (Digest or a client certificate).
+// certificate, for clients to trust) over plain HTTP, and SIP over TLS and
+// over secure WebSocket (for browsers), where every request must
+// authenticate (Digest or a client certificate): registration, instant
+// messages and presence.
 // It prints one line per listener, "listening <name> <addr>", and shuts
 // down cleanly on Ctrl-C.
 package main
@@ -54,6 +56,7 @@ type config struct {
 	dataDir  string
 	httpAddr string
 	sipTLS   string
+	sipWSS   string
 	logJSON  bool
 }
 
@@ -64,6 +67,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.dataDir, "data", "./parley-data", "data `directory`: CA, certificates and state (created on first run)")
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "plain HTTP `address` for the CRL distribution point and the CA certificate")
 	fs.StringVar(&c.sipTLS, "sip-tls", "127.0.0.1:5061", "SIP over TLS `address`")
+	fs.StringVar(&c.sipWSS, "sip-wss", "127.0.0.1:7443", "SIP over secure WebSocket (RFC 7118) `address`, for browsers")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -100,6 +104,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-sip-tls %s: %w", cfg.sipTLS, err)
 	}
 	defer sipLn.Close()
+	wssLn, err := net.Listen("tcp", cfg.sipWSS)
+	if err != nil {
+		return fmt.Errorf("-sip-wss %s: %w", cfg.sipWSS, err)
+	}
+	defer wssLn.Close()
 
 	// 2. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
@@ -210,13 +219,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
+	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
-	wg.Go(func() {
-		errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, pki.ServerTLSConfig(serverCert, verifier))))
-	})
+	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
+	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
 	fmt.Fprintf(stdout, "listening http %s\n", httpLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-tls %s\n", sipLn.Addr())
+	fmt.Fprintf(stdout, "listening sip-wss %s\n", wssLn.Addr())
 	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
 
 	var failed error
@@ -228,6 +238,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = sipLn.Close()
+	_ = wssLn.Close()
 	_ = ua.Close()
 	wg.Wait()
 	logger.Info("parley stopped")
