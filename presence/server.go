@@ -141,7 +141,9 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 
 // Close stops the expiry timer and waits for NOTIFYs in flight.
 func (s *PresenceServer) Close() error {
-	s.cancel()
+	s.mu.Lock()
+	s.cancel() // under mu, so no kick starts a sender after Wait
+	s.mu.Unlock()
 	s.wg.Wait()
 	return nil
 }
@@ -419,6 +421,10 @@ func (s *PresenceServer) Changed(aor string) {
 // burst of changes costs a watcher at most two NOTIFYs, always in order.
 func (s *PresenceServer) kick(sub *subscription) {
 	s.mu.Lock()
+	if s.ctx.Err() != nil {
+		s.mu.Unlock()
+		return // closed: no new senders
+	}
 	if sub.sending {
 		sub.dirty = true
 		s.mu.Unlock()
