@@ -311,10 +311,26 @@ func (d *MemoryDirectory) Users() []User {
 	return out
 }
 
-// splitAOR splits "sip:user@host", "sips:user@host" or "user@host" into
-// user and lower-cased host, ignoring URI parameters.
+// CanonicalAOR returns the canonical form of an address of record,
+// "sip:user@host" with the host in lower case and no port, parameters or
+// display name, from "sip:", "sips:" (any case), bare "user@host" or
+// name-addr input. Every package compares users in this form.
+func CanonicalAOR(s string) (string, error) {
+	user, host, err := splitAOR(s)
+	if err != nil {
+		return "", err
+	}
+	return "sip:" + user + "@" + host, nil
+}
+
+// splitAOR splits "sip:user@host", "sips:user@host", "user@host" or
+// `"Name" <sip:user@host>` into user and lower-cased host, ignoring the
+// port and URI parameters.
 func splitAOR(aor string) (user, host string, err error) {
-	s := aor
+	s := strings.TrimSpace(aor)
+	if i := strings.IndexByte(s, '<'); i >= 0 {
+		s = s[i+1:]
+	}
 	if i := strings.IndexByte(s, ':'); i >= 0 && (strings.EqualFold(s[:i], "sip") || strings.EqualFold(s[:i], "sips")) {
 		s = s[i+1:]
 	}
@@ -326,10 +342,14 @@ func splitAOR(aor string) (user, host string, err error) {
 		return "", "", fmt.Errorf("not an address of record: %q", aor)
 	}
 	user, host = s[:at], strings.ToLower(s[at+1:])
-	if i := strings.LastIndexByte(host, ':'); i >= 0 && !strings.Contains(host, "]") {
+	if strings.HasPrefix(host, "[") {
+		if end := strings.IndexByte(host, ']'); end > 0 {
+			host = host[:end+1] // an IPv6 literal; drop a port after it
+		}
+	} else if i := strings.LastIndexByte(host, ':'); i >= 0 {
 		host = host[:i] // drop a port
 	}
-	if strings.ContainsAny(user, " \t\r\n\"<>") || strings.ContainsAny(host, " \t\r\n\"<>@") || host == "" {
+	if strings.ContainsAny(user, " \t\r\n\"<>:") || strings.ContainsAny(host, " \t\r\n\"<>@") || host == "" || host == "[]" {
 		return "", "", fmt.Errorf("not an address of record: %q", aor)
 	}
 	return user, host, nil

@@ -86,3 +86,25 @@ func TestPasswordHash(t *testing.T) {
 		t.Fatal("SetPassword did not derive the Digest HA1 values for the tenant realm")
 	}
 }
+
+func TestCanonicalAOR(t *testing.T) {
+	for in, want := range map[string]string{
+		"sip:alice@Example.TEST":                    "sip:alice@example.test",
+		"SIP:alice@example.test;transport=tls":      "sip:alice@example.test",
+		"sips:alice@example.test:5061":              "sip:alice@example.test",
+		`"Alice A." <sip:alice@example.test>;tag=1`: "sip:alice@example.test",
+		"alice@example.test":                        "sip:alice@example.test",
+		"sip:alice@[2001:DB8::1]:5061":              "sip:alice@[2001:db8::1]",
+		"sip:a@b@example.test":                      "sip:a@b@example.test",
+	} {
+		got, err := CanonicalAOR(in)
+		if err != nil || got != want {
+			t.Errorf("CanonicalAOR(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "sip:example.test", "sip:@example.test", "sip:alice@", "tel:+15551234", "sip:a b@x"} {
+		if got, err := CanonicalAOR(bad); err == nil {
+			t.Errorf("CanonicalAOR(%q) = %q, want an error", bad, got)
+		}
+	}
+}

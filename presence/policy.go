@@ -314,24 +314,16 @@ func pick(ok bool, s string) string {
 	return ""
 }
 
+// canonicalAOR is auth.CanonicalAOR, with unparsable input kept as it is
+// (it then matches nothing).
 func canonicalAOR(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexAny(s, ";?>"); i >= 0 {
-		s = s[:i]
+	if c, err := auth.CanonicalAOR(s); err == nil {
+		return c
 	}
-	s = strings.TrimPrefix(strings.TrimPrefix(s, "<"), "sips:")
-	s = strings.TrimPrefix(s, "sip:")
-	user, host, ok := strings.Cut(s, "@")
-	if !ok {
-		return "sip:" + strings.ToLower(s)
-	}
-	if i := strings.LastIndexByte(host, ':'); i >= 0 {
-		host = host[:i]
-	}
-	return "sip:" + user + "@" + strings.ToLower(host)
+	return s
 }
 
 func domainOf(aor string) string {
-	_, host, _ := strings.Cut(canonicalAOR(aor), "@")
-	return host
+	c := canonicalAOR(aor)
+	return c[strings.LastIndexByte(c, '@')+1:]
 }

@@ -328,8 +328,7 @@ func findBinding(bs []Binding, key string) *Binding {
 	return &bs[i]
 }
 
-// addressOfRecord is the canonical AOR of a URI: sip:user@host, host in
-// lower case, no port or parameters.
+// addressOfRecord is the canonical AOR of a URI (auth.CanonicalAOR).
 func addressOfRecord(u sip.Uri) string {
-	return "sip:" + u.User + "@" + strings.ToLower(u.Host)
+	return canonicalAOR("sip:" + u.User + "@" + u.Host)
 }
