@@ -28,7 +28,7 @@ type rawConn struct {
 	r    *bufio.Reader
 }
 
-func dialRaw(b *testing.B, e *env) *rawConn {
+func dialRaw(b testing.TB, e *env) *rawConn {
 	conn, err := tls.Dial("tcp", e.addr, pki.ClientTLSConfig(nil, e.verifier, "sip.example.test"))
 	if err != nil {
 		b.Fatal(err)
@@ -80,7 +80,7 @@ func registerMsg(user, callID string, cseq int, authz string) []byte {
 }
 
 // signIn registers user on c with Digest, leaving a security association.
-func signIn(b *testing.B, c *rawConn, user, callID string) {
+func signIn(b testing.TB, c *rawConn, user, callID string) {
 	code, head, err := c.roundTrip(registerMsg(user, callID, 1, ""))
 	if err != nil || code != 401 {
 		b.Fatalf("first REGISTER: %d %v", code, err)

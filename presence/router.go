@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -100,8 +101,17 @@ func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
 	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
 	defer cancel()
 	aor := addressOfRecord(req.Recipient)
+	// Spim limits come first, so that neither the directory (404) nor a
+	// block (480) can be probed at will by strangers.
+	if res := spimCheck(ctx, req, rt.cfg.Policy, rt.cfg.Spim, aor, id); res != nil {
+		return res
+	}
 	if _, err := rt.cfg.Directory.User(ctx, aor); err != nil {
-		return reply(404, "Not Found")
+		if errors.Is(err, auth.ErrUnknownUser) {
+			return reply(404, "Not Found")
+		}
+		rt.cfg.Logger.Error("directory unavailable", "user", aor, "err", err)
+		return reply(500, "Directory unavailable")
 	}
 	if rt.cfg.Policy != nil {
 		blocked, err := rt.cfg.Policy.Blocks(ctx, aor, id.URI)
@@ -112,9 +122,6 @@ func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
 		if blocked {
 			return reply(480, "Temporarily Unavailable") // the sender is not told it is blocked
 		}
-	}
-	if res := spimCheck(ctx, req, rt.cfg.Policy, rt.cfg.Spim, aor, id); res != nil {
-		return res
 	}
 	bindings, err := rt.cfg.Locator.Lookup(ctx, aor)
 	if err != nil {
@@ -155,6 +162,37 @@ func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
 	return out
 }
 
+// strippedHeaders are removed from every forwarded request, whatever
+// their case and however many there are: identities only this server may
+// assert, the sender's credentials, and the sender's route (this server is
+// its destination; the binding's Path is the route from here).
+var strippedHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+	"Authorization", "Proxy-Authorization", "Route"}
+
+// stripHeaders removes every header named in strippedHeaders from req.
+// sipgo's RemoveHeader removes only the first header of exactly the name
+// given, which a sender could defeat with a second copy or another case.
+func stripHeaders(req *sip.Request) {
+	for {
+		removed := false
+		for _, h := range req.Headers() {
+			for _, name := range strippedHeaders {
+				if strings.EqualFold(h.Name(), name) {
+					req.RemoveHeader(h.Name())
+					removed = true
+					break
+				}
+			}
+			if removed {
+				break
+			}
+		}
+		if !removed {
+			return
+		}
+	}
+}
+
 // betterFailure orders final failures per RFC 3261 section 16.7: 6xx
 // first, then the lowest class.
 func betterFailure(a, b int) bool {
@@ -174,11 +212,9 @@ func (rt *Router) forward(ctx context.Context, req *sip.Request, id *auth.Identi
 		return nil
 	}
 	out.Recipient = target
-	out.RemoveHeader("Authorization")
-	out.RemoveHeader("Proxy-Authorization")
+	stripHeaders(out)
 	// The identity asserted to the recipient is the one this server
 	// verified, never what the sender wrote (RFC 3325).
-	out.RemoveHeader("P-Asserted-Identity")
 	out.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+id.URI+">"))
 	if mf := req.MaxForwards(); mf != nil {
 		// A fresh header: sipgo's Clone shares the Max-Forwards header

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 )
@@ -98,5 +99,37 @@ func TestWebSocketClientRegistersAndReceives(t *testing.T) {
 	}
 	if m := browser.received(t); string(m.Body()) != "hello browser" {
 		t.Fatalf("browser received %q", m.Body())
+	}
+}
+
+// A sender cannot smuggle an identity, credentials or a route past the
+// router with a second copy of a header or another case.
+func TestForwardedRequestCarriesOnlyTheVerifiedIdentity(t *testing.T) {
+	e := newEnv(t)
+	alice := e.phone("alice")
+	alice.register(600)
+	c := dialRaw(t, e)
+	signIn(t, c, "bob", "smuggle")
+	msg := "MESSAGE sip:alice@example.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKsmuggle1\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=smuggle\r\nTo: <sip:alice@example.test>\r\n" +
+		"Call-ID: smuggle-1\r\nCSeq: 1 MESSAGE\r\n" +
+		"P-Asserted-Identity: <sip:ceo@example.test>\r\np-asserted-identity: <sip:ceo2@example.test>\r\n" +
+		"P-Preferred-Identity: <sip:ceo@example.test>\r\nauthorization: Bearer secret-token\r\n" +
+		"Route: <sip:evil.example.test;lr>\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nhi"
+	if code, _, err := c.roundTrip([]byte(msg)); err != nil || code != 200 {
+		t.Fatalf("MESSAGE: %d %v", code, err)
+	}
+	m := alice.received(t)
+	var pai []string
+	for _, h := range m.Headers() {
+		switch strings.ToLower(h.Name()) {
+		case "p-asserted-identity":
+			pai = append(pai, h.Value())
+		case "p-preferred-identity", "authorization", "proxy-authorization", "route":
+			t.Fatalf("forwarded request carries %s: %s", h.Name(), h.Value())
+		}
+	}
+	if len(pai) != 1 || pai[0] != "<sip:bob@example.test>" {
+		t.Fatalf("P-Asserted-Identity %q, want only bob's", pai)
 	}
 }
