@@ -134,6 +134,7 @@ type PresencePolicy struct {
 
 	mu       sync.Mutex
 	onChange []func(aor string)
+	updateMu sync.Mutex // serializes read-modify-write updates
 }
 
 // NewPresencePolicy returns a PresencePolicy.
@@ -187,6 +188,8 @@ func (pp *PresencePolicy) SetPrivacyMode(ctx context.Context, owner string, on b
 
 func (pp *PresencePolicy) update(ctx context.Context, owner string, f func(*UserPolicy)) error {
 	owner = canonicalAOR(owner)
+	pp.updateMu.Lock()
+	defer pp.updateMu.Unlock()
 	p, err := pp.store.Policy(ctx, owner)
 	if err != nil {
 		return fmt.Errorf("presence: policy of %s: %w", owner, err)

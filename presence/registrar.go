@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -49,9 +51,18 @@ type RegistrarConfig struct {
 }
 
 // Registrar is the SIP registrar and location service. It is safe for
-// concurrent use.
+// concurrent use: REGISTERs for one address of record are applied one at a
+// time, so the device limit and the CSeq order hold however they race.
+// (A store shared by several servers must enforce them itself.)
 type Registrar struct {
-	cfg RegistrarConfig
+	cfg   RegistrarConfig
+	locks [64]sync.Mutex // by hash of the AOR
+}
+
+func (r *Registrar) lock(aor string) *sync.Mutex {
+	h := fnv.New32a()
+	h.Write([]byte(aor))
+	return &r.locks[h.Sum32()%uint32(len(r.locks))]
 }
 
 // NewRegistrar returns a Registrar, or an error naming the invalid field.
@@ -121,9 +132,14 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 		return reply(400, "Missing To")
 	}
 	aor := addressOfRecord(to.Address)
-	if aor != id.URI {
+	if aor != canonicalAOR(id.URI) {
 		// A user registers their own address, nobody else's.
 		return reply(403, "You may only register your own address")
+	}
+	if tp := strings.ToUpper(req.Transport()); tp != "TLS" && tp != "WSS" {
+		// Requests to the user go back over the flow it registered from:
+		// that must be a connection this server accepted and verified.
+		return reply(403, "Registration needs TLS")
 	}
 	callID := req.CallID()
 	cseq := req.CSeq()
@@ -132,8 +148,8 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 	}
 	headerExpires := -1
 	if h := req.GetHeader("Expires"); h != nil {
-		v, err := strconv.Atoi(strings.TrimSpace(h.Value()))
-		if err != nil || v < 0 {
+		v, err := parseExpires(h.Value(), r.cfg.MaxExpires)
+		if err != nil {
 			return reply(400, "Bad Expires")
 		}
 		headerExpires = v
@@ -141,6 +157,9 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 
 	ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
 	defer cancel()
+	mu := r.lock(aor)
+	mu.Lock()
+	defer mu.Unlock()
 	now := r.cfg.Now()
 	current, err := r.cfg.Store.Bindings(ctx, aor, now)
 	if err != nil {
@@ -204,8 +223,8 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 func (r *Registrar) binding(req *sip.Request, c *sip.ContactHeader, aor string, headerExpires int, now time.Time) (Binding, time.Duration, error) {
 	secs := headerExpires
 	if v, ok := c.Params.Get("expires"); ok {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
+		n, err := parseExpires(v, r.cfg.MaxExpires)
+		if err != nil {
 			return Binding{}, 0, errors.New("bad expires parameter")
 		}
 		secs = n
@@ -263,6 +282,16 @@ func (r *Registrar) okResponse(req *sip.Request, bindings []Binding, now time.Ti
 	}
 	res.AppendHeader(sip.NewHeader("Supported", "path, outbound"))
 	return res
+}
+
+// parseExpires reads an expiry in seconds, capped at max before it can
+// overflow a time.Duration.
+func parseExpires(v string, max time.Duration) (int, error) {
+	n, err := strconv.ParseUint(strings.TrimSpace(v), 10, 32)
+	if err != nil {
+		return 0, err
+	}
+	return int(min(n, uint64(max/time.Second))), nil
 }
 
 func supports(req *sip.Request, option string) bool {

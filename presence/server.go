@@ -3,6 +3,7 @@ package presence
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"errors"
 	"log/slog"
@@ -22,8 +23,10 @@ import (
 const (
 	DefaultPresenceExpires    = time.Hour
 	DefaultPresenceMinExpires = 60 * time.Second
-	// notifySenders bounds the NOTIFYs in flight at once.
+	// notifySenders bounds the NOTIFYs in flight at once; notifyTimeout
+	// how long one waits for its answer.
 	notifySenders = 256
+	notifyTimeout = 5 * time.Second
 	pidfType      = "application/pidf+xml"
 )
 
@@ -46,8 +49,16 @@ type PresenceServerConfig struct {
 	// MinExpires and MaxExpires bound publications and subscriptions.
 	// Defaults 60 s and 1 h.
 	MinExpires, MaxExpires time.Duration
-	Logger                 *slog.Logger
-	Now                    func() time.Time
+	// MaxWatcherSubscriptions bounds the subscriptions one watcher may
+	// hold (default 200); MaxPresentityWatchers the subscriptions to one
+	// presentity (default 50,000); MaxPublications the devices'
+	// publications kept per user, the oldest dropped first (default 16).
+	MaxWatcherSubscriptions, MaxPresentityWatchers, MaxPublications int
+	// Contact is the SIP URI of this server put in NOTIFYs and responses,
+	// e.g. "sips:sip.example.test". Default: the presentity's address.
+	Contact string
+	Logger  *slog.Logger
+	Now     func() time.Time
 }
 
 // PresenceServer handles PUBLISH (RFC 3903) and SUBSCRIBE/NOTIFY for the
@@ -58,10 +69,11 @@ type PresenceServerConfig struct {
 type PresenceServer struct {
 	cfg PresenceServerConfig
 
-	mu     sync.Mutex
-	pubs   map[string]map[string]*publication // presentity -> ETag -> publication
-	subs   map[string]*subscription           // dialog ID -> subscription
-	byPres map[string]map[string]*subscription
+	mu        sync.Mutex
+	pubs      map[string]map[string]*publication // presentity -> ETag -> publication
+	subs      map[string]*subscription           // dialog ID -> subscription
+	byPres    map[string]map[string]*subscription
+	byWatcher map[string]int // subscriptions per watcher
 
 	sends  chan struct{} // semaphore for NOTIFYs in flight
 	ctx    context.Context
@@ -81,16 +93,19 @@ type subscription struct {
 	watcher    *auth.Identity
 	target     sip.Uri // the watcher's Contact
 	callID     string
-	remoteTag  string // the watcher's From tag
-	localTag   string // our To tag
-	transport  string // the flow the SUBSCRIBE came on
-	source     string
-	expires    time.Time
+	remoteTag  string   // the watcher's From tag
+	localTag   string   // our To tag
+	routeSet   []string // the SUBSCRIBE's Record-Route, for NOTIFYs (RFC 3261 section 12.1.1)
 
 	// Guarded by PresenceServer.mu.
+	transport  string // the flow of the latest SUBSCRIBE
+	source     string
+	expires    time.Time
 	cseq       uint32
-	sending    bool // a NOTIFY sender owns the subscription
-	dirty      bool // the state changed while it was sending
+	sending    bool     // a NOTIFY sender owns the subscription
+	dirty      bool     // the state changed while it was sending
+	mustSend   bool     // the next NOTIFY goes out even if the view is unchanged
+	lastBody   [32]byte // hash of the last body sent
 	terminated string
 }
 
@@ -115,6 +130,15 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 	if cfg.MaxExpires == 0 {
 		cfg.MaxExpires = DefaultPresenceExpires
 	}
+	if cfg.MaxWatcherSubscriptions == 0 {
+		cfg.MaxWatcherSubscriptions = 200
+	}
+	if cfg.MaxPresentityWatchers == 0 {
+		cfg.MaxPresentityWatchers = 50_000
+	}
+	if cfg.MaxPublications == 0 {
+		cfg.MaxPublications = 16
+	}
 	if cfg.MaxExpires < cfg.MinExpires {
 		return nil, errors.New("presence: PresenceServerConfig.MaxExpires must not be below MinExpires")
 	}
@@ -132,7 +156,7 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 		cfg.Spim = spim
 	}
 	s := &PresenceServer{cfg: cfg, pubs: map[string]map[string]*publication{}, subs: map[string]*subscription{},
-		byPres: map[string]map[string]*subscription{}, sends: make(chan struct{}, notifySenders)}
+		byPres: map[string]map[string]*subscription{}, byWatcher: map[string]int{}, sends: make(chan struct{}, notifySenders)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cfg.Policy.OnChange(s.Changed)
 	s.wg.Go(s.expireLoop)
@@ -155,10 +179,11 @@ func (s *PresenceServer) expiresOf(req *sip.Request) (time.Duration, *sip.Respon
 	if h == nil {
 		return s.cfg.MaxExpires, nil
 	}
-	n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
-	if err != nil || n < 0 {
+	n, err := strconv.ParseUint(strings.TrimSpace(h.Value()), 10, 32)
+	if err != nil {
 		return 0, sip.NewResponseFromRequest(req, 400, "Bad Expires", nil)
 	}
+	n = min(n, uint64(s.cfg.MaxExpires/time.Second)) // before multiplying: no overflow
 	d := time.Duration(n) * time.Second
 	if d > 0 && d < s.cfg.MinExpires {
 		res := sip.NewResponseFromRequest(req, 423, "Interval Too Brief", nil)
@@ -234,6 +259,7 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 	s.mu.Lock()
 	pubs := s.pubs[aor]
 	var etag string
+	refresh := false
 	switch {
 	case ifMatch == "" && doc == nil:
 		s.mu.Unlock()
@@ -245,6 +271,15 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		if pubs == nil {
 			pubs = map[string]*publication{}
 			s.pubs[aor] = pubs
+		}
+		for len(pubs) >= s.cfg.MaxPublications {
+			oldest := ""
+			for t, p := range pubs {
+				if oldest == "" || p.at.Before(pubs[oldest].at) {
+					oldest = t
+				}
+			}
+			delete(pubs, oldest)
 		}
 		etag = newTag()
 		pubs[etag] = &publication{doc: doc, expires: now.Add(expires), at: now}
@@ -263,7 +298,10 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		}
 		etag = newTag()
 		if doc == nil {
-			doc = old.doc // a refresh
+			// A refresh: the same document, published when it was.
+			pubs[etag] = &publication{doc: old.doc, expires: now.Add(expires), at: old.at}
+			refresh = true
+			break
 		}
 		pubs[etag] = &publication{doc: doc, expires: now.Add(expires), at: now}
 	}
@@ -274,7 +312,9 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		out.AppendHeader(sip.NewHeader("SIP-ETag", etag))
 	}
 	out.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
-	s.Changed(aor)
+	if !refresh {
+		s.Changed(aor) // a refresh changes nothing watchers can see
+	}
 	return out
 }
 
@@ -301,9 +341,18 @@ func (s *PresenceServer) subscribe(req *sip.Request, id *auth.Identity) (*sip.Re
 	if !acceptsPIDF(req) {
 		return reply(406, "Not Acceptable"), nil
 	}
+	if tp := strings.ToUpper(req.Transport()); tp != "TLS" && tp != "WSS" {
+		// NOTIFYs go back over the subscriber's connection; over UDP a
+		// spoofed source would aim them at a victim.
+		return reply(403, "Subscriptions need TLS"), nil
+	}
 	expires, res := s.expiresOf(req)
 	if res != nil {
 		return res, nil
+	}
+	if !id.Expires.IsZero() {
+		// No longer than the credential behind it.
+		expires = max(0, min(expires, id.Expires.Sub(s.cfg.Now()).Truncate(time.Second)))
 	}
 	from, to, callID := req.From(), req.To(), req.CallID()
 	if from == nil || to == nil || callID == nil {
@@ -323,33 +372,53 @@ func (s *PresenceServer) subscribe(req *sip.Request, id *auth.Identity) (*sip.Re
 			return reply(481, "Subscription Does Not Exist"), nil
 		}
 		sub.expires = now.Add(expires)
+		// A client that reconnected refreshes from its new connection.
+		sub.transport, sub.source = strings.ToUpper(req.Transport()), req.Source()
+		sub.mustSend = true
 		if expires == 0 {
 			sub.terminated = "terminated"
 		}
 		s.mu.Unlock()
 	} else {
+		ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
+		defer cancel()
 		presentity := canonicalAOR(req.Recipient.String())
-		if _, err := s.cfg.Directory.User(context.Background(), presentity); err != nil {
-			return reply(404, "Not Found"), nil
-		}
-		if res := spimCheck(context.Background(), req, s.cfg.Policy, s.cfg.Spim, presentity, id); res != nil {
+		if res := spimCheck(ctx, req, s.cfg.Policy, s.cfg.Spim, presentity, id); res != nil {
 			return res, nil
 		}
-		contact := req.Contact()
-		if contact == nil {
-			return reply(400, "Missing Contact"), nil
+		if _, err := s.cfg.Directory.User(ctx, presentity); err != nil {
+			if errors.Is(err, auth.ErrUnknownUser) {
+				return reply(404, "Not Found"), nil
+			}
+			s.cfg.Logger.Error("directory unavailable", "user", presentity, "err", err)
+			return reply(500, "Directory unavailable"), nil
 		}
+		contact := req.Contact()
+		if contact == nil || (!strings.EqualFold(contact.Address.Scheme, "sip") && !strings.EqualFold(contact.Address.Scheme, "sips")) {
+			return reply(400, "Missing or unusable Contact"), nil
+		}
+		target := *contact.Address.Clone()
+		target.Headers = nil // URI headers would be copied into every NOTIFY
 		sub = &subscription{
-			presentity: presentity, watcher: id, target: *contact.Address.Clone(), callID: callID.Value(),
+			presentity: presentity, watcher: id, target: target, callID: callID.Value(),
 			remoteTag: remoteTag, localTag: newTag(), transport: strings.ToUpper(req.Transport()), source: req.Source(),
-			expires: now.Add(expires),
+			expires: now.Add(expires), mustSend: true,
+		}
+		for _, h := range req.GetHeaders("Record-Route") {
+			sub.routeSet = append(sub.routeSet, h.Value())
 		}
 		sub.id = dialogID(sub.callID, sub.remoteTag, sub.localTag)
 		if expires == 0 {
 			sub.terminated = "terminated" // a fetch: one NOTIFY, then done
 		}
+		watcher := canonicalAOR(id.URI)
 		s.mu.Lock()
+		if s.byWatcher[watcher] >= s.cfg.MaxWatcherSubscriptions || len(s.byPres[presentity]) >= s.cfg.MaxPresentityWatchers {
+			s.mu.Unlock()
+			return reply(403, "Too many subscriptions"), nil
+		}
 		s.subs[sub.id] = sub
+		s.byWatcher[watcher]++
 		if s.byPres[presentity] == nil {
 			s.byPres[presentity] = map[string]*subscription{}
 		}
@@ -359,8 +428,16 @@ func (s *PresenceServer) subscribe(req *sip.Request, id *auth.Identity) (*sip.Re
 	out := reply(200, "OK")
 	out.ReplaceHeader(&sip.ToHeader{DisplayName: to.DisplayName, Address: to.Address, Params: withTag(to.Params, sub.localTag)})
 	out.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
-	out.AppendHeader(sip.NewHeader("Contact", "<"+sub.presentity+">"))
+	out.AppendHeader(sip.NewHeader("Contact", "<"+s.contact(sub)+">"))
 	return out, sub
+}
+
+// contact is the Contact this server gives in sub's dialog.
+func (s *PresenceServer) contact(sub *subscription) string {
+	if s.cfg.Contact != "" {
+		return s.cfg.Contact
+	}
+	return sub.presentity
 }
 
 func acceptsPIDF(req *sip.Request) bool {
@@ -421,9 +498,9 @@ func (s *PresenceServer) Changed(aor string) {
 // burst of changes costs a watcher at most two NOTIFYs, always in order.
 func (s *PresenceServer) kick(sub *subscription) {
 	s.mu.Lock()
-	if s.ctx.Err() != nil {
+	if s.ctx.Err() != nil || sub.terminated == "sent" || s.subs[sub.id] != sub {
 		s.mu.Unlock()
-		return // closed: no new senders
+		return // closed, or the subscription has ended
 	}
 	if sub.sending {
 		sub.dirty = true
@@ -431,12 +508,14 @@ func (s *PresenceServer) kick(sub *subscription) {
 		return
 	}
 	sub.sending = true
+	s.wg.Add(1) // under mu: Close cancels under mu before it waits
 	s.mu.Unlock()
-	s.wg.Go(func() {
+	go func() {
+		defer s.wg.Done()
 		for {
 			s.notify(sub)
 			s.mu.Lock()
-			if !sub.dirty || sub.terminated == "sent" {
+			if !sub.dirty || sub.terminated == "sent" || s.subs[sub.id] != sub {
 				sub.sending = false
 				s.mu.Unlock()
 				return
@@ -444,7 +523,7 @@ func (s *PresenceServer) kick(sub *subscription) {
 			sub.dirty = false
 			s.mu.Unlock()
 		}
-	})
+	}()
 }
 
 // view composes what sub's watcher may see of its presentity now.
@@ -509,16 +588,25 @@ func (s *PresenceServer) notify(sub *subscription) {
 	case <-s.ctx.Done():
 		return
 	}
-	ctx, cancel := context.WithTimeout(s.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(s.ctx, notifyTimeout)
 	defer cancel()
-	doc := s.view(ctx, sub)
+	body := s.view(ctx, sub).MarshalPIDF()
+	sum := sha256.Sum256(body)
 
 	now := s.cfg.Now()
 	s.mu.Lock()
+	final := sub.terminated != "" || !now.Before(sub.expires)
+	if !final && !sub.mustSend && sum == sub.lastBody {
+		// Nothing this watcher may see has changed: sending anyway would
+		// tell it when the presentity is active.
+		s.mu.Unlock()
+		return
+	}
+	sub.mustSend, sub.lastBody = false, sum
+	transport, source := sub.transport, sub.source
 	sub.cseq++
 	cseq := sub.cseq
 	state := "active;expires=" + strconv.Itoa(max(0, int(sub.expires.Sub(now)/time.Second)))
-	final := sub.terminated != "" || !now.Before(sub.expires)
 	if final {
 		state = "terminated;reason=timeout"
 		if sub.terminated == "terminated" {
@@ -541,13 +629,18 @@ func (s *PresenceServer) notify(sub *subscription) {
 	req.AppendHeader(&sip.ToHeader{Address: watcherURI, Params: toParams})
 	req.AppendHeader(&callID)
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: sip.NOTIFY})
-	req.AppendHeader(sip.NewHeader("Contact", "<"+sub.presentity+">"))
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	for _, r := range sub.routeSet {
+		req.AppendHeader(sip.NewHeader("Route", r))
+	}
+	req.AppendHeader(sip.NewHeader("Contact", "<"+s.contact(sub)+">"))
 	req.AppendHeader(sip.NewHeader("Event", "presence"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", state))
 	req.AppendHeader(sip.NewHeader("Content-Type", pidfType))
-	req.SetBody(doc.MarshalPIDF())
-	req.SetTransport(sub.transport)
-	req.SetDestination(sub.source)
+	req.SetBody(body)
+	req.SetTransport(transport)
+	req.SetDestination(source)
 
 	tx, err := s.cfg.Client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {
@@ -571,6 +664,9 @@ func (s *PresenceServer) notify(sub *subscription) {
 	case <-tx.Done():
 		s.drop(sub)
 	case <-ctx.Done():
+		// A watcher that does not answer loses its subscription, so it
+		// cannot hold NOTIFY senders hostage.
+		s.drop(sub)
 	}
 }
 
@@ -581,7 +677,14 @@ func (s *PresenceServer) drop(sub *subscription) {
 }
 
 func (s *PresenceServer) dropLocked(sub *subscription) {
+	if s.subs[sub.id] != sub {
+		return
+	}
 	delete(s.subs, sub.id)
+	w := canonicalAOR(sub.watcher.URI)
+	if s.byWatcher[w]--; s.byWatcher[w] <= 0 {
+		delete(s.byWatcher, w)
+	}
 	if m := s.byPres[sub.presentity]; m != nil {
 		delete(m, sub.id)
 		if len(m) == 0 {

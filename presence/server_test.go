@@ -2,6 +2,8 @@ package presence
 
 import (
 	"context"
+	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -103,6 +105,9 @@ func (w *watch) next(t *testing.T) (*Presence, string) {
 		}
 		if ev := n.GetHeader("Event"); ev == nil || ev.Value() != "presence" {
 			t.Fatalf("NOTIFY Event %v", ev)
+		}
+		if mf := n.MaxForwards(); mf == nil || mf.Val() != 70 {
+			t.Fatalf("NOTIFY Max-Forwards %v, want 70 (RFC 3261 section 8.1.1)", mf)
 		}
 		return doc, n.GetHeader("Subscription-State").Value()
 	case <-time.After(5 * time.Second):
@@ -406,5 +411,104 @@ func TestSpimLimitsStrangersOnly(t *testing.T) {
 	}
 	for len(alice.inbox) > 0 {
 		<-alice.inbox
+	}
+}
+
+func TestBlockedWatcherLearnsNothingFromActivity(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	_ = e.policy.SetContact(context.Background(), alice.aor(), bob.aor(), Blocked)
+	_, w := bob.subscribe(alice.aor(), "600")
+	if doc, _ := w.next(t); doc.Availability != Offline {
+		t.Fatalf("blocked watcher sees %s", doc.Availability)
+	}
+	// Alice is busy, available, away: the blocked watcher's view does not
+	// change, so it is sent nothing that would time her activity.
+	for _, a := range []Availability{Busy, Available, Away} {
+		alice.publishState(a, "")
+	}
+	select {
+	case n := <-bob.notifies:
+		t.Fatalf("blocked watcher got a NOTIFY for activity it may not see:\n%s", n.Body())
+	case <-time.After(300 * time.Millisecond):
+	}
+}
+
+func TestSubscriptionBelongsToItsWatcher(t *testing.T) {
+	e := newEnv(t)
+	alice, bob, carol := e.phone("alice"), e.phone("bob"), e.phone("carol")
+	alice.register(600)
+	_, w := bob.subscribe(alice.aor(), "600")
+	w.next(t)
+	// carol replays bob's dialog identifiers to end or redirect his
+	// subscription.
+	stolen := *w
+	stolen.p = carol
+	if res := stolen.send("0"); res.StatusCode != 481 {
+		t.Fatalf("refresh of bob's subscription by carol: %d, want 481", res.StatusCode)
+	}
+	if n := e.presence.Subscriptions(); n != 1 {
+		t.Fatalf("%d subscriptions, want bob's still there", n)
+	}
+}
+
+// subscribeDirect runs a SUBSCRIBE through the server's logic, as if it
+// had arrived over transport from 127.0.0.1:5999.
+func subscribeDirect(t *testing.T, e *env, watcher, transport, expires string, i int) int {
+	t.Helper()
+	msg := fmt.Sprintf("SUBSCRIBE sip:alice@example.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKd%d\r\n"+
+		"Max-Forwards: 70\r\nFrom: <sip:%s@example.test>;tag=t%d\r\nTo: <sip:alice@example.test>\r\nCall-ID: direct-%d\r\n"+
+		"CSeq: 1 SUBSCRIBE\r\nContact: <sip:%s@127.0.0.1:5999;transport=tls>\r\nEvent: presence\r\nExpires: %s\r\nContent-Length: 0\r\n\r\n",
+		i, watcher, i, i, watcher, expires)
+	m, err := sip.ParseMessage([]byte(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := m.(*sip.Request)
+	req.SetTransport(transport)
+	req.SetSource("127.0.0.1:5999")
+	id := &auth.Identity{URI: "sip:" + watcher + "@example.test", Kind: auth.Internal, Tenant: "example.test"}
+	res, _ := e.presence.subscribe(req, id)
+	if h := res.GetHeader("Expires"); h != nil && res.StatusCode == 200 {
+		if v, _ := strconv.Atoi(h.Value()); v > 3600 {
+			t.Fatalf("granted %d s, above the 3600 s maximum", v)
+		}
+	}
+	return res.StatusCode
+}
+
+func TestSubscriptionLimits(t *testing.T) {
+	e := newEnv(t)
+	_ = e.policy.SetContact(context.Background(), "sip:alice@example.test", "sip:bob@example.test", Colleague)
+	if code := subscribeDirect(t, e, "bob", "UDP", "600", 0); code != 403 {
+		t.Fatalf("SUBSCRIBE over UDP: %d, want 403", code)
+	}
+	if code := subscribeDirect(t, e, "bob", "TLS", "4294967295", 1); code != 200 {
+		t.Fatalf("SUBSCRIBE with the largest Expires: %d, want 200 (capped)", code)
+	}
+	if code := subscribeDirect(t, e, "bob", "TLS", "36028797018963968", 2); code != 400 {
+		t.Fatalf("SUBSCRIBE with an Expires beyond 32 bits: %d, want 400", code)
+	}
+	for i := 3; i < 202; i++ {
+		subscribeDirect(t, e, "bob", "TLS", "600", i)
+	}
+	if code := subscribeDirect(t, e, "bob", "TLS", "600", 202); code != 403 {
+		t.Fatalf("bob's 201st subscription: %d, want 403 (limit 200)", code)
+	}
+}
+
+func TestPublicationsPerUserBounded(t *testing.T) {
+	e := newEnv(t)
+	alice := e.phone("alice")
+	alice.register(600)
+	for range 20 {
+		alice.publishState(Available, "")
+	}
+	e.presence.mu.Lock()
+	n := len(e.presence.pubs["sip:alice@example.test"])
+	e.presence.mu.Unlock()
+	if n != 16 {
+		t.Fatalf("%d publications kept for one user, want the 16 newest", n)
 	}
 }
