@@ -126,11 +126,13 @@ func newEnv(t testing.TB) *env {
 	client, _ := sipgo.NewClient(ua)
 	policy := NewPresencePolicy(PresencePolicyConfig{})
 	spim, _ := auth.NewThrottle(auth.ThrottleConfig{Now: c.now}) // one budget per sender, for messages and subscriptions
-	router, err := NewRouter(RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Spim: spim, Timeout: 3 * time.Second})
+	router, err := NewRouter(RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Spim: spim,
+		Connections: ua.TransportLayer(), Timeout: 3 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := NewPresenceServer(PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Locator: reg, Client: client, Spim: spim, Now: c.now})
+	ps, err := NewPresenceServer(PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Locator: reg, Client: client, Spim: spim,
+		Connections: ua.TransportLayer(), Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}

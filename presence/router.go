@@ -41,9 +41,30 @@ type RouterConfig struct {
 	// budget for approaching strangers. Nil: a Throttle of its own with the
 	// default PerSender and PerDomain limits.
 	Spim *auth.Throttle
+	// Connections, if set (the server's UserAgent.TransportLayer()), keeps
+	// requests to the connections bindings came on: a binding whose
+	// connection is gone fails at once instead of sipgo dialing its old
+	// address (RFC 5626 section 5.3).
+	Connections Connections
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration
 	Logger  *slog.Logger
+}
+
+// Connections finds a live connection; *sip.TransportLayer implements it.
+type Connections interface {
+	GetConnection(network, addr string) (sip.Connection, error)
+}
+
+// flowAlive reports whether a request may be sent over transport to addr:
+// always when no Connections is configured, else only over a connection
+// that still exists.
+func flowAlive(c Connections, transport, addr string) bool {
+	if c == nil {
+		return true
+	}
+	_, err := c.GetConnection(transport, addr)
+	return err == nil
 }
 
 // Router forwards requests for registered users to every device they have
@@ -227,6 +248,10 @@ func (rt *Router) forward(ctx context.Context, req *sip.Request, id *auth.Identi
 	}
 	out.SetTransport(b.Transport)
 	out.SetDestination(b.Source)
+	if !flowAlive(rt.cfg.Connections, b.Transport, b.Source) {
+		rt.cfg.Logger.Info("flow gone", "user", b.AOR, "flow", b.Source)
+		return nil
+	}
 
 	tx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
 	if err != nil {

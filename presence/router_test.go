@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -69,9 +70,36 @@ func TestMessageAfterDeviceHungUp(t *testing.T) {
 	alice, bob := e.phone("alice"), e.phone("bob")
 	alice.register(600)
 	bob.register(600)
+	bs, _ := e.registrar.Lookup(context.Background(), alice.aor())
 	alice.hangUp()
+	// Listen where alice's connection came from: the server must not dial
+	// a binding's old address (RFC 5626), only use its connection.
+	dialed := make(chan struct{}, 1)
+	var ln net.Listener
+	var err error
+	for range 50 { // the port is free once the old socket has closed
+		if ln, err = net.Listen("tcp", bs[0].Source); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("cannot listen on alice's old address: %v", err)
+	}
+	defer ln.Close()
+	go func() {
+		if c, err := ln.Accept(); err == nil {
+			c.Close()
+			dialed <- struct{}{}
+		}
+	}()
 	if res := bob.message("sip:alice@example.test", "are you there?"); res.StatusCode != 480 {
 		t.Fatalf("MESSAGE to a device whose flow is gone: %d, want 480", res.StatusCode)
+	}
+	select {
+	case <-dialed:
+		t.Fatal("the server dialed the binding's old address")
+	case <-time.After(100 * time.Millisecond):
 	}
 }
 

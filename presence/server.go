@@ -54,6 +54,10 @@ type PresenceServerConfig struct {
 	// presentity (default 50,000); MaxPublications the devices'
 	// publications kept per user, the oldest dropped first (default 16).
 	MaxWatcherSubscriptions, MaxPresentityWatchers, MaxPublications int
+	// Connections, if set, sends NOTIFYs only over the watcher's existing
+	// connection; a subscription whose connection is gone is dropped (see
+	// RouterConfig.Connections).
+	Connections Connections
 	// Contact is the SIP URI of this server put in NOTIFYs and responses,
 	// e.g. "sips:sip.example.test". Default: the presentity's address.
 	Contact string
@@ -641,6 +645,10 @@ func (s *PresenceServer) notify(sub *subscription) {
 	req.SetBody(body)
 	req.SetTransport(transport)
 	req.SetDestination(source)
+	if !flowAlive(s.cfg.Connections, transport, source) {
+		s.drop(sub)
+		return
+	}
 
 	tx, err := s.cfg.Client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
 	if err != nil {

@@ -197,7 +197,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	router, err := presence.NewRouter(presence.RouterConfig{
-		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Spim: spim, Logger: logger,
+		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Spim: spim,
+		Connections: ua.TransportLayer(), Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -205,7 +206,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Presence: devices publish, watchers subscribe, and each watcher sees
 	// what the presentity's privacy policy allows.
 	presenceSrv, err := presence.NewPresenceServer(presence.PresenceServerConfig{
-		Auth: authn, Directory: directory, Policy: policy, Locator: registrar, Client: sipClient, Spim: spim, Logger: logger,
+		Auth: authn, Directory: directory, Policy: policy, Locator: registrar, Client: sipClient, Spim: spim,
+		Connections: ua.TransportLayer(), Logger: logger,
 	})
 	if err != nil {
 		return err
