@@ -166,6 +166,8 @@ func TestStaleNonceAnsweredWithStaleTrue(t *testing.T) {
 
 func TestSecurityAssociation(t *testing.T) {
 	s := startSIPServer(t, Config{})
+	closed := make(chan string, 4)
+	s.authn.OnConnectionClose(func(transport, remote string) { closed <- transport + " " + remote })
 	c := s.dial(t, "", nil)
 	if res := c.register("alice", alicePassword); res.StatusCode != 200 {
 		t.Fatalf("sign-in: %d", res.StatusCode)
@@ -194,6 +196,14 @@ func TestSecurityAssociation(t *testing.T) {
 	}
 	if n := s.authn.Associations(); n != 0 {
 		t.Fatalf("%d associations left after the connection closed", n)
+	}
+	select {
+	case got := <-closed:
+		if want := "TLS " + c.conn.LocalAddr().String(); got != want {
+			t.Fatalf("close hook got %q, want %q", got, want)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the connection-close hook was not called")
 	}
 }
 

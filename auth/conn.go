@@ -27,6 +27,17 @@ func (a *Authenticator) WSSListener(ln net.Listener) net.Listener {
 	return &trackingListener{Listener: ln, a: a, transport: "WSS"}
 }
 
+// OnConnectionClose registers f to be called when a tracked connection
+// (see Listener) closes, with the transport ("TLS", "WSS") and remote
+// address sipgo reports for requests that came on it. The registrar uses it
+// to drop the bindings of a flow that no longer exists. f runs on the
+// goroutine that closes the connection and must not block.
+func (a *Authenticator) OnConnectionClose(f func(transport, remote string)) {
+	a.conns.mu.Lock()
+	defer a.conns.mu.Unlock()
+	a.conns.onClose = append(a.conns.onClose, f)
+}
+
 // connKey identifies a connection as sipgo reports a request's origin:
 // its transport and remote address.
 func connKey(transport, remote string) string { return transport + "|" + remote }
@@ -45,7 +56,8 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 	if _, ok := c.(*tls.Conn); !ok {
 		return c, nil // only TLS connections carry associations
 	}
-	tc := &trackedConn{Conn: c, key: connKey(l.transport, c.RemoteAddr().String()), conns: &l.a.conns}
+	tc := &trackedConn{Conn: c, transport: l.transport, remote: c.RemoteAddr().String(),
+		key: connKey(l.transport, c.RemoteAddr().String()), conns: &l.a.conns}
 	l.a.conns.add(tc)
 	return tc, nil
 }
@@ -53,9 +65,11 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 // trackedConn is an accepted connection and its security association.
 type trackedConn struct {
 	net.Conn
-	key   string // connKey of the connection
-	conns *connTable
-	once  sync.Once
+	key       string // connKey of the connection
+	transport string
+	remote    string
+	conns     *connTable
+	once      sync.Once
 
 	mu  sync.Mutex
 	id  *Identity
@@ -112,8 +126,9 @@ func (c *trackedConn) peerCertificates() []*x509.Certificate {
 
 // connTable finds a tracked connection by its remote address.
 type connTable struct {
-	mu sync.Mutex
-	m  map[string]*trackedConn
+	mu      sync.Mutex
+	m       map[string]*trackedConn
+	onClose []func(transport, remote string)
 }
 
 func (t *connTable) add(c *trackedConn) {
@@ -127,9 +142,17 @@ func (t *connTable) add(c *trackedConn) {
 
 func (t *connTable) remove(c *trackedConn) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.m[c.key] == c {
+	current := t.m[c.key] == c
+	if current {
 		delete(t.m, c.key)
+	}
+	hooks := t.onClose
+	t.mu.Unlock()
+	if !current {
+		return // a newer connection from the same address has taken over
+	}
+	for _, f := range hooks {
+		f(c.transport, c.remote)
 	}
 }
 

@@ -136,6 +136,11 @@ func newEnv(t testing.TB) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	authn.OnConnectionClose(func(transport, remote string) {
+		for _, aor := range reg.FlowClosed(transport, remote) {
+			ps.Changed(aor)
+		}
+	})
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnMessage(router.HandleMessage)
 	srv.OnPublish(ps.HandlePublish)

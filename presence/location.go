@@ -50,6 +50,10 @@ type LocationStore interface {
 	// added or replaced (by Key), those whose keys are in remove are
 	// dropped, all if removeAll.
 	Update(ctx context.Context, aor string, put []Binding, remove []string, removeAll bool) error
+	// RemoveFlow drops every binding registered over the connection
+	// (transport, source), which has closed, and returns the AORs that
+	// lost one.
+	RemoveFlow(ctx context.Context, transport, source string) ([]string, error)
 }
 
 // ErrStore wraps failures of a LocationStore.
@@ -58,13 +62,36 @@ var ErrStore = errors.New("presence: location store failed")
 // MemoryLocation is a LocationStore in memory. Expired bindings are
 // dropped whenever their AOR is read or written.
 type MemoryLocation struct {
-	mu  sync.Mutex
-	aor map[string][]Binding
+	mu    sync.Mutex
+	aor   map[string][]Binding
+	flows map[string]map[string]bool // flow -> AORs with a binding over it
 }
 
 // NewMemoryLocation returns an empty MemoryLocation.
 func NewMemoryLocation() *MemoryLocation {
-	return &MemoryLocation{aor: make(map[string][]Binding)}
+	return &MemoryLocation{aor: make(map[string][]Binding), flows: make(map[string]map[string]bool)}
+}
+
+func flowKey(transport, source string) string { return transport + "|" + source }
+
+// RemoveFlow implements LocationStore.
+func (m *MemoryLocation) RemoveFlow(_ context.Context, transport, source string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	fk := flowKey(transport, source)
+	var aors []string
+	for aor := range m.flows[fk] {
+		bs := slices.DeleteFunc(m.aor[aor], func(b Binding) bool { return flowKey(b.Transport, b.Source) == fk })
+		if len(bs) == 0 {
+			delete(m.aor, aor)
+		} else {
+			m.aor[aor] = bs
+		}
+		aors = append(aors, aor)
+	}
+	delete(m.flows, fk)
+	slices.Sort(aors)
+	return aors, nil
 }
 
 // Bindings implements LocationStore.
@@ -101,6 +128,13 @@ func (m *MemoryLocation) Update(_ context.Context, aor string, put []Binding, re
 		delete(m.aor, aor)
 	} else {
 		m.aor[aor] = cur
+	}
+	for _, b := range put {
+		fk := flowKey(b.Transport, b.Source)
+		if m.flows[fk] == nil {
+			m.flows[fk] = map[string]bool{}
+		}
+		m.flows[fk][aor] = true // stale entries are harmless: RemoveFlow filters by flow
 	}
 	return nil
 }

@@ -104,6 +104,23 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	return &Registrar{cfg: cfg}, nil
 }
 
+// FlowClosed drops the bindings registered over a connection that has
+// closed (wire it to auth.Authenticator.OnConnectionClose) and returns the
+// AORs that lost one, whose presence may have changed.
+func (r *Registrar) FlowClosed(transport, source string) []string {
+	ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
+	defer cancel()
+	aors, err := r.cfg.Store.RemoveFlow(ctx, strings.ToUpper(transport), source)
+	if err != nil {
+		r.cfg.Logger.Error("location store: removing a closed flow failed", "flow", source, "err", err)
+		return nil
+	}
+	for _, aor := range aors {
+		r.cfg.Logger.Info("unregistered: connection closed", "user", aor, "peer", source)
+	}
+	return aors
+}
+
 // Lookup returns the live bindings of an address of record.
 func (r *Registrar) Lookup(ctx context.Context, aor string) ([]Binding, error) {
 	bs, err := r.cfg.Store.Bindings(ctx, aor, r.cfg.Now())

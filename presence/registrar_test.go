@@ -184,3 +184,28 @@ func TestBindingLimitNotFooledByPhantomRemovals(t *testing.T) {
 		t.Fatalf("%d bindings, limit 2", len(bs))
 	}
 }
+
+func TestRemoveFlowDropsOnlyThatFlowsBindings(t *testing.T) {
+	store := NewMemoryLocation()
+	ctx := context.Background()
+	now := time.Now()
+	b := func(aor, contact, source string) Binding {
+		return Binding{AOR: aor, Contact: contact, Transport: "TLS", Source: source, Expires: now.Add(time.Hour)}
+	}
+	_ = store.Update(ctx, "sip:alice@example.test", []Binding{b("sip:alice@example.test", "sip:a1@x", "192.0.2.1:1000"),
+		b("sip:alice@example.test", "sip:a2@x", "192.0.2.2:2000")}, nil, false)
+	_ = store.Update(ctx, "sip:bob@example.test", []Binding{b("sip:bob@example.test", "sip:b1@x", "192.0.2.1:1000")}, nil, false)
+	aors, err := store.RemoveFlow(ctx, "TLS", "192.0.2.1:1000")
+	if err != nil || len(aors) != 2 {
+		t.Fatalf("RemoveFlow: %v %v, want alice and bob", aors, err)
+	}
+	if bs, _ := store.Bindings(ctx, "sip:alice@example.test", now); len(bs) != 1 || bs[0].Source != "192.0.2.2:2000" {
+		t.Fatalf("alice's bindings %+v, want only the other flow's", bs)
+	}
+	if bs, _ := store.Bindings(ctx, "sip:bob@example.test", now); len(bs) != 0 {
+		t.Fatalf("bob's bindings %+v, want none", bs)
+	}
+	if aors, _ := store.RemoveFlow(ctx, "WSS", "192.0.2.2:2000"); len(aors) != 0 {
+		t.Fatalf("a flow of another transport removed %v", aors)
+	}
+}

@@ -512,3 +512,18 @@ func TestPublicationsPerUserBounded(t *testing.T) {
 		t.Fatalf("%d publications kept for one user, want the 16 newest", n)
 	}
 }
+
+func TestDeviceHangingUpSignsOut(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	alice.register(600)
+	_, w := bob.subscribe(alice.aor(), "600")
+	if doc, _ := w.next(t); doc.Availability != Available {
+		t.Fatalf("registered alice shows %s", doc.Availability)
+	}
+	alice.hangUp()
+	w.until(t, func(p *Presence) bool { return p.Availability == Offline })
+	if bs, _ := e.registrar.Lookup(context.Background(), alice.aor()); len(bs) != 0 {
+		t.Fatalf("%d bindings left after alice's connection closed", len(bs))
+	}
+}

@@ -213,6 +213,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer presenceSrv.Close()
+	// A device whose connection closes is signed out at once.
+	authn.OnConnectionClose(func(transport, remote string) {
+		for _, aor := range registrar.FlowClosed(transport, remote) {
+			presenceSrv.Changed(aor)
+		}
+	})
 	sipSrv.OnOptions(authn.Require(answerOptions))
 	sipSrv.OnRegister(registrar.HandleRegister)
 	sipSrv.OnMessage(router.HandleMessage)
