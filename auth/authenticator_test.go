@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/parleyuc/parley/pki"
 )
 
 // All tests here speak SIP over real TLS connections on loopback to a
@@ -259,7 +257,7 @@ func TestConferenceKeyOpensOnlyItsMeeting(t *testing.T) {
 
 func TestClientCertificateSignIn(t *testing.T) {
 	s := startSIPServer(t, Config{})
-	alice := keyPair(t)(s.pki.ca.IssueClient(pki.ClientCertRequest{SIPURI: "sip:alice@example.test"}))
+	alice := s.pki.User(t, "sip:alice@example.test")
 	c := s.dial(t, "", alice)
 	if res := c.do("REGISTER", "sip:example.test", "<sip:alice@example.test>"); res.StatusCode != 200 {
 		t.Fatalf("REGISTER with a client certificate: %d, want 200", res.StatusCode)
@@ -270,7 +268,7 @@ func TestClientCertificateSignIn(t *testing.T) {
 	if res := c.do("MESSAGE", "sip:alice@example.test", "<sip:bob@example.test>"); res.StatusCode != 403 {
 		t.Fatalf("alice's certificate used for bob: %d, want 403", res.StatusCode)
 	}
-	mallory := keyPair(t)(s.pki.ca.IssueClient(pki.ClientCertRequest{SIPURI: "sip:mallory@example.test"}))
+	mallory := s.pki.User(t, "sip:mallory@example.test")
 	if res := s.dial(t, "", mallory).do("OPTIONS", "sip:example.test", "<sip:mallory@example.test>"); res.StatusCode != 403 {
 		t.Fatalf("certificate of a user not in the directory: %d, want 403", res.StatusCode)
 	}

@@ -9,8 +9,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,6 +19,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/goleak"
 
+	"github.com/parleyuc/parley/internal/testpki"
 	"github.com/parleyuc/parley/pki"
 )
 
@@ -82,58 +81,10 @@ func (m meetings) ConferenceKey(_ context.Context, id string) (string, error) {
 	return k, nil
 }
 
-// testPKI is a CA with its CRL served on loopback and a verifier.
-type testPKI struct {
-	ca *pki.CA
-	v  *pki.Verifier
-}
-
-func newTestPKI(t testing.TB) *testPKI {
-	t.Helper()
-	mux := http.NewServeMux()
-	web := httptest.NewServer(mux)
-	t.Cleanup(web.Close)
-	ca, err := pki.NewCA(pki.CAConfig{CRLDistributionPoints: []string{web.URL + "/ca.crl"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/ca.crl", ca.CRLHandler())
-	crls, err := pki.NewCRLCache(pki.CRLCacheConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = crls.Close() })
-	v, err := pki.NewVerifier(pki.VerifierConfig{Roots: ca.CertPool(), CRLs: crls})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testPKI{ca: ca, v: v}
-}
-
-// keyPair turns an issued certificate into a KeyPair:
-// keyPair(t)(ca.IssueClient(...)).
-func keyPair(t testing.TB) func(*pki.Certificate, error) *pki.KeyPair {
-	return func(c *pki.Certificate, err error) *pki.KeyPair {
-		t.Helper()
-		if err != nil {
-			t.Fatal(err)
-		}
-		tc, err := c.TLSCertificate()
-		if err != nil {
-			t.Fatal(err)
-		}
-		kp, err := pki.NewKeyPair(tc)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kp
-	}
-}
-
 // sipServer is a sipgo server over TLS whose handlers require
 // authentication and record who they served.
 type sipServer struct {
-	pki   *testPKI
+	pki   *testpki.PKI
 	authn *Authenticator
 	dir   *MemoryDirectory // the directory, when the test did not bring its own
 	addr  string           // TLS on TCP, and plain SIP on UDP, at the same port
@@ -144,7 +95,7 @@ type sipServer struct {
 
 func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	t.Helper()
-	p := newTestPKI(t)
+	p := testpki.New(t)
 	var dir *MemoryDirectory
 	if cfg.Directory == nil {
 		dir = testDirectory(t)
@@ -159,7 +110,7 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	}
 	t.Cleanup(func() { _ = authn.Close() })
 	s := &sipServer{pki: p, authn: authn, dir: dir}
-	kp := keyPair(t)(p.ca.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip.example.test"}}))
+	kp := p.Server(t, "sip.example.test")
 
 	ua, err := sipgo.NewUA()
 	if err != nil {
@@ -190,7 +141,7 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	done := make(chan struct{}, 2)
 	go func() {
 		defer func() { done <- struct{}{} }()
-		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, p.v))))
+		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, p.Verifier))))
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
@@ -236,7 +187,7 @@ func (s *sipServer) dial(t testing.TB, localIP string, cert *pki.KeyPair) *sipCl
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := tls.Client(raw, pki.ClientTLSConfig(cert, s.pki.v, "sip.example.test"))
+	conn := tls.Client(raw, pki.ClientTLSConfig(cert, s.pki.Verifier, "sip.example.test"))
 	if err := conn.Handshake(); err != nil {
 		raw.Close()
 		t.Fatal(err)

@@ -9,8 +9,6 @@ import (
 	"hash"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"strings"
@@ -23,6 +21,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/testpki"
 	"github.com/parleyuc/parley/pki"
 )
 
@@ -68,32 +67,9 @@ func (c *clock) advance(d time.Duration) {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	mux := http.NewServeMux()
-	web := httptest.NewServer(mux)
-	t.Cleanup(web.Close)
-	ca, err := pki.NewCA(pki.CAConfig{CRLDistributionPoints: []string{web.URL + "/ca.crl"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux.Handle("/ca.crl", ca.CRLHandler())
-	crls, err := pki.NewCRLCache(pki.CRLCacheConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = crls.Close() })
-	v, err := pki.NewVerifier(pki.VerifierConfig{Roots: ca.CertPool(), CRLs: crls})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip.example.test"}, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tc, _ := cert.TLSCertificate()
-	kp, err := pki.NewKeyPair(tc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := testpki.New(t)
+	v := p.Verifier
+	kp := p.Server(t, "sip.example.test")
 
 	dir := auth.NewMemoryDirectory()
 	_ = dir.PutTenant(auth.Tenant{Domain: "example.test"})
