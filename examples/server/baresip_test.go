@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/pki"
@@ -123,41 +122,19 @@ type watcher struct {
 	notifies chan string
 }
 
-// watchPresence subscribes user to presentity's presence over TLS with
-// Digest; NOTIFY bodies arrive on the watcher's channel.
+// watchPresence subscribes user to presentity's presence; NOTIFY bodies
+// arrive on the watcher's channel.
 func watchPresence(t *testing.T, s *server, user, presentity string) *watcher {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, s.verifier(t), "localhost")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, _ := sipgo.NewServer(ua)
-	client, _ := sipgo.NewClient(ua)
-	t.Cleanup(func() { _ = client.Close(); _ = ua.Close() })
+	u := s.sipUser(t, user, s.passwords["sip:"+user+"@example.test"], "localhost")
 	w := &watcher{notifies: make(chan string, 32)}
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+	u.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
 		w.notifies <- string(req.Body())
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
-	var target, from sip.Uri
-	_ = sip.ParseUri(presentity, &target)
-	_ = sip.ParseUri("sip:"+user+"@example.test", &from)
-	req := sip.NewRequest(sip.SUBSCRIBE, target)
-	params := sip.NewParams()
-	params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(&sip.FromHeader{Address: from, Params: params})
-	req.AppendHeader(&sip.ToHeader{Address: target})
-	req.AppendHeader(sip.NewHeader("Contact", "<sip:"+user+"@127.0.0.1;transport=tls>"))
-	req.AppendHeader(sip.NewHeader("Event", "presence"))
-	req.AppendHeader(sip.NewHeader("Expires", "600"))
-	req.SetTransport("TLS")
-	req.SetDestination(s.listeners["sip-tls"])
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := client.Do(ctx, req)
-	if err == nil && res.StatusCode == 401 {
-		res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: s.passwords["sip:"+user+"@example.test"]})
-	}
+	res, err := u.do(u.request(sip.SUBSCRIBE, presentity,
+		sip.NewHeader("Contact", "<sip:"+user+"@127.0.0.1;transport=tls>"),
+		sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600")))
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("SUBSCRIBE: %v %v", res, err)
 	}
@@ -180,38 +157,14 @@ func (w *watcher) until(t *testing.T, text string, b *baresip) {
 	}
 }
 
-// sendMessage sends a MESSAGE as user over TLS with Digest (sipgo's own
-// client) and returns the final response.
+// sendMessage sends a MESSAGE as user (a sipgo client) and returns the
+// final response.
 func sendMessage(t *testing.T, s *server, user, to, text string) *sip.Response {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, s.verifier(t), "localhost")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ua.Close()
-	client, err := sipgo.NewClient(ua)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Close()
-	var target, from sip.Uri
-	_ = sip.ParseUri(to, &target)
-	_ = sip.ParseUri("sip:"+user+"@example.test", &from)
-	req := sip.NewRequest(sip.MESSAGE, target)
-	params := sip.NewParams()
-	params.Add("tag", sip.GenerateTagN(8))
-	req.AppendHeader(&sip.FromHeader{Address: from, Params: params})
-	req.AppendHeader(&sip.ToHeader{Address: target})
-	req.AppendHeader(sip.NewHeader("Content-Type", "text/plain"))
+	u := s.sipUser(t, user, s.passwords["sip:"+user+"@example.test"], "localhost")
+	req := u.request(sip.MESSAGE, to, sip.NewHeader("Content-Type", "text/plain"))
 	req.SetBody([]byte(text))
-	req.SetTransport("TLS")
-	req.SetDestination(s.listeners["sip-tls"])
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	res, err := client.Do(ctx, req)
-	if err == nil && res.StatusCode == 401 {
-		res, err = client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: s.passwords["sip:"+user+"@example.test"]})
-	}
+	res, err := u.do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

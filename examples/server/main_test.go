@@ -114,43 +114,74 @@ func (s *server) verifier(t *testing.T) *pki.Verifier {
 	return v
 }
 
-// options sends OPTIONS over TLS, verifying the server as serverName, and
-// answers a Digest challenge with user's password if user is not empty.
-func options(t *testing.T, v *pki.Verifier, addr, serverName, user, password string) (*sip.Response, error) {
+// sipUser is a sipgo client of the server over TLS, verifying the server
+// as serverName, signing in as name (none: no From, no credentials).
+type sipUser struct {
+	s        *server
+	name     string
+	password string
+	client   *sipgo.Client
+	srv      *sipgo.Server // handles requests the server sends to this client
+}
+
+func (s *server) sipUser(t *testing.T, name, password, serverName string) *sipUser {
 	t.Helper()
-	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, v, serverName)))
+	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, s.verifier(t), serverName)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ua.Close()
+	srv, _ := sipgo.NewServer(ua)
 	client, err := sipgo.NewClient(ua)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer client.Close()
+	t.Cleanup(func() { _ = client.Close(); _ = ua.Close() })
+	return &sipUser{s: s, name: name, password: password, client: client, srv: srv}
+}
+
+// request builds a request to target, sent to the server's SIP TLS port.
+func (u *sipUser) request(method sip.RequestMethod, target string, headers ...sip.Header) *sip.Request {
 	var uri sip.Uri
-	if err := sip.ParseUri("sip:"+addr+";transport=tls", &uri); err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	req := sip.NewRequest(sip.OPTIONS, uri)
-	if user != "" {
+	_ = sip.ParseUri(target, &uri)
+	req := sip.NewRequest(method, uri)
+	if u.name != "" {
+		var from sip.Uri
+		_ = sip.ParseUri("sip:"+u.name+"@example.test", &from)
 		params := sip.NewParams()
 		params.Add("tag", sip.GenerateTagN(8))
-		req.AppendHeader(&sip.FromHeader{Address: sip.Uri{Scheme: "sip", User: user, Host: "example.test"}, Params: params})
+		req.AppendHeader(&sip.FromHeader{Address: from, Params: params})
+		req.AppendHeader(&sip.ToHeader{Address: uri})
 	}
-	res, err := client.Do(ctx, req)
-	if err != nil || user == "" || res.StatusCode != sip.StatusUnauthorized {
+	for _, h := range headers {
+		req.AppendHeader(h)
+	}
+	req.SetTransport("TLS")
+	req.SetDestination(u.s.listeners["sip-tls"])
+	return req
+}
+
+// do sends req, answering a Digest challenge with sipgo's own Digest
+// client when the user has a name.
+func (u *sipUser) do(req *sip.Request) (*sip.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	res, err := u.client.Do(ctx, req)
+	if err != nil || u.name == "" || res.StatusCode != sip.StatusUnauthorized {
 		return res, err
 	}
-	return client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: password})
+	return u.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: u.name, Password: u.password})
+}
+
+// options sends OPTIONS as user (or anonymously, if user is empty).
+func options(t *testing.T, s *server, serverName, user, password string) (*sip.Response, error) {
+	t.Helper()
+	u := s.sipUser(t, user, password, serverName)
+	return u.do(u.request(sip.OPTIONS, "sip:"+s.listeners["sip-tls"]+";transport=tls"))
 }
 
 func TestOptionsOverTLS(t *testing.T) {
 	s := startServer(t, t.TempDir())
-	v := s.verifier(t)
-	res, err := options(t, v, s.listeners["sip-tls"], "localhost", "", "")
+	res, err := options(t, s, "localhost", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,7 +192,7 @@ func TestOptionsOverTLS(t *testing.T) {
 	if len(s.passwords) != 2 || password == "" {
 		t.Fatalf("first run printed passwords %v, want alice's and bob's", s.passwords)
 	}
-	res, err = options(t, v, s.listeners["sip-tls"], "localhost", "alice", password)
+	res, err = options(t, s, "localhost", "alice", password)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -171,11 +202,11 @@ func TestOptionsOverTLS(t *testing.T) {
 	if h := res.GetHeader("Allow"); h == nil || !strings.Contains(h.Value(), "OPTIONS") {
 		t.Fatalf("200 OK without an Allow header listing OPTIONS: %v", res)
 	}
-	if res, _ := options(t, v, s.listeners["sip-tls"], "localhost", "alice", "not-her-password"); res == nil || res.StatusCode == sip.StatusOK {
+	if res, _ := options(t, s, "localhost", "alice", "not-her-password"); res == nil || res.StatusCode == sip.StatusOK {
 		t.Fatal("OPTIONS with a wrong password was served")
 	}
 	// A client that expects another name refuses the server.
-	if _, err := options(t, v, s.listeners["sip-tls"], "sip.other.test", "", ""); err == nil {
+	if _, err := options(t, s, "sip.other.test", "", ""); err == nil {
 		t.Fatal("client accepted the server's certificate for a name it does not carry")
 	}
 }
@@ -200,7 +231,7 @@ func TestDemoTenantCreatedOnce(t *testing.T) {
 	if len(second.passwords) != 0 {
 		t.Fatal("passwords printed again on the second run")
 	}
-	res, err := options(t, second.verifier(t), second.listeners["sip-tls"], "localhost", "bob", first.passwords["sip:bob@example.test"])
+	res, err := options(t, second, "localhost", "bob", first.passwords["sip:bob@example.test"])
 	if err != nil || res.StatusCode != sip.StatusOK {
 		t.Fatalf("bob with the first run's password after a restart: %v %v", res, err)
 	}
