@@ -100,10 +100,19 @@ func newEnv(t testing.TB) *env {
 	}
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wssLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
 	policy := NewPresencePolicy(PresencePolicyConfig{})
 	spim, _ := auth.NewThrottle(auth.ThrottleConfig{Now: c.now}) // one budget per sender, for messages and subscriptions
 	router, err := NewRouter(RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Spim: spim,
-		Connections: ua.TransportLayer(), Timeout: 3 * time.Second})
+		Connections: ua.TransportLayer(), Timeout: 3 * time.Second,
+		Listeners: map[string]string{"TLS": ln.Addr().String(), "WSS": wssLn.Addr().String()}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,17 +128,13 @@ func newEnv(t testing.TB) *env {
 	})
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnMessage(router.HandleMessage)
+	srv.OnInvite(router.HandleInvite)
+	srv.OnAck(router.HandleInDialog)
+	srv.OnBye(router.HandleInDialog)
+	srv.OnInfo(router.HandleInDialog)
 	srv.OnPublish(ps.HandlePublish)
 	srv.OnSubscribe(ps.HandleSubscribe)
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wssLn, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan struct{}, 2)
 	go func() {
 		defer func() { done <- struct{}{} }()
@@ -162,9 +167,11 @@ type phone struct {
 	transport string // TLS, or WSS for a browser-like client
 	ua        *sipgo.UserAgent
 	client    *sipgo.Client
+	srv       *sipgo.Server
 
 	inbox    chan *sip.Request
 	notifies chan *sip.Request
+	calls    *calls // when the phone takes part in calls (enableCalls)
 }
 
 func (e *env) phone(user string) *phone {
@@ -176,7 +183,7 @@ func (e *env) phone(user string) *phone {
 	}
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	p := &phone{t: e.t, env: e, user: user, ua: ua, client: client, inbox: make(chan *sip.Request, 256), notifies: make(chan *sip.Request, 64),
+	p := &phone{t: e.t, env: e, user: user, ua: ua, client: client, srv: srv, inbox: make(chan *sip.Request, 256), notifies: make(chan *sip.Request, 64),
 		contact: "<sip:" + user + "-" + sip.GenerateTagN(6) + "@127.0.0.1;transport=tls>", transport: "TLS"}
 	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.inbox <- req
@@ -295,3 +302,5 @@ func hexSHA256(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+func randHex(n int) string { return sip.GenerateTagN(n) }

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"strings"
@@ -46,6 +47,11 @@ type RouterConfig struct {
 	// connection is gone fails at once instead of sipgo dialing its old
 	// address (RFC 5626 section 5.3).
 	Connections Connections
+	// Listeners maps a transport ("TLS", "WSS") to the host:port of this
+	// server's listener for it, as clients reach it. Calls (HandleInvite)
+	// Record-Route with them, so that a dialog's later requests come back
+	// through this server. Required for calls.
+	Listeners map[string]string
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration
 	Logger  *slog.Logger
@@ -71,6 +77,7 @@ func flowAlive(c Connections, transport, addr string) bool {
 // registered, over the flow each registered from.
 type Router struct {
 	cfg RouterConfig
+	key [32]byte // MACs the flow tokens in Record-Route
 }
 
 // NewRouter returns a Router, or an error naming the missing field.
@@ -98,7 +105,9 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Router{cfg: cfg}, nil
+	rt := &Router{cfg: cfg}
+	_, _ = rand.Read(rt.key[:])
+	return rt, nil
 }
 
 // HandleMessage is the sipgo handler for MESSAGE (RFC 3428): the message
@@ -112,45 +121,56 @@ func (rt *Router) HandleMessage(req *sip.Request, tx sip.ServerTransaction) {
 	_ = tx.Respond(rt.fork(req, id))
 }
 
-// fork sends req to every binding of its Request-URI's user and returns
-// the response for the sender.
-func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
+// targets returns the bindings a request from id to its Request-URI's user
+// goes to, or the response that refuses it.
+func (rt *Router) targets(ctx context.Context, req *sip.Request, id *auth.Identity) ([]Binding, *sip.Response) {
 	reply := func(code int, reason string) *sip.Response { return sip.NewResponseFromRequest(req, code, reason, nil) }
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
-		return reply(483, "Too Many Hops")
+		return nil, reply(483, "Too Many Hops")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
-	defer cancel()
 	aor := addressOfRecord(req.Recipient)
 	// Spim limits come first, so that neither the directory (404) nor a
 	// block (480) can be probed at will by strangers.
 	if res := spimCheck(ctx, req, rt.cfg.Policy, rt.cfg.Spim, aor, id); res != nil {
-		return res
+		return nil, res
 	}
 	if _, err := rt.cfg.Directory.User(ctx, aor); err != nil {
 		if errors.Is(err, auth.ErrUnknownUser) {
-			return reply(404, "Not Found")
+			return nil, reply(404, "Not Found")
 		}
 		rt.cfg.Logger.Error("directory unavailable", "user", aor, "err", err)
-		return reply(500, "Directory unavailable")
+		return nil, reply(500, "Directory unavailable")
 	}
 	if rt.cfg.Policy != nil {
 		blocked, err := rt.cfg.Policy.Blocks(ctx, aor, id.URI)
 		if err != nil {
 			rt.cfg.Logger.Error("presence policy unavailable", "user", aor, "err", err)
-			return reply(500, "Policy unavailable")
+			return nil, reply(500, "Policy unavailable")
 		}
 		if blocked {
-			return reply(480, "Temporarily Unavailable") // the sender is not told it is blocked
+			return nil, reply(480, "Temporarily Unavailable") // the sender is not told it is blocked
 		}
 	}
 	bindings, err := rt.cfg.Locator.Lookup(ctx, aor)
 	if err != nil {
 		rt.cfg.Logger.Error("location lookup failed", "user", aor, "err", err)
-		return reply(500, "Location service unavailable")
+		return nil, reply(500, "Location service unavailable")
 	}
 	if len(bindings) == 0 {
-		return reply(480, "Temporarily Unavailable")
+		return nil, reply(480, "Temporarily Unavailable")
+	}
+	return bindings, nil
+}
+
+// fork sends req to every binding of its Request-URI's user and returns
+// the response for the sender.
+func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
+	reply := func(code int, reason string) *sip.Response { return sip.NewResponseFromRequest(req, code, reason, nil) }
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	defer cancel()
+	bindings, res := rt.targets(ctx, req, id)
+	if res != nil {
+		return res
 	}
 
 	results := make(chan *sip.Response, len(bindings))
@@ -223,14 +243,16 @@ func betterFailure(a, b int) bool {
 	return a/100 < b/100
 }
 
-// forward sends a copy of req to one binding over its flow and returns its
-// final response, or nil if none came.
-func (rt *Router) forward(ctx context.Context, req *sip.Request, id *auth.Identity, b Binding) *sip.Response {
+// prepare makes the copy of req that goes to binding b: its contact as
+// Request-URI, the verified identity asserted, the sender's identity,
+// credential and route headers removed, the binding's Path as route, over
+// its flow. It fails if the flow is gone.
+func (rt *Router) prepare(req *sip.Request, id *auth.Identity, b Binding) (*sip.Request, bool) {
 	out := req.Clone()
 	var target sip.Uri
 	if err := sip.ParseUri(b.Contact, &target); err != nil {
 		rt.cfg.Logger.Warn("unusable contact", "user", b.AOR, "contact", b.Contact, "err", err)
-		return nil
+		return nil, false
 	}
 	out.Recipient = target
 	stripHeaders(out)
@@ -250,9 +272,18 @@ func (rt *Router) forward(ctx context.Context, req *sip.Request, id *auth.Identi
 	out.SetDestination(b.Source)
 	if !flowAlive(rt.cfg.Connections, b.Transport, b.Source) {
 		rt.cfg.Logger.Info("flow gone", "user", b.AOR, "flow", b.Source)
+		return nil, false
+	}
+	return out, true
+}
+
+// forward sends a copy of req to one binding over its flow and returns its
+// final response, or nil if none came.
+func (rt *Router) forward(ctx context.Context, req *sip.Request, id *auth.Identity, b Binding) *sip.Response {
+	out, ok := rt.prepare(req, id, b)
+	if !ok {
 		return nil
 	}
-
 	tx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
 	if err != nil {
 		rt.cfg.Logger.Info("forward failed", "user", b.AOR, "flow", b.Source, "err", err)

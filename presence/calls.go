@@ -1,0 +1,375 @@
+package presence
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// Call routing: the Router forwards INVITEs to every device of the callee
+// and stays in the path of the dialog (Record-Route), because the devices
+// are reachable only over their own connections to this server.
+//
+// The Record-Route URI carries a flow token naming both legs' flows
+// (transport and remote address), MACed with a per-Router key, so the
+// Router keeps no dialog state and nobody can make it send to a flow of
+// their choosing. An in-dialog request that arrives on one leg's flow
+// with the token goes out on the other leg's. When the legs use different
+// transports (TLS and WSS), the Router records two routes, one per side
+// (RFC 5658).
+
+// inviteTimeout bounds how long a call may ring.
+const inviteTimeout = 3 * time.Minute
+
+// flowToken is the pair of flows of one dialog.
+type flowToken struct {
+	callerTransport, callerSource string
+	calleeTransport, calleeSource string
+}
+
+func (rt *Router) signToken(f flowToken) string {
+	payload := strings.Join([]string{f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource}, "\x00")
+	m := hmac.New(sha256.New, rt.key[:])
+	m.Write([]byte(payload))
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(m.Sum(nil)[:16])
+}
+
+func (rt *Router) verifyToken(tok string) (flowToken, bool) {
+	p, mac, ok := strings.Cut(tok, ".")
+	enc := base64.RawURLEncoding
+	payload, err1 := enc.DecodeString(p)
+	sum, err2 := enc.DecodeString(mac)
+	if !ok || err1 != nil || err2 != nil {
+		return flowToken{}, false
+	}
+	m := hmac.New(sha256.New, rt.key[:])
+	m.Write(payload)
+	if !hmac.Equal(m.Sum(nil)[:16], sum) {
+		return flowToken{}, false
+	}
+	parts := strings.Split(string(payload), "\x00")
+	if len(parts) != 4 {
+		return flowToken{}, false
+	}
+	return flowToken{parts[0], parts[1], parts[2], parts[3]}, true
+}
+
+// recordRoute is this server's Record-Route for a transport.
+func (rt *Router) recordRoute(transport, token string) (string, bool) {
+	addr, ok := rt.cfg.Listeners[transport]
+	if !ok {
+		return "", false
+	}
+	tp := "tls"
+	if transport == "WSS" {
+		tp = "ws"
+	}
+	return "<sip:" + addr + ";transport=" + tp + ";lr;ft=" + token + ">", true
+}
+
+// HandleInvite is the sipgo handler for INVITE: a new call goes to every
+// device of the callee (parallel forking, RFC 3261 section 16); ringing is
+// relayed; the first device to answer wins and the others are canceled;
+// if none answers, the caller gets the best failure. A caller's CANCEL
+// cancels every branch. A re-INVITE within a dialog follows the dialog's
+// route (HandleInDialog).
+func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		rt.HandleInDialog(req, tx)
+		return
+	}
+	id := rt.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), inviteTimeout)
+	defer cancel()
+	bindings, res := rt.targets(ctx, req, id)
+	if res != nil {
+		_ = tx.Respond(res)
+		return
+	}
+	caller := flowToken{callerTransport: strings.ToUpper(req.Transport()), callerSource: req.Source()}
+
+	type event struct {
+		branch int
+		res    *sip.Response // nil: the branch ended with no final response
+	}
+	events := make(chan event, 16)
+	var branches []*sip.Request // the INVITE each branch sent
+	var wg sync.WaitGroup
+	canceled := make(chan struct{}, 1)
+	tx.OnCancel(func(*sip.Request) {
+		select {
+		case canceled <- struct{}{}:
+		default:
+		}
+	})
+	for _, b := range bindings {
+		out, ok := rt.prepare(req, id, b)
+		if !ok {
+			continue
+		}
+		f := caller
+		f.calleeTransport, f.calleeSource = b.Transport, b.Source
+		tok := rt.signToken(f)
+		rrs := []string{}
+		if r, ok := rt.recordRoute(b.Transport, tok); ok {
+			rrs = append(rrs, r)
+		}
+		if b.Transport != caller.callerTransport {
+			if r, ok := rt.recordRoute(caller.callerTransport, tok); ok {
+				rrs = append(rrs, r)
+			}
+		}
+		if len(rrs) == 0 {
+			rt.cfg.Logger.Error("no listener to Record-Route for this transport: set RouterConfig.Listeners", "transport", b.Transport)
+			continue
+		}
+		for i := len(rrs) - 1; i >= 0; i-- {
+			out.PrependHeader(sip.NewHeader("Record-Route", rrs[i]))
+		}
+		btx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
+		if err != nil {
+			rt.cfg.Logger.Info("call branch failed", "user", b.AOR, "flow", b.Source, "err", err)
+			continue
+		}
+		i := len(branches)
+		branches = append(branches, out)
+		wg.Go(func() {
+			defer btx.Terminate()
+			for {
+				select {
+				case r, ok := <-btx.Responses():
+					if !ok {
+						events <- event{branch: i}
+						return
+					}
+					events <- event{branch: i, res: r}
+					if r.StatusCode >= 200 {
+						return
+					}
+				case <-btx.Done():
+					events <- event{branch: i}
+					return
+				}
+			}
+		})
+	}
+	defer func() {
+		go func() { wg.Wait(); close(events) }()
+		for range events { // let the branch goroutines finish
+		}
+	}()
+	if len(branches) == 0 {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
+		return
+	}
+
+	relay := func(r *sip.Response) {
+		out := r.Clone()
+		out.RemoveHeader("Via") // ours, on top
+		_ = tx.Respond(out)
+	}
+	cancelOthers := func(except int) {
+		for j, b := range branches {
+			if j != except {
+				wg.Go(func() { rt.cancelBranch(b) })
+			}
+		}
+	}
+	pending := len(branches)
+	var best *sip.Response
+	answered := false
+	for pending > 0 {
+		select {
+		case ev := <-events:
+			r := ev.res
+			switch {
+			case r == nil:
+				pending--
+			case r.StatusCode < 200:
+				if r.StatusCode > 100 && !answered {
+					relay(r)
+				}
+			case r.IsSuccess():
+				pending--
+				if !answered {
+					answered = true
+					relay(r)
+					cancelOthers(ev.branch)
+				}
+			default:
+				pending--
+				if best == nil || betterFailure(r.StatusCode, best.StatusCode) {
+					best = r
+				}
+			}
+		case <-canceled:
+			cancelOthers(-1) // the callees answer 487, relayed below
+		case <-ctx.Done():
+			cancelOthers(-1)
+			pending = 0
+		}
+	}
+	if answered {
+		return
+	}
+	if best == nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
+		return
+	}
+	relay(best)
+}
+
+// cancelBranch sends CANCEL for one forked INVITE (RFC 3261 section 9.1:
+// the INVITE's Request-URI, Call-ID, From, To, CSeq number and top Via)
+// and waits for its answer. A branch that has already answered finally
+// ignores it.
+func (rt *Router) cancelBranch(invite *sip.Request) {
+	c := sip.NewRequest(sip.CANCEL, invite.Recipient)
+	c.AppendHeader(sip.HeaderClone(invite.Via()))
+	c.AppendHeader(sip.HeaderClone(invite.From()))
+	c.AppendHeader(sip.HeaderClone(invite.To()))
+	c.AppendHeader(sip.HeaderClone(invite.CallID()))
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: invite.CSeq().SeqNo, MethodName: sip.CANCEL})
+	for _, r := range invite.GetHeaders("Route") {
+		c.AppendHeader(sip.HeaderClone(r))
+	}
+	cl := sip.ContentLengthHeader(0) // stream transports need it; sipgo adds it only when building
+	c.AppendHeader(&cl)
+	c.SetTransport(invite.Transport())
+	c.SetDestination(invite.Destination())
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	defer cancel()
+	// The CANCEL keeps the INVITE's Via: no request building by sipgo.
+	keep := func(*sipgo.Client, *sip.Request) error { return nil }
+	tx, err := rt.cfg.Client.TransactionRequest(ctx, c, keep)
+	if err != nil {
+		rt.cfg.Logger.Info("CANCEL not sent", "flow", invite.Destination(), "err", err)
+		return
+	}
+	defer tx.Terminate()
+	select {
+	case <-tx.Responses():
+	case <-tx.Done():
+	case <-ctx.Done():
+	}
+}
+
+// HandleInDialog is the sipgo handler for requests within a dialog this
+// Router recorded itself in (ACK, BYE, INFO, UPDATE, re-INVITE...): the
+// request's Route names this server with a flow token; it goes out over
+// the other leg's flow. A request without a valid token, or from neither
+// leg's flow, is refused.
+func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	respond := func(code int, reason string) {
+		if !req.IsAck() {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+		}
+	}
+	var f flowToken
+	found := false
+	for _, h := range req.GetHeaders("Route") {
+		var u sip.Uri
+		if sip.ParseUri(strings.Trim(strings.TrimSpace(h.Value()), "<>"), &u) != nil {
+			break
+		}
+		tok, ok := u.UriParams.Get("ft")
+		if !ok {
+			break
+		}
+		if f, found = rt.verifyToken(tok); !found {
+			break
+		}
+	}
+	if !found {
+		respond(403, "Not a dialog routed by this server")
+		return
+	}
+	from := [2]string{strings.ToUpper(req.Transport()), req.Source()}
+	var next [2]string
+	switch from {
+	case [2]string{f.callerTransport, f.callerSource}:
+		next = [2]string{f.calleeTransport, f.calleeSource}
+	case [2]string{f.calleeTransport, f.calleeSource}:
+		next = [2]string{f.callerTransport, f.callerSource}
+	default:
+		respond(403, "Request from outside the dialog's flows")
+		return
+	}
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		respond(483, "Too Many Hops")
+		return
+	}
+	out := req.Clone()
+	// Pop this server's routes: the leading Route headers with our token.
+	for {
+		r := out.Route()
+		if r == nil {
+			break
+		}
+		if _, ok := r.Address.UriParams.Get("ft"); !ok {
+			break
+		}
+		out.RemoveHeader("Route")
+	}
+	if mf := req.MaxForwards(); mf != nil {
+		dec := sip.MaxForwardsHeader(mf.Val() - 1)
+		out.ReplaceHeader(&dec)
+	}
+	out.SetTransport(next[0])
+	out.SetDestination(next[1])
+	if !flowAlive(rt.cfg.Connections, next[0], next[1]) {
+		respond(430, "Flow Failed")
+		return
+	}
+	if req.IsAck() {
+		if err := rt.cfg.Client.WriteRequest(out, sipgo.ClientRequestAddVia); err != nil {
+			rt.cfg.Logger.Info("ACK not forwarded", "flow", next[1], "err", err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	defer cancel()
+	btx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
+	if err != nil {
+		respond(480, "Temporarily Unavailable")
+		return
+	}
+	defer btx.Terminate()
+	for {
+		select {
+		case r, ok := <-btx.Responses():
+			if !ok {
+				respond(408, "Request Timeout")
+				return
+			}
+			if r.StatusCode == 100 {
+				continue
+			}
+			res := r.Clone()
+			res.RemoveHeader("Via")
+			_ = tx.Respond(res)
+			if r.StatusCode >= 200 {
+				return
+			}
+		case <-btx.Done():
+			respond(408, "Request Timeout")
+			return
+		case <-ctx.Done():
+			respond(408, "Request Timeout")
+			return
+		}
+	}
+}

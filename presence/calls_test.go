@@ -1,0 +1,266 @@
+package presence
+
+import (
+	"context"
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+)
+
+// calls is a phone's call handling, on sipgo's dialog caches.
+type calls struct {
+	answers  bool // answer incoming calls, or only ring
+	dialogs  *sipgo.DialogServerCache
+	outgoing *sipgo.DialogClientCache
+
+	rang     chan *sip.Request
+	answered chan *sipgo.DialogServerSession
+	canceled chan struct{}
+	acked    chan struct{}
+	byes     chan struct{}
+}
+
+// enableCalls lets the phone place calls and take them (answering them if
+// answers, else ringing until canceled).
+func (p *phone) enableCalls(answers bool) *phone {
+	var contact sip.ContactHeader
+	_ = sip.ParseUri(strings.Trim(p.contact, "<>"), &contact.Address)
+	c := &calls{answers: answers, dialogs: sipgo.NewDialogServerCache(p.client, contact),
+		outgoing: sipgo.NewDialogClientCache(p.client, contact),
+		rang:     make(chan *sip.Request, 4), answered: make(chan *sipgo.DialogServerSession, 4),
+		canceled: make(chan struct{}, 4), acked: make(chan struct{}, 4), byes: make(chan struct{}, 4)}
+	p.calls = c
+	p.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
+		sess, err := c.dialogs.ReadInvite(req, tx)
+		if err != nil {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 500, err.Error(), nil))
+			return
+		}
+		_ = sess.Respond(180, "Ringing", nil)
+		c.rang <- req
+		if !c.answers {
+			<-tx.Done() // until the caller or the proxy cancels
+			c.canceled <- struct{}{}
+			return
+		}
+		c.answered <- sess // before answering: sipgo's 2xx Respond waits for the ACK
+		_ = sess.Respond(200, "OK", nil)
+	})
+	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
+		if c.dialogs.ReadAck(req, tx) == nil {
+			c.acked <- struct{}{}
+		}
+	})
+	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		if c.dialogs.ReadBye(req, tx) == nil || c.outgoing.ReadBye(req, tx) == nil {
+			c.byes <- struct{}{}
+		}
+	})
+	return p
+}
+
+// call places a call to target through the server and waits for the
+// answer (or failure).
+func (p *phone) call(ctx context.Context, target string) (*sipgo.DialogClientSession, error) {
+	var to sip.Uri
+	_ = sip.ParseUri(target, &to)
+	req := p.request(sip.INVITE, target, &sip.ToHeader{Address: to}, sip.NewHeader("Contact", p.contact))
+	sess, err := p.calls.outgoing.WriteInvite(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return sess, sess.WaitAnswer(ctx, sipgo.AnswerOptions{})
+}
+
+func wait[T any](t *testing.T, ch chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(5 * time.Second):
+		t.Fatalf("no %s within 5 s", what)
+		var zero T
+		return zero
+	}
+}
+
+func TestCallForksAndTheFirstAnswerWins(t *testing.T) {
+	e := newEnv(t)
+	laptop, mobile, bob := e.phone("alice").enableCalls(true), e.phone("alice").enableCalls(false), e.phone("bob").enableCalls(false)
+	laptop.register(600)
+	mobile.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+
+	sess, err := bob.call(ctx, "sip:alice@example.test")
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	defer sess.Close()
+	// Both devices rang; the laptop answered; the mobile was canceled.
+	wait(t, mobile.calls.rang, "ringing on the mobile")
+	wait(t, mobile.calls.canceled, "CANCEL to the mobile")
+	answered := wait(t, laptop.calls.answered, "answer on the laptop")
+	defer answered.Close()
+	if rr := sess.InviteResponse.GetHeaders("Record-Route"); len(rr) != 1 {
+		t.Fatalf("Record-Route %v, want the server once (both legs over TLS)", rr)
+	}
+	// The ACK and the BYE follow the dialog's route through the server
+	// and reach the other side over its own connection.
+	if err := sess.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, laptop.calls.acked, "ACK on the laptop")
+	if err := answered.Bye(ctx); err != nil {
+		t.Fatalf("BYE from the callee: %v", err)
+	}
+	wait(t, bob.calls.byes, "BYE at the caller")
+}
+
+func TestCallerHangsUp(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice").enableCalls(true), e.phone("bob").enableCalls(false)
+	alice.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := bob.call(ctx, "sip:alice@example.test")
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	defer sess.Close()
+	ans := wait(t, alice.calls.answered, "answer")
+	defer ans.Close()
+	if err := sess.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatalf("BYE from the caller: %v", err)
+	}
+	wait(t, alice.calls.byes, "BYE at the callee")
+}
+
+func TestUnansweredCallCanceledByCaller(t *testing.T) {
+	e := newEnv(t)
+	laptop, mobile, bob := e.phone("alice").enableCalls(false), e.phone("alice").enableCalls(false), e.phone("bob").enableCalls(false)
+	laptop.register(600)
+	mobile.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ringing, stop := context.WithCancel(ctx)
+	go func() {
+		<-laptop.calls.rang
+		<-mobile.calls.rang
+		stop() // bob gives up: sipgo sends CANCEL
+	}()
+	_, err := bob.call(ringing, "sip:alice@example.test")
+	if err == nil {
+		t.Fatal("a canceled call reported an answer")
+	}
+	wait(t, laptop.calls.canceled, "CANCEL to the laptop")
+	wait(t, mobile.calls.canceled, "CANCEL to the mobile")
+}
+
+func TestCallToUnknownOrOfflineUser(t *testing.T) {
+	e := newEnv(t)
+	bob := e.phone("bob").enableCalls(false)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for target, want := range map[string]string{"sip:nobody@example.test": "404", "sip:carol@example.test": "480"} {
+		_, err := bob.call(ctx, target)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Fatalf("call to %s: %v, want %s", target, err, want)
+		}
+	}
+}
+
+func TestInDialogRequestWithForgedRouteRefused(t *testing.T) {
+	e := newEnv(t)
+	c := dialRaw(t, e)
+	signIn(t, c, "bob", "forged")
+	// A token naming the sender's own flow and a victim's, well formed,
+	// but not MACed by the server.
+	enc := base64.RawURLEncoding
+	payload := "TLS\x00" + c.conn.LocalAddr().String() + "\x00TLS\x00127.0.0.1:1"
+	forged := enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(make([]byte, 16))
+	for _, route := range []string{
+		"<sip:" + e.addr + ";transport=tls;lr;ft=" + forged + ">",
+		"<sip:" + e.addr + ";transport=tls;lr;ft=AAAA.BBBB>",
+		"<sip:" + e.addr + ";transport=tls;lr>",
+	} {
+		msg := "BYE sip:alice@192.0.2.7:5061;transport=tls SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKforged" + randHex(4) + "\r\n" +
+			"Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=a\r\nTo: <sip:alice@example.test>;tag=b\r\n" +
+			"Call-ID: forged-1\r\nCSeq: 2 BYE\r\nRoute: " + route + "\r\nContent-Length: 0\r\n\r\n"
+		if code, _, err := c.roundTrip([]byte(msg)); err != nil || code != 403 {
+			t.Fatalf("BYE with Route %s: %d %v, want 403", route, code, err)
+		}
+	}
+}
+
+func TestCallAcrossTransportsRecordsRouteTwice(t *testing.T) {
+	e := newEnv(t)
+	browser, bob := e.phone("alice").overWSS().enableCalls(true), e.phone("bob").enableCalls(false)
+	browser.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := bob.call(ctx, "sip:alice@example.test")
+	if err != nil {
+		t.Fatalf("call to a WebSocket client: %v", err)
+	}
+	defer sess.Close()
+	ans := wait(t, browser.calls.answered, "answer in the browser")
+	defer ans.Close()
+	rr := sess.InviteResponse.GetHeaders("Record-Route")
+	if len(rr) != 2 || !strings.Contains(rr[0].Value(), "transport=ws") || !strings.Contains(rr[1].Value(), "transport=tls") {
+		t.Fatalf("Record-Route %v, want the WSS side then the TLS side (RFC 5658)", rr)
+	}
+	if err := sess.Ack(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, browser.calls.acked, "ACK in the browser")
+	if err := sess.Bye(ctx); err != nil {
+		t.Fatal(err)
+	}
+	wait(t, browser.calls.byes, "BYE in the browser")
+}
+
+func TestDialogRouteOnlyFromTheDialogsFlows(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice").enableCalls(true), e.phone("bob").enableCalls(false)
+	alice.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := bob.call(ctx, "sip:alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	ans := wait(t, alice.calls.answered, "answer")
+	defer ans.Close()
+	_ = sess.Ack(ctx)
+	// carol has seen the dialog's Record-Route (a valid token) and tries
+	// to end the call from her own connection.
+	route := sess.InviteResponse.GetHeader("Record-Route").Value()
+	c := dialRaw(t, e)
+	signIn(t, c, "carol", "intruder")
+	msg := "BYE " + strings.Trim(alice.contact, "<>") + " SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKintruder\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:bob@example.test>;tag=x\r\nTo: <sip:alice@example.test>;tag=y\r\n" +
+		"Call-ID: intruder-1\r\nCSeq: 9 BYE\r\nRoute: " + route + "\r\nContent-Length: 0\r\n\r\n"
+	if code, _, err := c.roundTrip([]byte(msg)); err != nil || code != 403 {
+		t.Fatalf("BYE with the dialog's route from another connection: %d %v, want 403", code, err)
+	}
+	select {
+	case <-alice.calls.byes:
+		t.Fatal("alice received the intruder's BYE")
+	case <-time.After(100 * time.Millisecond):
+	}
+}
