@@ -11,8 +11,11 @@
 // state is behind the small [LocationStore] interface.
 //
 // A [Router] forwards requests for registered users to their bindings:
-// MESSAGE (RFC 3428) forks to all of them; an unknown user gets 404, a
-// known one with no binding 480.
+// MESSAGE (RFC 3428) forks to all of them; an INVITE forks to all of them,
+// the first answer wins and the others are canceled, and the Router stays
+// in the dialog's path (Record-Route with a signed flow token) so that
+// in-dialog requests reach each side over its own connection; an unknown
+// user gets 404, a known one with no binding 480.
 //
 // A [PresenceServer] handles PUBLISH (RFC 3903) and SUBSCRIBE/NOTIFY for
 // the presence event (RFC 6665, RFC 3856) with PIDF documents (RFC 3863,

@@ -13,7 +13,7 @@
 // certificate, for clients to trust) over plain HTTP, and SIP over TLS and
 // over secure WebSocket (for browsers), where every request must
 // authenticate (Digest or a client certificate): registration, instant
-// messages and presence.
+// messages, presence and calls.
 // It prints one line per listener, "listening <name> <addr>", and shuts
 // down cleanly on Ctrl-C.
 package main
@@ -196,9 +196,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Listeners: calls Record-Route through this server, so a dialog's
+	// later requests come back here and go out over the right connection.
 	router, err := presence.NewRouter(presence.RouterConfig{
 		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Spim: spim,
 		Connections: ua.TransportLayer(), Logger: logger,
+		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
 	})
 	if err != nil {
 		return err
@@ -222,6 +225,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sipSrv.OnOptions(authn.Require(answerOptions))
 	sipSrv.OnRegister(registrar.HandleRegister)
 	sipSrv.OnMessage(router.HandleMessage)
+	sipSrv.OnInvite(router.HandleInvite)
+	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.INFO, sip.UPDATE} {
+		sipSrv.OnRequest(m, router.HandleInDialog)
+	}
 	sipSrv.OnPublish(presenceSrv.HandlePublish)
 	sipSrv.OnSubscribe(presenceSrv.HandleSubscribe)
 
@@ -260,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // with 200 and what the server supports.
 func answerOptions(_ *auth.Identity, req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "OPTIONS, REGISTER, MESSAGE, PUBLISH, SUBSCRIBE"))
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, PUBLISH, SUBSCRIBE, INFO, UPDATE"))
 	res.AppendHeader(sip.NewHeader("Allow-Events", "presence"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	_ = tx.Respond(res)
