@@ -179,10 +179,27 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		out.RemoveHeader("Via") // ours, on top
 		_ = tx.Respond(out)
 	}
+	// RFC 3261 section 9.1: a branch may be canceled only once it has
+	// sent a provisional response; until then the wish is remembered.
+	type branchState struct{ provisional, cancelWanted, cancelSent, done bool }
+	state := make([]branchState, len(branches))
+	cancelBranch := func(j int) {
+		st := &state[j]
+		if st.done || st.cancelSent {
+			return
+		}
+		if !st.provisional {
+			st.cancelWanted = true
+			return
+		}
+		st.cancelSent = true
+		b := branches[j]
+		wg.Go(func() { rt.cancelBranch(b) })
+	}
 	cancelOthers := func(except int) {
-		for j, b := range branches {
+		for j := range branches {
 			if j != except {
-				wg.Go(func() { rt.cancelBranch(b) })
+				cancelBranch(j)
 			}
 		}
 	}
@@ -193,10 +210,17 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		select {
 		case ev := <-events:
 			r := ev.res
+			if r == nil || r.StatusCode >= 200 {
+				state[ev.branch].done = true
+			}
 			switch {
 			case r == nil:
 				pending--
 			case r.StatusCode < 200:
+				state[ev.branch].provisional = true
+				if state[ev.branch].cancelWanted {
+					cancelBranch(ev.branch)
+				}
 				if r.StatusCode > 100 && !answered {
 					relay(r)
 				}
