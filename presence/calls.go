@@ -25,17 +25,19 @@ import (
 // transports (TLS and WSS), the Router records two routes, one per side
 // (RFC 5658).
 
-// inviteTimeout bounds how long a call may ring.
-const inviteTimeout = 3 * time.Minute
+// DefaultRingTimeout bounds how long a call may ring.
+const DefaultRingTimeout = 3 * time.Minute
 
-// flowToken is the pair of flows of one dialog.
+// flowToken is the pair of flows of one dialog, bound to the dialog's
+// Call-ID and the caller's tag, so a token seen in one call opens no other.
 type flowToken struct {
 	callerTransport, callerSource string
 	calleeTransport, calleeSource string
+	callID, callerTag             string
 }
 
 func (rt *Router) signToken(f flowToken) string {
-	payload := strings.Join([]string{f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource}, "\x00")
+	payload := strings.Join([]string{f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource, f.callID, f.callerTag}, "\x00")
 	m := hmac.New(sha256.New, rt.key[:])
 	m.Write([]byte(payload))
 	enc := base64.RawURLEncoding
@@ -56,10 +58,10 @@ func (rt *Router) verifyToken(tok string) (flowToken, bool) {
 		return flowToken{}, false
 	}
 	parts := strings.Split(string(payload), "\x00")
-	if len(parts) != 4 {
+	if len(parts) != 6 {
 		return flowToken{}, false
 	}
-	return flowToken{parts[0], parts[1], parts[2], parts[3]}, true
+	return flowToken{parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]}, true
 }
 
 // recordRoute is this server's Record-Route for a transport.
@@ -86,18 +88,40 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		rt.HandleInDialog(req, tx)
 		return
 	}
+	// Registered first, so a CANCEL that arrives while the caller is
+	// authenticated or the callee looked up is not lost.
+	canceled := make(chan struct{}, 1)
+	if !tx.OnCancel(func(*sip.Request) {
+		select {
+		case canceled <- struct{}{}:
+		default:
+		}
+	}) {
+		return // the transaction has already ended
+	}
 	id := rt.cfg.Auth.Authenticate(req, tx)
 	if id == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), inviteTimeout)
-	defer cancel()
-	bindings, res := rt.targets(ctx, req, id)
+	lookup, cancelLookup := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	bindings, res := rt.targets(lookup, req, id)
+	cancelLookup()
 	if res != nil {
 		_ = tx.Respond(res)
 		return
 	}
-	caller := flowToken{callerTransport: strings.ToUpper(req.Transport()), callerSource: req.Source()}
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.RingTimeout)
+	defer cancel()
+	// Branches get longer: after the ring timeout they are canceled, and a
+	// device that ignores the CANCEL is given up 64*T1 later.
+	branchCtx, cancelBranches := context.WithTimeout(context.Background(), rt.cfg.RingTimeout+64*sip.T1)
+	defer cancelBranches()
+	callerTag := ""
+	if f := req.From(); f != nil {
+		callerTag, _ = f.Params.Get("tag")
+	}
+	caller := flowToken{callerTransport: strings.ToUpper(req.Transport()), callerSource: req.Source(),
+		callID: req.CallID().Value(), callerTag: callerTag}
 
 	type event struct {
 		branch int
@@ -105,14 +129,8 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	events := make(chan event, 16)
 	var branches []*sip.Request // the INVITE each branch sent
+	var branchAOR []string      // whom each branch reaches, asserted in its responses
 	var wg sync.WaitGroup
-	canceled := make(chan struct{}, 1)
-	tx.OnCancel(func(*sip.Request) {
-		select {
-		case canceled <- struct{}{}:
-		default:
-		}
-	})
 	for _, b := range bindings {
 		out, ok := rt.prepare(req, id, b)
 		if !ok {
@@ -144,6 +162,7 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		i := len(branches)
 		branches = append(branches, out)
+		branchAOR = append(branchAOR, b.AOR)
 		wg.Go(func() {
 			defer btx.Terminate()
 			for {
@@ -160,6 +179,11 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 				case <-btx.Done():
 					events <- event{branch: i}
 					return
+				case <-branchCtx.Done():
+					// sipgo 1.7 has no Timer C: a branch that rang and
+					// went silent would wait for ever.
+					events <- event{branch: i}
+					return
 				}
 			}
 		})
@@ -174,11 +198,17 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 
-	relay := func(r *sip.Response) {
+	relay := func(r *sip.Response, aor string) error {
 		out := r.Clone()
 		out.RemoveHeader("Via") // ours, on top
-		_ = tx.Respond(out)
+		stripIdentity(out)
+		if aor != "" && r.StatusCode < 300 {
+			// The callee's identity as this server knows it (RFC 3325).
+			out.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+aor+">"))
+		}
+		return tx.Respond(out)
 	}
+	lastProvisional := 0
 	// RFC 3261 section 9.1: a branch may be canceled only once it has
 	// sent a provisional response; until then the wish is remembered.
 	type branchState struct{ provisional, cancelWanted, cancelSent, done bool }
@@ -221,26 +251,43 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 				if state[ev.branch].cancelWanted {
 					cancelBranch(ev.branch)
 				}
-				if r.StatusCode > 100 && !answered {
-					relay(r)
+				// One ringing per call is enough for the caller (sipgo's
+				// WaitAnswer gives up after ten responses); early media
+				// (a provisional with a body) always goes through.
+				if r.StatusCode > 100 && !answered && (r.StatusCode != lastProvisional || len(r.Body()) > 0) {
+					lastProvisional = r.StatusCode
+					_ = relay(r, branchAOR[ev.branch])
 				}
 			case r.IsSuccess():
 				pending--
 				if !answered {
 					answered = true
-					relay(r)
+					_ = relay(r, branchAOR[ev.branch])
 					cancelOthers(ev.branch)
+				} else {
+					// RFC 3261 16.7 forwards every 2xx, but sipgo's server
+					// transaction has ended with the first: that device is
+					// left to time out without an ACK and hang up.
+					rt.cfg.Logger.Info("a second answer to one call was not forwarded", "user", branchAOR[ev.branch])
 				}
 			default:
 				pending--
 				if best == nil || betterFailure(r.StatusCode, best.StatusCode) {
 					best = r
 				}
+				if r.StatusCode >= 600 {
+					cancelOthers(ev.branch) // a global failure ends the search (RFC 3261 16.7)
+				}
 			}
 		case <-canceled:
 			cancelOthers(-1) // the callees answer 487, relayed below
 		case <-ctx.Done():
+			// Nobody answered in time: give up on every branch.
 			cancelOthers(-1)
+			if !answered && best == nil {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 408, "Request Timeout", nil))
+				return
+			}
 			pending = 0
 		}
 	}
@@ -251,7 +298,7 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
 		return
 	}
-	relay(best)
+	_ = relay(best, "")
 }
 
 // cancelBranch sends CANCEL for one forked INVITE (RFC 3261 section 9.1:
@@ -304,29 +351,31 @@ func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	var f flowToken
 	found := false
-	for _, h := range req.GetHeaders("Route") {
-		var u sip.Uri
-		if sip.ParseUri(strings.Trim(strings.TrimSpace(h.Value()), "<>"), &u) != nil {
-			break
-		}
-		tok, ok := u.UriParams.Get("ft")
-		if !ok {
-			break
-		}
-		if f, found = rt.verifyToken(tok); !found {
-			break
+	if r := req.Route(); r != nil {
+		if tok, ok := r.Address.UriParams.Get("ft"); ok {
+			f, found = rt.verifyToken(tok)
 		}
 	}
 	if !found {
 		respond(403, "Not a dialog routed by this server")
 		return
 	}
+	fromTag, toTag := "", ""
+	if h := req.From(); h != nil {
+		fromTag, _ = h.Params.Get("tag")
+	}
+	if h := req.To(); h != nil {
+		toTag, _ = h.Params.Get("tag")
+	}
 	from := [2]string{strings.ToUpper(req.Transport()), req.Source()}
 	var next [2]string
-	switch from {
-	case [2]string{f.callerTransport, f.callerSource}:
+	switch {
+	case req.CallID() == nil || req.CallID().Value() != f.callID:
+		respond(403, "Request from another dialog")
+		return
+	case from == [2]string{f.callerTransport, f.callerSource} && fromTag == f.callerTag:
 		next = [2]string{f.calleeTransport, f.calleeSource}
-	case [2]string{f.calleeTransport, f.calleeSource}:
+	case from == [2]string{f.calleeTransport, f.calleeSource} && toTag == f.callerTag:
 		next = [2]string{f.callerTransport, f.callerSource}
 	default:
 		respond(403, "Request from outside the dialog's flows")
@@ -337,17 +386,24 @@ func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	out := req.Clone()
-	// Pop this server's routes: the leading Route headers with our token.
+	// Pop this server's routes: the leading Route headers with a token it
+	// signed (two for a dialog across transports).
 	for {
 		r := out.Route()
 		if r == nil {
 			break
 		}
-		if _, ok := r.Address.UriParams.Get("ft"); !ok {
+		tok, ok := r.Address.UriParams.Get("ft")
+		if !ok {
+			break
+		}
+		if _, ours := rt.verifyToken(tok); !ours {
 			break
 		}
 		out.RemoveHeader("Route")
 	}
+	// Identities and credentials are not for the other side.
+	stripIdentity(out)
 	if mf := req.MaxForwards(); mf != nil {
 		dec := sip.MaxForwardsHeader(mf.Val() - 1)
 		out.ReplaceHeader(&dec)
@@ -364,7 +420,11 @@ func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	timeout := rt.cfg.Timeout
+	if req.IsInvite() {
+		timeout = rt.cfg.RingTimeout // a re-INVITE may wait for its user
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	btx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
 	if err != nil {
@@ -384,6 +444,7 @@ func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			res := r.Clone()
 			res.RemoveHeader("Via")
+			stripIdentity(res)
 			_ = tx.Respond(res)
 			if r.StatusCode >= 200 {
 				return

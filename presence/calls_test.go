@@ -22,6 +22,7 @@ type calls struct {
 	canceled chan struct{}
 	acked    chan struct{}
 	byes     chan struct{}
+	infos    chan *sip.Request
 }
 
 // enableCalls lets the phone place calls and take them (answering them if
@@ -32,7 +33,7 @@ func (p *phone) enableCalls(answers bool) *phone {
 	c := &calls{answers: answers, dialogs: sipgo.NewDialogServerCache(p.client, contact),
 		outgoing: sipgo.NewDialogClientCache(p.client, contact),
 		rang:     make(chan *sip.Request, 4), answered: make(chan *sipgo.DialogServerSession, 4),
-		canceled: make(chan struct{}, 4), acked: make(chan struct{}, 4), byes: make(chan struct{}, 4)}
+		canceled: make(chan struct{}, 4), acked: make(chan struct{}, 4), byes: make(chan struct{}, 4), infos: make(chan *sip.Request, 4)}
 	p.calls = c
 	p.srv.OnInvite(func(req *sip.Request, tx sip.ServerTransaction) {
 		sess, err := c.dialogs.ReadInvite(req, tx)
@@ -48,12 +49,17 @@ func (p *phone) enableCalls(answers bool) *phone {
 			return
 		}
 		c.answered <- sess // before answering: sipgo's 2xx Respond waits for the ACK
-		_ = sess.Respond(200, "OK", nil)
+		// A callee's own claim of identity, which the server must not pass on.
+		_ = sess.Respond(200, "OK", nil, sip.NewHeader("P-Asserted-Identity", "<sip:ceo@example.test>"))
 	})
 	p.srv.OnAck(func(req *sip.Request, tx sip.ServerTransaction) {
 		if c.dialogs.ReadAck(req, tx) == nil {
 			c.acked <- struct{}{}
 		}
+	})
+	p.srv.OnInfo(func(req *sip.Request, tx sip.ServerTransaction) {
+		c.infos <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	p.srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		if c.dialogs.ReadBye(req, tx) == nil || c.outgoing.ReadBye(req, tx) == nil {
@@ -263,4 +269,76 @@ func TestDialogRouteOnlyFromTheDialogsFlows(t *testing.T) {
 		t.Fatal("alice received the intruder's BYE")
 	case <-time.After(100 * time.Millisecond):
 	}
+}
+
+func TestDialogCarriesOnlyVerifiedIdentities(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice").enableCalls(true), e.phone("bob").enableCalls(false)
+	alice.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	sess, err := bob.call(ctx, "sip:alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sess.Close()
+	ans := wait(t, alice.calls.answered, "answer")
+	defer ans.Close()
+	// The answer reached bob with the identity the server verified, not
+	// the one alice's device claimed.
+	if pai := sess.InviteResponse.GetHeaders("P-Asserted-Identity"); len(pai) != 1 || pai[0].Value() != "<sip:alice@example.test>" {
+		t.Fatalf("P-Asserted-Identity in the answer %v, want only alice's", pai)
+	}
+	_ = sess.Ack(ctx)
+	// An in-dialog request carrying a forged identity and credentials
+	// reaches alice without them.
+	info := sip.NewRequest(sip.INFO, sess.InviteResponse.Contact().Address)
+	info.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:ceo@example.test>"))
+	info.AppendHeader(sip.NewHeader("proxy-authorization", `Digest username="bob", response="secret"`))
+	if res, err := sess.Do(ctx, info); err != nil || res.StatusCode != 200 {
+		t.Fatalf("INFO in the dialog: %v %v", res, err)
+	}
+	got := wait(t, alice.calls.infos, "INFO at alice")
+	for _, h := range got.Headers() {
+		switch strings.ToLower(h.Name()) {
+		case "p-asserted-identity", "proxy-authorization", "authorization":
+			t.Fatalf("in-dialog request carried %s: %s", h.Name(), h.Value())
+		}
+	}
+	// The dialog's route, reused in another call (another Call-ID), opens
+	// nothing.
+	other := sip.NewRequest(sip.INFO, sess.InviteResponse.Contact().Address)
+	for _, h := range sess.InviteRequest.Headers() {
+		if n := strings.ToLower(h.Name()); n == "from" || n == "to" {
+			other.AppendHeader(sip.HeaderClone(h))
+		}
+	}
+	callID := sip.CallIDHeader("another-call")
+	other.AppendHeader(&callID)
+	other.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.INFO})
+	other.AppendHeader(sip.NewHeader("Route", sess.InviteResponse.GetHeader("Record-Route").Value()))
+	other.SetTransport("TLS")
+	other.SetDestination(e.addr)
+	if res, err := bob.client.Do(ctx, other); err != nil || res.StatusCode != 403 {
+		t.Fatalf("the dialog's route used with another Call-ID: %v %v, want 403", res, err)
+	}
+}
+
+func TestUnansweredCallTimesOut(t *testing.T) {
+	e := newEnv(t, func(c *RouterConfig) { c.RingTimeout = time.Second })
+	alice, bob := e.phone("alice").enableCalls(false), e.phone("bob").enableCalls(false)
+	alice.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err := bob.call(ctx, "sip:alice@example.test")
+	if err == nil || !strings.Contains(err.Error(), "408") {
+		t.Fatalf("unanswered call: %v, want 408", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("the caller waited %v for a 1 s ring timeout", d)
+	}
+	wait(t, alice.calls.canceled, "CANCEL to the ringing device")
 }

@@ -65,7 +65,8 @@ func (c *clock) advance(d time.Duration) {
 	c.mu.Unlock()
 }
 
-func newEnv(t testing.TB) *env {
+// newEnv starts the server; opts adjust its Router's configuration.
+func newEnv(t testing.TB, opts ...func(*RouterConfig)) *env {
 	t.Helper()
 	p := testpki.New(t)
 	v := p.Verifier
@@ -110,9 +111,13 @@ func newEnv(t testing.TB) *env {
 	}
 	policy := NewPresencePolicy(PresencePolicyConfig{})
 	spim, _ := auth.NewThrottle(auth.ThrottleConfig{Now: c.now}) // one budget per sender, for messages and subscriptions
-	router, err := NewRouter(RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Spim: spim,
+	rcfg := RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Spim: spim,
 		Connections: ua.TransportLayer(), Timeout: 3 * time.Second,
-		Listeners: map[string]string{"TLS": ln.Addr().String(), "WSS": wssLn.Addr().String()}})
+		Listeners: map[string]string{"TLS": ln.Addr().String(), "WSS": wssLn.Addr().String()}}
+	for _, o := range opts {
+		o(&rcfg)
+	}
+	router, err := NewRouter(rcfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,9 +134,9 @@ func newEnv(t testing.TB) *env {
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnMessage(router.HandleMessage)
 	srv.OnInvite(router.HandleInvite)
-	srv.OnAck(router.HandleInDialog)
-	srv.OnBye(router.HandleInDialog)
-	srv.OnInfo(router.HandleInDialog)
+	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.INFO, sip.UPDATE, sip.PRACK, sip.REFER, sip.NOTIFY} {
+		srv.OnRequest(m, router.HandleInDialog)
+	}
 	srv.OnPublish(ps.HandlePublish)
 	srv.OnSubscribe(ps.HandleSubscribe)
 

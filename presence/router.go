@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -54,7 +55,10 @@ type RouterConfig struct {
 	Listeners map[string]string
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration
-	Logger  *slog.Logger
+	// RingTimeout bounds how long a call rings before the caller gets 408,
+	// and a re-INVITE. Default 3 minutes.
+	RingTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // Connections finds a live connection; *sip.TransportLayer implements it.
@@ -94,6 +98,9 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultForwardTimeout
+	}
+	if cfg.RingTimeout == 0 {
+		cfg.RingTimeout = DefaultRingTimeout
 	}
 	if cfg.Spim == nil {
 		spim, err := auth.NewThrottle(auth.ThrottleConfig{})
@@ -207,19 +214,38 @@ func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
 // their case and however many there are: identities only this server may
 // assert, the sender's credentials, and the sender's route (this server is
 // its destination; the binding's Path is the route from here).
-var strippedHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
-	"Authorization", "Proxy-Authorization", "Route"}
+var strippedHeaders = append(slices.Clone(identityHeaders), "Route")
+
+// identityHeaders must not cross this server in any request or response:
+// identities only this server may assert, and credentials.
+var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+	"Authorization", "Proxy-Authorization"}
 
 // stripHeaders removes every header named in strippedHeaders from req.
-// sipgo's RemoveHeader removes only the first header of exactly the name
-// given, which a sender could defeat with a second copy or another case.
-func stripHeaders(req *sip.Request) {
+func stripHeaders(req *sip.Request) { removeHeaders(req, strippedHeaders) }
+
+// stripIdentity removes identity and credential headers from a message.
+func stripIdentity(m interface {
+	Headers() []sip.Header
+	RemoveHeader(string) bool
+}) {
+	removeHeaders(m, identityHeaders)
+}
+
+// removeHeaders removes every header named in names, whatever its case
+// and however many copies there are. sipgo's RemoveHeader removes only the
+// first header of exactly the name given, which a sender could defeat with
+// a second copy or another case.
+func removeHeaders(m interface {
+	Headers() []sip.Header
+	RemoveHeader(string) bool
+}, names []string) {
 	for {
 		removed := false
-		for _, h := range req.Headers() {
-			for _, name := range strippedHeaders {
+		for _, h := range m.Headers() {
+			for _, name := range names {
 				if strings.EqualFold(h.Name(), name) {
-					req.RemoveHeader(h.Name())
+					m.RemoveHeader(h.Name())
 					removed = true
 					break
 				}

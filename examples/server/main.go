@@ -226,8 +226,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sipSrv.OnRegister(registrar.HandleRegister)
 	sipSrv.OnMessage(router.HandleMessage)
 	sipSrv.OnInvite(router.HandleInvite)
-	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.INFO, sip.UPDATE} {
-		sipSrv.OnRequest(m, router.HandleInDialog)
+	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.INFO, sip.UPDATE, sip.PRACK, sip.REFER, sip.NOTIFY} {
+		sipSrv.OnRequest(m, router.HandleInDialog) // requests within calls
 	}
 	sipSrv.OnPublish(presenceSrv.HandlePublish)
 	sipSrv.OnSubscribe(presenceSrv.HandleSubscribe)
@@ -267,7 +267,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // with 200 and what the server supports.
 func answerOptions(_ *auth.Identity, req *sip.Request, tx sip.ServerTransaction) {
 	res := sip.NewResponseFromRequest(req, sip.StatusOK, "OK", nil)
-	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, PUBLISH, SUBSCRIBE, INFO, UPDATE"))
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, OPTIONS, REGISTER, MESSAGE, PUBLISH, SUBSCRIBE, INFO, UPDATE, PRACK, REFER, NOTIFY"))
 	res.AppendHeader(sip.NewHeader("Allow-Events", "presence"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	_ = tx.Respond(res)
