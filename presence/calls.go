@@ -77,6 +77,121 @@ func (rt *Router) recordRoute(transport, token string) (string, bool) {
 	return "<sip:" + addr + ";transport=" + tp + ";lr;ft=" + token + ">", true
 }
 
+// callerFlow is the first half of a dialog's flow token: the flow a
+// dialog-creating request came on, its Call-ID and the caller's tag.
+func callerFlow(req *sip.Request) flowToken {
+	tag := ""
+	if f := req.From(); f != nil {
+		tag, _ = f.Params.Get("tag")
+	}
+	callID := ""
+	if c := req.CallID(); c != nil {
+		callID = c.Value()
+	}
+	return flowToken{callerTransport: strings.ToUpper(req.Transport()), callerSource: req.Source(), callID: callID, callerTag: tag}
+}
+
+// addRecordRoutes puts this server's Record-Route on out, a dialog-creating
+// request from caller to binding b: one route when both legs use the same
+// transport, two (callee's side on top) when they differ (RFC 5658).
+func (rt *Router) addRecordRoutes(out *sip.Request, caller flowToken, b Binding) bool {
+	f := caller
+	f.calleeTransport, f.calleeSource = b.Transport, b.Source
+	tok := rt.signToken(f)
+	var rrs []string
+	if r, ok := rt.recordRoute(b.Transport, tok); ok {
+		rrs = append(rrs, r)
+	}
+	if b.Transport != caller.callerTransport {
+		if r, ok := rt.recordRoute(caller.callerTransport, tok); ok {
+			rrs = append(rrs, r)
+		}
+	}
+	if len(rrs) == 0 {
+		rt.cfg.Logger.Error("no listener to Record-Route for this transport: set RouterConfig.Listeners", "transport", b.Transport)
+		return false
+	}
+	for i := len(rrs) - 1; i >= 0; i-- {
+		out.PrependHeader(sip.NewHeader("Record-Route", rrs[i]))
+	}
+	return true
+}
+
+// HandleSubscribe routes a SUBSCRIBE for an event package other than
+// presence (which the PresenceServer serves; see SubscribeHandler) to the
+// user's most recently registered device. A subscription is not forked:
+// forked subscriptions multiply dialogs for little gain. The Router
+// Record-Routes itself, so the device's NOTIFYs come back through it to
+// the subscriber's connection.
+func (rt *Router) HandleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		rt.HandleInDialog(req, tx)
+		return
+	}
+	id := rt.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	defer cancel()
+	bindings, res := rt.targets(ctx, req, id)
+	if res != nil {
+		_ = tx.Respond(res)
+		return
+	}
+	b := bindings[len(bindings)-1] // the device that registered last
+	out, ok := rt.prepare(req, id, b)
+	if !ok || !rt.addRecordRoutes(out, callerFlow(req), b) {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
+		return
+	}
+	btx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
+	if err != nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
+		return
+	}
+	defer btx.Terminate()
+	for {
+		select {
+		case r, ok := <-btx.Responses():
+			if !ok {
+				_ = tx.Respond(sip.NewResponseFromRequest(req, 408, "Request Timeout", nil))
+				return
+			}
+			if r.StatusCode < 200 {
+				continue
+			}
+			res := r.Clone()
+			res.RemoveHeader("Via")
+			stripIdentity(res)
+			if r.IsSuccess() {
+				res.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+b.AOR+">"))
+			}
+			_ = tx.Respond(res)
+			return
+		case <-btx.Done():
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 408, "Request Timeout", nil))
+			return
+		case <-ctx.Done():
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 408, "Request Timeout", nil))
+			return
+		}
+	}
+}
+
+// SubscribeHandler returns the sipgo handler for SUBSCRIBE: the presence
+// event goes to presence (the PresenceServer's HandleSubscribe), any other
+// to other (the Router's HandleSubscribe).
+func SubscribeHandler(presence, other func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if badEvent(req) == nil {
+			presence(req, tx)
+			return
+		}
+		other(req, tx)
+	}
+}
+
 // HandleInvite is the sipgo handler for INVITE: a new call goes to every
 // device of the callee (parallel forking, RFC 3261 section 16); ringing is
 // relayed; the first device to answer wins and the others are canceled;
@@ -116,12 +231,7 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	// device that ignores the CANCEL is given up 64*T1 later.
 	branchCtx, cancelBranches := context.WithTimeout(context.Background(), rt.cfg.RingTimeout+64*sip.T1)
 	defer cancelBranches()
-	callerTag := ""
-	if f := req.From(); f != nil {
-		callerTag, _ = f.Params.Get("tag")
-	}
-	caller := flowToken{callerTransport: strings.ToUpper(req.Transport()), callerSource: req.Source(),
-		callID: req.CallID().Value(), callerTag: callerTag}
+	caller := callerFlow(req)
 
 	type event struct {
 		branch int
@@ -136,24 +246,8 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		if !ok {
 			continue
 		}
-		f := caller
-		f.calleeTransport, f.calleeSource = b.Transport, b.Source
-		tok := rt.signToken(f)
-		rrs := []string{}
-		if r, ok := rt.recordRoute(b.Transport, tok); ok {
-			rrs = append(rrs, r)
-		}
-		if b.Transport != caller.callerTransport {
-			if r, ok := rt.recordRoute(caller.callerTransport, tok); ok {
-				rrs = append(rrs, r)
-			}
-		}
-		if len(rrs) == 0 {
-			rt.cfg.Logger.Error("no listener to Record-Route for this transport: set RouterConfig.Listeners", "transport", b.Transport)
+		if !rt.addRecordRoutes(out, caller, b) {
 			continue
-		}
-		for i := len(rrs) - 1; i >= 0; i-- {
-			out.PrependHeader(sip.NewHeader("Record-Route", rrs[i]))
 		}
 		btx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
 		if err != nil {

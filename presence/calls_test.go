@@ -342,3 +342,58 @@ func TestUnansweredCallTimesOut(t *testing.T) {
 	}
 	wait(t, alice.calls.canceled, "CANCEL to the ringing device")
 }
+
+// acceptSubscriptions makes the phone accept SUBSCRIBEs for other event
+// packages and send one NOTIFY through the route the server recorded.
+func (p *phone) acceptSubscriptions() *phone {
+	p.srv.OnSubscribe(func(req *sip.Request, tx sip.ServerTransaction) {
+		params := sip.NewParams()
+		params.Add("tag", "dev-"+p.user)
+		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		res.ReplaceHeader(&sip.ToHeader{Address: req.To().Address, Params: params})
+		res.AppendHeader(sip.NewHeader("Contact", p.contact))
+		_ = tx.Respond(res)
+
+		n := sip.NewRequest(sip.NOTIFY, req.Contact().Address)
+		n.AppendHeader(&sip.FromHeader{Address: req.To().Address, Params: params})
+		n.AppendHeader(&sip.ToHeader{Address: req.From().Address, Params: req.From().Params})
+		n.AppendHeader(sip.HeaderClone(req.CallID()))
+		n.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
+		for _, rr := range req.GetHeaders("Record-Route") { // the UAS's route set (RFC 3261 12.1.1)
+			n.AppendHeader(sip.NewHeader("Route", rr.Value()))
+		}
+		n.AppendHeader(sip.NewHeader("Event", req.GetHeader("Event").Value()))
+		n.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=600"))
+		n.AppendHeader(sip.NewHeader("Contact", p.contact))
+		n.AppendHeader(sip.NewHeader("Content-Type", "application/dialog-info+xml"))
+		n.SetBody([]byte("<dialog-info/>"))
+		n.SetTransport("TLS")
+		n.SetDestination(p.env.addr)
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			_, _ = p.client.Do(ctx, n)
+		}()
+	})
+	return p
+}
+
+func TestSubscribeToOtherEventReachesTheDevice(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice").acceptSubscriptions(), e.phone("bob")
+	alice.register(600)
+	bob.register(600)
+	res := bob.do(bob.request(sip.SUBSCRIBE, alice.aor(), &sip.ToHeader{Address: sip.Uri{Scheme: "sip", User: "alice", Host: "example.test"}},
+		sip.NewHeader("Event", "dialog"), sip.NewHeader("Contact", bob.contact), sip.NewHeader("Expires", "600")))
+	if res.StatusCode != 200 {
+		t.Fatalf("SUBSCRIBE for the dialog event: %d %s", res.StatusCode, res.Reason)
+	}
+	if pai := res.GetHeader("P-Asserted-Identity"); pai == nil || pai.Value() != "<sip:alice@example.test>" {
+		t.Fatalf("P-Asserted-Identity %v", pai)
+	}
+	// alice's device NOTIFYs through the recorded route to bob.
+	n := wait(t, bob.notifies, "NOTIFY from alice's device")
+	if ev := n.GetHeader("Event"); ev == nil || ev.Value() != "dialog" || string(n.Body()) != "<dialog-info/>" {
+		t.Fatalf("NOTIFY %v %q", ev, n.Body())
+	}
+}

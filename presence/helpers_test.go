@@ -138,7 +138,7 @@ func newEnv(t testing.TB, opts ...func(*RouterConfig)) *env {
 		srv.OnRequest(m, router.HandleInDialog)
 	}
 	srv.OnPublish(ps.HandlePublish)
-	srv.OnSubscribe(ps.HandleSubscribe)
+	srv.OnSubscribe(SubscribeHandler(ps.HandleSubscribe, router.HandleSubscribe))
 
 	done := make(chan struct{}, 2)
 	go func() {

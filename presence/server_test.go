@@ -322,8 +322,10 @@ func TestSubscriptionLifecycle(t *testing.T) {
 	e := newEnv(t)
 	alice, bob := e.phone("alice"), e.phone("bob")
 	alice.register(600)
+	// The PresenceServer serves only presence (other packages are the
+	// Router's, see TestSubscribeToOtherEventReachesTheDevice).
 	bad := bob.request(sip.SUBSCRIBE, alice.aor(), sip.NewHeader("Event", "message-summary"), sip.NewHeader("Contact", bob.contact))
-	if res := bob.do(bad); res.StatusCode != 489 || res.GetHeader("Allow-Events") == nil {
+	if res, _ := e.presence.subscribe(bad, &auth.Identity{URI: bob.aor()}); res.StatusCode != 489 || res.GetHeader("Allow-Events") == nil {
 		t.Fatalf("unknown event package: %d, Allow-Events %v", res.StatusCode, res.GetHeader("Allow-Events"))
 	}
 	for len(bob.notifies) > 0 {

@@ -230,7 +230,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		sipSrv.OnRequest(m, router.HandleInDialog) // requests within calls
 	}
 	sipSrv.OnPublish(presenceSrv.HandlePublish)
-	sipSrv.OnSubscribe(presenceSrv.HandleSubscribe)
+	// SUBSCRIBE: presence is served here; other event packages go to the
+	// user's device.
+	sipSrv.OnSubscribe(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe))
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
