@@ -130,18 +130,8 @@ func TestCallForksAndTheFirstAnswerWins(t *testing.T) {
 
 func TestCallerHangsUp(t *testing.T) {
 	e := newEnv(t)
-	alice, bob := e.phone("alice").enableCalls(true), e.phone("bob").enableCalls(false)
-	alice.register(600)
-	bob.register(600)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sess, err := bob.call(ctx, "sip:alice@example.test")
-	if err != nil {
-		t.Fatalf("call: %v", err)
-	}
-	defer sess.Close()
-	ans := wait(t, alice.calls.answered, "answer")
-	defer ans.Close()
+	cl := answeredCall(t, e)
+	alice, sess, ctx := cl.alice, cl.sess, cl.ctx
 	if err := sess.Ack(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -240,18 +230,8 @@ func TestCallAcrossTransportsRecordsRouteTwice(t *testing.T) {
 
 func TestDialogRouteOnlyFromTheDialogsFlows(t *testing.T) {
 	e := newEnv(t)
-	alice, bob := e.phone("alice").enableCalls(true), e.phone("bob").enableCalls(false)
-	alice.register(600)
-	bob.register(600)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sess, err := bob.call(ctx, "sip:alice@example.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	ans := wait(t, alice.calls.answered, "answer")
-	defer ans.Close()
+	cl := answeredCall(t, e)
+	alice, sess, ctx := cl.alice, cl.sess, cl.ctx
 	_ = sess.Ack(ctx)
 	// carol has seen the dialog's Record-Route (a valid token) and tries
 	// to end the call from her own connection.
@@ -264,27 +244,13 @@ func TestDialogRouteOnlyFromTheDialogsFlows(t *testing.T) {
 	if code, _, err := c.roundTrip([]byte(msg)); err != nil || code != 403 {
 		t.Fatalf("BYE with the dialog's route from another connection: %d %v, want 403", code, err)
 	}
-	select {
-	case <-alice.calls.byes:
-		t.Fatal("alice received the intruder's BYE")
-	case <-time.After(100 * time.Millisecond):
-	}
+	expectNone(t, alice.calls.byes, 100*time.Millisecond, "alice received the intruder's BYE")
 }
 
 func TestDialogCarriesOnlyVerifiedIdentities(t *testing.T) {
 	e := newEnv(t)
-	alice, bob := e.phone("alice").enableCalls(true), e.phone("bob").enableCalls(false)
-	alice.register(600)
-	bob.register(600)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sess, err := bob.call(ctx, "sip:alice@example.test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer sess.Close()
-	ans := wait(t, alice.calls.answered, "answer")
-	defer ans.Close()
+	cl := answeredCall(t, e)
+	alice, bob, sess, ctx := cl.alice, cl.bob, cl.sess, cl.ctx
 	// The answer reached bob with the identity the server verified, not
 	// the one alice's device claimed.
 	if pai := sess.InviteResponse.GetHeaders("P-Asserted-Identity"); len(pai) != 1 || pai[0].Value() != "<sip:alice@example.test>" {
@@ -395,5 +361,42 @@ func TestSubscribeToOtherEventReachesTheDevice(t *testing.T) {
 	n := wait(t, bob.notifies, "NOTIFY from alice's device")
 	if ev := n.GetHeader("Event"); ev == nil || ev.Value() != "dialog" || string(n.Body()) != "<dialog-info/>" {
 		t.Fatalf("NOTIFY %v %q", ev, n.Body())
+	}
+}
+
+// call is an answered call: bob called alice and her device answered.
+type call struct {
+	alice, bob *phone
+	sess       *sipgo.DialogClientSession // bob's side
+	ans        *sipgo.DialogServerSession // alice's side
+	ctx        context.Context
+}
+
+// answeredCall registers alice and bob, has bob call alice and waits for
+// her answer. Both sides are closed when the test ends.
+func answeredCall(t *testing.T, e *env) *call {
+	t.Helper()
+	alice, bob := e.phone("alice").enableCalls(true), e.phone("bob").enableCalls(false)
+	alice.register(600)
+	bob.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	t.Cleanup(cancel)
+	sess, err := bob.call(ctx, "sip:alice@example.test")
+	if err != nil {
+		t.Fatalf("call: %v", err)
+	}
+	t.Cleanup(func() { _ = sess.Close() })
+	ans := wait(t, alice.calls.answered, "answer")
+	t.Cleanup(func() { _ = ans.Close() })
+	return &call{alice: alice, bob: bob, sess: sess, ans: ans, ctx: ctx}
+}
+
+// expectNone fails the test if anything arrives on ch within d.
+func expectNone[T any](t *testing.T, ch chan T, d time.Duration, what string) {
+	t.Helper()
+	select {
+	case v := <-ch:
+		t.Fatalf("%s: got %v", what, v)
+	case <-time.After(d):
 	}
 }

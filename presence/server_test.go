@@ -203,11 +203,7 @@ func TestBlockedUserSeesOfflineAndCannotMessage(t *testing.T) {
 	if res := bob.message(alice.aor(), "let me in"); res.StatusCode != 480 {
 		t.Fatalf("MESSAGE from a blocked user: %d, want 480", res.StatusCode)
 	}
-	select {
-	case m := <-alice.inbox:
-		t.Fatalf("alice received %q from a blocked user", m.Body())
-	case <-time.After(200 * time.Millisecond):
-	}
+	expectNone(t, alice.inbox, 200*time.Millisecond, "alice received a MESSAGE from a blocked user")
 }
 
 func TestPrivacyModeHidesFromNonContacts(t *testing.T) {
@@ -430,11 +426,7 @@ func TestBlockedWatcherLearnsNothingFromActivity(t *testing.T) {
 	for _, a := range []Availability{Busy, Available, Away} {
 		alice.publishState(a, "")
 	}
-	select {
-	case n := <-bob.notifies:
-		t.Fatalf("blocked watcher got a NOTIFY for activity it may not see:\n%s", n.Body())
-	case <-time.After(300 * time.Millisecond):
-	}
+	expectNone(t, bob.notifies, 300*time.Millisecond, "blocked watcher got a NOTIFY for activity it may not see")
 }
 
 func TestSubscriptionBelongsToItsWatcher(t *testing.T) {
