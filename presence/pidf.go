@@ -5,10 +5,11 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/parleyuc/parley/internal/xmlguard"
 )
 
 // Availability is a user's presence status (the reference's table 1:
@@ -149,7 +150,7 @@ func ParsePIDF(body []byte) (*Presence, error) {
 	if len(body) > MaxPIDFSize {
 		return nil, ErrPIDFTooLarge
 	}
-	if err := screenXML(body); err != nil {
+	if err := xmlguard.Screen(body, maxPIDFDepth); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadPIDF, err)
 	}
 	var d pidfDoc
@@ -226,39 +227,6 @@ func ParsePIDF(body []byte) (*Presence, error) {
 		}
 	}
 	return p, nil
-}
-
-// screenXML walks the document's tokens before it is decoded: a DTD
-// (entity definitions, external references) is refused, and so is nesting
-// deeper than any PIDF needs, which would otherwise cost the decoder
-// without bound.
-func screenXML(body []byte) error {
-	dec := xml.NewDecoder(bytes.NewReader(body))
-	depth := 0
-	for {
-		tok, err := dec.RawToken()
-		if err == io.EOF {
-			if depth != 0 {
-				return errors.New("unexpected end of document")
-			}
-			return nil
-		}
-		if err != nil {
-			return err
-		}
-		switch t := tok.(type) {
-		case xml.Directive:
-			return errors.New("document type declarations are not allowed")
-		case xml.StartElement:
-			depth++
-			if depth > maxPIDFDepth {
-				return fmt.Errorf("elements nested deeper than %d", maxPIDFDepth)
-			}
-		case xml.EndElement:
-			depth--
-			_ = t
-		}
-	}
 }
 
 // MarshalPIDF encodes p as a PIDF document with RPID activities and, for

@@ -1,0 +1,716 @@
+package conference
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+	"github.com/parleyuc/parley/auth"
+)
+
+// Authenticator authenticates a SIP request, answering it (a challenge, a
+// refusal) and returning nil when it does not pass; *auth.Authenticator
+// implements it.
+type Authenticator interface {
+	Authenticate(req *sip.Request, tx sip.ServerTransaction) *auth.Identity
+}
+
+// Connections finds a live connection; *sip.TransportLayer implements it.
+type Connections interface {
+	GetConnection(network, addr string) (sip.Connection, error)
+}
+
+const (
+	// queuedEvery repeats 182 Queued while a participant waits in the
+	// lobby, so proxies on the way (Timer C, RFC 3261 section 16.6) keep
+	// the INVITE alive.
+	queuedEvery     = 60 * time.Second
+	sipTimeout      = 5 * time.Second
+	maxSubExpires   = time.Hour
+	minSubExpires   = 60 * time.Second
+	eventConference = "conference"
+)
+
+// dialog is a SIP dialog between a participant and the focus: the INVITE
+// that joined it, or a SUBSCRIBE to the conference state.
+type dialog struct {
+	id                          string
+	meeting, pid, uri           string
+	callID, remoteTag, localTag string
+	target                      sip.Uri // the participant's Contact
+	routeSet                    []string
+	transport, source           string
+	contact                     string // the focus's Contact
+	local, remote               sip.Uri // the To and From of the request that made the dialog
+	subscription                bool
+
+	// Guarded by sipState.mu.
+	cseq     uint32
+	cancel   func()      // ends a subscription
+	timer    *time.Timer // a subscription's expiry
+	expires  time.Time
+	timedOut bool
+}
+
+type sipState struct {
+	mu      sync.Mutex
+	dialogs map[string]*dialog
+	goMu    sync.Mutex
+	stopped bool
+}
+
+func (s *sipState) init() { s.dialogs = map[string]*dialog{} }
+
+func dialogKey(callID, remoteTag, localTag string) string {
+	return callID + "\x00" + remoteTag + "\x00" + localTag
+}
+
+// goRun runs fn on a goroutine the Focus owns, unless it is closing.
+func (f *Focus) goRun(fn func()) bool {
+	f.sip.goMu.Lock()
+	defer f.sip.goMu.Unlock()
+	if f.sip.stopped {
+		return false
+	}
+	f.wg.Add(1)
+	go func() {
+		defer f.wg.Done()
+		fn()
+	}()
+	return true
+}
+
+// Owns reports whether req is for a meeting's focus: its Request-URI's
+// user part has the form of a meeting ID.
+func (f *Focus) Owns(req *sip.Request) bool { return isMeetingID(req.Recipient.User) }
+
+// Dispatch returns a handler that gives requests for a focus (Owns) to
+// the Focus and all others to other, for the methods the focus serves
+// (INVITE, ACK, BYE, INFO, SUBSCRIBE).
+func (f *Focus) Dispatch(other sipgo.RequestHandler) sipgo.RequestHandler {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if f.Owns(req) {
+			f.HandleRequest(req, tx)
+			return
+		}
+		other(req, tx)
+	}
+}
+
+// HandleRequest serves a request addressed to a focus: INVITE joins the
+// meeting (182 Queued while in the lobby, 200 once in), INFO carries
+// control requests (ControlType), SUBSCRIBE to the conference event
+// package (RFC 4575) gives the conference state, BYE leaves.
+func (f *Focus) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
+	switch req.Method {
+	case sip.INVITE:
+		f.handleInvite(req, tx)
+	case sip.ACK:
+	case sip.BYE:
+		f.handleBye(req, tx)
+	case sip.INFO:
+		f.handleInfo(req, tx)
+	case sip.SUBSCRIBE:
+		f.handleSubscribe(req, tx)
+	default:
+		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
+		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE"))
+		_ = tx.Respond(res)
+	}
+}
+
+func reply(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
+	_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+}
+
+func newTag() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// secureTransport reports whether req came over TLS or WSS: the focus's
+// NOTIFYs and BYEs go back over that connection, and keys and tokens
+// travel only over TLS.
+func secureTransport(req *sip.Request) bool {
+	t := strings.ToUpper(req.Transport())
+	return t == "TLS" || t == "WSS"
+}
+
+// newDialog records the dialog req starts, our side tagged localTag.
+func (f *Focus) newDialog(req *sip.Request, meeting, pid, uri string, subscription bool) (*dialog, bool) {
+	from, callID, contact := req.From(), req.CallID(), req.Contact()
+	if from == nil || callID == nil || contact == nil {
+		return nil, false
+	}
+	remoteTag, _ := from.Params.Get("tag")
+	if remoteTag == "" {
+		return nil, false
+	}
+	target := *contact.Address.Clone()
+	target.Headers = nil
+	d := &dialog{meeting: meeting, pid: pid, uri: uri, callID: callID.Value(), remoteTag: remoteTag, localTag: newTag(),
+		target: target, transport: strings.ToUpper(req.Transport()), source: req.Source(), subscription: subscription,
+		remote: *from.Address.Clone()}
+	if to := req.To(); to != nil {
+		d.local = *to.Address.Clone()
+	}
+	for _, h := range req.GetHeaders("Record-Route") {
+		d.routeSet = append(d.routeSet, h.Value())
+	}
+	d.id = dialogKey(d.callID, d.remoteTag, d.localTag)
+	d.contact = f.contactFor(meeting, d.transport)
+	return d, true
+}
+
+// contactFor is the focus's Contact for a meeting: its ID at the listener
+// the participant came through, marked isfocus (RFC 4579).
+func (f *Focus) contactFor(meeting, transport string) string {
+	host := f.cfg.Listeners[transport]
+	if host == "" {
+		return "<sip:" + meeting + "@invalid>;isfocus"
+	}
+	tp := "tls"
+	if transport == "WSS" {
+		tp = "wss"
+	}
+	if h, p, err := net.SplitHostPort(host); err == nil && strings.Contains(h, ":") {
+		host = "[" + h + "]:" + p
+	}
+	return "<sip:" + meeting + "@" + host + ";transport=" + tp + ">;isfocus"
+}
+
+// findDialog returns the dialog of an in-dialog request.
+func (f *Focus) findDialog(req *sip.Request) *dialog {
+	from, to, callID := req.From(), req.To(), req.CallID()
+	if from == nil || to == nil || callID == nil {
+		return nil
+	}
+	remoteTag, _ := from.Params.Get("tag")
+	localTag, _ := to.Params.Get("tag")
+	f.sip.mu.Lock()
+	defer f.sip.mu.Unlock()
+	return f.sip.dialogs[dialogKey(callID.Value(), remoteTag, localTag)]
+}
+
+func (f *Focus) dropDialog(d *dialog) {
+	f.sip.mu.Lock()
+	defer f.sip.mu.Unlock()
+	if f.sip.dialogs[d.id] == d {
+		delete(f.sip.dialogs, d.id)
+	}
+	if d.timer != nil {
+		d.timer.Stop()
+	}
+}
+
+// okFor answers req 2xx within dialog d.
+func okFor(req *sip.Request, d *dialog, code int, reason string) *sip.Response {
+	res := sip.NewResponseFromRequest(req, code, reason, nil)
+	to := req.To()
+	params := sip.NewParams()
+	for _, kv := range to.Params {
+		if kv.K != "tag" {
+			params.Add(kv.K, kv.V)
+		}
+	}
+	params.Add("tag", d.localTag)
+	res.ReplaceHeader(&sip.ToHeader{DisplayName: to.DisplayName, Address: to.Address, Params: params})
+	res.AppendHeader(sip.NewHeader("Contact", d.contact))
+	return res
+}
+
+// joinStatus maps a Join error to a SIP status.
+func joinStatus(err error) (int, string) {
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return 404, "No such meeting"
+	case errors.Is(err, ErrRefused):
+		return 403, "Not admitted to this meeting"
+	case errors.Is(err, ErrFull):
+		return 486, "Meeting full"
+	case errors.Is(err, ErrClosed):
+		return 503, "Service Unavailable"
+	}
+	return 500, "Server Internal Error"
+}
+
+func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		// A re-INVITE: the focus dialog carries no media of its own.
+		d := f.findDialog(req)
+		switch {
+		case d == nil:
+			reply(tx, req, 481, "Call/Transaction Does Not Exist")
+		case len(req.Body()) > 0:
+			reply(tx, req, 488, "Not Acceptable Here")
+		default:
+			_ = tx.Respond(okFor(req, d, 200, "OK"))
+		}
+		return
+	}
+	canceled := make(chan struct{})
+	var once sync.Once
+	if !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+		return
+	}
+	id := f.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	if !secureTransport(req) {
+		reply(tx, req, 403, "Meetings need TLS")
+		return
+	}
+	if len(req.Body()) > 0 {
+		// Media is negotiated with the A/V conferencing server, with the
+		// token an add-user request returns.
+		res := sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil)
+		res.AppendHeader(sip.NewHeader("Warning", `399 parley "join media with an add-user INFO"`))
+		_ = tx.Respond(res)
+		return
+	}
+	meeting := req.Recipient.User
+	jr := JoinRequest{Identity: id}
+	if f.isGateway(id) {
+		// A PSTN gateway delivers a caller who entered this meeting's
+		// conference ID: anonymous, known by its caller ID at most.
+		name := ""
+		if from := req.From(); from != nil {
+			name = from.DisplayName
+		}
+		jr = JoinRequest{DialIn: true, Identity: &auth.Identity{URI: "sip:" + newTag() + "@anonymous.invalid",
+			DisplayName: name, Kind: auth.Anonymous, Meeting: meeting}}
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
+	p, err := f.Join(ctx, meeting, jr)
+	cancel()
+	if err != nil {
+		code, reason := joinStatus(err)
+		reply(tx, req, code, reason)
+		return
+	}
+	d, ok := f.newDialog(req, meeting, p.ID, p.URI, false)
+	if !ok {
+		_ = f.Leave(meeting, p.ID)
+		reply(tx, req, 400, "Missing From tag, Call-ID or Contact")
+		return
+	}
+	f.sip.mu.Lock()
+	f.sip.dialogs[d.id] = d
+	f.sip.mu.Unlock()
+
+	if p.State == InLobby {
+		queued := okFor(req, d, 182, "Queued")
+		queued.RemoveHeader("Contact")
+		_ = tx.Respond(queued)
+		waitCtx, stop := context.WithCancel(f.ctx)
+		defer stop()
+		results := make(chan error, 1)
+		go func() { results <- f.Wait(waitCtx, p) }() // ends with waitCtx at the latest
+		tick := time.NewTicker(queuedEvery)
+		defer tick.Stop()
+		var err error
+	wait:
+		for {
+			select {
+			case err = <-results:
+				break wait
+			case <-tick.C:
+				_ = tx.Respond(queued)
+			case <-canceled:
+				err = ErrLeft // the 487 is the transaction layer's
+			case <-tx.Done():
+				err = ErrLeft
+			}
+			if err != nil {
+				stop()
+				<-results
+				break
+			}
+		}
+		if err != nil {
+			f.dropDialog(d)
+			_ = f.Leave(meeting, p.ID)
+			switch {
+			case errors.Is(err, ErrRejected):
+				reply(tx, req, 603, "Decline")
+			case errors.Is(err, ErrLobbyTimeout):
+				reply(tx, req, 480, "Lobby wait timed out")
+			case errors.Is(err, ErrClosed):
+				reply(tx, req, 503, "Service Unavailable")
+			}
+			return
+		}
+	}
+	res := okFor(req, d, 200, "OK")
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE"))
+	_ = tx.Respond(res)
+}
+
+// isGateway reports whether id is a configured PSTN gateway, proven by
+// its client certificate.
+func (f *Focus) isGateway(id *auth.Identity) bool {
+	if id.Method != auth.MethodCertificate {
+		return false
+	}
+	c := canonical(id.URI)
+	for _, g := range f.cfg.Gateways {
+		if g == c {
+			return true
+		}
+	}
+	return false
+}
+
+// inDialog authenticates an in-dialog request and finds its dialog,
+// answering it if either fails.
+func (f *Focus) inDialog(req *sip.Request, tx sip.ServerTransaction, subscription bool) *dialog {
+	id := f.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return nil
+	}
+	d := f.findDialog(req)
+	if d == nil || d.subscription != subscription {
+		reply(tx, req, 481, "Call/Transaction Does Not Exist")
+		return nil
+	}
+	if id.URI != d.uri {
+		reply(tx, req, 403, "Not your dialog")
+		return nil
+	}
+	return d
+}
+
+func (f *Focus) handleBye(req *sip.Request, tx sip.ServerTransaction) {
+	d := f.inDialog(req, tx, false)
+	if d == nil {
+		return
+	}
+	f.dropDialog(d)
+	_ = f.Leave(d.meeting, d.pid)
+	reply(tx, req, 200, "OK")
+}
+
+// controlStatus maps a control error to a SIP status.
+func controlStatus(err error) (int, string) {
+	switch {
+	case err == nil:
+		return 200, "OK"
+	case errors.Is(err, ErrForbidden):
+		return 403, "Forbidden"
+	case errors.Is(err, ErrNoParticipant):
+		return 404, "No such participant"
+	case errors.Is(err, ErrWrongState):
+		return 409, "Conflict"
+	}
+	return 500, "Server Internal Error"
+}
+
+func (f *Focus) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
+	d := f.inDialog(req, tx, false)
+	if d == nil {
+		return
+	}
+	respond := func(code int, reason string, r *ControlResponse) {
+		res := sip.NewResponseFromRequest(req, code, reason, nil)
+		if r != nil {
+			r.Code, r.Reason = code, reason
+			res.AppendHeader(sip.NewHeader("Content-Type", ControlType))
+			res.SetBody(r.Marshal())
+		}
+		_ = tx.Respond(res)
+	}
+	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ct.Value(), ";", 2)[0]), ControlType) {
+		res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
+		res.AppendHeader(sip.NewHeader("Accept", ControlType))
+		_ = tx.Respond(res)
+		return
+	}
+	cr, err := ParseControl(req.Body())
+	if err != nil {
+		respond(400, "Bad control request", &ControlResponse{})
+		return
+	}
+	out := &ControlResponse{ID: cr.ID}
+	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
+	defer cancel()
+	switch {
+	case cr.AddUser != nil:
+		var g *MediaGrant
+		g, err = f.AddUser(d.meeting, d.pid, cr.AddUser.Binding)
+		out.MediaGrant = g
+	case cr.Admit != nil:
+		err = f.Admit(d.meeting, d.pid, cr.Admit.Participant)
+	case cr.Reject != nil:
+		err = f.Reject(d.meeting, d.pid, cr.Reject.Participant)
+	case cr.Promote != nil:
+		err = f.Promote(d.meeting, d.pid, cr.Promote.Participant)
+	case cr.Demote != nil:
+		err = f.Demote(d.meeting, d.pid, cr.Demote.Participant)
+	case cr.Eject != nil:
+		err = f.Eject(d.meeting, d.pid, cr.Eject.Participant)
+	case cr.Lock != nil, cr.Unlock != nil:
+		err = f.Lock(d.meeting, d.pid, cr.Lock != nil)
+	case cr.SetAccess != nil:
+		a, _ := ParseAccessPolicy(cr.SetAccess.Policy) // ParseControl checked it
+		err = f.SetAccess(ctx, d.meeting, d.pid, a, cr.SetAccess.DialInLobby)
+	case cr.SetPresenters != nil:
+		p, _ := ParsePresenterPolicy(cr.SetPresenters.Policy)
+		err = f.SetPresenters(ctx, d.meeting, d.pid, p, cr.SetPresenters.Presenters)
+	}
+	code, reason := controlStatus(err)
+	if code == 500 {
+		f.cfg.Logger.Error("control request failed", "meeting", d.meeting, "op", cr.Op(), "err", err)
+	}
+	respond(code, reason, out)
+}
+
+// handleSubscribe serves the conference event package: a participant
+// subscribes to the focus URI and is sent NOTIFYs with the conference
+// state it may see until it leaves or the subscription expires.
+func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	if ev := req.GetHeader("Event"); ev == nil || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ev.Value(), ";", 2)[0]), eventConference) {
+		res := sip.NewResponseFromRequest(req, 489, "Bad Event", nil)
+		res.AppendHeader(sip.NewHeader("Allow-Events", eventConference))
+		_ = tx.Respond(res)
+		return
+	}
+	expires := maxSubExpires
+	if h := req.GetHeader("Expires"); h != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(h.Value()))
+		if err != nil || n < 0 {
+			reply(tx, req, 400, "Bad Expires")
+			return
+		}
+		expires = min(time.Duration(n)*time.Second, maxSubExpires)
+		if expires > 0 && expires < minSubExpires {
+			res := sip.NewResponseFromRequest(req, 423, "Interval Too Brief", nil)
+			res.AppendHeader(sip.NewHeader("Min-Expires", strconv.Itoa(int(minSubExpires/time.Second))))
+			_ = tx.Respond(res)
+			return
+		}
+	}
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		d := f.inDialog(req, tx, true)
+		if d == nil {
+			return
+		}
+		res := okFor(req, d, 200, "OK")
+		res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+		_ = tx.Respond(res)
+		f.sip.mu.Lock()
+		cancel := d.cancel
+		if d.timer != nil {
+			d.timer.Reset(expires)
+		}
+		d.expires = f.cfg.Now().Add(expires)
+		f.sip.mu.Unlock()
+		if expires == 0 && cancel != nil {
+			cancel() // unsubscribe: a last NOTIFY, terminated
+		}
+		return
+	}
+	id := f.cfg.Auth.Authenticate(req, tx)
+	if id == nil {
+		return
+	}
+	if !secureTransport(req) {
+		reply(tx, req, 403, "Subscriptions need TLS")
+		return
+	}
+	meeting := req.Recipient.User
+	// The subscriber must be in the meeting or its lobby: the participant
+	// with its identity, the one of this Call-ID's INVITE if it has several.
+	var pid string
+	for _, p := range f.Participants(meeting) {
+		if p.URI == id.URI {
+			pid = p.ID
+		}
+	}
+	if pid == "" {
+		reply(tx, req, 403, "Join the meeting first")
+		return
+	}
+	d, ok := f.newDialog(req, meeting, pid, id.URI, true)
+	if !ok {
+		reply(tx, req, 400, "Missing From tag, Call-ID or Contact")
+		return
+	}
+	res := okFor(req, d, 200, "OK")
+	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+	f.sip.mu.Lock()
+	f.sip.dialogs[d.id] = d
+	f.sip.mu.Unlock()
+	_ = tx.Respond(res)
+
+	f.sip.mu.Lock()
+	d.expires = f.cfg.Now().Add(expires)
+	f.sip.mu.Unlock()
+	cancel, err := f.Subscribe(meeting, pid, func(u Update) { f.notify(d, u) })
+	if err != nil {
+		f.dropDialog(d)
+		return
+	}
+	f.sip.mu.Lock()
+	d.cancel = cancel
+	d.timer = time.AfterFunc(expires, func() {
+		f.sip.mu.Lock()
+		d.timedOut = true
+		f.sip.mu.Unlock()
+		cancel()
+	})
+	f.sip.mu.Unlock()
+	if expires == 0 {
+		cancel() // a fetch: the state once, then terminated
+	}
+}
+
+// notify sends one NOTIFY in subscription dialog d.
+func (f *Focus) notify(d *dialog, u Update) {
+	f.sip.mu.Lock()
+	d.cseq++
+	cseq := d.cseq
+	state := "active;expires=" + strconv.Itoa(max(0, int(d.expires.Sub(f.cfg.Now())/time.Second)))
+	switch {
+	case u.Ended && d.timedOut:
+		state = "terminated;reason=timeout"
+	case u.Ended:
+		state = "terminated;reason=deactivated"
+	}
+	f.sip.mu.Unlock()
+	if u.Ended {
+		f.dropDialog(d)
+	}
+	req := sip.NewRequest(sip.NOTIFY, d.target)
+	inDialogRequest(req, d, cseq)
+	req.AppendHeader(sip.NewHeader("Event", eventConference))
+	req.AppendHeader(sip.NewHeader("Subscription-State", state))
+	if !u.Ended {
+		req.AppendHeader(sip.NewHeader("Content-Type", ConferenceInfoType))
+		req.SetBody(u.Doc)
+	}
+	if !f.send(req, d) && !u.Ended {
+		f.sip.mu.Lock()
+		cancel := d.cancel
+		f.sip.mu.Unlock()
+		if cancel != nil {
+			go cancel() // cancel delivers Ended on this subscriber's goroutine
+		}
+	}
+}
+
+// send sends req, a request of the focus in dialog d, over the
+// participant's connection and reports whether it was accepted.
+func (f *Focus) send(req *sip.Request, d *dialog) bool {
+	if f.cfg.Client == nil {
+		return false
+	}
+	req.SetTransport(d.transport)
+	req.SetDestination(d.source)
+	if f.cfg.Connections != nil {
+		if _, err := f.cfg.Connections.GetConnection(d.transport, d.source); err != nil {
+			return false
+		}
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
+	defer cancel()
+	tx, err := f.cfg.Client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	if err != nil {
+		return false
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.StatusCode < 200 {
+				continue
+			}
+			return res.StatusCode < 300
+		case <-tx.Done():
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// FlowClosed takes out of their meetings the participants whose
+// connection closed, and ends subscriptions on it. Call it from
+// auth.Authenticator.OnConnectionClose.
+func (f *Focus) FlowClosed(transport, remote string) {
+	transport = strings.ToUpper(transport)
+	var gone []*dialog
+	f.sip.mu.Lock()
+	for _, d := range f.sip.dialogs {
+		if d.transport == transport && d.source == remote {
+			gone = append(gone, d)
+		}
+	}
+	f.sip.mu.Unlock()
+	for _, d := range gone {
+		f.dropDialog(d)
+		if d.subscription {
+			f.sip.mu.Lock()
+			cancel := d.cancel
+			f.sip.mu.Unlock()
+			if cancel != nil {
+				cancel()
+			}
+			continue
+		}
+		_ = f.Leave(d.meeting, d.pid)
+	}
+}
+
+// ejected ends participant pid's INVITE dialog with a BYE: a leader
+// ejected it.
+func (f *Focus) ejected(meeting, pid string) {
+	var d *dialog
+	f.sip.mu.Lock()
+	for _, x := range f.sip.dialogs {
+		if !x.subscription && x.meeting == meeting && x.pid == pid {
+			d = x
+			delete(f.sip.dialogs, x.id)
+			x.cseq++
+			break
+		}
+	}
+	f.sip.mu.Unlock()
+	if d == nil {
+		return
+	}
+	f.goRun(func() {
+		req := sip.NewRequest(sip.BYE, d.target)
+		inDialogRequest(req, d, d.cseq)
+		req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=200;text="Ejected from the meeting"`))
+		f.send(req, d)
+	})
+}
+
+// inDialogRequest adds to req, a request of the focus, the headers of
+// dialog d (RFC 3261 section 12.2.1.1).
+func inDialogRequest(req *sip.Request, d *dialog, cseq uint32) {
+	fromParams, toParams := sip.NewParams(), sip.NewParams()
+	fromParams.Add("tag", d.localTag)
+	toParams.Add("tag", d.remoteTag)
+	callID := sip.CallIDHeader(d.callID)
+	req.AppendHeader(&sip.FromHeader{Address: d.local, Params: fromParams})
+	req.AppendHeader(&sip.ToHeader{Address: d.remote, Params: toParams})
+	req.AppendHeader(&callID)
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: cseq, MethodName: req.Method})
+	mf := sip.MaxForwardsHeader(70)
+	req.AppendHeader(&mf)
+	for _, r := range d.routeSet {
+		req.AppendHeader(sip.NewHeader("Route", r))
+	}
+	req.AppendHeader(sip.NewHeader("Contact", d.contact))
+}
