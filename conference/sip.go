@@ -48,7 +48,7 @@ type dialog struct {
 	target                      sip.Uri // the participant's Contact
 	routeSet                    []string
 	transport, source           string
-	contact                     string // the focus's Contact
+	contact                     string  // the focus's Contact
 	local, remote               sip.Uri // the To and From of the request that made the dialog
 	subscription                bool
 
