@@ -1,0 +1,343 @@
+package conference
+
+import (
+	"context"
+	"errors"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+func TestScheduleOnlyByLicensedTenantUsers(t *testing.T) {
+	e := newFocusEnv(t)
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		id   *auth.Identity
+	}{
+		{"user without a meeting license", internal("dave")},
+		{"disabled user", internal("eve")},
+		{"unknown user", internal("zed")},
+		{"federated user", federated("pat")},
+		{"anonymous user", anonymous("x", "Guest")},
+		{"nobody", nil},
+	} {
+		if _, err := e.focus.Schedule(ctx, tc.id, MeetingOptions{}); !errors.Is(err, ErrNotAllowed) {
+			t.Errorf("%s schedules: err = %v, want ErrNotAllowed", tc.name, err)
+		}
+	}
+	// A federated user whose partner domain names itself like the tenant is
+	// still not a user of the tenant.
+	fake := federated("alice")
+	fake.Tenant = "example.test"
+	if _, err := e.focus.Schedule(ctx, fake, MeetingOptions{}); !errors.Is(err, ErrNotAllowed) {
+		t.Errorf("federated user with the tenant's domain schedules: %v", err)
+	}
+
+	for _, id := range []*auth.Identity{internal("alice"), remote("bob")} {
+		m, err := e.focus.Schedule(ctx, id, MeetingOptions{Subject: "Plan", Invitees: []string{"sip:Carol@EXAMPLE.test", "sip:pat@partner.test"}})
+		if err != nil {
+			t.Fatalf("%s schedules: %v", id.URI, err)
+		}
+		if m.Organizer != id.URI || m.Access != AccessCompany || m.Presenter != PresentersCompany || m.OrganizerCompany != "Example Corp" {
+			t.Errorf("meeting %+v", m)
+		}
+		if got := m.Invitees; len(got) != 2 || got[0] != "sip:Carol@example.test" { // user parts are case-sensitive
+			t.Errorf("invitees %v, want canonical AORs", got)
+		}
+		if !m.Expires.Equal(e.clock.now().Add(DefaultMeetingLifetime)) {
+			t.Errorf("impromptu meeting expires %v", m.Expires)
+		}
+	}
+	if _, err := e.focus.Schedule(ctx, internal("alice"), MeetingOptions{Invitees: []string{"not a uri"}}); err == nil {
+		t.Error("a bad invitee is accepted")
+	}
+	if _, err := e.focus.Schedule(ctx, internal("alice"), MeetingOptions{Expires: e.clock.now().Add(-time.Minute)}); err == nil {
+		t.Error("a meeting that has already ended is accepted")
+	}
+}
+
+func TestMeetingKeysAndLinksAreUniqueAndUnguessable(t *testing.T) {
+	e := newFocusEnv(t)
+	ids, keys, dialIns := map[string]bool{}, map[string]bool{}, map[string]bool{}
+	base32 := regexp.MustCompile(`^[a-z2-7]{26}$`)
+	for range 200 {
+		m := e.schedule(MeetingOptions{})
+		// 26 base32 characters carry 130 bits, 128 of them random.
+		if !base32.MatchString(m.ID) || !base32.MatchString(m.Key) {
+			t.Fatalf("ID %q, key %q: want 128 random bits in base32", m.ID, m.Key)
+		}
+		if !regexp.MustCompile(`^[1-9][0-9]{8}$`).MatchString(m.DialInID) {
+			t.Fatalf("dial-in ID %q", m.DialInID)
+		}
+		if m.JoinURL != "https://meet.example.test/meet/"+m.ID {
+			t.Fatalf("join URL %q", m.JoinURL)
+		}
+		if ids[m.ID] || keys[m.Key] || dialIns[m.DialInID] || m.ID == m.Key {
+			t.Fatal("a meeting ID, key or dial-in ID repeats")
+		}
+		ids[m.ID], keys[m.Key], dialIns[m.DialInID] = true, true, true
+		got, err := e.store.ByDialInID(context.Background(), m.DialInID)
+		if err != nil || got.ID != m.ID {
+			t.Fatalf("ByDialInID: %v %v", got, err)
+		}
+	}
+}
+
+func TestConferenceKeyOnlyForLiveMeetings(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Expires: e.clock.now().Add(time.Hour)})
+	ctx := context.Background()
+	if k, err := e.focus.ConferenceKey(ctx, m.ID); err != nil || k != m.Key {
+		t.Fatalf("ConferenceKey = %q, %v", k, err)
+	}
+	if _, err := e.focus.ConferenceKey(ctx, randomToken()); !errors.Is(err, auth.ErrUnknownMeeting) {
+		t.Errorf("unknown meeting: %v", err)
+	}
+	e.clock.advance(time.Hour)
+	if _, err := e.focus.ConferenceKey(ctx, m.ID); !errors.Is(err, auth.ErrUnknownMeeting) {
+		t.Errorf("expired meeting: %v", err)
+	}
+	if _, err := e.focus.Join(ctx, m.ID, JoinRequest{Identity: internal("alice")}); !errors.Is(err, ErrNotFound) {
+		t.Errorf("join an expired meeting: %v", err)
+	}
+}
+
+// TestRoles checks who may promote, demote, admit, reject, eject, lock and
+// change the policies, and that each refusal changes nothing.
+func TestRoles(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessOrganization, Presenter: PresentersChosen, Presenters: []string{"sip:bob@example.test"}})
+	org := e.join(m, internal("alice"))
+	pres := e.join(m, internal("bob"))
+	att := e.join(m, internal("carol"))
+	att2 := e.join(m, remote("vic"))
+	fed := e.join(m, federated("pat")) // lobby: organization only
+	anon := e.join(m, anonymous(m.ID, "Guest"))
+	for p, want := range map[*Participant]Role{org: Organizer, pres: Presenter, att: Attendee, att2: Attendee} {
+		if p.State != Joined {
+			t.Fatalf("%s: %s", p.URI, p.State)
+		}
+		if _, r := e.state(m, p); r != want {
+			t.Fatalf("%s: role %s, want %s", p.URI, r, want)
+		}
+	}
+	if fed.State != InLobby || anon.State != InLobby {
+		t.Fatalf("federated %s, anonymous %s: want both in the lobby", fed.State, anon.State)
+	}
+	f := e.focus
+	ctx := context.Background()
+
+	// Attendees control nothing.
+	wantErr(t, "attendee admits", f.Admit(m.ID, att.ID, fed.ID), ErrForbidden)
+	wantErr(t, "attendee rejects", f.Reject(m.ID, att.ID, fed.ID), ErrForbidden)
+	wantErr(t, "attendee promotes", f.Promote(m.ID, att.ID, att2.ID), ErrForbidden)
+	wantErr(t, "attendee ejects", f.Eject(m.ID, att.ID, att2.ID), ErrForbidden)
+	wantErr(t, "attendee locks", f.Lock(m.ID, att.ID, true), ErrForbidden)
+	// Someone in the lobby controls nothing, not even itself.
+	wantErr(t, "lobby admits itself", f.Admit(m.ID, fed.ID, fed.ID), ErrForbidden)
+	// Nobody outside the meeting does.
+	wantErr(t, "stranger admits", f.Admit(m.ID, "nobody", fed.ID), ErrForbidden)
+	// Anonymous users cannot be promoted before they have joined.
+	wantErr(t, "promote from the lobby", f.Promote(m.ID, org.ID, anon.ID), ErrWrongState)
+
+	// Presenters admit from the lobby and promote attendees...
+	if err := f.Admit(m.ID, pres.ID, fed.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "admit twice", f.Admit(m.ID, pres.ID, fed.ID), ErrWrongState)
+	if err := f.Promote(m.ID, pres.ID, fed.ID); err != nil {
+		t.Fatalf("presenter promotes a federated user who joined: %v", err)
+	}
+	if _, r := e.state(m, fed); r != Presenter {
+		t.Fatalf("promoted federated user is %s", r)
+	}
+	wantErr(t, "promote a presenter", f.Promote(m.ID, pres.ID, fed.ID), ErrWrongState)
+	// ...but only the organizer demotes, changes policies and locks.
+	wantErr(t, "presenter demotes", f.Demote(m.ID, pres.ID, fed.ID), ErrForbidden)
+	wantErr(t, "presenter changes access", f.SetAccess(ctx, m.ID, pres.ID, AccessAnyone, false), ErrForbidden)
+	wantErr(t, "presenter changes presenters", f.SetPresenters(ctx, m.ID, pres.ID, PresentersEveryone, nil), ErrForbidden)
+	wantErr(t, "presenter locks", f.Lock(m.ID, pres.ID, true), ErrForbidden)
+	// Presenters eject attendees, not other presenters or the organizer.
+	wantErr(t, "presenter ejects presenter", f.Eject(m.ID, pres.ID, fed.ID), ErrForbidden)
+	wantErr(t, "presenter ejects organizer", f.Eject(m.ID, pres.ID, org.ID), ErrForbidden)
+	wantErr(t, "organizer ejects organizer", f.Eject(m.ID, org.ID, org.ID), ErrForbidden)
+	wantErr(t, "organizer demotes organizer", f.Demote(m.ID, org.ID, org.ID), ErrWrongState)
+	if stored, _ := e.store.Get(ctx, m.ID); stored.Access != AccessOrganization || stored.Presenter != PresentersChosen {
+		t.Fatalf("refused policy changes reached the store: %+v", stored)
+	}
+
+	if err := f.Eject(m.ID, pres.ID, att2.ID); err != nil {
+		t.Fatalf("presenter ejects attendee: %v", err)
+	}
+	if s, _ := e.state(m, att2); s != Gone {
+		t.Fatalf("ejected attendee is %s", s)
+	}
+	// The organizer controls everything.
+	if err := f.Demote(m.ID, org.ID, fed.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Promote(m.ID, org.ID, anon.ID); !errors.Is(err, ErrWrongState) {
+		t.Fatalf("anonymous still in the lobby promoted: %v", err)
+	}
+	if err := f.Admit(m.ID, org.ID, anon.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, r := e.state(m, anon); r != Attendee {
+		t.Fatalf("admitted anonymous user is %s, want attendee", r)
+	}
+	if err := f.Promote(m.ID, org.ID, anon.ID); err != nil {
+		t.Fatalf("anonymous user promoted after joining: %v", err)
+	}
+	if err := f.Eject(m.ID, org.ID, pres.ID); err != nil {
+		t.Fatalf("organizer ejects presenter: %v", err)
+	}
+	if err := f.SetAccess(ctx, m.ID, org.ID, AccessAnyone, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.SetPresenters(ctx, m.ID, org.ID, PresentersEveryone, nil); err != nil {
+		t.Fatal(err)
+	}
+	if stored, _ := e.store.Get(ctx, m.ID); stored.Access != AccessAnyone || !stored.DialInLobby || stored.Presenter != PresentersEveryone {
+		t.Fatalf("policy change not stored: %+v", stored)
+	}
+	// The new presenter policy applies to those who join from now on.
+	if p := e.join(m, remote("vic")); p.Role != Presenter {
+		t.Fatalf("joined under 'everyone' as %s", p.Role)
+	}
+}
+
+func TestLockSendsNewcomersToTheLobby(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessAnyone})
+	org := e.join(m, internal("alice"))
+	if err := e.focus.Lock(m.ID, org.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.join(m, internal("bob")); p.State != InLobby {
+		t.Fatalf("bob joins a locked meeting: %s", p.State)
+	}
+	if p := e.join(m, internal("alice")); p.State != Joined {
+		t.Fatalf("the organizer's second device: %s", p.State)
+	}
+	if err := e.focus.Lock(m.ID, org.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if p := e.join(m, internal("carol")); p.State != Joined {
+		t.Fatalf("carol joins the unlocked meeting: %s", p.State)
+	}
+}
+
+func TestLobbyOutcomes(t *testing.T) {
+	e := newFocusEnv(t, func(c *FocusConfig) { c.LobbyTimeout = 150 * time.Millisecond })
+	m := e.schedule(MeetingOptions{Access: AccessOrganization})
+	ctx := context.Background()
+	org := e.join(m, internal("alice"))
+
+	admitted := e.join(m, anonymous(m.ID, "A"))
+	rejected := e.join(m, anonymous(m.ID, "R"))
+	timedOut := e.join(m, anonymous(m.ID, "T"))
+	left := e.join(m, federated("pat"))
+	if err := e.focus.Admit(m.ID, org.ID, admitted.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.focus.Reject(m.ID, org.ID, rejected.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.focus.Leave(m.ID, left.ID); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "admitted", e.focus.Wait(ctx, admitted), nil)
+	wantErr(t, "rejected", e.focus.Wait(ctx, rejected), ErrRejected)
+	wantErr(t, "left", e.focus.Wait(ctx, left), ErrLeft)
+	start := time.Now()
+	wantErr(t, "timed out", e.focus.Wait(ctx, timedOut), ErrLobbyTimeout)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("lobby timeout took %v", d)
+	}
+	if s, _ := e.state(m, timedOut); s != Gone {
+		t.Errorf("timed-out participant is %s", s)
+	}
+	// An admitted participant is not timed out later.
+	time.Sleep(200 * time.Millisecond)
+	if s, _ := e.state(m, admitted); s != Joined {
+		t.Errorf("admitted participant is %s after the lobby timeout", s)
+	}
+}
+
+// TestAnonymousWaitsForALeader: under "anyone", an anonymous user who
+// arrives first waits, and gets in as soon as an authenticated user joins.
+func TestAnonymousWaitsForALeader(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessAnyone})
+	guest := e.join(m, anonymous(m.ID, "Early guest"))
+	if guest.State != InLobby {
+		t.Fatalf("anonymous user alone: %s", guest.State)
+	}
+	// A federated user is authenticated: it may get in under "anyone",
+	// and then anonymous users may too.
+	e.join(m, federated("pat"))
+	if err := e.focus.Wait(context.Background(), guest); err != nil {
+		t.Fatalf("guest after an authenticated user joined: %v", err)
+	}
+	if s, r := e.state(m, guest); s != Joined || r != Attendee {
+		t.Fatalf("guest is %s %s", s, r)
+	}
+}
+
+func TestWatchSeesEveryChangeInOrder(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessCompany})
+	var got []string
+	stop, err := e.focus.Watch(context.Background(), m.ID, func(ev Event) {
+		got = append(got, ev.Participant.DisplayName+":"+map[EventKind]string{EventLobby: "lobby", EventJoined: "joined",
+			EventRejected: "rejected", EventLeft: "left", EventEjected: "ejected", EventRole: "role", EventPolicy: "policy"}[ev.Kind])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := e.join(m, internal("alice"))
+	vic := e.join(m, remote("vic"))
+	_ = e.focus.Admit(m.ID, org.ID, vic.ID)
+	_ = e.focus.Promote(m.ID, org.ID, vic.ID)
+	_ = e.focus.Eject(m.ID, org.ID, vic.ID)
+	_ = e.focus.Leave(m.ID, org.ID)
+	stop()
+	want := "alice:joined vic:lobby vic:joined vic:role vic:ejected alice:left"
+	if strings.Join(got, " ") != want {
+		t.Fatalf("events %q, want %q", strings.Join(got, " "), want)
+	}
+	e.focus.mu.Lock()
+	n := len(e.focus.confs)
+	e.focus.mu.Unlock()
+	if n != 0 {
+		t.Errorf("%d meetings kept in memory after everyone left", n)
+	}
+}
+
+func TestAddUserGivesAScopedToken(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessCompany})
+	org := e.join(m, internal("alice"))
+	guest := e.join(m, anonymous(m.ID, "G"))
+	if _, err := e.focus.AddUser(m.ID, guest.ID, ""); !errors.Is(err, ErrWrongState) {
+		t.Fatalf("media for someone in the lobby: %v", err)
+	}
+	g, err := e.focus.AddUser(m.ID, org.ID, "sha-256 AB:CD")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.Server != "media.example.test:3478" || !g.Expires.Equal(e.clock.now().Add(DefaultTokenTTL)) {
+		t.Fatalf("grant %+v", g)
+	}
+	c, err := e.tokens.Verify(g.Token, MediaClaims{Meeting: m.ID, Participant: org.ID, Subject: org.URI, Binding: "sha-256 ab:cd"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Role != "organizer" {
+		t.Errorf("role %q", c.Role)
+	}
+}
