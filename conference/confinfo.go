@@ -225,10 +225,15 @@ func (ci *ConferenceInfo) Marshal() []byte {
 // each with its own version count (RFC 4575 section 4.6).
 func withVersion(body []byte, v uint32) []byte {
 	const attr = ` version="`
-	i := bytes.Index(body, []byte(attr))
+	root := bytes.Index(body, []byte("<conference-info "))
+	if root < 0 {
+		return body
+	}
+	i := bytes.Index(body[root:], []byte(attr))
 	if i < 0 {
 		return body
 	}
+	i += root
 	j := bytes.IndexByte(body[i+len(attr):], '"')
 	out := make([]byte, 0, len(body)+10)
 	out = append(out, body[:i+len(attr)]...)

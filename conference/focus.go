@@ -187,6 +187,7 @@ type conf struct {
 	watchers map[int]func(Event)
 	subs     map[*subscriber]struct{}
 	nextID   int
+	arrivals int
 	cache    map[viewClass]cached
 }
 
@@ -197,6 +198,7 @@ type participant struct {
 	decided  chan struct{} // closed when a lobby wait ends
 	outcome  error         // nil: admitted
 	timer    *time.Timer
+	seq      int // arrival order
 }
 
 // NewFocus returns a Focus, or an error naming the missing field.
@@ -549,6 +551,8 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 		identity: r.Identity, cand: cand,
 	}
 	p.w = p
+	c.arrivals++
+	p.seq = c.arrivals
 	c.parts[p.ID] = p
 	if a == Direct {
 		f.enterLocked(c, p, "")
@@ -602,23 +606,8 @@ func (c *conf) sorted() []*participant {
 	for _, p := range c.parts {
 		out = append(out, p)
 	}
-	slices.SortFunc(out, func(a, b *participant) int {
-		if d := a.Since.Compare(b.Since); d != 0 {
-			return d
-		}
-		return compareStrings(a.ID, b.ID)
-	})
+	slices.SortFunc(out, func(a, b *participant) int { return int(a.seq - b.seq) })
 	return out
-}
-
-func compareStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Wait blocks until p, as Join returned it, is out of the lobby: nil once
