@@ -366,14 +366,18 @@ func (f *Focus) Schedule(ctx context.Context, organizer *auth.Identity, opts Mee
 // Meeting returns a live meeting (not expired), or an error wrapping
 // ErrNotFound.
 func (f *Focus) Meeting(ctx context.Context, id string) (*Meeting, error) {
+	return liveMeeting(ctx, f.cfg.Meetings, f.cfg.Now, id)
+}
+
+func liveMeeting(ctx context.Context, store MeetingStore, now func() time.Time, id string) (*Meeting, error) {
 	if !isMeetingID(id) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
-	m, err := f.cfg.Meetings.Get(ctx, id)
+	m, err := store.Get(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	if !f.cfg.Now().Before(m.Expires) {
+	if !now().Before(m.Expires) {
 		return nil, fmt.Errorf("%w: %s has expired", ErrNotFound, id)
 	}
 	return m, nil
@@ -382,7 +386,26 @@ func (f *Focus) Meeting(ctx context.Context, id string) (*Meeting, error) {
 // ConferenceKey implements auth.ConferenceKeys: anonymous users
 // authenticate with the key of a live meeting.
 func (f *Focus) ConferenceKey(ctx context.Context, meetingID string) (string, error) {
-	m, err := f.Meeting(ctx, meetingID)
+	return Keys(f.cfg.Meetings, f.cfg.Now).ConferenceKey(ctx, meetingID)
+}
+
+// Keys returns the conference keys of the live meetings in store, for
+// auth.Config.Conferences: the Authenticator is made before the Focus
+// that uses it. now may be nil (time.Now).
+func Keys(store MeetingStore, now func() time.Time) auth.ConferenceKeys {
+	if now == nil {
+		now = time.Now
+	}
+	return meetingKeys{store, now}
+}
+
+type meetingKeys struct {
+	store MeetingStore
+	now   func() time.Time
+}
+
+func (k meetingKeys) ConferenceKey(ctx context.Context, meetingID string) (string, error) {
+	m, err := liveMeeting(ctx, k.store, k.now, meetingID)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", auth.ErrUnknownMeeting, err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -16,6 +17,9 @@ import (
 func TestMain(m *testing.M) {
 	// go test merges the Focus's logs into the test output; keep errors.
 	slog.SetDefault(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if os.Getenv("DEBUGSIP") != "" {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	}
 	goleak.VerifyTestMain(m)
 }
 

@@ -713,4 +713,5 @@ func inDialogRequest(req *sip.Request, d *dialog, cseq uint32) {
 		req.AppendHeader(sip.NewHeader("Route", r))
 	}
 	req.AppendHeader(sip.NewHeader("Contact", d.contact))
+	req.SetBody(nil) // Content-Length: 0, which a stream transport needs
 }
