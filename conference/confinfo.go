@@ -5,6 +5,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -239,4 +240,87 @@ func withVersion(body []byte, v uint32) []byte {
 	out = append(out, body[:i+len(attr)]...)
 	out = strconv.AppendUint(out, uint64(v), 10)
 	return append(out, body[i+len(attr)+j:]...)
+}
+
+// ErrVersionGap is what Apply returns for a partial document that does
+// not follow the state it is applied to: a notification was missed, and
+// the client must subscribe again for the full state.
+var ErrVersionGap = errors.New("conference-info: a notification is missing; subscribe again")
+
+// Apply brings ci, the state a subscriber holds, up to date with u, the
+// next document of its subscription (RFC 4575 section 4.6): a full
+// document replaces the state; a partial one, which must carry the next
+// version, changes the elements it names and deletes those marked
+// deleted.
+func (ci *ConferenceInfo) Apply(u *ConferenceInfo) error {
+	if u.State == "full" || u.State == "" {
+		*ci = *u
+		return nil
+	}
+	if ci.Entity == "" || u.Version != ci.Version+1 || u.Entity != ci.Entity {
+		return ErrVersionGap
+	}
+	ci.Version = u.Version
+	if u.Description != nil {
+		ci.Description = u.Description
+	}
+	if s := u.ConfState; s != nil {
+		if ci.ConfState == nil {
+			ci.ConfState = &ConfState{}
+		}
+		if s.UserCount != nil {
+			ci.ConfState.UserCount = s.UserCount
+		}
+		if s.Active != nil {
+			ci.ConfState.Active = s.Active
+		}
+		if s.Locked != nil {
+			ci.ConfState.Locked = s.Locked
+		}
+	}
+	if u.Users == nil {
+		return nil
+	}
+	if ci.Users == nil {
+		ci.Users = &Users{}
+	}
+	for _, nu := range u.Users.User {
+		i := slices.IndexFunc(ci.Users.User, func(x User) bool { return x.Entity == nu.Entity })
+		switch {
+		case nu.State == "deleted":
+			if i >= 0 {
+				ci.Users.User = slices.Delete(ci.Users.User, i, i+1)
+			}
+			continue
+		case i < 0:
+			ci.Users.User = append(ci.Users.User, User{Entity: nu.Entity})
+			i = len(ci.Users.User) - 1
+		}
+		cur := &ci.Users.User[i]
+		if nu.DisplayText != "" {
+			cur.DisplayText = nu.DisplayText
+		}
+		if nu.Roles != nil {
+			cur.Roles = nu.Roles
+		}
+		if nu.Type != "" {
+			cur.Type = nu.Type
+		}
+		for _, ep := range nu.Endpoints {
+			j := slices.IndexFunc(cur.Endpoints, func(x Endpoint) bool { return x.Entity == ep.Entity })
+			switch {
+			case ep.State == "deleted":
+				if j >= 0 {
+					cur.Endpoints = slices.Delete(cur.Endpoints, j, j+1)
+				}
+			case j >= 0:
+				ep.State = ""
+				cur.Endpoints[j] = ep
+			default:
+				ep.State = ""
+				cur.Endpoints = append(cur.Endpoints, ep)
+			}
+		}
+	}
+	return nil
 }

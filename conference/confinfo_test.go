@@ -3,9 +3,13 @@ package conference
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +19,7 @@ import (
 type subscription struct {
 	updates chan Update
 	cancel  func()
+	state   ConferenceInfo // the full and partial documents merged
 }
 
 func (e *focusEnv) subscribe(m *Meeting, p *Participant) *subscription {
@@ -41,7 +46,10 @@ func (s *subscription) next(t *testing.T) *ConferenceInfo {
 		if err != nil {
 			t.Fatalf("%v\n%s", err, u.Doc)
 		}
-		return ci
+		if err := s.state.Apply(ci); err != nil {
+			t.Fatalf("%v\n%s", err, u.Doc)
+		}
+		return &s.state
 	case <-time.After(5 * time.Second):
 		t.Fatal("no conference-info update")
 		return nil
@@ -67,6 +75,8 @@ func roster(ci *ConferenceInfo) string {
 			out = append(out, u.DisplayText+":"+ep.Status+":"+u.Roles.Entry[0])
 		}
 	}
+	slices.Sort(out) // partial updates append
+
 	return strings.Join(out, " ")
 }
 
@@ -84,7 +94,7 @@ func TestSubscribersSeeWhatTheirRoleAllows(t *testing.T) {
 	lobby := e.subscribe(m, guest)
 	// Leaders see the lobby: they are notified of the newcomer.
 	ci := leader.until(t, func(ci *ConferenceInfo) bool { return strings.Contains(roster(ci), "Guest") })
-	if got := roster(ci); got != "alice:connected:organizer bob:connected:attendee Guest:pending:attendee" {
+	if got := roster(ci); got != "Guest:pending:attendee alice:connected:organizer bob:connected:attendee" {
 		t.Fatalf("leader view %q", got)
 	}
 	if ci.Entity != m.Focus() || ci.Description.Subject != "Budget" || *ci.ConfState.UserCount != 2 {
@@ -102,11 +112,11 @@ func TestSubscribersSeeWhatTheirRoleAllows(t *testing.T) {
 		t.Fatal(err)
 	}
 	ci = attendee.until(t, func(ci *ConferenceInfo) bool { return strings.Contains(roster(ci), "Guest") })
-	if got := roster(ci); got != "alice:connected:organizer bob:connected:attendee Guest:connected:attendee" {
+	if got := roster(ci); got != "Guest:connected:attendee alice:connected:organizer bob:connected:attendee" {
 		t.Fatalf("attendee view after admission %q", got)
 	}
 	// Once admitted, the former lobby participant sees the roster.
-	if got := roster(lobby.until(t, func(ci *ConferenceInfo) bool { return *ci.ConfState.UserCount == 3 })); !strings.HasPrefix(got, "alice:connected") {
+	if got := roster(lobby.until(t, func(ci *ConferenceInfo) bool { return *ci.ConfState.UserCount == 3 })); got != "Guest:connected:attendee alice:connected:organizer bob:connected:attendee" {
 		t.Fatalf("admitted guest's view %q", got)
 	}
 	// Leaving ends the participant's subscription.
@@ -165,6 +175,21 @@ func TestConferenceInfoValidatesAgainstRFC4575Schema(t *testing.T) {
 		}
 		files = append(files, path)
 	}
+	// Partial notifications: a subscriber's second document, after a
+	// departure and a promotion.
+	sub := e.subscribe(m, org)
+	first := <-sub.updates
+	_ = e.focus.Leave(m.ID, att.ID)
+	second := <-sub.updates
+	if !bytes.Contains(first.Doc, []byte(`state="full"`)) || !bytes.Contains(second.Doc, []byte(`state="partial"`)) || !bytes.Contains(second.Doc, []byte(`state="deleted"`)) {
+		t.Fatalf("want a full then a partial document with a deletion:\n%s\n%s", first.Doc, second.Doc)
+	}
+	for i, d := range [][]byte{first.Doc, second.Doc} {
+		path := filepath.Join(dir, fmt.Sprintf("notify%d.xml", i))
+		_ = os.WriteFile(path, d, 0o600)
+		files = append(files, path)
+	}
+
 	// And one that breaks the schema, to show xmllint would notice.
 	bad := filepath.Join(dir, "bad.xml")
 	doc, _ := e.focus.ConferenceInfo(context.Background(), m.ID, org.ID)
@@ -204,5 +229,147 @@ func TestParseConferenceInfoRefusesHostileDocuments(t *testing.T) {
 	}
 	if _, err := ParseConferenceInfo(bytes.Repeat([]byte(" "), MaxConferenceInfoSize+1)); err == nil {
 		t.Error("oversized document accepted")
+	}
+}
+
+// TestPartialNotificationsAddUpToTheFullState: after a random run of
+// joins, lobby waits, admissions, rejections, promotions, demotions,
+// ejections, leaves and locks, every subscriber's merged state equals the
+// full document it may see now.
+func TestPartialNotificationsAddUpToTheFullState(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessCompany, Presenter: PresentersOrganizer})
+	org := e.join(m, internal("alice"))
+	subs := map[string]*subscription{org.ID: e.subscribe(m, org)}
+	var people []*Participant
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 300 {
+		switch op := rng.IntN(8); {
+		case op < 2 || len(people) == 0:
+			id := internal([]string{"bob", "carol", "dave"}[rng.IntN(3)])
+			if op == 1 {
+				id = anonymous(m.ID, fmt.Sprintf("g%d", i))
+			}
+			p := e.join(m, id)
+			people = append(people, p)
+			if rng.IntN(2) == 0 {
+				subs[p.ID] = e.subscribe(m, p)
+			}
+		default:
+			p := people[rng.IntN(len(people))]
+			f := e.focus
+			switch op {
+			case 2:
+				_ = f.Admit(m.ID, org.ID, p.ID)
+			case 3:
+				_ = f.Reject(m.ID, org.ID, p.ID)
+			case 4:
+				_ = f.Promote(m.ID, org.ID, p.ID)
+			case 5:
+				_ = f.Demote(m.ID, org.ID, p.ID)
+			case 6:
+				if rng.IntN(2) == 0 {
+					_ = f.Eject(m.ID, org.ID, p.ID)
+				} else {
+					_ = f.Leave(m.ID, p.ID)
+				}
+			case 7:
+				_ = f.Lock(m.ID, org.ID, rng.IntN(2) == 0)
+			}
+		}
+	}
+	waitSettled(e.focus)
+	checked := 0
+	for pid, s := range subs {
+		// Drain what was delivered; a gone participant's subscription ended.
+		ended := false
+	drain:
+		for {
+			select {
+			case u := <-s.updates:
+				if u.Ended {
+					ended = true
+					continue
+				}
+				ci, err := ParseConferenceInfo(u.Doc)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := s.state.Apply(ci); err != nil {
+					t.Fatalf("%v\n%s", err, u.Doc)
+				}
+			default:
+				break drain
+			}
+		}
+		doc, err := e.focus.ConferenceInfo(context.Background(), m.ID, pid)
+		if err != nil {
+			if !ended {
+				t.Errorf("%s is gone but its subscription did not end", pid)
+			}
+			continue
+		}
+		want, _ := ParseConferenceInfo(doc)
+		if got, w := roster(&s.state), roster(want); got != w {
+			t.Errorf("subscriber %s merged:\n%s\nfull:\n%s", pid, got, w)
+		}
+		if *s.state.ConfState.UserCount != *want.ConfState.UserCount || *s.state.ConfState.Locked != *want.ConfState.Locked {
+			t.Errorf("subscriber %s conference state %+v, want %+v", pid, s.state.ConfState, want.ConfState)
+		}
+		checked++
+	}
+	if checked < 10 {
+		t.Fatalf("only %d live subscribers checked", checked)
+	}
+	t.Logf("%d subscribers checked", checked)
+}
+
+// TestAttendeesLearnNothingOfTheLobby: someone entering and leaving the
+// lobby sends attendees nothing; the next thing they hear of is a change
+// they may see.
+func TestAttendeesLearnNothingOfTheLobby(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessCompany, Presenter: PresentersOrganizer})
+	org := e.join(m, internal("alice"))
+	att := e.join(m, internal("bob"))
+	s := e.subscribe(m, att)
+	s.next(t)
+	guest := e.join(m, anonymous(m.ID, "Secret guest"))
+	_ = e.focus.Reject(m.ID, org.ID, guest.ID)
+	carol := e.join(m, internal("carol"))
+	u := <-s.updates
+	if bytes.Contains(u.Doc, []byte(guest.ID)) || bytes.Contains(u.Doc, []byte(guest.URI)) || bytes.Contains(u.Doc, []byte("Secret")) || !bytes.Contains(u.Doc, []byte(carol.ID)) {
+		t.Fatalf("attendee's next notification:\n%s", u.Doc)
+	}
+	if !bytes.Contains(u.Doc, []byte(`state="partial"`)) {
+		t.Fatalf("not a partial notification:\n%s", u.Doc)
+	}
+	// Promoted, bob sees the lobby: a full state again.
+	lobby := e.join(m, anonymous(m.ID, "Waiting"))
+	_ = e.focus.Promote(m.ID, org.ID, att.ID)
+	ci := s.until(t, func(ci *ConferenceInfo) bool { return strings.Contains(roster(ci), "Waiting:pending") })
+	if ci.State != "full" {
+		t.Fatalf("promoted subscriber got a %s document", ci.State)
+	}
+	// Demoted, the lobby disappears from its view.
+	_ = e.focus.Demote(m.ID, org.ID, att.ID)
+	s.until(t, func(ci *ConferenceInfo) bool { return !strings.Contains(roster(ci), "Waiting") })
+	_ = lobby
+}
+
+func TestApplyRefusesAGap(t *testing.T) {
+	var state ConferenceInfo
+	partial := &ConferenceInfo{Entity: "sip:m@x", State: "partial", Version: 2}
+	if err := state.Apply(partial); !errors.Is(err, ErrVersionGap) {
+		t.Fatalf("partial before full: %v", err)
+	}
+	_ = state.Apply(&ConferenceInfo{Entity: "sip:m@x", State: "full", Version: 1})
+	partial.Version = 3
+	if err := state.Apply(partial); !errors.Is(err, ErrVersionGap) {
+		t.Fatalf("version 3 after 1: %v", err)
+	}
+	partial.Version = 2
+	if err := state.Apply(partial); err != nil || state.Version != 2 {
+		t.Fatalf("version 2 after 1: %v", err)
 	}
 }

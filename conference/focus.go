@@ -188,7 +188,8 @@ type conf struct {
 	subs     map[*subscriber]struct{}
 	nextID   int
 	arrivals int
-	cache    map[viewClass]cached
+	cache    map[cacheKey][]byte
+	log      []change
 }
 
 type participant struct {
@@ -431,7 +432,7 @@ func (f *Focus) conf(ctx context.Context, id string) (*conf, error) {
 			f.mu.Lock()
 			if c = f.confs[id]; c == nil {
 				c = &conf{meeting: m, parts: map[string]*participant{}, watchers: map[int]func(Event){},
-					subs: map[*subscriber]struct{}{}, cache: map[viewClass]cached{}}
+					subs: map[*subscriber]struct{}{}, cache: map[cacheKey][]byte{}}
 				f.confs[id] = c
 			}
 			f.mu.Unlock()
@@ -583,7 +584,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 		p.State = InLobby
 		p.decided = make(chan struct{})
 		p.timer = time.AfterFunc(f.cfg.LobbyTimeout, func() { f.lobbyTimeout(m.ID, p.ID) })
-		f.emitLocked(c, Event{Kind: EventLobby, Participant: p.Participant})
+		f.emitLocked(c, Event{Kind: EventLobby, Participant: p.Participant}, false)
 		f.cfg.Logger.Info("participant waits in the lobby", "meeting", m.ID, "participant", p.ID, "type", p.Type, "uri", p.URI)
 	}
 	out := p.Participant
@@ -600,7 +601,7 @@ func (f *Focus) enterLocked(c *conf, p *participant, by string) {
 		p.timer.Stop()
 		close(p.decided)
 	}
-	f.emitLocked(c, Event{Kind: EventJoined, Participant: p.Participant, By: by})
+	f.emitLocked(c, Event{Kind: EventJoined, Participant: p.Participant, By: by}, true)
 	f.cfg.Logger.Info("participant joined", "meeting", c.meeting.ID, "participant", p.ID, "type", p.Type, "role", p.Role, "by", by)
 	if wasIn || !c.leaderOrAuthenticatedIn() || c.locked {
 		return
@@ -655,9 +656,10 @@ func (f *Focus) removeLocked(c *conf, p *participant, kind EventKind, by string,
 		p.outcome = why
 		close(p.decided)
 	}
+	wasIn := p.State == Joined
 	p.State = Gone
 	delete(c.parts, p.ID)
-	f.emitLocked(c, Event{Kind: kind, Participant: p.Participant, By: by})
+	f.emitLocked(c, Event{Kind: kind, Participant: p.Participant, By: by}, wasIn)
 	f.cfg.Logger.Info("participant out", "meeting", c.meeting.ID, "participant", p.ID, "why", kind, "by", by)
 }
 
@@ -746,10 +748,11 @@ func (f *Focus) Watch(ctx context.Context, id string, fn func(Event)) (stop func
 }
 
 // emitLocked records a change: watchers see it, subscribers are sent the
-// new state.
-func (f *Focus) emitLocked(c *conf, ev Event) {
+// new state. attendees says whether joined attendees see the change.
+func (f *Focus) emitLocked(c *conf, ev Event, attendees bool) {
 	ev.Meeting = c.meeting.ID
 	c.version++
+	c.recordLocked(ev, attendees)
 	clear(c.cache)
 	for _, fn := range c.watchers {
 		fn(ev)
@@ -846,7 +849,7 @@ func (f *Focus) Promote(id, actor, pid string) error {
 			return fmt.Errorf("%w: %s is not a joined attendee", ErrWrongState, pid)
 		}
 		p.Role = Presenter
-		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID})
+		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
 		return nil
 	})
 }
@@ -866,7 +869,7 @@ func (f *Focus) Demote(id, actor, pid string) error {
 			return fmt.Errorf("%w: %s is not a presenter", ErrWrongState, pid)
 		}
 		p.Role = Attendee
-		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID})
+		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
 		return nil
 	})
 }
@@ -903,7 +906,7 @@ func (f *Focus) Lock(id, actor string, locked bool) error {
 		}
 		if c.locked != locked {
 			c.locked = locked
-			f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID})
+			f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID}, true)
 		}
 		return nil
 	})
@@ -960,7 +963,7 @@ func (f *Focus) updateLocked(ctx context.Context, c *conf, a *participant, fn fu
 		return err
 	}
 	c.meeting = m
-	f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID})
+	f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID}, true)
 	return nil
 }
 

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -105,10 +104,7 @@ type member struct {
 	invite             *sip.Request // the INVITE that joined, and its 2xx
 	joined             *sip.Response
 	cseq               uint32
-	mu                 sync.Mutex
-	lastInfo           *ConferenceInfo
-	subscribedCallID   string
-	subscribedLocalTag string
+	state              ConferenceInfo // the conference state its NOTIFYs carried
 }
 
 func (e *sipEnv) member(user, password, from, display string) *member {
@@ -263,8 +259,11 @@ func (u *member) notified(ok func(*ConferenceInfo) bool) *ConferenceInfo {
 			if err != nil {
 				u.t.Fatal(err)
 			}
-			if ok(ci) {
-				return ci
+			if err := u.state.Apply(ci); err != nil {
+				u.t.Fatal(err)
+			}
+			if ok(&u.state) {
+				return &u.state
 			}
 		case <-deadline:
 			u.t.Fatalf("%s: no matching conference NOTIFY", u.from)
@@ -277,7 +276,7 @@ func (u *member) notified(ok func(*ConferenceInfo) bool) *ConferenceInfo {
 func endpoint(ci *ConferenceInfo, name, status string) string {
 	for _, u := range ci.Users.User {
 		for _, ep := range u.Endpoints {
-			if ep.DisplayText == name && ep.Status == status {
+			if u.DisplayText == name && ep.Status == status {
 				return ep.ParticipantID()
 			}
 		}

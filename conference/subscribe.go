@@ -3,6 +3,8 @@ package conference
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -16,8 +18,39 @@ const (
 	viewAttendee
 )
 
-type cached struct {
-	body []byte
+// cacheKey names a rendered document: the full view of a class, or the
+// changes a class may see since a version.
+type cacheKey struct {
+	class   viewClass
+	partial bool
+	since   uint64
+}
+
+// change is one entry of a meeting's change log, from which partial
+// notifications are made.
+type change struct {
+	version  uint64
+	pid, uri string // empty for a change of the conference itself
+	// attendees says joined attendees may see the change: the participant
+	// was in the meeting before or after it (not only in the lobby).
+	attendees bool
+}
+
+// maxChangeLog bounds the change log: a subscriber further behind gets
+// the full state again.
+const maxChangeLog = 1024
+
+// recordLocked logs the change ev made.
+func (c *conf) recordLocked(ev Event, attendees bool) {
+	c.log = append(c.log, change{version: c.version, pid: ev.Participant.ID, uri: ev.Participant.URI, attendees: attendees})
+	if len(c.log) > maxChangeLog {
+		c.log = slices.Clone(c.log[len(c.log)-maxChangeLog/2:])
+	}
+}
+
+// covers reports whether the log holds every change after version since.
+func (c *conf) covers(since uint64) bool {
+	return since == c.version || len(c.log) > 0 && c.log[0].version <= since+1
 }
 
 // viewOf returns the class of what participant p may see; 0 for a lobby
@@ -32,64 +65,171 @@ func viewOf(p *participant) viewClass {
 	return viewAttendee
 }
 
-// renderLocked returns the conference-info document viewer may see, with
-// version 0 (withVersion sets each subscriber's). Leader and attendee
-// views are rendered once per change, whatever the number of subscribers.
-func (c *conf) renderLocked(viewer *participant) []byte {
-	class := viewOf(viewer)
-	if class != 0 {
-		if v, ok := c.cache[class]; ok {
-			return v.body
-		}
+// sees reports whether a viewer of class sees participant p.
+func sees(class viewClass, viewer, p *participant) bool {
+	switch class {
+	case viewLeader:
+		return true
+	case viewAttendee:
+		return p.State == Joined
 	}
-	m := c.meeting
+	return p == viewer
+}
+
+// confState is the conference-state element.
+func (c *conf) confState() *ConfState {
 	joined := uint32(0)
-	users := map[string]*User{}
-	var order []string
-	for _, p := range c.sorted() {
+	for _, p := range c.parts {
 		if p.State == Joined {
 			joined++
 		}
-		switch {
-		case class == viewLeader:
-		case class == viewAttendee && p.State == Joined:
-		case class == 0 && p == viewer:
-		default:
+	}
+	active, locked := joined > 0, c.locked
+	return &ConfState{UserCount: &joined, Active: &active, Locked: &locked}
+}
+
+// endpointOf is p's endpoint element.
+func endpointOf(p *participant) Endpoint {
+	status := "connected"
+	if p.State == InLobby {
+		status = "pending"
+	}
+	return Endpoint{Entity: participantURN + p.ID, Status: status, JoiningMethod: "dialed-in",
+		JoiningInfo: &JoiningInfo{When: p.Since.UTC().Format(time.RFC3339)}}
+}
+
+// userOf starts the user element of uri from its visible participants,
+// with the highest of their roles.
+func userOf(uri string, visible []*participant) *User {
+	u := &User{Entity: uri, Roles: &Roles{}}
+	best := Role(0)
+	for _, p := range visible {
+		u.DisplayText, u.Type = p.DisplayName, p.Type.String()
+		best = max(best, p.Role)
+	}
+	u.Roles.Entry = []string{best.String()}
+	return u
+}
+
+// renderLocked returns the full conference-info document viewer may see,
+// with version 0 (withVersion sets each subscriber's). Leader and attendee
+// views are rendered once per change, whatever the number of subscribers.
+func (c *conf) renderLocked(viewer *participant) []byte {
+	class := viewOf(viewer)
+	key := cacheKey{class: class}
+	if class != 0 {
+		if body, ok := c.cache[key]; ok {
+			return body
+		}
+	}
+	m := c.meeting
+	byURI := map[string][]*participant{}
+	var order []string
+	for _, p := range c.sorted() {
+		if !sees(class, viewer, p) {
 			continue
 		}
-		u := users[p.URI]
-		if u == nil {
-			u = &User{Entity: p.URI, DisplayText: p.DisplayName, Type: p.Type.String(), Roles: &Roles{}}
-			users[p.URI] = u
+		if byURI[p.URI] == nil {
 			order = append(order, p.URI)
 		}
-		status := "connected"
-		if p.State == InLobby {
-			status = "pending"
-		}
-		if len(u.Roles.Entry) == 0 || roleRank(u.Roles.Entry[0]) < int(p.Role) {
-			u.Roles.Entry = []string{p.Role.String()}
-		}
-		u.Endpoints = append(u.Endpoints, Endpoint{Entity: participantURN + p.ID, DisplayText: p.DisplayName,
-			Status: status, JoiningMethod: "dialed-in", JoiningInfo: &JoiningInfo{When: p.Since.UTC().Format(time.RFC3339)}})
+		byURI[p.URI] = append(byURI[p.URI], p)
 	}
-	active := joined > 0
 	ci := &ConferenceInfo{
 		Entity: m.Focus(), State: "full",
 		Description: &Description{DisplayText: m.Subject, Subject: m.Subject,
 			ConfURIs:    &URIs{Entry: []URIEntry{{URI: m.Focus(), Purpose: "participation"}}},
 			ServiceURIs: &URIs{Entry: []URIEntry{{URI: m.JoinURL, Purpose: "web-page"}}}},
-		ConfState: &ConfState{UserCount: &joined, Active: &active, Locked: &c.locked},
+		ConfState: c.confState(),
 		Users:     &Users{},
 	}
 	for _, uri := range order {
-		ci.Users.User = append(ci.Users.User, *users[uri])
+		u := userOf(uri, byURI[uri])
+		for _, p := range byURI[uri] {
+			u.Endpoints = append(u.Endpoints, endpointOf(p))
+		}
+		ci.Users.User = append(ci.Users.User, *u)
 	}
 	body := ci.Marshal()
 	if class != 0 {
-		c.cache[class] = cached{body: body}
+		c.cache[key] = body
 	}
 	return body
+}
+
+// renderPartialLocked returns a partial conference-info document (RFC 4575
+// section 4.6) with what a viewer of class (leader or attendee) may see of
+// the changes after version since: the changed endpoints, endpoints and
+// users that are gone as deleted, and the conference state. It returns
+// nil if nothing the class sees has changed.
+func (c *conf) renderPartialLocked(class viewClass, since uint64) []byte {
+	key := cacheKey{class: class, partial: true, since: since}
+	if body, ok := c.cache[key]; ok {
+		return body
+	}
+	changed := map[string]bool{}
+	var uris []string
+	urisSeen := map[string]bool{}
+	conference := false
+	for i := len(c.log) - 1; i >= 0 && c.log[i].version > since; i-- {
+		ch := c.log[i]
+		switch {
+		case ch.pid == "":
+			conference = true
+		case class == viewLeader || ch.attendees:
+			changed[ch.pid] = true
+			if !urisSeen[ch.uri] {
+				urisSeen[ch.uri] = true
+				uris = append(uris, ch.uri)
+			}
+		}
+	}
+	var body []byte
+	if len(changed) > 0 || conference {
+		ci := &ConferenceInfo{Entity: c.meeting.Focus(), State: "partial", ConfState: c.confState(), Users: &Users{State: "partial"}}
+		slices.Reverse(uris) // oldest change first
+		for _, uri := range uris {
+			var visible []*participant
+			for _, p := range c.sorted() {
+				if p.URI == uri && sees(class, nil, p) {
+					visible = append(visible, p)
+				}
+			}
+			if len(visible) == 0 {
+				ci.Users.User = append(ci.Users.User, User{Entity: uri, State: "deleted"})
+				continue
+			}
+			u := userOf(uri, visible)
+			u.State = "partial"
+			for pid := range changed {
+				if p := c.parts[pid]; p != nil && p.URI == uri && sees(class, nil, p) {
+					u.Endpoints = append(u.Endpoints, endpointOf(p))
+				} else if p == nil || p.URI == uri {
+					// Gone, or no longer visible to this class: deleted.
+					if c.uriOf(pid) == uri {
+						u.Endpoints = append(u.Endpoints, Endpoint{Entity: participantURN + pid, State: "deleted"})
+					}
+				}
+			}
+			slices.SortFunc(u.Endpoints, func(a, b Endpoint) int { return strings.Compare(a.Entity, b.Entity) })
+			ci.Users.User = append(ci.Users.User, *u)
+		}
+		body = ci.Marshal()
+	}
+	c.cache[key] = body
+	return body
+}
+
+// uriOf returns the identity URI of a participant, present or in the log.
+func (c *conf) uriOf(pid string) string {
+	if p := c.parts[pid]; p != nil {
+		return p.URI
+	}
+	for i := len(c.log) - 1; i >= 0; i-- {
+		if c.log[i].pid == pid {
+			return c.log[i].uri
+		}
+	}
+	return ""
 }
 
 func roleRank(name string) int {
@@ -104,8 +244,9 @@ func roleRank(name string) int {
 // Update is a conference-info document for one subscriber, or the end of
 // the subscription.
 type Update struct {
-	// Doc is the full conference-info document the subscriber may see,
-	// with its own version count.
+	// Doc is a conference-info document with the subscriber's own version
+	// count: the full state the subscriber may see first, then partial
+	// documents with what changed (ConferenceInfo.Apply merges them).
 	Doc []byte
 	// Ended says the subscription is over: the participant left, was
 	// ejected or rejected, or the Focus closed. Doc is nil then.
@@ -118,7 +259,10 @@ type subscriber struct {
 	pid     string
 	deliver func(Update)
 	// Guarded by c.mu.
-	version uint32
+	version uint32    // of the last document sent
+	seen    uint64    // the meeting's version it reflects
+	class   viewClass // the view it was rendered for
+	full    bool      // a full document was sent
 	dirty   bool
 	running bool
 	ended   bool
@@ -186,8 +330,20 @@ func (f *Focus) deliverLoop(s *subscriber) {
 			delete(c.subs, s)
 			u.Ended = true
 		} else {
+			// The full state first and whenever the subscriber's view
+			// changes class or it fell behind the log; else the changes.
+			class := viewOf(p)
+			var body []byte
+			if !s.full || class != s.class || class == 0 || !c.covers(s.seen) {
+				body = c.renderLocked(p)
+			} else if body = c.renderPartialLocked(class, s.seen); body == nil {
+				s.seen = c.version // nothing this subscriber sees changed
+				c.mu.Unlock()
+				continue
+			}
+			s.full, s.class, s.seen = true, class, c.version
 			s.version++
-			u.Doc = withVersion(c.renderLocked(p), s.version)
+			u.Doc = withVersion(body, s.version)
 		}
 		c.mu.Unlock()
 		s.deliver(u)
