@@ -93,18 +93,18 @@ func newSIPEnv(t *testing.T, opts ...func(*FocusConfig)) *sipEnv {
 // member is a SIP client in a meeting: one TLS connection, on which it
 // joins, controls, subscribes and receives NOTIFYs and BYEs.
 type member struct {
-	t                  *testing.T
-	env                *sipEnv
-	user, password     string // Digest credentials
-	from               string // From address
-	display            string
-	ua                 *sipgo.UserAgent
-	client             *sipgo.Client
-	notifies, byes     chan *sip.Request
-	invite             *sip.Request // the INVITE that joined, and its 2xx
-	joined             *sip.Response
-	cseq               uint32
-	state              ConferenceInfo // the conference state its NOTIFYs carried
+	t              *testing.T
+	env            *sipEnv
+	user, password string // Digest credentials
+	from           string // From address
+	display        string
+	ua             *sipgo.UserAgent
+	client         *sipgo.Client
+	notifies, byes chan *sip.Request
+	invite         *sip.Request // the INVITE that joined, and its 2xx
+	joined         *sip.Response
+	cseq           uint32
+	state          ConferenceInfo // the conference state its NOTIFYs carried
 }
 
 func (e *sipEnv) member(user, password, from, display string) *member {
