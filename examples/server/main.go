@@ -4,7 +4,7 @@
 //
 // Usage:
 //
-//	go run ./examples/server [-data DIR] [-http ADDR] [-sip-tls ADDR]
+//	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -13,7 +13,9 @@
 // certificate, for clients to trust) over plain HTTP, and SIP over TLS and
 // over secure WebSocket (for browsers), where every request must
 // authenticate (Digest or a client certificate): registration, instant
-// messages, presence and calls.
+// messages, presence, calls and meetings. Over HTTPS, signed-in users
+// schedule meetings (POST /api/meetings) and anyone with a meeting's link
+// (/meet/<id>) sees how to join it.
 // It prints one line per listener, "listening <name> <addr>", and shuts
 // down cleanly on Ctrl-C.
 package main
@@ -38,6 +40,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
 )
@@ -55,6 +58,7 @@ func main() {
 type config struct {
 	dataDir  string
 	httpAddr string
+	https    string
 	sipTLS   string
 	sipWSS   string
 	logJSON  bool
@@ -66,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&c.dataDir, "data", "./parley-data", "data `directory`: CA, certificates and state (created on first run)")
 	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "plain HTTP `address` for the CRL distribution point and the CA certificate")
+	fs.StringVar(&c.https, "https", "127.0.0.1:8443", "HTTPS `address` for scheduling meetings and their join links")
 	fs.StringVar(&c.sipTLS, "sip-tls", "127.0.0.1:5061", "SIP over TLS `address`")
 	fs.StringVar(&c.sipWSS, "sip-wss", "127.0.0.1:7443", "SIP over secure WebSocket (RFC 7118) `address`, for browsers")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
@@ -109,6 +114,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-sip-wss %s: %w", cfg.sipWSS, err)
 	}
 	defer wssLn.Close()
+	httpsLn, err := net.Listen("tcp", cfg.https)
+	if err != nil {
+		return fmt.Errorf("-https %s: %w", cfg.https, err)
+	}
+	defer httpsLn.Close()
 
 	// 2. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
@@ -132,8 +142,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
+	// Meetings (in memory for now): anonymous users sign in to a meeting's
+	// focus with its conference key.
+	meetings := conference.NewMemoryMeetings()
 	authn, err := auth.New(auth.Config{
-		Directory: directory, Realm: demoDomain, Logger: logger,
+		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
 		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
 	})
 	if err != nil {
@@ -216,34 +229,63 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer presenceSrv.Close()
-	// A device whose connection closes is signed out at once.
+	// Meetings: the focus decides who enters, keeps the lobby and the
+	// roster, and issues the media tokens the A/V server will check (with
+	// a key it shares with that server; random here, as no media server
+	// runs yet).
+	tokens, err := conference.NewTokenIssuer(nil, nil)
+	if err != nil {
+		return err
+	}
+	joinBase := "https://" + httpsLn.Addr().String()
+	focus, err := conference.NewFocus(conference.FocusConfig{
+		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase,
+		Auth: authn, Client: sipClient, Connections: ua.TransportLayer(), Logger: logger,
+		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
+	})
+	if err != nil {
+		return err
+	}
+	defer focus.Close()
+	// A device whose connection closes is signed out at once, and leaves
+	// its meetings.
 	authn.OnConnectionClose(func(transport, remote string) {
 		for _, aor := range registrar.FlowClosed(transport, remote) {
 			presenceSrv.Changed(aor)
 		}
+		focus.FlowClosed(transport, remote)
 	})
 	sipSrv.OnOptions(authn.Require(answerOptions))
 	sipSrv.OnRegister(registrar.HandleRegister)
 	sipSrv.OnMessage(router.HandleMessage)
-	sipSrv.OnInvite(router.HandleInvite)
+	// Requests to a meeting's focus (sip:<meeting ID>@example.test) go to
+	// the Focus, all others to the router.
+	sipSrv.OnInvite(focus.Dispatch(router.HandleInvite))
 	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.INFO, sip.UPDATE, sip.PRACK, sip.REFER, sip.NOTIFY} {
-		sipSrv.OnRequest(m, router.HandleInDialog) // requests within calls
+		sipSrv.OnRequest(m, focus.Dispatch(router.HandleInDialog)) // requests within calls and meetings
 	}
 	sipSrv.OnPublish(presenceSrv.HandlePublish)
-	// SUBSCRIBE: presence is served here; other event packages go to the
-	// user's device.
-	sipSrv.OnSubscribe(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe))
+	// SUBSCRIBE: presence is served here, the conference state by the
+	// focus; other event packages go to the user's device.
+	sipSrv.OnSubscribe(focus.Dispatch(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe)))
+
+	// HTTPS: scheduling for signed-in users, join pages for everyone.
+	api := &meetingAPI{focus: focus, meetings: meetings, logger: logger}
+	httpsSrv := &http.Server{Handler: api.handler(authn), ReadHeaderTimeout: 5 * time.Second,
+		TLSConfig: pki.ServerTLSConfig(serverCert, verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
-	errc := make(chan error, 3)
+	errc := make(chan error, 4)
 	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
+	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
 	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
 	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
 	fmt.Fprintf(stdout, "listening http %s\n", httpLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-tls %s\n", sipLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-wss %s\n", wssLn.Addr())
+	fmt.Fprintf(stdout, "listening https %s\n", httpsLn.Addr())
 	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
 
 	var failed error
@@ -254,6 +296,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = httpSrv.Shutdown(shutdownCtx)
+	_ = httpsSrv.Shutdown(shutdownCtx)
 	_ = sipLn.Close()
 	_ = wssLn.Close()
 	_ = ua.Close()
