@@ -74,7 +74,6 @@ type focusEnv struct {
 	tokens *TokenIssuer
 	clock  *clock
 	store  *MemoryMeetings
-	events chan Event
 }
 
 func newFocusEnv(t testing.TB, opts ...func(*FocusConfig)) *focusEnv {

@@ -135,7 +135,11 @@ type Meeting struct {
 	// policies.
 	OrganizerCompany string `json:"organizer_company,omitempty"`
 	Subject          string `json:"subject,omitempty"`
-	// Invitees are canonical addresses of record.
+	// Invitees are canonical addresses of record, for the application to
+	// invite. Admission does not depend on them: as the security model
+	// words "People I invite from my company", anyone from the company
+	// gets in directly even if not invited, and others wait in the lobby
+	// even if invited.
 	Invitees []string     `json:"invitees,omitempty"`
 	Access   AccessPolicy `json:"access"`
 	// DialInLobby forces dial-in participants to the lobby. By default
@@ -161,9 +165,6 @@ func (m *Meeting) Clone() *Meeting {
 
 // Focus returns the SIP URI of the meeting's focus.
 func (m *Meeting) Focus() string { return "sip:" + m.ID + "@" + m.Tenant }
-
-// invited reports whether aor is an invitee.
-func (m *Meeting) invited(aor string) bool { return slices.Contains(m.Invitees, aor) }
 
 // MeetingStore keeps meetings. Implementations return copies: a caller
 // changes a meeting only through Update. Package store provides

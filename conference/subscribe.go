@@ -232,15 +232,6 @@ func (c *conf) uriOf(pid string) string {
 	return ""
 }
 
-func roleRank(name string) int {
-	for r, n := range roleNames {
-		if n == name {
-			return int(r)
-		}
-	}
-	return 0
-}
-
 // Update is a conference-info document for one subscriber, or the end of
 // the subscription.
 type Update struct {
