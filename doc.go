@@ -25,6 +25,12 @@
 //     (PUBLISH, SUBSCRIBE/NOTIFY, PIDF with enhanced presence) filtered by
 //     each user's privacy policy.
 //
-// The packages conference, edge, media and store follow;
+//   - [github.com/parleyuc/parley/conference]: meetings: scheduling by
+//     licensed users, unguessable keys and links, the access and presenter
+//     policies and participant types of the security model, the lobby,
+//     roles, the SIP focus with conference control and RFC 4575
+//     conference state, and media tokens for the A/V server.
+//
+// The packages edge, media and store follow;
 // DESIGN.md in the project's shared folder describes the whole.
 package parley
