@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -37,6 +38,9 @@ var (
 	ErrFull = errors.New("conference: meeting full")
 	// ErrClosed: the Focus is closed.
 	ErrClosed = errors.New("conference: focus closed")
+	// ErrInvalid: a request's argument is malformed (a presenter that is
+	// not a SIP address).
+	ErrInvalid = errors.New("conference: invalid request")
 )
 
 // Defaults applied to zero FocusConfig fields.
@@ -197,6 +201,7 @@ type participant struct {
 	identity *auth.Identity
 	cand     Candidate
 	decided  chan struct{} // closed when a lobby wait ends
+	finished bool          // decided is closed
 	outcome  error         // nil: admitted
 	timer    *time.Timer
 	seq      int // arrival order
@@ -254,24 +259,51 @@ func (f *Focus) Close() error {
 	for _, c := range f.confs {
 		confs = append(confs, c)
 	}
+	clear(f.confs)
 	f.mu.Unlock()
 	f.sip.goMu.Lock()
 	f.sip.stopped = true
 	f.sip.goMu.Unlock()
 	f.cancel()
+	// Every meeting ends: lobby waits fail with ErrClosed, subscribers are
+	// told the end (those whose delivery loop runs are told by it).
+	var idle []*subscriber
 	for _, c := range confs {
 		c.mu.Lock()
+		c.dead = true
 		for _, p := range c.parts {
 			if p.State == InLobby {
-				p.timer.Stop()
-				p.outcome = ErrClosed
-				close(p.decided)
+				p.decide(ErrClosed)
 			}
+			p.State = Gone
+		}
+		clear(c.parts)
+		for s := range c.subs {
+			s.ended = true
+			if !s.running {
+				idle = append(idle, s)
+			}
+			delete(c.subs, s)
 		}
 		c.mu.Unlock()
 	}
+	for _, s := range idle {
+		s.deliver(Update{Ended: true})
+	}
+	f.sip.closeAll()
 	f.wg.Wait()
 	return nil
+}
+
+// decide ends p's lobby wait with outcome (nil: admitted), once.
+func (p *participant) decide(outcome error) {
+	if p.decided == nil || p.finished {
+		return
+	}
+	p.finished = true
+	p.timer.Stop()
+	p.outcome = outcome
+	close(p.decided)
 }
 
 // MeetingOptions are what an organizer chooses for a new meeting.
@@ -449,8 +481,11 @@ func (f *Focus) conf(ctx context.Context, id string) (*conf, error) {
 // ErrNoParticipant if nobody is in it.
 func (f *Focus) existing(id string) (*conf, error) {
 	f.mu.Lock()
-	c := f.confs[id]
+	c, closed := f.confs[id], f.closed
 	f.mu.Unlock()
+	if closed {
+		return nil, ErrClosed
+	}
 	if c == nil {
 		return nil, ErrNoParticipant
 	}
@@ -498,6 +533,10 @@ func (f *Focus) candidate(ctx context.Context, m *Meeting, r JoinRequest) (Candi
 	}
 	c.AOR, c.Tenant = canonical(id.URI), id.Tenant
 	if id.Kind == auth.Federated {
+		// A partner's user cannot pass for one of the tenant's.
+		if _, host, _ := strings.Cut(c.AOR, "@"); strings.EqualFold(host, m.Tenant) {
+			return c, fmt.Errorf("%w: a federated user with the tenant's domain", ErrRefused)
+		}
 		c.Tenant = ""
 		return c, nil
 	}
@@ -522,21 +561,22 @@ func (f *Focus) Join(ctx context.Context, id string, r JoinRequest) (*Participan
 	if r.Identity == nil {
 		return nil, errors.New("conference: JoinRequest.Identity is required")
 	}
+	// The meeting as stored now: expired or deleted meetings take nobody
+	// in, and policy changes made elsewhere apply.
+	m, err := f.Meeting(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	cand, err := f.candidate(ctx, m, r)
+	if err != nil {
+		return nil, err
+	}
 	c, err := f.conf(ctx, id)
 	if err != nil {
 		return nil, err
 	}
-	m := c.meeting
-	c.mu.Unlock()
-	cand, err := f.candidate(ctx, m, r)
-	if err != nil {
-		f.release(c)
-		return nil, err
-	}
-	c.mu.Lock()
-	if c.dead { // released while the directory was asked
-		c.mu.Unlock()
-		return f.Join(ctx, id, r)
+	if m.Revision > c.meeting.Revision {
+		c.meeting = m
 	}
 	p, err := f.joinLocked(c, cand, r)
 	c.mu.Unlock()
@@ -562,7 +602,8 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 			lobby++
 		}
 	}
-	if len(c.parts) >= f.cfg.MaxParticipants || a == Lobby && lobby >= f.cfg.MaxLobby {
+	organizer := cand.isOrganizer(m)
+	if !organizer && (len(c.parts) >= f.cfg.MaxParticipants || a == Lobby && lobby >= f.cfg.MaxLobby) {
 		return nil, ErrFull
 	}
 	name := r.DisplayName
@@ -597,10 +638,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 func (f *Focus) enterLocked(c *conf, p *participant, by string) {
 	wasIn := c.leaderOrAuthenticatedIn()
 	p.State, p.Role, p.Since = Joined, InitialRole(c.meeting, p.cand), f.cfg.Now()
-	if p.decided != nil {
-		p.timer.Stop()
-		close(p.decided)
-	}
+	p.decide(nil)
 	f.emitLocked(c, Event{Kind: EventJoined, Participant: p.Participant, By: by}, true)
 	f.cfg.Logger.Info("participant joined", "meeting", c.meeting.ID, "participant", p.ID, "type", p.Type, "role", p.Role, "by", by)
 	if wasIn || !c.leaderOrAuthenticatedIn() || c.locked {
@@ -652,9 +690,7 @@ func (f *Focus) Wait(ctx context.Context, p *Participant) error {
 // removeLocked takes p out of the meeting; a lobby wait ends with why.
 func (f *Focus) removeLocked(c *conf, p *participant, kind EventKind, by string, why error) {
 	if p.State == InLobby {
-		p.timer.Stop()
-		p.outcome = why
-		close(p.decided)
+		p.decide(why)
 	}
 	wasIn := p.State == Joined
 	p.State = Gone
@@ -760,8 +796,8 @@ func (f *Focus) emitLocked(c *conf, ev Event, attendees bool) {
 	for s := range c.subs {
 		f.kickLocked(c, s)
 	}
-	if ev.Kind == EventEjected {
-		f.ejected(c.meeting.ID, ev.Participant.ID)
+	if ev.Kind == EventEjected || ev.Kind == EventLeft {
+		f.participantGone(c.meeting.ID, ev.Participant.ID)
 	}
 }
 
@@ -916,7 +952,7 @@ func (f *Focus) Lock(id, actor string, locked bool) error {
 // store too. Organizer only; it applies to those who join from now on.
 func (f *Focus) SetAccess(ctx context.Context, id, actor string, access AccessPolicy, dialInLobby bool) error {
 	if _, ok := accessNames[access]; !ok {
-		return fmt.Errorf("conference: invalid access policy %d", access)
+		return fmt.Errorf("%w: access policy %d", ErrInvalid, access)
 	}
 	return f.control(id, actor, func(c *conf, a *participant) error {
 		if a.Role != Organizer {
@@ -934,13 +970,13 @@ func (f *Focus) SetAccess(ctx context.Context, id, actor string, access AccessPo
 // join from now on.
 func (f *Focus) SetPresenters(ctx context.Context, id, actor string, policy PresenterPolicy, chosen []string) error {
 	if _, ok := presenterNames[policy]; !ok {
-		return fmt.Errorf("conference: invalid presenter policy %d", policy)
+		return fmt.Errorf("%w: presenter policy %d", ErrInvalid, policy)
 	}
 	var list []string
 	for _, s := range chosen {
 		aor, err := auth.CanonicalAOR(s)
 		if err != nil {
-			return fmt.Errorf("conference: presenter %q: %w", s, err)
+			return fmt.Errorf("%w: presenter %q: %w", ErrInvalid, s, err)
 		}
 		list = append(list, aor)
 	}
@@ -983,6 +1019,9 @@ func (f *Focus) AddUser(id, pid, binding string) (*MediaGrant, error) {
 	}
 	if p.State != Joined {
 		return nil, fmt.Errorf("%w: still in the lobby", ErrWrongState)
+	}
+	if !f.cfg.Now().Before(c.meeting.Expires) {
+		return nil, fmt.Errorf("%w: the meeting has ended", ErrNotFound)
 	}
 	tok := f.cfg.Tokens.Issue(MediaClaims{Meeting: id, Participant: pid, Subject: p.URI, Role: p.Role.String(), Binding: binding}, f.cfg.TokenTTL)
 	return &MediaGrant{Token: tok, Server: f.cfg.MediaServer, Expires: f.cfg.Now().Add(f.cfg.TokenTTL).UTC().Truncate(time.Second)}, nil

@@ -153,6 +153,8 @@ type Meeting struct {
 	Expires    time.Time `json:"expires"`
 	// JoinURL is the HTTPS link to the meeting.
 	JoinURL string `json:"join_url"`
+	// Revision counts the meeting's updates: MeetingStore.Update adds one.
+	Revision uint64 `json:"revision"`
 }
 
 // Clone returns a deep copy.
@@ -178,8 +180,9 @@ type MeetingStore interface {
 	Get(ctx context.Context, id string) (*Meeting, error)
 	// ByDialInID returns the meeting with the given dial-in conference ID.
 	ByDialInID(ctx context.Context, dialInID string) (*Meeting, error)
-	// Update applies fn to the stored meeting atomically; if fn returns an
-	// error nothing is changed and the error is returned.
+	// Update applies fn to the stored meeting atomically and adds one to
+	// its Revision; if fn returns an error nothing is changed and the
+	// error is returned.
 	Update(ctx context.Context, id string, fn func(*Meeting) error) (*Meeting, error)
 	// Delete removes a meeting.
 	Delete(ctx context.Context, id string) error
@@ -253,6 +256,7 @@ func (s *MemoryMeetings) Update(_ context.Context, id string, fn func(*Meeting) 
 	if c.ID != id || c.DialInID != m.DialInID {
 		return nil, errors.New("conference: a meeting's ID and dial-in ID cannot change")
 	}
+	c.Revision = m.Revision + 1
 	s.byID[id] = c
 	return c.Clone(), nil
 }

@@ -51,13 +51,15 @@ type dialog struct {
 	contact                     string  // the focus's Contact
 	local, remote               sip.Uri // the To and From of the request that made the dialog
 	subscription                bool
+	confirmed                   bool // the INVITE was answered 2xx
 
 	// Guarded by sipState.mu.
 	cseq     uint32
-	cancel   func()      // ends a subscription
-	timer    *time.Timer // a subscription's expiry
-	expires  time.Time
-	timedOut bool
+	sub          *subscriber // a subscription's
+	timer        *time.Timer // a subscription's expiry
+	expires      time.Time
+	timedOut     bool
+	unsubscribed bool
 }
 
 type sipState struct {
@@ -68,6 +70,18 @@ type sipState struct {
 }
 
 func (s *sipState) init() { s.dialogs = map[string]*dialog{} }
+
+// closeAll forgets every dialog and stops subscription timers.
+func (s *sipState) closeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for id, d := range s.dialogs {
+		if d.timer != nil {
+			d.timer.Stop()
+		}
+		delete(s.dialogs, id)
+	}
+}
 
 func dialogKey(callID, remoteTag, localTag string) string {
 	return callID + "\x00" + remoteTag + "\x00" + localTag
@@ -245,11 +259,11 @@ func joinStatus(err error) (int, string) {
 
 func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if to := req.To(); to != nil && to.Params.Has("tag") {
-		// A re-INVITE: the focus dialog carries no media of its own.
-		d := f.findDialog(req)
+		// A re-INVITE (a session refresh): the focus dialog carries no
+		// media of its own.
+		d := f.inDialog(req, tx, false)
 		switch {
 		case d == nil:
-			reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		case len(req.Body()) > 0:
 			reply(tx, req, 488, "Not Acceptable Here")
 		default:
@@ -298,7 +312,9 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		reply(tx, req, code, reason)
 		return
 	}
-	d, ok := f.newDialog(req, meeting, p.ID, p.URI, false)
+	// The dialog's later requests come from whoever authenticated this
+	// INVITE (the gateway, for a dial-in caller), over this connection.
+	d, ok := f.newDialog(req, meeting, p.ID, id.URI, false)
 	if !ok {
 		_ = f.Leave(meeting, p.ID)
 		reply(tx, req, 400, "Missing From tag, Call-ID or Contact")
@@ -307,10 +323,17 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	f.sip.mu.Lock()
 	f.sip.dialogs[d.id] = d
 	f.sip.mu.Unlock()
+	// fail takes the participant out and answers the INVITE.
+	fail := func(code int, reason string) {
+		f.dropDialog(d)
+		_ = f.Leave(meeting, p.ID)
+		if code != 0 {
+			reply(tx, req, code, reason)
+		}
+	}
 
 	if p.State == InLobby {
 		queued := okFor(req, d, 182, "Queued")
-		queued.RemoveHeader("Contact")
 		_ = tx.Respond(queued)
 		waitCtx, stop := context.WithCancel(f.ctx)
 		defer stop()
@@ -318,43 +341,58 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		go func() { results <- f.Wait(waitCtx, p) }() // ends with waitCtx at the latest
 		tick := time.NewTicker(queuedEvery)
 		defer tick.Stop()
-		var err error
-	wait:
-		for {
+		for err = errQueued; err == errQueued; {
 			select {
 			case err = <-results:
-				break wait
 			case <-tick.C:
 				_ = tx.Respond(queued)
 			case <-canceled:
-				err = ErrLeft // the 487 is the transaction layer's
+				fail(0, "") // the transaction layer answers 487
+				return
 			case <-tx.Done():
-				err = ErrLeft
-			}
-			if err != nil {
-				stop()
-				<-results
-				break
+				fail(0, "")
+				return
 			}
 		}
-		if err != nil {
-			f.dropDialog(d)
-			_ = f.Leave(meeting, p.ID)
-			switch {
-			case errors.Is(err, ErrRejected):
-				reply(tx, req, 603, "Decline")
-			case errors.Is(err, ErrLobbyTimeout):
-				reply(tx, req, 480, "Lobby wait timed out")
-			case errors.Is(err, ErrClosed):
-				reply(tx, req, 503, "Service Unavailable")
-			}
+		switch {
+		case err == nil:
+		case errors.Is(err, ErrRejected):
+			fail(603, "Decline")
+			return
+		case errors.Is(err, ErrLobbyTimeout):
+			fail(480, "Lobby wait timed out")
+			return
+		case errors.Is(err, ErrLeft):
+			fail(487, "Request Terminated") // a BYE in the early dialog
+			return
+		default: // closing
+			fail(503, "Service Unavailable")
 			return
 		}
 	}
+	select {
+	case <-canceled:
+		fail(0, "") // CANCELed before the answer: out again
+		return
+	default:
+	}
 	res := okFor(req, d, 200, "OK")
 	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE"))
-	_ = tx.Respond(res)
+	if err := tx.Respond(res); err != nil {
+		fail(0, "") // the transaction ended (CANCEL, connection lost)
+		return
+	}
+	f.sip.mu.Lock()
+	d.confirmed = true
+	f.sip.mu.Unlock()
+	if _, err := f.Participant(meeting, p.ID); err != nil {
+		// Ejected or gone between the decision and the answer.
+		f.participantGone(meeting, p.ID)
+	}
 }
+
+// errQueued marks a lobby wait that goes on.
+var errQueued = errors.New("queued")
 
 // isGateway reports whether id is a configured PSTN gateway, proven by
 // its client certificate.
@@ -379,11 +417,15 @@ func (f *Focus) inDialog(req *sip.Request, tx sip.ServerTransaction, subscriptio
 		return nil
 	}
 	d := f.findDialog(req)
-	if d == nil || d.subscription != subscription {
+	switch {
+	case d == nil || d.subscription != subscription:
 		reply(tx, req, 481, "Call/Transaction Does Not Exist")
 		return nil
-	}
-	if id.URI != d.uri {
+	case !secureTransport(req):
+		reply(tx, req, 403, "Meetings need TLS")
+		return nil
+	case id.URI != d.uri || strings.ToUpper(req.Transport()) != d.transport || req.Source() != d.source:
+		// A dialog is bound to who made it and the connection it came on.
 		reply(tx, req, 403, "Not your dialog")
 		return nil
 	}
@@ -411,6 +453,10 @@ func controlStatus(err error) (int, string) {
 		return 404, "No such participant"
 	case errors.Is(err, ErrWrongState):
 		return 409, "Conflict"
+	case errors.Is(err, ErrInvalid):
+		return 400, "Bad Request"
+	case errors.Is(err, ErrNotFound):
+		return 404, "The meeting has ended"
 	}
 	return 500, "Server Internal Error"
 }
@@ -500,6 +546,8 @@ func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	if to := req.To(); to != nil && to.Params.Has("tag") {
+		// A refresh, or an unsubscribe (Expires: 0); either gets a NOTIFY
+		// at once (RFC 6665 section 4.2.1.2).
 		d := f.inDialog(req, tx, true)
 		if d == nil {
 			return
@@ -508,14 +556,20 @@ func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 		_ = tx.Respond(res)
 		f.sip.mu.Lock()
-		cancel := d.cancel
-		if d.timer != nil {
+		sub := d.sub
+		d.expires = f.cfg.Now().Add(expires)
+		if expires == 0 {
+			d.unsubscribed = true
+		} else if d.timer != nil {
 			d.timer.Reset(expires)
 		}
-		d.expires = f.cfg.Now().Add(expires)
 		f.sip.mu.Unlock()
-		if expires == 0 && cancel != nil {
-			cancel() // unsubscribe: a last NOTIFY, terminated
+		switch {
+		case sub == nil:
+		case expires == 0:
+			sub.cancel()
+		default:
+			sub.resend()
 		}
 		return
 	}
@@ -528,14 +582,10 @@ func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	meeting := req.Recipient.User
-	// The subscriber must be in the meeting or its lobby: the participant
-	// with its identity, the one of this Call-ID's INVITE if it has several.
-	var pid string
-	for _, p := range f.Participants(meeting) {
-		if p.URI == id.URI {
-			pid = p.ID
-		}
-	}
+	// The subscriber is the participant that joined over this connection
+	// with this identity (the one of this Call-ID's INVITE if several):
+	// its view, and its subscription ends when it leaves.
+	pid := f.participantOnFlow(req, meeting, id.URI)
 	if pid == "" {
 		reply(tx, req, 403, "Join the meeting first")
 		return
@@ -545,33 +595,62 @@ func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		reply(tx, req, 400, "Missing From tag, Call-ID or Contact")
 		return
 	}
-	res := okFor(req, d, 200, "OK")
-	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+	d.expires = f.cfg.Now().Add(expires)
+	if expires == 0 {
+		d.unsubscribed = true // a fetch: the state once, then terminated
+	}
+	// The dialog is known before the subscriber can send its first NOTIFY.
 	f.sip.mu.Lock()
 	f.sip.dialogs[d.id] = d
 	f.sip.mu.Unlock()
-	_ = tx.Respond(res)
-
-	f.sip.mu.Lock()
-	d.expires = f.cfg.Now().Add(expires)
-	f.sip.mu.Unlock()
-	cancel, err := f.Subscribe(meeting, pid, func(u Update) { f.notify(d, u) })
+	sub, err := f.subscribe(meeting, pid, func(u Update) { f.notify(d, u) })
 	if err != nil {
 		f.dropDialog(d)
+		if errors.Is(err, ErrFull) {
+			reply(tx, req, 403, "Too many subscriptions")
+		} else {
+			reply(tx, req, 403, "Join the meeting first")
+		}
 		return
 	}
+	res := okFor(req, d, 200, "OK")
+	res.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
+	_ = tx.Respond(res)
 	f.sip.mu.Lock()
-	d.cancel = cancel
+	d.sub = sub
 	d.timer = time.AfterFunc(expires, func() {
 		f.sip.mu.Lock()
 		d.timedOut = true
 		f.sip.mu.Unlock()
-		cancel()
+		sub.cancel()
 	})
 	f.sip.mu.Unlock()
 	if expires == 0 {
-		cancel() // a fetch: the state once, then terminated
+		sub.cancel()
 	}
+}
+
+// participantOnFlow finds the participant of meeting that joined with
+// identity uri over req's connection, preferring the one whose INVITE
+// had req's Call-ID.
+func (f *Focus) participantOnFlow(req *sip.Request, meeting, uri string) string {
+	transport, source := strings.ToUpper(req.Transport()), req.Source()
+	callID := ""
+	if h := req.CallID(); h != nil {
+		callID = h.Value()
+	}
+	f.sip.mu.Lock()
+	defer f.sip.mu.Unlock()
+	pid := ""
+	for _, d := range f.sip.dialogs {
+		if d.subscription || d.meeting != meeting || d.uri != uri || d.transport != transport || d.source != source {
+			continue
+		}
+		if pid == "" || d.callID == callID {
+			pid = d.pid
+		}
+	}
+	return pid
 }
 
 // notify sends one NOTIFY in subscription dialog d.
@@ -581,6 +660,8 @@ func (f *Focus) notify(d *dialog, u Update) {
 	cseq := d.cseq
 	state := "active;expires=" + strconv.Itoa(max(0, int(d.expires.Sub(f.cfg.Now())/time.Second)))
 	switch {
+	case u.Ended && d.unsubscribed:
+		state = "terminated"
 	case u.Ended && d.timedOut:
 		state = "terminated;reason=timeout"
 	case u.Ended:
@@ -600,10 +681,10 @@ func (f *Focus) notify(d *dialog, u Update) {
 	}
 	if !f.send(req, d) && !u.Ended {
 		f.sip.mu.Lock()
-		cancel := d.cancel
+		sub := d.sub
 		f.sip.mu.Unlock()
-		if cancel != nil {
-			go cancel() // cancel delivers Ended on this subscriber's goroutine
+		if sub != nil {
+			sub.cancel() // the loop delivering this update delivers Ended next
 		}
 	}
 }
@@ -660,10 +741,10 @@ func (f *Focus) FlowClosed(transport, remote string) {
 		f.dropDialog(d)
 		if d.subscription {
 			f.sip.mu.Lock()
-			cancel := d.cancel
+			sub := d.sub
 			f.sip.mu.Unlock()
-			if cancel != nil {
-				cancel()
+			if sub != nil {
+				sub.cancel()
 			}
 			continue
 		}
@@ -671,13 +752,15 @@ func (f *Focus) FlowClosed(transport, remote string) {
 	}
 }
 
-// ejected ends participant pid's INVITE dialog with a BYE: a leader
-// ejected it.
-func (f *Focus) ejected(meeting, pid string) {
+// participantGone ends with a BYE the INVITE dialog of participant pid,
+// who left (by the Go API) or was ejected. Dialogs the participant ended
+// itself (BYE, closed connection) are already gone; a lobby INVITE not yet
+// answered is answered by its handler.
+func (f *Focus) participantGone(meeting, pid string) {
 	var d *dialog
 	f.sip.mu.Lock()
 	for _, x := range f.sip.dialogs {
-		if !x.subscription && x.meeting == meeting && x.pid == pid {
+		if !x.subscription && x.confirmed && x.meeting == meeting && x.pid == pid {
 			d = x
 			delete(f.sip.dialogs, x.id)
 			x.cseq++
@@ -691,7 +774,7 @@ func (f *Focus) ejected(meeting, pid string) {
 	f.goRun(func() {
 		req := sip.NewRequest(sip.BYE, d.target)
 		inDialogRequest(req, d, d.cseq)
-		req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=200;text="Ejected from the meeting"`))
+		req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=200;text="Removed from the meeting"`))
 		f.send(req, d)
 	})
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 )
 
@@ -246,6 +245,7 @@ type Update struct {
 
 // subscriber is one subscription to a meeting's state.
 type subscriber struct {
+	f       *Focus
 	c       *conf
 	pid     string
 	deliver func(Update)
@@ -267,27 +267,58 @@ type subscriber struct {
 // changes made meanwhile are coalesced into the next document. The last
 // call has Ended set.
 func (f *Focus) Subscribe(id, pid string, fn func(Update)) (cancel func(), err error) {
+	s, err := f.subscribe(id, pid, fn)
+	if err != nil {
+		return nil, err
+	}
+	return s.cancel, nil
+}
+
+// MaxSubscriptions bounds the subscriptions one participant holds.
+const MaxSubscriptions = 4
+
+func (f *Focus) subscribe(id, pid string, fn func(Update)) (*subscriber, error) {
 	c, err := f.existing(id)
 	if err != nil {
 		return nil, err
 	}
+	defer c.mu.Unlock()
 	if c.parts[pid] == nil {
-		c.mu.Unlock()
 		return nil, ErrNoParticipant
 	}
-	s := &subscriber{c: c, pid: pid, deliver: fn}
+	n := 0
+	for s := range c.subs {
+		if s.pid == pid && !s.ended {
+			n++
+		}
+	}
+	if n >= MaxSubscriptions {
+		return nil, fmt.Errorf("%w: %d subscriptions for one participant", ErrFull, n)
+	}
+	s := &subscriber{f: f, c: c, pid: pid, deliver: fn}
 	c.subs[s] = struct{}{}
 	f.kickLocked(c, s)
-	c.mu.Unlock()
-	var once sync.Once
-	return func() {
-		once.Do(func() {
-			c.mu.Lock()
-			s.ended = true
-			f.kickLocked(c, s)
-			c.mu.Unlock()
-		})
-	}, nil
+	return s, nil
+}
+
+// cancel ends the subscription: its last update has Ended set.
+func (s *subscriber) cancel() {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if !s.ended {
+		s.ended = true
+		s.f.kickLocked(s.c, s)
+	}
+}
+
+// resend makes the subscriber get the full state again (a refresh).
+func (s *subscriber) resend() {
+	s.c.mu.Lock()
+	defer s.c.mu.Unlock()
+	if !s.ended {
+		s.full = false
+		s.f.kickLocked(s.c, s)
+	}
 }
 
 // kickLocked makes s deliver the current state, starting its delivery

@@ -45,13 +45,16 @@ const maxTokenSize = 2048
 
 // TokenIssuer signs and verifies media tokens with HMAC-SHA256 under a
 // secret it shares with the media server. Keys rotate: after Rotate,
-// tokens signed with the previous key stay valid until they expire.
-// It is safe for concurrent use.
+// tokens signed with the previous key stay valid until they expire, and
+// no longer: the previous key verifies nothing issued later than the
+// longest lifetime this issuer has given. It is safe for concurrent use.
 type TokenIssuer struct {
-	mu       sync.RWMutex
-	current  []byte
-	previous []byte
-	now      func() time.Time
+	mu        sync.RWMutex
+	current   []byte
+	previous  []byte
+	prevUntil time.Time     // the previous key verifies until then
+	maxTTL    time.Duration // the longest lifetime issued
+	now       func() time.Time
 }
 
 // NewTokenIssuer returns an issuer with the given key (at least 32
@@ -77,6 +80,7 @@ func (ti *TokenIssuer) Rotate(key []byte) error {
 	}
 	ti.mu.Lock()
 	ti.previous, ti.current = ti.current, append([]byte(nil), key...)
+	ti.prevUntil = ti.now().Add(ti.maxTTL)
 	ti.mu.Unlock()
 	return nil
 }
@@ -90,9 +94,10 @@ func (ti *TokenIssuer) Issue(c MediaClaims, ttl time.Duration) string {
 	c.Nonce = base64.RawURLEncoding.EncodeToString(n[:])
 	payload, _ := json.Marshal(c)
 	signed := tokenPrefix + base64.RawURLEncoding.EncodeToString(payload)
-	ti.mu.RLock()
+	ti.mu.Lock()
+	ti.maxTTL = max(ti.maxTTL, ttl)
 	mac := sign(ti.current, signed)
-	ti.mu.RUnlock()
+	ti.mu.Unlock()
 	return signed + "." + base64.RawURLEncoding.EncodeToString(mac)
 }
 
@@ -120,7 +125,8 @@ func (ti *TokenIssuer) Verify(token string, want MediaClaims) (*MediaClaims, err
 		return nil, fmt.Errorf("%w: malformed", ErrBadToken)
 	}
 	ti.mu.RLock()
-	ok := hmac.Equal(mac, sign(ti.current, signed)) || ti.previous != nil && hmac.Equal(mac, sign(ti.previous, signed))
+	ok := hmac.Equal(mac, sign(ti.current, signed)) ||
+		ti.previous != nil && ti.now().Before(ti.prevUntil) && hmac.Equal(mac, sign(ti.previous, signed))
 	ti.mu.RUnlock()
 	if !ok {
 		return nil, fmt.Errorf("%w: bad signature", ErrBadToken)

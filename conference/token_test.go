@@ -83,6 +83,21 @@ func TestMediaTokenBindingAndRotation(t *testing.T) {
 	if _, err := ti.Verify(tok, MediaClaims{Meeting: "m", Participant: "p", Binding: "sha-256 aa:bb"}); !errors.Is(err, ErrBadToken) {
 		t.Fatalf("token two keys old: %v", err)
 	}
+	// A leaked previous key forges nothing once its tokens have expired,
+	// even before the next rotation.
+	leaked := make([]byte, 32)
+	leaked[0] = 7
+	_ = ti.Rotate(leaked)
+	_ = ti.Rotate(make([]byte, 32)) // leaked is now the previous key
+	forger, _ := NewTokenIssuer(leaked, c.now)
+	forged := forger.Issue(MediaClaims{Meeting: "m", Participant: "p"}, time.Hour)
+	if _, err := ti.Verify(forged, MediaClaims{Meeting: "m", Participant: "p"}); err != nil {
+		t.Fatalf("previous key within its grace: %v", err)
+	}
+	c.advance(time.Minute + time.Second) // the longest lifetime ti issued
+	if _, err := ti.Verify(forged, MediaClaims{Meeting: "m", Participant: "p"}); !errors.Is(err, ErrBadToken) {
+		t.Fatalf("previous key after its grace: %v", err)
+	}
 	if _, err := NewTokenIssuer(make([]byte, 16), nil); err == nil {
 		t.Error("a 128-bit key is accepted")
 	}
