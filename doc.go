@@ -13,12 +13,14 @@
 //     certificate on every handshake with revocation checked and failing
 //     closed, and TLS / mutual-TLS configurations restricted to
 //     FIPS-approved algorithms, with certificate rotation.
+//
 //   - [github.com/parleyuc/parley/auth]: the directory of tenants and users
 //     and every way a party proves who it is (OAuth 2.0 bearer tokens from
 //     OpenID Connect providers, Digest with a password, anonymous Digest with
 //     a conference key, client certificates), security associations per
 //     TLS connection, and throttling per address, subnet and federated
 //     domain.
+//
 //   - [github.com/parleyuc/parley/presence]: the SIP registrar and location
 //     service, with bindings tied to the TLS connection they came on,
 //     instant messages routed to every registered device, and presence

@@ -54,7 +54,7 @@ type dialog struct {
 	confirmed                   bool // the INVITE was answered 2xx
 
 	// Guarded by sipState.mu.
-	cseq     uint32
+	cseq         uint32
 	sub          *subscriber // a subscription's
 	timer        *time.Timer // a subscription's expiry
 	expires      time.Time
