@@ -341,3 +341,83 @@ func TestAddUserGivesAScopedToken(t *testing.T) {
 		t.Errorf("role %q", c.Role)
 	}
 }
+
+// TestCloseEndsEverything: closing the Focus ends lobby waits with
+// ErrClosed and subscriptions with a last update, and later calls fail
+// cleanly instead of touching what Close ended.
+func TestCloseEndsEverything(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessOrganizer})
+	org := e.join(m, internal("alice"))
+	waiting := e.join(m, internal("bob"))
+	s := e.subscribe(m, org)
+	s.next(t)
+	if err := e.focus.Close(); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "lobby wait", e.focus.Wait(context.Background(), waiting), ErrClosed)
+	if ci := s.next(t); ci != nil {
+		t.Fatal("subscription did not end")
+	}
+	wantErr(t, "admit after close", e.focus.Admit(m.ID, org.ID, waiting.ID), ErrForbidden)
+	wantErr(t, "leave after close", e.focus.Leave(m.ID, waiting.ID), ErrClosed)
+	if _, err := e.focus.Join(context.Background(), m.ID, JoinRequest{Identity: internal("carol")}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("join after close: %v", err)
+	}
+	if _, err := e.focus.Subscribe(m.ID, org.ID, func(Update) {}); err == nil {
+		t.Fatal("subscribe after close")
+	}
+}
+
+func TestExpiredMeetingTakesNobodyIn(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Expires: e.clock.now().Add(time.Hour)})
+	org := e.join(m, internal("alice"))
+	e.clock.advance(time.Hour)
+	if _, err := e.focus.Join(context.Background(), m.ID, JoinRequest{Identity: internal("bob")}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("join an expired meeting someone is still in: %v", err)
+	}
+	if _, err := e.focus.AddUser(m.ID, org.ID, ""); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("media token for an expired meeting: %v", err)
+	}
+	// A meeting deleted from the store is gone too.
+	m2 := e.schedule(MeetingOptions{})
+	e.join(m2, internal("alice"))
+	_ = e.store.Delete(context.Background(), m2.ID)
+	if _, err := e.focus.Join(context.Background(), m2.ID, JoinRequest{Identity: internal("bob")}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("join a deleted meeting someone is still in: %v", err)
+	}
+}
+
+func TestFederatedUserCannotPassForATenantUser(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessAnyone})
+	e.join(m, internal("alice"))
+	impostor := federated("alice")
+	impostor.URI = "sip:alice@example.test"
+	if _, err := e.focus.Join(context.Background(), m.ID, JoinRequest{Identity: impostor}); !errors.Is(err, ErrRefused) {
+		t.Fatalf("federated user with the tenant's domain: %v", err)
+	}
+}
+
+func TestSubscriptionsPerParticipantAreBounded(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{})
+	org := e.join(m, internal("alice"))
+	for range MaxSubscriptions {
+		e.subscribe(m, org)
+	}
+	if _, err := e.focus.Subscribe(m.ID, org.ID, func(Update) {}); !errors.Is(err, ErrFull) {
+		t.Fatalf("subscription %d: %v", MaxSubscriptions+1, err)
+	}
+}
+
+func TestOrganizerGetsInToAFullMeeting(t *testing.T) {
+	e := newFocusEnv(t, func(c *FocusConfig) { c.MaxParticipants = 1 })
+	m := e.schedule(MeetingOptions{Access: AccessAnyone})
+	e.join(m, internal("bob"))
+	if _, err := e.focus.Join(context.Background(), m.ID, JoinRequest{Identity: internal("carol")}); !errors.Is(err, ErrFull) {
+		t.Fatalf("carol joins a full meeting: %v", err)
+	}
+	e.join(m, internal("alice"))
+}

@@ -24,8 +24,10 @@ var sipPasswords = map[string]string{"alice": "alice-secret", "bob": "bob-secret
 // Authenticator, as an application wires them.
 type sipEnv struct {
 	*focusEnv
-	addr     string
+	addr     string // SIP over TLS
+	udpAddr  string // SIP over UDP, which the focus must refuse
 	verifier *pki.Verifier
+	pki      *testpki.PKI
 }
 
 func newSIPEnv(t *testing.T, opts ...func(*FocusConfig)) *sipEnv {
@@ -33,6 +35,10 @@ func newSIPEnv(t *testing.T, opts ...func(*FocusConfig)) *sipEnv {
 	p := testpki.New(t)
 	kp := p.Server(t, "sip.example.test")
 	dir := testDirectory(t)
+	// A PSTN gateway, known by its client certificate.
+	if err := dir.PutUser(auth.User{URI: "sip:gateway@example.test", DisplayName: "PSTN gateway", Tenant: "example.test", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
 	for user, pw := range sipPasswords {
 		u, _ := dir.User(context.Background(), "sip:"+user+"@example.test")
 		h := sha256.Sum256([]byte(user + ":example.test:" + pw))
@@ -60,7 +66,7 @@ func newSIPEnv(t *testing.T, opts ...func(*FocusConfig)) *sipEnv {
 	}
 	cfg := FocusConfig{Meetings: store, Directory: dir, Tokens: tokens, MediaServer: "media.example.test:3478",
 		JoinURL: "https://meet.example.test", Now: c.now, Auth: authn, Client: client, Connections: ua.TransportLayer(),
-		Listeners: map[string]string{"TLS": ln.Addr().String()}}
+		Listeners: map[string]string{"TLS": ln.Addr().String()}, Gateways: []string{"sip:gateway@example.test"}}
 	for _, o := range opts {
 		o(&cfg)
 	}
@@ -75,19 +81,30 @@ func newSIPEnv(t *testing.T, opts ...func(*FocusConfig)) *sipEnv {
 	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE} {
 		srv.OnRequest(m, f.Dispatch(notFound))
 	}
-	done := make(chan struct{})
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{}, 2)
 	go func() {
-		defer close(done)
+		defer func() { done <- struct{}{} }()
 		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, p.Verifier))))
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = srv.ServeUDP(udp)
 	}()
 	t.Cleanup(func() {
 		_ = f.Close()
 		_ = ln.Close()
+		_ = udp.Close()
 		_ = client.Close()
 		_ = ua.Close()
 		<-done
+		<-done
 	})
-	return &sipEnv{focusEnv: &focusEnv{t: t, focus: f, tokens: tokens, clock: c, store: store}, addr: ln.Addr().String(), verifier: p.Verifier}
+	return &sipEnv{focusEnv: &focusEnv{t: t, focus: f, tokens: tokens, clock: c, store: store}, addr: ln.Addr().String(),
+		udpAddr: udp.LocalAddr().String(), verifier: p.Verifier, pki: p}
 }
 
 // member is a SIP client in a meeting: one TLS connection, on which it
@@ -107,10 +124,14 @@ type member struct {
 	state          ConferenceInfo // the conference state its NOTIFYs carried
 }
 
-func (e *sipEnv) member(user, password, from, display string) *member {
+func (e *sipEnv) member(user, password, from, display string, cert ...*pki.KeyPair) *member {
 	e.t.Helper()
+	var kp *pki.KeyPair
+	if len(cert) > 0 {
+		kp = cert[0]
+	}
 	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("member-"+user),
-		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, e.verifier, "sip.example.test")))
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(kp, e.verifier, "sip.example.test")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	m := &member{t: e.t.(*testing.T), env: e, user: user, password: password, from: from, display: display, ua: ua, client: client,
@@ -318,8 +339,8 @@ func TestMeetingOverSIP(t *testing.T) {
 	default:
 	}
 
-	// An anonymous user cannot use the lobby to add itself to the A/V
-	// conference; a wrong key does not get into the lobby at all.
+	// A wrong key does not get into the lobby at all (add-user from the
+	// lobby is refused: TestLobbyEarlyDialog).
 	intruder := e.member(auth.AnonymousPrefix+m.ID, "not-the-key", "sip:x@anonymous.invalid", "X")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -425,13 +446,13 @@ func TestFocusRefusals(t *testing.T) {
 	if res, err := alice.do(ctx, req); err != nil || res.StatusCode != 489 {
 		t.Fatalf("SUBSCRIBE presence: %v %v", res, err)
 	}
+	alice.mustJoin(m)
 	// Conference state only for participants.
 	bob := e.user("bob")
 	req = bob.request(sip.SUBSCRIBE, m.Focus(), sip.NewHeader("Event", "conference"))
 	if res, err := bob.do(ctx, req); err != nil || res.StatusCode != 403 {
 		t.Fatalf("SUBSCRIBE by a non-participant: %v %v", res, err)
 	}
-	alice.mustJoin(m)
 	// A malformed control request.
 	info := alice.inDialog(sip.INFO)
 	info.AppendHeader(sip.NewHeader("Content-Type", ControlType))
