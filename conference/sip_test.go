@@ -184,14 +184,16 @@ func (u *member) request(method sip.RequestMethod, target string, headers ...sip
 // do sends req, answering a Digest challenge.
 func (u *member) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 	res, err := u.client.Do(ctx, req)
-	if err == nil && res.StatusCode == 401 {
+	if err == nil && res != nil && res.StatusCode == 401 {
 		res, err = u.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: u.user, Password: u.password})
+	}
+	if err == nil && res == nil {
+		err = errors.New("transaction ended without a response") // sipgo, when the connection closes
 	}
 	return res, err
 }
 
-// join INVITEs the focus and returns the final response; provisional
-// responses go to provisional.
+// join INVITEs the focus and returns the final response.
 func (u *member) join(ctx context.Context, m *Meeting) (*sip.Response, error) {
 	req := u.request(sip.INVITE, m.Focus())
 	u.invite = req
