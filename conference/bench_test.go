@@ -6,6 +6,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // BenchmarkJoin measures joins per second: an internal user joining a
@@ -129,4 +132,45 @@ func waitSettled(f *Focus) {
 			return
 		}
 	}
+}
+
+// BenchmarkJoinOverSIP measures whole joins over SIP/TLS on loopback:
+// INVITE to the focus, 200, ACK, then BYE, from 8 devices at once, each on
+// its own signed-in TLS connection. Server and clients share the 2 cores.
+func BenchmarkJoinOverSIP(b *testing.B) {
+	e := newSIPEnv(b)
+	m := e.schedule(MeetingOptions{Access: AccessOrganization})
+	const devices = 8
+	members := make(chan *member, devices)
+	for range devices {
+		u := e.user("alice")
+		u.mustJoin(m) // signs the connection in
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if res, err := u.do(ctx, u.inDialog(sip.BYE)); err != nil || res.StatusCode != 200 {
+			b.Fatal(res, err)
+		}
+		cancel()
+		members <- u
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range devices {
+		wg.Go(func() {
+			u := <-members
+			for next.Add(1) <= int64(b.N) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				res, err := u.join(ctx, m)
+				if err != nil || res.StatusCode != 200 {
+					b.Error(res, err)
+				} else if res, err := u.do(ctx, u.inDialog(sip.BYE)); err != nil || res.StatusCode != 200 {
+					b.Error(res, err)
+				}
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "joins/s")
 }

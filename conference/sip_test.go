@@ -30,7 +30,7 @@ type sipEnv struct {
 	pki      *testpki.PKI
 }
 
-func newSIPEnv(t *testing.T, opts ...func(*FocusConfig)) *sipEnv {
+func newSIPEnv(t testing.TB, opts ...func(*FocusConfig)) *sipEnv {
 	t.Helper()
 	p := testpki.New(t)
 	kp := p.Server(t, "sip.example.test")
@@ -110,7 +110,7 @@ func newSIPEnv(t *testing.T, opts ...func(*FocusConfig)) *sipEnv {
 // member is a SIP client in a meeting: one TLS connection, on which it
 // joins, controls, subscribes and receives NOTIFYs and BYEs.
 type member struct {
-	t              *testing.T
+	t              testing.TB
 	env            *sipEnv
 	user, password string // Digest credentials
 	from           string // From address
@@ -134,7 +134,7 @@ func (e *sipEnv) member(user, password, from, display string, cert ...*pki.KeyPa
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(kp, e.verifier, "sip.example.test")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	m := &member{t: e.t.(*testing.T), env: e, user: user, password: password, from: from, display: display, ua: ua, client: client,
+	m := &member{t: e.t, env: e, user: user, password: password, from: from, display: display, ua: ua, client: client,
 		notifies: make(chan *sip.Request, 64), byes: make(chan *sip.Request, 4), cseq: 100}
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
 		m.notifies <- req
