@@ -82,6 +82,13 @@ type Config struct {
 	// tenant users connecting from them are Internal, others Remote.
 	// Default: loopback and the private ranges (RFC 1918, RFC 4193).
 	InternalNetworks []netip.Prefix
+	// Edges are the DNS names of the Access Edges, as their certificates
+	// name them, trusted to assert federated users: a request over a
+	// connection whose verified client certificate names one of them comes
+	// from the user its P-Asserted-Identity names, who must be of a domain
+	// that is not one of the directory's tenants. Empty: no edge is
+	// trusted.
+	Edges []string
 	// Logger receives authentication failures. Default slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
@@ -198,6 +205,7 @@ type attempt struct {
 	event       string // SIP Event header
 	userAgent   string // User-Agent header
 	credentials string // Authorization or Proxy-Authorization
+	asserted    string // P-Asserted-Identity, which only a trusted edge may set
 	source      netip.Addr
 	uriMatches  func(string) bool   // whether a Digest uri names this request's target
 	conn        *trackedConn        // nil if untracked
@@ -218,6 +226,9 @@ func refuse(status int, reason string) verdict { return verdict{status: status, 
 
 // check runs the whole decision for one request.
 func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
+	if edge := a.edgeOf(at); edge != "" && at.sip {
+		return a.federated(ctx, at, edge)
+	}
 	if ok, wait := a.throttle.Allow(at.source, ""); !ok {
 		return verdict{status: 503, reason: "Service Unavailable", retryAfter: wait}
 	}
@@ -601,6 +612,9 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	}
 	if h := req.GetHeader("User-Agent"); h != nil {
 		at.userAgent = h.Value()
+	}
+	if h := req.GetHeader("P-Asserted-Identity"); h != nil {
+		at.asserted = h.Value()
 	}
 	name := "Authorization"
 	if a.cfg.Proxy {

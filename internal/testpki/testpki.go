@@ -48,6 +48,13 @@ func (p *PKI) Server(t testing.TB, names ...string) *pki.KeyPair {
 	return KeyPair(t)(p.CA.IssueServer(pki.ServerCertRequest{DNSNames: names, IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}))
 }
 
+// Peer issues a server certificate that also authenticates as a client,
+// for servers that dial servers over mutual TLS (edges, partners).
+func (p *PKI) Peer(t testing.TB, names ...string) *pki.KeyPair {
+	t.Helper()
+	return KeyPair(t)(p.CA.IssueServer(pki.ServerCertRequest{DNSNames: names, ClientAuth: true}))
+}
+
 // User returns a KeyPair for a user's client certificate.
 func (p *PKI) User(t testing.TB, sipURI string) *pki.KeyPair {
 	t.Helper()

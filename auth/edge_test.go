@@ -1,0 +1,52 @@
+package auth
+
+import "testing"
+
+// TestEdgeAssertsFederatedUsers: over a connection whose certificate
+// names a trusted Access Edge, P-Asserted-Identity says who a federated
+// request is from; nowhere else does it count, and an edge cannot assert
+// the tenant's own users.
+func TestEdgeAssertsFederatedUsers(t *testing.T) {
+	s := startSIPServer(t, Config{Edges: []string{"edge.example.test"}})
+	edge := s.pki.Peer(t, "edge.example.test")
+	c := s.dial(t, "", edge)
+	pat := `P-Asserted-Identity: "Pat" <sip:pat@partner.test>`
+	if res := c.do("MESSAGE", "sip:alice@example.test", "<sip:pat@partner.test>", pat); res.StatusCode != 200 {
+		t.Fatalf("federated MESSAGE through the edge: %d", res.StatusCode)
+	}
+	id := s.lastServed()
+	if id.Kind != Federated || id.Method != MethodFederation || id.URI != "sip:pat@partner.test" || id.Tenant != "partner.test" || id.DisplayName != "Pat" {
+		t.Fatalf("identity %+v", id)
+	}
+	// The edge's connection carries many users: the next request is
+	// judged by its own assertion, not the first one's.
+	if res := c.do("MESSAGE", "sip:alice@example.test", "<sip:quinn@other.test>", `P-Asserted-Identity: <sip:quinn@other.test>`); res.StatusCode != 200 {
+		t.Fatalf("second federated user on the edge's connection: %d", res.StatusCode)
+	}
+	if id := s.lastServed(); id.URI != "sip:quinn@other.test" {
+		t.Fatalf("second identity %+v", id)
+	}
+	for name, tc := range map[string]struct{ from, pai string }{
+		"no assertion":               {"<sip:pat@partner.test>", ""},
+		"asserting a tenant user":    {"<sip:alice@example.test>", "P-Asserted-Identity: <sip:alice@example.test>"},
+		"From not the asserted user": {"<sip:pat@partner.test>", "P-Asserted-Identity: <sip:quinn@other.test>"},
+		"not a SIP address":          {"<sip:pat@partner.test>", "P-Asserted-Identity: <tel:+15550100>"},
+	} {
+		var h []string
+		if tc.pai != "" {
+			h = append(h, tc.pai)
+		}
+		if res := c.do("MESSAGE", "sip:alice@example.test", tc.from, h...); res.StatusCode != 403 {
+			t.Errorf("%s: %d, want 403", name, res.StatusCode)
+		}
+	}
+	// Another server's certificate, or none: the assertion is ignored and
+	// the request must authenticate.
+	other := s.dial(t, "", s.pki.Peer(t, "rogue.example.test"))
+	if res := other.do("MESSAGE", "sip:alice@example.test", "<sip:pat@partner.test>", pat); res.StatusCode != 403 && res.StatusCode != 401 {
+		t.Fatalf("assertion from an untrusted server: %d", res.StatusCode)
+	}
+	if res := s.dial(t, "", nil).do("MESSAGE", "sip:alice@example.test", "<sip:pat@partner.test>", pat); res.StatusCode != 401 {
+		t.Fatalf("assertion without a certificate: %d, want 401", res.StatusCode)
+	}
+}
