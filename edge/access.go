@@ -1,0 +1,497 @@
+package edge
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+// Connections finds a live connection; *sip.TransportLayer implements it.
+type Connections interface {
+	GetConnection(network, addr string) (sip.Connection, error)
+}
+
+// AccessEdgeConfig configures an AccessEdge. Every field but Throttle,
+// Connections, Timeout and Logger is required.
+type AccessEdgeConfig struct {
+	// Federation decides which partner domains may pass.
+	Federation *Federation
+	// Domains are the tenants' SIP domains: partners may address requests
+	// to these and nothing else (the edge is no open relay).
+	Domains []string
+	// Internal is the address of the internal server's SIP TLS listener.
+	// The edge reaches it over mutual TLS with its own certificate, which
+	// the internal server trusts to assert federated users
+	// (auth.Config.Edges).
+	Internal string
+	// Listener is the address partners reach this edge at, put in the
+	// edge's Record-Route.
+	Listener string
+	// Client sends the edge's requests; its user agent's TLS configuration
+	// presents the edge's certificate (pki.ClientTLSConfig) and it must
+	// share the user agent of the server partners connect to.
+	Client *sipgo.Client
+	// Throttle limits requests per federated sender and domain, the spim
+	// safeguard of federation. Nil: one with the default limits.
+	Throttle *auth.Throttle
+	// Connections, if set, keeps in-dialog requests on live connections
+	// (ua.TransportLayer()).
+	Connections Connections
+	// Timeout bounds a non-INVITE transaction through the edge; an INVITE
+	// may wait longer (a meeting's lobby). Defaults 32 s and 30 min.
+	Timeout, InviteTimeout time.Duration
+	Logger                 *slog.Logger
+}
+
+// AccessEdge is the SIP proxy at the perimeter for federation: partner
+// servers connect over mutual TLS with a certificate that must name the
+// domain of every user they send for; the edge applies the Federation
+// policy and the per-domain throttle, asserts the verified user to the
+// internal server (P-Asserted-Identity, over its own mutual TLS
+// connection), Record-Routes itself so the dialog's later requests pass
+// through it both ways, and keeps internal addresses out of what partners
+// see. It is safe for concurrent use.
+type AccessEdge struct {
+	cfg AccessEdgeConfig
+	key [32]byte // MACs the flow tokens in Record-Route
+
+	mu    sync.Mutex
+	peers map[string]*tls.Conn // partner connections by remote address
+}
+
+// NewAccessEdge returns an AccessEdge, or an error naming the missing
+// field.
+func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
+	switch {
+	case cfg.Federation == nil:
+		return nil, errors.New("edge: AccessEdgeConfig.Federation is required")
+	case len(cfg.Domains) == 0:
+		return nil, errors.New("edge: AccessEdgeConfig.Domains is required")
+	case cfg.Internal == "":
+		return nil, errors.New("edge: AccessEdgeConfig.Internal is required")
+	case cfg.Listener == "":
+		return nil, errors.New("edge: AccessEdgeConfig.Listener is required")
+	case cfg.Client == nil:
+		return nil, errors.New("edge: AccessEdgeConfig.Client is required")
+	}
+	if cfg.Throttle == nil {
+		th, err := auth.NewThrottle(auth.ThrottleConfig{})
+		if err != nil {
+			return nil, err
+		}
+		cfg.Throttle = th
+	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = 64 * sip.T1
+	}
+	if cfg.InviteTimeout == 0 {
+		cfg.InviteTimeout = 30 * time.Minute
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	for i, d := range cfg.Domains {
+		cfg.Domains[i] = normalize(d)
+	}
+	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}}
+	_, _ = rand.Read(e.key[:])
+	return e, nil
+}
+
+// Listener wraps the TLS listener partners connect to (configured with
+// pki.MutualTLSServerConfig), so the edge knows each connection's verified
+// certificate.
+func (e *AccessEdge) Listener(ln net.Listener) net.Listener { return &peerListener{Listener: ln, e: e} }
+
+type peerListener struct {
+	net.Listener
+	e *AccessEdge
+}
+
+func (l *peerListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*tls.Conn)
+	if !ok {
+		_ = c.Close()
+		return nil, errors.New("edge: partners connect over TLS")
+	}
+	pc := &peerConn{Conn: tc, e: l.e, remote: c.RemoteAddr().String()}
+	l.e.mu.Lock()
+	l.e.peers[pc.remote] = tc
+	l.e.mu.Unlock()
+	return pc, nil
+}
+
+// peerConn forgets itself when it closes or its peer hangs up (sipgo 1.7
+// does not always close accepted connections).
+type peerConn struct {
+	net.Conn
+	e      *AccessEdge
+	remote string
+	once   sync.Once
+}
+
+func (c *peerConn) Read(b []byte) (int, error) {
+	n, err := c.Conn.Read(b)
+	if err != nil {
+		_ = c.Close()
+	}
+	return n, err
+}
+
+func (c *peerConn) Close() error {
+	var err error
+	c.once.Do(func() {
+		c.e.mu.Lock()
+		delete(c.e.peers, c.remote)
+		c.e.mu.Unlock()
+		err = c.Conn.Close()
+	})
+	return err
+}
+
+// partner returns the verified certificate of the partner connection a
+// request came on, or nil.
+func (e *AccessEdge) partner(req *sip.Request) *x509.Certificate {
+	if !strings.EqualFold(req.Transport(), "TLS") {
+		return nil
+	}
+	e.mu.Lock()
+	c := e.peers[req.Source()]
+	e.mu.Unlock()
+	if c == nil {
+		return nil
+	}
+	if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
+		return certs[0]
+	}
+	return nil
+}
+
+// flow is the pair of flows of one dialog through the edge, bound to its
+// Call-ID and the partner side's tag.
+type flow struct {
+	partnerSource, callID, partnerTag string
+}
+
+func (e *AccessEdge) sign(f flow) string {
+	payload := strings.Join([]string{f.partnerSource, f.callID, f.partnerTag}, "\x00")
+	m := hmac.New(sha256.New, e.key[:])
+	m.Write([]byte(payload))
+	enc := base64.RawURLEncoding
+	return enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(m.Sum(nil)[:16])
+}
+
+func (e *AccessEdge) verify(tok string) (flow, bool) {
+	p, mac, ok := strings.Cut(tok, ".")
+	enc := base64.RawURLEncoding
+	payload, err1 := enc.DecodeString(p)
+	sum, err2 := enc.DecodeString(mac)
+	if !ok || err1 != nil || err2 != nil {
+		return flow{}, false
+	}
+	m := hmac.New(sha256.New, e.key[:])
+	m.Write(payload)
+	if !hmac.Equal(m.Sum(nil)[:16], sum) {
+		return flow{}, false
+	}
+	parts := strings.Split(string(payload), "\x00")
+	if len(parts) != 3 {
+		return flow{}, false
+	}
+	return flow{parts[0], parts[1], parts[2]}, true
+}
+
+// ourFlow returns the flow token of req's top Route if it is this edge's.
+func (e *AccessEdge) ourFlow(req *sip.Request) (flow, bool) {
+	r := req.Route()
+	if r == nil {
+		return flow{}, false
+	}
+	tok, ok := r.Address.UriParams.Get("ft")
+	if !ok {
+		return flow{}, false
+	}
+	return e.verify(tok)
+}
+
+// identityHeaders are removed from everything that crosses the edge: a
+// partner asserts nothing to the inside, and the inside's assertions and
+// credentials are not for partners.
+var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+	"Authorization", "Proxy-Authorization", "Proxy-Authenticate", "WWW-Authenticate"}
+
+func strip(m interface {
+	GetHeaders(string) []sip.Header
+	RemoveHeader(string) bool
+}) {
+	for _, h := range identityHeaders {
+		for len(m.GetHeaders(h)) > 0 {
+			m.RemoveHeader(h)
+		}
+	}
+}
+
+func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
+	if !req.IsAck() {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
+	}
+}
+
+// HandleRequest is the sipgo handler for every method: requests within a
+// dialog the edge Record-Routed go to the dialog's other side; new
+// requests from partners go to the internal server.
+func (e *AccessEdge) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
+	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
+		respond(tx, req, 483, "Too Many Hops")
+		return
+	}
+	if f, ok := e.ourFlow(req); ok {
+		e.inDialog(req, tx, f)
+		return
+	}
+	if req.Method == sip.CANCEL || req.IsAck() {
+		return // a CANCEL matches its INVITE's transaction; a stray ACK is dropped
+	}
+	e.fromPartner(req, tx)
+}
+
+// fromPartner checks a new request from a partner and forwards it inside.
+func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
+	canceled := make(chan struct{})
+	var once sync.Once
+	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+		return
+	}
+	cert := e.partner(req)
+	if cert == nil {
+		respond(tx, req, 403, "Partners connect over mutual TLS")
+		return
+	}
+	from := req.From()
+	if from == nil || from.Address.User == "" {
+		respond(tx, req, 400, "Missing From")
+		return
+	}
+	domain := normalize(from.Address.Host)
+	if !slices.ContainsFunc(cert.DNSNames, func(n string) bool { return normalize(n) == domain }) {
+		e.cfg.Logger.Warn("partner certificate does not name the sender's domain", "domain", domain, "certificate", cert.DNSNames)
+		respond(tx, req, 403, "Certificate does not name the sender's domain")
+		return
+	}
+	if !e.cfg.Federation.Allowed(domain) {
+		respond(tx, req, 403, "Federation with this domain is blocked")
+		return
+	}
+	if !slices.Contains(e.cfg.Domains, normalize(req.Recipient.Host)) {
+		respond(tx, req, 404, "Not a domain of this edge")
+		return
+	}
+	sender := "sip:" + from.Address.User + "@" + domain
+	if ok, wait := e.cfg.Throttle.AllowSender(sender, domain); !ok {
+		res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", retryAfter(wait)))
+		_ = tx.Respond(res)
+		return
+	}
+
+	out := req.Clone()
+	for out.Route() != nil { // routes to this edge
+		out.RemoveHeader("Route")
+	}
+	strip(out)
+	out.AppendHeader(sip.NewHeader("P-Asserted-Identity", assertion(from.DisplayName, sender)))
+	decrement(out, req)
+	if dialogCreating(req) {
+		tag, _ := from.Params.Get("tag")
+		f := flow{partnerSource: req.Source(), callID: req.CallID().Value(), partnerTag: tag}
+		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
+	}
+	out.SetTransport("TLS")
+	out.SetDestination(e.cfg.Internal)
+	e.relay(req, tx, out, canceled)
+}
+
+// dialogCreating reports whether req starts a dialog the edge must stay
+// in.
+func dialogCreating(req *sip.Request) bool {
+	switch req.Method {
+	case sip.INVITE, sip.SUBSCRIBE, sip.REFER:
+		to := req.To()
+		return to == nil || !to.Params.Has("tag")
+	}
+	return false
+}
+
+func assertion(name, uri string) string {
+	if name == "" {
+		return "<" + uri + ">"
+	}
+	return `"` + strings.ReplaceAll(name, `"`, "") + `" <` + uri + ">"
+}
+
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(max(1, int((d+time.Second-1)/time.Second)))
+}
+
+func decrement(out, req *sip.Request) {
+	if mf := req.MaxForwards(); mf != nil {
+		dec := sip.MaxForwardsHeader(mf.Val() - 1)
+		out.ReplaceHeader(&dec)
+	} else {
+		mf := sip.MaxForwardsHeader(70)
+		out.AppendHeader(&mf)
+	}
+}
+
+// inDialog forwards a request within a dialog the edge Record-Routed to
+// the other side: from the partner's flow inside, from inside to the
+// partner's flow.
+func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow) {
+	fromTag, toTag := "", ""
+	if h := req.From(); h != nil {
+		fromTag, _ = h.Params.Get("tag")
+	}
+	if h := req.To(); h != nil {
+		toTag, _ = h.Params.Get("tag")
+	}
+	src := req.Source()
+	out := req.Clone()
+	for {
+		if _, ours := e.ourFlow(out); !ours {
+			break
+		}
+		out.RemoveHeader("Route")
+	}
+	decrement(out, req)
+	switch {
+	case req.CallID() == nil || req.CallID().Value() != f.callID:
+		respond(tx, req, 403, "Request from another dialog")
+		return
+	case src == f.partnerSource && fromTag == f.partnerTag && e.partner(req) != nil:
+		// The partner's side: its identity is asserted again, as for the
+		// dialog's first request.
+		strip(out)
+		if from := req.From(); from != nil {
+			out.AppendHeader(sip.NewHeader("P-Asserted-Identity", assertion(from.DisplayName, "sip:"+from.Address.User+"@"+normalize(from.Address.Host))))
+		}
+		out.SetTransport("TLS")
+		out.SetDestination(e.cfg.Internal)
+	case src == e.cfg.Internal && toTag == f.partnerTag:
+		strip(out)
+		if e.cfg.Connections != nil {
+			if _, err := e.cfg.Connections.GetConnection("TLS", f.partnerSource); err != nil {
+				respond(tx, req, 430, "Flow Failed")
+				return
+			}
+		}
+		out.SetTransport("TLS")
+		out.SetDestination(f.partnerSource)
+	default:
+		respond(tx, req, 403, "Request from outside the dialog's flows")
+		return
+	}
+	if req.IsAck() {
+		if err := e.cfg.Client.WriteRequest(out, sipgo.ClientRequestAddVia); err != nil {
+			e.cfg.Logger.Info("ACK not forwarded", "err", err)
+		}
+		return
+	}
+	e.relay(req, tx, out, nil)
+}
+
+// relay sends out and relays its responses to req's transaction; a CANCEL
+// of req (canceled closing) is sent on as a CANCEL of out.
+func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}) {
+	timeout := e.cfg.Timeout
+	if req.IsInvite() {
+		timeout = e.cfg.InviteTimeout
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	btx, err := e.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
+	if err != nil {
+		respond(tx, req, 503, "Service Unavailable")
+		return
+	}
+	defer btx.Terminate()
+	for {
+		select {
+		case r, ok := <-btx.Responses():
+			if !ok {
+				respond(tx, req, 408, "Request Timeout")
+				return
+			}
+			if r.StatusCode == 100 {
+				continue
+			}
+			res := r.Clone()
+			res.RemoveHeader("Via")
+			strip(res)
+			_ = tx.Respond(res)
+			if r.StatusCode >= 200 {
+				return
+			}
+		case <-canceled:
+			canceled = nil
+			e.cancel(out)
+		case <-btx.Done():
+			respond(tx, req, 408, "Request Timeout")
+			return
+		case <-ctx.Done():
+			respond(tx, req, 408, "Request Timeout")
+			return
+		}
+	}
+}
+
+// cancel sends a CANCEL for out, an INVITE the edge forwarded (sipgo 1.7
+// has no client CANCEL): same Via branch, Call-ID, From, To and CSeq
+// number.
+func (e *AccessEdge) cancel(out *sip.Request) {
+	c := sip.NewRequest(sip.CANCEL, out.Recipient)
+	c.AppendHeader(sip.HeaderClone(out.Via()))
+	c.AppendHeader(sip.HeaderClone(out.From()))
+	c.AppendHeader(sip.HeaderClone(out.To()))
+	c.AppendHeader(sip.HeaderClone(out.CallID()))
+	mf := sip.MaxForwardsHeader(70)
+	c.AppendHeader(&mf)
+	c.AppendHeader(&sip.CSeqHeader{SeqNo: out.CSeq().SeqNo, MethodName: sip.CANCEL})
+	c.SetBody(nil)
+	c.SetTransport(out.Transport())
+	c.SetDestination(out.Destination())
+	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
+	defer cancel()
+	keep := func(*sipgo.Client, *sip.Request) error { return nil } // the INVITE's Via, as built
+	tx, err := e.cfg.Client.TransactionRequest(ctx, c, keep)
+	if err != nil {
+		e.cfg.Logger.Info("CANCEL not sent", "err", err)
+		return
+	}
+	defer tx.Terminate()
+	select {
+	case <-tx.Responses():
+	case <-tx.Done():
+	case <-ctx.Done():
+	}
+}

@@ -1,0 +1,24 @@
+// Package edge is the perimeter: the Access Edge, which carries the SIP
+// signaling of federated partners into the network, and the federation
+// policy it applies.
+//
+// An [AccessEdge] accepts partner servers over mutual TLS
+// (pki.MutualTLSServerConfig): a partner's certificate must name the
+// domain of every user it sends for. Requests from domains the
+// [Federation] blocks are refused (federation is open by default, as the
+// security model says, and the tenant admin changes it at run time), as
+// are requests for domains the edge does not serve; each federated sender
+// and domain is throttled. What passes goes to the internal server over the
+// edge's own mutual TLS connection with the user asserted in
+// P-Asserted-Identity, which the internal server's auth.Authenticator
+// trusts from the edge's certificate only (auth.Config.Edges): a
+// federated user is then an auth.Federated identity, who may join and be
+// promoted in meetings but not schedule them. The edge Record-Routes
+// itself with a signed flow token, so the dialog's later requests (the
+// focus's NOTIFYs and BYEs, the user's INFOs) pass through it over the
+// same two connections.
+//
+// Still to come here: the A/V Edge (a TURN relay with short-lived
+// credentials), the edge's service to remote and anonymous users, and
+// outbound federation (the tenant's users reaching partners).
+package edge
