@@ -33,6 +33,11 @@
 //     roles, the SIP focus with conference control and RFC 4575
 //     conference state, and media tokens for the A/V server.
 //
-// The packages edge, media and store follow;
+//
+//   - [github.com/parleyuc/parley/edge]: the perimeter: the Access Edge
+//     that carries federated partners' signaling in over mutual TLS,
+//     under the tenant's federation policy.
+//
+// The packages media and store follow, and the TURN relay in edge;
 // DESIGN.md in the project's shared folder describes the whole.
 package parley
