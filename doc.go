@@ -33,7 +33,6 @@
 //     roles, the SIP focus with conference control and RFC 4575
 //     conference state, and media tokens for the A/V server.
 //
-//
 //   - [github.com/parleyuc/parley/edge]: the perimeter: the Access Edge
 //     that carries federated partners' signaling in over mutual TLS,
 //     under the tenant's federation policy.
