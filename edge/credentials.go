@@ -1,0 +1,154 @@
+package edge
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha1" //nolint:gosec // HMAC-SHA1 is what the TURN REST API and its clients use; HMAC-SHA1 is FIPS-approved
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// MaxCredentialLifetime caps relay credentials: "machine-generated and
+// live at most eight hours".
+const MaxCredentialLifetime = 8 * time.Hour
+
+// Credential is what a signed-in user gets to use the relay: a user name
+// and password in the TURN REST API form (draft-uberti-behave-turn-rest),
+// valid until Expires, and the relay's TURN URIs.
+type Credential struct {
+	Username string    `json:"username"`
+	Password string    `json:"password"`
+	TTL      int       `json:"ttl"` // seconds
+	Expires  time.Time `json:"expires"`
+	URIs     []string  `json:"uris"`
+}
+
+// Secrets holds the relay's shared secrets: the current one signs new
+// credentials; after Rotate the previous one still verifies for a grace
+// period (by default MaxCredentialLifetime, so no issued credential breaks
+// early). Each secret has an ID carried in the user name. It is safe for
+// concurrent use.
+type Secrets struct {
+	mu        sync.RWMutex
+	current   secret
+	previous  secret
+	prevUntil time.Time
+	grace     time.Duration
+	now       func() time.Time
+}
+
+type secret struct {
+	id  string
+	key []byte
+}
+
+// NewSecrets returns Secrets with a random 256-bit secret. grace (0:
+// MaxCredentialLifetime) is how long a rotated-out secret still verifies;
+// now may be nil (time.Now).
+func NewSecrets(grace time.Duration, now func() time.Time) *Secrets {
+	if grace == 0 {
+		grace = MaxCredentialLifetime
+	}
+	if now == nil {
+		now = time.Now
+	}
+	s := &Secrets{grace: grace, now: now}
+	s.current = newSecret()
+	return s
+}
+
+func newSecret() secret {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	id := make([]byte, 4)
+	_, _ = rand.Read(id)
+	return secret{id: fmt.Sprintf("%x", id), key: k}
+}
+
+// SetSecret makes key, with ID id (letters and digits), the current
+// secret, as a deployment sharing one secret among relays does; the
+// previous one verifies for the grace period.
+func (s *Secrets) SetSecret(id string, key []byte) error {
+	if len(key) < 16 {
+		return errors.New("edge: a relay secret needs at least 128 bits")
+	}
+	if id == "" || strings.ContainsAny(id, ":") {
+		return errors.New("edge: a secret ID is letters and digits")
+	}
+	s.mu.Lock()
+	s.previous, s.current = s.current, secret{id: id, key: append([]byte(nil), key...)}
+	s.prevUntil = s.now().Add(s.grace)
+	s.mu.Unlock()
+	return nil
+}
+
+// Rotate replaces the current secret with a random one.
+func (s *Secrets) Rotate() {
+	n := newSecret()
+	_ = s.SetSecret(n.id, n.key)
+}
+
+// Issue returns a credential for user valid for ttl, capped at
+// MaxCredentialLifetime whatever is asked. The user name is
+// "<expiry unix time>:<secret ID>:<user>" and the password
+// base64(HMAC-SHA1(secret, user name)).
+func (s *Secrets) Issue(user string, ttl time.Duration) Credential {
+	if ttl <= 0 || ttl > MaxCredentialLifetime {
+		ttl = MaxCredentialLifetime
+	}
+	ttl = ttl.Truncate(time.Second)
+	exp := s.now().Add(ttl).Truncate(time.Second)
+	s.mu.RLock()
+	sec := s.current
+	s.mu.RUnlock()
+	name := strconv.FormatInt(exp.Unix(), 10) + ":" + sec.id + ":" + user
+	return Credential{Username: name, Password: password(sec.key, name), TTL: int(ttl / time.Second), Expires: exp}
+}
+
+func password(key []byte, username string) string {
+	m := hmac.New(sha1.New, key)
+	m.Write([]byte(username))
+	return base64.StdEncoding.EncodeToString(m.Sum(nil))
+}
+
+// Errors of Secrets.Password.
+var (
+	ErrCredentialExpired = errors.New("edge: relay credential expired")
+	ErrCredentialInvalid = errors.New("edge: relay credential invalid")
+)
+
+// Password returns the password of a user name this relay issued, and the
+// user it names, refusing user names that have expired, that claim to last
+// beyond MaxCredentialLifetime from now, or that name an unknown or
+// retired secret.
+func (s *Secrets) Password(username string) (pass, user string, err error) {
+	parts := strings.SplitN(username, ":", 3)
+	if len(parts) != 3 {
+		return "", "", ErrCredentialInvalid
+	}
+	exp, err := strconv.ParseInt(parts[0], 10, 64)
+	if err != nil {
+		return "", "", ErrCredentialInvalid
+	}
+	now := s.now()
+	switch expires := time.Unix(exp, 0); {
+	case !now.Before(expires):
+		return "", "", ErrCredentialExpired
+	case expires.Sub(now) > MaxCredentialLifetime+time.Minute: // a minute for clocks
+		return "", "", fmt.Errorf("%w: lifetime over %v", ErrCredentialInvalid, MaxCredentialLifetime)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	switch {
+	case parts[1] == s.current.id:
+		return password(s.current.key, username), parts[2], nil
+	case parts[1] == s.previous.id && s.previous.key != nil && now.Before(s.prevUntil):
+		return password(s.previous.key, username), parts[2], nil
+	}
+	return "", "", fmt.Errorf("%w: unknown secret", ErrCredentialInvalid)
+}

@@ -1,0 +1,415 @@
+package edge
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/logging"
+	"github.com/pion/stun"
+	"github.com/pion/turn/v2"
+)
+
+// Defaults applied to zero RelayConfig fields.
+const (
+	DefaultRelayPortMin           = 50000
+	DefaultRelayPortMax           = 59999
+	DefaultAllocationsPerUser     = 10
+	DefaultAllocationBandwidth    = 1_000_000 // bytes per second each way: 8 Mbit/s
+	maxTURNFrame                  = 1 << 16
+	relayInboundMTU               = 1600
+	allocationRetriesBeforeGiveUp = 20
+)
+
+// RelayConfig configures an EdgeRelay. Realm, Secrets, RelayAddress and at
+// least one listener are required.
+type RelayConfig struct {
+	// Realm is the TURN realm.
+	Realm string
+	// Secrets verifies the credentials RelayCredentials issued.
+	Secrets *Secrets
+	// UDP are the packet listeners (e.g. 0.0.0.0:3478); TCP the stream
+	// listeners, plain or wrapped with tls.NewListener for TURN over TLS.
+	UDP []net.PacketConn
+	TCP []net.Listener
+	// RelayAddress is the address relayed transport addresses carry (the
+	// edge's public address); RelayBind the local address relay sockets
+	// bind (default RelayAddress).
+	RelayAddress net.IP
+	RelayBind    string
+	// PortMin and PortMax bound relay ports, chosen at random (defaults
+	// 50000-59999). Only allocated ports listen.
+	PortMin, PortMax uint16
+	// AllocationsPerUser bounds one user's allocations (default 10);
+	// Bandwidth one allocation's relayed bytes per second each way (default
+	// 1,000,000); packets beyond it are dropped.
+	AllocationsPerUser, Bandwidth int
+	// AllowPeers are peer ranges allowed although the default filter
+	// refuses them (loopback, private, link-local, multicast, unspecified
+	// and the relay's own addresses).
+	AllowPeers []netip.Prefix
+	Logger     *slog.Logger
+}
+
+// RelayMetrics are the relay's counters.
+type RelayMetrics struct {
+	Allocations      int64 // active
+	AllocationsTotal int64
+	Permissions      int64 // granted (CreatePermission and ChannelBind)
+	PeersRefused     int64 // permissions refused by the peer filter
+	AuthFailures     int64 // bad, expired or unknown credentials; messages failing the integrity check (dropped)
+	QuotaRefusals    int64 // Allocate refused: the user's quota is reached
+	WrongCredentials int64 // requests on an allocation with another user's credentials
+	BytesToPeers     int64
+	BytesFromPeers   int64
+	PacketsOverLimit int64 // dropped by the bandwidth limit
+}
+
+// EdgeRelay is the A/V Edge: a TURN relay (RFC 8656, on pion/turn/v2)
+// that serves only holders of credentials RelayCredentials issued, at
+// most MaxCredentialLifetime long. The first Allocate is answered 401 with
+// a nonce; every later request carries the user name and an HMAC and is
+// checked; stale nonces get 438. Relay ports are random in the configured
+// range; peers in private, loopback, link-local and other internal ranges,
+// and the relay's own addresses, are refused unless allowed; each user
+// has an allocation quota and each allocation a bandwidth limit; requests
+// on an allocation must come with the credentials of the user who made it
+// (441 otherwise). It is safe for concurrent use; Close stops it.
+type EdgeRelay struct {
+	cfg    RelayConfig
+	server *turn.Server
+	filter peerFilter
+	m      struct {
+		allocations, allocationsTotal, permissions, peersRefused, authFailures,
+		quota, wrongCredentials, toPeers, fromPeers, overLimit atomic.Int64
+	}
+
+	mu      sync.Mutex
+	perUser map[string]int    // the user's active allocations
+	owner   map[string]string // allocation 5-tuple -> user name that made it
+}
+
+// NewEdgeRelay starts a relay on the configured listeners, or returns an
+// error naming the invalid field.
+func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
+	switch {
+	case cfg.Realm == "":
+		return nil, errors.New("edge: RelayConfig.Realm is required")
+	case cfg.Secrets == nil:
+		return nil, errors.New("edge: RelayConfig.Secrets is required")
+	case cfg.RelayAddress == nil:
+		return nil, errors.New("edge: RelayConfig.RelayAddress is required")
+	case len(cfg.UDP)+len(cfg.TCP) == 0:
+		return nil, errors.New("edge: RelayConfig needs a UDP or TCP listener")
+	}
+	if cfg.PortMin == 0 && cfg.PortMax == 0 {
+		cfg.PortMin, cfg.PortMax = DefaultRelayPortMin, DefaultRelayPortMax
+	}
+	if cfg.PortMin == 0 || cfg.PortMax < cfg.PortMin {
+		return nil, fmt.Errorf("edge: RelayConfig.PortMin/PortMax: invalid range %d-%d", cfg.PortMin, cfg.PortMax)
+	}
+	if cfg.RelayBind == "" {
+		cfg.RelayBind = cfg.RelayAddress.String()
+	}
+	if cfg.AllocationsPerUser == 0 {
+		cfg.AllocationsPerUser = DefaultAllocationsPerUser
+	}
+	if cfg.Bandwidth == 0 {
+		cfg.Bandwidth = DefaultAllocationBandwidth
+	}
+	if cfg.AllocationsPerUser < 0 || cfg.Bandwidth < 0 {
+		return nil, errors.New("edge: RelayConfig.AllocationsPerUser and Bandwidth must not be negative")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	r := &EdgeRelay{cfg: cfg, perUser: map[string]int{}, owner: map[string]string{}}
+	r.filter.allow = cfg.AllowPeers
+	if a, ok := netip.AddrFromSlice(cfg.RelayAddress); ok {
+		r.filter.own = append(r.filter.own, a.Unmap())
+	}
+	sc := turn.ServerConfig{Realm: cfg.Realm, AuthHandler: r.authenticate, LoggerFactory: quietLoggers(), InboundMTU: relayInboundMTU}
+	for _, pc := range cfg.UDP {
+		r.addOwn(pc.LocalAddr())
+		g := &packetGuard{PacketConn: pc, r: r}
+		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: g,
+			RelayAddressGenerator: &portGenerator{r: r, current: g.allocating}, PermissionHandler: r.permit})
+	}
+	for _, ln := range cfg.TCP {
+		r.addOwn(ln.Addr())
+		g := &streamGuard{Listener: ln, r: r}
+		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: g,
+			RelayAddressGenerator: &portGenerator{r: r, current: g.allocating}, PermissionHandler: r.permit})
+	}
+	s, err := turn.NewServer(sc)
+	if err != nil {
+		return nil, fmt.Errorf("edge: %w", err)
+	}
+	r.server = s
+	return r, nil
+}
+
+func (r *EdgeRelay) addOwn(a net.Addr) {
+	var ip net.IP
+	switch x := a.(type) {
+	case *net.UDPAddr:
+		ip = x.IP
+	case *net.TCPAddr:
+		ip = x.IP
+	}
+	if p, ok := netip.AddrFromSlice(ip); ok && !p.IsUnspecified() {
+		r.filter.own = append(r.filter.own, p.Unmap())
+	}
+}
+
+// Close stops the relay: listeners and every allocation.
+func (r *EdgeRelay) Close() error { return r.server.Close() }
+
+// Metrics returns the relay's counters.
+func (r *EdgeRelay) Metrics() RelayMetrics {
+	return RelayMetrics{
+		Allocations: r.m.allocations.Load(), AllocationsTotal: r.m.allocationsTotal.Load(),
+		Permissions: r.m.permissions.Load(), PeersRefused: r.m.peersRefused.Load(), AuthFailures: r.m.authFailures.Load(),
+		QuotaRefusals: r.m.quota.Load(), WrongCredentials: r.m.wrongCredentials.Load(),
+		BytesToPeers: r.m.toPeers.Load(), BytesFromPeers: r.m.fromPeers.Load(), PacketsOverLimit: r.m.overLimit.Load(),
+	}
+}
+
+// authenticate is pion's AuthHandler: the key of a credential this relay
+// issued, or a refusal.
+func (r *EdgeRelay) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
+	pass, _, err := r.cfg.Secrets.Password(username)
+	if err != nil || realm != r.cfg.Realm {
+		r.m.authFailures.Add(1)
+		r.cfg.Logger.Info("relay credential refused", "from", src.String(), "err", err)
+		return nil, false
+	}
+	return turn.GenerateAuthKey(username, realm, pass), true
+}
+
+// permit is pion's PermissionHandler: the peer filter.
+func (r *EdgeRelay) permit(client net.Addr, peer net.IP) bool {
+	if !r.filter.permits(peer) {
+		r.m.peersRefused.Add(1)
+		r.cfg.Logger.Info("relay peer refused", "client", client.String(), "peer", peer.String())
+		return false
+	}
+	r.m.permissions.Add(1)
+	return true
+}
+
+// userOf returns the user a credential's user name names.
+func userOf(username string) string {
+	parts := strings.SplitN(username, ":", 3)
+	return parts[len(parts)-1]
+}
+
+// allocating is the Allocate request being handled on a listener: who
+// asks, from which 5-tuple. pion calls the port generator while handling
+// it, on the goroutine that read it.
+type allocating struct {
+	tuple, user string
+}
+
+// inspect runs before pion sees a message from tuple: a request whose
+// integrity check fails is dropped, requests on an allocation with another
+// user's credentials get 441, an Allocate past the user's quota 486. It
+// returns the error response to send instead of passing the message on,
+// the Allocate being made, if any, and whether to drop the message.
+func (r *EdgeRelay) inspect(tuple string, b []byte) (reply []byte, alloc *allocating, drop bool) {
+	if !stun.IsMessage(b) {
+		return nil, nil, false // ChannelData
+	}
+	m := &stun.Message{Raw: append([]byte(nil), b...)}
+	if err := m.Decode(); err != nil || m.Type.Class != stun.ClassRequest || !m.Contains(stun.AttrMessageIntegrity) {
+		return nil, nil, false
+	}
+	var u stun.Username
+	if err := u.GetFrom(m); err != nil {
+		return nil, nil, false
+	}
+	username := u.String()
+	user := userOf(username)
+	// A message whose integrity check fails is dropped, unanswered ("packets
+	// that fail are dropped"); an unknown or expired credential is pion's
+	// to answer through authenticate.
+	if pass, _, err := r.cfg.Secrets.Password(username); err == nil {
+		var realm stun.Realm
+		if realm.GetFrom(m) != nil || stun.NewLongTermIntegrity(username, realm.String(), pass).Check(m) != nil {
+			r.m.authFailures.Add(1)
+			return nil, nil, true
+		}
+	}
+	errorReply := func(code stun.ErrorCode) []byte {
+		res, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.NewType(m.Type.Method, stun.ClassErrorResponse),
+			&stun.ErrorCodeAttribute{Code: code}, stun.Fingerprint)
+		if err != nil {
+			return nil
+		}
+		return res.Raw
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if owner, ok := r.owner[tuple]; ok && userOf(owner) != user {
+		r.m.wrongCredentials.Add(1)
+		return errorReply(stun.CodeWrongCredentials), nil, false
+	}
+	if m.Type.Method == stun.MethodAllocate {
+		if _, exists := r.owner[tuple]; !exists && r.perUser[user] >= r.cfg.AllocationsPerUser {
+			r.m.quota.Add(1)
+			return errorReply(stun.CodeAllocQuotaReached), nil, false
+		}
+		return nil, &allocating{tuple: tuple, user: username}, false
+	}
+	return nil, nil, false
+}
+
+// portGenerator is pion's RelayAddressGenerator for one listener: a UDP
+// socket on a random port in the range, bound to the allocation's user.
+type portGenerator struct {
+	r       *EdgeRelay
+	current func() *allocating
+}
+
+// Validate implements turn.RelayAddressGenerator.
+func (g *portGenerator) Validate() error { return nil }
+
+// AllocatePacketConn implements turn.RelayAddressGenerator.
+func (g *portGenerator) AllocatePacketConn(network string, requested int) (net.PacketConn, net.Addr, error) {
+	a := g.current()
+	if a == nil {
+		return nil, nil, errors.New("edge: allocation without an Allocate request")
+	}
+	cfg := g.r.cfg
+	span := int(cfg.PortMax) - int(cfg.PortMin) + 1
+	for try := 0; try < allocationRetriesBeforeGiveUp; try++ {
+		port := requested
+		if port == 0 {
+			var b [4]byte
+			_, _ = rand.Read(b[:])
+			port = int(cfg.PortMin) + int(binary.BigEndian.Uint32(b[:])%uint32(span))
+		} else if port < int(cfg.PortMin) || port > int(cfg.PortMax) {
+			return nil, nil, fmt.Errorf("edge: port %d outside the relay range", port)
+		}
+		pc, err := net.ListenPacket(network, net.JoinHostPort(cfg.RelayBind, strconv.Itoa(port)))
+		if err != nil {
+			if requested != 0 {
+				return nil, nil, err
+			}
+			continue
+		}
+		addr := &net.UDPAddr{IP: cfg.RelayAddress, Port: pc.LocalAddr().(*net.UDPAddr).Port}
+		return g.r.track(pc, a), addr, nil
+	}
+	return nil, nil, errors.New("edge: no free relay port")
+}
+
+// AllocateConn implements turn.RelayAddressGenerator: TCP relays (RFC
+// 6062) are not served by pion/turn/v2.
+func (g *portGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
+	return nil, nil, errors.New("edge: TCP relay allocations are not supported")
+}
+
+// track counts an allocation against its user and binds its 5-tuple to
+// the user name, until the relay socket closes.
+func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) net.PacketConn {
+	user := userOf(a.user)
+	r.mu.Lock()
+	r.perUser[user]++
+	r.owner[a.tuple] = a.user
+	r.mu.Unlock()
+	r.m.allocations.Add(1)
+	r.m.allocationsTotal.Add(1)
+	rc := &relayConn{PacketConn: pc, r: r, a: a, out: newBucket(r.cfg.Bandwidth), in: newBucket(r.cfg.Bandwidth)}
+	return rc
+}
+
+// relayConn is an allocation's relay socket: it counts bytes, applies the
+// bandwidth limit, and releases the quota when pion closes it.
+type relayConn struct {
+	net.PacketConn
+	r       *EdgeRelay
+	a       *allocating
+	in, out *bucket
+	once    sync.Once
+}
+
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		n, addr, err := c.PacketConn.ReadFrom(p)
+		if err != nil {
+			return n, addr, err
+		}
+		if !c.in.take(n) {
+			c.r.m.overLimit.Add(1)
+			continue
+		}
+		c.r.m.fromPeers.Add(int64(n))
+		return n, addr, nil
+	}
+}
+
+func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
+	if !c.out.take(len(p)) {
+		c.r.m.overLimit.Add(1)
+		return len(p), nil // dropped, as a congested network would
+	}
+	c.r.m.toPeers.Add(int64(len(p)))
+	return c.PacketConn.WriteTo(p, addr)
+}
+
+func (c *relayConn) Close() error {
+	c.once.Do(func() {
+		r := c.r
+		user := userOf(c.a.user)
+		r.mu.Lock()
+		if r.perUser[user]--; r.perUser[user] <= 0 {
+			delete(r.perUser, user)
+		}
+		delete(r.owner, c.a.tuple)
+		r.mu.Unlock()
+		r.m.allocations.Add(-1)
+	})
+	return c.PacketConn.Close()
+}
+
+// bucket is a token bucket of bytes per second, with one second of burst.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64
+	tokens float64
+	last   time.Time
+}
+
+func newBucket(rate int) *bucket {
+	return &bucket{rate: float64(rate), tokens: float64(rate), last: time.Now()}
+}
+
+func (b *bucket) take(n int) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	if b.tokens < float64(n) {
+		return false
+	}
+	b.tokens -= float64(n)
+	return true
+}
+
+// quietLoggers keeps pion's own logging off; the relay logs through slog.
+func quietLoggers() logging.LoggerFactory {
+	f := logging.NewDefaultLoggerFactory()
+	f.DefaultLogLevel = logging.LogLevelDisabled
+	return f
+}
