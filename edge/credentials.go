@@ -126,8 +126,18 @@ var (
 // user it names, refusing user names that have expired, that claim to last
 // beyond MaxCredentialLifetime from now, or that name an unknown or
 // retired secret.
+//
+// The plain REST API form "<expiry>:<user>", which tools that hold the
+// shared secret compute themselves (coturn's turnutils_uclient -W), is
+// verified with the current secret.
 func (s *Secrets) Password(username string) (pass, user string, err error) {
 	parts := strings.SplitN(username, ":", 3)
+	if len(parts) == 2 {
+		s.mu.RLock()
+		id := s.current.id
+		s.mu.RUnlock()
+		parts = []string{parts[0], id, parts[1]}
+	}
 	if len(parts) != 3 {
 		return "", "", ErrCredentialInvalid
 	}

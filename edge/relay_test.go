@@ -186,6 +186,12 @@ func TestSecretRotation(t *testing.T) {
 	if _, _, err := s.Password(after.Username); err != nil {
 		t.Fatalf("current secret: %v", err)
 	}
+	// The plain REST form "<expiry>:<user>" is checked with the current
+	// secret.
+	plain := strconv.FormatInt(clock.now().Add(time.Hour).Unix(), 10) + ":carol@example.test"
+	if pass, user, err := s.Password(plain); err != nil || pass != password(s.current.key, plain) || user != "carol@example.test" {
+		t.Fatalf("plain REST user name: %q %q %v", pass, user, err)
+	}
 }
 
 // TestRelayRefusesInternalPeers: by default a permission toward loopback
