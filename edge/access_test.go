@@ -37,6 +37,9 @@ type site struct {
 	federation *Federation
 	internal   string // the internal server's SIP TLS address
 	edge       string // the Access Edge's address for partners
+	authn      *auth.Authenticator
+	relay      *RelayCredentials
+	secrets    *Secrets
 }
 
 func newSite(t testing.TB) *site {
@@ -79,6 +82,14 @@ func newSite(t testing.TB) *site {
 	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE} {
 		srv.OnRequest(m, s.focus.Dispatch(notFound))
 	}
+	// Relay credentials over the signaling channel.
+	s.authn, s.secrets = authn, NewSecrets(0, nil)
+	s.relay, err = NewRelayCredentials(RelayCredentialsConfig{Secrets: s.secrets, Auth: authn,
+		URIs: []string{"turn:127.0.0.1:3478?transport=udp"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.OnRequest(MethodService, s.relay.HandleService)
 	// MESSAGE answers with who the internal server thinks sent it.
 	srv.OnMessage(authn.Require(func(id *auth.Identity, req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)

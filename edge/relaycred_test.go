@@ -1,0 +1,96 @@
+package edge
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/pki"
+)
+
+func TestRelayCredentialsOverSIP(t *testing.T) {
+	s := newSite(t)
+	alice := s.peer(s.internal, "sip.example.test", nil)
+	alice.user, alice.pass = "alice", "alice-secret"
+	ask := func(body string) *sip.Response {
+		req := alice.request(MethodService, "sip:example.test", "sip:alice@example.test", "")
+		if body != "" {
+			req.AppendHeader(sip.NewHeader("Content-Type", RelayRequestType))
+			req.SetBody([]byte(body))
+		}
+		return alice.do(req, 5*time.Second)
+	}
+	for _, tc := range []struct {
+		body string
+		ttl  int
+	}{{"", 8 * 3600}, {`{"ttl":600}`, 600}, {`{"ttl":86400}`, 8 * 3600}} {
+		res := ask(tc.body)
+		if res.StatusCode != 200 || res.ContentType() == nil || res.ContentType().Value() != RelayCredentialsType {
+			t.Fatalf("SERVICE %q: %v", tc.body, res)
+		}
+		var c Credential
+		if err := json.Unmarshal(res.Body(), &c); err != nil {
+			t.Fatal(err)
+		}
+		if c.TTL != tc.ttl || len(c.URIs) != 1 || !strings.HasSuffix(c.Username, ":sip:alice@example.test") {
+			t.Fatalf("SERVICE %q: credential %+v", tc.body, c)
+		}
+		if pass, user, err := s.secrets.Password(c.Username); err != nil || pass != c.Password || user != "sip:alice@example.test" {
+			t.Fatalf("issued credential does not verify: %v", err)
+		}
+	}
+	if res := ask(`{"ttl":-1}`); res.StatusCode != 400 {
+		t.Fatalf("negative TTL: %v", res)
+	}
+
+	// An anonymous meeting guest gets none.
+	m, _ := s.focus.Schedule(context.Background(), &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal},
+		conference.MeetingOptions{})
+	guest := s.peer(s.internal, "sip.example.test", nil)
+	guest.user, guest.pass = auth.AnonymousPrefix+m.ID, m.Key
+	req := guest.request(MethodService, m.Focus(), "sip:guest@anonymous.invalid", "")
+	if res := guest.do(req, 5*time.Second); res.StatusCode != 403 {
+		t.Fatalf("anonymous guest: %v", res)
+	}
+}
+
+// TestRelayCredentialsOverHTTPS: a web client signed in (here with its
+// client certificate) gets the same JSON over HTTPS; without signing in,
+// 401.
+func TestRelayCredentialsOverHTTPS(t *testing.T) {
+	s := newSite(t)
+	srv := httptest.NewUnstartedServer(s.authn.HTTP(s.relay))
+	srv.TLS = pki.ServerTLSConfig(s.pki.Server(t, "sip.example.test"), s.pki.Verifier)
+	srv.StartTLS()
+	defer srv.Close()
+	client := func(cert *pki.KeyPair) *http.Client {
+		tr := &http.Transport{TLSClientConfig: pki.ClientTLSConfig(cert, s.pki.Verifier, "sip.example.test")}
+		t.Cleanup(tr.CloseIdleConnections)
+		return &http.Client{Transport: tr, Timeout: 5 * time.Second}
+	}
+	res, err := client(s.pki.User(t, "sip:alice@example.test")).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var c Credential
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&c) != nil || c.TTL != 8*3600 || res.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("GET: %s %+v", res.Status, c)
+	}
+	anon, err := client(nil).Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	anon.Body.Close()
+	if anon.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("without signing in: %s", anon.Status)
+	}
+}
