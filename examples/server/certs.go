@@ -21,14 +21,32 @@ const renewBefore = 30 * 24 * time.Hour
 // expiry, was issued by another CA, names another CRL distribution point
 // (the HTTP address changed) or does not cover the SIP listener's address.
 func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, sipAddr net.Addr) (*pki.KeyPair, error) {
-	certFile := filepath.Join(dataDir, "server.crt")
-	keyFile := filepath.Join(dataDir, "server.key")
 	names := []string{"localhost"}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	if tcp, ok := sipAddr.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !slices.ContainsFunc(ips, tcp.IP.Equal) {
 		ips = append(ips, tcp.IP)
 	}
+	return ensureCertificate(ca, dataDir, "server", crlURL, names, ips)
+}
 
+// edgeName is the name on the Access Edge's certificate: partners verify
+// the edge by it, and the internal server trusts it to assert federated
+// users.
+const edgeName = "edge." + demoDomain
+
+// ensureEdgeCertificate is ensureServerCertificate for the Access Edge's
+// own certificate (edge.crt, edge.key), which it presents to partners and,
+// as a client, to the internal server.
+func ensureEdgeCertificate(ca *pki.CA, dataDir, crlURL string) (*pki.KeyPair, error) {
+	return ensureCertificate(ca, dataDir, "edge", crlURL, []string{edgeName}, []net.IP{net.IPv4(127, 0, 0, 1)})
+}
+
+// ensureCertificate loads <base>.crt and <base>.key from the data
+// directory, issuing a new server certificate (with clientAuth, for
+// server-to-server mutual TLS) when there is none or it is not current.
+func ensureCertificate(ca *pki.CA, dataDir, base, crlURL string, names []string, ips []net.IP) (*pki.KeyPair, error) {
+	certFile := filepath.Join(dataDir, base+".crt")
+	keyFile := filepath.Join(dataDir, base+".key")
 	kp, err := pki.LoadKeyPair(certFile, keyFile)
 	switch {
 	case err == nil && serverCertificateCurrent(kp.Certificate().Leaf, ca, crlURL, names, ips):
@@ -53,7 +71,7 @@ func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, sipAddr net.Add
 	}
 	kp, err = pki.NewKeyPair(tc)
 	if err != nil {
-		return nil, fmt.Errorf("server certificate: %w", err)
+		return nil, fmt.Errorf("%s certificate: %w", base, err)
 	}
 	return kp, nil
 }

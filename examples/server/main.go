@@ -5,6 +5,7 @@
 // Usage:
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
+//	                         [-edge ADDR] [-turn ADDR] [-turns ADDR] [-relay-allow-loopback]
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -14,8 +15,11 @@
 // over secure WebSocket (for browsers), where every request must
 // authenticate (Digest or a client certificate): registration, instant
 // messages, presence, calls and meetings. Over HTTPS, signed-in users
-// schedule meetings (POST /api/meetings) and anyone with a meeting's link
-// (/meet/<id>) sees how to join it.
+// schedule meetings (POST /api/meetings) and get relay credentials
+// (/relay/credentials; also over SIP, SERVICE), and anyone with a meeting's
+// link (/meet/<id>) sees how to join it. The Access Edge takes federated
+// partners' signaling over mutual TLS; the TURN relay (UDP and TCP on one
+// port, TLS on another) relays media for holders of relay credentials.
 // It prints one line per listener, "listening <name> <addr>", and shuts
 // down cleanly on Ctrl-C.
 package main
@@ -29,6 +33,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -41,6 +46,7 @@ import (
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
 )
@@ -61,7 +67,13 @@ type config struct {
 	https    string
 	sipTLS   string
 	sipWSS   string
-	logJSON  bool
+	edge     string
+	turn     string
+	turns    string
+	// relayLoopback lets the relay reach loopback peers, for a demo where
+	// every client runs on this machine.
+	relayLoopback bool
+	logJSON       bool
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -73,6 +85,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.https, "https", "127.0.0.1:8443", "HTTPS `address` for scheduling meetings and their join links")
 	fs.StringVar(&c.sipTLS, "sip-tls", "127.0.0.1:5061", "SIP over TLS `address`")
 	fs.StringVar(&c.sipWSS, "sip-wss", "127.0.0.1:7443", "SIP over secure WebSocket (RFC 7118) `address`, for browsers")
+	fs.StringVar(&c.edge, "edge", "127.0.0.1:5062", "Access Edge `address`: federated partners' SIP over mutual TLS")
+	fs.StringVar(&c.turn, "turn", "127.0.0.1:3478", "TURN relay `address`, UDP and TCP")
+	fs.StringVar(&c.turns, "turns", "127.0.0.1:5349", "TURN over TLS `address`")
+	fs.BoolVar(&c.relayLoopback, "relay-allow-loopback", false, "let the relay reach loopback peers (a demo on one machine; never in production)")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -119,6 +135,26 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-https %s: %w", cfg.https, err)
 	}
 	defer httpsLn.Close()
+	edgeLn, err := net.Listen("tcp", cfg.edge)
+	if err != nil {
+		return fmt.Errorf("-edge %s: %w", cfg.edge, err)
+	}
+	defer edgeLn.Close()
+	turnUDP, err := net.ListenPacket("udp", cfg.turn)
+	if err != nil {
+		return fmt.Errorf("-turn %s: %w", cfg.turn, err)
+	}
+	defer turnUDP.Close()
+	turnTCP, err := net.Listen("tcp", turnUDP.LocalAddr().String()) // the same port over TCP
+	if err != nil {
+		return fmt.Errorf("-turn %s (TCP): %w", cfg.turn, err)
+	}
+	defer turnTCP.Close()
+	turnsLn, err := net.Listen("tcp", cfg.turns)
+	if err != nil {
+		return fmt.Errorf("-turns %s: %w", cfg.turns, err)
+	}
+	defer turnsLn.Close()
 
 	// 2. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
@@ -131,6 +167,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
 	serverCert, err := ensureServerCertificate(ca, cfg.dataDir, crlURL, sipLn.Addr())
+	if err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+	}
+	edgeCert, err := ensureEdgeCertificate(ca, cfg.dataDir, crlURL)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
@@ -147,6 +187,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	meetings := conference.NewMemoryMeetings()
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
+		Edges: []string{edgeName}, // the Access Edge below asserts federated users
 		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
 	})
 	if err != nil {
@@ -269,23 +310,87 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// focus; other event packages go to the user's device.
 	sipSrv.OnSubscribe(focus.Dispatch(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe)))
 
-	// HTTPS: scheduling for signed-in users, join pages for everyone.
+	// The A/V Edge: a TURN relay for holders of relay credentials, which
+	// signed-in users get over SIP (SERVICE) or HTTPS. The secret is made
+	// at start: credentials do not outlive a restart.
+	relaySecrets := edge.NewSecrets(0, nil)
+	relayCfg := edge.RelayConfig{Realm: demoDomain, Secrets: relaySecrets, Logger: logger,
+		UDP: []net.PacketConn{turnUDP}, TCP: []net.Listener{turnTCP, tls.NewListener(turnsLn, pki.ServerTLSConfig(serverCert, verifier))},
+		RelayAddress: turnUDP.LocalAddr().(*net.UDPAddr).IP}
+	if cfg.relayLoopback {
+		relayCfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	}
+	relay, err := edge.NewEdgeRelay(relayCfg)
+	if err != nil {
+		return err
+	}
+	defer relay.Close()
+	relayCreds, err := edge.NewRelayCredentials(edge.RelayCredentialsConfig{Secrets: relaySecrets, Auth: authn, URIs: []string{
+		"turn:" + turnUDP.LocalAddr().String() + "?transport=udp",
+		"turn:" + turnTCP.Addr().String() + "?transport=tcp",
+		"turns:localhost:" + portOf(turnsLn.Addr()) + "?transport=tcp",
+	}})
+	if err != nil {
+		return err
+	}
+	sipSrv.OnRequest(edge.MethodService, relayCreds.HandleService)
+
+	// The Access Edge: partners' SIP over mutual TLS, into this server
+	// over the edge's own mutual TLS connection, which the Authenticator
+	// trusts to assert federated users (Config.Edges above).
+	federation := edge.NewFederation()
+	edgeUA, err := sipgo.NewUA(sipgo.WithUserAgent("Parley Access Edge"),
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeCert, verifier, "localhost")))
+	if err != nil {
+		return err
+	}
+	defer edgeUA.Close()
+	edgeSrv, err := sipgo.NewServer(edgeUA, sipgo.WithServerLogger(logger))
+	if err != nil {
+		return err
+	}
+	edgeClient, err := sipgo.NewClient(edgeUA, sipgo.WithClientLogger(logger))
+	if err != nil {
+		return err
+	}
+	defer edgeClient.Close()
+	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: []string{demoDomain},
+		Internal: sipLn.Addr().String(), Listener: edgeLn.Addr().String(), Client: edgeClient,
+		Connections: edgeUA.TransportLayer(), Logger: logger})
+	if err != nil {
+		return err
+	}
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.OPTIONS, sip.UPDATE, sip.PRACK, sip.REFER} {
+		edgeSrv.OnRequest(m, accessEdge.HandleRequest)
+	}
+
+	// HTTPS: scheduling and relay credentials for signed-in users, join
+	// pages for everyone.
 	api := &meetingAPI{focus: focus, meetings: meetings, logger: logger}
-	httpsSrv := &http.Server{Handler: api.handler(authn), ReadHeaderTimeout: 5 * time.Second,
+	httpsMux := http.NewServeMux()
+	httpsMux.Handle("/", api.handler(authn))
+	httpsMux.Handle("/relay/credentials", authn.HTTP(relayCreds))
+	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(serverCert, verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
-	errc := make(chan error, 4)
+	errc := make(chan error, 5)
 	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
+	wg.Go(func() {
+		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))))
+	})
 	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
 	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
 	fmt.Fprintf(stdout, "listening http %s\n", httpLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-tls %s\n", sipLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-wss %s\n", wssLn.Addr())
 	fmt.Fprintf(stdout, "listening https %s\n", httpsLn.Addr())
+	fmt.Fprintf(stdout, "listening edge %s\n", edgeLn.Addr())
+	fmt.Fprintf(stdout, "listening turn %s\n", turnUDP.LocalAddr())
+	fmt.Fprintf(stdout, "listening turns %s\n", turnsLn.Addr())
 	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
 
 	var failed error
@@ -299,7 +404,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = httpsSrv.Shutdown(shutdownCtx)
 	_ = sipLn.Close()
 	_ = wssLn.Close()
+	_ = edgeLn.Close()
 	_ = ua.Close()
+	_ = edgeUA.Close()
 	wg.Wait()
 	logger.Info("parley stopped")
 	if failed != nil {
@@ -316,4 +423,10 @@ func answerOptions(_ *auth.Identity, req *sip.Request, tx sip.ServerTransaction)
 	res.AppendHeader(sip.NewHeader("Allow-Events", "presence"))
 	res.AppendHeader(sip.NewHeader("Accept", "application/sdp"))
 	_ = tx.Respond(res)
+}
+
+// portOf returns the port of a listener's address.
+func portOf(a net.Addr) string {
+	_, port, _ := net.SplitHostPort(a.String())
+	return port
 }
