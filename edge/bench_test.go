@@ -269,4 +269,3 @@ func rawRefresh(b *testing.B, conn net.PacketConn, server net.Addr, rs relayUnde
 		b.Fatalf("Refresh: %v", res)
 	}
 }
-
