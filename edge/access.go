@@ -188,14 +188,21 @@ func (e *AccessEdge) partner(req *sip.Request) *x509.Certificate {
 	return nil
 }
 
-// flow is the pair of flows of one dialog through the edge, bound to its
-// Call-ID and the partner side's tag.
+// flow is one dialog through the edge: the partner's connection, the
+// certificate it presented, the partner user the dialog is for, the
+// dialog's Call-ID and the partner side's tag, and until when the token
+// is good.
 type flow struct {
-	partnerSource, callID, partnerTag string
+	partnerSource, partnerCert, partnerUser, callID, partnerTag string
+	expires                                                     int64
 }
 
+// maxDialog bounds how long a flow token opens its dialog.
+const maxDialog = 24 * time.Hour
+
 func (e *AccessEdge) sign(f flow) string {
-	payload := strings.Join([]string{f.partnerSource, f.callID, f.partnerTag}, "\x00")
+	payload := strings.Join([]string{f.partnerSource, f.partnerCert, f.partnerUser, f.callID, f.partnerTag,
+		strconv.FormatInt(f.expires, 10)}, "\x00")
 	m := hmac.New(sha256.New, e.key[:])
 	m.Write([]byte(payload))
 	enc := base64.RawURLEncoding
@@ -216,10 +223,20 @@ func (e *AccessEdge) verify(tok string) (flow, bool) {
 		return flow{}, false
 	}
 	parts := strings.Split(string(payload), "\x00")
-	if len(parts) != 3 {
+	if len(parts) != 6 {
 		return flow{}, false
 	}
-	return flow{parts[0], parts[1], parts[2]}, true
+	exp, err := strconv.ParseInt(parts[5], 10, 64)
+	if err != nil || time.Now().Unix() > exp {
+		return flow{}, false
+	}
+	return flow{parts[0], parts[1], parts[2], parts[3], parts[4], exp}, true
+}
+
+// fingerprint names a certificate in a flow token.
+func fingerprint(c *x509.Certificate) string {
+	sum := sha256.Sum256(c.Raw)
+	return base64.RawURLEncoding.EncodeToString(sum[:16])
 }
 
 // ourFlow returns the flow token of req's top Route if it is this edge's.
@@ -283,40 +300,17 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
 		return
 	}
-	cert := e.partner(req)
-	if cert == nil {
-		respond(tx, req, 403, "Partners connect over mutual TLS")
+	cert, sender, ok := e.admitPartner(req, tx)
+	if !ok {
 		return
 	}
 	from := req.From()
-	if from == nil || from.Address.User == "" {
-		respond(tx, req, 400, "Missing From")
-		return
-	}
-	domain := normalize(from.Address.Host)
-	if !slices.ContainsFunc(cert.DNSNames, func(n string) bool { return normalize(n) == domain }) {
-		e.cfg.Logger.Warn("partner certificate does not name the sender's domain", "domain", domain, "certificate", cert.DNSNames)
-		respond(tx, req, 403, "Certificate does not name the sender's domain")
-		return
-	}
-	if !e.cfg.Federation.Allowed(domain) {
-		respond(tx, req, 403, "Federation with this domain is blocked")
-		return
-	}
 	if !slices.Contains(e.cfg.Domains, normalize(req.Recipient.Host)) {
 		respond(tx, req, 404, "Not a domain of this edge")
 		return
 	}
-	sender := "sip:" + from.Address.User + "@" + domain
-	if ok, wait := e.cfg.Throttle.AllowSender(sender, domain); !ok {
-		res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
-		res.AppendHeader(sip.NewHeader("Retry-After", retryAfter(wait)))
-		_ = tx.Respond(res)
-		return
-	}
-
 	out := req.Clone()
-	for out.Route() != nil { // routes to this edge
+	for out.Route() != nil { // routes to this edge; inside, the internal server is the last hop
 		out.RemoveHeader("Route")
 	}
 	strip(out)
@@ -324,12 +318,49 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 	decrement(out, req)
 	if dialogCreating(req) {
 		tag, _ := from.Params.Get("tag")
-		f := flow{partnerSource: req.Source(), callID: req.CallID().Value(), partnerTag: tag}
+		f := flow{partnerSource: req.Source(), partnerCert: fingerprint(cert), partnerUser: sender,
+			callID: req.CallID().Value(), partnerTag: tag, expires: time.Now().Add(maxDialog).Unix()}
 		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
 	}
 	out.SetTransport("TLS")
 	out.SetDestination(e.cfg.Internal)
 	e.relay(req, tx, out, canceled)
+}
+
+// admitPartner applies the federation checks to a request from a partner
+// connection, answering it if they fail: the connection's certificate
+// must name the sender's domain, the federation policy allow it, and the
+// throttle let it through. It returns the certificate and the sender's
+// canonical address.
+func (e *AccessEdge) admitPartner(req *sip.Request, tx sip.ServerTransaction) (*x509.Certificate, string, bool) {
+	cert := e.partner(req)
+	if cert == nil {
+		respond(tx, req, 403, "Partners connect over mutual TLS")
+		return nil, "", false
+	}
+	from := req.From()
+	if from == nil || from.Address.User == "" {
+		respond(tx, req, 400, "Missing From")
+		return nil, "", false
+	}
+	domain := normalize(from.Address.Host)
+	if !slices.ContainsFunc(cert.DNSNames, func(n string) bool { return normalize(n) == domain }) {
+		e.cfg.Logger.Warn("partner certificate does not name the sender's domain", "domain", domain, "certificate", cert.DNSNames)
+		respond(tx, req, 403, "Certificate does not name the sender's domain")
+		return nil, "", false
+	}
+	if !e.cfg.Federation.Allowed(domain) {
+		respond(tx, req, 403, "Federation with this domain is blocked")
+		return nil, "", false
+	}
+	sender := "sip:" + from.Address.User + "@" + domain
+	if ok, wait := e.cfg.Throttle.AllowSender(sender, domain); !ok {
+		res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", retryAfter(wait)))
+		_ = tx.Respond(res)
+		return nil, "", false
+	}
+	return cert, sender, true
 }
 
 // dialogCreating reports whether req starts a dialog the edge must stay
@@ -388,17 +419,27 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 	case req.CallID() == nil || req.CallID().Value() != f.callID:
 		respond(tx, req, 403, "Request from another dialog")
 		return
-	case src == f.partnerSource && fromTag == f.partnerTag && e.partner(req) != nil:
-		// The partner's side: its identity is asserted again, as for the
-		// dialog's first request.
-		strip(out)
-		if from := req.From(); from != nil {
-			out.AppendHeader(sip.NewHeader("P-Asserted-Identity", assertion(from.DisplayName, "sip:"+from.Address.User+"@"+normalize(from.Address.Host))))
+	case src == f.partnerSource && fromTag == f.partnerTag:
+		// The partner's side: the same checks as the dialog's first
+		// request, and it is still the same partner and the same user.
+		cert, sender, ok := e.admitPartner(req, tx)
+		if !ok {
+			return
 		}
+		if fingerprint(cert) != f.partnerCert || sender != f.partnerUser {
+			respond(tx, req, 403, "Not the dialog's partner user")
+			return
+		}
+		for out.Route() != nil { // the internal server is the last hop
+			out.RemoveHeader("Route")
+		}
+		strip(out)
+		out.AppendHeader(sip.NewHeader("P-Asserted-Identity", assertion(req.From().DisplayName, sender)))
 		out.SetTransport("TLS")
 		out.SetDestination(e.cfg.Internal)
 	case src == e.cfg.Internal && toTag == f.partnerTag:
 		strip(out)
+		e.hideContact(out)
 		if e.cfg.Connections != nil {
 			if _, err := e.cfg.Connections.GetConnection("TLS", f.partnerSource); err != nil {
 				respond(tx, req, 430, "Flow Failed")
@@ -423,6 +464,7 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 // relay sends out and relays its responses to req's transaction; a CANCEL
 // of req (canceled closing) is sent on as a CANCEL of out.
 func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}) {
+	toPartner := out.Destination() == e.cfg.Internal // its responses go to the partner
 	timeout := e.cfg.Timeout
 	if req.IsInvite() {
 		timeout = e.cfg.InviteTimeout
@@ -448,6 +490,9 @@ func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.
 			res := r.Clone()
 			res.RemoveHeader("Via")
 			strip(res)
+			if toPartner {
+				e.hideContact(res)
+			}
 			_ = tx.Respond(res)
 			if r.StatusCode >= 200 {
 				return
@@ -463,6 +508,32 @@ func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.
 			return
 		}
 	}
+}
+
+// hideContact replaces the host and port of m's Contact with the edge's
+// own, so partners do not see internal addresses; the user part and
+// parameters stay (the focus knows a meeting by its user part), and the
+// edge's Record-Route keeps the dialog's requests coming through it.
+func (e *AccessEdge) hideContact(m interface {
+	GetHeader(string) sip.Header
+	ReplaceHeader(sip.Header)
+}) {
+	h := m.GetHeader("Contact")
+	if h == nil {
+		return
+	}
+	c, ok := h.(*sip.ContactHeader)
+	if !ok {
+		return
+	}
+	host, port, err := net.SplitHostPort(e.cfg.Listener)
+	if err != nil {
+		return
+	}
+	n := c.Clone()
+	n.Address.Host = host
+	n.Address.Port, _ = strconv.Atoi(port)
+	m.ReplaceHeader(n)
 }
 
 // cancel sends a CANCEL for out, an INVITE the edge forwarded (sipgo 1.7

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -407,5 +408,47 @@ func TestFederationPolicy(t *testing.T) {
 	}
 	if p := f.Policy(); p.Open || len(p.Allowed) != 2 || len(p.Blocked) != 0 {
 		t.Fatalf("policy %+v", p)
+	}
+}
+
+// TestPartnerCannotChangeWhoItSpeaksForInADialog: with the flow token of
+// its own dialog, a partner may not send in-dialog requests for another
+// user or domain, nor once its domain is blocked.
+func TestPartnerCannotChangeWhoItSpeaksForInADialog(t *testing.T) {
+	s := newSite(t)
+	alice := &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal}
+	m, _ := s.focus.Schedule(context.Background(), alice, conference.MeetingOptions{Access: conference.AccessAnyone})
+	org := s.peer(s.internal, "sip.example.test", nil)
+	org.user, org.pass = "alice", "alice-secret"
+	org.join(m.Focus(), "sip:alice@example.test", "Alice", 5*time.Second)
+	partner := s.partner("partner.test", "evil.test") // its certificate even names the other domain
+	c := partner.join(m.Focus(), "sip:pat@partner.test", "Pat", 5*time.Second)
+
+	// The 200 shows the edge, not the internal server.
+	if ct := c.ok.Contact(); ct == nil || ct.Address.Host+":"+strconv.Itoa(ct.Address.Port) != s.edge {
+		t.Fatalf("Contact to the partner: %v (internal server %s)", c.ok.Contact(), s.internal)
+	}
+	spoof := func(from string) *sip.Request {
+		msg := partner.inDialog(c, sip.MESSAGE)
+		var ruri, f sip.Uri
+		_ = sip.ParseUri("sip:alice@example.test", &ruri)
+		msg.Recipient = ruri
+		msg.RemoveHeader("From")
+		_ = sip.ParseUri(from, &f)
+		tag, _ := c.invite.From().Params.Get("tag")
+		p := sip.NewParams()
+		p.Add("tag", tag)
+		msg.AppendHeader(&sip.FromHeader{Address: f, Params: p})
+		return msg
+	}
+	for _, from := range []string{"sip:ceo@evil.test", "sip:boss@partner.test"} {
+		if res := partner.do(spoof(from), 5*time.Second); res.StatusCode != 403 {
+			t.Errorf("in-dialog MESSAGE as %s: %v", from, res)
+		}
+	}
+	// Blocked mid-dialog: its next in-dialog request is refused at the edge.
+	s.federation.Block("partner.test")
+	if res := partner.do(partner.inDialog(c, sip.INFO), 5*time.Second); res.StatusCode != 403 {
+		t.Errorf("in-dialog INFO after the domain was blocked: %v", res)
 	}
 }
