@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,23 +30,32 @@ type Credential struct {
 }
 
 // Secrets holds the relay's shared secrets: the current one signs new
-// credentials; after Rotate the previous one still verifies for a grace
+// credentials; after Rotate the ones it replaced still verify for a grace
 // period (by default MaxCredentialLifetime, so no issued credential breaks
-// early). Each secret has an ID carried in the user name. It is safe for
-// concurrent use.
+// early, however often secrets rotate; up to 16 are kept). Each secret
+// has an ID carried in the user name. It is safe for concurrent use.
 type Secrets struct {
-	mu        sync.RWMutex
-	current   secret
-	previous  secret
-	prevUntil time.Time
-	grace     time.Duration
-	now       func() time.Time
+	mu       sync.RWMutex
+	current  secret
+	previous []retired // newest first
+	grace    time.Duration
+	now      func() time.Time
 }
 
 type secret struct {
 	id  string
 	key []byte
 }
+
+// retired is a rotated-out secret, which verifies until a grace period
+// after it was replaced.
+type retired struct {
+	secret
+	until time.Time
+}
+
+// maxRetired bounds the rotated-out secrets kept.
+const maxRetired = 16
 
 // NewSecrets returns Secrets with a random 256-bit secret. grace (0:
 // MaxCredentialLifetime) is how long a rotated-out secret still verifies;
@@ -70,9 +80,9 @@ func newSecret() secret {
 	return secret{id: fmt.Sprintf("%x", id), key: k}
 }
 
-// SetSecret makes key, with ID id (letters and digits), the current
-// secret, as a deployment sharing one secret among relays does; the
-// previous one verifies for the grace period.
+// SetSecret makes key, with ID id (letters and digits, not used before),
+// the current secret, as a deployment sharing one secret among relays
+// does; the secrets it replaces verify for the grace period.
 func (s *Secrets) SetSecret(id string, key []byte) error {
 	if len(key) < 16 {
 		return errors.New("edge: a relay secret needs at least 128 bits")
@@ -81,9 +91,19 @@ func (s *Secrets) SetSecret(id string, key []byte) error {
 		return errors.New("edge: a secret ID is letters and digits")
 	}
 	s.mu.Lock()
-	s.previous, s.current = s.current, secret{id: id, key: append([]byte(nil), key...)}
-	s.prevUntil = s.now().Add(s.grace)
-	s.mu.Unlock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if id == s.current.id || slices.ContainsFunc(s.previous, func(r retired) bool { return r.id == id && now.Before(r.until) }) {
+		return fmt.Errorf("edge: secret ID %q is in use", id)
+	}
+	kept := []retired{{secret: s.current, until: now.Add(s.grace)}}
+	for _, r := range s.previous {
+		if now.Before(r.until) && len(kept) < maxRetired {
+			kept = append(kept, r)
+		}
+	}
+	s.previous = kept
+	s.current = secret{id: id, key: append([]byte(nil), key...)}
 	return nil
 }
 
@@ -154,11 +174,13 @@ func (s *Secrets) Password(username string) (pass, user string, err error) {
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	switch {
-	case parts[1] == s.current.id:
+	if parts[1] == s.current.id {
 		return password(s.current.key, username), parts[2], nil
-	case parts[1] == s.previous.id && s.previous.key != nil && now.Before(s.prevUntil):
-		return password(s.previous.key, username), parts[2], nil
+	}
+	for _, r := range s.previous {
+		if parts[1] == r.id && now.Before(r.until) {
+			return password(r.key, username), parts[2], nil
+		}
 	}
 	return "", "", fmt.Errorf("%w: unknown secret", ErrCredentialInvalid)
 }

@@ -67,6 +67,7 @@ type RelayMetrics struct {
 	Permissions      int64 // granted (CreatePermission and ChannelBind)
 	PeersRefused     int64 // permissions refused by the peer filter
 	AuthFailures     int64 // bad, expired or unknown credentials; messages failing the integrity check (dropped)
+	Replays          int64 // Allocates replayed from another 5-tuple (dropped)
 	QuotaRefusals    int64 // Allocate refused: the user's quota is reached
 	WrongCredentials int64 // requests on an allocation with another user's credentials
 	BytesToPeers     int64
@@ -90,13 +91,36 @@ type EdgeRelay struct {
 	filter peerFilter
 	m      struct {
 		allocations, allocationsTotal, permissions, peersRefused, authFailures,
-		quota, wrongCredentials, toPeers, fromPeers, overLimit atomic.Int64
+		quota, wrongCredentials, toPeers, fromPeers, overLimit, replays atomic.Int64
 	}
 
 	mu      sync.Mutex
-	perUser map[string]int    // the user's active allocations
-	owner   map[string]string // allocation 5-tuple -> user name that made it
+	perUser map[string]int            // the user's allocations, those being made included
+	owner   map[string]string         // allocation 5-tuple -> user name that made it
+	relays  map[string]*relayConn     // client address -> its allocation's relay socket
+	all     map[*relayConn]struct{}   // every open relay socket
+	seen    map[[12]byte]seenAllocate // Allocate transaction IDs, against replay
+	seenLog []seenEntry               // the same, oldest first, to expire them
+	streams []*streamGuard
 }
+
+// seenAllocate is where an authenticated Allocate came from first.
+type seenAllocate struct {
+	tuple string
+	at    time.Time
+}
+
+type seenEntry struct {
+	id [12]byte
+	at time.Time
+}
+
+// Replay protection keeps Allocate transaction IDs as long as a nonce
+// lives (pion's: an hour), at most maxSeenAllocates of them.
+const (
+	seenAllocateTTL  = time.Hour
+	maxSeenAllocates = 1 << 18
+)
 
 // NewEdgeRelay starts a relay on the configured listeners, or returns an
 // error naming the invalid field.
@@ -132,7 +156,9 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	r := &EdgeRelay{cfg: cfg, perUser: map[string]int{}, owner: map[string]string{}}
+	r := &EdgeRelay{cfg: cfg, perUser: map[string]int{}, owner: map[string]string{}, relays: map[string]*relayConn{},
+		all:  map[*relayConn]struct{}{},
+		seen: map[[12]byte]seenAllocate{}}
 	r.filter.allow = cfg.AllowPeers
 	if a, ok := netip.AddrFromSlice(cfg.RelayAddress); ok {
 		r.filter.own = append(r.filter.own, a.Unmap())
@@ -146,7 +172,8 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 	}
 	for _, ln := range cfg.TCP {
 		r.addOwn(ln.Addr())
-		g := &streamGuard{Listener: ln, r: r}
+		g := &streamGuard{Listener: ln, r: r, conns: map[*guardedConn]struct{}{}}
+		r.streams = append(r.streams, g)
 		sc.ListenerConfigs = append(sc.ListenerConfigs, turn.ListenerConfig{Listener: g,
 			RelayAddressGenerator: &portGenerator{r: r, current: g.allocating}, PermissionHandler: r.permit})
 	}
@@ -171,8 +198,25 @@ func (r *EdgeRelay) addOwn(a net.Addr) {
 	}
 }
 
-// Close stops the relay: listeners and every allocation.
-func (r *EdgeRelay) Close() error { return r.server.Close() }
+// Close stops the relay: listeners, connections and every allocation.
+func (r *EdgeRelay) Close() error {
+	err := r.server.Close()
+	for _, g := range r.streams {
+		g.closeAll()
+	}
+	// pion closes its allocations when its read loops end; a loop blocked
+	// writing to a client that does not read would keep its socket open.
+	r.mu.Lock()
+	open := make([]*relayConn, 0, len(r.all))
+	for rc := range r.all {
+		open = append(open, rc)
+	}
+	r.mu.Unlock()
+	for _, rc := range open {
+		_ = rc.Close()
+	}
+	return err
+}
 
 // Metrics returns the relay's counters.
 func (r *EdgeRelay) Metrics() RelayMetrics {
@@ -181,6 +225,7 @@ func (r *EdgeRelay) Metrics() RelayMetrics {
 		Permissions: r.m.permissions.Load(), PeersRefused: r.m.peersRefused.Load(), AuthFailures: r.m.authFailures.Load(),
 		QuotaRefusals: r.m.quota.Load(), WrongCredentials: r.m.wrongCredentials.Load(),
 		BytesToPeers: r.m.toPeers.Load(), BytesFromPeers: r.m.fromPeers.Load(), PacketsOverLimit: r.m.overLimit.Load(),
+		Replays: r.m.replays.Load(),
 	}
 }
 
@@ -204,7 +249,21 @@ func (r *EdgeRelay) permit(client net.Addr, peer net.IP) bool {
 		return false
 	}
 	r.m.permissions.Add(1)
+	r.mu.Lock()
+	if rc := r.relays[clientKey(client)]; rc != nil {
+		rc.permit(peer)
+	}
+	r.mu.Unlock()
 	return true
+}
+
+// clientKey names a client by transport and address, as pion gives it to
+// the permission handler.
+func clientKey(a net.Addr) string {
+	if _, ok := a.(*net.UDPAddr); ok {
+		return "udp|" + a.String()
+	}
+	return "tcp|" + a.String()
 }
 
 // userOf returns the user a credential's user name names.
@@ -217,7 +276,24 @@ func userOf(username string) string {
 // asks, from which 5-tuple. pion calls the port generator while handling
 // it, on the goroutine that read it.
 type allocating struct {
-	tuple, user string
+	tuple, client, user string
+	used                bool // the allocation was made (guarded by EdgeRelay.mu)
+}
+
+// settle releases the quota an Allocate reserved if pion made no
+// allocation of it. The guards call it once pion is done with the request.
+func (r *EdgeRelay) settle(a *allocating) {
+	if a == nil {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !a.used {
+		a.used = true
+		if r.perUser[userOf(a.user)]--; r.perUser[userOf(a.user)] <= 0 {
+			delete(r.perUser, userOf(a.user))
+		}
+	}
 }
 
 // inspect runs before pion sees a message from tuple: a request whose
@@ -225,7 +301,7 @@ type allocating struct {
 // user's credentials get 441, an Allocate past the user's quota 486. It
 // returns the error response to send instead of passing the message on,
 // the Allocate being made, if any, and whether to drop the message.
-func (r *EdgeRelay) inspect(tuple string, b []byte) (reply []byte, alloc *allocating, drop bool) {
+func (r *EdgeRelay) inspect(tuple, client string, b []byte) (reply []byte, alloc *allocating, drop bool) {
 	if !stun.IsMessage(b) {
 		return nil, nil, false // ChannelData
 	}
@@ -264,13 +340,41 @@ func (r *EdgeRelay) inspect(tuple string, b []byte) (reply []byte, alloc *alloca
 		return errorReply(stun.CodeWrongCredentials), nil, false
 	}
 	if m.Type.Method == stun.MethodAllocate {
-		if _, exists := r.owner[tuple]; !exists && r.perUser[user] >= r.cfg.AllocationsPerUser {
+		// An Allocate is only ever answered for the 5-tuple that sent it:
+		// the same one from elsewhere is a replay (its integrity does not
+		// cover the source address).
+		now := time.Now()
+		r.expireSeen(now)
+		if prev, ok := r.seen[m.TransactionID]; ok && prev.tuple != tuple {
+			r.m.replays.Add(1)
+			return nil, nil, true
+		} else if !ok && len(r.seen) < maxSeenAllocates {
+			r.seen[m.TransactionID] = seenAllocate{tuple: tuple, at: now}
+			r.seenLog = append(r.seenLog, seenEntry{id: m.TransactionID, at: now})
+		}
+		if _, exists := r.owner[tuple]; exists {
+			return nil, nil, false // pion answers: a retransmission, or 437
+		}
+		if r.perUser[user] >= r.cfg.AllocationsPerUser {
 			r.m.quota.Add(1)
 			return errorReply(stun.CodeAllocQuotaReached), nil, false
 		}
-		return nil, &allocating{tuple: tuple, user: username}, false
+		r.perUser[user]++ // reserved until pion allocates, or settle releases it
+		return nil, &allocating{tuple: tuple, client: client, user: username}, false
 	}
 	return nil, nil, false
+}
+
+// expireSeen forgets Allocate transaction IDs older than a nonce's life.
+func (r *EdgeRelay) expireSeen(now time.Time) {
+	i := 0
+	for i < len(r.seenLog) && now.Sub(r.seenLog[i].at) > seenAllocateTTL {
+		delete(r.seen, r.seenLog[i].id)
+		i++
+	}
+	if i > 0 {
+		r.seenLog = append(r.seenLog[:0], r.seenLog[i:]...)
+	}
 }
 
 // portGenerator is pion's RelayAddressGenerator for one listener: a UDP
@@ -322,15 +426,32 @@ func (g *portGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
 // track counts an allocation against its user and binds its 5-tuple to
 // the user name, until the relay socket closes.
 func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) net.PacketConn {
-	user := userOf(a.user)
+	rc := &relayConn{PacketConn: pc, r: r, a: a, out: newBucket(r.cfg.Bandwidth), in: newBucket(r.cfg.Bandwidth),
+		peers: map[netip.Addr]bool{}}
 	r.mu.Lock()
-	r.perUser[user]++
+	if a.used { // settled already: count it again
+		r.perUser[userOf(a.user)]++
+	}
+	a.used = true
 	r.owner[a.tuple] = a.user
+	r.relays[a.client] = rc
+	r.all[rc] = struct{}{}
 	r.mu.Unlock()
 	r.m.allocations.Add(1)
 	r.m.allocationsTotal.Add(1)
-	rc := &relayConn{PacketConn: pc, r: r, a: a, out: newBucket(r.cfg.Bandwidth), in: newBucket(r.cfg.Bandwidth)}
 	return rc
+}
+
+// closeClient closes the relay socket of the allocation a client made
+// over a connection that has closed (pion/turn/v2 keeps it otherwise
+// until its lifetime ends, and with it the user's quota).
+func (r *EdgeRelay) closeClient(client string) {
+	r.mu.Lock()
+	rc := r.relays[client]
+	r.mu.Unlock()
+	if rc != nil {
+		_ = rc.Close()
+	}
 }
 
 // relayConn is an allocation's relay socket: it counts bytes, applies the
@@ -341,20 +462,58 @@ type relayConn struct {
 	a       *allocating
 	in, out *bucket
 	once    sync.Once
+	buf     []byte // ReadFrom's, one byte longer than pion's
+
+	pmu   sync.Mutex
+	peers map[netip.Addr]bool // peers with a permission (kept until the allocation ends)
 }
 
+func (c *relayConn) permit(ip net.IP) {
+	if a, ok := netip.AddrFromSlice(ip); ok {
+		c.pmu.Lock()
+		c.peers[a.Unmap()] = true
+		c.pmu.Unlock()
+	}
+}
+
+func (c *relayConn) permitted(addr net.Addr) bool {
+	u, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return false
+	}
+	a, ok := netip.AddrFromSlice(u.IP)
+	if !ok {
+		return false
+	}
+	c.pmu.Lock()
+	defer c.pmu.Unlock()
+	return c.peers[a.Unmap()]
+}
+
+// ReadFrom reads datagrams from peers for pion: it drops those larger
+// than pion's buffer (they would arrive truncated), and charges the
+// bandwidth limit only for peers with a permission, so strangers cannot
+// use up an allocation's budget (pion drops their datagrams).
 func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	if len(c.buf) != len(p)+1 {
+		c.buf = make([]byte, len(p)+1)
+	}
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(p)
+		n, addr, err := c.PacketConn.ReadFrom(c.buf)
 		if err != nil {
-			return n, addr, err
+			return 0, addr, err
 		}
-		if !c.in.take(n) {
-			c.r.m.overLimit.Add(1)
+		if n > len(p) {
 			continue
 		}
-		c.r.m.fromPeers.Add(int64(n))
-		return n, addr, nil
+		if c.permitted(addr) {
+			if !c.in.take(n) {
+				c.r.m.overLimit.Add(1)
+				continue
+			}
+			c.r.m.fromPeers.Add(int64(n))
+		}
+		return copy(p, c.buf[:n]), addr, nil
 	}
 }
 
@@ -367,7 +526,11 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	return c.PacketConn.WriteTo(p, addr)
 }
 
+// Close releases the allocation's quota and socket, once: later calls
+// return nil (pion's allocation manager stops closing the others at the
+// first error, and the relay closes a TCP client's socket itself).
 func (c *relayConn) Close() error {
+	var err error
 	c.once.Do(func() {
 		r := c.r
 		user := userOf(c.a.user)
@@ -376,10 +539,15 @@ func (c *relayConn) Close() error {
 			delete(r.perUser, user)
 		}
 		delete(r.owner, c.a.tuple)
+		if r.relays[c.a.client] == c {
+			delete(r.relays, c.a.client)
+		}
+		delete(r.all, c)
 		r.mu.Unlock()
 		r.m.allocations.Add(-1)
+		err = c.PacketConn.Close()
 	})
-	return c.PacketConn.Close()
+	return err
 }
 
 // bucket is a token bucket of bytes per second, with one second of burst.

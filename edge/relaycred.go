@@ -98,7 +98,11 @@ func (rc *RelayCredentials) For(id *auth.Identity, ttl time.Duration) (Credentia
 	}
 	if !id.Expires.IsZero() {
 		// Not beyond the sign-in that vouches for the user.
-		ttl = min(ttl, time.Until(id.Expires))
+		left := time.Until(id.Expires)
+		if left < time.Second {
+			return Credential{}, errors.New("edge: the sign-in has expired")
+		}
+		ttl = min(ttl, left)
 	}
 	c := rc.cfg.Secrets.Issue(id.URI, ttl)
 	c.URIs = append([]string(nil), rc.cfg.URIs...)

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"sync"
+	"time"
 )
 
 // The guards sit between the listeners and pion: each message is
@@ -28,7 +29,14 @@ func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		if err != nil {
 			return n, addr, err
 		}
-		reply, a, drop := g.r.inspect("udp|"+g.LocalAddr().String()+"|"+addr.String(), p[:n])
+		// pion is done with the previous message: an Allocate it did not
+		// turn into an allocation gives its reserved quota back.
+		g.mu.Lock()
+		prev := g.cur
+		g.cur = nil
+		g.mu.Unlock()
+		g.r.settle(prev)
+		reply, a, drop := g.r.inspect("udp|"+g.LocalAddr().String()+"|"+addr.String(), "udp|"+addr.String(), p[:n])
 		if drop {
 			continue
 		}
@@ -59,6 +67,8 @@ type streamGuard struct {
 	allocMu sync.Mutex
 	mu      sync.Mutex
 	cur     *allocating
+	conns   map[*guardedConn]struct{}
+	closed  bool
 }
 
 func (g *streamGuard) Accept() (net.Conn, error) {
@@ -66,8 +76,33 @@ func (g *streamGuard) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &guardedConn{Conn: c, g: g, br: bufio.NewReaderSize(c, 4096),
-		tuple: "tcp|" + c.LocalAddr().String() + "|" + c.RemoteAddr().String()}, nil
+	gc := &guardedConn{Conn: c, g: g, br: bufio.NewReaderSize(c, 4096),
+		tuple: "tcp|" + c.LocalAddr().String() + "|" + c.RemoteAddr().String(), client: "tcp|" + c.RemoteAddr().String()}
+	g.mu.Lock()
+	closed := g.closed
+	if !closed {
+		g.conns[gc] = struct{}{}
+	}
+	g.mu.Unlock()
+	if closed {
+		_ = c.Close()
+		return nil, net.ErrClosed
+	}
+	return gc, nil
+}
+
+// closeAll closes every connection accepted, when the relay closes.
+func (g *streamGuard) closeAll() {
+	g.mu.Lock()
+	g.closed = true
+	conns := make([]*guardedConn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
 }
 
 func (g *streamGuard) allocating() *allocating {
@@ -78,26 +113,40 @@ func (g *streamGuard) allocating() *allocating {
 
 type guardedConn struct {
 	net.Conn
-	g       *streamGuard
-	br      *bufio.Reader
-	tuple   string
-	pending []byte // the rest of a frame p had no room for
+	g             *streamGuard
+	br            *bufio.Reader
+	tuple, client string
+	pending       []byte // the rest of a frame p had no room for
+	once          sync.Once
 
 	hmu     sync.Mutex
-	holding bool // this connection holds g.allocMu
+	holding *allocating // the Allocate for which this connection holds g.allocMu
 }
 
-// release lets the listener's next Allocate through.
+// release lets the listener's next Allocate through, once pion is done
+// with this one: pion answers it (Write) or reads the connection again.
+// An Allocate pion did not turn into an allocation gives its reserved
+// quota back.
 func (c *guardedConn) release() {
 	c.hmu.Lock()
-	defer c.hmu.Unlock()
-	if c.holding {
-		c.holding = false
+	a := c.holding
+	c.holding = nil
+	if a != nil {
 		c.g.mu.Lock()
 		c.g.cur = nil
 		c.g.mu.Unlock()
 		c.g.allocMu.Unlock()
 	}
+	c.hmu.Unlock()
+	c.g.r.settle(a)
+}
+
+// Write releases the Allocate lock first: pion writes its answer after
+// deciding, and a client that does not read must not keep other
+// connections' Allocates waiting.
+func (c *guardedConn) Write(p []byte) (int, error) {
+	c.release()
+	return c.Conn.Write(p)
 }
 
 // Read returns the stream one TURN frame (STUN message or ChannelData)
@@ -114,20 +163,22 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		reply, a, drop := c.g.r.inspect(c.tuple, frame)
+		reply, a, drop := c.g.r.inspect(c.tuple, c.client, frame)
 		if drop {
 			continue
 		}
 		if reply != nil {
+			_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 			if _, err := c.Conn.Write(reply); err != nil {
 				return 0, err
 			}
+			_ = c.Conn.SetWriteDeadline(time.Time{})
 			continue
 		}
 		if a != nil {
 			c.g.allocMu.Lock()
 			c.hmu.Lock()
-			c.holding = true
+			c.holding = a
 			c.hmu.Unlock()
 			c.g.mu.Lock()
 			c.g.cur = a
@@ -139,8 +190,16 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	}
 }
 
+// Close releases what the connection holds, and the allocation made over
+// it.
 func (c *guardedConn) Close() error {
 	c.release()
+	c.once.Do(func() {
+		c.g.mu.Lock()
+		delete(c.g.conns, c)
+		c.g.mu.Unlock()
+		c.g.r.closeClient(c.client)
+	})
 	return c.Conn.Close()
 }
 
