@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
@@ -21,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/hmactoken"
 )
 
 // Connections finds a live connection; *sip.TransportLayer implements it.
@@ -201,36 +201,20 @@ type flow struct {
 const maxDialog = 24 * time.Hour
 
 func (e *AccessEdge) sign(f flow) string {
-	payload := strings.Join([]string{f.partnerSource, f.partnerCert, f.partnerUser, f.callID, f.partnerTag,
-		strconv.FormatInt(f.expires, 10)}, "\x00")
-	m := hmac.New(sha256.New, e.key[:])
-	m.Write([]byte(payload))
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(m.Sum(nil)[:16])
+	return hmactoken.Sign(e.key[:], f.partnerSource, f.partnerCert, f.partnerUser, f.callID, f.partnerTag,
+		strconv.FormatInt(f.expires, 10))
 }
 
 func (e *AccessEdge) verify(tok string) (flow, bool) {
-	p, mac, ok := strings.Cut(tok, ".")
-	enc := base64.RawURLEncoding
-	payload, err1 := enc.DecodeString(p)
-	sum, err2 := enc.DecodeString(mac)
-	if !ok || err1 != nil || err2 != nil {
+	p, ok := hmactoken.Open(e.key[:], tok, 6)
+	if !ok {
 		return flow{}, false
 	}
-	m := hmac.New(sha256.New, e.key[:])
-	m.Write(payload)
-	if !hmac.Equal(m.Sum(nil)[:16], sum) {
-		return flow{}, false
-	}
-	parts := strings.Split(string(payload), "\x00")
-	if len(parts) != 6 {
-		return flow{}, false
-	}
-	exp, err := strconv.ParseInt(parts[5], 10, 64)
+	exp, err := strconv.ParseInt(p[5], 10, 64)
 	if err != nil || time.Now().Unix() > exp {
 		return flow{}, false
 	}
-	return flow{parts[0], parts[1], parts[2], parts[3], parts[4], exp}, true
+	return flow{p[0], p[1], p[2], p[3], p[4], exp}, true
 }
 
 // fingerprint names a certificate in a flow token.

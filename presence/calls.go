@@ -2,15 +2,14 @@ package presence
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/internal/hmactoken"
 )
 
 // Call routing: the Router forwards INVITEs to every device of the callee
@@ -37,31 +36,15 @@ type flowToken struct {
 }
 
 func (rt *Router) signToken(f flowToken) string {
-	payload := strings.Join([]string{f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource, f.callID, f.callerTag}, "\x00")
-	m := hmac.New(sha256.New, rt.key[:])
-	m.Write([]byte(payload))
-	enc := base64.RawURLEncoding
-	return enc.EncodeToString([]byte(payload)) + "." + enc.EncodeToString(m.Sum(nil)[:16])
+	return hmactoken.Sign(rt.key[:], f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource, f.callID, f.callerTag)
 }
 
 func (rt *Router) verifyToken(tok string) (flowToken, bool) {
-	p, mac, ok := strings.Cut(tok, ".")
-	enc := base64.RawURLEncoding
-	payload, err1 := enc.DecodeString(p)
-	sum, err2 := enc.DecodeString(mac)
-	if !ok || err1 != nil || err2 != nil {
+	p, ok := hmactoken.Open(rt.key[:], tok, 6)
+	if !ok {
 		return flowToken{}, false
 	}
-	m := hmac.New(sha256.New, rt.key[:])
-	m.Write(payload)
-	if !hmac.Equal(m.Sum(nil)[:16], sum) {
-		return flowToken{}, false
-	}
-	parts := strings.Split(string(payload), "\x00")
-	if len(parts) != 6 {
-		return flowToken{}, false
-	}
-	return flowToken{parts[0], parts[1], parts[2], parts[3], parts[4], parts[5]}, true
+	return flowToken{p[0], p[1], p[2], p[3], p[4], p[5]}, true
 }
 
 // recordRoute is this server's Record-Route for a transport.
