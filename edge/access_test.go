@@ -5,9 +5,12 @@ import (
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -450,5 +453,44 @@ func TestPartnerCannotChangeWhoItSpeaksForInADialog(t *testing.T) {
 	s.federation.Block("partner.test")
 	if res := partner.do(partner.inDialog(c, sip.INFO), 5*time.Second); res.StatusCode != 403 {
 		t.Errorf("in-dialog INFO after the domain was blocked: %v", res)
+	}
+}
+
+func TestFederationAdminAPI(t *testing.T) {
+	f := NewFederation()
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	post := func(body string) (int, FederationPolicy) {
+		res, err := http.Post(srv.URL, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var p FederationPolicy
+		_ = json.NewDecoder(res.Body).Decode(&p)
+		return res.StatusCode, p
+	}
+	code, p := post(`{"block":["spam.test"],"allow":["Partner.Test"]}`)
+	if code != 200 || !p.Open || len(p.Blocked) != 1 || p.Allowed[0] != "partner.test" {
+		t.Fatalf("change: %d %+v", code, p)
+	}
+	if f.Allowed("spam.test") {
+		t.Fatal("blocked over the API, still allowed")
+	}
+	if code, _ := post(`{"open":false}`); code != 200 || f.Allowed("other.test") || !f.Allowed("partner.test") {
+		t.Fatalf("closing federation: %d", code)
+	}
+	for _, bad := range []string{`{"block":["not a domain"]}`, `{"blok":["x.test"]}`, `not json`} {
+		if code, _ := post(bad); code != 400 {
+			t.Errorf("%s: %d, want 400", bad, code)
+		}
+	}
+	if f.Policy().Open || len(f.Policy().Blocked) != 1 {
+		t.Fatalf("a refused change changed something: %+v", f.Policy())
+	}
+	res, _ := http.Get(srv.URL)
+	res.Body.Close()
+	if res.StatusCode != 200 {
+		t.Fatalf("GET: %s", res.Status)
 	}
 }

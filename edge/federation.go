@@ -1,6 +1,9 @@
 package edge
 
 import (
+	"encoding/json"
+	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"sync"
@@ -96,4 +99,81 @@ func (f *Federation) Policy() FederationPolicy {
 	slices.Sort(p.Allowed)
 	slices.Sort(p.Blocked)
 	return p
+}
+
+// FederationChange is the body of a change to a Federation over HTTP: open
+// or close federation, allow, block or forget domains. Absent fields
+// change nothing.
+type FederationChange struct {
+	Open   *bool    `json:"open,omitempty"`
+	Allow  []string `json:"allow,omitempty"`
+	Block  []string `json:"block,omitempty"`
+	Forget []string `json:"forget,omitempty"`
+}
+
+// maxFederationChange bounds a change's body.
+const maxFederationChange = 64 << 10
+
+// ServeHTTP is the tenant admin's federation API: GET returns the policy
+// (FederationPolicy as JSON); POST applies a FederationChange and returns
+// the new policy. Changes apply to the next request from a partner. The
+// application guards it with its administrators' authentication.
+func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.Method {
+	case http.MethodGet:
+	case http.MethodPost:
+		var c FederationChange
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxFederationChange))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&c); err != nil {
+			http.Error(w, "federation change: "+err.Error(), http.StatusBadRequest)
+			return
+		}
+		for _, list := range [][]string{c.Allow, c.Block, c.Forget} {
+			for _, d := range list {
+				if !validDomain(d) {
+					http.Error(w, fmt.Sprintf("federation change: invalid domain %q", d), http.StatusBadRequest)
+					return
+				}
+			}
+		}
+		if c.Open != nil {
+			f.SetOpen(*c.Open)
+		}
+		for _, d := range c.Allow {
+			f.Allow(d)
+		}
+		for _, d := range c.Block {
+			f.Block(d)
+		}
+		for _, d := range c.Forget {
+			f.Forget(d)
+		}
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(f.Policy())
+}
+
+// validDomain accepts DNS names: labels of letters, digits and hyphens.
+func validDomain(d string) bool {
+	d = normalize(d)
+	if d == "" || len(d) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(d, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range label {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '-' {
+				return false
+			}
+		}
+	}
+	return true
 }
