@@ -36,9 +36,11 @@ const edgeName = "edge." + demoDomain
 
 // ensureEdgeCertificate is ensureServerCertificate for the Access Edge's
 // own certificate (edge.crt, edge.key), which it presents to partners and,
-// as a client, to the internal server.
+// as a client, to the internal server. It names the domain too: a partner
+// edge checks that the certificate of the edge a request comes from names
+// the sender's domain.
 func ensureEdgeCertificate(ca *pki.CA, dataDir, crlURL string) (*pki.KeyPair, error) {
-	return ensureCertificate(ca, dataDir, "edge", crlURL, []string{edgeName}, []net.IP{net.IPv4(127, 0, 0, 1)})
+	return ensureCertificate(ca, dataDir, "edge", crlURL, []string{edgeName, demoDomain}, []net.IP{net.IPv4(127, 0, 0, 1)})
 }
 
 // ensureCertificate loads <base>.crt and <base>.key from the data
