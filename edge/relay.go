@@ -102,6 +102,7 @@ type EdgeRelay struct {
 	seen    map[[12]byte]seenAllocate // Allocate transaction IDs, against replay
 	seenLog []seenEntry               // the same, oldest first, to expire them
 	streams []*streamGuard
+	closed  bool
 }
 
 // seenAllocate is where an authenticated Allocate came from first.
@@ -200,6 +201,9 @@ func (r *EdgeRelay) addOwn(a net.Addr) {
 
 // Close stops the relay: listeners, connections and every allocation.
 func (r *EdgeRelay) Close() error {
+	r.mu.Lock()
+	r.closed = true
+	r.mu.Unlock()
 	err := r.server.Close()
 	for _, g := range r.streams {
 		g.closeAll()
@@ -393,6 +397,7 @@ func (g *portGenerator) AllocatePacketConn(network string, requested int) (net.P
 	if a == nil {
 		return nil, nil, errors.New("edge: allocation without an Allocate request")
 	}
+
 	cfg := g.r.cfg
 	span := int(cfg.PortMax) - int(cfg.PortMin) + 1
 	for try := 0; try < allocationRetriesBeforeGiveUp; try++ {
@@ -412,7 +417,11 @@ func (g *portGenerator) AllocatePacketConn(network string, requested int) (net.P
 			continue
 		}
 		addr := &net.UDPAddr{IP: cfg.RelayAddress, Port: pc.LocalAddr().(*net.UDPAddr).Port}
-		return g.r.track(pc, a), addr, nil
+		rc, err := g.r.track(pc, a)
+		if err != nil {
+			return nil, nil, err
+		}
+		return rc, addr, nil
 	}
 	return nil, nil, errors.New("edge: no free relay port")
 }
@@ -425,10 +434,15 @@ func (g *portGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
 
 // track counts an allocation against its user and binds its 5-tuple to
 // the user name, until the relay socket closes.
-func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) net.PacketConn {
+func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) (net.PacketConn, error) {
 	rc := &relayConn{PacketConn: pc, r: r, a: a, out: newBucket(r.cfg.Bandwidth), in: newBucket(r.cfg.Bandwidth),
 		peers: map[netip.Addr]bool{}}
 	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		_ = pc.Close()
+		return nil, errors.New("edge: the relay is closed")
+	}
 	if a.used { // settled already: count it again
 		r.perUser[userOf(a.user)]++
 	}
@@ -439,7 +453,7 @@ func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) net.PacketConn {
 	r.mu.Unlock()
 	r.m.allocations.Add(1)
 	r.m.allocationsTotal.Add(1)
-	return rc
+	return rc, nil
 }
 
 // closeClient closes the relay socket of the allocation a client made

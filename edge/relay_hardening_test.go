@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"net"
 	"net/netip"
-	"os"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -109,10 +108,8 @@ func TestRelayQuotaHoldsUnderConcurrentTCPAllocates(t *testing.T) {
 // (pion blocks writing an Allocate response), and every other Allocate on
 // that listener blocks forever.
 func TestRelayClientThatDoesNotReadBlocksNobody(t *testing.T) {
-	if os.Getenv("PARLEY_STRESS") == "" {
-		// It takes about 20 s, and after it one relay socket of the stuck
-		// connection is left to pion (see the closing note of issue 5).
-		t.Skip("set PARLEY_STRESS=1: fills a TCP connection's buffers for about 20 s")
+	if testing.Short() {
+		t.Skip("fills a TCP connection's buffers for about 20 s")
 	}
 	e := newRelay(t)
 	mallory := e.secrets.Issue("mallory@example.test", time.Hour)

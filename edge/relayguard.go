@@ -121,6 +121,7 @@ type guardedConn struct {
 
 	hmu     sync.Mutex
 	holding *allocating // the Allocate for which this connection holds g.allocMu
+	closed  bool        // no more frames, even buffered ones
 }
 
 // release lets the listener's next Allocate through, once pion is done
@@ -159,6 +160,12 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 	}
 	c.release()
 	for {
+		c.hmu.Lock()
+		closed := c.closed
+		c.hmu.Unlock()
+		if closed {
+			return 0, net.ErrClosed
+		}
 		frame, err := readFrame(c.br)
 		if err != nil {
 			return 0, err
@@ -193,6 +200,9 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 // Close releases what the connection holds, and the allocation made over
 // it.
 func (c *guardedConn) Close() error {
+	c.hmu.Lock()
+	c.closed = true
+	c.hmu.Unlock()
 	c.release()
 	c.once.Do(func() {
 		c.g.mu.Lock()
