@@ -44,6 +44,15 @@ type AccessEdgeConfig struct {
 	// Listener is the address partners reach this edge at, put in the
 	// edge's Record-Route.
 	Listener string
+	// InternalNames are the DNS names on the internal servers'
+	// certificates: a connection to the edge presenting one is an internal
+	// server sending its users' requests out to partners. Empty: no
+	// outbound federation.
+	InternalNames []string
+	// Partners maps a partner domain to its Access Edge's address, for
+	// outbound federation (DNS SRV records in production). A partner
+	// edge's certificate must name its domain.
+	Partners map[string]string
 	// Client sends the edge's requests; its user agent's TLS configuration
 	// presents the edge's certificate (pki.ClientTLSConfig) and it must
 	// share the user agent of the server partners connect to.
@@ -74,6 +83,17 @@ type AccessEdge struct {
 
 	mu    sync.Mutex
 	peers map[string]*tls.Conn // partner connections by remote address
+
+	internalAddr string // Internal resolved, as requests from it show their source
+}
+
+// resolve returns host:port with the host resolved to an address, as
+// sipgo gives a request's source; addr itself if it cannot be resolved.
+func resolve(addr string) string {
+	if a, err := net.ResolveTCPAddr("tcp", addr); err == nil {
+		return a.String()
+	}
+	return addr
 }
 
 // NewAccessEdge returns an AccessEdge, or an error naming the missing
@@ -110,7 +130,7 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	for i, d := range cfg.Domains {
 		cfg.Domains[i] = normalize(d)
 	}
-	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}}
+	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, internalAddr: resolve(cfg.Internal)}
 	_, _ = rand.Read(e.key[:])
 	return e, nil
 }
@@ -180,7 +200,7 @@ func (e *AccessEdge) partner(req *sip.Request) *x509.Certificate {
 	c := e.peers[req.Source()]
 	e.mu.Unlock()
 	if c == nil {
-		return nil
+		return e.dialedCert(req.Source())
 	}
 	if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
 		return certs[0]
@@ -188,33 +208,64 @@ func (e *AccessEdge) partner(req *sip.Request) *x509.Certificate {
 	return nil
 }
 
+// dialedCert returns the verified certificate of a connection the edge
+// dialed (to a partner edge), or nil.
+func (e *AccessEdge) dialedCert(addr string) *x509.Certificate {
+	if e.cfg.Connections == nil {
+		return nil
+	}
+	c, err := e.cfg.Connections.GetConnection("TLS", addr)
+	if err != nil {
+		return nil
+	}
+	tc, ok := c.(*sip.TCPConnection)
+	if !ok {
+		return nil
+	}
+	if t, ok := tc.Conn.(*tls.Conn); ok {
+		if certs := t.ConnectionState().PeerCertificates; len(certs) > 0 {
+			return certs[0]
+		}
+	}
+	return nil
+}
+
+// names reports whether cert names one of names.
+func names(cert *x509.Certificate, names ...string) bool {
+	return cert != nil && slices.ContainsFunc(cert.DNSNames, func(n string) bool {
+		return slices.ContainsFunc(names, func(m string) bool { return normalize(n) == normalize(m) })
+	})
+}
+
 // flow is one dialog through the edge: the partner's connection, the
-// certificate it presented, the partner user the dialog is for, the
-// dialog's Call-ID and the partner side's tag, and until when the token
-// is good.
+// certificate it presented (inbound dialogs), the partner user the dialog
+// is for, the internal server's connection, the dialog's Call-ID and the
+// caller's tag, whether the caller is inside (outbound), and until when
+// the token is good.
 type flow struct {
-	partnerSource, partnerCert, partnerUser, callID, partnerTag string
-	expires                                                     int64
+	partnerSource, partnerCert, partnerUser, internalSource, callID, callerTag string
+	outbound                                                                   bool
+	expires                                                                    int64
 }
 
 // maxDialog bounds how long a flow token opens its dialog.
 const maxDialog = 24 * time.Hour
 
 func (e *AccessEdge) sign(f flow) string {
-	return hmactoken.Sign(e.key[:], f.partnerSource, f.partnerCert, f.partnerUser, f.callID, f.partnerTag,
-		strconv.FormatInt(f.expires, 10))
+	return hmactoken.Sign(e.key[:], f.partnerSource, f.partnerCert, f.partnerUser, f.internalSource, f.callID, f.callerTag,
+		strconv.FormatBool(f.outbound), strconv.FormatInt(f.expires, 10))
 }
 
 func (e *AccessEdge) verify(tok string) (flow, bool) {
-	p, ok := hmactoken.Open(e.key[:], tok, 6)
+	p, ok := hmactoken.Open(e.key[:], tok, 8)
 	if !ok {
 		return flow{}, false
 	}
-	exp, err := strconv.ParseInt(p[5], 10, 64)
+	exp, err := strconv.ParseInt(p[7], 10, 64)
 	if err != nil || time.Now().Unix() > exp {
 		return flow{}, false
 	}
-	return flow{p[0], p[1], p[2], p[3], p[4], exp}, true
+	return flow{p[0], p[1], p[2], p[3], p[4], p[5], p[6] == "true", exp}, true
 }
 
 // fingerprint names a certificate in a flow token.
@@ -274,7 +325,63 @@ func (e *AccessEdge) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 	if req.Method == sip.CANCEL || req.IsAck() {
 		return // a CANCEL matches its INVITE's transaction; a stray ACK is dropped
 	}
+	if len(e.cfg.InternalNames) > 0 && names(e.partner(req), e.cfg.InternalNames...) {
+		e.outbound(req, tx)
+		return
+	}
 	e.fromPartner(req, tx)
+}
+
+// outbound sends a request of a tenant user, from an internal server, to
+// the partner domain it is addressed to.
+func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
+	canceled := make(chan struct{})
+	var once sync.Once
+	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+		return
+	}
+	// The internal server asserts the user it authenticated.
+	pai := req.GetHeader("P-Asserted-Identity")
+	from := req.From()
+	var user sip.Uri
+	if pai == nil || from == nil || func() error { _, err := sip.ParseAddressValue(pai.Value(), &user, nil); return err }() != nil {
+		respond(tx, req, 403, "No asserted identity")
+		return
+	}
+	sender := "sip:" + user.User + "@" + normalize(user.Host)
+	if !slices.Contains(e.cfg.Domains, normalize(user.Host)) || "sip:"+from.Address.User+"@"+normalize(from.Address.Host) != sender {
+		respond(tx, req, 403, "Only the tenants' users federate out")
+		return
+	}
+	domain := normalize(req.Recipient.Host)
+	addr, known := e.cfg.Partners[domain]
+	switch {
+	case slices.Contains(e.cfg.Domains, domain):
+		respond(tx, req, 482, "Loop Detected")
+		return
+	case !e.cfg.Federation.Allowed(domain):
+		respond(tx, req, 403, "Federation with this domain is blocked")
+		return
+	case !known:
+		respond(tx, req, 404, "No route to this domain")
+		return
+	}
+	out := req.Clone()
+	for out.Route() != nil {
+		out.RemoveHeader("Route")
+	}
+	strip(out)
+	decrement(out, req)
+	e.hideContact(out)
+	if dialogCreating(req) {
+		tag, _ := from.Params.Get("tag")
+		f := flow{partnerSource: resolve(addr), partnerUser: "sip:" + req.Recipient.User + "@" + domain, internalSource: req.Source(),
+			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix()}
+		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
+	}
+	out.SetTransport("TLS")
+	out.SetDestination(addr)
+	e.relayTo(req, tx, out, canceled, domain)
 }
 
 // fromPartner checks a new request from a partner and forwards it inside.
@@ -302,8 +409,8 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 	decrement(out, req)
 	if dialogCreating(req) {
 		tag, _ := from.Params.Get("tag")
-		f := flow{partnerSource: req.Source(), partnerCert: fingerprint(cert), partnerUser: sender,
-			callID: req.CallID().Value(), partnerTag: tag, expires: time.Now().Add(maxDialog).Unix()}
+		f := flow{partnerSource: req.Source(), partnerCert: fingerprint(cert), partnerUser: sender, internalSource: e.internalAddr,
+			callID: req.CallID().Value(), callerTag: tag, expires: time.Now().Add(maxDialog).Unix()}
 		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
 	}
 	out.SetTransport("TLS")
@@ -399,29 +506,37 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 		out.RemoveHeader("Route")
 	}
 	decrement(out, req)
+	// The partner's requests in the dialog carry the caller's tag in From
+	// if the partner called, in To if the tenant's user did.
+	partnerSide, insideSide := fromTag == f.callerTag, toTag == f.callerTag
+	if f.outbound {
+		partnerSide, insideSide = insideSide, partnerSide
+	}
 	switch {
 	case req.CallID() == nil || req.CallID().Value() != f.callID:
 		respond(tx, req, 403, "Request from another dialog")
 		return
-	case src == f.partnerSource && fromTag == f.partnerTag:
+	case src == f.partnerSource && partnerSide:
 		// The partner's side: the same checks as the dialog's first
 		// request, and it is still the same partner and the same user.
 		cert, sender, ok := e.admitPartner(req, tx)
 		if !ok {
 			return
 		}
-		if fingerprint(cert) != f.partnerCert || sender != f.partnerUser {
+		if (f.partnerCert != "" && fingerprint(cert) != f.partnerCert) || sender != f.partnerUser {
 			respond(tx, req, 403, "Not the dialog's partner user")
 			return
 		}
-		for out.Route() != nil { // the internal server is the last hop
-			out.RemoveHeader("Route")
+		if !f.outbound {
+			for out.Route() != nil { // the internal server is the last hop
+				out.RemoveHeader("Route")
+			}
 		}
 		strip(out)
 		out.AppendHeader(sip.NewHeader("P-Asserted-Identity", assertion(req.From().DisplayName, sender)))
 		out.SetTransport("TLS")
-		out.SetDestination(e.cfg.Internal)
-	case src == e.cfg.Internal && toTag == f.partnerTag:
+		out.SetDestination(f.internalSource)
+	case src == f.internalSource && insideSide:
 		strip(out)
 		e.hideContact(out)
 		if e.cfg.Connections != nil {
@@ -448,7 +563,14 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 // relay sends out and relays its responses to req's transaction; a CANCEL
 // of req (canceled closing) is sent on as a CANCEL of out.
 func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}) {
-	toPartner := out.Destination() == e.cfg.Internal // its responses go to the partner
+	e.relayTo(req, tx, out, canceled, "")
+}
+
+// relayTo is relay for a request sent to a partner edge of domain (empty
+// for a request sent inside): the partner edge's certificate must name the
+// domain, or its responses are not relayed.
+func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}, domain string) {
+	toPartner := domain == "" && e.partner(req) != nil && !names(e.partner(req), e.cfg.InternalNames...) // responses go to a partner
 	timeout := e.cfg.Timeout
 	if req.IsInvite() {
 		timeout = e.cfg.InviteTimeout
@@ -470,6 +592,11 @@ func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.
 			}
 			if r.StatusCode == 100 {
 				continue
+			}
+			if domain != "" && !names(e.dialedCert(resolve(out.Destination())), domain) {
+				e.cfg.Logger.Warn("partner edge's certificate does not name its domain", "domain", domain, "edge", out.Destination())
+				respond(tx, req, 502, "Partner edge not certified for its domain")
+				return
 			}
 			res := r.Clone()
 			res.RemoveHeader("Via")

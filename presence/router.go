@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -53,6 +54,11 @@ type RouterConfig struct {
 	// Record-Route with them, so that a dialog's later requests come back
 	// through this server. Required for calls.
 	Listeners map[string]string
+	// Edge, if set, is the address of the Access Edge (edge.AccessEdge):
+	// requests of the tenants' users to users of other domains go there,
+	// to be sent on to the partner (federation). The server's client must
+	// present a certificate the edge knows as an internal server's.
+	Edge string
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration
 	// RingTimeout bounds how long a call rings before the caller gets 408,
@@ -80,8 +86,9 @@ func flowAlive(c Connections, transport, addr string) bool {
 // Router forwards requests for registered users to every device they have
 // registered, over the flow each registered from.
 type Router struct {
-	cfg RouterConfig
-	key [32]byte // MACs the flow tokens in Record-Route
+	cfg  RouterConfig
+	key  [32]byte // MACs the flow tokens in Record-Route
+	edge string   // Edge with its host resolved, as sources show it
 }
 
 // NewRouter returns a Router, or an error naming the missing field.
@@ -112,7 +119,10 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	rt := &Router{cfg: cfg}
+	rt := &Router{cfg: cfg, edge: cfg.Edge}
+	if a, err := net.ResolveTCPAddr("tcp", cfg.Edge); cfg.Edge != "" && err == nil {
+		rt.edge = a.String()
+	}
 	_, _ = rand.Read(rt.key[:])
 	return rt, nil
 }
@@ -136,6 +146,9 @@ func (rt *Router) targets(ctx context.Context, req *sip.Request, id *auth.Identi
 		return nil, reply(483, "Too Many Hops")
 	}
 	aor := addressOfRecord(req.Recipient)
+	if b, res := rt.outbound(ctx, req, id, aor); b != nil || res != nil {
+		return b, res
+	}
 	// Spim limits come first, so that neither the directory (404) nor a
 	// block (480) can be probed at will by strangers.
 	if res := spimCheck(ctx, req, rt.cfg.Policy, rt.cfg.Spim, aor, id); res != nil {
@@ -167,6 +180,45 @@ func (rt *Router) targets(ctx context.Context, req *sip.Request, id *auth.Identi
 		return nil, reply(480, "Temporarily Unavailable")
 	}
 	return bindings, nil
+}
+
+// outbound returns the edge as the one binding of a request to a user of
+// a domain that is not one of the tenants, when an Edge is configured.
+// Only the tenants' own users federate: a federated user's request is not
+// relayed to another partner.
+func (rt *Router) outbound(ctx context.Context, req *sip.Request, id *auth.Identity, aor string) ([]Binding, *sip.Response) {
+	if rt.cfg.Edge == "" || rt.isTenant(ctx, req.Recipient.Host) {
+		return nil, nil
+	}
+	if id.Kind != auth.Internal && id.Kind != auth.Remote {
+		return nil, sip.NewResponseFromRequest(req, 403, "Only the tenants' users reach other domains", nil)
+	}
+	return []Binding{{AOR: aor, Contact: aor, Transport: "TLS", Source: rt.edge}}, nil
+}
+
+// isTenant reports whether domain is one of the directory's tenants.
+func (rt *Router) isTenant(ctx context.Context, domain string) bool {
+	_, err := rt.cfg.Directory.Tenant(ctx, domain)
+	return err == nil
+}
+
+// OutboundSubscribe returns a handler that gives SUBSCRIBEs addressed to users of
+// other domains to the Router (and so to the Access Edge, with Edge set),
+// and all others to h: a presence SUBSCRIBE for a federated user is the
+// partner's to serve, not this server's PresenceServer.
+func (rt *Router) OutboundSubscribe(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
+	return func(req *sip.Request, tx sip.ServerTransaction) {
+		if to := req.To(); rt.cfg.Edge != "" && (to == nil || !to.Params.Has("tag")) {
+			ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+			tenant := rt.isTenant(ctx, req.Recipient.Host)
+			cancel()
+			if !tenant {
+				rt.HandleSubscribe(req, tx)
+				return
+			}
+		}
+		h(req, tx)
+	}
 }
 
 // fork sends req to every binding of its Request-URI's user and returns
@@ -296,7 +348,7 @@ func (rt *Router) prepare(req *sip.Request, id *auth.Identity, b Binding) (*sip.
 	}
 	out.SetTransport(b.Transport)
 	out.SetDestination(b.Source)
-	if !flowAlive(rt.cfg.Connections, b.Transport, b.Source) {
+	if b.Source != rt.edge && !flowAlive(rt.cfg.Connections, b.Transport, b.Source) { // the edge is dialed as needed
 		rt.cfg.Logger.Info("flow gone", "user", b.AOR, "flow", b.Source)
 		return nil, false
 	}
