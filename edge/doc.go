@@ -18,7 +18,16 @@
 // focus's NOTIFYs and BYEs, the user's INFOs) pass through it over the
 // same two connections.
 //
-// Still to come here: the A/V Edge (a TURN relay with short-lived
-// credentials), the edge's service to remote and anonymous users, and
-// outbound federation (the tenant's users reaching partners).
+// Outbound, an internal server whose certificate the edge knows
+// (AccessEdgeConfig.InternalNames) sends its users' requests for partner
+// domains to the edge (presence.RouterConfig.Edge), which sends them on to
+// the partner's edge (AccessEdgeConfig.Partners) if the federation policy
+// allows the domain, and relays the answers only if that edge's
+// certificate names its domain.
+//
+// [EdgeRelay] is the A/V Edge: a TURN relay for holders of the
+// credentials [RelayCredentials] issues (see its documentation).
+//
+// Still to come here: TCP relay allocations (RFC 6062) and the edge's
+// service to remote and anonymous users.
 package edge

@@ -77,7 +77,10 @@ func TestMessageAfterDeviceHungUp(t *testing.T) {
 	dialed := make(chan struct{}, 1)
 	var ln net.Listener
 	var err error
-	for range 50 { // the port is free once the old socket has closed
+	// The port is free once the old socket has closed on both sides (the
+	// server closes its side when the read fails; under load that takes
+	// more than a second).
+	for range 500 {
 		if ln, err = net.Listen("tcp", bs[0].Source); err == nil {
 			break
 		}
