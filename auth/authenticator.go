@@ -89,6 +89,10 @@ type Config struct {
 	// that is not one of the directory's tenants. Empty: no edge is
 	// trusted.
 	Edges []string
+	// EdgeCA is the CA that issues the edges' certificates, required with
+	// Edges: a server that also trusts partners' CAs must not take a
+	// partner's certificate naming an edge for the edge.
+	EdgeCA *x509.Certificate
 	// Logger receives authentication failures. Default slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
@@ -117,6 +121,9 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	if cfg.Realm == "" {
 		return nil, errors.New("auth: Config.Realm is required")
+	}
+	if len(cfg.Edges) > 0 && cfg.EdgeCA == nil {
+		return nil, errors.New("auth: Config.EdgeCA is required with Config.Edges")
 	}
 	if cfg.NonceTTL == 0 {
 		cfg.NonceTTL = 5 * time.Minute

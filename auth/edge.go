@@ -18,6 +18,9 @@ func (a *Authenticator) edgeOf(at *attempt) string {
 	if len(at.peerCerts) == 0 || len(a.cfg.Edges) == 0 {
 		return ""
 	}
+	if at.peerCerts[0].CheckSignatureFrom(a.cfg.EdgeCA) != nil {
+		return ""
+	}
 	for _, name := range at.peerCerts[0].DNSNames {
 		if slices.ContainsFunc(a.cfg.Edges, func(e string) bool { return strings.EqualFold(e, name) }) {
 			return name

@@ -1,6 +1,11 @@
 package auth
 
-import "testing"
+import (
+	"crypto/x509"
+	"testing"
+
+	"github.com/parleyuc/parley/internal/testpki"
+)
 
 // TestEdgeAssertsFederatedUsers: over a connection whose certificate
 // names a trusted Access Edge, P-Asserted-Identity says who a federated
@@ -48,5 +53,23 @@ func TestEdgeAssertsFederatedUsers(t *testing.T) {
 	}
 	if res := s.dial(t, "", nil).do("MESSAGE", "sip:alice@example.test", "<sip:pat@partner.test>", pat); res.StatusCode != 401 {
 		t.Fatalf("assertion without a certificate: %d, want 401", res.StatusCode)
+	}
+}
+
+// TestEdgeMustComeFromTheEdgeCA: a certificate naming the edge, issued by
+// another CA the server may trust (a partner's), is not the edge's.
+func TestEdgeMustComeFromTheEdgeCA(t *testing.T) {
+	s := startSIPServer(t, Config{Edges: []string{"edge.example.test"}})
+	other := testpki.New(t).Peer(t, "edge.example.test")
+	at := &attempt{peerCerts: []*x509.Certificate{other.Certificate().Leaf}}
+	if s.authn.edgeOf(at) != "" {
+		t.Fatal("an edge certificate from another CA is trusted")
+	}
+	own := s.pki.Peer(t, "edge.example.test")
+	if s.authn.edgeOf(&attempt{peerCerts: []*x509.Certificate{own.Certificate().Leaf}}) == "" {
+		t.Fatal("the edge's own certificate is not trusted")
+	}
+	if _, err := New(Config{Directory: NewMemoryDirectory(), Realm: "x.test", Edges: []string{"edge.x.test"}}); err == nil {
+		t.Fatal("Edges without EdgeCA accepted")
 	}
 }

@@ -104,6 +104,9 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	if cfg.Realm == "" {
 		cfg.Realm = "example.test"
 	}
+	if len(cfg.Edges) > 0 && cfg.EdgeCA == nil {
+		cfg.EdgeCA = p.CA.Certificate()
+	}
 	authn, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)

@@ -45,10 +45,13 @@ type AccessEdgeConfig struct {
 	// edge's Record-Route.
 	Listener string
 	// InternalNames are the DNS names on the internal servers'
-	// certificates: a connection to the edge presenting one is an internal
-	// server sending its users' requests out to partners. Empty: no
-	// outbound federation.
+	// certificates, and InternalCA the CA that issued them: a connection
+	// to the edge presenting such a certificate is an internal server
+	// sending its users' requests out to partners. (The edge also trusts
+	// partners' CAs, which could issue any name: only the tenant's own CA
+	// vouches for an internal server.) Empty: no outbound federation.
 	InternalNames []string
+	InternalCA    *x509.Certificate
 	// Partners maps a partner domain to its Access Edge's address, for
 	// outbound federation (DNS SRV records in production). A partner
 	// edge's certificate must name its domain.
@@ -110,6 +113,8 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 		return nil, errors.New("edge: AccessEdgeConfig.Listener is required")
 	case cfg.Client == nil:
 		return nil, errors.New("edge: AccessEdgeConfig.Client is required")
+	case len(cfg.InternalNames) > 0 && cfg.InternalCA == nil:
+		return nil, errors.New("edge: AccessEdgeConfig.InternalCA is required with InternalNames")
 	}
 	if cfg.Throttle == nil {
 		th, err := auth.NewThrottle(auth.ThrottleConfig{})
@@ -230,6 +235,12 @@ func (e *AccessEdge) dialedCert(addr string) *x509.Certificate {
 	return nil
 }
 
+// internal reports whether cert is an internal server's: one of
+// InternalNames, issued by InternalCA.
+func (e *AccessEdge) internal(cert *x509.Certificate) bool {
+	return len(e.cfg.InternalNames) > 0 && names(cert, e.cfg.InternalNames...) && cert.CheckSignatureFrom(e.cfg.InternalCA) == nil
+}
+
 // names reports whether cert names one of names.
 func names(cert *x509.Certificate, names ...string) bool {
 	return cert != nil && slices.ContainsFunc(cert.DNSNames, func(n string) bool {
@@ -325,7 +336,7 @@ func (e *AccessEdge) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 	if req.Method == sip.CANCEL || req.IsAck() {
 		return // a CANCEL matches its INVITE's transaction; a stray ACK is dropped
 	}
-	if len(e.cfg.InternalNames) > 0 && names(e.partner(req), e.cfg.InternalNames...) {
+	if e.internal(e.partner(req)) {
 		e.outbound(req, tx)
 		return
 	}
@@ -570,7 +581,7 @@ func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.
 // for a request sent inside): the partner edge's certificate must name the
 // domain, or its responses are not relayed.
 func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}, domain string) {
-	toPartner := domain == "" && e.partner(req) != nil && !names(e.partner(req), e.cfg.InternalNames...) // responses go to a partner
+	toPartner := domain == "" && e.partner(req) != nil && !e.internal(e.partner(req)) // responses go to a partner
 	timeout := e.cfg.Timeout
 	if req.IsInvite() {
 		timeout = e.cfg.InviteTimeout

@@ -60,7 +60,7 @@ func newSite(t testing.TB) *site {
 	// federated users.
 	meetings := conference.NewMemoryMeetings()
 	authn, err := auth.New(auth.Config{Directory: dir, Realm: "example.test", Conferences: conference.Keys(meetings, nil),
-		Edges: []string{"edge.example.test"}, DisableMD5: true})
+		Edges: []string{"edge.example.test"}, EdgeCA: p.CA.Certificate(), DisableMD5: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -77,7 +77,7 @@ func newDeployment(t *testing.T, domain, ip string, p *testpki.PKI, trust ...*x5
 		_ = dir.PutUser(auth.User{URI: "sip:" + user + "@" + domain, DisplayName: user, Tenant: domain, Enabled: true,
 			Credentials: auth.Credentials{HA1SHA256: hex.EncodeToString(h[:])}})
 	}
-	authn, err := auth.New(auth.Config{Directory: dir, Realm: domain, Edges: []string{"edge." + domain}, DisableMD5: true})
+	authn, err := auth.New(auth.Config{Directory: dir, Realm: domain, Edges: []string{"edge." + domain}, EdgeCA: p.CA.Certificate(), DisableMD5: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +123,7 @@ func newDeployment(t *testing.T, domain, ip string, p *testpki.PKI, trust ...*x5
 	eclient, _ := sipgo.NewClient(eua)
 	ae, err := NewAccessEdge(AccessEdgeConfig{Federation: d.federation, Domains: []string{domain}, Internal: d.internal,
 		Listener: d.edge, Client: eclient, Connections: eua.TransportLayer(), InternalNames: []string{"sip." + domain},
-		Partners: d.partners})
+		InternalCA: p.CA.Certificate(), Partners: d.partners})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,6 +301,42 @@ func TestTwoDeploymentsFederate(t *testing.T) {
 	rogueKP := testpki.KeyPair(t)(pb.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"c.test"}, ClientAuth: true}))
 	if code := sendToEdge(t, a, rogueKP, "sip:mallory@b.test"); code != 403 {
 		t.Errorf("certificate for c.test sending for b.test: %d", code)
+	}
+
+	// A partner CA's certificate naming a.test's internal server is not
+	// an internal server: it cannot send a.test's users out.
+	impostor := testpki.KeyPair(t)(pb.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip.a.test", "b.test"}, ClientAuth: true}))
+	req := func() int {
+		ua, _ := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(impostor, a.verifier, "localhost")))
+		client, _ := sipgo.NewClient(ua)
+		defer func() { _ = client.Close(); _ = ua.Close() }()
+		var to, f sip.Uri
+		_ = sip.ParseUri("sip:bob@b.test", &to)
+		_ = sip.ParseUri("sip:alice@a.test", &f)
+		r := sip.NewRequest(sip.MESSAGE, to)
+		params := sip.NewParams()
+		params.Add("tag", sip.GenerateTagN(8))
+		r.AppendHeader(&sip.FromHeader{Address: f, Params: params})
+		r.AppendHeader(&sip.ToHeader{Address: to})
+		r.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:alice@a.test>"))
+		r.SetBody([]byte("forged"))
+		r.SetTransport("TLS")
+		r.SetDestination(a.edge)
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		res, err := client.Do(ctx, r)
+		if err != nil || res == nil {
+			return 0
+		}
+		return res.StatusCode
+	}()
+	if req != 403 {
+		t.Errorf("a partner CA's certificate for a.test's internal server sending as alice: %d", req)
+	}
+	select {
+	case m := <-bob.inbox:
+		t.Errorf("bob got a forged message:\n%s", m)
+	default:
 	}
 
 	// A revoked partner certificate: the handshake fails.
