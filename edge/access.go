@@ -56,6 +56,10 @@ type AccessEdgeConfig struct {
 	// outbound federation (DNS SRV records in production). A partner
 	// edge's certificate must name its domain.
 	Partners map[string]string
+	// Resolver resolves the host names of Internal and Partners, as the
+	// edge's user agent does (sipgo.WithUserAgentDNSResolver). Default
+	// net.DefaultResolver.
+	Resolver *net.Resolver
 	// Client sends the edge's requests; its user agent's TLS configuration
 	// presents the edge's certificate (pki.ClientTLSConfig) and it must
 	// share the user agent of the server partners connect to.
@@ -92,11 +96,23 @@ type AccessEdge struct {
 
 // resolve returns host:port with the host resolved to an address, as
 // sipgo gives a request's source; addr itself if it cannot be resolved.
-func resolve(addr string) string {
-	if a, err := net.ResolveTCPAddr("tcp", addr); err == nil {
-		return a.String()
+func (e *AccessEdge) resolve(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || net.ParseIP(host) != nil {
+		return addr
 	}
-	return addr
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	ips, err := e.cfg.Resolver.LookupIPAddr(ctx, host)
+	if err != nil || len(ips) == 0 {
+		return addr
+	}
+	for _, ip := range ips { // sipgo dials the first IPv4 address
+		if ip.IP.To4() != nil {
+			return net.JoinHostPort(ip.IP.String(), port)
+		}
+	}
+	return net.JoinHostPort(ips[0].IP.String(), port)
 }
 
 // NewAccessEdge returns an AccessEdge, or an error naming the missing
@@ -135,7 +151,11 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	for i, d := range cfg.Domains {
 		cfg.Domains[i] = normalize(d)
 	}
-	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, internalAddr: resolve(cfg.Internal)}
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}}
+	e.internalAddr = e.resolve(cfg.Internal)
 	_, _ = rand.Read(e.key[:])
 	return e, nil
 }
@@ -386,7 +406,7 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	e.hideContact(out)
 	if dialogCreating(req) {
 		tag, _ := from.Params.Get("tag")
-		f := flow{partnerSource: resolve(addr), partnerUser: "sip:" + req.Recipient.User + "@" + domain, internalSource: req.Source(),
+		f := flow{partnerSource: e.resolve(addr), partnerUser: "sip:" + req.Recipient.User + "@" + domain, internalSource: req.Source(),
 			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix()}
 		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
 	}
@@ -604,7 +624,7 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 			if r.StatusCode == 100 {
 				continue
 			}
-			if domain != "" && !names(e.dialedCert(resolve(out.Destination())), domain) {
+			if domain != "" && !names(e.dialedCert(e.resolve(out.Destination())), domain) {
 				e.cfg.Logger.Warn("partner edge's certificate does not name its domain", "domain", domain, "edge", out.Destination())
 				respond(tx, req, 502, "Partner edge not certified for its domain")
 				return

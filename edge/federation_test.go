@@ -34,6 +34,7 @@ type deployment struct {
 	edge       string // the Access Edge's address
 	edgeCert   *pki.Certificate
 	partners   map[string]string
+	dns        *fakeDNS
 }
 
 const federationPassword = "federation-secret"
@@ -41,9 +42,11 @@ const federationPassword = "federation-secret"
 // newDeployment starts a deployment of domain on ip. trust lists the CA
 // certificates it trusts besides its own (cross-trust with partners);
 // partners is filled in later (the other deployment's edge address).
-func newDeployment(t *testing.T, domain, ip string, p *testpki.PKI, trust ...*x509.Certificate) *deployment {
+func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI, trust ...*x509.Certificate) *deployment {
 	t.Helper()
-	d := &deployment{t: t, domain: domain, ip: ip, pki: p, federation: NewFederation(), partners: map[string]string{}}
+	d := &deployment{t: t, domain: domain, ip: ip, pki: p, federation: NewFederation(), partners: map[string]string{}, dns: dns}
+	dns.add("sip."+domain, net.ParseIP(ip))
+	dns.add("edge."+domain, net.ParseIP(ip))
 	roots := x509.NewCertPool()
 	roots.AddCert(p.CA.Certificate())
 	for _, c := range trust {
@@ -60,11 +63,10 @@ func newDeployment(t *testing.T, domain, ip string, p *testpki.PKI, trust ...*x5
 		t.Fatal(err)
 	}
 	addr := net.ParseIP(ip)
-	// Everything is dialed by the name localhost (TLS sends no name for an
-	// address, and the edge dials both its internal server and its
-	// partners through one TLS configuration).
-	internalKP := testpki.KeyPair(t)(p.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip." + domain, "localhost"}, IPAddresses: []net.IP{addr}, ClientAuth: true}))
-	d.edgeCert, err = p.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"edge." + domain, domain, "localhost"}, IPAddresses: []net.IP{addr}, ClientAuth: true})
+	// Servers are dialed by name (TLS verifies the name dialed), which
+	// the test's DNS resolves to the deployment's address.
+	internalKP := testpki.KeyPair(t)(p.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip." + domain}, IPAddresses: []net.IP{addr}, ClientAuth: true}))
+	d.edgeCert, err = p.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"edge." + domain, domain}, IPAddresses: []net.IP{addr}, ClientAuth: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,20 +90,21 @@ func newDeployment(t *testing.T, domain, ip string, p *testpki.PKI, trust ...*x5
 	if err != nil {
 		t.Skipf("loopback address %s: %v", ip, err)
 	}
-	d.edge = "localhost:" + portOf(eln.Addr())
+	d.edge = "edge." + domain + ":" + portOf(eln.Addr())
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.internal = "localhost:" + portOf(ln.Addr())
+	d.internal = "sip." + domain + ":" + portOf(ln.Addr())
 
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("internal-"+domain), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(internalKP, d.verifier, "localhost")))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("internal-"+domain), sipgo.WithUserAgentDNSResolver(dns.resolver()),
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(internalKP, d.verifier, "")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	reg, _ := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn})
 	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
 	router, err := presence.NewRouter(presence.RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy,
-		Connections: ua.TransportLayer(), Listeners: map[string]string{"TLS": d.internal}, Edge: d.edge})
+		Connections: ua.TransportLayer(), Listeners: map[string]string{"TLS": d.internal}, Edge: d.edge, Resolver: dns.resolver()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,12 +121,13 @@ func newDeployment(t *testing.T, domain, ip string, p *testpki.PKI, trust ...*x5
 		srv.OnRequest(m, router.HandleInDialog)
 	}
 
-	eua, _ := sipgo.NewUA(sipgo.WithUserAgent("edge-"+domain), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeKP, d.verifier, "")))
+	eua, _ := sipgo.NewUA(sipgo.WithUserAgent("edge-"+domain), sipgo.WithUserAgentDNSResolver(dns.resolver()),
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeKP, d.verifier, "")))
 	esrv, _ := sipgo.NewServer(eua)
 	eclient, _ := sipgo.NewClient(eua)
 	ae, err := NewAccessEdge(AccessEdgeConfig{Federation: d.federation, Domains: []string{domain}, Internal: d.internal,
 		Listener: d.edge, Client: eclient, Connections: eua.TransportLayer(), InternalNames: []string{"sip." + domain},
-		InternalCA: p.CA.Certificate(), Partners: d.partners})
+		InternalCA: p.CA.Certificate(), Partners: d.partners, Resolver: dns.resolver()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +169,7 @@ type fedPhone struct {
 
 func (d *deployment) phone(user string) *fedPhone {
 	d.t.Helper()
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, d.verifier, "localhost")))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, d.verifier, "")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	p := &fedPhone{t: d.t, d: d, user: user, client: client, inbox: make(chan *sip.Request, 8), notifies: make(chan *sip.Request, 16)}
@@ -246,8 +250,9 @@ func received(t *testing.T, ch chan *sip.Request, what string) *sip.Request {
 // certificate are each refused.
 func TestTwoDeploymentsFederate(t *testing.T) {
 	pa, pb := testpki.New(t), testpki.New(t)
-	a := newDeployment(t, "a.test", "127.0.0.1", pa, pb.CA.Certificate())
-	b := newDeployment(t, "b.test", "127.0.0.1", pb, pa.CA.Certificate())
+	dns := startFakeDNS(t, map[string]net.IP{})
+	a := newDeployment(t, dns, "a.test", "127.0.0.2", pa, pb.CA.Certificate())
+	b := newDeployment(t, dns, "b.test", "127.0.0.3", pb, pa.CA.Certificate())
 	a.partners["b.test"] = b.edge
 	b.partners["a.test"] = a.edge
 
@@ -307,7 +312,7 @@ func TestTwoDeploymentsFederate(t *testing.T) {
 	// an internal server: it cannot send a.test's users out.
 	impostor := testpki.KeyPair(t)(pb.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip.a.test", "b.test"}, ClientAuth: true}))
 	req := func() int {
-		ua, _ := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(impostor, a.verifier, "localhost")))
+		ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(a.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(impostor, a.verifier, "")))
 		client, _ := sipgo.NewClient(ua)
 		defer func() { _ = client.Close(); _ = ua.Close() }()
 		var to, f sip.Uri
@@ -358,7 +363,7 @@ func TestTwoDeploymentsFederate(t *testing.T) {
 // and returns the status, or 0 if no TLS session could be made.
 func sendToEdge(t *testing.T, d *deployment, cert *pki.KeyPair, from string) int {
 	t.Helper()
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(cert, d.verifier, "localhost")))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(cert, d.verifier, "")))
 	client, _ := sipgo.NewClient(ua)
 	defer func() { _ = client.Close(); _ = ua.Close() }()
 	p := &fedPhone{t: t, d: d, client: client}

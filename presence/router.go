@@ -59,6 +59,9 @@ type RouterConfig struct {
 	// to be sent on to the partner (federation). The server's client must
 	// present a certificate the edge knows as an internal server's.
 	Edge string
+	// Resolver resolves Edge's host name, as the server's user agent does
+	// (sipgo.WithUserAgentDNSResolver). Default net.DefaultResolver.
+	Resolver *net.Resolver
 	// Timeout bounds a forwarded request. Default 10 s.
 	Timeout time.Duration
 	// RingTimeout bounds how long a call rings before the caller gets 408,
@@ -120,8 +123,23 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		cfg.Logger = slog.Default()
 	}
 	rt := &Router{cfg: cfg, edge: cfg.Edge}
-	if a, err := net.ResolveTCPAddr("tcp", cfg.Edge); cfg.Edge != "" && err == nil {
-		rt.edge = a.String()
+	if cfg.Resolver == nil {
+		cfg.Resolver = net.DefaultResolver
+	}
+	if host, port, err := net.SplitHostPort(cfg.Edge); err == nil && net.ParseIP(host) == nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		ips, err := cfg.Resolver.LookupIPAddr(ctx, host)
+		cancel()
+		if err == nil && len(ips) > 0 {
+			ip := ips[0].IP
+			for _, a := range ips { // the first IPv4 address, as sipgo dials
+				if a.IP.To4() != nil {
+					ip = a.IP
+					break
+				}
+			}
+			rt.edge = net.JoinHostPort(ip.String(), port)
+		}
 	}
 	_, _ = rand.Read(rt.key[:])
 	return rt, nil
@@ -348,6 +366,9 @@ func (rt *Router) prepare(req *sip.Request, id *auth.Identity, b Binding) (*sip.
 	}
 	out.SetTransport(b.Transport)
 	out.SetDestination(b.Source)
+	if b.Source == rt.edge && rt.cfg.Edge != "" {
+		out.SetDestination(rt.cfg.Edge) // dialed by name, for TLS to verify it
+	}
 	if b.Source != rt.edge && !flowAlive(rt.cfg.Connections, b.Transport, b.Source) { // the edge is dialed as needed
 		rt.cfg.Logger.Info("flow gone", "user", b.AOR, "flow", b.Source)
 		return nil, false
