@@ -21,6 +21,7 @@ import (
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/internal/hmactoken"
+	"github.com/parleyuc/parley/internal/sipx"
 )
 
 // Connections finds a live connection; *sip.TransportLayer implements it.
@@ -94,25 +95,12 @@ type AccessEdge struct {
 	internalAddr string // Internal resolved, as requests from it show their source
 }
 
-// resolve returns host:port with the host resolved to an address, as
-// sipgo gives a request's source; addr itself if it cannot be resolved.
+// resolve returns addr with its host resolved as the edge's user agent
+// dials it (sipx.Resolve).
 func (e *AccessEdge) resolve(addr string) string {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil || net.ParseIP(host) != nil {
-		return addr
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ips, err := e.cfg.Resolver.LookupIPAddr(ctx, host)
-	if err != nil || len(ips) == 0 {
-		return addr
-	}
-	for _, ip := range ips { // sipgo dials the first IPv4 address
-		if ip.IP.To4() != nil {
-			return net.JoinHostPort(ip.IP.String(), port)
-		}
-	}
-	return net.JoinHostPort(ips[0].IP.String(), port)
+	return sipx.Resolve(ctx, e.cfg.Resolver, addr)
 }
 
 // NewAccessEdge returns an AccessEdge, or an error naming the missing
@@ -397,6 +385,7 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 404, "No route to this domain")
 		return
 	}
+	partnerAddr := e.resolve(addr) // as the partner's requests show their source
 	out := req.Clone()
 	for out.Route() != nil {
 		out.RemoveHeader("Route")
@@ -406,13 +395,13 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	e.hideContact(out)
 	if dialogCreating(req) {
 		tag, _ := from.Params.Get("tag")
-		f := flow{partnerSource: e.resolve(addr), partnerUser: "sip:" + req.Recipient.User + "@" + domain, internalSource: req.Source(),
+		f := flow{partnerSource: partnerAddr, partnerUser: "sip:" + req.Recipient.User + "@" + domain, internalSource: req.Source(),
 			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix()}
 		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
 	}
 	out.SetTransport("TLS")
 	out.SetDestination(addr)
-	e.relayTo(req, tx, out, canceled, domain)
+	e.relayTo(req, tx, out, canceled, domain, partnerAddr)
 }
 
 // fromPartner checks a new request from a partner and forwards it inside.
@@ -594,14 +583,17 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 // relay sends out and relays its responses to req's transaction; a CANCEL
 // of req (canceled closing) is sent on as a CANCEL of out.
 func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}) {
-	e.relayTo(req, tx, out, canceled, "")
+	e.relayTo(req, tx, out, canceled, "", "")
 }
 
-// relayTo is relay for a request sent to a partner edge of domain (empty
-// for a request sent inside): the partner edge's certificate must name the
-// domain, or its responses are not relayed.
-func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}, domain string) {
-	toPartner := domain == "" && e.partner(req) != nil && !e.internal(e.partner(req)) // responses go to a partner
+// relayTo is relay for a request sent to the partner edge of domain at
+// addr (resolved; both empty for a request sent inside): the partner
+// edge's certificate must name the domain, or its responses are not
+// relayed.
+func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}, domain, addr string) {
+	from := e.partner(req)
+	toPartner := domain == "" && from != nil && !e.internal(from) // responses go to a partner
+	certified := domain == ""
 	timeout := e.cfg.Timeout
 	if req.IsInvite() {
 		timeout = e.cfg.InviteTimeout
@@ -624,10 +616,13 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 			if r.StatusCode == 100 {
 				continue
 			}
-			if domain != "" && !names(e.dialedCert(e.resolve(out.Destination())), domain) {
-				e.cfg.Logger.Warn("partner edge's certificate does not name its domain", "domain", domain, "edge", out.Destination())
-				respond(tx, req, 502, "Partner edge not certified for its domain")
-				return
+			if !certified { // once per transaction: the connection is the same
+				if !names(e.dialedCert(addr), domain) {
+					e.cfg.Logger.Warn("partner edge's certificate does not name its domain", "domain", domain, "edge", addr)
+					respond(tx, req, 502, "Partner edge not certified for its domain")
+					return
+				}
+				certified = true
 			}
 			res := r.Clone()
 			res.RemoveHeader("Via")
@@ -678,33 +673,11 @@ func (e *AccessEdge) hideContact(m interface {
 	m.ReplaceHeader(n)
 }
 
-// cancel sends a CANCEL for out, an INVITE the edge forwarded (sipgo 1.7
-// has no client CANCEL): same Via branch, Call-ID, From, To and CSeq
-// number.
+// cancel sends a CANCEL for out, an INVITE the edge forwarded.
 func (e *AccessEdge) cancel(out *sip.Request) {
-	c := sip.NewRequest(sip.CANCEL, out.Recipient)
-	c.AppendHeader(sip.HeaderClone(out.Via()))
-	c.AppendHeader(sip.HeaderClone(out.From()))
-	c.AppendHeader(sip.HeaderClone(out.To()))
-	c.AppendHeader(sip.HeaderClone(out.CallID()))
-	mf := sip.MaxForwardsHeader(70)
-	c.AppendHeader(&mf)
-	c.AppendHeader(&sip.CSeqHeader{SeqNo: out.CSeq().SeqNo, MethodName: sip.CANCEL})
-	c.SetBody(nil)
-	c.SetTransport(out.Transport())
-	c.SetDestination(out.Destination())
 	ctx, cancel := context.WithTimeout(context.Background(), e.cfg.Timeout)
 	defer cancel()
-	keep := func(*sipgo.Client, *sip.Request) error { return nil } // the INVITE's Via, as built
-	tx, err := e.cfg.Client.TransactionRequest(ctx, c, keep)
-	if err != nil {
+	if err := sipx.Cancel(ctx, e.cfg.Client, out); err != nil {
 		e.cfg.Logger.Info("CANCEL not sent", "err", err)
-		return
-	}
-	defer tx.Terminate()
-	select {
-	case <-tx.Responses():
-	case <-tx.Done():
-	case <-ctx.Done():
 	}
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/internal/sipx"
 	"github.com/parleyuc/parley/internal/testpki"
 	"github.com/parleyuc/parley/pki"
 )
@@ -492,5 +493,46 @@ func TestFederationAdminAPI(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != 200 {
 		t.Fatalf("GET: %s", res.Status)
+	}
+}
+
+// TestPartnerCancelReachesTheFocus: a partner's CANCEL of an INVITE waiting
+// in the lobby is sent on inside, and the lobby participant is gone.
+func TestPartnerCancelReachesTheFocus(t *testing.T) {
+	s := newSite(t)
+	alice := &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal}
+	m, _ := s.focus.Schedule(context.Background(), alice, conference.MeetingOptions{Access: conference.AccessOrganizer})
+	partner := s.partner()
+	invite := partner.request(sip.INVITE, m.Focus(), "sip:pat@partner.test", "Pat")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	tx, err := partner.client.TransactionRequest(ctx, invite)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Terminate()
+	waitFor := func(n int) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); len(s.focus.Participants(m.ID)) != n; time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d participants, want %d", len(s.focus.Participants(m.ID)), n)
+			}
+		}
+	}
+	waitFor(1) // pat in the lobby
+	if err := sipx.Cancel(ctx, partner.client, invite); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(0)
+	select {
+	case res := <-tx.Responses():
+		for res != nil && res.StatusCode < 200 {
+			res = <-tx.Responses()
+		}
+		if res == nil || res.StatusCode != 487 {
+			t.Fatalf("INVITE after CANCEL: %v", res)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no final response to the canceled INVITE")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/internal/hmactoken"
+	"github.com/parleyuc/parley/internal/sipx"
 )
 
 // Call routing: the Router forwards INVITEs to every device of the callee
@@ -383,35 +384,10 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 // and waits for its answer. A branch that has already answered finally
 // ignores it.
 func (rt *Router) cancelBranch(invite *sip.Request) {
-	c := sip.NewRequest(sip.CANCEL, invite.Recipient)
-	c.AppendHeader(sip.HeaderClone(invite.Via()))
-	c.AppendHeader(sip.HeaderClone(invite.From()))
-	c.AppendHeader(sip.HeaderClone(invite.To()))
-	c.AppendHeader(sip.HeaderClone(invite.CallID()))
-	mf := sip.MaxForwardsHeader(70)
-	c.AppendHeader(&mf)
-	c.AppendHeader(&sip.CSeqHeader{SeqNo: invite.CSeq().SeqNo, MethodName: sip.CANCEL})
-	for _, r := range invite.GetHeaders("Route") {
-		c.AppendHeader(sip.HeaderClone(r))
-	}
-	cl := sip.ContentLengthHeader(0) // stream transports need it; sipgo adds it only when building
-	c.AppendHeader(&cl)
-	c.SetTransport(invite.Transport())
-	c.SetDestination(invite.Destination())
 	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
 	defer cancel()
-	// The CANCEL keeps the INVITE's Via: no request building by sipgo.
-	keep := func(*sipgo.Client, *sip.Request) error { return nil }
-	tx, err := rt.cfg.Client.TransactionRequest(ctx, c, keep)
-	if err != nil {
+	if err := sipx.Cancel(ctx, rt.cfg.Client, invite); err != nil {
 		rt.cfg.Logger.Info("CANCEL not sent", "flow", invite.Destination(), "err", err)
-		return
-	}
-	defer tx.Terminate()
-	select {
-	case <-tx.Responses():
-	case <-tx.Done():
-	case <-ctx.Done():
 	}
 }
 

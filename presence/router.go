@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/sipx"
 )
 
 // Locator finds a user's bindings. *Registrar implements it.
@@ -122,24 +123,11 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	rt := &Router{cfg: cfg, edge: cfg.Edge}
-	if cfg.Resolver == nil {
-		cfg.Resolver = net.DefaultResolver
-	}
-	if host, port, err := net.SplitHostPort(cfg.Edge); err == nil && net.ParseIP(host) == nil {
+	rt := &Router{cfg: cfg}
+	if cfg.Edge != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		ips, err := cfg.Resolver.LookupIPAddr(ctx, host)
+		rt.edge = sipx.Resolve(ctx, cfg.Resolver, cfg.Edge)
 		cancel()
-		if err == nil && len(ips) > 0 {
-			ip := ips[0].IP
-			for _, a := range ips { // the first IPv4 address, as sipgo dials
-				if a.IP.To4() != nil {
-					ip = a.IP
-					break
-				}
-			}
-			rt.edge = net.JoinHostPort(ip.String(), port)
-		}
 	}
 	_, _ = rand.Read(rt.key[:])
 	return rt, nil
