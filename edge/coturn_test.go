@@ -97,3 +97,30 @@ func TestCoturnClientRelaysThroughEdgeRelay(t *testing.T) {
 		}
 	}
 }
+
+// TestCoturnClientRelaysOverTCPAllocations: coturn's test client in its
+// RFC 6062 mode (-T: TCP relays, two clients connected to each other
+// through their relayed addresses with Connect, ConnectionAttempt and
+// ConnectionBind) exchanges its messages through the EdgeRelay.
+func TestCoturnClientRelaysOverTCPAllocations(t *testing.T) {
+	uclient := coturnTool(t, "turnutils_uclient")
+	e := newRelay(t, func(c *RelayConfig) { c.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} })
+	_, port, _ := net.SplitHostPort(e.tcp)
+	cred := e.secrets.Issue("alice@example.test", time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, uclient, "-T", "-p", port, "-n", "20", "-l", "200", "-X",
+		"-u", cred.Username, "-w", cred.Password, "127.0.0.1")
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("turnutils_uclient -T: %v\n%s", err, out.String())
+	}
+	lost := regexp.MustCompile(`Total lost packets ([0-9]+) \(`).FindStringSubmatch(out.String())
+	if lost == nil || lost[1] != "0" {
+		t.Fatalf("packets lost:\n%s", out.String())
+	}
+	if mt := e.relay.Metrics(); mt.AllocationsTotal < 2 || mt.BytesToPeers < 20*200 || mt.BytesFromPeers < 20*200 {
+		t.Fatalf("relay metrics %+v", mt)
+	}
+}

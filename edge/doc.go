@@ -26,8 +26,9 @@
 // certificate names its domain.
 //
 // [EdgeRelay] is the A/V Edge: a TURN relay for holders of the
-// credentials [RelayCredentials] issues (see its documentation).
+// credentials [RelayCredentials] issues (see its documentation), with UDP
+// relays (pion/turn/v2) and TCP relays (RFC 6062, served by the edge
+// itself) for clients that reach it only over TCP or TLS.
 //
-// Still to come here: TCP relay allocations (RFC 6062) and the edge's
-// service to remote and anonymous users.
+// Still to come here: the edge's service to remote and anonymous users.
 package edge

@@ -73,6 +73,7 @@ type RelayMetrics struct {
 	BytesToPeers     int64
 	BytesFromPeers   int64
 	PacketsOverLimit int64 // dropped by the bandwidth limit
+	TCPConnections   int64 // open connections with peers of TCP allocations (RFC 6062)
 }
 
 // EdgeRelay is the A/V Edge: a TURN relay (RFC 8656, on pion/turn/v2)
@@ -84,15 +85,19 @@ type RelayMetrics struct {
 // and the relay's own addresses, are refused unless allowed; each user
 // has an allocation quota and each allocation a bandwidth limit; requests
 // on an allocation must come with the credentials of the user who made it
-// (441 otherwise). It is safe for concurrent use; Close stops it.
+// (441 otherwise). Clients on TCP or TLS listeners may ask for TCP
+// relays (RFC 6062: Connect, ConnectionBind, ConnectionAttempt), under
+// the same credentials, quota, peer filter and bandwidth limit. It is safe
+// for concurrent use; Close stops it.
 type EdgeRelay struct {
 	cfg    RelayConfig
 	server *turn.Server
 	filter peerFilter
 	m      struct {
 		allocations, allocationsTotal, permissions, peersRefused, authFailures,
-		quota, wrongCredentials, toPeers, fromPeers, overLimit, replays atomic.Int64
+		quota, wrongCredentials, toPeers, fromPeers, overLimit, replays, tcpConns atomic.Int64
 	}
+	tcp *tcpRelays // RFC 6062 allocations
 
 	mu      sync.Mutex
 	perUser map[string]int            // the user's allocations, those being made included
@@ -160,6 +165,7 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 	r := &EdgeRelay{cfg: cfg, perUser: map[string]int{}, owner: map[string]string{}, relays: map[string]*relayConn{},
 		all:  map[*relayConn]struct{}{},
 		seen: map[[12]byte]seenAllocate{}}
+	r.tcp = newTCPRelays(r)
 	r.filter.allow = cfg.AllowPeers
 	if a, ok := netip.AddrFromSlice(cfg.RelayAddress); ok {
 		r.filter.own = append(r.filter.own, a.Unmap())
@@ -208,6 +214,7 @@ func (r *EdgeRelay) Close() error {
 	for _, g := range r.streams {
 		g.closeAll()
 	}
+	r.tcp.close()
 	// pion closes its allocations when its read loops end; a loop blocked
 	// writing to a client that does not read would keep its socket open.
 	r.mu.Lock()
@@ -229,7 +236,7 @@ func (r *EdgeRelay) Metrics() RelayMetrics {
 		Permissions: r.m.permissions.Load(), PeersRefused: r.m.peersRefused.Load(), AuthFailures: r.m.authFailures.Load(),
 		QuotaRefusals: r.m.quota.Load(), WrongCredentials: r.m.wrongCredentials.Load(),
 		BytesToPeers: r.m.toPeers.Load(), BytesFromPeers: r.m.fromPeers.Load(), PacketsOverLimit: r.m.overLimit.Load(),
-		Replays: r.m.replays.Load(),
+		Replays: r.m.replays.Load(), TCPConnections: r.m.tcpConns.Load(),
 	}
 }
 
@@ -343,6 +350,13 @@ func (r *EdgeRelay) inspect(tuple, client string, b []byte) (reply []byte, alloc
 		r.m.wrongCredentials.Add(1)
 		return errorReply(stun.CodeWrongCredentials), nil, false
 	}
+	if m.Type.Method == stun.MethodAllocate && strings.HasPrefix(tuple, "udp|") {
+		// RFC 6062 section 5.1: a TCP relay is for clients on TCP or TLS
+		// (pion would make a UDP relay of it).
+		if v, err := m.Get(stun.AttrRequestedTransport); err == nil && len(v) == 4 && v[0] == protoTCP {
+			return errorReply(stun.CodeBadRequest), nil, false
+		}
+	}
 	if m.Type.Method == stun.MethodAllocate {
 		// An Allocate is only ever answered for the 5-tuple that sent it:
 		// the same one from elsewhere is a replay (its integrity does not
@@ -399,13 +413,10 @@ func (g *portGenerator) AllocatePacketConn(network string, requested int) (net.P
 	}
 
 	cfg := g.r.cfg
-	span := int(cfg.PortMax) - int(cfg.PortMin) + 1
 	for try := 0; try < allocationRetriesBeforeGiveUp; try++ {
 		port := requested
 		if port == 0 {
-			var b [4]byte
-			_, _ = rand.Read(b[:])
-			port = int(cfg.PortMin) + int(binary.BigEndian.Uint32(b[:])%uint32(span))
+			port = g.r.randomPort()
 		} else if port < int(cfg.PortMin) || port > int(cfg.PortMax) {
 			return nil, nil, fmt.Errorf("edge: port %d outside the relay range", port)
 		}
@@ -426,34 +437,63 @@ func (g *portGenerator) AllocatePacketConn(network string, requested int) (net.P
 	return nil, nil, errors.New("edge: no free relay port")
 }
 
-// AllocateConn implements turn.RelayAddressGenerator: TCP relays (RFC
-// 6062) are not served by pion/turn/v2.
+// AllocateConn implements turn.RelayAddressGenerator. pion/turn/v2 never
+// calls it: the relay serves TCP allocations itself (tcpRelays).
 func (g *portGenerator) AllocateConn(string, int) (net.Conn, net.Addr, error) {
-	return nil, nil, errors.New("edge: TCP relay allocations are not supported")
+	return nil, nil, errors.New("edge: TCP relay allocations are served by tcpRelays")
 }
 
-// track counts an allocation against its user and binds its 5-tuple to
-// the user name, until the relay socket closes.
+// randomPort returns a port of the relay range, chosen at random.
+func (r *EdgeRelay) randomPort() int {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	span := uint32(r.cfg.PortMax) - uint32(r.cfg.PortMin) + 1
+	return int(r.cfg.PortMin) + int(binary.BigEndian.Uint32(b[:])%span)
+}
+
+// track claims an allocation for a relay socket pion asked for.
 func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) (net.PacketConn, error) {
 	rc := &relayConn{PacketConn: pc, r: r, a: a, out: newBucket(r.cfg.Bandwidth), in: newBucket(r.cfg.Bandwidth),
 		peers: map[netip.Addr]bool{}}
-	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
+	if err := r.claim(a); err != nil {
 		_ = pc.Close()
-		return nil, errors.New("edge: the relay is closed")
+		return nil, err
+	}
+	r.mu.Lock()
+	r.relays[a.client] = rc
+	r.all[rc] = struct{}{}
+	r.mu.Unlock()
+	return rc, nil
+}
+
+// claim counts an allocation against its user and binds its 5-tuple to
+// the user name, until unclaim.
+func (r *EdgeRelay) claim(a *allocating) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return errors.New("edge: the relay is closed")
 	}
 	if a.used { // settled already: count it again
 		r.perUser[userOf(a.user)]++
 	}
 	a.used = true
 	r.owner[a.tuple] = a.user
-	r.relays[a.client] = rc
-	r.all[rc] = struct{}{}
-	r.mu.Unlock()
 	r.m.allocations.Add(1)
 	r.m.allocationsTotal.Add(1)
-	return rc, nil
+	return nil
+}
+
+// unclaim ends what claim began: the allocation is gone.
+func (r *EdgeRelay) unclaim(a *allocating) {
+	user := userOf(a.user)
+	r.mu.Lock()
+	if r.perUser[user]--; r.perUser[user] <= 0 {
+		delete(r.perUser, user)
+	}
+	delete(r.owner, a.tuple)
+	r.mu.Unlock()
+	r.m.allocations.Add(-1)
 }
 
 // closeClient closes the relay socket of the allocation a client made
@@ -547,18 +587,13 @@ func (c *relayConn) Close() error {
 	var err error
 	c.once.Do(func() {
 		r := c.r
-		user := userOf(c.a.user)
 		r.mu.Lock()
-		if r.perUser[user]--; r.perUser[user] <= 0 {
-			delete(r.perUser, user)
-		}
-		delete(r.owner, c.a.tuple)
 		if r.relays[c.a.client] == c {
 			delete(r.relays, c.a.client)
 		}
 		delete(r.all, c)
 		r.mu.Unlock()
-		r.m.allocations.Add(-1)
+		r.unclaim(c.a)
 		err = c.PacketConn.Close()
 	})
 	return err
@@ -574,6 +609,22 @@ type bucket struct {
 
 func newBucket(rate int) *bucket {
 	return &bucket{rate: float64(rate), tokens: float64(rate), last: time.Now()}
+}
+
+// reserve takes n bytes, into debt if need be, and returns how long the
+// caller must wait for the debt to be paid (streams wait, datagrams are
+// dropped instead: take).
+func (b *bucket) reserve(n int) time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	now := time.Now()
+	b.tokens = min(b.rate, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+	b.last = now
+	b.tokens -= float64(n)
+	if b.tokens >= 0 {
+		return 0
+	}
+	return time.Duration(-b.tokens / b.rate * float64(time.Second))
 }
 
 func (b *bucket) take(n int) bool {

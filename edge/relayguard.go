@@ -122,6 +122,19 @@ type guardedConn struct {
 	hmu     sync.Mutex
 	holding *allocating // the Allocate for which this connection holds g.allocMu
 	closed  bool        // no more frames, even buffered ones
+
+	wmu sync.Mutex // one writer at a time: pion, the relay's answers, ConnectionAttempt
+}
+
+// send writes a frame the relay answers itself, giving up after five
+// seconds on a client that does not read.
+func (c *guardedConn) send(frame []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Conn.Write(frame)
+	_ = c.Conn.SetWriteDeadline(time.Time{})
+	return err
 }
 
 // release lets the listener's next Allocate through, once pion is done
@@ -147,6 +160,8 @@ func (c *guardedConn) release() {
 // connections' Allocates waiting.
 func (c *guardedConn) Write(p []byte) (int, error) {
 	c.release()
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
 	return c.Conn.Write(p)
 }
 
@@ -175,11 +190,18 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 			continue
 		}
 		if reply != nil {
-			_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			if _, err := c.Conn.Write(reply); err != nil {
+			if err := c.send(reply); err != nil {
 				return 0, err
 			}
-			_ = c.Conn.SetWriteDeadline(time.Time{})
+			continue
+		}
+		if taken, bound := c.g.r.tcp.intercept(c, frame, a); taken {
+			if bound != nil {
+				// A client data connection (RFC 6062): relayed as it is
+				// until either side ends, then pion's read loop ends.
+				bound.pipe(c)
+				return 0, io.EOF
+			}
 			continue
 		}
 		if a != nil {
@@ -210,7 +232,9 @@ func (c *guardedConn) Close() error {
 		c.g.mu.Unlock()
 		c.g.r.closeClient(c.client)
 	})
-	return c.Conn.Close()
+	err := c.Conn.Close()
+	c.g.r.tcp.controlClosed(c) // after: its goroutines may be writing to c
+	return err
 }
 
 var errBadFrame = errors.New("edge: not a TURN frame")
