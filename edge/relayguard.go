@@ -127,13 +127,16 @@ type guardedConn struct {
 }
 
 // send writes a frame the relay answers itself, giving up after five
-// seconds on a client that does not read.
+// seconds on a client that does not read, and closing its connection.
 func (c *guardedConn) send(frame []byte) error {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	_, err := c.Conn.Write(frame)
 	_ = c.Conn.SetWriteDeadline(time.Time{})
+	if err != nil {
+		_ = c.Conn.Close() // part of a frame may have gone: the stream's framing is lost
+	}
 	return err
 }
 

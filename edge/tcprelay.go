@@ -37,7 +37,8 @@ const (
 	tcpConnectTimeout  = 30 * time.Second // "MUST be at least 30 seconds"
 	tcpBindTimeout     = 30 * time.Second
 	tcpNonceLife       = time.Hour
-	tcpMaxPeerConns    = 64 // peer data connections per allocation, pending or bound
+	tcpMaxPeerConns    = 64   // peer data connections per allocation, pending or bound
+	tcpMaxPermissions  = 1024 // peers with a permission per allocation
 	tcpCopyChunk       = 32 << 10
 	protoTCP           = 6 // REQUESTED-TRANSPORT
 )
@@ -60,11 +61,12 @@ type tcpRelays struct {
 	mu     sync.Mutex
 	allocs map[*guardedConn]*tcpAllocation // by control connection
 	conns  map[uint32]*peerStream          // by CONNECTION-ID
+	ports  map[int]bool                    // relayed ports in use: SO_REUSEPORT would let two allocations share one
 	closed bool
 }
 
 func newTCPRelays(r *EdgeRelay) *tcpRelays {
-	t := &tcpRelays{r: r, allocs: map[*guardedConn]*tcpAllocation{}, conns: map[uint32]*peerStream{}}
+	t := &tcpRelays{r: r, allocs: map[*guardedConn]*tcpAllocation{}, conns: map[uint32]*peerStream{}, ports: map[int]bool{}}
 	_, _ = rand.Read(t.nonceKey[:])
 	return t
 }
@@ -96,13 +98,14 @@ type tcpAllocation struct {
 // peerStream is a connection with a peer, pending until a client data
 // connection binds it (ConnectionBind), then relayed byte for byte.
 type peerStream struct {
-	id    uint32
-	a     *tcpAllocation
-	conn  net.Conn
-	peer  netip.AddrPort
-	timer *time.Timer // closes a connection nobody binds
-	bound bool
-	once  sync.Once
+	id     uint32
+	a      *tcpAllocation
+	conn   net.Conn
+	peer   netip.AddrPort
+	timer  *time.Timer  // closes a connection nobody binds
+	bound  bool         // guarded by a.mu
+	client *guardedConn // the client data connection, once bound (guarded by a.mu)
+	once   sync.Once
 }
 
 // stunRequest is an authenticated request's credentials.
@@ -323,6 +326,7 @@ func (t *tcpRelays) allocate(c *guardedConn, m *stun.Message, claim *allocating)
 	}
 	if err := t.r.claim(claim); err != nil {
 		_ = ln.Close()
+		t.releasePort(bind.Port)
 		t.reply(c, m, &req.key, stun.CodeInsufficientCapacity)
 		return
 	}
@@ -343,9 +347,9 @@ func (t *tcpRelays) allocate(c *guardedConn, m *stun.Message, claim *allocating)
 	}
 	t.allocs[c] = a
 	t.mu.Unlock()
-	remote := c.RemoteAddr().(*net.TCPAddr)
+	remote, _ := netip.ParseAddrPort(c.RemoteAddr().String())
 	a.response = succeed(c, m, req.key, xorAddress{stun.AttrXORRelayedAddress, a.relayed.AddrPort()},
-		lifetimeAttr(life), &stun.XORMappedAddress{IP: remote.IP, Port: remote.Port})
+		lifetimeAttr(life), xorAddress{stun.AttrXORMappedAddress, remote})
 }
 
 // listen opens the relayed transport address: a TCP listener on a random
@@ -354,13 +358,28 @@ func (t *tcpRelays) listen() (net.Listener, *net.TCPAddr, error) {
 	cfg := t.r.cfg
 	lc := net.ListenConfig{Control: reusePort}
 	for try := 0; try < allocationRetriesBeforeGiveUp; try++ {
-		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.RelayBind, strconv.Itoa(t.r.randomPort())))
+		port := t.r.randomPort()
+		t.mu.Lock()
+		taken := t.ports[port]
+		t.ports[port] = true
+		t.mu.Unlock()
+		if taken {
+			continue
+		}
+		ln, err := lc.Listen(context.Background(), "tcp", net.JoinHostPort(cfg.RelayBind, strconv.Itoa(port)))
 		if err != nil {
+			t.releasePort(port)
 			continue
 		}
 		return ln, ln.Addr().(*net.TCPAddr), nil
 	}
 	return nil, nil, errors.New("edge: no free relay port")
+}
+
+func (t *tcpRelays) releasePort(port int) {
+	t.mu.Lock()
+	delete(t.ports, port)
+	t.mu.Unlock()
 }
 
 // refresh serves Refresh on a TCP allocation; lifetime 0 deletes it.
@@ -375,6 +394,7 @@ func (t *tcpRelays) refresh(c *guardedConn, a *tcpAllocation, m *stun.Message) {
 		a.close()
 		return
 	}
+	life = max(life, tcpDefaultLifetime) // RFC 8656 section 7.3
 	a.mu.Lock()
 	if a.expiry != nil {
 		a.expiry.Reset(life)
@@ -425,11 +445,24 @@ func (t *tcpRelays) createPermission(c *guardedConn, a *tcpAllocation, m *stun.M
 			return
 		}
 	}
+	now := time.Now()
 	a.mu.Lock()
-	for _, p := range peers {
-		a.perms[p.Addr()] = time.Now().Add(tcpPermissionLife)
+	for ip, exp := range a.perms {
+		if now.After(exp) {
+			delete(a.perms, ip)
+		}
+	}
+	full := len(a.perms)+len(peers) > tcpMaxPermissions
+	if !full {
+		for _, p := range peers {
+			a.perms[p.Addr()] = now.Add(tcpPermissionLife)
+		}
 	}
 	a.mu.Unlock()
+	if full {
+		t.reply(c, m, &req.key, stun.CodeInsufficientCapacity)
+		return
+	}
 	t.r.m.permissions.Add(int64(len(peers)))
 	succeed(c, m, req.key)
 }
@@ -511,8 +544,11 @@ func (t *tcpRelays) connectionBind(c *guardedConn, a *tcpAllocation, m *stun.Mes
 	if !ok {
 		return nil
 	}
+	t.r.mu.Lock()
+	_, allocated := t.r.owner[c.tuple] // a UDP allocation's connection is no data connection either
+	t.r.mu.Unlock()
 	v, err := m.Get(stun.AttrConnectionID)
-	if err != nil || len(v) != 4 || a != nil {
+	if err != nil || len(v) != 4 || a != nil || allocated {
 		t.reply(c, m, &req.key, stun.CodeBadRequest)
 		return nil
 	}
@@ -530,7 +566,9 @@ func (t *tcpRelays) connectionBind(c *guardedConn, a *tcpAllocation, m *stun.Mes
 	}
 	pc.a.mu.Lock()
 	ok = !pc.bound && !pc.a.closed
-	pc.bound = true
+	if ok {
+		pc.bound, pc.client = true, c
+	}
 	pc.a.mu.Unlock()
 	if !ok || !pc.timer.Stop() {
 		t.reply(c, m, &req.key, stun.CodeBadRequest)
@@ -611,8 +649,12 @@ func (pc *peerStream) close() {
 		t.mu.Unlock()
 		a.mu.Lock()
 		delete(a.conns, pc.id)
+		client := pc.client
 		a.mu.Unlock()
 		_ = pc.conn.Close()
+		if client != nil { // its pipe may be blocked on either side
+			_ = client.Conn.Close()
+		}
 		t.r.m.tcpConns.Add(-1)
 	})
 }
@@ -712,6 +754,7 @@ func (a *tcpAllocation) close() {
 		pc.close()
 	}
 	a.wg.Wait()
+	a.t.releasePort(a.bindAddr.Port)
 	a.t.r.unclaim(a.claim)
 }
 
