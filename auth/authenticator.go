@@ -44,6 +44,13 @@ const checkTimeout = 5 * time.Second
 // conference key.
 const AnonymousPrefix = "meeting:"
 
+// EdgeFlowHeader carries, on a request an Access Edge passes on for a
+// remote user or guest, an opaque name of the user's own connection to
+// the edge. It is believed only from a trusted edge (Config.Edges): a
+// guest authenticating with a conference key keeps one identity over
+// that connection, as a guest connected directly keeps one over its own.
+const EdgeFlowHeader = "P-Parley-Flow"
+
 // Config configures an [Authenticator]. Directory and Realm are required.
 type Config struct {
 	// Directory holds the tenants and users. Required.
@@ -217,6 +224,8 @@ type attempt struct {
 	uriMatches  func(string) bool   // whether a Digest uri names this request's target
 	conn        *trackedConn        // nil if untracked
 	peerCerts   []*x509.Certificate // verified client certificate chain
+	throughEdge bool                // a user's request an Access Edge passed on: Remote, whatever source
+	edgeFlow    string              // EdgeFlowHeader, as the request came (believed if throughEdge)
 }
 
 // verdict is the outcome of an attempt: an identity, or a response.
@@ -234,9 +243,15 @@ func refuse(status int, reason string) verdict { return verdict{status: status, 
 // check runs the whole decision for one request.
 func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	if edge := a.edgeOf(at); edge != "" && at.sip {
-		return a.federated(ctx, at, edge)
-	}
-	if ok, wait := a.throttle.Allow(at.source, ""); !ok {
+		if at.asserted != "" {
+			return a.federated(ctx, at, edge)
+		}
+		// A remote or anonymous user the edge passed on: the edge's
+		// connection carries many users, so no security association and
+		// no certificate of its own count; the user authenticates each
+		// request, and the edge throttles it per address.
+		at.conn, at.peerCerts, at.throughEdge = nil, nil, true
+	} else if ok, wait := a.throttle.Allow(at.source, ""); !ok {
 		return verdict{status: 503, reason: "Service Unavailable", retryAfter: wait}
 	}
 	realm := a.realmFor(ctx, at)
@@ -409,7 +424,7 @@ func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm
 			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
 			return nil, verdict{status: a.challengeStatus(), realm: realm}
 		}
-		id, v := a.userIdentity(ctx, aor, MethodBearer, at.source)
+		id, v := a.userIdentity(ctx, aor, MethodBearer, at)
 		if id != nil {
 			id.Expires = exp
 		}
@@ -468,7 +483,12 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 			return nil, again
 		}
 		ha1 = digestHA1(alg, username, credRealm, key)
-		anon = &Identity{URI: anonymousURI(), DisplayName: at.fromName, Kind: Anonymous,
+		uri := anonymousURI()
+		if at.throughEdge && at.edgeFlow != "" {
+			// One guest over one connection to the edge, one identity.
+			uri = "sip:anonymous-" + hex.EncodeToString(a.nonces.mac([]byte("guest\x00" + meeting + "\x00" + at.edgeFlow))[:8]) + "@anonymous.invalid"
+		}
+		anon = &Identity{URI: uri, DisplayName: at.fromName, Kind: Anonymous,
 			Method: MethodConferenceKey, Meeting: meeting}
 	} else {
 		aor := username
@@ -507,7 +527,7 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 	if anon != nil {
 		return anon, verdict{}
 	}
-	return a.userIdentity(ctx, user.URI, MethodDigest, at.source)
+	return a.userIdentity(ctx, user.URI, MethodDigest, at)
 }
 
 // certificate maps a verified TLS client certificate to a user by its SIP
@@ -519,13 +539,13 @@ func (a *Authenticator) certificate(ctx context.Context, at *attempt) (*Identity
 		if u.Scheme != "sip" && u.Scheme != "sips" {
 			continue
 		}
-		return a.userIdentity(ctx, u.String(), MethodCertificate, at.source)
+		return a.userIdentity(ctx, u.String(), MethodCertificate, at)
 	}
 	return nil, refuse(403, "Client certificate names no SIP user")
 }
 
 // userIdentity builds the identity of an enabled directory user.
-func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, src netip.Addr) (*Identity, verdict) {
+func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, at *attempt) (*Identity, verdict) {
 	u, err := a.cfg.Directory.User(ctx, aor)
 	if err != nil {
 		return nil, refuse(403, "Unknown user")
@@ -535,7 +555,7 @@ func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, 
 	}
 	kind := Remote
 	for _, p := range a.cfg.InternalNetworks {
-		if p.Contains(src.Unmap()) {
+		if !at.throughEdge && p.Contains(at.source.Unmap()) {
 			kind = Internal
 			break
 		}
@@ -622,6 +642,9 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	}
 	if h := req.GetHeader("P-Asserted-Identity"); h != nil {
 		at.asserted = h.Value()
+	}
+	if h := req.GetHeader(EdgeFlowHeader); h != nil {
+		at.edgeFlow = h.Value()
 	}
 	name := "Authorization"
 	if a.cfg.Proxy {

@@ -29,7 +29,9 @@ func (a *Authenticator) edgeOf(at *attempt) string {
 	return ""
 }
 
-// federated decides a request an Access Edge forwarded: the edge has
+// federated decides a request an Access Edge forwarded for a partner
+// (one with P-Asserted-Identity; requests of remote and anonymous users
+// come without and authenticate themselves, see check): the edge has
 // verified the partner domain (its certificate over mutual TLS) and
 // asserts the user in P-Asserted-Identity. An edge asserts only users of
 // other domains: the tenants' own users prove themselves here. The

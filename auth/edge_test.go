@@ -32,7 +32,6 @@ func TestEdgeAssertsFederatedUsers(t *testing.T) {
 		t.Fatalf("second identity %+v", id)
 	}
 	for name, tc := range map[string]struct{ from, pai string }{
-		"no assertion":               {"<sip:pat@partner.test>", ""},
 		"asserting a tenant user":    {"<sip:alice@example.test>", "P-Asserted-Identity: <sip:alice@example.test>"},
 		"From not the asserted user": {"<sip:pat@partner.test>", "P-Asserted-Identity: <sip:quinn@other.test>"},
 		"not a SIP address":          {"<sip:pat@partner.test>", "P-Asserted-Identity: <tel:+15550100>"},
@@ -71,5 +70,30 @@ func TestEdgeMustComeFromTheEdgeCA(t *testing.T) {
 	}
 	if _, err := New(Config{Directory: NewMemoryDirectory(), Realm: "x.test", Edges: []string{"edge.x.test"}}); err == nil {
 		t.Fatal("Edges without EdgeCA accepted")
+	}
+}
+
+// TestEdgePassesRemoteUsersOn: a request over the edge's connection with
+// no assertion is a remote user's (or a guest's) that the edge passed on:
+// it authenticates itself, on every request (the connection carries many
+// users, so it gets no security association), and a tenant user is Remote
+// whatever address the edge has.
+func TestEdgePassesRemoteUsersOn(t *testing.T) {
+	s := startSIPServer(t, Config{Edges: []string{"edge.example.test"}})
+	c := s.dial(t, "", s.pki.Peer(t, "edge.example.test"))
+	if res := c.register("alice", alicePassword); res.StatusCode != 200 {
+		t.Fatalf("alice registers through the edge: %d", res.StatusCode)
+	}
+	if id := s.lastServed(); id.URI != "sip:alice@example.test" || id.Kind != Remote || id.Method != MethodDigest {
+		t.Fatalf("through the edge from loopback, alice is %+v, want a remote user", id)
+	}
+	if res := c.do("MESSAGE", "sip:bob@example.test", "<sip:alice@example.test>"); res.StatusCode != 401 {
+		t.Fatalf("the next request on the edge's connection without credentials: %d, want 401 (no association)", res.StatusCode)
+	}
+	if res := c.do("MESSAGE", "sip:bob@example.test", "<sip:bob@example.test>"); res.StatusCode != 401 {
+		t.Fatalf("another user on the edge's connection: %d, want 401", res.StatusCode)
+	}
+	if n := s.authn.Associations(); n != 0 {
+		t.Fatalf("%d security associations over the edge's connection", n)
 	}
 }

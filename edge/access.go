@@ -45,6 +45,10 @@ type AccessEdgeConfig struct {
 	// Listener is the address partners reach this edge at, put in the
 	// edge's Record-Route.
 	Listener string
+	// UserAddress is the address remote and anonymous users reach this
+	// edge at, put in the Path and Record-Route they see. Default: the
+	// UserListener's address.
+	UserAddress string
 	// InternalNames are the DNS names on the internal servers'
 	// certificates, and InternalCA the CA that issued them: a connection
 	// to the edge presenting such a certificate is an internal server
@@ -65,8 +69,13 @@ type AccessEdgeConfig struct {
 	// presents the edge's certificate (pki.ClientTLSConfig) and it must
 	// share the user agent of the server partners connect to.
 	Client *sipgo.Client
-	// Throttle limits requests per federated sender and domain, the spim
-	// safeguard of federation. Nil: one with the default limits.
+	// Meetings reports whether a Request-URI is a meeting's focus: the
+	// only place anonymous users may go (conference.Focus.Meeting, in a
+	// closure). Nil: anonymous users are refused at the edge.
+	Meetings func(uri sip.Uri) bool
+	// Throttle limits requests per federated sender and domain (the spim
+	// safeguard of federation), and per remote user's address and subnet.
+	// Nil: one with the default limits.
 	Throttle *auth.Throttle
 	// Connections, if set, keeps in-dialog requests on live connections
 	// (ua.TransportLayer()).
@@ -89,8 +98,11 @@ type AccessEdge struct {
 	cfg AccessEdgeConfig
 	key [32]byte // MACs the flow tokens in Record-Route
 
-	mu    sync.Mutex
-	peers map[string]*tls.Conn // partner connections by remote address
+	mu       sync.Mutex
+	peers    map[string]*tls.Conn // partner connections by remote address
+	users    map[string]*tls.Conn // remote and anonymous users' connections by remote address
+	userIDs  map[string]string    // the same, to a random name of each (auth.EdgeFlowHeader)
+	userAddr string               // where users reach the edge (UserListener)
 
 	internalAddr string // Internal resolved, as requests from it show their source
 }
@@ -142,7 +154,7 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
-	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}}
+	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, users: map[string]*tls.Conn{}, userIDs: map[string]string{}}
 	e.internalAddr = e.resolve(cfg.Internal)
 	_, _ = rand.Read(e.key[:])
 	return e, nil
@@ -151,11 +163,31 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 // Listener wraps the TLS listener partners connect to (configured with
 // pki.MutualTLSServerConfig), so the edge knows each connection's verified
 // certificate.
-func (e *AccessEdge) Listener(ln net.Listener) net.Listener { return &peerListener{Listener: ln, e: e} }
+func (e *AccessEdge) Listener(ln net.Listener) net.Listener {
+	return &peerListener{Listener: ln, e: e, conns: e.peers}
+}
+
+// UserListener wraps the TLS listener remote users of the tenants and
+// anonymous meeting guests connect to (pki.ServerTLSConfig: no client
+// certificate needed). Their requests go inside with the users'
+// credentials for the internal server to check, each request on its own
+// (the edge's connection carries many users); a REGISTER gets a Path, a
+// dialog a Record-Route, through this edge. Users reach the edge at
+// ln.Addr(), or at AccessEdgeConfig.UserAddress if set.
+func (e *AccessEdge) UserListener(ln net.Listener) net.Listener {
+	e.mu.Lock()
+	e.userAddr = e.cfg.UserAddress
+	if e.userAddr == "" {
+		e.userAddr = ln.Addr().String()
+	}
+	e.mu.Unlock()
+	return &peerListener{Listener: ln, e: e, conns: e.users}
+}
 
 type peerListener struct {
 	net.Listener
-	e *AccessEdge
+	e     *AccessEdge
+	conns map[string]*tls.Conn // e.peers or e.users, guarded by e.mu
 }
 
 func (l *peerListener) Accept() (net.Conn, error) {
@@ -166,11 +198,14 @@ func (l *peerListener) Accept() (net.Conn, error) {
 	tc, ok := c.(*tls.Conn)
 	if !ok {
 		_ = c.Close()
-		return nil, errors.New("edge: partners connect over TLS")
+		return nil, errors.New("edge: the Access Edge takes TLS connections only")
 	}
-	pc := &peerConn{Conn: tc, e: l.e, remote: c.RemoteAddr().String()}
+	pc := &peerConn{Conn: tc, e: l.e, conns: l.conns, remote: c.RemoteAddr().String()}
+	var id [12]byte
+	_, _ = rand.Read(id[:])
 	l.e.mu.Lock()
-	l.e.peers[pc.remote] = tc
+	l.conns[pc.remote] = tc
+	l.e.userIDs[pc.remote] = base64.RawURLEncoding.EncodeToString(id[:])
 	l.e.mu.Unlock()
 	return pc, nil
 }
@@ -180,6 +215,7 @@ func (l *peerListener) Accept() (net.Conn, error) {
 type peerConn struct {
 	net.Conn
 	e      *AccessEdge
+	conns  map[string]*tls.Conn
 	remote string
 	once   sync.Once
 }
@@ -196,7 +232,8 @@ func (c *peerConn) Close() error {
 	var err error
 	c.once.Do(func() {
 		c.e.mu.Lock()
-		delete(c.e.peers, c.remote)
+		delete(c.conns, c.remote)
+		delete(c.e.userIDs, c.remote)
 		c.e.mu.Unlock()
 		err = c.Conn.Close()
 	})
@@ -262,29 +299,39 @@ func names(cert *x509.Certificate, names ...string) bool {
 // caller's tag, whether the caller is inside (outbound), and until when
 // the token is good.
 type flow struct {
+	kind                                                                       flowKind
 	partnerSource, partnerCert, partnerUser, internalSource, callID, callerTag string
 	outbound                                                                   bool
 	expires                                                                    int64
 }
 
+// flowKind says whose flow a token names.
+type flowKind string
+
+const (
+	partnerFlow flowKind = ""     // a partner's dialog
+	userFlow    flowKind = "user" // a remote or anonymous user's dialog ("partner" fields: the user's connection)
+	pathFlow    flowKind = "path" // a remote user's registration: requests from inside to the user's device
+)
+
 // maxDialog bounds how long a flow token opens its dialog.
 const maxDialog = 24 * time.Hour
 
 func (e *AccessEdge) sign(f flow) string {
-	return hmactoken.Sign(e.key[:], f.partnerSource, f.partnerCert, f.partnerUser, f.internalSource, f.callID, f.callerTag,
-		strconv.FormatBool(f.outbound), strconv.FormatInt(f.expires, 10))
+	return hmactoken.Sign(e.key[:], string(f.kind), f.partnerSource, f.partnerCert, f.partnerUser, f.internalSource, f.callID,
+		f.callerTag, strconv.FormatBool(f.outbound), strconv.FormatInt(f.expires, 10))
 }
 
 func (e *AccessEdge) verify(tok string) (flow, bool) {
-	p, ok := hmactoken.Open(e.key[:], tok, 8)
+	p, ok := hmactoken.Open(e.key[:], tok, 9)
 	if !ok {
 		return flow{}, false
 	}
-	exp, err := strconv.ParseInt(p[7], 10, 64)
+	exp, err := strconv.ParseInt(p[8], 10, 64)
 	if err != nil || time.Now().Unix() > exp {
 		return flow{}, false
 	}
-	return flow{p[0], p[1], p[2], p[3], p[4], p[5], p[6] == "true", exp}, true
+	return flow{flowKind(p[0]), p[1], p[2], p[3], p[4], p[5], p[6], p[7] == "true", exp}, true
 }
 
 // fingerprint names a certificate in a flow token.
@@ -309,14 +356,26 @@ func (e *AccessEdge) ourFlow(req *sip.Request) (flow, bool) {
 // identityHeaders are removed from everything that crosses the edge: a
 // partner asserts nothing to the inside, and the inside's assertions and
 // credentials are not for partners.
-var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
-	"Authorization", "Proxy-Authorization", "Proxy-Authenticate", "WWW-Authenticate"}
+var (
+	assertionHeaders  = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID"}
+	credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Proxy-Authenticate", "WWW-Authenticate"}
+)
 
-func strip(m interface {
+type headerRemover interface {
 	GetHeaders(string) []sip.Header
 	RemoveHeader(string) bool
-}) {
-	for _, h := range identityHeaders {
+}
+
+// strip removes assertions and credentials: what crosses the edge
+// between partners and the inside.
+func strip(m headerRemover) {
+	removeAll(m, assertionHeaders)
+	removeAll(m, credentialHeaders)
+}
+
+// removeAll removes every header of each name in names.
+func removeAll(m headerRemover, names []string) {
+	for _, h := range names {
 		for len(m.GetHeaders(h)) > 0 {
 			m.RemoveHeader(h)
 		}
@@ -338,11 +397,19 @@ func (e *AccessEdge) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	if f, ok := e.ourFlow(req); ok {
+		if f.kind == pathFlow {
+			e.toUser(req, tx, f)
+			return
+		}
 		e.inDialog(req, tx, f)
 		return
 	}
 	if req.Method == sip.CANCEL || req.IsAck() {
 		return // a CANCEL matches its INVITE's transaction; a stray ACK is dropped
+	}
+	if e.fromUserConn(req) {
+		e.fromUser(req, tx)
+		return
 	}
 	if e.internal(e.partner(req)) {
 		e.outbound(req, tx)
@@ -392,7 +459,7 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	strip(out)
 	decrement(out, req)
-	e.hideContact(out)
+	e.hideContact(out, e.cfg.Listener)
 	if dialogCreating(req) {
 		tag, _ := from.Params.Get("tag")
 		f := flow{partnerSource: partnerAddr, partnerUser: "sip:" + req.Recipient.User + "@" + domain, internalSource: req.Source(),
@@ -536,6 +603,29 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 	case req.CallID() == nil || req.CallID().Value() != f.callID:
 		respond(tx, req, 403, "Request from another dialog")
 		return
+	case src == f.partnerSource && partnerSide && f.kind == userFlow:
+		// A remote user's or guest's side, on the connection that started
+		// the dialog: its credentials go inside, where they are checked;
+		// the internal server's own routes stay.
+		if e.userConnID(src) != f.partnerCert {
+			respond(tx, req, 403, "Request from outside the dialog's flows")
+			return
+		}
+		if !e.allowUser(req, tx) {
+			return
+		}
+		e.asUser(out, src)
+		out.SetTransport("TLS")
+		out.SetDestination(f.internalSource)
+	case src == f.internalSource && insideSide && f.kind == userFlow:
+		removeAll(out, credentialHeaders)
+		e.hideContact(out, e.userAddress())
+		if e.userConnID(f.partnerSource) != f.partnerCert {
+			respond(tx, req, 430, "Flow Failed")
+			return
+		}
+		out.SetTransport("TLS")
+		out.SetDestination(f.partnerSource)
 	case src == f.partnerSource && partnerSide:
 		// The partner's side: the same checks as the dialog's first
 		// request, and it is still the same partner and the same user.
@@ -558,7 +648,7 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 		out.SetDestination(f.internalSource)
 	case src == f.internalSource && insideSide:
 		strip(out)
-		e.hideContact(out)
+		e.hideContact(out, e.cfg.Listener)
 		if e.cfg.Connections != nil {
 			if _, err := e.cfg.Connections.GetConnection("TLS", f.partnerSource); err != nil {
 				respond(tx, req, 430, "Flow Failed")
@@ -572,12 +662,29 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 		return
 	}
 	if req.IsAck() {
-		if err := e.cfg.Client.WriteRequest(out, sipgo.ClientRequestAddVia); err != nil {
-			e.cfg.Logger.Info("ACK not forwarded", "err", err)
-		}
+		e.writeAck(out)
 		return
 	}
 	e.relay(req, tx, out, nil)
+}
+
+// writeAck sends an ACK on, with the edge's Via alone (RFC 3261 section
+// 16.6: an ACK for a 2xx is its own transaction-less request).
+func (e *AccessEdge) writeAck(out *sip.Request) {
+	hideVias(out)
+	if err := e.cfg.Client.WriteRequest(out, sipgo.ClientRequestAddVia); err != nil {
+		e.cfg.Logger.Info("ACK not forwarded", "err", err)
+	}
+}
+
+// hideVias removes the Vias of the request's path so far: the edge
+// relays statefully (its own transaction on each side), so the next hop
+// needs only the edge's Via, and outsiders do not learn the inside's
+// hosts, nor the inside the outsiders'.
+func hideVias(out *sip.Request) {
+	for out.Via() != nil {
+		out.RemoveHeader("Via")
+	}
 }
 
 // relay sends out and relays its responses to req's transaction; a CANCEL
@@ -591,8 +698,9 @@ func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.
 // edge's certificate must name the domain, or its responses are not
 // relayed.
 func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}, domain, addr string) {
+	toUser := e.fromUserConn(req) // responses go to a remote user or guest
 	from := e.partner(req)
-	toPartner := domain == "" && from != nil && !e.internal(from) // responses go to a partner
+	toPartner := !toUser && domain == "" && from != nil && !e.internal(from) // responses go to a partner
 	certified := domain == ""
 	timeout := e.cfg.Timeout
 	if req.IsInvite() {
@@ -600,6 +708,7 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
+	hideVias(out)
 	btx, err := e.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
 	if err != nil {
 		respond(tx, req, 503, "Service Unavailable")
@@ -625,10 +734,19 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 				certified = true
 			}
 			res := r.Clone()
-			res.RemoveHeader("Via")
-			strip(res)
-			if toPartner {
-				e.hideContact(res)
+			for res.Via() != nil {
+				res.RemoveHeader("Via")
+			}
+			sip.CopyHeaders("Via", req, res) // the path the request came by, as it came
+			switch {
+			case toUser: // a user answers challenges from inside
+				removeAll(res, assertionHeaders)
+				e.hideContact(res, e.userAddress())
+			case toPartner:
+				strip(res)
+				e.hideContact(res, e.cfg.Listener)
+			default:
+				strip(res)
 			}
 			_ = tx.Respond(res)
 			if r.StatusCode >= 200 {
@@ -648,13 +766,13 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 }
 
 // hideContact replaces the host and port of m's Contact with the edge's
-// own, so partners do not see internal addresses; the user part and
+// own address edgeAddr, so outsiders do not see internal addresses; the user part and
 // parameters stay (the focus knows a meeting by its user part), and the
 // edge's Record-Route keeps the dialog's requests coming through it.
 func (e *AccessEdge) hideContact(m interface {
 	GetHeader(string) sip.Header
 	ReplaceHeader(sip.Header)
-}) {
+}, edgeAddr string) {
 	h := m.GetHeader("Contact")
 	if h == nil {
 		return
@@ -663,7 +781,7 @@ func (e *AccessEdge) hideContact(m interface {
 	if !ok {
 		return
 	}
-	host, port, err := net.SplitHostPort(e.cfg.Listener)
+	host, port, err := net.SplitHostPort(edgeAddr)
 	if err != nil {
 		return
 	}

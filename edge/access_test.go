@@ -42,6 +42,7 @@ type site struct {
 	federation *Federation
 	internal   string // the internal server's SIP TLS address
 	edge       string // the Access Edge's address for partners
+	userEdge   string // its address for remote users and guests
 	authn      *auth.Authenticator
 	relay      *RelayCredentials
 	secrets    *Secrets
@@ -114,16 +115,25 @@ func newSite(t testing.TB) *site {
 		t.Fatal(err)
 	}
 	s.edge = eln.Addr().String()
-	ae, err := NewAccessEdge(AccessEdgeConfig{Federation: s.federation, Domains: []string{"example.test"}, Internal: s.internal,
-		Listener: s.edge, Client: eclient, Connections: eua.TransportLayer()})
+	uln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.OPTIONS} {
+	s.userEdge = uln.Addr().String()
+	isMeeting := func(uri sip.Uri) bool {
+		m, err := s.focus.Meeting(context.Background(), uri.User)
+		return err == nil && strings.EqualFold(m.Tenant, uri.Host)
+	}
+	ae, err := NewAccessEdge(AccessEdgeConfig{Federation: s.federation, Domains: []string{"example.test"}, Internal: s.internal,
+		Listener: s.edge, Client: eclient, Connections: eua.TransportLayer(), Meetings: isMeeting})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range edgeMethods {
 		esrv.OnRequest(m, ae.HandleRequest)
 	}
 
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(internalKP, p.Verifier))))
@@ -132,15 +142,21 @@ func newSite(t testing.TB) *site {
 		defer func() { done <- struct{}{} }()
 		_ = esrv.ServeTLS(ae.Listener(tls.NewListener(eln, pki.MutualTLSServerConfig(edgeKP, p.Verifier))))
 	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = esrv.ServeTLS(ae.UserListener(tls.NewListener(uln, pki.ServerTLSConfig(edgeKP, p.Verifier))))
+	}()
 	t.Cleanup(func() {
 		_ = s.focus.Close()
 		_ = ln.Close()
 		_ = eln.Close()
+		_ = uln.Close()
 		_ = eclient.Close()
 		_ = eua.Close()
 		_ = client.Close()
 		_ = ua.Close()
 		_ = authn.Close()
+		<-done
 		<-done
 		<-done
 	})

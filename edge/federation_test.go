@@ -32,6 +32,7 @@ type deployment struct {
 	federation *Federation
 	internal   string // SIP TLS address of the internal server
 	edge       string // the Access Edge's address
+	userEdge   string // its address for remote users
 	edgeCert   *pki.Certificate
 	partners   map[string]string
 	dns        *fakeDNS
@@ -91,6 +92,11 @@ func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI
 		t.Skipf("loopback address %s: %v", ip, err)
 	}
 	d.edge = "edge." + domain + ":" + portOf(eln.Addr())
+	uln, err := net.Listen("tcp", ip+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.userEdge = "edge." + domain + ":" + portOf(uln.Addr())
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		t.Fatal(err)
@@ -131,10 +137,10 @@ func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.OPTIONS} {
+	for _, m := range edgeMethods {
 		esrv.OnRequest(m, ae.HandleRequest)
 	}
-	done := make(chan struct{}, 2)
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(internalKP, d.verifier))))
@@ -143,36 +149,51 @@ func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI
 		defer func() { done <- struct{}{} }()
 		_ = esrv.ServeTLS(ae.Listener(tls.NewListener(eln, pki.MutualTLSServerConfig(edgeKP, d.verifier))))
 	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = esrv.ServeTLS(ae.UserListener(tls.NewListener(uln, pki.ServerTLSConfig(edgeKP, d.verifier))))
+	}()
 	t.Cleanup(func() {
 		_ = ps.Close()
 		_ = ln.Close()
 		_ = eln.Close()
+		_ = uln.Close()
 		_ = eclient.Close()
 		_ = eua.Close()
 		_ = client.Close()
 		_ = ua.Close()
 		<-done
 		<-done
+		<-done
 	})
 	return d
 }
 
-// fedPhone is a user's device, signed in to its deployment.
+// edgeMethods are the methods the tests' Access Edges take.
+var edgeMethods = []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.OPTIONS,
+	sip.REGISTER, sip.PUBLISH}
+
+// fedPhone is a user's device, signed in to its deployment (at its
+// internal server, or through its edge if dest says so).
 type fedPhone struct {
 	t        *testing.T
 	d        *deployment
+	dest     string
 	user     string
 	client   *sipgo.Client
 	inbox    chan *sip.Request
 	notifies chan *sip.Request
 }
 
-func (d *deployment) phone(user string) *fedPhone {
+func (d *deployment) phone(user string) *fedPhone { return d.phoneAt(user, d.internal) }
+
+// phoneAt is phone, signed in at dest.
+func (d *deployment) phoneAt(user, dest string) *fedPhone {
 	d.t.Helper()
 	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, d.verifier, "")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	p := &fedPhone{t: d.t, d: d, user: user, client: client, inbox: make(chan *sip.Request, 8), notifies: make(chan *sip.Request, 16)}
+	p := &fedPhone{t: d.t, d: d, dest: dest, user: user, client: client, inbox: make(chan *sip.Request, 8), notifies: make(chan *sip.Request, 16)}
 	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
 		p.inbox <- req
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
@@ -208,7 +229,7 @@ func (p *fedPhone) request(method sip.RequestMethod, target string, headers ...s
 		req.AppendHeader(h)
 	}
 	req.SetTransport("TLS")
-	req.SetDestination(p.d.internal)
+	req.SetDestination(p.dest)
 	return req
 }
 
@@ -366,7 +387,7 @@ func sendToEdge(t *testing.T, d *deployment, cert *pki.KeyPair, from string) int
 	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(cert, d.verifier, "")))
 	client, _ := sipgo.NewClient(ua)
 	defer func() { _ = client.Close(); _ = ua.Close() }()
-	p := &fedPhone{t: t, d: d, client: client}
+	p := &fedPhone{t: t, d: d, dest: d.edge, client: client}
 	var to, f sip.Uri
 	_ = sip.ParseUri("sip:alice@"+d.domain, &to)
 	_ = sip.ParseUri(from, &f)

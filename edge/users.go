@@ -1,0 +1,198 @@
+package edge
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+// The edge's service to remote users of the tenants and to anonymous
+// meeting guests: they connect to the UserListener over TLS, and their
+// requests go inside with their credentials, which the internal server
+// checks on each request (auth trusts the edge's connection for nothing
+// else). A tenant's user may do what it could do inside; anyone else is
+// an anonymous guest who may only join a meeting (AccessEdgeConfig.
+// Meetings). A REGISTER gets a Path through the edge, so the user's
+// device is reached over its connection to the edge; a dialog gets a
+// Record-Route, so its later requests pass through the edge both ways.
+
+// fromUserConn reports whether req came on a connection to the
+// UserListener.
+func (e *AccessEdge) fromUserConn(req *sip.Request) bool {
+	return strings.EqualFold(req.Transport(), "TLS") && e.userConnAlive(req.Source())
+}
+
+func (e *AccessEdge) userConnAlive(source string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.users[source] != nil
+}
+
+// userConnID returns the random name of the user connection from source,
+// or "" if there is none: a flow token names the connection by it, so a
+// later connection from the same address and port is another flow.
+func (e *AccessEdge) userConnID(source string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.users[source] == nil {
+		return ""
+	}
+	return e.userIDs[source]
+}
+
+// asUser prepares a user's request for inside: no assertions (the
+// internal server makes its own from the user's credentials), and the
+// name of the user's connection (auth.EdgeFlowHeader) as the edge sees
+// it, whatever the user wrote.
+func (e *AccessEdge) asUser(out *sip.Request, source string) {
+	removeAll(out, assertionHeaders)
+	removeAll(out, []string{auth.EdgeFlowHeader})
+	out.AppendHeader(sip.NewHeader(auth.EdgeFlowHeader, e.userConnID(source)))
+}
+
+func (e *AccessEdge) userAddress() string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.userAddr
+}
+
+// allowUser applies the throttle to a user's request by its address and
+// subnet, answering 503 if it is over.
+func (e *AccessEdge) allowUser(req *sip.Request, tx sip.ServerTransaction) bool {
+	src, err := netip.ParseAddrPort(req.Source())
+	if err != nil {
+		respond(tx, req, 400, "Bad Request")
+		return false
+	}
+	if ok, wait := e.cfg.Throttle.Allow(src.Addr(), ""); !ok {
+		res := sip.NewResponseFromRequest(req, 503, "Service Unavailable", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", retryAfter(wait)))
+		_ = tx.Respond(res)
+		return false
+	}
+	return true
+}
+
+// guestMayStart reports whether an anonymous guest may send req outside
+// a dialog: a join (INVITE) or the conference state (SUBSCRIBE to the
+// conference package).
+func guestMayStart(req *sip.Request) bool {
+	switch req.Method {
+	case sip.INVITE:
+		return true
+	case sip.SUBSCRIBE:
+		ev := req.GetHeader("Event")
+		return ev != nil && strings.EqualFold(strings.TrimSpace(strings.Split(ev.Value(), ";")[0]), "conference")
+	}
+	return false
+}
+
+// fromUser forwards a new request of a remote user or guest inside.
+func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
+	canceled := make(chan struct{})
+	var once sync.Once
+	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+		return
+	}
+	if !e.allowUser(req, tx) {
+		return
+	}
+	from := req.From()
+	if from == nil || from.Address.Host == "" {
+		respond(tx, req, 400, "Missing From")
+		return
+	}
+	if !slices.Contains(e.cfg.Domains, normalize(req.Recipient.Host)) {
+		respond(tx, req, 404, "Not a domain of this edge")
+		return
+	}
+	if to := req.To(); to != nil && to.Params.Has("tag") {
+		// In a dialog, a user's requests come along the dialog's route
+		// through this edge (inDialog), bound to the user's connection.
+		respond(tx, req, 403, "In-dialog requests only along the dialog's route")
+		return
+	}
+	user := "sip:" + from.Address.User + "@" + normalize(from.Address.Host)
+	if !slices.Contains(e.cfg.Domains, normalize(from.Address.Host)) {
+		// Not one of the tenants' users: an anonymous guest, for a
+		// meeting and nothing else.
+		if !guestMayStart(req) || e.cfg.Meetings == nil || !e.cfg.Meetings(req.Recipient) {
+			respond(tx, req, 403, "Anonymous users may only join meetings")
+			return
+		}
+	}
+	out := req.Clone()
+	for out.Route() != nil { // a user's request is routed from here
+		out.RemoveHeader("Route")
+	}
+	e.asUser(out, req.Source())
+	decrement(out, req)
+	connID := e.userConnID(req.Source())
+	switch {
+	case req.Method == sip.REGISTER:
+		f := flow{kind: pathFlow, partnerSource: req.Source(), partnerCert: connID, partnerUser: user, internalSource: e.internalAddr,
+			expires: time.Now().Add(maxDialog).Unix()}
+		out.AppendHeader(sip.NewHeader("Path", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(f)+">"))
+	case dialogCreating(req):
+		tag, _ := from.Params.Get("tag")
+		f := flow{kind: userFlow, partnerSource: req.Source(), partnerCert: connID, partnerUser: user, internalSource: e.internalAddr,
+			callID: req.CallID().Value(), callerTag: tag, expires: time.Now().Add(maxDialog).Unix()}
+		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(f)+">"))
+	}
+	out.SetTransport("TLS")
+	out.SetDestination(e.cfg.Internal)
+	e.relay(req, tx, out, canceled)
+}
+
+// toUser forwards a request from inside to a remote user's device along
+// the Path of its registration, over the device's connection to the edge.
+func (e *AccessEdge) toUser(req *sip.Request, tx sip.ServerTransaction, f flow) {
+	if req.Method == sip.CANCEL {
+		return // it matches its INVITE's transaction
+	}
+	canceled := make(chan struct{})
+	var once sync.Once
+	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+		return
+	}
+	if req.Source() != f.internalSource {
+		respond(tx, req, 403, "Only the internal server routes to registered users")
+		return
+	}
+	if e.userConnID(f.partnerSource) != f.partnerCert {
+		respond(tx, req, 430, "Flow Failed") // RFC 5626: the device has to register again
+		return
+	}
+	out := req.Clone()
+	for {
+		if _, ours := e.ourFlow(out); !ours {
+			break
+		}
+		out.RemoveHeader("Route")
+	}
+	removeAll(out, credentialHeaders)
+	decrement(out, req)
+	e.hideContact(out, e.userAddress())
+	if dialogCreating(req) {
+		tag := ""
+		if h := req.From(); h != nil {
+			tag, _ = h.Params.Get("tag")
+		}
+		d := flow{kind: userFlow, partnerSource: f.partnerSource, partnerCert: f.partnerCert, partnerUser: f.partnerUser, internalSource: f.internalSource,
+			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix()}
+		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(d)+">"))
+	}
+	out.SetTransport("TLS")
+	out.SetDestination(f.partnerSource)
+	if req.IsAck() {
+		e.writeAck(out)
+		return
+	}
+	e.relay(req, tx, out, canceled)
+}
