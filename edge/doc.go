@@ -1,6 +1,7 @@
 // Package edge is the perimeter: the Access Edge, which carries the SIP
-// signaling of federated partners into the network, and the federation
-// policy it applies.
+// signaling of federated partners, remote users and anonymous meeting
+// guests into the network, the federation policy it applies, and the A/V
+// Edge relay.
 //
 // An [AccessEdge] accepts partner servers over mutual TLS
 // (pki.MutualTLSServerConfig): a partner's certificate must name the
@@ -30,5 +31,20 @@
 // relays (pion/turn/v2) and TCP relays (RFC 6062, served by the edge
 // itself) for clients that reach it only over TCP or TLS.
 //
-// Still to come here: the edge's service to remote and anonymous users.
+// Remote users of the tenants and anonymous guests connect to the edge's
+// other listener ([AccessEdge.UserListener], TLS without a client
+// certificate). The edge asserts nothing for them: their requests go
+// inside with their own credentials (Digest, bearer, or a meeting's
+// conference key), which the internal server checks on every request,
+// since the edge's connection carries many users (auth trusts it for no
+// security association, and names each user's connection to the edge by
+// auth.EdgeFlowHeader). A tenant's user is a remote user inside; anyone
+// else is an anonymous guest who may only join a meeting
+// (AccessEdgeConfig.Meetings): INVITE or SUBSCRIBE to the conference
+// package at a focus URI. A REGISTER gets a Path through the edge, bound
+// to the user's connection, so the user's device is reached over it
+// (430 Flow Failed once it is gone); a dialog gets a Record-Route, and
+// its later requests pass the edge both ways, each side held to its own
+// connection. Requests crossing the edge carry only the edge's Via, and
+// Contacts show the edge's address, not the inside's.
 package edge

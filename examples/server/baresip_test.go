@@ -34,6 +34,20 @@ func TestBaresipSignsInAndReceivesMessage(t *testing.T) {
 	waitFor(t, &b.out, "hello from parley", 5*time.Second)
 }
 
+// TestBaresipSignsInThroughTheAccessEdge: alice in baresip, outside the
+// network, signs in through the Access Edge's user listener (her Digest
+// answered inside) and receives bob's MESSAGE along the Path of her
+// registration, over her connection to the edge.
+func TestBaresipSignsInThroughTheAccessEdge(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	b := startBaresipAt(t, s, "alice", s.listeners["edge-users"])
+	res := sendMessage(t, s, "bob", "sip:alice@example.test", "hello through the edge")
+	if res.StatusCode != 200 {
+		t.Fatalf("MESSAGE to baresip behind the edge answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.out.String())
+	}
+	waitFor(t, &b.out, "hello through the edge", 5*time.Second)
+}
+
 // TestWatcherSeesBaresipPresence: bob (a sipgo client) watches alice, who
 // is signed in with baresip; when alice goes offline and online in
 // baresip (its presence module publishes PIDF), bob's NOTIFYs follow.
@@ -66,6 +80,12 @@ func (b *baresip) command(t *testing.T, cmd string) {
 // waits for its registration. It is stopped when the test ends.
 func startBaresip(t *testing.T, s *server, user string, extraConfig ...string) *baresip {
 	t.Helper()
+	return startBaresipAt(t, s, user, s.listeners["sip-tls"], extraConfig...)
+}
+
+// startBaresipAt is startBaresip signing in at the SIP TLS address at.
+func startBaresipAt(t *testing.T, s *server, user, at string, extraConfig ...string) *baresip {
+	t.Helper()
 	if fips140.Enabled() {
 		t.Skip("baresip 1.0 (libre 1.x) knows only Digest MD5, which FIPS mode does not offer")
 	}
@@ -90,7 +110,7 @@ func startBaresip(t *testing.T, s *server, user string, extraConfig ...string) *
 		"module stdio.so", "module_tmp uuid.so", "module_tmp account.so", "module_app menu.so",
 	}, extraConfig...), "\n")+"\n")
 	writeFile(t, filepath.Join(conf, "accounts"), fmt.Sprintf("<sip:%s@example.test>;auth_pass=%s;regint=600;pubint=600;outbound=\"sip:%s;transport=tls\"\n",
-		user, s.passwords["sip:"+user+"@example.test"], s.listeners["sip-tls"]))
+		user, s.passwords["sip:"+user+"@example.test"], at))
 	writeFile(t, filepath.Join(conf, "contacts"), "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)

@@ -5,7 +5,7 @@
 // Usage:
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
-//	                         [-edge ADDR] [-turn ADDR] [-turns ADDR] [-relay-allow-loopback]
+//	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-relay-allow-loopback]
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -18,7 +18,8 @@
 // schedule meetings (POST /api/meetings) and get relay credentials
 // (/relay/credentials; also over SIP, SERVICE), and anyone with a meeting's
 // link (/meet/<id>) sees how to join it. The Access Edge takes federated
-// partners' signaling over mutual TLS; the TURN relay (UDP and TCP on one
+// partners' signaling over mutual TLS, and remote users' and meeting
+// guests' over TLS on a port of its own; the TURN relay (UDP and TCP on one
 // port, TLS on another) relays media for holders of relay credentials.
 // It prints one line per listener, "listening <name> <addr>", and shuts
 // down cleanly on Ctrl-C.
@@ -37,6 +38,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -68,6 +70,7 @@ type config struct {
 	sipTLS   string
 	sipWSS   string
 	edge     string
+	edgeUser string
 	turn     string
 	turns    string
 	// relayLoopback lets the relay reach loopback peers, for a demo where
@@ -86,6 +89,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.sipTLS, "sip-tls", "127.0.0.1:5061", "SIP over TLS `address`")
 	fs.StringVar(&c.sipWSS, "sip-wss", "127.0.0.1:7443", "SIP over secure WebSocket (RFC 7118) `address`, for browsers")
 	fs.StringVar(&c.edge, "edge", "127.0.0.1:5062", "Access Edge `address`: federated partners' SIP over mutual TLS")
+	fs.StringVar(&c.edgeUser, "edge-users", "127.0.0.1:5063", "Access Edge `address` for remote users and meeting guests, SIP over TLS")
 	fs.StringVar(&c.turn, "turn", "127.0.0.1:3478", "TURN relay `address`, UDP and TCP")
 	fs.StringVar(&c.turns, "turns", "127.0.0.1:5349", "TURN over TLS `address`")
 	fs.BoolVar(&c.relayLoopback, "relay-allow-loopback", false, "let the relay reach loopback peers (a demo on one machine; never in production)")
@@ -140,6 +144,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-edge %s: %w", cfg.edge, err)
 	}
 	defer edgeLn.Close()
+	edgeUserLn, err := net.Listen("tcp", cfg.edgeUser)
+	if err != nil {
+		return fmt.Errorf("-edge-users %s: %w", cfg.edgeUser, err)
+	}
+	defer edgeUserLn.Close()
 	turnUDP, err := net.ListenPacket("udp", cfg.turn)
 	if err != nil {
 		return fmt.Errorf("-turn %s: %w", cfg.turn, err)
@@ -337,7 +346,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The Access Edge: partners' SIP over mutual TLS, into this server
 	// over the edge's own mutual TLS connection, which the Authenticator
-	// trusts to assert federated users (Config.Edges above).
+	// trusts to assert federated users (Config.Edges above); and remote
+	// users' and guests' SIP over TLS, whose credentials this server
+	// checks on each request. Guests reach meetings' focus URIs only.
 	federation := edge.NewFederation()
 	edgeUA, err := sipgo.NewUA(sipgo.WithUserAgent("Parley Access Edge"),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeCert, verifier, "localhost")))
@@ -356,11 +367,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer edgeClient.Close()
 	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: []string{demoDomain},
 		Internal: sipLn.Addr().String(), Listener: edgeLn.Addr().String(), Client: edgeClient,
-		Connections: edgeUA.TransportLayer(), Logger: logger})
+		Connections: edgeUA.TransportLayer(), Logger: logger,
+		Meetings: func(uri sip.Uri) bool {
+			m, err := focus.Meeting(context.Background(), uri.User)
+			return err == nil && strings.EqualFold(m.Tenant, uri.Host)
+		}})
 	if err != nil {
 		return err
 	}
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.OPTIONS, sip.UPDATE, sip.PRACK, sip.REFER} {
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.OPTIONS,
+		sip.UPDATE, sip.PRACK, sip.REFER, sip.REGISTER, sip.PUBLISH, edge.MethodService} {
 		edgeSrv.OnRequest(m, accessEdge.HandleRequest)
 	}
 
@@ -375,12 +391,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
-	errc := make(chan error, 5)
+	errc := make(chan error, 6)
 	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
 	wg.Go(func() {
 		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))))
+	})
+	wg.Go(func() {
+		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(edgeCert, verifier))))
 	})
 	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
 	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
@@ -389,6 +408,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "listening sip-wss %s\n", wssLn.Addr())
 	fmt.Fprintf(stdout, "listening https %s\n", httpsLn.Addr())
 	fmt.Fprintf(stdout, "listening edge %s\n", edgeLn.Addr())
+	fmt.Fprintf(stdout, "listening edge-users %s\n", edgeUserLn.Addr())
 	fmt.Fprintf(stdout, "listening turn %s\n", turnUDP.LocalAddr())
 	fmt.Fprintf(stdout, "listening turns %s\n", turnsLn.Addr())
 	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
@@ -405,6 +425,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = sipLn.Close()
 	_ = wssLn.Close()
 	_ = edgeLn.Close()
+	_ = edgeUserLn.Close()
 	_ = ua.Close()
 	_ = edgeUA.Close()
 	wg.Wait()

@@ -42,7 +42,7 @@ type server struct {
 // stop cleanly) when the test ends.
 func startServer(t *testing.T, data string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"}, extra...)
+	args := append([]string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &server{data: data, listeners: map[string]string{}, passwords: map[string]string{}, stop: cancel, done: make(chan error, 1)}
@@ -52,7 +52,7 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 		s.done <- err
 	}()
 	sc := bufio.NewScanner(pr)
-	for len(s.listeners) < 7 && sc.Scan() {
+	for len(s.listeners) < 8 && sc.Scan() {
 		f := strings.Fields(sc.Text())
 		switch {
 		case len(f) == 3 && f[0] == "listening":
@@ -62,7 +62,7 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, pr) }()
-	if len(s.listeners) < 7 {
+	if len(s.listeners) < 8 {
 		cancel()
 		t.Fatalf("server did not start: %v", <-s.done)
 	}
@@ -374,9 +374,9 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 			[]string{"-sip-tls " + busy.Addr().String(), "address already in use"}},
 		{"SIP WSS port in use", []string{"-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", busy.Addr().String()},
 			[]string{"-sip-wss " + busy.Addr().String(), "address already in use"}},
-		{"data directory is a file", []string{"-data", notADir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
+		{"data directory is a file", []string{"-data", notADir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
 			[]string{"-data " + notADir, "not a directory"}},
-		{"CA key readable by others", []string{"-data", looseKeyDir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
+		{"CA key readable by others", []string{"-data", looseKeyDir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
 			[]string{pki.CAKeyFile, "chmod 600"}},
 		{"unknown flag", []string{"-bogus"}, []string{"bogus"}},
 	}
@@ -405,7 +405,7 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -417,12 +417,12 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	}
 	sc := bufio.NewScanner(stdout)
 	var lines []string
-	for len(lines) < 7 && sc.Scan() {
+	for len(lines) < 8 && sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "listening ") {
 			lines = append(lines, sc.Text())
 		}
 	}
-	want := []string{"http", "sip-tls", "sip-wss", "https", "edge", "turn", "turns"}
+	want := []string{"http", "sip-tls", "sip-wss", "https", "edge", "edge-users", "turn", "turns"}
 	ok := len(lines) == len(want)
 	for i := 0; ok && i < len(want); i++ {
 		ok = strings.HasPrefix(lines[i], "listening "+want[i]+" 127.0.0.1:")
