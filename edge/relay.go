@@ -329,7 +329,8 @@ func (r *EdgeRelay) inspect(tuple, client string, b []byte) (reply []byte, alloc
 	// A message whose integrity check fails is dropped, unanswered ("packets
 	// that fail are dropped"); an unknown or expired credential is pion's
 	// to answer through authenticate.
-	if pass, _, err := r.cfg.Secrets.Password(username); err == nil {
+	pass, _, credErr := r.cfg.Secrets.Password(username)
+	if credErr == nil {
 		var realm stun.Realm
 		if realm.GetFrom(m) != nil || stun.NewLongTermIntegrity(username, realm.String(), pass).Check(m) != nil {
 			r.m.authFailures.Add(1)
@@ -372,6 +373,9 @@ func (r *EdgeRelay) inspect(tuple, client string, b []byte) (reply []byte, alloc
 		}
 		if _, exists := r.owner[tuple]; exists {
 			return nil, nil, false // pion answers: a retransmission, or 437
+		}
+		if credErr != nil {
+			return nil, nil, false // refused (401) before any quota is counted
 		}
 		if r.perUser[user] >= r.cfg.AllocationsPerUser {
 			r.m.quota.Add(1)

@@ -271,7 +271,10 @@ func TestTCPAllocationCredentialsAndQuota(t *testing.T) {
 	e := newRelay(t, func(c *RelayConfig) { c.AllocationsPerUser = 1 })
 	expired := e.secrets.Issue("alice@example.test", time.Minute)
 	e.clock.advance(2 * time.Minute)
-	if a, err := e.tcpClient(expired).AllocateTCP(); err == nil {
+	expiredClient, expiredConn := e.tcpClientConn(expired)
+	a, err := expiredClient.AllocateTCP()
+	_ = expiredConn.Close() // no retransmission of its may arrive later
+	if err == nil {
 		closeAtEnd(t, a)
 		t.Errorf("an expired credential got a TCP allocation")
 	}
