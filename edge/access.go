@@ -298,11 +298,16 @@ func names(cert *x509.Certificate, names ...string) bool {
 // is for, the internal server's connection, the dialog's Call-ID and the
 // caller's tag, whether the caller is inside (outbound), and until when
 // the token is good.
+//
+// For user flows partnerCert holds the random name of the user's
+// connection, and routes the inside's Record-Route entries the edge hid
+// from the user, as Route values to put back on the user's requests.
 type flow struct {
 	kind                                                                       flowKind
 	partnerSource, partnerCert, partnerUser, internalSource, callID, callerTag string
 	outbound                                                                   bool
 	expires                                                                    int64
+	routes                                                                     []string
 }
 
 // flowKind says whose flow a token names.
@@ -318,12 +323,14 @@ const (
 const maxDialog = 24 * time.Hour
 
 func (e *AccessEdge) sign(f flow) string {
-	return hmactoken.Sign(e.key[:], string(f.kind), f.partnerSource, f.partnerCert, f.partnerUser, f.internalSource, f.callID,
-		f.callerTag, strconv.FormatBool(f.outbound), strconv.FormatInt(f.expires, 10))
+	// Sealed, not only signed: the token goes outside and holds addresses
+	// of the inside.
+	return hmactoken.Seal(e.key[:], string(f.kind), f.partnerSource, f.partnerCert, f.partnerUser, f.internalSource, f.callID,
+		f.callerTag, strconv.FormatBool(f.outbound), strconv.FormatInt(f.expires, 10), strings.Join(f.routes, "\x01"))
 }
 
 func (e *AccessEdge) verify(tok string) (flow, bool) {
-	p, ok := hmactoken.Open(e.key[:], tok, 9)
+	p, ok := hmactoken.Unseal(e.key[:], tok, 10)
 	if !ok {
 		return flow{}, false
 	}
@@ -331,7 +338,16 @@ func (e *AccessEdge) verify(tok string) (flow, bool) {
 	if err != nil || time.Now().Unix() > exp {
 		return flow{}, false
 	}
-	return flow{flowKind(p[0]), p[1], p[2], p[3], p[4], p[5], p[6], p[7] == "true", exp}, true
+	var routes []string
+	if p[9] != "" {
+		routes = strings.Split(p[9], "\x01")
+	}
+	return flow{flowKind(p[0]), p[1], p[2], p[3], p[4], p[5], p[6], p[7] == "true", exp, routes}, true
+}
+
+// recordRoute is the edge's Record-Route value for a flow, at addr.
+func (e *AccessEdge) recordRoute(addr string, f flow) string {
+	return "<sip:" + addr + ";transport=tls;lr;ft=" + e.sign(f) + ">"
 }
 
 // fingerprint names a certificate in a flow token.
@@ -362,7 +378,7 @@ var (
 )
 
 type headerRemover interface {
-	GetHeaders(string) []sip.Header
+	Headers() []sip.Header
 	RemoveHeader(string) bool
 }
 
@@ -373,11 +389,19 @@ func strip(m headerRemover) {
 	removeAll(m, credentialHeaders)
 }
 
-// removeAll removes every header of each name in names.
+// removeAll removes every header of each name in names, whatever its
+// case: sipgo's RemoveHeader matches the name exactly as it was received.
 func removeAll(m headerRemover, names []string) {
-	for _, h := range names {
-		for len(m.GetHeaders(h)) > 0 {
-			m.RemoveHeader(h)
+	for {
+		var found string
+		for _, h := range m.Headers() {
+			if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, h.Name()) }) {
+				found = h.Name()
+				break
+			}
+		}
+		if found == "" || !m.RemoveHeader(found) {
+			return
 		}
 	}
 }
@@ -468,7 +492,7 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	out.SetTransport("TLS")
 	out.SetDestination(addr)
-	e.relayTo(req, tx, out, canceled, domain, partnerAddr)
+	e.relayTo(req, tx, out, relayOptions{canceled: canceled, domain: domain, addr: partnerAddr})
 }
 
 // fromPartner checks a new request from a partner and forwards it inside.
@@ -607,7 +631,8 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 		// A remote user's or guest's side, on the connection that started
 		// the dialog: its credentials go inside, where they are checked;
 		// the internal server's own routes stay.
-		if e.userConnID(src) != f.partnerCert {
+		if e.userConnID(src) != f.partnerCert || toTag == "" {
+			// Only the dialog's requests, on the connection that made it.
 			respond(tx, req, 403, "Request from outside the dialog's flows")
 			return
 		}
@@ -615,6 +640,7 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 			return
 		}
 		e.asUser(out, src)
+		restoreRoutes(out, f)
 		out.SetTransport("TLS")
 		out.SetDestination(f.internalSource)
 	case src == f.internalSource && insideSide && f.kind == userFlow:
@@ -690,14 +716,25 @@ func hideVias(out *sip.Request) {
 // relay sends out and relays its responses to req's transaction; a CANCEL
 // of req (canceled closing) is sent on as a CANCEL of out.
 func (e *AccessEdge) relay(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}) {
-	e.relayTo(req, tx, out, canceled, "", "")
+	e.relayTo(req, tx, out, relayOptions{canceled: canceled})
+}
+
+// relayOptions are relayTo's: the CANCEL signal; the partner domain and
+// edge address of a request sent to a partner; and, for a request from
+// inside to a user whose Record-Route the edge hid, the full Record-Route
+// to give the inside back in the answers.
+type relayOptions struct {
+	canceled     <-chan struct{}
+	domain, addr string
+	recordRoute  []sip.Header
 }
 
 // relayTo is relay for a request sent to the partner edge of domain at
 // addr (resolved; both empty for a request sent inside): the partner
 // edge's certificate must name the domain, or its responses are not
 // relayed.
-func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, canceled <-chan struct{}, domain, addr string) {
+func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *sip.Request, o relayOptions) {
+	canceled, domain, addr := o.canceled, o.domain, o.addr
 	toUser := e.fromUserConn(req) // responses go to a remote user or guest
 	from := e.partner(req)
 	toPartner := !toUser && domain == "" && from != nil && !e.internal(from) // responses go to a partner
@@ -739,9 +776,21 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 			}
 			sip.CopyHeaders("Via", req, res) // the path the request came by, as it came
 			switch {
+			case toUser && req.Method == sip.REGISTER:
+				// The registrar lists all the user's bindings: the device
+				// sees only its own (the others may be inside).
+				removeAll(res, assertionHeaders)
+				ownContacts(res, req)
 			case toUser: // a user answers challenges from inside
 				removeAll(res, assertionHeaders)
 				e.hideContact(res, e.userAddress())
+				e.hideRecordRoute(res)
+			case o.recordRoute != nil: // the inside gets its route back
+				strip(res)
+				removeAll(res, []string{"Record-Route"})
+				for _, h := range o.recordRoute {
+					res.AppendHeader(sip.HeaderClone(h))
+				}
 			case toPartner:
 				strip(res)
 				e.hideContact(res, e.cfg.Listener)
@@ -789,6 +838,27 @@ func (e *AccessEdge) hideContact(m interface {
 	n.Address.Host = host
 	n.Address.Port, _ = strconv.Atoi(port)
 	m.ReplaceHeader(n)
+}
+
+// ownContacts keeps in res (a REGISTER's answer) only the Contacts that
+// req registered.
+func ownContacts(res *sip.Response, req *sip.Request) {
+	own := map[string]bool{}
+	for _, h := range req.GetHeaders("Contact") {
+		if c, ok := h.(*sip.ContactHeader); ok {
+			own[c.Address.Addr()] = true
+		}
+	}
+	var keep []sip.Header
+	for _, h := range res.GetHeaders("Contact") {
+		if c, ok := h.(*sip.ContactHeader); ok && own[c.Address.Addr()] {
+			keep = append(keep, sip.HeaderClone(h))
+		}
+	}
+	removeAll(res, []string{"Contact"})
+	for _, h := range keep {
+		res.AppendHeader(h)
+	}
 }
 
 // cancel sends a CANCEL for out, an INVITE the edge forwarded.

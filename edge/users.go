@@ -128,9 +128,10 @@ func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	out := req.Clone()
-	for out.Route() != nil { // a user's request is routed from here
-		out.RemoveHeader("Route")
-	}
+	// A user's request is routed from here, and a user agent records no
+	// route of its own (a Path or Record-Route it wrote would come before
+	// the edge's and take what is meant for it elsewhere).
+	removeAll(out, []string{"Route", "Path", "Record-Route"})
 	e.asUser(out, req.Source())
 	decrement(out, req)
 	connID := e.userConnID(req.Source())
@@ -138,12 +139,12 @@ func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
 	case req.Method == sip.REGISTER:
 		f := flow{kind: pathFlow, partnerSource: req.Source(), partnerCert: connID, partnerUser: user, internalSource: e.internalAddr,
 			expires: time.Now().Add(maxDialog).Unix()}
-		out.AppendHeader(sip.NewHeader("Path", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(f)+">"))
+		out.PrependHeader(sip.NewHeader("Path", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(f)+">"))
 	case dialogCreating(req):
 		tag, _ := from.Params.Get("tag")
 		f := flow{kind: userFlow, partnerSource: req.Source(), partnerCert: connID, partnerUser: user, internalSource: e.internalAddr,
 			callID: req.CallID().Value(), callerTag: tag, expires: time.Now().Add(maxDialog).Unix()}
-		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(f)+">"))
+		out.PrependHeader(sip.NewHeader("Record-Route", e.recordRoute(e.userAddress(), f)))
 	}
 	out.SetTransport("TLS")
 	out.SetDestination(e.cfg.Internal)
@@ -179,14 +180,22 @@ func (e *AccessEdge) toUser(req *sip.Request, tx sip.ServerTransaction, f flow) 
 	removeAll(out, credentialHeaders)
 	decrement(out, req)
 	e.hideContact(out, e.userAddress())
+	o := relayOptions{canceled: canceled}
 	if dialogCreating(req) {
 		tag := ""
 		if h := req.From(); h != nil {
 			tag, _ = h.Params.Get("tag")
 		}
+		// The inside's Record-Route stays inside: the user sees the
+		// edge's entry, whose token keeps the inside's for the user's
+		// later requests, and the answers give the inside its own back.
 		d := flow{kind: userFlow, partnerSource: f.partnerSource, partnerCert: f.partnerCert, partnerUser: f.partnerUser, internalSource: f.internalSource,
-			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix()}
-		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(d)+">"))
+			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix(),
+			routes: routeEntries(req.GetHeaders("Record-Route"))}
+		removeAll(out, []string{"Record-Route"})
+		own := sip.NewHeader("Record-Route", e.recordRoute(e.userAddress(), d))
+		out.PrependHeader(own)
+		o.recordRoute = append([]sip.Header{own}, req.GetHeaders("Record-Route")...)
 	}
 	out.SetTransport("TLS")
 	out.SetDestination(f.partnerSource)
@@ -194,5 +203,66 @@ func (e *AccessEdge) toUser(req *sip.Request, tx sip.ServerTransaction, f flow) 
 		e.writeAck(out)
 		return
 	}
-	e.relay(req, tx, out, canceled)
+	e.relayTo(req, tx, out, o)
+}
+
+// routeEntries splits Route or Record-Route values into their entries.
+func routeEntries(hs []sip.Header) []string {
+	var out []string
+	for _, h := range hs {
+		for _, v := range strings.Split(h.Value(), ",") {
+			if v = strings.TrimSpace(v); v != "" {
+				out = append(out, v)
+			}
+		}
+	}
+	return out
+}
+
+// flowOf returns the user flow a route entry of this edge's carries.
+func (e *AccessEdge) flowOf(entry string) (flow, bool) {
+	var u sip.Uri
+	if sip.ParseUri(strings.Trim(entry, "<>"), &u) != nil {
+		return flow{}, false
+	}
+	tok, ok := u.UriParams.Get("ft")
+	if !ok {
+		return flow{}, false
+	}
+	f, ok := e.verify(tok)
+	return f, ok && f.kind == userFlow
+}
+
+// hideRecordRoute leaves in an answer going to a user only the edge's own
+// Record-Route entry, with the inside's entries above it moved into its
+// token: the Route the user's later requests need inside (the user's
+// route set is the Record-Route reversed), put back by inDialog.
+func (e *AccessEdge) hideRecordRoute(res *sip.Response) {
+	entries := routeEntries(res.GetHeaders("Record-Route"))
+	if len(entries) == 0 {
+		return
+	}
+	removeAll(res, []string{"Record-Route"})
+	for i, entry := range entries {
+		f, ok := e.flowOf(entry)
+		if !ok {
+			continue
+		}
+		f.routes = nil
+		for j := i - 1; j >= 0; j-- {
+			f.routes = append(f.routes, entries[j])
+		}
+		res.AppendHeader(sip.NewHeader("Record-Route", e.recordRoute(e.userAddress(), f)))
+		return
+	}
+}
+
+// restoreRoutes replaces what is left of the Route of a user's request in
+// a dialog (the edge's own entries removed) by the inside's entries the
+// edge hid from the user.
+func restoreRoutes(out *sip.Request, f flow) {
+	removeAll(out, []string{"Route"})
+	for i := len(f.routes) - 1; i >= 0; i-- {
+		out.PrependHeader(sip.NewHeader("Route", f.routes[i]))
+	}
 }

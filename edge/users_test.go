@@ -183,3 +183,53 @@ func TestGuestJoinsAMeetingThroughTheEdge(t *testing.T) {
 		t.Errorf("a wrong password through the edge: %v", res)
 	}
 }
+
+// TestRemoteUsersDialogRoutesThroughTheInside: bob, inside, subscribes to
+// remote alice's dialog state; the internal Router Record-Routes the
+// SUBSCRIBE, but alice's device sees only the edge's entry. Her NOTIFY in
+// the dialog, routed by that entry alone, still reaches bob through the
+// Router: the edge put the Router's route back.
+func TestRemoteUsersDialogRoutesThroughTheInside(t *testing.T) {
+	dns := startFakeDNS(t, map[string]net.IP{})
+	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
+	alice, subs, _ := remoteDevice(t, a, "alice")
+	bob := a.phone("bob")
+	subscribed := make(chan *sip.Response, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		res, _ := bob.client.Do(ctx, bob.request(sip.SUBSCRIBE, "sip:alice@a.test", sip.NewHeader("Event", "dialog"), sip.NewHeader("Expires", "600")))
+		subscribed <- res
+	}()
+	sub := received(t, subs, "SUBSCRIBE at remote alice")
+	rr := sub.GetHeaders("Record-Route")
+	if len(rr) != 1 || !strings.Contains(rr[0].Value(), strings.TrimPrefix(a.userEdge, "edge.a.test")) {
+		t.Fatalf("the device's Record-Route %v: only the edge's entry", rr)
+	}
+	if res := <-subscribed; res == nil || res.StatusCode != 200 {
+		t.Fatalf("bob's SUBSCRIBE: %v", res)
+	}
+
+	notify := sip.NewRequest(sip.NOTIFY, *sub.Contact().Address.Clone())
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", remoteDeviceTag)
+	notify.AppendHeader(&sip.FromHeader{Address: sub.To().Address, Params: fromParams})
+	notify.AppendHeader(&sip.ToHeader{Address: sub.From().Address, Params: sub.From().Params})
+	notify.AppendHeader(sub.CallID())
+	notify.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.NOTIFY})
+	notify.AppendHeader(sip.NewHeader("Event", "dialog"))
+	notify.AppendHeader(sip.NewHeader("Subscription-State", "active;expires=600"))
+	notify.AppendHeader(sip.NewHeader("Contact", "<sip:alice-dev@"+a.ip+";transport=tls>"))
+	for _, h := range rr {
+		notify.AppendHeader(sip.NewHeader("Route", h.Value()))
+	}
+	notify.SetTransport("TLS")
+	notify.SetDestination(a.userEdge)
+	if res := alice.do(notify); res.StatusCode != 200 {
+		t.Fatalf("alice's NOTIFY in the dialog: %v", res)
+	}
+	n := received(t, bob.notifies, "NOTIFY at bob")
+	if n.CallID().Value() != sub.CallID().Value() {
+		t.Fatalf("bob got another NOTIFY:\n%s", n)
+	}
+}
