@@ -2,7 +2,8 @@
 // routes they record (Record-Route flow tokens): fields joined, MACed with
 // HMAC-SHA256 under a server's key (a 128-bit tag), in base64url, so a
 // token can travel in a SIP URI parameter and only its maker can read it
-// back as its own.
+// back as its own. Seal and Unseal do the same with AES-256-GCM, for
+// tokens whose fields outsiders must not read either.
 package hmactoken
 
 import (
