@@ -181,13 +181,14 @@ func (e *AccessEdge) UserListener(ln net.Listener) net.Listener {
 		e.userAddr = ln.Addr().String()
 	}
 	e.mu.Unlock()
-	return &peerListener{Listener: ln, e: e, conns: e.users}
+	return &peerListener{Listener: ln, e: e, conns: e.users, users: true}
 }
 
 type peerListener struct {
 	net.Listener
 	e     *AccessEdge
 	conns map[string]*tls.Conn // e.peers or e.users, guarded by e.mu
+	users bool                 // conns is e.users: each connection gets a random name in e.userIDs
 }
 
 func (l *peerListener) Accept() (net.Conn, error) {
@@ -200,12 +201,14 @@ func (l *peerListener) Accept() (net.Conn, error) {
 		_ = c.Close()
 		return nil, errors.New("edge: the Access Edge takes TLS connections only")
 	}
-	pc := &peerConn{Conn: tc, e: l.e, conns: l.conns, remote: c.RemoteAddr().String()}
+	pc := &peerConn{Conn: tc, e: l.e, conns: l.conns, users: l.users, remote: c.RemoteAddr().String()}
 	var id [12]byte
 	_, _ = rand.Read(id[:])
 	l.e.mu.Lock()
 	l.conns[pc.remote] = tc
-	l.e.userIDs[pc.remote] = base64.RawURLEncoding.EncodeToString(id[:])
+	if l.users {
+		l.e.userIDs[pc.remote] = base64.RawURLEncoding.EncodeToString(id[:])
+	}
 	l.e.mu.Unlock()
 	return pc, nil
 }
@@ -216,6 +219,7 @@ type peerConn struct {
 	net.Conn
 	e      *AccessEdge
 	conns  map[string]*tls.Conn
+	users  bool
 	remote string
 	once   sync.Once
 }
@@ -233,7 +237,9 @@ func (c *peerConn) Close() error {
 	c.once.Do(func() {
 		c.e.mu.Lock()
 		delete(c.conns, c.remote)
-		delete(c.e.userIDs, c.remote)
+		if c.users {
+			delete(c.e.userIDs, c.remote)
+		}
 		c.e.mu.Unlock()
 		err = c.Conn.Close()
 	})
@@ -629,8 +635,8 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 		return
 	case src == f.partnerSource && partnerSide && f.kind == userFlow:
 		// A remote user's or guest's side, on the connection that started
-		// the dialog: its credentials go inside, where they are checked;
-		// the internal server's own routes stay.
+		// the dialog: its credentials go inside, where they are checked,
+		// along the inside's routes the edge hid from the user.
 		if e.userConnID(src) != f.partnerCert || toTag == "" {
 			// Only the dialog's requests, on the connection that made it.
 			respond(tx, req, 403, "Request from outside the dialog's flows")
