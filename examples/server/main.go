@@ -149,15 +149,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-edge-users %s: %w", cfg.edgeUser, err)
 	}
 	defer edgeUserLn.Close()
-	turnUDP, err := net.ListenPacket("udp", cfg.turn)
+	turnUDP, turnTCP, err := listenUDPAndTCP(cfg.turn)
 	if err != nil {
 		return fmt.Errorf("-turn %s: %w", cfg.turn, err)
 	}
 	defer turnUDP.Close()
-	turnTCP, err := net.Listen("tcp", turnUDP.LocalAddr().String()) // the same port over TCP
-	if err != nil {
-		return fmt.Errorf("-turn %s (TCP): %w", cfg.turn, err)
-	}
 	defer turnTCP.Close()
 	turnsLn, err := net.Listen("tcp", cfg.turns)
 	if err != nil {
@@ -434,6 +430,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("listener stopped: %w", failed)
 	}
 	return nil
+}
+
+// listenUDPAndTCP listens on addr over UDP and TCP, on the same port. With
+// port 0 the kernel picks the UDP port, which TCP may have in use: then it
+// tries another.
+func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	for try := 0; ; try++ {
+		pc, err := net.ListenPacket("udp", addr)
+		if err != nil {
+			return nil, nil, err
+		}
+		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		if err == nil {
+			return pc, ln, nil
+		}
+		_ = pc.Close()
+		if port != "0" || try == 10 {
+			return nil, nil, fmt.Errorf("TCP: %w", err)
+		}
+	}
 }
 
 // answerOptions answers an authenticated OPTIONS (RFC 3261 section 11)
