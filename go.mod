@@ -10,6 +10,7 @@ require (
 	github.com/pion/logging v0.2.2
 	github.com/pion/stun v0.6.1
 	github.com/pion/turn/v2 v2.1.6
+	go.etcd.io/bbolt v1.4.3
 	go.uber.org/goleak v1.3.0
 	golang.org/x/oauth2 v0.37.0
 	golang.org/x/sys v0.49.0

@@ -6,6 +6,7 @@
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
 //	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-relay-allow-loopback]
+//	                         [-store bolt|memory] [-log-json]
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -51,6 +52,7 @@ import (
 	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
+	"github.com/parleyuc/parley/store"
 )
 
 func main() {
@@ -72,6 +74,7 @@ type config struct {
 	edge     string
 	edgeUser string
 	turn     string
+	store    string
 	turns    string
 	// relayLoopback lets the relay reach loopback peers, for a demo where
 	// every client runs on this machine.
@@ -93,12 +96,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.turn, "turn", "127.0.0.1:3478", "TURN relay `address`, UDP and TCP")
 	fs.StringVar(&c.turns, "turns", "127.0.0.1:5349", "TURN over TLS `address`")
 	fs.BoolVar(&c.relayLoopback, "relay-allow-loopback", false, "let the relay reach loopback peers (a demo on one machine; never in production)")
+	fs.StringVar(&c.store, "store", "bolt", "where meetings, contacts and privacy settings are kept: `bolt` (parley.db in the data directory) or memory")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	if c.store != "bolt" && c.store != "memory" {
+		return c, fmt.Errorf("-store %q: want bolt or memory", c.store)
 	}
 	return c, nil
 }
@@ -187,9 +194,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
-	// Meetings (in memory for now): anonymous users sign in to a meeting's
-	// focus with its conference key.
-	meetings := conference.NewMemoryMeetings()
+	// What users create (meetings, contacts and privacy settings) is kept
+	// in the store: by default an embedded database in the data
+	// directory, which a restart finds again. Anonymous users sign in to a
+	// meeting's focus with its conference key.
+	var meetings conference.MeetingStore = conference.NewMemoryMeetings()
+	var policies presence.PolicyStore = presence.NewMemoryPolicies()
+	switch cfg.store {
+	case "bolt":
+		db, err := store.OpenBolt(filepath.Join(cfg.dataDir, "parley.db"))
+		if err != nil {
+			return fmt.Errorf("-store bolt: %w", err)
+		}
+		defer db.Close()
+		meetings, policies = db.Meetings(), db.Policies()
+	case "memory":
+	default:
+		return fmt.Errorf("-store %q: want bolt or memory", cfg.store)
+	}
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
@@ -250,7 +272,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
+	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: policies})
 	spim, err := auth.NewThrottle(auth.ThrottleConfig{}) // one budget per sender for approaching strangers
 	if err != nil {
 		return err

@@ -358,6 +358,10 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 	if err := os.Chmod(filepath.Join(looseKeyDir, "ca", pki.CAKeyFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	looseDBDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(looseDBDir, "parley.db"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	notADir := filepath.Join(t.TempDir(), "file")
 	if err := os.WriteFile(notADir, []byte("x"), 0o600); err != nil {
 		t.Fatal(err)
@@ -378,6 +382,8 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 			[]string{"-data " + notADir, "not a directory"}},
 		{"CA key readable by others", []string{"-data", looseKeyDir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
 			[]string{pki.CAKeyFile, "chmod 600"}},
+		{"unknown store", append(allOnPortZero(t.TempDir()), "-store", "floppy"), []string{"-store", "floppy", "bolt or memory"}},
+		{"database readable by others", append(allOnPortZero(looseDBDir), "-store", "bolt"), []string{"-store bolt", "parley.db", "chmod 600"}},
 		{"unknown flag", []string{"-bogus"}, []string{"bogus"}},
 	}
 	for _, tt := range tests {
@@ -478,4 +484,11 @@ func (l *lockedBuffer) String() string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.b.String()
+}
+
+// allOnPortZero is the flags of a server on data with every listener on a
+// port the kernel picks.
+func allOnPortZero(data string) []string {
+	return []string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0",
+		"-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"}
 }

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/parleyuc/parley/conference"
+)
+
+// Meetings returns the database's conference.MeetingStore.
+func (b *Bolt) Meetings() conference.MeetingStore { return boltMeetings{b.db} }
+
+type boltMeetings struct{ db *bolt.DB }
+
+func ownerKey(organizer, id string) []byte { return []byte(organizer + "\x00" + id) }
+
+// getMeeting reads and decodes the meeting id in tx.
+func getMeeting(tx *bolt.Tx, id string) (*conference.Meeting, error) {
+	raw := tx.Bucket(bucketMeetings).Get([]byte(id))
+	if raw == nil {
+		return nil, fmt.Errorf("%w: %s", conference.ErrNotFound, id)
+	}
+	var m conference.Meeting
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, fmt.Errorf("store: meeting %s unreadable: %w", id, err)
+	}
+	return &m, nil
+}
+
+func putMeeting(tx *bolt.Tx, m *conference.Meeting) error {
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	return tx.Bucket(bucketMeetings).Put([]byte(m.ID), raw)
+}
+
+// Create implements conference.MeetingStore.
+func (s boltMeetings) Create(_ context.Context, m *conference.Meeting) error {
+	if m.ID == "" {
+		return errors.New("store: a meeting needs an ID")
+	}
+	return s.db.Update(func(tx *bolt.Tx) error {
+		if tx.Bucket(bucketMeetings).Get([]byte(m.ID)) != nil {
+			return fmt.Errorf("%w: id %s", conference.ErrExists, m.ID)
+		}
+		dialIn := tx.Bucket(bucketMeetingDialIn)
+		if m.DialInID != "" {
+			if dialIn.Get([]byte(m.DialInID)) != nil {
+				return fmt.Errorf("%w: dial-in id %s", conference.ErrExists, m.DialInID)
+			}
+			if err := dialIn.Put([]byte(m.DialInID), []byte(m.ID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketMeetingOrg).Put(ownerKey(m.Organizer, m.ID), nil); err != nil {
+			return err
+		}
+		return putMeeting(tx, m)
+	})
+}
+
+// Get implements conference.MeetingStore.
+func (s boltMeetings) Get(_ context.Context, id string) (*conference.Meeting, error) {
+	var m *conference.Meeting
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		m, err = getMeeting(tx, id)
+		return err
+	})
+	return m, err
+}
+
+// ByDialInID implements conference.MeetingStore.
+func (s boltMeetings) ByDialInID(_ context.Context, dialInID string) (*conference.Meeting, error) {
+	var m *conference.Meeting
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		id := tx.Bucket(bucketMeetingDialIn).Get([]byte(dialInID))
+		if id == nil || dialInID == "" {
+			return fmt.Errorf("%w: dial-in id %s", conference.ErrNotFound, dialInID)
+		}
+		m, err = getMeeting(tx, string(id))
+		return err
+	})
+	return m, err
+}
+
+// Update implements conference.MeetingStore: read, change and write in
+// one transaction, so concurrent updates serialize.
+func (s boltMeetings) Update(_ context.Context, id string, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
+	var out *conference.Meeting
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		m, err := getMeeting(tx, id)
+		if err != nil {
+			return err
+		}
+		c := m.Clone()
+		if err := fn(c); err != nil {
+			return err
+		}
+		if c.ID != id || c.DialInID != m.DialInID {
+			return errors.New("conference: a meeting's ID and dial-in ID cannot change")
+		}
+		if c.Organizer != m.Organizer {
+			org := tx.Bucket(bucketMeetingOrg)
+			if err := org.Delete(ownerKey(m.Organizer, id)); err != nil {
+				return err
+			}
+			if err := org.Put(ownerKey(c.Organizer, id), nil); err != nil {
+				return err
+			}
+		}
+		c.Revision = m.Revision + 1
+		if err := putMeeting(tx, c); err != nil {
+			return err
+		}
+		out = c
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out.Clone(), nil
+}
+
+// Delete implements conference.MeetingStore.
+func (s boltMeetings) Delete(_ context.Context, id string) error {
+	return s.db.Update(func(tx *bolt.Tx) error {
+		m, err := getMeeting(tx, id)
+		if err != nil {
+			return err
+		}
+		if m.DialInID != "" {
+			if err := tx.Bucket(bucketMeetingDialIn).Delete([]byte(m.DialInID)); err != nil {
+				return err
+			}
+		}
+		if err := tx.Bucket(bucketMeetingOrg).Delete(ownerKey(m.Organizer, id)); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeetings).Delete([]byte(id))
+	})
+}
+
+// ByOrganizer implements conference.MeetingStore, oldest first.
+func (s boltMeetings) ByOrganizer(_ context.Context, aor string) ([]*conference.Meeting, error) {
+	var out []*conference.Meeting
+	err := s.db.View(func(tx *bolt.Tx) error {
+		prefix := []byte(aor + "\x00")
+		c := tx.Bucket(bucketMeetingOrg).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			m, err := getMeeting(tx, string(k[len(prefix):]))
+			if err != nil {
+				return err
+			}
+			out = append(out, m)
+		}
+		return nil
+	})
+	slices.SortFunc(out, func(a, b *conference.Meeting) int { return a.Created.Compare(b.Created) })
+	return out, err
+}

@@ -1,0 +1,167 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+
+	"github.com/parleyuc/parley/presence"
+)
+
+// Policies returns the database's presence.PolicyStore: users' contacts,
+// privacy mode and blocks.
+func (b *Bolt) Policies() presence.PolicyStore { return boltPolicies{b.db} }
+
+type boltPolicies struct{ db *bolt.DB }
+
+// Policy implements presence.PolicyStore: a user with none stored has the
+// zero policy.
+func (s boltPolicies) Policy(_ context.Context, aor string) (presence.UserPolicy, error) {
+	var p presence.UserPolicy
+	err := s.db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucketPolicies).Get([]byte(aor))
+		if raw == nil {
+			return nil
+		}
+		if err := json.Unmarshal(raw, &p); err != nil {
+			return fmt.Errorf("store: policy of %s unreadable: %w", aor, err)
+		}
+		return nil
+	})
+	return p, err
+}
+
+// SetPolicy implements presence.PolicyStore.
+func (s boltPolicies) SetPolicy(_ context.Context, aor string, p presence.UserPolicy) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketPolicies).Put([]byte(aor), raw) })
+}
+
+// Locations returns the database's presence.LocationStore.
+func (b *Bolt) Locations() presence.LocationStore { return boltLocations{b.db} }
+
+type boltLocations struct{ db *bolt.DB }
+
+func flowIndexKey(transport, source, aor string) []byte {
+	return []byte(transport + "|" + source + "\x00" + aor)
+}
+
+func getBindings(tx *bolt.Tx, aor string) ([]presence.Binding, error) {
+	raw := tx.Bucket(bucketLocations).Get([]byte(aor))
+	if raw == nil {
+		return nil, nil
+	}
+	var bs []presence.Binding
+	if err := json.Unmarshal(raw, &bs); err != nil {
+		return nil, fmt.Errorf("%w: bindings of %s unreadable: %v", presence.ErrStore, aor, err)
+	}
+	return bs, nil
+}
+
+// staleBinding is how long past its expiry a binding is kept (Bindings
+// hides it from the moment it expires): the store's callers may run on a
+// clock of their own, so only bindings long expired by this one's go.
+const staleBinding = 24 * time.Hour
+
+// putBindings stores aor's bindings (none: the AOR is removed), dropping
+// long-expired ones, and indexes them by flow.
+func putBindings(tx *bolt.Tx, aor string, bs []presence.Binding) error {
+	bs = slices.DeleteFunc(bs, func(b presence.Binding) bool { return time.Since(b.Expires) > staleBinding })
+	if len(bs) == 0 {
+		return tx.Bucket(bucketLocations).Delete([]byte(aor))
+	}
+	raw, err := json.Marshal(bs)
+	if err != nil {
+		return err
+	}
+	flows := tx.Bucket(bucketLocationFlows)
+	for _, b := range bs {
+		if err := flows.Put(flowIndexKey(b.Transport, b.Source, aor), nil); err != nil {
+			return err
+		}
+	}
+	return tx.Bucket(bucketLocations).Put([]byte(aor), raw)
+}
+
+// Bindings implements presence.LocationStore.
+func (s boltLocations) Bindings(_ context.Context, aor string, now time.Time) ([]presence.Binding, error) {
+	var out []presence.Binding
+	err := s.db.View(func(tx *bolt.Tx) error {
+		bs, err := getBindings(tx, aor)
+		out = slices.DeleteFunc(bs, func(b presence.Binding) bool { return !now.Before(b.Expires) })
+		return err
+	})
+	return out, err
+}
+
+// Update implements presence.LocationStore in one transaction.
+func (s boltLocations) Update(_ context.Context, aor string, put []presence.Binding, remove []string, removeAll bool) error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		var cur []presence.Binding
+		if !removeAll {
+			var err error
+			if cur, err = getBindings(tx, aor); err != nil {
+				return err
+			}
+		}
+		cur = slices.DeleteFunc(cur, func(b presence.Binding) bool { return slices.Contains(remove, b.Key()) })
+		for _, b := range put {
+			if i := slices.IndexFunc(cur, func(c presence.Binding) bool { return c.Key() == b.Key() }); i >= 0 {
+				cur[i] = b
+			} else {
+				cur = append(cur, b)
+			}
+		}
+		return putBindings(tx, aor, cur)
+	})
+	if err != nil {
+		return fmt.Errorf("%w: %v", presence.ErrStore, err)
+	}
+	return nil
+}
+
+// RemoveFlow implements presence.LocationStore.
+func (s boltLocations) RemoveFlow(_ context.Context, transport, source string) ([]string, error) {
+	var aors []string
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		prefix := []byte(transport + "|" + source + "\x00")
+		flows := tx.Bucket(bucketLocationFlows)
+		var keys [][]byte
+		c := flows.Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			keys = append(keys, slices.Clone(k))
+		}
+		for _, k := range keys {
+			aor := string(k[len(prefix):])
+			if err := flows.Delete(k); err != nil {
+				return err
+			}
+			bs, err := getBindings(tx, aor)
+			if err != nil {
+				return err
+			}
+			left := slices.DeleteFunc(bs, func(b presence.Binding) bool { return b.Transport == transport && b.Source == source })
+			if len(left) == len(bs) {
+				continue // a stale index entry
+			}
+			if err := putBindings(tx, aor, left); err != nil {
+				return err
+			}
+			aors = append(aors, aor)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", presence.ErrStore, err)
+	}
+	slices.Sort(aors)
+	return aors, nil
+}

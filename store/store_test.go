@@ -1,0 +1,52 @@
+package store
+
+import (
+	"path/filepath"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/presence"
+	"github.com/parleyuc/parley/store/storetest"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// openBolt opens a new database in a temporary directory, closed when
+// the test ends.
+func openBolt(t *testing.T) *Bolt {
+	t.Helper()
+	b, err := OpenBolt(filepath.Join(t.TempDir(), "parley.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	return b
+}
+
+// The conformance suite, on memory and on bbolt.
+
+func TestMemoryMeetings(t *testing.T) {
+	storetest.MeetingStore(t, func(*testing.T) conference.MeetingStore { return conference.NewMemoryMeetings() })
+}
+
+func TestBoltMeetings(t *testing.T) {
+	storetest.MeetingStore(t, func(t *testing.T) conference.MeetingStore { return openBolt(t).Meetings() })
+}
+
+func TestMemoryPolicies(t *testing.T) {
+	storetest.PolicyStore(t, func(*testing.T) presence.PolicyStore { return presence.NewMemoryPolicies() })
+}
+
+func TestBoltPolicies(t *testing.T) {
+	storetest.PolicyStore(t, func(t *testing.T) presence.PolicyStore { return openBolt(t).Policies() })
+}
+
+func TestMemoryLocations(t *testing.T) {
+	storetest.LocationStore(t, func(*testing.T) presence.LocationStore { return presence.NewMemoryLocation() })
+}
+
+func TestBoltLocations(t *testing.T) {
+	storetest.LocationStore(t, func(t *testing.T) presence.LocationStore { return openBolt(t).Locations() })
+}

@@ -1,0 +1,295 @@
+// Package storetest is the conformance suite of Parley's storage
+// interfaces: every implementation of conference.MeetingStore,
+// presence.PolicyStore and presence.LocationStore must pass the test of
+// its interface, whatever engine is behind it. Call them from a test with
+// a function that returns a new, empty store.
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/presence"
+)
+
+var ctx = context.Background()
+
+func meeting(id, dialIn, organizer string, created time.Time) *conference.Meeting {
+	return &conference.Meeting{ID: id, DialInID: dialIn, Key: "key-" + id, Organizer: organizer, Tenant: "example.test",
+		Subject: "about " + id, Invitees: []string{"sip:bob@example.test"}, Access: conference.AccessCompany,
+		Presenter: conference.PresentersChosen, Presenters: []string{"sip:carol@example.test"},
+		Created: created.UTC().Truncate(time.Second), Expires: created.Add(24 * time.Hour).UTC().Truncate(time.Second),
+		JoinURL: "https://meet.example.test/meet/" + id}
+}
+
+// same reports whether two meetings hold the same data.
+func same(a, b *conference.Meeting) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+// MeetingStore tests a conference.MeetingStore; open returns an empty one.
+func MeetingStore(t *testing.T, open func(t *testing.T) conference.MeetingStore) {
+	now := time.Now()
+	t.Run("CreateGet", func(t *testing.T) {
+		s := open(t)
+		m := meeting("m1", "111111111", "sip:alice@example.test", now)
+		if err := s.Create(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, "m1")
+		if err != nil || !same(got, m) {
+			t.Fatalf("Get = %+v, %v; want %+v", got, err, m)
+		}
+		if got, err := s.ByDialInID(ctx, "111111111"); err != nil || got.ID != "m1" {
+			t.Fatalf("ByDialInID = %v, %v", got, err)
+		}
+		got.Subject = "changed by the caller"
+		if again, _ := s.Get(ctx, "m1"); again.Subject != m.Subject {
+			t.Fatal("a returned meeting shares memory with the store")
+		}
+	})
+	t.Run("Missing", func(t *testing.T) {
+		s := open(t)
+		for name, err := range map[string]error{
+			"Get":        second(s.Get(ctx, "nope")),
+			"ByDialInID": second(s.ByDialInID(ctx, "999")),
+			"Update":     second(s.Update(ctx, "nope", func(*conference.Meeting) error { return nil })),
+			"Delete":     s.Delete(ctx, "nope"),
+		} {
+			if !errors.Is(err, conference.ErrNotFound) {
+				t.Errorf("%s of a missing meeting: %v, want ErrNotFound", name, err)
+			}
+		}
+	})
+	t.Run("CreateRefusesTakenIDs", func(t *testing.T) {
+		s := open(t)
+		if err := s.Create(ctx, meeting("m1", "111", "sip:alice@example.test", now)); err != nil {
+			t.Fatal(err)
+		}
+		for name, m := range map[string]*conference.Meeting{
+			"same ID":         meeting("m1", "222", "sip:bob@example.test", now),
+			"same dial-in ID": meeting("m2", "111", "sip:bob@example.test", now),
+		} {
+			if err := s.Create(ctx, m); !errors.Is(err, conference.ErrExists) {
+				t.Errorf("%s: %v, want ErrExists", name, err)
+			}
+		}
+		if _, err := s.Get(ctx, "m2"); !errors.Is(err, conference.ErrNotFound) {
+			t.Errorf("a refused Create stored something: %v", err)
+		}
+		if got, _ := s.Get(ctx, "m1"); got.Organizer != "sip:alice@example.test" {
+			t.Errorf("a refused Create changed the first meeting: %+v", got)
+		}
+	})
+	t.Run("Update", func(t *testing.T) {
+		s := open(t)
+		if err := s.Create(ctx, meeting("m1", "111", "sip:alice@example.test", now)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Update(ctx, "m1", func(m *conference.Meeting) error { m.DialInLobby = true; return nil })
+		if err != nil || !got.DialInLobby || got.Revision != 1 {
+			t.Fatalf("Update = %+v, %v", got, err)
+		}
+		if stored, _ := s.Get(ctx, "m1"); !stored.DialInLobby || stored.Revision != 1 {
+			t.Fatalf("after Update, stored %+v", stored)
+		}
+		refused := errors.New("refused")
+		if _, err := s.Update(ctx, "m1", func(m *conference.Meeting) error { m.Subject = "half"; return refused }); !errors.Is(err, refused) {
+			t.Fatalf("Update whose function fails: %v", err)
+		}
+		if _, err := s.Update(ctx, "m1", func(m *conference.Meeting) error { m.DialInID = "222"; return nil }); err == nil {
+			t.Fatal("Update changed the dial-in ID")
+		}
+		if stored, _ := s.Get(ctx, "m1"); stored.Subject != "about m1" || stored.DialInID != "111" || stored.Revision != 1 {
+			t.Fatalf("refused Updates changed the meeting: %+v", stored)
+		}
+	})
+	t.Run("ConcurrentUpdatesSerialize", func(t *testing.T) {
+		s := open(t)
+		if err := s.Create(ctx, meeting("m1", "", "sip:alice@example.test", now)); err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		for g := range 8 {
+			wg.Go(func() {
+				for i := range 10 {
+					if _, err := s.Update(ctx, "m1", func(m *conference.Meeting) error {
+						m.Invitees = append(m.Invitees, fmt.Sprintf("sip:u%d-%d@example.test", g, i))
+						return nil
+					}); err != nil {
+						t.Error(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got, _ := s.Get(ctx, "m1"); got.Revision != 80 || len(got.Invitees) != 81 {
+			t.Fatalf("after 80 concurrent updates: revision %d, %d invitees (lost updates)", got.Revision, len(got.Invitees))
+		}
+	})
+	t.Run("DeleteAndByOrganizer", func(t *testing.T) {
+		s := open(t)
+		for i, id := range []string{"m3", "m1", "m2"} {
+			if err := s.Create(ctx, meeting(id, "d"+id, "sip:alice@example.test", now.Add(time.Duration(3-i)*time.Minute))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Create(ctx, meeting("b1", "", "sip:bob@example.test", now)); err != nil {
+			t.Fatal(err)
+		}
+		ids := func() (out []string) {
+			ms, err := s.ByOrganizer(ctx, "sip:alice@example.test")
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range ms {
+				out = append(out, m.ID)
+			}
+			return out
+		}
+		if got := fmt.Sprint(ids()); got != "[m2 m1 m3]" {
+			t.Fatalf("ByOrganizer = %s, want alice's meetings oldest first [m2 m1 m3]", got)
+		}
+		if err := s.Delete(ctx, "m1"); err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(ids()); got != "[m2 m3]" {
+			t.Fatalf("after Delete, ByOrganizer = %s", got)
+		}
+		if _, err := s.ByDialInID(ctx, "dm1"); !errors.Is(err, conference.ErrNotFound) {
+			t.Fatalf("a deleted meeting's dial-in ID still finds it: %v", err)
+		}
+		if err := s.Create(ctx, meeting("m4", "dm1", "sip:alice@example.test", now)); err != nil {
+			t.Fatalf("a deleted meeting's dial-in ID is not free again: %v", err)
+		}
+	})
+}
+
+func second[T any](_ T, err error) error { return err }
+
+// PolicyStore tests a presence.PolicyStore; open returns an empty one.
+func PolicyStore(t *testing.T, open func(t *testing.T) presence.PolicyStore) {
+	s := open(t)
+	const alice = "sip:alice@example.test"
+	if p, err := s.Policy(ctx, alice); err != nil || p.PrivacyMode || len(p.Contacts) != 0 {
+		t.Fatalf("a user with no policy: %+v, %v; want the zero policy", p, err)
+	}
+	want := presence.UserPolicy{PrivacyMode: true, Contacts: map[string]presence.Level{
+		"sip:bob@example.test": presence.Workgroup, "sip:spam@elsewhere.test": presence.Blocked}}
+	if err := s.SetPolicy(ctx, alice, want); err != nil {
+		t.Fatal(err)
+	}
+	want.Contacts["sip:carol@example.test"] = presence.Personal // the caller's map is its own
+	got, err := s.Policy(ctx, alice)
+	if err != nil || !got.PrivacyMode || len(got.Contacts) != 2 || got.Contacts["sip:bob@example.test"] != presence.Workgroup ||
+		got.Contacts["sip:spam@elsewhere.test"] != presence.Blocked {
+		t.Fatalf("Policy = %+v, %v", got, err)
+	}
+	got.Contacts["sip:dave@example.test"] = presence.Colleague
+	if again, _ := s.Policy(ctx, alice); len(again.Contacts) != 2 {
+		t.Fatal("a returned policy shares its contacts with the store")
+	}
+	if err := s.SetPolicy(ctx, alice, presence.UserPolicy{}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.Policy(ctx, alice); p.PrivacyMode || len(p.Contacts) != 0 {
+		t.Fatalf("after resetting: %+v", p)
+	}
+	if p, _ := s.Policy(ctx, "sip:bob@example.test"); len(p.Contacts) != 0 {
+		t.Fatalf("another user's policy: %+v", p)
+	}
+}
+
+// LocationStore tests a presence.LocationStore; open returns an empty one.
+func LocationStore(t *testing.T, open func(t *testing.T) presence.LocationStore) {
+	const alice, bob = "sip:alice@example.test", "sip:bob@example.test"
+	now := time.Now().Truncate(time.Second)
+	binding := func(aor, contact, source string, life time.Duration) presence.Binding {
+		return presence.Binding{AOR: aor, Contact: contact, CallID: "c-" + contact, CSeq: 1, Expires: now.Add(life),
+			Transport: "TLS", Source: source, Path: []string{"<sip:edge.example.test;lr>"}}
+	}
+	contacts := func(s presence.LocationStore, aor string, at time.Time) string {
+		bs, err := s.Bindings(ctx, aor, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.Contact)
+		}
+		return fmt.Sprint(out)
+	}
+	t.Run("PutReplaceRemove", func(t *testing.T) {
+		s := open(t)
+		if err := s.Update(ctx, alice, []presence.Binding{binding(alice, "sip:a1@192.0.2.1", "192.0.2.1:5061", time.Hour),
+			binding(alice, "sip:a2@192.0.2.2", "192.0.2.2:5061", time.Minute)}, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		bs, err := s.Bindings(ctx, alice, now)
+		if err != nil || len(bs) != 2 || bs[0].Path[0] != "<sip:edge.example.test;lr>" || !bs[0].Expires.Equal(now.Add(time.Hour)) {
+			t.Fatalf("Bindings = %+v, %v", bs, err)
+		}
+		renewed := binding(alice, "sip:a1@192.0.2.1", "192.0.2.1:5061", 2*time.Hour)
+		renewed.CSeq = 2
+		if err := s.Update(ctx, alice, []presence.Binding{renewed}, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		if bs, _ := s.Bindings(ctx, alice, now); len(bs) != 2 || bs[0].CSeq != 2 {
+			t.Fatalf("a binding with the same key replaces the old: %+v", bs)
+		}
+		if got := contacts(s, alice, now.Add(30*time.Minute)); got != "[sip:a1@192.0.2.1]" {
+			t.Fatalf("bindings past their expiry are never returned: %s", got)
+		}
+		if err := s.Update(ctx, bob, []presence.Binding{binding(bob, "sip:b1@192.0.2.3", "192.0.2.3:5061", time.Hour),
+			binding(bob, "sip:b2@192.0.2.4", "192.0.2.4:5061", time.Hour)}, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		b1 := binding(bob, "sip:b1@192.0.2.3", "", 0)
+		if err := s.Update(ctx, bob, nil, []string{b1.Key()}, false); err != nil {
+			t.Fatal(err)
+		}
+		if got := contacts(s, bob, now); got != "[sip:b2@192.0.2.4]" {
+			t.Fatalf("after removing b1: %s", got)
+		}
+		if err := s.Update(ctx, bob, []presence.Binding{binding(bob, "sip:b3@192.0.2.5", "192.0.2.5:5061", time.Hour)}, nil, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := contacts(s, bob, now); got != "[sip:b3@192.0.2.5]" {
+			t.Fatalf("after removing all and adding b3 in one update: %s", got)
+		}
+		if got := contacts(s, alice, now.Add(30*time.Minute)); got != "[sip:a1@192.0.2.1]" {
+			t.Fatalf("another user's updates changed alice's bindings: %s", got)
+		}
+	})
+	t.Run("RemoveFlow", func(t *testing.T) {
+		s := open(t)
+		shared := "192.0.2.9:5061" // one connection (an edge's) carrying two users
+		for _, b := range []presence.Binding{binding(alice, "sip:a1@x", shared, time.Hour), binding(alice, "sip:a2@y", "192.0.2.2:5061", time.Hour),
+			binding(bob, "sip:b1@z", shared, time.Hour)} {
+			if err := s.Update(ctx, b.AOR, []presence.Binding{b}, nil, false); err != nil {
+				t.Fatal(err)
+			}
+		}
+		aors, err := s.RemoveFlow(ctx, "TLS", shared)
+		if err != nil || fmt.Sprint(aors) != "["+alice+" "+bob+"]" {
+			t.Fatalf("RemoveFlow = %v, %v", aors, err)
+		}
+		if a, b := contacts(s, alice, now), contacts(s, bob, now); a != "[sip:a2@y]" || b != "[]" {
+			t.Fatalf("after the flow closed: alice %s, bob %s", a, b)
+		}
+		if aors, _ := s.RemoveFlow(ctx, "TLS", shared); len(aors) != 0 {
+			t.Fatalf("a flow removed twice: %v", aors)
+		}
+		if aors, _ := s.RemoveFlow(ctx, "WSS", "192.0.2.2:5061"); len(aors) != 0 {
+			t.Fatalf("another transport from the same address: %v", aors)
+		}
+	})
+}
