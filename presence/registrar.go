@@ -181,7 +181,7 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 	current, err := r.cfg.Store.Bindings(ctx, aor, now)
 	if err != nil {
 		r.cfg.Logger.Error("location store read failed", "user", aor, "err", err)
-		return reply(500, "Location service unavailable")
+		return unavailable(reply)
 	}
 
 	contacts := contactHeaders(req)
@@ -223,7 +223,7 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 	if len(put) > 0 || len(remove) > 0 || removeAll {
 		if err := r.cfg.Store.Update(ctx, aor, put, remove, removeAll); err != nil {
 			r.cfg.Logger.Error("location store write failed", "user", aor, "err", err)
-			return reply(500, "Location service unavailable")
+			return unavailable(reply)
 		}
 		before := len(current)
 		current = applyUpdate(current, put, remove, removeAll)
@@ -377,4 +377,17 @@ func findBinding(bs []Binding, key string) *Binding {
 // addressOfRecord is the canonical AOR of a URI (auth.CanonicalAOR).
 func addressOfRecord(u sip.Uri) string {
 	return canonicalAOR("sip:" + u.User + "@" + u.Host)
+}
+
+// storeRetryAfter is what a client is told to wait when the location
+// store cannot be reached.
+const storeRetryAfter = "5"
+
+// unavailable answers a REGISTER the location store failed: 503 with
+// Retry-After, a condition the client retries (RFC 3261 section
+// 21.5.4), and the stored bindings as they were.
+func unavailable(reply func(int, string) *sip.Response) *sip.Response {
+	res := reply(503, "Location service unavailable")
+	res.AppendHeader(sip.NewHeader("Retry-After", storeRetryAfter))
+	return res
 }

@@ -2,7 +2,10 @@ package presence
 
 import (
 	"context"
+	"errors"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -207,5 +210,66 @@ func TestRemoveFlowDropsOnlyThatFlowsBindings(t *testing.T) {
 	}
 	if aors, _ := store.RemoveFlow(ctx, "WSS", "192.0.2.2:2000"); len(aors) != 0 {
 		t.Fatalf("a flow of another transport removed %v", aors)
+	}
+}
+
+// flakyStore is a LocationStore whose engine can be down.
+type flakyStore struct {
+	*MemoryLocation
+	down atomic.Bool
+}
+
+func (s *flakyStore) Bindings(ctx context.Context, aor string, now time.Time) ([]Binding, error) {
+	if s.down.Load() {
+		return nil, errors.New("connection refused")
+	}
+	return s.MemoryLocation.Bindings(ctx, aor, now)
+}
+
+func (s *flakyStore) Update(ctx context.Context, aor string, put []Binding, remove []string, removeAll bool) error {
+	if s.down.Load() {
+		return errors.New("connection refused")
+	}
+	return s.MemoryLocation.Update(ctx, aor, put, remove, removeAll)
+}
+
+// TestRegisterWhileTheStoreIsDown: with the location store unreachable a
+// REGISTER gets 503 and a Retry-After (a client retries it), nothing is
+// lost, and registering works again once the store is back.
+func TestRegisterWhileTheStoreIsDown(t *testing.T) {
+	store := &flakyStore{MemoryLocation: NewMemoryLocation()}
+	reg, err := NewRegistrar(RegistrarConfig{Auth: noAuth{}, Store: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice := &auth.Identity{URI: "sip:alice@example.test"}
+	cseq := 0
+	register := func(contact string) *sip.Response {
+		cseq++
+		m, err := sip.ParseMessage([]byte("REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK" + strconv.Itoa(cseq) +
+			"\r\nMax-Forwards: 70\r\nFrom: <sip:alice@example.test>;tag=1\r\nTo: <sip:alice@example.test>\r\nCall-ID: c1\r\nCSeq: " + strconv.Itoa(cseq) +
+			" REGISTER\r\nContact: " + contact + "\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req := m.(*sip.Request)
+		req.SetSource("127.0.0.1:5999")
+		req.SetTransport("TLS")
+		return reg.register(req, alice)
+	}
+	if res := register("<sip:a@192.0.2.1>"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER: %d", res.StatusCode)
+	}
+	store.down.Store(true)
+	res := register("<sip:a@192.0.2.2>")
+	if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("REGISTER with the store down: %v, want 503 with Retry-After", res)
+	}
+	store.down.Store(false)
+	if bs, _ := reg.Lookup(context.Background(), alice.URI); len(bs) != 1 || bs[0].Contact != "sip:a@192.0.2.1" {
+		t.Fatalf("after the failure, bindings %+v: want the first device only", bs)
+	}
+	if res := register("<sip:a@192.0.2.2>"); res.StatusCode != 200 {
+		t.Fatalf("REGISTER once the store is back: %d", res.StatusCode)
 	}
 }

@@ -13,7 +13,13 @@
 // ([Bolt]), the default of examples/server: a write is on disk (fsync)
 // when the call returns, a crash at any point leaves the database as it
 // was after the last write that returned, and the schema is versioned
-// with migrations run at open. The conformance tests in
-// [github.com/parleyuc/parley/store/storetest] are what every
-// implementation must pass.
+// with migrations run at open. [Redis] implements them on a Redis server
+// shared by a pool of front ends: registrations expire natively, and
+// every read-modify-write is atomic (a Lua script, or WATCH and MULTI
+// retried on conflict), so front ends racing on one record serialize; a
+// server that cannot be reached gives errors wrapping [ErrRedis] (and
+// presence.ErrStore from the location store, which the Registrar answers
+// 503 with Retry-After), and the store works again once it is back. The
+// conformance tests in [github.com/parleyuc/parley/store/storetest] are
+// what every implementation must pass.
 package store

@@ -1,6 +1,9 @@
 package store
 
 import (
+	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -11,7 +14,29 @@ import (
 	"github.com/parleyuc/parley/store/storetest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopRedisServer()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// openRedis connects to the tests' redis-server with a key prefix of the
+// test's own, closed when the test ends.
+func openRedis(t *testing.T) *Redis {
+	t.Helper()
+	r, err := OpenRedis(context.Background(), RedisConfig{URL: redisServer(t), Prefix: t.Name() + ":"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = r.Close() })
+	return r
+}
 
 // openBolt opens a new database in a temporary directory, closed when
 // the test ends.
@@ -49,4 +74,16 @@ func TestMemoryLocations(t *testing.T) {
 
 func TestBoltLocations(t *testing.T) {
 	storetest.LocationStore(t, func(t *testing.T) presence.LocationStore { return openBolt(t).Locations() })
+}
+
+func TestRedisMeetings(t *testing.T) {
+	storetest.MeetingStore(t, func(t *testing.T) conference.MeetingStore { return openRedis(t).Meetings() })
+}
+
+func TestRedisPolicies(t *testing.T) {
+	storetest.PolicyStore(t, func(t *testing.T) presence.PolicyStore { return openRedis(t).Policies() })
+}
+
+func TestRedisLocations(t *testing.T) {
+	storetest.LocationStore(t, func(t *testing.T) presence.LocationStore { return openRedis(t).Locations() })
 }

@@ -1,0 +1,83 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"net/url"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/presence"
+)
+
+// TestRedisStoppedAndBack: with its Redis server stopped mid-run the
+// store answers every call with an error that says so (ErrRedis,
+// presence.ErrStore for the location store), promptly and without a
+// panic; when the server is back, the same store works again.
+func TestRedisStoppedAndBack(t *testing.T) {
+	redisServer(t) // skips without redis-server
+	cmd, u, err := startRedisServer(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	r, err := OpenRedis(context.Background(), RedisConfig{URL: u})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	m := &conference.Meeting{ID: "m1", Organizer: "sip:alice@example.test"}
+	if err := r.Meetings().Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	start := time.Now()
+	if _, err := r.Meetings().Get(ctx, "m1"); !errors.Is(err, ErrRedis) {
+		t.Errorf("Get with Redis down: %v, want ErrRedis", err)
+	}
+	if err := r.Meetings().Create(ctx, &conference.Meeting{ID: "m2"}); !errors.Is(err, ErrRedis) {
+		t.Errorf("Create with Redis down: %v, want ErrRedis", err)
+	}
+	if _, err := r.Meetings().Update(ctx, "m1", func(*conference.Meeting) error { return nil }); !errors.Is(err, ErrRedis) {
+		t.Errorf("Update with Redis down: %v, want ErrRedis", err)
+	}
+	if err := r.Policies().SetPolicy(ctx, "sip:alice@example.test", presence.UserPolicy{PrivacyMode: true}); !errors.Is(err, ErrRedis) {
+		t.Errorf("SetPolicy with Redis down: %v, want ErrRedis", err)
+	}
+	if err := r.Locations().Update(ctx, "sip:alice@example.test", []presence.Binding{{Contact: "sip:a@x", Expires: time.Now().Add(time.Hour)}}, nil, false); !errors.Is(err, presence.ErrStore) {
+		t.Errorf("a binding with Redis down: %v, want presence.ErrStore", err)
+	}
+	if d := time.Since(start); d > 15*time.Second {
+		t.Errorf("the failures took %v", d)
+	}
+
+	parsed, _ := url.Parse(u)
+	port, _ := strconv.Atoi(parsed.Port())
+	cmd, _, err = startRedisServer(port)
+	if err != nil {
+		if os.Getenv("CI") == "" {
+			t.Skipf("port %d taken meanwhile: %v", port, err)
+		}
+		t.Fatal(err)
+	}
+	// go-redis holds its last dial error for a moment before dialing
+	// again: the store is back within seconds, not at once.
+	var createErr error
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		if createErr = r.Meetings().Create(ctx, &conference.Meeting{ID: "m3", Organizer: "sip:alice@example.test"}); createErr == nil {
+			break
+		}
+	}
+	if createErr != nil {
+		t.Fatalf("Create once Redis is back: %v", createErr)
+	}
+	if got, err := r.Meetings().Get(ctx, "m3"); err != nil || got.ID != "m3" {
+		t.Fatalf("Get once Redis is back: %v %v", got, err)
+	}
+}

@@ -1,0 +1,180 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parleyuc/parley/conference"
+)
+
+// Meetings returns the server's conference.MeetingStore.
+func (r *Redis) Meetings() conference.MeetingStore { return redisMeetings{r} }
+
+type redisMeetings struct{ r *Redis }
+
+// createMeeting stores a meeting unless its ID or dial-in ID is taken,
+// atomically: KEYS meeting, dial-in (or ""), owner's set; ARGV JSON, id,
+// dial-in ID.
+var createMeeting = redis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
+redis.call('SET', KEYS[1], ARGV[1])
+if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end
+redis.call('SADD', KEYS[3], ARGV[2])
+return 0`)
+
+func (s redisMeetings) keys(m *conference.Meeting) []string {
+	return []string{s.r.key("meeting", m.ID), s.r.key("meeting-dial-in", m.DialInID), s.r.key("meetings-of", m.Organizer)}
+}
+
+// Create implements conference.MeetingStore.
+func (s redisMeetings) Create(ctx context.Context, m *conference.Meeting) error {
+	if m.ID == "" {
+		return errors.New("store: a meeting needs an ID")
+	}
+	raw, err := json.Marshal(m)
+	if err != nil {
+		return err
+	}
+	n, err := createMeeting.Run(ctx, s.r.c, s.keys(m), raw, m.ID, m.DialInID).Int()
+	switch {
+	case err != nil:
+		return redisErr(err)
+	case n == 1:
+		return fmt.Errorf("%w: id %s", conference.ErrExists, m.ID)
+	case n == 2:
+		return fmt.Errorf("%w: dial-in id %s", conference.ErrExists, m.DialInID)
+	}
+	return nil
+}
+
+func decodeMeeting(raw string, id string) (*conference.Meeting, error) {
+	var m conference.Meeting
+	if err := json.Unmarshal([]byte(raw), &m); err != nil {
+		return nil, fmt.Errorf("store: meeting %s unreadable: %w", id, err)
+	}
+	return &m, nil
+}
+
+func getMeetingWith(ctx context.Context, c redis.Cmdable, key, id string) (*conference.Meeting, error) {
+	raw, err := c.Get(ctx, key).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, fmt.Errorf("%w: %s", conference.ErrNotFound, id)
+	}
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	return decodeMeeting(raw, id)
+}
+
+// Get implements conference.MeetingStore.
+func (s redisMeetings) Get(ctx context.Context, id string) (*conference.Meeting, error) {
+	return getMeetingWith(ctx, s.r.c, s.r.key("meeting", id), id)
+}
+
+// ByDialInID implements conference.MeetingStore.
+func (s redisMeetings) ByDialInID(ctx context.Context, dialInID string) (*conference.Meeting, error) {
+	id, err := s.r.c.Get(ctx, s.r.key("meeting-dial-in", dialInID)).Result()
+	if errors.Is(err, redis.Nil) || dialInID == "" {
+		return nil, fmt.Errorf("%w: dial-in id %s", conference.ErrNotFound, dialInID)
+	}
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	return s.Get(ctx, id)
+}
+
+// Update implements conference.MeetingStore: WATCH, read, change, and
+// write in MULTI, again if another front end wrote first.
+func (s redisMeetings) Update(ctx context.Context, id string, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
+	key := s.r.key("meeting", id)
+	var out *conference.Meeting
+	err := s.r.optimistic(ctx, func(tx *redis.Tx) error {
+		m, err := getMeetingWith(ctx, tx, key, id)
+		if err != nil {
+			return err
+		}
+		c := m.Clone()
+		if err := fn(c); err != nil {
+			return err
+		}
+		if c.ID != id || c.DialInID != m.DialInID {
+			return errors.New("conference: a meeting's ID and dial-in ID cannot change")
+		}
+		c.Revision = m.Revision + 1
+		raw, err := json.Marshal(c)
+		if err != nil {
+			return err
+		}
+		out = c
+		return multi(ctx, tx, func(p redis.Pipeliner) {
+			p.Set(ctx, key, raw, 0)
+			if c.Organizer != m.Organizer {
+				p.SRem(ctx, s.r.key("meetings-of", m.Organizer), id)
+				p.SAdd(ctx, s.r.key("meetings-of", c.Organizer), id)
+			}
+		})
+	}, key)
+	if err != nil {
+		return nil, err
+	}
+	return out.Clone(), nil
+}
+
+// Delete implements conference.MeetingStore.
+func (s redisMeetings) Delete(ctx context.Context, id string) error {
+	key := s.r.key("meeting", id)
+	return s.r.optimistic(ctx, func(tx *redis.Tx) error {
+		m, err := getMeetingWith(ctx, tx, key, id)
+		if err != nil {
+			return err
+		}
+		return multi(ctx, tx, func(p redis.Pipeliner) {
+			p.Del(ctx, key)
+			if m.DialInID != "" {
+				p.Del(ctx, s.r.key("meeting-dial-in", m.DialInID))
+			}
+			p.SRem(ctx, s.r.key("meetings-of", m.Organizer), id)
+		})
+	}, key)
+}
+
+// ByOrganizer implements conference.MeetingStore, oldest first.
+func (s redisMeetings) ByOrganizer(ctx context.Context, aor string) ([]*conference.Meeting, error) {
+	ids, err := s.r.c.SMembers(ctx, s.r.key("meetings-of", aor)).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = s.r.key("meeting", id)
+	}
+	raws, err := s.r.c.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	var out []*conference.Meeting
+	for i, raw := range raws {
+		str, ok := raw.(string)
+		if !ok {
+			continue // deleted since
+		}
+		m, err := decodeMeeting(str, ids[i])
+		if err != nil {
+			return nil, err
+		}
+		if m.Organizer == aor {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b *conference.Meeting) int { return a.Created.Compare(b.Created) })
+	return out, nil
+}

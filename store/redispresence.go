@@ -1,0 +1,183 @@
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parleyuc/parley/presence"
+)
+
+// Policies returns the server's presence.PolicyStore.
+func (r *Redis) Policies() presence.PolicyStore { return redisPolicies{r} }
+
+type redisPolicies struct{ r *Redis }
+
+// Policy implements presence.PolicyStore.
+func (s redisPolicies) Policy(ctx context.Context, aor string) (presence.UserPolicy, error) {
+	var p presence.UserPolicy
+	raw, err := s.r.c.Get(ctx, s.r.key("policy", aor)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return p, nil
+	}
+	if err != nil {
+		return p, redisErr(err)
+	}
+	if err := json.Unmarshal(raw, &p); err != nil {
+		return p, fmt.Errorf("store: policy of %s unreadable: %w", aor, err)
+	}
+	return p, nil
+}
+
+// SetPolicy implements presence.PolicyStore.
+func (s redisPolicies) SetPolicy(ctx context.Context, aor string, p presence.UserPolicy) error {
+	raw, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return redisErr(s.r.c.Set(ctx, s.r.key("policy", aor), raw, 0).Err())
+}
+
+// Locations returns the server's presence.LocationStore: an AOR's
+// bindings are one hash, which Redis expires with its last binding.
+func (r *Redis) Locations() presence.LocationStore { return redisLocations{r} }
+
+type redisLocations struct{ r *Redis }
+
+func (s redisLocations) aorKey(aor string) string { return s.r.key("bindings", aor) }
+
+func (s redisLocations) flowKey(transport, source string) string {
+	return s.r.key("flow", transport+"|"+source)
+}
+
+func decodeBindings(fields map[string]string, aor string) ([]presence.Binding, error) {
+	out := make([]presence.Binding, 0, len(fields))
+	for _, raw := range fields {
+		var b presence.Binding
+		if err := json.Unmarshal([]byte(raw), &b); err != nil {
+			return nil, fmt.Errorf("%w: bindings of %s unreadable: %v", presence.ErrStore, aor, err)
+		}
+		out = append(out, b)
+	}
+	// A hash has no order; registrations are listed oldest first.
+	slices.SortStableFunc(out, func(a, b presence.Binding) int { return a.Expires.Compare(b.Expires) })
+	return out, nil
+}
+
+// Bindings implements presence.LocationStore.
+func (s redisLocations) Bindings(ctx context.Context, aor string, now time.Time) ([]presence.Binding, error) {
+	fields, err := s.r.c.HGetAll(ctx, s.aorKey(aor)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+	}
+	bs, err := decodeBindings(fields, aor)
+	return slices.DeleteFunc(bs, func(b presence.Binding) bool { return !now.Before(b.Expires) }), err
+}
+
+// Update implements presence.LocationStore: the AOR's hash is read and
+// rewritten in one optimistic transaction, and expires with its last
+// binding; each flow's set of AORs expires with its last binding too.
+func (s redisLocations) Update(ctx context.Context, aor string, put []presence.Binding, remove []string, removeAll bool) error {
+	key := s.aorKey(aor)
+	err := s.r.optimistic(ctx, func(tx *redis.Tx) error {
+		fields, err := tx.HGetAll(ctx, key).Result()
+		if err != nil {
+			return redisErr(err)
+		}
+		cur, err := decodeBindings(fields, aor)
+		if err != nil {
+			return err
+		}
+		if removeAll {
+			cur = nil
+		}
+		cur = slices.DeleteFunc(cur, func(b presence.Binding) bool { return slices.Contains(remove, b.Key()) })
+		for _, b := range put {
+			if i := slices.IndexFunc(cur, func(c presence.Binding) bool { return c.Key() == b.Key() }); i >= 0 {
+				cur[i] = b
+			} else {
+				cur = append(cur, b)
+			}
+		}
+		values := make([]any, 0, 2*len(cur))
+		var last time.Time
+		for _, b := range cur {
+			raw, err := json.Marshal(b)
+			if err != nil {
+				return err
+			}
+			values = append(values, b.Key(), raw)
+			if b.Expires.After(last) {
+				last = b.Expires
+			}
+		}
+		return multi(ctx, tx, func(p redis.Pipeliner) {
+			p.Del(ctx, key)
+			if len(cur) == 0 {
+				return
+			}
+			p.HSet(ctx, key, values...)
+			p.PExpireAt(ctx, key, last.Add(staleBinding))
+			for _, b := range put {
+				// A flow's set of AORs lives as long as its longest
+				// binding: set when new, extended never shortened.
+				fk, life := s.flowKey(b.Transport, b.Source), time.Until(b.Expires.Add(staleBinding))
+				p.SAdd(ctx, fk, aor)
+				p.ExpireNX(ctx, fk, life)
+				p.ExpireGT(ctx, fk, life)
+			}
+		})
+	}, key)
+	if err != nil {
+		return fmt.Errorf("%w: %v", presence.ErrStore, err)
+	}
+	return nil
+}
+
+// RemoveFlow implements presence.LocationStore.
+func (s redisLocations) RemoveFlow(ctx context.Context, transport, source string) ([]string, error) {
+	fk := s.flowKey(transport, source)
+	aors, err := s.r.c.SMembers(ctx, fk).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+	}
+	var lost []string
+	for _, aor := range aors {
+		key := s.aorKey(aor)
+		removed := false
+		err := s.r.optimistic(ctx, func(tx *redis.Tx) error {
+			fields, err := tx.HGetAll(ctx, key).Result()
+			if err != nil {
+				return redisErr(err)
+			}
+			var gone []string
+			for k, raw := range fields {
+				var b presence.Binding
+				if json.Unmarshal([]byte(raw), &b) == nil && b.Transport == transport && b.Source == source {
+					gone = append(gone, k)
+				}
+			}
+			removed = len(gone) > 0
+			if !removed {
+				return nil
+			}
+			return multi(ctx, tx, func(p redis.Pipeliner) { p.HDel(ctx, key, gone...) })
+		}, key)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", presence.ErrStore, err)
+		}
+		if removed {
+			lost = append(lost, aor)
+		}
+	}
+	if err := s.r.c.Del(ctx, fk).Err(); err != nil {
+		return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+	}
+	slices.Sort(lost)
+	return lost, nil
+}
