@@ -3,9 +3,9 @@ package store
 import (
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"runtime"
 	"sync/atomic"
-	"path/filepath"
 	"testing"
 	"time"
 
