@@ -50,7 +50,7 @@ func BenchmarkRegister(b *testing.B) {
 			return db.Locations()
 		}},
 		{"redis", func(b *testing.B) presence.LocationStore {
-			r, err := OpenRedis(b.Context(), RedisConfig{URL: benchRedis(b), Prefix: fmt.Sprintf("bench-%d:", time.Now().UnixNano())})
+			r, err := OpenRedis(b.Context(), RedisConfig{URL: redisServer(b), Prefix: fmt.Sprintf("bench-%d:", time.Now().UnixNano())})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -115,14 +115,4 @@ func BenchmarkRegister(b *testing.B) {
 			})
 		})
 	}
-}
-
-// benchRedis is redisServer for benchmarks.
-func benchRedis(b *testing.B) string {
-	b.Helper()
-	redisSrv.once.Do(func() { redisSrv.cmd, redisSrv.url, redisSrv.err = startRedisServer(0) })
-	if redisSrv.err != nil {
-		b.Skipf("redis-server: %v", redisSrv.err)
-	}
-	return redisSrv.url
 }

@@ -3,13 +3,11 @@ package store
 import (
 	"context"
 	"errors"
-	"net/url"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/presence"
 )
 
@@ -18,13 +16,8 @@ import (
 // presence.ErrStore for the location store), promptly and without a
 // panic; when the server is back, the same store works again.
 func TestRedisStoppedAndBack(t *testing.T) {
-	redisServer(t) // skips without redis-server
-	cmd, u, err := startRedisServer(0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
-	r, err := OpenRedis(context.Background(), RedisConfig{URL: u})
+	srv := testredis.Run(t)
+	r, err := OpenRedis(context.Background(), RedisConfig{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,8 +28,7 @@ func TestRedisStoppedAndBack(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
+	srv.Stop()
 	start := time.Now()
 	if _, err := r.Meetings().Get(ctx, "m1"); !errors.Is(err, ErrRedis) {
 		t.Errorf("Get with Redis down: %v, want ErrRedis", err)
@@ -57,15 +49,11 @@ func TestRedisStoppedAndBack(t *testing.T) {
 		t.Errorf("the failures took %v", d)
 	}
 
-	parsed, _ := url.Parse(u)
-	port, _ := strconv.Atoi(parsed.Port())
-	cmd, _, err = startRedisServer(port)
+	back, err := testredis.Start(srv.Port)
 	if err != nil {
-		if os.Getenv("CI") == "" {
-			t.Skipf("port %d taken meanwhile: %v", port, err)
-		}
-		t.Fatal(err)
+		t.Fatalf("redis-server again on port %d: %v", srv.Port, err)
 	}
+	defer back.Stop()
 	// go-redis holds its last dial error for a moment before dialing
 	// again: the store is back within seconds, not at once.
 	var createErr error

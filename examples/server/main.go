@@ -6,7 +6,7 @@
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
 //	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-relay-allow-loopback]
-//	                         [-store bolt|memory] [-log-json]
+//	                         [-store bolt|memory|redis] [-redis URL] [-log-json]
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -29,6 +29,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -75,6 +76,7 @@ type config struct {
 	edgeUser string
 	turn     string
 	store    string
+	redisURL string
 	turns    string
 	// relayLoopback lets the relay reach loopback peers, for a demo where
 	// every client runs on this machine.
@@ -96,7 +98,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.turn, "turn", "127.0.0.1:3478", "TURN relay `address`, UDP and TCP")
 	fs.StringVar(&c.turns, "turns", "127.0.0.1:5349", "TURN over TLS `address`")
 	fs.BoolVar(&c.relayLoopback, "relay-allow-loopback", false, "let the relay reach loopback peers (a demo on one machine; never in production)")
-	fs.StringVar(&c.store, "store", "bolt", "where meetings, contacts and privacy settings are kept: `bolt` (parley.db in the data directory) or memory")
+	fs.StringVar(&c.store, "store", "bolt", "where meetings, contacts and privacy settings are kept: `bolt` (parley.db in the data directory), memory, or redis (with -redis; registrations too, shared by front ends)")
+	fs.StringVar(&c.redisURL, "redis", "", "Redis `URL` for -store redis, e.g. redis://127.0.0.1:6379")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -104,8 +107,13 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if c.store != "bolt" && c.store != "memory" {
-		return c, fmt.Errorf("-store %q: want bolt or memory", c.store)
+	switch {
+	case c.store != "bolt" && c.store != "memory" && c.store != "redis":
+		return c, fmt.Errorf("-store %q: want bolt, memory or redis", c.store)
+	case c.store == "redis" && c.redisURL == "":
+		return c, errors.New("-store redis needs -redis URL")
+	case c.store != "redis" && c.redisURL != "":
+		return c, errors.New("-redis is for -store redis")
 	}
 	return c, nil
 }
@@ -198,8 +206,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// in the store: by default an embedded database in the data
 	// directory, which a restart finds again. Anonymous users sign in to a
 	// meeting's focus with its conference key.
+	// With Redis, front ends on several machines share it, registrations
+	// included.
 	var meetings conference.MeetingStore = conference.NewMemoryMeetings()
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
+	var locations presence.LocationStore = presence.NewMemoryLocation()
 	switch cfg.store {
 	case "bolt":
 		db, err := store.OpenBolt(filepath.Join(cfg.dataDir, "parley.db"))
@@ -208,9 +219,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer db.Close()
 		meetings, policies = db.Meetings(), db.Policies()
-	case "memory":
-	default:
-		return fmt.Errorf("-store %q: want bolt or memory", cfg.store)
+	case "redis":
+		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.redisURL})
+		if err != nil {
+			return fmt.Errorf("-store redis -redis %s: %w", cfg.redisURL, err)
+		}
+		defer r.Close()
+		meetings, policies, locations = r.Meetings(), r.Policies(), r.Locations()
 	}
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
@@ -268,7 +283,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// Sign-in and instant messages: the registrar binds each device's
 	// connection; the router sends MESSAGEs to every device a user has.
-	registrar, err := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn, Logger: logger})
+	registrar, err := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn, Store: locations, Logger: logger})
 	if err != nil {
 		return err
 	}

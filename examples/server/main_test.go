@@ -382,7 +382,7 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 			[]string{"-data " + notADir, "not a directory"}},
 		{"CA key readable by others", []string{"-data", looseKeyDir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
 			[]string{pki.CAKeyFile, "chmod 600"}},
-		{"unknown store", append(allOnPortZero(t.TempDir()), "-store", "floppy"), []string{"-store", "floppy", "bolt or memory"}},
+		{"unknown store", append(allOnPortZero(t.TempDir()), "-store", "floppy"), []string{"-store", "floppy", "bolt, memory or redis"}},
 		{"database readable by others", append(allOnPortZero(looseDBDir), "-store", "bolt"), []string{"-store bolt", "parley.db", "chmod 600"}},
 		{"unknown flag", []string{"-bogus"}, []string{"bogus"}},
 	}

@@ -1,11 +1,18 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/parleyuc/parley/internal/testredis"
 )
 
 // TestMeetingsSurviveARestart: a meeting alice schedules is in the
@@ -54,4 +61,53 @@ func TestMeetingsSurviveARestart(t *testing.T) {
 	if got := list(s, password); strings.Contains(got, id) {
 		t.Fatalf("with -store memory a restart keeps meetings: %s", got)
 	}
+}
+
+// TestRedisStoreKeepsMeetings: with -store redis the server keeps
+// meetings in Redis (registrations and policies too), not in the data
+// directory, and a front end started again finds them there; a Redis that
+// does not answer stops the start with the address named.
+func TestRedisStoreKeepsMeetings(t *testing.T) {
+	srv := testredis.Run(t)
+	data := t.TempDir()
+	s := startServer(t, data, "-store", "redis", "-redis", srv.URL)
+	password := s.passwords["sip:alice@example.test"]
+	res := digestDo(t, s.httpsClient(t), "POST", "https://"+s.listeners["https"]+"/api/meetings", "alice", password,
+		[]byte(`{"subject":"Pooled","access":"anyone"}`))
+	var m struct{ ID string }
+	if res.StatusCode != http.StatusCreated || json.NewDecoder(res.Body).Decode(&m) != nil {
+		t.Fatalf("schedule: %s", res.Status)
+	}
+	res.Body.Close()
+	if err := s.shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	// Nothing of it is in the data directory: a front end started again
+	// finds the meeting in Redis.
+	if _, err := os.Stat(filepath.Join(data, "parley.db")); err == nil {
+		t.Fatal("-store redis wrote parley.db")
+	}
+	s = startServer(t, data, "-store", "redis", "-redis", srv.URL)
+	res = digestDo(t, s.httpsClient(t), "GET", "https://"+s.listeners["https"]+"/api/meetings", "alice", password, nil)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if !strings.Contains(string(body), m.ID) {
+		t.Fatalf("after a restart on Redis, alice's meetings: %s", body)
+	}
+
+	dead := "redis://127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
+	err := run(context.Background(), append(allOnPortZero(t.TempDir()), "-store", "redis", "-redis", dead), io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "-redis "+dead) {
+		t.Fatalf("a Redis that does not answer: %v", err)
+	}
+}
+
+func freeTCPPort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
 }
