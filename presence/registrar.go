@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
 
@@ -271,6 +272,11 @@ func (r *Registrar) binding(req *sip.Request, c *sip.ContactHeader, aor string, 
 				b.Path = append(b.Path, p)
 			}
 		}
+	}
+	// A store keeps bindings as text: what is not UTF-8 would come back
+	// changed, and the device's next refresh would be another binding.
+	if !utf8.ValidString(b.Key()) || !utf8.ValidString(b.CallID) || slices.ContainsFunc(b.Path, func(p string) bool { return !utf8.ValidString(p) }) {
+		return Binding{}, 0, errors.New("contact, instance, Call-ID or Path not UTF-8")
 	}
 	if h := req.GetHeader("User-Agent"); h != nil {
 		b.UserAgent = h.Value()

@@ -273,3 +273,25 @@ func TestRegisterWhileTheStoreIsDown(t *testing.T) {
 		t.Fatalf("REGISTER once the store is back: %d", res.StatusCode)
 	}
 }
+
+// TestRegisterRefusesContactsNotUTF8: a store keeps bindings as text, so
+// a Contact that is not UTF-8 is refused (400) rather than stored changed
+// (where each refresh would add another binding).
+func TestRegisterRefusesContactsNotUTF8(t *testing.T) {
+	reg, err := NewRegistrar(RegistrarConfig{Auth: noAuth{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := sip.ParseMessage([]byte("REGISTER sip:example.test SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bKu\r\n" +
+		"Max-Forwards: 70\r\nFrom: <sip:alice@example.test>;tag=1\r\nTo: <sip:alice@example.test>\r\nCall-ID: u1\r\nCSeq: 1 REGISTER\r\n" +
+		"Contact: <sip:a\xff@192.0.2.1>\r\nExpires: 600\r\nContent-Length: 0\r\n\r\n"))
+	if err != nil {
+		t.Skipf("sipgo refuses the message itself: %v", err)
+	}
+	req := m.(*sip.Request)
+	req.SetSource("127.0.0.1:5999")
+	req.SetTransport("TLS")
+	if res := reg.register(req, &auth.Identity{URI: "sip:alice@example.test"}); res.StatusCode != 400 {
+		t.Fatalf("a Contact that is not UTF-8: %d, want 400", res.StatusCode)
+	}
+}

@@ -14,30 +14,53 @@ import (
 // SchemaVersion is the version of the database layout this code writes.
 // OpenBolt upgrades older databases with the migrations below and refuses
 // newer ones.
-const SchemaVersion = 1
+const SchemaVersion = 2
 
-// Buckets, by schema version 1.
+// Buckets (schema 2).
 var (
 	bucketMeta          = []byte("meta")
 	bucketMeetings      = []byte("meetings")          // id -> JSON meeting
 	bucketMeetingDialIn = []byte("meetings.dial-in")  // dial-in id -> id
-	bucketMeetingOrg    = []byte("meetings.by-owner") // organizer NUL id -> ""
+	bucketMeetingOrg    = []byte("meetings.by-owner") // ownerKey(organizer, id) -> ""
 	bucketPolicies      = []byte("policies")          // aor -> JSON policy
 	bucketLocations     = []byte("locations")         // aor -> JSON bindings
 	bucketLocationFlows = []byte("locations.flows")   // transport|source NUL aor -> ""
 	keySchema           = []byte("schema")
 )
 
+// allBuckets are the buckets every current database has.
+var allBuckets = [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows}
+
 // migrations[v] takes a database from schema v to v+1, inside the opening
 // transaction: all of them apply, or none.
-var migrations = map[int]func(tx *bolt.Tx) error{
+var migrations = map[uint64]func(tx *bolt.Tx) error{
 	0: func(tx *bolt.Tx) error { // an empty file: the first layout
-		for _, b := range [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows} {
+		for _, b := range allBuckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		return nil
+	},
+	1: func(tx *bolt.Tx) error {
+		// Schema 1 keyed the organizer index "organizer NUL id", which an
+		// organizer or ID holding a NUL could make ambiguous; schema 2
+		// prefixes the organizer with its length. The index is rebuilt
+		// from the meetings.
+		if err := tx.DeleteBucket(bucketMeetingOrg); err != nil && !errors.Is(err, bolterrors.ErrBucketNotFound) {
+			return err
+		}
+		org, err := tx.CreateBucket(bucketMeetingOrg)
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bucketMeetings).ForEach(func(k, _ []byte) error {
+			m, err := getMeeting(tx, string(k))
+			if err != nil {
+				return err
+			}
+			return org.Put(ownerKey(m.Organizer, m.ID), nil)
+		})
 	},
 }
 
@@ -80,38 +103,47 @@ func migrate(tx *bolt.Tx) error {
 	if err != nil {
 		return err
 	}
-	v := 0
+	var v uint64
 	if raw := meta.Get(keySchema); raw != nil {
 		if len(raw) != 8 {
 			return errors.New("unreadable schema version")
 		}
-		v = int(binary.BigEndian.Uint64(raw))
+		v = binary.BigEndian.Uint64(raw)
 	}
 	if v > SchemaVersion {
 		return fmt.Errorf("schema version %d is newer than this Parley's (%d)", v, SchemaVersion)
 	}
 	for ; v < SchemaVersion; v++ {
-		if err := migrations[v](tx); err != nil {
+		migrate, ok := migrations[v]
+		if !ok {
+			return fmt.Errorf("no migration from schema %d", v)
+		}
+		if err := migrate(tx); err != nil {
 			return fmt.Errorf("migrating schema %d to %d: %w", v, v+1, err)
 		}
 	}
+	for _, b := range allBuckets {
+		if tx.Bucket(b) == nil {
+			return fmt.Errorf("the database is damaged: bucket %q is missing", b)
+		}
+	}
 	var raw [8]byte
-	binary.BigEndian.PutUint64(raw[:], uint64(v))
+	binary.BigEndian.PutUint64(raw[:], v)
 	return meta.Put(keySchema, raw[:])
 }
 
 // Schema returns the database's schema version.
 func (b *Bolt) Schema() (int, error) {
-	var v int
+	var v uint64
 	err := b.db.View(func(tx *bolt.Tx) error {
 		raw := tx.Bucket(bucketMeta).Get(keySchema)
 		if len(raw) != 8 {
 			return errors.New("store: unreadable schema version")
 		}
-		v = int(binary.BigEndian.Uint64(raw))
+		v = binary.BigEndian.Uint64(raw)
 		return nil
 	})
-	return v, err
+	return int(v), err
 }
 
 // Close closes the database.

@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,7 +19,15 @@ func (b *Bolt) Meetings() conference.MeetingStore { return boltMeetings{b.db} }
 
 type boltMeetings struct{ db *bolt.DB }
 
-func ownerKey(organizer, id string) []byte { return []byte(organizer + "\x00" + id) }
+// ownerKey is the organizer index's key: the organizer's length, the
+// organizer and the ID, so no organizer's keys start another's.
+func ownerKey(organizer, id string) []byte {
+	return append(ownerPrefix(organizer), id...)
+}
+
+func ownerPrefix(organizer string) []byte {
+	return append(binary.AppendUvarint(nil, uint64(len(organizer))), organizer...)
+}
 
 // getMeeting reads and decodes the meeting id in tx.
 func getMeeting(tx *bolt.Tx, id string) (*conference.Meeting, error) {
@@ -151,14 +160,19 @@ func (s boltMeetings) Delete(_ context.Context, id string) error {
 func (s boltMeetings) ByOrganizer(_ context.Context, aor string) ([]*conference.Meeting, error) {
 	var out []*conference.Meeting
 	err := s.db.View(func(tx *bolt.Tx) error {
-		prefix := []byte(aor + "\x00")
+		prefix := ownerPrefix(aor)
 		c := tx.Bucket(bucketMeetingOrg).Cursor()
 		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
 			m, err := getMeeting(tx, string(k[len(prefix):]))
+			if errors.Is(err, conference.ErrNotFound) {
+				continue // an index entry without its meeting: ignored
+			}
 			if err != nil {
 				return err
 			}
-			out = append(out, m)
+			if m.Organizer == aor {
+				out = append(out, m)
+			}
 		}
 		return nil
 	})

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -71,10 +72,19 @@ func getBindings(tx *bolt.Tx, aor string) ([]presence.Binding, error) {
 // clock of their own, so only bindings long expired by this one's go.
 const staleBinding = 24 * time.Hour
 
-// putBindings stores aor's bindings (none: the AOR is removed), dropping
-// long-expired ones, and indexes them by flow.
-func putBindings(tx *bolt.Tx, aor string, bs []presence.Binding) error {
+// putBindings replaces aor's bindings old by bs (none: the AOR is
+// removed), dropping long-expired ones, and keeps the flow index to
+// match: entries for the flows bs uses, none for those only old used.
+func putBindings(tx *bolt.Tx, aor string, old, bs []presence.Binding) error {
 	bs = slices.DeleteFunc(bs, func(b presence.Binding) bool { return time.Since(b.Expires) > staleBinding })
+	flows := tx.Bucket(bucketLocationFlows)
+	for _, o := range old {
+		if !slices.ContainsFunc(bs, func(b presence.Binding) bool { return b.Transport == o.Transport && b.Source == o.Source }) {
+			if err := flows.Delete(flowIndexKey(o.Transport, o.Source, aor)); err != nil {
+				return err
+			}
+		}
+	}
 	if len(bs) == 0 {
 		return tx.Bucket(bucketLocations).Delete([]byte(aor))
 	}
@@ -82,13 +92,24 @@ func putBindings(tx *bolt.Tx, aor string, bs []presence.Binding) error {
 	if err != nil {
 		return err
 	}
-	flows := tx.Bucket(bucketLocationFlows)
 	for _, b := range bs {
 		if err := flows.Put(flowIndexKey(b.Transport, b.Source, aor), nil); err != nil {
 			return err
 		}
 	}
 	return tx.Bucket(bucketLocations).Put([]byte(aor), raw)
+}
+
+// checkBindings refuses bindings JSON could not store as they are: keys
+// and flows that are not UTF-8 would come back changed (and a refresh
+// would then add a second binding).
+func checkBindings(bs []presence.Binding) error {
+	for _, b := range bs {
+		if !utf8.ValidString(b.Key()) || !utf8.ValidString(b.Transport) || !utf8.ValidString(b.Source) {
+			return fmt.Errorf("store: binding %q is not UTF-8", b.Key())
+		}
+	}
+	return nil
 }
 
 // Bindings implements presence.LocationStore.
@@ -104,13 +125,17 @@ func (s boltLocations) Bindings(_ context.Context, aor string, now time.Time) ([
 
 // Update implements presence.LocationStore in one transaction.
 func (s boltLocations) Update(_ context.Context, aor string, put []presence.Binding, remove []string, removeAll bool) error {
+	if err := checkBindings(put); err != nil {
+		return fmt.Errorf("%w: %v", presence.ErrStore, err)
+	}
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		var cur []presence.Binding
-		if !removeAll {
-			var err error
-			if cur, err = getBindings(tx, aor); err != nil {
-				return err
-			}
+		old, err := getBindings(tx, aor)
+		if err != nil && !removeAll {
+			return err
+		}
+		cur := slices.Clone(old)
+		if removeAll {
+			cur = nil
 		}
 		cur = slices.DeleteFunc(cur, func(b presence.Binding) bool { return slices.Contains(remove, b.Key()) })
 		for _, b := range put {
@@ -120,7 +145,7 @@ func (s boltLocations) Update(_ context.Context, aor string, put []presence.Bind
 				cur = append(cur, b)
 			}
 		}
-		return putBindings(tx, aor, cur)
+		return putBindings(tx, aor, old, cur)
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %v", presence.ErrStore, err)
@@ -148,11 +173,11 @@ func (s boltLocations) RemoveFlow(_ context.Context, transport, source string) (
 			if err != nil {
 				return err
 			}
-			left := slices.DeleteFunc(bs, func(b presence.Binding) bool { return b.Transport == transport && b.Source == source })
+			left := slices.DeleteFunc(slices.Clone(bs), func(b presence.Binding) bool { return b.Transport == transport && b.Source == source })
 			if len(left) == len(bs) {
 				continue // a stale index entry
 			}
-			if err := putBindings(tx, aor, left); err != nil {
+			if err := putBindings(tx, aor, bs, left); err != nil {
 				return err
 			}
 			aors = append(aors, aor)

@@ -40,9 +40,11 @@ func OpenRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
 		return nil, fmt.Errorf("store: Redis URL %q: %w", cfg.URL, err)
 	}
 	// A front end whose Redis is gone answers its clients 503 quickly
-	// rather than retrying long: timeouts of 2 s and one retry.
+	// rather than retrying long: timeouts of 2 s, and no retry, which
+	// could run a write twice whose reply was lost (the client retries
+	// the request instead).
 	opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = 2*time.Second, 2*time.Second, 2*time.Second
-	opt.MaxRetries = 1
+	opt.MaxRetries = -1
 	c := redis.NewClient(opt)
 	pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()

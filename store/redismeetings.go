@@ -19,9 +19,12 @@ type redisMeetings struct{ r *Redis }
 
 // createMeeting stores a meeting unless its ID or dial-in ID is taken,
 // atomically: KEYS meeting, dial-in (or ""), owner's set; ARGV JSON, id,
-// dial-in ID.
+// dial-in ID. Run again with the same meeting (a reply lost, the call
+// repeated) it answers 0 again.
 var createMeeting = redis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return 1 end
+local cur = redis.call('GET', KEYS[1])
+if cur == ARGV[1] then return 0 end
+if cur then return 1 end
 if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return 2 end
 redis.call('SET', KEYS[1], ARGV[1])
 if ARGV[3] ~= '' then redis.call('SET', KEYS[2], ARGV[2]) end

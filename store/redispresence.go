@@ -83,18 +83,20 @@ func (s redisLocations) Bindings(ctx context.Context, aor string, now time.Time)
 // rewritten in one optimistic transaction, and expires with its last
 // binding; each flow's set of AORs expires with its last binding too.
 func (s redisLocations) Update(ctx context.Context, aor string, put []presence.Binding, remove []string, removeAll bool) error {
+	if err := checkBindings(put); err != nil {
+		return fmt.Errorf("%w: %v", presence.ErrStore, err)
+	}
 	key := s.aorKey(aor)
 	err := s.r.optimistic(ctx, func(tx *redis.Tx) error {
-		fields, err := tx.HGetAll(ctx, key).Result()
-		if err != nil {
-			return redisErr(err)
-		}
-		cur, err := decodeBindings(fields, aor)
-		if err != nil {
-			return err
-		}
-		if removeAll {
-			cur = nil
+		var cur []presence.Binding
+		if !removeAll { // all go: what is stored need not even decode
+			fields, err := tx.HGetAll(ctx, key).Result()
+			if err != nil {
+				return redisErr(err)
+			}
+			if cur, err = decodeBindings(fields, aor); err != nil {
+				return err
+			}
 		}
 		cur = slices.DeleteFunc(cur, func(b presence.Binding) bool { return slices.Contains(remove, b.Key()) })
 		for _, b := range put {
@@ -175,8 +177,16 @@ func (s redisLocations) RemoveFlow(ctx context.Context, transport, source string
 			lost = append(lost, aor)
 		}
 	}
-	if err := s.r.c.Del(ctx, fk).Err(); err != nil {
-		return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+	// Only the AORs handled leave the flow's set: one that registered
+	// over the flow meanwhile stays in it.
+	if len(aors) > 0 {
+		members := make([]any, len(aors))
+		for i, a := range aors {
+			members[i] = a
+		}
+		if err := s.r.c.SRem(ctx, fk, members...).Err(); err != nil {
+			return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+		}
 	}
 	slices.Sort(lost)
 	return lost, nil
