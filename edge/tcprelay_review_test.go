@@ -421,9 +421,12 @@ func TestReviewConcurrentAllocationsRace(t *testing.T) {
 				_ = d.Close()
 			}
 			if j := len(done); j%2 == 0 {
-				_ = alloc.Close()
+				_ = alloc.Close() // Refresh(0)
+				_ = conn.Close()
+			} else {
+				_ = conn.Close() // the control connection goes first
+				_ = alloc.Close() // stops the client's refresh timers
 			}
-			_ = conn.Close()
 		}()
 	}
 	for i := 0; i < 6; i++ {

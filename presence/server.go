@@ -318,6 +318,7 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 	out.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	if !refresh {
 		s.Changed(aor) // a refresh changes nothing watchers can see
+		s.cfg.Logger.Info("published", "user", aor, "etag", etag, "expires", int(expires/time.Second))
 	}
 	return out
 }

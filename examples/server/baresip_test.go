@@ -56,9 +56,9 @@ func TestWatcherSeesBaresipPresence(t *testing.T) {
 	b := startBaresip(t, s, "alice", "module_app presence.so")
 	// baresip 1.0 publishes right after registering and drops a status
 	// change made while that PUBLISH is in flight (1 run in 3 under -race
-	// lost the change: the server never got a second PUBLISH). It prints
-	// nothing when the PUBLISH completes, so give it a second.
-	time.Sleep(time.Second)
+	// lost the change: the server never got a second PUBLISH), so wait
+	// until the server has it.
+	waitFor(t, &s.logs, "msg=published user=sip:alice@example.test", 10*time.Second)
 	w := watchPresence(t, s, "bob", "sip:alice@example.test")
 	w.until(t, "<basic>open</basic>", b)
 	b.command(t, "/presence_offline")

@@ -35,6 +35,7 @@ type server struct {
 	passwords map[string]string // demo user URI -> password, printed on first run
 	stop      context.CancelFunc
 	done      chan error
+	logs      lockedBuffer // what the server logs
 }
 
 // startServer runs the server with extra flags on loopback ports chosen by
@@ -47,7 +48,7 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 	pr, pw := io.Pipe()
 	s := &server{data: data, listeners: map[string]string{}, passwords: map[string]string{}, stop: cancel, done: make(chan error, 1)}
 	go func() {
-		err := run(ctx, args, pw, io.Discard)
+		err := run(ctx, args, pw, &s.logs)
 		pw.CloseWithError(io.EOF)
 		s.done <- err
 	}()
