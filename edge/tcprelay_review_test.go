@@ -424,7 +424,7 @@ func TestReviewConcurrentAllocationsRace(t *testing.T) {
 				_ = alloc.Close() // Refresh(0)
 				_ = conn.Close()
 			} else {
-				_ = conn.Close() // the control connection goes first
+				_ = conn.Close()  // the control connection goes first
 				_ = alloc.Close() // stops the client's refresh timers
 			}
 		}()
