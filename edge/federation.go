@@ -1,8 +1,11 @@
 package edge
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
@@ -14,13 +17,31 @@ import (
 // is open by default (any domain that proves itself with a certificate);
 // blocked domains are always refused; closed federation admits only the
 // allowed domains. It is safe for concurrent use and changes apply at
-// once.
+// once. With a FederationStore (OpenFederation) every change is stored
+// before it applies: a change the store refuses changes nothing.
 type Federation struct {
-	mu      sync.RWMutex
+	store FederationStore // nil: in memory only
+	wmu   sync.Mutex      // one change at a time, store write included
+
+	mu      sync.RWMutex // the settings requests read
 	closed  bool
 	allowed map[string]bool
 	blocked map[string]bool
 }
+
+// FederationStore keeps a Federation's settings across restarts
+// (store.Bolt and store.Redis implement it).
+type FederationStore interface {
+	// LoadFederation returns the stored settings, or false if none were
+	// ever stored.
+	LoadFederation(ctx context.Context) (FederationPolicy, bool, error)
+	// SaveFederation stores the settings, replacing the previous ones.
+	SaveFederation(ctx context.Context, p FederationPolicy) error
+}
+
+// ErrInvalidDomain is returned for a change naming something that is not
+// a DNS domain name.
+var ErrInvalidDomain = errors.New("edge: invalid domain")
 
 // FederationPolicy is a Federation's settings, as Policy returns them.
 type FederationPolicy struct {
@@ -29,9 +50,31 @@ type FederationPolicy struct {
 	Blocked []string `json:"blocked"`
 }
 
-// NewFederation returns an open federation with no domain listed.
+// NewFederation returns an open federation with no domain listed, kept in
+// memory.
 func NewFederation() *Federation {
 	return &Federation{allowed: map[string]bool{}, blocked: map[string]bool{}}
+}
+
+// OpenFederation returns the federation stored in store (open, with no
+// domain listed, if none is), whose changes are stored there.
+func OpenFederation(ctx context.Context, store FederationStore) (*Federation, error) {
+	p, ok, err := store.LoadFederation(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("edge: loading the federation policy: %w", err)
+	}
+	f := NewFederation()
+	f.store = store
+	if ok {
+		f.closed = !p.Open
+		for _, d := range p.Allowed {
+			f.allowed[normalize(d)] = true
+		}
+		for _, d := range p.Blocked {
+			f.blocked[normalize(d)] = true
+		}
+	}
+	return f, nil
 }
 
 func normalize(domain string) string { return strings.TrimSuffix(strings.ToLower(domain), ".") }
@@ -52,52 +95,87 @@ func (f *Federation) Allowed(domain string) bool {
 
 // SetOpen opens federation to every domain that is not blocked (true,
 // the default) or closes it to all but the allowed domains.
-func (f *Federation) SetOpen(open bool) {
-	f.mu.Lock()
-	f.closed = !open
-	f.mu.Unlock()
+func (f *Federation) SetOpen(open bool) error {
+	_, err := f.Apply(context.Background(), FederationChange{Open: &open})
+	return err
 }
 
 // Allow lists domain as allowed and no longer blocked.
-func (f *Federation) Allow(domain string) {
-	d := normalize(domain)
-	f.mu.Lock()
-	f.allowed[d] = true
-	delete(f.blocked, d)
-	f.mu.Unlock()
+func (f *Federation) Allow(domain string) error {
+	_, err := f.Apply(context.Background(), FederationChange{Allow: []string{domain}})
+	return err
 }
 
 // Block refuses domain, whatever else is set.
-func (f *Federation) Block(domain string) {
-	d := normalize(domain)
-	f.mu.Lock()
-	f.blocked[d] = true
-	delete(f.allowed, d)
-	f.mu.Unlock()
+func (f *Federation) Block(domain string) error {
+	_, err := f.Apply(context.Background(), FederationChange{Block: []string{domain}})
+	return err
 }
 
 // Forget removes domain from both lists.
-func (f *Federation) Forget(domain string) {
-	d := normalize(domain)
+func (f *Federation) Forget(domain string) error {
+	_, err := f.Apply(context.Background(), FederationChange{Forget: []string{domain}})
+	return err
+}
+
+// Apply makes a change, whole or not at all: every domain must be valid
+// (ErrInvalidDomain), and with a store the new settings are stored before
+// they apply. It returns the settings after the change.
+func (f *Federation) Apply(ctx context.Context, c FederationChange) (FederationPolicy, error) {
+	for _, list := range [][]string{c.Allow, c.Block, c.Forget} {
+		for _, d := range list {
+			if !validDomain(d) {
+				return FederationPolicy{}, fmt.Errorf("%w: %q", ErrInvalidDomain, d)
+			}
+		}
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	f.mu.RLock()
+	closed, allowed, blocked := f.closed, maps.Clone(f.allowed), maps.Clone(f.blocked)
+	f.mu.RUnlock()
+	if c.Open != nil {
+		closed = !*c.Open
+	}
+	for _, d := range c.Allow {
+		allowed[normalize(d)] = true
+		delete(blocked, normalize(d))
+	}
+	for _, d := range c.Block {
+		blocked[normalize(d)] = true
+		delete(allowed, normalize(d))
+	}
+	for _, d := range c.Forget {
+		delete(allowed, normalize(d))
+		delete(blocked, normalize(d))
+	}
+	p := policyOf(closed, allowed, blocked)
+	if f.store != nil {
+		if err := f.store.SaveFederation(ctx, p); err != nil {
+			return f.Policy(), fmt.Errorf("edge: storing the federation policy: %w", err)
+		}
+	}
 	f.mu.Lock()
-	delete(f.blocked, d)
-	delete(f.allowed, d)
+	f.closed, f.allowed, f.blocked = closed, allowed, blocked
 	f.mu.Unlock()
+	return p, nil
 }
 
 // Policy returns the current settings, domains sorted.
 func (f *Federation) Policy() FederationPolicy {
 	f.mu.RLock()
 	defer f.mu.RUnlock()
-	p := FederationPolicy{Open: !f.closed, Allowed: []string{}, Blocked: []string{}}
-	for d := range f.allowed {
-		p.Allowed = append(p.Allowed, d)
+	return policyOf(f.closed, f.allowed, f.blocked)
+}
+
+func policyOf(closed bool, allowed, blocked map[string]bool) FederationPolicy {
+	p := FederationPolicy{Open: !closed, Allowed: slices.Sorted(maps.Keys(allowed)), Blocked: slices.Sorted(maps.Keys(blocked))}
+	if p.Allowed == nil {
+		p.Allowed = []string{}
 	}
-	for d := range f.blocked {
-		p.Blocked = append(p.Blocked, d)
+	if p.Blocked == nil {
+		p.Blocked = []string{}
 	}
-	slices.Sort(p.Allowed)
-	slices.Sort(p.Blocked)
 	return p
 }
 
@@ -129,25 +207,12 @@ func (f *Federation) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			http.Error(w, "federation change: "+err.Error(), http.StatusBadRequest)
 			return
 		}
-		for _, list := range [][]string{c.Allow, c.Block, c.Forget} {
-			for _, d := range list {
-				if !validDomain(d) {
-					http.Error(w, fmt.Sprintf("federation change: invalid domain %q", d), http.StatusBadRequest)
-					return
-				}
-			}
-		}
-		if c.Open != nil {
-			f.SetOpen(*c.Open)
-		}
-		for _, d := range c.Allow {
-			f.Allow(d)
-		}
-		for _, d := range c.Block {
-			f.Block(d)
-		}
-		for _, d := range c.Forget {
-			f.Forget(d)
+		if _, err := f.Apply(r.Context(), c); errors.Is(err, ErrInvalidDomain) {
+			http.Error(w, "federation change: "+err.Error(), http.StatusBadRequest)
+			return
+		} else if err != nil {
+			http.Error(w, "federation change not stored; nothing changed", http.StatusServiceUnavailable)
+			return
 		}
 	default:
 		w.Header().Set("Allow", "GET, POST")
@@ -176,4 +241,32 @@ func validDomain(d string) bool {
 		}
 	}
 	return true
+}
+
+// MemoryFederationStore is a FederationStore in memory, for tests and
+// throwaway use.
+type MemoryFederationStore struct {
+	mu sync.Mutex
+	p  *FederationPolicy
+}
+
+// LoadFederation implements FederationStore.
+func (m *MemoryFederationStore) LoadFederation(context.Context) (FederationPolicy, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.p == nil {
+		return FederationPolicy{}, false, nil
+	}
+	p := *m.p
+	p.Allowed, p.Blocked = slices.Clone(p.Allowed), slices.Clone(p.Blocked)
+	return p, true, nil
+}
+
+// SaveFederation implements FederationStore.
+func (m *MemoryFederationStore) SaveFederation(_ context.Context, p FederationPolicy) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p.Allowed, p.Blocked = slices.Clone(p.Allowed), slices.Clone(p.Blocked)
+	m.p = &p
+	return nil
 }

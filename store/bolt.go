@@ -14,9 +14,9 @@ import (
 // SchemaVersion is the version of the database layout this code writes.
 // OpenBolt upgrades older databases with the migrations below and refuses
 // newer ones.
-const SchemaVersion = 2
+const SchemaVersion = 3
 
-// Buckets (schema 2).
+// Buckets (schema 3).
 var (
 	bucketMeta          = []byte("meta")
 	bucketMeetings      = []byte("meetings")          // id -> JSON meeting
@@ -25,11 +25,13 @@ var (
 	bucketPolicies      = []byte("policies")          // aor -> JSON policy
 	bucketLocations     = []byte("locations")         // aor -> JSON bindings
 	bucketLocationFlows = []byte("locations.flows")   // transport|source NUL aor -> ""
+	bucketFederation    = []byte("federation")        // "policy" -> JSON edge.FederationPolicy
 	keySchema           = []byte("schema")
 )
 
 // allBuckets are the buckets every current database has.
-var allBuckets = [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows}
+var allBuckets = [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows,
+	bucketFederation}
 
 // migrations[v] takes a database from schema v to v+1, inside the opening
 // transaction: all of them apply, or none.
@@ -61,6 +63,10 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 			}
 			return org.Put(ownerKey(m.Organizer, m.ID), nil)
 		})
+	},
+	2: func(tx *bolt.Tx) error { // the federation policy joins the store
+		_, err := tx.CreateBucketIfNotExists(bucketFederation)
+		return err
 	},
 }
 

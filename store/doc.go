@@ -6,7 +6,8 @@
 //
 //   - conference.MeetingStore: scheduled meetings and their policies;
 //   - presence.PolicyStore: each user's contacts, privacy mode and blocks;
-//   - presence.LocationStore: registrations (bindings with an expiry).
+//   - presence.LocationStore: registrations (bindings with an expiry);
+//   - edge.FederationStore: the tenant admin's federation policy.
 //
 // Each has an implementation in memory in its own package (for tests and
 // throwaway use) and one here on an embedded, persistent bbolt database

@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/presence"
 	"github.com/parleyuc/parley/store/storetest"
 )
@@ -86,4 +87,16 @@ func TestRedisPolicies(t *testing.T) {
 
 func TestRedisLocations(t *testing.T) {
 	storetest.LocationStore(t, func(t *testing.T) presence.LocationStore { return openRedis(t).Locations() })
+}
+
+func TestMemoryFederation(t *testing.T) {
+	storetest.FederationStore(t, func(*testing.T) edge.FederationStore { return &edge.MemoryFederationStore{} })
+}
+
+func TestBoltFederation(t *testing.T) {
+	storetest.FederationStore(t, func(t *testing.T) edge.FederationStore { return openBolt(t).Federation() })
+}
+
+func TestRedisFederation(t *testing.T) {
+	storetest.FederationStore(t, func(t *testing.T) edge.FederationStore { return openRedis(t).Federation() })
 }

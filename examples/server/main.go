@@ -211,6 +211,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var meetings conference.MeetingStore = conference.NewMemoryMeetings()
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
 	var locations presence.LocationStore = presence.NewMemoryLocation()
+	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	switch cfg.store {
 	case "bolt":
 		db, err := store.OpenBolt(filepath.Join(cfg.dataDir, "parley.db"))
@@ -218,14 +219,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-store bolt: %w", err)
 		}
 		defer db.Close()
-		meetings, policies = db.Meetings(), db.Policies()
+		meetings, policies, federationStore = db.Meetings(), db.Policies(), db.Federation()
 	case "redis":
 		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.redisURL})
 		if err != nil {
 			return fmt.Errorf("-store redis -redis %s: %w", cfg.redisURL, err)
 		}
 		defer r.Close()
-		meetings, policies, locations = r.Meetings(), r.Policies(), r.Locations()
+		meetings, policies, locations, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Federation()
 	}
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
@@ -382,7 +383,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// trusts to assert federated users (Config.Edges above); and remote
 	// users' and guests' SIP over TLS, whose credentials this server
 	// checks on each request. Guests reach meetings' focus URIs only.
-	federation := edge.NewFederation()
+	federation, err := edge.OpenFederation(ctx, federationStore) // the tenant admin's settings, kept in the store
+	if err != nil {
+		return err
+	}
 	edgeUA, err := sipgo.NewUA(sipgo.WithUserAgent("Parley Access Edge"),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeCert, verifier, "localhost")))
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite of Parley's storage
 // interfaces: every implementation of conference.MeetingStore,
-// presence.PolicyStore and presence.LocationStore must pass the test of
-// its interface, whatever engine is behind it. Call them from a test with
+// presence.PolicyStore, presence.LocationStore and edge.FederationStore
+// must pass the test of its interface, whatever engine is behind it. Call them from a test with
 // a function that returns a new, empty store.
 package storetest
 
@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/presence"
 )
 
@@ -307,4 +308,39 @@ func LocationStore(t *testing.T, open func(t *testing.T) presence.LocationStore)
 			t.Fatalf("another transport from the same address: %v", aors)
 		}
 	})
+}
+
+// FederationStore tests an edge.FederationStore through
+// edge.OpenFederation; open returns an empty store.
+func FederationStore(t *testing.T, open func(t *testing.T) edge.FederationStore) {
+	s := open(t)
+	if _, found, err := s.LoadFederation(ctx); found || err != nil {
+		t.Fatalf("an empty store: found %v, %v", found, err)
+	}
+	f, err := edge.OpenFederation(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := f.Policy(); !p.Open || len(p.Allowed)+len(p.Blocked) != 0 {
+		t.Fatalf("a federation with nothing stored: %+v, want open and empty", p)
+	}
+	for _, err := range []error{f.Block("Spam.Test."), f.SetOpen(false), f.Allow("ally.test"), f.Allow("partner.test"), f.Forget("partner.test")} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.Block("not a domain"); !errors.Is(err, edge.ErrInvalidDomain) {
+		t.Fatalf("blocking an invalid domain: %v", err)
+	}
+	again, err := edge.OpenFederation(ctx, s) // a restart, or another front end
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := again.Policy()
+	if p.Open || fmt.Sprint(p.Allowed) != "[ally.test]" || fmt.Sprint(p.Blocked) != "[spam.test]" {
+		t.Fatalf("the stored policy read back: %+v", p)
+	}
+	if again.Allowed("spam.test") || !again.Allowed("ally.test") || again.Allowed("partner.test") {
+		t.Fatal("the stored policy does not decide as the one that stored it")
+	}
 }
