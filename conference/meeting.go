@@ -249,16 +249,27 @@ func (s *MemoryMeetings) Update(_ context.Context, id string, fn func(*Meeting) 
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)
 	}
+	c, err := ApplyUpdate(m, fn)
+	if err != nil {
+		return nil, err
+	}
+	s.byID[id] = c
+	return c.Clone(), nil
+}
+
+// ApplyUpdate returns the meeting MeetingStore.Update stores: fn applied
+// to a copy of m, which must keep its ID and dial-in ID, with the next
+// Revision. Every MeetingStore applies it; m is not changed.
+func ApplyUpdate(m *Meeting, fn func(*Meeting) error) (*Meeting, error) {
 	c := m.Clone()
 	if err := fn(c); err != nil {
 		return nil, err
 	}
-	if c.ID != id || c.DialInID != m.DialInID {
+	if c.ID != m.ID || c.DialInID != m.DialInID {
 		return nil, errors.New("conference: a meeting's ID and dial-in ID cannot change")
 	}
 	c.Revision = m.Revision + 1
-	s.byID[id] = c
-	return c.Clone(), nil
+	return c, nil
 }
 
 // Delete implements MeetingStore.

@@ -351,7 +351,20 @@ func (e *AccessEdge) verify(tok string) (flow, bool) {
 	return flow{flowKind(p[0]), p[1], p[2], p[3], p[4], p[5], p[6], p[7] == "true", exp, routes}, true
 }
 
-// recordRoute is the edge's Record-Route value for a flow, at addr.
+// cancelSignal returns a channel closed when req, an INVITE, is
+// CANCELed (nil for other methods), or false if its transaction has
+// already ended.
+func cancelSignal(req *sip.Request, tx sip.ServerTransaction) (<-chan struct{}, bool) {
+	if !req.IsInvite() {
+		return nil, true
+	}
+	canceled := make(chan struct{})
+	var once sync.Once
+	return canceled, tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) })
+}
+
+// recordRoute is the edge's Record-Route (or Path) value for a flow at
+// addr.
 func (e *AccessEdge) recordRoute(addr string, f flow) string {
 	return "<sip:" + addr + ";transport=tls;lr;ft=" + e.sign(f) + ">"
 }
@@ -368,11 +381,27 @@ func (e *AccessEdge) ourFlow(req *sip.Request) (flow, bool) {
 	if r == nil {
 		return flow{}, false
 	}
-	tok, ok := r.Address.UriParams.Get("ft")
+	return e.flowIn(r.Address)
+}
+
+// flowIn returns the flow whose token u carries, if it is this edge's.
+func (e *AccessEdge) flowIn(u sip.Uri) (flow, bool) {
+	tok, ok := u.UriParams.Get("ft")
 	if !ok {
 		return flow{}, false
 	}
 	return e.verify(tok)
+}
+
+// dropOwnRoutes removes the Route entries at the top of out that are this
+// edge's: it is done with them.
+func (e *AccessEdge) dropOwnRoutes(out *sip.Request) {
+	for {
+		if _, ours := e.ourFlow(out); !ours {
+			return
+		}
+		out.RemoveHeader("Route")
+	}
 }
 
 // identityHeaders are removed from everything that crosses the edge: a
@@ -383,33 +412,11 @@ var (
 	credentialHeaders = []string{"Authorization", "Proxy-Authorization", "Proxy-Authenticate", "WWW-Authenticate"}
 )
 
-type headerRemover interface {
-	Headers() []sip.Header
-	RemoveHeader(string) bool
-}
-
 // strip removes assertions and credentials: what crosses the edge
 // between partners and the inside.
-func strip(m headerRemover) {
-	removeAll(m, assertionHeaders)
-	removeAll(m, credentialHeaders)
-}
-
-// removeAll removes every header of each name in names, whatever its
-// case: sipgo's RemoveHeader matches the name exactly as it was received.
-func removeAll(m headerRemover, names []string) {
-	for {
-		var found string
-		for _, h := range m.Headers() {
-			if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, h.Name()) }) {
-				found = h.Name()
-				break
-			}
-		}
-		if found == "" || !m.RemoveHeader(found) {
-			return
-		}
-	}
+func strip(m sipx.Message) {
+	sipx.RemoveHeaders(m, assertionHeaders...)
+	sipx.RemoveHeaders(m, credentialHeaders...)
 }
 
 func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string) {
@@ -451,9 +458,8 @@ func (e *AccessEdge) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 // outbound sends a request of a tenant user, from an internal server, to
 // the partner domain it is addressed to.
 func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
-	canceled := make(chan struct{})
-	var once sync.Once
-	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+	canceled, ok := cancelSignal(req, tx)
+	if !ok {
 		return
 	}
 	// The internal server asserts the user it authenticated.
@@ -494,7 +500,7 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 		tag, _ := from.Params.Get("tag")
 		f := flow{partnerSource: partnerAddr, partnerUser: "sip:" + req.Recipient.User + "@" + domain, internalSource: req.Source(),
 			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix()}
-		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
+		out.PrependHeader(sip.NewHeader("Record-Route", e.recordRoute(e.cfg.Listener, f)))
 	}
 	out.SetTransport("TLS")
 	out.SetDestination(addr)
@@ -503,9 +509,8 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 
 // fromPartner checks a new request from a partner and forwards it inside.
 func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
-	canceled := make(chan struct{})
-	var once sync.Once
-	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+	canceled, ok := cancelSignal(req, tx)
+	if !ok {
 		return
 	}
 	cert, sender, ok := e.admitPartner(req, tx)
@@ -528,7 +533,7 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 		tag, _ := from.Params.Get("tag")
 		f := flow{partnerSource: req.Source(), partnerCert: fingerprint(cert), partnerUser: sender, internalSource: e.internalAddr,
 			callID: req.CallID().Value(), callerTag: tag, expires: time.Now().Add(maxDialog).Unix()}
-		out.PrependHeader(sip.NewHeader("Record-Route", "<sip:"+e.cfg.Listener+";transport=tls;lr;ft="+e.sign(f)+">"))
+		out.PrependHeader(sip.NewHeader("Record-Route", e.recordRoute(e.cfg.Listener, f)))
 	}
 	out.SetTransport("TLS")
 	out.SetDestination(e.cfg.Internal)
@@ -616,12 +621,7 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 	}
 	src := req.Source()
 	out := req.Clone()
-	for {
-		if _, ours := e.ourFlow(out); !ours {
-			break
-		}
-		out.RemoveHeader("Route")
-	}
+	e.dropOwnRoutes(out)
 	decrement(out, req)
 	// The partner's requests in the dialog carry the caller's tag in From
 	// if the partner called, in To if the tenant's user did.
@@ -650,7 +650,7 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 		out.SetTransport("TLS")
 		out.SetDestination(f.internalSource)
 	case src == f.internalSource && insideSide && f.kind == userFlow:
-		removeAll(out, credentialHeaders)
+		sipx.RemoveHeaders(out, credentialHeaders...)
 		e.hideContact(out, e.userAddress())
 		if e.userConnID(f.partnerSource) != f.partnerCert {
 			respond(tx, req, 430, "Flow Failed")
@@ -785,15 +785,15 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 			case toUser && req.Method == sip.REGISTER:
 				// The registrar lists all the user's bindings: the device
 				// sees only its own (the others may be inside).
-				removeAll(res, assertionHeaders)
+				sipx.RemoveHeaders(res, assertionHeaders...)
 				ownContacts(res, req)
 			case toUser: // a user answers challenges from inside
-				removeAll(res, assertionHeaders)
+				sipx.RemoveHeaders(res, assertionHeaders...)
 				e.hideContact(res, e.userAddress())
 				e.hideRecordRoute(res)
 			case o.recordRoute != nil: // the inside gets its route back
 				strip(res)
-				removeAll(res, []string{"Record-Route"})
+				sipx.RemoveHeaders(res, "Record-Route")
 				for _, h := range o.recordRoute {
 					res.AppendHeader(sip.HeaderClone(h))
 				}
@@ -861,7 +861,7 @@ func ownContacts(res *sip.Response, req *sip.Request) {
 			keep = append(keep, sip.HeaderClone(h))
 		}
 	}
-	removeAll(res, []string{"Contact"})
+	sipx.RemoveHeaders(res, "Contact")
 	for _, h := range keep {
 		res.AppendHeader(h)
 	}

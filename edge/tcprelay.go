@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun"
@@ -666,14 +667,14 @@ func (pc *peerStream) pipe(c *guardedConn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if err := relayStream(c.Conn, pc.conn, a.in, &r.m.fromPeers, a.ctx); err == nil {
+		if err := relayStream(a.ctx, c.Conn, pc.conn, a.in, &r.m.fromPeers); err == nil {
 			closeWrite(c.Conn)
 			return
 		}
 		pc.close()
 		_ = c.Conn.Close()
 	}()
-	if err := relayStream(pc.conn, c.br, a.out, &r.m.toPeers, a.ctx); err == nil {
+	if err := relayStream(a.ctx, pc.conn, c.br, a.out, &r.m.toPeers); err == nil {
 		closeWrite(pc.conn)
 	} else {
 		pc.close()
@@ -684,12 +685,9 @@ func (pc *peerStream) pipe(c *guardedConn) {
 	_ = c.Conn.Close()
 }
 
-// counter is the part of atomic.Int64 relayStream needs.
-type counter interface{ Add(int64) int64 }
-
 // relayStream copies src to dst within the bandwidth limit b (TCP's flow
 // control slows the sender), counting bytes; nil when src ends cleanly.
-func relayStream(dst io.Writer, src io.Reader, b *bucket, n counter, ctx context.Context) error {
+func relayStream(ctx context.Context, dst io.Writer, src io.Reader, b *bucket, n *atomic.Int64) error {
 	buf := make([]byte, min(tcpCopyChunk, max(int(b.rate), 1)))
 	for {
 		k, err := src.Read(buf)

@@ -4,12 +4,12 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/sipx"
 )
 
 // The edge's service to remote users of the tenants and to anonymous
@@ -51,8 +51,8 @@ func (e *AccessEdge) userConnID(source string) string {
 // name of the user's connection (auth.EdgeFlowHeader) as the edge sees
 // it, whatever the user wrote.
 func (e *AccessEdge) asUser(out *sip.Request, source string) {
-	removeAll(out, assertionHeaders)
-	removeAll(out, []string{auth.EdgeFlowHeader})
+	sipx.RemoveHeaders(out, assertionHeaders...)
+	sipx.RemoveHeaders(out, auth.EdgeFlowHeader)
 	out.AppendHeader(sip.NewHeader(auth.EdgeFlowHeader, e.userConnID(source)))
 }
 
@@ -95,9 +95,8 @@ func guestMayStart(req *sip.Request) bool {
 
 // fromUser forwards a new request of a remote user or guest inside.
 func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
-	canceled := make(chan struct{})
-	var once sync.Once
-	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+	canceled, ok := cancelSignal(req, tx)
+	if !ok {
 		return
 	}
 	if !e.allowUser(req, tx) {
@@ -131,7 +130,7 @@ func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
 	// A user's request is routed from here, and a user agent records no
 	// route of its own (a Path or Record-Route it wrote would come before
 	// the edge's and take what is meant for it elsewhere).
-	removeAll(out, []string{"Route", "Path", "Record-Route"})
+	sipx.RemoveHeaders(out, "Route", "Path", "Record-Route")
 	e.asUser(out, req.Source())
 	decrement(out, req)
 	connID := e.userConnID(req.Source())
@@ -139,7 +138,7 @@ func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
 	case req.Method == sip.REGISTER:
 		f := flow{kind: pathFlow, partnerSource: req.Source(), partnerCert: connID, partnerUser: user, internalSource: e.internalAddr,
 			expires: time.Now().Add(maxDialog).Unix()}
-		out.PrependHeader(sip.NewHeader("Path", "<sip:"+e.userAddress()+";transport=tls;lr;ft="+e.sign(f)+">"))
+		out.PrependHeader(sip.NewHeader("Path", e.recordRoute(e.userAddress(), f)))
 	case dialogCreating(req):
 		tag, _ := from.Params.Get("tag")
 		f := flow{kind: userFlow, partnerSource: req.Source(), partnerCert: connID, partnerUser: user, internalSource: e.internalAddr,
@@ -157,9 +156,8 @@ func (e *AccessEdge) toUser(req *sip.Request, tx sip.ServerTransaction, f flow) 
 	if req.Method == sip.CANCEL {
 		return // it matches its INVITE's transaction
 	}
-	canceled := make(chan struct{})
-	var once sync.Once
-	if req.IsInvite() && !tx.OnCancel(func(*sip.Request) { once.Do(func() { close(canceled) }) }) {
+	canceled, ok := cancelSignal(req, tx)
+	if !ok {
 		return
 	}
 	if req.Source() != f.internalSource {
@@ -171,13 +169,8 @@ func (e *AccessEdge) toUser(req *sip.Request, tx sip.ServerTransaction, f flow) 
 		return
 	}
 	out := req.Clone()
-	for {
-		if _, ours := e.ourFlow(out); !ours {
-			break
-		}
-		out.RemoveHeader("Route")
-	}
-	removeAll(out, credentialHeaders)
+	e.dropOwnRoutes(out)
+	sipx.RemoveHeaders(out, credentialHeaders...)
 	decrement(out, req)
 	e.hideContact(out, e.userAddress())
 	o := relayOptions{canceled: canceled}
@@ -192,7 +185,7 @@ func (e *AccessEdge) toUser(req *sip.Request, tx sip.ServerTransaction, f flow) 
 		d := flow{kind: userFlow, partnerSource: f.partnerSource, partnerCert: f.partnerCert, partnerUser: f.partnerUser, internalSource: f.internalSource,
 			callID: req.CallID().Value(), callerTag: tag, outbound: true, expires: time.Now().Add(maxDialog).Unix(),
 			routes: routeEntries(req.GetHeaders("Record-Route"))}
-		removeAll(out, []string{"Record-Route"})
+		sipx.RemoveHeaders(out, "Record-Route")
 		own := sip.NewHeader("Record-Route", e.recordRoute(e.userAddress(), d))
 		out.PrependHeader(own)
 		o.recordRoute = append([]sip.Header{own}, req.GetHeaders("Record-Route")...)
@@ -225,11 +218,7 @@ func (e *AccessEdge) flowOf(entry string) (flow, bool) {
 	if sip.ParseUri(strings.Trim(entry, "<>"), &u) != nil {
 		return flow{}, false
 	}
-	tok, ok := u.UriParams.Get("ft")
-	if !ok {
-		return flow{}, false
-	}
-	f, ok := e.verify(tok)
+	f, ok := e.flowIn(u)
 	return f, ok && f.kind == userFlow
 }
 
@@ -242,7 +231,7 @@ func (e *AccessEdge) hideRecordRoute(res *sip.Response) {
 	if len(entries) == 0 {
 		return
 	}
-	removeAll(res, []string{"Record-Route"})
+	sipx.RemoveHeaders(res, "Record-Route")
 	for i, entry := range entries {
 		f, ok := e.flowOf(entry)
 		if !ok {
@@ -261,7 +250,7 @@ func (e *AccessEdge) hideRecordRoute(res *sip.Response) {
 // a dialog (the edge's own entries removed) by the inside's entries the
 // edge hid from the user.
 func restoreRoutes(out *sip.Request, f flow) {
-	removeAll(out, []string{"Route"})
+	sipx.RemoveHeaders(out, "Route")
 	for i := len(f.routes) - 1; i >= 0; i-- {
 		out.PrependHeader(sip.NewHeader("Route", f.routes[i]))
 	}

@@ -15,9 +15,10 @@ import (
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/internal/sipx"
 )
 
-// TestReviewRemoveAllHeaderCase: removeAll (used by asUser and strip) on a
+// TestReviewRemoveAllHeaderCase: sipx.RemoveHeaders (used by asUser and strip) on a
 // header whose name came off the wire in another case: sipgo's GetHeaders
 // matches case-insensitively, RemoveHeader exactly, so the loop never ends.
 func TestReviewRemoveAllHeaderCase(t *testing.T) {
@@ -34,7 +35,7 @@ func TestReviewRemoveAllHeaderCase(t *testing.T) {
 		req := msg.(*sip.Request)
 		done := make(chan struct{})
 		go func() {
-			removeAll(req, append(assertionHeaders, auth.EdgeFlowHeader))
+			sipx.RemoveHeaders(req, append(assertionHeaders, auth.EdgeFlowHeader)...)
 			close(done)
 		}()
 		select {
@@ -43,7 +44,7 @@ func TestReviewRemoveAllHeaderCase(t *testing.T) {
 				t.Errorf("%s: still there:\n%s", name, req)
 			}
 		case <-time.After(2 * time.Second):
-			t.Errorf("removeAll of a %q header never returns (spins a CPU forever)", name)
+			t.Errorf("RemoveHeaders of a %q header never returns (spins a CPU forever)", name)
 		}
 	}
 }

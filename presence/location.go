@@ -56,6 +56,25 @@ type LocationStore interface {
 	RemoveFlow(ctx context.Context, transport, source string) ([]string, error)
 }
 
+// ApplyUpdate returns the bindings current as LocationStore.Update leaves
+// them: all dropped if removeAll, else those whose keys are in remove;
+// then each of put replaces the binding with its key, or is added. Every
+// LocationStore applies it; current is not changed.
+func ApplyUpdate(current, put []Binding, remove []string, removeAll bool) []Binding {
+	var out []Binding
+	if !removeAll {
+		out = slices.DeleteFunc(slices.Clone(current), func(b Binding) bool { return slices.Contains(remove, b.Key()) })
+	}
+	for _, b := range put {
+		if i := slices.IndexFunc(out, func(c Binding) bool { return c.Key() == b.Key() }); i >= 0 {
+			out[i] = b
+		} else {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
 // ErrStore wraps failures of a LocationStore.
 var ErrStore = errors.New("presence: location store failed")
 
@@ -111,18 +130,9 @@ func (m *MemoryLocation) Bindings(_ context.Context, aor string, now time.Time) 
 func (m *MemoryLocation) Update(_ context.Context, aor string, put []Binding, remove []string, removeAll bool) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var cur []Binding
-	if !removeAll {
-		cur = slices.Clone(m.aor[aor])
-	}
-	cur = slices.DeleteFunc(cur, func(b Binding) bool { return slices.Contains(remove, b.Key()) })
-	for _, b := range put {
-		b.Path = slices.Clone(b.Path)
-		if i := slices.IndexFunc(cur, func(c Binding) bool { return c.Key() == b.Key() }); i >= 0 {
-			cur[i] = b
-		} else {
-			cur = append(cur, b)
-		}
+	cur := ApplyUpdate(m.aor[aor], put, remove, removeAll)
+	for i := range cur {
+		cur[i].Path = slices.Clone(cur[i].Path) // the caller's slices stay the caller's
 	}
 	if len(cur) == 0 {
 		delete(m.aor, aor)

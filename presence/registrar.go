@@ -227,8 +227,8 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 			return unavailable(reply)
 		}
 		before := len(current)
-		current = applyUpdate(current, put, remove, removeAll)
-		level := slog.LevelDebug // a refresh
+		current = ApplyUpdate(current, put, remove, removeAll) // the response needs no second read of the store
+		level := slog.LevelDebug                               // a refresh
 		if len(current) != before || len(remove) > 0 || removeAll {
 			level = slog.LevelInfo
 		}
@@ -333,23 +333,6 @@ func contactHeaders(req *sip.Request) []*sip.ContactHeader {
 	for _, h := range req.GetHeaders("Contact") {
 		if c, ok := h.(*sip.ContactHeader); ok {
 			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// applyUpdate returns current as Update leaves it, so the response needs
-// no second read of the store.
-func applyUpdate(current, put []Binding, remove []string, removeAll bool) []Binding {
-	var out []Binding
-	if !removeAll {
-		out = slices.DeleteFunc(slices.Clone(current), func(b Binding) bool { return slices.Contains(remove, b.Key()) })
-	}
-	for _, b := range put {
-		if i := slices.IndexFunc(out, func(c Binding) bool { return c.Key() == b.Key() }); i >= 0 {
-			out[i] = b
-		} else {
-			out = append(out, b)
 		}
 	}
 	return out

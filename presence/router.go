@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -280,43 +279,10 @@ var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "R
 	"Authorization", "Proxy-Authorization"}
 
 // stripHeaders removes every header named in strippedHeaders from req.
-func stripHeaders(req *sip.Request) { removeHeaders(req, strippedHeaders) }
+func stripHeaders(req *sip.Request) { sipx.RemoveHeaders(req, strippedHeaders...) }
 
 // stripIdentity removes identity and credential headers from a message.
-func stripIdentity(m interface {
-	Headers() []sip.Header
-	RemoveHeader(string) bool
-}) {
-	removeHeaders(m, identityHeaders)
-}
-
-// removeHeaders removes every header named in names, whatever its case
-// and however many copies there are. sipgo's RemoveHeader removes only the
-// first header of exactly the name given, which a sender could defeat with
-// a second copy or another case.
-func removeHeaders(m interface {
-	Headers() []sip.Header
-	RemoveHeader(string) bool
-}, names []string) {
-	for {
-		removed := false
-		for _, h := range m.Headers() {
-			for _, name := range names {
-				if strings.EqualFold(h.Name(), name) {
-					m.RemoveHeader(h.Name())
-					removed = true
-					break
-				}
-			}
-			if removed {
-				break
-			}
-		}
-		if !removed {
-			return
-		}
-	}
-}
+func stripIdentity(m sipx.Message) { sipx.RemoveHeaders(m, identityHeaders...) }
 
 // betterFailure orders final failures per RFC 3261 section 16.7: 6xx
 // first, then the lowest class.

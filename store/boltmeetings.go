@@ -35,9 +35,9 @@ func getMeeting(tx *bolt.Tx, id string) (*conference.Meeting, error) {
 	if raw == nil {
 		return nil, fmt.Errorf("%w: %s", conference.ErrNotFound, id)
 	}
-	var m conference.Meeting
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("store: meeting %s unreadable: %w", id, err)
+	m, err := decode[conference.Meeting](raw, "meeting "+id)
+	if err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
@@ -108,12 +108,9 @@ func (s boltMeetings) Update(_ context.Context, id string, fn func(*conference.M
 		if err != nil {
 			return err
 		}
-		c := m.Clone()
-		if err := fn(c); err != nil {
+		c, err := conference.ApplyUpdate(m, fn)
+		if err != nil {
 			return err
-		}
-		if c.ID != id || c.DialInID != m.DialInID {
-			return errors.New("conference: a meeting's ID and dial-in ID cannot change")
 		}
 		if c.Organizer != m.Organizer {
 			org := tx.Bucket(bucketMeetingOrg)
@@ -124,7 +121,6 @@ func (s boltMeetings) Update(_ context.Context, id string, fn func(*conference.M
 				return err
 			}
 		}
-		c.Revision = m.Revision + 1
 		if err := putMeeting(tx, c); err != nil {
 			return err
 		}

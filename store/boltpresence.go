@@ -24,15 +24,11 @@ type boltPolicies struct{ db *bolt.DB }
 // zero policy.
 func (s boltPolicies) Policy(_ context.Context, aor string) (presence.UserPolicy, error) {
 	var p presence.UserPolicy
-	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketPolicies).Get([]byte(aor))
-		if raw == nil {
-			return nil
+	err := s.db.View(func(tx *bolt.Tx) (err error) {
+		if raw := tx.Bucket(bucketPolicies).Get([]byte(aor)); raw != nil {
+			p, err = decode[presence.UserPolicy](raw, "policy of "+aor)
 		}
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return fmt.Errorf("store: policy of %s unreadable: %w", aor, err)
-		}
-		return nil
+		return err
 	})
 	return p, err
 }
@@ -60,9 +56,9 @@ func getBindings(tx *bolt.Tx, aor string) ([]presence.Binding, error) {
 	if raw == nil {
 		return nil, nil
 	}
-	var bs []presence.Binding
-	if err := json.Unmarshal(raw, &bs); err != nil {
-		return nil, fmt.Errorf("%w: bindings of %s unreadable: %v", presence.ErrStore, aor, err)
+	bs, err := decode[[]presence.Binding](raw, "bindings of "+aor)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", presence.ErrStore, err)
 	}
 	return bs, nil
 }
@@ -133,19 +129,7 @@ func (s boltLocations) Update(_ context.Context, aor string, put []presence.Bind
 		if err != nil && !removeAll {
 			return err
 		}
-		cur := slices.Clone(old)
-		if removeAll {
-			cur = nil
-		}
-		cur = slices.DeleteFunc(cur, func(b presence.Binding) bool { return slices.Contains(remove, b.Key()) })
-		for _, b := range put {
-			if i := slices.IndexFunc(cur, func(c presence.Binding) bool { return c.Key() == b.Key() }); i >= 0 {
-				cur[i] = b
-			} else {
-				cur = append(cur, b)
-			}
-		}
-		return putBindings(tx, aor, old, cur)
+		return putBindings(tx, aor, old, presence.ApplyUpdate(old, put, remove, removeAll))
 	})
 	if err != nil {
 		return fmt.Errorf("%w: %v", presence.ErrStore, err)

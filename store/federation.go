@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 
 	"github.com/redis/go-redis/v9"
 	bolt "go.etcd.io/bbolt"
@@ -30,10 +29,9 @@ func (s boltFederation) LoadFederation(context.Context) (edge.FederationPolicy, 
 			return nil
 		}
 		found = true
-		if err := json.Unmarshal(raw, &p); err != nil {
-			return fmt.Errorf("store: federation policy unreadable: %w", err)
-		}
-		return nil
+		var err error
+		p, err = decode[edge.FederationPolicy](raw, "federation policy")
+		return err
 	})
 	return p, found, err
 }
@@ -63,10 +61,8 @@ func (s redisFederation) LoadFederation(ctx context.Context) (edge.FederationPol
 	if err != nil {
 		return p, false, redisErr(err)
 	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return p, false, fmt.Errorf("store: federation policy unreadable: %w", err)
-	}
-	return p, true, nil
+	p, err = decode[edge.FederationPolicy](raw, "federation policy")
+	return p, err == nil, err
 }
 
 // SaveFederation implements edge.FederationStore.

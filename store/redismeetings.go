@@ -57,9 +57,9 @@ func (s redisMeetings) Create(ctx context.Context, m *conference.Meeting) error 
 }
 
 func decodeMeeting(raw string, id string) (*conference.Meeting, error) {
-	var m conference.Meeting
-	if err := json.Unmarshal([]byte(raw), &m); err != nil {
-		return nil, fmt.Errorf("store: meeting %s unreadable: %w", id, err)
+	m, err := decode[conference.Meeting]([]byte(raw), "meeting "+id)
+	if err != nil {
+		return nil, err
 	}
 	return &m, nil
 }
@@ -102,14 +102,10 @@ func (s redisMeetings) Update(ctx context.Context, id string, fn func(*conferenc
 		if err != nil {
 			return err
 		}
-		c := m.Clone()
-		if err := fn(c); err != nil {
+		c, err := conference.ApplyUpdate(m, fn)
+		if err != nil {
 			return err
 		}
-		if c.ID != id || c.DialInID != m.DialInID {
-			return errors.New("conference: a meeting's ID and dial-in ID cannot change")
-		}
-		c.Revision = m.Revision + 1
 		raw, err := json.Marshal(c)
 		if err != nil {
 			return err

@@ -28,10 +28,7 @@ func (s redisPolicies) Policy(ctx context.Context, aor string) (presence.UserPol
 	if err != nil {
 		return p, redisErr(err)
 	}
-	if err := json.Unmarshal(raw, &p); err != nil {
-		return p, fmt.Errorf("store: policy of %s unreadable: %w", aor, err)
-	}
-	return p, nil
+	return decode[presence.UserPolicy](raw, "policy of "+aor)
 }
 
 // SetPolicy implements presence.PolicyStore.
@@ -58,9 +55,9 @@ func (s redisLocations) flowKey(transport, source string) string {
 func decodeBindings(fields map[string]string, aor string) ([]presence.Binding, error) {
 	out := make([]presence.Binding, 0, len(fields))
 	for _, raw := range fields {
-		var b presence.Binding
-		if err := json.Unmarshal([]byte(raw), &b); err != nil {
-			return nil, fmt.Errorf("%w: bindings of %s unreadable: %v", presence.ErrStore, aor, err)
+		b, err := decode[presence.Binding]([]byte(raw), "bindings of "+aor)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", presence.ErrStore, err)
 		}
 		out = append(out, b)
 	}
@@ -98,14 +95,7 @@ func (s redisLocations) Update(ctx context.Context, aor string, put []presence.B
 				return err
 			}
 		}
-		cur = slices.DeleteFunc(cur, func(b presence.Binding) bool { return slices.Contains(remove, b.Key()) })
-		for _, b := range put {
-			if i := slices.IndexFunc(cur, func(c presence.Binding) bool { return c.Key() == b.Key() }); i >= 0 {
-				cur[i] = b
-			} else {
-				cur = append(cur, b)
-			}
-		}
+		cur = presence.ApplyUpdate(cur, put, remove, false)
 		values := make([]any, 0, 2*len(cur))
 		var last time.Time
 		for _, b := range cur {

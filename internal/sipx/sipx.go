@@ -5,6 +5,8 @@ package sipx
 import (
 	"context"
 	"net"
+	"slices"
+	"strings"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -67,4 +69,29 @@ func Resolve(ctx context.Context, r *net.Resolver, addr string) string {
 		}
 	}
 	return net.JoinHostPort(ip.String(), port)
+}
+
+// Message is what RemoveHeaders needs of a request or response.
+type Message interface {
+	Headers() []sip.Header
+	RemoveHeader(string) bool
+}
+
+// RemoveHeaders removes every header named in names, whatever its case
+// and however many copies there are. sipgo's RemoveHeader removes only the
+// first header of exactly the name it was received with, which a sender
+// could defeat with a second copy or another case.
+func RemoveHeaders(m Message, names ...string) {
+	for {
+		found := ""
+		for _, h := range m.Headers() {
+			if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, h.Name()) }) {
+				found = h.Name()
+				break
+			}
+		}
+		if found == "" || !m.RemoveHeader(found) {
+			return
+		}
+	}
 }
