@@ -1,6 +1,7 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -233,12 +234,14 @@ func TestReviewRedisUpdateGivesUpUnderContention(t *testing.T) {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	failed := 0
+	var firstErr error
 	for range 40 {
 		wg.Go(func() {
 			for range 5 {
 				if _, err := s.Update(rctx, "m1", func(m *conference.Meeting) error { m.Subject += "x"; return nil }); err != nil {
 					mu.Lock()
 					failed++
+					firstErr = cmp.Or(firstErr, err)
 					mu.Unlock()
 				}
 			}
@@ -246,7 +249,11 @@ func TestReviewRedisUpdateGivesUpUnderContention(t *testing.T) {
 	}
 	wg.Wait()
 	if failed > 0 {
-		t.Fatalf("%d of 200 concurrent Updates failed", failed)
+		t.Fatalf("%d of 200 concurrent Updates failed, first: %v", failed, firstErr)
+	}
+	m, err := s.Get(rctx, "m1")
+	if err != nil || len(m.Subject) != 200 {
+		t.Fatalf("after 200 Updates the subject has %d of 200 appends (err %v)", len(m.Subject), err)
 	}
 }
 
