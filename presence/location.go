@@ -28,8 +28,32 @@ type Binding struct {
 	// binding are sent back over that connection.
 	Transport string
 	Source    string
+	// Node is the front end of a pool that holds the flow (the address
+	// of its pool listener, RegistrarConfig.Node); empty on a server of
+	// its own. Other front ends pass requests for the binding to it.
+	Node      string
 	UserAgent string
 }
+
+// Flow identifies a connection devices registered over.
+type Flow struct {
+	Node      string // the front end holding it; empty on a server of its own
+	Transport string // "TLS", "WSS"
+	Source    string // the device's address, as the front end sees it
+}
+
+// String is the flow's key: "TLS|192.0.2.1:5061", with the node first in
+// a pool ("10.0.0.2:5070|TLS|192.0.2.1:5061"), since two front ends may
+// see devices at the same address.
+func (f Flow) String() string {
+	if f.Node == "" {
+		return f.Transport + "|" + f.Source
+	}
+	return f.Node + "|" + f.Transport + "|" + f.Source
+}
+
+// Flow returns the flow b was registered over.
+func (b *Binding) Flow() Flow { return Flow{Node: b.Node, Transport: b.Transport, Source: b.Source} }
 
 // Key identifies a binding within its AOR: the instance and reg-id for an
 // RFC 5626 device, else the contact URI.
@@ -50,10 +74,9 @@ type LocationStore interface {
 	// added or replaced (by Key), those whose keys are in remove are
 	// dropped, all if removeAll.
 	Update(ctx context.Context, aor string, put []Binding, remove []string, removeAll bool) error
-	// RemoveFlow drops every binding registered over the connection
-	// (transport, source), which has closed, and returns the AORs that
-	// lost one.
-	RemoveFlow(ctx context.Context, transport, source string) ([]string, error)
+	// RemoveFlow drops every binding registered over the flow, which has
+	// closed, and returns the AORs that lost one.
+	RemoveFlow(ctx context.Context, f Flow) ([]string, error)
 }
 
 // ApplyUpdate returns the bindings current as LocationStore.Update leaves
@@ -91,16 +114,14 @@ func NewMemoryLocation() *MemoryLocation {
 	return &MemoryLocation{aor: make(map[string][]Binding), flows: make(map[string]map[string]bool)}
 }
 
-func flowKey(transport, source string) string { return transport + "|" + source }
-
 // RemoveFlow implements LocationStore.
-func (m *MemoryLocation) RemoveFlow(_ context.Context, transport, source string) ([]string, error) {
+func (m *MemoryLocation) RemoveFlow(_ context.Context, f Flow) ([]string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	fk := flowKey(transport, source)
+	fk := f.String()
 	var aors []string
 	for aor := range m.flows[fk] {
-		bs := slices.DeleteFunc(m.aor[aor], func(b Binding) bool { return flowKey(b.Transport, b.Source) == fk })
+		bs := slices.DeleteFunc(m.aor[aor], func(b Binding) bool { return b.Flow() == f })
 		if len(bs) == 0 {
 			delete(m.aor, aor)
 		} else {
@@ -140,7 +161,7 @@ func (m *MemoryLocation) Update(_ context.Context, aor string, put []Binding, re
 		m.aor[aor] = cur
 	}
 	for _, b := range put {
-		fk := flowKey(b.Transport, b.Source)
+		fk := b.Flow().String()
 		if m.flows[fk] == nil {
 			m.flows[fk] = map[string]bool{}
 		}

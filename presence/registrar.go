@@ -47,8 +47,13 @@ type RegistrarConfig struct {
 	MinExpires, MaxExpires, DefaultExpires time.Duration
 	// MaxBindings bounds the devices one AOR may register. Default 10.
 	MaxBindings int
-	Logger      *slog.Logger
-	Now         func() time.Time
+	// Node names this front end in a pool sharing Store: the host:port of
+	// its pool listener, where the other front ends send requests for the
+	// devices connected here (see RouterConfig.Node). Empty on a server of
+	// its own.
+	Node   string
+	Logger *slog.Logger
+	Now    func() time.Time
 }
 
 // Registrar is the SIP registrar and location service. It is safe for
@@ -111,7 +116,7 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 func (r *Registrar) FlowClosed(transport, source string) []string {
 	ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
 	defer cancel()
-	aors, err := r.cfg.Store.RemoveFlow(ctx, strings.ToUpper(transport), source)
+	aors, err := r.cfg.Store.RemoveFlow(ctx, Flow{Node: r.cfg.Node, Transport: strings.ToUpper(transport), Source: source})
 	if err != nil {
 		r.cfg.Logger.Error("location store: removing a closed flow failed", "flow", source, "err", err)
 		return nil
@@ -254,7 +259,7 @@ func (r *Registrar) binding(req *sip.Request, c *sip.ContactHeader, aor string, 
 	expires = min(expires, r.cfg.MaxExpires)
 	b := Binding{
 		AOR: aor, Contact: c.Address.String(), CallID: req.CallID().Value(), CSeq: req.CSeq().SeqNo,
-		Expires: now.Add(expires), Transport: strings.ToUpper(req.Transport()), Source: req.Source(),
+		Expires: now.Add(expires), Transport: strings.ToUpper(req.Transport()), Source: req.Source(), Node: r.cfg.Node,
 	}
 	if inst, ok := c.Params.Get("+sip.instance"); ok {
 		b.Instance = strings.Trim(inst, `"<>`)

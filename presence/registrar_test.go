@@ -198,7 +198,7 @@ func TestRemoveFlowDropsOnlyThatFlowsBindings(t *testing.T) {
 	_ = store.Update(ctx, "sip:alice@example.test", []Binding{b("sip:alice@example.test", "sip:a1@x", "192.0.2.1:1000"),
 		b("sip:alice@example.test", "sip:a2@x", "192.0.2.2:2000")}, nil, false)
 	_ = store.Update(ctx, "sip:bob@example.test", []Binding{b("sip:bob@example.test", "sip:b1@x", "192.0.2.1:1000")}, nil, false)
-	aors, err := store.RemoveFlow(ctx, "TLS", "192.0.2.1:1000")
+	aors, err := store.RemoveFlow(ctx, Flow{Transport: "TLS", Source: "192.0.2.1:1000"})
 	if err != nil || len(aors) != 2 {
 		t.Fatalf("RemoveFlow: %v %v, want alice and bob", aors, err)
 	}
@@ -208,7 +208,7 @@ func TestRemoveFlowDropsOnlyThatFlowsBindings(t *testing.T) {
 	if bs, _ := store.Bindings(ctx, "sip:bob@example.test", now); len(bs) != 0 {
 		t.Fatalf("bob's bindings %+v, want none", bs)
 	}
-	if aors, _ := store.RemoveFlow(ctx, "WSS", "192.0.2.2:2000"); len(aors) != 0 {
+	if aors, _ := store.RemoveFlow(ctx, Flow{Transport: "WSS", Source: "192.0.2.2:2000"}); len(aors) != 0 {
 		t.Fatalf("a flow of another transport removed %v", aors)
 	}
 }

@@ -47,8 +47,9 @@ func (b *Bolt) Locations() presence.LocationStore { return boltLocations{b.db} }
 
 type boltLocations struct{ db *bolt.DB }
 
-func flowIndexKey(transport, source, aor string) []byte {
-	return []byte(transport + "|" + source + "\x00" + aor)
+// flowIndexKey is the flow index's entry for aor's bindings over f.
+func flowIndexKey(f presence.Flow, aor string) []byte {
+	return []byte(f.String() + "\x00" + aor)
 }
 
 func getBindings(tx *bolt.Tx, aor string) ([]presence.Binding, error) {
@@ -75,8 +76,8 @@ func putBindings(tx *bolt.Tx, aor string, old, bs []presence.Binding) error {
 	bs = slices.DeleteFunc(bs, func(b presence.Binding) bool { return time.Since(b.Expires) > staleBinding })
 	flows := tx.Bucket(bucketLocationFlows)
 	for _, o := range old {
-		if !slices.ContainsFunc(bs, func(b presence.Binding) bool { return b.Transport == o.Transport && b.Source == o.Source }) {
-			if err := flows.Delete(flowIndexKey(o.Transport, o.Source, aor)); err != nil {
+		if !slices.ContainsFunc(bs, func(b presence.Binding) bool { return b.Flow() == o.Flow() }) {
+			if err := flows.Delete(flowIndexKey(o.Flow(), aor)); err != nil {
 				return err
 			}
 		}
@@ -89,7 +90,7 @@ func putBindings(tx *bolt.Tx, aor string, old, bs []presence.Binding) error {
 		return err
 	}
 	for _, b := range bs {
-		if err := flows.Put(flowIndexKey(b.Transport, b.Source, aor), nil); err != nil {
+		if err := flows.Put(flowIndexKey(b.Flow(), aor), nil); err != nil {
 			return err
 		}
 	}
@@ -101,7 +102,7 @@ func putBindings(tx *bolt.Tx, aor string, old, bs []presence.Binding) error {
 // would then add a second binding).
 func checkBindings(bs []presence.Binding) error {
 	for _, b := range bs {
-		if !utf8.ValidString(b.Key()) || !utf8.ValidString(b.Transport) || !utf8.ValidString(b.Source) {
+		if !utf8.ValidString(b.Key()) || !utf8.ValidString(b.Flow().String()) {
 			return fmt.Errorf("store: binding %q is not UTF-8", b.Key())
 		}
 	}
@@ -138,10 +139,10 @@ func (s boltLocations) Update(_ context.Context, aor string, put []presence.Bind
 }
 
 // RemoveFlow implements presence.LocationStore.
-func (s boltLocations) RemoveFlow(_ context.Context, transport, source string) ([]string, error) {
+func (s boltLocations) RemoveFlow(_ context.Context, f presence.Flow) ([]string, error) {
 	var aors []string
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		prefix := []byte(transport + "|" + source + "\x00")
+		prefix := flowIndexKey(f, "")
 		flows := tx.Bucket(bucketLocationFlows)
 		var keys [][]byte
 		c := flows.Cursor()
@@ -157,7 +158,7 @@ func (s boltLocations) RemoveFlow(_ context.Context, transport, source string) (
 			if err != nil {
 				return err
 			}
-			left := slices.DeleteFunc(slices.Clone(bs), func(b presence.Binding) bool { return b.Transport == transport && b.Source == source })
+			left := slices.DeleteFunc(slices.Clone(bs), func(b presence.Binding) bool { return b.Flow() == f })
 			if len(left) == len(bs) {
 				continue // a stale index entry
 			}

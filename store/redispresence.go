@@ -48,9 +48,7 @@ type redisLocations struct{ r *Redis }
 
 func (s redisLocations) aorKey(aor string) string { return s.r.key("bindings", aor) }
 
-func (s redisLocations) flowKey(transport, source string) string {
-	return s.r.key("flow", transport+"|"+source)
-}
+func (s redisLocations) flowKey(f presence.Flow) string { return s.r.key("flow", f.String()) }
 
 func decodeBindings(fields map[string]string, aor string) ([]presence.Binding, error) {
 	out := make([]presence.Binding, 0, len(fields))
@@ -118,7 +116,7 @@ func (s redisLocations) Update(ctx context.Context, aor string, put []presence.B
 			for _, b := range put {
 				// A flow's set of AORs lives as long as its longest
 				// binding: set when new, extended never shortened.
-				fk, life := s.flowKey(b.Transport, b.Source), time.Until(b.Expires.Add(staleBinding))
+				fk, life := s.flowKey(b.Flow()), time.Until(b.Expires.Add(staleBinding))
 				p.SAdd(ctx, fk, aor)
 				p.ExpireNX(ctx, fk, life)
 				p.ExpireGT(ctx, fk, life)
@@ -132,8 +130,8 @@ func (s redisLocations) Update(ctx context.Context, aor string, put []presence.B
 }
 
 // RemoveFlow implements presence.LocationStore.
-func (s redisLocations) RemoveFlow(ctx context.Context, transport, source string) ([]string, error) {
-	fk := s.flowKey(transport, source)
+func (s redisLocations) RemoveFlow(ctx context.Context, f presence.Flow) ([]string, error) {
+	fk := s.flowKey(f)
 	aors, err := s.r.c.SMembers(ctx, fk).Result()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
@@ -150,7 +148,7 @@ func (s redisLocations) RemoveFlow(ctx context.Context, transport, source string
 			var gone []string
 			for k, raw := range fields {
 				var b presence.Binding
-				if json.Unmarshal([]byte(raw), &b) == nil && b.Transport == transport && b.Source == source {
+				if json.Unmarshal([]byte(raw), &b) == nil && b.Flow() == f {
 					gone = append(gone, k)
 				}
 			}

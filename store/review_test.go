@@ -142,7 +142,7 @@ func TestReviewRedisRemoveFlowLosesConcurrentIndexEntry(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		if _, err := s.RemoveFlow(rctx, "TLS", flow); err != nil {
+		if _, err := s.RemoveFlow(rctx, presence.Flow{Transport: "TLS", Source: flow}); err != nil {
 			t.Error(err)
 		}
 	}()
@@ -162,7 +162,7 @@ func TestReviewRedisRemoveFlowLosesConcurrentIndexEntry(t *testing.T) {
 	if len(bs) == 0 {
 		t.Skip("the late binding was removed: the race was not hit")
 	}
-	aors, err := s.RemoveFlow(rctx, "TLS", flow)
+	aors, err := s.RemoveFlow(rctx, presence.Flow{Transport: "TLS", Source: flow})
 	if err != nil || len(aors) != 1 || aors[0] != late {
 		t.Fatalf("a binding over the flow survives, and RemoveFlow of the flow again = %v, %v; want [%s]", aors, err, late)
 	}
@@ -340,7 +340,7 @@ func TestReviewRedisRacesHold(t *testing.T) {
 		wg.Go(func() {
 			_ = a.Locations().Update(rctx, aor, []presence.Binding{{Contact: "sip:2", Expires: now.Add(time.Hour), Transport: "TLS", Source: "other"}}, nil, false)
 		})
-		wg.Go(func() { _, _ = b.Locations().RemoveFlow(rctx, "TLS", src) })
+		wg.Go(func() { _, _ = b.Locations().RemoveFlow(rctx, presence.Flow{Transport: "TLS", Source: src}) })
 		wg.Wait()
 		bs, _ := a.Locations().Bindings(rctx, aor, now)
 		if len(bs) != 1 || bs[0].Contact != "sip:2" {
@@ -419,7 +419,7 @@ func TestReviewRedisDownAllCalls(t *testing.T) {
 			t.Errorf("%s: %v", name, err)
 		}
 	}
-	for name, err := range map[string]error{"Bindings": second(l.Bindings(rctx, "sip:a", time.Now())), "RemoveFlow": second(l.RemoveFlow(rctx, "TLS", "x"))} {
+	for name, err := range map[string]error{"Bindings": second(l.Bindings(rctx, "sip:a", time.Now())), "RemoveFlow": second(l.RemoveFlow(rctx, presence.Flow{Transport: "TLS", Source: "x"}))} {
 		if !errors.Is(err, presence.ErrStore) {
 			t.Errorf("%s: %v", name, err)
 		}

@@ -294,18 +294,32 @@ func LocationStore(t *testing.T, open func(t *testing.T) presence.LocationStore)
 				t.Fatal(err)
 			}
 		}
-		aors, err := s.RemoveFlow(ctx, "TLS", shared)
+		// The same device address seen by another front end of a pool is
+		// another flow.
+		onB := binding(alice, "sip:a3@x", shared, time.Hour)
+		onB.Node = "10.0.0.2:5070"
+		if err := s.Update(ctx, alice, []presence.Binding{onB}, nil, false); err != nil {
+			t.Fatal(err)
+		}
+		if bs, _ := s.Bindings(ctx, alice, now); find(bs, "sip:a3@x").Node != onB.Node {
+			t.Fatalf("the node is not kept: %+v", bs)
+		}
+		aors, err := s.RemoveFlow(ctx, presence.Flow{Transport: "TLS", Source: shared})
 		if err != nil || fmt.Sprint(aors) != "["+alice+" "+bob+"]" {
 			t.Fatalf("RemoveFlow = %v, %v", aors, err)
 		}
-		if a, b := contacts(s, alice, now), contacts(s, bob, now); a != "[sip:a2@y]" || b != "[]" {
+		if a, b := contacts(s, alice, now), contacts(s, bob, now); a != "[sip:a2@y sip:a3@x]" || b != "[]" {
 			t.Fatalf("after the flow closed: alice %s, bob %s", a, b)
 		}
-		if aors, _ := s.RemoveFlow(ctx, "TLS", shared); len(aors) != 0 {
+		if aors, _ := s.RemoveFlow(ctx, presence.Flow{Transport: "TLS", Source: shared}); len(aors) != 0 {
 			t.Fatalf("a flow removed twice: %v", aors)
 		}
-		if aors, _ := s.RemoveFlow(ctx, "WSS", "192.0.2.2:5061"); len(aors) != 0 {
+		if aors, _ := s.RemoveFlow(ctx, presence.Flow{Transport: "WSS", Source: "192.0.2.2:5061"}); len(aors) != 0 {
 			t.Fatalf("another transport from the same address: %v", aors)
+		}
+		aors, err = s.RemoveFlow(ctx, onB.Flow())
+		if err != nil || fmt.Sprint(aors) != "["+alice+"]" || contacts(s, alice, now) != "[sip:a2@y]" {
+			t.Fatalf("RemoveFlow of the other front end's flow = %v, %v; alice has %s", aors, err, contacts(s, alice, now))
 		}
 	})
 }
