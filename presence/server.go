@@ -27,8 +27,12 @@ const (
 	// how long one waits for its answer.
 	notifySenders = 256
 	notifyTimeout = 5 * time.Second
+	storeDeadline = 5 * time.Second // for one read or write of the publications
 	pidfType      = "application/pidf+xml"
 )
+
+// errNoPublication: a PUBLISH's SIP-If-Match names no live publication.
+var errNoPublication = errors.New("presence: no such publication")
 
 // PresenceServerConfig configures a [PresenceServer].
 type PresenceServerConfig struct {
@@ -58,6 +62,13 @@ type PresenceServerConfig struct {
 	// connection; a subscription whose connection is gone is dropped (see
 	// RouterConfig.Connections).
 	Connections Connections
+	// Publications keeps the devices' publications. Default: a
+	// MemoryPublications. Front ends of a pool share one, and a Feed.
+	Publications PublicationStore
+	// Feed, if set, carries presence changes between the front ends of a
+	// pool: this server announces each change it makes, and sends its
+	// watchers fresh views when another announces one.
+	Feed Feed
 	// Contact is the SIP URI of this server put in NOTIFYs and responses,
 	// e.g. "sips:sip.example.test". Default: the presentity's address.
 	Contact string
@@ -74,8 +85,7 @@ type PresenceServer struct {
 	cfg PresenceServerConfig
 
 	mu        sync.Mutex
-	pubs      map[string]map[string]*publication // presentity -> ETag -> publication
-	subs      map[string]*subscription           // dialog ID -> subscription
+	subs      map[string]*subscription // dialog ID -> subscription
 	byPres    map[string]map[string]*subscription
 	byWatcher map[string]int // subscriptions per watcher
 
@@ -83,12 +93,6 @@ type PresenceServer struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-}
-
-type publication struct {
-	doc     *Presence
-	expires time.Time
-	at      time.Time // when it was published or modified
 }
 
 type subscription struct {
@@ -159,12 +163,36 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 		}
 		cfg.Spim = spim
 	}
-	s := &PresenceServer{cfg: cfg, pubs: map[string]map[string]*publication{}, subs: map[string]*subscription{},
+	if cfg.Publications == nil {
+		cfg.Publications = NewMemoryPublications()
+	}
+	s := &PresenceServer{cfg: cfg, subs: map[string]*subscription{},
 		byPres: map[string]map[string]*subscription{}, byWatcher: map[string]int{}, sends: make(chan struct{}, notifySenders)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cfg.Policy.OnChange(s.Changed)
 	s.wg.Go(s.expireLoop)
+	if cfg.Feed != nil {
+		s.wg.Go(s.listen)
+	}
 	return s, nil
+}
+
+// listen sends the local watchers fresh views on the changes the other
+// front ends announce, until Close; a failed feed is listened to again
+// after a second.
+func (s *PresenceServer) listen() {
+	for {
+		err := s.cfg.Feed.Listen(s.ctx, s.changedHere)
+		if s.ctx.Err() != nil {
+			return
+		}
+		s.cfg.Logger.Error("presence feed failed; listening again", "err", err)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(time.Second):
+		}
+	}
 }
 
 // Close stops the expiry timer and waits for NOTIFYs in flight.
@@ -255,61 +283,57 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		doc.Entity = aor
 	}
 
-	now := s.cfg.Now()
 	ifMatch := ""
 	if h := req.GetHeader("SIP-If-Match"); h != nil {
 		ifMatch = strings.TrimSpace(h.Value())
 	}
-	s.mu.Lock()
-	pubs := s.pubs[aor]
-	var etag string
-	refresh := false
 	switch {
 	case ifMatch == "" && doc == nil:
-		s.mu.Unlock()
 		return reply(400, "Initial PUBLISH needs a body")
 	case ifMatch == "" && expires == 0:
-		s.mu.Unlock()
 		return reply(400, "Initial PUBLISH with Expires: 0")
-	case ifMatch == "":
-		if pubs == nil {
-			pubs = map[string]*publication{}
-			s.pubs[aor] = pubs
-		}
-		for len(pubs) >= s.cfg.MaxPublications {
-			oldest := ""
-			for t, p := range pubs {
-				if oldest == "" || p.at.Before(pubs[oldest].at) {
-					oldest = t
-				}
+	}
+	now := s.cfg.Now()
+	var etag string
+	refresh := false
+	ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
+	defer cancel()
+	err := s.cfg.Publications.Update(ctx, aor, func(pubs []Publication) ([]Publication, error) {
+		pubs = LivePublications(pubs, now) // oldest first
+		etag, refresh = "", false
+		if ifMatch == "" {
+			if n := len(pubs) - s.cfg.MaxPublications + 1; n > 0 {
+				pubs = pubs[n:]
 			}
-			delete(pubs, oldest)
+			etag = newTag()
+			return append(pubs, Publication{ETag: etag, Doc: doc, Expires: now.Add(expires), At: now}), nil
 		}
-		etag = newTag()
-		pubs[etag] = &publication{doc: doc, expires: now.Add(expires), at: now}
-	default:
-		old, ok := pubs[ifMatch]
-		if !ok || !now.Before(old.expires) {
-			s.mu.Unlock()
-			return reply(412, "Conditional Request Failed")
+		i := slices.IndexFunc(pubs, func(p Publication) bool { return p.ETag == ifMatch })
+		if i < 0 {
+			return nil, errNoPublication
 		}
-		delete(pubs, ifMatch)
+		old := pubs[i]
+		pubs = slices.Delete(pubs, i, i+1)
 		if expires == 0 {
-			if len(pubs) == 0 {
-				delete(s.pubs, aor)
-			}
-			break
+			return pubs, nil
 		}
 		etag = newTag()
 		if doc == nil {
 			// A refresh: the same document, published when it was.
-			pubs[etag] = &publication{doc: old.doc, expires: now.Add(expires), at: old.at}
 			refresh = true
-			break
+			return append(pubs, Publication{ETag: etag, Doc: old.Doc, Expires: now.Add(expires), At: old.At}), nil
 		}
-		pubs[etag] = &publication{doc: doc, expires: now.Add(expires), at: now}
+		return append(pubs, Publication{ETag: etag, Doc: doc, Expires: now.Add(expires), At: now}), nil
+	})
+	switch {
+	case errors.Is(err, errNoPublication):
+		return reply(412, "Conditional Request Failed")
+	case err != nil:
+		s.cfg.Logger.Error("publication store failed", "user", aor, "err", err)
+		res := reply(503, "Service Unavailable")
+		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
+		return res
 	}
-	s.mu.Unlock()
 
 	out := reply(200, "OK")
 	if etag != "" {
@@ -482,15 +506,37 @@ func newTag() string {
 	return hex.EncodeToString(b[:])
 }
 
-// Changed sends every watcher of aor a fresh view. The PresenceServer calls
-// it when aor publishes and the PresencePolicy when aor's policy changes;
-// call it when the presentity's directory data or registrations change.
+// Changed sends every watcher of aor a fresh view, and announces the
+// change on the Feed to the pool's other front ends. The PresenceServer
+// calls it when aor publishes and the PresencePolicy when aor's policy
+// changes; call it when the presentity's directory data or registrations
+// change.
 func (s *PresenceServer) Changed(aor string) {
 	aor = canonicalAOR(aor)
+	s.changedHere(aor)
+	if s.cfg.Feed == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
+	defer cancel()
+	if err := s.cfg.Feed.Announce(ctx, aor); err != nil && s.ctx.Err() == nil {
+		s.cfg.Logger.Error("presence feed: change not announced", "user", aor, "err", err)
+	}
+}
+
+// changedHere sends this server's watchers of aor a fresh view; of every
+// presentity if aor is "".
+func (s *PresenceServer) changedHere(aor string) {
 	s.mu.Lock()
-	subs := make([]*subscription, 0, len(s.byPres[aor]))
-	for _, sub := range s.byPres[aor] {
-		subs = append(subs, sub)
+	var subs []*subscription
+	if aor == "" {
+		for _, sub := range s.subs {
+			subs = append(subs, sub)
+		}
+	} else {
+		for _, sub := range s.byPres[canonicalAOR(aor)] {
+			subs = append(subs, sub)
+		}
 	}
 	s.mu.Unlock()
 	for _, sub := range subs {
@@ -531,47 +577,50 @@ func (s *PresenceServer) kick(sub *subscription) {
 	}()
 }
 
-// view composes what sub's watcher may see of its presentity now.
-func (s *PresenceServer) view(ctx context.Context, sub *subscription) *Presence {
+// view composes what sub's watcher may see of its presentity now, or
+// fails if the publications or registrations cannot be read.
+func (s *PresenceServer) view(ctx context.Context, sub *subscription) (*Presence, error) {
 	level, err := s.cfg.Policy.Level(ctx, sub.presentity, sub.watcher)
 	if err != nil {
 		s.cfg.Logger.Error("presence policy unavailable", "user", sub.presentity, "err", err)
 		level = Blocked
 	}
-	return s.cfg.Policy.View(s.fullView(ctx, sub.presentity), level)
+	full, err := s.fullView(ctx, sub.presentity)
+	if err != nil {
+		return nil, err
+	}
+	return s.cfg.Policy.View(full, level), nil
 }
 
 // fullView aggregates a presentity's publications with its directory data:
 // the most demanding state of any device wins (do not disturb, busy,
 // available, away); the latest note and calendar win; with no publication
 // a signed-in user is Available.
-func (s *PresenceServer) fullView(ctx context.Context, aor string) *Presence {
-	now := s.cfg.Now()
+func (s *PresenceServer) fullView(ctx context.Context, aor string) (*Presence, error) {
 	p := &Presence{Entity: aor, Availability: Offline}
-	s.mu.Lock()
-	var live []*publication
-	for _, pub := range s.pubs[aor] {
-		if now.Before(pub.expires) {
-			live = append(live, pub)
-		}
+	live, err := s.cfg.Publications.Publications(ctx, aor, s.cfg.Now())
+	if err != nil {
+		return nil, err
 	}
-	s.mu.Unlock()
-	slices.SortFunc(live, func(a, b *publication) int { return a.at.Compare(b.at) })
 	if len(live) == 0 {
-		if bs, err := s.cfg.Locator.Lookup(ctx, aor); err == nil && len(bs) > 0 {
+		bs, err := s.cfg.Locator.Lookup(ctx, aor)
+		if err != nil {
+			return nil, err
+		}
+		if len(bs) > 0 {
 			p.Availability = Available
 		}
 	}
 	rank := func(a Availability) int { return slices.Index(availabilityOrder, a) }
 	for i, pub := range live {
-		if i == 0 || rank(pub.doc.Availability) < rank(p.Availability) {
-			p.Availability = pub.doc.Availability
+		if i == 0 || rank(pub.Doc.Availability) < rank(p.Availability) {
+			p.Availability = pub.Doc.Availability
 		}
-		if pub.doc.Note != "" {
-			p.Note = pub.doc.Note
+		if pub.Doc.Note != "" {
+			p.Note = pub.Doc.Note
 		}
-		if pub.doc.Calendar != nil {
-			p.Calendar = pub.doc.Calendar
+		if pub.Doc.Calendar != nil {
+			p.Calendar = pub.Doc.Calendar
 		}
 	}
 	if u, err := s.cfg.Directory.User(ctx, aor); err == nil {
@@ -580,7 +629,7 @@ func (s *PresenceServer) fullView(ctx context.Context, aor string) *Presence {
 			p.Phones = &PhoneNumbers{Work: u.Phones.Work, Mobile: u.Phones.Mobile, Home: u.Phones.Home}
 		}
 	}
-	return p
+	return p, nil
 }
 
 // notify sends sub one NOTIFY with its current view, in its dialog, over
@@ -595,12 +644,23 @@ func (s *PresenceServer) notify(sub *subscription) {
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, notifyTimeout)
 	defer cancel()
-	body := s.view(ctx, sub).MarshalPIDF()
+	var body []byte
+	view, err := s.view(ctx, sub)
+	if err == nil {
+		body = view.MarshalPIDF()
+	}
 	sum := sha256.Sum256(body)
 
 	now := s.cfg.Now()
 	s.mu.Lock()
 	final := sub.terminated != "" || !now.Before(sub.expires)
+	if err != nil && !final {
+		// The watcher keeps the last view it was sent; the pool's Feed
+		// has every view checked again once the store is back.
+		s.mu.Unlock()
+		s.cfg.Logger.Error("presence view unavailable; NOTIFY not sent", "user", sub.presentity, "watcher", sub.watcher.URI, "err", err)
+		return
+	}
 	if !final && !sub.mustSend && sum == sub.lastBody {
 		// Nothing this watcher may see has changed: sending anyway would
 		// tell it when the presentity is active.
@@ -642,8 +702,10 @@ func (s *PresenceServer) notify(sub *subscription) {
 	req.AppendHeader(sip.NewHeader("Contact", "<"+s.contact(sub)+">"))
 	req.AppendHeader(sip.NewHeader("Event", "presence"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", state))
-	req.AppendHeader(sip.NewHeader("Content-Type", pidfType))
-	req.SetBody(body)
+	if body != nil { // a final NOTIFY may go without, when the store fails
+		req.AppendHeader(sip.NewHeader("Content-Type", pidfType))
+		req.SetBody(body)
+	}
 	req.SetTransport(transport)
 	req.SetDestination(source)
 	if !flowAlive(s.cfg.Connections, transport, source) {
@@ -702,8 +764,9 @@ func (s *PresenceServer) dropLocked(sub *subscription) {
 	}
 }
 
-// expireLoop ends expired subscriptions (with a final NOTIFY) and forgets
-// expired publications (their watchers are told), once a second.
+// expireLoop ends expired subscriptions (with a final NOTIFY) and removes
+// expired publications (their watchers are told, in the whole pool), once
+// a second.
 func (s *PresenceServer) expireLoop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
@@ -715,27 +778,21 @@ func (s *PresenceServer) expireLoop() {
 		}
 		now := s.cfg.Now()
 		var ended []*subscription
-		var changed []string
 		s.mu.Lock()
 		for _, sub := range s.subs {
 			if !now.Before(sub.expires) && sub.terminated == "" {
 				ended = append(ended, sub)
 			}
 		}
-		for aor, pubs := range s.pubs {
-			for etag, pub := range pubs {
-				if !now.Before(pub.expires) {
-					delete(pubs, etag)
-					changed = append(changed, aor)
-				}
-			}
-			if len(pubs) == 0 {
-				delete(s.pubs, aor)
-			}
-		}
 		s.mu.Unlock()
 		for _, sub := range ended {
 			s.kick(sub)
+		}
+		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
+		changed, err := s.cfg.Publications.Expire(ctx, now)
+		cancel()
+		if err != nil && s.ctx.Err() == nil {
+			s.cfg.Logger.Error("publication store: expiry failed", "err", err)
 		}
 		for _, aor := range changed {
 			s.Changed(aor)

@@ -496,14 +496,16 @@ func TestPublicationsPerUserBounded(t *testing.T) {
 	e := newEnv(t)
 	alice := e.phone("alice")
 	alice.register(600)
-	for range 20 {
-		alice.publishState(Available, "")
+	for i := range 20 {
+		alice.publishState(Available, strconv.Itoa(i))
 	}
-	e.presence.mu.Lock()
-	n := len(e.presence.pubs["sip:alice@example.test"])
-	e.presence.mu.Unlock()
-	if n != 16 {
-		t.Fatalf("%d publications kept for one user, want the 16 newest", n)
+	pubs, err := e.presence.cfg.Publications.Publications(context.Background(), "sip:alice@example.test", time.Now())
+	var notes []string
+	for _, p := range pubs {
+		notes = append(notes, p.Doc.Note)
+	}
+	if err != nil || len(pubs) != 16 || notes[0] != "4" || notes[15] != "19" {
+		t.Fatalf("publications kept for one user: %v (%v), want the 16 newest, 4 to 19", notes, err)
 	}
 }
 

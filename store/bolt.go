@@ -14,9 +14,9 @@ import (
 // SchemaVersion is the version of the database layout this code writes.
 // OpenBolt upgrades older databases with the migrations below and refuses
 // newer ones.
-const SchemaVersion = 3
+const SchemaVersion = 4
 
-// Buckets (schema 3).
+// Buckets (schema 4).
 var (
 	bucketMeta          = []byte("meta")
 	bucketMeetings      = []byte("meetings")          // id -> JSON meeting
@@ -26,12 +26,13 @@ var (
 	bucketLocations     = []byte("locations")         // aor -> JSON bindings
 	bucketLocationFlows = []byte("locations.flows")   // transport|source NUL aor -> ""
 	bucketFederation    = []byte("federation")        // "policy" -> JSON edge.FederationPolicy
+	bucketPublications  = []byte("publications")      // aor -> JSON []presence.Publication
 	keySchema           = []byte("schema")
 )
 
 // allBuckets are the buckets every current database has.
 var allBuckets = [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows,
-	bucketFederation}
+	bucketFederation, bucketPublications}
 
 // migrations[v] takes a database from schema v to v+1, inside the opening
 // transaction: all of them apply, or none.
@@ -66,6 +67,10 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	},
 	2: func(tx *bolt.Tx) error { // the federation policy joins the store
 		_, err := tx.CreateBucketIfNotExists(bucketFederation)
+		return err
+	},
+	3: func(tx *bolt.Tx) error { // presence publications join the store
+		_, err := tx.CreateBucketIfNotExists(bucketPublications)
 		return err
 	},
 }

@@ -7,7 +7,15 @@
 //   - conference.MeetingStore: scheduled meetings and their policies;
 //   - presence.PolicyStore: each user's contacts, privacy mode and blocks;
 //   - presence.LocationStore: registrations (bindings with an expiry);
+//   - presence.PublicationStore: what users' devices published (PUBLISH);
 //   - edge.FederationStore: the tenant admin's federation policy.
+//
+// A pool of front ends on Redis shares one more thing, presence.Feed
+// ([Redis.Feed], on Redis pub/sub): a presentity's change on one front end
+// reaches the watchers connected to the others. Presence subscriptions are
+// not stored: a subscription's NOTIFYs go over the watcher's own
+// connection, which only the front end holding it can use; a watcher whose
+// front end fails subscribes again over its new connection.
 //
 // Each has an implementation in memory in its own package (for tests and
 // throwaway use) and one here on an embedded, persistent bbolt database

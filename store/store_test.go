@@ -89,6 +89,24 @@ func TestRedisLocations(t *testing.T) {
 	storetest.LocationStore(t, func(t *testing.T) presence.LocationStore { return openRedis(t).Locations() })
 }
 
+func TestMemoryPublications(t *testing.T) {
+	storetest.PublicationStore(t, func(*testing.T) presence.PublicationStore { return presence.NewMemoryPublications() })
+}
+
+func TestBoltPublications(t *testing.T) {
+	storetest.PublicationStore(t, func(t *testing.T) presence.PublicationStore { return openBolt(t).Publications() })
+}
+
+func TestRedisPublications(t *testing.T) {
+	storetest.PublicationStore(t, func(t *testing.T) presence.PublicationStore { return openRedis(t).Publications() })
+}
+
+// A pool's front ends share one Redis; each has a Feed of its own.
+func TestRedisFeed(t *testing.T) {
+	r := openRedis(t)
+	storetest.Feed(t, func(*testing.T) presence.Feed { return r.Feed() })
+}
+
 func TestMemoryFederation(t *testing.T) {
 	storetest.FederationStore(t, func(*testing.T) edge.FederationStore { return &edge.MemoryFederationStore{} })
 }

@@ -1,6 +1,6 @@
 // Package storetest is the conformance suite of Parley's storage
 // interfaces: every implementation of conference.MeetingStore,
-// presence.PolicyStore, presence.LocationStore and edge.FederationStore
+// presence.PolicyStore, presence.LocationStore, presence.PublicationStore, presence.Feed and edge.FederationStore
 // must pass the test of its interface, whatever engine is behind it. Call them from a test with
 // a function that returns a new, empty store.
 package storetest
@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -356,5 +357,199 @@ func FederationStore(t *testing.T, open func(t *testing.T) edge.FederationStore)
 	}
 	if again.Allowed("spam.test") || !again.Allowed("ally.test") || again.Allowed("partner.test") {
 		t.Fatal("the stored policy does not decide as the one that stored it")
+	}
+}
+
+// PublicationStore tests a presence.PublicationStore; open returns an
+// empty one.
+func PublicationStore(t *testing.T, open func(t *testing.T) presence.PublicationStore) {
+	const alice, bob = "sip:alice@example.test", "sip:bob@example.test"
+	now := time.Now().Truncate(time.Millisecond)
+	pub := func(etag, note string, at time.Time, life time.Duration) presence.Publication {
+		return presence.Publication{ETag: etag, Doc: &presence.Presence{Entity: alice, Availability: presence.Busy, Note: note,
+			Calendar: &presence.Calendar{OutOfOffice: "away until Monday"}}, Expires: now.Add(life), At: at}
+	}
+	set := func(pubs ...presence.Publication) func([]presence.Publication) ([]presence.Publication, error) {
+		return func(cur []presence.Publication) ([]presence.Publication, error) { return append(cur, pubs...), nil }
+	}
+	etags := func(pubs []presence.Publication) string {
+		var out []string
+		for _, p := range pubs {
+			out = append(out, p.ETag)
+		}
+		return fmt.Sprint(out)
+	}
+	t.Run("UpdateAndRead", func(t *testing.T) {
+		s := open(t)
+		// Stored newest first: read back oldest first.
+		if err := s.Update(ctx, alice, set(pub("e2", "second", now, time.Hour), pub("e1", "first", now.Add(-time.Minute), time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Publications(ctx, alice, now)
+		if err != nil || etags(got) != "[e1 e2]" {
+			t.Fatalf("Publications = %s, %v; want [e1 e2]", etags(got), err)
+		}
+		if d := got[1].Doc; d.Note != "second" || d.Availability != presence.Busy || d.Calendar == nil || d.Calendar.OutOfOffice != "away until Monday" ||
+			!got[1].Expires.Equal(now.Add(time.Hour)) || !got[1].At.Equal(now) {
+			t.Fatalf("e2 read back as %+v %+v", got[1], d)
+		}
+		if got, _ := s.Publications(ctx, alice, now.Add(2*time.Minute)); etags(got) != "[e2]" {
+			t.Fatalf("an expired publication is returned: %s", etags(got))
+		}
+		if got, _ := s.Publications(ctx, bob, now); len(got) != 0 {
+			t.Fatalf("bob has alice's publications: %s", etags(got))
+		}
+		// change sees what is stored, expired ones too, and replaces it.
+		var seen string
+		if err := s.Update(ctx, alice, func(cur []presence.Publication) ([]presence.Publication, error) {
+			slices.SortFunc(cur, func(a, b presence.Publication) int { return strings.Compare(a.ETag, b.ETag) })
+			seen = etags(cur)
+			return []presence.Publication{pub("e3", "third", now, time.Hour)}, nil
+		}); err != nil || seen != "[e1 e2]" {
+			t.Fatalf("Update saw %s (%v)", seen, err)
+		}
+		if got, _ := s.Publications(ctx, alice, now); etags(got) != "[e3]" {
+			t.Fatalf("after a replacing update: %s", etags(got))
+		}
+		if err := s.Update(ctx, alice, func([]presence.Publication) ([]presence.Publication, error) { return nil, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := s.Publications(ctx, alice, now); len(got) != 0 {
+			t.Fatalf("after removing all: %s", etags(got))
+		}
+	})
+	t.Run("FailedChangeStoresNothing", func(t *testing.T) {
+		s := open(t)
+		if err := s.Update(ctx, alice, set(pub("e1", "kept", now, time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		refused := errors.New("refused")
+		err := s.Update(ctx, alice, func(cur []presence.Publication) ([]presence.Publication, error) {
+			return append(cur, pub("e2", "lost", now, time.Hour)), refused
+		})
+		if !errors.Is(err, refused) {
+			t.Fatalf("Update returned %v, want the change's error", err)
+		}
+		if got, _ := s.Publications(ctx, alice, now); etags(got) != "[e1]" {
+			t.Fatalf("a refused change stored %s", etags(got))
+		}
+	})
+	t.Run("ConcurrentUpdatesSerialize", func(t *testing.T) {
+		s := open(t)
+		var wg sync.WaitGroup
+		for i := range 20 {
+			wg.Go(func() {
+				if err := s.Update(ctx, alice, set(pub(fmt.Sprint("e", i), "", now, time.Hour))); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		if got, _ := s.Publications(ctx, alice, now); len(got) != 20 {
+			t.Fatalf("%d of 20 concurrent publications kept", len(got))
+		}
+	})
+	t.Run("Expire", func(t *testing.T) {
+		s := open(t)
+		if err := s.Update(ctx, alice, set(pub("a1", "", now, time.Minute), pub("a2", "", now, time.Hour))); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Update(ctx, bob, set(pub("b1", "", now, 2*time.Minute))); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Expire(ctx, now); err != nil || len(got) != 0 {
+			t.Fatalf("Expire before anything expired = %v, %v", got, err)
+		}
+		if got, err := s.Expire(ctx, now.Add(90*time.Second)); err != nil || fmt.Sprint(got) != "["+alice+"]" {
+			t.Fatalf("Expire = %v, %v; want alice's", got, err)
+		}
+		if got, _ := s.Expire(ctx, now.Add(90*time.Second)); len(got) != 0 {
+			t.Fatalf("swept twice: %v", got)
+		}
+		if got, _ := s.Publications(ctx, alice, now); etags(got) != "[a2]" {
+			t.Fatalf("after the sweep alice has %s", etags(got))
+		}
+		// Sweepers racing (the front ends of a pool): each change once.
+		var mu sync.Mutex
+		var reported []string
+		var wg sync.WaitGroup
+		for range 4 {
+			wg.Go(func() {
+				got, err := s.Expire(ctx, now.Add(3*time.Hour))
+				if err != nil {
+					t.Error(err)
+				}
+				mu.Lock()
+				reported = append(reported, got...)
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		slices.Sort(reported)
+		if fmt.Sprint(reported) != "["+alice+" "+bob+"]" {
+			t.Fatalf("four sweepers reported %v, want alice and bob once each", reported)
+		}
+		if got, _ := s.Publications(ctx, alice, now); len(got) != 0 {
+			t.Fatalf("after the sweep alice has %s", etags(got))
+		}
+	})
+}
+
+// Feed tests a presence.Feed; open returns the feed of one more front end
+// of the same pool.
+func Feed(t *testing.T, open func(t *testing.T) presence.Feed) {
+	a, b := open(t), open(t)
+	type heard struct{ who, aor string }
+	got := make(chan heard, 16)
+	lctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+	for who, f := range map[string]presence.Feed{"a": a, "b": b} {
+		wg.Go(func() {
+			if err := f.Listen(lctx, func(aor string) { got <- heard{who, aor} }); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	// Both report "" when they start listening.
+	for range 2 {
+		select {
+		case h := <-got:
+			if h.aor != "" {
+				t.Fatalf("%s heard %q before anything was announced", h.who, h.aor)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("a listener did not start")
+		}
+	}
+	if err := a.Announce(ctx, "sip:alice@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if h != (heard{"b", "sip:alice@example.test"}) {
+			t.Fatalf("heard %+v, want b hearing alice (a does not hear itself)", h)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other front end did not hear the announcement")
+	}
+	if err := b.Announce(ctx, "sip:bob@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case h := <-got:
+		if h != (heard{"a", "sip:bob@example.test"}) {
+			t.Fatalf("heard %+v, want a hearing bob", h)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the other front end did not hear the announcement")
+	}
+	cancel()
+	wg.Wait()
+	select {
+	case h := <-got:
+		t.Fatalf("heard %+v more", h)
+	default:
 	}
 }
