@@ -96,9 +96,17 @@ type Config struct {
 	// that is not one of the directory's tenants. Empty: no edge is
 	// trusted.
 	Edges []string
-	// EdgeCA is the CA that issues the edges' certificates, required with
-	// Edges: a server that also trusts partners' CAs must not take a
-	// partner's certificate naming an edge for the edge.
+	// Peers are the DNS names the certificates of the other front ends of
+	// a pool carry, trusted to pass on requests of the tenants' users
+	// signed in with them: a request over a connection whose verified
+	// client certificate (issued by EdgeCA) names one of them comes from
+	// the user its P-Asserted-Identity names, who must be an enabled user
+	// of the directory. Empty: no front end is trusted.
+	Peers []string
+	// EdgeCA is the CA that issues the edges' and the pool front ends'
+	// certificates, required with Edges or Peers: a server that also
+	// trusts partners' CAs must not take a partner's certificate naming
+	// an edge for the edge.
 	EdgeCA *x509.Certificate
 	// Logger receives authentication failures. Default slog.Default().
 	Logger *slog.Logger
@@ -129,8 +137,8 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.Realm == "" {
 		return nil, errors.New("auth: Config.Realm is required")
 	}
-	if len(cfg.Edges) > 0 && cfg.EdgeCA == nil {
-		return nil, errors.New("auth: Config.EdgeCA is required with Config.Edges")
+	if (len(cfg.Edges) > 0 || len(cfg.Peers) > 0) && cfg.EdgeCA == nil {
+		return nil, errors.New("auth: Config.EdgeCA is required with Config.Edges or Config.Peers")
 	}
 	if cfg.NonceTTL == 0 {
 		cfg.NonceTTL = 5 * time.Minute
@@ -242,6 +250,9 @@ func refuse(status int, reason string) verdict { return verdict{status: status, 
 
 // check runs the whole decision for one request.
 func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
+	if peer := a.peerOf(at); peer != "" && at.sip {
+		return a.pooled(ctx, at, peer)
+	}
 	if edge := a.edgeOf(at); edge != "" && at.sip {
 		if at.asserted != "" {
 			return a.federated(ctx, at, edge)

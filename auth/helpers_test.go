@@ -104,7 +104,7 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	if cfg.Realm == "" {
 		cfg.Realm = "example.test"
 	}
-	if len(cfg.Edges) > 0 && cfg.EdgeCA == nil {
+	if len(cfg.Edges)+len(cfg.Peers) > 0 && cfg.EdgeCA == nil {
 		cfg.EdgeCA = p.CA.Certificate()
 	}
 	authn, err := New(cfg)
