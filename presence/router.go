@@ -59,6 +59,15 @@ type RouterConfig struct {
 	// to be sent on to the partner (federation). The server's client must
 	// present a certificate the edge knows as an internal server's.
 	Edge string
+	// Node names this front end in a pool sharing the Locator's store
+	// (RegistrarConfig.Node: the host:port of its pool listener). A
+	// MESSAGE for a user with devices connected to other front ends goes
+	// to each of those front ends once, over mutual TLS with the server's
+	// certificate (which they trust as a peer, auth.Config.Peers), for it
+	// to deliver to those devices; a request such a front end passed on
+	// here goes only to the devices connected here. Calls and other
+	// requests reach only the devices connected to this front end.
+	Node string
 	// Resolver resolves Edge's host name, as the server's user agent does
 	// (sipgo.WithUserAgentDNSResolver). Default net.DefaultResolver.
 	Resolver *net.Resolver
@@ -155,9 +164,12 @@ func (rt *Router) targets(ctx context.Context, req *sip.Request, id *auth.Identi
 		return b, res
 	}
 	// Spim limits come first, so that neither the directory (404) nor a
-	// block (480) can be probed at will by strangers.
-	if res := spimCheck(ctx, req, rt.cfg.Policy, rt.cfg.Spim, aor, id); res != nil {
-		return nil, res
+	// block (480) can be probed at will by strangers. A request another
+	// front end passed on was counted there.
+	if id.Method != auth.MethodPool {
+		if res := spimCheck(ctx, req, rt.cfg.Policy, rt.cfg.Spim, aor, id); res != nil {
+			return nil, res
+		}
 	}
 	if _, err := rt.cfg.Directory.User(ctx, aor); err != nil {
 		if errors.Is(err, auth.ErrUnknownUser) {
@@ -181,11 +193,35 @@ func (rt *Router) targets(ctx context.Context, req *sip.Request, id *auth.Identi
 		rt.cfg.Logger.Error("location lookup failed", "user", aor, "err", err)
 		return nil, reply(500, "Location service unavailable")
 	}
+	bindings = rt.reachable(req, id, aor, bindings)
 	if len(bindings) == 0 {
 		return nil, reply(480, "Temporarily Unavailable")
 	}
 	return bindings, nil
 }
+
+// reachable returns the bindings a request can go to from this front end:
+// those of devices connected here, and for a MESSAGE one binding per
+// other front end holding the user's devices, addressed to the user on
+// that front end's pool listener (see RouterConfig.Node).
+func (rt *Router) reachable(req *sip.Request, id *auth.Identity, aor string, bindings []Binding) []Binding {
+	var out []Binding
+	for _, b := range bindings {
+		switch {
+		case !rt.onPeer(b):
+			out = append(out, b)
+		case id.Method == auth.MethodPool || req.Method != sip.MESSAGE:
+			// Passed on by a front end already, or not a MESSAGE.
+		case !slices.ContainsFunc(out, func(o Binding) bool { return o.Node == b.Node }):
+			out = append(out, Binding{AOR: aor, Contact: aor, Transport: "TLS", Source: b.Node, Node: b.Node})
+		}
+	}
+	return out
+}
+
+// onPeer reports whether b's device is connected to another front end of
+// the pool.
+func (rt *Router) onPeer(b Binding) bool { return b.Node != "" && b.Node != rt.cfg.Node }
 
 // outbound returns the edge as the one binding of a request to a user of
 // a domain that is not one of the tenants, when an Edge is configured.
@@ -323,7 +359,7 @@ func (rt *Router) prepare(req *sip.Request, id *auth.Identity, b Binding) (*sip.
 	if b.Source == rt.edge && rt.cfg.Edge != "" {
 		out.SetDestination(rt.cfg.Edge) // dialed by name, for TLS to verify it
 	}
-	if b.Source != rt.edge && !flowAlive(rt.cfg.Connections, b.Transport, b.Source) { // the edge is dialed as needed
+	if b.Source != rt.edge && !rt.onPeer(b) && !flowAlive(rt.cfg.Connections, b.Transport, b.Source) { // edges and front ends are dialed as needed
 		rt.cfg.Logger.Info("flow gone", "user", b.AOR, "flow", b.Source)
 		return nil, false
 	}

@@ -6,6 +6,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
 )
 
 func TestMessageReachesEveryDevice(t *testing.T) {
@@ -162,5 +166,42 @@ func TestForwardedRequestCarriesOnlyTheVerifiedIdentity(t *testing.T) {
 	}
 	if len(pai) != 1 || pai[0] != "<sip:bob@example.test>" {
 		t.Fatalf("P-Asserted-Identity %q, want only bob's", pai)
+	}
+}
+
+// TestReachableInAPool: a front end sends a MESSAGE to the devices
+// connected to it, and once to each other front end holding the user's
+// devices; a request another front end passed on, or a call, reaches the
+// local devices only (no loops between front ends).
+func TestReachableInAPool(t *testing.T) {
+	rt := &Router{cfg: RouterConfig{Node: "10.0.0.1:5070"}}
+	const aor = "sip:bob@example.test"
+	bindings := []Binding{
+		{AOR: aor, Contact: "sip:b1@x", Source: "192.0.2.1:1", Node: "10.0.0.1:5070"},
+		{AOR: aor, Contact: "sip:b2@x", Source: "192.0.2.2:1", Node: "10.0.0.2:5070"},
+		{AOR: aor, Contact: "sip:b3@x", Source: "192.0.2.3:1", Node: "10.0.0.2:5070"},
+		{AOR: aor, Contact: "sip:b4@x", Source: "192.0.2.4:1", Node: "10.0.0.3:5070"},
+		{AOR: aor, Contact: "sip:b5@x", Source: "192.0.2.5:1"}, // registered before the pool
+	}
+	describe := func(bs []Binding) string {
+		var out []string
+		for _, b := range bs {
+			out = append(out, b.Contact+"@"+b.Source)
+		}
+		return strings.Join(out, " ")
+	}
+	user := &auth.Identity{URI: "sip:alice@example.test", Method: auth.MethodDigest}
+	msg := sip.NewRequest(sip.MESSAGE, sip.Uri{Scheme: "sip", User: "bob", Host: "example.test"})
+	want := "sip:b1@x@192.0.2.1:1 " + aor + "@10.0.0.2:5070 " + aor + "@10.0.0.3:5070 sip:b5@x@192.0.2.5:1"
+	if got := describe(rt.reachable(msg, user, aor, bindings)); got != want {
+		t.Fatalf("a user's MESSAGE goes to %s\nwant %s", got, want)
+	}
+	local := "sip:b1@x@192.0.2.1:1 sip:b5@x@192.0.2.5:1"
+	if got := describe(rt.reachable(msg, &auth.Identity{URI: user.URI, Method: auth.MethodPool}, aor, bindings)); got != local {
+		t.Fatalf("a MESSAGE another front end passed on goes to %s, want %s", got, local)
+	}
+	invite := sip.NewRequest(sip.INVITE, msg.Recipient)
+	if got := describe(rt.reachable(invite, user, aor, bindings)); got != local {
+		t.Fatalf("a call goes to %s, want %s", got, local)
 	}
 }
