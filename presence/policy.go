@@ -52,6 +52,16 @@ func (l Level) String() string {
 	return fmt.Sprintf("Level(%d)", int(l))
 }
 
+// ParseLevel returns the level String names ("colleague"), or an error.
+func ParseLevel(name string) (Level, error) {
+	for l := Blocked; l <= Personal; l++ {
+		if strings.EqualFold(name, l.String()) {
+			return l, nil
+		}
+	}
+	return 0, fmt.Errorf("presence: unknown level %q (want blocked, external, colleague, workgroup or personal)", name)
+}
+
 // Visibility says which enhanced-presence data a level sees (the
 // categories of the reference's table 1).
 type Visibility struct {
@@ -179,6 +189,11 @@ func (pp *PresencePolicy) SetContact(ctx context.Context, owner, watcher string,
 // RemoveContact takes watcher out of owner's contacts (and unblocks it).
 func (pp *PresencePolicy) RemoveContact(ctx context.Context, owner, watcher string) error {
 	return pp.update(ctx, owner, func(p *UserPolicy) { delete(p.Contacts, canonicalAOR(watcher)) })
+}
+
+// Policy returns owner's contacts and privacy mode as stored.
+func (pp *PresencePolicy) Policy(ctx context.Context, owner string) (UserPolicy, error) {
+	return pp.store.Policy(ctx, canonicalAOR(owner))
 }
 
 // SetPrivacyMode turns owner's privacy mode on or off.

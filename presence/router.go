@@ -389,6 +389,7 @@ func (rt *Router) forward(ctx context.Context, req *sip.Request, id *auth.Identi
 				return res
 			}
 		case <-tx.Done():
+			rt.cfg.Logger.Info("forward: no final response", "user", b.AOR, "flow", b.Source, "err", tx.Err())
 			return nil
 		case <-ctx.Done():
 			return nil

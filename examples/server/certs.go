@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/parleyuc/parley/pki"
@@ -16,17 +17,37 @@ import (
 // renewBefore is how long before expiry the server certificate is replaced.
 const renewBefore = 30 * 24 * time.Hour
 
+// poolName is on the certificates of the front ends of a pool: each
+// trusts the others by it to assert their users (auth.Config.Peers).
+const poolName = "pool." + demoDomain
+
 // ensureServerCertificate loads the server certificate from the data
 // directory, issuing a new one when there is none, when it is close to
 // expiry, was issued by another CA, names another CRL distribution point
 // (the HTTP address changed) or does not cover the SIP listener's address.
-func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, sipAddr net.Addr) (*pki.KeyPair, error) {
+// A front end of a pool (pool is its pool listener) has a certificate of
+// its own, server-<pool address>, which names the pool too.
+func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, sipAddr net.Addr, pool net.Listener) (*pki.KeyPair, error) {
 	names := []string{"localhost"}
 	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
-	if tcp, ok := sipAddr.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !slices.ContainsFunc(ips, tcp.IP.Equal) {
-		ips = append(ips, tcp.IP)
+	for _, a := range []net.Addr{sipAddr, addrOf(pool)} {
+		if tcp, ok := a.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !slices.ContainsFunc(ips, tcp.IP.Equal) {
+			ips = append(ips, tcp.IP)
+		}
 	}
-	return ensureCertificate(ca, dataDir, "server", crlURL, names, ips)
+	base := "server"
+	if pool != nil {
+		names = append(names, poolName)
+		base = "server-" + strings.NewReplacer(":", "-", "[", "", "]", "").Replace(pool.Addr().String())
+	}
+	return ensureCertificate(ca, dataDir, base, crlURL, names, ips)
+}
+
+func addrOf(ln net.Listener) net.Addr {
+	if ln == nil {
+		return nil
+	}
+	return ln.Addr()
 }
 
 // edgeName is the name on the Access Edge's certificate: partners verify

@@ -6,7 +6,7 @@
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
 //	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-relay-allow-loopback]
-//	                         [-store bolt|memory|redis] [-redis URL] [-log-json]
+//	                         [-store bolt|memory|redis] [-redis URL] [-pool ADDR] [-log-json]
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -22,6 +22,16 @@
 // partners' signaling over mutual TLS, and remote users' and meeting
 // guests' over TLS on a port of its own; the TURN relay (UDP and TCP on one
 // port, TLS on another) relays media for holders of relay credentials.
+// Signed-in users keep their contacts and privacy mode over HTTPS too
+// (/api/me/contacts, /api/me/privacy).
+//
+// Several front ends form a pool when they share the data directory (its
+// CA and users) and one Redis (-store redis -redis URL), each with a
+// -pool listener of its own: registrations, publications, contacts,
+// meetings and federation settings are in Redis, a presence change on one
+// front end reaches watchers on the others, and a MESSAGE for a user
+// connected to another front end is passed to it over mutual TLS.
+//
 // It prints one line per listener, "listening <name> <addr>", and shuts
 // down cleanly on Ctrl-C.
 package main
@@ -78,6 +88,7 @@ type config struct {
 	store    string
 	redisURL string
 	turns    string
+	pool     string
 	// relayLoopback lets the relay reach loopback peers, for a demo where
 	// every client runs on this machine.
 	relayLoopback bool
@@ -100,6 +111,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.BoolVar(&c.relayLoopback, "relay-allow-loopback", false, "let the relay reach loopback peers (a demo on one machine; never in production)")
 	fs.StringVar(&c.store, "store", "bolt", "where meetings, contacts and privacy settings are kept: `bolt` (parley.db in the data directory), memory, or redis (with -redis; registrations too, shared by front ends)")
 	fs.StringVar(&c.redisURL, "redis", "", "Redis `URL` for -store redis, e.g. redis://127.0.0.1:6379")
+	fs.StringVar(&c.pool, "pool", "", "pool `address`: with -store redis, this front end's mutual TLS listener for the pool's other front ends")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
 	if err := fs.Parse(args); err != nil {
 		return c, err
@@ -114,6 +126,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-store redis needs -redis URL")
 	case c.store != "redis" && c.redisURL != "":
 		return c, errors.New("-redis is for -store redis")
+	case c.pool != "" && c.store != "redis":
+		return c, errors.New("-pool needs -store redis: the front ends of a pool share it")
 	}
 	return c, nil
 }
@@ -175,6 +189,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-turns %s: %w", cfg.turns, err)
 	}
 	defer turnsLn.Close()
+	var poolLn net.Listener // nil: not in a pool
+	if cfg.pool != "" {
+		if poolLn, err = net.Listen("tcp", cfg.pool); err != nil {
+			return fmt.Errorf("-pool %s: %w", cfg.pool, err)
+		}
+		defer poolLn.Close()
+	}
 
 	// 2. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
@@ -186,7 +207,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
-	serverCert, err := ensureServerCertificate(ca, cfg.dataDir, crlURL, sipLn.Addr())
+	serverCert, err := ensureServerCertificate(ca, cfg.dataDir, crlURL, sipLn.Addr(), poolLn)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
 	}
@@ -211,6 +232,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var meetings conference.MeetingStore = conference.NewMemoryMeetings()
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
 	var locations presence.LocationStore = presence.NewMemoryLocation()
+	var publications presence.PublicationStore = presence.NewMemoryPublications()
+	var feed presence.Feed // changes between the front ends of a pool
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	switch cfg.store {
 	case "bolt":
@@ -219,18 +242,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("-store bolt: %w", err)
 		}
 		defer db.Close()
-		meetings, policies, federationStore = db.Meetings(), db.Policies(), db.Federation()
+		meetings, policies, publications, federationStore = db.Meetings(), db.Policies(), db.Publications(), db.Federation()
 	case "redis":
 		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.redisURL})
 		if err != nil {
 			return fmt.Errorf("-store redis -redis %s: %w", cfg.redisURL, err)
 		}
 		defer r.Close()
-		meetings, policies, locations, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Federation()
+		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
+		feed = r.Feed()
 	}
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
+		Peers:      []string{poolName},                     // and the pool's other front ends their own users
 		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
 	})
 	if err != nil {
@@ -262,9 +287,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// 4. SIP over TLS with sipgo: the application owns the user agent and
 	// the server; Parley supplies the TLS configuration and the handlers.
+	// The only servers it dials are the pool's other front ends, whose
+	// certificates name the pool.
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("Parley"),
-		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(serverCert, verifier, "")),
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(serverCert, verifier, poolName)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger)),
 	)
@@ -284,7 +311,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// Sign-in and instant messages: the registrar binds each device's
 	// connection; the router sends MESSAGEs to every device a user has.
-	registrar, err := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn, Store: locations, Logger: logger})
+	// In a pool, bindings name this front end (its pool listener), where
+	// the others send MESSAGEs for the devices connected here.
+	node := ""
+	if poolLn != nil {
+		node = poolLn.Addr().String()
+	}
+	registrar, err := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn, Store: locations, Node: node, Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -297,7 +330,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// later requests come back here and go out over the right connection.
 	router, err := presence.NewRouter(presence.RouterConfig{
 		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Spim: spim,
-		Connections: ua.TransportLayer(), Logger: logger,
+		Connections: ua.TransportLayer(), Logger: logger, Node: node,
 		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
 	})
 	if err != nil {
@@ -307,7 +340,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// what the presentity's privacy policy allows.
 	presenceSrv, err := presence.NewPresenceServer(presence.PresenceServerConfig{
 		Auth: authn, Directory: directory, Policy: policy, Locator: registrar, Client: sipClient, Spim: spim,
-		Connections: ua.TransportLayer(), Logger: logger,
+		Connections: ua.TransportLayer(), Logger: logger, Publications: publications, Feed: feed,
 	})
 	if err != nil {
 		return err
@@ -423,12 +456,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpsMux := http.NewServeMux()
 	httpsMux.Handle("/", api.handler(authn))
 	httpsMux.Handle("/relay/credentials", authn.HTTP(relayCreds))
+	httpsMux.Handle("/api/me/", (&settingsAPI{policy: policy, logger: logger}).handler(authn))
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(serverCert, verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
 	// 5. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
-	errc := make(chan error, 6)
+	errc := make(chan error, 7)
 	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
@@ -440,6 +474,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
 	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
+	if poolLn != nil {
+		// The other front ends, over mutual TLS: the Authenticator takes
+		// their assertions (Config.Peers above).
+		wg.Go(func() {
+			errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(poolLn, pki.MutualTLSServerConfig(serverCert, verifier))))
+		})
+	}
 	fmt.Fprintf(stdout, "listening http %s\n", httpLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-tls %s\n", sipLn.Addr())
 	fmt.Fprintf(stdout, "listening sip-wss %s\n", wssLn.Addr())
@@ -448,6 +489,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "listening edge-users %s\n", edgeUserLn.Addr())
 	fmt.Fprintf(stdout, "listening turn %s\n", turnUDP.LocalAddr())
 	fmt.Fprintf(stdout, "listening turns %s\n", turnsLn.Addr())
+	if poolLn != nil {
+		fmt.Fprintf(stdout, "listening pool %s\n", poolLn.Addr())
+	}
 	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
 
 	var failed error
@@ -463,6 +507,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = wssLn.Close()
 	_ = edgeLn.Close()
 	_ = edgeUserLn.Close()
+	if poolLn != nil {
+		_ = poolLn.Close()
+	}
 	_ = ua.Close()
 	_ = edgeUA.Close()
 	wg.Wait()

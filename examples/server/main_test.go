@@ -25,6 +25,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	runServerProcess() // a child started by startServerProcess: does not return
 	goleak.VerifyTestMain(m)
 }
 

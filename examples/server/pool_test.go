@@ -1,0 +1,225 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/internal/testredis"
+)
+
+// serverProcessEnv makes the test binary run the server (with the
+// arguments in it, one per line) instead of the tests: a front end a
+// test can kill.
+const serverProcessEnv = "PARLEY_TEST_SERVER_ARGS"
+
+// runServerProcess is called by TestMain: in a child started by
+// startServerProcess, it runs the server and exits.
+func runServerProcess() {
+	args := os.Getenv(serverProcessEnv)
+	if args == "" {
+		return
+	}
+	err := run(context.Background(), strings.Split(args, "\n"), os.Stdout, os.Stderr)
+	if err != nil {
+		os.Stderr.WriteString(err.Error() + "\n")
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+// startServerProcess runs the server in a child process; kill (or the end
+// of the test) SIGKILLs it.
+func startServerProcess(t *testing.T, data string, extra ...string) (s *server, kill func()) {
+	t.Helper()
+	args := append(allOnPortZero(data), extra...)
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), serverProcessEnv+"="+strings.Join(args, "\n"))
+	s = &server{data: data, listeners: map[string]string{}, passwords: map[string]string{}}
+	cmd.Stderr = &s.logs
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	kill = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	t.Cleanup(kill)
+	sc := bufio.NewScanner(out)
+	for len(s.listeners) < 9 && sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 3 && f[0] == "listening":
+			s.listeners[f[1]] = f[2]
+		case len(f) == 5 && f[0] == "demo" && f[1] == "user" && f[3] == "password":
+			s.passwords[f[2]] = f[4]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
+	if len(s.listeners) < 9 {
+		kill()
+		t.Fatalf("front end did not start:\n%s", s.logs.String())
+	}
+	return s, kill
+}
+
+// phone is a signed-in SIP user: registered, answering MESSAGEs and
+// NOTIFYs that arrive over its connection.
+type phone struct {
+	*sipUser
+	messages chan string // MESSAGE bodies
+	notifies chan string // NOTIFY bodies
+}
+
+func signIn(t *testing.T, s *server, name, password string) *phone {
+	t.Helper()
+	p := &phone{sipUser: s.sipUser(t, name, password, "localhost"), messages: make(chan string, 16), notifies: make(chan string, 64)}
+	p.srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.messages <- string(req.Body())
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	p.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		p.notifies <- string(req.Body())
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	res, err := p.do(p.request(sip.REGISTER, "sip:"+name+"@example.test",
+		sip.NewHeader("Contact", "<sip:"+name+"@127.0.0.1;transport=tls>"), sip.NewHeader("Expires", "600")))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%s REGISTER: %v %v", name, res, err)
+	}
+	return p
+}
+
+func (p *phone) send(t *testing.T, method sip.RequestMethod, to, contentType, body string, headers ...sip.Header) int {
+	t.Helper()
+	req := p.request(method, to, append(headers, sip.NewHeader("Content-Type", contentType))...)
+	req.SetBody([]byte(body))
+	res, err := p.do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, to, err)
+	}
+	return res.StatusCode
+}
+
+func (p *phone) publish(t *testing.T, note string) {
+	t.Helper()
+	pidf := `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:` + p.name + `@example.test">` +
+		`<tuple id="t"><status><basic>open</basic></status><note>` + note + `</note></tuple></presence>`
+	if code := p.send(t, sip.PUBLISH, "sip:"+p.name+"@example.test", "application/pidf+xml", pidf,
+		sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600")); code != 200 {
+		t.Fatalf("%s PUBLISH: %d", p.name, code)
+	}
+}
+
+func (p *phone) watch(t *testing.T, presentity string) {
+	t.Helper()
+	res, err := p.do(p.request(sip.SUBSCRIBE, presentity, sip.NewHeader("Contact", "<sip:"+p.name+"@127.0.0.1;transport=tls>"),
+		sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600")))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("%s SUBSCRIBE %s: %v %v", p.name, presentity, res, err)
+	}
+}
+
+// await waits for an item of ch containing text.
+func await(t *testing.T, ch chan string, what, text string) {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case got := <-ch:
+			if strings.Contains(got, text) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %s with %q within 10 s", what, text)
+		}
+	}
+}
+
+// TestTwoFrontEnds: two front ends share one Redis and the data
+// directory. alice signs in on A, bob on B; each sees the other's
+// presence and their messages reach each other. A is killed (SIGKILL);
+// alice signs in on B, and her contacts, privacy setting and meetings are
+// all there, and messages and presence flow again.
+func TestTwoFrontEnds(t *testing.T) {
+	rds := testredis.Run(t)
+	data := t.TempDir()
+	pool := []string{"-store", "redis", "-redis", rds.URL}
+	a, killA := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
+	b := startServer(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	b.passwords = a.passwords // printed once, by the first front end
+	alicePW, bobPW := a.passwords["sip:alice@example.test"], a.passwords["sip:bob@example.test"]
+
+	// alice, on A, keeps bob as a workgroup contact, turns privacy mode
+	// on and schedules a meeting.
+	api := func(s *server, method, path, body string) (int, string) {
+		t.Helper()
+		var raw []byte
+		if body != "" {
+			raw = []byte(body)
+		}
+		res := digestDo(t, s.httpsClient(t), method, "https://"+s.listeners["https"]+path, "alice", alicePW, raw)
+		defer res.Body.Close()
+		got, _ := io.ReadAll(res.Body)
+		return res.StatusCode, string(got)
+	}
+	if code, body := api(a, "PUT", "/api/me/contacts/sip:bob@example.test", `{"level":"workgroup"}`); code != http.StatusOK {
+		t.Fatalf("alice adds bob: %d %s", code, body)
+	}
+	if code, body := api(a, "PUT", "/api/me/privacy", `{"privacy_mode":true}`); code != http.StatusOK {
+		t.Fatalf("alice's privacy mode: %d %s", code, body)
+	}
+	code, body := api(a, "POST", "/api/meetings", `{"subject":"Pool planning","access":"company"}`)
+	var m struct{ ID string }
+	if code != http.StatusCreated || json.Unmarshal([]byte(body), &m) != nil {
+		t.Fatalf("alice schedules: %d %s", code, body)
+	}
+
+	alice := signIn(t, a, "alice", alicePW)
+	bob := signIn(t, b, "bob", bobPW)
+
+	// Presence both ways: bob (on B) watches alice (on A) and she him.
+	bob.watch(t, "sip:alice@example.test")
+	alice.watch(t, "sip:bob@example.test")
+	alice.publish(t, "Writing the pool design")
+	await(t, bob.notifies, "NOTIFY to bob on B", "Writing the pool design")
+	bob.publish(t, "Reviewing")
+	await(t, alice.notifies, "NOTIFY to alice on A", "Reviewing")
+
+	// Messages both ways, across the front ends.
+	if code := alice.send(t, sip.MESSAGE, "sip:bob@example.test", "text/plain", "hello from A"); code != 200 {
+		t.Fatalf("alice (A) to bob (B): %d\nA:\n%s\nB:\n%s", code, a.logs.String(), b.logs.String())
+	}
+	await(t, bob.messages, "MESSAGE to bob", "hello from A")
+	if code := bob.send(t, sip.MESSAGE, "sip:alice@example.test", "text/plain", "hello from B"); code != 200 {
+		t.Fatalf("bob (B) to alice (A): %d", code)
+	}
+	await(t, alice.messages, "MESSAGE to alice", "hello from B")
+
+	// A dies. alice signs in again, on B.
+	killA()
+	alice = signIn(t, b, "alice", alicePW)
+	if code, body := api(b, "GET", "/api/me/contacts", ""); code != http.StatusOK ||
+		!strings.Contains(body, `{"uri":"sip:bob@example.test","level":"workgroup"}`) || !strings.Contains(body, `"privacy_mode":true`) {
+		t.Fatalf("alice's contacts on B after A died: %d %s", code, body)
+	}
+	if code, body := api(b, "GET", "/api/meetings", ""); code != http.StatusOK || !strings.Contains(body, m.ID) || !strings.Contains(body, "Pool planning") {
+		t.Fatalf("alice's meetings on B after A died: %d %s", code, body)
+	}
+	if code := bob.send(t, sip.MESSAGE, "sip:alice@example.test", "text/plain", "welcome to B"); code != 200 {
+		t.Fatalf("bob to alice, both on B: %d", code)
+	}
+	await(t, alice.messages, "MESSAGE to alice on B", "welcome to B")
+	alice.publish(t, "Back, on B")
+	await(t, bob.notifies, "NOTIFY to bob", "Back, on B")
+}
