@@ -98,8 +98,8 @@ func ApplyUpdate(current, put []Binding, remove []string, removeAll bool) []Bind
 	return out
 }
 
-// ErrStore wraps failures of a LocationStore.
-var ErrStore = errors.New("presence: location store failed")
+// ErrStore wraps failures of a LocationStore or a PublicationStore.
+var ErrStore = errors.New("presence: store failed")
 
 // MemoryLocation is a LocationStore in memory. Expired bindings are
 // dropped whenever their AOR is read or written.

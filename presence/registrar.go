@@ -187,7 +187,7 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 	current, err := r.cfg.Store.Bindings(ctx, aor, now)
 	if err != nil {
 		r.cfg.Logger.Error("location store read failed", "user", aor, "err", err)
-		return unavailable(reply)
+		return unavailable(reply, "Location service unavailable")
 	}
 
 	contacts := contactHeaders(req)
@@ -229,7 +229,7 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 	if len(put) > 0 || len(remove) > 0 || removeAll {
 		if err := r.cfg.Store.Update(ctx, aor, put, remove, removeAll); err != nil {
 			r.cfg.Logger.Error("location store write failed", "user", aor, "err", err)
-			return unavailable(reply)
+			return unavailable(reply, "Location service unavailable")
 		}
 		before := len(current)
 		current = ApplyUpdate(current, put, remove, removeAll) // the response needs no second read of the store
@@ -377,11 +377,11 @@ func addressOfRecord(u sip.Uri) string {
 // store cannot be reached.
 const storeRetryAfter = "5"
 
-// unavailable answers a REGISTER the location store failed: 503 with
-// Retry-After, a condition the client retries (RFC 3261 section
-// 21.5.4), and the stored bindings as they were.
-func unavailable(reply func(int, string) *sip.Response) *sip.Response {
-	res := reply(503, "Location service unavailable")
+// unavailable answers a request a store failed (the location service,
+// the publications, the policies): 503 with Retry-After, a condition the
+// client retries (RFC 3261 section 21.5.4), with what is stored as it was.
+func unavailable(reply func(int, string) *sip.Response, reason string) *sip.Response {
+	res := reply(503, reason)
 	res.AppendHeader(sip.NewHeader("Retry-After", storeRetryAfter))
 	return res
 }

@@ -182,7 +182,7 @@ func (rt *Router) targets(ctx context.Context, req *sip.Request, id *auth.Identi
 		blocked, err := rt.cfg.Policy.Blocks(ctx, aor, id.URI)
 		if err != nil {
 			rt.cfg.Logger.Error("presence policy unavailable", "user", aor, "err", err)
-			return nil, reply(500, "Policy unavailable")
+			return nil, unavailable(reply, "Policy unavailable")
 		}
 		if blocked {
 			return nil, reply(480, "Temporarily Unavailable") // the sender is not told it is blocked
@@ -191,7 +191,7 @@ func (rt *Router) targets(ctx context.Context, req *sip.Request, id *auth.Identi
 	bindings, err := rt.cfg.Locator.Lookup(ctx, aor)
 	if err != nil {
 		rt.cfg.Logger.Error("location lookup failed", "user", aor, "err", err)
-		return nil, reply(500, "Location service unavailable")
+		return nil, unavailable(reply, "Location service unavailable")
 	}
 	bindings = rt.reachable(req, id, aor, bindings)
 	if len(bindings) == 0 {

@@ -330,9 +330,7 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		return reply(412, "Conditional Request Failed")
 	case err != nil:
 		s.cfg.Logger.Error("publication store failed", "user", aor, "err", err)
-		res := reply(503, "Service Unavailable")
-		res.AppendHeader(sip.NewHeader("Retry-After", "5"))
-		return res
+		return unavailable(reply, "Presence unavailable")
 	}
 
 	out := reply(200, "OK")

@@ -223,3 +223,64 @@ func TestTwoFrontEnds(t *testing.T) {
 	alice.publish(t, "Back, on B")
 	await(t, bob.notifies, "NOTIFY to bob", "Back, on B")
 }
+
+// TestRedisStopsAndReturns: with its Redis gone, a front end answers its
+// clients 503 with Retry-After (SIP and HTTPS) and logs why, without
+// panicking; when Redis is back (empty: the test server keeps nothing),
+// clients sign in again and messages and presence flow.
+func TestRedisStopsAndReturns(t *testing.T) {
+	rds := testredis.Run(t)
+	s := startServer(t, t.TempDir(), "-store", "redis", "-redis", rds.URL, "-pool", "127.0.0.1:0")
+	alicePW, bobPW := s.passwords["sip:alice@example.test"], s.passwords["sip:bob@example.test"]
+	alice, bob := signIn(t, s, "alice", alicePW), signIn(t, s, "bob", bobPW)
+	bob.watch(t, "sip:alice@example.test")
+
+	rds.Stop()
+	register := func(p *phone) *sip.Response {
+		t.Helper()
+		res, err := p.do(p.request(sip.REGISTER, "sip:"+p.name+"@example.test",
+			sip.NewHeader("Contact", "<sip:"+p.name+"@127.0.0.1;transport=tls>"), sip.NewHeader("Expires", "600")))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := register(alice); res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("REGISTER without Redis: %d %v, want 503 with Retry-After", res.StatusCode, res.GetHeader("Retry-After"))
+	}
+	if code := bob.send(t, sip.MESSAGE, "sip:alice@example.test", "text/plain", "anyone there?"); code != 503 {
+		t.Fatalf("MESSAGE without Redis: %d, want 503", code)
+	}
+	pidf := `<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@example.test"><tuple id="t"><status><basic>open</basic></status></tuple></presence>`
+	if code := alice.send(t, sip.PUBLISH, "sip:alice@example.test", "application/pidf+xml", pidf,
+		sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600")); code != 503 {
+		t.Fatalf("PUBLISH without Redis: %d, want 503", code)
+	}
+	res := digestDo(t, s.httpsClient(t), "GET", "https://"+s.listeners["https"]+"/api/meetings", "alice", alicePW, nil)
+	res.Body.Close()
+	if res.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("listing meetings without Redis: %d", res.StatusCode)
+	}
+	for _, logged := range []string{"location store read failed", "publication store failed", "store: Redis failed"} {
+		if !strings.Contains(s.logs.String(), logged) {
+			t.Fatalf("the log does not say %q:\n%s", logged, s.logs.String())
+		}
+	}
+
+	back, err := testredis.Start(rds.Port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(back.Stop)
+	for _, p := range []*phone{alice, bob} {
+		if res := register(p); res.StatusCode != 200 {
+			t.Fatalf("%s REGISTER with Redis back: %d", p.name, res.StatusCode)
+		}
+	}
+	if code := bob.send(t, sip.MESSAGE, "sip:alice@example.test", "text/plain", "there you are"); code != 200 {
+		t.Fatalf("MESSAGE with Redis back: %d", code)
+	}
+	await(t, alice.messages, "MESSAGE to alice", "there you are")
+	alice.publish(t, "Back online")
+	await(t, bob.notifies, "NOTIFY to bob", "Back online")
+}
