@@ -230,16 +230,25 @@ func (pp *PresencePolicy) Level(ctx context.Context, presentity string, watcher 
 	if err != nil {
 		return Blocked, fmt.Errorf("presence: policy of %s: %w", presentity, err)
 	}
+	return p.Level(presentity, watcher), nil
+}
+
+// Level is PresencePolicy.Level with presentity's policy p already read.
+func (p UserPolicy) Level(presentity string, watcher *auth.Identity) Level {
+	presentity = canonicalAOR(presentity)
+	if canonicalAOR(watcher.URI) == presentity {
+		return Personal
+	}
 	if l, ok := p.Contacts[canonicalAOR(watcher.URI)]; ok {
-		return l, nil
+		return l
 	}
 	switch {
 	case p.PrivacyMode || watcher.Kind == auth.Anonymous:
-		return Blocked, nil
+		return Blocked
 	case watcher.Kind == auth.Federated || watcher.Tenant != domainOf(presentity):
-		return External, nil
+		return External
 	}
-	return Colleague, nil
+	return Colleague
 }
 
 // Blocks reports whether owner has blocked sender: its requests to owner

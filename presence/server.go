@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -87,7 +88,9 @@ type PresenceServer struct {
 	mu        sync.Mutex
 	subs      map[string]*subscription // dialog ID -> subscription
 	byPres    map[string]map[string]*subscription
-	byWatcher map[string]int // subscriptions per watcher
+	byWatcher map[string]int       // subscriptions per watcher
+	snaps     map[string]*snapshot // presentity -> the latest reading, while it has watchers
+	seq       uint64               // counts readings begun
 
 	sends  chan struct{} // semaphore for NOTIFYs in flight
 	ctx    context.Context
@@ -115,6 +118,14 @@ type subscription struct {
 	mustSend   bool     // the next NOTIFY goes out even if the view is unchanged
 	lastBody   [32]byte // hash of the last body sent
 	terminated string
+}
+
+// snapshot is what every watcher's view of one presentity is made from,
+// read from the stores once per change rather than once per watcher.
+type snapshot struct {
+	seq    uint64 // when the reading began
+	full   *Presence
+	policy UserPolicy
 }
 
 // NewPresenceServer returns a PresenceServer and starts its expiry timer,
@@ -167,7 +178,7 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 		cfg.Publications = NewMemoryPublications()
 	}
 	s := &PresenceServer{cfg: cfg, subs: map[string]*subscription{},
-		byPres: map[string]map[string]*subscription{}, byWatcher: map[string]int{}, sends: make(chan struct{}, notifySenders)}
+		byPres: map[string]map[string]*subscription{}, byWatcher: map[string]int{}, snaps: map[string]*snapshot{}, sends: make(chan struct{}, notifySenders)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	cfg.Policy.OnChange(s.Changed)
 	s.wg.Go(s.expireLoop)
@@ -526,20 +537,57 @@ func (s *PresenceServer) Changed(aor string) {
 // presentity if aor is "".
 func (s *PresenceServer) changedHere(aor string) {
 	s.mu.Lock()
-	var subs []*subscription
+	var presentities []string
 	if aor == "" {
-		for _, sub := range s.subs {
-			subs = append(subs, sub)
-		}
-	} else {
-		for _, sub := range s.byPres[canonicalAOR(aor)] {
-			subs = append(subs, sub)
-		}
+		presentities = slices.Collect(maps.Keys(s.byPres))
+	} else if aor = canonicalAOR(aor); len(s.byPres[aor]) > 0 {
+		presentities = []string{aor}
 	}
 	s.mu.Unlock()
-	for _, sub := range subs {
-		s.kick(sub)
+	for _, p := range presentities {
+		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
+		_, err := s.read(ctx, p)
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Error("presence state unavailable", "user", p, "err", err)
+		}
+		s.mu.Lock()
+		subs := slices.Collect(maps.Values(s.byPres[p]))
+		s.mu.Unlock()
+		for _, sub := range subs {
+			s.kick(sub)
+		}
 	}
+}
+
+// read reads presentity's state from the stores and keeps it for the
+// NOTIFYs of the change, unless a reading begun later is kept already. A
+// failed reading drops the one kept, so that watchers are not sent state
+// older than the change.
+func (s *PresenceServer) read(ctx context.Context, presentity string) (*snapshot, error) {
+	s.mu.Lock()
+	s.seq++
+	seq := s.seq
+	s.mu.Unlock()
+	full, err := s.fullView(ctx, presentity)
+	var policy UserPolicy
+	if err == nil {
+		policy, err = s.cfg.Policy.Policy(ctx, presentity)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	cur := s.snaps[presentity]
+	if err != nil {
+		if cur != nil && cur.seq < seq {
+			delete(s.snaps, presentity)
+		}
+		return nil, err
+	}
+	snap := &snapshot{seq: seq, full: full, policy: policy}
+	if (cur == nil || cur.seq < seq) && len(s.byPres[presentity]) > 0 {
+		s.snaps[presentity] = snap
+	}
+	return snap, nil
 }
 
 // kick makes sure sub gets a NOTIFY with the current state: it starts a
@@ -575,19 +623,21 @@ func (s *PresenceServer) kick(sub *subscription) {
 	}()
 }
 
-// view composes what sub's watcher may see of its presentity now, or
-// fails if the publications or registrations cannot be read.
+// view composes what sub's watcher may see of its presentity: from the
+// reading of the latest change, or a fresh one for a new or refreshed
+// subscription. It fails if the stores cannot be read.
 func (s *PresenceServer) view(ctx context.Context, sub *subscription) (*Presence, error) {
-	level, err := s.cfg.Policy.Level(ctx, sub.presentity, sub.watcher)
-	if err != nil {
-		s.cfg.Logger.Error("presence policy unavailable", "user", sub.presentity, "err", err)
-		level = Blocked
+	s.mu.Lock()
+	snap := s.snaps[sub.presentity]
+	fresh := sub.mustSend
+	s.mu.Unlock()
+	if snap == nil || fresh {
+		var err error
+		if snap, err = s.read(ctx, sub.presentity); err != nil {
+			return nil, err
+		}
 	}
-	full, err := s.fullView(ctx, sub.presentity)
-	if err != nil {
-		return nil, err
-	}
-	return s.cfg.Policy.View(full, level), nil
+	return s.cfg.Policy.View(snap.full, snap.policy.Level(sub.presentity, sub.watcher)), nil
 }
 
 // fullView aggregates a presentity's publications with its directory data:
@@ -758,6 +808,7 @@ func (s *PresenceServer) dropLocked(sub *subscription) {
 		delete(m, sub.id)
 		if len(m) == 0 {
 			delete(s.byPres, sub.presentity)
+			delete(s.snaps, sub.presentity)
 		}
 	}
 }
