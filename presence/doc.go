@@ -25,5 +25,13 @@
 // watcher is sent what the [PresencePolicy] lets it see: relationship
 // levels, privacy mode and blocking, re-applied at once when they change.
 // Requests to users who do not have the sender as a contact are
-// rate-limited per sender and per federated domain (spim).
+// rate-limited per sender and per federated domain (spim). Publications are
+// behind the [PublicationStore] interface, and a change is read from the
+// stores once however many watchers it has.
+//
+// Several servers form a pool when they share the stores (package store's
+// Redis): [Binding.Node] names the front end holding a device's
+// connection, a [Feed] carries presence changes to the watchers on the
+// other front ends, and the Router passes a MESSAGE for a device on
+// another front end to it ([RouterConfig.Node]).
 package presence

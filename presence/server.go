@@ -548,7 +548,7 @@ func (s *PresenceServer) changedHere(aor string) {
 		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
 		_, err := s.read(ctx, p)
 		cancel()
-		if err != nil {
+		if err != nil && s.ctx.Err() == nil {
 			s.cfg.Logger.Error("presence state unavailable", "user", p, "err", err)
 		}
 		s.mu.Lock()

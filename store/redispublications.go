@@ -127,7 +127,7 @@ func (s redisPublications) Update(ctx context.Context, aor string, change func([
 // expiry set too, so that of front ends sweeping together exactly one
 // removes (and reports) each expired publication.
 func (s redisPublications) Expire(ctx context.Context, now time.Time) ([]string, error) {
-	due, err := s.r.c.ZRangeByScore(ctx, s.expiryKey(), &redis.ZRangeBy{Min: "-inf", Max: strconv.FormatInt(now.UnixMilli(), 10)}).Result()
+	due, err := s.r.c.ZRangeArgs(ctx, redis.ZRangeArgs{Key: s.expiryKey(), ByScore: true, Start: "-inf", Stop: strconv.FormatInt(now.UnixMilli(), 10)}).Result()
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
 	}
