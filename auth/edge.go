@@ -14,15 +14,16 @@ const MethodFederation Method = "federation"
 
 // edgeOf returns the trusted Access Edge whose client certificate the
 // attempt's connection presented, or "".
-func (a *Authenticator) edgeOf(at *attempt) string {
-	if len(at.peerCerts) == 0 || len(a.cfg.Edges) == 0 {
-		return ""
-	}
-	if at.peerCerts[0].CheckSignatureFrom(a.cfg.EdgeCA) != nil {
+func (a *Authenticator) edgeOf(at *attempt) string { return a.trustedName(at, a.cfg.Edges) }
+
+// trustedName returns the one of names the attempt's client certificate
+// carries, if EdgeCA issued it; else "".
+func (a *Authenticator) trustedName(at *attempt, names []string) string {
+	if len(at.peerCerts) == 0 || len(names) == 0 || at.peerCerts[0].CheckSignatureFrom(a.cfg.EdgeCA) != nil {
 		return ""
 	}
 	for _, name := range at.peerCerts[0].DNSNames {
-		if slices.ContainsFunc(a.cfg.Edges, func(e string) bool { return strings.EqualFold(e, name) }) {
+		if slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, name) }) {
 			return name
 		}
 	}

@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"slices"
 	"strings"
 
 	"github.com/emiago/sipgo/sip"
@@ -14,17 +13,7 @@ const MethodPool Method = "pool"
 
 // peerOf returns the name of the pool front end whose client certificate
 // the attempt's connection presented, or "".
-func (a *Authenticator) peerOf(at *attempt) string {
-	if len(at.peerCerts) == 0 || len(a.cfg.Peers) == 0 || at.peerCerts[0].CheckSignatureFrom(a.cfg.EdgeCA) != nil {
-		return ""
-	}
-	for _, name := range at.peerCerts[0].DNSNames {
-		if slices.ContainsFunc(a.cfg.Peers, func(p string) bool { return strings.EqualFold(p, name) }) {
-			return name
-		}
-	}
-	return ""
-}
+func (a *Authenticator) peerOf(at *attempt) string { return a.trustedName(at, a.cfg.Peers) }
 
 // pooled decides a request another front end of the pool passed on for
 // one of its users (a MESSAGE to a device connected here): that front end

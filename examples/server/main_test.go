@@ -53,17 +53,7 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 		pw.CloseWithError(io.EOF)
 		s.done <- err
 	}()
-	sc := bufio.NewScanner(pr)
-	for len(s.listeners) < 8 && sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 3 && f[0] == "listening":
-			s.listeners[f[1]] = f[2]
-		case len(f) == 5 && f[0] == "demo" && f[1] == "user" && f[3] == "password":
-			s.passwords[f[2]] = f[4]
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	s.readBanner(pr, 8)
 	if len(s.listeners) < 8 {
 		cancel()
 		t.Fatalf("server did not start: %v", <-s.done)
@@ -74,6 +64,22 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 		}
 	})
 	return s
+}
+
+// readBanner reads the server's start-up lines until n listeners are
+// named (or out ends), then drops the rest of out.
+func (s *server) readBanner(out io.Reader, n int) {
+	sc := bufio.NewScanner(out)
+	for len(s.listeners) < n && sc.Scan() {
+		f := strings.Fields(sc.Text())
+		switch {
+		case len(f) == 3 && f[0] == "listening":
+			s.listeners[f[1]] = f[2]
+		case len(f) == 5 && f[0] == "demo" && f[1] == "user" && f[3] == "password":
+			s.passwords[f[2]] = f[4]
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, out) }()
 }
 
 func (s *server) shutdown() error {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -55,17 +53,7 @@ func startServerProcess(t *testing.T, data string, extra ...string) (s *server, 
 	}
 	kill = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	t.Cleanup(kill)
-	sc := bufio.NewScanner(out)
-	for len(s.listeners) < 9 && sc.Scan() {
-		f := strings.Fields(sc.Text())
-		switch {
-		case len(f) == 3 && f[0] == "listening":
-			s.listeners[f[1]] = f[2]
-		case len(f) == 5 && f[0] == "demo" && f[1] == "user" && f[3] == "password":
-			s.passwords[f[2]] = f[4]
-		}
-	}
-	go func() { _, _ = io.Copy(io.Discard, out) }()
+	s.readBanner(out, 9)
 	if len(s.listeners) < 9 {
 		kill()
 		t.Fatalf("front end did not start:\n%s", s.logs.String())
@@ -164,14 +152,7 @@ func TestTwoFrontEnds(t *testing.T) {
 	// on and schedules a meeting.
 	api := func(s *server, method, path, body string) (int, string) {
 		t.Helper()
-		var raw []byte
-		if body != "" {
-			raw = []byte(body)
-		}
-		res := digestDo(t, s.httpsClient(t), method, "https://"+s.listeners["https"]+path, "alice", alicePW, raw)
-		defer res.Body.Close()
-		got, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(got)
+		return apiCall(t, s, "alice", alicePW, method, path, body)
 	}
 	if code, body := api(a, "PUT", "/api/me/contacts/sip:bob@example.test", `{"level":"workgroup"}`); code != http.StatusOK {
 		t.Fatalf("alice adds bob: %d %s", code, body)

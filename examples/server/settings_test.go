@@ -7,6 +7,20 @@ import (
 	"testing"
 )
 
+// apiCall sends an HTTPS API request as user (Digest) and returns the
+// status and body.
+func apiCall(t *testing.T, s *server, user, password, method, path, body string) (int, string) {
+	t.Helper()
+	var raw []byte
+	if body != "" {
+		raw = []byte(body)
+	}
+	res := digestDo(t, s.httpsClient(t), method, "https://"+s.listeners["https"]+path, user, password, raw)
+	defer res.Body.Close()
+	got, _ := io.ReadAll(res.Body)
+	return res.StatusCode, string(got)
+}
+
 // TestContactsAPI: a signed-in user keeps contacts with levels and the
 // privacy mode over HTTPS; bad input gets 400 naming the field and
 // changes nothing; without credentials nothing is shown.
@@ -15,14 +29,7 @@ func TestContactsAPI(t *testing.T) {
 	pw := s.passwords["sip:alice@example.test"]
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
-		var raw []byte
-		if body != "" {
-			raw = []byte(body)
-		}
-		res := digestDo(t, s.httpsClient(t), method, "https://"+s.listeners["https"]+path, "alice", pw, raw)
-		defer res.Body.Close()
-		got, _ := io.ReadAll(res.Body)
-		return res.StatusCode, string(got)
+		return apiCall(t, s, "alice", pw, method, path, body)
 	}
 	for _, tc := range []struct{ method, path, body, want string }{
 		{"PUT", "/api/me/contacts/sip:bob@example.test", `{"level":"boss"}`, "level"},
