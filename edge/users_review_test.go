@@ -14,7 +14,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
-	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/internal/sipx"
 )
 
@@ -91,17 +90,7 @@ func flowFields(t *testing.T, v string) string {
 // address (and the edge's connection name for the guest) in base64.
 func TestReviewGuestsRecordRouteShowsTheInternalServer(t *testing.T) {
 	s := newSite(t)
-	alice := &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal}
-	m, err := s.focus.Schedule(context.Background(), alice, conference.MeetingOptions{Access: conference.AccessAnyone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := s.peer(s.internal, "sip.example.test", nil)
-	org.user, org.pass = "alice", "alice-secret"
-	org.join(m.Focus(), "sip:alice@example.test", "Alice", 5*time.Second)
-	guest := s.peer(s.userEdge, "edge.example.test", nil)
-	guest.user, guest.pass = auth.AnonymousPrefix+m.ID, m.Key
-	c := guest.join(m.Focus(), "sip:visitor@anonymous.invalid", "Visitor", 10*time.Second)
+	_, _, c := s.guestInMeeting(t)
 	rr := c.ok.GetHeaders("Record-Route")
 	if len(rr) == 0 {
 		t.Fatal("no Record-Route")
@@ -260,14 +249,7 @@ func TestReviewUserPathSendsColleaguesMessagesToAPartner(t *testing.T) {
 // answers, here with its challenge).
 func TestReviewGuestFlowTokenToAnotherTarget(t *testing.T) {
 	s := newSite(t)
-	alice := &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal}
-	m, _ := s.focus.Schedule(context.Background(), alice, conference.MeetingOptions{Access: conference.AccessAnyone})
-	org := s.peer(s.internal, "sip.example.test", nil)
-	org.user, org.pass = "alice", "alice-secret"
-	org.join(m.Focus(), "sip:alice@example.test", "Alice", 5*time.Second)
-	guest := s.peer(s.userEdge, "edge.example.test", nil)
-	guest.user, guest.pass = auth.AnonymousPrefix+m.ID, m.Key
-	c := guest.join(m.Focus(), "sip:visitor@anonymous.invalid", "Visitor", 10*time.Second)
+	_, guest, c := s.guestInMeeting(t)
 
 	req := guest.inDialog(c, sip.MESSAGE)
 	var target sip.Uri

@@ -84,18 +84,7 @@ func TestRemoteUserThroughTheEdge(t *testing.T) {
 // beyond that is refused.
 func TestGuestJoinsAMeetingThroughTheEdge(t *testing.T) {
 	s := newSite(t)
-	alice := &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal}
-	m, err := s.focus.Schedule(context.Background(), alice, conference.MeetingOptions{Access: conference.AccessAnyone})
-	if err != nil {
-		t.Fatal(err)
-	}
-	org := s.peer(s.internal, "sip.example.test", nil)
-	org.user, org.pass = "alice", "alice-secret"
-	org.join(m.Focus(), "sip:alice@example.test", "Alice", 5*time.Second)
-
-	guest := s.peer(s.userEdge, "edge.example.test", nil)
-	guest.user, guest.pass = auth.AnonymousPrefix+m.ID, m.Key
-	c := guest.join(m.Focus(), "sip:visitor@anonymous.invalid", "Visitor", 10*time.Second)
+	m, guest, c := s.guestInMeeting(t)
 	if rr := c.ok.GetHeaders("Record-Route"); len(rr) != 1 || !strings.Contains(rr[0].Value(), s.userEdge) {
 		t.Fatalf("Record-Route %v: the edge's user address stays in the dialog", rr)
 	}
@@ -232,4 +221,23 @@ func TestRemoteUsersDialogRoutesThroughTheInside(t *testing.T) {
 	if n.CallID().Value() != sub.CallID().Value() {
 		t.Fatalf("bob got another NOTIFY:\n%s", n)
 	}
+}
+
+// guestInMeeting schedules a meeting open to anyone, has alice, its
+// organizer, join it inside, and a guest with its conference key join it
+// through the edge's user listener; it returns the meeting, the guest and
+// the guest's call.
+func (s *site) guestInMeeting(t *testing.T) (*conference.Meeting, *peer, *call) {
+	t.Helper()
+	alice := &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal}
+	m, err := s.focus.Schedule(context.Background(), alice, conference.MeetingOptions{Access: conference.AccessAnyone})
+	if err != nil {
+		t.Fatal(err)
+	}
+	org := s.peer(s.internal, "sip.example.test", nil)
+	org.user, org.pass = "alice", "alice-secret"
+	org.join(m.Focus(), "sip:alice@example.test", "Alice", 5*time.Second)
+	guest := s.peer(s.userEdge, "edge.example.test", nil)
+	guest.user, guest.pass = auth.AnonymousPrefix+m.ID, m.Key
+	return m, guest, guest.join(m.Focus(), "sip:visitor@anonymous.invalid", "Visitor", 10*time.Second)
 }

@@ -27,11 +27,11 @@ type Authenticator interface {
 
 // Defaults applied to zero [RegistrarConfig] fields.
 const (
-	DefaultMinExpires     = 60 * time.Second
-	DefaultMaxExpires     = time.Hour
-	DefaultExpires        = time.Hour
-	DefaultMaxBindings    = 10
-	registerStoreDeadline = 5 * time.Second
+	DefaultMinExpires  = 60 * time.Second
+	DefaultMaxExpires  = time.Hour
+	DefaultExpires     = time.Hour
+	DefaultMaxBindings = 10
+	storeDeadline      = 5 * time.Second // bounds one read or write of a store
 )
 
 // RegistrarConfig configures a [Registrar].
@@ -114,7 +114,7 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 // closed (wire it to auth.Authenticator.OnConnectionClose) and returns the
 // AORs that lost one, whose presence may have changed.
 func (r *Registrar) FlowClosed(transport, source string) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
+	ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
 	defer cancel()
 	aors, err := r.cfg.Store.RemoveFlow(ctx, Flow{Node: r.cfg.Node, Transport: strings.ToUpper(transport), Source: source})
 	if err != nil {
@@ -178,7 +178,7 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 		headerExpires = v
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
+	ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
 	defer cancel()
 	mu := r.lock(aor)
 	mu.Lock()

@@ -28,7 +28,6 @@ const (
 	// how long one waits for its answer.
 	notifySenders = 256
 	notifyTimeout = 5 * time.Second
-	storeDeadline = 5 * time.Second // for one read or write of the publications
 	pidfType      = "application/pidf+xml"
 )
 
@@ -418,7 +417,7 @@ func (s *PresenceServer) subscribe(req *sip.Request, id *auth.Identity) (*sip.Re
 		}
 		s.mu.Unlock()
 	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), registerStoreDeadline)
+		ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
 		defer cancel()
 		presentity := canonicalAOR(req.Recipient.String())
 		if res := spimCheck(ctx, req, s.cfg.Policy, s.cfg.Spim, presentity, id); res != nil {

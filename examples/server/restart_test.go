@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
@@ -95,19 +93,9 @@ func TestRedisStoreKeepsMeetings(t *testing.T) {
 		t.Fatalf("after a restart on Redis, alice's meetings: %s", body)
 	}
 
-	dead := "redis://127.0.0.1:" + strconv.Itoa(freeTCPPort(t))
+	dead := "redis://" + freeAddr(t)
 	err := run(context.Background(), append(allOnPortZero(t.TempDir()), "-store", "redis", "-redis", dead), io.Discard, io.Discard)
 	if err == nil || !strings.Contains(err.Error(), "-redis "+dead) {
 		t.Fatalf("a Redis that does not answer: %v", err)
 	}
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
 }

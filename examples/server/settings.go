@@ -79,14 +79,18 @@ func (a *settingsAPI) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// contactURI is the {uri} path value as an address of record.
-func contactURI(w http.ResponseWriter, r *http.Request) (string, bool) {
-	aor, err := auth.CanonicalAOR(r.PathValue("uri"))
+// ownerAndContact is the signed-in user and the {uri} path value as an
+// address of record.
+func ownerAndContact(w http.ResponseWriter, r *http.Request) (me, contact string, ok bool) {
+	if me, ok = owner(w, r); !ok {
+		return "", "", false
+	}
+	contact, err := auth.CanonicalAOR(r.PathValue("uri"))
 	if err != nil {
 		jsonError(w, http.StatusBadRequest, "contact: "+err.Error())
-		return "", false
+		return "", "", false
 	}
-	return aor, true
+	return me, contact, true
 }
 
 func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
@@ -100,11 +104,7 @@ func decodeBody(w http.ResponseWriter, r *http.Request, v any) bool {
 }
 
 func (a *settingsAPI) setContact(w http.ResponseWriter, r *http.Request) {
-	me, ok := owner(w, r)
-	if !ok {
-		return
-	}
-	contact, ok := contactURI(w, r)
+	me, contact, ok := ownerAndContact(w, r)
 	if !ok {
 		return
 	}
@@ -127,11 +127,7 @@ func (a *settingsAPI) setContact(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *settingsAPI) removeContact(w http.ResponseWriter, r *http.Request) {
-	me, ok := owner(w, r)
-	if !ok {
-		return
-	}
-	contact, ok := contactURI(w, r)
+	me, contact, ok := ownerAndContact(w, r)
 	if !ok {
 		return
 	}
