@@ -15,6 +15,9 @@ type Publication struct {
 	// At is when the document was published or last modified; a refresh
 	// keeps it. The latest document's note and calendar win.
 	At time.Time
+	// Flow is the connection it was published over (Flow.String); a new
+	// publication over the same connection replaces it.
+	Flow string `json:",omitempty"`
 }
 
 // PublicationStore keeps presentities' publications. The front ends of a

@@ -304,6 +304,7 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		return reply(400, "Initial PUBLISH with Expires: 0")
 	}
 	now := s.cfg.Now()
+	flow := (&Flow{Transport: strings.ToUpper(req.Transport()), Source: req.Source()}).String()
 	var etag string
 	refresh := false
 	ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
@@ -312,11 +313,17 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		pubs = LivePublications(pubs, now) // oldest first
 		etag, refresh = "", false
 		if ifMatch == "" {
+			// One device, one state: a new publication replaces the
+			// earlier ones made over the same connection. (baresip 1.0
+			// starts a new one instead of modifying when its previous
+			// PUBLISH is still unanswered; the orphan would outrank its
+			// later state until it expired.)
+			pubs = slices.DeleteFunc(pubs, func(p Publication) bool { return p.Flow == flow })
 			if n := len(pubs) - s.cfg.MaxPublications + 1; n > 0 {
 				pubs = pubs[n:]
 			}
 			etag = newTag()
-			return append(pubs, Publication{ETag: etag, Doc: doc, Expires: now.Add(expires), At: now}), nil
+			return append(pubs, Publication{ETag: etag, Doc: doc, Expires: now.Add(expires), At: now, Flow: flow}), nil
 		}
 		i := slices.IndexFunc(pubs, func(p Publication) bool { return p.ETag == ifMatch })
 		if i < 0 {
@@ -331,9 +338,9 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 		if doc == nil {
 			// A refresh: the same document, published when it was.
 			refresh = true
-			return append(pubs, Publication{ETag: etag, Doc: old.Doc, Expires: now.Add(expires), At: old.At}), nil
+			return append(pubs, Publication{ETag: etag, Doc: old.Doc, Expires: now.Add(expires), At: old.At, Flow: flow}), nil
 		}
-		return append(pubs, Publication{ETag: etag, Doc: doc, Expires: now.Add(expires), At: now}), nil
+		return append(pubs, Publication{ETag: etag, Doc: doc, Expires: now.Add(expires), At: now, Flow: flow}), nil
 	})
 	switch {
 	case errors.Is(err, errNoPublication):
@@ -756,7 +763,7 @@ func (s *PresenceServer) notify(sub *subscription) {
 	req.SetTransport(transport)
 	req.SetDestination(source)
 	if !flowAlive(s.cfg.Connections, transport, source) {
-		s.drop(sub)
+		s.dropFor(sub, "the watcher's connection is gone")
 		return
 	}
 
@@ -777,15 +784,21 @@ func (s *PresenceServer) notify(sub *subscription) {
 			}
 		}
 		if res != nil && (res.StatusCode == 481 || res.StatusCode >= 400 && res.StatusCode != 408) {
-			s.drop(sub)
+			s.dropFor(sub, "the watcher answered "+strconv.Itoa(res.StatusCode))
 		}
 	case <-tx.Done():
-		s.drop(sub)
+		s.dropFor(sub, "the NOTIFY transaction ended unanswered")
 	case <-ctx.Done():
 		// A watcher that does not answer loses its subscription, so it
 		// cannot hold NOTIFY senders hostage.
-		s.drop(sub)
+		s.dropFor(sub, "the watcher did not answer")
 	}
+}
+
+// dropFor ends sub after a failed NOTIFY, and logs why.
+func (s *PresenceServer) dropFor(sub *subscription, why string) {
+	s.cfg.Logger.Info("subscription dropped", "user", sub.presentity, "watcher", sub.watcher.URI, "why", why)
+	s.drop(sub)
 }
 
 func (s *PresenceServer) drop(sub *subscription) {

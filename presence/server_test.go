@@ -494,10 +494,8 @@ func TestSubscriptionLimits(t *testing.T) {
 
 func TestPublicationsPerUserBounded(t *testing.T) {
 	e := newEnv(t)
-	alice := e.phone("alice")
-	alice.register(600)
-	for i := range 20 {
-		alice.publishState(Available, strconv.Itoa(i))
+	for i := range 20 { // 20 devices, each on a connection of its own
+		e.phone("alice").publishState(Available, strconv.Itoa(i))
 	}
 	pubs, err := e.presence.cfg.Publications.Publications(context.Background(), "sip:alice@example.test", time.Now())
 	var notes []string
@@ -506,6 +504,29 @@ func TestPublicationsPerUserBounded(t *testing.T) {
 	}
 	if err != nil || len(pubs) != 16 || notes[0] != "4" || notes[15] != "19" {
 		t.Fatalf("publications kept for one user: %v (%v), want the 16 newest, 4 to 19", notes, err)
+	}
+}
+
+// TestNewPublicationReplacesTheConnectionsOld: a device that starts a new
+// publication instead of modifying its own (baresip 1.0 does, when its
+// previous PUBLISH is unanswered) leaves no orphan behind that would
+// outrank its later state; another device's publication stays.
+func TestNewPublicationReplacesTheConnectionsOld(t *testing.T) {
+	e := newEnv(t)
+	laptop, phone, bob := e.phone("alice"), e.phone("alice"), e.phone("bob")
+	laptop.register(600)
+	phone.publishState(Away, "phone")
+	_, w := bob.subscribe("sip:alice@example.test", "600")
+	laptop.publishState(Busy, "first")
+	laptop.publishState(Away, "second") // a new publication, not a modification
+	w.until(t, func(p *Presence) bool { return p.Availability == Away && p.Note == "second" })
+	pubs, err := e.presence.cfg.Publications.Publications(context.Background(), "sip:alice@example.test", time.Now())
+	var notes []string
+	for _, p := range pubs {
+		notes = append(notes, p.Doc.Note)
+	}
+	if err != nil || strings.Join(notes, " ") != "phone second" {
+		t.Fatalf("publications kept: %v (%v), want the phone's and the laptop's latest", notes, err)
 	}
 }
 
