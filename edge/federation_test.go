@@ -371,7 +371,7 @@ func TestTwoDeploymentsFederate(t *testing.T) {
 		t.Fatal(err)
 	}
 	revoked := testpki.KeyPair(t)(revokedCert, nil)
-	if err := pb.CA.Revoke(revokedCert.Leaf.SerialNumber, 1); err != nil {
+	if err := pb.CA.Revoke(context.Background(), revokedCert.Leaf.SerialNumber, 1); err != nil {
 		t.Fatal(err)
 	}
 	_ = a.crls.Refresh(context.Background())

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"context"
 	"crypto"
 	"crypto/rand"
 	"crypto/tls"
@@ -13,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -60,6 +62,12 @@ type CAConfig struct {
 	CRLValidity time.Duration
 	// Now returns the current time. Default time.Now.
 	Now func() time.Time
+	// Revocations keeps the CA's revocation list and its published CRL.
+	// Default: ca.json in the CA's directory, or memory for a CA without
+	// one. Give the CAs of a pool's front ends one shared store. A CA
+	// loaded with a store moves the revocations ca.json lists into it;
+	// from then on ca.json is not written, so keep using the store.
+	Revocations RevocationStore
 }
 
 func (c *CAConfig) setDefaults() error {
@@ -92,8 +100,9 @@ func (c *CAConfig) setDefaults() error {
 
 // CA is an enterprise certificate authority. It issues server and client
 // certificates, records revocations and signs CRLs. A CA created with a
-// directory (see [OpenCA]) persists every revocation and CRL number there
-// before reporting success, so nothing acknowledged is lost on restart.
+// directory (see [OpenCA]) persists every revocation and CRL number there,
+// or in its [CAConfig.Revocations], before reporting success, so nothing
+// acknowledged is lost on restart.
 // It is safe for concurrent use.
 type CA struct {
 	cfg  CAConfig
@@ -101,9 +110,12 @@ type CA struct {
 	key  crypto.Signer
 	dir  string // "" for a CA kept only in memory
 
-	mu    sync.Mutex
-	state caState
-	crl   *signedCRL // the last CRL signed, nil before the first
+	revs   RevocationStore
+	issuer string   // IssuerID(cert), the CA's key in revs
+	floor  *big.Int // CRL numbers start after this one
+
+	mu   sync.Mutex    // one CRL signed at a time
+	last *PublishedCRL // the CRL last served, while the store is away
 }
 
 // NewCA creates a CA with a fresh key, kept in memory only. Use [OpenCA] for
@@ -135,7 +147,11 @@ func NewCA(cfg CAConfig) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pki: create CA certificate: %w", err)
 	}
-	return &CA{cfg: cfg, cert: cert, key: key, state: newCAState()}, nil
+	revs := cfg.Revocations
+	if revs == nil {
+		revs = &MemoryRevocations{}
+	}
+	return &CA{cfg: cfg, cert: cert, key: key, revs: revs, issuer: IssuerID(cert), floor: new(big.Int)}, nil
 }
 
 // OpenCA loads the CA kept in dir, or, if dir holds none of a CA's files,
@@ -199,16 +215,47 @@ func LoadCA(dir string, cfg CAConfig) (*CA, error) {
 	if !publicKeysEqual(key.Public(), cert.PublicKey) {
 		return nil, fmt.Errorf("pki: load CA: %s does not match %s", CAKeyFile, CACertFile)
 	}
-	state, err := readCAState(filepath.Join(dir, CAStateFile))
+	statePath := filepath.Join(dir, CAStateFile)
+	state, err := readCAState(statePath)
 	if err != nil {
 		return nil, fmt.Errorf("pki: load CA: %w", err)
 	}
-	return &CA{cfg: cfg, cert: cert, key: key, dir: dir, state: state}, nil
+	ca := &CA{cfg: cfg, cert: cert, key: key, dir: dir, issuer: IssuerID(cert), floor: state.CRLNumber}
+	if cfg.Revocations == nil {
+		ca.revs = &fileRevocations{path: statePath, state: state}
+		return ca, nil
+	}
+	ca.revs = cfg.Revocations
+	if err := ca.importRevocations(state); err != nil {
+		return nil, fmt.Errorf("pki: load CA: moving the revocations of %s to the store: %w", CAStateFile, err)
+	}
+	return ca, nil
+}
+
+// importRevocations adds the revocations ca.json lists to the CA's store,
+// those it does not hold yet. It is idempotent, so every front end of a
+// pool may do it at start.
+func (ca *CA) importRevocations(state caState) error {
+	if len(state.Revoked) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return ca.revs.UpdateRevocationList(ctx, ca.issuer, func(l *RevocationList) error {
+		for _, r := range state.Revoked {
+			n, _ := new(big.Int).SetString(r.Serial, 16) // validated by readCAState
+			if !slices.ContainsFunc(l.Revoked, func(x Revocation) bool { return x.Serial != nil && x.Serial.Cmp(n) == 0 }) {
+				l.Revoked = append(l.Revoked, Revocation{Serial: n, RevokedAt: r.RevokedAt, Reason: r.Reason})
+			}
+		}
+		return nil
+	})
 }
 
 // Save writes the CA's certificate, key (mode 0600) and state to dir, which
-// is created with mode 0700 if needed, and keeps the CA's later revocations
-// there too. It refuses a directory that already holds a CA key.
+// is created with mode 0700 if needed, and, unless the CA has a
+// [CAConfig.Revocations] store, keeps its later revocations there too. It
+// refuses a directory that already holds a CA key.
 func (ca *CA) Save(dir string) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("pki: save CA: %w", err)
@@ -219,10 +266,26 @@ func (ca *CA) Save(dir string) error {
 	}
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	l, err := ca.list(ctx)
+	if err != nil {
+		return fmt.Errorf("pki: save CA: %w", err)
+	}
+	state := newCAState()
+	if ca.cfg.Revocations == nil { // the list moves to the file
+		for _, r := range l.Revoked {
+			state.Revoked = append(state.Revoked, revocationJSON{Serial: r.Serial.Text(16), RevokedAt: r.RevokedAt, Reason: r.Reason})
+		}
+		if l.CRL != nil {
+			state.CRLNumber = l.CRL.Number
+		}
+	}
 	// The state first and the key last: a crash in between leaves a
 	// directory OpenCA reports as incomplete rather than one it would
 	// take for an empty CA.
-	if err := ca.state.write(filepath.Join(dir, CAStateFile)); err != nil {
+	statePath := filepath.Join(dir, CAStateFile)
+	if err := state.write(statePath); err != nil {
 		return err
 	}
 	if err := atomicfile.Write(filepath.Join(dir, CACertFile), EncodeCertPEM(ca.cert), 0o644); err != nil {
@@ -232,6 +295,9 @@ func (ca *CA) Save(dir string) error {
 		return err
 	}
 	ca.dir = dir
+	if ca.cfg.Revocations == nil {
+		ca.revs = &fileRevocations{path: statePath, state: state, crl: l.CRL}
+	}
 	return nil
 }
 

@@ -33,7 +33,7 @@ func TestCAPersistsAcrossRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.Revoke(srv.Leaf.SerialNumber, ReasonSuperseded); err != nil {
+	if err := ca.Revoke(context.Background(), srv.Leaf.SerialNumber, ReasonSuperseded); err != nil {
 		t.Fatal(err)
 	}
 	crl1 := mustCRL(t, ca)
@@ -45,7 +45,10 @@ func TestCAPersistsAcrossRestart(t *testing.T) {
 	if !again.Certificate().Equal(ca.Certificate()) {
 		t.Fatal("reopened CA has a different certificate")
 	}
-	revs := again.Revocations()
+	revs, err := again.Revocations(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(revs) != 1 || revs[0].Serial.Cmp(srv.Leaf.SerialNumber) != 0 || revs[0].Reason != ReasonSuperseded {
 		t.Fatalf("revocations after restart: %+v", revs)
 	}
@@ -120,13 +123,14 @@ func TestRevokeFailedWriteChangesNothing(t *testing.T) {
 	if err := os.RemoveAll(dir); err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.Revoke(big.NewInt(42), ReasonKeyCompromise); err == nil {
+	if err := ca.Revoke(context.Background(), big.NewInt(42), ReasonKeyCompromise); err == nil {
 		t.Fatal("Revoke reported success although its state could not be written")
 	}
-	if n := len(ca.Revocations()); n != 0 {
+	if revs, _ := ca.Revocations(context.Background()); len(revs) != 0 {
+		n := len(revs)
 		t.Fatalf("%d revocations listed after a failed write", n)
 	}
-	der, _, err := ca.CRL()
+	der, _, err := ca.CRL(context.Background())
 	if err != nil {
 		t.Fatal(err) // the CRL signed before is still current
 	}
@@ -144,18 +148,18 @@ func TestRevokeValidation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.Revoke(big.NewInt(7), ReasonKeyCompromise); err != nil {
+	if err := ca.Revoke(context.Background(), big.NewInt(7), ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
-	if err := ca.Revoke(big.NewInt(7), ReasonKeyCompromise); !errors.Is(err, ErrAlreadyRevoked) {
+	if err := ca.Revoke(context.Background(), big.NewInt(7), ReasonKeyCompromise); !errors.Is(err, ErrAlreadyRevoked) {
 		t.Fatalf("second revocation: %v, want ErrAlreadyRevoked", err)
 	}
 	for _, r := range []RevocationReason{7, ReasonRemoveFromCRL, 11, -1} {
-		if err := ca.Revoke(big.NewInt(8), r); !errors.Is(err, ErrInvalidReason) {
+		if err := ca.Revoke(context.Background(), big.NewInt(8), r); !errors.Is(err, ErrInvalidReason) {
 			t.Fatalf("reason %d: %v, want ErrInvalidReason", r, err)
 		}
 	}
-	if err := ca.Revoke(big.NewInt(0), ReasonUnspecified); err == nil {
+	if err := ca.Revoke(context.Background(), big.NewInt(0), ReasonUnspecified); err == nil {
 		t.Fatal("serial 0 accepted")
 	}
 }
@@ -353,8 +357,8 @@ func TestCRLCacheRefusesRollback(t *testing.T) {
 	p := newTestPKI(t, CRLCacheConfig{})
 	srv := p.server("localhost")
 	ctx := context.Background()
-	old, _, _ := p.ca.CRL()
-	if err := p.ca.Revoke(srv.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
+	old, _, _ := p.ca.CRL(context.Background())
+	if err := p.ca.Revoke(context.Background(), srv.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.crls.Check(ctx, srv.Leaf, p.ca.Certificate()); !errors.Is(err, ErrRevoked) {
@@ -362,8 +366,7 @@ func TestCRLCacheRefusesRollback(t *testing.T) {
 	}
 	// An attacker on the CRL's HTTP path replays the older CRL, signed
 	// before the revocation: it must not un-revoke the certificate.
-	p.serving.Store(&CA{cfg: p.ca.cfg, cert: p.ca.cert, key: p.ca.key,
-		crl: &signedCRL{der: old, thisUpdate: time.Now(), nextUpdate: time.Now().Add(time.Hour)}})
+	p.serveFixed(old)
 	if err := p.crls.Refresh(ctx); err == nil || !strings.Contains(err.Error(), "is older than") {
 		t.Fatalf("replayed older CRL: %v", err)
 	}
@@ -391,7 +394,7 @@ func TestCRLCacheBoundedEntries(t *testing.T) {
 
 func mustCRL(t *testing.T, ca *CA) *x509.RevocationList {
 	t.Helper()
-	der, _, err := ca.CRL()
+	der, _, err := ca.CRL(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/x509"
 	"encoding/json"
@@ -63,12 +64,14 @@ var (
 
 // Revocation is one entry of the CA's revocation list.
 type Revocation struct {
-	Serial    *big.Int
-	RevokedAt time.Time
-	Reason    RevocationReason
+	Serial    *big.Int         `json:"serial"`
+	RevokedAt time.Time        `json:"revoked_at"`
+	Reason    RevocationReason `json:"reason"`
 }
 
-// caState is what a CA persists besides its key and certificate.
+// caState is the ca.json file of a CA with a directory: the revocations
+// and the last CRL number, or, for a CA whose revocations are in a
+// [RevocationStore], what they were before they moved there.
 type caState struct {
 	Version   int              `json:"version"`
 	CRLNumber *big.Int         `json:"crl_number"`
@@ -137,106 +140,139 @@ func (s caState) write(path string) error {
 	return atomicfile.Write(path, data, 0o600)
 }
 
-// persist writes s to the CA's directory, if it has one.
-func (ca *CA) persist(s caState) error {
-	if ca.dir == "" {
-		return nil
+// Errors from [CA.CRL].
+var (
+	// ErrRevocationStore wraps a failure to read or update the CA's
+	// revocation list.
+	ErrRevocationStore = errors.New("pki: revocation list unavailable")
+	errCRLSuperseded   = errors.New("pki: a newer CRL was published meanwhile")
+)
+
+// list reads the CA's revocation list and checks it.
+func (ca *CA) list(ctx context.Context) (RevocationList, error) {
+	l, err := ca.revs.RevocationList(ctx, ca.issuer)
+	if err != nil {
+		return RevocationList{}, fmt.Errorf("%w: %v", ErrRevocationStore, err)
 	}
-	return s.write(filepath.Join(ca.dir, CAStateFile))
+	if err := l.validate(); err != nil {
+		return RevocationList{}, fmt.Errorf("%w: the stored list is unreadable: %v", ErrRevocationStore, err)
+	}
+	return l, nil
 }
 
 // Revoke adds the certificate with the given serial number to the CA's
-// revocation list. The next CRL the CA signs lists it. For a CA with a
-// directory the revocation is on disk when Revoke returns nil; if writing
-// fails, nothing changes and the error is returned.
-func (ca *CA) Revoke(serial *big.Int, reason RevocationReason) error {
+// revocation list. The next CRL the CA (or any CA sharing its
+// [RevocationStore]) serves lists it. The revocation is stored when
+// Revoke returns nil; if storing fails, nothing changes and the error is
+// returned.
+func (ca *CA) Revoke(ctx context.Context, serial *big.Int, reason RevocationReason) error {
 	if serial == nil || serial.Sign() <= 0 || serial.BitLen() > 159 {
 		return errors.New("pki: Revoke: serial must be positive and at most 20 octets")
 	}
 	if _, ok := reasonNames[reason]; !ok || reason == ReasonRemoveFromCRL {
 		return fmt.Errorf("%w: %d", ErrInvalidReason, reason)
 	}
-	hex := serial.Text(16)
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	for _, r := range ca.state.Revoked {
-		if r.Serial == hex {
-			return fmt.Errorf("%w: serial %s", ErrAlreadyRevoked, hex)
+	r := Revocation{Serial: new(big.Int).Set(serial), RevokedAt: ca.cfg.Now().UTC().Truncate(time.Second), Reason: reason}
+	err := ca.revs.UpdateRevocationList(ctx, ca.issuer, func(l *RevocationList) error {
+		if slices.ContainsFunc(l.Revoked, func(x Revocation) bool { return x.Serial != nil && x.Serial.Cmp(serial) == 0 }) {
+			return fmt.Errorf("%w: serial %s", ErrAlreadyRevoked, serial.Text(16))
 		}
-	}
-	next := ca.state
-	next.Revoked = append(slices.Clip(ca.state.Revoked), revocationJSON{
-		Serial: hex, RevokedAt: ca.cfg.Now().UTC().Truncate(time.Second), Reason: reason,
+		l.Revoked = append(l.Revoked, r)
+		return nil
 	})
-	if err := ca.persist(next); err != nil {
-		return err
+	if err != nil && !errors.Is(err, ErrAlreadyRevoked) {
+		return fmt.Errorf("%w: %v", ErrRevocationStore, err)
 	}
-	ca.state = next
-	ca.crl = nil // the next CRL request signs a new one
-	return nil
+	return err
 }
 
 // Revocations returns the CA's revocation list, oldest first.
-func (ca *CA) Revocations() []Revocation {
-	ca.mu.Lock()
-	defer ca.mu.Unlock()
-	out := make([]Revocation, 0, len(ca.state.Revoked))
-	for _, r := range ca.state.Revoked {
-		n, _ := new(big.Int).SetString(r.Serial, 16) // validated on load and on Revoke
-		out = append(out, Revocation{Serial: n, RevokedAt: r.RevokedAt, Reason: r.Reason})
-	}
-	return out
+func (ca *CA) Revocations(ctx context.Context) ([]Revocation, error) {
+	l, err := ca.list(ctx)
+	return l.Revoked, err
 }
 
-type signedCRL struct {
-	der        []byte
-	thisUpdate time.Time
-	nextUpdate time.Time
-}
-
-// CRL returns the CA's current CRL, DER encoded. A new CRL, with the next
-// CRL number, is signed after a revocation and once half of the current
-// one's validity has passed; otherwise the last one is returned.
-func (ca *CA) CRL() (der []byte, nextUpdate time.Time, err error) {
+// CRL returns the CA's current CRL, DER encoded. The CRL published in the
+// CA's [RevocationStore] is current until half of its validity has
+// passed or a revocation it does not list is added; then a new one is
+// signed, with the next CRL number, and published there first, so that
+// every CA sharing the store serves the same CRL and its number only
+// grows. While the store cannot be reached, the CRL last served goes on
+// being served until its nextUpdate, as a verifier's cache would keep it;
+// after that CRL fails with [ErrRevocationStore].
+func (ca *CA) CRL(ctx context.Context) (der []byte, nextUpdate time.Time, err error) {
 	ca.mu.Lock()
 	defer ca.mu.Unlock()
-	crl, err := ca.currentCRL()
+	crl, err := ca.currentCRL(ctx)
 	if err != nil {
+		if last := ca.last; last != nil && ca.cfg.Now().Before(last.NextUpdate) {
+			return last.DER, last.NextUpdate, nil
+		}
 		return nil, time.Time{}, err
 	}
-	return crl.der, crl.nextUpdate, nil
+	ca.last = crl
+	return crl.DER, crl.NextUpdate, nil
 }
 
-func (ca *CA) currentCRL() (*signedCRL, error) {
-	now := ca.cfg.Now()
-	if ca.crl != nil && now.Before(ca.crl.thisUpdate.Add(ca.cfg.CRLValidity/2)) {
-		return ca.crl, nil
+// currentCRL returns the published CRL, signing and publishing a new one
+// when it is missing, stale or incomplete.
+func (ca *CA) currentCRL(ctx context.Context) (*PublishedCRL, error) {
+	for range 3 {
+		l, err := ca.list(ctx)
+		if err != nil {
+			return nil, err
+		}
+		now := ca.cfg.Now()
+		if c := l.CRL; c != nil && c.Covers == len(l.Revoked) && now.Before(c.ThisUpdate.Add(ca.cfg.CRLValidity/2)) {
+			return c, nil
+		}
+		crl, err := ca.sign(l, now)
+		if err != nil {
+			return nil, err
+		}
+		// The number is stored before the CRL is served, so no two
+		// different CRLs ever carry one number.
+		err = ca.revs.UpdateRevocationList(ctx, ca.issuer, func(cur *RevocationList) error {
+			if cur.CRL != nil && cur.CRL.Number != nil && cur.CRL.Number.Cmp(crl.Number) >= 0 {
+				return errCRLSuperseded
+			}
+			cur.CRL = crl
+			return nil
+		})
+		switch {
+		case err == nil:
+			return crl, nil
+		case !errors.Is(err, errCRLSuperseded):
+			return nil, fmt.Errorf("%w: %v", ErrRevocationStore, err)
+		}
+		// Another CA sharing the store published first: serve its CRL.
 	}
-	next := ca.state
-	next.CRLNumber = new(big.Int).Add(ca.state.CRLNumber, big.NewInt(1))
-	// The number is persisted before the CRL is published, so a restart
-	// never signs two different CRLs with one number.
-	if err := ca.persist(next); err != nil {
-		return nil, err
+	return nil, fmt.Errorf("%w: CRLs kept being published by others", ErrRevocationStore)
+}
+
+// sign signs a CRL listing l's revocations, numbered after both l's last
+// CRL and the number the CA started from.
+func (ca *CA) sign(l RevocationList, now time.Time) (*PublishedCRL, error) {
+	number := new(big.Int).Set(ca.floor)
+	if l.CRL != nil && l.CRL.Number.Cmp(number) > 0 {
+		number.Set(l.CRL.Number)
 	}
-	ca.state = next
+	number.Add(number, big.NewInt(1))
 	tmpl := &x509.RevocationList{
-		Number:     next.CRLNumber,
+		Number:     number,
 		ThisUpdate: now,
 		NextUpdate: now.Add(ca.cfg.CRLValidity),
 	}
-	for _, r := range next.Revoked {
-		n, _ := new(big.Int).SetString(r.Serial, 16)
+	for _, r := range l.Revoked {
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{
-			SerialNumber: n, RevocationTime: r.RevokedAt, ReasonCode: int(r.Reason),
+			SerialNumber: r.Serial, RevocationTime: r.RevokedAt, ReasonCode: int(r.Reason),
 		})
 	}
 	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.cert, ca.key)
 	if err != nil {
 		return nil, fmt.Errorf("pki: sign CRL: %w", err)
 	}
-	ca.crl = &signedCRL{der: der, thisUpdate: now, nextUpdate: tmpl.NextUpdate}
-	return ca.crl, nil
+	return &PublishedCRL{DER: der, Number: number, ThisUpdate: now, NextUpdate: tmpl.NextUpdate, Covers: len(l.Revoked)}, nil
 }
 
 // CRLHandler serves the CA's current CRL (DER, application/pkix-crl) for GET
@@ -250,7 +286,7 @@ func (ca *CA) CRLHandler() http.Handler {
 			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 			return
 		}
-		der, nextUpdate, err := ca.CRL()
+		der, nextUpdate, err := ca.CRL(r.Context())
 		if err != nil {
 			http.Error(w, "CRL unavailable", http.StatusServiceUnavailable)
 			return

@@ -9,7 +9,10 @@
 //     client certificates (a SIP URI in a URI SAN, clientAuth EKU), revokes
 //     certificates by serial with an RFC 5280 reason, and publishes a signed
 //     CRL with a CRL number and nextUpdate, served over HTTP by
-//     [CA.CRLHandler];
+//     [CA.CRLHandler]. Its revocations and published CRL are kept behind a
+//     [RevocationStore]: ca.json in the CA's directory by default, or a
+//     store the front ends of a pool share, so that all of them serve one
+//     CRL;
 //   - a [Verifier] that checks every certificate authentication: chain to the
 //     configured roots, validity period, an explicit EKU for the role, the
 //     server's DNS name, a distribution point on every leaf, and revocation

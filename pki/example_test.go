@@ -77,7 +77,7 @@ func Example() {
 	fmt.Println("fe1 accepted", <-peer)
 
 	// Revoke fe2; once the cache refreshes, its certificate is refused.
-	if err := ca.Revoke(fe2Leaf.SerialNumber, pki.ReasonKeyCompromise); err != nil {
+	if err := ca.Revoke(context.Background(), fe2Leaf.SerialNumber, pki.ReasonKeyCompromise); err != nil {
 		panic(err)
 	}
 	_ = crls.Refresh(context.Background())

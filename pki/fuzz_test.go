@@ -1,6 +1,10 @@
 package pki
 
-import "testing"
+import (
+	"context"
+	"path/filepath"
+	"testing"
+)
 
 // FuzzParseCRL feeds arbitrary bytes where a distribution point's body goes.
 // Whatever parses must be handled without panicking by the code that reads
@@ -10,8 +14,8 @@ func FuzzParseCRL(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	_ = ca.Revoke(newSerial(), ReasonKeyCompromise)
-	der, _, err := ca.CRL()
+	_ = ca.Revoke(context.Background(), newSerial(), ReasonKeyCompromise)
+	der, _, err := ca.CRL(context.Background())
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -67,15 +71,19 @@ func FuzzParseCAState(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	path := filepath.Join(f.TempDir(), CAStateFile)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		s, err := parseCAState(data)
 		if err != nil {
 			return
 		}
-		c := &CA{cfg: ca.cfg, cert: ca.cert, key: ca.key, state: s}
-		if _, _, err := c.CRL(); err != nil {
+		c := &CA{cfg: ca.cfg, cert: ca.cert, key: ca.key, issuer: ca.issuer, floor: s.CRLNumber,
+			revs: &fileRevocations{path: path, state: s}}
+		if _, _, err := c.CRL(context.Background()); err != nil {
 			t.Fatalf("accepted state %q cannot sign a CRL: %v", data, err)
 		}
-		_ = c.Revocations()
+		if _, err := c.Revocations(context.Background()); err != nil {
+			t.Fatalf("accepted state %q cannot be listed: %v", data, err)
+		}
 	})
 }

@@ -39,8 +39,12 @@ func (p *testPKI) signCRL(t *testing.T, number int64, revoked []*big.Int, ext ..
 
 // serveFixed makes the distribution point answer with body from now on.
 func (p *testPKI) serveFixed(body []byte) {
-	p.serving.Store(&CA{cfg: p.ca.cfg, cert: p.ca.cert, key: p.ca.key,
-		crl: &signedCRL{der: body, thisUpdate: time.Now(), nextUpdate: time.Now().Add(time.Hour)}})
+	fixed := &MemoryRevocations{}
+	_ = fixed.UpdateRevocationList(context.Background(), p.ca.issuer, func(l *RevocationList) error {
+		l.CRL = &PublishedCRL{DER: body, Number: new(big.Int), ThisUpdate: time.Now(), NextUpdate: time.Now().Add(time.Hour)}
+		return nil
+	})
+	p.serving.Store(&CA{cfg: p.ca.cfg, cert: p.ca.cert, key: p.ca.key, issuer: p.ca.issuer, floor: new(big.Int), revs: fixed})
 }
 
 func TestCRLsThatWouldHideRevocationsRefused(t *testing.T) {
@@ -144,7 +148,7 @@ func TestSessionResumptionReverified(t *testing.T) {
 	if !resumed {
 		t.Fatal("second handshake did not resume; the test would prove nothing")
 	}
-	if err := p.ca.Revoke(srv.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
+	if err := p.ca.Revoke(context.Background(), srv.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.crls.Refresh(context.Background()); err != nil {

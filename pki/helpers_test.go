@@ -112,7 +112,7 @@ func (p *testPKI) serveCRL(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	case crlTampered:
-		der, _, err := p.serving.Load().CRL()
+		der, _, err := p.serving.Load().CRL(context.Background())
 		if err != nil {
 			http.Error(w, err.Error(), 500)
 			return

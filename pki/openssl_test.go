@@ -1,6 +1,7 @@
 package pki
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,10 +35,10 @@ func TestOpenSSLVerifiesOurCRL(t *testing.T) {
 	good, _ := ca.IssueServer(ServerCertRequest{DNSNames: []string{"localhost"}})
 	revoked, _ := ca.IssueServer(ServerCertRequest{DNSNames: []string{"localhost"}})
 	user, _ := ca.IssueClient(ClientCertRequest{SIPURI: "sip:alice@example.test"})
-	if err := ca.Revoke(revoked.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
+	if err := ca.Revoke(context.Background(), revoked.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
-	der, _, err := ca.CRL()
+	der, _, err := ca.CRL(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -54,7 +54,7 @@ func TestUserCertificateAcceptedOnClientToServerTLS(t *testing.T) {
 func TestRevokedServerCertificateRefusedByClient(t *testing.T) {
 	p := newTestPKI(t, CRLCacheConfig{})
 	srv := p.server("localhost")
-	if err := p.ca.Revoke(srv.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
+	if err := p.ca.Revoke(context.Background(), srv.Leaf.SerialNumber, ReasonKeyCompromise); err != nil {
 		t.Fatal(err)
 	}
 	_, cErr := handshake(t, ServerTLSConfig(keyPair(t, srv), p.v), ClientTLSConfig(nil, p.v, "localhost"))
@@ -77,7 +77,7 @@ func TestRevokedClientRefusedByMutualTLSServerAfterNextRefresh(t *testing.T) {
 	if sErr != nil || cErr != nil {
 		t.Fatalf("before revocation: server %v, client %v", sErr, cErr)
 	}
-	if err := p.ca.Revoke(peer.Leaf.SerialNumber, ReasonCessationOfOperation); err != nil {
+	if err := p.ca.Revoke(context.Background(), peer.Leaf.SerialNumber, ReasonCessationOfOperation); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * refresh)

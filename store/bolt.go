@@ -14,9 +14,9 @@ import (
 // SchemaVersion is the version of the database layout this code writes.
 // OpenBolt upgrades older databases with the migrations below and refuses
 // newer ones.
-const SchemaVersion = 4
+const SchemaVersion = 5
 
-// Buckets (schema 4).
+// Buckets (schema 5).
 var (
 	bucketMeta          = []byte("meta")
 	bucketMeetings      = []byte("meetings")          // id -> JSON meeting
@@ -27,12 +27,13 @@ var (
 	bucketLocationFlows = []byte("locations.flows")   // transport|source NUL aor -> ""
 	bucketFederation    = []byte("federation")        // "policy" -> JSON edge.FederationPolicy
 	bucketPublications  = []byte("publications")      // aor -> JSON []presence.Publication
+	bucketRevocations   = []byte("revocations")       // pki.IssuerID -> JSON pki.RevocationList
 	keySchema           = []byte("schema")
 )
 
 // allBuckets are the buckets every current database has.
 var allBuckets = [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows,
-	bucketFederation, bucketPublications}
+	bucketFederation, bucketPublications, bucketRevocations}
 
 // migrations[v] takes a database from schema v to v+1, inside the opening
 // transaction: all of them apply, or none.
@@ -71,6 +72,10 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	},
 	3: func(tx *bolt.Tx) error { // presence publications join the store
 		_, err := tx.CreateBucketIfNotExists(bucketPublications)
+		return err
+	},
+	4: func(tx *bolt.Tx) error { // the CA's revocations join the store
+		_, err := tx.CreateBucketIfNotExists(bucketRevocations)
 		return err
 	},
 }

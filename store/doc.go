@@ -8,7 +8,8 @@
 //   - presence.PolicyStore: each user's contacts, privacy mode and blocks;
 //   - presence.LocationStore: registrations (bindings with an expiry);
 //   - presence.PublicationStore: what users' devices published (PUBLISH);
-//   - edge.FederationStore: the tenant admin's federation policy.
+//   - edge.FederationStore: the tenant admin's federation policy;
+//   - pki.RevocationStore: a CA's revocations and its published CRL.
 //
 // A pool of front ends on Redis shares one more thing, presence.Feed
 // ([Redis.Feed], on Redis pub/sub): a presentity's change on one front end

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
 	"github.com/parleyuc/parley/store/storetest"
 )
@@ -105,6 +106,18 @@ func TestRedisPublications(t *testing.T) {
 func TestRedisFeed(t *testing.T) {
 	r := openRedis(t)
 	storetest.Feed(t, func(*testing.T) presence.Feed { return r.Feed() })
+}
+
+func TestMemoryRevocations(t *testing.T) {
+	storetest.RevocationStore(t, func(*testing.T) pki.RevocationStore { return &pki.MemoryRevocations{} })
+}
+
+func TestBoltRevocations(t *testing.T) {
+	storetest.RevocationStore(t, func(t *testing.T) pki.RevocationStore { return openBolt(t).Revocations() })
+}
+
+func TestRedisRevocations(t *testing.T) {
+	storetest.RevocationStore(t, func(t *testing.T) pki.RevocationStore { return openRedis(t).Revocations() })
 }
 
 func TestMemoryFederation(t *testing.T) {

@@ -28,9 +28,11 @@
 // Several front ends form a pool when they share the data directory (its
 // CA and users) and one Redis (-store redis -redis URL), each with a
 // -pool listener of its own: registrations, publications, contacts,
-// meetings and federation settings are in Redis, a presence change on one
-// front end reaches watchers on the others, and a MESSAGE for a user
-// connected to another front end is passed to it over mutual TLS.
+// meetings, federation settings and the CA's revocations are in Redis
+// (a certificate revoked on one front end is on every one's CRL), a
+// presence change on one front end reaches watchers on the others, and a
+// MESSAGE for a user connected to another front end is passed to it over
+// mutual TLS.
 //
 // It prints one line per listener, "listening <name> <addr>", and shuts
 // down cleanly on Ctrl-C.
@@ -197,12 +199,47 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer poolLn.Close()
 	}
 
-	// 2. PKI: the enterprise CA and this server's certificate, which names
+	// 2. The store: what users create (meetings, contacts and privacy
+	// settings) and the CA's revocations are kept there. By default it is
+	// an embedded database in the data directory, which a restart finds
+	// again. With Redis, front ends on several machines share it,
+	// registrations included.
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+	}
+	var meetings conference.MeetingStore = conference.NewMemoryMeetings()
+	var policies presence.PolicyStore = presence.NewMemoryPolicies()
+	var locations presence.LocationStore = presence.NewMemoryLocation()
+	var publications presence.PublicationStore = presence.NewMemoryPublications()
+	var feed presence.Feed // changes between the front ends of a pool
+	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
+	var revocations pki.RevocationStore // nil: the CA's own ca.json
+	switch cfg.store {
+	case "bolt":
+		db, err := store.OpenBolt(filepath.Join(cfg.dataDir, "parley.db"))
+		if err != nil {
+			return fmt.Errorf("-store bolt: %w", err)
+		}
+		defer db.Close()
+		meetings, policies, publications, federationStore = db.Meetings(), db.Policies(), db.Publications(), db.Federation()
+		revocations = db.Revocations()
+	case "redis":
+		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.redisURL})
+		if err != nil {
+			return fmt.Errorf("-store redis -redis %s: %w", cfg.redisURL, err)
+		}
+		defer r.Close()
+		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
+		feed = r.Feed()
+		revocations = r.Revocations()
+	}
+	// 3. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
 	crlURL := "http://" + httpLn.Addr().String() + "/pki/ca.crl"
 	ca, err := pki.OpenCA(filepath.Join(cfg.dataDir, "ca"), pki.CAConfig{
 		CommonName:            "Parley Demo CA",
 		CRLDistributionPoints: []string{crlURL},
+		Revocations:           revocations, // shared by the front ends of a pool
 	})
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
@@ -222,35 +259,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	directory, err := openDirectory(cfg.dataDir, stdout)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
-	}
-	// What users create (meetings, contacts and privacy settings) is kept
-	// in the store: by default an embedded database in the data
-	// directory, which a restart finds again. Anonymous users sign in to a
-	// meeting's focus with its conference key.
-	// With Redis, front ends on several machines share it, registrations
-	// included.
-	var meetings conference.MeetingStore = conference.NewMemoryMeetings()
-	var policies presence.PolicyStore = presence.NewMemoryPolicies()
-	var locations presence.LocationStore = presence.NewMemoryLocation()
-	var publications presence.PublicationStore = presence.NewMemoryPublications()
-	var feed presence.Feed // changes between the front ends of a pool
-	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
-	switch cfg.store {
-	case "bolt":
-		db, err := store.OpenBolt(filepath.Join(cfg.dataDir, "parley.db"))
-		if err != nil {
-			return fmt.Errorf("-store bolt: %w", err)
-		}
-		defer db.Close()
-		meetings, policies, publications, federationStore = db.Meetings(), db.Policies(), db.Publications(), db.Federation()
-	case "redis":
-		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.redisURL})
-		if err != nil {
-			return fmt.Errorf("-store redis -redis %s: %w", cfg.redisURL, err)
-		}
-		defer r.Close()
-		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
-		feed = r.Feed()
 	}
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
@@ -275,7 +283,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	// 3. Plain HTTP: the CRL (TLS depends on it, so it cannot need TLS)
+	// 4. Plain HTTP: the CRL (TLS depends on it, so it cannot need TLS)
 	// and the CA certificate for clients to trust.
 	mux := http.NewServeMux()
 	mux.Handle("GET /pki/ca.crl", ca.CRLHandler())
@@ -285,7 +293,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	})
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
-	// 4. SIP over TLS with sipgo: the application owns the user agent and
+	// 5. SIP over TLS with sipgo: the application owns the user agent and
 	// the server; Parley supplies the TLS configuration and the handlers.
 	// The only servers it dials are the pool's other front ends, whose
 	// certificates name the pool.
@@ -460,7 +468,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(serverCert, verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
-	// 5. Serve until Ctrl-C, then shut every part down.
+	// 6. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
 	errc := make(chan error, 7)
 	tlsConf := pki.ServerTLSConfig(serverCert, verifier)

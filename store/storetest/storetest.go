@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite of Parley's storage
 // interfaces: every implementation of conference.MeetingStore,
-// presence.PolicyStore, presence.LocationStore, presence.PublicationStore, presence.Feed and edge.FederationStore
-// must pass the test of its interface, whatever engine is behind it. Call them from a test with
+// presence.PolicyStore, presence.LocationStore, presence.PublicationStore,
+// presence.Feed, edge.FederationStore and pki.RevocationStore must pass the test of its interface, whatever engine is behind it. Call them from a test with
 // a function that returns a new, empty store.
 package storetest
 
@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/big"
 	"slices"
 	"strings"
 	"sync"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
 )
 
@@ -553,3 +555,98 @@ func Feed(t *testing.T, open func(t *testing.T) presence.Feed) {
 	default:
 	}
 }
+
+// RevocationStore tests a pki.RevocationStore; open returns an empty one.
+func RevocationStore(t *testing.T, open func(t *testing.T) pki.RevocationStore) {
+	s := open(t)
+	const issuer, other = "issuer-a", "issuer-b"
+	if l, err := s.RevocationList(ctx, issuer); err != nil || len(l.Revoked) != 0 || l.CRL != nil {
+		t.Fatalf("an empty store: %+v, %v", l, err)
+	}
+	at := time.Date(2026, 11, 24, 10, 0, 0, 0, time.UTC)
+	wide := new(big.Int).Lsh(bigOne, 158) // a 20-octet serial survives the round trip
+	crl := &pki.PublishedCRL{DER: []byte{0x30, 0x03, 0x02, 0x01, 0x05}, Number: bigInt(5), ThisUpdate: at, NextUpdate: at.Add(time.Hour), Covers: 2}
+	err := s.UpdateRevocationList(ctx, issuer, func(l *pki.RevocationList) error {
+		l.Revoked = append(l.Revoked,
+			pki.Revocation{Serial: bigInt(0x2a), RevokedAt: at, Reason: pki.ReasonKeyCompromise},
+			pki.Revocation{Serial: wide, RevokedAt: at.Add(time.Second), Reason: pki.ReasonSuperseded})
+		l.CRL = crl
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := s.RevocationList(ctx, issuer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(l.Revoked) != 2 || l.Revoked[0].Serial.Int64() != 0x2a || l.Revoked[1].Serial.Cmp(wide) != 0 ||
+		!l.Revoked[0].RevokedAt.Equal(at) || l.Revoked[1].Reason != pki.ReasonSuperseded {
+		t.Fatalf("revocations read back: %+v", l.Revoked)
+	}
+	if c := l.CRL; c == nil || string(c.DER) != string(crl.DER) || c.Number.Int64() != 5 || !c.ThisUpdate.Equal(at) ||
+		!c.NextUpdate.Equal(crl.NextUpdate) || c.Covers != 2 {
+		t.Fatalf("CRL read back: %+v", l.CRL)
+	}
+	if o, err := s.RevocationList(ctx, other); err != nil || len(o.Revoked) != 0 || o.CRL != nil {
+		t.Fatalf("another issuer sees %+v, %v", o, err)
+	}
+
+	// A refused change stores nothing, and its error comes back as it is.
+	refused := errors.New("refused")
+	err = s.UpdateRevocationList(ctx, issuer, func(l *pki.RevocationList) error {
+		l.Revoked = l.Revoked[:0]
+		l.CRL = nil
+		return refused
+	})
+	if !errors.Is(err, refused) {
+		t.Fatalf("a refused change: %v, want its own error", err)
+	}
+	if l, _ := s.RevocationList(ctx, issuer); len(l.Revoked) != 2 || l.CRL == nil {
+		t.Fatalf("a refused change was stored: %+v", l)
+	}
+
+	// Changing what a read returned changes nothing stored.
+	l.Revoked[0].Serial.SetInt64(99)
+	l.CRL.DER[0] = 0
+	if again, _ := s.RevocationList(ctx, issuer); again.Revoked[0].Serial.Int64() != 0x2a || again.CRL.DER[0] != 0x30 {
+		t.Fatal("the store shares its list with a caller")
+	}
+
+	// Concurrent revocations, as from several front ends: none is lost.
+	const n = 20
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.UpdateRevocationList(ctx, other, func(l *pki.RevocationList) error {
+				l.Revoked = append(l.Revoked, pki.Revocation{Serial: bigInt(int64(1000 + i)), RevokedAt: at})
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	o, err := s.RevocationList(ctx, other)
+	if err != nil || len(o.Revoked) != n {
+		t.Fatalf("%d concurrent revocations stored %d: %v", n, len(o.Revoked), err)
+	}
+	seen := map[int64]bool{}
+	for _, r := range o.Revoked {
+		seen[r.Serial.Int64()] = true
+	}
+	if len(seen) != n {
+		t.Fatalf("concurrent revocations stored %d distinct serials of %d", len(seen), n)
+	}
+}
+
+var bigOne = bigInt(1)
+
+func bigInt(n int64) *big.Int { return new(big.Int).SetInt64(n) }
