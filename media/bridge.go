@@ -1,0 +1,332 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/pion/dtls/v2"
+	"github.com/pion/dtls/v2/pkg/crypto/elliptic"
+	"github.com/pion/ice/v2"
+	"github.com/pion/interceptor"
+	"github.com/pion/sdp/v3"
+	"github.com/pion/webrtc/v3"
+
+	"github.com/parleyuc/parley/conference"
+)
+
+// Errors of Join. Every refusal of a participant wraps ErrRefused.
+var (
+	ErrRefused = errors.New("media: refused")
+	ErrClosed  = errors.New("media: bridge closed")
+)
+
+// Tokens verifies media tokens: a [conference.TokenIssuer] holding the key
+// the focus signs them with.
+type Tokens interface {
+	Verify(token string, want conference.MediaClaims) (*conference.MediaClaims, error)
+}
+
+// Meetings is what the bridge asks of the focus: who is in a meeting, in
+// which role, until when, and what changes. [*conference.Focus] is one.
+type Meetings interface {
+	Meeting(ctx context.Context, id string) (*conference.Meeting, error)
+	Participant(id, pid string) (conference.Participant, error)
+	Watch(ctx context.Context, id string, fn func(conference.Event)) (stop func(), err error)
+}
+
+// BridgeConfig configures a [Bridge]. Tokens, Meetings and UDP are
+// required.
+type BridgeConfig struct {
+	Tokens   Tokens
+	Meetings Meetings
+	// UDP is the socket all participants' media arrives on (ICE, DTLS and
+	// SRTP multiplexed by ICE username): one port to open in a firewall.
+	// The bridge does not close it.
+	UDP net.PacketConn
+	// PublicIPs, if set, are the addresses announced in ICE candidates
+	// instead of UDP's own (the bridge behind a 1:1 NAT).
+	PublicIPs []string
+	// MaxTracks bounds the tracks one participant may publish. Default 3:
+	// audio, video and screen share.
+	MaxTracks int
+	// KeyframeInterval is the least time between two keyframe requests
+	// (PLI) sent to one publisher's track. Default 500 ms.
+	KeyframeInterval time.Duration
+	Logger           *slog.Logger
+}
+
+// maxOfferSize bounds an SDP offer or answer from a participant.
+const maxOfferSize = 64 << 10
+
+// Bridge is the A/V conferencing server for WebRTC participants: one
+// session per meeting, into which participants are admitted only with a
+// valid media token from the focus, checked before any offer is
+// answered, and whose audio, video and screen-share tracks it forwards to
+// the others (an SFU). Media is DTLS-SRTP with replay protection; ICE
+// runs on one UDP port. It follows the focus: an ejected or departed
+// participant's media stops, a demoted presenter's screen share stops, and
+// everyone's media stops when the meeting ends. It is safe for concurrent
+// use; Close ends every session.
+type Bridge struct {
+	cfg BridgeConfig
+	api *webrtc.API
+	mux ice.UDPMux
+	log *slog.Logger
+
+	mu     sync.Mutex
+	rooms  map[string]*room
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// NewBridge returns a bridge, or an error naming the missing field.
+func NewBridge(cfg BridgeConfig) (*Bridge, error) {
+	switch {
+	case cfg.Tokens == nil:
+		return nil, errors.New("media: BridgeConfig.Tokens is required")
+	case cfg.Meetings == nil:
+		return nil, errors.New("media: BridgeConfig.Meetings is required")
+	case cfg.UDP == nil:
+		return nil, errors.New("media: BridgeConfig.UDP is required")
+	case cfg.MaxTracks < 0:
+		return nil, errors.New("media: BridgeConfig.MaxTracks must not be negative")
+	}
+	if cfg.MaxTracks == 0 {
+		cfg.MaxTracks = 3
+	}
+	if cfg.KeyframeInterval <= 0 {
+		cfg.KeyframeInterval = 500 * time.Millisecond
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[string]*room)}
+	b.mux = webrtc.NewICEUDPMux(nil, cfg.UDP)
+	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs})
+	if err != nil {
+		_ = b.mux.Close()
+		return nil, err
+	}
+	b.api = api
+	return b, nil
+}
+
+// webrtcSettings are what differs between the bridge's peer connections
+// and a test client's.
+type webrtcSettings struct {
+	mux       ice.UDPMux
+	publicIPs []string
+}
+
+// newAPI builds the WebRTC stack: Opus and VP8 only (what every browser
+// sends, so any participant can receive any other), NACK, RTCP reports
+// and transport-wide congestion control feedback, and DTLS and SRTP
+// restricted to FIPS-approved choices with replay protection on. Tests'
+// clients tweak the settings.
+func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.API, error) {
+	m := &webrtc.MediaEngine{}
+	for _, c := range []struct {
+		params webrtc.RTPCodecParameters
+		kind   webrtc.RTPCodecType
+	}{
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
+			SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
+			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
+	} {
+		if err := m.RegisterCodec(c.params, c.kind); err != nil {
+			return nil, err
+		}
+	}
+	ir := &interceptor.Registry{}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil { // NACK, reports, TWCC
+		return nil, err
+	}
+	var se webrtc.SettingEngine
+	se.SetDTLSEllipticCurves(elliptic.P256, elliptic.P384) // no X25519: FIPS-approved curves only
+	se.SetSRTPProtectionProfiles(dtls.SRTP_AEAD_AES_128_GCM, dtls.SRTP_AES128_CM_HMAC_SHA1_80)
+	se.SetSRTPReplayProtectionWindow(64)
+	se.SetSRTCPReplayProtectionWindow(64)
+	se.SetDTLSReplayProtectionWindow(64)
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetIncludeLoopbackCandidate(true)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if s.mux != nil {
+		se.SetICEUDPMux(s.mux)
+	} else {
+		se.SetInterfaceFilter(func(name string) bool { return name == "lo" })
+	}
+	if len(s.publicIPs) > 0 {
+		se.SetNAT1To1IPs(s.publicIPs, webrtc.ICECandidateTypeHost)
+	}
+	for _, t := range tweaks {
+		t(&se)
+	}
+	return webrtc.NewAPI(webrtc.WithMediaEngine(m), webrtc.WithInterceptorRegistry(ir), webrtc.WithSettingEngine(se)), nil
+}
+
+// JoinRequest is a participant's request for media: what the focus
+// granted it (meeting, participant, token) and its SDP offer.
+type JoinRequest struct {
+	Meeting, Participant string
+	Token                string
+	Offer                string
+	// OnOffer carries the bridge's later offers to the participant, when
+	// other participants' tracks come and go; its answer comes back
+	// through [Session.SetAnswer]. It must not block.
+	OnOffer func(sdp string)
+}
+
+// Join admits a participant to its meeting's media session: the token
+// must be valid, for this meeting and participant, bound (if it is bound)
+// to the DTLS fingerprint in the offer, and the participant must be in
+// the meeting (not in its lobby) now. All of this is checked before
+// anything of the offer is acted upon; a refusal wraps ErrRefused. The
+// returned Session's Answer is the SDP answer.
+func (b *Bridge) Join(ctx context.Context, req JoinRequest) (*Session, error) {
+	if req.Token == "" {
+		return nil, fmt.Errorf("%w: no media token", ErrRefused)
+	}
+	if len(req.Offer) > maxOfferSize {
+		return nil, fmt.Errorf("%w: offer over %d bytes", ErrRefused, maxOfferSize)
+	}
+	fp, err := offerFingerprint(req.Offer)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	claims, err := b.cfg.Tokens.Verify(req.Token, conference.MediaClaims{Meeting: req.Meeting, Participant: req.Participant, Binding: fp})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	p, err := b.cfg.Meetings.Participant(claims.Meeting, claims.Participant)
+	if err != nil || p.State != conference.Joined {
+		return nil, fmt.Errorf("%w: %s is not in meeting %s", ErrRefused, claims.Participant, claims.Meeting)
+	}
+	r, err := b.room(ctx, claims.Meeting)
+	if err != nil {
+		return nil, err
+	}
+	s, err := r.join(p, req)
+	if err != nil {
+		r.releaseIfEmpty()
+		return nil, err
+	}
+	return s, nil
+}
+
+// offerFingerprint returns the DTLS certificate fingerprint an offer
+// names ("sha-256 AB:..."), the one a bound token must carry. An offer
+// naming none, or two different ones, is refused: its DTLS could not be
+// tied to the token.
+func offerFingerprint(offer string) (string, error) {
+	var d sdp.SessionDescription
+	if err := d.Unmarshal([]byte(offer)); err != nil {
+		return "", fmt.Errorf("unreadable offer: %v", err)
+	}
+	var fps []string
+	if v, ok := d.Attribute("fingerprint"); ok {
+		fps = append(fps, v)
+	}
+	for _, m := range d.MediaDescriptions {
+		if v, ok := m.Attribute("fingerprint"); ok {
+			fps = append(fps, v)
+		}
+	}
+	if len(fps) == 0 {
+		return "", errors.New("the offer has no DTLS fingerprint")
+	}
+	for _, f := range fps {
+		if fields := strings.Fields(f); len(fields) != 2 {
+			return "", fmt.Errorf("unreadable DTLS fingerprint %q", f)
+		}
+	}
+	for _, f := range fps[1:] {
+		if !strings.EqualFold(f, fps[0]) {
+			return "", errors.New("the offer has two DTLS fingerprints")
+		}
+	}
+	return fps[0], nil
+}
+
+// room returns meeting id's session, starting it (and its watch of the
+// focus, and its timer for the meeting's end) if it is the first.
+func (b *Bridge) room(ctx context.Context, id string) (*room, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return nil, ErrClosed
+	}
+	if r := b.rooms[id]; r != nil {
+		return r, nil
+	}
+	m, err := b.cfg.Meetings.Meeting(ctx, id)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	r := &room{b: b, id: id, sessions: make(map[string]*Session), events: make(chan conference.Event, 256),
+		lost: make(chan struct{}), done: make(chan struct{})}
+	stop, err := b.cfg.Meetings.Watch(ctx, id, func(ev conference.Event) {
+		select {
+		case r.events <- ev:
+		default: // the room is far behind: end it rather than miss an ejection
+			r.overflow()
+		}
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	r.stopWatch = stop
+	r.ends = time.AfterFunc(time.Until(m.Expires), func() { r.end("the meeting ended") })
+	b.rooms[id] = r
+	b.wg.Add(1)
+	go r.run()
+	return r, nil
+}
+
+// forget drops an ended room.
+func (b *Bridge) forget(r *room) {
+	b.mu.Lock()
+	if b.rooms[r.id] == r {
+		delete(b.rooms, r.id)
+	}
+	b.mu.Unlock()
+}
+
+// Participants returns the participants with media in meeting id.
+func (b *Bridge) Participants(id string) []string {
+	b.mu.Lock()
+	r := b.rooms[id]
+	b.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]string, 0, len(r.sessions))
+	for pid := range r.sessions {
+		out = append(out, pid)
+	}
+	return out
+}
+
+// Close ends every session and waits for the bridge's goroutines.
+func (b *Bridge) Close() error {
+	b.mu.Lock()
+	b.closed = true
+	rooms := make([]*room, 0, len(b.rooms))
+	for _, r := range b.rooms {
+		rooms = append(rooms, r)
+	}
+	b.mu.Unlock()
+	for _, r := range rooms {
+		r.end("the bridge closed")
+	}
+	b.wg.Wait()
+	return b.mux.Close()
+}

@@ -1,0 +1,200 @@
+package media
+
+import (
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/parleyuc/parley/conference"
+)
+
+// room is one meeting's media session: its participants' sessions and
+// the tracks they publish. Its goroutine (run) applies the focus's
+// events; it ends when its last participant leaves, when the meeting
+// ends, or when the bridge closes.
+type room struct {
+	b  *Bridge
+	id string
+
+	mu       sync.Mutex
+	sessions map[string]*Session
+	tracks   []*forward
+	ended    bool
+
+	events    chan conference.Event
+	lost      chan struct{} // closed when events overflowed
+	lostOnce  sync.Once
+	done      chan struct{} // closed by end
+	endOnce   sync.Once
+	stopWatch func()
+	ends      *time.Timer
+}
+
+// run applies the focus's events until the room ends.
+func (r *room) run() {
+	defer r.b.wg.Done()
+	for {
+		select {
+		case ev := <-r.events:
+			r.apply(ev)
+		case <-r.lost:
+			r.end("the bridge fell behind the focus's events")
+		case <-r.done:
+			return
+		}
+	}
+}
+
+// overflow is called by the focus's watch when events is full. It must
+// not block or call the focus.
+func (r *room) overflow() { r.lostOnce.Do(func() { close(r.lost) }) }
+
+// apply carries out one change of the meeting.
+func (r *room) apply(ev conference.Event) {
+	pid := ev.Participant.ID
+	switch ev.Kind {
+	case conference.EventEjected:
+		r.remove(pid, "ejected")
+	case conference.EventLeft:
+		r.remove(pid, "left")
+	case conference.EventRole:
+		r.mu.Lock()
+		s := r.sessions[pid]
+		var gone []*forward
+		if s != nil {
+			s.role = ev.Participant.Role
+			if !s.role.Leader() { // only presenters share their screen
+				for _, f := range r.tracks {
+					if f.owner == s && f.kind == KindScreen {
+						gone = append(gone, f)
+					}
+				}
+			}
+		}
+		r.mu.Unlock()
+		for _, f := range gone {
+			f.stop()
+		}
+	}
+}
+
+// join adds participant p's session, answering its offer.
+func (r *room) join(p conference.Participant, req JoinRequest) (*Session, error) {
+	r.mu.Lock()
+	switch {
+	case r.ended:
+		r.mu.Unlock()
+		return nil, ErrClosed
+	case r.sessions[p.ID] != nil:
+		r.mu.Unlock()
+		return nil, fmt.Errorf("%w: %s already has media in this meeting", ErrRefused, p.ID)
+	}
+	s := newSession(r, p)
+	r.sessions[p.ID] = s // reserved: a second join of the same participant is refused
+	r.mu.Unlock()
+	if err := s.start(req.Offer); err != nil {
+		r.remove(p.ID, "its offer failed")
+		return nil, err
+	}
+	// Everything already published is offered to the newcomer.
+	r.mu.Lock()
+	tracks := append([]*forward(nil), r.tracks...)
+	r.mu.Unlock()
+	for _, f := range tracks {
+		s.subscribe(f)
+	}
+	s.negotiate()
+	return s, nil
+}
+
+// publish makes f available to every other participant.
+func (r *room) publish(f *forward) bool {
+	r.mu.Lock()
+	if r.ended {
+		r.mu.Unlock()
+		return false
+	}
+	r.tracks = append(r.tracks, f)
+	others := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		if s != f.owner {
+			others = append(others, s)
+		}
+	}
+	r.mu.Unlock()
+	for _, s := range others {
+		if s.subscribe(f) {
+			s.negotiate()
+		}
+	}
+	return true
+}
+
+// unpublish takes f away from every participant.
+func (r *room) unpublish(f *forward) {
+	r.mu.Lock()
+	for i, t := range r.tracks {
+		if t == f {
+			r.tracks = append(r.tracks[:i], r.tracks[i+1:]...)
+			break
+		}
+	}
+	others := make([]*Session, 0, len(r.sessions))
+	for _, s := range r.sessions {
+		others = append(others, s)
+	}
+	r.mu.Unlock()
+	for _, s := range others {
+		if s.unsubscribe(f) {
+			s.negotiate()
+		}
+	}
+}
+
+// remove ends participant pid's session, and the room with its last.
+func (r *room) remove(pid, why string) {
+	r.mu.Lock()
+	s := r.sessions[pid]
+	delete(r.sessions, pid)
+	empty := len(r.sessions) == 0
+	r.mu.Unlock()
+	if s != nil {
+		r.b.log.Info("media session ended", "meeting", r.id, "participant", pid, "reason", why)
+		s.close()
+	}
+	if empty {
+		r.end("its last participant left")
+	}
+}
+
+// releaseIfEmpty ends a room a failed join left empty.
+func (r *room) releaseIfEmpty() {
+	r.mu.Lock()
+	empty := len(r.sessions) == 0
+	r.mu.Unlock()
+	if empty {
+		r.end("no participant")
+	}
+}
+
+// end closes every session and stops following the focus.
+func (r *room) end(why string) {
+	r.endOnce.Do(func() {
+		r.b.forget(r)
+		r.mu.Lock()
+		r.ended = true
+		sessions := make([]*Session, 0, len(r.sessions))
+		for _, s := range r.sessions {
+			sessions = append(sessions, s)
+		}
+		clear(r.sessions)
+		r.mu.Unlock()
+		r.ends.Stop()
+		r.stopWatch()
+		close(r.done)
+		for _, s := range sessions {
+			r.b.log.Info("media session ended", "meeting", r.id, "participant", s.pid, "reason", why)
+			s.close()
+		}
+	})
+}

@@ -1,0 +1,379 @@
+package media
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/pion/rtcp"
+	"github.com/pion/webrtc/v3"
+
+	"github.com/parleyuc/parley/conference"
+)
+
+// Track kinds, as the bridge classifies what participants publish.
+const (
+	KindAudio  = "audio"
+	KindVideo  = "video"
+	KindScreen = "screen" // a video track in a stream with the ID "screen"
+)
+
+// ScreenStream is the stream ID (the msid) under which a participant
+// publishes its screen share; only presenters' is forwarded.
+const ScreenStream = "screen"
+
+// ErrGlare is returned by Session.Offer while the bridge's own offer
+// awaits the participant's answer: answer it first, then offer again.
+var ErrGlare = errors.New("media: the bridge's offer awaits an answer")
+
+// Session is one participant's media in a meeting: a WebRTC peer
+// connection whose tracks the bridge forwards to the others, and through
+// which it sends the others' tracks.
+//
+// The bridge renegotiates when others' tracks come and go: its offers
+// arrive on Offers, one at a time, and each answer goes back through
+// SetAnswer. Read Offers only after the participant has the answer to its
+// join offer.
+type Session struct {
+	r   *room
+	pid string
+	pc  *webrtc.PeerConnection
+
+	answer string
+	offers chan string
+	done   chan struct{}
+	once   sync.Once
+
+	mu          sync.Mutex // negotiation and senders
+	role        conference.Role
+	negotiating bool // an offer of the bridge's awaits its answer
+	pending     bool // and another is needed after it
+	senders     map[*forward]*webrtc.RTPSender
+	published   int
+	closed      bool
+}
+
+func newSession(r *room, p conference.Participant) *Session {
+	return &Session{r: r, pid: p.ID, role: p.Role, offers: make(chan string, 1), done: make(chan struct{}),
+		senders: make(map[*forward]*webrtc.RTPSender)}
+}
+
+// Participant returns the session's participant ID.
+func (s *Session) Participant() string { return s.pid }
+
+// Answer returns the SDP answer to the participant's join offer.
+func (s *Session) Answer() string { return s.answer }
+
+// Offers carries the bridge's offers to the participant. It is closed
+// when the session ends.
+func (s *Session) Offers() <-chan string { return s.offers }
+
+// Done is closed when the session has ended.
+func (s *Session) Done() <-chan struct{} { return s.done }
+
+// start creates the peer connection and answers the join offer.
+func (s *Session) start(offer string) error {
+	pc, err := s.r.b.api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		return err
+	}
+	s.pc = pc
+	pc.OnTrack(s.onTrack)
+	pc.OnDataChannel(func(dc *webrtc.DataChannel) { _ = dc.Close() }) // media only: nothing else over DTLS
+	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
+		switch st {
+		case webrtc.PeerConnectionStateConnected:
+			s.requestKeyframes()
+		case webrtc.PeerConnectionStateFailed, webrtc.PeerConnectionStateClosed:
+			go s.r.remove(s.pid, "its connection "+st.String())
+		}
+	})
+	answer, err := s.answerOffer(offer)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrRefused, err)
+	}
+	s.answer = answer
+	return nil
+}
+
+// answerOffer applies a participant's offer and returns the answer, with
+// every ICE candidate in it.
+func (s *Session) answerOffer(offer string) (string, error) {
+	if len(offer) > maxOfferSize {
+		return "", fmt.Errorf("offer over %d bytes", maxOfferSize)
+	}
+	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
+		return "", err
+	}
+	answer, err := s.pc.CreateAnswer(nil)
+	if err != nil {
+		return "", err
+	}
+	gathered := webrtc.GatheringCompletePromise(s.pc)
+	if err := s.pc.SetLocalDescription(answer); err != nil {
+		return "", err
+	}
+	<-gathered
+	return s.pc.LocalDescription().SDP, nil
+}
+
+// Offer applies a later offer of the participant's (it starts or stops
+// publishing a track) and returns the answer.
+func (s *Session) Offer(sdp string) (string, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.closed:
+		return "", ErrClosed
+	case s.negotiating:
+		return "", ErrGlare
+	}
+	return s.answerOffer(sdp)
+}
+
+// SetAnswer applies the participant's answer to the bridge's last offer.
+func (s *Session) SetAnswer(sdp string) error {
+	if len(sdp) > maxOfferSize {
+		return fmt.Errorf("media: answer over %d bytes", maxOfferSize)
+	}
+	s.mu.Lock()
+	if !s.negotiating {
+		s.mu.Unlock()
+		return errors.New("media: no offer awaits an answer")
+	}
+	err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: sdp})
+	s.negotiating = false
+	again := s.pending
+	s.pending = false
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("media: %w", err)
+	}
+	if again {
+		s.negotiate()
+	}
+	s.requestKeyframes() // the tracks just added start with a keyframe
+	return nil
+}
+
+// negotiate sends the participant an offer for the tracks it should now
+// receive, or notes that one is needed once the outstanding one is
+// answered.
+func (s *Session) negotiate() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	if s.negotiating {
+		s.pending = true
+		return
+	}
+	offer, err := s.pc.CreateOffer(nil)
+	if err != nil {
+		s.r.b.log.Warn("media: offer failed", "participant", s.pid, "err", err)
+		return
+	}
+	gathered := webrtc.GatheringCompletePromise(s.pc)
+	if err := s.pc.SetLocalDescription(offer); err != nil {
+		s.r.b.log.Warn("media: offer failed", "participant", s.pid, "err", err)
+		return
+	}
+	<-gathered
+	s.negotiating = true
+	s.offers <- s.pc.LocalDescription().SDP // never full: one offer at a time
+}
+
+// subscribe adds f to the tracks the session sends; it reports whether
+// an offer is needed.
+func (s *Session) subscribe(f *forward) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.senders[f] != nil || f.owner == s {
+		return false
+	}
+	sender, err := s.pc.AddTrack(f.local)
+	if err != nil {
+		s.r.b.log.Warn("media: cannot send a track", "participant", s.pid, "track", f.local.ID(), "err", err)
+		return false
+	}
+	s.senders[f] = sender
+	s.r.b.wg.Add(1)
+	go func() { // RTCP from the subscriber: NACKs are answered by the interceptor, keyframe requests go to the publisher
+		defer s.r.b.wg.Done()
+		for {
+			pkts, _, err := sender.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				switch p.(type) {
+				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+					f.requestKeyframe()
+				}
+			}
+		}
+	}()
+	return true
+}
+
+// unsubscribe stops sending f; it reports whether an offer is needed.
+func (s *Session) unsubscribe(f *forward) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sender := s.senders[f]
+	if sender == nil || s.closed {
+		return false
+	}
+	delete(s.senders, f)
+	_ = s.pc.RemoveTrack(sender)
+	return true
+}
+
+// requestKeyframes asks the publishers of the video the session receives
+// for a keyframe, so that its decoders start.
+func (s *Session) requestKeyframes() {
+	s.mu.Lock()
+	fs := make([]*forward, 0, len(s.senders))
+	for f := range s.senders {
+		fs = append(fs, f)
+	}
+	s.mu.Unlock()
+	for _, f := range fs {
+		f.requestKeyframe()
+	}
+}
+
+// onTrack starts forwarding a track the participant publishes, if its
+// role and the bridge's limits allow it.
+func (s *Session) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+	kind := KindAudio
+	if remote.Kind() == webrtc.RTPCodecTypeVideo {
+		kind = KindVideo
+		if remote.StreamID() == ScreenStream {
+			kind = KindScreen
+		}
+	}
+	s.mu.Lock()
+	refuse := ""
+	switch {
+	case s.closed:
+		refuse = "session closed"
+	case kind == KindScreen && !s.role.Leader():
+		refuse = "only presenters share their screen"
+	case s.published >= s.r.b.cfg.MaxTracks:
+		refuse = "too many tracks"
+	default:
+		s.published++
+	}
+	s.mu.Unlock()
+	if refuse != "" {
+		s.r.b.log.Info("media: track not forwarded", "meeting", s.r.id, "participant", s.pid, "kind", kind, "reason", refuse)
+		s.r.b.wg.Add(1)
+		go func() { defer s.r.b.wg.Done(); drain(remote) }()
+		return
+	}
+	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, s.pid+"-"+kind, s.pid)
+	if err != nil {
+		s.r.b.log.Warn("media: cannot forward a track", "participant", s.pid, "err", err)
+		return
+	}
+	f := &forward{owner: s, kind: kind, remote: remote, local: local, interval: s.r.b.cfg.KeyframeInterval, stopped: make(chan struct{})}
+	if !s.r.publish(f) {
+		return
+	}
+	s.r.b.wg.Add(1)
+	go func() {
+		defer s.r.b.wg.Done()
+		f.run()
+		s.r.unpublish(f)
+		s.mu.Lock()
+		s.published--
+		s.mu.Unlock()
+	}()
+}
+
+// drain reads a track that is not forwarded until it ends.
+func drain(t *webrtc.TrackRemote) {
+	buf := make([]byte, 1500)
+	for {
+		if _, _, err := t.Read(buf); err != nil {
+			return
+		}
+	}
+}
+
+// Close ends the participant's media session, as when it hangs up or its
+// signaling connection drops. The focus is not told: leaving the meeting
+// is the focus's business.
+func (s *Session) Close() error {
+	s.r.remove(s.pid, "closed")
+	return nil
+}
+
+// close ends the session's peer connection.
+func (s *Session) close() {
+	s.once.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		if s.pc != nil {
+			_ = s.pc.Close()
+		}
+		close(s.done)
+		close(s.offers)
+	})
+}
+
+// forward is one published track and what sends it on: one local track
+// bound to every subscriber's peer connection.
+type forward struct {
+	owner    *Session
+	kind     string
+	remote   *webrtc.TrackRemote
+	local    *webrtc.TrackLocalStaticRTP
+	interval time.Duration
+	lastPLI  atomic.Int64 // unix nanoseconds
+	stopped  chan struct{}
+	stopOnce sync.Once
+}
+
+// run copies the publisher's RTP to the subscribers until the track ends
+// or is stopped.
+func (f *forward) run() {
+	go func() { <-f.stopped; _ = f.remote.SetReadDeadline(time.Now()) }()
+	for {
+		pkt, _, err := f.remote.ReadRTP()
+		if err != nil {
+			f.stop()
+			return
+		}
+		select {
+		case <-f.stopped:
+			return
+		default:
+		}
+		if err := f.local.WriteRTP(pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {
+			f.owner.r.b.log.Debug("media: forwarding failed", "track", f.local.ID(), "err", err)
+		}
+	}
+}
+
+// stop ends forwarding (a demoted presenter's screen share).
+func (f *forward) stop() { f.stopOnce.Do(func() { close(f.stopped) }) }
+
+// requestKeyframe sends the publisher a PLI, at most once per interval.
+func (f *forward) requestKeyframe() {
+	if f.kind == KindAudio {
+		return
+	}
+	now := time.Now().UnixNano()
+	last := f.lastPLI.Load()
+	if now-last < int64(f.interval) || !f.lastPLI.CompareAndSwap(last, now) {
+		return
+	}
+	_ = f.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(f.remote.SSRC())}})
+}
