@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -26,18 +27,22 @@ func TestMain(m *testing.M) {
 // env is a focus with one meeting organized by alice (only she presents
 // on entering) and a bridge on a loopback UDP port, sharing the token key.
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	focus   *conference.Focus
 	tokens  *conference.TokenIssuer
 	bridge  *Bridge
 	meeting *conference.Meeting
 }
 
-func newEnv(t *testing.T, expires time.Time) *env {
+func newEnv(t testing.TB, expires time.Time) *env {
 	t.Helper()
 	dir := auth.NewMemoryDirectory()
 	_ = dir.PutTenant(auth.Tenant{Domain: "example.test"})
-	for _, u := range []string{"alice", "bob", "carol", "dave", "erin"} {
+	users := []string{"alice", "bob", "carol", "dave", "erin"}
+	for i := range 60 {
+		users = append(users, fmt.Sprintf("u%d", i))
+	}
+	for _, u := range users {
 		_ = dir.PutUser(auth.User{URI: "sip:" + u + "@example.test", Tenant: "example.test", Enabled: true, MeetingLicense: true, Company: "Example Corp"})
 	}
 	tokens, err := conference.NewTokenIssuer(nil, nil)
@@ -86,11 +91,13 @@ func (e *env) enter(user string) *conference.Participant {
 // tracks asked for (RTP packets with consecutive sequence numbers, every
 // 20 ms) and counts what it receives per track.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	pc   *webrtc.PeerConnection
 	sess *Session
 	stop chan struct{}
 	wg   sync.WaitGroup
+
+	locals []*webrtc.TrackLocalStaticRTP // what it publishes
 
 	mu       sync.Mutex
 	received map[string]*trackStats // by stream ID + "/" + track ID
@@ -127,6 +134,7 @@ func (c *client) stats(key string) trackStats {
 type clientOptions struct {
 	publish   []string // KindAudio, KindVideo, KindScreen
 	noReplay  bool     // the client's own SRTP replay protection off, to see what the bridge forwards
+	noSend    bool     // the caller writes to the client's tracks (locals) itself
 	udp       net.PacketConn
 	tokenHook func(conference.MediaClaims) string // makes the token instead of the focus
 }
@@ -210,9 +218,12 @@ func (e *env) newClient(p *conference.Participant, o clientOptions) (*client, st
 		}
 		token = g.Token
 	}
+	c.locals = locals
 	for _, tr := range locals {
-		c.wg.Add(1)
-		go c.send(tr)
+		if !o.noSend {
+			c.wg.Add(1)
+			go c.send(tr)
+		}
 	}
 	return c, sdpOffer, token
 }
@@ -320,7 +331,7 @@ func (c *client) close() {
 }
 
 // eventually polls cond for up to d.
-func eventually(t *testing.T, d time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
