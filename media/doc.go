@@ -18,8 +18,8 @@
 //
 // Media is DTLS-SRTP (AES-GCM or AES-CM with HMAC-SHA1, P-256 or P-384
 // key exchange: FIPS-approved choices only) with SRTP and SRTCP replay
-// protection; no data channel is accepted, so nothing but the handshake
-// is carried in DTLS records. ICE runs on one UDP socket for all
+// protection; data channels are closed as soon as they open, so DTLS
+// records carry next to nothing beyond the handshake. ICE runs on one UDP socket for all
 // participants. External participants reach it through the EdgeRelay
 // (TURN), with credentials from edge.RelayCredentials.
 package media
