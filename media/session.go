@@ -53,6 +53,7 @@ type Session struct {
 	pending     bool // and another is needed after it
 	senders     map[*forward]*webrtc.RTPSender
 	published   int
+	ready       bool // the join offer is answered: tracks may be added
 	closed      bool
 }
 
@@ -80,7 +81,14 @@ func (s *Session) start(offer string) error {
 	if err != nil {
 		return err
 	}
+	s.mu.Lock()
+	if s.closed { // the room ended meanwhile
+		s.mu.Unlock()
+		_ = pc.Close()
+		return ErrClosed
+	}
 	s.pc = pc
+	s.mu.Unlock()
 	pc.OnTrack(s.onTrack)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) { _ = dc.Close() }) // media only: nothing else over DTLS
 	pc.OnConnectionStateChange(func(st webrtc.PeerConnectionState) {
@@ -91,11 +99,14 @@ func (s *Session) start(offer string) error {
 			go s.r.remove(s.pid, "its connection "+st.String())
 		}
 	})
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	answer, err := s.answerOffer(offer)
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRefused, err)
 	}
 	s.answer = answer
+	s.ready = true
 	return nil
 }
 
@@ -165,7 +176,7 @@ func (s *Session) SetAnswer(sdp string) error {
 func (s *Session) negotiate() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed {
+	if s.closed || !s.ready {
 		return
 	}
 	if s.negotiating {
@@ -192,8 +203,8 @@ func (s *Session) negotiate() {
 func (s *Session) subscribe(f *forward) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || s.senders[f] != nil || f.owner == s {
-		return false
+	if s.closed || !s.ready || s.senders[f] != nil || f.owner == s {
+		return false // one not yet ready subscribes to everything once it is
 	}
 	sender, err := s.pc.AddTrack(f.local)
 	if err != nil {
@@ -319,9 +330,10 @@ func (s *Session) close() {
 	s.once.Do(func() {
 		s.mu.Lock()
 		s.closed = true
+		pc := s.pc
 		s.mu.Unlock()
-		if s.pc != nil {
-			_ = s.pc.Close()
+		if pc != nil {
+			_ = pc.Close()
 		}
 		close(s.done)
 		close(s.offers)
