@@ -14,7 +14,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -244,7 +243,7 @@ func (ca *CA) importRevocations(state caState) error {
 	return ca.revs.UpdateRevocationList(ctx, ca.issuer, func(l *RevocationList) error {
 		for _, r := range state.Revoked {
 			n, _ := new(big.Int).SetString(r.Serial, 16) // validated by readCAState
-			if !slices.ContainsFunc(l.Revoked, func(x Revocation) bool { return x.Serial != nil && x.Serial.Cmp(n) == 0 }) {
+			if !l.has(n) {
 				l.Revoked = append(l.Revoked, Revocation{Serial: n, RevokedAt: r.RevokedAt, Reason: r.Reason})
 			}
 		}

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"time"
 
@@ -110,24 +109,22 @@ func parseCAState(data []byte) (caState, error) {
 	if s.Version != caStateVersion {
 		return caState{}, fmt.Errorf("unsupported version %d", s.Version)
 	}
-	// RFC 5280 limits CRL numbers and serials to 20 octets.
-	if s.CRLNumber == nil || s.CRLNumber.Sign() < 0 || s.CRLNumber.BitLen() > 158 {
-		return caState{}, errors.New("crl_number missing, negative or too large")
+	if s.CRLNumber == nil {
+		return caState{}, errors.New("crl_number missing")
 	}
-	seen := make(map[string]bool, len(s.Revoked))
+	// The checks are the store's: read as a revocation list, it must
+	// validate. Serials are kept canonical, as Revoke compares them.
+	l := RevocationList{Revoked: make([]Revocation, len(s.Revoked)), CRL: &PublishedCRL{Number: s.CRLNumber}}
 	for i, r := range s.Revoked {
 		n, ok := new(big.Int).SetString(r.Serial, 16)
-		if !ok || n.Sign() <= 0 || n.BitLen() > 159 {
+		if !ok {
 			return caState{}, fmt.Errorf("bad serial %q", r.Serial)
 		}
-		s.Revoked[i].Serial = n.Text(16) // canonical, as Revoke compares it
-		if seen[s.Revoked[i].Serial] {
-			return caState{}, fmt.Errorf("serial %s listed twice", s.Revoked[i].Serial)
-		}
-		seen[s.Revoked[i].Serial] = true
-		if _, ok := reasonNames[r.Reason]; !ok {
-			return caState{}, fmt.Errorf("serial %s: bad reason %d", r.Serial, r.Reason)
-		}
+		s.Revoked[i].Serial = n.Text(16)
+		l.Revoked[i] = Revocation{Serial: n, RevokedAt: r.RevokedAt, Reason: r.Reason}
+	}
+	if err := l.validate(); err != nil {
+		return caState{}, err
 	}
 	return s, nil
 }
@@ -174,7 +171,7 @@ func (ca *CA) Revoke(ctx context.Context, serial *big.Int, reason RevocationReas
 	}
 	r := Revocation{Serial: new(big.Int).Set(serial), RevokedAt: ca.cfg.Now().UTC().Truncate(time.Second), Reason: reason}
 	err := ca.revs.UpdateRevocationList(ctx, ca.issuer, func(l *RevocationList) error {
-		if slices.ContainsFunc(l.Revoked, func(x Revocation) bool { return x.Serial != nil && x.Serial.Cmp(serial) == 0 }) {
+		if l.has(serial) {
 			return fmt.Errorf("%w: serial %s", ErrAlreadyRevoked, serial.Text(16))
 		}
 		l.Revoked = append(l.Revoked, r)

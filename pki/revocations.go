@@ -68,15 +68,25 @@ func (l RevocationList) Clone() RevocationList {
 			out.Revoked[i].Serial = new(big.Int).Set(r.Serial)
 		}
 	}
-	if l.CRL != nil {
-		c := *l.CRL
-		c.DER = slices.Clone(c.DER)
-		if c.Number != nil {
-			c.Number = new(big.Int).Set(c.Number)
-		}
-		out.CRL = &c
-	}
+	out.CRL = l.CRL.clone()
 	return out
+}
+
+func (c *PublishedCRL) clone() *PublishedCRL {
+	if c == nil {
+		return nil
+	}
+	out := *c
+	out.DER = slices.Clone(c.DER)
+	if c.Number != nil {
+		out.Number = new(big.Int).Set(c.Number)
+	}
+	return &out
+}
+
+// has reports whether serial is on the list.
+func (l RevocationList) has(serial *big.Int) bool {
+	return slices.ContainsFunc(l.Revoked, func(r Revocation) bool { return r.Serial != nil && r.Serial.Cmp(serial) == 0 })
 }
 
 // validate checks a list read from a store before the CA signs from it.
@@ -93,6 +103,9 @@ func (l RevocationList) validate() error {
 		seen[s] = true
 		if _, ok := reasonNames[r.Reason]; !ok {
 			return fmt.Errorf("serial %s: bad reason %d", s, r.Reason)
+		}
+		if r.RevokedAt.IsZero() {
+			return fmt.Errorf("serial %s: no revocation time", s)
 		}
 	}
 	if c := l.CRL; c != nil {
@@ -147,13 +160,15 @@ type fileRevocations struct {
 	crl   *PublishedCRL
 }
 
+// list returns the file's list, sharing nothing with f.
 func (f *fileRevocations) list() RevocationList {
-	l := RevocationList{Revoked: make([]Revocation, 0, len(f.state.Revoked)), CRL: f.crl}
+	l := RevocationList{Revoked: make([]Revocation, 0, len(f.state.Revoked))}
 	for _, r := range f.state.Revoked {
 		n, _ := new(big.Int).SetString(r.Serial, 16) // validated on load and on update
 		l.Revoked = append(l.Revoked, Revocation{Serial: n, RevokedAt: r.RevokedAt, Reason: r.Reason})
 	}
-	return l.Clone()
+	l.CRL = f.crl.clone()
+	return l
 }
 
 // RevocationList implements [RevocationStore] for the CA's own issuer.

@@ -6,7 +6,6 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"runtime"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/siptest"
 	"github.com/parleyuc/parley/pki"
 )
 
@@ -46,28 +46,15 @@ func (c *rawConn) roundTrip(msg []byte) (int, string, error) {
 }
 
 func (c *rawConn) readResponse() (int, string, error) {
-	status, length := 0, 0
-	var head strings.Builder
-	for {
-		line, err := c.r.ReadSlice('\n')
-		if err != nil {
-			return 0, "", err
-		}
-		head.Write(line)
-		if len(line) <= 2 {
-			break
-		}
-		if status == 0 && bytes.HasPrefix(line, []byte("SIP/2.0 ")) {
-			status, _ = strconv.Atoi(string(line[8:11]))
-		}
-		if k, v, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(k)), "Content-Length") {
-			length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-		}
-	}
-	if _, err := io.CopyN(io.Discard, c.r, int64(length)); err != nil {
+	msg, err := siptest.ReadMessage(c.r)
+	if err != nil {
 		return 0, "", err
 	}
-	return status, head.String(), nil
+	status := 0
+	if bytes.HasPrefix(msg, []byte("SIP/2.0 ")) && len(msg) >= 11 {
+		status, _ = strconv.Atoi(string(msg[8:11]))
+	}
+	return status, string(msg), nil
 }
 
 func registerMsg(user, callID string, cseq int, authz string) []byte {
@@ -170,7 +157,7 @@ func BenchmarkPublishFanOut(b *testing.B) {
 				b.Fatal(err)
 			}
 		}
-		wg.Go(func() { answerNotifies(c, &answered) })
+		wg.Go(func() { siptest.AnswerNotifies(c.r, c.conn, &answered) })
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for e.presence.Subscriptions() < watchers || answered.Load() < watchers {
@@ -191,44 +178,6 @@ func BenchmarkPublishFanOut(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(watchers)*float64(b.N)/b.Elapsed().Seconds(), "notifies/s")
 	b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/fan-out")
-}
-
-// answerNotifies reads what the server sends on c: responses to our
-// SUBSCRIBEs are dropped, NOTIFYs answered 200 and counted.
-func answerNotifies(c *rawConn, answered *atomic.Int64) {
-	for {
-		var head bytes.Buffer
-		length := 0
-		for {
-			line, err := c.r.ReadSlice('\n')
-			if err != nil {
-				return
-			}
-			head.Write(line)
-			if len(line) <= 2 {
-				break
-			}
-			if k, v, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(k)), "Content-Length") {
-				length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-			}
-		}
-		if _, err := io.CopyN(&head, c.r, int64(length)); err != nil {
-			return
-		}
-		if !bytes.HasPrefix(head.Bytes(), []byte("NOTIFY ")) {
-			continue
-		}
-		msg, err := sip.ParseMessage(head.Bytes())
-		if err != nil {
-			continue
-		}
-		req := msg.(*sip.Request)
-		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
-		if _, err := c.conn.Write([]byte(res.String())); err != nil {
-			return
-		}
-		answered.Add(1)
-	}
 }
 
 // BenchmarkMemoryPerBinding: heap bytes per registered binding in the

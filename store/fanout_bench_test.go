@@ -2,16 +2,13 @@ package store
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -21,6 +18,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/siptest"
 	"github.com/parleyuc/parley/internal/testpki"
 	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
@@ -141,7 +139,7 @@ func benchFanOut(b *testing.B, st struct {
 				b.Fatal(err)
 			}
 		}
-		wg.Go(func() { answerNotifies(c, &answered) })
+		wg.Go(func() { siptest.AnswerNotifies(bufio.NewReader(c), c, &answered) })
 	}
 	deadline := time.Now().Add(60 * time.Second)
 	for ps.Subscriptions() < watchers || answered.Load() < watchers {
@@ -174,42 +172,4 @@ func benchFanOut(b *testing.B, st struct {
 	}
 	b.ReportMetric(float64(watchers)*float64(b.N)/b.Elapsed().Seconds(), "NOTIFY/s")
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/1000/float64(b.N), "ms/fan-out")
-}
-
-// answerNotifies reads what the server sends on c: responses to the
-// SUBSCRIBEs are dropped, NOTIFYs answered 200 and counted.
-func answerNotifies(c net.Conn, answered *atomic.Int64) {
-	r := bufio.NewReader(c)
-	for {
-		var head bytes.Buffer
-		length := 0
-		for {
-			line, err := r.ReadSlice('\n')
-			if err != nil {
-				return
-			}
-			head.Write(line)
-			if len(line) <= 2 {
-				break
-			}
-			if k, v, ok := bytes.Cut(line, []byte(":")); ok && strings.EqualFold(string(bytes.TrimSpace(k)), "Content-Length") {
-				length, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
-			}
-		}
-		if _, err := io.CopyN(&head, r, int64(length)); err != nil {
-			return
-		}
-		if !bytes.HasPrefix(head.Bytes(), []byte("NOTIFY ")) {
-			continue
-		}
-		msg, err := sip.ParseMessage(head.Bytes())
-		if err != nil {
-			continue
-		}
-		res := sip.NewResponseFromRequest(msg.(*sip.Request), 200, "OK", nil)
-		if _, err := c.Write([]byte(res.String())); err != nil {
-			return
-		}
-		answered.Add(1)
-	}
 }

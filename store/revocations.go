@@ -26,6 +26,15 @@ func getRevocations(tx *bolt.Tx, issuer string) (pki.RevocationList, error) {
 	return decode[pki.RevocationList](raw, "revocation list")
 }
 
+// changeRevocations applies change to l and encodes the result, the
+// record either store writes; change's error comes back as it is.
+func changeRevocations(l pki.RevocationList, change func(*pki.RevocationList) error) ([]byte, error) {
+	if err := change(&l); err != nil {
+		return nil, err
+	}
+	return json.Marshal(l)
+}
+
 // RevocationList implements pki.RevocationStore.
 func (s boltRevocations) RevocationList(_ context.Context, issuer string) (pki.RevocationList, error) {
 	var l pki.RevocationList
@@ -44,10 +53,7 @@ func (s boltRevocations) UpdateRevocationList(_ context.Context, issuer string, 
 		if err != nil {
 			return err
 		}
-		if err := change(&l); err != nil {
-			return err
-		}
-		raw, err := json.Marshal(l)
+		raw, err := changeRevocations(l, change)
 		if err != nil {
 			return err
 		}
@@ -87,10 +93,7 @@ func (s redisRevocations) UpdateRevocationList(ctx context.Context, issuer strin
 		if err != nil {
 			return err
 		}
-		if err := change(&l); err != nil {
-			return err
-		}
-		raw, err := json.Marshal(l)
+		raw, err := changeRevocations(l, change)
 		if err != nil {
 			return err
 		}
