@@ -1003,10 +1003,13 @@ func (f *Focus) updateLocked(ctx context.Context, c *conf, a *participant, fn fu
 	return nil
 }
 
-// AddUser admits joined participant pid to the A/V conference: it returns
-// a media token scoped to the meeting, the participant and its role, and
-// the media server's address. binding, optional, is the fingerprint of the
-// participant's DTLS certificate the token will be bound to.
+// AddUser admits participant pid to the A/V conference: it returns a
+// media token scoped to the meeting, the participant and its role, and the
+// media server's address. A participant still in the lobby gets a token
+// with the role [LobbyRole], with which the media server lets it hear the
+// lobby's music and nothing of the meeting until it is admitted. binding,
+// optional, is the fingerprint of the participant's DTLS certificate the
+// token will be bound to.
 func (f *Focus) AddUser(id, pid, binding string) (*MediaGrant, error) {
 	c, err := f.existing(id)
 	if err != nil {
@@ -1017,12 +1020,13 @@ func (f *Focus) AddUser(id, pid, binding string) (*MediaGrant, error) {
 	if p == nil {
 		return nil, ErrNoParticipant
 	}
-	if p.State != Joined {
-		return nil, fmt.Errorf("%w: still in the lobby", ErrWrongState)
-	}
 	if !f.cfg.Now().Before(c.meeting.Expires) {
 		return nil, fmt.Errorf("%w: the meeting has ended", ErrNotFound)
 	}
-	tok := f.cfg.Tokens.Issue(MediaClaims{Meeting: id, Participant: pid, Subject: p.URI, Role: p.Role.String(), Binding: binding}, f.cfg.TokenTTL)
+	role := p.Role.String()
+	if p.State == InLobby {
+		role = LobbyRole
+	}
+	tok := f.cfg.Tokens.Issue(MediaClaims{Meeting: id, Participant: pid, Subject: p.URI, Role: role, Binding: binding}, f.cfg.TokenTTL)
 	return &MediaGrant{Token: tok, Server: f.cfg.MediaServer, Expires: f.cfg.Now().Add(f.cfg.TokenTTL).UTC().Truncate(time.Second)}, nil
 }

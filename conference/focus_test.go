@@ -323,8 +323,12 @@ func TestAddUserGivesAScopedToken(t *testing.T) {
 	m := e.schedule(MeetingOptions{Access: AccessCompany})
 	org := e.join(m, internal("alice"))
 	guest := e.join(m, anonymous(m.ID, "G"))
-	if _, err := e.focus.AddUser(m.ID, guest.ID, ""); !errors.Is(err, ErrWrongState) {
-		t.Fatalf("media for someone in the lobby: %v", err)
+	lg, err := e.focus.AddUser(m.ID, guest.ID, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c, err := e.tokens.Verify(lg.Token, MediaClaims{Meeting: m.ID, Participant: guest.ID}); err != nil || c.Role != LobbyRole {
+		t.Fatalf("media for someone in the lobby: role %v, %v", c, err)
 	}
 	g, err := e.focus.AddUser(m.ID, org.ID, "sha-256 AB:CD")
 	if err != nil {

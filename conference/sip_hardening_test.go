@@ -47,8 +47,9 @@ func response(t *testing.T, tx sip.ClientTransaction) *sip.Response {
 	}
 }
 
-// TestLobbyEarlyDialog: someone in the lobby cannot ask for media in the
-// early dialog, and a BYE there ends the wait (the INVITE answered 487).
+// TestLobbyEarlyDialog: someone in the lobby who asks for media in the
+// early dialog gets only a lobby grant (music, nothing of the meeting),
+// and a BYE there ends the wait (the INVITE answered 487).
 func TestLobbyEarlyDialog(t *testing.T) {
 	e := newSIPEnv(t)
 	m := e.schedule(MeetingOptions{Access: AccessOrganizer})
@@ -66,8 +67,17 @@ func TestLobbyEarlyDialog(t *testing.T) {
 	bob.joined = queued // the early dialog
 
 	code, cr := bob.control(&ControlRequest{ID: "1", AddUser: &AddUser{}})
-	if code != 409 || cr.MediaGrant != nil {
+	if code != 200 || cr.MediaGrant == nil {
 		t.Fatalf("add-user from the lobby: %d %+v", code, cr)
+	}
+	var waiting string
+	for _, p := range e.focus.Participants(m.ID) {
+		if p.State == InLobby {
+			waiting = p.ID
+		}
+	}
+	if c, err := e.tokens.Verify(cr.MediaGrant.Token, MediaClaims{Meeting: m.ID, Participant: waiting}); err != nil || c.Role != LobbyRole {
+		t.Fatalf("add-user from the lobby: %+v %v", c, err)
 	}
 	res, err := bob.do(ctx, bob.inDialog(sip.BYE))
 	if err != nil || res.StatusCode != 200 {

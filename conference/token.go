@@ -37,6 +37,12 @@ type MediaClaims struct {
 	Nonce   string `json:"jti"`
 }
 
+// LobbyRole is the role in the media token of a participant waiting in
+// the lobby: the media server plays it the lobby's music and neither
+// sends it the meeting's media nor forwards its own until the focus
+// admits it.
+const LobbyRole = "lobby"
+
 // tokenPrefix versions the token format.
 const tokenPrefix = "pmt1."
 

@@ -58,7 +58,11 @@ type BridgeConfig struct {
 	// KeyframeInterval is the least time between two keyframe requests
 	// (PLI) sent to one publisher's track. Default 500 ms.
 	KeyframeInterval time.Duration
-	Logger           *slog.Logger
+	// LobbyMusic is an Ogg Opus file played, looped, to participants who
+	// wait in a lobby with a lobby media token. Default: the music
+	// generated for Parley (media/music).
+	LobbyMusic []byte
+	Logger     *slog.Logger
 }
 
 // maxOfferSize bounds an SDP offer or answer from a participant.
@@ -74,10 +78,12 @@ const maxOfferSize = 64 << 10
 // everyone's media stops when the meeting ends. It is safe for concurrent
 // use; Close ends every session.
 type Bridge struct {
-	cfg BridgeConfig
-	api *webrtc.API
-	mux ice.UDPMux
-	log *slog.Logger
+	cfg   BridgeConfig
+	api   *webrtc.API
+	mux   ice.UDPMux
+	log   *slog.Logger
+	music *music
+	done  chan struct{} // closed by Close
 
 	mu     sync.Mutex
 	rooms  map[string]*room
@@ -106,7 +112,14 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[string]*room)}
+	if cfg.LobbyMusic == nil {
+		cfg.LobbyMusic = defaultLobbyMusic
+	}
+	m, err := newMusic(cfg.LobbyMusic)
+	if err != nil {
+		return nil, fmt.Errorf("media: BridgeConfig.LobbyMusic: %w", err)
+	}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[string]*room), music: m, done: make(chan struct{})}
 	b.mux = webrtc.NewICEUDPMux(nil, cfg.UDP)
 	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs})
 	if err != nil {
@@ -114,6 +127,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		return nil, err
 	}
 	b.api = api
+	b.wg.Go(func() { m.play(b.done) })
 	return b, nil
 }
 
@@ -186,9 +200,15 @@ type JoinRequest struct {
 // Join admits a participant to its meeting's media session: the token
 // must be valid, for this meeting and participant, bound (if it is bound)
 // to the DTLS fingerprint in the offer, and the participant must be in
-// the meeting (not in its lobby) now. All of this is checked before
-// anything of the offer is acted upon; a refusal wraps ErrRefused. The
-// returned Session's Answer is the SDP answer.
+// the meeting now, or in its lobby with a lobby token
+// ([conference.LobbyRole]). All of this is checked before anything of the
+// offer is acted upon; a refusal wraps ErrRefused. The returned Session's
+// Answer is the SDP answer.
+//
+// A participant in the lobby hears the lobby music and nothing else, and
+// nothing it sends is forwarded. When the focus admits it, the music stops
+// and the bridge offers it the meeting's tracks on the same connection
+// (Session.Offers), and forwards its own.
 func (b *Bridge) Join(ctx context.Context, req JoinRequest) (*Session, error) {
 	if req.Token == "" {
 		return nil, fmt.Errorf("%w: no media token", ErrRefused)
@@ -205,8 +225,11 @@ func (b *Bridge) Join(ctx context.Context, req JoinRequest) (*Session, error) {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
 	p, err := b.cfg.Meetings.Participant(claims.Meeting, claims.Participant)
-	if err != nil || p.State != conference.Joined {
+	switch {
+	case err != nil, p.State == conference.Gone:
 		return nil, fmt.Errorf("%w: %s is not in meeting %s", ErrRefused, claims.Participant, claims.Meeting)
+	case p.State == conference.InLobby && claims.Role != conference.LobbyRole:
+		return nil, fmt.Errorf("%w: %s waits in the lobby of %s", ErrRefused, claims.Participant, claims.Meeting)
 	}
 	r, err := b.room(ctx, claims.Meeting)
 	if err != nil {
@@ -318,6 +341,9 @@ func (b *Bridge) Participants(id string) []string {
 // Close ends every session and waits for the bridge's goroutines.
 func (b *Bridge) Close() error {
 	b.mu.Lock()
+	if !b.closed {
+		close(b.done)
+	}
 	b.closed = true
 	rooms := make([]*room, 0, len(b.rooms))
 	for _, r := range b.rooms {

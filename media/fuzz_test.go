@@ -1,8 +1,10 @@
 package media
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 // FuzzOfferFingerprint: offers come from participants before anything
@@ -21,6 +23,31 @@ func FuzzOfferFingerprint(f *testing.F) {
 		}
 		if got == "" || !strings.Contains(offer, got) {
 			t.Fatalf("fingerprint %q is not the offer's", got)
+		}
+	})
+}
+
+// FuzzReadOggOpus: a lobby music file is configuration, read at start;
+// whatever it holds, it is refused with an error or yields audio packets
+// that each play between 2.5 and 120 ms and are bytes of the file.
+func FuzzReadOggOpus(f *testing.F) {
+	f.Add(defaultLobbyMusic[:4096])
+	f.Add([]byte("OggS"))
+	f.Fuzz(func(t *testing.T, file []byte) {
+		packets, err := readOggOpus(file)
+		if err != nil {
+			return
+		}
+		if len(packets) == 0 {
+			t.Fatal("a file without audio accepted")
+		}
+		for _, p := range packets {
+			if p.duration < 2500*time.Microsecond || p.duration > 120*time.Millisecond {
+				t.Fatalf("packet of %v", p.duration)
+			}
+			if !bytes.Contains(file, p.data[:1]) {
+				t.Fatal("a packet byte that is not in the file")
+			}
 		}
 	})
 }

@@ -31,6 +31,7 @@ type env struct {
 	focus   *conference.Focus
 	tokens  *conference.TokenIssuer
 	bridge  *Bridge
+	udp     net.PacketConn
 	meeting *conference.Meeting
 }
 
@@ -70,7 +71,7 @@ func newEnv(t testing.TB, expires time.Time) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, focus: focus, tokens: tokens, bridge: bridge, meeting: m}
+	return &env{t: t, focus: focus, tokens: tokens, bridge: bridge, udp: udp, meeting: m}
 }
 
 func identity(user string) *auth.Identity {

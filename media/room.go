@@ -57,6 +57,17 @@ func (r *room) apply(ev conference.Event) {
 		r.remove(pid, "ejected")
 	case conference.EventLeft:
 		r.remove(pid, "left")
+	case conference.EventRejected:
+		r.remove(pid, "rejected from the lobby")
+	case conference.EventLobbyTimeout:
+		r.remove(pid, "gave up waiting in the lobby")
+	case conference.EventJoined:
+		r.mu.Lock()
+		s := r.sessions[pid]
+		r.mu.Unlock()
+		if s != nil {
+			r.admitted(s, ev.Participant.Role)
+		}
 	case conference.EventRole:
 		r.mu.Lock()
 		s := r.sessions[pid]
@@ -96,6 +107,16 @@ func (r *room) join(p conference.Participant, req JoinRequest) (*Session, error)
 		r.remove(p.ID, "its offer failed")
 		return nil, err
 	}
+	// The focus's events about p since it was looked up were applied
+	// before its session was there to see them: look again.
+	now, err := r.b.cfg.Meetings.Participant(r.id, p.ID)
+	switch {
+	case err != nil || now.State == conference.Gone:
+		r.remove(p.ID, "left while joining")
+		return nil, fmt.Errorf("%w: %s left meeting %s", ErrRefused, p.ID, r.id)
+	case now.State == conference.Joined:
+		r.admitted(s, now.Role) // if it was in the lobby
+	}
 	// Everything already published is offered to the newcomer.
 	r.mu.Lock()
 	tracks := append([]*forward(nil), r.tracks...)
@@ -105,6 +126,29 @@ func (r *room) join(p conference.Participant, req JoinRequest) (*Session, error)
 	}
 	s.negotiate()
 	return s, nil
+}
+
+// admitted moves s from the lobby into the meeting: its held tracks are
+// forwarded to the others, and the others' tracks offered to it.
+func (r *room) admitted(s *Session, role conference.Role) {
+	held, ok := s.admit(role)
+	if !ok {
+		return
+	}
+	r.b.log.Info("media: admitted from the lobby", "meeting", r.id, "participant", s.pid)
+	for _, f := range held { // never a screen share: an attendee's is refused
+		r.publish(f)
+	}
+	r.mu.Lock()
+	tracks := append([]*forward(nil), r.tracks...)
+	r.mu.Unlock()
+	offer := false
+	for _, f := range tracks {
+		offer = s.subscribe(f) || offer
+	}
+	if offer {
+		s.negotiate()
+	}
 }
 
 // publish makes f available to every other participant.

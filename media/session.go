@@ -55,11 +55,16 @@ type Session struct {
 	published   int
 	ready       bool // the join offer is answered: tracks may be added
 	closed      bool
+	// A participant in the lobby is sent the music, nothing else, and
+	// what it publishes is held back until it is admitted.
+	lobby       bool
+	musicSender *webrtc.RTPSender
+	held        []*forward
 }
 
 func newSession(r *room, p conference.Participant) *Session {
-	return &Session{r: r, pid: p.ID, role: p.Role, offers: make(chan string, 1), done: make(chan struct{}),
-		senders: make(map[*forward]*webrtc.RTPSender)}
+	return &Session{r: r, pid: p.ID, role: p.Role, lobby: p.State == conference.InLobby, offers: make(chan string, 1),
+		done: make(chan struct{}), senders: make(map[*forward]*webrtc.RTPSender)}
 }
 
 // Participant returns the session's participant ID.
@@ -118,6 +123,15 @@ func (s *Session) answerOffer(offer string) (string, error) {
 	}
 	if err := s.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", err
+	}
+	if s.lobby && s.musicSender == nil {
+		// On the audio the participant offered to receive: switching to
+		// the meeting later needs no new transceiver for it.
+		sender, err := s.pc.AddTrack(s.r.b.music.track)
+		if err != nil {
+			return "", err
+		}
+		s.musicSender = sender
 	}
 	answer, err := s.pc.CreateAnswer(nil)
 	if err != nil {
@@ -203,8 +217,8 @@ func (s *Session) negotiate() {
 func (s *Session) subscribe(f *forward) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.closed || !s.ready || s.senders[f] != nil || f.owner == s {
-		return false // one not yet ready subscribes to everything once it is
+	if s.closed || !s.ready || s.lobby || s.senders[f] != nil || f.owner == s {
+		return false // one not yet ready or in the lobby subscribes to everything once it is in
 	}
 	sender, err := s.pc.AddTrack(f.local)
 	if err != nil {
@@ -293,7 +307,13 @@ func (s *Session) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		return
 	}
 	f := &forward{owner: s, kind: kind, remote: remote, local: local, interval: s.r.b.cfg.KeyframeInterval, stopped: make(chan struct{})}
-	if !s.r.publish(f) {
+	s.mu.Lock()
+	held := s.lobby
+	if held {
+		s.held = append(s.held, f) // read and dropped until the participant is admitted
+	}
+	s.mu.Unlock()
+	if !held && !s.r.publish(f) {
 		return
 	}
 	s.r.b.wg.Add(1)
@@ -305,6 +325,27 @@ func (s *Session) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		s.published--
 		s.mu.Unlock()
 	}()
+}
+
+// admit takes the session out of the lobby: the music stops, and it
+// returns the tracks the participant published while waiting, to be
+// forwarded now. ok is false if the session was not in the lobby.
+func (s *Session) admit(role conference.Role) (held []*forward, ok bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.lobby {
+		return nil, false
+	}
+	s.lobby, s.role = false, role
+	if s.musicSender != nil {
+		// The sender stays, silent (a track never written to, with the
+		// music's IDs): stopping it needs no renegotiation.
+		if err := s.musicSender.ReplaceTrack(s.r.b.music.silence); err != nil {
+			s.r.b.log.Warn("media: cannot stop the lobby music", "participant", s.pid, "err", err)
+		}
+	}
+	held, s.held = s.held, nil
+	return held, true
 }
 
 // drain reads a track that is not forwarded until it ends.
