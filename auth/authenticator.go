@@ -219,7 +219,7 @@ func (a *Authenticator) RefreshKeys() {
 type attempt struct {
 	method      string
 	uri         string // the Request-URI, for Digest
-	ruriUser    string // the Request-URI's user part (a meeting's ID at a focus)
+	ruriUser    string // the Request-URI's user part (a meeting's ID at a focus); over HTTPForMeeting, the meeting's ID
 	sip         bool   // a SIP request (From and meeting rules apply)
 	host        string // the request's domain, to choose the realm
 	from        string // SIP From address (a bare URI); empty for HTTP
@@ -334,6 +334,8 @@ func (a *Authenticator) permit(ctx context.Context, id *Identity, aor string, at
 	}
 	if id.Kind == Anonymous {
 		switch {
+		case !at.sip && at.ruriUser != "" && at.ruriUser == id.Meeting:
+			// HTTPForMeeting: a request about the meeting its key opens.
 		case !at.sip:
 			return refuse(403, "anonymous users may only take part in their meeting")
 		case !anonymousMayDo(at.method, at.event):

@@ -154,6 +154,46 @@ func TestAnonymousRefusedOverHTTP(t *testing.T) {
 	}
 }
 
+// TestGuestsOverHTTPForTheirMeetingOnly: HTTPForMeeting takes a guest's
+// conference key for requests about the meeting it opens, and no other.
+func TestGuestsOverHTTPForTheirMeetingOnly(t *testing.T) {
+	a, err := New(Config{Directory: testDirectory(t), Realm: "example.test", Conferences: meetings{meetingA: keyA, meetingB: keyB}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	var got *Identity
+	h := a.HTTPForMeeting(func(r *http.Request) string { return strings.TrimPrefix(r.URL.Path, "/") },
+		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, _ = IdentityFromContext(r.Context()) }))
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for _, tc := range []struct {
+		path, user, key string
+		want            int
+	}{
+		{"/" + meetingA, AnonymousPrefix + meetingA, keyA, 200},
+		{"/" + meetingB, AnonymousPrefix + meetingA, keyA, 403}, // A's guest asking about B
+		{"/" + meetingB, AnonymousPrefix + meetingB, keyA, 401}, // A's key for B
+		{"/" + meetingB, "alice", alicePassword, 200},           // users as with HTTP
+	} {
+		got = nil
+		req, _ := http.NewRequest("POST", srv.URL+tc.path, nil)
+		req.Header.Set("Authorization", strings.TrimPrefix(digestCredentials("example.test", a.nonces.mint(), algSHA256,
+			"POST", tc.path, tc.user, tc.key, 1), "Authorization: "))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s as %s: %d, want %d", tc.path, tc.user, resp.StatusCode, tc.want)
+		}
+		if tc.want == 200 && strings.HasPrefix(tc.user, AnonymousPrefix) && (got == nil || got.Kind != Anonymous || got.Meeting != meetingA) {
+			t.Fatalf("guest identity %+v", got)
+		}
+	}
+}
+
 func TestCrossTenantRequestUsesSendersRealm(t *testing.T) {
 	dir := testDirectory(t)
 	_ = dir.PutTenant(Tenant{Domain: "other.test"})

@@ -29,6 +29,20 @@ func IdentityFromContext(ctx context.Context) (*Identity, bool) {
 // Throttling and the internal/remote decision use the connection's
 // address: behind a reverse proxy every client would share the proxy's.
 func (a *Authenticator) HTTP(next http.Handler) http.Handler {
+	return a.httpFor(nil, next)
+}
+
+// HTTPForMeeting is [Authenticator.HTTP] that also takes a meeting's
+// guests (Digest with "meeting:<id>" and the conference key, as over
+// SIP), for requests about that meeting only: meeting returns the ID of
+// the meeting a request is about (a path value, say), and a guest whose
+// key opens another meeting is refused with 403. It is the browser's way
+// into a meeting's signaling.
+func (a *Authenticator) HTTPForMeeting(meeting func(*http.Request) string, next http.Handler) http.Handler {
+	return a.httpFor(meeting, next)
+}
+
+func (a *Authenticator) httpFor(meeting func(*http.Request) string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		host := r.Host
 		if h, _, err := net.SplitHostPort(host); err == nil {
@@ -42,6 +56,9 @@ func (a *Authenticator) HTTP(next http.Handler) http.Handler {
 		}
 		if r.TLS != nil {
 			at.peerCerts = r.TLS.PeerCertificates
+		}
+		if meeting != nil {
+			at.ruriUser = meeting(r)
 		}
 		v := a.check(r.Context(), at)
 		if v.id == nil {

@@ -5,7 +5,7 @@
 // Usage:
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
-//	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-relay-allow-loopback]
+//	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-media ADDR] [-relay-allow-loopback]
 //	                         [-store bolt|memory|redis] [-redis URL] [-pool ADDR] [-log-json]
 //
 // On first run it creates the data directory with an enterprise CA, a
@@ -18,7 +18,10 @@
 // messages, presence, calls and meetings. Over HTTPS, signed-in users
 // schedule meetings (POST /api/meetings) and get relay credentials
 // (/relay/credentials; also over SIP, SERVICE), and anyone with a meeting's
-// link (/meet/<id>) sees how to join it. The Access Edge takes federated
+// link (/meet/<id>) gets the web client, which joins the meeting from the
+// browser: as a signed-in user or as a guest with the conference key,
+// through the lobby, with audio and video through the media bridge (one
+// UDP port, -media). The Access Edge takes federated
 // partners' signaling over mutual TLS, and remote users' and meeting
 // guests' over TLS on a port of its own; the TURN relay (UDP and TCP on one
 // port, TLS on another) relays media for holders of relay credentials.
@@ -63,6 +66,7 @@ import (
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/media"
 	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
 	"github.com/parleyuc/parley/store"
@@ -90,6 +94,7 @@ type config struct {
 	store    string
 	redisURL string
 	turns    string
+	media    string
 	pool     string
 	// relayLoopback lets the relay reach loopback peers, for a demo where
 	// every client runs on this machine.
@@ -110,6 +115,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.edgeUser, "edge-users", "127.0.0.1:5063", "Access Edge `address` for remote users and meeting guests, SIP over TLS")
 	fs.StringVar(&c.turn, "turn", "127.0.0.1:3478", "TURN relay `address`, UDP and TCP")
 	fs.StringVar(&c.turns, "turns", "127.0.0.1:5349", "TURN over TLS `address`")
+	fs.StringVar(&c.media, "media", "127.0.0.1:10000", "media bridge UDP `address`: ICE, DTLS and SRTP of every meeting's WebRTC participants")
 	fs.BoolVar(&c.relayLoopback, "relay-allow-loopback", false, "let the relay reach loopback peers (a demo on one machine; never in production)")
 	fs.StringVar(&c.store, "store", "bolt", "where meetings, contacts and privacy settings are kept: `bolt` (parley.db in the data directory), memory, or redis (with -redis; registrations too, shared by front ends)")
 	fs.StringVar(&c.redisURL, "redis", "", "Redis `URL` for -store redis, e.g. redis://127.0.0.1:6379")
@@ -191,6 +197,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-turns %s: %w", cfg.turns, err)
 	}
 	defer turnsLn.Close()
+	mediaUDP, err := net.ListenPacket("udp", cfg.media)
+	if err != nil {
+		return fmt.Errorf("-media %s: %w", cfg.media, err)
+	}
+	defer mediaUDP.Close()
 	var poolLn net.Listener // nil: not in a pool
 	if cfg.pool != "" {
 		if poolLn, err = net.Listen("tcp", cfg.pool); err != nil {
@@ -355,16 +366,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer presenceSrv.Close()
 	// Meetings: the focus decides who enters, keeps the lobby and the
-	// roster, and issues the media tokens the A/V server will check (with
-	// a key it shares with that server; random here, as no media server
-	// runs yet).
+	// roster, and issues the media tokens the media bridge checks, with a
+	// key they share (random at start: tokens do not outlive a restart).
 	tokens, err := conference.NewTokenIssuer(nil, nil)
 	if err != nil {
 		return err
 	}
 	joinBase := "https://" + httpsLn.Addr().String()
 	focus, err := conference.NewFocus(conference.FocusConfig{
-		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase,
+		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase, MediaServer: mediaUDP.LocalAddr().String(),
 		Auth: authn, Client: sipClient, Connections: ua.TransportLayer(), Logger: logger,
 		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
 	})
@@ -393,6 +403,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// SUBSCRIBE: presence is served here, the conference state by the
 	// focus; other event packages go to the user's device.
 	sipSrv.OnSubscribe(focus.Dispatch(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe)))
+
+	// The media bridge (the A/V conferencing server): WebRTC participants
+	// with a media token from the focus, audio, video and screen share
+	// forwarded among them, lobby music for those waiting. Browsers reach
+	// the focus and the bridge through the signaling API on the HTTPS
+	// listener, with the same identities and tokens as SIP clients.
+	bridge, err := media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: mediaUDP, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer bridge.Close()
+	signaling, err := media.NewSignaling(media.SignalingConfig{Focus: focus, Bridge: bridge, Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer signaling.Close()
 
 	// The A/V Edge: a TURN relay for holders of relay credentials, which
 	// signed-in users get over SIP (SERVICE) or HTTPS. The secret is made
@@ -458,13 +484,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		edgeSrv.OnRequest(m, accessEdge.HandleRequest)
 	}
 
-	// HTTPS: scheduling and relay credentials for signed-in users, join
-	// pages for everyone.
+	// HTTPS: scheduling and relay credentials for signed-in users, the
+	// web client at each meeting's join link, and its signaling.
 	api := &meetingAPI{focus: focus, meetings: meetings, logger: logger}
 	httpsMux := http.NewServeMux()
 	httpsMux.Handle("/", api.handler(authn))
 	httpsMux.Handle("/relay/credentials", authn.HTTP(relayCreds))
 	httpsMux.Handle("/api/me/", (&settingsAPI{policy: policy, logger: logger}).handler(authn))
+	httpsMux.Handle("POST /api/meetings/{meeting}/ticket", authn.HTTPForMeeting(func(r *http.Request) string { return r.PathValue("meeting") },
+		signaling.TicketHandler())) // users, and guests with the meeting's key
+	httpsMux.Handle("GET /api/signaling/socket", signaling.SocketHandler())
+	httpsMux.Handle("GET /web/", webAssets())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(serverCert, verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
@@ -497,6 +527,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "listening edge-users %s\n", edgeUserLn.Addr())
 	fmt.Fprintf(stdout, "listening turn %s\n", turnUDP.LocalAddr())
 	fmt.Fprintf(stdout, "listening turns %s\n", turnsLn.Addr())
+	fmt.Fprintf(stdout, "listening media %s\n", mediaUDP.LocalAddr())
 	if poolLn != nil {
 		fmt.Fprintf(stdout, "listening pool %s\n", poolLn.Addr())
 	}
@@ -509,6 +540,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	_ = signaling.Close() // browsers' sockets: Shutdown leaves them open
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = httpsSrv.Shutdown(shutdownCtx)
 	_ = sipLn.Close()

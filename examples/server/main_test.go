@@ -44,7 +44,7 @@ type server struct {
 // stop cleanly) when the test ends.
 func startServer(t *testing.T, data string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"}, extra...)
+	args := append([]string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0", "-media", "127.0.0.1:0"}, extra...)
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &server{data: data, listeners: map[string]string{}, passwords: map[string]string{}, stop: cancel, done: make(chan error, 1)}
@@ -53,8 +53,8 @@ func startServer(t *testing.T, data string, extra ...string) *server {
 		pw.CloseWithError(io.EOF)
 		s.done <- err
 	}()
-	s.readBanner(pr, 8)
-	if len(s.listeners) < 8 {
+	s.readBanner(pr, 9)
+	if len(s.listeners) < 9 {
 		cancel()
 		t.Fatalf("server did not start: %v", <-s.done)
 	}
@@ -386,9 +386,9 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 			[]string{"-sip-tls " + busy.Addr().String(), "address already in use"}},
 		{"SIP WSS port in use", []string{"-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", busy.Addr().String()},
 			[]string{"-sip-wss " + busy.Addr().String(), "address already in use"}},
-		{"data directory is a file", []string{"-data", notADir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
+		{"data directory is a file", []string{"-data", notADir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0", "-media", "127.0.0.1:0"},
 			[]string{"-data " + notADir, "not a directory"}},
-		{"CA key readable by others", []string{"-data", looseKeyDir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"},
+		{"CA key readable by others", []string{"-data", looseKeyDir, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0", "-media", "127.0.0.1:0"},
 			[]string{pki.CAKeyFile, "chmod 600"}},
 		{"unknown store", append(allOnPortZero(t.TempDir()), "-store", "floppy"), []string{"-store", "floppy", "bolt, memory or redis"}},
 		{"database readable by others", append(allOnPortZero(looseDBDir), "-store", "bolt"), []string{"-store bolt", "parley.db", "chmod 600"}},
@@ -419,7 +419,7 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0")
+	cmd := exec.Command(bin, "-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0", "-media", "127.0.0.1:0")
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -429,14 +429,14 @@ func TestInterruptStopsCleanly(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	want := []string{"http", "sip-tls", "sip-wss", "https", "edge", "edge-users", "turn", "turns", "media"}
 	sc := bufio.NewScanner(stdout)
 	var lines []string
-	for len(lines) < 8 && sc.Scan() {
+	for len(lines) < len(want) && sc.Scan() {
 		if strings.HasPrefix(sc.Text(), "listening ") {
 			lines = append(lines, sc.Text())
 		}
 	}
-	want := []string{"http", "sip-tls", "sip-wss", "https", "edge", "edge-users", "turn", "turns"}
 	ok := len(lines) == len(want)
 	for i := 0; ok && i < len(want); i++ {
 		ok = strings.HasPrefix(lines[i], "listening "+want[i]+" 127.0.0.1:")
@@ -498,5 +498,5 @@ func (l *lockedBuffer) String() string {
 // port the kernel picks.
 func allOnPortZero(data string) []string {
 	return []string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0",
-		"-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0"}
+		"-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0", "-media", "127.0.0.1:0"}
 }

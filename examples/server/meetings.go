@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"errors"
-	"html/template"
 	"log/slog"
 	"net/http"
 	"time"
@@ -129,19 +128,10 @@ func (a *meetingAPI) list(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-var joinPage = template.Must(template.New("join").Parse(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{{.Subject}} - Parley meeting</title></head>
-<body>
-<h1>{{if .Subject}}{{.Subject}}{{else}}Parley meeting{{end}}</h1>
-<p>Join with a SIP client: call <code>{{.Focus}}</code> over TLS. Guests sign in
-with the user name <code>meeting:{{.ID}}</code> and the conference key from the
-invitation, and wait in the lobby until a presenter admits them.</p>
-<p>By phone: conference ID <code>{{.DialInID}}</code>.</p>
-</body></html>
-`))
-
-// join is GET /meet/{id}: the meeting's join page. The link is the
-// meeting's unguessable ID; the page never shows the conference key.
+// join is GET /meet/{id}: the meeting's join page, which is the web
+// client (web/meeting.html). The link is the meeting's unguessable ID; the
+// page never shows the conference key, which guests type or bring in the
+// link's fragment (#key=…, never sent to the server).
 func (a *meetingAPI) join(w http.ResponseWriter, r *http.Request) {
 	m, err := a.focus.Meeting(r.Context(), r.PathValue("id"))
 	if err != nil {
@@ -150,9 +140,10 @@ func (a *meetingAPI) join(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Security-Policy", "default-src 'none'")
+	w.Header().Set("Content-Security-Policy", webCSP)
 	w.Header().Set("Referrer-Policy", "no-referrer") // the URL is the meeting's secret
-	_ = joinPage.Execute(w, map[string]string{"Subject": m.Subject, "Focus": m.Focus(), "ID": m.ID, "DialInID": m.DialInID})
+	w.Header().Set("X-Frame-Options", "DENY")
+	_ = meetingPage.Execute(w, map[string]string{"Subject": m.Subject, "Focus": m.Focus(), "ID": m.ID, "DialInID": m.DialInID})
 }
 
 // handler routes the meeting API; authn guards scheduling.

@@ -53,7 +53,7 @@ func startServerProcess(t *testing.T, data string, extra ...string) (s *server, 
 	}
 	kill = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	t.Cleanup(kill)
-	s.readBanner(out, 9)
+	s.readBanner(out, 10)
 	if len(s.listeners) < 9 {
 		kill()
 		t.Fatalf("front end did not start:\n%s", s.logs.String())

@@ -1,0 +1,451 @@
+package media
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/conference"
+)
+
+// Conference is what the browser signaling asks of the focus: the same
+// operations its SIP side carries out. [*conference.Focus] is one.
+type Conference interface {
+	Meetings
+	Join(ctx context.Context, id string, r conference.JoinRequest) (*conference.Participant, error)
+	Leave(id, pid string) error
+	AddUser(id, pid, binding string) (*conference.MediaGrant, error)
+	Participants(id string) []conference.Participant
+	Admit(id, actor, pid string) error
+	Reject(id, actor, pid string) error
+	Promote(id, actor, pid string) error
+	Demote(id, actor, pid string) error
+	Eject(id, actor, pid string) error
+}
+
+// SignalingConfig configures [Signaling]. Focus and Bridge are required.
+type SignalingConfig struct {
+	Focus  Conference
+	Bridge *Bridge
+	// TicketTTL is how long a ticket may wait for its WebSocket. Default
+	// 30 s.
+	TicketTTL time.Duration
+	Logger    *slog.Logger
+}
+
+// Signaling is the browser's way into a meeting: a small HTTPS and
+// WebSocket API carrying the focus's operations and the bridge's SDP,
+// with the same identities, tokens and policies as SIP clients.
+//
+//	POST …/{meeting}/ticket  {"display_name":"Gina"}   →  {"ticket":"…","expires":"…"}
+//	GET  …/socket?ticket=…                                 →  the WebSocket
+//
+// The ticket request must be authenticated: TicketHandler runs behind
+// [auth.Authenticator.HTTPForMeeting], which takes users' credentials and
+// guests' ("meeting:<id>" and the conference key, for that meeting only),
+// on a route whose {meeting} wildcard names the meeting. The ticket,
+// single use and short lived, opens the WebSocket, since browsers cannot
+// put credentials on one. On the socket, JSON messages, each with a
+// "type":
+//
+//	from the browser:
+//	  offer   {sdp}           its join offer (answered once the focus grants media), or a later one
+//	  answer  {sdp}           its answer to the bridge's offer
+//	  admit, reject, promote, demote, eject  {participant}   a leader's controls
+//	to the browser:
+//	  state   {participant, state, role, meeting, subject}   who it is in the meeting, on every change
+//	  roster  {participants: [{id, name, role, state, type}]} the meeting as its role may see it
+//	  answer  {sdp}, offer {sdp}                             the bridge's SDP
+//	  error   {error}                                         a refused request (the socket stays)
+//	  ended   {reason}                                        then the socket closes
+//
+// The participant joins the meeting when its socket opens (in the lobby
+// if the meeting's policy says so, hearing the lobby music once it has
+// offered media) and leaves it when the socket closes. Close ends every
+// socket.
+type Signaling struct {
+	cfg SignalingConfig
+	log *slog.Logger
+
+	mu      sync.Mutex
+	tickets map[string]ticket
+	conns   map[*websocket.Conn]context.CancelFunc
+	closed  bool
+	wg      sync.WaitGroup
+}
+
+type ticket struct {
+	identity *auth.Identity
+	meeting  string
+	name     string
+	expires  time.Time
+}
+
+// maxTickets bounds the tickets waiting for their socket.
+const maxTickets = 10000
+
+// NewSignaling returns the browser signaling, or an error naming the
+// missing field.
+func NewSignaling(cfg SignalingConfig) (*Signaling, error) {
+	switch {
+	case cfg.Focus == nil:
+		return nil, errors.New("media: SignalingConfig.Focus is required")
+	case cfg.Bridge == nil:
+		return nil, errors.New("media: SignalingConfig.Bridge is required")
+	}
+	if cfg.TicketTTL <= 0 {
+		cfg.TicketTTL = 30 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Signaling{cfg: cfg, log: cfg.Logger, tickets: make(map[string]ticket), conns: make(map[*websocket.Conn]context.CancelFunc)}, nil
+}
+
+// TicketHandler issues tickets (POST) for the meeting its route's
+// {meeting} wildcard names; it must run behind the Authenticator's HTTP
+// middleware, whose identity it takes. A guest's display name is the one
+// it gives; a user's, the directory's.
+func (s *Signaling) TicketHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, ok := auth.IdentityFromContext(r.Context())
+		if !ok || id == nil {
+			writeError(w, http.StatusUnauthorized, "not authenticated")
+			return
+		}
+		var body struct {
+			DisplayName string `json:"display_name"`
+		}
+		meeting := r.PathValue("meeting")
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			writeError(w, http.StatusBadRequest, "body: "+err.Error())
+			return
+		}
+		switch {
+		case meeting == "":
+			writeError(w, http.StatusNotFound, "no {meeting} in the route")
+			return
+		case len(body.DisplayName) > 64:
+			writeError(w, http.StatusBadRequest, "display_name: over 64 bytes")
+			return
+		case !id.MayJoin(meeting):
+			writeError(w, http.StatusForbidden, "meeting: this conference key is for another meeting")
+			return
+		}
+		name := body.DisplayName
+		if id.Kind != auth.Anonymous {
+			name = "" // users appear under their directory name
+		}
+		t := ticket{identity: id, meeting: meeting, name: name, expires: time.Now().Add(s.cfg.TicketTTL)}
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		key := base64.RawURLEncoding.EncodeToString(b[:])
+		s.mu.Lock()
+		for k, old := range s.tickets {
+			if time.Now().After(old.expires) {
+				delete(s.tickets, k)
+			}
+		}
+		full := len(s.tickets) >= maxTickets
+		if !full {
+			s.tickets[key] = t
+		}
+		s.mu.Unlock()
+		if full {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, "too many tickets waiting")
+			return
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		writeJSON(w, http.StatusOK, map[string]any{"ticket": key, "expires": t.expires.UTC().Format(time.RFC3339)})
+	})
+}
+
+// take redeems a ticket, once.
+func (s *Signaling) take(key string) (ticket, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tickets[key]
+	delete(s.tickets, key)
+	return t, ok && time.Now().Before(t.expires)
+}
+
+// SocketHandler takes WebSocket upgrades with a ticket (GET ?ticket=).
+// The WebSocket's Origin must be the page's own host.
+func (s *Signaling) SocketHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t, ok := s.take(r.URL.Query().Get("ticket"))
+		if !ok {
+			writeError(w, http.StatusUnauthorized, "no valid ticket")
+			return
+		}
+		conn, err := websocket.Accept(w, r, nil) // refuses a cross-origin page
+		if err != nil {
+			return // Accept has answered
+		}
+		conn.SetReadLimit(maxOfferSize + 4<<10)
+		ctx, cancel := context.WithCancel(context.Background())
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			cancel()
+			_ = conn.Close(websocket.StatusGoingAway, "server closing")
+			return
+		}
+		s.conns[conn] = cancel
+		s.wg.Add(1)
+		s.mu.Unlock()
+		defer func() {
+			s.mu.Lock()
+			delete(s.conns, conn)
+			s.mu.Unlock()
+			cancel()
+			s.wg.Done()
+		}()
+		reason := s.serve(ctx, conn, t)
+		_ = conn.Close(websocket.StatusNormalClosure, reason)
+	})
+}
+
+// Close ends every socket (each participant leaves its meeting) and
+// waits for them.
+func (s *Signaling) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	for _, cancel := range s.conns {
+		cancel()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+	return nil
+}
+
+// message is one signaling message, either way.
+type message struct {
+	Type         string        `json:"type"`
+	SDP          string        `json:"sdp,omitempty"`
+	Participant  string        `json:"participant,omitempty"`
+	State        string        `json:"state,omitempty"`
+	Role         string        `json:"role,omitempty"`
+	Meeting      string        `json:"meeting,omitempty"`
+	Subject      string        `json:"subject,omitempty"`
+	Participants []rosterEntry `json:"participants,omitempty"`
+	Error        string        `json:"error,omitempty"`
+	Reason       string        `json:"reason,omitempty"`
+}
+
+type rosterEntry struct {
+	ID    string `json:"id"`
+	Name  string `json:"name"`
+	Role  string `json:"role"`
+	State string `json:"state"`
+	Type  string `json:"type"`
+}
+
+// socket is one participant's signaling connection.
+type socket struct {
+	s    *Signaling
+	conn *websocket.Conn
+	ctx  context.Context
+	me   *conference.Participant
+	sess *Session
+}
+
+func (k *socket) send(m message) {
+	ctx, cancel := context.WithTimeout(k.ctx, 10*time.Second)
+	defer cancel()
+	b, _ := json.Marshal(m)
+	_ = k.conn.Write(ctx, websocket.MessageText, b)
+}
+
+// serve runs one participant's socket until it closes, the participant
+// is out of the meeting, or the signaling closes; it returns why.
+func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) string {
+	k := &socket{s: s, conn: conn, ctx: ctx}
+	f := s.cfg.Focus
+	m, err := f.Meeting(ctx, t.meeting)
+	if err != nil {
+		k.send(message{Type: "ended", Reason: "no such meeting"})
+		return "no such meeting"
+	}
+	// Events are watched before joining, so none about this participant
+	// is missed; they queue until the join has returned.
+	events := make(chan conference.Event, 256)
+	lost := make(chan struct{})
+	var lostOnce sync.Once
+	stop, err := f.Watch(ctx, m.ID, func(ev conference.Event) {
+		select {
+		case events <- ev:
+		default: // far behind: end the socket rather than miss an ejection
+			lostOnce.Do(func() { close(lost) })
+		}
+	})
+	if err != nil {
+		k.send(message{Type: "ended", Reason: err.Error()})
+		return "meeting unavailable"
+	}
+	defer stop()
+	me, err := f.Join(ctx, m.ID, conference.JoinRequest{Identity: t.identity, DisplayName: t.name})
+	if err != nil {
+		k.send(message{Type: "ended", Reason: "refused: " + err.Error()})
+		return "refused"
+	}
+	k.me = me
+	defer func() {
+		if k.sess != nil {
+			_ = k.sess.Close()
+		}
+		_ = f.Leave(m.ID, me.ID)
+	}()
+	s.log.Info("browser joined a meeting", "meeting", m.ID, "participant", me.ID, "state", me.State, "uri", me.URI)
+	k.sendState(m)
+
+	incoming := make(chan message)
+	readErr := make(chan error, 1)
+	s.wg.Go(func() {
+		for {
+			_, b, err := conn.Read(ctx)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			var msg message
+			if err := json.Unmarshal(b, &msg); err != nil {
+				k.send(message{Type: "error", Error: "unreadable message: " + err.Error()})
+				continue
+			}
+			select {
+			case incoming <- msg:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	var offers <-chan string
+	var mediaDone <-chan struct{}
+	for {
+		select {
+		case <-ctx.Done():
+			return "server closing"
+		case <-readErr:
+			return "closed"
+		case <-lost:
+			k.send(message{Type: "ended", Reason: "the server fell behind"})
+			return "fell behind"
+		case <-mediaDone:
+			k.send(message{Type: "ended", Reason: "media ended"})
+			return "media ended"
+		case sdp, ok := <-offers:
+			if !ok {
+				offers = nil
+				continue
+			}
+			k.send(message{Type: "offer", SDP: sdp})
+		case ev := <-events:
+			if ev.Participant.ID == me.ID {
+				switch ev.Kind {
+				case conference.EventEjected, conference.EventRejected, conference.EventLobbyTimeout, conference.EventLeft:
+					reason := map[conference.EventKind]string{conference.EventEjected: "ejected", conference.EventRejected: "rejected",
+						conference.EventLobbyTimeout: "lobby timeout", conference.EventLeft: "left"}[ev.Kind]
+					k.send(message{Type: "ended", Reason: reason})
+					return reason
+				}
+			}
+			k.sendState(m)
+		case msg := <-incoming:
+			if err := k.handle(msg); err != nil {
+				k.send(message{Type: "error", Error: err.Error()})
+			}
+			if k.sess != nil && mediaDone == nil {
+				offers, mediaDone = k.sess.Offers(), k.sess.Done()
+			}
+		}
+	}
+}
+
+// sendState tells the participant where it is and, unless it waits in
+// the lobby, who else is: leaders see the lobby too, to admit from it.
+func (k *socket) sendState(m *conference.Meeting) {
+	f := k.s.cfg.Focus
+	me, err := f.Participant(m.ID, k.me.ID)
+	if err != nil {
+		return // gone: the event saying so ends the socket
+	}
+	k.send(message{Type: "state", Participant: me.ID, State: me.State.String(), Role: me.Role.String(), Meeting: m.ID, Subject: m.Subject})
+	if me.State != conference.Joined {
+		return
+	}
+	roster := []rosterEntry{}
+	for _, p := range f.Participants(m.ID) {
+		if p.State == conference.InLobby && !me.Role.Leader() {
+			continue
+		}
+		roster = append(roster, rosterEntry{ID: p.ID, Name: p.DisplayName, Role: p.Role.String(), State: p.State.String(), Type: p.Type.String()})
+	}
+	k.send(message{Type: "roster", Participants: roster})
+}
+
+// handle carries out one request of the participant's.
+func (k *socket) handle(msg message) error {
+	f, id, me := k.s.cfg.Focus, k.me.Meeting, k.me.ID
+	switch msg.Type {
+	case "offer":
+		if k.sess != nil {
+			answer, err := k.sess.Offer(msg.SDP)
+			if err != nil {
+				return err
+			}
+			k.send(message{Type: "answer", SDP: answer})
+			return nil
+		}
+		fp, err := offerFingerprint(msg.SDP)
+		if err != nil {
+			return fmt.Errorf("offer: %w", err)
+		}
+		grant, err := f.AddUser(id, me, fp) // what a SIP client asks with add-user
+		if err != nil {
+			return err
+		}
+		sess, err := k.s.cfg.Bridge.Join(k.ctx, JoinRequest{Meeting: id, Participant: me, Token: grant.Token, Offer: msg.SDP})
+		if err != nil {
+			return err
+		}
+		k.sess = sess
+		k.send(message{Type: "answer", SDP: sess.Answer()})
+		return nil
+	case "answer":
+		if k.sess == nil {
+			return errors.New("answer: no offer of the bridge's awaits one")
+		}
+		return k.sess.SetAnswer(msg.SDP)
+	}
+	control := map[string]func(id, actor, pid string) error{
+		"admit": f.Admit, "reject": f.Reject, "promote": f.Promote, "demote": f.Demote, "eject": f.Eject,
+	}[msg.Type]
+	if control == nil {
+		return fmt.Errorf("unknown message type %q", msg.Type)
+	}
+	return control(id, me, msg.Participant)
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
