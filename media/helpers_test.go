@@ -27,12 +27,14 @@ func TestMain(m *testing.M) {
 // env is a focus with one meeting organized by alice (only she presents
 // on entering) and a bridge on a loopback UDP port, sharing the token key.
 type env struct {
-	t       testing.TB
-	focus   *conference.Focus
-	tokens  *conference.TokenIssuer
-	bridge  *Bridge
-	udp     net.PacketConn
-	meeting *conference.Meeting
+	t        testing.TB
+	focus    *conference.Focus
+	tokens   *conference.TokenIssuer
+	bridge   *Bridge
+	udp      net.PacketConn
+	meeting  *conference.Meeting
+	dir      *auth.MemoryDirectory
+	meetings *conference.MemoryMeetings
 }
 
 func newEnv(t testing.TB, expires time.Time) *env {
@@ -50,7 +52,8 @@ func newEnv(t testing.TB, expires time.Time) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	focus, err := conference.NewFocus(conference.FocusConfig{Meetings: conference.NewMemoryMeetings(), Directory: dir, Tokens: tokens,
+	meetings := conference.NewMemoryMeetings()
+	focus, err := conference.NewFocus(conference.FocusConfig{Meetings: meetings, Directory: dir, Tokens: tokens,
 		JoinURL: "https://meet.example.test", MediaServer: "127.0.0.1"})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +74,7 @@ func newEnv(t testing.TB, expires time.Time) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &env{t: t, focus: focus, tokens: tokens, bridge: bridge, udp: udp, meeting: m}
+	return &env{t: t, focus: focus, tokens: tokens, bridge: bridge, udp: udp, meeting: m, dir: dir, meetings: meetings}
 }
 
 func identity(user string) *auth.Identity {
@@ -144,6 +147,25 @@ type clientOptions struct {
 // media token from the focus bound to the offer's DTLS fingerprint.
 func (e *env) newClient(p *conference.Participant, o clientOptions) (*client, string, string) {
 	e.t.Helper()
+	c, sdpOffer := e.newPeer(o)
+	fp := fingerprintOf(sdpOffer)
+	var token string
+	if o.tokenHook != nil {
+		token = o.tokenHook(conference.MediaClaims{Meeting: e.meeting.ID, Participant: p.ID, Subject: p.URI, Role: p.Role.String(), Binding: fp})
+	} else {
+		g, err := e.focus.AddUser(e.meeting.ID, p.ID, fp)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		token = g.Token
+	}
+	return c, sdpOffer, token
+}
+
+// newPeer creates a client's peer connection, publishing what o asks,
+// and its offer.
+func (e *env) newPeer(o clientOptions) (*client, string) {
+	e.t.Helper()
 	var settings webrtcSettings
 	if o.udp != nil {
 		settings.mux = webrtc.NewICEUDPMux(nil, o.udp)
@@ -207,18 +229,6 @@ func (e *env) newClient(p *conference.Participant, o clientOptions) (*client, st
 		e.t.Fatal(err)
 	}
 	<-gathered
-	sdpOffer := pc.LocalDescription().SDP
-	fp := fingerprintOf(sdpOffer)
-	var token string
-	if o.tokenHook != nil {
-		token = o.tokenHook(conference.MediaClaims{Meeting: e.meeting.ID, Participant: p.ID, Subject: p.URI, Role: p.Role.String(), Binding: fp})
-	} else {
-		g, err := e.focus.AddUser(e.meeting.ID, p.ID, fp)
-		if err != nil {
-			e.t.Fatal(err)
-		}
-		token = g.Token
-	}
 	c.locals = locals
 	for _, tr := range locals {
 		if !o.noSend {
@@ -226,7 +236,7 @@ func (e *env) newClient(p *conference.Participant, o clientOptions) (*client, st
 			go c.send(tr)
 		}
 	}
-	return c, sdpOffer, token
+	return c, pc.LocalDescription().SDP
 }
 
 // join does the whole join: token, offer, answer, and the bridge's later

@@ -1,0 +1,302 @@
+package media
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/pion/webrtc/v3"
+
+	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/conference"
+)
+
+const alicePassword = "alice's password"
+
+// sigEnv is env with the browser signaling on an HTTPS test server,
+// behind a real Authenticator: alice signs in with Digest, guests with the
+// meeting's conference key.
+type sigEnv struct {
+	*env
+	sig *Signaling
+	srv *httptest.Server
+}
+
+func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
+	e := newEnv(t, time.Time{})
+	alice, err := e.dir.User(context.Background(), "sip:alice@example.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := alice.SetPassword(alicePassword); err != nil {
+		t.Fatal(err)
+	}
+	_ = e.dir.PutUser(*alice)
+	authn, err := auth.New(auth.Config{Directory: e.dir, Realm: "example.test", Conferences: conference.Keys(e.meetings, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sig, err := NewSignaling(SignalingConfig{Focus: e.focus, Bridge: e.bridge, TicketTTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("POST /meetings/{meeting}/ticket", authn.HTTPForMeeting(func(r *http.Request) string { return r.PathValue("meeting") }, sig.TicketHandler()))
+	mux.Handle("GET /socket", sig.SocketHandler())
+	srv := httptest.NewTLSServer(mux)
+	t.Cleanup(func() {
+		_ = sig.Close()
+		srv.Close()
+		_ = authn.Close()
+	})
+	return &sigEnv{env: e, sig: sig, srv: srv}
+}
+
+// ticket asks for a ticket with Digest credentials (RFC 7616, SHA-256);
+// it returns the ticket, or "" and the status.
+func (e *sigEnv) ticket(meeting, user, password, name string) (string, int) {
+	e.t.Helper()
+	path := "/meetings/" + meeting + "/ticket"
+	body, _ := json.Marshal(map[string]string{"display_name": name})
+	post := func(authorization string) *http.Response {
+		req, _ := http.NewRequest("POST", e.srv.URL+path, bytes.NewReader(body))
+		if authorization != "" {
+			req.Header.Set("Authorization", authorization)
+		}
+		res, err := e.srv.Client().Do(req)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		return res
+	}
+	res := post("")
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		return "", res.StatusCode
+	}
+	var realm, nonce string
+	for _, h := range res.Header.Values("WWW-Authenticate") {
+		if strings.Contains(h, "SHA-256") {
+			for _, m := range regexp.MustCompile(`(\w+)="([^"]*)"`).FindAllStringSubmatch(h, -1) {
+				switch m[1] {
+				case "realm":
+					realm = m[2]
+				case "nonce":
+					nonce = m[2]
+				}
+			}
+		}
+	}
+	h := func(s string) string { sum := sha256.Sum256([]byte(s)); return hex.EncodeToString(sum[:]) }
+	response := h(h(user+":"+realm+":"+password) + ":" + nonce + ":00000001:c0ffee:auth:" + h("POST:"+path))
+	res = post(fmt.Sprintf(`Digest username=%q, realm=%q, nonce=%q, uri=%q, algorithm=SHA-256, qop=auth, nc=00000001, cnonce="c0ffee", response=%q`,
+		user, realm, nonce, path, response))
+	defer res.Body.Close()
+	var out struct{ Ticket string }
+	if res.StatusCode != http.StatusOK || json.NewDecoder(res.Body).Decode(&out) != nil {
+		return "", res.StatusCode
+	}
+	return out.Ticket, res.StatusCode
+}
+
+// browser is a participant of the signaling: its socket and its pion
+// peer connection, which answers the bridge's offers by itself. The
+// other messages are on msgs.
+type browser struct {
+	t    *testing.T
+	conn *websocket.Conn
+	peer *client
+	msgs chan message
+}
+
+func (e *sigEnv) dial(ticket string, header http.Header) (*websocket.Conn, *http.Response, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return websocket.Dial(ctx, "wss"+strings.TrimPrefix(e.srv.URL, "https")+"/socket?ticket="+ticket,
+		&websocket.DialOptions{HTTPClient: e.srv.Client(), HTTPHeader: header})
+}
+
+// open joins through a ticket's socket and offers media publishing audio
+// and video.
+func (e *sigEnv) open(ticket string) *browser {
+	e.t.Helper()
+	conn, _, err := e.dial(ticket, nil)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	b := &browser{t: e.t.(*testing.T), conn: conn, msgs: make(chan message, 64)}
+	e.t.Cleanup(func() { _ = conn.CloseNow() })
+	peer, offer := e.newPeer(clientOptions{publish: []string{KindAudio, KindVideo}})
+	b.peer = peer
+	go b.pump()
+	b.send(message{Type: "offer", SDP: offer})
+	return b
+}
+
+func (b *browser) send(m message) {
+	data, _ := json.Marshal(m)
+	_ = b.conn.Write(context.Background(), websocket.MessageText, data)
+}
+
+// pump reads the socket until it closes.
+func (b *browser) pump() {
+	defer close(b.msgs)
+	pc := b.peer.pc
+	for {
+		_, data, err := b.conn.Read(context.Background())
+		if err != nil {
+			return
+		}
+		var m message
+		if err := json.Unmarshal(data, &m); err != nil {
+			return
+		}
+		switch m.Type {
+		case "answer":
+			_ = pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: m.SDP})
+		case "offer":
+			if pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: m.SDP}) != nil {
+				return
+			}
+			answer, err := pc.CreateAnswer(nil)
+			if err != nil {
+				return
+			}
+			gathered := webrtc.GatheringCompletePromise(pc)
+			_ = pc.SetLocalDescription(answer)
+			<-gathered
+			b.send(message{Type: "answer", SDP: pc.LocalDescription().SDP})
+		default:
+			select {
+			case b.msgs <- m:
+			default: // a test not reading: drop
+			}
+		}
+	}
+}
+
+// await returns the first message for which ok holds, within 5 s.
+func (b *browser) await(what string, ok func(message) bool) message {
+	b.t.Helper()
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case m, open := <-b.msgs:
+			if !open {
+				b.t.Fatalf("socket closed waiting for %s", what)
+			}
+			if ok(m) {
+				return m
+			}
+		case <-deadline:
+			b.t.Fatalf("no %s within 5 s", what)
+		}
+	}
+}
+
+func inState(state string) func(message) bool {
+	return func(m message) bool { return m.Type == "state" && m.State == state }
+}
+
+// A user and a guest join from their browsers: the guest waits in the
+// lobby (alice sees her there, she cannot let herself in or eject alice),
+// alice admits her and media flows both ways; when the guest's socket
+// closes she is out of the meeting.
+func TestSignalingThroughTheLobby(t *testing.T) {
+	e := newSigEnv(t, 0)
+	tk, status := e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	if tk == "" {
+		t.Fatalf("alice's ticket: %d", status)
+	}
+	alice := e.open(tk)
+	me := alice.await("alice joined", inState("joined"))
+	if me.Role != "organizer" {
+		t.Fatalf("alice is %q", me.Role)
+	}
+
+	if _, status := e.ticket(e.meeting.ID, auth.AnonymousPrefix+e.meeting.ID, "not the key", "Gina"); status != http.StatusUnauthorized {
+		t.Fatalf("a guest with a wrong key: %d, want 401", status)
+	}
+	tk, status = e.ticket(e.meeting.ID, auth.AnonymousPrefix+e.meeting.ID, e.meeting.Key, "Gina")
+	if tk == "" {
+		t.Fatalf("the guest's ticket: %d", status)
+	}
+	gina := e.open(tk)
+	g := gina.await("the guest in the lobby", inState("lobby"))
+	roster := alice.await("alice sees the lobby", func(m message) bool {
+		return m.Type == "roster" && len(m.Participants) == 2
+	})
+	for _, p := range roster.Participants {
+		if p.ID == g.Participant && (p.State != "lobby" || p.Name != "Gina" || p.Type != "anonymous") {
+			t.Fatalf("the guest in alice's roster: %+v", p)
+		}
+	}
+	gina.send(message{Type: "admit", Participant: g.Participant})
+	gina.await("a refusal", func(m message) bool { return m.Type == "error" })
+	gina.send(message{Type: "eject", Participant: me.Participant})
+	gina.await("a refusal", func(m message) bool { return m.Type == "error" })
+	eventually(t, 5*time.Second, "the guest hears the lobby music", func() bool { return gina.peer.stats(musicKey).packets > 10 })
+
+	alice.send(message{Type: "admit", Participant: g.Participant})
+	gina.await("the guest admitted", inState("joined"))
+	for _, kind := range []string{KindAudio, KindVideo} {
+		eventually(t, 5*time.Second, "the guest receives alice's "+kind, func() bool {
+			return gina.peer.stats(me.Participant+"/"+me.Participant+"-"+kind).packets >= 10
+		})
+		eventually(t, 5*time.Second, "alice receives the guest's "+kind, func() bool {
+			return alice.peer.stats(g.Participant+"/"+g.Participant+"-"+kind).packets >= 10
+		})
+	}
+
+	_ = gina.conn.Close(websocket.StatusNormalClosure, "bye")
+	eventually(t, 5*time.Second, "the guest is out of the meeting", func() bool {
+		_, err := e.focus.Participant(e.meeting.ID, g.Participant)
+		return err != nil
+	})
+	alice.await("alice's roster without the guest", func(m message) bool { return m.Type == "roster" && len(m.Participants) == 1 })
+}
+
+// Tickets open one socket, for a while, from the page's own origin; a
+// guest's key opens its meeting only.
+func TestSignalingTickets(t *testing.T) {
+	e := newSigEnv(t, 300*time.Millisecond)
+	other, err := e.focus.Schedule(context.Background(), identity("bob"), conference.MeetingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, status := e.ticket(other.ID, auth.AnonymousPrefix+e.meeting.ID, e.meeting.Key, "Gina"); status != http.StatusForbidden {
+		t.Fatalf("a guest's ticket for another meeting: %d, want 403", status)
+	}
+	if _, _, err := e.dial("made-up", nil); err == nil {
+		t.Fatal("a socket without a valid ticket")
+	}
+
+	tk, _ := e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	if _, res, err := e.dial(tk, http.Header{"Origin": {"https://elsewhere.example"}}); err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a socket from another origin: %v", err)
+	}
+	tk, _ = e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	conn, _, err := e.dial(tk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	if _, _, err := e.dial(tk, nil); err == nil {
+		t.Fatal("a ticket used twice")
+	}
+	tk, _ = e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	time.Sleep(400 * time.Millisecond)
+	if _, _, err := e.dial(tk, nil); err == nil {
+		t.Fatal("an expired ticket")
+	}
+}
