@@ -30,6 +30,7 @@ import (
 //	<demote participant="ID"/>       presenter to attendee (organizer)
 //	<eject participant="ID"/>        remove (organizer; presenters: attendees)
 //	<lock/> <unlock/>                send every newcomer to the lobby (organizer)
+//	<mute-all/> <unmute-all/>        hold back every attendee's audio (presenters)
 //	<set-access policy="organizer|company|organization|anyone"
 //	            dial-in-lobby="true|false"/>              (organizer)
 //	<set-presenters policy="organizer|company|everyone|chosen">
@@ -66,6 +67,8 @@ type ControlRequest struct {
 	Eject         *Target        `xml:"eject"`
 	Lock          *struct{}      `xml:"lock"`
 	Unlock        *struct{}      `xml:"unlock"`
+	MuteAll       *struct{}      `xml:"mute-all"`
+	UnmuteAll     *struct{}      `xml:"unmute-all"`
 	SetAccess     *SetAccess     `xml:"set-access"`
 	SetPresenters *SetPresenters `xml:"set-presenters"`
 }
@@ -123,7 +126,7 @@ func (r *ControlRequest) ops() map[string]bool {
 	return map[string]bool{
 		"add-user": r.AddUser != nil, "admit": r.Admit != nil, "reject": r.Reject != nil,
 		"promote": r.Promote != nil, "demote": r.Demote != nil, "eject": r.Eject != nil,
-		"lock": r.Lock != nil, "unlock": r.Unlock != nil,
+		"lock": r.Lock != nil, "unlock": r.Unlock != nil, "mute-all": r.MuteAll != nil, "unmute-all": r.UnmuteAll != nil,
 		"set-access": r.SetAccess != nil, "set-presenters": r.SetPresenters != nil,
 	}
 }

@@ -132,6 +132,9 @@ type Participant struct {
 	Type        ParticipantType
 	Role        Role
 	State       State
+	// Muted says the media server holds back the participant's audio: an
+	// attendee while a leader has muted the audience (MuteAll).
+	Muted bool
 	// Since is when the participant entered the lobby or the meeting.
 	Since time.Time
 
@@ -186,6 +189,7 @@ type conf struct {
 	meeting  *Meeting
 	parts    map[string]*participant
 	locked   bool
+	muted    bool // the audience: attendees' audio held back
 	dead     bool // removed from Focus.confs
 	version  uint64
 	watchers map[int]func(Event)
@@ -638,6 +642,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 func (f *Focus) enterLocked(c *conf, p *participant, by string) {
 	wasIn := c.leaderOrAuthenticatedIn()
 	p.State, p.Role, p.Since = Joined, InitialRole(c.meeting, p.cand), f.cfg.Now()
+	p.Muted = c.muted && !p.Role.Leader()
 	p.decide(nil)
 	f.emitLocked(c, Event{Kind: EventJoined, Participant: p.Participant, By: by}, true)
 	f.cfg.Logger.Info("participant joined", "meeting", c.meeting.ID, "participant", p.ID, "type", p.Type, "role", p.Role, "by", by)
@@ -884,7 +889,7 @@ func (f *Focus) Promote(id, actor, pid string) error {
 		if p.State != Joined || p.Role != Attendee {
 			return fmt.Errorf("%w: %s is not a joined attendee", ErrWrongState, pid)
 		}
-		p.Role = Presenter
+		p.Role, p.Muted = Presenter, false
 		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
 		return nil
 	})
@@ -904,7 +909,7 @@ func (f *Focus) Demote(id, actor, pid string) error {
 		if p.State != Joined || p.Role != Presenter {
 			return fmt.Errorf("%w: %s is not a presenter", ErrWrongState, pid)
 		}
-		p.Role = Attendee
+		p.Role, p.Muted = Attendee, c.muted
 		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
 		return nil
 	})
@@ -944,6 +949,30 @@ func (f *Focus) Lock(id, actor string, locked bool) error {
 			c.locked = locked
 			f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID}, true)
 		}
+		return nil
+	})
+}
+
+// MuteAll mutes the audience (muted) or lets it speak again: while it is
+// muted, the media server forwards no attendee's audio, newcomers'
+// included; presenters and the organizer are heard. Any leader may. Each
+// attendee's Muted changes, with an EventRole; then an EventPolicy.
+func (f *Focus) MuteAll(id, actor string, muted bool) error {
+	return f.control(id, actor, func(c *conf, a *participant) error {
+		if !a.Role.Leader() {
+			return fmt.Errorf("%w: only presenters mute the audience", ErrForbidden)
+		}
+		if c.muted == muted {
+			return nil
+		}
+		c.muted = muted
+		for _, p := range c.sorted() {
+			if p.State == Joined && !p.Role.Leader() && p.Muted != muted {
+				p.Muted = muted
+				f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
+			}
+		}
+		f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID}, true)
 		return nil
 	})
 }

@@ -231,6 +231,49 @@ func TestLockSendsNewcomersToTheLobby(t *testing.T) {
 	}
 }
 
+// TestMuteAllHoldsAttendeesAudio: a leader mutes the audience; every
+// attendee is Muted, newcomers and demoted presenters too, leaders never;
+// attendees cannot; unmuting lets everyone speak.
+func TestMuteAllHoldsAttendeesAudio(t *testing.T) {
+	e := newFocusEnv(t)
+	m := e.schedule(MeetingOptions{Access: AccessAnyone, Presenter: PresentersOrganizer})
+	org := e.join(m, internal("alice"))
+	bob := e.join(m, internal("bob"))
+	muted := func(pid string) bool {
+		p, err := e.focus.Participant(m.ID, pid)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Muted
+	}
+	wantErr(t, "attendee mutes all", e.focus.MuteAll(m.ID, bob.ID, true), ErrForbidden)
+	if err := e.focus.MuteAll(m.ID, org.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	carol := e.join(m, internal("carol"))
+	if !muted(bob.ID) || !muted(carol.ID) || muted(org.ID) {
+		t.Fatalf("muted: bob %v, carol (newcomer) %v, alice (organizer) %v", muted(bob.ID), muted(carol.ID), muted(org.ID))
+	}
+	if err := e.focus.Promote(m.ID, org.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	if muted(bob.ID) {
+		t.Fatal("a presenter is muted")
+	}
+	if err := e.focus.Demote(m.ID, org.ID, bob.ID); err != nil {
+		t.Fatal(err)
+	}
+	if !muted(bob.ID) {
+		t.Fatal("a demoted presenter is not muted with the audience")
+	}
+	if err := e.focus.MuteAll(m.ID, org.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if muted(bob.ID) || muted(carol.ID) {
+		t.Fatal("still muted after unmute-all")
+	}
+}
+
 func TestLobbyOutcomes(t *testing.T) {
 	e := newFocusEnv(t, func(c *FocusConfig) { c.LobbyTimeout = 150 * time.Millisecond })
 	m := e.schedule(MeetingOptions{Access: AccessOrganization})

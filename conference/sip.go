@@ -506,6 +506,8 @@ func (f *Focus) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
 		err = f.Eject(d.meeting, d.pid, cr.Eject.Participant)
 	case cr.Lock != nil, cr.Unlock != nil:
 		err = f.Lock(d.meeting, d.pid, cr.Lock != nil)
+	case cr.MuteAll != nil, cr.UnmuteAll != nil:
+		err = f.MuteAll(d.meeting, d.pid, cr.MuteAll != nil)
 	case cr.SetAccess != nil:
 		a, _ := ParseAccessPolicy(cr.SetAccess.Policy) // ParseControl checked it
 		err = f.SetAccess(ctx, d.meeting, d.pid, a, cr.SetAccess.DialInLobby)

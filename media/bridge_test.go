@@ -269,3 +269,44 @@ func TestSRTPReplayDropped(t *testing.T) {
 		t.Fatalf("the bridge forwarded %d replayed packets (of %d replayed; %d received)", s.repeats, replayed(), s.packets)
 	}
 }
+
+// When a leader mutes the audience, no attendee's audio is forwarded
+// (their video is, and the leaders' audio); unmuting lets them be heard.
+func TestMuteAllHoldsTheAudience(t *testing.T) {
+	e := newEnv(t, time.Time{})
+	org, bob := e.enter("alice"), e.enter("bob") // bob attends: only the organizer presents
+	e.join(org, clientOptions{publish: []string{KindAudio}})
+	e.join(bob, clientOptions{publish: []string{KindAudio, KindVideo}})
+	carol := e.join(e.enter("carol"), clientOptions{})
+	key := func(p *conference.Participant, kind string) string { return p.ID + "/" + p.ID + "-" + kind }
+	for _, k := range []string{key(org, KindAudio), key(bob, KindAudio), key(bob, KindVideo)} {
+		eventually(t, 5*time.Second, "carol receives "+k, func() bool { return carol.stats(k).packets >= 10 })
+	}
+	growth := func() map[string]int { // packets received in 400 ms, per track
+		before := map[string]int{}
+		for _, k := range []string{key(org, KindAudio), key(bob, KindAudio), key(bob, KindVideo)} {
+			before[k] = carol.stats(k).packets
+		}
+		time.Sleep(400 * time.Millisecond)
+		for k, n := range before {
+			before[k] = carol.stats(k).packets - n
+		}
+		return before
+	}
+
+	if err := e.focus.MuteAll(e.meeting.ID, org.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // packets already on their way
+	g := growth()
+	if g[key(bob, KindAudio)] != 0 || g[key(bob, KindVideo)] < 10 || g[key(org, KindAudio)] < 10 {
+		t.Fatalf("audience muted: carol received %v in 400 ms; want none of bob's audio, his video and alice's audio", g)
+	}
+	if err := e.focus.MuteAll(e.meeting.ID, org.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if g := growth(); g[key(bob, KindAudio)] < 10 {
+		t.Fatalf("audience unmuted: carol received %v in 400 ms", g)
+	}
+}

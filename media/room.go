@@ -66,13 +66,14 @@ func (r *room) apply(ev conference.Event) {
 		s := r.sessions[pid]
 		r.mu.Unlock()
 		if s != nil {
-			r.admitted(s, ev.Participant.Role)
+			r.admitted(s, ev.Participant)
 		}
 	case conference.EventRole:
 		r.mu.Lock()
 		s := r.sessions[pid]
 		var gone []*forward
 		if s != nil {
+			s.muted.Store(ev.Participant.Muted)
 			s.role = ev.Participant.Role
 			if !s.role.Leader() { // only presenters share their screen
 				for _, f := range r.tracks {
@@ -115,7 +116,7 @@ func (r *room) join(p conference.Participant, req JoinRequest) (*Session, error)
 		r.remove(p.ID, "left while joining")
 		return nil, fmt.Errorf("%w: %s left meeting %s", ErrRefused, p.ID, r.id)
 	case now.State == conference.Joined:
-		r.admitted(s, now.Role) // if it was in the lobby
+		r.admitted(s, now) // if it was in the lobby
 	}
 	// Everything already published is offered to the newcomer.
 	r.mu.Lock()
@@ -130,8 +131,9 @@ func (r *room) join(p conference.Participant, req JoinRequest) (*Session, error)
 
 // admitted moves s from the lobby into the meeting: its held tracks are
 // forwarded to the others, and the others' tracks offered to it.
-func (r *room) admitted(s *Session, role conference.Role) {
-	held, ok := s.admit(role)
+func (r *room) admitted(s *Session, p conference.Participant) {
+	s.muted.Store(p.Muted)
+	held, ok := s.admit(p.Role)
 	if !ok {
 		return
 	}

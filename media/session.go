@@ -53,7 +53,8 @@ type Session struct {
 	pending     bool // and another is needed after it
 	senders     map[*forward]*webrtc.RTPSender
 	published   int
-	ready       bool // the join offer is answered: tracks may be added
+	muted       atomic.Bool // the focus holds the participant's audio (mute all)
+	ready       bool        // the join offer is answered: tracks may be added
 	closed      bool
 	// A participant in the lobby is sent the music, nothing else, and
 	// what it publishes is held back until it is admitted.
@@ -63,8 +64,10 @@ type Session struct {
 }
 
 func newSession(r *room, p conference.Participant) *Session {
-	return &Session{r: r, pid: p.ID, role: p.Role, lobby: p.State == conference.InLobby, offers: make(chan string, 1),
+	s := &Session{r: r, pid: p.ID, role: p.Role, lobby: p.State == conference.InLobby, offers: make(chan string, 1),
 		done: make(chan struct{}), senders: make(map[*forward]*webrtc.RTPSender)}
+	s.muted.Store(p.Muted)
+	return s
 }
 
 // Participant returns the session's participant ID.
@@ -408,6 +411,9 @@ func (f *forward) run() {
 		case <-f.stopped:
 			return
 		default:
+		}
+		if f.kind == KindAudio && f.owner.muted.Load() {
+			continue // held back by the focus: the audience is muted
 		}
 		if err := f.local.WriteRTP(pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			f.owner.r.b.log.Debug("media: forwarding failed", "track", f.local.ID(), "err", err)

@@ -31,6 +31,7 @@ type Conference interface {
 	Promote(id, actor, pid string) error
 	Demote(id, actor, pid string) error
 	Eject(id, actor, pid string) error
+	MuteAll(id, actor string, muted bool) error
 }
 
 // SignalingConfig configures [Signaling]. Focus and Bridge are required.
@@ -62,9 +63,10 @@ type SignalingConfig struct {
 //	  offer   {sdp}           its join offer (answered once the focus grants media), or a later one
 //	  answer  {sdp}           its answer to the bridge's offer
 //	  admit, reject, promote, demote, eject  {participant}   a leader's controls
+//	  mute-all, unmute-all                                  a leader mutes the audience, or lets it speak
 //	to the browser:
-//	  state   {participant, state, role, meeting, subject}   who it is in the meeting, on every change
-//	  roster  {participants: [{id, name, role, state, type}]} the meeting as its role may see it
+//	  state   {participant, state, role, muted, meeting, subject}  who it is in the meeting, on every change
+//	  roster  {participants: [{id, name, role, state, type, muted}]} the meeting as its role may see it
 //	  answer  {sdp}, offer {sdp}                             the bridge's SDP
 //	  error   {error}                                         a refused request (the socket stays)
 //	  ended   {reason}                                        then the socket closes
@@ -239,6 +241,7 @@ type message struct {
 	Participant  string        `json:"participant,omitempty"`
 	State        string        `json:"state,omitempty"`
 	Role         string        `json:"role,omitempty"`
+	Muted        bool          `json:"muted,omitempty"`
 	Meeting      string        `json:"meeting,omitempty"`
 	Subject      string        `json:"subject,omitempty"`
 	Participants []rosterEntry `json:"participants,omitempty"`
@@ -252,6 +255,7 @@ type rosterEntry struct {
 	Role  string `json:"role"`
 	State string `json:"state"`
 	Type  string `json:"type"`
+	Muted bool   `json:"muted,omitempty"`
 }
 
 // socket is one participant's signaling connection.
@@ -383,7 +387,7 @@ func (k *socket) sendState(m *conference.Meeting) {
 	if err != nil {
 		return // gone: the event saying so ends the socket
 	}
-	k.send(message{Type: "state", Participant: me.ID, State: me.State.String(), Role: me.Role.String(), Meeting: m.ID, Subject: m.Subject})
+	k.send(message{Type: "state", Participant: me.ID, State: me.State.String(), Role: me.Role.String(), Muted: me.Muted, Meeting: m.ID, Subject: m.Subject})
 	if me.State != conference.Joined {
 		return
 	}
@@ -392,7 +396,7 @@ func (k *socket) sendState(m *conference.Meeting) {
 		if p.State == conference.InLobby && !me.Role.Leader() {
 			continue
 		}
-		roster = append(roster, rosterEntry{ID: p.ID, Name: p.DisplayName, Role: p.Role.String(), State: p.State.String(), Type: p.Type.String()})
+		roster = append(roster, rosterEntry{ID: p.ID, Name: p.DisplayName, Role: p.Role.String(), State: p.State.String(), Type: p.Type.String(), Muted: p.Muted})
 	}
 	k.send(message{Type: "roster", Participants: roster})
 }
@@ -430,6 +434,8 @@ func (k *socket) handle(msg message) error {
 			return errors.New("answer: no offer of the bridge's awaits one")
 		}
 		return k.sess.SetAnswer(msg.SDP)
+	case "mute-all", "unmute-all":
+		return f.MuteAll(id, me, msg.Type == "mute-all")
 	}
 	control := map[string]func(id, actor, pid string) error{
 		"admit": f.Admit, "reject": f.Reject, "promote": f.Promote, "demote": f.Demote, "eject": f.Eject,

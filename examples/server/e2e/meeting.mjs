@@ -1,8 +1,8 @@
 // An organizer and an anonymous guest join one meeting from its URL in
 // Debian's headless Chromium, with fake camera and microphone: the guest
 // waits in the lobby hearing the lobby music, the organizer admits her,
-// and each decodes the other's video. Screenshots of the meeting view are
-// saved. examples/server's TestBrowserMeeting starts the server, schedules
+// and each decodes the other's video; then she mutes the audience, and the
+// guest is told. Screenshots of the lobby and the meeting view are saved. examples/server's TestBrowserMeeting starts the server, schedules
 // the meeting and runs this with:
 //
 //   PARLEY_JOIN_URL, PARLEY_KEY            the meeting's link and conference key
@@ -116,6 +116,10 @@ try {
   await organizer.screenshot({ path: join(artifacts, 'meeting.png') });
   await guest.screenshot({ path: join(artifacts, 'meeting-guest.png') });
   step(`screenshots in ${artifacts}`);
+
+  await organizer.click('#mute-all');
+  await guest.waitForSelector('#me:has-text("muted the audience")', { timeout: 10000 });
+  step('the organizer muted the audience; the guest is told');
 } catch (err) {
   failed = true;
   console.error(`[e2e] FAILED: ${err.message}`);

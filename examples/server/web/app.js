@@ -116,7 +116,8 @@ async function onMessage(msg) {
     case 'state':
       me = msg;
       show(me.state === 'lobby' ? 'lobby' : 'meeting');
-      $('me').textContent = `You are ${me.role === 'presenter' ? 'a presenter' : 'an ' + me.role}`;
+      $('me').textContent = `You are ${me.role === 'presenter' ? 'a presenter' : 'an ' + me.role}` +
+        (me.muted ? ' (the presenters have muted the audience)' : '');
       renderRoster();
       break;
     case 'roster':
@@ -201,6 +202,10 @@ function renderRoster() {
     tile(p.id).querySelector('.label').textContent = `${p.name || 'Anonymous'}${p.id === me.participant ? ' (you)' : ''} · ${p.role}`;
   }
   $('lobby-box').hidden = !leader || lobby.children.length === 0;
+  const audienceMuted = roster.some((p) => p.muted);
+  $('mute-all').hidden = !leader;
+  $('mute-all').textContent = audienceMuted ? 'Unmute the audience' : 'Mute the audience';
+  $('mute-all').dataset.action = audienceMuted ? 'unmute-all' : 'mute-all';
   for (const [id, t] of tiles) {
     if (!present.has(id)) { t.remove(); tiles.delete(id); }
   }
@@ -250,5 +255,6 @@ $('mute').onclick = () => {
   audio.enabled = !audio.enabled;
   $('mute').textContent = audio.enabled ? 'Mute' : 'Unmute';
 };
+$('mute-all').onclick = () => send({ type: $('mute-all').dataset.action });
 $('leave').onclick = () => ended('you left');
 $('lobby-leave').onclick = () => ended('you left');
