@@ -141,6 +141,7 @@ type clientOptions struct {
 	noSend    bool     // the caller writes to the client's tracks (locals) itself
 	udp       net.PacketConn
 	tokenHook func(conference.MediaClaims) string // makes the token instead of the focus
+	relay     []webrtc.ICEServer                  // TURN servers the client must relay through
 }
 
 // newClient creates a client's peer connection and offer, and gets a
@@ -179,7 +180,11 @@ func (e *env) newPeer(o clientOptions) (*client, string) {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	config := webrtc.Configuration{}
+	if o.relay != nil {
+		config.ICEServers, config.ICETransportPolicy = o.relay, webrtc.ICETransportPolicyRelay
+	}
+	pc, err := api.NewPeerConnection(config)
 	if err != nil {
 		e.t.Fatal(err)
 	}
