@@ -130,13 +130,13 @@ func opusDuration(p []byte) (time.Duration, error) {
 		frames = 2
 	case 3:
 		if len(p) < 2 {
-			return 0, errors.New("Opus packet without its frame count")
+			return 0, errors.New("a code 3 Opus packet without its frame count")
 		}
 		frames = int(p[1] & 0x3f)
 	}
 	d := time.Duration(frames) * frame
 	if d == 0 || d > 120*time.Millisecond {
-		return 0, fmt.Errorf("Opus packet of %v", d)
+		return 0, fmt.Errorf("an Opus packet of %v", d)
 	}
 	return d, nil
 }
