@@ -74,8 +74,10 @@ func (r *room) apply(ev conference.Event) {
 		var gone []*forward
 		if s != nil {
 			s.muted.Store(ev.Participant.Muted)
+			s.mu.Lock() // onTrack reads the role under the session's lock
 			s.role = ev.Participant.Role
-			if !s.role.Leader() { // only presenters share their screen
+			s.mu.Unlock()
+			if !ev.Participant.Role.Leader() { // only presenters share their screen
 				for _, f := range r.tracks {
 					if f.owner == s && f.kind == KindScreen {
 						gone = append(gone, f)
