@@ -642,7 +642,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 func (f *Focus) enterLocked(c *conf, p *participant, by string) {
 	wasIn := c.leaderOrAuthenticatedIn()
 	p.State, p.Role, p.Since = Joined, InitialRole(c.meeting, p.cand), f.cfg.Now()
-	p.Muted = c.muted && !p.Role.Leader()
+	c.muteLocked(p)
 	p.decide(nil)
 	f.emitLocked(c, Event{Kind: EventJoined, Participant: p.Participant, By: by}, true)
 	f.cfg.Logger.Info("participant joined", "meeting", c.meeting.ID, "participant", p.ID, "type", p.Type, "role", p.Role, "by", by)
@@ -889,7 +889,8 @@ func (f *Focus) Promote(id, actor, pid string) error {
 		if p.State != Joined || p.Role != Attendee {
 			return fmt.Errorf("%w: %s is not a joined attendee", ErrWrongState, pid)
 		}
-		p.Role, p.Muted = Presenter, false
+		p.Role = Presenter
+		c.muteLocked(p)
 		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
 		return nil
 	})
@@ -909,7 +910,8 @@ func (f *Focus) Demote(id, actor, pid string) error {
 		if p.State != Joined || p.Role != Presenter {
 			return fmt.Errorf("%w: %s is not a presenter", ErrWrongState, pid)
 		}
-		p.Role, p.Muted = Attendee, c.muted
+		p.Role = Attendee
+		c.muteLocked(p)
 		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
 		return nil
 	})
@@ -967,14 +969,22 @@ func (f *Focus) MuteAll(id, actor string, muted bool) error {
 		}
 		c.muted = muted
 		for _, p := range c.sorted() {
-			if p.State == Joined && !p.Role.Leader() && p.Muted != muted {
-				p.Muted = muted
+			if p.State == Joined && c.muteLocked(p) {
 				f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
 			}
 		}
 		f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID}, true)
 		return nil
 	})
+}
+
+// muteLocked sets whether p is muted: an attendee while the audience is.
+// It reports whether that changed.
+func (c *conf) muteLocked(p *participant) bool {
+	muted := c.muted && !p.Role.Leader()
+	changed := p.Muted != muted
+	p.Muted = muted
+	return changed
 }
 
 // SetAccess changes the meeting's access policy and dial-in option, in the

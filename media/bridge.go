@@ -191,10 +191,6 @@ type JoinRequest struct {
 	Meeting, Participant string
 	Token                string
 	Offer                string
-	// OnOffer carries the bridge's later offers to the participant, when
-	// other participants' tracks come and go; its answer comes back
-	// through [Session.SetAnswer]. It must not block.
-	OnOffer func(sdp string)
 }
 
 // Join admits a participant to its meeting's media session: the token

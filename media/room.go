@@ -120,15 +120,23 @@ func (r *room) join(p conference.Participant, req JoinRequest) (*Session, error)
 	case now.State == conference.Joined:
 		r.admitted(s, now) // if it was in the lobby
 	}
-	// Everything already published is offered to the newcomer.
+	r.offerPublished(s)
+	return s, nil
+}
+
+// offerPublished offers s everything already published that it does not
+// receive yet (nothing while it is in the lobby).
+func (r *room) offerPublished(s *Session) {
 	r.mu.Lock()
 	tracks := append([]*forward(nil), r.tracks...)
 	r.mu.Unlock()
+	offer := false
 	for _, f := range tracks {
-		s.subscribe(f)
+		offer = s.subscribe(f) || offer
 	}
-	s.negotiate()
-	return s, nil
+	if offer {
+		s.negotiate()
+	}
 }
 
 // admitted moves s from the lobby into the meeting: its held tracks are
@@ -143,16 +151,7 @@ func (r *room) admitted(s *Session, p conference.Participant) {
 	for _, f := range held { // never a screen share: an attendee's is refused
 		r.publish(f)
 	}
-	r.mu.Lock()
-	tracks := append([]*forward(nil), r.tracks...)
-	r.mu.Unlock()
-	offer := false
-	for _, f := range tracks {
-		offer = s.subscribe(f) || offer
-	}
-	if offer {
-		s.negotiate()
-	}
+	r.offerPublished(s)
 }
 
 // publish makes f available to every other participant.

@@ -358,13 +358,17 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 			}
 			k.send(message{Type: "offer", SDP: sdp})
 		case ev := <-events:
-			if ev.Participant.ID == me.ID {
-				switch ev.Kind {
-				case conference.EventEjected, conference.EventRejected, conference.EventLobbyTimeout, conference.EventLeft:
-					reason := map[conference.EventKind]string{conference.EventEjected: "ejected", conference.EventRejected: "rejected",
-						conference.EventLobbyTimeout: "lobby timeout", conference.EventLeft: "left"}[ev.Kind]
+			// A burst of changes (mute-all changes every attendee) is
+			// told once, as the state after it.
+			for more := true; more; {
+				if reason := outReason(ev, me.ID); reason != "" {
 					k.send(message{Type: "ended", Reason: reason})
 					return reason
+				}
+				select {
+				case ev = <-events:
+				default:
+					more = false
 				}
 			}
 			k.sendState(m)
@@ -377,6 +381,18 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 			}
 		}
 	}
+}
+
+// outReasons name the events that take a participant out of the meeting.
+var outReasons = map[conference.EventKind]string{conference.EventEjected: "ejected", conference.EventRejected: "rejected",
+	conference.EventLobbyTimeout: "lobby timeout", conference.EventLeft: "left"}
+
+// outReason says why ev takes participant me out of the meeting, or "".
+func outReason(ev conference.Event, me string) string {
+	if ev.Participant.ID != me {
+		return ""
+	}
+	return outReasons[ev.Kind]
 }
 
 // sendState tells the participant where it is and, unless it waits in

@@ -300,3 +300,47 @@ func TestSignalingTickets(t *testing.T) {
 		t.Fatal("an expired ticket")
 	}
 }
+
+// What the socket answers when things go wrong: a ticket for a meeting
+// that does not exist ends the socket saying so; an unreadable message, an
+// unknown one, an answer with no offer pending and a control from an
+// attendee are refused with an error, and the socket stays.
+func TestSignalingRefusals(t *testing.T) {
+	e := newSigEnv(t, 0)
+	tk, _ := e.ticket("no-such-meeting", "alice", alicePassword, "")
+	conn, _, err := e.dial(tk, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.CloseNow()
+	_, data, err := conn.Read(context.Background())
+	var m message
+	if err != nil || json.Unmarshal(data, &m) != nil || m.Type != "ended" || m.Reason != "no such meeting" {
+		t.Fatalf("socket for a missing meeting: %s %v", data, err)
+	}
+
+	tk, _ = e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	alice := e.open(tk)
+	alice.await("alice joined", inState("joined"))
+	guestTicket, _ := e.ticket(e.meeting.ID, auth.AnonymousPrefix+e.meeting.ID, e.meeting.Key, "Gina")
+	gina := e.open(guestTicket)
+	g := gina.await("the guest in the lobby", inState("lobby"))
+	alice.send(message{Type: "admit", Participant: g.Participant})
+	gina.await("the guest admitted", inState("joined"))
+
+	_ = alice.conn.Write(context.Background(), websocket.MessageText, []byte("{not json"))
+	alice.await("an unreadable message refused", func(m message) bool { return m.Type == "error" && strings.Contains(m.Error, "unreadable") })
+	alice.send(message{Type: "dance"})
+	alice.await("an unknown message refused", func(m message) bool { return m.Type == "error" && strings.Contains(m.Error, "dance") })
+	alice.send(message{Type: "answer", SDP: "v=0\r\n"})
+	alice.await("an answer without an offer refused", func(m message) bool { return m.Type == "error" })
+	gina.send(message{Type: "mute-all"})
+	gina.await("an attendee's mute-all refused", func(m message) bool { return m.Type == "error" })
+	if p, err := e.focus.Participant(e.meeting.ID, g.Participant); err != nil || p.Muted {
+		t.Fatalf("after the refused mute-all: %+v %v", p, err)
+	}
+	alice.send(message{Type: "eject", Participant: g.Participant})
+	if end := gina.await("the ejected guest's socket ends", func(m message) bool { return m.Type == "ended" }); end.Reason != "ejected" {
+		t.Fatalf("ended: %q", end.Reason)
+	}
+}
