@@ -250,8 +250,10 @@ func refuse(status int, reason string) verdict { return verdict{status: status, 
 
 // check runs the whole decision for one request.
 func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
-	if peer := a.peerOf(at); peer != "" && at.sip {
-		return a.pooled(ctx, at, peer)
+	if at.sip {
+		if peer := a.peerOf(at); peer != "" {
+			return a.pooled(ctx, at, peer)
+		}
 	}
 	if edge := a.edgeOf(at); edge != "" && at.sip {
 		if at.asserted != "" {

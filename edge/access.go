@@ -490,9 +490,7 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	partnerAddr := e.resolve(addr) // as the partner's requests show their source
 	out := req.Clone()
-	for out.Route() != nil {
-		out.RemoveHeader("Route")
-	}
+	sipx.RemoveHeaders(out, "Route")
 	strip(out)
 	decrement(out, req)
 	e.hideContact(out, e.cfg.Listener)
@@ -523,9 +521,7 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	out := req.Clone()
-	for out.Route() != nil { // routes to this edge; inside, the internal server is the last hop
-		out.RemoveHeader("Route")
-	}
+	sipx.RemoveHeaders(out, "Route") // routes to this edge; inside, the internal server is the last hop
 	strip(out)
 	out.AppendHeader(sip.NewHeader("P-Asserted-Identity", assertion(from.DisplayName, sender)))
 	decrement(out, req)
@@ -670,9 +666,7 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 			return
 		}
 		if !f.outbound {
-			for out.Route() != nil { // the internal server is the last hop
-				out.RemoveHeader("Route")
-			}
+			sipx.RemoveHeaders(out, "Route") // the internal server is the last hop
 		}
 		strip(out)
 		out.AppendHeader(sip.NewHeader("P-Asserted-Identity", assertion(req.From().DisplayName, sender)))

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -182,18 +183,24 @@ func TestCARefusesADamagedStoredList(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	damage := []func(*RevocationList){
-		func(l *RevocationList) { l.Revoked = []Revocation{{Serial: big.NewInt(-1)}} },
-		func(l *RevocationList) {
-			l.Revoked = []Revocation{{Serial: big.NewInt(3)}, {Serial: big.NewInt(3)}}
-		},
-		func(l *RevocationList) { l.Revoked = []Revocation{{Serial: big.NewInt(3), Reason: 7}} },
-		func(l *RevocationList) { l.CRL = &PublishedCRL{Covers: 1} },
+	at := time.Now()
+	damage := []struct {
+		change func(*RevocationList)
+		want   string // what the refusal names
+	}{
+		{func(l *RevocationList) { l.Revoked = []Revocation{{Serial: big.NewInt(-1), RevokedAt: at}} }, "bad serial"},
+		{func(l *RevocationList) {
+			l.Revoked = []Revocation{{Serial: big.NewInt(3), RevokedAt: at}, {Serial: big.NewInt(3), RevokedAt: at}}
+		}, "listed twice"},
+		{func(l *RevocationList) { l.Revoked = []Revocation{{Serial: big.NewInt(3), Reason: 7, RevokedAt: at}} }, "bad reason"},
+		{func(l *RevocationList) { l.Revoked = []Revocation{{Serial: big.NewInt(3)}} }, "no revocation time"},
+		{func(l *RevocationList) { l.CRL = &PublishedCRL{Covers: 1} }, "CRL number"},
+		{func(l *RevocationList) { l.CRL = &PublishedCRL{Number: big.NewInt(1), Covers: 1} }, "covers 1 revocations of 0"},
 	}
 	for i, d := range damage {
-		_ = store.UpdateRevocationList(ctx, ca.issuer, func(l *RevocationList) error { *l = RevocationList{}; d(l); return nil })
-		if _, _, err := ca.CRL(ctx); !errors.Is(err, ErrRevocationStore) {
-			t.Fatalf("damage %d: CRL gave %v, want ErrRevocationStore", i, err)
+		_ = store.UpdateRevocationList(ctx, ca.issuer, func(l *RevocationList) error { *l = RevocationList{}; d.change(l); return nil })
+		if _, _, err := ca.CRL(ctx); !errors.Is(err, ErrRevocationStore) || !strings.Contains(err.Error(), d.want) {
+			t.Fatalf("damage %d: CRL gave %v, want ErrRevocationStore naming %q", i, err, d.want)
 		}
 	}
 }

@@ -105,7 +105,7 @@ func (m *MemoryPublications) Expire(_ context.Context, now time.Time) ([]string,
 	defer m.mu.Unlock()
 	var changed []string
 	for aor, pubs := range m.pubs {
-		live := slices.DeleteFunc(slices.Clone(pubs), func(p Publication) bool { return !now.Before(p.Expires) })
+		live := LivePublications(pubs, now)
 		if len(live) == len(pubs) {
 			continue
 		}

@@ -143,10 +143,8 @@ func (s redisPublications) Expire(ctx context.Context, now time.Time) ([]string,
 			if err != nil {
 				return redisErr(err)
 			}
-			pubs, err := s.read(ctx, tx, aor)
-			if err != nil && !errors.Is(err, ErrRedis) {
-				pubs = nil // unreadable: dropped, so it cannot fail every sweep
-			} else if err != nil {
+			pubs, err := s.read(ctx, tx, aor) // unreadable (nil, not ErrRedis): dropped, so it cannot fail every sweep
+			if errors.Is(err, ErrRedis) {
 				return err
 			}
 			live := presence.LivePublications(pubs, now)
