@@ -92,6 +92,20 @@ type FocusConfig struct {
 	// client certificates name them): participants arriving through them
 	// are dial-in.
 	Gateways []string
+	// PlainRTPGateways are the gateways (of Gateways) whose calls may
+	// carry plain RTP, on a network trusted for it. Everyone else's media
+	// must be SRTP.
+	PlainRTPGateways []string
+	// Media, if set, is the A/V conferencing server that SIP participants
+	// take their audio from: an INVITE to a meeting with an SDP offer gets
+	// the mix of the meeting in its answer, and dial-in numbers work.
+	Media Media
+	// DialInNumbers are the user parts of Request-URIs (the access
+	// numbers, e.g. "+15550100") at which gateways deliver dial-in
+	// callers to the IVR: it asks for the conference ID and, the caller
+	// being anonymous, a recorded name, then puts it in the meeting (or
+	// its lobby, per the meeting's dial-in setting). Needs Media.
+	DialInNumbers []string
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -135,6 +149,9 @@ type Participant struct {
 	// Muted says the media server holds back the participant's audio: an
 	// attendee while a leader has muted the audience (MuteAll).
 	Muted bool
+	// NameRecorded says the participant (an anonymous dial-in caller)
+	// recorded its name: leaders hear it with RecordedName.
+	NameRecorded bool
 	// Since is when the participant entered the lobby or the meeting.
 	Since time.Time
 
@@ -202,13 +219,14 @@ type conf struct {
 
 type participant struct {
 	Participant
-	identity *auth.Identity
-	cand     Candidate
-	decided  chan struct{} // closed when a lobby wait ends
-	finished bool          // decided is closed
-	outcome  error         // nil: admitted
-	timer    *time.Timer
-	seq      int // arrival order
+	recordedName []byte // WAV
+	identity     *auth.Identity
+	cand         Candidate
+	decided      chan struct{} // closed when a lobby wait ends
+	finished     bool          // decided is closed
+	outcome      error         // nil: admitted
+	timer        *time.Timer
+	seq          int // arrival order
 }
 
 // NewFocus returns a Focus, or an error naming the missing field.
@@ -243,6 +261,12 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	}
 	for i, g := range cfg.Gateways {
 		cfg.Gateways[i] = canonical(g)
+	}
+	for i, g := range cfg.PlainRTPGateways {
+		cfg.PlainRTPGateways[i] = canonical(g)
+	}
+	if len(cfg.DialInNumbers) > 0 && cfg.Media == nil {
+		return nil, errors.New("conference: FocusConfig.DialInNumbers needs FocusConfig.Media")
 	}
 	f := &Focus{cfg: cfg, confs: map[string]*conf{}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
@@ -526,6 +550,9 @@ type JoinRequest struct {
 	// DisplayName overrides the identity's display name (an anonymous
 	// user's chosen name, a dial-in caller's recorded name's label).
 	DisplayName string
+	// RecordedName is an anonymous dial-in caller's recording of its name
+	// (a WAV file), which identifies it to the meeting's leaders.
+	RecordedName []byte
 }
 
 // candidate describes who asks, for the policies.
@@ -616,8 +643,8 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 	}
 	p := &participant{
 		Participant: Participant{ID: randomToken(), Meeting: m.ID, URI: r.Identity.URI, AOR: cand.AOR,
-			DisplayName: name, Type: cand.Type, Role: Attendee, Since: f.cfg.Now()},
-		identity: r.Identity, cand: cand,
+			DisplayName: name, Type: cand.Type, Role: Attendee, Since: f.cfg.Now(), NameRecorded: len(r.RecordedName) > 0},
+		identity: r.Identity, cand: cand, recordedName: r.RecordedName,
 	}
 	p.w = p
 	c.arrivals++
@@ -747,6 +774,27 @@ func (f *Focus) Participants(id string) []Participant {
 		out = append(out, p.Participant)
 	}
 	return out
+}
+
+// RecordedName returns the name participant pid recorded when it dialed
+// in (a WAV file), for actor, a leader of meeting id.
+func (f *Focus) RecordedName(id, actor, pid string) ([]byte, error) {
+	var out []byte
+	err := f.control(id, actor, func(c *conf, a *participant) error {
+		if !a.Role.Leader() {
+			return fmt.Errorf("%w: only presenters hear recorded names", ErrForbidden)
+		}
+		p, err := c.target(pid)
+		if err != nil {
+			return err
+		}
+		if len(p.recordedName) == 0 {
+			return fmt.Errorf("%w: %s recorded no name", ErrNoParticipant, pid)
+		}
+		out = p.recordedName
+		return nil
+	})
+	return out, err
 }
 
 // Participant returns one participant.

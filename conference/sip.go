@@ -52,6 +52,7 @@ type dialog struct {
 	local, remote               sip.Uri // the To and From of the request that made the dialog
 	subscription                bool
 	confirmed                   bool // the INVITE was answered 2xx
+	call                        Call // the participant's media, if the focus answered an offer
 
 	// Guarded by sipState.mu.
 	cseq         uint32
@@ -102,9 +103,11 @@ func (f *Focus) goRun(fn func()) bool {
 	return true
 }
 
-// Owns reports whether req is for a meeting's focus: its Request-URI's
-// user part has the form of a meeting ID.
-func (f *Focus) Owns(req *sip.Request) bool { return isMeetingID(req.Recipient.User) }
+// Owns reports whether req is for a meeting's focus (its Request-URI's
+// user part has the form of a meeting ID) or for a dial-in number.
+func (f *Focus) Owns(req *sip.Request) bool {
+	return isMeetingID(req.Recipient.User) || f.isDialInNumber(req.Recipient.User)
+}
 
 // Dispatch returns a handler that gives requests for a focus (Owns) to
 // the Focus and all others to other, for the methods the focus serves
@@ -217,12 +220,16 @@ func (f *Focus) findDialog(req *sip.Request) *dialog {
 
 func (f *Focus) dropDialog(d *dialog) {
 	f.sip.mu.Lock()
-	defer f.sip.mu.Unlock()
 	if f.sip.dialogs[d.id] == d {
 		delete(f.sip.dialogs, d.id)
 	}
 	if d.timer != nil {
 		d.timer.Stop()
+	}
+	call := d.call
+	f.sip.mu.Unlock()
+	if call != nil {
+		_ = call.Close()
 	}
 }
 
@@ -284,7 +291,11 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		reply(tx, req, 403, "Meetings need TLS")
 		return
 	}
-	if len(req.Body()) > 0 {
+	if f.isDialInNumber(req.Recipient.User) {
+		f.dialIn(req, tx, id)
+		return
+	}
+	if len(req.Body()) > 0 && f.cfg.Media == nil {
 		// Media is negotiated with the A/V conferencing server, with the
 		// token an add-user request returns.
 		res := sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil)
@@ -297,12 +308,7 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if f.isGateway(id) {
 		// A PSTN gateway delivers a caller who entered this meeting's
 		// conference ID: anonymous, known by its caller ID at most.
-		name := ""
-		if from := req.From(); from != nil {
-			name = from.DisplayName
-		}
-		jr = JoinRequest{DialIn: true, Identity: &auth.Identity{URI: "sip:" + newTag() + "@anonymous.invalid",
-			DisplayName: name, Kind: auth.Anonymous, Meeting: meeting}}
+		jr = JoinRequest{DialIn: true, Identity: dialInIdentity(req, meeting)}
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
 	p, err := f.Join(ctx, meeting, jr)
@@ -378,13 +384,33 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	res := okFor(req, d, 200, "OK")
 	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE"))
+	if len(req.Body()) > 0 {
+		// The participant's audio: the media server's answer to its offer,
+		// already in the meeting's mix.
+		call, err := f.answerMedia(req, id, meeting, p.ID)
+		if err != nil {
+			f.dropDialog(d)
+			_ = f.Leave(meeting, p.ID)
+			notAcceptable(tx, req, err)
+			return
+		}
+		f.sip.mu.Lock()
+		d.call = call
+		f.sip.mu.Unlock()
+		res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+		res.SetBody([]byte(call.Answer()))
+	}
 	if err := tx.Respond(res); err != nil {
 		fail(0, "") // the transaction ended (CANCEL, connection lost)
 		return
 	}
 	f.sip.mu.Lock()
 	d.confirmed = true
+	call := d.call
 	f.sip.mu.Unlock()
+	if call != nil {
+		f.watchCall(meeting, p.ID, call)
+	}
 	if _, err := f.Participant(meeting, p.ID); err != nil {
 		// Ejected or gone between the decision and the answer.
 		f.participantGone(meeting, p.ID)
@@ -474,6 +500,22 @@ func (f *Focus) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
 			res.SetBody(r.Marshal())
 		}
 		_ = tx.Respond(res)
+	}
+	if digit, ok, err := dtmfDigit(req); ok {
+		// A key the caller pressed, signaled outside its media.
+		f.sip.mu.Lock()
+		call := d.call
+		f.sip.mu.Unlock()
+		switch {
+		case err != nil:
+			reply(tx, req, 400, "Bad DTMF")
+		case call == nil:
+			reply(tx, req, 488, "No media in this dialog")
+		default:
+			call.Press(digit)
+			reply(tx, req, 200, "OK")
+		}
+		return
 	}
 	if ct := req.ContentType(); ct == nil || !strings.EqualFold(strings.TrimSpace(strings.SplitN(ct.Value(), ";", 2)[0]), ControlType) {
 		res := sip.NewResponseFromRequest(req, 415, "Unsupported Media Type", nil)
@@ -773,10 +815,18 @@ func (f *Focus) participantGone(meeting, pid string) {
 	if d == nil {
 		return
 	}
+	if d.call != nil {
+		_ = d.call.Close()
+	}
+	f.sendBye(d, "Removed from the meeting")
+}
+
+// sendBye ends dialog d, already forgotten, with a BYE.
+func (f *Focus) sendBye(d *dialog, reason string) {
 	f.goRun(func() {
 		req := sip.NewRequest(sip.BYE, d.target)
 		inDialogRequest(req, d, d.cseq)
-		req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=200;text="Removed from the meeting"`))
+		req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=200;text="`+reason+`"`))
 		f.send(req, d)
 	})
 }

@@ -62,7 +62,10 @@ type BridgeConfig struct {
 	// wait in a lobby with a lobby media token. Default: the music
 	// generated for Parley (media/music).
 	LobbyMusic []byte
-	Logger     *slog.Logger
+	// CallTimeout ends a SIP participant's call when nothing has come
+	// from it for this long. Default 30 s.
+	CallTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // maxOfferSize bounds an SDP offer or answer from a participant.
@@ -87,6 +90,7 @@ type Bridge struct {
 
 	mu     sync.Mutex
 	rooms  map[string]*room
+	calls  map[*Call]struct{}
 	closed bool
 	wg     sync.WaitGroup
 }
@@ -112,6 +116,9 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.CallTimeout <= 0 {
+		cfg.CallTimeout = 30 * time.Second
+	}
 	if cfg.LobbyMusic == nil {
 		cfg.LobbyMusic = defaultLobbyMusic
 	}
@@ -119,7 +126,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: BridgeConfig.LobbyMusic: %w", err)
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[string]*room), music: m, done: make(chan struct{})}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[string]*room), calls: make(map[*Call]struct{}), music: m, done: make(chan struct{})}
 	b.mux = webrtc.NewICEUDPMux(nil, cfg.UDP)
 	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs})
 	if err != nil {
@@ -138,6 +145,9 @@ type webrtcSettings struct {
 	publicIPs []string
 }
 
+// opusCapability is the bridge's audio codec for WebRTC participants.
+var opusCapability = webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2, SDPFmtpLine: "minptime=10;useinbandfec=1"}
+
 // newAPI builds the WebRTC stack: Opus and VP8 only (what every browser
 // sends, so any participant can receive any other), NACK, RTCP reports
 // and transport-wide congestion control feedback, and DTLS and SRTP
@@ -149,8 +159,7 @@ func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.AP
 		params webrtc.RTPCodecParameters
 		kind   webrtc.RTPCodecType
 	}{
-		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2,
-			SDPFmtpLine: "minptime=10;useinbandfec=1"}, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
+		{webrtc.RTPCodecParameters{RTPCodecCapability: opusCapability, PayloadType: 111}, webrtc.RTPCodecTypeAudio},
 		{webrtc.RTPCodecParameters{RTPCodecCapability: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000,
 			RTCPFeedback: []webrtc.RTCPFeedback{{Type: "ccm", Parameter: "fir"}}}, PayloadType: 96}, webrtc.RTPCodecTypeVideo},
 	} {
@@ -288,7 +297,7 @@ func (b *Bridge) room(ctx context.Context, id string) (*room, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	r := &room{b: b, id: id, sessions: make(map[string]*Session), events: make(chan conference.Event, 256),
+	r := &room{b: b, id: id, sessions: make(map[string]*Session), calls: make(map[string]*Call), events: make(chan conference.Event, 256),
 		lost: make(chan struct{}), done: make(chan struct{})}
 	stop, err := b.cfg.Meetings.Watch(ctx, id, func(ev conference.Event) {
 		select {
@@ -317,7 +326,8 @@ func (b *Bridge) forget(r *room) {
 	b.mu.Unlock()
 }
 
-// Participants returns the participants with media in meeting id.
+// Participants returns the participants with media in meeting id:
+// WebRTC sessions and SIP calls.
 func (b *Bridge) Participants(id string) []string {
 	b.mu.Lock()
 	r := b.rooms[id]
@@ -327,8 +337,11 @@ func (b *Bridge) Participants(id string) []string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.sessions))
+	out := make([]string, 0, len(r.sessions)+len(r.calls))
 	for pid := range r.sessions {
+		out = append(out, pid)
+	}
+	for pid := range r.calls {
 		out = append(out, pid)
 	}
 	return out
@@ -345,9 +358,16 @@ func (b *Bridge) Close() error {
 	for _, r := range b.rooms {
 		rooms = append(rooms, r)
 	}
+	calls := make([]*Call, 0, len(b.calls))
+	for c := range b.calls {
+		calls = append(calls, c)
+	}
 	b.mu.Unlock()
 	for _, r := range rooms {
 		r.end("the bridge closed")
+	}
+	for _, c := range calls {
+		c.close()
 	}
 	b.wg.Wait()
 	return b.mux.Close()

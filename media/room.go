@@ -3,6 +3,7 @@ package media
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/parleyuc/parley/conference"
@@ -18,13 +19,16 @@ type room struct {
 
 	mu       sync.Mutex
 	sessions map[string]*Session
+	calls    map[string]*Call
 	tracks   []*forward
+	mix      *mixer // while the meeting has calls
 	ended    bool
 
 	events    chan conference.Event
 	lost      chan struct{} // closed when events overflowed
 	lostOnce  sync.Once
-	done      chan struct{} // closed by end
+	done      chan struct{}         // closed by end
+	tapped    atomic.Pointer[mixer] // r.mix, read by forwards for each packet
 	endOnce   sync.Once
 	stopWatch func()
 	ends      *time.Timer
@@ -70,6 +74,9 @@ func (r *room) apply(ev conference.Event) {
 		}
 	case conference.EventRole:
 		r.mu.Lock()
+		if c := r.calls[pid]; c != nil {
+			c.muted.Store(ev.Participant.Muted)
+		}
 		s := r.sessions[pid]
 		var gone []*forward
 		if s != nil {
@@ -99,7 +106,7 @@ func (r *room) join(p conference.Participant, req JoinRequest) (*Session, error)
 	case r.ended:
 		r.mu.Unlock()
 		return nil, ErrClosed
-	case r.sessions[p.ID] != nil:
+	case r.sessions[p.ID] != nil, r.calls[p.ID] != nil:
 		r.mu.Unlock()
 		return nil, fmt.Errorf("%w: %s already has media in this meeting", ErrRefused, p.ID)
 	}
@@ -162,6 +169,7 @@ func (r *room) publish(f *forward) bool {
 		return false
 	}
 	r.tracks = append(r.tracks, f)
+	f.live.Store(true)
 	others := make([]*Session, 0, len(r.sessions))
 	for _, s := range r.sessions {
 		if s != f.owner {
@@ -186,6 +194,10 @@ func (r *room) unpublish(f *forward) {
 			break
 		}
 	}
+	f.live.Store(false)
+	if r.mix != nil {
+		r.mix.drop(f)
+	}
 	others := make([]*Session, 0, len(r.sessions))
 	for _, s := range r.sessions {
 		others = append(others, s)
@@ -198,26 +210,80 @@ func (r *room) unpublish(f *forward) {
 	}
 }
 
-// remove ends participant pid's session, and the room with its last.
+// remove ends participant pid's session or call, and the room with its
+// last.
 func (r *room) remove(pid, why string) {
 	r.mu.Lock()
-	s := r.sessions[pid]
+	s, c := r.sessions[pid], r.calls[pid]
 	delete(r.sessions, pid)
-	empty := len(r.sessions) == 0
+	delete(r.calls, pid)
+	var idle *mixer
+	if c != nil && r.mix != nil {
+		r.mix.removeCall(c)
+		if len(r.calls) == 0 {
+			idle, r.mix = r.mix, nil
+			r.tapped.Store(nil)
+		}
+	}
+	empty := len(r.sessions) == 0 && len(r.calls) == 0
 	r.mu.Unlock()
 	if s != nil {
 		r.b.log.Info("media session ended", "meeting", r.id, "participant", pid, "reason", why)
 		s.close()
+	}
+	if c != nil {
+		r.b.log.Info("media call ended", "meeting", r.id, "participant", pid, "reason", why)
+		c.close()
+	}
+	if idle != nil {
+		close(idle.stop)
+		if idle.out != nil {
+			r.unpublish(idle.out)
+		}
 	}
 	if empty {
 		r.end("its last participant left")
 	}
 }
 
+// addCall adds call c of participant pid, starting the meeting's mixer
+// with its first call.
+func (r *room) addCall(c *Call, pid string) error {
+	r.mu.Lock()
+	switch {
+	case r.ended:
+		r.mu.Unlock()
+		return ErrClosed
+	case r.sessions[pid] != nil, r.calls[pid] != nil:
+		r.mu.Unlock()
+		return fmt.Errorf("%w: %s already has media in this meeting", ErrRefused, pid)
+	}
+	c.mu.Lock()
+	c.room, c.pid = r, pid
+	c.mu.Unlock()
+	r.calls[pid] = c
+	m, start := r.mix, r.mix == nil
+	if start {
+		m = newMixer(r)
+		r.mix = m
+		r.tapped.Store(m)
+	}
+	m.add(c)
+	r.mu.Unlock()
+	r.b.log.Info("media: call joined", "meeting", r.id, "participant", pid)
+	if start {
+		r.b.wg.Go(m.run)
+		if m.out != nil {
+			r.publish(m.out)
+		}
+	}
+	return nil
+}
+
 // releaseIfEmpty ends a room a failed join left empty.
 func (r *room) releaseIfEmpty() {
 	r.mu.Lock()
-	empty := len(r.sessions) == 0
+	empty := len(r.sessions) == 0 && len(r.calls) == 0
 	r.mu.Unlock()
 	if empty {
 		r.end("no participant")
@@ -235,7 +301,18 @@ func (r *room) end(why string) {
 			sessions = append(sessions, s)
 		}
 		clear(r.sessions)
+		calls := make([]*Call, 0, len(r.calls))
+		for _, c := range r.calls {
+			calls = append(calls, c)
+		}
+		clear(r.calls)
+		r.mix = nil
+		r.tapped.Store(nil)
 		r.mu.Unlock()
+		for _, c := range calls {
+			r.b.log.Info("media call ended", "meeting", r.id, "participant", c.pid, "reason", why)
+			c.close()
+		}
 		r.ends.Stop()
 		r.stopWatch()
 		close(r.done)

@@ -395,6 +395,7 @@ type forward struct {
 	lastPLI  atomic.Int64 // unix nanoseconds
 	stopped  chan struct{}
 	stopOnce sync.Once
+	live     atomic.Bool // published: in the room's tracks
 }
 
 // run copies the publisher's RTP to the subscribers until the track ends
@@ -414,6 +415,9 @@ func (f *forward) run() {
 		}
 		if f.kind == KindAudio && f.owner.muted.Load() {
 			continue // held back by the focus: the audience is muted
+		}
+		if m := f.owner.r.tapped.Load(); m != nil && f.kind == KindAudio && f.live.Load() {
+			m.feed(f, pkt) // the meeting's calls hear it too
 		}
 		if err := f.local.WriteRTP(pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {
 			f.owner.r.b.log.Debug("media: forwarding failed", "track", f.local.ID(), "err", err)
