@@ -14,6 +14,22 @@ import (
 // asks for the conference ID and a recorded name. The media server
 // provides the audio primitives through [Media] and [Call].
 
+// SetMedia makes m the A/V conferencing server that SIP participants take
+// their audio from: an INVITE to a meeting with an SDP offer gets the mix
+// of the meeting in its answer, and the dial-in numbers answer. Without
+// it, such INVITEs are refused (488, or 503 for dial-in numbers). The
+// media server needs the Focus to be made, which is why this is not a
+// FocusConfig field: call it before serving SIP.
+func (f *Focus) SetMedia(m Media) { f.media.Store(&m) }
+
+// mediaServer returns the media server, or nil.
+func (f *Focus) mediaServer() Media {
+	if m := f.media.Load(); m != nil {
+		return *m
+	}
+	return nil
+}
+
 // Media is the A/V conferencing server's side of SIP participants' calls;
 // *media.Bridge implements it.
 type Media interface {

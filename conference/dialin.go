@@ -60,7 +60,7 @@ func dialInIdentity(req *sip.Request, meeting string) *auth.Identity {
 // answers the INVITE's offer, and the call joins the meeting with a media
 // token the focus grants.
 func (f *Focus) answerMedia(req *sip.Request, id *auth.Identity, meeting, pid string) (Call, error) {
-	call, err := f.cfg.Media.AnswerCall(string(req.Body()), f.plainRTP(id))
+	call, err := f.mediaServer().AnswerCall(string(req.Body()), f.plainRTP(id))
 	if err != nil {
 		return nil, err
 	}
@@ -106,8 +106,11 @@ func (f *Focus) dialIn(req *sip.Request, tx sip.ServerTransaction, id *auth.Iden
 	case len(req.Body()) == 0:
 		reply(tx, req, 488, "Not Acceptable Here") // the IVR needs media from the start
 		return
+	case f.mediaServer() == nil:
+		reply(tx, req, 503, "No media server")
+		return
 	}
-	call, err := f.cfg.Media.AnswerCall(string(req.Body()), f.plainRTP(id))
+	call, err := f.mediaServer().AnswerCall(string(req.Body()), f.plainRTP(id))
 	if err != nil {
 		notAcceptable(tx, req, err)
 		return
@@ -200,8 +203,15 @@ func (f *Focus) ivr(req *sip.Request, d *dialog, call Call) {
 		return
 	}
 	if p.State == InLobby {
-		_ = call.Play(ctx, PromptLobby)
-		if err := f.Wait(ctx, p); err != nil {
+		// The caller hears that it waits while it waits: an admission
+		// cuts the prompt short.
+		waitCtx, admitted := context.WithCancel(ctx)
+		prompted := make(chan struct{})
+		go func() { defer close(prompted); _ = call.Play(waitCtx, PromptLobby) }()
+		err := f.Wait(ctx, p)
+		admitted()
+		<-prompted
+		if err != nil {
 			if errors.Is(err, ErrRejected) || errors.Is(err, ErrLobbyTimeout) {
 				_ = call.Play(ctx, PromptRefused)
 			}

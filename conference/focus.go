@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -96,15 +97,12 @@ type FocusConfig struct {
 	// carry plain RTP, on a network trusted for it. Everyone else's media
 	// must be SRTP.
 	PlainRTPGateways []string
-	// Media, if set, is the A/V conferencing server that SIP participants
-	// take their audio from: an INVITE to a meeting with an SDP offer gets
-	// the mix of the meeting in its answer, and dial-in numbers work.
-	Media Media
 	// DialInNumbers are the user parts of Request-URIs (the access
 	// numbers, e.g. "+15550100") at which gateways deliver dial-in
 	// callers to the IVR: it asks for the conference ID and, the caller
 	// being anonymous, a recorded name, then puts it in the meeting (or
-	// its lobby, per the meeting's dial-in setting). Needs Media.
+	// its lobby, per the meeting's dial-in setting). They need the media
+	// server (SetMedia).
 	DialInNumbers []string
 
 	Logger *slog.Logger
@@ -195,6 +193,7 @@ type Focus struct {
 	closed bool
 
 	sip    sipState
+	media  atomic.Pointer[Media] // SetMedia
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -264,9 +263,6 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	}
 	for i, g := range cfg.PlainRTPGateways {
 		cfg.PlainRTPGateways[i] = canonical(g)
-	}
-	if len(cfg.DialInNumbers) > 0 && cfg.Media == nil {
-		return nil, errors.New("conference: FocusConfig.DialInNumbers needs FocusConfig.Media")
 	}
 	f := &Focus{cfg: cfg, confs: map[string]*conf{}}
 	f.ctx, f.cancel = context.WithCancel(context.Background())

@@ -295,7 +295,7 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		f.dialIn(req, tx, id)
 		return
 	}
-	if len(req.Body()) > 0 && f.cfg.Media == nil {
+	if len(req.Body()) > 0 && f.mediaServer() == nil {
 		// Media is negotiated with the A/V conferencing server, with the
 		// token an add-user request returns.
 		res := sip.NewResponseFromRequest(req, 488, "Not Acceptable Here", nil)

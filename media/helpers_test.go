@@ -142,6 +142,7 @@ type clientOptions struct {
 	udp       net.PacketConn
 	tokenHook func(conference.MediaClaims) string // makes the token instead of the focus
 	relay     []webrtc.ICEServer                  // TURN servers the client must relay through
+	onRTP     func(key string, pkt *rtp.Packet)   // sees every packet received
 }
 
 // newClient creates a client's peer connection and offer, and gets a
@@ -223,6 +224,9 @@ func (e *env) newPeer(o clientOptions) (*client, string) {
 				return
 			}
 			c.count(key, pkt)
+			if o.onRTP != nil {
+				o.onRTP(key, pkt)
+			}
 		}
 	})
 	offer, err := pc.CreateOffer(nil)

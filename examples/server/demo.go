@@ -14,6 +14,9 @@ import (
 // demoDomain is the tenant the server creates on first run.
 const demoDomain = "example.test"
 
+// demoGateway is the demo tenant's PSTN gateway.
+const demoGateway = "sip:gateway@" + demoDomain
+
 // openDirectory loads the directory from the data directory, or on first
 // run creates the demo tenant with users alice and bob, generates their
 // passwords, prints them once to out and keeps them (mode 0600) in
@@ -44,6 +47,12 @@ func openDirectory(dataDir string, out io.Writer) (*auth.MemoryDirectory, error)
 		line := fmt.Sprintf("demo user %s password %s\n", u.URI, pw)
 		passwords += line
 		fmt.Fprint(out, line)
+	}
+	// The PSTN gateway that delivers dial-in callers: it signs in with a
+	// client certificate from the CA naming this URI (-gateway), never a
+	// password.
+	if err := dir.PutUser(auth.User{URI: demoGateway, DisplayName: "PSTN gateway", Tenant: demoDomain, Enabled: true}); err != nil {
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(dataDir, "demo-passwords.txt"), []byte(passwords), 0o600); err != nil {
 		return nil, err

@@ -100,6 +100,8 @@ type config struct {
 	// every client runs on this machine.
 	relayLoopback bool
 	logJSON       bool
+	dialIn        string
+	gateway       string
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -121,6 +123,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.redisURL, "redis", "", "Redis `URL` for -store redis, e.g. redis://127.0.0.1:6379")
 	fs.StringVar(&c.pool, "pool", "", "pool `address`: with -store redis, this front end's mutual TLS listener for the pool's other front ends")
 	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
+	fs.StringVar(&c.dialIn, "dial-in", "+15550100", "dial-in access `number`: the gateway delivers callers to sip:NUMBER@<domain>, where the IVR asks for the conference ID")
+	fs.StringVar(&c.gateway, "gateway", demoGateway, "the PSTN gateway's identity `URI`, as its client certificate from the CA names it; its callers are dial-in")
 	if err := fs.Parse(args); err != nil {
 		return c, err
 	}
@@ -377,6 +381,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase, MediaServer: mediaUDP.LocalAddr().String(),
 		Auth: authn, Client: sipClient, Connections: ua.TransportLayer(), Logger: logger,
 		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
+		Gateways:  []string{cfg.gateway}, DialInNumbers: []string{cfg.dialIn},
 	})
 	if err != nil {
 		return err
@@ -414,6 +419,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer bridge.Close()
+	// SIP participants' audio (desktop clients, phones, dial-in callers
+	// through the gateway) is mixed by the bridge too: the focus answers
+	// their INVITEs' SDES-SRTP offers with the bridge's answers, and runs
+	// the dial-in IVR on its calls.
+	focus.SetMedia(bridge)
 	signaling, err := media.NewSignaling(media.SignalingConfig{Focus: focus, Bridge: bridge, Logger: logger})
 	if err != nil {
 		return err

@@ -59,13 +59,16 @@ type jitterSlot struct {
 // smoothed with a gain of 1/16): target = 2·J + 20 ms, rounded up to
 // whole frames and held between 40 ms and 200 ms. Playout starts once
 // the target is buffered, and starts again that way after the buffer ran
-// dry, so a growing target is reached by waiting; when the buffer holds
-// more than 2 frames beyond its target (after a burst, or once the
+// dry (a stall of the network, or a sender that stopped sending in
+// silence), so a growing target is reached by waiting; when the buffer
+// holds more than 2 frames beyond its target (after a burst, or once the
 // target fell) it discards a frame per tick to catch up.
 //
 // At most 50 packets (one second) are stored; a packet 50 or more
-// sequence numbers ahead, or more than 100 behind, restarts the buffer:
-// a new stream, or a gap the buffer could not hide anyway.
+// sequence numbers ahead of the next to play, or more than 100 behind,
+// restarts the buffer: a new stream, or a gap the buffer could not hide
+// anyway. Payloads are copied into 64 buffers that are reused, so the
+// memory held is at most 64 times the largest payload pushed.
 //
 // A JitterBuffer is not safe for concurrent use.
 type JitterBuffer struct {
@@ -82,6 +85,7 @@ type JitterBuffer struct {
 	next    uint16 // sequence number of the packet to play next
 	newest  uint16 // highest sequence number stored
 	played  uint64 // bit i set: packet next-1-i was played
+	dry     int    // ticks without playing since playout stopped
 
 	jitter      float64 // RFC 3550 interarrival jitter, in timestamp units
 	haveLast    bool
@@ -98,7 +102,7 @@ type JitterBuffer struct {
 // panics if either is not positive.
 func NewJitterBuffer(clockRate int, frame uint32) *JitterBuffer {
 	if clockRate <= 0 || frame == 0 {
-		panic("audio: NewJitterBuffer with a clock rate or frame size of 0")
+		panic("audio: NewJitterBuffer with a clock rate or frame size not positive")
 	}
 	return &JitterBuffer{
 		clockRate: float64(clockRate),
@@ -157,18 +161,32 @@ func (j *JitterBuffer) Push(seq uint16, ts uint32, arrival time.Time, payload []
 // buffer's, good until the next call to Push or Pop.
 func (j *JitterBuffer) Pop() (payload []byte, ok bool) {
 	if j.count == 0 {
-		j.playing = false // ran dry: buffer the delay again
+		if j.playing {
+			j.playing, j.dry = false, 0 // ran dry: buffer the delay again
+		}
+		j.dry++
 		return nil, false
 	}
-	depth := int(uint16(j.newest-j.next)) + 1
-	switch {
-	case !j.playing && depth < j.target:
-		return nil, false
-	case !j.playing:
-		j.playing, j.started = true, true
-	case depth > j.target+jitterSlack:
+	if !j.playing {
+		// Packets missing at the head when playout resumes may have been
+		// lost rather than late: as many of them as the ticks the buffer
+		// was dry are taken for lost, so that a loss at the point where the
+		// buffer ran dry neither gets reported twice nor adds to the delay.
+		for j.started && j.dry > 0 && !j.slots[j.next%jitterSlots].full {
+			j.take()
+			j.stats.Lost++
+			j.dry--
+		}
+		if j.depth() < j.target {
+			j.dry++
+			return nil, false
+		}
+		j.playing, j.started, j.dry = true, true, 0
+	} else if j.depth() > j.target+jitterSlack {
 		if _, ok := j.take(); ok {
 			j.stats.Dropped++
+		} else {
+			j.stats.Lost++
 		}
 	}
 	payload, ok = j.take()
@@ -177,6 +195,10 @@ func (j *JitterBuffer) Pop() (payload []byte, ok bool) {
 	}
 	return payload, ok
 }
+
+// depth is the number of frames from the next to play to the newest
+// stored, when any is stored.
+func (j *JitterBuffer) depth() int { return int(uint16(j.newest-j.next)) + 1 }
 
 // take moves past the next packet, returning it if it came.
 func (j *JitterBuffer) take() ([]byte, bool) {
@@ -203,7 +225,7 @@ func (j *JitterBuffer) Stats() JitterStats { return j.stats }
 // begin starts the buffer afresh at packet seq.
 func (j *JitterBuffer) begin(seq uint16) {
 	j.active, j.started, j.playing = true, false, false
-	j.next, j.newest, j.played = seq, seq, 0
+	j.next, j.newest, j.played, j.dry = seq, seq, 0, 0
 }
 
 // reset discards everything stored, on a jump in sequence numbers. The

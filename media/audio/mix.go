@@ -23,7 +23,8 @@ const (
 // saturated to 16 bits, so loud sources clip rather than wrap around.
 // Only sources at or above [SilenceThreshold], and of those the
 // [MaxSpeakers] loudest, are mixed; on a tie in loudness the source with
-// the lower index wins.
+// the lower index wins. A listener who is one of the loudest hears the
+// others of them, MaxSpeakers-1 at most.
 //
 // A Mixer holds scratch space so that mixing allocates nothing; the zero
 // Mixer is ready to use. It is not safe for concurrent use.

@@ -7,8 +7,8 @@ import (
 	"testing"
 )
 
-// frames returns n frames, one per source, of tones of distinct
-// frequencies and the given amplitude.
+// tones returns one frame per frequency: a tone of that frequency and
+// the given amplitude.
 func tones(amplitude int16, freqs ...float64) [][]int16 {
 	in := make([][]int16, len(freqs))
 	for i, f := range freqs {

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/conference"
+	srtpphone "github.com/parleyuc/parley/internal/phone"
+	"github.com/parleyuc/parley/internal/testpki"
+	"github.com/parleyuc/parley/pki"
+)
+
+// scheduled is a meeting as the scheduling API returns it.
+type scheduled struct {
+	ID, Focus     string
+	ConferenceKey string `json:"conference_key"`
+	DialInID      string `json:"dial_in_id"`
+}
+
+// schedule has user schedule a meeting over HTTPS with the given JSON.
+func (s *server) schedule(t *testing.T, user, body string) scheduled {
+	t.Helper()
+	res := digestDo(t, s.httpsClient(t), "POST", "https://"+s.listeners["https"]+"/api/meetings", user, s.passwords["sip:"+user+"@example.test"], []byte(body))
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusCreated {
+		b, _ := io.ReadAll(res.Body)
+		t.Fatalf("schedule: %s %s", res.Status, b)
+	}
+	var m scheduled
+	if err := json.NewDecoder(res.Body).Decode(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func newTestPhone(t *testing.T) *srtpphone.Phone {
+	t.Helper()
+	ph, err := srtpphone.New(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(ph.Close)
+	return ph
+}
+
+// dominates waits until ph hears mostly freq among the candidates, for
+// half a second: a tone, not a moment of a spoken prompt.
+func dominates(t *testing.T, ph *srtpphone.Phone, who string, freq float64, within time.Duration, candidates ...float64) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	candidates = append(candidates, 300, 550, 850, 1200, 1500)
+	for held := 0; ; {
+		f, share := ph.Dominant(candidates...)
+		if f == freq && share > 0.9 {
+			if held++; held == 25 {
+				return
+			}
+		} else {
+			held = 0
+		}
+		if time.Now().After(deadline) {
+			rms, n := ph.Heard()
+			t.Fatalf("%s does not hear %v Hz (hears %v Hz, %.2f of the energy, rms %.0f, %d packets)", who, freq, f, share, rms, n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestDialInThroughTheIVR: a PSTN gateway (a SIP client with a client
+// certificate from the CA, over mutual TLS) delivers a caller to the
+// dial-in number with an SDES-SRTP offer. The IVR asks for the conference
+// ID, which the caller enters with SIP INFO (dtmf-relay) and ends with #
+// as an RFC 4733 telephone event; it asks for the caller's name, which the
+// caller says (a 700 Hz tone) and ends with #. The caller waits in the
+// lobby (the meeting sends dial-in callers there), alice, who joined from
+// a SIP phone with SRTP, is told and admits it, and the two hear each
+// other in the meeting's mix.
+func TestDialInThroughTheIVR(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	m := s.schedule(t, "alice", `{"subject":"Dial-in","access":"organization","dial_in_lobby":true}`)
+
+	// alice joins with audio, and watches the conference state.
+	alicePhone := newTestPhone(t)
+	alicePhone.Tone(440)
+	alice := s.sipUser(t, "alice", s.passwords["sip:alice@example.test"], "localhost")
+	notifies := make(chan *sip.Request, 32)
+	alice.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		notifies <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	invite := alice.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:alice-dev@127.0.0.1;transport=tls>"),
+		sip.NewHeader("Content-Type", "application/sdp"))
+	invite.SetBody([]byte(alicePhone.Offer()))
+	aliceIn, err := alice.do(invite)
+	if err != nil || aliceIn.StatusCode != 200 {
+		t.Fatalf("alice joins: %v %v", aliceIn, err)
+	}
+	if !strings.Contains(string(aliceIn.Body()), "RTP/SAVP") || !strings.Contains(string(aliceIn.Body()), "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:") {
+		t.Fatalf("the focus's answer is not SDES-SRTP:\n%s", aliceIn.Body())
+	}
+	if err := alicePhone.Accept(string(aliceIn.Body())); err != nil {
+		t.Fatal(err)
+	}
+	sub := alice.request(sip.SUBSCRIBE, m.Focus, sip.NewHeader("Event", "conference"), sip.NewHeader("Contact", "<sip:alice-dev@127.0.0.1;transport=tls>"))
+	if res, err := alice.do(sub); err != nil || res.StatusCode != 200 {
+		t.Fatalf("alice subscribes: %v %v", res, err)
+	}
+
+	// The gateway, known by its client certificate.
+	ca, err := pki.OpenCA(filepath.Join(data, "ca"), pki.CAConfig{CRLDistributionPoints: []string{"http://" + s.listeners["http"] + "/pki/ca.crl"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	gwCert := testpki.KeyPair(t)(ca.IssueClient(pki.ClientCertRequest{SIPURI: demoGateway}))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(gwCert, s.verifier(t), "localhost")))
+	gw, _ := sipgo.NewClient(ua)
+	t.Cleanup(func() { _ = gw.Close(); _ = ua.Close() })
+
+	caller := newTestPhone(t)
+	var to, from sip.Uri
+	_ = sip.ParseUri("sip:+15550100@example.test", &to)
+	_ = sip.ParseUri(demoGateway, &from) // the gateway speaks for its callers; the caller ID is the display name
+	call := sip.NewRequest(sip.INVITE, to)
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", sip.GenerateTagN(8))
+	call.AppendHeader(&sip.FromHeader{DisplayName: "Caller 4321", Address: from, Params: fromParams})
+	call.AppendHeader(&sip.ToHeader{Address: to})
+	call.AppendHeader(sip.NewHeader("Contact", "<sip:gw@127.0.0.1;transport=tls>"))
+	call.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	call.SetBody([]byte(caller.Offer()))
+	call.SetTransport("TLS")
+	call.SetDestination(s.listeners["sip-tls"])
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	answered, err := gw.Do(ctx, call)
+	if err != nil || answered.StatusCode != 200 {
+		t.Fatalf("the dial-in number answers: %v %v", answered, err)
+	}
+	if err := caller.Accept(string(answered.Body())); err != nil {
+		t.Fatal(err)
+	}
+
+	// "Please enter the conference ID": the caller keys it in over SIP
+	// INFO, and ends it with # in its media.
+	waitHears(t, caller, "the conference ID prompt", 300)
+	for _, d := range m.DialInID {
+		info := inMeetingDialog(&sipUser{s: s}, call, answered, sip.INFO)
+		info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
+		info.SetBody([]byte("Signal=" + string(d) + "\r\nDuration=160\r\n"))
+		res, err := gw.Do(ctx, info)
+		if err != nil || res.StatusCode != 200 {
+			t.Fatalf("INFO dtmf-relay: %v %v", res, err)
+		}
+	}
+	if err := caller.Digits("#"); err != nil {
+		t.Fatal(err)
+	}
+	// "Say your name after the tone": the beep is 1 kHz.
+	dominates(t, caller, "the caller", 1000, 15*time.Second, 440, 1000)
+	caller.Tone(700)
+	time.Sleep(1500 * time.Millisecond)
+	if err := caller.Digits("#"); err != nil {
+		t.Fatal(err)
+	}
+
+	// alice is told the caller waits in the lobby, and admits it.
+	var state conference.ConferenceInfo
+	var callerID string
+	for deadline := time.After(15 * time.Second); callerID == ""; {
+		select {
+		case n := <-notifies:
+			ci, err := conference.ParseConferenceInfo(n.Body())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := state.Apply(ci); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range state.Users.User {
+				if u.DisplayText == "Caller 4321" && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
+					callerID = u.Endpoints[0].ParticipantID()
+				}
+			}
+		case <-deadline:
+			t.Fatal("alice was not told of the caller in the lobby")
+		}
+	}
+	admit := &conference.ControlRequest{ID: "1", Admit: &conference.Target{Participant: callerID}}
+	info := inMeetingDialog(alice, invite, aliceIn, sip.INFO)
+	info.AppendHeader(sip.NewHeader("Content-Type", conference.ControlType))
+	info.SetBody(admit.Marshal())
+	if res, err := alice.do(info); err != nil || res.StatusCode != 200 {
+		t.Fatalf("admit: %v %v", res, err)
+	}
+	// In the meeting: each hears the other, not itself.
+	dominates(t, caller, "the caller", 440, 15*time.Second, 440, 700, 1000)
+	dominates(t, alicePhone, "alice", 700, 5*time.Second, 440, 700, 1000)
+}
+
+// waitHears waits until ph hears something louder than rms.
+func waitHears(t *testing.T, ph *srtpphone.Phone, what string, rms float64) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if r, _ := ph.Heard(); r > rms {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s heard", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
