@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -91,6 +92,13 @@ func startBaresip(t *testing.T, s *server, user string, extraConfig ...string) *
 // startBaresipAt is startBaresip signing in at the SIP TLS address at.
 func startBaresipAt(t *testing.T, s *server, user, at string, extraConfig ...string) *baresip {
 	t.Helper()
+	return startBaresipAccount(t, s, user, at, "", extraConfig...)
+}
+
+// startBaresipAccount is startBaresipAt with more parameters for the
+// account (";mediaenc=srtp-mand", say).
+func startBaresipAccount(t *testing.T, s *server, user, at, accountParams string, extraConfig ...string) *baresip {
+	t.Helper()
 	if fips140.Enabled() {
 		t.Skip("baresip 1.0 (libre 1.x) knows only Digest MD5, which FIPS mode does not offer")
 	}
@@ -103,7 +111,7 @@ func startBaresipAt(t *testing.T, s *server, user, at string, extraConfig ...str
 	}
 	conf := t.TempDir()
 	port := freeBaresipPort(t)
-	writeFile(t, filepath.Join(conf, "config"), strings.Join(append([]string{
+	config := []string{
 		"poll_method epoll",
 		fmt.Sprintf("sip_listen 127.0.0.1:%d", port),
 		"sip_cafile " + filepath.Join(s.data, "ca", pki.CACertFile),
@@ -113,9 +121,14 @@ func startBaresipAt(t *testing.T, s *server, user, at string, extraConfig ...str
 		// stdio prints received messages and reads commands; it needs
 		// stdin to be a pipe.
 		"module stdio.so", "module_tmp uuid.so", "module_tmp account.so", "module_app menu.so",
-	}, extraConfig...), "\n")+"\n")
-	writeFile(t, filepath.Join(conf, "accounts"), fmt.Sprintf("<sip:%s@example.test>;auth_pass=%s;regint=600;pubint=600;outbound=\"sip:%s;transport=tls\"\n",
-		user, s.passwords["sip:"+user+"@example.test"], at))
+	}
+	for _, extra := range extraConfig { // an extra setting replaces the default one
+		key, _, _ := strings.Cut(extra, " ")
+		config = slices.DeleteFunc(config, func(line string) bool { return strings.HasPrefix(line, key+" ") && !strings.HasPrefix(key, "module") })
+	}
+	writeFile(t, filepath.Join(conf, "config"), strings.Join(append(config, extraConfig...), "\n")+"\n")
+	writeFile(t, filepath.Join(conf, "accounts"), fmt.Sprintf("<sip:%s@example.test>;auth_pass=%s;regint=600;pubint=600;outbound=\"sip:%s;transport=tls\"%s\n",
+		user, s.passwords["sip:"+user+"@example.test"], at, accountParams))
 	writeFile(t, filepath.Join(conf, "contacts"), "")
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
