@@ -18,6 +18,8 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	srtpphone "github.com/parleyuc/parley/internal/phone"
+	"github.com/parleyuc/parley/media/audio"
 	"github.com/parleyuc/parley/pki"
 )
 
@@ -264,5 +266,76 @@ func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBaresipCallsBaresipWithSRTP: a call between two registered users
+// keeps its media end to end: alice and bob, both baresip with SRTP
+// mandatory, their microphones tones from WAV files, call each other
+// through the server, which routes the INVITE (with its SDES keys) over
+// their TLS connections and carries no media. Each one's recording of
+// the call holds the other's tone.
+func TestBaresipCallsBaresipWithSRTP(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	type party struct {
+		b    *baresip
+		rec  string
+		tone float64
+	}
+	start := func(user string, tone float64) party {
+		dir := t.TempDir()
+		var phase float64
+		mic := filepath.Join(dir, "mic.wav")
+		writeFile(t, mic, string(audio.WriteWAV(audio.Tone(nil, tone, 8000, 60*audio.Rate, &phase), audio.Rate)))
+		rec := filepath.Join(dir, "rec")
+		if err := os.Mkdir(rec, 0o700); err != nil {
+			t.Fatal(err)
+		}
+		b := startBaresipAccount(t, s, user, s.listeners["sip-tls"], ";mediaenc=srtp-mand;audio_codecs=PCMU;answermode=auto",
+			"module g711.so", "module srtp.so", "module aufile.so", "module sndfile.so",
+			"audio_source aufile,"+mic, "ausrc_srate 8000", "auplay_srate 8000", "snd_path "+rec)
+		return party{b, rec, tone}
+	}
+	alice, bob := start("alice", 700), start("bob", 440)
+	bob.b.command(t, "/dial sip:alice@example.test")
+	waitFor(t, &bob.b.out, "Call established", 15*time.Second)
+	waitFor(t, &alice.b.out, "Call established", 5*time.Second)
+	time.Sleep(2 * time.Second)
+	bob.b.command(t, "/hangup")
+	waitFor(t, &alice.b.out, "terminated", 10*time.Second)
+	for _, c := range []struct {
+		who       string
+		p         party
+		hears, of float64
+	}{{"alice", alice, 440, 700}, {"bob", bob, 700, 440}} {
+		heard := recording(t, c.p.rec)
+		last := heard[len(heard)-audio.Rate:]
+		if audio.RMS(last) < 1000 || srtpphone.Power(last, c.hears) < 20*srtpphone.Power(last, c.of) {
+			t.Errorf("%s heard rms %.0f, %v Hz %.3g, %v Hz %.3g", c.who, audio.RMS(last), c.hears, srtpphone.Power(last, c.hears), c.of, srtpphone.Power(last, c.of))
+		}
+	}
+}
+
+// recording returns what a baresip heard in its one call (its sndfile
+// module's dump), once the call is over.
+func recording(t *testing.T, dir string) []int16 {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		files, _ := filepath.Glob(filepath.Join(dir, "dump-*-dec.wav"))
+		if len(files) == 1 {
+			data, err := os.ReadFile(files[0])
+			var pcm []int16
+			if err == nil {
+				pcm, _, err = audio.ReadWAV(data)
+			}
+			if err == nil && len(pcm) > audio.Rate {
+				return pcm
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no recording of the call in %s: %v", dir, files)
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 }

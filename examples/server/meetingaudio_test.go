@@ -72,23 +72,7 @@ func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 	time.Sleep(2 * time.Second)
 	b.command(t, "/hangup")
 	waitFor(t, &b.out, "terminated", 10*time.Second)
-	var heard []int16
-	for deadline := time.Now().Add(5 * time.Second); ; {
-		files, _ := filepath.Glob(filepath.Join(rec, "dump-*-dec.wav"))
-		if len(files) == 1 {
-			data, err := os.ReadFile(files[0])
-			if err == nil {
-				heard, _, err = audio.ReadWAV(data)
-			}
-			if err == nil && len(heard) > audio.Rate {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no recording of what baresip heard in %s: %v", rec, files)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	heard := recording(t, rec)
 	last := heard[len(heard)-audio.Rate:]
 	if audio.RMS(last) < 1000 || srtpphone.Power(last, 440) < 20*srtpphone.Power(last, 700) {
 		t.Fatalf("baresip heard rms %.0f, 440 Hz %.3g, its own 700 Hz %.3g: not the WebRTC participant", audio.RMS(last),
