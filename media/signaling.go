@@ -32,6 +32,7 @@ type Conference interface {
 	Demote(id, actor, pid string) error
 	Eject(id, actor, pid string) error
 	MuteAll(id, actor string, muted bool) error
+	RecordedName(id, actor, pid string) ([]byte, error)
 }
 
 // SignalingConfig configures [Signaling]. Focus and Bridge are required.
@@ -247,6 +248,7 @@ type message struct {
 	Participants []rosterEntry `json:"participants,omitempty"`
 	Error        string        `json:"error,omitempty"`
 	Reason       string        `json:"reason,omitempty"`
+	Audio        []byte        `json:"audio,omitempty"` // a recorded name, WAV (base64 in JSON)
 }
 
 type rosterEntry struct {
@@ -256,6 +258,9 @@ type rosterEntry struct {
 	State string `json:"state"`
 	Type  string `json:"type"`
 	Muted bool   `json:"muted,omitempty"`
+	// RecordedName says the participant (a dial-in caller) recorded its
+	// name: leaders get it with a recorded-name message.
+	RecordedName bool `json:"recorded_name,omitempty"`
 }
 
 // socket is one participant's signaling connection.
@@ -412,7 +417,8 @@ func (k *socket) sendState(m *conference.Meeting) {
 		if p.State == conference.InLobby && !me.Role.Leader() {
 			continue
 		}
-		roster = append(roster, rosterEntry{ID: p.ID, Name: p.DisplayName, Role: p.Role.String(), State: p.State.String(), Type: p.Type.String(), Muted: p.Muted})
+		roster = append(roster, rosterEntry{ID: p.ID, Name: p.DisplayName, Role: p.Role.String(), State: p.State.String(), Type: p.Type.String(), Muted: p.Muted,
+			RecordedName: p.NameRecorded && me.Role.Leader()})
 	}
 	k.send(message{Type: "roster", Participants: roster})
 }
@@ -452,6 +458,13 @@ func (k *socket) handle(msg message) error {
 		return k.sess.SetAnswer(msg.SDP)
 	case "mute-all", "unmute-all":
 		return f.MuteAll(id, me, msg.Type == "mute-all")
+	case "recorded-name": // a leader listens to who a dial-in caller said it is
+		wav, err := f.RecordedName(id, me, msg.Participant)
+		if err != nil {
+			return err
+		}
+		k.send(message{Type: "recorded-name", Participant: msg.Participant, Audio: wav})
+		return nil
 	}
 	control := map[string]func(id, actor, pid string) error{
 		"admit": f.Admit, "reject": f.Reject, "promote": f.Promote, "demote": f.Demote, "eject": f.Eject,

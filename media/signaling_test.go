@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/media/audio"
 )
 
 const alicePassword = "alice's password"
@@ -342,5 +344,39 @@ func TestSignalingRefusals(t *testing.T) {
 	alice.send(message{Type: "eject", Participant: g.Participant})
 	if end := gina.await("the ejected guest's socket ends", func(m message) bool { return m.Type == "ended" }); end.Reason != "ejected" {
 		t.Fatalf("ended: %q", end.Reason)
+	}
+}
+
+// A dial-in caller's recorded name is announced to leaders in their
+// roster and played to them on request; an attendee gets neither.
+func TestLeadersHearRecordedNames(t *testing.T) {
+	e := newSigEnv(t, 0)
+	tk, _ := e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	alice := e.open(tk)
+	me := alice.await("alice joined", inState("joined"))
+	var phase float64
+	wav := audio.WriteWAV(audio.Tone(nil, 500, 8000, 8000, &phase), audio.Rate)
+	caller, err := e.focus.Join(context.Background(), e.meeting.ID, conference.JoinRequest{DialIn: true, RecordedName: wav,
+		Identity: &auth.Identity{URI: "sip:x@anonymous.invalid", Kind: auth.Anonymous, Meeting: e.meeting.ID}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alice.await("alice sees the caller's recorded name", func(m message) bool {
+		for _, p := range m.Participants {
+			if p.ID == caller.ID && p.RecordedName {
+				return true
+			}
+		}
+		return false
+	})
+	alice.send(message{Type: "recorded-name", Participant: caller.ID})
+	got := alice.await("the recording", func(m message) bool { return m.Type == "recorded-name" })
+	if got.Participant != caller.ID || !bytes.Equal(got.Audio, wav) {
+		t.Fatalf("recorded name: %s, %d bytes", got.Participant, len(got.Audio))
+	}
+	alice.send(message{Type: "recorded-name", Participant: me.Participant})
+	alice.await("no recording for alice", func(m message) bool { return m.Type == "error" })
+	if _, err := e.focus.RecordedName(e.meeting.ID, caller.ID, caller.ID); !errors.Is(err, conference.ErrForbidden) {
+		t.Fatalf("an attendee asks for a recorded name: %v, want ErrForbidden", err)
 	}
 }

@@ -124,6 +124,14 @@ async function onMessage(msg) {
       roster = msg.participants;
       renderRoster();
       break;
+    case 'recorded-name': { // a dial-in caller's recorded name, for leaders
+      const wav = Uint8Array.from(atob(msg.audio), (c) => c.charCodeAt(0));
+      const url = URL.createObjectURL(new Blob([wav], { type: 'audio/wav' }));
+      const a = new Audio(url);
+      a.onended = () => URL.revokeObjectURL(url);
+      a.play();
+      break;
+    }
     case 'error':
       $('error').textContent = msg.error;
       break;
@@ -191,6 +199,7 @@ function renderRoster() {
     role.className = 'role';
     role.textContent = p.state === 'lobby' ? p.type : p.role;
     li.append(name, role);
+    if (p.recorded_name) li.append(button('▶ Name', 'recorded-name', p.id, true));
     if (p.state === 'lobby') {
       if (leader) li.append(button('Admit', 'admit', p.id), button('Reject', 'reject', p.id, true));
       lobby.append(li);
