@@ -33,6 +33,21 @@
 //     itself): the full state first, then partial documents
 //     ([ConferenceInfo.Apply] merges them).
 //   - BYE leaves; a closed connection leaves too ([Focus.FlowClosed]).
+//   - An INVITE with an SDP offer (RTP/SAVP with SDES keys, RFC 4568) is a
+//     SIP participant taking its audio from the meeting: once the
+//     participant is in, the A/V server ([Focus.SetMedia], a [Media])
+//     answers the offer and the 200 carries the answer; the participant
+//     hears everyone but itself. Key presses come as RFC 4733 events in
+//     the media, or as INFO with application/dtmf-relay or
+//     application/dtmf.
+//   - An INVITE from a trusted PSTN gateway (FocusConfig.Gateways, proven
+//     by its client certificate) to a dial-in number
+//     (FocusConfig.DialInNumbers) reaches the IVR: it answers at once,
+//     asks for the conference ID (three tries), asks an anonymous caller
+//     to record its name ([Focus.RecordedName] lets leaders hear it), and
+//     puts the caller in the meeting or its lobby as the meeting's
+//     dial-in setting says, playing a prompt while it waits. Plain RTP is
+//     taken only from gateways in FocusConfig.PlainRTPGateways.
 //
 // The media server verifies media tokens with a [TokenIssuer] sharing the
 // Focus's key, before it answers any offer.

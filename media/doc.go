@@ -29,6 +29,23 @@
 // with the bridge and, as a leader, admits, rejects, promotes, demotes,
 // ejects and mutes the audience.
 //
+// SIP participants (desktop clients, phones, and dial-in callers a PSTN
+// gateway delivers) take one mixed audio stream: the focus hands their
+// INVITE's offer to [Bridge.AnswerCall], and the [Call] it returns sends
+// and receives RTP/SAVP on a UDP port of its own, with SDES keys (RFC
+// 4568) from crypto/rand in the suites AEAD_AES_256_GCM,
+// AEAD_AES_128_GCM, AES_256_CM_HMAC_SHA1_80 and AES_CM_128_HMAC_SHA1_80
+// (the most preferred the caller offers), SRTP and SRTCP replay
+// protection, and symmetric RTP: it sends to where the caller's
+// authenticated packets come from. Plain RTP is refused unless the focus
+// allows it for a trusted gateway. Before it joins a meeting a call plays
+// the IVR's prompts (media/prompts, spoken by espeak-ng), detects RFC 4733
+// key presses and records; joined, the meeting's mixer (package
+// media/audio: G.711 in Go, Opus through libopus with -tags opus, an
+// adaptive jitter buffer and packet-loss concealment) sends every call
+// the mix of everyone but itself, 20 ms at a time, and sends WebRTC
+// participants the calls' mix on one Opus track (stream [CallStream]).
+//
 // Media is DTLS-SRTP (AES-GCM or AES-CM with HMAC-SHA1, P-256 or P-384
 // key exchange: FIPS-approved choices only) with SRTP and SRTCP replay
 // protection; data channels are closed as soon as they open, so DTLS

@@ -6,7 +6,7 @@
 //
 //	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
 //	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-media ADDR] [-relay-allow-loopback]
-//	                         [-store bolt|memory|redis] [-redis URL] [-pool ADDR] [-log-json]
+//	                         [-store bolt|memory|redis] [-redis URL] [-pool ADDR] [-dial-in NUMBER] [-gateway URI] [-log-json]
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -21,7 +21,10 @@
 // link (/meet/<id>) gets the web client, which joins the meeting from the
 // browser: as a signed-in user or as a guest with the conference key,
 // through the lobby, with audio and video through the media bridge (one
-// UDP port, -media). The Access Edge takes federated
+// UDP port, -media). SIP clients join meetings with audio too (SDES-SRTP,
+// mixed by the bridge), and a PSTN gateway with a client certificate
+// (-gateway) delivers dial-in callers to an access number (-dial-in),
+// where the IVR asks for the conference ID and their name. The Access Edge takes federated
 // partners' signaling over mutual TLS, and remote users' and meeting
 // guests' over TLS on a port of its own; the TURN relay (UDP and TCP on one
 // port, TLS on another) relays media for holders of relay credentials.
