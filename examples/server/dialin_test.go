@@ -116,30 +116,9 @@ func TestDialInThroughTheIVR(t *testing.T) {
 		t.Fatalf("alice subscribes: %v %v", res, err)
 	}
 
-	// The gateway, known by its client certificate.
-	ca, err := pki.OpenCA(filepath.Join(data, "ca"), pki.CAConfig{CRLDistributionPoints: []string{"http://" + s.listeners["http"] + "/pki/ca.crl"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	gwCert := testpki.KeyPair(t)(ca.IssueClient(pki.ClientCertRequest{SIPURI: demoGateway}))
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(gwCert, s.verifier(t), "localhost")))
-	gw, _ := sipgo.NewClient(ua)
-	t.Cleanup(func() { _ = gw.Close(); _ = ua.Close() })
-
+	gw, _ := s.gateway(t, data)
 	caller := newTestPhone(t)
-	var to, from sip.Uri
-	_ = sip.ParseUri("sip:+15550100@example.test", &to)
-	_ = sip.ParseUri(demoGateway, &from) // the gateway speaks for its callers; the caller ID is the display name
-	call := sip.NewRequest(sip.INVITE, to)
-	fromParams := sip.NewParams()
-	fromParams.Add("tag", sip.GenerateTagN(8))
-	call.AppendHeader(&sip.FromHeader{DisplayName: "Caller 4321", Address: from, Params: fromParams})
-	call.AppendHeader(&sip.ToHeader{Address: to})
-	call.AppendHeader(sip.NewHeader("Contact", "<sip:gw@127.0.0.1;transport=tls>"))
-	call.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
-	call.SetBody([]byte(caller.Offer()))
-	call.SetTransport("TLS")
-	call.SetDestination(s.listeners["sip-tls"])
+	call := s.dialIn(demoGateway, "Caller 4321", caller.Offer())
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	answered, err := gw.Do(ctx, call)
@@ -219,5 +198,90 @@ func waitHears(t *testing.T, ph *srtpphone.Phone, what string, rms float64) {
 			t.Fatalf("no %s heard", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// gateway is a SIP client with the demo gateway's client certificate,
+// issued by the server's CA in data.
+func (s *server) gateway(t *testing.T, data string) (*sipgo.Client, *sipgo.Server) {
+	t.Helper()
+	ca, err := pki.OpenCA(filepath.Join(data, "ca"), pki.CAConfig{CRLDistributionPoints: []string{"http://" + s.listeners["http"] + "/pki/ca.crl"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert := testpki.KeyPair(t)(ca.IssueClient(pki.ClientCertRequest{SIPURI: demoGateway}))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(cert, s.verifier(t), "localhost")))
+	gw, _ := sipgo.NewClient(ua)
+	srv, _ := sipgo.NewServer(ua) // requests the server sends back over the connection
+	t.Cleanup(func() { _ = gw.Close(); _ = ua.Close() })
+	return gw, srv
+}
+
+// dialIn is an INVITE to the dial-in number from fromURI, the caller ID
+// in its display name, with an SDP offer.
+func (s *server) dialIn(fromURI, callerID, offer string) *sip.Request {
+	var to, from sip.Uri
+	_ = sip.ParseUri("sip:+15550100@example.test", &to)
+	_ = sip.ParseUri(fromURI, &from) // a gateway speaks for its callers
+	call := sip.NewRequest(sip.INVITE, to)
+	fromParams := sip.NewParams()
+	fromParams.Add("tag", sip.GenerateTagN(8))
+	call.AppendHeader(&sip.FromHeader{DisplayName: callerID, Address: from, Params: fromParams})
+	call.AppendHeader(&sip.ToHeader{Address: to})
+	call.AppendHeader(sip.NewHeader("Contact", "<sip:gw@127.0.0.1;transport=tls>"))
+	call.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
+	call.SetBody([]byte(offer))
+	call.SetTransport("TLS")
+	call.SetDestination(s.listeners["sip-tls"])
+	return call
+}
+
+// Only the gateway reaches the dial-in number, and only with SRTP: a
+// signed-in user gets 403, the gateway's plain RTP 488 (it is not
+// configured for plain RTP), and a wrong conference ID three times ends
+// the call with a BYE.
+func TestDialInRefusals(t *testing.T) {
+	data := t.TempDir()
+	s := startServer(t, data)
+	alice := s.sipUser(t, "alice", s.passwords["sip:alice@example.test"], "localhost")
+	if res, err := alice.do(s.dialIn("sip:alice@example.test", "", newTestPhone(t).Offer())); err != nil || res.StatusCode != 403 {
+		t.Fatalf("alice calls the dial-in number: %v %v", res, err)
+	}
+	gw, gwSrv := s.gateway(t, data)
+	byes := make(chan *sip.Request, 1)
+	gwSrv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
+		byes <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	plain, err := srtpphone.New(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	res, err := gw.Do(ctx, s.dialIn(demoGateway, "Caller", plain.Offer()))
+	if err != nil || res.StatusCode != 488 || !strings.Contains(res.String(), "plain RTP refused") {
+		t.Fatalf("plain RTP from the gateway: %v %v", res, err)
+	}
+
+	caller := newTestPhone(t)
+	res, err = gw.Do(ctx, s.dialIn(demoGateway, "Caller", caller.Offer()))
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("the dial-in number answers: %v %v", res, err)
+	}
+	if err := caller.Accept(string(res.Body())); err != nil {
+		t.Fatal(err)
+	}
+	if err := caller.Digits("12#34#56#"); err != nil { // typed ahead: no prompt waits for them
+		t.Fatal(err)
+	}
+	select {
+	case bye := <-byes:
+		if !strings.Contains(bye.String(), "No such conference ID") {
+			t.Fatalf("BYE without the reason:\n%s", bye)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("three wrong conference IDs did not end the call")
 	}
 }
