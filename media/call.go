@@ -106,6 +106,7 @@ func (b *Bridge) NewCall(offer string, plain bool) (*Call, error) {
 		ivrDone: make(chan struct{}), done: make(chan struct{}), pkt: make([]byte, 0, 1500)}
 	fail := func(err error) (*Call, error) { _ = conn.Close(); return nil, err }
 	announce := conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	announce = netip.AddrPortFrom(announce.Addr().Unmap(), announce.Port()) // c=IN IP4, not ::ffff:
 	if len(b.cfg.PublicIPs) > 0 {
 		ip, err := netip.ParseAddr(b.cfg.PublicIPs[0])
 		if err != nil {

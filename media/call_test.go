@@ -128,7 +128,7 @@ func TestCallOfferRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.Contains(call.Answer(), "a=crypto") || !strings.Contains(call.Answer(), "RTP/AVP") {
+	if strings.Contains(call.Answer(), "a=crypto") || !strings.Contains(call.Answer(), "RTP/AVP") || !strings.Contains(call.Answer(), "c=IN IP4 127.0.0.1\r\n") {
 		t.Fatalf("plain answer:\n%s", call.Answer())
 	}
 	_ = call.Close()

@@ -292,7 +292,11 @@ func (o *sipOffer) takeAudio(m *sdp.MediaDescription, plainOK bool) error {
 		}
 	}
 	if codec == nil {
-		return errors.New("no codec in common: the bridge takes PCMU, PCMA" + map[bool]string{true: " and opus", false: ""}[audio.OpusBuilt])
+		takes := "PCMU and PCMA"
+		if audio.OpusBuilt {
+			takes = "PCMU, PCMA and opus"
+		}
+		return errors.New("no codec in common: the bridge takes " + takes)
 	}
 	o.codec = *codec
 	o.dtmf = nil
