@@ -470,6 +470,9 @@ func (c *Call) send(pcm []int16) {
 		}
 	}
 	dst := *c.remote.Load()
+	if !c.offer.sends() || !dst.Addr().IsValid() || dst.Addr().IsUnspecified() {
+		return // on hold, or nowhere known to send to yet
+	}
 	_, _ = c.conn.WriteTo(raw, net.UDPAddrFromAddrPort(dst))
 }
 

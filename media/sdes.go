@@ -168,6 +168,27 @@ type sipOffer struct {
 	codec  rtpFormat
 	dtmf   *rtpFormat // telephone-event at the codec's clock, if offered
 	crypto cryptoAttr // the caller's key, if secure
+	// direction is the caller's (sendrecv, sendonly, recvonly, inactive);
+	// the answer mirrors it.
+	direction string
+}
+
+// answerDirection is the direction attribute answering the caller's
+// (RFC 3264 section 6.1).
+func (o *sipOffer) answerDirection() string {
+	switch o.direction {
+	case "sendonly":
+		return "recvonly"
+	case "recvonly":
+		return "sendonly"
+	}
+	return o.direction
+}
+
+// sends reports whether the bridge sends the caller media.
+func (o *sipOffer) sends() bool {
+	d := o.answerDirection()
+	return d == "sendrecv" || d == "sendonly"
 }
 
 // parseSIPOffer reads a SIP participant's offer: its first audio stream
@@ -318,8 +339,20 @@ func (o *sipOffer) takeAudio(m *sdp.MediaDescription, plainOK bool) error {
 		addr = o.d.ConnectionInformation.Address.Address
 	}
 	ip, err := netip.ParseAddr(addr)
-	if err != nil {
+	switch {
+	case err != nil:
 		return fmt.Errorf("the audio stream has no usable connection address %q", addr)
+	case ip.IsMulticast(), ip.Zone() != "":
+		return fmt.Errorf("the audio stream's connection address %s is not a unicast host", addr)
+	}
+	// 0.0.0.0 (a caller on hold, RFC 3264 section 8.4) gives no address:
+	// the bridge sends only once the caller's packets show where it is.
+	o.direction = "sendrecv"
+	for _, a := range append(append([]sdp.Attribute(nil), o.d.Attributes...), m.Attributes...) { // the media's wins
+		switch a.Key {
+		case "sendrecv", "sendonly", "recvonly", "inactive":
+			o.direction = a.Key
+		}
 	}
 	port := m.MediaName.Port.Value
 	if port <= 0 || port > 65535 {
@@ -369,7 +402,7 @@ func (o *sipOffer) answer(local netip.AddrPort, key cryptoAttr, sessionID uint64
 			fmt.Fprintf(&b, "a=rtpmap:%d telephone-event/%d\r\na=fmtp:%d 0-15\r\n", o.dtmf.pt, o.dtmf.clock, o.dtmf.pt)
 		}
 		// RTCP comes to the RTP port (RFC 3605), multiplexed (RFC 5761).
-		fmt.Fprintf(&b, "a=ptime:20\r\na=sendrecv\r\na=rtcp:%d\r\n", local.Port())
+		fmt.Fprintf(&b, "a=ptime:20\r\na=%s\r\na=rtcp:%d\r\n", o.answerDirection(), local.Port())
 		if _, ok := m.Attribute("rtcp-mux"); ok {
 			b.WriteString("a=rtcp-mux\r\n")
 		}

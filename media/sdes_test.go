@@ -657,3 +657,31 @@ func TestSIPOfferDeskPhone(t *testing.T) {
 		t.Fatalf("answer:\n%s", ans)
 	}
 }
+
+// The answer mirrors the caller's direction (RFC 3264 section 6.1), and
+// the bridge sends only where the caller will receive; a multicast or
+// scoped connection address is refused, and 0.0.0.0 (hold) names none.
+func TestSIPOfferDirectionAndAddress(t *testing.T) {
+	local := netip.MustParseAddrPort("192.0.2.1:40000")
+	for _, c := range []struct {
+		attr, want string
+		sends      bool
+	}{{"", "a=sendrecv", true}, {"a=sendonly\r\n", "a=recvonly", false}, {"a=recvonly\r\n", "a=sendonly", true}, {"a=inactive\r\n", "a=inactive", false}} {
+		o, err := parseSIPOffer(phoneOffer+c.attr, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := o.answer(local, o.crypto, 1); !strings.Contains(a, c.want+"\r\n") || o.sends() != c.sends {
+			t.Errorf("offer with %q: answer\n%s\nsends %v, want %s and %v", c.attr, a, o.sends(), c.want, c.sends)
+		}
+	}
+	for _, addr := range []string{"224.0.0.1", "fe80::1%eth0"} {
+		if _, err := parseSIPOffer(strings.ReplaceAll(phoneOffer, "c=IN IP4 203.0.113.40", "c=IN IP4 "+addr), false); err == nil || !strings.Contains(err.Error(), "not a unicast host") {
+			t.Errorf("connection address %s: %v", addr, err)
+		}
+	}
+	o, err := parseSIPOffer(strings.ReplaceAll(phoneOffer, "c=IN IP4 203.0.113.40", "c=IN IP4 0.0.0.0"), false)
+	if err != nil || !o.remote.Addr().IsUnspecified() {
+		t.Fatalf("an offer on hold: %v %v", o, err)
+	}
+}
