@@ -3,6 +3,7 @@ package conference
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,27 +24,13 @@ const (
 
 // isDialInNumber reports whether user is one of the access numbers.
 func (f *Focus) isDialInNumber(user string) bool {
-	for _, n := range f.cfg.DialInNumbers {
-		if n == user {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(f.cfg.DialInNumbers, user)
 }
 
 // plainRTP reports whether id may send plain RTP: a gateway configured
 // for it, proven by its client certificate.
 func (f *Focus) plainRTP(id *auth.Identity) bool {
-	if !f.isGateway(id) {
-		return false
-	}
-	c := canonical(id.URI)
-	for _, g := range f.cfg.PlainRTPGateways {
-		if g == c {
-			return true
-		}
-	}
-	return false
+	return f.isGateway(id) && slices.Contains(f.cfg.PlainRTPGateways, canonical(id.URI))
 }
 
 // dialInIdentity is who a caller delivered by a gateway is: anonymous,
@@ -268,17 +255,7 @@ func readDigits(ctx context.Context, call Call) (string, bool) {
 // hangUp plays a last prompt and ends the caller's dialog with a BYE.
 func (f *Focus) hangUp(ctx context.Context, d *dialog, call Call, p Prompt, reason string) {
 	_ = call.Play(ctx, p)
-	f.sip.mu.Lock()
-	live := f.sip.dialogs[d.id] == d
-	if live {
-		delete(f.sip.dialogs, d.id)
-		d.cseq++
-	}
-	f.sip.mu.Unlock()
-	_ = call.Close()
-	if live {
-		f.sendBye(d, reason)
-	}
+	f.endDialog(d, reason)
 }
 
 // dtmfDigit reads a key from a SIP INFO body (application/dtmf-relay or

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -426,13 +427,7 @@ func (f *Focus) isGateway(id *auth.Identity) bool {
 	if id.Method != auth.MethodCertificate {
 		return false
 	}
-	c := canonical(id.URI)
-	for _, g := range f.cfg.Gateways {
-		if g == c {
-			return true
-		}
-	}
-	return false
+	return slices.Contains(f.cfg.Gateways, canonical(id.URI))
 }
 
 // inDialog authenticates an in-dialog request and finds its dialog,
@@ -806,23 +801,32 @@ func (f *Focus) participantGone(meeting, pid string) {
 	for _, x := range f.sip.dialogs {
 		if !x.subscription && x.confirmed && x.meeting == meeting && x.pid == pid {
 			d = x
-			delete(f.sip.dialogs, x.id)
-			x.cseq++
 			break
 		}
 	}
 	f.sip.mu.Unlock()
-	if d == nil {
-		return
+	if d != nil {
+		f.endDialog(d, "Removed from the meeting")
 	}
-	if d.call != nil {
-		_ = d.call.Close()
-	}
-	f.sendBye(d, "Removed from the meeting")
 }
 
-// sendBye ends dialog d, already forgotten, with a BYE.
-func (f *Focus) sendBye(d *dialog, reason string) {
+// endDialog forgets INVITE dialog d, closes its media, and sends it a BYE
+// saying why, unless it was already gone.
+func (f *Focus) endDialog(d *dialog, reason string) {
+	f.sip.mu.Lock()
+	live := f.sip.dialogs[d.id] == d
+	if live {
+		delete(f.sip.dialogs, d.id)
+		d.cseq++
+	}
+	call := d.call
+	f.sip.mu.Unlock()
+	if call != nil {
+		_ = call.Close()
+	}
+	if !live {
+		return
+	}
 	f.goRun(func() {
 		req := sip.NewRequest(sip.BYE, d.target)
 		inDialogRequest(req, d, d.cseq)

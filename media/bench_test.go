@@ -187,7 +187,7 @@ func BenchmarkSRTPProtect(b *testing.B) {
 // decrypted in turn. The decrypting context has NO replay protection
 // (pion's SRTPNoReplayProtection): with it, the ring's second pass would
 // be refused as replays. The bridge's calls check a 128-packet window
-// (srtp.SRTPReplayProtection(128) in NewCall), a bit test and a shift per
+// (srtp.SRTPReplayProtection(128) in newCall), a bit test and a shift per
 // packet that these figures leave out.
 func BenchmarkSRTPUnprotect(b *testing.B) {
 	const ring = 4096

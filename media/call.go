@@ -52,7 +52,8 @@ type Call struct {
 	ts      uint32
 	tsStep  uint32
 	started bool
-	pkt     []byte
+	pkt     []byte // the RTP packet being sent
+	sealed  []byte // and as SRTP
 
 	digits  chan byte
 	pressed chan struct{}       // a key was pressed since Play began
@@ -81,15 +82,15 @@ type Call struct {
 // wraps ErrRefused. The call plays prompts and records until it Joins a
 // meeting. It implements [conference.Media].
 func (b *Bridge) AnswerCall(offer string, plain bool) (conference.Call, error) {
-	c, err := b.NewCall(offer, plain)
+	c, err := b.newCall(offer, plain)
 	if err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-// NewCall is AnswerCall returning the *Call.
-func (b *Bridge) NewCall(offer string, plain bool) (*Call, error) {
+// newCall is AnswerCall returning the *Call.
+func (b *Bridge) newCall(offer string, plain bool) (*Call, error) {
 	o, err := parseSIPOffer(offer, plain)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
@@ -465,9 +466,10 @@ func (c *Call) send(pcm []int16) {
 		return
 	}
 	if c.tx != nil {
-		if raw, err = c.tx.EncryptRTP(nil, raw, &h); err != nil {
+		if c.sealed, err = c.tx.EncryptRTP(c.sealed[:0], raw, &h); err != nil {
 			return
 		}
+		raw = c.sealed
 	}
 	dst := *c.remote.Load()
 	if !c.offer.sends() || !dst.Addr().IsValid() || dst.Addr().IsUnspecified() {

@@ -22,7 +22,7 @@ import (
 func (e *env) dial(user string, ph *phone.Phone) *Call {
 	e.t.Helper()
 	p := e.enter(user)
-	c, err := e.bridge.NewCall(ph.Offer(), false)
+	c, err := e.bridge.newCall(ph.Offer(), false)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -118,13 +118,13 @@ func TestCallOfferRefused(t *testing.T) {
 		{"no common codec", strings.NewReplacer("a=rtpmap:0 PCMU/8000", "a=rtpmap:0 G729/8000", "m=audio", "m=audio").Replace(strings.Replace(newPhone(t, false).Offer(), " 0 101", " 18 101", 1)), "no codec in common"},
 	}
 	for _, c := range cases {
-		_, err := e.bridge.NewCall(c.offer, false)
+		_, err := e.bridge.newCall(c.offer, false)
 		if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: got %v, want ErrRefused saying %q", c.name, err, c.want)
 		}
 	}
 	// A trusted gateway's plain RTP is taken.
-	call, err := e.bridge.NewCall(ph.Offer(), true)
+	call, err := e.bridge.newCall(ph.Offer(), true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +134,7 @@ func TestCallOfferRefused(t *testing.T) {
 	_ = call.Close()
 	// A token for someone else, or a lobby token, joins nothing.
 	p := e.enter("bob")
-	call, err = e.bridge.NewCall(newPhone(t, false).Offer(), false)
+	call, err = e.bridge.newCall(newPhone(t, false).Offer(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestSilentCallerTimesOut(t *testing.T) {
 	defer bridge.Close()
 	p := e.enter("bob")
 	ph := newPhone(t, false)
-	c, err := bridge.NewCall(ph.Offer(), false)
+	c, err := bridge.newCall(ph.Offer(), false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -238,7 +238,7 @@ func TestSilentCallerTimesOut(t *testing.T) {
 func TestCallIVR(t *testing.T) {
 	e := newEnv(t, time.Now().Add(time.Hour))
 	ph := newPhone(t, false)
-	c, err := e.bridge.NewCall(ph.Offer(), false)
+	c, err := e.bridge.newCall(ph.Offer(), false)
 	if err != nil {
 		t.Fatal(err)
 	}

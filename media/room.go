@@ -21,14 +21,15 @@ type room struct {
 	sessions map[string]*Session
 	calls    map[string]*Call
 	tracks   []*forward
-	mix      *mixer // while the meeting has calls
 	ended    bool
 
-	events    chan conference.Event
-	lost      chan struct{} // closed when events overflowed
-	lostOnce  sync.Once
-	done      chan struct{}         // closed by end
-	tapped    atomic.Pointer[mixer] // r.mix, read by forwards for each packet
+	events   chan conference.Event
+	lost     chan struct{} // closed when events overflowed
+	lostOnce sync.Once
+	done     chan struct{} // closed by end
+	// mix mixes for the calls while the meeting has some. Written under
+	// mu; forwards read it for each packet without the lock.
+	mix       atomic.Pointer[mixer]
 	endOnce   sync.Once
 	stopWatch func()
 	ends      *time.Timer
@@ -195,8 +196,8 @@ func (r *room) unpublish(f *forward) {
 		}
 	}
 	f.live.Store(false)
-	if r.mix != nil {
-		r.mix.drop(f)
+	if m := r.mix.Load(); m != nil {
+		m.drop(f)
 	}
 	others := make([]*Session, 0, len(r.sessions))
 	for _, s := range r.sessions {
@@ -218,11 +219,10 @@ func (r *room) remove(pid, why string) {
 	delete(r.sessions, pid)
 	delete(r.calls, pid)
 	var idle *mixer
-	if c != nil && r.mix != nil {
-		r.mix.removeCall(c)
+	if m := r.mix.Load(); c != nil && m != nil {
+		m.removeCall(c)
 		if len(r.calls) == 0 {
-			idle, r.mix = r.mix, nil
-			r.tapped.Store(nil)
+			idle = r.mix.Swap(nil)
 		}
 	}
 	empty := len(r.sessions) == 0 && len(r.calls) == 0
@@ -262,11 +262,11 @@ func (r *room) addCall(c *Call, pid string) error {
 	c.room, c.pid = r, pid
 	c.mu.Unlock()
 	r.calls[pid] = c
-	m, start := r.mix, r.mix == nil
+	m := r.mix.Load()
+	start := m == nil
 	if start {
 		m = newMixer(r)
-		r.mix = m
-		r.tapped.Store(m)
+		r.mix.Store(m)
 	}
 	m.add(c)
 	r.mu.Unlock()
@@ -306,8 +306,7 @@ func (r *room) end(why string) {
 			calls = append(calls, c)
 		}
 		clear(r.calls)
-		r.mix = nil
-		r.tapped.Store(nil)
+		r.mix.Store(nil)
 		r.mu.Unlock()
 		for _, c := range calls {
 			r.b.log.Info("media call ended", "meeting", r.id, "participant", c.pid, "reason", why)

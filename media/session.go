@@ -416,7 +416,7 @@ func (f *forward) run() {
 		if f.kind == KindAudio && f.owner.muted.Load() {
 			continue // held back by the focus: the audience is muted
 		}
-		if m := f.owner.r.tapped.Load(); m != nil && f.kind == KindAudio && f.live.Load() {
+		if m := f.owner.r.mix.Load(); m != nil && f.kind == KindAudio && f.live.Load() {
 			m.feed(f, pkt) // the meeting's calls hear it too
 		}
 		if err := f.local.WriteRTP(pkt); err != nil && !errors.Is(err, io.ErrClosedPipe) {

@@ -132,13 +132,22 @@ func TestDialInThroughTheIVR(t *testing.T) {
 	// "Please enter the conference ID": the caller keys it in over SIP
 	// INFO, and ends it with # in its media.
 	waitHears(t, caller, "the conference ID prompt", 300)
-	for _, d := range m.DialInID {
+	key := func(body string) *sip.Response {
 		info := inMeetingDialog(&sipUser{s: s}, call, answered, sip.INFO)
 		info.AppendHeader(sip.NewHeader("Content-Type", "application/dtmf-relay"))
-		info.SetBody([]byte("Signal=" + string(d) + "\r\nDuration=160\r\n"))
+		info.SetBody([]byte(body))
 		res, err := gw.Do(ctx, info)
-		if err != nil || res.StatusCode != 200 {
-			t.Fatalf("INFO dtmf-relay: %v %v", res, err)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	if res := key("Signal=x\r\nDuration=160\r\n"); res.StatusCode != 400 {
+		t.Fatalf("INFO with no key in it: %v", res)
+	}
+	for _, d := range m.DialInID {
+		if res := key("Signal=" + string(d) + "\r\nDuration=160\r\n"); res.StatusCode != 200 {
+			t.Fatalf("INFO dtmf-relay: %v", res)
 		}
 	}
 	if err := caller.Digits("#"); err != nil {
@@ -153,27 +162,7 @@ func TestDialInThroughTheIVR(t *testing.T) {
 	}
 
 	// alice is told the caller waits in the lobby, and admits it.
-	var state conference.ConferenceInfo
-	var callerID string
-	for deadline := time.After(15 * time.Second); callerID == ""; {
-		select {
-		case n := <-notifies:
-			ci, err := conference.ParseConferenceInfo(n.Body())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := state.Apply(ci); err != nil {
-				t.Fatal(err)
-			}
-			for _, u := range state.Users.User {
-				if u.DisplayText == "Caller 4321" && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
-					callerID = u.Endpoints[0].ParticipantID()
-				}
-			}
-		case <-deadline:
-			t.Fatal("alice was not told of the caller in the lobby")
-		}
-	}
+	callerID := awaitLobby(t, notifies, "Caller 4321")
 	admit := &conference.ControlRequest{ID: "1", Admit: &conference.Target{Participant: callerID}}
 	info := inMeetingDialog(alice, invite, aliceIn, sip.INFO)
 	info.AppendHeader(sip.NewHeader("Content-Type", conference.ControlType))

@@ -186,27 +186,7 @@ func TestMeetingScheduledOverHTTPSAndJoinedOverSIP(t *testing.T) {
 		joined <- res
 	}()
 
-	var state conference.ConferenceInfo
-	var guestID string
-	for deadline := time.After(10 * time.Second); guestID == ""; {
-		select {
-		case n := <-notifies:
-			ci, err := conference.ParseConferenceInfo(n.Body())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := state.Apply(ci); err != nil {
-				t.Fatal(err)
-			}
-			for _, u := range state.Users.User {
-				if u.DisplayText == "Visitor" && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
-					guestID = u.Endpoints[0].ParticipantID()
-				}
-			}
-		case <-deadline:
-			t.Fatal("alice was not told of the guest in the lobby")
-		}
-	}
+	guestID := awaitLobby(t, notifies, "Visitor")
 	admit := &conference.ControlRequest{ID: "1", Admit: &conference.Target{Participant: guestID}}
 	info := inMeetingDialog(alice, invite, aliceIn, sip.INFO)
 	info.AppendHeader(sip.NewHeader("Content-Type", conference.ControlType))
@@ -221,6 +201,33 @@ func TestMeetingScheduledOverHTTPSAndJoinedOverSIP(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("guest still waiting after admission")
+	}
+}
+
+// awaitLobby follows the conference state the NOTIFYs carry until the
+// participant shown as name waits in the lobby, and returns its ID.
+func awaitLobby(t *testing.T, notifies <-chan *sip.Request, name string) string {
+	t.Helper()
+	var state conference.ConferenceInfo
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case n := <-notifies:
+			ci, err := conference.ParseConferenceInfo(n.Body())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := state.Apply(ci); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range state.Users.User {
+				if u.DisplayText == name && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
+					return u.Endpoints[0].ParticipantID()
+				}
+			}
+		case <-deadline:
+			t.Fatalf("not told of %s in the lobby", name)
+		}
 	}
 }
 
