@@ -36,7 +36,7 @@ const (
 // implements [conference.Call].
 type Call struct {
 	b      *Bridge
-	conn   net.PacketConn
+	conn   *net.UDPConn
 	offer  *sipOffer
 	answer string
 	rx, tx *srtp.Context // nil for plain RTP
@@ -323,6 +323,14 @@ func (c *Call) close() {
 	c.once.Do(func() {
 		close(c.done)
 		_ = c.conn.Close()
+		c.mu.Lock()
+		pid := c.pid
+		c.mu.Unlock()
+		c.src.mu.Lock()
+		st, delay := c.src.jb.Stats(), c.src.jb.Delay()
+		c.src.mu.Unlock()
+		c.b.log.Info("media: call closed", "participant", pid, "lost", st.Lost, "late", st.Late,
+			"duplicates", st.Duplicates, "dropped", st.Dropped, "jitter_delay", delay)
 		c.b.mu.Lock()
 		delete(c.b.calls, c)
 		c.b.mu.Unlock()
@@ -341,7 +349,7 @@ func (c *Call) read() {
 	timeout := c.b.cfg.CallTimeout
 	for {
 		_ = c.conn.SetReadDeadline(time.Now().Add(timeout))
-		n, from, err := c.conn.ReadFrom(buf)
+		n, src, err := c.conn.ReadFromUDPAddrPort(buf)
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -349,11 +357,9 @@ func (c *Call) read() {
 			}
 			return
 		}
-		ua, ok := from.(*net.UDPAddr)
-		if !ok || n < 12 || buf[0]>>6 != 2 {
+		if n < 12 || buf[0]>>6 != 2 {
 			continue
 		}
-		src := ua.AddrPort()
 		src = netip.AddrPortFrom(src.Addr().Unmap(), src.Port())
 		if c.rx == nil && src.Addr() != c.offer.remote.Addr() {
 			continue // plain RTP: only from the address the gateway named
@@ -452,6 +458,9 @@ func (c *Call) ivr() {
 
 // send encodes one frame and sends it to the caller.
 func (c *Call) send(pcm []int16) {
+	if !c.offer.sends() {
+		return // the caller receives nothing (sendonly, inactive)
+	}
 	payload, err := c.enc.Encode(c.pkt[12:12], pcm)
 	if err != nil {
 		c.b.log.Debug("media: encoding failed", "err", err)
@@ -472,20 +481,19 @@ func (c *Call) send(pcm []int16) {
 		raw = c.sealed
 	}
 	dst := *c.remote.Load()
-	if !c.offer.sends() || !dst.Addr().IsValid() || dst.Addr().IsUnspecified() {
-		return // on hold, or nowhere known to send to yet
+	if !dst.Addr().IsValid() || dst.Addr().IsUnspecified() {
+		return // nowhere known to send to yet (on hold); the stream still advances
 	}
-	_, _ = c.conn.WriteTo(raw, net.UDPAddrFromAddrPort(dst))
+	_, _ = c.conn.WriteToUDPAddrPort(raw, dst)
 }
 
 // source is one speaker's audio on its way to a mixer: packets in a
 // jitter buffer, decoded one 20 ms frame at a time.
 type source struct {
-	mu      sync.Mutex
-	jb      *audio.JitterBuffer
-	dec     audio.Decoder
-	pcm     []int16 // decoded and not yet mixed
-	playing bool    // a packet has been played: a missing one is a loss
+	mu  sync.Mutex
+	jb  *audio.JitterBuffer
+	dec audio.Decoder
+	pcm []int16 // decoded and not yet mixed
 }
 
 func newSource(clock uint32, dec audio.Decoder) *source {
@@ -505,15 +513,17 @@ func (s *source) frame(dst []int16) []int16 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.pcm) < audio.FrameSamples {
+		lost := s.jb.Stats().Lost
 		payload, ok := s.jb.Pop()
 		switch {
 		case ok:
-			s.playing = true
 			out, err := s.dec.Decode(s.pcm, payload)
 			if err == nil {
 				s.pcm = out
+			} else {
+				s.pcm = s.dec.Conceal(s.pcm, audio.FrameSamples) // a damaged packet is a lost one
 			}
-		case s.playing:
+		case s.jb.Stats().Lost > lost: // a packet missing in the sequence, not a pause
 			s.pcm = s.dec.Conceal(s.pcm, audio.FrameSamples)
 		}
 	}

@@ -45,7 +45,8 @@ type mixer struct {
 	srcNow   []*source
 	frames   [][]int16
 	ins      [][]int16
-	outs     [][]int16
+	outs     [][]int16 // one frame per source
+	listen   [][]int16 // outs for the calls, nil for the others
 	callMix  []int16
 }
 
@@ -152,7 +153,13 @@ func (m *mixer) tick() {
 		f := m.websNow[i]
 		m.ins = append(m.ins, heard(s.frame(m.frames[len(m.callsNow)+i][:0]), f.owner != nil && f.owner.muted.Load()))
 	}
-	outs := m.outs[:n]
+	// Only calls listen through this mix; WebRTC participants hear the
+	// others through the SFU.
+	outs := append(m.listen[:0], m.outs[:len(m.callsNow)]...)
+	for range m.srcNow {
+		outs = append(outs, nil)
+	}
+	m.listen = outs
 	m.m.MixMinusOne(outs, m.ins)
 	for i, c := range m.callsNow {
 		c.send(outs[i])

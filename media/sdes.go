@@ -332,16 +332,20 @@ func (o *sipOffer) takeAudio(m *sdp.MediaDescription, plainOK bool) error {
 			break
 		}
 	}
-	addr := ""
-	if m.ConnectionInformation != nil && m.ConnectionInformation.Address != nil {
-		addr = m.ConnectionInformation.Address.Address
-	} else if o.d.ConnectionInformation != nil && o.d.ConnectionInformation.Address != nil {
-		addr = o.d.ConnectionInformation.Address.Address
+	conn := m.ConnectionInformation
+	if conn == nil || conn.Address == nil {
+		conn = o.d.ConnectionInformation
+	}
+	addr, addrType := "", ""
+	if conn != nil && conn.Address != nil {
+		addr, addrType = conn.Address.Address, conn.AddressType
 	}
 	ip, err := netip.ParseAddr(addr)
 	switch {
 	case err != nil:
 		return fmt.Errorf("the audio stream has no usable connection address %q", addr)
+	case ip.Is4() != (addrType == "IP4"):
+		return fmt.Errorf("the audio stream's connection address %s is not of type %s", addr, addrType)
 	case ip.IsMulticast(), ip.Zone() != "":
 		return fmt.Errorf("the audio stream's connection address %s is not a unicast host", addr)
 	}

@@ -25,7 +25,8 @@ func testKeySalt(n int, seed byte) []byte {
 	return b
 }
 
-// cryptoLine returns an a=crypto value for suite s with a key of n bytes.
+// cryptoLine returns an a=crypto value for suite s with a key and salt
+// of the suite's lengths, made from seed, then extra (key parameters).
 func cryptoLine(tag int, s suite, seed byte, extra string) string {
 	return strconv.Itoa(tag) + " " + s.name + " inline:" + base64.StdEncoding.EncodeToString(testKeySalt(s.keyLen+s.saltLen, seed)) + extra
 }
@@ -231,7 +232,8 @@ func offerSDP(session string, media ...string) string {
 
 const sessionC = "c=IN IP4 192.0.2.1\r\n"
 
-// audioSAVP is an SRTP audio section with an AES_CM_128 key (tag 1).
+// audioSAVP is an SRTP audio section on port with the formats and
+// attributes given (its keys among them).
 func audioSAVP(port int, formats string, attrs ...string) string {
 	s := fmt.Sprintf("m=audio %d RTP/SAVP %s\r\n", port, formats)
 	for _, a := range attrs {
@@ -246,7 +248,7 @@ func cm128Crypto(tag int) string {
 }
 
 func TestSIPOfferChoosesMostPreferredSuite(t *testing.T) {
-	// The example of the brief: AES_CM_128 first with tag 1, GCM-256
+	// A caller that lists AES_CM_128 first with tag 1, GCM-256
 	// second with tag 2.
 	gcm256 := mustSuite(t, "AEAD_AES_256_GCM")
 	o, err := parseSIPOffer(offerSDP(sessionC, audioSAVP(4000, "0",
@@ -675,9 +677,14 @@ func TestSIPOfferDirectionAndAddress(t *testing.T) {
 			t.Errorf("offer with %q: answer\n%s\nsends %v, want %s and %v", c.attr, a, o.sends(), c.want, c.sends)
 		}
 	}
-	for _, addr := range []string{"224.0.0.1", "fe80::1%eth0"} {
-		if _, err := parseSIPOffer(strings.ReplaceAll(phoneOffer, "c=IN IP4 203.0.113.40", "c=IN IP4 "+addr), false); err == nil || !strings.Contains(err.Error(), "not a unicast host") {
-			t.Errorf("connection address %s: %v", addr, err)
+	for _, c := range []struct{ conn, want string }{
+		{"IN IP4 224.0.0.1", "not a unicast host"},
+		{"IN IP6 fe80::1%eth0", "not a unicast host"},
+		{"IN IP4 2001:db8::1", "not of type IP4"},
+		{"IN IP6 192.0.2.1", "not of type IP6"},
+	} {
+		if _, err := parseSIPOffer(strings.ReplaceAll(phoneOffer, "c=IN IP4 203.0.113.40", "c="+c.conn), false); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("connection %s: %v, want %q", c.conn, err, c.want)
 		}
 	}
 	o, err := parseSIPOffer(strings.ReplaceAll(phoneOffer, "c=IN IP4 203.0.113.40", "c=IN IP4 0.0.0.0"), false)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 var (
@@ -29,7 +30,7 @@ func eventCode(digit byte) (byte, bool) {
 	if 'a' <= digit && digit <= 'd' {
 		digit -= 'a' - 'A'
 	}
-	i := bytes.IndexByte([]byte(dtmfDigits), digit)
+	i := strings.IndexByte(dtmfDigits, digit)
 	return byte(i), i >= 0
 }
 

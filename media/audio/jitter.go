@@ -154,10 +154,10 @@ func (j *JitterBuffer) Push(seq uint16, ts uint32, arrival time.Time, payload []
 }
 
 // Pop returns the payload whose turn it is, on each 20 ms tick; ok is
-// false when there is none, and the caller then plays silence (while the
-// delay is buffered, at the start or after the buffer ran dry) or
-// conceals the frame (a packet missing in the sequence: Pop reports each
-// missing frame once, and goes on with the next). The payload is the
+// false when there is none: while the delay is buffered (at the start or
+// after the buffer ran dry; play silence) or for a packet missing in the
+// sequence (conceal it; Stats().Lost grows by one, each missing frame is
+// reported once, and Pop goes on with the next). The payload is the
 // buffer's, good until the next call to Push or Pop.
 func (j *JitterBuffer) Pop() (payload []byte, ok bool) {
 	if j.count == 0 {

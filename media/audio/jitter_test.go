@@ -110,11 +110,10 @@ func TestJitterReorders(t *testing.T) {
 
 func TestJitterDuplicates(t *testing.T) {
 	a := inOrder(0, 10)
-	a = append(a, a[:5]...)          // the first five twice, at once
-	a = append(a, arrival{7, 9})     // 7 again after it was played
-	a = append(a, arrival{9, 9})     // 9 again, waiting to be played
-	a = append(a, arrival{2, 9})     // 2, long played
-	a = append(a, arrival{65500, 9}) // far behind: a restart
+	a = append(a, a[:5]...)      // the first five twice, at once
+	a = append(a, arrival{7, 9}) // 7 again after it was played
+	a = append(a, arrival{9, 9}) // 9 again, waiting to be played
+	a = append(a, arrival{2, 9}) // 2, long played
 	jb := NewJitterBuffer(8000, 160)
 	got := play(jb, a[:15], 11)
 	expect(t, got, none(1), seqs(0, 10))

@@ -30,6 +30,7 @@ const (
 // Mixer is ready to use. It is not safe for concurrent use.
 type Mixer struct {
 	sum [FrameSamples]int32
+	all [FrameSamples]int16 // sum saturated: what listeners not selected hear
 	// The selected sources, loudest first: count of them, their indexes
 	// into the input and their energies (sum of squares).
 	count  int
@@ -52,6 +53,7 @@ func (m *Mixer) MixMinusOne(out, in [][]int16) {
 		panic("audio: MixMinusOne with len(out) != len(in)")
 	}
 	m.selectAndSum(in)
+	everyone := false // m.all holds the mix of every selected source
 	for i, o := range out {
 		if o == nil {
 			continue
@@ -68,9 +70,13 @@ func (m *Mixer) MixMinusOne(out, in [][]int16) {
 			}
 			continue
 		}
-		for k := range o {
-			o[k] = saturate(m.sum[k])
+		if !everyone {
+			for k, s := range m.sum {
+				m.all[k] = saturate(s)
+			}
+			everyone = true
 		}
+		copy(o, m.all[:])
 	}
 }
 

@@ -41,9 +41,10 @@ func Downsample(pcm []int16, from int) ([]int16, error) {
 	return out, nil
 }
 
+const lowPassCutoff = 3500 // Hz, where the gain is one half
+
 // lowPass returns the taps of the anti-aliasing filter for decimating by
 // k: 48·k+1 taps, normalized to a gain of 1 at 0 Hz.
-const lowPassCutoff = 3500 // Hz, where the gain is one half
 func lowPass(k int) []float64 {
 	fc := lowPassCutoff / float64(k*Rate) // as a fraction of the input rate
 	n := 48*k + 1

@@ -25,7 +25,7 @@ const (
 // other than "fmt " and "data" are skipped, and so is anything after the
 // RIFF chunk. Odd-sized chunks are padded to an even size as RIFF wants,
 // though a missing final pad byte is tolerated, as is a last odd byte of
-// samples. A sample rate of 0 or over 1 MHz is refused.
+// samples. A sample rate of 0 or over 2^20 Hz is refused.
 func ReadWAV(data []byte) (pcm []int16, rate int, err error) {
 	if len(data) < 12 || string(data[0:4]) != "RIFF" || string(data[8:12]) != "WAVE" {
 		return nil, 0, fmt.Errorf("%w: no RIFF/WAVE header", ErrInvalidWAV)
