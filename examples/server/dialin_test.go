@@ -226,7 +226,7 @@ func (s *server) dialIn(fromURI, callerID, offer string) *sip.Request {
 }
 
 // Only the gateway reaches the dial-in number, and only with SRTP: a
-// signed-in user gets 403, the gateway's plain RTP 488 (it is not
+// signed-in user gets 403 (and 488 for plain RTP to a meeting), the gateway's plain RTP 488 (it is not
 // configured for plain RTP), and a wrong conference ID three times ends
 // the call with a BYE.
 func TestDialInRefusals(t *testing.T) {
@@ -235,6 +235,25 @@ func TestDialInRefusals(t *testing.T) {
 	alice := s.sipUser(t, "alice", s.passwords["sip:alice@example.test"], "localhost")
 	if res, err := alice.do(s.dialIn("sip:alice@example.test", "", newTestPhone(t).Offer())); err != nil || res.StatusCode != 403 {
 		t.Fatalf("alice calls the dial-in number: %v %v", res, err)
+	}
+	// A user's plain RTP offer to a meeting is refused the same way (488,
+	// "plain RTP refused"); with SRTP she joins.
+	m := s.schedule(t, "alice", `{"access":"organization"}`)
+	plainOffer, err := srtpphone.New(true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plainOffer.Close()
+	for _, c := range []struct {
+		offer string
+		want  int
+	}{{plainOffer.Offer(), 488}, {newTestPhone(t).Offer(), 200}} {
+		invite := alice.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:alice-dev@127.0.0.1;transport=tls>"),
+			sip.NewHeader("Content-Type", "application/sdp"))
+		invite.SetBody([]byte(c.offer))
+		if res, err := alice.do(invite); err != nil || res.StatusCode != c.want {
+			t.Fatalf("alice joins with %d-answered media: %v %v", c.want, res, err)
+		}
 	}
 	gw, gwSrv := s.gateway(t, data)
 	byes := make(chan *sip.Request, 1)
