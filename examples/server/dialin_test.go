@@ -226,9 +226,9 @@ func (s *server) dialIn(fromURI, callerID, offer string) *sip.Request {
 }
 
 // Only the gateway reaches the dial-in number, and only with SRTP: a
-// signed-in user gets 403 (and 488 for plain RTP to a meeting), the gateway's plain RTP 488 (it is not
-// configured for plain RTP), and a wrong conference ID three times ends
-// the call with a BYE.
+// signed-in user gets 403 (and 488 for plain RTP to a meeting), the
+// gateway's plain RTP 488 (it is not configured for plain RTP), and a
+// wrong conference ID three times ends the call with a BYE.
 func TestDialInRefusals(t *testing.T) {
 	data := t.TempDir()
 	s := startServer(t, data)
@@ -236,8 +236,8 @@ func TestDialInRefusals(t *testing.T) {
 	if res, err := alice.do(s.dialIn("sip:alice@example.test", "", newTestPhone(t).Offer())); err != nil || res.StatusCode != 403 {
 		t.Fatalf("alice calls the dial-in number: %v %v", res, err)
 	}
-	// A user's plain RTP offer to a meeting is refused the same way (488,
-	// "plain RTP refused"); with SRTP she joins.
+	// A user's plain RTP offer to a meeting is refused too (488); with
+	// SRTP she joins.
 	m := s.schedule(t, "alice", `{"access":"organization"}`)
 	plainOffer, err := srtpphone.New(true)
 	if err != nil {
