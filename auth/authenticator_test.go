@@ -325,3 +325,58 @@ func TestMD5OnlyForOldClients(t *testing.T) {
 		t.Fatalf("challenges for another client: %q, want SHA-256 first", cs)
 	}
 }
+
+// TestSessionsAndSignOut: the admin sees who is signed in over which
+// connection, and signing a user out closes that user's connections only;
+// the client must authenticate again.
+func TestSessionsAndSignOut(t *testing.T) {
+	s := startSIPServer(t, Config{})
+	closed := make(chan string, 4)
+	s.authn.OnConnectionClose(func(transport, remote string) { closed <- transport + " " + remote })
+	alice1, alice2, bob := s.dial(t, "", nil), s.dial(t, "", nil), s.dial(t, "", nil)
+	for _, c := range []struct {
+		conn     *sipClient
+		user, pw string
+	}{{alice1, "alice", alicePassword}, {alice2, "alice", alicePassword}, {bob, "bob", bobPassword}} {
+		if res := c.conn.register(c.user, c.pw); res.StatusCode != 200 {
+			t.Fatalf("%s signs in: %d", c.user, res.StatusCode)
+		}
+	}
+	_ = s.dial(t, "", nil) // connected, not signed in: no session
+	sessions := s.authn.Sessions()
+	if len(sessions) != 3 {
+		t.Fatalf("sessions %+v, want 3", sessions)
+	}
+	for i, want := range []*sipClient{alice1, alice2, bob} {
+		got := sessions[i]
+		if got.Remote != want.conn.LocalAddr().String() || got.Transport != "TLS" || got.Method != MethodDigest || got.Kind != Internal || got.Since.IsZero() {
+			t.Fatalf("session %d: %+v, want the connection from %s", i, got, want.conn.LocalAddr())
+		}
+	}
+	if sessions[0].URI != "sip:alice@example.test" || sessions[2].URI != "sip:bob@example.test" {
+		t.Fatalf("sessions %+v", sessions)
+	}
+
+	if n := s.authn.SignOut("sips:alice@EXAMPLE.test"); n != 2 {
+		t.Fatalf("SignOut closed %d connections, want alice's 2", n)
+	}
+	for range 2 {
+		select {
+		case got := <-closed:
+			if got != "TLS "+alice1.conn.LocalAddr().String() && got != "TLS "+alice2.conn.LocalAddr().String() {
+				t.Fatalf("closed %s, not one of alice's", got)
+			}
+		case <-time.After(2 * time.Second):
+			t.Fatal("OnConnectionClose not called for a signed-out connection")
+		}
+	}
+	if left := s.authn.Sessions(); len(left) != 1 || left[0].URI != "sip:bob@example.test" {
+		t.Fatalf("after signing alice out: %+v", left)
+	}
+	if res := bob.do("MESSAGE", "sip:alice@example.test", "<sip:bob@example.test>"); res.StatusCode != 200 {
+		t.Fatalf("bob, still signed in: %d", res.StatusCode)
+	}
+	if n := s.authn.SignOut("sip:nobody@example.test"); n != 0 {
+		t.Fatalf("SignOut of nobody closed %d", n)
+	}
+}

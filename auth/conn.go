@@ -1,10 +1,14 @@
 package auth
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"slices"
+	"strings"
 	"sync"
+	"time"
 )
 
 // Listener wraps the TLS listener a sipgo server serves with ServeTLS
@@ -57,7 +61,7 @@ func (l *trackingListener) Accept() (net.Conn, error) {
 		return c, nil // only TLS connections carry associations
 	}
 	tc := &trackedConn{Conn: c, transport: l.transport, remote: c.RemoteAddr().String(),
-		key: connKey(l.transport, c.RemoteAddr().String()), conns: &l.a.conns}
+		key: connKey(l.transport, c.RemoteAddr().String()), conns: &l.a.conns, since: l.a.cfg.Now()}
 	l.a.conns.add(tc)
 	return tc, nil
 }
@@ -69,6 +73,7 @@ type trackedConn struct {
 	transport string
 	remote    string
 	conns     *connTable
+	since     time.Time // when it was accepted
 	once      sync.Once
 
 	mu  sync.Mutex
@@ -173,4 +178,63 @@ func (t *connTable) associated() int {
 		}
 	}
 	return n
+}
+
+// Session is a security association: an open connection and the identity
+// it carries.
+type Session struct {
+	// URI is the signed-in party's address of record.
+	URI         string
+	DisplayName string
+	Kind        Kind
+	Method      Method
+	// Transport is how sipgo labels the connection ("TLS", "WSS"); Remote
+	// its peer's address.
+	Transport string
+	Remote    string
+	// Since is when the connection was accepted.
+	Since time.Time
+}
+
+// Sessions returns the open connections that carry an identity, oldest
+// first: who is signed in, from where and how.
+func (a *Authenticator) Sessions() []Session {
+	a.conns.mu.Lock()
+	conns := make([]*trackedConn, 0, len(a.conns.m))
+	for _, c := range a.conns.m {
+		conns = append(conns, c)
+	}
+	a.conns.mu.Unlock()
+	var out []Session
+	for _, c := range conns {
+		if id, _ := c.association(); id != nil {
+			out = append(out, Session{URI: id.URI, DisplayName: id.DisplayName, Kind: id.Kind, Method: id.Method,
+				Transport: c.transport, Remote: c.remote, Since: c.since})
+		}
+	}
+	slices.SortFunc(out, func(x, y Session) int {
+		return cmp.Or(x.Since.Compare(y.Since), strings.Compare(x.Remote, y.Remote))
+	})
+	return out
+}
+
+// SignOut closes every connection whose identity is aor, as a tenant admin
+// does for a disabled or compromised account, and returns how many it
+// closed. Each closes as if the client had hung up: OnConnectionClose
+// hooks run (the registrar drops the device's bindings, the focus takes it
+// out of its meetings). A client signing in again must authenticate anew,
+// which a disabled account cannot.
+func (a *Authenticator) SignOut(aor string) int {
+	a.conns.mu.Lock()
+	var mine []*trackedConn
+	for _, c := range a.conns.m {
+		if id, _ := c.association(); id != nil && sameAOR(id.URI, aor) {
+			mine = append(mine, c)
+		}
+	}
+	a.conns.mu.Unlock()
+	for _, c := range mine {
+		_ = c.Close()
+	}
+	return len(mine)
 }

@@ -273,6 +273,23 @@ func (d *MemoryDirectory) PutUser(u User) error {
 	return nil
 }
 
+// DeleteUser removes the user aor. It returns an error wrapping
+// ErrUnknownUser if there is none.
+func (d *MemoryDirectory) DeleteUser(aor string) error {
+	user, host, err := splitAOR(aor)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrUnknownUser, err)
+	}
+	key := "sip:" + user + "@" + host
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.users[key]; !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownUser, aor)
+	}
+	delete(d.users, key)
+	return nil
+}
+
 // Tenant implements Directory.
 func (d *MemoryDirectory) Tenant(_ context.Context, domain string) (*Tenant, error) {
 	d.mu.RLock()

@@ -108,3 +108,22 @@ func TestCanonicalAOR(t *testing.T) {
 		}
 	}
 }
+
+func TestDeleteUser(t *testing.T) {
+	d := NewMemoryDirectory()
+	if err := d.PutTenant(Tenant{Domain: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutUser(User{URI: "sip:carol@example.test", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteUser("sips:carol@EXAMPLE.test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := d.User(context.Background(), "sip:carol@example.test"); !errors.Is(err, ErrUnknownUser) {
+		t.Fatalf("deleted user: %v", err)
+	}
+	if err := d.DeleteUser("sip:carol@example.test"); !errors.Is(err, ErrUnknownUser) {
+		t.Fatalf("deleting again: %v", err)
+	}
+}

@@ -757,6 +757,38 @@ func (f *Focus) Leave(id, pid string) error {
 	return nil
 }
 
+// End ends meeting id for everyone, as a tenant admin does: the meeting is
+// deleted from the store, so its link and conference key open nothing
+// more, then everyone in it is taken out (those in the lobby rejected,
+// the others ejected, which ends their SIP dialogs and media) and its
+// subscribers hear no more. If the store fails, nothing changes.
+func (f *Focus) End(ctx context.Context, id string) error {
+	c, err := f.existing(id)
+	if err != nil {
+		return f.cfg.Meetings.Delete(ctx, id) // nobody in it
+	}
+	if err := f.cfg.Meetings.Delete(ctx, id); err != nil {
+		c.mu.Unlock()
+		return err
+	}
+	for _, p := range c.sorted() {
+		if p.State == InLobby {
+			f.removeLocked(c, p, EventRejected, "", ErrRejected)
+		} else {
+			f.removeLocked(c, p, EventEjected, "", ErrLeft)
+		}
+	}
+	c.dead = true // a join now finds no meeting in the store
+	c.mu.Unlock()
+	f.mu.Lock()
+	if f.confs[id] == c {
+		delete(f.confs, id)
+	}
+	f.mu.Unlock()
+	f.cfg.Logger.Info("meeting ended", "meeting", id)
+	return nil
+}
+
 // Participants returns the meeting's participants, lobby included, in the
 // order they arrived.
 func (f *Focus) Participants(id string) []Participant {

@@ -468,3 +468,55 @@ func TestOrganizerGetsInToAFullMeeting(t *testing.T) {
 	}
 	e.join(m, internal("alice"))
 }
+
+// failingDelete is a meeting store whose Delete fails.
+type failingDelete struct{ *MemoryMeetings }
+
+func (failingDelete) Delete(context.Context, string) error { return errors.New("disk full") }
+
+// TestEndMeeting: an admin ends a meeting for everyone in it (the lobby
+// too), and nobody can join it again; if the store cannot delete it,
+// nothing changes.
+func TestEndMeeting(t *testing.T) {
+	e := newFocusEnv(t)
+	f := e.focus
+	m := e.schedule(MeetingOptions{Access: AccessOrganization})
+	org, bob := e.join(m, internal("alice")), e.join(m, internal("bob"))
+	guest := e.join(m, anonymous(m.ID, "Visitor"))
+	if s, _ := e.state(m, guest); s != InLobby {
+		t.Fatalf("guest %v, want in the lobby", s)
+	}
+	waited := make(chan error, 1)
+	go func() { waited <- f.Wait(context.Background(), guest) }()
+
+	if err := f.End(context.Background(), m.ID); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-waited:
+		wantErr(t, "the lobby's wait", err, ErrRejected)
+	case <-time.After(5 * time.Second):
+		t.Fatal("the guest still waits after the meeting ended")
+	}
+	for _, p := range []*Participant{org, bob, guest} {
+		if s, _ := e.state(m, p); s != Gone {
+			t.Fatalf("%s is %v after the meeting ended", p.ID, s)
+		}
+	}
+	_, err := f.Join(context.Background(), m.ID, JoinRequest{Identity: internal("alice")})
+	wantErr(t, "joining an ended meeting", err, ErrNotFound)
+	wantErr(t, "ending it again", f.End(context.Background(), m.ID), ErrNotFound)
+
+	e = newFocusEnv(t, func(c *FocusConfig) { c.Meetings = failingDelete{c.Meetings.(*MemoryMeetings)} })
+	m = e.schedule(MeetingOptions{})
+	org = e.join(m, internal("alice"))
+	if err := e.focus.End(context.Background(), m.ID); err == nil {
+		t.Fatal("End reported success though the store failed")
+	}
+	if s, _ := e.state(m, org); s != Joined {
+		t.Fatalf("after a failed End the organizer is %v", s)
+	}
+	if _, err := e.focus.Meeting(context.Background(), m.ID); err != nil {
+		t.Fatalf("after a failed End: %v", err)
+	}
+}
