@@ -46,9 +46,8 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -84,135 +83,70 @@ func main() {
 	}
 }
 
-// config is what the command line sets.
-type config struct {
-	dataDir  string
-	httpAddr string
-	https    string
-	sipTLS   string
-	sipWSS   string
-	edge     string
-	edgeUser string
-	turn     string
-	store    string
-	redisURL string
-	turns    string
-	media    string
-	pool     string
-	// relayLoopback lets the relay reach loopback peers, for a demo where
-	// every client runs on this machine.
-	relayLoopback bool
-	logJSON       bool
-	dialIn        string
-	gateway       string
-}
-
-func parseFlags(args []string, stderr io.Writer) (config, error) {
-	var c config
-	fs := flag.NewFlagSet("server", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&c.dataDir, "data", "./parley-data", "data `directory`: CA, certificates and state (created on first run)")
-	fs.StringVar(&c.httpAddr, "http", "127.0.0.1:8080", "plain HTTP `address` for the CRL distribution point and the CA certificate")
-	fs.StringVar(&c.https, "https", "127.0.0.1:8443", "HTTPS `address` for scheduling meetings and their join links")
-	fs.StringVar(&c.sipTLS, "sip-tls", "127.0.0.1:5061", "SIP over TLS `address`")
-	fs.StringVar(&c.sipWSS, "sip-wss", "127.0.0.1:7443", "SIP over secure WebSocket (RFC 7118) `address`, for browsers")
-	fs.StringVar(&c.edge, "edge", "127.0.0.1:5062", "Access Edge `address`: federated partners' SIP over mutual TLS")
-	fs.StringVar(&c.edgeUser, "edge-users", "127.0.0.1:5063", "Access Edge `address` for remote users and meeting guests, SIP over TLS")
-	fs.StringVar(&c.turn, "turn", "127.0.0.1:3478", "TURN relay `address`, UDP and TCP")
-	fs.StringVar(&c.turns, "turns", "127.0.0.1:5349", "TURN over TLS `address`")
-	fs.StringVar(&c.media, "media", "127.0.0.1:10000", "media bridge UDP `address`: ICE, DTLS and SRTP of every meeting's WebRTC participants")
-	fs.BoolVar(&c.relayLoopback, "relay-allow-loopback", false, "let the relay reach loopback peers (a demo on one machine; never in production)")
-	fs.StringVar(&c.store, "store", "bolt", "where meetings, contacts and privacy settings are kept: `bolt` (parley.db in the data directory), memory, or redis (with -redis; registrations too, shared by front ends)")
-	fs.StringVar(&c.redisURL, "redis", "", "Redis `URL` for -store redis, e.g. redis://127.0.0.1:6379")
-	fs.StringVar(&c.pool, "pool", "", "pool `address`: with -store redis, this front end's mutual TLS listener for the pool's other front ends")
-	fs.BoolVar(&c.logJSON, "log-json", false, "log JSON instead of text")
-	fs.StringVar(&c.dialIn, "dial-in", "+15550100", "dial-in access `number`: the gateway delivers callers to sip:NUMBER@<domain>, where the IVR asks for the conference ID")
-	fs.StringVar(&c.gateway, "gateway", demoGateway, "the PSTN gateway's identity `URI`, as its client certificate from the CA names it; its callers are dial-in")
-	if err := fs.Parse(args); err != nil {
-		return c, err
-	}
-	if fs.NArg() > 0 {
-		return c, fmt.Errorf("unexpected argument %q", fs.Arg(0))
-	}
-	switch {
-	case c.store != "bolt" && c.store != "memory" && c.store != "redis":
-		return c, fmt.Errorf("-store %q: want bolt, memory or redis", c.store)
-	case c.store == "redis" && c.redisURL == "":
-		return c, errors.New("-store redis needs -redis URL")
-	case c.store != "redis" && c.redisURL != "":
-		return c, errors.New("-redis is for -store redis")
-	case c.pool != "" && c.store != "redis":
-		return c, errors.New("-pool needs -store redis: the front ends of a pool share it")
-	}
-	return c, nil
-}
-
 // run is the whole server: it returns when ctx is done (Ctrl-C), after
 // closing every listener and goroutine it started, or on a start-up error.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, err := parseFlags(args, stderr)
+	cfg, err := parseConfig(args, stderr)
 	if err != nil {
 		return err
 	}
-	var logger *slog.Logger
-	if cfg.logJSON {
-		logger = slog.New(slog.NewJSONHandler(stderr, nil))
-	} else {
-		logger = slog.New(slog.NewTextHandler(stderr, nil))
+	logger := cfg.logger(stderr)
+	if err := checkDataDir(cfg.Data); err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
 
 	// 1. Listeners first: a port in use fails before anything is written,
 	// and the CRL distribution point must name the address really bound.
-	httpLn, err := net.Listen("tcp", cfg.httpAddr)
+	httpLn, err := net.Listen("tcp", cfg.HTTP)
 	if err != nil {
-		return fmt.Errorf("-http %s: %w", cfg.httpAddr, err)
+		return fmt.Errorf("-http %s: %w", cfg.HTTP, err)
 	}
 	defer httpLn.Close()
-	sipLn, err := net.Listen("tcp", cfg.sipTLS)
+	sipLn, err := net.Listen("tcp", cfg.SIPTLS)
 	if err != nil {
-		return fmt.Errorf("-sip-tls %s: %w", cfg.sipTLS, err)
+		return fmt.Errorf("-sip-tls %s: %w", cfg.SIPTLS, err)
 	}
 	defer sipLn.Close()
-	wssLn, err := net.Listen("tcp", cfg.sipWSS)
+	wssLn, err := net.Listen("tcp", cfg.SIPWSS)
 	if err != nil {
-		return fmt.Errorf("-sip-wss %s: %w", cfg.sipWSS, err)
+		return fmt.Errorf("-sip-wss %s: %w", cfg.SIPWSS, err)
 	}
 	defer wssLn.Close()
-	httpsLn, err := net.Listen("tcp", cfg.https)
+	httpsLn, err := net.Listen("tcp", cfg.HTTPS)
 	if err != nil {
-		return fmt.Errorf("-https %s: %w", cfg.https, err)
+		return fmt.Errorf("-https %s: %w", cfg.HTTPS, err)
 	}
 	defer httpsLn.Close()
-	edgeLn, err := net.Listen("tcp", cfg.edge)
+	edgeLn, err := net.Listen("tcp", cfg.Edge)
 	if err != nil {
-		return fmt.Errorf("-edge %s: %w", cfg.edge, err)
+		return fmt.Errorf("-edge %s: %w", cfg.Edge, err)
 	}
 	defer edgeLn.Close()
-	edgeUserLn, err := net.Listen("tcp", cfg.edgeUser)
+	edgeUserLn, err := net.Listen("tcp", cfg.EdgeUsers)
 	if err != nil {
-		return fmt.Errorf("-edge-users %s: %w", cfg.edgeUser, err)
+		return fmt.Errorf("-edge-users %s: %w", cfg.EdgeUsers, err)
 	}
 	defer edgeUserLn.Close()
-	turnUDP, turnTCP, err := listenUDPAndTCP(cfg.turn)
+	turnUDP, turnTCP, err := listenUDPAndTCP(cfg.TURN)
 	if err != nil {
-		return fmt.Errorf("-turn %s: %w", cfg.turn, err)
+		return fmt.Errorf("-turn %s: %w", cfg.TURN, err)
 	}
 	defer turnUDP.Close()
 	defer turnTCP.Close()
-	turnsLn, err := net.Listen("tcp", cfg.turns)
+	turnsLn, err := net.Listen("tcp", cfg.TURNS)
 	if err != nil {
-		return fmt.Errorf("-turns %s: %w", cfg.turns, err)
+		return fmt.Errorf("-turns %s: %w", cfg.TURNS, err)
 	}
 	defer turnsLn.Close()
-	mediaUDP, err := net.ListenPacket("udp", cfg.media)
+	mediaUDP, err := net.ListenPacket("udp", cfg.Media)
 	if err != nil {
-		return fmt.Errorf("-media %s: %w", cfg.media, err)
+		return fmt.Errorf("-media %s: %w", cfg.Media, err)
 	}
 	defer mediaUDP.Close()
 	var poolLn net.Listener // nil: not in a pool
-	if cfg.pool != "" {
-		if poolLn, err = net.Listen("tcp", cfg.pool); err != nil {
-			return fmt.Errorf("-pool %s: %w", cfg.pool, err)
+	if cfg.Pool != "" {
+		if poolLn, err = net.Listen("tcp", cfg.Pool); err != nil {
+			return fmt.Errorf("-pool %s: %w", cfg.Pool, err)
 		}
 		defer poolLn.Close()
 	}
@@ -222,8 +156,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// an embedded database in the data directory, which a restart finds
 	// again. With Redis, front ends on several machines share it,
 	// registrations included.
-	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
-		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+	if err := os.MkdirAll(cfg.Data, 0o700); err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
 	var meetings conference.MeetingStore = conference.NewMemoryMeetings()
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
@@ -232,9 +166,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var feed presence.Feed // changes between the front ends of a pool
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var revocations pki.RevocationStore // nil: the CA's own ca.json
-	switch cfg.store {
+	switch cfg.Store {
 	case "bolt":
-		db, err := store.OpenBolt(filepath.Join(cfg.dataDir, "parley.db"))
+		db, err := store.OpenBolt(filepath.Join(cfg.Data, "parley.db"))
 		if err != nil {
 			return fmt.Errorf("-store bolt: %w", err)
 		}
@@ -242,9 +176,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		meetings, policies, publications, federationStore = db.Meetings(), db.Policies(), db.Publications(), db.Federation()
 		revocations = db.Revocations()
 	case "redis":
-		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.redisURL})
+		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.Redis})
 		if err != nil {
-			return fmt.Errorf("-store redis -redis %s: %w", cfg.redisURL, err)
+			return fmt.Errorf("-store redis -redis %s: %w", cfg.Redis, err)
 		}
 		defer r.Close()
 		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
@@ -254,29 +188,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// 3. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
 	crlURL := "http://" + httpLn.Addr().String() + "/pki/ca.crl"
-	ca, err := pki.OpenCA(filepath.Join(cfg.dataDir, "ca"), pki.CAConfig{
+	ca, err := pki.OpenCA(filepath.Join(cfg.Data, "ca"), pki.CAConfig{
 		CommonName:            "Parley Demo CA",
 		CRLDistributionPoints: []string{crlURL},
 		Revocations:           revocations, // shared by the front ends of a pool
 	})
 	if err != nil {
-		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	serverCert, err := ensureServerCertificate(ca, cfg.dataDir, crlURL, sipLn.Addr(), poolLn)
+	serverCert, err := ensureServerCertificate(ca, cfg.Data, crlURL, sipLn.Addr(), poolLn)
 	if err != nil {
-		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	edgeCert, err := ensureEdgeCertificate(ca, cfg.dataDir, crlURL)
+	edgeCert, err := ensureEdgeCertificate(ca, cfg.Data, crlURL)
 	if err != nil {
-		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
 
 	// The directory of tenants and users, and the Authenticator that
 	// challenges every SIP request and keeps a security association per
 	// TLS connection.
-	directory, err := openDirectory(cfg.dataDir, stdout)
+	directory, err := openDirectory(cfg.Data, stdout)
 	if err != nil {
-		return fmt.Errorf("-data %s: %w", cfg.dataDir, err)
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
@@ -384,7 +318,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase, MediaServer: mediaUDP.LocalAddr().String(),
 		Auth: authn, Client: sipClient, Connections: ua.TransportLayer(), Logger: logger,
 		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
-		Gateways:  []string{cfg.gateway}, DialInNumbers: []string{cfg.dialIn},
+		Gateways:  []string{cfg.Gateway}, DialInNumbers: []string{cfg.DialIn},
 	})
 	if err != nil {
 		return err
@@ -440,7 +374,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	relayCfg := edge.RelayConfig{Realm: demoDomain, Secrets: relaySecrets, Logger: logger,
 		UDP: []net.PacketConn{turnUDP}, TCP: []net.Listener{turnTCP, tls.NewListener(turnsLn, pki.ServerTLSConfig(serverCert, verifier))},
 		RelayAddress: turnUDP.LocalAddr().(*net.UDPAddr).IP}
-	if cfg.relayLoopback {
+	if cfg.RelayAllowLoopback {
 		relayCfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	relay, err := edge.NewEdgeRelay(relayCfg)
@@ -508,6 +442,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		signaling.TicketHandler())) // users, and guests with the meeting's key
 	httpsMux.Handle("GET /api/signaling/socket", signaling.SocketHandler())
 	httpsMux.Handle("GET /web/", webAssets())
+	// The tenant admin's management API, with the admin bearer token from
+	// the data directory.
+	adminToken, err := loadAdminToken(cfg.Data)
+	if err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
+	}
+	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory, dirPath: filepath.Join(cfg.Data, "directory.json"),
+		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger}
+	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(serverCert, verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
@@ -544,7 +487,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if poolLn != nil {
 		fmt.Fprintf(stdout, "listening pool %s\n", poolLn.Addr())
 	}
-	logger.Info("parley started", "data", cfg.dataDir, "ca", filepath.Join(cfg.dataDir, "ca", pki.CACertFile))
+	logger.Info("parley started", "data", cfg.Data, "ca", filepath.Join(cfg.Data, "ca", pki.CACertFile))
 
 	var failed error
 	select {

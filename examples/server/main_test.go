@@ -44,7 +44,13 @@ type server struct {
 // stop cleanly) when the test ends.
 func startServer(t *testing.T, data string, extra ...string) *server {
 	t.Helper()
-	args := append([]string{"-data", data, "-http", "127.0.0.1:0", "-sip-tls", "127.0.0.1:0", "-sip-wss", "127.0.0.1:0", "-https", "127.0.0.1:0", "-edge", "127.0.0.1:0", "-edge-users", "127.0.0.1:0", "-turn", "127.0.0.1:0", "-turns", "127.0.0.1:0", "-media", "127.0.0.1:0"}, extra...)
+	return startServerArgs(t, data, append(allOnPortZero(data), extra...))
+}
+
+// startServerArgs is startServer with the whole command line: args name
+// data as the data directory, in a flag or a config file.
+func startServerArgs(t *testing.T, data string, args []string) *server {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	s := &server{data: data, listeners: map[string]string{}, passwords: map[string]string{}, stop: cancel, done: make(chan error, 1)}
@@ -375,11 +381,45 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	unreadable := t.TempDir()
+	if err := os.Chmod(unreadable, 0o000); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Chmod(unreadable, 0o700) })
+	sharedDir := t.TempDir()
+	if err := os.Chmod(sharedDir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	looseTokenDir := t.TempDir()
+	if s := startServer(t, looseTokenDir); s.shutdown() != nil {
+		t.Fatal("first run failed")
+	}
+	if err := os.Chmod(filepath.Join(looseTokenDir, adminTokenFile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	config := func(body string) string {
+		path := filepath.Join(t.TempDir(), "parley.json")
+		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+
 	tests := []struct {
 		name string
 		args []string
 		says []string
 	}{
+		{"data directory unreadable", allOnPortZero(unreadable), []string{"-data " + unreadable, "mode 0000", "chmod 700"}},
+		{"data directory writable by others", allOnPortZero(sharedDir), []string{"-data " + sharedDir, "mode 0777", "others may write"}},
+		{"admin token readable by others", allOnPortZero(looseTokenDir), []string{adminTokenFile, "chmod 600"}},
+		{"config: unknown field", []string{"-config", config(`{"listen":"127.0.0.1","sip_tsl":":5061"}`)}, []string{"parley.json", `unknown field "sip_tsl"`}},
+		{"config: wrong type", []string{"-config", config(`{"log":{"level":3}}`)}, []string{"parley.json", `field "log.level"`, "want a string"}},
+		{"config: syntax error", []string{"-config", config("{\n  \"store\": \"bolt\",\n}")}, []string{"parley.json", "line 3"}},
+		{"config: bad address", []string{"-config", config(`{"https":"127.0.0.1"}`)}, []string{"parley.json", `field "https" (-https) "127.0.0.1"`, "missing port"}},
+		{"config: bad store", []string{"-config", config(`{"store":"floppy"}`)}, []string{"parley.json", `field "store"`, "bolt, memory or redis"}},
+		{"config: missing file", []string{"-config", "/nonexistent/parley.json"}, []string{"-config", "no such file"}},
+		{"bad -listen", []string{"-listen", "127.0.0.1:80"}, []string{`"listen" (-listen)`, "without a port"}},
 		{"HTTP port in use", []string{"-data", t.TempDir(), "-http", busy.Addr().String()},
 			[]string{"-http " + busy.Addr().String(), "address already in use"}},
 		{"SIP TLS port in use", []string{"-data", t.TempDir(), "-http", "127.0.0.1:0", "-sip-tls", busy.Addr().String()},

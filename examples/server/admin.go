@@ -1,0 +1,529 @@
+package main
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/pki"
+)
+
+// adminTokenFile is the data directory's file holding the tenant admin's
+// bearer token (mode 0600), made on first run.
+const adminTokenFile = "admin-token"
+
+// adminAPI is the tenant admin's management API, over HTTPS with the admin
+// bearer token (Authorization: Bearer <token>). Every body is JSON:
+//
+//	GET    /admin/v1/users                      the users (never their credentials)
+//	POST   /admin/v1/users                      {"uri","display_name","password","enabled","meeting_license",...}
+//	GET    /admin/v1/users/{uri}
+//	PATCH  /admin/v1/users/{uri}                any of display_name, password, enabled, meeting_license, title, company, email
+//	DELETE /admin/v1/users/{uri}
+//	GET    /admin/v1/licenses                   who holds a meeting license
+//	GET    /admin/v1/federation                 the federation policy (edge.Federation)
+//	POST   /admin/v1/federation                 {"open":true,"allow":[...],"block":[...],"forget":[...]}
+//	POST   /admin/v1/certificates               {"uri":"sip:gateway@example.test","days":365}: a client certificate and its key
+//	GET    /admin/v1/certificates/revoked       the CA's revocations
+//	POST   /admin/v1/certificates/{serial}/revoke   {"reason":"keyCompromise"} (serial in hex)
+//	GET    /admin/v1/meetings?organizer=URI     a user's meetings
+//	GET    /admin/v1/meetings/{id}              a meeting and who is in it now
+//	DELETE /admin/v1/meetings/{id}              ends it for everyone and deletes it
+//	GET    /admin/v1/sessions                   who is signed in, over which connection
+//	DELETE /admin/v1/sessions/{uri}             signs the user out: closes their connections
+//
+// A user disabled, deleted or given a new password is signed out at once.
+// Directory changes are saved to the data directory before they are
+// answered; if the save fails, the change is undone and nothing is lost.
+type adminAPI struct {
+	tokenHash  [sha256.Size]byte
+	directory  *auth.MemoryDirectory
+	dirPath    string
+	authn      *auth.Authenticator
+	federation *edge.Federation
+	ca         *pki.CA
+	crls       *pki.CRLCache // this server's, refreshed on a revocation
+	meetings   conference.MeetingStore
+	focus      *conference.Focus
+	logger     *slog.Logger
+
+	mu sync.Mutex // a directory change and its save, one at a time
+}
+
+// loadAdminToken reads the admin token from the data directory, making
+// one on first run. A token file others may read is refused, like the CA
+// key.
+func loadAdminToken(dataDir string) (string, error) {
+	path := filepath.Join(dataDir, adminTokenFile)
+	data, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		token := rand.Text()
+		if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+			return "", err
+		}
+		return token, nil
+	}
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(path); err != nil {
+		return "", err
+	} else if fi.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is mode %04o: others may read the admin token (chmod 600 %s)", path, fi.Mode().Perm(), path)
+	}
+	token := strings.TrimSpace(string(data))
+	if len(token) < 20 {
+		return "", fmt.Errorf("%s: the admin token is shorter than 20 characters", path)
+	}
+	return token, nil
+}
+
+func (a *adminAPI) handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /admin/v1/users", a.listUsers)
+	mux.HandleFunc("POST /admin/v1/users", a.createUser)
+	mux.HandleFunc("GET /admin/v1/users/{uri}", a.getUser)
+	mux.HandleFunc("PATCH /admin/v1/users/{uri}", a.patchUser)
+	mux.HandleFunc("DELETE /admin/v1/users/{uri}", a.deleteUser)
+	mux.HandleFunc("GET /admin/v1/licenses", a.licenses)
+	mux.Handle("/admin/v1/federation", a.federation)
+	mux.HandleFunc("POST /admin/v1/certificates", a.issueCertificate)
+	mux.HandleFunc("GET /admin/v1/certificates/revoked", a.revoked)
+	mux.HandleFunc("POST /admin/v1/certificates/{serial}/revoke", a.revoke)
+	mux.HandleFunc("GET /admin/v1/meetings", a.listMeetings)
+	mux.HandleFunc("GET /admin/v1/meetings/{id}", a.getMeeting)
+	mux.HandleFunc("DELETE /admin/v1/meetings/{id}", a.endMeeting)
+	mux.HandleFunc("GET /admin/v1/sessions", a.sessions)
+	mux.HandleFunc("DELETE /admin/v1/sessions/{uri}", a.signOut)
+	return a.requireToken(mux)
+}
+
+// requireToken lets through requests bearing the admin token (RFC 6750),
+// compared in constant time.
+func (a *adminAPI) requireToken(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "no-store")
+		token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if !ok {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley-admin"`)
+			jsonError(w, http.StatusUnauthorized, "the admin API needs the admin bearer token")
+			return
+		}
+		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
+		if subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="parley-admin", error="invalid_token"`)
+			a.logger.Warn("admin API: wrong token", "remote", r.RemoteAddr)
+			jsonError(w, http.StatusUnauthorized, "wrong admin token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// adminUser is a user as the admin API shows and takes it. Password is
+// write-only.
+type adminUser struct {
+	URI            string `json:"uri"`
+	DisplayName    string `json:"display_name"`
+	Enabled        bool   `json:"enabled"`
+	MeetingLicense bool   `json:"meeting_license"`
+	Title          string `json:"title,omitempty"`
+	Company        string `json:"company,omitempty"`
+	Email          string `json:"email,omitempty"`
+	HasPassword    bool   `json:"has_password"`
+	Password       string `json:"password,omitempty"`
+}
+
+func toAdminUser(u auth.User) adminUser {
+	return adminUser{URI: u.URI, DisplayName: u.DisplayName, Enabled: u.Enabled, MeetingLicense: u.MeetingLicense,
+		Title: u.Title, Company: u.Company, Email: u.Email, HasPassword: u.Credentials.PBKDF2 != ""}
+}
+
+func (a *adminAPI) listUsers(w http.ResponseWriter, _ *http.Request) {
+	out := []adminUser{}
+	for _, u := range a.directory.Users() {
+		out = append(out, toAdminUser(u))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// user finds the {uri} path value's user, answering 400 or 404 if it
+// cannot.
+func (a *adminAPI) user(w http.ResponseWriter, r *http.Request) (*auth.User, bool) {
+	aor, err := auth.CanonicalAOR(r.PathValue("uri"))
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+		return nil, false
+	}
+	u, err := a.directory.User(r.Context(), aor)
+	if err != nil {
+		jsonError(w, http.StatusNotFound, "no user "+aor)
+		return nil, false
+	}
+	return u, true
+}
+
+func (a *adminAPI) getUser(w http.ResponseWriter, r *http.Request) {
+	if u, ok := a.user(w, r); ok {
+		writeJSON(w, http.StatusOK, toAdminUser(*u))
+	}
+}
+
+// save writes the directory; if it cannot, undo puts the old state back
+// and the admin is told nothing changed.
+func (a *adminAPI) save(w http.ResponseWriter, undo func()) bool {
+	if err := a.directory.Save(a.dirPath); err != nil {
+		undo()
+		a.logger.Error("admin API: directory not saved; change undone", "err", err)
+		jsonError(w, http.StatusInternalServerError, "the directory could not be saved; nothing changed")
+		return false
+	}
+	return true
+}
+
+func (a *adminAPI) createUser(w http.ResponseWriter, r *http.Request) {
+	var in adminUser
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	aor, err := auth.CanonicalAOR(in.URI)
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+		return
+	}
+	u := auth.User{URI: aor, DisplayName: in.DisplayName, Enabled: in.Enabled, MeetingLicense: in.MeetingLicense,
+		Title: in.Title, Company: in.Company, Email: in.Email}
+	if in.Password != "" {
+		if err := u.SetPassword(in.Password); err != nil {
+			jsonError(w, http.StatusBadRequest, "password: "+err.Error())
+			return
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, err := a.directory.User(r.Context(), aor); err == nil {
+		jsonError(w, http.StatusConflict, aor+" exists; PATCH it")
+		return
+	}
+	if err := a.directory.PutUser(u); err != nil {
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !a.save(w, func() { _ = a.directory.DeleteUser(aor) }) {
+		return
+	}
+	a.logger.Info("admin API: user created", "user", aor)
+	created, _ := a.directory.User(r.Context(), aor)
+	writeJSON(w, http.StatusCreated, toAdminUser(*created))
+}
+
+// userPatch is the body of PATCH /admin/v1/users/{uri}: absent fields
+// change nothing.
+type userPatch struct {
+	DisplayName    *string `json:"display_name"`
+	Password       *string `json:"password"`
+	Enabled        *bool   `json:"enabled"`
+	MeetingLicense *bool   `json:"meeting_license"`
+	Title          *string `json:"title"`
+	Company        *string `json:"company"`
+	Email          *string `json:"email"`
+}
+
+func (a *adminAPI) patchUser(w http.ResponseWriter, r *http.Request) {
+	var p userPatch
+	if !decodeBody(w, r, &p) {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old, ok := a.user(w, r)
+	if !ok {
+		return
+	}
+	u := *old
+	for _, f := range []struct {
+		from *string
+		to   *string
+	}{{p.DisplayName, &u.DisplayName}, {p.Title, &u.Title}, {p.Company, &u.Company}, {p.Email, &u.Email}} {
+		if f.from != nil {
+			*f.to = *f.from
+		}
+	}
+	if p.Enabled != nil {
+		u.Enabled = *p.Enabled
+	}
+	if p.MeetingLicense != nil {
+		u.MeetingLicense = *p.MeetingLicense
+	}
+	if p.Password != nil {
+		if err := u.SetPassword(*p.Password); err != nil {
+			jsonError(w, http.StatusBadRequest, "password: "+err.Error())
+			return
+		}
+	}
+	if err := a.directory.PutUser(u); err != nil {
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !a.save(w, func() { _ = a.directory.PutUser(*old) }) {
+		return
+	}
+	// A disabled account, or one whose password changed, keeps no session
+	// made with the old standing.
+	signedOut := 0
+	if !u.Enabled || p.Password != nil {
+		signedOut = a.authn.SignOut(u.URI)
+	}
+	a.logger.Info("admin API: user changed", "user", u.URI, "enabled", u.Enabled, "meeting_license", u.MeetingLicense,
+		"password_changed", p.Password != nil, "signed_out", signedOut)
+	writeJSON(w, http.StatusOK, toAdminUser(u))
+}
+
+func (a *adminAPI) deleteUser(w http.ResponseWriter, r *http.Request) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	old, ok := a.user(w, r)
+	if !ok {
+		return
+	}
+	if err := a.directory.DeleteUser(old.URI); err != nil {
+		jsonError(w, http.StatusNotFound, err.Error())
+		return
+	}
+	if !a.save(w, func() { _ = a.directory.PutUser(*old) }) {
+		return
+	}
+	n := a.authn.SignOut(old.URI)
+	a.logger.Info("admin API: user deleted", "user", old.URI, "signed_out", n)
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *adminAPI) licenses(w http.ResponseWriter, _ *http.Request) {
+	out := struct {
+		Meeting []string `json:"meeting"`
+	}{Meeting: []string{}}
+	for _, u := range a.directory.Users() {
+		if u.MeetingLicense {
+			out.Meeting = append(out.Meeting, u.URI)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// issueCertificate issues a client certificate for a user of the
+// directory (a PSTN gateway, a device that signs in with a certificate)
+// and returns it with its private key, which the server does not keep.
+func (a *adminAPI) issueCertificate(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		URI  string `json:"uri"`
+		Days int    `json:"days"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	aor, err := auth.CanonicalAOR(in.URI)
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+		return
+	}
+	if _, err := a.directory.User(r.Context(), aor); err != nil {
+		jsonError(w, http.StatusNotFound, "no user "+aor+": certificates are for the directory's users")
+		return
+	}
+	if in.Days < 0 || in.Days > 825 {
+		jsonError(w, http.StatusBadRequest, "days: from 1 to 825 (0: the default, 365)")
+		return
+	}
+	cert, err := a.ca.IssueClient(pki.ClientCertRequest{SIPURI: aor, Validity: time.Duration(in.Days) * 24 * time.Hour})
+	if err != nil {
+		a.logger.Error("admin API: certificate not issued", "user", aor, "err", err)
+		jsonError(w, http.StatusInternalServerError, "certificate not issued: "+err.Error())
+		return
+	}
+	key, err := pki.MarshalKeyPEM(cert.Key)
+	if err != nil {
+		jsonError(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	a.logger.Info("admin API: certificate issued", "user", aor, "serial", cert.Leaf.SerialNumber.Text(16))
+	writeJSON(w, http.StatusCreated, map[string]any{
+		"serial": cert.Leaf.SerialNumber.Text(16), "not_after": cert.Leaf.NotAfter,
+		"certificate": string(pki.EncodeCertPEM(cert.Leaf)), "private_key": string(key),
+	})
+}
+
+type revocationJSON struct {
+	Serial    string    `json:"serial"`
+	RevokedAt time.Time `json:"revoked_at"`
+	Reason    string    `json:"reason"`
+}
+
+func (a *adminAPI) revoked(w http.ResponseWriter, r *http.Request) {
+	list, err := a.ca.Revocations(r.Context())
+	if err != nil {
+		a.logger.Error("admin API: revocations unreadable", "err", err)
+		jsonError(w, http.StatusServiceUnavailable, "the revocations cannot be read; try again")
+		return
+	}
+	out := []revocationJSON{}
+	for _, rv := range list {
+		out = append(out, revocationJSON{Serial: rv.Serial.Text(16), RevokedAt: rv.RevokedAt, Reason: rv.Reason.String()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// revoke puts a certificate on the CA's CRL: every server checking
+// revocation refuses it from its next handshake on. Connections already
+// made with it stay until the admin signs its user out.
+func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
+	serial, ok := new(big.Int).SetString(r.PathValue("serial"), 16)
+	if !ok || serial.Sign() <= 0 {
+		jsonError(w, http.StatusBadRequest, "serial: want the certificate's serial number in hexadecimal")
+		return
+	}
+	var in struct {
+		Reason string `json:"reason"`
+	}
+	if !decodeBody(w, r, &in) {
+		return
+	}
+	reason := pki.ReasonUnspecified
+	if in.Reason != "" {
+		found := false
+		for c := pki.ReasonUnspecified; c <= pki.ReasonAACompromise; c++ {
+			if c != 7 && c.String() == in.Reason {
+				reason, found = c, true
+			}
+		}
+		if !found {
+			jsonError(w, http.StatusBadRequest, "reason: want an RFC 5280 reason name, such as keyCompromise or superseded")
+			return
+		}
+	}
+	switch err := a.ca.Revoke(r.Context(), serial, reason); {
+	case errors.Is(err, pki.ErrAlreadyRevoked):
+		jsonError(w, http.StatusConflict, err.Error())
+		return
+	case errors.Is(err, pki.ErrInvalidReason):
+		jsonError(w, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
+		a.logger.Error("admin API: revocation not stored", "serial", serial.Text(16), "err", err)
+		jsonError(w, http.StatusServiceUnavailable, "the revocation was not stored; try again")
+		return
+	}
+	// This server refuses it from now on; the pool's other front ends
+	// when their caches next refresh (pki.DefaultCRLRefresh).
+	if err := a.crls.Refresh(r.Context()); err != nil {
+		a.logger.Warn("admin API: CRL cache not refreshed", "err", err)
+	}
+	a.logger.Info("admin API: certificate revoked", "serial", serial.Text(16), "reason", reason.String())
+	writeJSON(w, http.StatusOK, revocationJSON{Serial: serial.Text(16), RevokedAt: time.Now().UTC(), Reason: reason.String()})
+}
+
+func (a *adminAPI) listMeetings(w http.ResponseWriter, r *http.Request) {
+	organizer, err := auth.CanonicalAOR(r.URL.Query().Get("organizer"))
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, "organizer: want the organizer's SIP URI ("+err.Error()+")")
+		return
+	}
+	list, err := a.meetings.ByOrganizer(r.Context(), organizer)
+	if err != nil {
+		a.logger.Error("admin API: meetings unreadable", "err", err)
+		jsonError(w, http.StatusServiceUnavailable, "the meetings cannot be read; try again")
+		return
+	}
+	out := []meetingResponse{}
+	for _, m := range list {
+		out = append(out, toResponse(m))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// participantJSON is someone in a meeting, as the admin sees them.
+type participantJSON struct {
+	ID          string `json:"id"`
+	URI         string `json:"uri"`
+	DisplayName string `json:"display_name"`
+	State       string `json:"state"`
+	Role        string `json:"role"`
+}
+
+func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
+	m, err := a.focus.Meeting(r.Context(), r.PathValue("id"))
+	if errors.Is(err, conference.ErrNotFound) {
+		jsonError(w, http.StatusNotFound, "no meeting "+r.PathValue("id"))
+		return
+	} else if err != nil {
+		jsonError(w, http.StatusServiceUnavailable, "the meeting cannot be read; try again")
+		return
+	}
+	out := struct {
+		meetingResponse
+		Organizer    string            `json:"organizer"`
+		Participants []participantJSON `json:"participants"`
+	}{meetingResponse: toResponse(m), Organizer: m.Organizer, Participants: []participantJSON{}}
+	for _, p := range a.focus.Participants(m.ID) {
+		out.Participants = append(out.Participants, participantJSON{ID: p.ID, URI: p.URI, DisplayName: p.DisplayName,
+			State: p.State.String(), Role: p.Role.String()})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *adminAPI) endMeeting(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	switch err := a.focus.End(r.Context(), id); {
+	case errors.Is(err, conference.ErrNotFound):
+		jsonError(w, http.StatusNotFound, "no meeting "+id)
+	case err != nil:
+		a.logger.Error("admin API: meeting not ended", "meeting", id, "err", err)
+		jsonError(w, http.StatusServiceUnavailable, "the meeting could not be deleted; nothing changed")
+	default:
+		a.logger.Info("admin API: meeting ended", "meeting", id)
+		w.WriteHeader(http.StatusNoContent)
+	}
+}
+
+// sessionJSON is a security association as the admin sees it.
+type sessionJSON struct {
+	URI         string    `json:"uri"`
+	DisplayName string    `json:"display_name,omitempty"`
+	Kind        string    `json:"kind"`
+	Method      string    `json:"method"`
+	Transport   string    `json:"transport"`
+	Remote      string    `json:"remote"`
+	Since       time.Time `json:"since"`
+}
+
+func (a *adminAPI) sessions(w http.ResponseWriter, _ *http.Request) {
+	out := []sessionJSON{}
+	for _, s := range a.authn.Sessions() {
+		out = append(out, sessionJSON{URI: s.URI, DisplayName: s.DisplayName, Kind: s.Kind.String(), Method: string(s.Method),
+			Transport: s.Transport, Remote: s.Remote, Since: s.Since})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (a *adminAPI) signOut(w http.ResponseWriter, r *http.Request) {
+	aor, err := auth.CanonicalAOR(r.PathValue("uri"))
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+		return
+	}
+	n := a.authn.SignOut(aor)
+	a.logger.Info("admin API: signed out", "user", aor, "connections", n)
+	writeJSON(w, http.StatusOK, map[string]int{"closed": n})
+}

@@ -1,0 +1,55 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestConfigFile: a server configured by a file alone starts where the
+// file says and logs as it says; a flag given overrides the file, and an
+// address without a host takes the -listen host.
+func TestConfigFile(t *testing.T) {
+	data := t.TempDir()
+	conf := map[string]any{
+		"data": data, "listen": "127.0.0.1",
+		"http": ":0", "https": ":0", "sip_tls": ":0", "sip_wss": ":0", "edge": ":0", "edge_users": ":0",
+		"turn": ":0", "turns": ":0", "media": ":0",
+		"log": map[string]string{"format": "json", "level": "debug"},
+	}
+	body, _ := json.Marshal(conf)
+	path := filepath.Join(t.TempDir(), "parley.json")
+	if err := os.WriteFile(path, body, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerArgs(t, data, []string{"-config", path})
+	for name, addr := range s.listeners {
+		if !strings.HasPrefix(addr, "127.0.0.1:") || strings.HasSuffix(addr, ":0") {
+			t.Fatalf("listener %s on %s", name, addr)
+		}
+	}
+	waitFor(t, &s.logs, `"msg":"parley started"`, 5*time.Second)
+	if !strings.Contains(s.logs.String(), `"level":"DEBUG"`) {
+		t.Fatalf("no debug lines in JSON:\n%.2000s", s.logs.String())
+	}
+
+	// The command line wins over the file.
+	c, err := parseConfig([]string{"-config", path, "-log-format", "text", "-sip-tls", ":5999", "-listen", "::1"}, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Log.Format != "text" || c.Log.Level != "debug" || c.SIPTLS != "[::1]:5999" || c.HTTPS != "[::1]:0" || c.Data != data {
+		t.Fatalf("config %+v", c)
+	}
+	// And the defaults stay where neither says anything.
+	c, err = parseConfig(nil, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.SIPTLS != "127.0.0.1:5061" || c.Store != "bolt" || c.Log.Format != "text" || c.Pool != "" {
+		t.Fatalf("defaults %+v", c)
+	}
+}
