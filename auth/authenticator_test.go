@@ -379,4 +379,17 @@ func TestSessionsAndSignOut(t *testing.T) {
 	if n := s.authn.SignOut("sip:nobody@example.test"); n != 0 {
 		t.Fatalf("SignOut of nobody closed %d", n)
 	}
+
+	// The counts: three sign-ins, each challenged first, bob's MESSAGE;
+	// then a wrong password is refused.
+	m := s.authn.Metrics()
+	if m.Sessions != 1 || m.Accepted != 4 || m.Challenged != 3 || m.Refused != 0 {
+		t.Fatalf("metrics %+v", m)
+	}
+	if res := s.dial(t, "", nil).register("alice", "wrong"); res.StatusCode == 200 {
+		t.Fatal("wrong password accepted")
+	}
+	if m := s.authn.Metrics(); m.Refused != 1 || m.Challenged != 4 || m.Accepted != 4 {
+		t.Fatalf("after a wrong password: %+v", m)
+	}
 }

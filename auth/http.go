@@ -60,7 +60,7 @@ func (a *Authenticator) httpFor(meeting func(*http.Request) string, next http.Ha
 		if meeting != nil {
 			at.ruriUser = meeting(r)
 		}
-		v := a.check(r.Context(), at)
+		v := a.decide(r.Context(), at)
 		if v.id == nil {
 			switch v.status {
 			case 401, 407:

@@ -789,6 +789,36 @@ func (f *Focus) End(ctx context.Context, id string) error {
 	return nil
 }
 
+// FocusMetrics is what the focus holds now, for monitoring.
+type FocusMetrics struct {
+	Meetings     int // meetings someone is in or waits for
+	Participants int // joined
+	Lobby        int // waiting in the lobby
+}
+
+// Metrics counts the live meetings and the people in them.
+func (f *Focus) Metrics() FocusMetrics {
+	var m FocusMetrics
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range f.confs {
+		c.mu.Lock()
+		if len(c.parts) > 0 {
+			m.Meetings++
+		}
+		for _, p := range c.parts {
+			switch p.State {
+			case Joined:
+				m.Participants++
+			case InLobby:
+				m.Lobby++
+			}
+		}
+		c.mu.Unlock()
+	}
+	return m
+}
+
 // Participants returns the meeting's participants, lobby included, in the
 // order they arrived.
 func (f *Focus) Participants(id string) []Participant {

@@ -488,6 +488,9 @@ func TestEndMeeting(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- f.Wait(context.Background(), guest) }()
+	if got := f.Metrics(); got != (FocusMetrics{Meetings: 1, Participants: 2, Lobby: 1}) {
+		t.Fatalf("metrics %+v", got)
+	}
 
 	if err := f.End(context.Background(), m.ID); err != nil {
 		t.Fatal(err)
@@ -502,6 +505,9 @@ func TestEndMeeting(t *testing.T) {
 		if s, _ := e.state(m, p); s != Gone {
 			t.Fatalf("%s is %v after the meeting ended", p.ID, s)
 		}
+	}
+	if got := f.Metrics(); got != (FocusMetrics{}) {
+		t.Fatalf("metrics after the end %+v", got)
 	}
 	_, err := f.Join(context.Background(), m.ID, JoinRequest{Identity: internal("alice")})
 	wantErr(t, "joining an ended meeting", err, ErrNotFound)

@@ -347,6 +347,30 @@ func (b *Bridge) Participants(id string) []string {
 	return out
 }
 
+// BridgeMetrics is what the bridge carries now, for monitoring.
+type BridgeMetrics struct {
+	Rooms    int // meetings with media
+	Sessions int // WebRTC participants
+	Calls    int // SIP participants' calls, the dial-in IVR's included
+}
+
+// Metrics counts the bridge's rooms, WebRTC sessions and SIP calls.
+func (b *Bridge) Metrics() BridgeMetrics {
+	b.mu.Lock()
+	rooms := make([]*room, 0, len(b.rooms))
+	for _, r := range b.rooms {
+		rooms = append(rooms, r)
+	}
+	m := BridgeMetrics{Rooms: len(rooms), Calls: len(b.calls)}
+	b.mu.Unlock()
+	for _, r := range rooms {
+		r.mu.Lock()
+		m.Sessions += len(r.sessions)
+		r.mu.Unlock()
+	}
+	return m
+}
+
 // Close ends every session and waits for the bridge's goroutines.
 func (b *Bridge) Close() error {
 	b.mu.Lock()

@@ -243,6 +243,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		w.Header().Set("Content-Type", "application/x-pem-file")
 		_, _ = w.Write(pki.EncodeCertPEM(ca.Certificate()))
 	})
+	// Monitoring, on the same listener: Prometheus metrics of every
+	// component and a health check of the store and the CA.
+	stats := newMetrics()
+	mux.Handle("GET /metrics", stats.handler())
+	mux.Handle("GET /healthz", healthz(meetings, ca))
 	httpSrv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
 	// 5. SIP over TLS with sipgo: the application owns the user agent and
@@ -332,19 +337,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		focus.FlowClosed(transport, remote)
 	})
-	sipSrv.OnOptions(authn.Require(answerOptions))
-	sipSrv.OnRegister(registrar.HandleRegister)
-	sipSrv.OnMessage(router.HandleMessage)
+	sipSrv.OnOptions(stats.sip(authn.Require(answerOptions)))
+	sipSrv.OnRegister(stats.sip(registrar.HandleRegister))
+	sipSrv.OnMessage(stats.sip(router.HandleMessage))
 	// Requests to a meeting's focus (sip:<meeting ID>@example.test) go to
 	// the Focus, all others to the router.
-	sipSrv.OnInvite(focus.Dispatch(router.HandleInvite))
+	sipSrv.OnInvite(stats.sip(focus.Dispatch(router.HandleInvite)))
 	for _, m := range []sip.RequestMethod{sip.ACK, sip.BYE, sip.INFO, sip.UPDATE, sip.PRACK, sip.REFER, sip.NOTIFY} {
-		sipSrv.OnRequest(m, focus.Dispatch(router.HandleInDialog)) // requests within calls and meetings
+		sipSrv.OnRequest(m, stats.sip(focus.Dispatch(router.HandleInDialog))) // requests within calls and meetings
 	}
-	sipSrv.OnPublish(presenceSrv.HandlePublish)
+	sipSrv.OnPublish(stats.sip(presenceSrv.HandlePublish))
 	// SUBSCRIBE: presence is served here, the conference state by the
 	// focus; other event packages go to the user's device.
-	sipSrv.OnSubscribe(focus.Dispatch(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe)))
+	sipSrv.OnSubscribe(stats.sip(focus.Dispatch(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe))))
 
 	// The media bridge (the A/V conferencing server): WebRTC participants
 	// with a media token from the focus, audio, video and screen share
@@ -382,6 +387,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer relay.Close()
+	stats.watch(authn, focus, bridge, relay)
 	relayCreds, err := edge.NewRelayCredentials(edge.RelayCredentialsConfig{Secrets: relaySecrets, Auth: authn, URIs: []string{
 		"turn:" + turnUDP.LocalAddr().String() + "?transport=udp",
 		"turn:" + turnTCP.Addr().String() + "?transport=tcp",
@@ -390,7 +396,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sipSrv.OnRequest(edge.MethodService, relayCreds.HandleService)
+	sipSrv.OnRequest(edge.MethodService, stats.sip(relayCreds.HandleService))
 
 	// The Access Edge: partners' SIP over mutual TLS, into this server
 	// over the edge's own mutual TLS connection, which the Authenticator

@@ -242,6 +242,9 @@ func TestRedisStopsAndReturns(t *testing.T) {
 	if res.StatusCode != http.StatusServiceUnavailable {
 		t.Fatalf("listing meetings without Redis: %d", res.StatusCode)
 	}
+	if code, body := healthCheck(t, s); code != http.StatusServiceUnavailable || !strings.Contains(body, `"store":`) || strings.Contains(body, `"store":"ok"`) {
+		t.Fatalf("healthz without Redis: %d %s", code, body)
+	}
 	for _, logged := range []string{"location store read failed", "publication store failed", "store: Redis failed"} {
 		if !strings.Contains(s.logs.String(), logged) {
 			t.Fatalf("the log does not say %q:\n%s", logged, s.logs.String())
@@ -262,6 +265,9 @@ func TestRedisStopsAndReturns(t *testing.T) {
 		t.Fatalf("MESSAGE with Redis back: %d", code)
 	}
 	await(t, alice.messages, "MESSAGE to alice", "there you are")
+	if code, body := healthCheck(t, s); code != http.StatusOK {
+		t.Fatalf("healthz with Redis back: %d %s", code, body)
+	}
 	alice.publish(t, "Back online")
 	await(t, bob.notifies, "NOTIFY to bob", "Back online")
 }
