@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/pki"
 )
 
 // demoDomain is the tenant the server creates on first run.
@@ -61,4 +63,20 @@ func openDirectory(dataDir string, out io.Writer) (*auth.MemoryDirectory, error)
 		return nil, err
 	}
 	return dir, nil
+}
+
+// printBanner tells the newcomer, after the listening lines, where to go
+// next: how to trust the demo CA, sign in, meet in the browser, and
+// manage and watch the server.
+func printBanner(out io.Writer, dataDir string, httpAddr, httpsAddr, sipAddr net.Addr) {
+	caFile := filepath.Join(dataDir, "ca", pki.CACertFile)
+	https := "https://localhost:" + portOf(httpsAddr)
+	fmt.Fprintf(out, `
+Parley is running. The demo tenant is %[1]s; its users' passwords are in %[2]s.
+  trust the demo CA:  %[3]s (also at http://%[4]s/pki/ca.crt): import it in the browser, give it to clients
+  sign in over SIP:   sip:alice@%[1]s at %[6]s over TLS: go run ./examples/client -user alice online (README: the tour)
+  meet in a browser:  go run ./examples/client -user alice schedule, then open its join_url (%[5]s/meet/<id>)
+  admin API:          %[5]s/admin/v1/ with the bearer token in %[7]s: go run ./examples/admin users
+  monitoring:         http://%[4]s/metrics and http://%[4]s/healthz
+`, demoDomain, filepath.Join(dataDir, "demo-passwords.txt"), caFile, httpAddr, https, sipAddr, filepath.Join(dataDir, adminTokenFile))
 }

@@ -493,6 +493,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if poolLn != nil {
 		fmt.Fprintf(stdout, "listening pool %s\n", poolLn.Addr())
 	}
+	printBanner(stdout, cfg.Data, httpLn.Addr(), httpsLn.Addr(), sipLn.Addr())
 	logger.Info("parley started", "data", cfg.Data, "ca", filepath.Join(cfg.Data, "ca", pki.CACertFile))
 
 	var failed error

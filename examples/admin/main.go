@@ -1,0 +1,326 @@
+// Command admin is the tenant admin's command line for the reference
+// server's admin API (HTTPS, with the admin bearer token the server keeps
+// in its data directory). It prints the server's JSON answers.
+//
+// Usage:
+//
+//	go run ./examples/admin [-https ADDR] [-ca FILE] [-token-file FILE] COMMAND [ARGS]
+//
+// Commands:
+//
+//	users                              list the users
+//	user show URI
+//	user add URI [-name NAME] [-password-file FILE] [-license] [-disabled]
+//	user set URI [-name NAME] [-password-file FILE] [-enabled=BOOL] [-license=BOOL]
+//	user delete URI
+//	licenses                           who may organize meetings
+//	federation                         the federation policy
+//	federation open|closed
+//	federation allow|block|forget DOMAIN...
+//	cert issue URI [-days N] -out PREFIX   writes PREFIX.crt and PREFIX.key (0600)
+//	cert revoked
+//	cert revoke SERIAL [-reason NAME]
+//	meetings ORGANIZER                 a user's meetings
+//	meeting show ID                    a meeting and who is in it
+//	meeting end ID                     end it for everyone and delete it
+//	sessions                           who is signed in
+//	signout URI                        close the user's connections
+package main
+
+import (
+	"bytes"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/parleyuc/parley/pki"
+)
+
+func main() {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "parley-admin:", err)
+		var u usageError
+		if errors.As(err, &u) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+// usageError is a command line that makes no sense.
+type usageError struct{ msg string }
+
+func (u usageError) Error() string { return u.msg }
+
+func usage(format string, args ...any) error { return usageError{fmt.Sprintf(format, args...)} }
+
+// client calls the admin API.
+type client struct {
+	base  string
+	token string
+	http  *http.Client
+	out   io.Writer
+}
+
+func run(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("parley-admin", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("https", "127.0.0.1:8443", "the server's HTTPS `address`")
+	caFile := fs.String("ca", "parley-data/ca/ca.crt", "the CA certificate `file` to trust")
+	serverName := fs.String("server-name", "localhost", "the `name` the server's certificate must have")
+	tokenFile := fs.String("token-file", "parley-data/admin-token", "the admin bearer token's `file`")
+	if err := fs.Parse(args); err != nil {
+		return usageError{err.Error()}
+	}
+	if fs.NArg() == 0 {
+		return usage("no command (users, user, licenses, federation, cert, meetings, meeting, sessions, signout)")
+	}
+	token, err := os.ReadFile(*tokenFile)
+	if err != nil {
+		return fmt.Errorf("-token-file: %w", err)
+	}
+	pem, err := os.ReadFile(*caFile)
+	if err != nil {
+		return fmt.Errorf("-ca: %w", err)
+	}
+	certs, err := pki.ParseCertsPEM(pem)
+	if err != nil || len(certs) == 0 {
+		return fmt.Errorf("-ca %s: no certificate: %v", *caFile, err)
+	}
+	verifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: poolOf(certs)})
+	if err != nil {
+		return err
+	}
+	c := &client{base: "https://" + *addr + "/admin/v1", token: strings.TrimSpace(string(token)), out: stdout,
+		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(nil, verifier, *serverName)}}}
+	return c.command(fs.Arg(0), fs.Args()[1:])
+}
+
+// command runs one command.
+func (c *client) command(name string, args []string) error {
+	switch name {
+	case "users":
+		return c.call("GET", "/users", nil)
+	case "licenses":
+		return c.call("GET", "/licenses", nil)
+	case "sessions":
+		return c.call("GET", "/sessions", nil)
+	case "user":
+		return c.user(args)
+	case "federation":
+		return c.federation(args)
+	case "cert":
+		return c.cert(args)
+	case "meetings":
+		if len(args) != 1 {
+			return usage("meetings ORGANIZER")
+		}
+		return c.call("GET", "/meetings?organizer="+url.QueryEscape(args[0]), nil)
+	case "meeting":
+		if len(args) != 2 || (args[0] != "show" && args[0] != "end") {
+			return usage("meeting show|end ID")
+		}
+		if args[0] == "end" {
+			return c.call("DELETE", "/meetings/"+url.PathEscape(args[1]), nil)
+		}
+		return c.call("GET", "/meetings/"+url.PathEscape(args[1]), nil)
+	case "signout":
+		if len(args) != 1 {
+			return usage("signout URI")
+		}
+		return c.call("DELETE", "/sessions/"+url.PathEscape(args[0]), nil)
+	}
+	return usage("unknown command %q", name)
+}
+
+func (c *client) user(args []string) error {
+	if len(args) < 2 {
+		return usage("user show|add|set|delete URI [flags]")
+	}
+	verb, uri, rest := args[0], args[1], args[2:]
+	path := "/users/" + url.PathEscape(uri)
+	switch verb {
+	case "show":
+		return c.call("GET", path, nil)
+	case "delete":
+		return c.call("DELETE", path, nil)
+	case "add", "set":
+	default:
+		return usage("user show|add|set|delete URI")
+	}
+	fs := flag.NewFlagSet("user "+verb, flag.ContinueOnError)
+	name := fs.String("name", "", "display `name`")
+	passwordFile := fs.String("password-file", "", "`file` whose first line is the password")
+	license := fs.Bool("license", false, "the user may organize meetings")
+	enabled := fs.Bool("enabled", true, "the user may sign in")
+	disabled := fs.Bool("disabled", false, "add the user disabled")
+	if err := fs.Parse(rest); err != nil {
+		return usageError{err.Error()}
+	}
+	body := map[string]any{}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if set["name"] || verb == "add" {
+		body["display_name"] = *name
+	}
+	if *passwordFile != "" {
+		data, err := os.ReadFile(*passwordFile)
+		if err != nil {
+			return fmt.Errorf("-password-file: %w", err)
+		}
+		pw, _, _ := strings.Cut(string(data), "\n")
+		body["password"] = strings.TrimSpace(pw)
+	}
+	if set["license"] || verb == "add" {
+		body["meeting_license"] = *license
+	}
+	if verb == "add" {
+		body["uri"] = uri
+		body["enabled"] = !*disabled
+		return c.call("POST", "/users", body)
+	}
+	if set["enabled"] {
+		body["enabled"] = *enabled
+	}
+	return c.call("PATCH", path, body)
+}
+
+func (c *client) federation(args []string) error {
+	if len(args) == 0 {
+		return c.call("GET", "/federation", nil)
+	}
+	change := map[string]any{}
+	switch verb := args[0]; verb {
+	case "open", "closed":
+		change["open"] = verb == "open"
+	case "allow", "block", "forget":
+		if len(args) < 2 {
+			return usage("federation %s DOMAIN...", verb)
+		}
+		change[verb] = args[1:]
+	default:
+		return usage("federation [open|closed|allow|block|forget DOMAIN...]")
+	}
+	return c.call("POST", "/federation", change)
+}
+
+func (c *client) cert(args []string) error {
+	if len(args) == 0 {
+		return usage("cert issue|revoked|revoke")
+	}
+	switch args[0] {
+	case "revoked":
+		return c.call("GET", "/certificates/revoked", nil)
+	case "revoke":
+		fs := flag.NewFlagSet("cert revoke", flag.ContinueOnError)
+		reason := fs.String("reason", "", "RFC 5280 `reason`, e.g. keyCompromise, superseded")
+		if len(args) < 2 {
+			return usage("cert revoke SERIAL [-reason NAME]")
+		}
+		if err := fs.Parse(args[2:]); err != nil {
+			return usageError{err.Error()}
+		}
+		return c.call("POST", "/certificates/"+url.PathEscape(args[1])+"/revoke", map[string]string{"reason": *reason})
+	case "issue":
+		fs := flag.NewFlagSet("cert issue", flag.ContinueOnError)
+		days := fs.Int("days", 0, "validity in `days` (0: the server's default)")
+		out := fs.String("out", "", "write `PREFIX`.crt and PREFIX.key")
+		if len(args) < 2 {
+			return usage("cert issue URI -out PREFIX [-days N]")
+		}
+		if err := fs.Parse(args[2:]); err != nil {
+			return usageError{err.Error()}
+		}
+		if *out == "" {
+			return usage("cert issue needs -out PREFIX: the private key goes to a file, not the terminal")
+		}
+		var issued struct {
+			Serial      string `json:"serial"`
+			Certificate string `json:"certificate"`
+			PrivateKey  string `json:"private_key"`
+		}
+		if err := c.do("POST", "/certificates", map[string]any{"uri": args[1], "days": *days}, &issued); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out+".key", []byte(issued.PrivateKey), 0o600); err != nil {
+			return err
+		}
+		if err := os.WriteFile(*out+".crt", []byte(issued.Certificate), 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.out, "issued %s: %s.crt, %s.key\n", issued.Serial, *out, *out)
+		return nil
+	}
+	return usage("cert issue|revoked|revoke")
+}
+
+// call sends a request and prints the answer's JSON, indented.
+func (c *client) call(method, path string, body any) error {
+	var v any
+	if err := c.do(method, path, body, &v); err != nil {
+		return err
+	}
+	if v == nil {
+		return nil // 204
+	}
+	out, _ := json.MarshalIndent(v, "", "  ")
+	_, err := fmt.Fprintf(c.out, "%s\n", out)
+	return err
+}
+
+// do sends a request with the token and decodes a JSON answer into v; an
+// answer of 400 or more is an error with the server's message.
+func (c *client) do(method, path string, body, v any) error {
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, c.base+path, r)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := c.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(res.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if res.StatusCode >= 400 {
+		var e struct{ Error string }
+		if json.Unmarshal(data, &e) == nil && e.Error != "" {
+			return fmt.Errorf("%s %s: %s: %s", method, path, res.Status, e.Error)
+		}
+		return fmt.Errorf("%s %s: %s: %s", method, path, res.Status, strings.TrimSpace(string(data)))
+	}
+	if res.StatusCode == http.StatusNoContent || len(data) == 0 {
+		return nil
+	}
+	return json.Unmarshal(data, v)
+}
+
+func poolOf(certs []*x509.Certificate) *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
+	}
+	return pool
+}
