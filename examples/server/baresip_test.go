@@ -1,23 +1,16 @@
 package main
 
 import (
-	"context"
-	"crypto/fips140"
 	"fmt"
-	"io"
-	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"slices"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/parleyuc/parley/internal/baresiptest"
 	srtpphone "github.com/parleyuc/parley/internal/phone"
 	"github.com/parleyuc/parley/media/audio"
 	"github.com/parleyuc/parley/pki"
@@ -32,9 +25,9 @@ func TestBaresipSignsInAndReceivesMessage(t *testing.T) {
 	b := startBaresip(t, s, "alice")
 	res := sendMessage(t, s, "bob", "sip:alice@example.test", "hello from parley")
 	if res.StatusCode != 200 {
-		t.Fatalf("MESSAGE to baresip answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.out.String())
+		t.Fatalf("MESSAGE to baresip answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.Out.String())
 	}
-	waitFor(t, &b.out, "hello from parley", 5*time.Second)
+	waitFor(t, b.Out, "hello from parley", 5*time.Second)
 }
 
 // TestBaresipSignsInThroughTheAccessEdge: alice in baresip, outside the
@@ -46,9 +39,9 @@ func TestBaresipSignsInThroughTheAccessEdge(t *testing.T) {
 	b := startBaresipAt(t, s, "alice", s.listeners["edge-users"])
 	res := sendMessage(t, s, "bob", "sip:alice@example.test", "hello through the edge")
 	if res.StatusCode != 200 {
-		t.Fatalf("MESSAGE to baresip behind the edge answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.out.String())
+		t.Fatalf("MESSAGE to baresip behind the edge answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.Out.String())
 	}
-	waitFor(t, &b.out, "hello through the edge", 5*time.Second)
+	waitFor(t, b.Out, "hello through the edge", 5*time.Second)
 }
 
 // TestWatcherSeesBaresipPresence: bob (a sipgo client) watches alice, who
@@ -64,24 +57,14 @@ func TestWatcherSeesBaresipPresence(t *testing.T) {
 	waitFor(t, &s.logs, "msg=published user=sip:alice@example.test", 10*time.Second)
 	w := watchPresence(t, s, "bob", "sip:alice@example.test")
 	w.until(t, "<basic>open</basic>", b)
-	b.command(t, "/presence_offline")
+	b.Command(t, "/presence_offline")
 	w.until(t, "<basic>closed</basic>", b)
-	b.command(t, "/presence_online")
+	b.Command(t, "/presence_online")
 	w.until(t, "<basic>open</basic>", b)
 }
 
 // baresip is a running baresip, signed in to the server.
-type baresip struct {
-	out   lockedBuffer
-	stdin io.WriteCloser
-}
-
-func (b *baresip) command(t *testing.T, cmd string) {
-	t.Helper()
-	if _, err := io.WriteString(b.stdin, cmd+"\n"); err != nil {
-		t.Fatal(err)
-	}
-}
+type baresip = baresiptest.Baresip
 
 // startBaresip runs baresip (Debian baresip-core, installed by .ci/run)
 // signed in as user over TLS with Digest, trusting the server's CA, and
@@ -101,60 +84,8 @@ func startBaresipAt(t *testing.T, s *server, user, at string, extraConfig ...str
 // account (";mediaenc=srtp-mand", say).
 func startBaresipAccount(t *testing.T, s *server, user, at, accountParams string, extraConfig ...string) *baresip {
 	t.Helper()
-	if fips140.Enabled() {
-		t.Skip("baresip 1.0 (libre 1.x) knows only Digest MD5, which FIPS mode does not offer")
-	}
-	bin, err := exec.LookPath("baresip")
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("baresip is not installed; .ci/run must install baresip-core")
-		}
-		t.Skip("baresip is not installed")
-	}
-	conf := t.TempDir()
-	port := freeBaresipPort(t)
-	config := []string{
-		"poll_method epoll",
-		fmt.Sprintf("sip_listen 127.0.0.1:%d", port),
-		"sip_cafile " + filepath.Join(s.data, "ca", pki.CACertFile),
-		"net_interface 127.0.0.1",
-		"audio_player alsa,null", "audio_alert alsa,null", "audio_source ausine,440",
-		"module_path /usr/lib/baresip/modules",
-		// stdio prints received messages and reads commands; it needs
-		// stdin to be a pipe.
-		"module stdio.so", "module_tmp uuid.so", "module_tmp account.so", "module_app menu.so",
-	}
-	for _, extra := range extraConfig { // an extra setting replaces the default one
-		key, _, _ := strings.Cut(extra, " ")
-		config = slices.DeleteFunc(config, func(line string) bool { return strings.HasPrefix(line, key+" ") && !strings.HasPrefix(key, "module") })
-	}
-	writeFile(t, filepath.Join(conf, "config"), strings.Join(append(config, extraConfig...), "\n")+"\n")
-	writeFile(t, filepath.Join(conf, "accounts"), fmt.Sprintf("<sip:%s@example.test>;auth_pass=%s;regint=600;pubint=600;outbound=\"sip:%s;transport=tls\"%s\n",
-		user, s.passwords["sip:"+user+"@example.test"], at, accountParams))
-	writeFile(t, filepath.Join(conf, "contacts"), "")
-
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	cmd := exec.CommandContext(ctx, bin, "-f", conf, "-t", "50")
-	b := &baresip{}
-	cmd.Stdout, cmd.Stderr = &b.out, &b.out
-	cmd.WaitDelay = 5 * time.Second
-	if b.stdin, err = cmd.StdinPipe(); err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		// baresip may need a second SIGTERM to stop (see shared/interop).
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		stop := time.AfterFunc(2*time.Second, func() { _ = cmd.Process.Signal(syscall.SIGTERM) })
-		_ = cmd.Wait()
-		stop.Stop()
-		_ = b.stdin.Close()
-		cancel()
-	})
-	waitFor(t, &b.out, user+"@example.test: {0/TLS/v4} 200 OK", 15*time.Second)
-	return b
+	return baresiptest.Start(t, baresiptest.Account{User: user, Domain: demoDomain, Password: s.passwords["sip:"+user+"@"+demoDomain],
+		Registrar: at, CAFile: filepath.Join(s.data, "ca", pki.CACertFile), Params: accountParams}, extraConfig...)
 }
 
 // watcher is a sipgo client subscribed to a presentity's presence.
@@ -192,7 +123,7 @@ func (w *watcher) until(t *testing.T, text string, b *baresip) {
 				return
 			}
 		case <-deadline:
-			t.Fatalf("no NOTIFY with %q; baresip:\n%s", text, b.out.String())
+			t.Fatalf("no NOTIFY with %q; baresip:\n%s", text, b.Out.String())
 		}
 	}
 }
@@ -211,7 +142,7 @@ func sendMessage(t *testing.T, s *server, user, to, text string) *sip.Response {
 	return res
 }
 
-func waitFor(t *testing.T, out *lockedBuffer, text string, within time.Duration) {
+func waitFor(t *testing.T, out fmt.Stringer, text string, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !strings.Contains(out.String(), text) {
@@ -220,46 +151,6 @@ func waitFor(t *testing.T, out *lockedBuffer, text string, within time.Duration)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// freeBaresipPort finds P such that UDP and TCP P and TCP P+1 (baresip's
-// TLS listener) are free on 127.0.0.1.
-func freeBaresipPort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		p := 20000 + rand.IntN(20000)
-		var closers []func() error
-		ok := true
-		for _, l := range []struct {
-			network string
-			port    int
-		}{{"tcp", p}, {"udp", p}, {"tcp", p + 1}} {
-			addr := fmt.Sprintf("127.0.0.1:%d", l.port)
-			if l.network == "udp" {
-				c, err := net.ListenPacket("udp", addr)
-				if err != nil {
-					ok = false
-					break
-				}
-				closers = append(closers, c.Close)
-			} else {
-				ln, err := net.Listen("tcp", addr)
-				if err != nil {
-					ok = false
-					break
-				}
-				closers = append(closers, ln.Close)
-			}
-		}
-		for _, c := range closers {
-			_ = c()
-		}
-		if ok {
-			return p
-		}
-	}
-	t.Fatal("no free port pair for baresip")
-	return 0
 }
 
 func writeFile(t *testing.T, path, data string) {
@@ -297,12 +188,12 @@ func TestBaresipCallsBaresipWithSRTP(t *testing.T) {
 		return party{b, rec, tone}
 	}
 	alice, bob := start("alice", 700), start("bob", 440)
-	bob.b.command(t, "/dial sip:alice@example.test")
-	waitFor(t, &bob.b.out, "Call established", 15*time.Second)
-	waitFor(t, &alice.b.out, "Call established", 5*time.Second)
+	bob.b.Command(t, "/dial sip:alice@example.test")
+	waitFor(t, bob.b.Out, "Call established", 15*time.Second)
+	waitFor(t, alice.b.Out, "Call established", 5*time.Second)
 	time.Sleep(2 * time.Second)
-	bob.b.command(t, "/hangup")
-	waitFor(t, &alice.b.out, "terminated", 10*time.Second)
+	bob.b.Command(t, "/hangup")
+	waitFor(t, alice.b.Out, "terminated", 10*time.Second)
 	for _, c := range []struct {
 		who       string
 		p         party

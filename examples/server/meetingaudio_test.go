@@ -51,9 +51,9 @@ func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 	b := startBaresipAccount(t, s, "bob", s.listeners["sip-tls"], ";mediaenc=srtp-mand;audio_codecs=PCMU",
 		"module g711.so", "module srtp.so", "module aufile.so", "module sndfile.so",
 		"audio_source aufile,"+mic, "ausrc_srate 8000", "auplay_srate 8000", "snd_path "+rec)
-	b.command(t, "/dial "+m.Focus)
+	b.Command(t, "/dial "+m.Focus)
 	// With mediaenc=srtp-mand, baresip takes no answer without SDES keys.
-	waitFor(t, &b.out, "Call established", 15*time.Second)
+	waitFor(t, b.Out, "Call established", 15*time.Second)
 
 	// The browser hears baresip.
 	deadline := time.Now().Add(10 * time.Second)
@@ -63,15 +63,15 @@ func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the WebRTC participant does not hear baresip (rms %.0f)\nbaresip:\n%s", audio.RMS(pcm), b.out.String())
+			t.Fatalf("the WebRTC participant does not hear baresip (rms %.0f)\nbaresip:\n%s", audio.RMS(pcm), b.Out.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	// baresip hears the browser: its recording of the call, once it hangs
 	// up.
 	time.Sleep(2 * time.Second)
-	b.command(t, "/hangup")
-	waitFor(t, &b.out, "terminated", 10*time.Second)
+	b.Command(t, "/hangup")
+	waitFor(t, b.Out, "terminated", 10*time.Second)
 	heard := recording(t, rec)
 	last := heard[len(heard)-audio.Rate:]
 	if audio.RMS(last) < 1000 || srtpphone.Power(last, 440) < 20*srtpphone.Power(last, 700) {
