@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // TestConfigFile: a server configured by a file alone starts where the
@@ -32,8 +34,23 @@ func TestConfigFile(t *testing.T) {
 		}
 	}
 	waitFor(t, &s.logs, `"msg":"parley started"`, 5*time.Second)
+	// Some work for the components: a sign-in, a meeting joined.
+	alice := s.sipUser(t, "alice", s.passwords["sip:alice@example.test"], "localhost")
+	m := s.schedule(t, "alice", `{}`)
+	if res, err := alice.do(alice.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:alice-dev@127.0.0.1;transport=tls>"))); err != nil || res.StatusCode != 200 {
+		t.Fatalf("alice joins: %v %v", res, err)
+	}
+	waitFor(t, &s.logs, `"msg":"participant joined"`, 5*time.Second)
 	if !strings.Contains(s.logs.String(), `"level":"DEBUG"`) {
 		t.Fatalf("no debug lines in JSON:\n%.2000s", s.logs.String())
+	}
+	// Every component logs through the configured handler: every line is
+	// one JSON object.
+	for line := range strings.Lines(s.logs.String()) {
+		var v map[string]any
+		if err := json.Unmarshal([]byte(line), &v); err != nil {
+			t.Fatalf("a log line that is not JSON: %q", line)
+		}
 	}
 
 	// The command line wins over the file.

@@ -4,9 +4,18 @@
 //
 // Usage:
 //
-//	go run ./examples/server [-data DIR] [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR]
-//	                         [-edge ADDR] [-edge-users ADDR] [-turn ADDR] [-turns ADDR] [-media ADDR] [-relay-allow-loopback]
-//	                         [-store bolt|memory|redis] [-redis URL] [-pool ADDR] [-dial-in NUMBER] [-gateway URI] [-log-json]
+//	go run ./examples/server [-listen HOST] [-config FILE] [-data DIR] [-log-format text|json] [-log-level LEVEL]
+//	                         [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR] [-edge ADDR] [-edge-users ADDR]
+//	                         [-turn ADDR] [-turns ADDR] [-media ADDR] [-relay-allow-loopback]
+//	                         [-store bolt|memory|redis] [-redis URL] [-pool ADDR] [-dial-in NUMBER] [-gateway URI]
+//
+// Every listener is on 127.0.0.1 unless -listen names another host (an
+// address given without a host takes it). A JSON config file (-config)
+// may set any of these by field name ("listen", "data", "sip_tls", "log":
+// {"format": "json"}, ...); flags given override it. Start-up refuses,
+// naming the problem: a port in use, a data directory it cannot read and
+// write or that others may write, a malformed config (the field named),
+// and a CA key or admin token others may read.
 //
 // On first run it creates the data directory with an enterprise CA, a
 // server certificate for localhost and 127.0.0.1, and a demo tenant
@@ -40,8 +49,14 @@
 // MESSAGE for a user connected to another front end is passed to it over
 // mutual TLS.
 //
-// It prints one line per listener, "listening <name> <addr>", and shuts
-// down cleanly on Ctrl-C.
+// The tenant admin manages users, licenses, federation, certificates,
+// meetings and sessions over HTTPS (/admin/v1/, with the bearer token in
+// the data directory's admin-token; examples/admin is its command line).
+// The plain HTTP listener also serves Prometheus metrics (/metrics) and a
+// health check (/healthz).
+//
+// It prints one line per listener, "listening <name> <addr>", then a
+// banner saying where to go next, and shuts down cleanly on Ctrl-C.
 package main
 
 import (
@@ -408,7 +423,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	edgeUA, err := sipgo.NewUA(sipgo.WithUserAgent("Parley Access Edge"),
-		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeCert, verifier, "localhost")))
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeCert, verifier, "localhost")),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger)))
 	if err != nil {
 		return err
 	}
