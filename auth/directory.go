@@ -191,6 +191,13 @@ func LoadDirectory(path string) (*MemoryDirectory, error) {
 	if err != nil {
 		return nil, fmt.Errorf("auth: directory: %w", err)
 	}
+	// It holds Digest HA1s, password equivalents: refused when group or
+	// others may read it, as a key file is.
+	if fi, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("auth: directory: %w", err)
+	} else if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return nil, fmt.Errorf("auth: directory %s is mode %04o: it holds password equivalents (chmod 600 %s)", path, perm, path)
+	}
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	var f directoryFile

@@ -37,6 +37,24 @@ func TestDirectoryFileRoundTrip(t *testing.T) {
 	}
 }
 
+// TestLoadDirectoryRefusesALooseFile: a directory others may read gives
+// away password equivalents.
+func TestLoadDirectoryRefusesALooseFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "d.json")
+	if err := os.WriteFile(path, []byte(`{"tenants":[]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDirectory(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Fatalf("a directory file of mode 0644: %v", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadDirectory(path); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func TestLoadDirectoryNamesTheBadEntry(t *testing.T) {
 	tests := []struct{ name, json, says string }{
 		{"misspelt field", `{"tenants":[{"domian":"x.test"}]}`, "domian"},

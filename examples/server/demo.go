@@ -16,6 +16,9 @@ import (
 // demoDomain is the tenant the server creates on first run.
 const demoDomain = "example.test"
 
+// directoryFile is the data directory's file of tenants and users.
+const directoryFile = "directory.json"
+
 // demoGateway is the demo tenant's PSTN gateway.
 const demoGateway = "sip:gateway@" + demoDomain
 
@@ -24,7 +27,7 @@ const demoGateway = "sip:gateway@" + demoDomain
 // passwords, prints them once to out and keeps them (mode 0600) in
 // demo-passwords.txt for the newcomer who missed them.
 func openDirectory(dataDir string, out io.Writer) (*auth.MemoryDirectory, error) {
-	path := filepath.Join(dataDir, "directory.json")
+	path := filepath.Join(dataDir, directoryFile)
 	dir, err := auth.LoadDirectory(path)
 	if err == nil || !errors.Is(err, os.ErrNotExist) {
 		return dir, err

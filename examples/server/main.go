@@ -471,7 +471,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory, dirPath: filepath.Join(cfg.Data, "directory.json"),
+	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory, dirPath: filepath.Join(cfg.Data, directoryFile),
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger}
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,

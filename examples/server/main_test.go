@@ -397,6 +397,13 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 	if err := os.Chmod(filepath.Join(looseTokenDir, adminTokenFile), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	looseDirectoryDir := t.TempDir()
+	if s := startServer(t, looseDirectoryDir); s.shutdown() != nil {
+		t.Fatal("first run failed")
+	}
+	if err := os.Chmod(filepath.Join(looseDirectoryDir, directoryFile), 0o640); err != nil {
+		t.Fatal(err)
+	}
 	config := func(body string) string {
 		path := filepath.Join(t.TempDir(), "parley.json")
 		if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
@@ -413,6 +420,7 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 		{"data directory unreadable", allOnPortZero(unreadable), []string{"-data " + unreadable, "mode 0000", "chmod 700"}},
 		{"data directory writable by others", allOnPortZero(sharedDir), []string{"-data " + sharedDir, "mode 0777", "others may write"}},
 		{"admin token readable by others", allOnPortZero(looseTokenDir), []string{adminTokenFile, "chmod 600"}},
+		{"directory readable by others", allOnPortZero(looseDirectoryDir), []string{directoryFile, "mode 0640", "chmod 600"}},
 		{"config: unknown field", []string{"-config", config(`{"listen":"127.0.0.1","sip_tsl":":5061"}`)}, []string{"parley.json", `unknown field "sip_tsl"`}},
 		{"config: wrong type", []string{"-config", config(`{"log":{"level":3}}`)}, []string{"parley.json", `field "log.level"`, "want a string"}},
 		{"config: syntax error", []string{"-config", config("{\n  \"store\": \"bolt\",\n}")}, []string{"parley.json", "line 3"}},
