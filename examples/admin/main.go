@@ -95,7 +95,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil || len(certs) == 0 {
 		return fmt.Errorf("-ca %s: no certificate: %v", *caFile, err)
 	}
-	verifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: poolOf(certs)})
+	// The server's certificate is checked as every client checks it,
+	// revocation included.
+	crls, err := pki.NewCRLCache(pki.CRLCacheConfig{})
+	if err != nil {
+		return err
+	}
+	defer crls.Close()
+	verifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: poolOf(certs), CRLs: crls})
 	if err != nil {
 		return err
 	}
