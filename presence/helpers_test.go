@@ -127,10 +127,9 @@ func newEnv(t testing.TB, opts ...func(*RouterConfig)) *env {
 		t.Fatal(err)
 	}
 	authn.OnConnectionClose(func(transport, remote string) {
-		for _, aor := range reg.FlowClosed(transport, remote) {
-			ps.Changed(aor)
-		}
+		ps.FlowClosed(transport, remote, reg.FlowClosed(transport, remote))
 	})
+	reg.OnChange(ps.Changed)
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnMessage(router.HandleMessage)
 	srv.OnInvite(router.HandleInvite)

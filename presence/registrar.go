@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -61,9 +62,15 @@ type RegistrarConfig struct {
 // time, so the device limit and the CSeq order hold however they race.
 // (A store shared by several servers must enforce them itself.)
 type Registrar struct {
-	cfg   RegistrarConfig
-	locks [64]sync.Mutex // by hash of the AOR
+	cfg      RegistrarConfig
+	locks    [64]sync.Mutex // by hash of the AOR
+	onChange atomic.Pointer[func(aor string)]
 }
+
+// OnChange sets f to be called after a REGISTER signs a device in or out
+// (a binding added or removed; not a refresh), with the user's AOR: wire
+// it to PresenceServer.Changed so watchers see a user sign in at once.
+func (r *Registrar) OnChange(f func(aor string)) { r.onChange.Store(&f) }
 
 func (r *Registrar) lock(aor string) *sync.Mutex {
 	h := fnv.New32a()
@@ -238,6 +245,9 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 			level = slog.LevelInfo
 		}
 		r.cfg.Logger.Log(ctx, level, "registered", "user", aor, "bindings", len(current), "peer", req.Source())
+		if f := r.onChange.Load(); f != nil && level == slog.LevelInfo {
+			(*f)(aor)
+		}
 	}
 	return r.okResponse(req, current, now)
 }

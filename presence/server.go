@@ -539,6 +539,30 @@ func (s *PresenceServer) Changed(aor string) {
 	}
 }
 
+// FlowClosed forgets what devices published over a connection that has
+// closed (a device that crashed or lost its network publishes nothing
+// more, and its "busy" must not outlive it) for each of aors, the users
+// the registrar's FlowClosed says signed out, and sends their watchers a
+// fresh view. Wire it to auth.Authenticator.OnConnectionClose after the
+// registrar:
+//
+//	presenceSrv.FlowClosed(transport, remote, registrar.FlowClosed(transport, remote))
+func (s *PresenceServer) FlowClosed(transport, source string, aors []string) {
+	flow := (&Flow{Transport: strings.ToUpper(transport), Source: source}).String()
+	for _, aor := range aors {
+		aor = canonicalAOR(aor)
+		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
+		err := s.cfg.Publications.Update(ctx, aor, func(pubs []Publication) ([]Publication, error) {
+			return slices.DeleteFunc(slices.Clone(pubs), func(p Publication) bool { return p.Flow == flow }), nil
+		})
+		cancel()
+		if err != nil {
+			s.cfg.Logger.Error("publication store: a closed connection's publications not removed", "user", aor, "err", err)
+		}
+		s.Changed(aor)
+	}
+}
+
 // changedHere sends this server's watchers of aor a fresh view; of every
 // presentity if aor is "".
 func (s *PresenceServer) changedHere(aor string) {

@@ -544,3 +544,36 @@ func TestDeviceHangingUpSignsOut(t *testing.T) {
 		t.Fatalf("%d bindings left after alice's connection closed", len(bs))
 	}
 }
+
+// TestCrashedDeviceDoesNotStayBusy: a device that published busy and then
+// lost its connection (no unPUBLISH, no REGISTER Expires: 0) shows its
+// user's other devices' state at once, not busy until the publication
+// expires.
+func TestCrashedDeviceDoesNotStayBusy(t *testing.T) {
+	e := newEnv(t)
+	laptop, phone, bob := e.phone("alice"), e.phone("alice"), e.phone("bob")
+	laptop.register(600)
+	phone.register(600)
+	laptop.publishState(Busy, "in a call")
+	phone.publishState(Away, "")
+	_, w := bob.subscribe("sip:alice@example.test", "600")
+	w.until(t, func(p *Presence) bool { return p.Availability == Busy })
+	laptop.hangUp()
+	w.until(t, func(p *Presence) bool { return p.Availability == Away && p.Note == "" })
+	phone.hangUp()
+	w.until(t, func(p *Presence) bool { return p.Availability == Offline })
+}
+
+// TestSigningInShowsAvailable: a watcher sees a user who signs in (a
+// REGISTER, no publication yet) as available at once, and offline when
+// the device unregisters.
+func TestSigningInShowsAvailable(t *testing.T) {
+	e := newEnv(t)
+	alice, bob := e.phone("alice"), e.phone("bob")
+	_, w := bob.subscribe(alice.aor(), "600")
+	w.until(t, func(p *Presence) bool { return p.Availability == Offline })
+	alice.register(600)
+	w.until(t, func(p *Presence) bool { return p.Availability == Available })
+	alice.register(0)
+	w.until(t, func(p *Presence) bool { return p.Availability == Offline })
+}

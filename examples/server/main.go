@@ -344,12 +344,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer focus.Close()
-	// A device whose connection closes is signed out at once, and leaves
-	// its meetings.
+	// Watchers see a user sign in and out at once. A device whose
+	// connection closes is signed out (what it published goes with it),
+	// and leaves its meetings.
+	registrar.OnChange(presenceSrv.Changed)
 	authn.OnConnectionClose(func(transport, remote string) {
-		for _, aor := range registrar.FlowClosed(transport, remote) {
-			presenceSrv.Changed(aor)
-		}
+		presenceSrv.FlowClosed(transport, remote, registrar.FlowClosed(transport, remote))
 		focus.FlowClosed(transport, remote)
 	})
 	sipSrv.OnOptions(stats.sip(authn.Require(answerOptions)))
