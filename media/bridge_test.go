@@ -299,14 +299,14 @@ func TestMuteAllHoldsTheAudience(t *testing.T) {
 	}
 	time.Sleep(100 * time.Millisecond) // packets already on their way
 	g := growth()
-	if g[key(bob, KindAudio)] != 0 || g[key(bob, KindVideo)] < 10 || g[key(org, KindAudio)] < 10 {
+	// The other tracks flow meanwhile (a few packets: a loaded machine
+	// under -race sends fewer than the nominal 20).
+	if g[key(bob, KindAudio)] != 0 || g[key(bob, KindVideo)] < 3 || g[key(org, KindAudio)] < 3 {
 		t.Fatalf("audience muted: carol received %v in 400 ms; want none of bob's audio, his video and alice's audio", g)
 	}
 	if err := e.focus.MuteAll(e.meeting.ID, org.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(100 * time.Millisecond)
-	if g := growth(); g[key(bob, KindAudio)] < 10 {
-		t.Fatalf("audience unmuted: carol received %v in 400 ms", g)
-	}
+	unmuted := carol.stats(key(bob, KindAudio)).packets
+	eventually(t, 5*time.Second, "carol hears bob again", func() bool { return carol.stats(key(bob, KindAudio)).packets >= unmuted+10 })
 }

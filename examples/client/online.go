@@ -80,15 +80,17 @@ type online struct {
 	w   *watcher
 }
 
-// signIn registers this device, publishes its presence, and says so.
+// signIn publishes this device's presence, registers it, and says so.
+// Publishing first, watchers see the published state at once, not a
+// moment of "available" (a registered user with nothing published).
 func (o *online) signIn(ctx context.Context) error {
-	if _, err := o.a.register(ctx, o.reg, refreshExpires); err != nil {
-		return fmt.Errorf("sign in as %s: %w", o.id.aor, err)
-	}
 	o.pub.etag = ""
 	if _, err := o.a.publish(ctx, o.pub, refreshExpires, false); err != nil {
-		_, _ = o.a.register(context.WithoutCancel(ctx), o.reg, 0)
-		return fmt.Errorf("publish presence: %w", err)
+		return fmt.Errorf("sign in as %s: publish presence: %w", o.id.aor, err)
+	}
+	if _, err := o.a.register(ctx, o.reg, refreshExpires); err != nil {
+		_, _ = o.a.publish(context.WithoutCancel(ctx), o.pub, 0, true)
+		return fmt.Errorf("sign in as %s: %w", o.id.aor, err)
 	}
 	o.e.out.line("signed-in", o.id.aor)
 	return nil
