@@ -404,3 +404,17 @@ func mustCRL(t *testing.T, ca *CA) *x509.RevocationList {
 	}
 	return l
 }
+
+func TestParseRevocationReason(t *testing.T) {
+	for r := range reasonNames {
+		got, err := ParseRevocationReason(r.String())
+		if err != nil || got != r {
+			t.Fatalf("ParseRevocationReason(%q) = %v, %v", r.String(), got, err)
+		}
+	}
+	for _, bad := range []string{"", "KeyCompromise", "reason(7)", "keyStolen"} {
+		if _, err := ParseRevocationReason(bad); !errors.Is(err, ErrInvalidReason) {
+			t.Fatalf("ParseRevocationReason(%q): %v", bad, err)
+		}
+	}
+}

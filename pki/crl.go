@@ -55,6 +55,18 @@ func (r RevocationReason) String() string {
 	return "reason(" + strconv.Itoa(int(r)) + ")"
 }
 
+// ParseRevocationReason returns the reason RFC 5280 names name
+// ("keyCompromise", "superseded", ...), or an error wrapping
+// ErrInvalidReason.
+func ParseRevocationReason(name string) (RevocationReason, error) {
+	for r, n := range reasonNames {
+		if n == name {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("%w: %q", ErrInvalidReason, name)
+}
+
 // Errors from [CA.Revoke].
 var (
 	ErrAlreadyRevoked = errors.New("pki: certificate already revoked")

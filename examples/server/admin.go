@@ -163,9 +163,8 @@ func (a *adminAPI) listUsers(w http.ResponseWriter, _ *http.Request) {
 // user finds the {uri} path value's user, answering 400 or 404 if it
 // cannot.
 func (a *adminAPI) user(w http.ResponseWriter, r *http.Request) (*auth.User, bool) {
-	aor, err := auth.CanonicalAOR(r.PathValue("uri"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+	aor, ok := aorField(w, "uri", r.PathValue("uri"))
+	if !ok {
 		return nil, false
 	}
 	u, err := a.directory.User(r.Context(), aor)
@@ -199,9 +198,8 @@ func (a *adminAPI) createUser(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	aor, err := auth.CanonicalAOR(in.URI)
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+	aor, ok := aorField(w, "uri", in.URI)
+	if !ok {
 		return
 	}
 	u := auth.User{URI: aor, DisplayName: in.DisplayName, Enabled: in.Enabled, MeetingLicense: in.MeetingLicense,
@@ -334,9 +332,8 @@ func (a *adminAPI) issueCertificate(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &in) {
 		return
 	}
-	aor, err := auth.CanonicalAOR(in.URI)
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+	aor, ok := aorField(w, "uri", in.URI)
+	if !ok {
 		return
 	}
 	if _, err := a.directory.User(r.Context(), aor); err != nil {
@@ -402,13 +399,8 @@ func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	reason := pki.ReasonUnspecified
 	if in.Reason != "" {
-		found := false
-		for c := pki.ReasonUnspecified; c <= pki.ReasonAACompromise; c++ {
-			if c != 7 && c.String() == in.Reason {
-				reason, found = c, true
-			}
-		}
-		if !found {
+		var err error
+		if reason, err = pki.ParseRevocationReason(in.Reason); err != nil {
 			jsonError(w, http.StatusBadRequest, "reason: want an RFC 5280 reason name, such as keyCompromise or superseded")
 			return
 		}
@@ -435,9 +427,8 @@ func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *adminAPI) listMeetings(w http.ResponseWriter, r *http.Request) {
-	organizer, err := auth.CanonicalAOR(r.URL.Query().Get("organizer"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "organizer: want the organizer's SIP URI ("+err.Error()+")")
+	organizer, ok := aorField(w, "organizer", r.URL.Query().Get("organizer"))
+	if !ok {
 		return
 	}
 	list, err := a.meetings.ByOrganizer(r.Context(), organizer)
@@ -518,9 +509,8 @@ func (a *adminAPI) sessions(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (a *adminAPI) signOut(w http.ResponseWriter, r *http.Request) {
-	aor, err := auth.CanonicalAOR(r.PathValue("uri"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "uri: "+err.Error())
+	aor, ok := aorField(w, "uri", r.PathValue("uri"))
+	if !ok {
 		return
 	}
 	n := a.authn.SignOut(aor)

@@ -180,6 +180,7 @@ func TestAdminAPI(t *testing.T) {
 	if res, err := aliceSIP.do(aliceSIP.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:alice-dev@127.0.0.1;transport=tls>"))); err != nil || res.StatusCode != 200 {
 		t.Fatalf("alice joins: %v %v", res, err)
 	}
+	a.must("GET", "/meetings?organizer=not%20a%20uri", "", http.StatusBadRequest, nil)
 	var list []meetingResponse
 	a.must("GET", "/meetings?organizer=sip:alice@example.test", "", 200, &list)
 	if len(list) != 1 || list[0].ID != m.ID || list[0].Subject != "Ops review" {
@@ -216,6 +217,7 @@ func TestAdminAPI(t *testing.T) {
 		PrivateKey  string `json:"private_key"`
 	}
 	a.must("POST", "/certificates", `{"uri":"sip:nobody@example.test"}`, http.StatusNotFound, nil)
+	a.must("POST", "/certificates", `{"uri":"`+demoGateway+`","days":1000}`, http.StatusBadRequest, nil)
 	a.must("POST", "/certificates", `{"uri":"`+demoGateway+`","days":30}`, http.StatusCreated, &issued)
 	gwCert, err := tls.X509KeyPair([]byte(issued.Certificate), []byte(issued.PrivateKey))
 	if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +26,7 @@ func TestBaresipSignsInAndReceivesMessage(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("MESSAGE to baresip answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.Out.String())
 	}
-	waitFor(t, b.Out, "hello from parley", 5*time.Second)
+	b.Out.WaitFor(t, "hello from parley", 5*time.Second)
 }
 
 // TestBaresipSignsInThroughTheAccessEdge: alice in baresip, outside the
@@ -41,7 +40,7 @@ func TestBaresipSignsInThroughTheAccessEdge(t *testing.T) {
 	if res.StatusCode != 200 {
 		t.Fatalf("MESSAGE to baresip behind the edge answered %d %s\nbaresip:\n%s", res.StatusCode, res.Reason, b.Out.String())
 	}
-	waitFor(t, b.Out, "hello through the edge", 5*time.Second)
+	b.Out.WaitFor(t, "hello through the edge", 5*time.Second)
 }
 
 // TestWatcherSeesBaresipPresence: bob (a sipgo client) watches alice, who
@@ -54,7 +53,7 @@ func TestWatcherSeesBaresipPresence(t *testing.T) {
 	// change made while that PUBLISH is in flight (1 run in 3 under -race
 	// lost the change: the server never got a second PUBLISH), so wait
 	// until the server has it.
-	waitFor(t, &s.logs, "msg=published user=sip:alice@example.test", 10*time.Second)
+	s.logs.WaitFor(t, "msg=published user=sip:alice@example.test", 10*time.Second)
 	w := watchPresence(t, s, "bob", "sip:alice@example.test")
 	w.until(t, "<basic>open</basic>", b)
 	b.Command(t, "/presence_offline")
@@ -142,17 +141,6 @@ func sendMessage(t *testing.T, s *server, user, to, text string) *sip.Response {
 	return res
 }
 
-func waitFor(t *testing.T, out fmt.Stringer, text string, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !strings.Contains(out.String(), text) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q within %v; output:\n%s", text, within, out.String())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 func writeFile(t *testing.T, path, data string) {
 	t.Helper()
 	if err := os.WriteFile(path, []byte(data), 0o600); err != nil {
@@ -189,11 +177,11 @@ func TestBaresipCallsBaresipWithSRTP(t *testing.T) {
 	}
 	alice, bob := start("alice", 700), start("bob", 440)
 	bob.b.Command(t, "/dial sip:alice@example.test")
-	waitFor(t, bob.b.Out, "Call established", 15*time.Second)
-	waitFor(t, alice.b.Out, "Call established", 5*time.Second)
+	bob.b.Out.WaitFor(t, "Call established", 15*time.Second)
+	alice.b.Out.WaitFor(t, "Call established", 5*time.Second)
 	time.Sleep(2 * time.Second)
 	bob.b.Command(t, "/hangup")
-	waitFor(t, alice.b.Out, "terminated", 10*time.Second)
+	alice.b.Out.WaitFor(t, "terminated", 10*time.Second)
 	for _, c := range []struct {
 		who       string
 		p         party

@@ -33,14 +33,14 @@ func TestConfigFile(t *testing.T) {
 			t.Fatalf("listener %s on %s", name, addr)
 		}
 	}
-	waitFor(t, &s.logs, `"msg":"parley started"`, 5*time.Second)
+	s.logs.WaitFor(t, `"msg":"parley started"`, 5*time.Second)
 	// Some work for the components: a sign-in, a meeting joined.
 	alice := s.sipUser(t, "alice", s.passwords["sip:alice@example.test"], "localhost")
 	m := s.schedule(t, "alice", `{}`)
 	if res, err := alice.do(alice.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:alice-dev@127.0.0.1;transport=tls>"))); err != nil || res.StatusCode != 200 {
 		t.Fatalf("alice joins: %v %v", res, err)
 	}
-	waitFor(t, &s.logs, `"msg":"participant joined"`, 5*time.Second)
+	s.logs.WaitFor(t, `"msg":"participant joined"`, 5*time.Second)
 	if !strings.Contains(s.logs.String(), `"level":"DEBUG"`) {
 		t.Fatalf("no debug lines in JSON:\n%.2000s", s.logs.String())
 	}

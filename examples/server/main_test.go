@@ -12,7 +12,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 	"go.uber.org/goleak"
 
+	"github.com/parleyuc/parley/internal/baresiptest"
 	"github.com/parleyuc/parley/pki"
 )
 
@@ -524,23 +524,9 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// lockedBuffer collects a subprocess's output while the test reads it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer collects a process's output (the server's logs) while a
+// test reads it, and waits for text in it.
+type lockedBuffer = baresiptest.Output
 
 // allOnPortZero is the flags of a server on data with every listener on a
 // port the kernel picks.

@@ -53,7 +53,7 @@ func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 		"audio_source aufile,"+mic, "ausrc_srate 8000", "auplay_srate 8000", "snd_path "+rec)
 	b.Command(t, "/dial "+m.Focus)
 	// With mediaenc=srtp-mand, baresip takes no answer without SDES keys.
-	waitFor(t, b.Out, "Call established", 15*time.Second)
+	b.Out.WaitFor(t, "Call established", 15*time.Second)
 
 	// The browser hears baresip.
 	deadline := time.Now().Add(10 * time.Second)
@@ -71,7 +71,7 @@ func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 	// up.
 	time.Sleep(2 * time.Second)
 	b.Command(t, "/hangup")
-	waitFor(t, b.Out, "terminated", 10*time.Second)
+	b.Out.WaitFor(t, "terminated", 10*time.Second)
 	heard := recording(t, rec)
 	last := heard[len(heard)-audio.Rate:]
 	if audio.RMS(last) < 1000 || srtpphone.Power(last, 440) < 20*srtpphone.Power(last, 700) {

@@ -64,6 +64,17 @@ func jsonError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
+// aorField parses s, the request's field, as an address of record,
+// answering 400 naming the field if it is not one.
+func aorField(w http.ResponseWriter, field, s string) (string, bool) {
+	aor, err := auth.CanonicalAOR(s)
+	if err != nil {
+		jsonError(w, http.StatusBadRequest, field+": "+err.Error())
+		return "", false
+	}
+	return aor, true
+}
+
 // schedule is POST /api/meetings: the signed-in user organizes a meeting.
 func (a *meetingAPI) schedule(w http.ResponseWriter, r *http.Request) {
 	id, _ := auth.IdentityFromContext(r.Context())

@@ -41,42 +41,82 @@ func (m *metrics) sip(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Req
 	}
 }
 
-// gauge and counter register a value read at scrape time.
-func (m *metrics) gauge(name, help string, f func() float64) {
-	m.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
-}
-
-func (m *metrics) counter(name, help string, labels prometheus.Labels, f func() float64) {
-	m.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help, ConstLabels: labels}, f))
-}
-
-// watch exports the components' metrics.
+// watch exports the components' metrics, each component read once a
+// scrape.
 func (m *metrics) watch(authn *auth.Authenticator, focus *conference.Focus, bridge *media.Bridge, relay *edge.EdgeRelay) {
-	m.gauge("parley_auth_sessions", "Open connections with a security association (signed-in devices).",
-		func() float64 { return float64(authn.Metrics().Sessions) })
-	for outcome, f := range map[string]func(auth.AuthMetrics) uint64{
-		"accepted": func(a auth.AuthMetrics) uint64 { return a.Accepted }, "challenged": func(a auth.AuthMetrics) uint64 { return a.Challenged },
-		"refused": func(a auth.AuthMetrics) uint64 { return a.Refused }, "throttled": func(a auth.AuthMetrics) uint64 { return a.Throttled },
-	} {
-		m.counter("parley_auth_decisions_total", "Authentication decisions on SIP and HTTPS requests, by outcome.",
-			prometheus.Labels{"outcome": outcome}, func() float64 { return float64(f(authn.Metrics())) })
+	m.reg.MustRegister(componentCollector{read: func() snapshot {
+		return snapshot{authn.Metrics(), focus.Metrics(), bridge.Metrics(), relay.Metrics()}
+	}})
+}
+
+// snapshot is the components' metrics at one scrape.
+type snapshot struct {
+	auth   auth.AuthMetrics
+	focus  conference.FocusMetrics
+	bridge media.BridgeMetrics
+	relay  edge.RelayMetrics
+}
+
+// reading is one metric of a snapshot.
+type reading struct {
+	desc   *prometheus.Desc
+	kind   prometheus.ValueType
+	labels []string // values of desc's variable labels
+	value  func(*snapshot) float64
+}
+
+func gaugeOf(d *prometheus.Desc, v func(*snapshot) float64, labels ...string) reading {
+	return reading{d, prometheus.GaugeValue, labels, v}
+}
+
+func counterOf(d *prometheus.Desc, v func(*snapshot) float64, labels ...string) reading {
+	return reading{d, prometheus.CounterValue, labels, v}
+}
+
+func desc(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
+
+var (
+	authDecisions = prometheus.NewDesc("parley_auth_decisions_total", "Authentication decisions on SIP and HTTPS requests, by outcome.", []string{"outcome"}, nil)
+	relayBytes    = prometheus.NewDesc("parley_relay_bytes_total", "Bytes relayed.", []string{"direction"}, nil)
+
+	// readings are what a scrape reports of the components.
+	readings = []reading{
+		gaugeOf(desc("parley_auth_sessions", "Open connections with a security association (signed-in devices)."),
+			func(s *snapshot) float64 { return float64(s.auth.Sessions) }),
+		counterOf(authDecisions, func(s *snapshot) float64 { return float64(s.auth.Accepted) }, "accepted"),
+		counterOf(authDecisions, func(s *snapshot) float64 { return float64(s.auth.Challenged) }, "challenged"),
+		counterOf(authDecisions, func(s *snapshot) float64 { return float64(s.auth.Refused) }, "refused"),
+		counterOf(authDecisions, func(s *snapshot) float64 { return float64(s.auth.Throttled) }, "throttled"),
+		gaugeOf(desc("parley_meetings_active", "Meetings someone is in or waits for."), func(s *snapshot) float64 { return float64(s.focus.Meetings) }),
+		gaugeOf(desc("parley_meeting_participants", "Participants joined to meetings."), func(s *snapshot) float64 { return float64(s.focus.Participants) }),
+		gaugeOf(desc("parley_meeting_lobby", "Participants waiting in meetings' lobbies."), func(s *snapshot) float64 { return float64(s.focus.Lobby) }),
+		gaugeOf(desc("parley_media_rooms", "Meetings with media on the bridge."), func(s *snapshot) float64 { return float64(s.bridge.Rooms) }),
+		gaugeOf(desc("parley_media_webrtc_sessions", "WebRTC participants on the bridge."), func(s *snapshot) float64 { return float64(s.bridge.Sessions) }),
+		gaugeOf(desc("parley_media_calls", "SIP participants' calls on the bridge."), func(s *snapshot) float64 { return float64(s.bridge.Calls) }),
+		gaugeOf(desc("parley_relay_allocations", "Active TURN allocations."), func(s *snapshot) float64 { return float64(s.relay.Allocations) }),
+		counterOf(desc("parley_relay_allocations_total", "TURN allocations made."), func(s *snapshot) float64 { return float64(s.relay.AllocationsTotal) }),
+		counterOf(desc("parley_relay_auth_failures_total", "TURN requests with bad, expired or unknown credentials."),
+			func(s *snapshot) float64 { return float64(s.relay.AuthFailures) }),
+		counterOf(desc("parley_relay_peers_refused_total", "TURN permissions refused by the peer filter."),
+			func(s *snapshot) float64 { return float64(s.relay.PeersRefused) }),
+		counterOf(relayBytes, func(s *snapshot) float64 { return float64(s.relay.BytesToPeers) }, "to_peers"),
+		counterOf(relayBytes, func(s *snapshot) float64 { return float64(s.relay.BytesFromPeers) }, "from_peers"),
 	}
-	m.gauge("parley_meetings_active", "Meetings someone is in or waits for.", func() float64 { return float64(focus.Metrics().Meetings) })
-	m.gauge("parley_meeting_participants", "Participants joined to meetings.", func() float64 { return float64(focus.Metrics().Participants) })
-	m.gauge("parley_meeting_lobby", "Participants waiting in meetings' lobbies.", func() float64 { return float64(focus.Metrics().Lobby) })
-	m.gauge("parley_media_rooms", "Meetings with media on the bridge.", func() float64 { return float64(bridge.Metrics().Rooms) })
-	m.gauge("parley_media_webrtc_sessions", "WebRTC participants on the bridge.", func() float64 { return float64(bridge.Metrics().Sessions) })
-	m.gauge("parley_media_calls", "SIP participants' calls on the bridge.", func() float64 { return float64(bridge.Metrics().Calls) })
-	m.gauge("parley_relay_allocations", "Active TURN allocations.", func() float64 { return float64(relay.Metrics().Allocations) })
-	m.counter("parley_relay_allocations_total", "TURN allocations made.", nil, func() float64 { return float64(relay.Metrics().AllocationsTotal) })
-	m.counter("parley_relay_auth_failures_total", "TURN requests with bad, expired or unknown credentials.", nil,
-		func() float64 { return float64(relay.Metrics().AuthFailures) })
-	m.counter("parley_relay_peers_refused_total", "TURN permissions refused by the peer filter.", nil,
-		func() float64 { return float64(relay.Metrics().PeersRefused) })
-	m.counter("parley_relay_bytes_total", "Bytes relayed.", prometheus.Labels{"direction": "to_peers"},
-		func() float64 { return float64(relay.Metrics().BytesToPeers) })
-	m.counter("parley_relay_bytes_total", "Bytes relayed.", prometheus.Labels{"direction": "from_peers"},
-		func() float64 { return float64(relay.Metrics().BytesFromPeers) })
+)
+
+// componentCollector is a prometheus.Collector reporting the readings of
+// one snapshot a scrape.
+type componentCollector struct{ read func() snapshot }
+
+// Describe implements prometheus.Collector.
+func (c componentCollector) Describe(ch chan<- *prometheus.Desc) { prometheus.DescribeByCollect(c, ch) }
+
+// Collect implements prometheus.Collector.
+func (c componentCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.read()
+	for _, r := range readings {
+		ch <- prometheus.MustNewConstMetric(r.desc, r.kind, r.value(&s), r.labels...)
+	}
 }
 
 // handler serves the Prometheus text format.

@@ -3,10 +3,13 @@ package main
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/emiago/sipgo/sip"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -119,5 +122,37 @@ func TestMetricsAndHealth(t *testing.T) {
 	}
 	if after["go_goroutines"] == nil || after["process_open_fds"] == nil {
 		t.Error("no Go runtime or process metrics")
+	}
+}
+
+// BenchmarkMetricsScrape is one Prometheus scrape of /metrics, encoded
+// as text: "components" is the components' readings alone (from a fixed
+// snapshot: reading the components costs them, not the exporter); "all"
+// adds SIP counters for the methods a server sees and client_golang's Go
+// and process collectors, as the server registers them.
+func BenchmarkMetricsScrape(b *testing.B) {
+	components := prometheus.NewRegistry()
+	components.MustRegister(componentCollector{read: func() snapshot { return snapshot{} }})
+	all := newMetrics()
+	all.reg.MustRegister(componentCollector{read: func() snapshot { return snapshot{} }})
+	for _, method := range []string{"REGISTER", "MESSAGE", "INVITE", "ACK", "BYE", "SUBSCRIBE", "NOTIFY", "PUBLISH", "OPTIONS", "INFO"} {
+		all.sipRequests.WithLabelValues(method).Inc()
+	}
+	for _, bc := range []struct {
+		name string
+		h    http.Handler
+	}{{"components", promhttp.HandlerFor(components, promhttp.HandlerOpts{})}, {"all", all.handler()}} {
+		b.Run(bc.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", "/metrics", nil)
+			var size int
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				bc.h.ServeHTTP(w, req)
+				size = w.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes/scrape")
+			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "scrapes/s")
+		})
 	}
 }

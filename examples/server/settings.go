@@ -85,9 +85,7 @@ func ownerAndContact(w http.ResponseWriter, r *http.Request) (me, contact string
 	if me, ok = owner(w, r); !ok {
 		return "", "", false
 	}
-	contact, err := auth.CanonicalAOR(r.PathValue("uri"))
-	if err != nil {
-		jsonError(w, http.StatusBadRequest, "contact: "+err.Error())
+	if contact, ok = aorField(w, "contact", r.PathValue("uri")); !ok {
 		return "", "", false
 	}
 	return me, contact, true

@@ -45,6 +45,7 @@ type Output struct {
 	b  strings.Builder
 }
 
+// Write implements io.Writer.
 func (o *Output) Write(p []byte) (int, error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
