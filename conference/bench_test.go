@@ -46,7 +46,7 @@ func BenchmarkLobbyJoinAdmit(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := e.focus.Admit(m.ID, org.ID, p.ID); err != nil {
+		if err := e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, p.ID); err != nil {
 			b.Fatal(err)
 		}
 		_ = e.focus.Leave(m.ID, p.ID)
@@ -74,7 +74,7 @@ func BenchmarkRosterFanout(b *testing.B) {
 			for i := range n {
 				p := e.join(m, anonymous(m.ID, fmt.Sprintf("guest %d", i)))
 				if i%2 == 0 {
-					_ = e.focus.Promote(m.ID, org.ID, p.ID)
+					_ = e.focus.Promote(context.Background(), m.ID, org.ID, p.ID)
 				} else {
 					target = p
 				}
@@ -99,9 +99,9 @@ func BenchmarkRosterFanout(b *testing.B) {
 				wg.Add(n)
 				var err error
 				if i%2 == 0 {
-					err = e.focus.Promote(m.ID, org.ID, target.ID)
+					err = e.focus.Promote(context.Background(), m.ID, org.ID, target.ID)
 				} else {
-					err = e.focus.Demote(m.ID, org.ID, target.ID)
+					err = e.focus.Demote(context.Background(), m.ID, org.ID, target.ID)
 				}
 				if err != nil {
 					b.Fatal(err)

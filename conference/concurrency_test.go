@@ -23,10 +23,10 @@ func TestConcurrentJoinsWhileLeadersDecide(t *testing.T) {
 	var leaders = []string{org.ID}
 	for _, u := range []string{"bob", "carol"} {
 		p := e.join(m, internal(u))
-		if err := e.focus.Admit(m.ID, org.ID, p.ID); err != nil {
+		if err := e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, p.ID); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.focus.Promote(m.ID, org.ID, p.ID); err != nil {
+		if err := e.focus.Promote(context.Background(), m.ID, org.ID, p.ID); err != nil {
 			t.Fatal(err)
 		}
 		leaders = append(leaders, p.ID)
@@ -60,7 +60,7 @@ func TestConcurrentJoinsWhileLeadersDecide(t *testing.T) {
 				return
 			}
 			waiting <- p
-			outcomes <- e.focus.Wait(ctx, p)
+			outcomes <- e.focus.Lobby().Wait(ctx, p)
 		})
 	}
 	var admits, rejects atomic.Int64
@@ -79,10 +79,10 @@ func TestConcurrentJoinsWhileLeadersDecide(t *testing.T) {
 			for p := range decide {
 				var err error
 				if rand.IntN(2) == 0 {
-					if err = e.focus.Admit(m.ID, leader, p.ID); err == nil {
+					if err = e.focus.Lobby().Admit(context.Background(), m.ID, leader, p.ID); err == nil {
 						admits.Add(1)
 					}
-				} else if err = e.focus.Reject(m.ID, leader, p.ID); err == nil {
+				} else if err = e.focus.Lobby().Reject(context.Background(), m.ID, leader, p.ID); err == nil {
 					rejects.Add(1)
 				}
 				if err != nil && !errors.Is(err, ErrWrongState) && !errors.Is(err, ErrNoParticipant) {

@@ -108,7 +108,7 @@ func TestSubscribersSeeWhatTheirRoleAllows(t *testing.T) {
 		t.Fatalf("lobby view %q", got)
 	}
 	// Attendees do not see the lobby.
-	if err := e.focus.Admit(m.ID, org.ID, guest.ID); err != nil {
+	if err := e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, guest.ID); err != nil {
 		t.Fatal(err)
 	}
 	ci = attendee.until(t, func(ci *ConferenceInfo) bool { return strings.Contains(roster(ci), "Guest") })
@@ -157,10 +157,10 @@ func TestConferenceInfoValidatesAgainstRFC4575Schema(t *testing.T) {
 	m := e.schedule(MeetingOptions{Subject: "Q&A <review> \"1\"", Access: AccessCompany})
 	org := e.join(m, internal("alice"))
 	att := e.join(m, federated("pat"))
-	_ = e.focus.Admit(m.ID, org.ID, att.ID)
+	_ = e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, att.ID)
 	lobby := e.join(m, anonymous(m.ID, "Ann & <Co>"))
 	e.join(m, internal("alice")) // a second device
-	_ = e.focus.Lock(m.ID, org.ID, true)
+	_ = e.focus.Lock(context.Background(), m.ID, org.ID, true)
 
 	dir := t.TempDir()
 	var files []string
@@ -260,21 +260,21 @@ func TestPartialNotificationsAddUpToTheFullState(t *testing.T) {
 			f := e.focus
 			switch op {
 			case 2:
-				_ = f.Admit(m.ID, org.ID, p.ID)
+				_ = f.Lobby().Admit(context.Background(), m.ID, org.ID, p.ID)
 			case 3:
-				_ = f.Reject(m.ID, org.ID, p.ID)
+				_ = f.Lobby().Reject(context.Background(), m.ID, org.ID, p.ID)
 			case 4:
-				_ = f.Promote(m.ID, org.ID, p.ID)
+				_ = f.Promote(context.Background(), m.ID, org.ID, p.ID)
 			case 5:
-				_ = f.Demote(m.ID, org.ID, p.ID)
+				_ = f.Demote(context.Background(), m.ID, org.ID, p.ID)
 			case 6:
 				if rng.IntN(2) == 0 {
-					_ = f.Eject(m.ID, org.ID, p.ID)
+					_ = f.Eject(context.Background(), m.ID, org.ID, p.ID)
 				} else {
 					_ = f.Leave(m.ID, p.ID)
 				}
 			case 7:
-				_ = f.Lock(m.ID, org.ID, rng.IntN(2) == 0)
+				_ = f.Lock(context.Background(), m.ID, org.ID, rng.IntN(2) == 0)
 			}
 		}
 	}
@@ -335,7 +335,7 @@ func TestAttendeesLearnNothingOfTheLobby(t *testing.T) {
 	s := e.subscribe(m, att)
 	s.next(t)
 	guest := e.join(m, anonymous(m.ID, "Secret guest"))
-	_ = e.focus.Reject(m.ID, org.ID, guest.ID)
+	_ = e.focus.Lobby().Reject(context.Background(), m.ID, org.ID, guest.ID)
 	carol := e.join(m, internal("carol"))
 	u := <-s.updates
 	if bytes.Contains(u.Doc, []byte(guest.ID)) || bytes.Contains(u.Doc, []byte(guest.URI)) || bytes.Contains(u.Doc, []byte("Secret")) || !bytes.Contains(u.Doc, []byte(carol.ID)) {
@@ -346,13 +346,13 @@ func TestAttendeesLearnNothingOfTheLobby(t *testing.T) {
 	}
 	// Promoted, bob sees the lobby: a full state again.
 	lobby := e.join(m, anonymous(m.ID, "Waiting"))
-	_ = e.focus.Promote(m.ID, org.ID, att.ID)
+	_ = e.focus.Promote(context.Background(), m.ID, org.ID, att.ID)
 	ci := s.until(t, func(ci *ConferenceInfo) bool { return strings.Contains(roster(ci), "Waiting:pending") })
 	if ci.State != "full" {
 		t.Fatalf("promoted subscriber got a %s document", ci.State)
 	}
 	// Demoted, the lobby disappears from its view.
-	_ = e.focus.Demote(m.ID, org.ID, att.ID)
+	_ = e.focus.Demote(context.Background(), m.ID, org.ID, att.ID)
 	s.until(t, func(ci *ConferenceInfo) bool { return !strings.Contains(roster(ci), "Waiting") })
 	_ = lobby
 }

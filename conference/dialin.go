@@ -195,7 +195,7 @@ func (f *Focus) ivr(req *sip.Request, d *dialog, call Call) {
 		waitCtx, admitted := context.WithCancel(ctx)
 		prompted := make(chan struct{})
 		go func() { defer close(prompted); _ = call.Play(waitCtx, PromptLobby) }()
-		err := f.Wait(ctx, p)
+		err := f.lobby.Wait(ctx, p)
 		admitted()
 		<-prompted
 		if err != nil {

@@ -41,10 +41,10 @@ func Example() {
 	fmt.Println("alice:", organizer.State, organizer.Role)
 	fmt.Println("guest:", waiting.State)
 
-	if err := focus.Admit(m.ID, organizer.ID, waiting.ID); err != nil {
+	if err := focus.Lobby().Admit(context.Background(), m.ID, organizer.ID, waiting.ID); err != nil {
 		panic(err)
 	}
-	if err := focus.Wait(ctx, waiting); err != nil {
+	if err := focus.Lobby().Wait(ctx, waiting); err != nil {
 		panic(err)
 	}
 	grant, _ := focus.AddUser(m.ID, waiting.ID, "")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,14 +69,17 @@ type FocusConfig struct {
 	JoinURL string
 	// TokenTTL is how long a media token is valid. Default 2 minutes.
 	TokenTTL time.Duration
-	// LobbyTimeout is how long a participant waits in the lobby before
-	// the wait fails. Default 15 minutes.
-	LobbyTimeout time.Duration
-	// MaxParticipants and MaxLobby bound a meeting's participants and
-	// its lobby. Defaults 1,000 and 500.
-	MaxParticipants, MaxLobby int
+	// Lobby holds those who wait and carries the admission decision:
+	// give one made by NewLobby to plug in your own AdmissionRule, lobby
+	// timeout or size. Default: NewLobby(LobbyConfig{}), the security
+	// model's access policies. A Lobby serves one Focus.
+	Lobby *Lobby
+	// MaxParticipants bounds a meeting's participants, lobby included.
+	// Default 1,000.
+	MaxParticipants int
 
-	// Auth authenticates SIP requests to the focus (SIP handlers).
+	// Auth authenticates SIP requests to the focus. Required with any
+	// of the SIP fields below; a Focus without it answers SIP with 500.
 	Auth Authenticator
 	// Client sends NOTIFYs and BYEs over the participants' connections;
 	// it must share the user agent of the server they connect to.
@@ -117,6 +121,7 @@ type Focus struct {
 	confs  map[string]*conf
 	closed bool
 
+	lobby  *Lobby
 	sip    sipState
 	media  atomic.Pointer[Media] // SetMedia
 	ctx    context.Context
@@ -150,7 +155,8 @@ type participant struct {
 	finished     bool          // decided is closed
 	outcome      error         // nil: admitted
 	timer        *time.Timer
-	seq          int // arrival order
+	onLeader     bool // waits only for a leader or an authenticated user
+	seq          int  // arrival order
 }
 
 // NewFocus returns a Focus, or an error naming the missing field.
@@ -162,20 +168,23 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 		return nil, errors.New("conference: FocusConfig.Directory is required")
 	case cfg.Tokens == nil:
 		return nil, errors.New("conference: FocusConfig.Tokens is required")
-	case cfg.TokenTTL < 0, cfg.LobbyTimeout < 0, cfg.MaxParticipants < 0, cfg.MaxLobby < 0:
-		return nil, errors.New("conference: FocusConfig durations and limits must not be negative")
+	case cfg.Auth == nil && (cfg.Client != nil || len(cfg.Listeners) > 0 || len(cfg.Gateways) > 0 || len(cfg.DialInNumbers) > 0):
+		return nil, errors.New("conference: FocusConfig.Auth is required with the SIP fields (Client, Listeners, Gateways, DialInNumbers)")
+	case len(cfg.PlainRTPGateways) > 0 && !subset(cfg.PlainRTPGateways, cfg.Gateways):
+		return nil, errors.New("conference: FocusConfig.PlainRTPGateways must be listed in Gateways")
+	case cfg.TokenTTL < 0:
+		return nil, errors.New("conference: FocusConfig.TokenTTL must not be negative")
+	case cfg.MaxParticipants < 0:
+		return nil, errors.New("conference: FocusConfig.MaxParticipants must not be negative")
 	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
-	if cfg.LobbyTimeout == 0 {
-		cfg.LobbyTimeout = DefaultLobbyTimeout
-	}
 	if cfg.MaxParticipants == 0 {
 		cfg.MaxParticipants = DefaultMaxParticipants
 	}
-	if cfg.MaxLobby == 0 {
-		cfg.MaxLobby = DefaultMaxLobby
+	if cfg.Lobby == nil {
+		cfg.Lobby, _ = NewLobby(LobbyConfig{}) // valid by construction
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -189,7 +198,10 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	for i, g := range cfg.PlainRTPGateways {
 		cfg.PlainRTPGateways[i] = canonical(g)
 	}
-	f := &Focus{cfg: cfg, confs: map[string]*conf{}}
+	f := &Focus{cfg: cfg, confs: map[string]*conf{}, lobby: cfg.Lobby}
+	if err := cfg.Lobby.attach(f); err != nil {
+		return nil, err
+	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.sip.init()
 	return f, nil
@@ -338,4 +350,14 @@ func (f *Focus) Metrics() FocusMetrics {
 		c.mu.Unlock()
 	}
 	return m
+}
+
+// subset reports whether every SIP address of a is in b.
+func subset(a, b []string) bool {
+	for _, x := range a {
+		if !slices.ContainsFunc(b, func(y string) bool { return canonical(x) == canonical(y) }) {
+			return false
+		}
+	}
+	return true
 }

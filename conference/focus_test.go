@@ -132,67 +132,67 @@ func TestRoles(t *testing.T) {
 	ctx := context.Background()
 
 	// Attendees control nothing.
-	wantErr(t, "attendee admits", f.Admit(m.ID, att.ID, fed.ID), ErrForbidden)
-	wantErr(t, "attendee rejects", f.Reject(m.ID, att.ID, fed.ID), ErrForbidden)
-	wantErr(t, "attendee promotes", f.Promote(m.ID, att.ID, att2.ID), ErrForbidden)
-	wantErr(t, "attendee ejects", f.Eject(m.ID, att.ID, att2.ID), ErrForbidden)
-	wantErr(t, "attendee locks", f.Lock(m.ID, att.ID, true), ErrForbidden)
+	wantErr(t, "attendee admits", f.Lobby().Admit(context.Background(), m.ID, att.ID, fed.ID), ErrForbidden)
+	wantErr(t, "attendee rejects", f.Lobby().Reject(context.Background(), m.ID, att.ID, fed.ID), ErrForbidden)
+	wantErr(t, "attendee promotes", f.Promote(context.Background(), m.ID, att.ID, att2.ID), ErrForbidden)
+	wantErr(t, "attendee ejects", f.Eject(context.Background(), m.ID, att.ID, att2.ID), ErrForbidden)
+	wantErr(t, "attendee locks", f.Lock(context.Background(), m.ID, att.ID, true), ErrForbidden)
 	// Someone in the lobby controls nothing, not even itself.
-	wantErr(t, "lobby admits itself", f.Admit(m.ID, fed.ID, fed.ID), ErrForbidden)
+	wantErr(t, "lobby admits itself", f.Lobby().Admit(context.Background(), m.ID, fed.ID, fed.ID), ErrForbidden)
 	// Nobody outside the meeting does.
-	wantErr(t, "stranger admits", f.Admit(m.ID, "nobody", fed.ID), ErrForbidden)
+	wantErr(t, "stranger admits", f.Lobby().Admit(context.Background(), m.ID, "nobody", fed.ID), ErrForbidden)
 	// Anonymous users cannot be promoted before they have joined.
-	wantErr(t, "promote from the lobby", f.Promote(m.ID, org.ID, anon.ID), ErrWrongState)
+	wantErr(t, "promote from the lobby", f.Promote(context.Background(), m.ID, org.ID, anon.ID), ErrWrongState)
 
 	// Presenters admit from the lobby and promote attendees...
-	if err := f.Admit(m.ID, pres.ID, fed.ID); err != nil {
+	if err := f.Lobby().Admit(context.Background(), m.ID, pres.ID, fed.ID); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "admit twice", f.Admit(m.ID, pres.ID, fed.ID), ErrWrongState)
-	if err := f.Promote(m.ID, pres.ID, fed.ID); err != nil {
+	wantErr(t, "admit twice", f.Lobby().Admit(context.Background(), m.ID, pres.ID, fed.ID), ErrWrongState)
+	if err := f.Promote(context.Background(), m.ID, pres.ID, fed.ID); err != nil {
 		t.Fatalf("presenter promotes a federated user who joined: %v", err)
 	}
 	if _, r := e.state(m, fed); r != Presenter {
 		t.Fatalf("promoted federated user is %s", r)
 	}
-	wantErr(t, "promote a presenter", f.Promote(m.ID, pres.ID, fed.ID), ErrWrongState)
+	wantErr(t, "promote a presenter", f.Promote(context.Background(), m.ID, pres.ID, fed.ID), ErrWrongState)
 	// ...but only the organizer demotes, changes policies and locks.
-	wantErr(t, "presenter demotes", f.Demote(m.ID, pres.ID, fed.ID), ErrForbidden)
+	wantErr(t, "presenter demotes", f.Demote(context.Background(), m.ID, pres.ID, fed.ID), ErrForbidden)
 	wantErr(t, "presenter changes access", f.SetAccess(ctx, m.ID, pres.ID, AccessAnyone, false), ErrForbidden)
 	wantErr(t, "presenter changes presenters", f.SetPresenters(ctx, m.ID, pres.ID, PresentersEveryone, nil), ErrForbidden)
-	wantErr(t, "presenter locks", f.Lock(m.ID, pres.ID, true), ErrForbidden)
+	wantErr(t, "presenter locks", f.Lock(context.Background(), m.ID, pres.ID, true), ErrForbidden)
 	// Presenters eject attendees, not other presenters or the organizer.
-	wantErr(t, "presenter ejects presenter", f.Eject(m.ID, pres.ID, fed.ID), ErrForbidden)
-	wantErr(t, "presenter ejects organizer", f.Eject(m.ID, pres.ID, org.ID), ErrForbidden)
-	wantErr(t, "organizer ejects organizer", f.Eject(m.ID, org.ID, org.ID), ErrForbidden)
-	wantErr(t, "organizer demotes organizer", f.Demote(m.ID, org.ID, org.ID), ErrWrongState)
+	wantErr(t, "presenter ejects presenter", f.Eject(context.Background(), m.ID, pres.ID, fed.ID), ErrForbidden)
+	wantErr(t, "presenter ejects organizer", f.Eject(context.Background(), m.ID, pres.ID, org.ID), ErrForbidden)
+	wantErr(t, "organizer ejects organizer", f.Eject(context.Background(), m.ID, org.ID, org.ID), ErrForbidden)
+	wantErr(t, "organizer demotes organizer", f.Demote(context.Background(), m.ID, org.ID, org.ID), ErrWrongState)
 	if stored, _ := e.store.Get(ctx, m.ID); stored.Access != AccessOrganization || stored.Presenter != PresentersChosen {
 		t.Fatalf("refused policy changes reached the store: %+v", stored)
 	}
 
-	if err := f.Eject(m.ID, pres.ID, att2.ID); err != nil {
+	if err := f.Eject(context.Background(), m.ID, pres.ID, att2.ID); err != nil {
 		t.Fatalf("presenter ejects attendee: %v", err)
 	}
 	if s, _ := e.state(m, att2); s != Gone {
 		t.Fatalf("ejected attendee is %s", s)
 	}
 	// The organizer controls everything.
-	if err := f.Demote(m.ID, org.ID, fed.ID); err != nil {
+	if err := f.Demote(context.Background(), m.ID, org.ID, fed.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.Promote(m.ID, org.ID, anon.ID); !errors.Is(err, ErrWrongState) {
+	if err := f.Promote(context.Background(), m.ID, org.ID, anon.ID); !errors.Is(err, ErrWrongState) {
 		t.Fatalf("anonymous still in the lobby promoted: %v", err)
 	}
-	if err := f.Admit(m.ID, org.ID, anon.ID); err != nil {
+	if err := f.Lobby().Admit(context.Background(), m.ID, org.ID, anon.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, r := e.state(m, anon); r != Attendee {
 		t.Fatalf("admitted anonymous user is %s, want attendee", r)
 	}
-	if err := f.Promote(m.ID, org.ID, anon.ID); err != nil {
+	if err := f.Promote(context.Background(), m.ID, org.ID, anon.ID); err != nil {
 		t.Fatalf("anonymous user promoted after joining: %v", err)
 	}
-	if err := f.Eject(m.ID, org.ID, pres.ID); err != nil {
+	if err := f.Eject(context.Background(), m.ID, org.ID, pres.ID); err != nil {
 		t.Fatalf("organizer ejects presenter: %v", err)
 	}
 	if err := f.SetAccess(ctx, m.ID, org.ID, AccessAnyone, true); err != nil {
@@ -214,7 +214,7 @@ func TestLockSendsNewcomersToTheLobby(t *testing.T) {
 	e := newFocusEnv(t)
 	m := e.schedule(MeetingOptions{Access: AccessAnyone})
 	org := e.join(m, internal("alice"))
-	if err := e.focus.Lock(m.ID, org.ID, true); err != nil {
+	if err := e.focus.Lock(context.Background(), m.ID, org.ID, true); err != nil {
 		t.Fatal(err)
 	}
 	if p := e.join(m, internal("bob")); p.State != InLobby {
@@ -223,7 +223,7 @@ func TestLockSendsNewcomersToTheLobby(t *testing.T) {
 	if p := e.join(m, internal("alice")); p.State != Joined {
 		t.Fatalf("the organizer's second device: %s", p.State)
 	}
-	if err := e.focus.Lock(m.ID, org.ID, false); err != nil {
+	if err := e.focus.Lock(context.Background(), m.ID, org.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if p := e.join(m, internal("carol")); p.State != Joined {
@@ -246,27 +246,27 @@ func TestMuteAllHoldsAttendeesAudio(t *testing.T) {
 		}
 		return p.Muted
 	}
-	wantErr(t, "attendee mutes all", e.focus.MuteAll(m.ID, bob.ID, true), ErrForbidden)
-	if err := e.focus.MuteAll(m.ID, org.ID, true); err != nil {
+	wantErr(t, "attendee mutes all", e.focus.MuteAll(context.Background(), m.ID, bob.ID, true), ErrForbidden)
+	if err := e.focus.MuteAll(context.Background(), m.ID, org.ID, true); err != nil {
 		t.Fatal(err)
 	}
 	carol := e.join(m, internal("carol"))
 	if !muted(bob.ID) || !muted(carol.ID) || muted(org.ID) {
 		t.Fatalf("muted: bob %v, carol (newcomer) %v, alice (organizer) %v", muted(bob.ID), muted(carol.ID), muted(org.ID))
 	}
-	if err := e.focus.Promote(m.ID, org.ID, bob.ID); err != nil {
+	if err := e.focus.Promote(context.Background(), m.ID, org.ID, bob.ID); err != nil {
 		t.Fatal(err)
 	}
 	if muted(bob.ID) {
 		t.Fatal("a presenter is muted")
 	}
-	if err := e.focus.Demote(m.ID, org.ID, bob.ID); err != nil {
+	if err := e.focus.Demote(context.Background(), m.ID, org.ID, bob.ID); err != nil {
 		t.Fatal(err)
 	}
 	if !muted(bob.ID) {
 		t.Fatal("a demoted presenter is not muted with the audience")
 	}
-	if err := e.focus.MuteAll(m.ID, org.ID, false); err != nil {
+	if err := e.focus.MuteAll(context.Background(), m.ID, org.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	if muted(bob.ID) || muted(carol.ID) {
@@ -275,7 +275,7 @@ func TestMuteAllHoldsAttendeesAudio(t *testing.T) {
 }
 
 func TestLobbyOutcomes(t *testing.T) {
-	e := newFocusEnv(t, func(c *FocusConfig) { c.LobbyTimeout = 150 * time.Millisecond })
+	e := newFocusEnv(t, func(c *FocusConfig) { c.Lobby = mustLobby(t, LobbyConfig{Timeout: 150 * time.Millisecond}) })
 	m := e.schedule(MeetingOptions{Access: AccessOrganization})
 	ctx := context.Background()
 	org := e.join(m, internal("alice"))
@@ -284,20 +284,20 @@ func TestLobbyOutcomes(t *testing.T) {
 	rejected := e.join(m, anonymous(m.ID, "R"))
 	timedOut := e.join(m, anonymous(m.ID, "T"))
 	left := e.join(m, federated("pat"))
-	if err := e.focus.Admit(m.ID, org.ID, admitted.ID); err != nil {
+	if err := e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, admitted.ID); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.focus.Reject(m.ID, org.ID, rejected.ID); err != nil {
+	if err := e.focus.Lobby().Reject(context.Background(), m.ID, org.ID, rejected.ID); err != nil {
 		t.Fatal(err)
 	}
 	if err := e.focus.Leave(m.ID, left.ID); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "admitted", e.focus.Wait(ctx, admitted), nil)
-	wantErr(t, "rejected", e.focus.Wait(ctx, rejected), ErrRejected)
-	wantErr(t, "left", e.focus.Wait(ctx, left), ErrLeft)
+	wantErr(t, "admitted", e.focus.Lobby().Wait(ctx, admitted), nil)
+	wantErr(t, "rejected", e.focus.Lobby().Wait(ctx, rejected), ErrRejected)
+	wantErr(t, "left", e.focus.Lobby().Wait(ctx, left), ErrLeft)
 	start := time.Now()
-	wantErr(t, "timed out", e.focus.Wait(ctx, timedOut), ErrLobbyTimeout)
+	wantErr(t, "timed out", e.focus.Lobby().Wait(ctx, timedOut), ErrLobbyTimeout)
 	if d := time.Since(start); d > 2*time.Second {
 		t.Errorf("lobby timeout took %v", d)
 	}
@@ -323,7 +323,7 @@ func TestAnonymousWaitsForALeader(t *testing.T) {
 	// A federated user is authenticated: it may get in under "anyone",
 	// and then anonymous users may too.
 	e.join(m, federated("pat"))
-	if err := e.focus.Wait(context.Background(), guest); err != nil {
+	if err := e.focus.Lobby().Wait(context.Background(), guest); err != nil {
 		t.Fatalf("guest after an authenticated user joined: %v", err)
 	}
 	if s, r := e.state(m, guest); s != Joined || r != Attendee {
@@ -344,9 +344,9 @@ func TestWatchSeesEveryChangeInOrder(t *testing.T) {
 	}
 	org := e.join(m, internal("alice"))
 	vic := e.join(m, remote("vic"))
-	_ = e.focus.Admit(m.ID, org.ID, vic.ID)
-	_ = e.focus.Promote(m.ID, org.ID, vic.ID)
-	_ = e.focus.Eject(m.ID, org.ID, vic.ID)
+	_ = e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, vic.ID)
+	_ = e.focus.Promote(context.Background(), m.ID, org.ID, vic.ID)
+	_ = e.focus.Eject(context.Background(), m.ID, org.ID, vic.ID)
 	_ = e.focus.Leave(m.ID, org.ID)
 	stop()
 	want := "alice:joined vic:lobby vic:joined vic:role vic:ejected alice:left"
@@ -402,11 +402,11 @@ func TestCloseEndsEverything(t *testing.T) {
 	if err := e.focus.Close(); err != nil {
 		t.Fatal(err)
 	}
-	wantErr(t, "lobby wait", e.focus.Wait(context.Background(), waiting), ErrClosed)
+	wantErr(t, "lobby wait", e.focus.Lobby().Wait(context.Background(), waiting), ErrClosed)
 	if ci := s.next(t); ci != nil {
 		t.Fatal("subscription did not end")
 	}
-	wantErr(t, "admit after close", e.focus.Admit(m.ID, org.ID, waiting.ID), ErrForbidden)
+	wantErr(t, "admit after close", e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, waiting.ID), ErrForbidden)
 	wantErr(t, "leave after close", e.focus.Leave(m.ID, waiting.ID), ErrClosed)
 	if _, err := e.focus.Join(context.Background(), m.ID, JoinRequest{Identity: internal("carol")}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("join after close: %v", err)
@@ -487,7 +487,7 @@ func TestEndMeeting(t *testing.T) {
 		t.Fatalf("guest %v, want in the lobby", s)
 	}
 	waited := make(chan error, 1)
-	go func() { waited <- f.Wait(context.Background(), guest) }()
+	go func() { waited <- f.Lobby().Wait(context.Background(), guest) }()
 	if got := f.Metrics(); got != (FocusMetrics{Meetings: 1, Participants: 2, Lobby: 1}) {
 		t.Fatalf("metrics %+v", got)
 	}

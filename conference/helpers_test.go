@@ -158,3 +158,12 @@ func (e *focusEnv) state(m *Meeting, p *Participant) (State, Role) {
 	}
 	return q.State, q.Role
 }
+
+func mustLobby(t testing.TB, cfg LobbyConfig) *Lobby {
+	t.Helper()
+	l, err := NewLobby(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}

@@ -17,7 +17,10 @@ func (c *conf) actorLocked(actor string) (*participant, error) {
 }
 
 // control runs op for actor on meeting id with the lock held.
-func (f *Focus) control(id, actor string, op func(c *conf, a *participant) error) error {
+func (f *Focus) control(ctx context.Context, id, actor string, op func(c *conf, a *participant) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
 	c, err := f.existing(id)
 	if err != nil {
 		return fmt.Errorf("%w: the requester is not in the meeting", ErrForbidden)
@@ -40,9 +43,9 @@ func (c *conf) target(pid string) (*participant, error) {
 
 // RecordedName returns the name participant pid recorded when it dialed
 // in (a WAV file), for actor, a leader of meeting id.
-func (f *Focus) RecordedName(id, actor, pid string) ([]byte, error) {
+func (f *Focus) RecordedName(ctx context.Context, id, actor, pid string) ([]byte, error) {
 	var out []byte
-	err := f.control(id, actor, func(c *conf, a *participant) error {
+	err := f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if !a.Role.Leader() {
 			return fmt.Errorf("%w: only presenters hear recorded names", ErrForbidden)
 		}
@@ -61,8 +64,8 @@ func (f *Focus) RecordedName(id, actor, pid string) ([]byte, error) {
 
 // Promote makes the joined attendee pid a presenter. Any presenter may.
 // Anonymous and federated users can be promoted once they have joined.
-func (f *Focus) Promote(id, actor, pid string) error {
-	return f.control(id, actor, func(c *conf, a *participant) error {
+func (f *Focus) Promote(ctx context.Context, id, actor, pid string) error {
+	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if !a.Role.Leader() {
 			return fmt.Errorf("%w: only presenters promote", ErrForbidden)
 		}
@@ -82,8 +85,8 @@ func (f *Focus) Promote(id, actor, pid string) error {
 
 // Demote makes presenter pid an attendee. Only the organizer decides who
 // else presents; the organizer cannot be demoted.
-func (f *Focus) Demote(id, actor, pid string) error {
-	return f.control(id, actor, func(c *conf, a *participant) error {
+func (f *Focus) Demote(ctx context.Context, id, actor, pid string) error {
+	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if a.Role != Organizer {
 			return fmt.Errorf("%w: only the organizer demotes", ErrForbidden)
 		}
@@ -103,8 +106,8 @@ func (f *Focus) Demote(id, actor, pid string) error {
 
 // Eject removes joined participant pid. The organizer may eject anyone
 // but an organizer; a presenter, attendees only.
-func (f *Focus) Eject(id, actor, pid string) error {
-	return f.control(id, actor, func(c *conf, a *participant) error {
+func (f *Focus) Eject(ctx context.Context, id, actor, pid string) error {
+	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		p, err := c.target(pid)
 		if err != nil {
 			return err
@@ -126,8 +129,8 @@ func (f *Focus) Eject(id, actor, pid string) error {
 
 // Lock sends every newcomer but the organizer to the lobby while the
 // meeting runs (locked), or stops doing so. Organizer only.
-func (f *Focus) Lock(id, actor string, locked bool) error {
-	return f.control(id, actor, func(c *conf, a *participant) error {
+func (f *Focus) Lock(ctx context.Context, id, actor string, locked bool) error {
+	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if a.Role != Organizer {
 			return fmt.Errorf("%w: only the organizer locks the meeting", ErrForbidden)
 		}
@@ -143,8 +146,8 @@ func (f *Focus) Lock(id, actor string, locked bool) error {
 // muted, the media server forwards no attendee's audio, newcomers'
 // included; presenters and the organizer are heard. Any leader may. Each
 // attendee's Muted changes, with an EventRole; then an EventPolicy.
-func (f *Focus) MuteAll(id, actor string, muted bool) error {
-	return f.control(id, actor, func(c *conf, a *participant) error {
+func (f *Focus) MuteAll(ctx context.Context, id, actor string, muted bool) error {
+	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if !a.Role.Leader() {
 			return fmt.Errorf("%w: only presenters mute the audience", ErrForbidden)
 		}
@@ -177,7 +180,7 @@ func (f *Focus) SetAccess(ctx context.Context, id, actor string, access AccessPo
 	if _, ok := accessNames[access]; !ok {
 		return fmt.Errorf("%w: access policy %d", ErrInvalid, access)
 	}
-	return f.control(id, actor, func(c *conf, a *participant) error {
+	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if a.Role != Organizer {
 			return fmt.Errorf("%w: only the organizer changes the access policy", ErrForbidden)
 		}
@@ -203,7 +206,7 @@ func (f *Focus) SetPresenters(ctx context.Context, id, actor string, policy Pres
 		}
 		list = append(list, aor)
 	}
-	return f.control(id, actor, func(c *conf, a *participant) error {
+	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if a.Role != Organizer {
 			return fmt.Errorf("%w: only the organizer changes the presenter policy", ErrForbidden)
 		}

@@ -1,8 +1,10 @@
 package conference
 
 import (
+	"context"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/parleyuc/parley/auth"
 )
@@ -87,9 +89,9 @@ type Admission int
 const (
 	// Direct: straight into the meeting.
 	Direct Admission = iota + 1
-	// Lobby: wait until a presenter admits or rejects, or the wait times
-	// out.
-	Lobby
+	// WaitInLobby: wait until a presenter admits or rejects, or the wait
+	// times out.
+	WaitInLobby
 	// Refused: not for this meeting.
 	Refused
 )
@@ -99,7 +101,7 @@ func (a Admission) String() string {
 	switch a {
 	case Direct:
 		return "direct"
-	case Lobby:
+	case WaitInLobby:
 		return "lobby"
 	case Refused:
 		return "refused"
@@ -146,41 +148,61 @@ func (c *Candidate) isOrganizer(m *Meeting) bool {
 	return c.tenantUser(m) && c.AOR == m.Organizer
 }
 
-// Admit decides, from the meeting's access policy, whether c enters
-// directly, waits in the lobby or is refused. leaderOrAuthenticatedIn
-// says whether at least one leader or authenticated user has joined:
-// anonymous users (dial-in callers without a PIN included) are never let
-// in before that, whatever the policy; they wait in the lobby.
-func Admit(m *Meeting, c Candidate, leaderOrAuthenticatedIn bool) Admission {
-	if c.Type == Anonymous && c.Meeting != m.ID {
-		return Refused // a key for another meeting
-	}
-	if c.isOrganizer(m) {
-		return Direct
-	}
-	var a Admission
+// AdmissionRule decides whether a newcomer enters a meeting directly,
+// waits in the lobby or is refused. The Lobby asks it once per join,
+// without holding the meeting's lock (a rule may do I/O), and applies its
+// invariants around the answer (see Lobby): an application's rule cannot
+// let anyone past a locked meeting, nor anonymous users in before a
+// leader or an authenticated user. An error fails the join.
+//
+// AccessRule, the meeting's access policy, is the default; an
+// application's rule typically decides the cases it cares about and hands
+// the rest to AccessRule.
+type AdmissionRule interface {
+	Admission(ctx context.Context, m *Meeting, c Candidate) (Admission, error)
+}
+
+// AdmissionFunc adapts a function to an AdmissionRule.
+type AdmissionFunc func(ctx context.Context, m *Meeting, c Candidate) (Admission, error)
+
+// Admission calls fn.
+func (fn AdmissionFunc) Admission(ctx context.Context, m *Meeting, c Candidate) (Admission, error) {
+	return fn(ctx, m, c)
+}
+
+// AccessRule is the default AdmissionRule: the meeting's access policy
+// (AccessPolicy) and dial-in option, as the security model states them.
+//
+//   - AccessOrganizer: everyone except the organizer waits in the lobby,
+//     dial-in callers too.
+//   - AccessCompany: users of the organizer's company enter; the rest wait.
+//   - AccessOrganization: users of the tenant enter; the rest wait.
+//   - AccessAnyone: everyone enters.
+//   - Dial-in callers bypass the lobby unless the meeting's DialInLobby is
+//     set, which forces those without a PIN into it.
+type AccessRule struct{}
+
+// Admission implements AdmissionRule.
+func (AccessRule) Admission(_ context.Context, m *Meeting, c Candidate) (Admission, error) {
 	switch {
+	case c.isOrganizer(m):
+		return Direct, nil
 	case m.Access == AccessOrganizer:
 		// "Everyone except the organizer must wait in the lobby until
 		// admitted", dial-in callers too: the bypass needs another policy.
-		return Lobby
+		return WaitInLobby, nil
 	case c.Type == DialIn && !m.DialInLobby:
-		a = Direct // "People dialing in by phone bypass the lobby"
+		return Direct, nil // "People dialing in by phone bypass the lobby"
 	case c.Type == DialIn && !c.authenticated():
-		a = Lobby // forced to the lobby
+		return WaitInLobby, nil // forced to the lobby
 	case m.Access == AccessAnyone:
-		a = Direct
+		return Direct, nil
 	case m.Access == AccessOrganization && c.tenantUser(m):
-		a = Direct
+		return Direct, nil
 	case m.Access == AccessCompany && c.fromCompany(m):
-		a = Direct
-	default:
-		a = Lobby
+		return Direct, nil
 	}
-	if a == Direct && !c.authenticated() && !leaderOrAuthenticatedIn {
-		return Lobby
-	}
-	return a
+	return WaitInLobby, nil
 }
 
 // InitialRole is the role c has on entering m, from its presenter policy.
@@ -206,4 +228,15 @@ func InitialRole(m *Meeting, c Candidate) Role {
 		}
 	}
 	return Attendee
+}
+
+// Domain returns the domain of the candidate's address of record
+// (lower case), empty for anonymous users: what a rule checks against a
+// list of partner domains.
+func (c *Candidate) Domain() string {
+	_, host, ok := strings.Cut(c.AOR, "@")
+	if !ok {
+		return ""
+	}
+	return strings.ToLower(host)
 }

@@ -130,9 +130,10 @@ func (f *Focus) candidate(ctx context.Context, m *Meeting, r JoinRequest) (Candi
 	return c, nil
 }
 
-// Join asks for r's entry into meeting id. It returns the participant in
-// the meeting (Joined) or in the lobby (InLobby: Wait for the outcome), or
-// an error: ErrNotFound, ErrRefused, ErrFull.
+// Join asks for r's entry into meeting id; the Lobby decides (see Lobby
+// and AdmissionRule). It returns the participant in the meeting (Joined)
+// or in the lobby (InLobby: Lobby.Wait for the outcome), or an error:
+// ErrNotFound, ErrRefused, ErrFull, or the admission rule's.
 func (f *Focus) Join(ctx context.Context, id string, r JoinRequest) (*Participant, error) {
 	if r.Identity == nil {
 		return nil, errors.New("conference: JoinRequest.Identity is required")
@@ -147,6 +148,13 @@ func (f *Focus) Join(ctx context.Context, id string, r JoinRequest) (*Participan
 	if err != nil {
 		return nil, err
 	}
+	d, err := f.lobby.decide(ctx, m, cand)
+	if err != nil {
+		return nil, err
+	}
+	if d.admission == Refused {
+		return nil, fmt.Errorf("%w: %s may not join %s", ErrRefused, cand.Type, m.ID)
+	}
 	c, err := f.conf(ctx, id)
 	if err != nil {
 		return nil, err
@@ -154,7 +162,7 @@ func (f *Focus) Join(ctx context.Context, id string, r JoinRequest) (*Participan
 	if m.Revision > c.meeting.Revision {
 		c.meeting = m
 	}
-	p, err := f.joinLocked(c, cand, r)
+	p, err := f.joinLocked(c, cand, d, r)
 	c.mu.Unlock()
 	if err != nil {
 		f.release(c)
@@ -163,23 +171,10 @@ func (f *Focus) Join(ctx context.Context, id string, r JoinRequest) (*Participan
 	return p, nil
 }
 
-func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant, error) {
+func (f *Focus) joinLocked(c *conf, cand Candidate, d decision, r JoinRequest) (*Participant, error) {
 	m := c.meeting
-	a := Admit(m, cand, c.leaderOrAuthenticatedIn())
-	if a == Direct && c.locked && !cand.isOrganizer(m) {
-		a = Lobby
-	}
-	if a == Refused {
-		return nil, fmt.Errorf("%w: %s may not join %s", ErrRefused, cand.Type, m.ID)
-	}
-	lobby := 0
-	for _, q := range c.parts {
-		if q.State == InLobby {
-			lobby++
-		}
-	}
-	organizer := cand.isOrganizer(m)
-	if !organizer && (len(c.parts) >= f.cfg.MaxParticipants || a == Lobby && lobby >= f.cfg.MaxLobby) {
+	a := d.placeLocked(c, cand)
+	if !cand.isOrganizer(m) && (len(c.parts) >= f.cfg.MaxParticipants || a == WaitInLobby && f.lobby.fullLocked(c)) {
 		return nil, ErrFull
 	}
 	name := r.DisplayName
@@ -189,7 +184,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 	p := &participant{
 		Participant: Participant{ID: randomToken(), Meeting: m.ID, URI: r.Identity.URI, AOR: cand.AOR,
 			DisplayName: name, Type: cand.Type, Role: Attendee, Since: f.cfg.Now(), NameRecorded: len(r.RecordedName) > 0},
-		identity: r.Identity, cand: cand, recordedName: r.RecordedName,
+		identity: r.Identity, cand: cand, recordedName: r.RecordedName, onLeader: d.onLeader,
 	}
 	p.w = p
 	c.arrivals++
@@ -198,11 +193,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, r JoinRequest) (*Participant
 	if a == Direct {
 		f.enterLocked(c, p, "")
 	} else {
-		p.State = InLobby
-		p.decided = make(chan struct{})
-		p.timer = time.AfterFunc(f.cfg.LobbyTimeout, func() { f.lobbyTimeout(m.ID, p.ID) })
-		f.emitLocked(c, Event{Kind: EventLobby, Participant: p.Participant}, false)
-		f.cfg.Logger.Info("participant waits in the lobby", "meeting", m.ID, "participant", p.ID, "type", p.Type, "uri", p.URI)
+		f.lobby.waitLocked(f, c, p)
 	}
 	out := p.Participant
 	return &out, nil
@@ -218,13 +209,8 @@ func (f *Focus) enterLocked(c *conf, p *participant, by string) {
 	p.decide(nil)
 	f.emitLocked(c, Event{Kind: EventJoined, Participant: p.Participant, By: by}, true)
 	f.cfg.Logger.Info("participant joined", "meeting", c.meeting.ID, "participant", p.ID, "type", p.Type, "role", p.Role, "by", by)
-	if wasIn || !c.leaderOrAuthenticatedIn() || c.locked {
-		return
-	}
-	for _, q := range c.sorted() {
-		if q.State == InLobby && !q.cand.authenticated() && Admit(c.meeting, q.cand, true) == Direct {
-			f.enterLocked(c, q, "")
-		}
+	if !wasIn && c.leaderOrAuthenticatedIn() {
+		f.lobby.leaderArrivedLocked(f, c)
 	}
 }
 

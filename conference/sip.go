@@ -127,7 +127,17 @@ func (f *Focus) Dispatch(other sipgo.RequestHandler) sipgo.RequestHandler {
 // meeting (182 Queued while in the lobby, 200 once in), INFO carries
 // control requests (ControlType), SUBSCRIBE to the conference event
 // package (RFC 4575) gives the conference state, BYE leaves.
+//
+// A Focus made without FocusConfig.Auth serves no SIP: it answers 500 and
+// logs why, rather than serve anyone unauthenticated.
 func (f *Focus) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
+	if f.cfg.Auth == nil {
+		if req.Method != sip.ACK {
+			f.cfg.Logger.Error("a SIP request for the focus, which has no FocusConfig.Auth", "method", req.Method, "source", req.Source())
+			reply(tx, req, 500, "Focus Not Configured For SIP")
+		}
+		return
+	}
 	switch req.Method {
 	case sip.INVITE:
 		f.handleInvite(req, tx)
@@ -345,7 +355,7 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		waitCtx, stop := context.WithCancel(f.ctx)
 		defer stop()
 		results := make(chan error, 1)
-		go func() { results <- f.Wait(waitCtx, p) }() // ends with waitCtx at the latest
+		go func() { results <- f.lobby.Wait(waitCtx, p) }() // ends with waitCtx at the latest
 		tick := time.NewTicker(queuedEvery)
 		defer tick.Stop()
 		for err = errQueued; err == errQueued; {
@@ -532,19 +542,19 @@ func (f *Focus) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
 		g, err = f.AddUser(d.meeting, d.pid, cr.AddUser.Binding)
 		out.MediaGrant = g
 	case cr.Admit != nil:
-		err = f.Admit(d.meeting, d.pid, cr.Admit.Participant)
+		err = f.lobby.Admit(ctx, d.meeting, d.pid, cr.Admit.Participant)
 	case cr.Reject != nil:
-		err = f.Reject(d.meeting, d.pid, cr.Reject.Participant)
+		err = f.lobby.Reject(ctx, d.meeting, d.pid, cr.Reject.Participant)
 	case cr.Promote != nil:
-		err = f.Promote(d.meeting, d.pid, cr.Promote.Participant)
+		err = f.Promote(ctx, d.meeting, d.pid, cr.Promote.Participant)
 	case cr.Demote != nil:
-		err = f.Demote(d.meeting, d.pid, cr.Demote.Participant)
+		err = f.Demote(ctx, d.meeting, d.pid, cr.Demote.Participant)
 	case cr.Eject != nil:
-		err = f.Eject(d.meeting, d.pid, cr.Eject.Participant)
+		err = f.Eject(ctx, d.meeting, d.pid, cr.Eject.Participant)
 	case cr.Lock != nil, cr.Unlock != nil:
-		err = f.Lock(d.meeting, d.pid, cr.Lock != nil)
+		err = f.Lock(ctx, d.meeting, d.pid, cr.Lock != nil)
 	case cr.MuteAll != nil, cr.UnmuteAll != nil:
-		err = f.MuteAll(d.meeting, d.pid, cr.MuteAll != nil)
+		err = f.MuteAll(ctx, d.meeting, d.pid, cr.MuteAll != nil)
 	case cr.SetAccess != nil:
 		a, _ := ParseAccessPolicy(cr.SetAccess.Policy) // ParseControl checked it
 		err = f.SetAccess(ctx, d.meeting, d.pid, a, cr.SetAccess.DialInLobby)

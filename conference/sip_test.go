@@ -312,7 +312,7 @@ func endpoint(ci *ConferenceInfo, name, status string) string {
 // the conference key, waits in the lobby, the organizer is notified and
 // admits it, and it gets a media token; a second anonymous user times out.
 func TestMeetingOverSIP(t *testing.T) {
-	e := newSIPEnv(t, func(c *FocusConfig) { c.LobbyTimeout = 1500 * time.Millisecond })
+	e := newSIPEnv(t, func(c *FocusConfig) { c.Lobby = mustLobby(t, LobbyConfig{Timeout: 1500 * time.Millisecond}) })
 	m := e.schedule(MeetingOptions{Subject: "Launch", Access: AccessOrganization})
 
 	alice := e.user("alice")

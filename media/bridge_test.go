@@ -130,7 +130,7 @@ func TestEjectedParticipantStopsReceiving(t *testing.T) {
 	eventually(t, 10*time.Second, "bob receives alice", func() bool { return bob.total() > 20 })
 	eventually(t, 10*time.Second, "alice receives bob", func() bool { return alice.stats(p.ID+"/"+p.ID+"-audio").packets > 20 })
 
-	if err := e.focus.Eject(e.meeting.ID, org.ID, p.ID); err != nil {
+	if err := e.focus.Eject(context.Background(), e.meeting.ID, org.ID, p.ID); err != nil {
 		t.Fatal(err)
 	}
 	ejected := time.Now()
@@ -181,7 +181,7 @@ func TestDemotedPresenterShareStops(t *testing.T) {
 	e := newEnv(t, time.Time{})
 	org := e.enter("alice")
 	bobP := e.enter("bob")
-	if err := e.focus.Promote(e.meeting.ID, org.ID, bobP.ID); err != nil {
+	if err := e.focus.Promote(context.Background(), e.meeting.ID, org.ID, bobP.ID); err != nil {
 		t.Fatal(err)
 	}
 	carolP := e.enter("carol")
@@ -190,7 +190,7 @@ func TestDemotedPresenterShareStops(t *testing.T) {
 	e.join(bobP, clientOptions{publish: []string{KindScreen}})
 	key := bobP.ID + "/" + bobP.ID + "-screen"
 	eventually(t, 10*time.Second, "carol receives bob's screen share", func() bool { return carol.stats(key).packets > 20 })
-	if err := e.focus.Demote(e.meeting.ID, org.ID, bobP.ID); err != nil {
+	if err := e.focus.Demote(context.Background(), e.meeting.ID, org.ID, bobP.ID); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
@@ -294,7 +294,7 @@ func TestMuteAllHoldsTheAudience(t *testing.T) {
 		return before
 	}
 
-	if err := e.focus.MuteAll(e.meeting.ID, org.ID, true); err != nil {
+	if err := e.focus.MuteAll(context.Background(), e.meeting.ID, org.ID, true); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(100 * time.Millisecond) // packets already on their way
@@ -304,7 +304,7 @@ func TestMuteAllHoldsTheAudience(t *testing.T) {
 	if g[key(bob, KindAudio)] != 0 || g[key(bob, KindVideo)] < 3 || g[key(org, KindAudio)] < 3 {
 		t.Fatalf("audience muted: carol received %v in 400 ms; want none of bob's audio, his video and alice's audio", g)
 	}
-	if err := e.focus.MuteAll(e.meeting.ID, org.ID, false); err != nil {
+	if err := e.focus.MuteAll(context.Background(), e.meeting.ID, org.ID, false); err != nil {
 		t.Fatal(err)
 	}
 	unmuted := carol.stats(key(bob, KindAudio)).packets

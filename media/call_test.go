@@ -100,7 +100,7 @@ func TestMutedCallIsNotMixed(t *testing.T) {
 			alice = p.ID
 		}
 	}
-	if err := e.focus.MuteAll(e.meeting.ID, alice, true); err != nil {
+	if err := e.focus.MuteAll(context.Background(), e.meeting.ID, alice, true); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "bob's audio held back", func() bool { rms, _ := a.Heard(); return rms < 50 })

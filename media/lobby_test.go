@@ -63,7 +63,7 @@ func TestLobbyHearsMusicUntilAdmitted(t *testing.T) {
 		t.Fatalf("alice, in the meeting, received %d packets of lobby music", n)
 	}
 
-	if err := e.focus.Admit(e.meeting.ID, org.ID, g.ID); err != nil {
+	if err := e.focus.Lobby().Admit(context.Background(), e.meeting.ID, org.ID, g.ID); err != nil {
 		t.Fatal(err)
 	}
 	for _, kind := range []string{KindAudio, KindVideo} {
@@ -95,7 +95,7 @@ func TestRejectedFromTheLobbyEndsMedia(t *testing.T) {
 	g := e.guest("Gus")
 	guest := e.join(g, clientOptions{publish: []string{KindAudio}})
 	eventually(t, 5*time.Second, "the guest hears the lobby music", func() bool { return guest.stats(musicKey).packets > 0 })
-	if err := e.focus.Reject(e.meeting.ID, org.ID, g.ID); err != nil {
+	if err := e.focus.Lobby().Reject(context.Background(), e.meeting.ID, org.ID, g.ID); err != nil {
 		t.Fatal(err)
 	}
 	select {

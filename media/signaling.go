@@ -26,13 +26,12 @@ type Conference interface {
 	Leave(id, pid string) error
 	AddUser(id, pid, binding string) (*conference.MediaGrant, error)
 	Participants(id string) []conference.Participant
-	Admit(id, actor, pid string) error
-	Reject(id, actor, pid string) error
-	Promote(id, actor, pid string) error
-	Demote(id, actor, pid string) error
-	Eject(id, actor, pid string) error
-	MuteAll(id, actor string, muted bool) error
-	RecordedName(id, actor, pid string) ([]byte, error)
+	Lobby() *conference.Lobby
+	Promote(ctx context.Context, id, actor, pid string) error
+	Demote(ctx context.Context, id, actor, pid string) error
+	Eject(ctx context.Context, id, actor, pid string) error
+	MuteAll(ctx context.Context, id, actor string, muted bool) error
+	RecordedName(ctx context.Context, id, actor, pid string) ([]byte, error)
 }
 
 // SignalingConfig configures [Signaling]. Focus and Bridge are required.
@@ -378,7 +377,7 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 			}
 			k.sendState(m)
 		case msg := <-incoming:
-			if err := k.handle(msg); err != nil {
+			if err := k.handle(ctx, msg); err != nil {
 				k.send(message{Type: "error", Error: err.Error()})
 			}
 			if k.sess != nil && mediaDone == nil {
@@ -424,7 +423,7 @@ func (k *socket) sendState(m *conference.Meeting) {
 }
 
 // handle carries out one request of the participant's.
-func (k *socket) handle(msg message) error {
+func (k *socket) handle(ctx context.Context, msg message) error {
 	f, id, me := k.s.cfg.Focus, k.me.Meeting, k.me.ID
 	switch msg.Type {
 	case "offer":
@@ -457,22 +456,23 @@ func (k *socket) handle(msg message) error {
 		}
 		return k.sess.SetAnswer(msg.SDP)
 	case "mute-all", "unmute-all":
-		return f.MuteAll(id, me, msg.Type == "mute-all")
+		return f.MuteAll(ctx, id, me, msg.Type == "mute-all")
 	case "recorded-name": // a leader listens to who a dial-in caller said it is
-		wav, err := f.RecordedName(id, me, msg.Participant)
+		wav, err := f.RecordedName(ctx, id, me, msg.Participant)
 		if err != nil {
 			return err
 		}
 		k.send(message{Type: "recorded-name", Participant: msg.Participant, Audio: wav})
 		return nil
 	}
-	control := map[string]func(id, actor, pid string) error{
-		"admit": f.Admit, "reject": f.Reject, "promote": f.Promote, "demote": f.Demote, "eject": f.Eject,
+	lobby := f.Lobby()
+	control := map[string]func(ctx context.Context, id, actor, pid string) error{
+		"admit": lobby.Admit, "reject": lobby.Reject, "promote": f.Promote, "demote": f.Demote, "eject": f.Eject,
 	}[msg.Type]
 	if control == nil {
 		return fmt.Errorf("unknown message type %q", msg.Type)
 	}
-	return control(id, me, msg.Participant)
+	return control(ctx, id, me, msg.Participant)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

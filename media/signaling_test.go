@@ -376,7 +376,7 @@ func TestLeadersHearRecordedNames(t *testing.T) {
 	}
 	alice.send(message{Type: "recorded-name", Participant: me.Participant})
 	alice.await("no recording for alice", func(m message) bool { return m.Type == "error" })
-	if _, err := e.focus.RecordedName(e.meeting.ID, caller.ID, caller.ID); !errors.Is(err, conference.ErrForbidden) {
+	if _, err := e.focus.RecordedName(context.Background(), e.meeting.ID, caller.ID, caller.ID); !errors.Is(err, conference.ErrForbidden) {
 		t.Fatalf("an attendee asks for a recorded name: %v, want ErrForbidden", err)
 	}
 }
