@@ -120,6 +120,11 @@ type Focus struct {
 	mu     sync.Mutex
 	confs  map[string]*conf
 	closed bool
+	// draining: Shutdown has begun; no one joins or subscribes.
+	draining bool
+	// busy counts SIP requests being handled and goroutines of goRun,
+	// for Shutdown to wait on.
+	busy atomic.Int64
 
 	lobby  *Lobby
 	sip    sipState
@@ -207,6 +212,63 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	return f, nil
 }
 
+// shutdownPoll is how often Shutdown looks whether the drain is done, as
+// net/http's Server.Shutdown polls its connections.
+const shutdownPoll = 10 * time.Millisecond
+
+// Shutdown drains the Focus, like net/http's Server.Shutdown: nobody new
+// joins or subscribes (ErrClosed; SIP 503); every participant's INVITE
+// dialog gets a BYE; every lobby wait ends with ErrClosed, its INVITE
+// answered; every conference-state subscription gets its terminating
+// NOTIFY (Subscription-State: terminated;reason=deactivated); watchers
+// see everyone leave. Meetings stay in the store: a restarted focus hosts
+// them again. Shutdown returns once the SIP requests in flight and the
+// messages it sent are done, then releases everything as Close does. If
+// ctx ends first, it closes at once and returns ctx's error.
+func (f *Focus) Shutdown(ctx context.Context) error {
+	f.mu.Lock()
+	if f.closed || f.draining {
+		f.mu.Unlock()
+		return f.Close()
+	}
+	f.draining = true
+	confs := make([]*conf, 0, len(f.confs))
+	for _, c := range f.confs {
+		confs = append(confs, c)
+	}
+	f.mu.Unlock()
+	f.sip.mu.Lock()
+	var dialogs []*dialog
+	for _, d := range f.sip.dialogs {
+		if !d.subscription && d.confirmed {
+			dialogs = append(dialogs, d)
+		}
+	}
+	f.sip.mu.Unlock()
+	for _, d := range dialogs {
+		f.endDialog(d, "The focus is shutting down")
+	}
+	for _, c := range confs {
+		c.mu.Lock()
+		for _, p := range c.sorted() {
+			f.removeLocked(c, p, EventLeft, "", ErrClosed)
+		}
+		c.mu.Unlock()
+		f.release(c)
+	}
+	tick := time.NewTicker(shutdownPoll)
+	defer tick.Stop()
+	for f.busy.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			_ = f.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return f.Close()
+}
+
 // Close ends every lobby wait and subscription and stops the Focus's
 // goroutines.
 func (f *Focus) Close() error {
@@ -261,7 +323,7 @@ func (f *Focus) Close() error {
 func (f *Focus) conf(ctx context.Context, id string) (*conf, error) {
 	for {
 		f.mu.Lock()
-		if f.closed {
+		if f.closed || f.draining {
 			f.mu.Unlock()
 			return nil, ErrClosed
 		}

@@ -97,8 +97,10 @@ func (f *Focus) goRun(fn func()) bool {
 		return false
 	}
 	f.wg.Add(1)
+	f.busy.Add(1)
 	go func() {
 		defer f.wg.Done()
+		defer f.busy.Add(-1)
 		fn()
 	}()
 	return true
@@ -131,6 +133,8 @@ func (f *Focus) Dispatch(other sipgo.RequestHandler) sipgo.RequestHandler {
 // A Focus made without FocusConfig.Auth serves no SIP: it answers 500 and
 // logs why, rather than serve anyone unauthenticated.
 func (f *Focus) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
+	f.busy.Add(1)
+	defer f.busy.Add(-1)
 	if f.cfg.Auth == nil {
 		if req.Method != sip.ACK {
 			f.cfg.Logger.Error("a SIP request for the focus, which has no FocusConfig.Auth", "method", req.Method, "source", req.Source())

@@ -122,6 +122,9 @@ type member struct {
 	joined         *sip.Response
 	cseq           uint32
 	state          ConferenceInfo // the conference state its NOTIFYs carried
+	// stall, when set before a BYE arrives, holds the BYE's answer until
+	// it is closed.
+	stall chan struct{}
 }
 
 func (e *sipEnv) member(user, password, from, display string, cert ...*pki.KeyPair) *member {
@@ -142,6 +145,9 @@ func (e *sipEnv) member(user, password, from, display string, cert ...*pki.KeyPa
 	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {
 		m.byes <- req
+		if m.stall != nil {
+			<-m.stall
+		}
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	e.t.Cleanup(func() {

@@ -371,7 +371,30 @@ func (b *Bridge) Metrics() BridgeMetrics {
 	return m
 }
 
-// Close ends every session and waits for the bridge's goroutines.
+// Shutdown closes the bridge like Close, for a server that drains: every
+// room ends (WebRTC sessions and SIP calls close, their peers told by DTLS
+// close_notify and, for calls, by the focus's BYE), lobby music stops and
+// the UDP mux is released. It returns when that is done, or with ctx's
+// error when ctx ends first, the close then finishing on its own.
+func (b *Bridge) Shutdown(ctx context.Context) error { return closeWithin(ctx, b.Close) }
+
+// closeWithin runs closeFn and waits for it until ctx ends.
+func closeWithin(ctx context.Context, closeFn func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- closeFn() }()
+	if err := ctx.Err(); err != nil {
+		return err // ended before the close began
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Close ends every room and call at once and releases the bridge's
+// goroutines and its UDP mux.
 func (b *Bridge) Close() error {
 	b.mu.Lock()
 	if !b.closed {

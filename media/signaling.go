@@ -221,6 +221,11 @@ func (s *Signaling) SocketHandler() http.Handler {
 	})
 }
 
+// Shutdown refuses new sockets, ends every browser's socket (each
+// participant leaves its meeting) and returns when their
+// goroutines are done, or with ctx's error when ctx ends first.
+func (s *Signaling) Shutdown(ctx context.Context) error { return closeWithin(ctx, s.Close) }
+
 // Close ends every socket (each participant leaves its meeting) and
 // waits for them.
 func (s *Signaling) Close() error {
