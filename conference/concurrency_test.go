@@ -20,7 +20,7 @@ func TestConcurrentJoinsWhileLeadersDecide(t *testing.T) {
 	m := e.schedule(MeetingOptions{Access: AccessOrganizer, Presenter: PresentersOrganizer})
 	org := e.join(m, internal("alice"))
 	// Two presenters from the lobby: admitted and promoted by alice.
-	var leaders = []string{org.ID}
+	var leaders = []string{string(org.ID)}
 	for _, u := range []string{"bob", "carol"} {
 		p := e.join(m, internal(u))
 		if err := e.focus.Lobby().Admit(context.Background(), m.ID, org.ID, p.ID); err != nil {
@@ -29,7 +29,7 @@ func TestConcurrentJoinsWhileLeadersDecide(t *testing.T) {
 		if err := e.focus.Promote(context.Background(), m.ID, org.ID, p.ID); err != nil {
 			t.Fatal(err)
 		}
-		leaders = append(leaders, p.ID)
+		leaders = append(leaders, string(p.ID))
 	}
 
 	var joinedEvents, rejectedEvents atomic.Int64
@@ -79,10 +79,10 @@ func TestConcurrentJoinsWhileLeadersDecide(t *testing.T) {
 			for p := range decide {
 				var err error
 				if rand.IntN(2) == 0 {
-					if err = e.focus.Lobby().Admit(context.Background(), m.ID, leader, p.ID); err == nil {
+					if err = e.focus.Lobby().Admit(context.Background(), m.ID, ParticipantID(leader), p.ID); err == nil {
 						admits.Add(1)
 					}
-				} else if err = e.focus.Lobby().Reject(context.Background(), m.ID, leader, p.ID); err == nil {
+				} else if err = e.focus.Lobby().Reject(context.Background(), m.ID, ParticipantID(leader), p.ID); err == nil {
 					rejects.Add(1)
 				}
 				if err != nil && !errors.Is(err, ErrWrongState) && !errors.Is(err, ErrNoParticipant) {

@@ -79,9 +79,9 @@ func TestFocusWithoutAuthAnswersSIPWith500(t *testing.T) {
 	}
 	defer c.Close()
 	for _, method := range []string{"INVITE", "SUBSCRIBE"} {
-		req := method + " sip:" + m.ID + "@example.test SIP/2.0\r\n" +
+		req := method + " sip:" + string(m.ID) + "@example.test SIP/2.0\r\n" +
 			"Via: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bK-" + method + "\r\n" +
-			"From: <sip:mallory@example.test>;tag=1\r\nTo: <sip:" + m.ID + "@example.test>\r\n" +
+			"From: <sip:mallory@example.test>;tag=1\r\nTo: <sip:" + string(m.ID) + "@example.test>\r\n" +
 			"Call-ID: noauth-" + method + "\r\nCSeq: 1 " + method + "\r\nMax-Forwards: 70\r\n" +
 			"Contact: <sip:mallory@" + c.LocalAddr().String() + ">\r\nEvent: conference\r\nContent-Length: 0\r\n\r\n"
 		if _, err := c.Write([]byte(req)); err != nil {

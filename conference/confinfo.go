@@ -110,8 +110,8 @@ type JoiningInfo struct {
 const participantURN = "urn:parley:participant:"
 
 // ParticipantID returns the participant ID an endpoint's entity carries.
-func (e *Endpoint) ParticipantID() string {
-	return strings.TrimPrefix(e.Entity, participantURN)
+func (e *Endpoint) ParticipantID() ParticipantID {
+	return ParticipantID(strings.TrimPrefix(e.Entity, participantURN))
 }
 
 // The values of RFC 4575's enumerations.

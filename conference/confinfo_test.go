@@ -240,7 +240,7 @@ func TestPartialNotificationsAddUpToTheFullState(t *testing.T) {
 	e := newFocusEnv(t)
 	m := e.schedule(MeetingOptions{Access: AccessCompany, Presenter: PresentersOrganizer})
 	org := e.join(m, internal("alice"))
-	subs := map[string]*subscription{org.ID: e.subscribe(m, org)}
+	subs := map[string]*subscription{string(org.ID): e.subscribe(m, org)}
 	var people []*Participant
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 300 {
@@ -253,7 +253,7 @@ func TestPartialNotificationsAddUpToTheFullState(t *testing.T) {
 			p := e.join(m, id)
 			people = append(people, p)
 			if rng.IntN(2) == 0 {
-				subs[p.ID] = e.subscribe(m, p)
+				subs[string(p.ID)] = e.subscribe(m, p)
 			}
 		default:
 			p := people[rng.IntN(len(people))]
@@ -302,7 +302,7 @@ func TestPartialNotificationsAddUpToTheFullState(t *testing.T) {
 				break drain
 			}
 		}
-		doc, err := e.focus.ConferenceInfo(context.Background(), m.ID, pid)
+		doc, err := e.focus.ConferenceInfo(context.Background(), m.ID, ParticipantID(pid))
 		if err != nil {
 			if !ended {
 				t.Errorf("%s is gone but its subscription did not end", pid)

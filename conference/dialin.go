@@ -35,18 +35,18 @@ func (f *Focus) plainRTP(id *auth.Identity) bool {
 
 // dialInIdentity is who a caller delivered by a gateway is: anonymous,
 // for one meeting, known by its caller ID's display name at most.
-func dialInIdentity(req *sip.Request, meeting string) *auth.Identity {
+func dialInIdentity(req *sip.Request, meeting MeetingID) *auth.Identity {
 	name := ""
 	if from := req.From(); from != nil {
 		name = from.DisplayName
 	}
-	return &auth.Identity{URI: "sip:" + newTag() + "@anonymous.invalid", DisplayName: name, Kind: auth.Anonymous, Meeting: meeting}
+	return &auth.Identity{URI: "sip:" + newTag() + "@anonymous.invalid", DisplayName: name, Kind: auth.Anonymous, Meeting: string(meeting)}
 }
 
 // answerMedia gives joined participant pid its media: the media server
 // answers the INVITE's offer, and the call joins the meeting with a media
 // token the focus grants.
-func (f *Focus) answerMedia(req *sip.Request, id *auth.Identity, meeting, pid string) (Call, error) {
+func (f *Focus) answerMedia(req *sip.Request, id *auth.Identity, meeting MeetingID, pid ParticipantID) (Call, error) {
 	call, err := f.mediaServer().AnswerCall(string(req.Body()), f.plainRTP(id))
 	if err != nil {
 		return nil, err
@@ -73,7 +73,7 @@ func notAcceptable(tx sip.ServerTransaction, req *sip.Request, err error) {
 // watchCall takes out of its meeting a participant whose media ended on
 // the media server's side (nothing heard from it, the server closing):
 // the focus ends its dialog with a BYE.
-func (f *Focus) watchCall(meeting, pid string, call Call) {
+func (f *Focus) watchCall(meeting MeetingID, pid ParticipantID, call Call) {
 	f.goRun(func() {
 		select {
 		case <-call.Done():
@@ -108,7 +108,7 @@ func (f *Focus) dialIn(req *sip.Request, tx sip.ServerTransaction, id *auth.Iden
 		reply(tx, req, 400, "Missing From tag, Call-ID or Contact")
 		return
 	}
-	d.contact = f.contactFor(req.Recipient.User, d.transport)
+	d.contact = f.contactFor(MeetingID(req.Recipient.User), d.transport)
 	d.call = call
 	f.sip.mu.Lock()
 	f.sip.dialogs[d.id] = d

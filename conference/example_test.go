@@ -34,7 +34,7 @@ func Example() {
 		panic(err)
 	}
 	guest := &auth.Identity{URI: "sip:g1@anonymous.invalid", DisplayName: "Guest", Kind: auth.Anonymous,
-		Method: auth.MethodConferenceKey, Meeting: m.ID}
+		Method: auth.MethodConferenceKey, Meeting: string(m.ID)}
 
 	organizer, _ := focus.Join(ctx, m.ID, conference.JoinRequest{Identity: alice})
 	waiting, _ := focus.Join(ctx, m.ID, conference.JoinRequest{Identity: guest})

@@ -118,7 +118,7 @@ type Focus struct {
 	cfg FocusConfig
 
 	mu     sync.Mutex
-	confs  map[string]*conf
+	confs  map[MeetingID]*conf
 	closed bool
 	// draining: Shutdown has begun; no one joins or subscribes.
 	draining bool
@@ -138,7 +138,7 @@ type Focus struct {
 type conf struct {
 	mu       sync.Mutex
 	meeting  *Meeting
-	parts    map[string]*participant
+	parts    map[ParticipantID]*participant
 	locked   bool
 	muted    bool // the audience: attendees' audio held back
 	dead     bool // removed from Focus.confs
@@ -203,7 +203,7 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	for i, g := range cfg.PlainRTPGateways {
 		cfg.PlainRTPGateways[i] = canonical(g)
 	}
-	f := &Focus{cfg: cfg, confs: map[string]*conf{}, lobby: cfg.Lobby}
+	f := &Focus{cfg: cfg, confs: map[MeetingID]*conf{}, lobby: cfg.Lobby}
 	if err := cfg.Lobby.attach(f); err != nil {
 		return nil, err
 	}
@@ -320,7 +320,7 @@ func (f *Focus) Close() error {
 
 // conf returns the live state of meeting id, creating it if needed, with
 // its lock held.
-func (f *Focus) conf(ctx context.Context, id string) (*conf, error) {
+func (f *Focus) conf(ctx context.Context, id MeetingID) (*conf, error) {
 	for {
 		f.mu.Lock()
 		if f.closed || f.draining {
@@ -336,7 +336,7 @@ func (f *Focus) conf(ctx context.Context, id string) (*conf, error) {
 			}
 			f.mu.Lock()
 			if c = f.confs[id]; c == nil {
-				c = &conf{meeting: m, parts: map[string]*participant{}, watchers: map[int]func(Event){},
+				c = &conf{meeting: m, parts: map[ParticipantID]*participant{}, watchers: map[int]func(Event){},
 					subs: map[*subscriber]struct{}{}, cache: map[cacheKey][]byte{}}
 				f.confs[id] = c
 			}
@@ -352,7 +352,7 @@ func (f *Focus) conf(ctx context.Context, id string) (*conf, error) {
 
 // existing returns the live state of meeting id with its lock held, or
 // ErrNoParticipant if nobody is in it.
-func (f *Focus) existing(id string) (*conf, error) {
+func (f *Focus) existing(id MeetingID) (*conf, error) {
 	f.mu.Lock()
 	c, closed := f.confs[id], f.closed
 	f.mu.Unlock()

@@ -67,19 +67,19 @@ func TestMeetingKeysAndLinksAreUniqueAndUnguessable(t *testing.T) {
 	for range 200 {
 		m := e.schedule(MeetingOptions{})
 		// 26 base32 characters carry 130 bits, 128 of them random.
-		if !base32.MatchString(m.ID) || !base32.MatchString(m.Key) {
+		if !base32.MatchString(string(m.ID)) || !base32.MatchString(m.Key) {
 			t.Fatalf("ID %q, key %q: want 128 random bits in base32", m.ID, m.Key)
 		}
 		if !regexp.MustCompile(`^[1-9][0-9]{8}$`).MatchString(m.DialInID) {
 			t.Fatalf("dial-in ID %q", m.DialInID)
 		}
-		if m.JoinURL != "https://meet.example.test/meet/"+m.ID {
+		if m.JoinURL != "https://meet.example.test/meet/"+string(m.ID) {
 			t.Fatalf("join URL %q", m.JoinURL)
 		}
-		if ids[m.ID] || keys[m.Key] || dialIns[m.DialInID] || m.ID == m.Key {
+		if ids[string(m.ID)] || keys[m.Key] || dialIns[m.DialInID] || string(m.ID) == m.Key {
 			t.Fatal("a meeting ID, key or dial-in ID repeats")
 		}
-		ids[m.ID], keys[m.Key], dialIns[m.DialInID] = true, true, true
+		ids[string(m.ID)], keys[m.Key], dialIns[m.DialInID] = true, true, true
 		got, err := e.store.ByDialInID(context.Background(), m.DialInID)
 		if err != nil || got.ID != m.ID {
 			t.Fatalf("ByDialInID: %v %v", got, err)
@@ -91,14 +91,14 @@ func TestConferenceKeyOnlyForLiveMeetings(t *testing.T) {
 	e := newFocusEnv(t)
 	m := e.schedule(MeetingOptions{Expires: e.clock.now().Add(time.Hour)})
 	ctx := context.Background()
-	if k, err := e.focus.ConferenceKey(ctx, m.ID); err != nil || k != m.Key {
+	if k, err := e.focus.ConferenceKey(ctx, string(m.ID)); err != nil || k != m.Key {
 		t.Fatalf("ConferenceKey = %q, %v", k, err)
 	}
 	if _, err := e.focus.ConferenceKey(ctx, randomToken()); !errors.Is(err, auth.ErrUnknownMeeting) {
 		t.Errorf("unknown meeting: %v", err)
 	}
 	e.clock.advance(time.Hour)
-	if _, err := e.focus.ConferenceKey(ctx, m.ID); !errors.Is(err, auth.ErrUnknownMeeting) {
+	if _, err := e.focus.ConferenceKey(ctx, string(m.ID)); !errors.Is(err, auth.ErrUnknownMeeting) {
 		t.Errorf("expired meeting: %v", err)
 	}
 	if _, err := e.focus.Join(ctx, m.ID, JoinRequest{Identity: internal("alice")}); !errors.Is(err, ErrNotFound) {
@@ -240,7 +240,7 @@ func TestMuteAllHoldsAttendeesAudio(t *testing.T) {
 	org := e.join(m, internal("alice"))
 	bob := e.join(m, internal("bob"))
 	muted := func(pid string) bool {
-		p, err := e.focus.Participant(m.ID, pid)
+		p, err := e.focus.Participant(m.ID, ParticipantID(pid))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,25 +251,25 @@ func TestMuteAllHoldsAttendeesAudio(t *testing.T) {
 		t.Fatal(err)
 	}
 	carol := e.join(m, internal("carol"))
-	if !muted(bob.ID) || !muted(carol.ID) || muted(org.ID) {
-		t.Fatalf("muted: bob %v, carol (newcomer) %v, alice (organizer) %v", muted(bob.ID), muted(carol.ID), muted(org.ID))
+	if !muted(string(bob.ID)) || !muted(string(carol.ID)) || muted(string(org.ID)) {
+		t.Fatalf("muted: bob %v, carol (newcomer) %v, alice (organizer) %v", muted(string(bob.ID)), muted(string(carol.ID)), muted(string(org.ID)))
 	}
 	if err := e.focus.Promote(context.Background(), m.ID, org.ID, bob.ID); err != nil {
 		t.Fatal(err)
 	}
-	if muted(bob.ID) {
+	if muted(string(bob.ID)) {
 		t.Fatal("a presenter is muted")
 	}
 	if err := e.focus.Demote(context.Background(), m.ID, org.ID, bob.ID); err != nil {
 		t.Fatal(err)
 	}
-	if !muted(bob.ID) {
+	if !muted(string(bob.ID)) {
 		t.Fatal("a demoted presenter is not muted with the audience")
 	}
 	if err := e.focus.MuteAll(context.Background(), m.ID, org.ID, false); err != nil {
 		t.Fatal(err)
 	}
-	if muted(bob.ID) || muted(carol.ID) {
+	if muted(string(bob.ID)) || muted(string(carol.ID)) {
 		t.Fatal("still muted after unmute-all")
 	}
 }
@@ -472,7 +472,7 @@ func TestOrganizerGetsInToAFullMeeting(t *testing.T) {
 // failingDelete is a meeting store whose Delete fails.
 type failingDelete struct{ *MemoryMeetings }
 
-func (failingDelete) Delete(context.Context, string) error { return errors.New("disk full") }
+func (failingDelete) Delete(context.Context, MeetingID) error { return errors.New("disk full") }
 
 // TestEndMeeting: an admin ends a meeting for everyone in it (the lobby
 // too), and nobody can join it again; if the store cannot delete it,

@@ -12,7 +12,7 @@ import (
 // lobby's music and nothing of the meeting until it is admitted. binding,
 // optional, is the fingerprint of the participant's DTLS certificate the
 // token will be bound to.
-func (f *Focus) AddUser(id, pid, binding string) (*MediaGrant, error) {
+func (f *Focus) AddUser(id MeetingID, pid ParticipantID, binding string) (*MediaGrant, error) {
 	c, err := f.existing(id)
 	if err != nil {
 		return nil, err

@@ -116,13 +116,13 @@ var anonCount struct {
 	n int
 }
 
-func anonymous(meeting, name string) *auth.Identity {
+func anonymous(meeting MeetingID, name string) *auth.Identity {
 	anonCount.Lock()
 	anonCount.n++
 	n := anonCount.n
 	anonCount.Unlock()
 	return &auth.Identity{URI: "sip:anon" + time.Duration(n).String() + "@anonymous.invalid", DisplayName: name,
-		Kind: auth.Anonymous, Method: auth.MethodConferenceKey, Meeting: meeting}
+		Kind: auth.Anonymous, Method: auth.MethodConferenceKey, Meeting: string(meeting)}
 }
 
 // schedule has alice schedule a meeting.

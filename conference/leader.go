@@ -8,7 +8,7 @@ import (
 )
 
 // actorLocked returns the joined participant actor, or an error.
-func (c *conf) actorLocked(actor string) (*participant, error) {
+func (c *conf) actorLocked(actor ParticipantID) (*participant, error) {
 	a := c.parts[actor]
 	if a == nil || a.State != Joined {
 		return nil, fmt.Errorf("%w: the requester is not in the meeting", ErrForbidden)
@@ -17,7 +17,7 @@ func (c *conf) actorLocked(actor string) (*participant, error) {
 }
 
 // control runs op for actor on meeting id with the lock held.
-func (f *Focus) control(ctx context.Context, id, actor string, op func(c *conf, a *participant) error) error {
+func (f *Focus) control(ctx context.Context, id MeetingID, actor ParticipantID, op func(c *conf, a *participant) error) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -34,7 +34,7 @@ func (f *Focus) control(ctx context.Context, id, actor string, op func(c *conf, 
 	return err
 }
 
-func (c *conf) target(pid string) (*participant, error) {
+func (c *conf) target(pid ParticipantID) (*participant, error) {
 	if p := c.parts[pid]; p != nil {
 		return p, nil
 	}
@@ -43,7 +43,7 @@ func (c *conf) target(pid string) (*participant, error) {
 
 // RecordedName returns the name participant pid recorded when it dialed
 // in (a WAV file), for actor, a leader of meeting id.
-func (f *Focus) RecordedName(ctx context.Context, id, actor, pid string) ([]byte, error) {
+func (f *Focus) RecordedName(ctx context.Context, id MeetingID, actor, pid ParticipantID) ([]byte, error) {
 	var out []byte
 	err := f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if !a.Role.Leader() {
@@ -64,7 +64,7 @@ func (f *Focus) RecordedName(ctx context.Context, id, actor, pid string) ([]byte
 
 // Promote makes the joined attendee pid a presenter. Any presenter may.
 // Anonymous and federated users can be promoted once they have joined.
-func (f *Focus) Promote(ctx context.Context, id, actor, pid string) error {
+func (f *Focus) Promote(ctx context.Context, id MeetingID, actor, pid ParticipantID) error {
 	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if !a.Role.Leader() {
 			return fmt.Errorf("%w: only presenters promote", ErrForbidden)
@@ -85,7 +85,7 @@ func (f *Focus) Promote(ctx context.Context, id, actor, pid string) error {
 
 // Demote makes presenter pid an attendee. Only the organizer decides who
 // else presents; the organizer cannot be demoted.
-func (f *Focus) Demote(ctx context.Context, id, actor, pid string) error {
+func (f *Focus) Demote(ctx context.Context, id MeetingID, actor, pid ParticipantID) error {
 	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if a.Role != Organizer {
 			return fmt.Errorf("%w: only the organizer demotes", ErrForbidden)
@@ -106,7 +106,7 @@ func (f *Focus) Demote(ctx context.Context, id, actor, pid string) error {
 
 // Eject removes joined participant pid. The organizer may eject anyone
 // but an organizer; a presenter, attendees only.
-func (f *Focus) Eject(ctx context.Context, id, actor, pid string) error {
+func (f *Focus) Eject(ctx context.Context, id MeetingID, actor, pid ParticipantID) error {
 	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		p, err := c.target(pid)
 		if err != nil {
@@ -129,7 +129,7 @@ func (f *Focus) Eject(ctx context.Context, id, actor, pid string) error {
 
 // Lock sends every newcomer but the organizer to the lobby while the
 // meeting runs (locked), or stops doing so. Organizer only.
-func (f *Focus) Lock(ctx context.Context, id, actor string, locked bool) error {
+func (f *Focus) Lock(ctx context.Context, id MeetingID, actor ParticipantID, locked bool) error {
 	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if a.Role != Organizer {
 			return fmt.Errorf("%w: only the organizer locks the meeting", ErrForbidden)
@@ -146,7 +146,7 @@ func (f *Focus) Lock(ctx context.Context, id, actor string, locked bool) error {
 // muted, the media server forwards no attendee's audio, newcomers'
 // included; presenters and the organizer are heard. Any leader may. Each
 // attendee's Muted changes, with an EventRole; then an EventPolicy.
-func (f *Focus) MuteAll(ctx context.Context, id, actor string, muted bool) error {
+func (f *Focus) MuteAll(ctx context.Context, id MeetingID, actor ParticipantID, muted bool) error {
 	return f.control(ctx, id, actor, func(c *conf, a *participant) error {
 		if !a.Role.Leader() {
 			return fmt.Errorf("%w: only presenters mute the audience", ErrForbidden)
@@ -176,7 +176,7 @@ func (c *conf) muteLocked(p *participant) bool {
 
 // SetAccess changes the meeting's access policy and dial-in option, in the
 // store too. Organizer only; it applies to those who join from now on.
-func (f *Focus) SetAccess(ctx context.Context, id, actor string, access AccessPolicy, dialInLobby bool) error {
+func (f *Focus) SetAccess(ctx context.Context, id MeetingID, actor ParticipantID, access AccessPolicy, dialInLobby bool) error {
 	if _, ok := accessNames[access]; !ok {
 		return fmt.Errorf("%w: access policy %d", ErrInvalid, access)
 	}
@@ -194,7 +194,7 @@ func (f *Focus) SetAccess(ctx context.Context, id, actor string, access AccessPo
 // SetPresenters changes the meeting's presenter policy (and chosen
 // presenters), in the store too. Organizer only; it applies to those who
 // join from now on.
-func (f *Focus) SetPresenters(ctx context.Context, id, actor string, policy PresenterPolicy, chosen []string) error {
+func (f *Focus) SetPresenters(ctx context.Context, id MeetingID, actor ParticipantID, policy PresenterPolicy, chosen []string) error {
 	if _, ok := presenterNames[policy]; !ok {
 		return fmt.Errorf("%w: presenter policy %d", ErrInvalid, policy)
 	}

@@ -200,7 +200,7 @@ func (l *Lobby) Wait(ctx context.Context, p *Participant) error {
 
 // Waiting returns who waits in meeting id's lobby, in the order they
 // arrived.
-func (l *Lobby) Waiting(id string) []Participant {
+func (l *Lobby) Waiting(id MeetingID) []Participant {
 	f, err := l.owner()
 	if err != nil {
 		return nil
@@ -214,7 +214,7 @@ func (l *Lobby) Waiting(id string) []Participant {
 	return out
 }
 
-func (l *Lobby) timedOut(f *Focus, id, pid string) {
+func (l *Lobby) timedOut(f *Focus, id MeetingID, pid ParticipantID) {
 	c, err := f.existing(id)
 	if err != nil {
 		return
@@ -229,7 +229,7 @@ func (l *Lobby) timedOut(f *Focus, id, pid string) {
 // Admit lets participant pid in from meeting id's lobby, on the request
 // of by, a joined leader of the meeting. It fails with ErrForbidden if by
 // is not one, ErrNoParticipant or ErrWrongState if pid does not wait.
-func (l *Lobby) Admit(ctx context.Context, id, by, pid string) error {
+func (l *Lobby) Admit(ctx context.Context, id MeetingID, by, pid ParticipantID) error {
 	return l.leaderOp(ctx, id, by, pid, "admit", func(f *Focus, c *conf, a, p *participant) {
 		f.enterLocked(c, p, a.ID)
 	})
@@ -238,13 +238,13 @@ func (l *Lobby) Admit(ctx context.Context, id, by, pid string) error {
 // Reject turns participant pid away from meeting id's lobby, on the
 // request of by, a joined leader of the meeting: its wait ends with
 // ErrRejected. Errors as for Admit.
-func (l *Lobby) Reject(ctx context.Context, id, by, pid string) error {
+func (l *Lobby) Reject(ctx context.Context, id MeetingID, by, pid ParticipantID) error {
 	return l.leaderOp(ctx, id, by, pid, "reject", func(f *Focus, c *conf, a, p *participant) {
 		f.removeLocked(c, p, EventRejected, a.ID, ErrRejected)
 	})
 }
 
-func (l *Lobby) leaderOp(ctx context.Context, id, by, pid, verb string, op func(f *Focus, c *conf, a, p *participant)) error {
+func (l *Lobby) leaderOp(ctx context.Context, id MeetingID, by, pid ParticipantID, verb string, op func(f *Focus, c *conf, a, p *participant)) error {
 	f, err := l.owner()
 	if err != nil {
 		return err

@@ -114,12 +114,20 @@ func ParsePresenterPolicy(s string) (PresenterPolicy, error) {
 	return 0, fmt.Errorf("conference: unknown presenter policy %q", s)
 }
 
+// MeetingID names a meeting (Meeting.ID). A type of its own, so that a
+// meeting and a participant cannot be passed in each other's place.
+type MeetingID string
+
+// ParticipantID names one join of a meeting (Participant.ID), unique per
+// join: 128 random bits.
+type ParticipantID string
+
 // Meeting is a scheduled or impromptu meeting.
 type Meeting struct {
 	// ID names the meeting: its focus is sip:<ID>@<Tenant> and its join
 	// URL ends in /meet/<ID>. 26 characters of base32, 128 random bits, so
 	// the URL cannot be guessed.
-	ID string `json:"id"`
+	ID MeetingID `json:"id"`
 	// DialInID is the numeric conference ID callers enter by phone.
 	DialInID string `json:"dial_in_id"`
 	// Key is the conference key anonymous users present (Digest password
@@ -166,7 +174,7 @@ func (m *Meeting) Clone() *Meeting {
 }
 
 // Focus returns the SIP URI of the meeting's focus.
-func (m *Meeting) Focus() string { return "sip:" + m.ID + "@" + m.Tenant }
+func (m *Meeting) Focus() string { return "sip:" + string(m.ID) + "@" + m.Tenant }
 
 // MeetingStore keeps meetings. Implementations return copies: a caller
 // changes a meeting only through Update. Package store provides
@@ -177,15 +185,15 @@ type MeetingStore interface {
 	Create(ctx context.Context, m *Meeting) error
 	// Get returns the meeting with the given ID, or an error wrapping
 	// ErrNotFound.
-	Get(ctx context.Context, id string) (*Meeting, error)
+	Get(ctx context.Context, id MeetingID) (*Meeting, error)
 	// ByDialInID returns the meeting with the given dial-in conference ID.
 	ByDialInID(ctx context.Context, dialInID string) (*Meeting, error)
 	// Update applies fn to the stored meeting atomically and adds one to
 	// its Revision; if fn returns an error nothing is changed and the
 	// error is returned.
-	Update(ctx context.Context, id string, fn func(*Meeting) error) (*Meeting, error)
+	Update(ctx context.Context, id MeetingID, fn func(*Meeting) error) (*Meeting, error)
 	// Delete removes a meeting.
-	Delete(ctx context.Context, id string) error
+	Delete(ctx context.Context, id MeetingID) error
 	// ByOrganizer lists the meetings organized by aor.
 	ByOrganizer(ctx context.Context, aor string) ([]*Meeting, error)
 }
@@ -193,13 +201,13 @@ type MeetingStore interface {
 // MemoryMeetings is a MeetingStore in memory, safe for concurrent use.
 type MemoryMeetings struct {
 	mu     sync.RWMutex
-	byID   map[string]*Meeting
-	dialIn map[string]string // dial-in ID -> meeting ID
+	byID   map[MeetingID]*Meeting
+	dialIn map[string]MeetingID // dial-in ID -> meeting ID
 }
 
 // NewMemoryMeetings returns an empty store.
 func NewMemoryMeetings() *MemoryMeetings {
-	return &MemoryMeetings{byID: map[string]*Meeting{}, dialIn: map[string]string{}}
+	return &MemoryMeetings{byID: map[MeetingID]*Meeting{}, dialIn: map[string]MeetingID{}}
 }
 
 // Create implements MeetingStore.
@@ -220,7 +228,7 @@ func (s *MemoryMeetings) Create(_ context.Context, m *Meeting) error {
 }
 
 // Get implements MeetingStore.
-func (s *MemoryMeetings) Get(_ context.Context, id string) (*Meeting, error) {
+func (s *MemoryMeetings) Get(_ context.Context, id MeetingID) (*Meeting, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	m, ok := s.byID[id]
@@ -242,7 +250,7 @@ func (s *MemoryMeetings) ByDialInID(ctx context.Context, dialInID string) (*Meet
 }
 
 // Update implements MeetingStore.
-func (s *MemoryMeetings) Update(_ context.Context, id string, fn func(*Meeting) error) (*Meeting, error) {
+func (s *MemoryMeetings) Update(_ context.Context, id MeetingID, fn func(*Meeting) error) (*Meeting, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.byID[id]
@@ -273,7 +281,7 @@ func ApplyUpdate(m *Meeting, fn func(*Meeting) error) (*Meeting, error) {
 }
 
 // Delete implements MeetingStore.
-func (s *MemoryMeetings) Delete(_ context.Context, id string) error {
+func (s *MemoryMeetings) Delete(_ context.Context, id MeetingID) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	m, ok := s.byID[id]

@@ -122,7 +122,7 @@ type Candidate struct {
 	// Company is the user's company in the directory (tenant users).
 	Company string
 	// Meeting is, for anonymous users, the meeting their key opens.
-	Meeting string
+	Meeting MeetingID
 }
 
 // authenticated reports whether the candidate has an identity: anything

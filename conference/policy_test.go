@@ -126,7 +126,7 @@ func admitNow(t *testing.T, m *Meeting, c Candidate, leaderIn bool) Admission {
 	if err != nil {
 		t.Fatal(err)
 	}
-	room := &conf{meeting: m, parts: map[string]*participant{}}
+	room := &conf{meeting: m, parts: map[ParticipantID]*participant{}}
 	if leaderIn {
 		room.parts["leader"] = &participant{Participant: Participant{State: Joined, Role: Presenter}}
 	}

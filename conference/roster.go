@@ -38,8 +38,8 @@ func (s State) String() string {
 // Participant is one device's presence in a meeting, as a snapshot.
 type Participant struct {
 	// ID is unique per join, 128 random bits.
-	ID      string
-	Meeting string
+	ID      ParticipantID
+	Meeting MeetingID
 	// URI is the identity URI (per security association for anonymous
 	// users); AOR the canonical address of authenticated users.
 	URI, AOR    string
@@ -79,9 +79,9 @@ const (
 // who made it, if one did.
 type Event struct {
 	Kind        EventKind
-	Meeting     string
+	Meeting     MeetingID
 	Participant Participant
-	By          string
+	By          ParticipantID
 }
 
 // JoinRequest is someone asking to join a meeting.
@@ -103,7 +103,7 @@ type JoinRequest struct {
 // candidate describes who asks, for the policies.
 func (f *Focus) candidate(ctx context.Context, m *Meeting, r JoinRequest) (Candidate, error) {
 	id := r.Identity
-	c := Candidate{Type: TypeOf(id, r.DialIn), Meeting: id.Meeting}
+	c := Candidate{Type: TypeOf(id, r.DialIn), Meeting: MeetingID(id.Meeting)}
 	if id.Kind == auth.Anonymous {
 		return c, nil
 	}
@@ -134,7 +134,7 @@ func (f *Focus) candidate(ctx context.Context, m *Meeting, r JoinRequest) (Candi
 // and AdmissionRule). It returns the participant in the meeting (Joined)
 // or in the lobby (InLobby: Lobby.Wait for the outcome), or an error:
 // ErrNotFound, ErrRefused, ErrFull, or the admission rule's.
-func (f *Focus) Join(ctx context.Context, id string, r JoinRequest) (*Participant, error) {
+func (f *Focus) Join(ctx context.Context, id MeetingID, r JoinRequest) (*Participant, error) {
 	if r.Identity == nil {
 		return nil, errors.New("conference: JoinRequest.Identity is required")
 	}
@@ -182,7 +182,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, d decision, r JoinRequest) (
 		name = r.Identity.DisplayName
 	}
 	p := &participant{
-		Participant: Participant{ID: randomToken(), Meeting: m.ID, URI: r.Identity.URI, AOR: cand.AOR,
+		Participant: Participant{ID: ParticipantID(randomToken()), Meeting: m.ID, URI: r.Identity.URI, AOR: cand.AOR,
 			DisplayName: name, Type: cand.Type, Role: Attendee, Since: f.cfg.Now(), NameRecorded: len(r.RecordedName) > 0},
 		identity: r.Identity, cand: cand, recordedName: r.RecordedName, onLeader: d.onLeader,
 	}
@@ -202,7 +202,7 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, d decision, r JoinRequest) (
 // enterLocked puts p in the meeting with the role its presenter policy
 // gives, and lets in anonymous users who were waiting only for a leader or
 // an authenticated user.
-func (f *Focus) enterLocked(c *conf, p *participant, by string) {
+func (f *Focus) enterLocked(c *conf, p *participant, by ParticipantID) {
 	wasIn := c.leaderOrAuthenticatedIn()
 	p.State, p.Role, p.Since = Joined, InitialRole(c.meeting, p.cand), f.cfg.Now()
 	c.muteLocked(p)
@@ -236,7 +236,7 @@ func (c *conf) sorted() []*participant {
 }
 
 // removeLocked takes p out of the meeting; a lobby wait ends with why.
-func (f *Focus) removeLocked(c *conf, p *participant, kind EventKind, by string, why error) {
+func (f *Focus) removeLocked(c *conf, p *participant, kind EventKind, by ParticipantID, why error) {
 	if p.State == InLobby {
 		p.decide(why)
 	}
@@ -248,7 +248,7 @@ func (f *Focus) removeLocked(c *conf, p *participant, kind EventKind, by string,
 }
 
 // Leave takes participant pid out of meeting id (hang-up, cancel).
-func (f *Focus) Leave(id, pid string) error {
+func (f *Focus) Leave(id MeetingID, pid ParticipantID) error {
 	c, err := f.existing(id)
 	if err != nil {
 		return err
@@ -270,7 +270,7 @@ func (f *Focus) Leave(id, pid string) error {
 // more, then everyone in it is taken out (those in the lobby rejected,
 // the others ejected, which ends their SIP dialogs and media) and its
 // subscribers hear no more. If the store fails, nothing changes.
-func (f *Focus) End(ctx context.Context, id string) error {
+func (f *Focus) End(ctx context.Context, id MeetingID) error {
 	c, err := f.existing(id)
 	if err != nil {
 		return f.cfg.Meetings.Delete(ctx, id) // nobody in it
@@ -299,7 +299,7 @@ func (f *Focus) End(ctx context.Context, id string) error {
 
 // Participants returns the meeting's participants, lobby included, in the
 // order they arrived.
-func (f *Focus) Participants(id string) []Participant {
+func (f *Focus) Participants(id MeetingID) []Participant {
 	c, err := f.existing(id)
 	if err != nil {
 		return nil
@@ -313,7 +313,7 @@ func (f *Focus) Participants(id string) []Participant {
 }
 
 // Participant returns one participant.
-func (f *Focus) Participant(id, pid string) (Participant, error) {
+func (f *Focus) Participant(id MeetingID, pid ParticipantID) (Participant, error) {
 	c, err := f.existing(id)
 	if err != nil {
 		return Participant{}, err
@@ -331,7 +331,7 @@ func (f *Focus) Participant(id, pid string) (Participant, error) {
 // not block or call the Focus (hand the event to a goroutine of yours).
 // The media server watches to drop ejected participants and to switch a
 // lobby participant's media from music to the meeting.
-func (f *Focus) Watch(ctx context.Context, id string, fn func(Event)) (stop func(), err error) {
+func (f *Focus) Watch(ctx context.Context, id MeetingID, fn func(Event)) (stop func(), err error) {
 	c, err := f.conf(ctx, id)
 	if err != nil {
 		return nil, err

@@ -86,8 +86,8 @@ func (f *Focus) Schedule(ctx context.Context, organizer *auth.Identity, opts Mee
 		}
 	}
 	for range 5 { // collisions of 128-bit IDs do not happen; of 9-digit dial-in IDs they might
-		m.ID, m.Key, m.DialInID = randomToken(), randomToken(), randomDialInID()
-		m.JoinURL = f.cfg.JoinURL + "/meet/" + m.ID
+		m.ID, m.Key, m.DialInID = MeetingID(randomToken()), randomToken(), randomDialInID()
+		m.JoinURL = f.cfg.JoinURL + "/meet/" + string(m.ID)
 		err = f.cfg.Meetings.Create(ctx, m)
 		if !errors.Is(err, ErrExists) {
 			break
@@ -102,12 +102,12 @@ func (f *Focus) Schedule(ctx context.Context, organizer *auth.Identity, opts Mee
 
 // Meeting returns a live meeting (not expired), or an error wrapping
 // ErrNotFound.
-func (f *Focus) Meeting(ctx context.Context, id string) (*Meeting, error) {
+func (f *Focus) Meeting(ctx context.Context, id MeetingID) (*Meeting, error) {
 	return liveMeeting(ctx, f.cfg.Meetings, f.cfg.Now, id)
 }
 
-func liveMeeting(ctx context.Context, store MeetingStore, now func() time.Time, id string) (*Meeting, error) {
-	if !isMeetingID(id) {
+func liveMeeting(ctx context.Context, store MeetingStore, now func() time.Time, id MeetingID) (*Meeting, error) {
+	if !isMeetingID(string(id)) {
 		return nil, fmt.Errorf("%w: %q", ErrNotFound, id)
 	}
 	m, err := store.Get(ctx, id)
@@ -142,7 +142,7 @@ type meetingKeys struct {
 }
 
 func (k meetingKeys) ConferenceKey(ctx context.Context, meetingID string) (string, error) {
-	m, err := liveMeeting(ctx, k.store, k.now, meetingID)
+	m, err := liveMeeting(ctx, k.store, k.now, MeetingID(meetingID))
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", auth.ErrUnknownMeeting, err)
 	}

@@ -44,7 +44,9 @@ const (
 // that joined it, or a SUBSCRIBE to the conference state.
 type dialog struct {
 	id                          string
-	meeting, pid, uri           string
+	meeting                     MeetingID
+	pid                         ParticipantID
+	uri                         string
 	callID, remoteTag, localTag string
 	target                      sip.Uri // the participant's Contact
 	routeSet                    []string
@@ -178,7 +180,7 @@ func secureTransport(req *sip.Request) bool {
 }
 
 // newDialog records the dialog req starts, our side tagged localTag.
-func (f *Focus) newDialog(req *sip.Request, meeting, pid, uri string, subscription bool) (*dialog, bool) {
+func (f *Focus) newDialog(req *sip.Request, meeting MeetingID, pid ParticipantID, uri string, subscription bool) (*dialog, bool) {
 	from, callID, contact := req.From(), req.CallID(), req.Contact()
 	if from == nil || callID == nil || contact == nil {
 		return nil, false
@@ -205,10 +207,10 @@ func (f *Focus) newDialog(req *sip.Request, meeting, pid, uri string, subscripti
 
 // contactFor is the focus's Contact for a meeting: its ID at the listener
 // the participant came through, marked isfocus (RFC 4579).
-func (f *Focus) contactFor(meeting, transport string) string {
+func (f *Focus) contactFor(meeting MeetingID, transport string) string {
 	host := f.cfg.Listeners[transport]
 	if host == "" {
-		return "<sip:" + meeting + "@invalid>;isfocus"
+		return "<sip:" + string(meeting) + "@invalid>;isfocus"
 	}
 	tp := "tls"
 	if transport == "WSS" {
@@ -217,7 +219,7 @@ func (f *Focus) contactFor(meeting, transport string) string {
 	if h, p, err := net.SplitHostPort(host); err == nil && strings.Contains(h, ":") {
 		host = "[" + h + "]:" + p
 	}
-	return "<sip:" + meeting + "@" + host + ";transport=" + tp + ">;isfocus"
+	return "<sip:" + string(meeting) + "@" + host + ";transport=" + tp + ">;isfocus"
 }
 
 // findDialog returns the dialog of an in-dialog request.
@@ -318,7 +320,7 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(res)
 		return
 	}
-	meeting := req.Recipient.User
+	meeting := MeetingID(req.Recipient.User)
 	jr := JoinRequest{Identity: id}
 	if f.isGateway(id) {
 		// A PSTN gateway delivers a caller who entered this meeting's
@@ -546,15 +548,15 @@ func (f *Focus) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
 		g, err = f.AddUser(d.meeting, d.pid, cr.AddUser.Binding)
 		out.MediaGrant = g
 	case cr.Admit != nil:
-		err = f.lobby.Admit(ctx, d.meeting, d.pid, cr.Admit.Participant)
+		err = f.lobby.Admit(ctx, d.meeting, d.pid, ParticipantID(cr.Admit.Participant))
 	case cr.Reject != nil:
-		err = f.lobby.Reject(ctx, d.meeting, d.pid, cr.Reject.Participant)
+		err = f.lobby.Reject(ctx, d.meeting, d.pid, ParticipantID(cr.Reject.Participant))
 	case cr.Promote != nil:
-		err = f.Promote(ctx, d.meeting, d.pid, cr.Promote.Participant)
+		err = f.Promote(ctx, d.meeting, d.pid, ParticipantID(cr.Promote.Participant))
 	case cr.Demote != nil:
-		err = f.Demote(ctx, d.meeting, d.pid, cr.Demote.Participant)
+		err = f.Demote(ctx, d.meeting, d.pid, ParticipantID(cr.Demote.Participant))
 	case cr.Eject != nil:
-		err = f.Eject(ctx, d.meeting, d.pid, cr.Eject.Participant)
+		err = f.Eject(ctx, d.meeting, d.pid, ParticipantID(cr.Eject.Participant))
 	case cr.Lock != nil, cr.Unlock != nil:
 		err = f.Lock(ctx, d.meeting, d.pid, cr.Lock != nil)
 	case cr.MuteAll != nil, cr.UnmuteAll != nil:
@@ -634,7 +636,7 @@ func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		reply(tx, req, 403, "Subscriptions need TLS")
 		return
 	}
-	meeting := req.Recipient.User
+	meeting := MeetingID(req.Recipient.User)
 	// The subscriber is the participant that joined over this connection
 	// with this identity (the one of this Call-ID's INVITE if several):
 	// its view, and its subscription ends when it leaves.
@@ -686,7 +688,7 @@ func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 // participantOnFlow finds the participant of meeting that joined with
 // identity uri over req's connection, preferring the one whose INVITE
 // had req's Call-ID.
-func (f *Focus) participantOnFlow(req *sip.Request, meeting, uri string) string {
+func (f *Focus) participantOnFlow(req *sip.Request, meeting MeetingID, uri string) ParticipantID {
 	transport, source := strings.ToUpper(req.Transport()), req.Source()
 	callID := ""
 	if h := req.CallID(); h != nil {
@@ -694,7 +696,7 @@ func (f *Focus) participantOnFlow(req *sip.Request, meeting, uri string) string 
 	}
 	f.sip.mu.Lock()
 	defer f.sip.mu.Unlock()
-	pid := ""
+	var pid ParticipantID
 	for _, d := range f.sip.dialogs {
 		if d.subscription || d.meeting != meeting || d.uri != uri || d.transport != transport || d.source != source {
 			continue
@@ -809,7 +811,7 @@ func (f *Focus) FlowClosed(transport, remote string) {
 // who left (by the Go API) or was ejected. Dialogs the participant ended
 // itself (BYE, closed connection) are already gone; a lobby INVITE not yet
 // answered is answered by its handler.
-func (f *Focus) participantGone(meeting, pid string) {
+func (f *Focus) participantGone(meeting MeetingID, pid ParticipantID) {
 	var d *dialog
 	f.sip.mu.Lock()
 	for _, x := range f.sip.dialogs {

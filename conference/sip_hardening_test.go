@@ -73,10 +73,10 @@ func TestLobbyEarlyDialog(t *testing.T) {
 	var waiting string
 	for _, p := range e.focus.Participants(m.ID) {
 		if p.State == InLobby {
-			waiting = p.ID
+			waiting = string(p.ID)
 		}
 	}
-	if c, err := e.tokens.Verify(cr.MediaGrant.Token, MediaClaims{Meeting: m.ID, Participant: waiting}); err != nil || c.Role != LobbyRole {
+	if c, err := e.tokens.Verify(cr.MediaGrant.Token, MediaClaims{Meeting: m.ID, Participant: ParticipantID(waiting)}); err != nil || c.Role != LobbyRole {
 		t.Fatalf("add-user from the lobby: %+v %v", c, err)
 	}
 	res, err := bob.do(ctx, bob.inDialog(sip.BYE))

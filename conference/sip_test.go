@@ -163,7 +163,7 @@ func (e *sipEnv) user(name string) *member {
 
 // guest is an anonymous user with the meeting's conference key.
 func (e *sipEnv) guest(m *Meeting, name string) *member {
-	return e.member(auth.AnonymousPrefix+m.ID, m.Key, "sip:"+strings.ReplaceAll(strings.ToLower(name), " ", "")+"@anonymous.invalid", name)
+	return e.member(auth.AnonymousPrefix+string(m.ID), m.Key, "sip:"+strings.ReplaceAll(strings.ToLower(name), " ", "")+"@anonymous.invalid", name)
 }
 
 func (u *member) request(method sip.RequestMethod, target string, headers ...sip.Header) *sip.Request {
@@ -306,7 +306,7 @@ func endpoint(ci *ConferenceInfo, name, status string) string {
 	for _, u := range ci.Users.User {
 		for _, ep := range u.Endpoints {
 			if u.DisplayText == name && ep.Status == status {
-				return ep.ParticipantID()
+				return string(ep.ParticipantID())
 			}
 		}
 	}
@@ -349,7 +349,7 @@ func TestMeetingOverSIP(t *testing.T) {
 
 	// A wrong key does not get into the lobby at all (add-user from the
 	// lobby is refused: TestLobbyEarlyDialog).
-	intruder := e.member(auth.AnonymousPrefix+m.ID, "not-the-key", "sip:x@anonymous.invalid", "X")
+	intruder := e.member(auth.AnonymousPrefix+string(m.ID), "not-the-key", "sip:x@anonymous.invalid", "X")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if res, err := intruder.join(ctx, m); err != nil || res.StatusCode != 401 && res.StatusCode != 403 {
@@ -363,14 +363,14 @@ func TestMeetingOverSIP(t *testing.T) {
 	if r.err != nil || r.res.StatusCode != 200 {
 		t.Fatalf("admitted guest: %v %v", r.res, r.err)
 	}
-	if c := r.res.Contact(); c == nil || !c.Params.Has("isfocus") || c.Address.User != m.ID {
+	if c := r.res.Contact(); c == nil || !c.Params.Has("isfocus") || c.Address.User != string(m.ID) {
 		t.Fatalf("focus Contact %v", c)
 	}
 	code, cr := guest.control(&ControlRequest{ID: "g1", AddUser: &AddUser{}})
 	if code != 200 || cr.MediaGrant == nil || cr.ID != "g1" {
 		t.Fatalf("add-user: %d %+v", code, cr)
 	}
-	claims, err := e.tokens.Verify(cr.MediaGrant.Token, MediaClaims{Meeting: m.ID, Participant: guestID})
+	claims, err := e.tokens.Verify(cr.MediaGrant.Token, MediaClaims{Meeting: m.ID, Participant: ParticipantID(guestID)})
 	if err != nil {
 		t.Fatalf("the guest's media token: %v", err)
 	}
@@ -408,7 +408,7 @@ func TestMeetingOverSIP(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("ejected guest got no BYE")
 	}
-	if _, err := e.focus.Participant(m.ID, guestID); !errors.Is(err, ErrNoParticipant) {
+	if _, err := e.focus.Participant(m.ID, ParticipantID(guestID)); !errors.Is(err, ErrNoParticipant) {
 		t.Fatalf("ejected guest still in: %v", err)
 	}
 
@@ -439,7 +439,7 @@ func TestFocusRefusals(t *testing.T) {
 
 	// An unknown meeting.
 	other := *m
-	other.ID = randomToken()
+	other.ID = MeetingID(randomToken())
 	if res, err := alice.join(ctx, &other); err != nil || res.StatusCode != 404 {
 		t.Fatalf("unknown meeting: %v %v", res, err)
 	}

@@ -28,8 +28,9 @@ type cacheKey struct {
 // change is one entry of a meeting's change log, from which partial
 // notifications are made.
 type change struct {
-	version  uint64
-	pid, uri string // empty for a change of the conference itself
+	version uint64
+	pid     ParticipantID // empty for a change of the conference itself
+	uri     string
 	// attendees says joined attendees may see the change: the participant
 	// was in the meeting before or after it (not only in the lobby).
 	attendees bool
@@ -93,7 +94,7 @@ func endpointOf(p *participant) Endpoint {
 	if p.State == InLobby {
 		status = "pending"
 	}
-	return Endpoint{Entity: participantURN + p.ID, Status: status, JoiningMethod: "dialed-in",
+	return Endpoint{Entity: participantURN + string(p.ID), Status: status, JoiningMethod: "dialed-in",
 		JoiningInfo: &JoiningInfo{When: p.Since.UTC().Format(time.RFC3339)}}
 }
 
@@ -165,7 +166,7 @@ func (c *conf) renderPartialLocked(class viewClass, since uint64) []byte {
 	if body, ok := c.cache[key]; ok {
 		return body
 	}
-	changed := map[string]bool{}
+	changed := map[ParticipantID]bool{}
 	var uris []string
 	urisSeen := map[string]bool{}
 	conference := false
@@ -205,7 +206,7 @@ func (c *conf) renderPartialLocked(class viewClass, since uint64) []byte {
 				} else if p == nil || p.URI == uri {
 					// Gone, or no longer visible to this class: deleted.
 					if c.uriOf(pid) == uri {
-						u.Endpoints = append(u.Endpoints, Endpoint{Entity: participantURN + pid, State: "deleted"})
+						u.Endpoints = append(u.Endpoints, Endpoint{Entity: participantURN + string(pid), State: "deleted"})
 					}
 				}
 			}
@@ -219,7 +220,7 @@ func (c *conf) renderPartialLocked(class viewClass, since uint64) []byte {
 }
 
 // uriOf returns the identity URI of a participant, present or in the log.
-func (c *conf) uriOf(pid string) string {
+func (c *conf) uriOf(pid ParticipantID) string {
 	if p := c.parts[pid]; p != nil {
 		return p.URI
 	}
@@ -247,7 +248,7 @@ type Update struct {
 type subscriber struct {
 	f       *Focus
 	c       *conf
-	pid     string
+	pid     ParticipantID
 	deliver func(Update)
 	// Guarded by c.mu.
 	version uint32    // of the last document sent
@@ -266,7 +267,7 @@ type subscriber struct {
 // admitted). fn is called from one goroutine at a time and may block;
 // changes made meanwhile are coalesced into the next document. The last
 // call has Ended set.
-func (f *Focus) Subscribe(id, pid string, fn func(Update)) (cancel func(), err error) {
+func (f *Focus) Subscribe(id MeetingID, pid ParticipantID, fn func(Update)) (cancel func(), err error) {
 	s, err := f.subscribe(id, pid, fn)
 	if err != nil {
 		return nil, err
@@ -277,7 +278,7 @@ func (f *Focus) Subscribe(id, pid string, fn func(Update)) (cancel func(), err e
 // MaxSubscriptions bounds the subscriptions one participant holds.
 const MaxSubscriptions = 4
 
-func (f *Focus) subscribe(id, pid string, fn func(Update)) (*subscriber, error) {
+func (f *Focus) subscribe(id MeetingID, pid ParticipantID, fn func(Update)) (*subscriber, error) {
 	c, err := f.existing(id)
 	if err != nil {
 		return nil, err
@@ -378,7 +379,7 @@ func (f *Focus) deliverLoop(s *subscriber) {
 
 // ConferenceInfo returns the document participant pid of meeting id may
 // see now (version 0).
-func (f *Focus) ConferenceInfo(_ context.Context, id, pid string) ([]byte, error) {
+func (f *Focus) ConferenceInfo(_ context.Context, id MeetingID, pid ParticipantID) ([]byte, error) {
 	c, err := f.existing(id)
 	if err != nil {
 		return nil, err

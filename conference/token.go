@@ -22,8 +22,8 @@ var (
 // MediaClaims are what a media token grants: one participant of one
 // meeting, in one role, until it expires.
 type MediaClaims struct {
-	Meeting     string `json:"mtg"`
-	Participant string `json:"pid"`
+	Meeting     MeetingID     `json:"mtg"`
+	Participant ParticipantID `json:"pid"`
 	// Subject is the participant's identity URI (an anonymous user's is
 	// per security association).
 	Subject string `json:"sub"`

@@ -121,7 +121,7 @@ func newSite(t testing.TB) *site {
 	}
 	s.userEdge = uln.Addr().String()
 	isMeeting := func(uri sip.Uri) bool {
-		m, err := s.focus.Meeting(context.Background(), uri.User)
+		m, err := s.focus.Meeting(context.Background(), conference.MeetingID(uri.User))
 		return err == nil && strings.EqualFold(m.Tenant, uri.Host)
 	}
 	ae, err := NewAccessEdge(AccessEdgeConfig{Federation: s.federation, Domains: []string{"example.test"}, Internal: s.internal,
@@ -316,7 +316,7 @@ func TestFederatedUserJoinsThroughTheEdgeAndIsPromoted(t *testing.T) {
 	if pat.ID == "" || pat.Type != conference.Federated || pat.State != conference.InLobby || pat.DisplayName != "Pat" {
 		t.Fatalf("federated participant %+v", pat)
 	}
-	if code, _ := org.control(orgCall, &conference.ControlRequest{ID: "1", Admit: &conference.Target{Participant: pat.ID}}); code != 200 {
+	if code, _ := org.control(orgCall, &conference.ControlRequest{ID: "1", Admit: &conference.Target{Participant: string(pat.ID)}}); code != 200 {
 		t.Fatalf("admit: %d", code)
 	}
 	patCall := <-joined
@@ -327,7 +327,7 @@ func TestFederatedUserJoinsThroughTheEdgeAndIsPromoted(t *testing.T) {
 		t.Fatalf("Record-Route %v: the edge stays in the dialog", rr)
 	}
 	// Federated users are promoted once they have joined.
-	if code, _ := org.control(orgCall, &conference.ControlRequest{ID: "2", Promote: &conference.Target{Participant: pat.ID}}); code != 200 {
+	if code, _ := org.control(orgCall, &conference.ControlRequest{ID: "2", Promote: &conference.Target{Participant: string(pat.ID)}}); code != 200 {
 		t.Fatalf("promote: %d", code)
 	}
 	code, cr := partner.control(patCall, &conference.ControlRequest{ID: "p1", AddUser: &conference.AddUser{}})

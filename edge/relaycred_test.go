@@ -55,7 +55,7 @@ func TestRelayCredentialsOverSIP(t *testing.T) {
 	m, _ := s.focus.Schedule(context.Background(), &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal},
 		conference.MeetingOptions{})
 	guest := s.peer(s.internal, "sip.example.test", nil)
-	guest.user, guest.pass = auth.AnonymousPrefix+m.ID, m.Key
+	guest.user, guest.pass = auth.AnonymousPrefix + string(m.ID), m.Key
 	req := guest.request(MethodService, m.Focus(), "sip:guest@anonymous.invalid", "")
 	if res := guest.do(req, 5*time.Second); res.StatusCode != 403 {
 		t.Fatalf("anonymous guest: %v", res)

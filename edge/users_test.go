@@ -104,7 +104,7 @@ func TestGuestJoinsAMeetingThroughTheEdge(t *testing.T) {
 	// dialog: not with its route (bound to the first guest's connection),
 	// nor without.
 	other := s.peer(s.userEdge, "edge.example.test", nil)
-	other.user, other.pass = auth.AnonymousPrefix+m.ID, m.Key
+	other.user, other.pass = auth.AnonymousPrefix + string(m.ID), m.Key
 	bye := other.inDialog(c, sip.BYE)
 	if res := other.do(bye, 5*time.Second); res.StatusCode != 403 {
 		t.Errorf("another guest's BYE along the first guest's route: %v", res)
@@ -150,7 +150,7 @@ func TestGuestJoinsAMeetingThroughTheEdge(t *testing.T) {
 		{"a call to a user", sip.INVITE, "sip:alice@example.test", 403},
 		{"a made-up meeting", sip.INVITE, "sip:aaaaaaaaaaaaaaaaaaaaaaaaaa@example.test", 403},
 		{"a registration", sip.REGISTER, "sip:example.test", 403},
-		{"another domain", sip.INVITE, "sip:" + m.ID + "@elsewhere.test", 404},
+		{"another domain", sip.INVITE, string("sip:" + m.ID + "@elsewhere.test"), 404},
 	} {
 		res := guest.do(guest.request(tc.method, tc.target, "sip:visitor@anonymous.invalid", "Visitor"), 5*time.Second)
 		if res.StatusCode != tc.want || (tc.want == 403 && res.Reason != "Anonymous users may only join meetings") {
@@ -238,6 +238,6 @@ func (s *site) guestInMeeting(t *testing.T) (*conference.Meeting, *peer, *call) 
 	org.user, org.pass = "alice", "alice-secret"
 	org.join(m.Focus(), "sip:alice@example.test", "Alice", 5*time.Second)
 	guest := s.peer(s.userEdge, "edge.example.test", nil)
-	guest.user, guest.pass = auth.AnonymousPrefix+m.ID, m.Key
+	guest.user, guest.pass = auth.AnonymousPrefix + string(m.ID), m.Key
 	return m, guest, guest.join(m.Focus(), "sip:visitor@anonymous.invalid", "Visitor", 10*time.Second)
 }

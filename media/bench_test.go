@@ -67,7 +67,7 @@ func BenchmarkForward(b *testing.B) {
 		}
 	}
 	// Until every listener receives both tracks.
-	keys := []string{org.ID + "/" + org.ID + "-audio", org.ID + "/" + org.ID + "-video"}
+	keys := []string{string(string(org.ID) + "/" + string(org.ID) + "-audio"), string(string(org.ID) + "/" + string(org.ID) + "-video")}
 	i := 0
 	eventually(b, 60*time.Second, "every listener receives both tracks", func() bool {
 		write(i)

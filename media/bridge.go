@@ -35,9 +35,9 @@ type Tokens interface {
 // Meetings is what the bridge asks of the focus: who is in a meeting, in
 // which role, until when, and what changes. [*conference.Focus] is one.
 type Meetings interface {
-	Meeting(ctx context.Context, id string) (*conference.Meeting, error)
-	Participant(id, pid string) (conference.Participant, error)
-	Watch(ctx context.Context, id string, fn func(conference.Event)) (stop func(), err error)
+	Meeting(ctx context.Context, id conference.MeetingID) (*conference.Meeting, error)
+	Participant(id conference.MeetingID, pid conference.ParticipantID) (conference.Participant, error)
+	Watch(ctx context.Context, id conference.MeetingID, fn func(conference.Event)) (stop func(), err error)
 }
 
 // BridgeConfig configures a [Bridge]. Tokens, Meetings and UDP are
@@ -89,7 +89,7 @@ type Bridge struct {
 	done  chan struct{} // closed by Close
 
 	mu     sync.Mutex
-	rooms  map[string]*room
+	rooms  map[conference.MeetingID]*room
 	calls  map[*Call]struct{}
 	closed bool
 	wg     sync.WaitGroup
@@ -126,7 +126,7 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if err != nil {
 		return nil, fmt.Errorf("media: BridgeConfig.LobbyMusic: %w", err)
 	}
-	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[string]*room), calls: make(map[*Call]struct{}), music: m, done: make(chan struct{})}
+	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[conference.MeetingID]*room), calls: make(map[*Call]struct{}), music: m, done: make(chan struct{})}
 	b.mux = webrtc.NewICEUDPMux(nil, cfg.UDP)
 	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs})
 	if err != nil {
@@ -197,9 +197,10 @@ func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.AP
 // JoinRequest is a participant's request for media: what the focus
 // granted it (meeting, participant, token) and its SDP offer.
 type JoinRequest struct {
-	Meeting, Participant string
-	Token                string
-	Offer                string
+	Meeting     conference.MeetingID
+	Participant conference.ParticipantID
+	Token       string
+	Offer       string
 }
 
 // Join admits a participant to its meeting's media session: the token
@@ -284,7 +285,7 @@ func offerFingerprint(offer string) (string, error) {
 
 // room returns meeting id's session, starting it (and its watch of the
 // focus, and its timer for the meeting's end) if it is the first.
-func (b *Bridge) room(ctx context.Context, id string) (*room, error) {
+func (b *Bridge) room(ctx context.Context, id conference.MeetingID) (*room, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
@@ -297,7 +298,7 @@ func (b *Bridge) room(ctx context.Context, id string) (*room, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrRefused, err)
 	}
-	r := &room{b: b, id: id, sessions: make(map[string]*Session), calls: make(map[string]*Call), events: make(chan conference.Event, 256),
+	r := &room{b: b, id: id, sessions: make(map[conference.ParticipantID]*Session), calls: make(map[conference.ParticipantID]*Call), events: make(chan conference.Event, 256),
 		lost: make(chan struct{}), done: make(chan struct{})}
 	stop, err := b.cfg.Meetings.Watch(ctx, id, func(ev conference.Event) {
 		select {
@@ -328,7 +329,7 @@ func (b *Bridge) forget(r *room) {
 
 // Participants returns the participants with media in meeting id:
 // WebRTC sessions and SIP calls.
-func (b *Bridge) Participants(id string) []string {
+func (b *Bridge) Participants(id conference.MeetingID) []conference.ParticipantID {
 	b.mu.Lock()
 	r := b.rooms[id]
 	b.mu.Unlock()
@@ -337,7 +338,7 @@ func (b *Bridge) Participants(id string) []string {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]string, 0, len(r.sessions)+len(r.calls))
+	out := make([]conference.ParticipantID, 0, len(r.sessions)+len(r.calls))
 	for pid := range r.sessions {
 		out = append(out, pid)
 	}

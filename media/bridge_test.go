@@ -83,7 +83,7 @@ func TestForwardsEveryTrackToTheOthers(t *testing.T) {
 	pids := make([]string, len(users))
 	for i, u := range users {
 		p := e.enter(u)
-		pids[i] = p.ID
+		pids[i] = string(p.ID)
 		o := clientOptions{}
 		if i < 2 {
 			o.publish = []string{KindAudio, KindVideo}
@@ -128,7 +128,7 @@ func TestEjectedParticipantStopsReceiving(t *testing.T) {
 	p := e.enter("bob")
 	bob := e.join(p, clientOptions{publish: []string{KindAudio}})
 	eventually(t, 10*time.Second, "bob receives alice", func() bool { return bob.total() > 20 })
-	eventually(t, 10*time.Second, "alice receives bob", func() bool { return alice.stats(p.ID+"/"+p.ID+"-audio").packets > 20 })
+	eventually(t, 10*time.Second, "alice receives bob", func() bool { return alice.stats(string(p.ID)+"/"+string(p.ID)+"-audio").packets > 20 })
 
 	if err := e.focus.Eject(context.Background(), e.meeting.ID, org.ID, p.ID); err != nil {
 		t.Fatal(err)
@@ -145,9 +145,9 @@ func TestEjectedParticipantStopsReceiving(t *testing.T) {
 	default:
 		t.Fatalf("bob's session still open %v after his ejection", time.Since(ejected))
 	}
-	fromBob := alice.stats(p.ID + "/" + p.ID + "-audio").packets
+	fromBob := alice.stats(string(string(p.ID) + "/" + string(p.ID) + "-audio")).packets
 	time.Sleep(300 * time.Millisecond)
-	if n := alice.stats(p.ID + "/" + p.ID + "-audio").packets; n != fromBob {
+	if n := alice.stats(string(string(p.ID) + "/" + string(p.ID) + "-audio")).packets; n != fromBob {
 		t.Fatalf("alice still receives the ejected bob (%d more packets)", n-fromBob)
 	}
 	if got := e.bridge.Participants(e.meeting.ID); len(got) != 1 || got[0] != org.ID {
@@ -167,11 +167,11 @@ func TestScreenShareOnlyFromPresenters(t *testing.T) {
 	carol := e.join(carolP, clientOptions{})
 	e.join(bobP, clientOptions{publish: []string{KindAudio, KindScreen}})
 	e.join(org, clientOptions{publish: []string{KindScreen}})
-	aliceScreen := org.ID + "/" + org.ID + "-screen"
+	aliceScreen := string(org.ID) + "/" + string(org.ID) + "-screen"
 	eventually(t, 10*time.Second, "carol receives alice's screen and bob's audio", func() bool {
-		return carol.stats(aliceScreen).packets > 20 && carol.stats(bobP.ID+"/"+bobP.ID+"-audio").packets > 20
+		return carol.stats(string(aliceScreen)).packets > 20 && carol.stats(string(bobP.ID)+"/"+string(bobP.ID)+"-audio").packets > 20
 	})
-	if n := carol.stats(bobP.ID + "/" + bobP.ID + "-screen").packets; n != 0 {
+	if n := carol.stats(string(string(bobP.ID) + "/" + string(bobP.ID) + "-screen")).packets; n != 0 {
 		t.Fatalf("carol received %d packets of the attendee bob's screen share", n)
 	}
 }
@@ -188,15 +188,15 @@ func TestDemotedPresenterShareStops(t *testing.T) {
 	carol := e.join(carolP, clientOptions{})
 	bobP, _ = ptr(e.focus.Participant(e.meeting.ID, bobP.ID))
 	e.join(bobP, clientOptions{publish: []string{KindScreen}})
-	key := bobP.ID + "/" + bobP.ID + "-screen"
-	eventually(t, 10*time.Second, "carol receives bob's screen share", func() bool { return carol.stats(key).packets > 20 })
+	key := string(bobP.ID) + "/" + string(bobP.ID) + "-screen"
+	eventually(t, 10*time.Second, "carol receives bob's screen share", func() bool { return carol.stats(string(key)).packets > 20 })
 	if err := e.focus.Demote(context.Background(), e.meeting.ID, org.ID, bobP.ID); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	n := carol.stats(key).packets
+	n := carol.stats(string(key)).packets
 	time.Sleep(500 * time.Millisecond)
-	if m := carol.stats(key).packets; m != n {
+	if m := carol.stats(string(key)).packets; m != n {
 		t.Fatalf("carol still receives the demoted bob's screen share (%d more packets)", m-n)
 	}
 }
@@ -259,13 +259,13 @@ func TestSRTPReplayDropped(t *testing.T) {
 	e.join(org, clientOptions{publish: []string{KindAudio}, udp: replay})
 	bobP := e.enter("bob")
 	bob := e.join(bobP, clientOptions{noReplay: true})
-	key := org.ID + "/" + org.ID + "-audio"
+	key := string(org.ID) + "/" + string(org.ID) + "-audio"
 	replayed := func() int { replay.mu.Lock(); defer replay.mu.Unlock(); return replay.replayed }
 	eventually(t, 10*time.Second, "50 of alice's packets replayed and bob receiving", func() bool {
-		return replayed() >= 50 && bob.stats(key).packets >= 50
+		return replayed() >= 50 && bob.stats(string(key)).packets >= 50
 	})
 	time.Sleep(100 * time.Millisecond) // the last replays arrive
-	if s := bob.stats(key); s.repeats != 0 {
+	if s := bob.stats(string(key)); s.repeats != 0 {
 		t.Fatalf("the bridge forwarded %d replayed packets (of %d replayed; %d received)", s.repeats, replayed(), s.packets)
 	}
 }
@@ -278,7 +278,9 @@ func TestMuteAllHoldsTheAudience(t *testing.T) {
 	e.join(org, clientOptions{publish: []string{KindAudio}})
 	e.join(bob, clientOptions{publish: []string{KindAudio, KindVideo}})
 	carol := e.join(e.enter("carol"), clientOptions{})
-	key := func(p *conference.Participant, kind string) string { return p.ID + "/" + p.ID + "-" + kind }
+	key := func(p *conference.Participant, kind string) string {
+		return string(p.ID) + "/" + string(p.ID) + "-" + kind
+	}
 	for _, k := range []string{key(org, KindAudio), key(bob, KindAudio), key(bob, KindVideo)} {
 		eventually(t, 5*time.Second, "carol receives "+k, func() bool { return carol.stats(k).packets >= 10 })
 	}

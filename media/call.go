@@ -71,7 +71,7 @@ type Call struct {
 
 	mu   sync.Mutex
 	room *room
-	pid  string
+	pid  conference.ParticipantID
 
 	done chan struct{}
 	once sync.Once
@@ -264,7 +264,7 @@ wait:
 // Join hands the call to meeting's media: the token must be the focus's
 // grant for participant in meeting, and the participant in the meeting
 // (not its lobby). From then on the caller hears the meeting.
-func (c *Call) Join(meeting, participant, token string) error {
+func (c *Call) Join(meeting conference.MeetingID, participant conference.ParticipantID, token string) error {
 	claims, err := c.b.cfg.Tokens.Verify(token, conference.MediaClaims{Meeting: meeting, Participant: participant})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRefused, err)

@@ -97,10 +97,10 @@ func TestMutedCallIsNotMixed(t *testing.T) {
 	var alice string
 	for _, p := range parts {
 		if strings.Contains(p.URI, "alice") {
-			alice = p.ID
+			alice = string(p.ID)
 		}
 	}
-	if err := e.focus.MuteAll(context.Background(), e.meeting.ID, alice, true); err != nil {
+	if err := e.focus.MuteAll(context.Background(), e.meeting.ID, conference.ParticipantID(alice), true); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, "bob's audio held back", func() bool { rms, _ := a.Heard(); return rms < 50 })

@@ -15,7 +15,7 @@ import (
 func (e *env) guest(name string) *conference.Participant {
 	e.t.Helper()
 	id := &auth.Identity{URI: "sip:anonymous-" + name + "@anonymous.invalid", DisplayName: name,
-		Kind: auth.Anonymous, Method: auth.MethodConferenceKey, Meeting: e.meeting.ID}
+		Kind: auth.Anonymous, Method: auth.MethodConferenceKey, Meeting: string(e.meeting.ID)}
 	p, err := e.focus.Join(context.Background(), e.meeting.ID, conference.JoinRequest{Identity: id})
 	if err != nil {
 		e.t.Fatal(err)
@@ -52,10 +52,10 @@ func TestLobbyHearsMusicUntilAdmitted(t *testing.T) {
 	eventually(t, 5*time.Second, "the guest hears the lobby music", func() bool { return guest.stats(musicKey).packets >= 25 })
 	time.Sleep(300 * time.Millisecond) // what the meeting would send in that time
 	for _, kind := range []string{KindAudio, KindVideo} {
-		if n := guest.stats(org.ID + "/" + org.ID + "-" + kind).packets; n != 0 {
+		if n := guest.stats(string(org.ID) + "/" + string(org.ID) + "-" + kind).packets; n != 0 {
 			t.Fatalf("the guest in the lobby received %d packets of alice's %s", n, kind)
 		}
-		if n := alice.stats(g.ID + "/" + g.ID + "-" + kind).packets; n != 0 {
+		if n := alice.stats(string(g.ID) + "/" + string(g.ID) + "-" + kind).packets; n != 0 {
 			t.Fatalf("alice received %d packets of the guest's %s while she waited", n, kind)
 		}
 	}
@@ -68,10 +68,10 @@ func TestLobbyHearsMusicUntilAdmitted(t *testing.T) {
 	}
 	for _, kind := range []string{KindAudio, KindVideo} {
 		eventually(t, 5*time.Second, "the admitted guest receives alice's "+kind, func() bool {
-			return guest.stats(org.ID+"/"+org.ID+"-"+kind).packets >= 20
+			return guest.stats(string(org.ID)+"/"+string(org.ID)+"-"+kind).packets >= 20
 		})
 		eventually(t, 5*time.Second, "alice receives the admitted guest's "+kind, func() bool {
-			return alice.stats(g.ID+"/"+g.ID+"-"+kind).packets >= 20
+			return alice.stats(string(g.ID)+"/"+string(g.ID)+"-"+kind).packets >= 20
 		})
 	}
 	before := guest.stats(musicKey).packets

@@ -45,10 +45,10 @@ func TestExternalParticipantThroughTheEdgeRelay(t *testing.T) {
 		relay: []webrtc.ICEServer{{URLs: cred.URIs, Username: cred.Username, Credential: cred.Password}}})
 	for _, kind := range []string{KindAudio, KindVideo} {
 		eventually(t, 10*time.Second, "bob receives alice's "+kind+" through the relay", func() bool {
-			return bob.stats(org.ID+"/"+org.ID+"-"+kind).packets >= 20
+			return bob.stats(string(org.ID)+"/"+string(org.ID)+"-"+kind).packets >= 20
 		})
 		eventually(t, 5*time.Second, "alice receives bob's "+kind, func() bool {
-			return alice.stats(remote.ID+"/"+remote.ID+"-"+kind).packets >= 20
+			return alice.stats(string(remote.ID)+"/"+string(remote.ID)+"-"+kind).packets >= 20
 		})
 	}
 	pair, err := bob.pc.SCTP().Transport().ICETransport().GetSelectedCandidatePair()

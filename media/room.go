@@ -15,11 +15,11 @@ import (
 // ends, or when the bridge closes.
 type room struct {
 	b  *Bridge
-	id string
+	id conference.MeetingID
 
 	mu       sync.Mutex
-	sessions map[string]*Session
-	calls    map[string]*Call
+	sessions map[conference.ParticipantID]*Session
+	calls    map[conference.ParticipantID]*Call
 	tracks   []*forward
 	ended    bool
 
@@ -213,7 +213,7 @@ func (r *room) unpublish(f *forward) {
 
 // remove ends participant pid's session or call, and the room with its
 // last.
-func (r *room) remove(pid, why string) {
+func (r *room) remove(pid conference.ParticipantID, why string) {
 	r.mu.Lock()
 	s, c := r.sessions[pid], r.calls[pid]
 	delete(r.sessions, pid)
@@ -248,7 +248,7 @@ func (r *room) remove(pid, why string) {
 
 // addCall adds call c of participant pid, starting the meeting's mixer
 // with its first call.
-func (r *room) addCall(c *Call, pid string) error {
+func (r *room) addCall(c *Call, pid conference.ParticipantID) error {
 	r.mu.Lock()
 	switch {
 	case r.ended:

@@ -39,7 +39,7 @@ var ErrGlare = errors.New("media: the bridge's offer awaits an answer")
 // join offer.
 type Session struct {
 	r   *room
-	pid string
+	pid conference.ParticipantID
 	pc  *webrtc.PeerConnection
 
 	answer string
@@ -71,7 +71,7 @@ func newSession(r *room, p conference.Participant) *Session {
 }
 
 // Participant returns the session's participant ID.
-func (s *Session) Participant() string { return s.pid }
+func (s *Session) Participant() conference.ParticipantID { return s.pid }
 
 // Answer returns the SDP answer to the participant's join offer.
 func (s *Session) Answer() string { return s.answer }
@@ -304,7 +304,7 @@ func (s *Session) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		go func() { defer s.r.b.wg.Done(); drain(remote) }()
 		return
 	}
-	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, s.pid+"-"+kind, s.pid)
+	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, string(s.pid)+"-"+kind, string(s.pid))
 	if err != nil {
 		s.r.b.log.Warn("media: cannot forward a track", "participant", s.pid, "err", err)
 		return

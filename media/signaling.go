@@ -22,16 +22,16 @@ import (
 // operations its SIP side carries out. [*conference.Focus] is one.
 type Conference interface {
 	Meetings
-	Join(ctx context.Context, id string, r conference.JoinRequest) (*conference.Participant, error)
-	Leave(id, pid string) error
-	AddUser(id, pid, binding string) (*conference.MediaGrant, error)
-	Participants(id string) []conference.Participant
+	Join(ctx context.Context, id conference.MeetingID, r conference.JoinRequest) (*conference.Participant, error)
+	Leave(id conference.MeetingID, pid conference.ParticipantID) error
+	AddUser(id conference.MeetingID, pid conference.ParticipantID, binding string) (*conference.MediaGrant, error)
+	Participants(id conference.MeetingID) []conference.Participant
 	Lobby() *conference.Lobby
-	Promote(ctx context.Context, id, actor, pid string) error
-	Demote(ctx context.Context, id, actor, pid string) error
-	Eject(ctx context.Context, id, actor, pid string) error
-	MuteAll(ctx context.Context, id, actor string, muted bool) error
-	RecordedName(ctx context.Context, id, actor, pid string) ([]byte, error)
+	Promote(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error
+	Demote(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error
+	Eject(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error
+	MuteAll(ctx context.Context, id conference.MeetingID, actor conference.ParticipantID, muted bool) error
+	RecordedName(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) ([]byte, error)
 }
 
 // SignalingConfig configures [Signaling]. Focus and Bridge are required.
@@ -88,7 +88,7 @@ type Signaling struct {
 
 type ticket struct {
 	identity *auth.Identity
-	meeting  string
+	meeting  conference.MeetingID
 	name     string
 	expires  time.Time
 }
@@ -150,7 +150,7 @@ func (s *Signaling) TicketHandler() http.Handler {
 		if id.Kind != auth.Anonymous {
 			name = "" // users appear under their directory name
 		}
-		t := ticket{identity: id, meeting: meeting, name: name, expires: time.Now().Add(s.cfg.TicketTTL)}
+		t := ticket{identity: id, meeting: conference.MeetingID(meeting), name: name, expires: time.Now().Add(s.cfg.TicketTTL)}
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		key := base64.RawURLEncoding.EncodeToString(b[:])
@@ -241,27 +241,27 @@ func (s *Signaling) Close() error {
 
 // message is one signaling message, either way.
 type message struct {
-	Type         string        `json:"type"`
-	SDP          string        `json:"sdp,omitempty"`
-	Participant  string        `json:"participant,omitempty"`
-	State        string        `json:"state,omitempty"`
-	Role         string        `json:"role,omitempty"`
-	Muted        bool          `json:"muted,omitempty"`
-	Meeting      string        `json:"meeting,omitempty"`
-	Subject      string        `json:"subject,omitempty"`
-	Participants []rosterEntry `json:"participants,omitempty"`
-	Error        string        `json:"error,omitempty"`
-	Reason       string        `json:"reason,omitempty"`
-	Audio        []byte        `json:"audio,omitempty"` // a recorded name, WAV (base64 in JSON)
+	Type         string                   `json:"type"`
+	SDP          string                   `json:"sdp,omitempty"`
+	Participant  conference.ParticipantID `json:"participant,omitempty"`
+	State        string                   `json:"state,omitempty"`
+	Role         string                   `json:"role,omitempty"`
+	Muted        bool                     `json:"muted,omitempty"`
+	Meeting      conference.MeetingID     `json:"meeting,omitempty"`
+	Subject      string                   `json:"subject,omitempty"`
+	Participants []rosterEntry            `json:"participants,omitempty"`
+	Error        string                   `json:"error,omitempty"`
+	Reason       string                   `json:"reason,omitempty"`
+	Audio        []byte                   `json:"audio,omitempty"` // a recorded name, WAV (base64 in JSON)
 }
 
 type rosterEntry struct {
-	ID    string `json:"id"`
-	Name  string `json:"name"`
-	Role  string `json:"role"`
-	State string `json:"state"`
-	Type  string `json:"type"`
-	Muted bool   `json:"muted,omitempty"`
+	ID    conference.ParticipantID `json:"id"`
+	Name  string                   `json:"name"`
+	Role  string                   `json:"role"`
+	State string                   `json:"state"`
+	Type  string                   `json:"type"`
+	Muted bool                     `json:"muted,omitempty"`
 	// RecordedName says the participant (a dial-in caller) recorded its
 	// name: leaders get it with a recorded-name message.
 	RecordedName bool `json:"recorded_name,omitempty"`
@@ -397,7 +397,7 @@ var outReasons = map[conference.EventKind]string{conference.EventEjected: "eject
 	conference.EventLobbyTimeout: "lobby timeout", conference.EventLeft: "left"}
 
 // outReason says why ev takes participant me out of the meeting, or "".
-func outReason(ev conference.Event, me string) string {
+func outReason(ev conference.Event, me conference.ParticipantID) string {
 	if ev.Participant.ID != me {
 		return ""
 	}
@@ -471,7 +471,7 @@ func (k *socket) handle(ctx context.Context, msg message) error {
 		return nil
 	}
 	lobby := f.Lobby()
-	control := map[string]func(ctx context.Context, id, actor, pid string) error{
+	control := map[string]func(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error{
 		"admit": lobby.Admit, "reject": lobby.Reject, "promote": f.Promote, "demote": f.Demote, "eject": f.Eject,
 	}[msg.Type]
 	if control == nil {

@@ -216,7 +216,7 @@ func inState(state string) func(message) bool {
 // closes she is out of the meeting.
 func TestSignalingThroughTheLobby(t *testing.T) {
 	e := newSigEnv(t, 0)
-	tk, status := e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	tk, status := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
 	if tk == "" {
 		t.Fatalf("alice's ticket: %d", status)
 	}
@@ -226,10 +226,10 @@ func TestSignalingThroughTheLobby(t *testing.T) {
 		t.Fatalf("alice is %q", me.Role)
 	}
 
-	if _, status := e.ticket(e.meeting.ID, auth.AnonymousPrefix+e.meeting.ID, "not the key", "Gina"); status != http.StatusUnauthorized {
+	if _, status := e.ticket(string(e.meeting.ID), auth.AnonymousPrefix+string(e.meeting.ID), "not the key", "Gina"); status != http.StatusUnauthorized {
 		t.Fatalf("a guest with a wrong key: %d, want 401", status)
 	}
-	tk, status = e.ticket(e.meeting.ID, auth.AnonymousPrefix+e.meeting.ID, e.meeting.Key, "Gina")
+	tk, status = e.ticket(string(e.meeting.ID), auth.AnonymousPrefix+string(e.meeting.ID), e.meeting.Key, "Gina")
 	if tk == "" {
 		t.Fatalf("the guest's ticket: %d", status)
 	}
@@ -253,10 +253,10 @@ func TestSignalingThroughTheLobby(t *testing.T) {
 	gina.await("the guest admitted", inState("joined"))
 	for _, kind := range []string{KindAudio, KindVideo} {
 		eventually(t, 5*time.Second, "the guest receives alice's "+kind, func() bool {
-			return gina.peer.stats(me.Participant+"/"+me.Participant+"-"+kind).packets >= 10
+			return gina.peer.stats(string(me.Participant)+"/"+string(me.Participant)+"-"+kind).packets >= 10
 		})
 		eventually(t, 5*time.Second, "alice receives the guest's "+kind, func() bool {
-			return alice.peer.stats(g.Participant+"/"+g.Participant+"-"+kind).packets >= 10
+			return alice.peer.stats(string(g.Participant)+"/"+string(g.Participant)+"-"+kind).packets >= 10
 		})
 	}
 
@@ -276,18 +276,18 @@ func TestSignalingTickets(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, status := e.ticket(other.ID, auth.AnonymousPrefix+e.meeting.ID, e.meeting.Key, "Gina"); status != http.StatusForbidden {
+	if _, status := e.ticket(string(other.ID), auth.AnonymousPrefix+string(e.meeting.ID), e.meeting.Key, "Gina"); status != http.StatusForbidden {
 		t.Fatalf("a guest's ticket for another meeting: %d, want 403", status)
 	}
 	if _, _, err := e.dial("made-up", nil); err == nil {
 		t.Fatal("a socket without a valid ticket")
 	}
 
-	tk, _ := e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	tk, _ := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
 	if _, res, err := e.dial(tk, http.Header{"Origin": {"https://elsewhere.example"}}); err == nil || res == nil || res.StatusCode != http.StatusForbidden {
 		t.Fatalf("a socket from another origin: %v", err)
 	}
-	tk, _ = e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	tk, _ = e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
 	conn, _, err := e.dial(tk, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -296,7 +296,7 @@ func TestSignalingTickets(t *testing.T) {
 	if _, _, err := e.dial(tk, nil); err == nil {
 		t.Fatal("a ticket used twice")
 	}
-	tk, _ = e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	tk, _ = e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
 	time.Sleep(400 * time.Millisecond)
 	if _, _, err := e.dial(tk, nil); err == nil {
 		t.Fatal("an expired ticket")
@@ -321,10 +321,10 @@ func TestSignalingRefusals(t *testing.T) {
 		t.Fatalf("socket for a missing meeting: %s %v", data, err)
 	}
 
-	tk, _ = e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	tk, _ = e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
 	alice := e.open(tk)
 	alice.await("alice joined", inState("joined"))
-	guestTicket, _ := e.ticket(e.meeting.ID, auth.AnonymousPrefix+e.meeting.ID, e.meeting.Key, "Gina")
+	guestTicket, _ := e.ticket(string(e.meeting.ID), auth.AnonymousPrefix+string(e.meeting.ID), e.meeting.Key, "Gina")
 	gina := e.open(guestTicket)
 	g := gina.await("the guest in the lobby", inState("lobby"))
 	alice.send(message{Type: "admit", Participant: g.Participant})
@@ -351,13 +351,13 @@ func TestSignalingRefusals(t *testing.T) {
 // roster and played to them on request; an attendee gets neither.
 func TestLeadersHearRecordedNames(t *testing.T) {
 	e := newSigEnv(t, 0)
-	tk, _ := e.ticket(e.meeting.ID, "alice", alicePassword, "")
+	tk, _ := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
 	alice := e.open(tk)
 	me := alice.await("alice joined", inState("joined"))
 	var phase float64
 	wav := audio.WriteWAV(audio.Tone(nil, 500, 8000, 8000, &phase), audio.Rate)
 	caller, err := e.focus.Join(context.Background(), e.meeting.ID, conference.JoinRequest{DialIn: true, RecordedName: wav,
-		Identity: &auth.Identity{URI: "sip:x@anonymous.invalid", Kind: auth.Anonymous, Meeting: e.meeting.ID}})
+		Identity: &auth.Identity{URI: "sip:x@anonymous.invalid", Kind: auth.Anonymous, Meeting: string(e.meeting.ID)}})
 	if err != nil {
 		t.Fatal(err)
 	}

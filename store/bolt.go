@@ -63,7 +63,7 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 			if err != nil {
 				return err
 			}
-			return org.Put(ownerKey(m.Organizer, m.ID), nil)
+			return org.Put(ownerKey(m.Organizer, string(m.ID)), nil)
 		})
 	},
 	2: func(tx *bolt.Tx) error { // the federation policy joins the store

@@ -180,7 +180,7 @@ func TestBoltCrashLosesNoAcknowledgedWrite(t *testing.T) {
 	recovered := 0
 	for _, id := range acked {
 		if strings.HasPrefix(id, "m") {
-			m, err := b.Meetings().Get(ctx, id)
+			m, err := b.Meetings().Get(ctx, conference.MeetingID(id))
 			if err != nil || m.Subject != "subject of "+id {
 				t.Fatalf("acknowledged meeting %s after the crash: %+v, %v", id, m, err)
 			}
@@ -219,7 +219,7 @@ func writeStorm(path string) {
 	for i := 0; ; i++ {
 		if i%2 == 0 {
 			id := fmt.Sprintf("m%d", i)
-			err = b.Meetings().Create(ctx, &conference.Meeting{ID: id, DialInID: fmt.Sprintf("%09d", i), Organizer: "sip:alice@example.test",
+			err = b.Meetings().Create(ctx, &conference.Meeting{ID: conference.MeetingID(id), DialInID: fmt.Sprintf("%09d", i), Organizer: "sip:alice@example.test",
 				Subject: "subject of " + id, Created: time.Now()})
 			if err == nil {
 				fmt.Println("ack", id)

@@ -68,7 +68,7 @@ func (s boltMeetings) Create(_ context.Context, m *conference.Meeting) error {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketMeetingOrg).Put(ownerKey(m.Organizer, m.ID), nil); err != nil {
+		if err := tx.Bucket(bucketMeetingOrg).Put(ownerKey(m.Organizer, string(m.ID)), nil); err != nil {
 			return err
 		}
 		return putMeeting(tx, m)
@@ -76,10 +76,10 @@ func (s boltMeetings) Create(_ context.Context, m *conference.Meeting) error {
 }
 
 // Get implements conference.MeetingStore.
-func (s boltMeetings) Get(_ context.Context, id string) (*conference.Meeting, error) {
+func (s boltMeetings) Get(_ context.Context, id conference.MeetingID) (*conference.Meeting, error) {
 	var m *conference.Meeting
 	err := s.db.View(func(tx *bolt.Tx) (err error) {
-		m, err = getMeeting(tx, id)
+		m, err = getMeeting(tx, string(id))
 		return err
 	})
 	return m, err
@@ -101,10 +101,10 @@ func (s boltMeetings) ByDialInID(_ context.Context, dialInID string) (*conferenc
 
 // Update implements conference.MeetingStore: read, change and write in
 // one transaction, so concurrent updates serialize.
-func (s boltMeetings) Update(_ context.Context, id string, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
+func (s boltMeetings) Update(_ context.Context, id conference.MeetingID, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
 	var out *conference.Meeting
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		m, err := getMeeting(tx, id)
+		m, err := getMeeting(tx, string(id))
 		if err != nil {
 			return err
 		}
@@ -114,10 +114,10 @@ func (s boltMeetings) Update(_ context.Context, id string, fn func(*conference.M
 		}
 		if c.Organizer != m.Organizer {
 			org := tx.Bucket(bucketMeetingOrg)
-			if err := org.Delete(ownerKey(m.Organizer, id)); err != nil {
+			if err := org.Delete(ownerKey(m.Organizer, string(id))); err != nil {
 				return err
 			}
-			if err := org.Put(ownerKey(c.Organizer, id), nil); err != nil {
+			if err := org.Put(ownerKey(c.Organizer, string(id)), nil); err != nil {
 				return err
 			}
 		}
@@ -134,9 +134,9 @@ func (s boltMeetings) Update(_ context.Context, id string, fn func(*conference.M
 }
 
 // Delete implements conference.MeetingStore.
-func (s boltMeetings) Delete(_ context.Context, id string) error {
+func (s boltMeetings) Delete(_ context.Context, id conference.MeetingID) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
-		m, err := getMeeting(tx, id)
+		m, err := getMeeting(tx, string(id))
 		if err != nil {
 			return err
 		}
@@ -145,7 +145,7 @@ func (s boltMeetings) Delete(_ context.Context, id string) error {
 				return err
 			}
 		}
-		if err := tx.Bucket(bucketMeetingOrg).Delete(ownerKey(m.Organizer, id)); err != nil {
+		if err := tx.Bucket(bucketMeetingOrg).Delete(ownerKey(m.Organizer, string(id))); err != nil {
 			return err
 		}
 		return tx.Bucket(bucketMeetings).Delete([]byte(id))

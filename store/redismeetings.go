@@ -32,7 +32,7 @@ redis.call('SADD', KEYS[3], ARGV[2])
 return 0`)
 
 func (s redisMeetings) keys(m *conference.Meeting) []string {
-	return []string{s.r.key("meeting", m.ID), s.r.key("meeting-dial-in", m.DialInID), s.r.key("meetings-of", m.Organizer)}
+	return []string{s.r.key("meeting", string(m.ID)), s.r.key("meeting-dial-in", m.DialInID), s.r.key("meetings-of", m.Organizer)}
 }
 
 // Create implements conference.MeetingStore.
@@ -76,8 +76,8 @@ func getMeetingWith(ctx context.Context, c redis.Cmdable, key, id string) (*conf
 }
 
 // Get implements conference.MeetingStore.
-func (s redisMeetings) Get(ctx context.Context, id string) (*conference.Meeting, error) {
-	return getMeetingWith(ctx, s.r.c, s.r.key("meeting", id), id)
+func (s redisMeetings) Get(ctx context.Context, id conference.MeetingID) (*conference.Meeting, error) {
+	return getMeetingWith(ctx, s.r.c, s.r.key("meeting", string(id)), string(id))
 }
 
 // ByDialInID implements conference.MeetingStore.
@@ -89,16 +89,16 @@ func (s redisMeetings) ByDialInID(ctx context.Context, dialInID string) (*confer
 	if err != nil {
 		return nil, redisErr(err)
 	}
-	return s.Get(ctx, id)
+	return s.Get(ctx, conference.MeetingID(id))
 }
 
 // Update implements conference.MeetingStore: WATCH, read, change, and
 // write in MULTI, again if another front end wrote first.
-func (s redisMeetings) Update(ctx context.Context, id string, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
-	key := s.r.key("meeting", id)
+func (s redisMeetings) Update(ctx context.Context, id conference.MeetingID, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
+	key := s.r.key("meeting", string(id))
 	var out *conference.Meeting
 	err := s.r.optimistic(ctx, func(tx *redis.Tx) error {
-		m, err := getMeetingWith(ctx, tx, key, id)
+		m, err := getMeetingWith(ctx, tx, key, string(id))
 		if err != nil {
 			return err
 		}
@@ -126,10 +126,10 @@ func (s redisMeetings) Update(ctx context.Context, id string, fn func(*conferenc
 }
 
 // Delete implements conference.MeetingStore.
-func (s redisMeetings) Delete(ctx context.Context, id string) error {
-	key := s.r.key("meeting", id)
+func (s redisMeetings) Delete(ctx context.Context, id conference.MeetingID) error {
+	key := s.r.key("meeting", string(id))
 	return s.r.optimistic(ctx, func(tx *redis.Tx) error {
-		m, err := getMeetingWith(ctx, tx, key, id)
+		m, err := getMeetingWith(ctx, tx, key, string(id))
 		if err != nil {
 			return err
 		}

@@ -297,7 +297,7 @@ func TestReviewRedisRacesHold(t *testing.T) {
 		d := fmt.Sprintf("d%d", i)
 		for j, r := range []*Redis{a, b} {
 			wg.Go(func() {
-				errs[j] = r.Meetings().Create(rctx, &conference.Meeting{ID: fmt.Sprintf("m%d-%d", i, j), DialInID: d, Organizer: "sip:o"})
+				errs[j] = r.Meetings().Create(rctx, &conference.Meeting{ID: conference.MeetingID(fmt.Sprintf("m%d-%d", i, j)), DialInID: d, Organizer: "sip:o"})
 			})
 		}
 		wg.Wait()
@@ -308,18 +308,18 @@ func TestReviewRedisRacesHold(t *testing.T) {
 	// Update vs Delete: never resurrected, index consistent.
 	for i := range 50 {
 		id := fmt.Sprintf("u%d", i)
-		if err := a.Meetings().Create(rctx, &conference.Meeting{ID: id, Organizer: "sip:p"}); err != nil {
+		if err := a.Meetings().Create(rctx, &conference.Meeting{ID: conference.MeetingID(id), Organizer: "sip:p"}); err != nil {
 			t.Fatal(err)
 		}
 		var wg sync.WaitGroup
 		wg.Go(func() {
 			for range 5 {
-				_, _ = a.Meetings().Update(rctx, id, func(m *conference.Meeting) error { m.Organizer = "sip:q"; return nil })
+				_, _ = a.Meetings().Update(rctx, conference.MeetingID(id), func(m *conference.Meeting) error { m.Organizer = "sip:q"; return nil })
 			}
 		})
-		wg.Go(func() { _ = b.Meetings().Delete(rctx, id) })
+		wg.Go(func() { _ = b.Meetings().Delete(rctx, conference.MeetingID(id)) })
 		wg.Wait()
-		if _, err := a.Meetings().Get(rctx, id); !errors.Is(err, conference.ErrNotFound) {
+		if _, err := a.Meetings().Get(rctx, conference.MeetingID(id)); !errors.Is(err, conference.ErrNotFound) {
 			t.Fatalf("%s resurrected: %v", id, err)
 		}
 		for _, o := range []string{"sip:p", "sip:q"} {

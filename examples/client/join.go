@@ -411,7 +411,7 @@ func (j *joiner) showRoster() {
 				if m.name == "" {
 					m.name = u.Entity
 				}
-				now[pid] = m
+				now[string(pid)] = m
 			}
 		}
 	}

@@ -454,7 +454,7 @@ type participantJSON struct {
 }
 
 func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
-	m, err := a.focus.Meeting(r.Context(), r.PathValue("id"))
+	m, err := a.focus.Meeting(r.Context(), conference.MeetingID(r.PathValue("id")))
 	if errors.Is(err, conference.ErrNotFound) {
 		jsonError(w, http.StatusNotFound, "no meeting "+r.PathValue("id"))
 		return
@@ -468,7 +468,7 @@ func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
 		Participants []participantJSON `json:"participants"`
 	}{meetingResponse: toResponse(m), Organizer: m.Organizer, Participants: []participantJSON{}}
 	for _, p := range a.focus.Participants(m.ID) {
-		out.Participants = append(out.Participants, participantJSON{ID: p.ID, URI: p.URI, DisplayName: p.DisplayName,
+		out.Participants = append(out.Participants, participantJSON{ID: string(p.ID), URI: p.URI, DisplayName: p.DisplayName,
 			State: p.State.String(), Role: p.Role.String()})
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -476,7 +476,7 @@ func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
 
 func (a *adminAPI) endMeeting(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	switch err := a.focus.End(r.Context(), id); {
+	switch err := a.focus.End(r.Context(), conference.MeetingID(id)); {
 	case errors.Is(err, conference.ErrNotFound):
 		jsonError(w, http.StatusNotFound, "no meeting "+id)
 	case err != nil:

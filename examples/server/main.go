@@ -443,7 +443,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Internal: sipLn.Addr().String(), Listener: edgeLn.Addr().String(), Client: edgeClient,
 		Connections: edgeUA.TransportLayer(), Logger: logger,
 		Meetings: func(uri sip.Uri) bool {
-			m, err := focus.Meeting(context.Background(), uri.User)
+			m, err := focus.Meeting(context.Background(), conference.MeetingID(uri.User))
 			return err == nil && strings.EqualFold(m.Tenant, uri.Host)
 		}})
 	if err != nil {

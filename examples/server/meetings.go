@@ -40,7 +40,7 @@ type meetingResponse struct {
 }
 
 func toResponse(m *conference.Meeting) meetingResponse {
-	return meetingResponse{ID: m.ID, Subject: m.Subject, Focus: m.Focus(), JoinURL: m.JoinURL, Key: m.Key, DialInID: m.DialInID,
+	return meetingResponse{ID: string(m.ID), Subject: m.Subject, Focus: m.Focus(), JoinURL: m.JoinURL, Key: m.Key, DialInID: m.DialInID,
 		Access: m.Access.String(), DialInLobby: m.DialInLobby, Presenter: m.Presenter.String(),
 		Invitees: m.Invitees, Presenters: m.Presenters, Expires: m.Expires}
 }
@@ -144,7 +144,7 @@ func (a *meetingAPI) list(w http.ResponseWriter, r *http.Request) {
 // page never shows the conference key, which guests type or bring in the
 // link's fragment (#key=…, never sent to the server).
 func (a *meetingAPI) join(w http.ResponseWriter, r *http.Request) {
-	m, err := a.focus.Meeting(r.Context(), r.PathValue("id"))
+	m, err := a.focus.Meeting(r.Context(), conference.MeetingID(r.PathValue("id")))
 	if err != nil {
 		http.NotFound(w, r)
 		return
@@ -154,7 +154,7 @@ func (a *meetingAPI) join(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Security-Policy", webCSP)
 	w.Header().Set("Referrer-Policy", "no-referrer") // the URL is the meeting's secret
 	w.Header().Set("X-Frame-Options", "DENY")
-	_ = meetingPage.Execute(w, map[string]string{"Subject": m.Subject, "Focus": m.Focus(), "ID": m.ID, "DialInID": m.DialInID})
+	_ = meetingPage.Execute(w, map[string]string{"Subject": m.Subject, "Focus": m.Focus(), "ID": string(m.ID), "DialInID": m.DialInID})
 }
 
 // handler routes the meeting API; authn guards scheduling.

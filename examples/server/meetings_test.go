@@ -222,7 +222,7 @@ func awaitLobby(t *testing.T, notifies <-chan *sip.Request, name string) string 
 			}
 			for _, u := range state.Users.User {
 				if u.DisplayText == name && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
-					return u.Endpoints[0].ParticipantID()
+					return string(u.Endpoints[0].ParticipantID())
 				}
 			}
 		case <-deadline:

@@ -26,7 +26,7 @@ import (
 var ctx = context.Background()
 
 func meeting(id, dialIn, organizer string, created time.Time) *conference.Meeting {
-	return &conference.Meeting{ID: id, DialInID: dialIn, Key: "key-" + id, Organizer: organizer, Tenant: "example.test",
+	return &conference.Meeting{ID: conference.MeetingID(id), DialInID: dialIn, Key: "key-" + id, Organizer: organizer, Tenant: "example.test",
 		Subject: "about " + id, Invitees: []string{"sip:bob@example.test"}, Access: conference.AccessCompany,
 		Presenter: conference.PresentersChosen, Presenters: []string{"sip:carol@example.test"},
 		Created: created.UTC().Truncate(time.Second), Expires: created.Add(24 * time.Hour).UTC().Truncate(time.Second),
@@ -156,7 +156,7 @@ func MeetingStore(t *testing.T, open func(t *testing.T) conference.MeetingStore)
 				t.Fatal(err)
 			}
 			for _, m := range ms {
-				out = append(out, m.ID)
+				out = append(out, string(m.ID))
 			}
 			return out
 		}
