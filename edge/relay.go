@@ -54,8 +54,12 @@ type RelayConfig struct {
 	// 1,000,000); packets beyond it are dropped.
 	AllocationsPerUser, Bandwidth int
 	// AllowPeers are peer ranges allowed although the default filter
-	// refuses them (loopback, private, link-local, multicast, unspecified
-	// and the relay's own addresses).
+	// refuses them (loopback, private, CGN, link-local, documentation,
+	// multicast, reserved and unspecified ranges, and their embedded-IPv4
+	// forms), e.g. the subnet of internal media servers, or loopback in
+	// tests. It never opens the relay host's own addresses (every
+	// interface's, read again every few seconds, and the configured
+	// relay and listener addresses) except loopback ones.
 	AllowPeers []netip.Prefix
 	Logger     *slog.Logger
 }
@@ -81,8 +85,10 @@ type RelayMetrics struct {
 // most MaxCredentialLifetime long. The first Allocate is answered 401 with
 // a nonce; every later request carries the user name and an HMAC and is
 // checked; stale nonces get 438. Relay ports are random in the configured
-// range; peers in private, loopback, link-local and other internal ranges,
-// and the relay's own addresses, are refused unless allowed; each user
+// range; peers in private, loopback, link-local, documentation and other
+// internal or reserved ranges (in their embedded-IPv4 IPv6 forms too) are
+// refused unless allowed, and the host's own addresses (every interface's)
+// always; each user
 // has an allocation quota and each allocation a bandwidth limit; requests
 // on an allocation must come with the credentials of the user who made it
 // (441 otherwise). Clients on TCP or TLS listeners may ask for TCP
@@ -167,6 +173,11 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 		seen: map[[12]byte]seenAllocate{}}
 	r.tcp = newTCPRelays(r)
 	r.filter.allow = cfg.AllowPeers
+	host, err := newHostAddrs(cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("edge: reading the host's addresses for the peer filter: %w", err)
+	}
+	r.filter.host = host
 	if a, ok := netip.AddrFromSlice(cfg.RelayAddress); ok {
 		r.filter.own = append(r.filter.own, a.Unmap())
 	}
