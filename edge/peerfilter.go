@@ -53,13 +53,14 @@ var deniedPeers = func() []netip.Prefix {
 var (
 	nat64Prefix      = netip.MustParsePrefix("64:ff9b::/96")
 	compatiblePrefix = netip.MustParsePrefix("::/96")
+	translatedPrefix = netip.MustParsePrefix("::ffff:0:0:0/96")
 	sixToFourPrefix  = netip.MustParsePrefix("2002::/16")
 	teredoPrefix     = netip.MustParsePrefix("2001::/32")
 )
 
 // embeddedIPv4 returns the IPv4 address an IPv6 address carries in the
 // forms that reach IPv4 hosts: IPv4-mapped (::ffff:a.b.c.d),
-// IPv4-compatible
+// IPv4-translated (::ffff:0:a.b.c.d, RFC 2765), IPv4-compatible
 // (::a.b.c.d), NAT64 (64:ff9b::/96), 6to4 (2002::/16) and Teredo
 // (2001::/32, the client address inverted). Local-use NAT64
 // (64:ff9b:1::/48) is refused whole instead: its translator serves an
@@ -73,7 +74,7 @@ func embeddedIPv4(a netip.Addr) (netip.Addr, bool) {
 	switch {
 	case a.Is4In6():
 		return a.Unmap(), true
-	case nat64Prefix.Contains(a), compatiblePrefix.Contains(a):
+	case nat64Prefix.Contains(a), compatiblePrefix.Contains(a), translatedPrefix.Contains(a):
 		return last, true
 	case sixToFourPrefix.Contains(a):
 		return netip.AddrFrom4([4]byte{b[2], b[3], b[4], b[5]}), true

@@ -53,6 +53,9 @@ var peerCases = []struct {
 	{"::ffff:127.0.0.1", false, "IPv4-mapped loopback"},
 	{"::ffff:10.0.0.1", false, "IPv4-mapped RFC 1918"},
 	{"::7f00:1", false, "IPv4-compatible loopback"},
+	{"::ffff:0:7f00:1", false, "IPv4-translated loopback (RFC 2765)"},
+	{"::ffff:0:a9fe:a9fe", false, "IPv4-translated link-local (RFC 2765)"},
+	{"::ffff:0:808:808", true, "IPv4-translated public address"},
 	{"64:ff9b::7f00:1", false, "NAT64 of loopback"},
 	{"64:ff9b::a9fe:a9fe", false, "NAT64 of link-local"},
 	{"64:ff9b:1::808:808", false, "local-use NAT64"},
@@ -146,6 +149,7 @@ func FuzzPeerFilter(f *testing.F) {
 		b4 := a.As4()
 		for _, form := range []netip.Addr{
 			netip.AddrFrom16(a.As16()), // mapped
+			netip.AddrFrom16([16]byte{8: 0xff, 9: 0xff, 12: b4[0], 13: b4[1], 14: b4[2], 15: b4[3]}), // translated
 			netip.AddrFrom16([16]byte{0: 0, 1: 0x64, 2: 0xff, 3: 0x9b, 12: b4[0], 13: b4[1], 14: b4[2], 15: b4[3]}),
 			netip.AddrFrom16([16]byte{0: 0x20, 1: 0x02, 2: b4[0], 3: b4[1], 4: b4[2], 5: b4[3]}),
 			netip.AddrFrom16([16]byte{0: 0x20, 1: 0x01, 12: ^b4[0], 13: ^b4[1], 14: ^b4[2], 15: ^b4[3]}),
@@ -309,6 +313,22 @@ func TestRelayRefusesTheHostsOwnAddresses(t *testing.T) {
 	}
 	if _, err := alloc.Connect(peer); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("Connect toward the host's %v: %v, want 403", host, err)
+	}
+}
+
+// TestRelayRefusesIPv4TranslatedPeers (issue 25, item 2): an
+// IPv4-translated address (::ffff:0:a.b.c.d, RFC 2765) of a forbidden
+// IPv4 address is refused like the other embedded forms.
+func TestRelayRefusesIPv4TranslatedPeers(t *testing.T) {
+	e := newRelay(t)
+	s := e.udpSession("alice@example.test")
+	for _, peer := range []string{"::ffff:0:7f00:1", "::ffff:0:a00:1", "::ffff:0:a9fe:a9fe"} {
+		if m := s.createPermission(netip.MustParseAddr(peer)); m.Type.Class != stun.ClassErrorResponse {
+			t.Errorf("CreatePermission toward %s: %v", peer, m.Type)
+		}
+		if m := s.channelBind(netip.MustParseAddr(peer), 2); m.Type.Class != stun.ClassErrorResponse {
+			t.Errorf("ChannelBind toward %s: %v", peer, m.Type)
+		}
 	}
 }
 
