@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/pion/logging"
-	"github.com/pion/stun"
 	"github.com/pion/turn/v2"
 )
 
@@ -54,8 +53,12 @@ type RelayConfig struct {
 	// 1,000,000); packets beyond it are dropped.
 	AllocationsPerUser, Bandwidth int
 	// AllowPeers are peer ranges allowed although the default filter
-	// refuses them (loopback, private, link-local, multicast, unspecified
-	// and the relay's own addresses).
+	// refuses them (loopback, private, CGN, link-local, documentation,
+	// multicast, reserved and unspecified ranges, and their embedded-IPv4
+	// forms), e.g. the subnet of internal media servers, or loopback in
+	// tests. It never opens the relay host's own addresses (every
+	// interface's, read again every few seconds, and the configured
+	// relay and listener addresses) except loopback ones.
 	AllowPeers []netip.Prefix
 	Logger     *slog.Logger
 }
@@ -81,8 +84,10 @@ type RelayMetrics struct {
 // most MaxCredentialLifetime long. The first Allocate is answered 401 with
 // a nonce; every later request carries the user name and an HMAC and is
 // checked; stale nonces get 438. Relay ports are random in the configured
-// range; peers in private, loopback, link-local and other internal ranges,
-// and the relay's own addresses, are refused unless allowed; each user
+// range; peers in private, loopback, link-local, documentation and other
+// internal or reserved ranges (in their embedded-IPv4 IPv6 forms too) are
+// refused unless allowed, and the host's own addresses (every interface's)
+// always; each user
 // has an allocation quota and each allocation a bandwidth limit; requests
 // on an allocation must come with the credentials of the user who made it
 // (441 otherwise). Clients on TCP or TLS listeners may ask for TCP
@@ -167,6 +172,11 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 		seen: map[[12]byte]seenAllocate{}}
 	r.tcp = newTCPRelays(r)
 	r.filter.allow = cfg.AllowPeers
+	host, err := newHostAddrs(cfg.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("edge: reading the host's addresses for the peer filter: %w", err)
+	}
+	r.filter.host = host
 	if a, ok := netip.AddrFromSlice(cfg.RelayAddress); ok {
 		r.filter.own = append(r.filter.own, a.Unmap())
 	}
@@ -240,18 +250,6 @@ func (r *EdgeRelay) Metrics() RelayMetrics {
 	}
 }
 
-// authenticate is pion's AuthHandler: the key of a credential this relay
-// issued, or a refusal.
-func (r *EdgeRelay) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
-	pass, _, err := r.cfg.Secrets.Password(username)
-	if err != nil || realm != r.cfg.Realm {
-		r.m.authFailures.Add(1)
-		r.cfg.Logger.Info("relay credential refused", "from", src.String(), "err", err)
-		return nil, false
-	}
-	return turn.GenerateAuthKey(username, realm, pass), true
-}
-
 // permit is pion's PermissionHandler: the peer filter.
 func (r *EdgeRelay) permit(client net.Addr, peer net.IP) bool {
 	if !r.filter.permits(peer) {
@@ -304,98 +302,6 @@ func (r *EdgeRelay) settle(a *allocating) {
 		if r.perUser[userOf(a.user)]--; r.perUser[userOf(a.user)] <= 0 {
 			delete(r.perUser, userOf(a.user))
 		}
-	}
-}
-
-// inspect runs before pion sees a message from tuple: a request whose
-// integrity check fails is dropped, requests on an allocation with another
-// user's credentials get 441, an Allocate past the user's quota 486. It
-// returns the error response to send instead of passing the message on,
-// the Allocate being made, if any, and whether to drop the message.
-func (r *EdgeRelay) inspect(tuple, client string, b []byte) (reply []byte, alloc *allocating, drop bool) {
-	if !stun.IsMessage(b) {
-		return nil, nil, false // ChannelData
-	}
-	m := &stun.Message{Raw: append([]byte(nil), b...)}
-	if err := m.Decode(); err != nil || m.Type.Class != stun.ClassRequest || !m.Contains(stun.AttrMessageIntegrity) {
-		return nil, nil, false
-	}
-	var u stun.Username
-	if err := u.GetFrom(m); err != nil {
-		return nil, nil, false
-	}
-	username := u.String()
-	user := userOf(username)
-	// A message whose integrity check fails is dropped, unanswered ("packets
-	// that fail are dropped"); an unknown or expired credential is pion's
-	// to answer through authenticate.
-	pass, _, credErr := r.cfg.Secrets.Password(username)
-	if credErr == nil {
-		var realm stun.Realm
-		if realm.GetFrom(m) != nil || stun.NewLongTermIntegrity(username, realm.String(), pass).Check(m) != nil {
-			r.m.authFailures.Add(1)
-			return nil, nil, true
-		}
-	}
-	errorReply := func(code stun.ErrorCode) []byte {
-		res, err := stun.Build(stun.NewTransactionIDSetter(m.TransactionID), stun.NewType(m.Type.Method, stun.ClassErrorResponse),
-			&stun.ErrorCodeAttribute{Code: code}, stun.Fingerprint)
-		if err != nil {
-			return nil
-		}
-		return res.Raw
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if owner, ok := r.owner[tuple]; ok && userOf(owner) != user {
-		r.m.wrongCredentials.Add(1)
-		return errorReply(stun.CodeWrongCredentials), nil, false
-	}
-	if m.Type.Method == stun.MethodAllocate && strings.HasPrefix(tuple, "udp|") {
-		// RFC 6062 section 5.1: a TCP relay is for clients on TCP or TLS
-		// (pion would make a UDP relay of it).
-		if v, err := m.Get(stun.AttrRequestedTransport); err == nil && len(v) == 4 && v[0] == protoTCP {
-			return errorReply(stun.CodeBadRequest), nil, false
-		}
-	}
-	if m.Type.Method == stun.MethodAllocate {
-		// An Allocate is only ever answered for the 5-tuple that sent it:
-		// the same one from elsewhere is a replay (its integrity does not
-		// cover the source address).
-		now := time.Now()
-		r.expireSeen(now)
-		if prev, ok := r.seen[m.TransactionID]; ok && prev.tuple != tuple {
-			r.m.replays.Add(1)
-			return nil, nil, true
-		} else if !ok && len(r.seen) < maxSeenAllocates {
-			r.seen[m.TransactionID] = seenAllocate{tuple: tuple, at: now}
-			r.seenLog = append(r.seenLog, seenEntry{id: m.TransactionID, at: now})
-		}
-		if _, exists := r.owner[tuple]; exists {
-			return nil, nil, false // pion answers: a retransmission, or 437
-		}
-		if credErr != nil {
-			return nil, nil, false // refused (401) before any quota is counted
-		}
-		if r.perUser[user] >= r.cfg.AllocationsPerUser {
-			r.m.quota.Add(1)
-			return errorReply(stun.CodeAllocQuotaReached), nil, false
-		}
-		r.perUser[user]++ // reserved until pion allocates, or settle releases it
-		return nil, &allocating{tuple: tuple, client: client, user: username}, false
-	}
-	return nil, nil, false
-}
-
-// expireSeen forgets Allocate transaction IDs older than a nonce's life.
-func (r *EdgeRelay) expireSeen(now time.Time) {
-	i := 0
-	for i < len(r.seenLog) && now.Sub(r.seenLog[i].at) > seenAllocateTTL {
-		delete(r.seen, r.seenLog[i].id)
-		i++
-	}
-	if i > 0 {
-		r.seenLog = append(r.seenLog[:0], r.seenLog[i:]...)
 	}
 }
 

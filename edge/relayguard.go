@@ -36,16 +36,19 @@ func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		g.cur = nil
 		g.mu.Unlock()
 		g.r.settle(prev)
-		reply, a, drop := g.r.inspect("udp|"+g.LocalAddr().String()+"|"+addr.String(), "udp|"+addr.String(), p[:n])
-		if drop {
+		v := g.r.inspect("udp|"+g.LocalAddr().String()+"|"+addr.String(), "udp|"+addr.String(), addr, p[:n])
+		if v.drop {
 			continue
 		}
-		if reply != nil {
-			_, _ = g.PacketConn.WriteTo(reply, addr)
+		if v.reply != nil {
+			_, _ = g.PacketConn.WriteTo(v.reply, addr)
 			continue
+		}
+		if v.pass != nil {
+			n = copy(p, v.pass) // shorter than what was read
 		}
 		g.mu.Lock()
-		g.cur = a
+		g.cur = v.alloc
 		g.mu.Unlock()
 		return n, addr, nil
 	}
@@ -188,16 +191,20 @@ func (c *guardedConn) Read(p []byte) (int, error) {
 		if err != nil {
 			return 0, err
 		}
-		reply, a, drop := c.g.r.inspect(c.tuple, c.client, frame)
-		if drop {
+		v := c.g.r.inspect(c.tuple, c.client, c.RemoteAddr(), frame)
+		if v.drop {
 			continue
 		}
-		if reply != nil {
-			if err := c.send(reply); err != nil {
+		if v.reply != nil {
+			if err := c.send(v.reply); err != nil {
 				return 0, err
 			}
 			continue
 		}
+		if v.pass != nil {
+			frame = v.pass
+		}
+		a := v.alloc
 		if taken, bound := c.g.r.tcp.intercept(c, frame, a); taken {
 			if bound != nil {
 				// A client data connection (RFC 6062): relayed as it is
