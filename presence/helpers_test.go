@@ -109,7 +109,10 @@ func newEnv(t testing.TB, opts ...func(*RouterConfig)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := NewPresencePolicy(PresencePolicyConfig{})
+	policy, err := NewPresencePolicy(PresencePolicyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	spim, _ := auth.NewThrottle(auth.ThrottleConfig{Now: c.now}) // one budget per sender, for messages and subscriptions
 	rcfg := RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Spim: spim,
 		Connections: ua.TransportLayer(), Timeout: 3 * time.Second,

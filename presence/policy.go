@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -147,14 +148,24 @@ type PresencePolicy struct {
 	updateMu sync.Mutex // serializes read-modify-write updates
 }
 
-// NewPresencePolicy returns a PresencePolicy.
-func NewPresencePolicy(cfg PresencePolicyConfig) *PresencePolicy {
+// NewPresencePolicy returns a PresencePolicy, or an error naming the
+// invalid field.
+func NewPresencePolicy(cfg PresencePolicyConfig) (*PresencePolicy, error) {
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryPolicies()
 	}
+	for l := range cfg.Visibility {
+		if l < Blocked || l > Personal {
+			return nil, fmt.Errorf("presence: PresencePolicyConfig.Visibility: unknown level %d", int(l))
+		}
+	}
+	if v, ok := cfg.Visibility[Blocked]; ok && v != (Visibility{}) {
+		// A blocked watcher sees the presentity Offline and nothing else.
+		return nil, errors.New("presence: PresencePolicyConfig.Visibility: Blocked must see nothing")
+	}
 	vis := maps.Clone(DefaultVisibility)
 	maps.Copy(vis, cfg.Visibility)
-	return &PresencePolicy{store: cfg.Store, visibility: vis}
+	return &PresencePolicy{store: cfg.Store, visibility: vis}, nil
 }
 
 // OnChange registers f to be called after a user's policy changes.

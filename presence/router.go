@@ -121,6 +121,12 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	if cfg.RingTimeout == 0 {
 		cfg.RingTimeout = DefaultRingTimeout
 	}
+	switch {
+	case cfg.Timeout < 0:
+		return nil, errors.New("presence: RouterConfig.Timeout must be positive")
+	case cfg.RingTimeout < 0:
+		return nil, errors.New("presence: RouterConfig.RingTimeout must be positive")
+	}
 	if cfg.Spim == nil {
 		spim, err := auth.NewThrottle(auth.ThrottleConfig{})
 		if err != nil {

@@ -157,8 +157,17 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 	if cfg.MaxPublications == 0 {
 		cfg.MaxPublications = 16
 	}
-	if cfg.MaxExpires < cfg.MinExpires {
+	switch {
+	case cfg.MinExpires < time.Second:
+		return nil, errors.New("presence: PresenceServerConfig.MinExpires must be at least 1 s")
+	case cfg.MaxExpires < cfg.MinExpires:
 		return nil, errors.New("presence: PresenceServerConfig.MaxExpires must not be below MinExpires")
+	case cfg.MaxWatcherSubscriptions < 0:
+		return nil, errors.New("presence: PresenceServerConfig.MaxWatcherSubscriptions must be positive")
+	case cfg.MaxPresentityWatchers < 0:
+		return nil, errors.New("presence: PresenceServerConfig.MaxPresentityWatchers must be positive")
+	case cfg.MaxPublications < 0:
+		return nil, errors.New("presence: PresenceServerConfig.MaxPublications must be positive")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -301,7 +301,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: policies})
+	policy, err := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: policies})
+	if err != nil {
+		return err
+	}
 	spim, err := auth.NewThrottle(auth.ThrottleConfig{}) // one budget per sender for approaching strangers
 	if err != nil {
 		return err
