@@ -52,7 +52,7 @@ func TestConstructorsRefuseIncompleteConfigs(t *testing.T) {
 			_, err := LoadDirectory(filepath.Join(t.TempDir(), "users.json"))
 			return err
 		}, "users.json"},
-		{"User without an address", func() error { return NewMemoryDirectory().PutUser(User{}) }, "User.URI"},
+		{"User without an address", func() error { return NewMemoryDirectory().PutUser(User{}) }, "uri"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -245,7 +245,7 @@ func (d *MemoryDirectory) Save(path string) error {
 func (d *MemoryDirectory) PutTenant(t Tenant) error {
 	t.Domain = strings.ToLower(t.Domain)
 	if t.Domain == "" || strings.ContainsAny(t.Domain, "@:;/ ") {
-		return fmt.Errorf("auth: Tenant.Domain: invalid %q", t.Domain)
+		return fmt.Errorf("domain: invalid %q", t.Domain)
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -258,23 +258,23 @@ func (d *MemoryDirectory) PutTenant(t Tenant) error {
 func (d *MemoryDirectory) PutUser(u User) error {
 	user, host, err := splitAOR(u.URI)
 	if err != nil {
-		return fmt.Errorf("auth: User.URI: %w", err)
+		return fmt.Errorf("uri: %w", err)
 	}
 	if strings.HasPrefix(user, AnonymousPrefix) {
-		return fmt.Errorf("auth: User.URI: user names starting %q are reserved for anonymous users", AnonymousPrefix)
+		return fmt.Errorf("uri: user names starting %q are reserved for anonymous users", AnonymousPrefix)
 	}
 	u.Tenant = strings.ToLower(u.Tenant)
 	if u.Tenant == "" {
 		u.Tenant = host
 	}
 	if host != u.Tenant {
-		return fmt.Errorf("auth: User.URI: %s is not in tenant %s", u.URI, u.Tenant)
+		return fmt.Errorf("uri: %s is not in tenant %s", u.URI, u.Tenant)
 	}
 	u.URI = "sip:" + user + "@" + host
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.tenants[u.Tenant]; !ok {
-		return fmt.Errorf("auth: User.Tenant: %w: %s", ErrUnknownTenant, u.Tenant)
+		return fmt.Errorf("tenant: %w: %s", ErrUnknownTenant, u.Tenant)
 	}
 	d.users[u.URI] = u
 	return nil
