@@ -97,7 +97,7 @@ func TestConstructorsRefuseIncompleteConfigs(t *testing.T) {
 		{"Router without Directory", router(func(c *RouterConfig) { c.Directory = nil }), "RouterConfig.Directory"},
 		{"Router without Locator", router(func(c *RouterConfig) { c.Locator = nil }), "RouterConfig.Locator"},
 		{"Router without Client", router(func(c *RouterConfig) { c.Client = nil }), "RouterConfig.Client"},
-		{"Router with a nil *PresencePolicy (no policy)", router(func(c *RouterConfig) { c.Policy = (*PresencePolicy)(nil) }), ""},
+		{"Router with a nil *PresencePolicy", router(func(c *RouterConfig) { c.Policy = (*PresencePolicy)(nil) }), "RouterConfig.Policy"},
 		{"Router with a negative Timeout", router(func(c *RouterConfig) { c.Timeout = -1 }), "RouterConfig.Timeout"},
 		{"Router with a negative RingTimeout", router(func(c *RouterConfig) { c.RingTimeout = -1 }), "RouterConfig.RingTimeout"},
 	}

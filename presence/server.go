@@ -36,9 +36,12 @@ var errNoPublication = errors.New("presence: no such publication")
 
 // PresenceServerConfig configures a [PresenceServer].
 type PresenceServerConfig struct {
-	Auth      Authenticator   // required
-	Directory auth.Directory  // presentities, and their personal data. Required.
-	Policy    *PresencePolicy // who sees what. Required.
+	Auth      Authenticator  // required
+	Directory auth.Directory // presentities, and their personal data. Required.
+	// Policy decides who sees what: a *PresencePolicy for the reference
+	// text's rule, or the application's own VisibilityRule. Required. The
+	// server subscribes to its OnChange, so watchers see a change at once.
+	Policy VisibilityRule
 	// Locator tells whether a presentity without publications is signed
 	// in (shown Available) or not (Offline). Required.
 	Locator Locator
@@ -91,6 +94,8 @@ type PresenceServer struct {
 	snaps     map[string]*snapshot // presentity -> the latest reading, while it has watchers
 	seq       uint64               // counts readings begun
 
+	removePolicyHook func()
+
 	sends  chan struct{} // semaphore for NOTIFYs in flight
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,9 +127,12 @@ type subscription struct {
 // snapshot is what every watcher's view of one presentity is made from,
 // read from the stores once per change rather than once per watcher.
 type snapshot struct {
-	seq    uint64 // when the reading began
-	full   *Presence
-	policy UserPolicy
+	seq  uint64 // when the reading began
+	full *Presence
+	// policy is the presentity's settings when the rule is our own
+	// *PresencePolicy, read once for all its watchers; nil for another
+	// rule, which is asked per watcher.
+	policy *UserPolicy
 }
 
 // NewPresenceServer returns a PresenceServer and starts its expiry timer,
@@ -135,7 +143,7 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 		return nil, errors.New("presence: PresenceServerConfig.Auth is required")
 	case cfg.Directory == nil:
 		return nil, errors.New("presence: PresenceServerConfig.Directory is required")
-	case cfg.Policy == nil:
+	case nilRule(cfg.Policy):
 		return nil, errors.New("presence: PresenceServerConfig.Policy is required")
 	case cfg.Locator == nil:
 		return nil, errors.New("presence: PresenceServerConfig.Locator is required")
@@ -188,7 +196,7 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 	s := &PresenceServer{cfg: cfg, subs: map[string]*subscription{},
 		byPres: map[string]map[string]*subscription{}, byWatcher: map[string]int{}, snaps: map[string]*snapshot{}, sends: make(chan struct{}, notifySenders)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	cfg.Policy.OnChange(s.Changed)
+	s.removePolicyHook = cfg.Policy.OnChange(s.Changed)
 	s.wg.Go(s.expireLoop)
 	if cfg.Feed != nil {
 		s.wg.Go(s.listen)
@@ -216,6 +224,7 @@ func (s *PresenceServer) listen() {
 
 // Close stops the expiry timer and waits for NOTIFYs in flight.
 func (s *PresenceServer) Close() error {
+	s.removePolicyHook()
 	s.mu.Lock()
 	s.cancel() // under mu, so no kick starts a sender after Wait
 	s.mu.Unlock()
@@ -609,9 +618,13 @@ func (s *PresenceServer) read(ctx context.Context, presentity string) (*snapshot
 	seq := s.seq
 	s.mu.Unlock()
 	full, err := s.fullView(ctx, presentity)
-	var policy UserPolicy
-	if err == nil {
-		policy, err = s.cfg.Policy.Policy(ctx, presentity)
+	var policy *UserPolicy
+	if pp, ok := s.cfg.Policy.(*PresencePolicy); ok && err == nil {
+		// Exactly our rule (not a wrapper, whose Level may differ): its
+		// settings are read once for every watcher.
+		var p UserPolicy
+		p, err = pp.Policy(ctx, presentity)
+		policy = &p
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -676,7 +689,16 @@ func (s *PresenceServer) view(ctx context.Context, sub *subscription) (*Presence
 			return nil, err
 		}
 	}
-	return s.cfg.Policy.View(snap.full, snap.policy.Level(sub.presentity, sub.watcher)), nil
+	var level Level
+	if snap.policy != nil {
+		level = snap.policy.Level(sub.presentity, sub.watcher)
+	} else {
+		var err error
+		if level, err = s.cfg.Policy.Level(ctx, sub.presentity, sub.watcher); err != nil {
+			return nil, err
+		}
+	}
+	return viewFor(s.cfg.Policy, snap.full, level), nil
 }
 
 // fullView aggregates a presentity's publications with its directory data:
