@@ -114,7 +114,7 @@ func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Locator: reg,
+	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Registrar: reg,
 		Client: client, Connections: ua.TransportLayer()})
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,7 @@ func TestConstructorsRefuseIncompleteConfigs(t *testing.T) {
 	}
 	server := func(f func(*PresenceServerConfig)) func() error {
 		return func() error {
-			cfg := PresenceServerConfig{Auth: noAuth{}, Directory: dir, Policy: policy, Locator: reg, Client: client}
+			cfg := PresenceServerConfig{Auth: noAuth{}, Directory: dir, Policy: policy, Registrar: reg, Client: client}
 			f(&cfg)
 			s, err := NewPresenceServer(cfg)
 			if err == nil {
@@ -83,7 +83,7 @@ func TestConstructorsRefuseIncompleteConfigs(t *testing.T) {
 		{"PresenceServer without Directory", server(func(c *PresenceServerConfig) { c.Directory = nil }), "PresenceServerConfig.Directory"},
 		{"PresenceServer without Policy", server(func(c *PresenceServerConfig) { c.Policy = nil }), "PresenceServerConfig.Policy"},
 		{"PresenceServer with a nil *PresencePolicy", server(func(c *PresenceServerConfig) { c.Policy = (*PresencePolicy)(nil) }), "PresenceServerConfig.Policy"},
-		{"PresenceServer without Locator", server(func(c *PresenceServerConfig) { c.Locator = nil }), "PresenceServerConfig.Locator"},
+		{"PresenceServer without Registrar", server(func(c *PresenceServerConfig) { c.Registrar = nil }), "PresenceServerConfig.Registrar"},
 		{"PresenceServer without Client", server(func(c *PresenceServerConfig) { c.Client = nil }), "PresenceServerConfig.Client"},
 		{"PresenceServer with MinExpires under a second", server(func(c *PresenceServerConfig) { c.MinExpires = 1 }), "PresenceServerConfig.MinExpires"},
 		{"PresenceServer with MaxExpires below MinExpires", server(func(c *PresenceServerConfig) { c.MinExpires = 2 * DefaultPresenceExpires }), "PresenceServerConfig.MaxExpires"},

@@ -42,9 +42,12 @@ type PresenceServerConfig struct {
 	// text's rule, or the application's own VisibilityRule. Required. The
 	// server subscribes to its OnChange, so watchers see a change at once.
 	Policy VisibilityRule
-	// Locator tells whether a presentity without publications is signed
-	// in (shown Available) or not (Offline). Required.
-	Locator Locator
+	// Registrar tells whether a presentity without publications is signed
+	// in (shown Available) or not (Offline), and when that changes: the
+	// server subscribes to its OnChange, so watchers see a device sign in
+	// or out at once, and a device whose connection closed loses what it
+	// published over it. A *Registrar. Required.
+	Registrar Registrations
 	// Client sends NOTIFYs over the watchers' own connections; it must
 	// share the user agent of the server they connect to. Required.
 	Client *sipgo.Client
@@ -94,7 +97,7 @@ type PresenceServer struct {
 	snaps     map[string]*snapshot // presentity -> the latest reading, while it has watchers
 	seq       uint64               // counts readings begun
 
-	removePolicyHook func()
+	removeHooks func() // from the Policy and the Registrar
 
 	sends  chan struct{} // semaphore for NOTIFYs in flight
 	ctx    context.Context
@@ -145,8 +148,8 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 		return nil, errors.New("presence: PresenceServerConfig.Directory is required")
 	case nilRule(cfg.Policy):
 		return nil, errors.New("presence: PresenceServerConfig.Policy is required")
-	case cfg.Locator == nil:
-		return nil, errors.New("presence: PresenceServerConfig.Locator is required")
+	case cfg.Registrar == nil:
+		return nil, errors.New("presence: PresenceServerConfig.Registrar is required")
 	case cfg.Client == nil:
 		return nil, errors.New("presence: PresenceServerConfig.Client is required")
 	}
@@ -196,7 +199,9 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 	s := &PresenceServer{cfg: cfg, subs: map[string]*subscription{},
 		byPres: map[string]map[string]*subscription{}, byWatcher: map[string]int{}, snaps: map[string]*snapshot{}, sends: make(chan struct{}, notifySenders)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.removePolicyHook = cfg.Policy.OnChange(s.Changed)
+	removePolicy := cfg.Policy.OnChange(s.Changed)
+	removeRegistrar := cfg.Registrar.OnChange(s.registrationChanged)
+	s.removeHooks = func() { removePolicy(); removeRegistrar() }
 	s.wg.Go(s.expireLoop)
 	if cfg.Feed != nil {
 		s.wg.Go(s.listen)
@@ -224,7 +229,7 @@ func (s *PresenceServer) listen() {
 
 // Close stops the expiry timer and waits for NOTIFYs in flight.
 func (s *PresenceServer) Close() error {
-	s.removePolicyHook()
+	s.removeHooks()
 	s.mu.Lock()
 	s.cancel() // under mu, so no kick starts a sender after Wait
 	s.mu.Unlock()
@@ -557,18 +562,14 @@ func (s *PresenceServer) Changed(aor string) {
 	}
 }
 
-// FlowClosed forgets what devices published over a connection that has
-// closed (a device that crashed or lost its network publishes nothing
-// more, and its "busy" must not outlive it) for each of aors, the users
-// the registrar's FlowClosed says signed out, and sends their watchers a
-// fresh view. Wire it to auth.Authenticator.OnConnectionClose after the
-// registrar:
-//
-//	presenceSrv.FlowClosed(transport, remote, registrar.FlowClosed(transport, remote))
-func (s *PresenceServer) FlowClosed(transport, source string, aors []string) {
-	flow := (&Flow{Transport: strings.ToUpper(transport), Source: source}).String()
-	for _, aor := range aors {
-		aor = canonicalAOR(aor)
+// registrationChanged follows the Registrar: a user signed a device in or
+// out. When a connection closed, what the device published over it goes
+// too (a device that crashed or lost its network publishes nothing more,
+// and its "busy" must not outlive it). Watchers get a fresh view.
+func (s *PresenceServer) registrationChanged(c RegistrationChange) {
+	aor := canonicalAOR(c.AOR)
+	if c.Closed != nil {
+		flow := (&Flow{Transport: strings.ToUpper(c.Closed.Transport), Source: c.Closed.Source}).String()
 		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
 		err := s.cfg.Publications.Update(ctx, aor, func(pubs []Publication) ([]Publication, error) {
 			return slices.DeleteFunc(slices.Clone(pubs), func(p Publication) bool { return p.Flow == flow }), nil
@@ -577,8 +578,8 @@ func (s *PresenceServer) FlowClosed(transport, source string, aors []string) {
 		if err != nil {
 			s.cfg.Logger.Error("publication store: a closed connection's publications not removed", "user", aor, "err", err)
 		}
-		s.Changed(aor)
 	}
+	s.Changed(aor)
 }
 
 // changedHere sends this server's watchers of aor a fresh view; of every
@@ -712,7 +713,7 @@ func (s *PresenceServer) fullView(ctx context.Context, aor string) (*Presence, e
 		return nil, err
 	}
 	if len(live) == 0 {
-		bs, err := s.cfg.Locator.Lookup(ctx, aor)
+		bs, err := s.cfg.Registrar.Lookup(ctx, aor)
 		if err != nil {
 			return nil, err
 		}

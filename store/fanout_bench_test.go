@@ -105,7 +105,7 @@ func benchFanOut(b *testing.B, st struct {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: fromAuth{}, Directory: dir, Policy: policy, Locator: reg,
+	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: fromAuth{}, Directory: dir, Policy: policy, Registrar: reg,
 		Client: client, Publications: st.pubs, Logger: logger, MaxWatcherSubscriptions: watchers})
 	if err != nil {
 		b.Fatal(err)
