@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/parleyuc/parley/internal/hooks"
 )
 
 // Listener wraps the TLS listener a sipgo server serves with ServeTLS
@@ -33,13 +35,14 @@ func (a *Authenticator) WSSListener(ln net.Listener) net.Listener {
 
 // OnConnectionClose registers f to be called when a tracked connection
 // (see Listener) closes, with the transport ("TLS", "WSS") and remote
-// address sipgo reports for requests that came on it. The registrar uses it
-// to drop the bindings of a flow that no longer exists. f runs on the
-// goroutine that closes the connection and must not block.
-func (a *Authenticator) OnConnectionClose(f func(transport, remote string)) {
-	a.conns.mu.Lock()
-	defer a.conns.mu.Unlock()
-	a.conns.onClose = append(a.conns.onClose, f)
+// address sipgo reports for requests that came on it, and returns the
+// function that removes it. A presence.Registrar given this Authenticator
+// registers itself (it drops the bindings of a flow that no longer
+// exists); a conference.Focus is registered by the application. f runs on
+// the goroutine that closes the connection, after the hooks added before
+// it, and must not block for long.
+func (a *Authenticator) OnConnectionClose(f func(transport, remote string)) (remove func()) {
+	return a.conns.onClose.Add(f)
 }
 
 // connKey identifies a connection as sipgo reports a request's origin:
@@ -133,7 +136,7 @@ func (c *trackedConn) peerCertificates() []*x509.Certificate {
 type connTable struct {
 	mu      sync.Mutex
 	m       map[string]*trackedConn
-	onClose []func(transport, remote string)
+	onClose hooks.List[func(transport, remote string)]
 }
 
 func (t *connTable) add(c *trackedConn) {
@@ -151,12 +154,11 @@ func (t *connTable) remove(c *trackedConn) {
 	if current {
 		delete(t.m, c.key)
 	}
-	hooks := t.onClose
 	t.mu.Unlock()
 	if !current {
 		return // a newer connection from the same address has taken over
 	}
-	for _, f := range hooks {
+	for _, f := range t.onClose.All() {
 		f(c.transport, c.remote)
 	}
 }

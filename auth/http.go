@@ -10,11 +10,40 @@ import (
 
 type identityKey struct{}
 
-// IdentityFromContext returns the identity the HTTP middleware stored in a
-// request's context.
-func IdentityFromContext(ctx context.Context) (*Identity, bool) {
-	id, ok := ctx.Value(identityKey{}).(*Identity)
-	return id, ok
+// IdentityFromContext returns the identity stored in a request's context
+// by the HTTP middleware ([Authenticator.HTTP]) or by
+// [ContextWithIdentity]; ok is false when there is none.
+func IdentityFromContext(ctx context.Context) (id *Identity, ok bool) {
+	id, ok = ctx.Value(identityKey{}).(*Identity)
+	return id, ok && id != nil
+}
+
+// ContextWithIdentity returns a copy of ctx carrying id, as
+// [Authenticator.HTTP] does after it has authenticated a request. An
+// application with its own login puts the identity it established there
+// and serves Parley's HTTP handlers (relay credentials, meeting tickets)
+// behind its own middleware, with no Authenticator:
+//
+//	func (app *App) login(next http.Handler) http.Handler {
+//		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+//			user, ok := app.session(r) // the app's own sign-in
+//			if !ok {
+//				http.Error(w, "sign in first", http.StatusUnauthorized)
+//				return
+//			}
+//			id := &auth.Identity{URI: user.SIPURI, Tenant: user.Domain, Kind: auth.Remote}
+//			next.ServeHTTP(w, r.WithContext(auth.ContextWithIdentity(r.Context(), id)))
+//		})
+//	}
+//
+// The handlers trust what is stored: only the application's middleware
+// may set it. id is copied, so later changes to it are not seen; a nil id
+// leaves ctx as it is.
+func ContextWithIdentity(ctx context.Context, id *Identity) context.Context {
+	if id == nil {
+		return ctx
+	}
+	return context.WithValue(ctx, identityKey{}, id.clone())
 }
 
 // HTTP is middleware applying the same checks to HTTP requests: throttling
@@ -79,6 +108,6 @@ func (a *Authenticator) httpFor(meeting func(*http.Request) string, next http.Ha
 			http.Error(w, msg, v.status)
 			return
 		}
-		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), identityKey{}, v.id)))
+		next.ServeHTTP(w, r.WithContext(ContextWithIdentity(r.Context(), v.id)))
 	})
 }

@@ -108,13 +108,13 @@ func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	reg, _ := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn})
-	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
+	policy, _ := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
 	router, err := presence.NewRouter(presence.RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy,
 		Connections: ua.TransportLayer(), Listeners: map[string]string{"TLS": d.internal}, Edge: d.edge, Resolver: dns.resolver()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Locator: reg,
+	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Registrar: reg,
 		Client: client, Connections: ua.TransportLayer()})
 	if err != nil {
 		t.Fatal(err)

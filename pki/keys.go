@@ -280,14 +280,22 @@ func (k *KeyPair) Set(cert tls.Certificate) error {
 // Certificate returns the certificate currently presented.
 func (k *KeyPair) Certificate() *tls.Certificate { return k.cur.Load() }
 
-// GetCertificate is a [tls.Config.GetCertificate] hook.
+// GetCertificate is a [tls.Config.GetCertificate] hook. A KeyPair holding
+// no certificate (the zero value) fails the handshake with [ErrNoKeyPair].
 func (k *KeyPair) GetCertificate(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-	return k.cur.Load(), nil
+	if c := k.cur.Load(); c != nil {
+		return c, nil
+	}
+	return nil, ErrNoKeyPair
 }
 
-// GetClientCertificate is a [tls.Config.GetClientCertificate] hook.
+// GetClientCertificate is a [tls.Config.GetClientCertificate] hook. A
+// KeyPair holding no certificate (the zero value) presents none.
 func (k *KeyPair) GetClientCertificate(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
-	return k.cur.Load(), nil
+	if c := k.cur.Load(); c != nil {
+		return c, nil
+	}
+	return &tls.Certificate{}, nil
 }
 
 func tlsCertificate(chain []*x509.Certificate, key crypto.Signer) tls.Certificate {

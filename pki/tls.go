@@ -3,6 +3,7 @@ package pki
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"slices"
@@ -39,6 +40,34 @@ var (
 // is not FIPS-approved.
 var ErrCipherSuite = errors.New("pki: cipher suite not FIPS-approved")
 
+// ErrNoVerifier fails every handshake of a configuration built with a nil
+// *Verifier: peer certificates would go unchecked, so nothing is accepted.
+var ErrNoVerifier = errors.New("pki: TLS configuration built without a Verifier")
+
+// ErrNoKeyPair fails every handshake of a server configuration built with
+// a nil *KeyPair, or one presenting no certificate yet.
+var ErrNoKeyPair = errors.New("pki: TLS configuration built without a KeyPair")
+
+// verifyWith is v.Verify, or ErrNoVerifier (naming the builder) when v is
+// nil: the builders fail closed instead of panicking in a handshake.
+func verifyWith(v *Verifier, builder string, peer []*x509.Certificate, opts VerifyOptions) error {
+	if v == nil {
+		return fmt.Errorf("%w: %s was given a nil *Verifier", ErrNoVerifier, builder)
+	}
+	_, err := v.Verify(context.Background(), peer, opts)
+	return err
+}
+
+// serverCertificate is kp.GetCertificate, or ErrNoKeyPair when kp is nil.
+func serverCertificate(kp *KeyPair, builder string) func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+	return func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if kp == nil {
+			return nil, fmt.Errorf("%w: %s was given a nil *KeyPair", ErrNoKeyPair, builder)
+		}
+		return kp.GetCertificate(hello)
+	}
+}
+
 func baseConfig() *tls.Config {
 	return &tls.Config{
 		MinVersion:       tls.VersionTLS12,
@@ -60,19 +89,27 @@ func checkSuite(cs tls.ConnectionState) error {
 // certificate is verified for [ClientAuth], revocation included, and the
 // handshake fails if it is refused. Whether a client that presented none
 // may do anything is for the application's authentication to decide.
+//
+// A nil kp or v is refused, not deferred to a panic: every handshake of
+// the configuration fails with [ErrNoKeyPair] or [ErrNoVerifier]. The same
+// holds for the other builders.
 func ServerTLSConfig(kp *KeyPair, v *Verifier) *tls.Config {
 	c := baseConfig()
-	c.GetCertificate = kp.GetCertificate
+	c.GetCertificate = serverCertificate(kp, "ServerTLSConfig")
 	c.ClientAuth = tls.RequestClientCert
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
 		if err := checkSuite(cs); err != nil {
 			return err
 		}
+		if v == nil {
+			// Fail closed even for clients without a certificate: a
+			// misbuilt configuration shows at the first handshake.
+			return fmt.Errorf("%w: ServerTLSConfig was given a nil *Verifier", ErrNoVerifier)
+		}
 		if len(cs.PeerCertificates) == 0 {
 			return nil
 		}
-		_, err := v.Verify(context.Background(), cs.PeerCertificates, VerifyOptions{Purpose: ClientAuth})
-		return err
+		return verifyWith(v, "ServerTLSConfig", cs.PeerCertificates, VerifyOptions{Purpose: ClientAuth})
 	}
 	return c
 }
@@ -85,15 +122,14 @@ func ServerTLSConfig(kp *KeyPair, v *Verifier) *tls.Config {
 // its subdomains: to admit a partner's edge.partner.test, list that name.
 func MutualTLSServerConfig(kp *KeyPair, v *Verifier, peerNames ...string) *tls.Config {
 	c := baseConfig()
-	c.GetCertificate = kp.GetCertificate
+	c.GetCertificate = serverCertificate(kp, "MutualTLSServerConfig")
 	c.ClientAuth = tls.RequireAnyClientCert
 	names := slices.Clone(peerNames)
 	c.VerifyConnection = func(cs tls.ConnectionState) error {
 		if err := checkSuite(cs); err != nil {
 			return err
 		}
-		_, err := v.Verify(context.Background(), cs.PeerCertificates, VerifyOptions{Purpose: MutualServerAuth, Names: names})
-		return err
+		return verifyWith(v, "MutualTLSServerConfig", cs.PeerCertificates, VerifyOptions{Purpose: MutualServerAuth, Names: names})
 	}
 	return c
 }
@@ -126,8 +162,7 @@ func ClientTLSConfig(kp *KeyPair, v *Verifier, serverName string) *tls.Config {
 		if name == "" {
 			name = cs.ServerName
 		}
-		_, err := v.Verify(context.Background(), cs.PeerCertificates, VerifyOptions{Purpose: ServerAuth, Names: []string{name}})
-		return err
+		return verifyWith(v, "ClientTLSConfig", cs.PeerCertificates, VerifyOptions{Purpose: ServerAuth, Names: []string{name}})
 	}
 	return c
 }

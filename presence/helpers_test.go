@@ -109,7 +109,10 @@ func newEnv(t testing.TB, opts ...func(*RouterConfig)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	policy := NewPresencePolicy(PresencePolicyConfig{})
+	policy, err := NewPresencePolicy(PresencePolicyConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
 	spim, _ := auth.NewThrottle(auth.ThrottleConfig{Now: c.now}) // one budget per sender, for messages and subscriptions
 	rcfg := RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy, Spim: spim,
 		Connections: ua.TransportLayer(), Timeout: 3 * time.Second,
@@ -121,15 +124,11 @@ func newEnv(t testing.TB, opts ...func(*RouterConfig)) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := NewPresenceServer(PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Locator: reg, Client: client, Spim: spim,
+	ps, err := NewPresenceServer(PresenceServerConfig{Auth: authn, Directory: dir, Policy: policy, Registrar: reg, Client: client, Spim: spim,
 		Connections: ua.TransportLayer(), Now: c.now})
 	if err != nil {
 		t.Fatal(err)
 	}
-	authn.OnConnectionClose(func(transport, remote string) {
-		ps.FlowClosed(transport, remote, reg.FlowClosed(transport, remote))
-	})
-	reg.OnChange(ps.Changed)
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnMessage(router.HandleMessage)
 	srv.OnInvite(router.HandleInvite)

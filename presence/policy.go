@@ -2,6 +2,7 @@ package presence
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"strconv"
@@ -12,6 +13,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/hooks"
 )
 
 // Level is a watcher's relationship to a presentity; it decides which
@@ -133,42 +135,99 @@ type PresencePolicyConfig struct {
 	Visibility map[Level]Visibility
 }
 
-// PresencePolicy decides what each watcher may see of each presentity, and
-// who may not reach a user at all. Changes take effect at once: the
-// function given to OnChange is called with the user whose policy changed,
-// so active watchers can be sent a fresh view. It is safe for concurrent
-// use.
+// VisibilityRule decides what each watcher sees of each presentity, and
+// who may not reach a user at all. The PresenceServer asks it for every
+// NOTIFY and the Router for every request; it tells them when a user's
+// rule changes, so active watchers get a fresh view at once.
+//
+// *PresencePolicy is the rule of the reference text and the default; an
+// application supplies its own (PresenceServerConfig.Policy,
+// RouterConfig.Policy) to replace it, or wraps it: embed the
+// *PresencePolicy, call its Level, then restrict or widen the answer.
+// Implementations must be safe for concurrent use.
+//
+// Two further methods are used when the rule has them, as *PresencePolicy
+// (and so a wrapper embedding it) does: View(full *Presence, level Level)
+// *Presence, which cuts a presentity's full state down to what a level
+// sees (otherwise DefaultVisibility applies), and IsContact(ctx, owner,
+// sender string) (bool, error), which exempts a user's contacts from spim
+// limits (otherwise nobody is exempt).
+type VisibilityRule interface {
+	// Level returns watcher's relationship to presentity. Blocked sees
+	// the presentity Offline and nothing else. An error leaves the
+	// watcher with the last view it was sent.
+	Level(ctx context.Context, presentity string, watcher *auth.Identity) (Level, error)
+	// Blocks reports whether owner refuses requests from sender: they get
+	// 480, as if owner were offline. An error refuses the request (503).
+	Blocks(ctx context.Context, owner, sender string) (bool, error)
+	// OnChange registers f, to be called with a user's address of record
+	// after what others may see of that user changed, and returns the
+	// function that removes it. f must not block.
+	OnChange(f func(aor string)) (remove func())
+}
+
+// PresencePolicy is the visibility rule of the reference text, and the
+// default [VisibilityRule]: each user keeps contacts, each at a [Level]
+// (Blocked, External, Colleague, Workgroup, Personal) that decides which
+// enhanced-presence categories that watcher sees ([Visibility]); a user
+// in privacy mode is seen only by contacts; blocked users see the user
+// Offline and cannot reach them. Users not in the contacts get a level
+// from who they are (see [PresencePolicy.Level]).
+//
+// Composition: give the same PresencePolicy to PresenceServerConfig.Policy
+// and RouterConfig.Policy, and to the application's settings API, which
+// calls SetContact, RemoveContact and SetPrivacyMode for the signed-in
+// user. Changes take effect at once: OnChange hooks are called with the
+// user whose policy changed, and a PresenceServer subscribes itself, so
+// its watchers are sent a fresh view.
+//
+// Config ([PresencePolicyConfig]): Store keeps the users' settings
+// (default in memory; store.OpenBolt and the Redis store give persistent
+// ones); Visibility overrides what a level sees.
+//
+// To change the rule, wrap it (embed *PresencePolicy and override Level or
+// Blocks) or replace it with your own [VisibilityRule]. It is safe for
+// concurrent use.
 type PresencePolicy struct {
 	store      PolicyStore
 	visibility map[Level]Visibility
 
-	mu       sync.Mutex
-	onChange []func(aor string)
+	onChange hooks.List[func(aor string)]
 	updateMu sync.Mutex // serializes read-modify-write updates
 }
 
-// NewPresencePolicy returns a PresencePolicy.
-func NewPresencePolicy(cfg PresencePolicyConfig) *PresencePolicy {
+var _ VisibilityRule = (*PresencePolicy)(nil)
+
+// NewPresencePolicy returns a PresencePolicy, or an error naming the
+// invalid field.
+func NewPresencePolicy(cfg PresencePolicyConfig) (*PresencePolicy, error) {
 	if cfg.Store == nil {
 		cfg.Store = NewMemoryPolicies()
 	}
+	for l := range cfg.Visibility {
+		if l < Blocked || l > Personal {
+			return nil, fmt.Errorf("presence: PresencePolicyConfig.Visibility: unknown level %d", int(l))
+		}
+	}
+	if v, ok := cfg.Visibility[Blocked]; ok && v != (Visibility{}) {
+		// A blocked watcher sees the presentity Offline and nothing else.
+		return nil, errors.New("presence: PresencePolicyConfig.Visibility: Blocked must see nothing")
+	}
 	vis := maps.Clone(DefaultVisibility)
 	maps.Copy(vis, cfg.Visibility)
-	return &PresencePolicy{store: cfg.Store, visibility: vis}
+	return &PresencePolicy{store: cfg.Store, visibility: vis}, nil
 }
 
-// OnChange registers f to be called after a user's policy changes.
-func (pp *PresencePolicy) OnChange(f func(aor string)) {
-	pp.mu.Lock()
-	defer pp.mu.Unlock()
-	pp.onChange = append(pp.onChange, f)
+// OnChange registers f to be called after a user's policy changes (through
+// SetContact, RemoveContact or SetPrivacyMode), with the user's address of
+// record, and returns the function that removes it. A PresenceServer
+// registers itself; f runs on the goroutine that made the change.
+func (pp *PresencePolicy) OnChange(f func(aor string)) (remove func()) {
+	return pp.onChange.Add(f)
 }
 
 func (pp *PresencePolicy) changed(aor string) {
-	pp.mu.Lock()
-	fs := pp.onChange
-	pp.mu.Unlock()
-	for _, f := range fs {
+	for _, f := range pp.onChange.All() {
 		f(aor)
 	}
 }
@@ -278,12 +337,14 @@ func (pp *PresencePolicy) IsContact(ctx context.Context, owner, sender string) (
 // for the owner's contacts, otherwise one token per request from the
 // sender's bucket (and its domain's, for a federated sender). It returns
 // the response to send when the request is refused, else nil.
-func spimCheck(ctx context.Context, req *sip.Request, pp *PresencePolicy, spim *auth.Throttle, owner string, id *auth.Identity) *sip.Response {
-	if pp == nil || spim == nil || canonicalAOR(owner) == canonicalAOR(id.URI) {
+func spimCheck(ctx context.Context, req *sip.Request, rule VisibilityRule, spim *auth.Throttle, owner string, id *auth.Identity) *sip.Response {
+	if rule == nil || spim == nil || canonicalAOR(owner) == canonicalAOR(id.URI) {
 		return nil
 	}
-	if ok, err := pp.IsContact(ctx, owner, id.URI); err != nil || ok {
-		return nil
+	if c, ok := rule.(contactRule); ok {
+		if ok, err := c.IsContact(ctx, owner, id.URI); err != nil || ok {
+			return nil
+		}
 	}
 	domain := ""
 	if id.Kind == auth.Federated {
@@ -298,10 +359,42 @@ func spimCheck(ctx context.Context, req *sip.Request, pp *PresencePolicy, spim *
 	return res
 }
 
+// contactRule is the optional method of a VisibilityRule that exempts a
+// user's contacts from spim limits.
+type contactRule interface {
+	IsContact(ctx context.Context, owner, sender string) (bool, error)
+}
+
+// viewRule is the optional method of a VisibilityRule that cuts a full
+// state down to what a level sees.
+type viewRule interface {
+	View(full *Presence, level Level) *Presence
+}
+
+// viewFor is what a watcher at level sees of full under rule: the rule's
+// own View if it has one, else DefaultVisibility's.
+func viewFor(rule VisibilityRule, full *Presence, level Level) *Presence {
+	if v, ok := rule.(viewRule); ok {
+		return v.View(full, level)
+	}
+	return view(DefaultVisibility, full, level)
+}
+
+// nilRule reports whether rule is nil, or a nil *PresencePolicy (which
+// would otherwise pass as a rule and panic on its first use).
+func nilRule(rule VisibilityRule) bool {
+	pp, ok := rule.(*PresencePolicy)
+	return rule == nil || ok && pp == nil
+}
+
 // View returns what a watcher at level may see of full: a copy holding
 // only the visible parts. A Blocked watcher sees the presentity Offline.
 func (pp *PresencePolicy) View(full *Presence, level Level) *Presence {
-	v := pp.visibility[level]
+	return view(pp.visibility, full, level)
+}
+
+func view(visibility map[Level]Visibility, full *Presence, level Level) *Presence {
+	v := visibility[level]
 	out := &Presence{Entity: full.Entity, Availability: Offline}
 	if !v.Status {
 		return out

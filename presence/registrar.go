@@ -10,13 +10,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/hooks"
 )
 
 // Authenticator authenticates a SIP request, answering it (challenge or
@@ -24,6 +24,33 @@ import (
 // *auth.Authenticator implements it.
 type Authenticator interface {
 	Authenticate(req *sip.Request, tx sip.ServerTransaction) *auth.Identity
+}
+
+// ConnectionTracker is implemented by an Authenticator that keeps track of
+// the connections requests arrive on, as *auth.Authenticator does (with
+// its Listener). A Registrar whose Auth has it registers itself, so a
+// device whose connection closes is signed out at once.
+type ConnectionTracker interface {
+	OnConnectionClose(f func(transport, remote string)) (remove func())
+}
+
+// RegistrationChange tells that a user signed a device in or out.
+type RegistrationChange struct {
+	// AOR is the user's address of record.
+	AOR string
+	// Closed is the connection whose closing signed the device out (what
+	// the device published over it is to go too); nil for a REGISTER.
+	Closed *Flow
+}
+
+// Registrations is what the PresenceServer needs of the registrar: the
+// user's bindings (a user with one but nothing published is Available),
+// and word when they sign in or out. *Registrar implements it.
+type Registrations interface {
+	Locator
+	// OnChange registers f, to be called after a device signs in or out,
+	// and returns the function that removes it.
+	OnChange(f func(RegistrationChange)) (remove func())
 }
 
 // Defaults applied to zero [RegistrarConfig] fields.
@@ -57,20 +84,61 @@ type RegistrarConfig struct {
 	Now    func() time.Time
 }
 
-// Registrar is the SIP registrar and location service. It is safe for
-// concurrent use: REGISTERs for one address of record are applied one at a
-// time, so the device limit and the CSeq order hold however they race.
-// (A store shared by several servers must enforce them itself.)
+// Registrar is the SIP registrar and location service (RFC 3261 section
+// 10): devices REGISTER their contacts over TLS, after the Authenticator
+// has established who they are, and the Registrar keeps each binding with
+// the connection (flow) it came on, so requests to the user go back over
+// that connection.
+//
+// Composition: mount HandleRegister on a sipgo.Server (srv.OnRegister).
+// Give the Registrar to RouterConfig.Locator, so MESSAGEs and calls reach
+// the user's devices, and to PresenceServerConfig.Registrar, so watchers
+// see the user sign in and out. Its Config ([RegistrarConfig]) takes the
+// Authenticator (required), the LocationStore (memory by default;
+// store.OpenBolt or Redis for persistence and pools) and the expiry
+// bounds.
+//
+// Hooks: OnChange(fn) adds fn, called after a device signs in or out,
+// and returns its remove function; the PresenceServer subscribes itself.
+// When Auth is an *auth.Authenticator (a [ConnectionTracker]) the
+// Registrar registers itself for its closed connections: a device whose
+// connection closes, or whose user an admin signs out, is unregistered at
+// once. An application tracking connections itself calls FlowClosed.
+//
+// It is safe for concurrent use: REGISTERs for one address of record are
+// applied one at a time, so the device limit and the CSeq order hold
+// however they race. (A store shared by several servers must enforce them
+// itself.) Close removes its hook from the Authenticator.
 type Registrar struct {
-	cfg      RegistrarConfig
-	locks    [64]sync.Mutex // by hash of the AOR
-	onChange atomic.Pointer[func(aor string)]
+	cfg         RegistrarConfig
+	locks       [64]sync.Mutex // by hash of the AOR
+	onChange    hooks.List[func(RegistrationChange)]
+	removeClose func()
 }
 
-// OnChange sets f to be called after a REGISTER signs a device in or out
-// (a binding added or removed; not a refresh), with the user's AOR: wire
-// it to PresenceServer.Changed so watchers see a user sign in at once.
-func (r *Registrar) OnChange(f func(aor string)) { r.onChange.Store(&f) }
+var _ Registrations = (*Registrar)(nil)
+
+// OnChange registers f to be called after a device signs in or out (a
+// binding added or removed by a REGISTER, not a refresh; or bindings
+// dropped because their connection closed), and returns the function that
+// removes it. A PresenceServer given this Registrar subscribes itself. f
+// runs on the goroutine of the REGISTER or of the closing connection.
+func (r *Registrar) OnChange(f func(RegistrationChange)) (remove func()) {
+	return r.onChange.Add(f)
+}
+
+func (r *Registrar) changed(c RegistrationChange) {
+	for _, f := range r.onChange.All() {
+		f(c)
+	}
+}
+
+// Close removes the Registrar's hook from the Authenticator's connection
+// tracking. Registrations already stored stay. It returns nil.
+func (r *Registrar) Close() error {
+	r.removeClose()
+	return nil
+}
 
 func (r *Registrar) lock(aor string) *sync.Mutex {
 	h := fnv.New32a()
@@ -114,22 +182,31 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Registrar{cfg: cfg}, nil
+	r := &Registrar{cfg: cfg, removeClose: func() {}}
+	if ct, ok := cfg.Auth.(ConnectionTracker); ok {
+		r.removeClose = ct.OnConnectionClose(func(transport, remote string) {
+			ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
+			defer cancel()
+			r.FlowClosed(ctx, transport, remote)
+		})
+	}
+	return r, nil
 }
 
 // FlowClosed drops the bindings registered over a connection that has
-// closed (wire it to auth.Authenticator.OnConnectionClose) and returns the
-// AORs that lost one, whose presence may have changed.
-func (r *Registrar) FlowClosed(transport, source string) []string {
-	ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
-	defer cancel()
-	aors, err := r.cfg.Store.RemoveFlow(ctx, Flow{Node: r.cfg.Node, Transport: strings.ToUpper(transport), Source: source})
+// closed, tells the OnChange hooks, and returns the AORs that lost one.
+// The Registrar calls it itself when its Auth is a [ConnectionTracker];
+// an application that tracks connections its own way calls it.
+func (r *Registrar) FlowClosed(ctx context.Context, transport, source string) []string {
+	flow := Flow{Node: r.cfg.Node, Transport: strings.ToUpper(transport), Source: source}
+	aors, err := r.cfg.Store.RemoveFlow(ctx, flow)
 	if err != nil {
 		r.cfg.Logger.Error("location store: removing a closed flow failed", "flow", source, "err", err)
 		return nil
 	}
 	for _, aor := range aors {
 		r.cfg.Logger.Info("unregistered: connection closed", "user", aor, "peer", source)
+		r.changed(RegistrationChange{AOR: aor, Closed: &flow})
 	}
 	return aors
 }
@@ -245,8 +322,8 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 			level = slog.LevelInfo
 		}
 		r.cfg.Logger.Log(ctx, level, "registered", "user", aor, "bindings", len(current), "peer", req.Source())
-		if f := r.onChange.Load(); f != nil && level == slog.LevelInfo {
-			(*f)(aor)
+		if level == slog.LevelInfo {
+			r.changed(RegistrationChange{AOR: aor})
 		}
 	}
 	return r.okResponse(req, current, now)

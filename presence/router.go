@@ -36,8 +36,9 @@ type RouterConfig struct {
 	// over the clients' own connections. Required.
 	Client *sipgo.Client
 	// Policy, if set, refuses requests to users who have blocked the
-	// sender: they get 480, as if the user were offline.
-	Policy *PresencePolicy
+	// sender (VisibilityRule.Blocks): they get 480, as if the user were
+	// offline. Give it the PresenceServer's rule.
+	Policy VisibilityRule
 	// Spim limits messages to users who do not have the sender as a
 	// contact, per sender and per federated domain (with Policy). Give the
 	// Router and the PresenceServer the same Throttle, so a sender has one
@@ -114,12 +115,20 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		return nil, errors.New("presence: RouterConfig.Locator is required")
 	case cfg.Client == nil:
 		return nil, errors.New("presence: RouterConfig.Client is required")
+	case cfg.Policy != nil && nilRule(cfg.Policy):
+		return nil, errors.New("presence: RouterConfig.Policy is a nil *PresencePolicy (leave it nil for no policy)")
 	}
 	if cfg.Timeout == 0 {
 		cfg.Timeout = DefaultForwardTimeout
 	}
 	if cfg.RingTimeout == 0 {
 		cfg.RingTimeout = DefaultRingTimeout
+	}
+	switch {
+	case cfg.Timeout < 0:
+		return nil, errors.New("presence: RouterConfig.Timeout must be positive")
+	case cfg.RingTimeout < 0:
+		return nil, errors.New("presence: RouterConfig.RingTimeout must be positive")
 	}
 	if cfg.Spim == nil {
 		spim, err := auth.NewThrottle(auth.ThrottleConfig{})

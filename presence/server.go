@@ -36,12 +36,18 @@ var errNoPublication = errors.New("presence: no such publication")
 
 // PresenceServerConfig configures a [PresenceServer].
 type PresenceServerConfig struct {
-	Auth      Authenticator   // required
-	Directory auth.Directory  // presentities, and their personal data. Required.
-	Policy    *PresencePolicy // who sees what. Required.
-	// Locator tells whether a presentity without publications is signed
-	// in (shown Available) or not (Offline). Required.
-	Locator Locator
+	Auth      Authenticator  // required
+	Directory auth.Directory // presentities, and their personal data. Required.
+	// Policy decides who sees what: a *PresencePolicy for the reference
+	// text's rule, or the application's own VisibilityRule. Required. The
+	// server subscribes to its OnChange, so watchers see a change at once.
+	Policy VisibilityRule
+	// Registrar tells whether a presentity without publications is signed
+	// in (shown Available) or not (Offline), and when that changes: the
+	// server subscribes to its OnChange, so watchers see a device sign in
+	// or out at once, and a device whose connection closed loses what it
+	// published over it. A *Registrar. Required.
+	Registrar Registrations
 	// Client sends NOTIFYs over the watchers' own connections; it must
 	// share the user agent of the server they connect to. Required.
 	Client *sipgo.Client
@@ -91,6 +97,8 @@ type PresenceServer struct {
 	snaps     map[string]*snapshot // presentity -> the latest reading, while it has watchers
 	seq       uint64               // counts readings begun
 
+	removeHooks func() // from the Policy and the Registrar
+
 	sends  chan struct{} // semaphore for NOTIFYs in flight
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -122,9 +130,12 @@ type subscription struct {
 // snapshot is what every watcher's view of one presentity is made from,
 // read from the stores once per change rather than once per watcher.
 type snapshot struct {
-	seq    uint64 // when the reading began
-	full   *Presence
-	policy UserPolicy
+	seq  uint64 // when the reading began
+	full *Presence
+	// policy is the presentity's settings when the rule is our own
+	// *PresencePolicy, read once for all its watchers; nil for another
+	// rule, which is asked per watcher.
+	policy *UserPolicy
 }
 
 // NewPresenceServer returns a PresenceServer and starts its expiry timer,
@@ -135,10 +146,10 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 		return nil, errors.New("presence: PresenceServerConfig.Auth is required")
 	case cfg.Directory == nil:
 		return nil, errors.New("presence: PresenceServerConfig.Directory is required")
-	case cfg.Policy == nil:
+	case nilRule(cfg.Policy):
 		return nil, errors.New("presence: PresenceServerConfig.Policy is required")
-	case cfg.Locator == nil:
-		return nil, errors.New("presence: PresenceServerConfig.Locator is required")
+	case cfg.Registrar == nil:
+		return nil, errors.New("presence: PresenceServerConfig.Registrar is required")
 	case cfg.Client == nil:
 		return nil, errors.New("presence: PresenceServerConfig.Client is required")
 	}
@@ -157,8 +168,17 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 	if cfg.MaxPublications == 0 {
 		cfg.MaxPublications = 16
 	}
-	if cfg.MaxExpires < cfg.MinExpires {
+	switch {
+	case cfg.MinExpires < time.Second:
+		return nil, errors.New("presence: PresenceServerConfig.MinExpires must be at least 1 s")
+	case cfg.MaxExpires < cfg.MinExpires:
 		return nil, errors.New("presence: PresenceServerConfig.MaxExpires must not be below MinExpires")
+	case cfg.MaxWatcherSubscriptions < 0:
+		return nil, errors.New("presence: PresenceServerConfig.MaxWatcherSubscriptions must be positive")
+	case cfg.MaxPresentityWatchers < 0:
+		return nil, errors.New("presence: PresenceServerConfig.MaxPresentityWatchers must be positive")
+	case cfg.MaxPublications < 0:
+		return nil, errors.New("presence: PresenceServerConfig.MaxPublications must be positive")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -179,7 +199,9 @@ func NewPresenceServer(cfg PresenceServerConfig) (*PresenceServer, error) {
 	s := &PresenceServer{cfg: cfg, subs: map[string]*subscription{},
 		byPres: map[string]map[string]*subscription{}, byWatcher: map[string]int{}, snaps: map[string]*snapshot{}, sends: make(chan struct{}, notifySenders)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	cfg.Policy.OnChange(s.Changed)
+	removePolicy := cfg.Policy.OnChange(s.Changed)
+	removeRegistrar := cfg.Registrar.OnChange(s.registrationChanged)
+	s.removeHooks = func() { removePolicy(); removeRegistrar() }
 	s.wg.Go(s.expireLoop)
 	if cfg.Feed != nil {
 		s.wg.Go(s.listen)
@@ -207,6 +229,7 @@ func (s *PresenceServer) listen() {
 
 // Close stops the expiry timer and waits for NOTIFYs in flight.
 func (s *PresenceServer) Close() error {
+	s.removeHooks()
 	s.mu.Lock()
 	s.cancel() // under mu, so no kick starts a sender after Wait
 	s.mu.Unlock()
@@ -539,18 +562,14 @@ func (s *PresenceServer) Changed(aor string) {
 	}
 }
 
-// FlowClosed forgets what devices published over a connection that has
-// closed (a device that crashed or lost its network publishes nothing
-// more, and its "busy" must not outlive it) for each of aors, the users
-// the registrar's FlowClosed says signed out, and sends their watchers a
-// fresh view. Wire it to auth.Authenticator.OnConnectionClose after the
-// registrar:
-//
-//	presenceSrv.FlowClosed(transport, remote, registrar.FlowClosed(transport, remote))
-func (s *PresenceServer) FlowClosed(transport, source string, aors []string) {
-	flow := (&Flow{Transport: strings.ToUpper(transport), Source: source}).String()
-	for _, aor := range aors {
-		aor = canonicalAOR(aor)
+// registrationChanged follows the Registrar: a user signed a device in or
+// out. When a connection closed, what the device published over it goes
+// too (a device that crashed or lost its network publishes nothing more,
+// and its "busy" must not outlive it). Watchers get a fresh view.
+func (s *PresenceServer) registrationChanged(c RegistrationChange) {
+	aor := canonicalAOR(c.AOR)
+	if c.Closed != nil {
+		flow := (&Flow{Transport: strings.ToUpper(c.Closed.Transport), Source: c.Closed.Source}).String()
 		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
 		err := s.cfg.Publications.Update(ctx, aor, func(pubs []Publication) ([]Publication, error) {
 			return slices.DeleteFunc(slices.Clone(pubs), func(p Publication) bool { return p.Flow == flow }), nil
@@ -559,8 +578,8 @@ func (s *PresenceServer) FlowClosed(transport, source string, aors []string) {
 		if err != nil {
 			s.cfg.Logger.Error("publication store: a closed connection's publications not removed", "user", aor, "err", err)
 		}
-		s.Changed(aor)
 	}
+	s.Changed(aor)
 }
 
 // changedHere sends this server's watchers of aor a fresh view; of every
@@ -600,9 +619,13 @@ func (s *PresenceServer) read(ctx context.Context, presentity string) (*snapshot
 	seq := s.seq
 	s.mu.Unlock()
 	full, err := s.fullView(ctx, presentity)
-	var policy UserPolicy
-	if err == nil {
-		policy, err = s.cfg.Policy.Policy(ctx, presentity)
+	var policy *UserPolicy
+	if pp, ok := s.cfg.Policy.(*PresencePolicy); ok && err == nil {
+		// Exactly our rule (not a wrapper, whose Level may differ): its
+		// settings are read once for every watcher.
+		var p UserPolicy
+		p, err = pp.Policy(ctx, presentity)
+		policy = &p
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -667,7 +690,16 @@ func (s *PresenceServer) view(ctx context.Context, sub *subscription) (*Presence
 			return nil, err
 		}
 	}
-	return s.cfg.Policy.View(snap.full, snap.policy.Level(sub.presentity, sub.watcher)), nil
+	var level Level
+	if snap.policy != nil {
+		level = snap.policy.Level(sub.presentity, sub.watcher)
+	} else {
+		var err error
+		if level, err = s.cfg.Policy.Level(ctx, sub.presentity, sub.watcher); err != nil {
+			return nil, err
+		}
+	}
+	return viewFor(s.cfg.Policy, snap.full, level), nil
 }
 
 // fullView aggregates a presentity's publications with its directory data:
@@ -681,7 +713,7 @@ func (s *PresenceServer) fullView(ctx context.Context, aor string) (*Presence, e
 		return nil, err
 	}
 	if len(live) == 0 {
-		bs, err := s.cfg.Locator.Lookup(ctx, aor)
+		bs, err := s.cfg.Registrar.Lookup(ctx, aor)
 		if err != nil {
 			return nil, err
 		}

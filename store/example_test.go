@@ -28,7 +28,7 @@ func Example() {
 	}
 	// Likewise conference.FocusConfig{Meetings: db.Meetings()} and
 	// presence.RegistrarConfig{Store: db.Locations()}.
-	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: db.Policies()})
+	policy, _ := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: db.Policies()})
 	_ = policy
 	ctx := context.Background()
 	_ = db.Meetings().Create(ctx, &conference.Meeting{ID: "m1", Organizer: "sip:alice@example.test", Subject: "Planning"})

@@ -78,7 +78,10 @@ func benchFanOut(b *testing.B, st struct {
 	logger := slog.New(slog.DiscardHandler)
 	dir := auth.NewMemoryDirectory()
 	_ = dir.PutTenant(auth.Tenant{Domain: "example.test"})
-	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: st.policies})
+	policy, err := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: st.policies})
+	if err != nil {
+		b.Fatal(err)
+	}
 	for i := -1; i < conns; i++ {
 		uri := "sip:w" + strconv.Itoa(i) + "@example.test"
 		if i < 0 {
@@ -102,7 +105,7 @@ func benchFanOut(b *testing.B, st struct {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: fromAuth{}, Directory: dir, Policy: policy, Locator: reg,
+	ps, err := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: fromAuth{}, Directory: dir, Policy: policy, Registrar: reg,
 		Client: client, Publications: st.pubs, Logger: logger, MaxWatcherSubscriptions: watchers})
 	if err != nil {
 		b.Fatal(err)

@@ -301,7 +301,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	policy := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: policies})
+	defer registrar.Close()
+	policy, err := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: policies})
+	if err != nil {
+		return err
+	}
 	spim, err := auth.NewThrottle(auth.ThrottleConfig{}) // one budget per sender for approaching strangers
 	if err != nil {
 		return err
@@ -319,7 +323,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// Presence: devices publish, watchers subscribe, and each watcher sees
 	// what the presentity's privacy policy allows.
 	presenceSrv, err := presence.NewPresenceServer(presence.PresenceServerConfig{
-		Auth: authn, Directory: directory, Policy: policy, Locator: registrar, Client: sipClient, Spim: spim,
+		Auth: authn, Directory: directory, Policy: policy, Registrar: registrar, Client: sipClient, Spim: spim,
 		Connections: ua.TransportLayer(), Logger: logger, Publications: publications, Feed: feed,
 	})
 	if err != nil {
@@ -344,14 +348,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer focus.Close()
-	// Watchers see a user sign in and out at once. A device whose
-	// connection closes is signed out (what it published goes with it),
-	// and leaves its meetings.
-	registrar.OnChange(presenceSrv.Changed)
-	authn.OnConnectionClose(func(transport, remote string) {
-		presenceSrv.FlowClosed(transport, remote, registrar.FlowClosed(transport, remote))
-		focus.FlowClosed(transport, remote)
-	})
+	// A device whose connection closes leaves its meetings. (The
+	// registrar and the presence server follow sign-in, sign-out and
+	// closed connections by themselves.)
+	authn.OnConnectionClose(focus.FlowClosed)
 	sipSrv.OnOptions(stats.sip(authn.Require(answerOptions)))
 	sipSrv.OnRegister(stats.sip(registrar.HandleRegister))
 	sipSrv.OnMessage(stats.sip(router.HandleMessage))

@@ -1,0 +1,86 @@
+package auth
+
+import (
+	"crypto/x509"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestConstructorsRefuseIncompleteConfigs builds each exported type from a
+// zero Config and from Configs missing a required field or holding an
+// inconsistent one: each gets an error naming the field, never a panic.
+func TestConstructorsRefuseIncompleteConfigs(t *testing.T) {
+	dir := NewMemoryDirectory()
+	tests := []struct {
+		name  string
+		build func() error
+		field string // what the error must name; "" when the Config is valid
+	}{
+		{"Authenticator from a zero config", func() error { return newAndClose(Config{}) }, "Config.Directory"},
+		{"Authenticator without a realm", func() error { return newAndClose(Config{Directory: dir}) }, "Config.Realm"},
+		{"Authenticator without a directory", func() error { return newAndClose(Config{Realm: "example.test"}) }, "Config.Directory"},
+		{"Authenticator trusting edges without their CA", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", Edges: []string{"edge.example.test"}})
+		}, "Config.EdgeCA"},
+		{"Authenticator trusting peers without their CA", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", Peers: []string{"fe2.example.test"}})
+		}, "Config.EdgeCA"},
+		{"Authenticator with a negative nonce lifetime", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", NonceTTL: -1})
+		}, "Config.NonceTTL"},
+		{"Authenticator with one nonce", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", MaxNonces: 1})
+		}, "Config.MaxNonces"},
+		{"Authenticator with a provider lacking its issuer", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Audience: "parley"}}})
+		}, "OIDCProvider.Issuer"},
+		{"Authenticator with a provider lacking its audience", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Issuer: "https://idp.example.test"}}})
+		}, "OIDCProvider.Audience"},
+		{"Authenticator trusting edges with their CA", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", EdgeCA: &x509.Certificate{}, Edges: []string{"e"}})
+		}, ""},
+		{"Authenticator with the required fields", func() error { return newAndClose(Config{Directory: dir, Realm: "example.test"}) }, ""},
+		{"Throttle from a zero config (documented defaults)", func() error { _, err := NewThrottle(ThrottleConfig{}); return err }, ""},
+		{"Throttle with a rate but no burst", func() error {
+			_, err := NewThrottle(ThrottleConfig{PerSubnet: Limit{Rate: 1}})
+			return err
+		}, "ThrottleConfig.PerSubnet"},
+		{"Throttle with two keys", func() error { _, err := NewThrottle(ThrottleConfig{MaxKeys: 2}); return err }, "ThrottleConfig.MaxKeys"},
+		{"Directory loaded from a file that does not exist", func() error {
+			_, err := LoadDirectory(filepath.Join(t.TempDir(), "users.json"))
+			return err
+		}, "users.json"},
+		{"User without an address", func() error { return NewMemoryDirectory().PutUser(User{}) }, "uri"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var err error
+			func() {
+				defer func() {
+					if r := recover(); r != nil {
+						t.Fatalf("panicked: %v", r)
+					}
+				}()
+				err = tt.build()
+			}()
+			switch {
+			case tt.field == "" && err != nil:
+				t.Fatalf("valid config refused: %v", err)
+			case tt.field != "" && err == nil:
+				t.Fatalf("accepted; want an error naming %s", tt.field)
+			case tt.field != "" && !strings.Contains(err.Error(), tt.field):
+				t.Fatalf("error %q does not name %s", err, tt.field)
+			}
+		})
+	}
+}
+
+func newAndClose(cfg Config) error {
+	a, err := New(cfg)
+	if err == nil {
+		_ = a.Close()
+	}
+	return err
+}
