@@ -36,9 +36,10 @@ func (a *Authenticator) WSSListener(ln net.Listener) net.Listener {
 // OnConnectionClose registers f to be called when a tracked connection
 // (see Listener) closes, with the transport ("TLS", "WSS") and remote
 // address sipgo reports for requests that came on it, and returns the
-// function that removes it. A presence.Registrar given this Authenticator
-// registers itself (it drops the bindings of a flow that no longer
-// exists); a conference.Focus is registered by the application. f runs on
+// function that removes it. A presence.Registrar and a conference.Focus
+// given this Authenticator register themselves (the registrar drops the
+// bindings of a flow that no longer exists, the focus takes its
+// participants out of their meetings). f runs on
 // the goroutine that closes the connection, after the hooks added before
 // it, and must not block for long.
 func (a *Authenticator) OnConnectionClose(f func(transport, remote string)) (remove func()) {

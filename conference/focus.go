@@ -126,12 +126,14 @@ type Focus struct {
 	// for Shutdown to wait on.
 	busy atomic.Int64
 
-	lobby  *Lobby
-	sip    sipState
-	media  atomic.Pointer[Media] // SetMedia
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	lobby *Lobby
+	// removeClose unregisters FlowClosed from the Authenticator.
+	removeClose func()
+	sip         sipState
+	media       atomic.Pointer[Media] // SetMedia
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
 }
 
 // conf is the live state of a meeting with participants or watchers.
@@ -203,9 +205,13 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	for i, g := range cfg.PlainRTPGateways {
 		cfg.PlainRTPGateways[i] = canonical(g)
 	}
-	f := &Focus{cfg: cfg, confs: map[MeetingID]*conf{}, lobby: cfg.Lobby}
+	f := &Focus{cfg: cfg, confs: map[MeetingID]*conf{}, lobby: cfg.Lobby, removeClose: func() {}}
 	if err := cfg.Lobby.attach(f); err != nil {
 		return nil, err
+	}
+	if ct, ok := cfg.Auth.(ConnectionTracker); ok {
+		// A participant whose connection closes leaves its meetings.
+		f.removeClose = ct.OnConnectionClose(f.FlowClosed)
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.sip.init()
@@ -284,6 +290,7 @@ func (f *Focus) Close() error {
 	}
 	clear(f.confs)
 	f.mu.Unlock()
+	f.removeClose()
 	f.sip.goMu.Lock()
 	f.sip.stopped = true
 	f.sip.goMu.Unlock()

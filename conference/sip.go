@@ -24,6 +24,15 @@ type Authenticator interface {
 	Authenticate(req *sip.Request, tx sip.ServerTransaction) *auth.Identity
 }
 
+// ConnectionTracker is implemented by an Authenticator that keeps track of
+// the connections requests arrive on, as *auth.Authenticator does (with
+// its Listener). A Focus whose Auth has it registers FlowClosed with it,
+// so a participant whose connection closes leaves its meetings; Close
+// removes the registration.
+type ConnectionTracker interface {
+	OnConnectionClose(f func(transport, remote string)) (remove func())
+}
+
 // Connections finds a live connection; *sip.TransportLayer implements it.
 type Connections interface {
 	GetConnection(network, addr string) (sip.Connection, error)

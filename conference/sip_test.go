@@ -74,7 +74,6 @@ func newSIPEnv(t testing.TB, opts ...func(*FocusConfig)) *sipEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	authn.OnConnectionClose(f.FlowClosed)
 	notFound := func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Found", nil))
 	}
@@ -508,6 +507,21 @@ func TestHangUpLeavesTheMeeting(t *testing.T) {
 	waitFor(t, func() bool { return len(e.focus.Participants(m.ID)) == 2 })
 	_ = bob.client.Close()
 	_ = bob.ua.Close()
+	waitFor(t, func() bool { return len(e.focus.Participants(m.ID)) == 1 })
+
+	// A joined participant whose connection drops leaves too: the Focus
+	// registered itself with the Authenticator for closed connections.
+	if err := e.focus.Lock(context.Background(), m.ID, e.focus.Participants(m.ID)[0].ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.focus.SetAccess(context.Background(), m.ID, e.focus.Participants(m.ID)[0].ID, AccessOrganization, false); err != nil {
+		t.Fatal(err)
+	}
+	carol := e.user("carol")
+	carol.mustJoin(m)
+	waitFor(t, func() bool { return len(e.focus.Participants(m.ID)) == 2 })
+	_ = carol.client.Close()
+	_ = carol.ua.Close()
 	waitFor(t, func() bool { return len(e.focus.Participants(m.ID)) == 1 })
 }
 

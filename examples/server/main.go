@@ -348,10 +348,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer focus.Close()
-	// A device whose connection closes leaves its meetings. (The
-	// registrar and the presence server follow sign-in, sign-out and
-	// closed connections by themselves.)
-	authn.OnConnectionClose(focus.FlowClosed)
+	// The registrar, the presence server and the focus follow sign-in,
+	// sign-out and closed connections by themselves: a device whose
+	// connection closes is signed out, what it published goes, and it
+	// leaves its meetings.
 	sipSrv.OnOptions(stats.sip(authn.Require(answerOptions)))
 	sipSrv.OnRegister(stats.sip(registrar.HandleRegister))
 	sipSrv.OnMessage(stats.sip(router.HandleMessage))
