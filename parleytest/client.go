@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -51,9 +53,7 @@ type Message struct {
 // read with WaitPresence, Messages and Membership.Ended. Its methods are
 // safe for concurrent use; it closes when the test ends.
 type Client struct {
-	s                  *Stack
-	user, password     string // Digest credentials
-	aor                string // From
+	cfg                ClientConfig
 	contact            string
 	ua                 *sipgo.UserAgent
 	client             *sipgo.Client
@@ -84,12 +84,62 @@ func (s *Stack) Guest(t testing.TB, m *conference.Meeting, name string) *Client 
 
 // NewClient is Client for code without a testing.TB; HangUp closes it.
 func (s *Stack) NewClient(name string) (*Client, error) {
-	return s.newClient(name, s.Password(name), s.AOR(name))
+	return Dial(s.clientConfig(name, s.Password(name), s.AOR(name)))
 }
 
 // NewGuest is Guest for code without a testing.TB; HangUp closes it.
 func (s *Stack) NewGuest(m *conference.Meeting, name string) (*Client, error) {
-	return s.newClient(auth.AnonymousPrefix+string(m.ID), m.Key, "sip:"+strings.ToLower(name)+"@anonymous.invalid")
+	return Dial(s.clientConfig(auth.AnonymousPrefix+string(m.ID), m.Key, "sip:"+strings.ToLower(name)+"@anonymous.invalid"))
+}
+
+func (s *Stack) clientConfig(user, password, aor string) ClientConfig {
+	return ClientConfig{Addr: s.SIPAddr, ServerName: ServerName, Verifier: s.Verifier, Domain: s.Domain,
+		User: user, Password: password, AOR: aor, Logger: s.log}
+}
+
+// ClientConfig says which SIP server a Client dials and as whom: any
+// server built on Parley, a Stack's or an application's own.
+type ClientConfig struct {
+	// Addr is the server's SIP over TLS address. Required.
+	Addr string
+	// ServerName is the name the server's certificate must carry.
+	// Required.
+	ServerName string
+	// Verifier checks the server's certificate (chain, EKU, revocation).
+	// Required.
+	Verifier *pki.Verifier
+	// Domain is the SIP domain registered to. Required.
+	Domain string
+	// User and Password are the Digest credentials. Required.
+	User, Password string
+	// AOR is the client's address of record. Default sip:<User>@<Domain>.
+	AOR string
+	// Logger receives the SIP stack's logs. Default: discarded.
+	Logger *slog.Logger
+}
+
+// Dial returns a Client of the server cfg names; it connects with its
+// first request. HangUp closes it.
+func Dial(cfg ClientConfig) (*Client, error) {
+	switch {
+	case cfg.Addr == "":
+		return nil, errors.New("parleytest: ClientConfig.Addr is required")
+	case cfg.ServerName == "":
+		return nil, errors.New("parleytest: ClientConfig.ServerName is required")
+	case cfg.Verifier == nil:
+		return nil, errors.New("parleytest: ClientConfig.Verifier is required")
+	case cfg.Domain == "":
+		return nil, errors.New("parleytest: ClientConfig.Domain is required")
+	case cfg.User == "" || cfg.Password == "":
+		return nil, errors.New("parleytest: ClientConfig.User and Password are required")
+	}
+	if cfg.AOR == "" {
+		cfg.AOR = "sip:" + cfg.User + "@" + cfg.Domain
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return newClient(cfg)
 }
 
 func must(t testing.TB) func(*Client, error) *Client {
@@ -103,25 +153,26 @@ func must(t testing.TB) func(*Client, error) *Client {
 	}
 }
 
-func (s *Stack) newClient(user, password, aor string) (*Client, error) {
+func newClient(cfg ClientConfig) (*Client, error) {
+	log := cfg.Logger
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("parleytest-client"),
-		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, s.Verifier, ServerName)),
-		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(s.log)),
-		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(s.log)))
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, cfg.Verifier, cfg.ServerName)),
+		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(log)),
+		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(log)))
 	if err != nil {
 		return nil, fmt.Errorf("parleytest: %w", err)
 	}
-	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(s.log))
-	if err != nil {
-		_ = ua.Close()
-		return nil, fmt.Errorf("parleytest: %w", err)
-	}
-	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(s.log))
+	srv, err := sipgo.NewServer(ua, sipgo.WithServerLogger(log))
 	if err != nil {
 		_ = ua.Close()
 		return nil, fmt.Errorf("parleytest: %w", err)
 	}
-	c := &Client{s: s, user: user, password: password, aor: aor, ua: ua, client: client,
+	client, err := sipgo.NewClient(ua, sipgo.WithClientLogger(log))
+	if err != nil {
+		_ = ua.Close()
+		return nil, fmt.Errorf("parleytest: %w", err)
+	}
+	c := &Client{cfg: cfg, ua: ua, client: client,
 		contact:  "<sip:" + sip.GenerateTagN(10) + "@127.0.0.1;transport=tls>",
 		messages: make(chan Message, 64), presence: map[string]presence.Availability{},
 		presenceChanged: make(chan struct{}), memberships: map[string]*Membership{},
@@ -133,7 +184,7 @@ func (s *Stack) newClient(user, password, aor string) (*Client, error) {
 }
 
 // AOR is the client's address of record.
-func (c *Client) AOR() string { return c.aor }
+func (c *Client) AOR() string { return c.cfg.AOR }
 
 // HangUp drops the client's connection at once, as a crashed device or a
 // lost network does: no sign-out, no BYE.
@@ -150,7 +201,7 @@ func (c *Client) request(method sip.RequestMethod, target string, headers ...sip
 	if err := sip.ParseUri(target, &uri); err != nil {
 		return nil, fmt.Errorf("parleytest: %s %q: %w", method, target, err)
 	}
-	if err := sip.ParseUri(c.aor, &from); err != nil {
+	if err := sip.ParseUri(c.cfg.AOR, &from); err != nil {
 		return nil, err
 	}
 	req := sip.NewRequest(method, uri)
@@ -163,7 +214,7 @@ func (c *Client) request(method sip.RequestMethod, target string, headers ...sip
 		req.AppendHeader(h)
 	}
 	req.SetTransport("TLS")
-	req.SetDestination(c.s.SIPAddr)
+	req.SetDestination(c.cfg.Addr)
 	return req, nil
 }
 
@@ -172,7 +223,7 @@ func (c *Client) request(method sip.RequestMethod, target string, headers ...sip
 func (c *Client) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 	res, err := c.client.Do(ctx, req)
 	if err == nil && res.StatusCode == 401 {
-		res, err = c.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: c.user, Password: c.password})
+		res, err = c.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: c.cfg.User, Password: c.cfg.Password})
 	}
 	if err != nil {
 		return nil, fmt.Errorf("parleytest: %s: %w", req.Method, err)
@@ -190,11 +241,11 @@ func (c *Client) SignIn(ctx context.Context) error { return c.register(ctx, 3600
 func (c *Client) SignOut(ctx context.Context) error { return c.register(ctx, 0) }
 
 func (c *Client) register(ctx context.Context, expires int) error {
-	req, err := c.request(sip.REGISTER, c.aor, sip.NewHeader("Expires", strconv.Itoa(expires)))
+	req, err := c.request(sip.REGISTER, c.cfg.AOR, sip.NewHeader("Expires", strconv.Itoa(expires)))
 	if err != nil {
 		return err
 	}
-	req.Recipient = sip.Uri{Scheme: "sip", Host: c.s.Domain}
+	req.Recipient = sip.Uri{Scheme: "sip", Host: c.cfg.Domain}
 	_, err = c.do(ctx, req)
 	return err
 }
@@ -202,8 +253,8 @@ func (c *Client) register(ctx context.Context, expires int) error {
 // Publish publishes the device's availability and note (PUBLISH with a
 // PIDF document) for an hour.
 func (c *Client) Publish(ctx context.Context, a presence.Availability, note string) error {
-	doc := (&presence.Presence{Entity: c.aor, Availability: a, Note: note}).MarshalPIDF()
-	req, err := c.request(sip.PUBLISH, c.aor, sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "3600"),
+	doc := (&presence.Presence{Entity: c.cfg.AOR, Availability: a, Note: note}).MarshalPIDF()
+	req, err := c.request(sip.PUBLISH, c.cfg.AOR, sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "3600"),
 		sip.NewHeader("Content-Type", "application/pidf+xml"))
 	if err != nil {
 		return err
@@ -217,7 +268,7 @@ func (c *Client) Publish(ctx context.Context, a presence.Availability, note stri
 // address of record) for an hour; WaitPresence reads what the NOTIFYs
 // say.
 func (c *Client) Watch(ctx context.Context, user string) error {
-	req, err := c.request(sip.SUBSCRIBE, c.s.aorOf(user), sip.NewHeader("Event", "presence"),
+	req, err := c.request(sip.SUBSCRIBE, c.aorOf(user), sip.NewHeader("Event", "presence"),
 		sip.NewHeader("Accept", "application/pidf+xml"), sip.NewHeader("Expires", "3600"))
 	if err != nil {
 		return err
@@ -229,7 +280,7 @@ func (c *Client) Watch(ctx context.Context, user string) error {
 // WaitPresence waits until a NOTIFY has shown user with availability a,
 // or ctx ends.
 func (c *Client) WaitPresence(ctx context.Context, user string, a presence.Availability) error {
-	aor := c.s.aorOf(user)
+	aor := c.aorOf(user)
 	for {
 		c.presenceMu.Lock()
 		got, changed := c.presence[aor], c.presenceChanged
@@ -240,7 +291,7 @@ func (c *Client) WaitPresence(ctx context.Context, user string, a presence.Avail
 		select {
 		case <-changed:
 		case <-ctx.Done():
-			return fmt.Errorf("parleytest: %s waits for %s to be %s (last seen %q): %w", c.aor, aor, a, got, ctx.Err())
+			return fmt.Errorf("parleytest: %s waits for %s to be %s (last seen %q): %w", c.cfg.AOR, aor, a, got, ctx.Err())
 		}
 	}
 }
@@ -274,7 +325,7 @@ func (c *Client) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 // Send sends an instant message (MESSAGE, text/plain) to user (a name of
 // the tenant, or an address of record).
 func (c *Client) Send(ctx context.Context, user, text string) error {
-	req, err := c.request(sip.MESSAGE, c.s.aorOf(user), sip.NewHeader("Content-Type", "text/plain"))
+	req, err := c.request(sip.MESSAGE, c.aorOf(user), sip.NewHeader("Content-Type", "text/plain"))
 	if err != nil {
 		return err
 	}
@@ -305,7 +356,7 @@ func (c *Client) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 // client's connection (SERVICE), as a signed-in client does before a
 // call.
 func (c *Client) RelayCredentials(ctx context.Context) (*edge.Credential, error) {
-	req, err := c.request(edge.MethodService, "sip:"+c.s.Domain, sip.NewHeader("Content-Type", edge.RelayRequestType))
+	req, err := c.request(edge.MethodService, "sip:"+c.cfg.Domain, sip.NewHeader("Content-Type", edge.RelayRequestType))
 	if err != nil {
 		return nil, err
 	}
@@ -320,11 +371,11 @@ func (c *Client) RelayCredentials(ctx context.Context) (*edge.Credential, error)
 	return &cred, nil
 }
 
-// aorOf turns a user name of the tenant into its address of record, and
-// leaves an address as it is.
-func (s *Stack) aorOf(user string) string {
+// aorOf turns a user name of the client's domain into its address of
+// record, and leaves an address as it is.
+func (c *Client) aorOf(user string) string {
 	if strings.HasPrefix(user, "sip:") || strings.HasPrefix(user, "sips:") {
 		return user
 	}
-	return s.AOR(user)
+	return "sip:" + user + "@" + c.cfg.Domain
 }

@@ -88,7 +88,7 @@ func (ms *Membership) follow(tx sip.ClientTransaction) {
 			challenged = true
 			tx.Terminate()
 			next, err := c.client.TransactionDigestAuth(context.Background(), ms.invite, res,
-				sipgo.DigestAuth{Username: c.user, Password: c.password})
+				sipgo.DigestAuth{Username: c.cfg.User, Password: c.cfg.Password})
 			if err != nil {
 				ms.end(fmt.Errorf("parleytest: INVITE: %w", err))
 				return
@@ -239,7 +239,7 @@ func (ms *Membership) inDialog(method sip.RequestMethod) *sip.Request {
 	req.AppendHeader(ms.invite.CallID())
 	req.AppendHeader(&sip.CSeqHeader{SeqNo: ms.nextCSeq(), MethodName: method})
 	req.SetTransport("TLS")
-	req.SetDestination(ms.c.s.SIPAddr)
+	req.SetDestination(ms.c.cfg.Addr)
 	return req
 }
 
