@@ -127,6 +127,7 @@ type Authenticator struct {
 	metrics  authMetrics
 	md5      bool
 
+	ctx    context.Context // canceled by Close; parent of every SIP request's check
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -174,7 +175,7 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	a.nonces = newNonces(cfg.NonceTTL, cfg.MaxNonces, cfg.Now)
 	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	a.ctx, a.cancel = ctx, cancel
 	for i, p := range cfg.OIDC {
 		b, err := newBearer(ctx, p, cfg.Now)
 		if err != nil {
@@ -188,7 +189,8 @@ func New(cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
-// Close stops refreshing providers' keys.
+// Close stops refreshing providers' keys and ends the checks in flight
+// (directory lookups, key fetches), whose requests are then refused.
 func (a *Authenticator) Close() error {
 	a.cancel()
 	a.wg.Wait()
@@ -615,7 +617,9 @@ func anonymousURI() string {
 //	}
 func (a *Authenticator) Authenticate(req *sip.Request, tx sip.ServerTransaction) *Identity {
 	at := a.sipAttempt(req)
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	// sipgo's handlers carry no context: the check is bounded by
+	// checkTimeout and ends when the Authenticator is closed.
+	ctx, cancel := context.WithTimeout(a.ctx, checkTimeout)
 	defer cancel()
 	v := a.decide(ctx, at)
 	if v.id != nil {

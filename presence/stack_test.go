@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -192,7 +193,16 @@ type device struct {
 
 	contact  string
 	notifies chan *sip.Request
+	messages chan *sip.Request
+	// held makes the device wait with its answers to NOTIFY and MESSAGE
+	// until release (or hangUp): a device that does not answer.
+	held    atomic.Bool
+	release chan struct{}
+	relOnce sync.Once
 }
+
+// releaseAnswers lets the device answer what it holds, and all later.
+func (d *device) releaseAnswers() { d.relOnce.Do(func() { close(d.release) }) }
 
 func (s *stack) device(user string) (*device, error) {
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("device-"+user),
@@ -202,12 +212,20 @@ func (s *stack) device(user string) (*device, error) {
 	}
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	d := &device{s: s, user: user, ua: ua, client: client, notifies: make(chan *sip.Request, 32),
+	d := &device{s: s, user: user, ua: ua, client: client, notifies: make(chan *sip.Request, 32), messages: make(chan *sip.Request, 32),
+		release: make(chan struct{}),
 		contact: "<sip:" + user + "-" + sip.GenerateTagN(6) + "@127.0.0.1;transport=tls>"}
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		d.notifies <- req
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	answer := func(ch chan *sip.Request) func(*sip.Request, sip.ServerTransaction) {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			ch <- req
+			if d.held.Load() {
+				<-d.release
+			}
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		}
+	}
+	srv.OnNotify(answer(d.notifies))
+	srv.OnMessage(answer(d.messages))
 	return d, nil
 }
 
@@ -216,6 +234,7 @@ func (d *device) aor() string { return "sip:" + d.user + "@" + domain }
 // hangUp drops the device's connection, as a crashed device or a lost
 // network does: no REGISTER, no unsubscribe.
 func (d *device) hangUp() {
+	d.releaseAnswers()
 	d.once.Do(func() {
 		_ = d.client.Close()
 		_ = d.ua.Close()
@@ -258,6 +277,14 @@ func (d *device) request(method sip.RequestMethod, target string, headers ...sip
 func (d *device) register(expires int) error {
 	req := d.request(sip.REGISTER, d.aor(), sip.NewHeader("Contact", d.contact), sip.NewHeader("Expires", strconv.Itoa(expires)))
 	req.Recipient = sip.Uri{Scheme: "sip", Host: domain}
+	_, err := d.do(req)
+	return err
+}
+
+// message sends text to a user.
+func (d *device) message(to, text string) error {
+	req := d.request(sip.MESSAGE, to, sip.NewHeader("Content-Type", "text/plain"))
+	req.SetBody([]byte(text))
 	_, err := d.do(req)
 	return err
 }
