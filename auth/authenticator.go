@@ -116,8 +116,24 @@ type Config struct {
 }
 
 // Authenticator authenticates SIP and HTTP requests and keeps security
-// associations for SIP connections. It is safe for concurrent use; Close
-// stops its background work.
+// associations for SIP connections.
+//
+// Composition: SIP handlers call Authenticate first (or are wrapped with
+// Require); presence.Registrar, PresenceServer and Router and
+// conference.Focus take it as their Auth. Wrap the TLS listeners the SIP
+// server serves with Listener (WSSListener for WebSocket) so a
+// connection keeps its identity; HTTP handlers go behind HTTP or
+// HTTPForMeeting, and read the caller with IdentityFromContext (an
+// application with its own login sets it with ContextWithIdentity
+// instead). Its Config ([Config]) takes the Directory and the realm
+// (required), OpenID Connect providers, conference keys for guests, the
+// Throttle and the trusted edges and pool peers.
+//
+// Hooks: OnConnectionClose(fn) adds fn, called when a tracked connection
+// closes (SignOut closes a user's on purpose), and returns its remove
+// function; a presence.Registrar registers itself.
+//
+// It is safe for concurrent use; Close stops its background work.
 type Authenticator struct {
 	cfg      Config
 	nonces   *nonces

@@ -84,9 +84,28 @@ type PresenceServerConfig struct {
 
 // PresenceServer handles PUBLISH (RFC 3903) and SUBSCRIBE/NOTIFY for the
 // presence event (RFC 6665, RFC 3856). It aggregates a user's devices'
-// publications into one view, and sends each watcher the part of it the
-// PresencePolicy lets it see, again whenever the state or the policy
-// changes. It is safe for concurrent use; Close stops its work.
+// publications into one view (the most demanding state wins; a user
+// signed in with nothing published is Available), and sends each watcher
+// the part of it the VisibilityRule lets it see, again whenever the
+// state, the rule or the user's registrations change.
+//
+// Composition: mount HandlePublish (srv.OnPublish) and HandleSubscribe
+// (srv.OnSubscribe, through SubscribeHandler to leave other event
+// packages to the Router) on the sipgo.Server whose user agent also made
+// Config.Client, so NOTIFYs go out over the watchers' own connections.
+// Its Config ([PresenceServerConfig]) takes the Authenticator, the
+// Directory, the VisibilityRule (a *PresencePolicy, or the application's
+// own), the *Registrar, the client, and for a pool the shared
+// PublicationStore and Feed.
+//
+// Hooks: none to wire. The server subscribes itself to the rule's and the
+// Registrar's OnChange (and the Registrar to the Authenticator's closed
+// connections), so watchers follow policy changes, sign-in, sign-out and
+// dropped connections; call Changed when a user's directory data changes.
+//
+// Lifecycle: Shutdown(ctx) drains (a final NOTIFY to every watcher),
+// Close stops at once; both remove its hooks. It is safe for concurrent
+// use.
 type PresenceServer struct {
 	cfg PresenceServerConfig
 
@@ -610,9 +629,8 @@ func newTag() string {
 
 // Changed sends every watcher of aor a fresh view, and announces the
 // change on the Feed to the pool's other front ends. The PresenceServer
-// calls it when aor publishes and the PresencePolicy when aor's policy
-// changes; call it when the presentity's directory data or registrations
-// change.
+// calls it itself when aor publishes, signs in or out, or when aor's
+// visibility rule changes; call it when aor's directory data changes.
 func (s *PresenceServer) Changed(aor string) {
 	aor = canonicalAOR(aor)
 	s.changedHere(aor)

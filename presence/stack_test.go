@@ -299,6 +299,16 @@ func (d *device) watch(presentity string) error {
 // next waits for the next NOTIFY and returns the availability it carries
 // and its Subscription-State.
 func (d *device) next() (presence.Availability, string, error) {
+	doc, state, err := d.nextDoc()
+	if doc == nil {
+		return "", state, err
+	}
+	return doc.Availability, state, err
+}
+
+// nextDoc waits for the next NOTIFY and returns its document (nil if it
+// has none) and its Subscription-State.
+func (d *device) nextDoc() (*presence.Presence, string, error) {
 	select {
 	case n := <-d.notifies:
 		state := ""
@@ -306,16 +316,22 @@ func (d *device) next() (presence.Availability, string, error) {
 			state = h.Value()
 		}
 		if len(n.Body()) == 0 {
-			return "", state, nil
+			return nil, state, nil
 		}
 		doc, err := presence.ParsePIDF(n.Body())
-		if err != nil {
-			return "", state, err
-		}
-		return doc.Availability, state, nil
+		return doc, state, err
 	case <-time.After(5 * time.Second):
-		return "", "", errors.New(d.user + " got no NOTIFY")
+		return nil, "", errors.New(d.user + " got no NOTIFY")
 	}
+}
+
+// publish publishes the device's state for ten minutes.
+func (d *device) publish(a presence.Availability, note string) error {
+	req := d.request(sip.PUBLISH, d.aor(), sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600"),
+		sip.NewHeader("Content-Type", "application/pidf+xml"))
+	req.SetBody((&presence.Presence{Entity: d.aor(), Availability: a, Note: note}).MarshalPIDF())
+	_, err := d.do(req)
+	return err
 }
 
 // until waits for a NOTIFY showing availability a.
