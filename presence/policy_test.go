@@ -13,7 +13,9 @@ type brokenPolicies struct{}
 
 var errDown = errors.New("connection refused")
 
-func (brokenPolicies) Policy(context.Context, string) (UserPolicy, error) { return UserPolicy{}, errDown }
+func (brokenPolicies) Policy(context.Context, string) (UserPolicy, error) {
+	return UserPolicy{}, errDown
+}
 func (brokenPolicies) SetPolicy(context.Context, string, UserPolicy) error {
 	return errDown
 }
