@@ -116,8 +116,24 @@ type Config struct {
 }
 
 // Authenticator authenticates SIP and HTTP requests and keeps security
-// associations for SIP connections. It is safe for concurrent use; Close
-// stops its background work.
+// associations for SIP connections.
+//
+// Composition: SIP handlers call Authenticate first (or are wrapped with
+// Require); presence.Registrar, PresenceServer and Router and
+// conference.Focus take it as their Auth. Wrap the TLS listeners the SIP
+// server serves with Listener (WSSListener for WebSocket) so a
+// connection keeps its identity; HTTP handlers go behind HTTP or
+// HTTPForMeeting, and read the caller with IdentityFromContext (an
+// application with its own login sets it with ContextWithIdentity
+// instead). Its Config ([Config]) takes the Directory and the realm
+// (required), OpenID Connect providers, conference keys for guests, the
+// Throttle and the trusted edges and pool peers.
+//
+// Hooks: OnConnectionClose(fn) adds fn, called when a tracked connection
+// closes (SignOut closes a user's on purpose), and returns its remove
+// function; a presence.Registrar registers itself.
+//
+// It is safe for concurrent use; Close stops its background work.
 type Authenticator struct {
 	cfg      Config
 	nonces   *nonces
@@ -127,6 +143,7 @@ type Authenticator struct {
 	metrics  authMetrics
 	md5      bool
 
+	ctx    context.Context // canceled by Close; parent of every SIP request's check
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -174,7 +191,7 @@ func New(cfg Config) (*Authenticator, error) {
 	}
 	a.nonces = newNonces(cfg.NonceTTL, cfg.MaxNonces, cfg.Now)
 	ctx, cancel := context.WithCancel(context.Background())
-	a.cancel = cancel
+	a.ctx, a.cancel = ctx, cancel
 	for i, p := range cfg.OIDC {
 		b, err := newBearer(ctx, p, cfg.Now)
 		if err != nil {
@@ -188,7 +205,8 @@ func New(cfg Config) (*Authenticator, error) {
 	return a, nil
 }
 
-// Close stops refreshing providers' keys.
+// Close stops refreshing providers' keys and ends the checks in flight
+// (directory lookups, key fetches), whose requests are then refused.
 func (a *Authenticator) Close() error {
 	a.cancel()
 	a.wg.Wait()
@@ -615,7 +633,9 @@ func anonymousURI() string {
 //	}
 func (a *Authenticator) Authenticate(req *sip.Request, tx sip.ServerTransaction) *Identity {
 	at := a.sipAttempt(req)
-	ctx, cancel := context.WithTimeout(context.Background(), checkTimeout)
+	// sipgo's handlers carry no context: the check is bounded by
+	// checkTimeout and ends when the Authenticator is closed.
+	ctx, cancel := context.WithTimeout(a.ctx, checkTimeout)
 	defer cancel()
 	v := a.decide(ctx, at)
 	if v.id != nil {

@@ -312,3 +312,48 @@ func tamper(tok string) string {
 	payload = []byte(strings.Replace(string(payload), "alice@example.test", "bob@example.test", 1))
 	return parts[0] + "." + enc.EncodeToString(payload) + "." + parts[2]
 }
+
+func TestBearerEmailVerifiedAndDomains(t *testing.T) {
+	op := startOP(t)
+	p := op.provider()
+	p.Domains = []string{"example.test"}
+	s := startSIPServer(t, Config{OIDC: []OIDCProvider{p}})
+	for _, tc := range []struct {
+		name string
+		edit func(jwt.MapClaims)
+		want int
+	}{
+		{"email_verified missing", func(c jwt.MapClaims) { delete(c, "email_verified") }, 401},
+		{`email_verified "false"`, func(c jwt.MapClaims) { c["email_verified"] = "false" }, 401},
+		{`email_verified "true"`, func(c jwt.MapClaims) { c["email_verified"] = "true" }, 200},
+		{"user of a domain the provider may not assert", func(c jwt.MapClaims) { c["email"] = "dan@other.test" }, 401},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if code := bearerStatus(t, s, op.sign(t, op.kp, tc.edit)); code != tc.want {
+				t.Fatalf("%d, want %d", code, tc.want)
+			}
+		})
+	}
+}
+
+func TestUnknownKeyIDsDoNotForceFetches(t *testing.T) {
+	op := startOP(t)
+	s := startSIPServer(t, Config{OIDC: []OIDCProvider{op.provider()}})
+	if code := bearerStatus(t, s, op.sign(t, op.kp, nil)); code != 200 {
+		t.Fatalf("valid token: %d", code)
+	}
+	before := op.jwksFetches.Load()
+	stranger := newKeypair(t)
+	for range 30 {
+		if code := bearerStatus(t, s, op.sign(t, stranger, nil)); code != 401 {
+			t.Fatalf("token with an unknown key: %d", code)
+		}
+	}
+	if n := op.jwksFetches.Load() - before; n > 6 {
+		t.Fatalf("30 tokens with an unknown key ID made %d JWKS fetches; want them rate-limited", n)
+	}
+	// Tokens with the known key are still served at once.
+	if code := bearerStatus(t, s, op.sign(t, op.kp, nil)); code != 200 {
+		t.Fatalf("valid token after the flood: %d", code)
+	}
+}

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"net/netip"
 	"strconv"
 	"testing"
@@ -88,5 +89,29 @@ func TestAllowSenderPerSenderAndDomain(t *testing.T) {
 	// Federated senders of one domain share the domain's bucket.
 	if got := count("sip:a@partner.test", "partner.test", 10) + count("sip:b@partner.test", "partner.test", 10); got != 5 {
 		t.Fatalf("one federated domain: %d allowed, want the domain's burst of 5", got)
+	}
+}
+
+func TestThrottleChurnDoesNotResetBuckets(t *testing.T) {
+	var c clock
+	c.set(time.Now())
+	th := mustThrottle(t, ThrottleConfig{PerAddress: Limit{1, 5}, PerSubnet: Limit{1e6, 1e6}, MaxKeys: 10, Now: c.now})
+	victim := netip.MustParseAddr("2001:db8::1")
+	allowed := 0
+	for i := range 1000 {
+		if ok, _ := th.Allow(victim, ""); ok {
+			allowed++
+		}
+		// Churn: other sources, each in its own /64, push the table past
+		// its size between the victim's requests.
+		for j := range 5 {
+			th.Allow(netip.MustParseAddr(fmt.Sprintf("2001:db8:%x:%x::1", i+1, j)), "")
+		}
+	}
+	if allowed > 10 {
+		t.Fatalf("a throttled source got %d of 1000 requests through by churning the table (burst 5)", allowed)
+	}
+	if th.Len() > 10 {
+		t.Fatalf("%d buckets, bound 10", th.Len())
 	}
 }

@@ -418,3 +418,32 @@ func TestParseRevocationReason(t *testing.T) {
 		}
 	}
 }
+
+func TestOpenCANeverReplacesAnIncompleteCA(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := OpenCA(dir, CAConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	keyBefore, _ := os.ReadFile(filepath.Join(dir, CAKeyFile))
+	for _, lost := range []string{CACertFile, CAStateFile} {
+		t.Run("without "+lost, func(t *testing.T) {
+			data, _ := os.ReadFile(filepath.Join(dir, lost))
+			if err := os.Remove(filepath.Join(dir, lost)); err != nil {
+				t.Fatal(err)
+			}
+			defer os.WriteFile(filepath.Join(dir, lost), data, 0o600)
+			_, err := OpenCA(dir, CAConfig{})
+			if err == nil || !strings.Contains(err.Error(), lost) {
+				t.Fatalf("got %v, want an error naming the missing %s", err, lost)
+			}
+			keyAfter, _ := os.ReadFile(filepath.Join(dir, CAKeyFile))
+			if string(keyAfter) != string(keyBefore) {
+				t.Fatal("the CA key was overwritten")
+			}
+		})
+	}
+	other, _ := NewCA(CAConfig{})
+	if err := other.Save(dir); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
+		t.Fatalf("Save over an existing CA: %v", err)
+	}
+}

@@ -204,3 +204,20 @@ func TestCARefusesADamagedStoredList(t *testing.T) {
 		}
 	}
 }
+
+func TestCRLHandlerHeaders(t *testing.T) {
+	ca, _ := NewCA(CAConfig{})
+	rec := httptest.NewRecorder()
+	ca.CRLHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ca.crl", nil))
+	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/pkix-crl" || rec.Header().Get("Cache-Control") != "no-cache" {
+		t.Fatalf("GET: %d %v", rec.Code, rec.Header())
+	}
+	if _, err := ParseCRL(rec.Body.Bytes()); err != nil {
+		t.Fatal(err)
+	}
+	rec = httptest.NewRecorder()
+	ca.CRLHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ca.crl", nil))
+	if rec.Code != http.StatusMethodNotAllowed {
+		t.Fatalf("POST: %d, want 405", rec.Code)
+	}
+}

@@ -112,11 +112,15 @@ func (rt *Router) HandleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		rt.HandleInDialog(req, tx)
 		return
 	}
+	if !rt.enter(req, tx, false) {
+		return
+	}
+	defer rt.leave()
 	id := rt.cfg.Auth.Authenticate(req, tx)
 	if id == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(rt.ctx, rt.cfg.Timeout)
 	defer cancel()
 	bindings, res := rt.targets(ctx, req, id)
 	if res != nil {
@@ -187,6 +191,10 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		rt.HandleInDialog(req, tx)
 		return
 	}
+	if !rt.enter(req, tx, false) {
+		return
+	}
+	defer rt.leave()
 	// Registered first, so a CANCEL that arrives while the caller is
 	// authenticated or the callee looked up is not lost.
 	canceled := make(chan struct{}, 1)
@@ -202,18 +210,18 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if id == nil {
 		return
 	}
-	lookup, cancelLookup := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	lookup, cancelLookup := context.WithTimeout(rt.ctx, rt.cfg.Timeout)
 	bindings, res := rt.targets(lookup, req, id)
 	cancelLookup()
 	if res != nil {
 		_ = tx.Respond(res)
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.RingTimeout)
+	ctx, cancel := context.WithTimeout(rt.ctx, rt.cfg.RingTimeout)
 	defer cancel()
 	// Branches get longer: after the ring timeout they are canceled, and a
 	// device that ignores the CANCEL is given up 64*T1 later.
-	branchCtx, cancelBranches := context.WithTimeout(context.Background(), rt.cfg.RingTimeout+64*sip.T1)
+	branchCtx, cancelBranches := context.WithTimeout(rt.ctx, rt.cfg.RingTimeout+64*sip.T1)
 	defer cancelBranches()
 	caller := callerFlow(req)
 
@@ -384,7 +392,7 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 // and waits for its answer. A branch that has already answered finally
 // ignores it.
 func (rt *Router) cancelBranch(invite *sip.Request) {
-	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(rt.ctx, rt.cfg.Timeout)
 	defer cancel()
 	if err := sipx.Cancel(ctx, rt.cfg.Client, invite); err != nil {
 		rt.cfg.Logger.Info("CANCEL not sent", "flow", invite.Destination(), "err", err)
@@ -397,6 +405,10 @@ func (rt *Router) cancelBranch(invite *sip.Request) {
 // the other leg's flow. A request without a valid token, or from neither
 // leg's flow, is refused.
 func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
+	if !rt.enter(req, tx, true) {
+		return
+	}
+	defer rt.leave()
 	respond := func(code int, reason string) {
 		if !req.IsAck() {
 			_ = tx.Respond(sip.NewResponseFromRequest(req, code, reason, nil))
@@ -477,7 +489,7 @@ func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 	if req.IsInvite() {
 		timeout = rt.cfg.RingTimeout // a re-INVITE may wait for its user
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(rt.ctx, timeout)
 	defer cancel()
 	btx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
 	if err != nil {

@@ -29,6 +29,33 @@
 // behind the [PublicationStore] interface, and a change is read from the
 // stores once however many watchers it has.
 //
+// # Composition
+//
+// An application assembles the types on its own sipgo server; only the
+// Focus's connection hook is left to it (package conference):
+//
+//	registrar, _ := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn})
+//	policy, _ := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
+//	router, _ := presence.NewRouter(presence.RouterConfig{Auth: authn, Directory: dir,
+//		Locator: registrar, Client: client, Policy: policy, Listeners: listeners})
+//	ps, _ := presence.NewPresenceServer(presence.PresenceServerConfig{Auth: authn, Directory: dir,
+//		Policy: policy, Registrar: registrar, Client: client})
+//	srv.OnRegister(registrar.HandleRegister)
+//	srv.OnMessage(router.HandleMessage)
+//	srv.OnInvite(router.HandleInvite)
+//	srv.OnPublish(ps.HandlePublish)
+//	srv.OnSubscribe(presence.SubscribeHandler(ps.HandleSubscribe, router.HandleSubscribe))
+//	go srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, verifier))))
+//
+// The hooks between them register themselves: the Registrar with the
+// *auth.Authenticator (a closed connection signs its devices out), the
+// PresenceServer with the Registrar and the VisibilityRule. Every hook
+// follows one rule, OnX(fn) (remove func()). The visibility rule is the
+// [VisibilityRule] interface; [PresencePolicy] is the reference text's
+// rule and the default, and an application wraps or replaces it
+// (ExamplePresencePolicy). On shutdown, PresenceServer.Shutdown and
+// Router.Shutdown drain like net/http's, then Close.
+//
 // Several servers form a pool when they share the stores (package store's
 // Redis): [Binding.Node] names the front end holding a device's
 // connection, a [Feed] carries presence changes to the watchers on the

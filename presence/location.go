@@ -98,7 +98,10 @@ func ApplyUpdate(current, put []Binding, remove []string, removeAll bool) []Bind
 	return out
 }
 
-// ErrStore wraps failures of a LocationStore or a PublicationStore.
+// ErrStore wraps failures of a LocationStore, a PublicationStore or a
+// PolicyStore, as the Registrar's and the PresencePolicy's methods return
+// them: the service is unavailable for now (SIP 503, HTTP 503), the
+// request was not wrong.
 var ErrStore = errors.New("presence: store failed")
 
 // MemoryLocation is a LocationStore in memory. Expired bindings are

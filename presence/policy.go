@@ -54,14 +54,20 @@ func (l Level) String() string {
 	return fmt.Sprintf("Level(%d)", int(l))
 }
 
-// ParseLevel returns the level String names ("colleague"), or an error.
+// ErrInvalidLevel is what ParseLevel and SetContact return (wrapped) for
+// a level that is not one of Blocked to Personal: the caller's input is
+// wrong (HTTP 400), unlike a failing store ([ErrStore]).
+var ErrInvalidLevel = errors.New("presence: invalid level")
+
+// ParseLevel returns the level String names ("colleague"), or an error
+// wrapping ErrInvalidLevel.
 func ParseLevel(name string) (Level, error) {
 	for l := Blocked; l <= Personal; l++ {
 		if strings.EqualFold(name, l.String()) {
 			return l, nil
 		}
 	}
-	return 0, fmt.Errorf("presence: unknown level %q (want blocked, external, colleague, workgroup or personal)", name)
+	return 0, fmt.Errorf("%w %q (want blocked, external, colleague, workgroup or personal)", ErrInvalidLevel, name)
 }
 
 // Visibility says which enhanced-presence data a level sees (the
@@ -235,7 +241,7 @@ func (pp *PresencePolicy) changed(aor string) {
 // SetContact puts watcher in owner's contacts at level (Blocked blocks).
 func (pp *PresencePolicy) SetContact(ctx context.Context, owner, watcher string, level Level) error {
 	if level < Blocked || level > Personal {
-		return fmt.Errorf("presence: invalid level %d", level)
+		return fmt.Errorf("%w %d", ErrInvalidLevel, int(level))
 	}
 	return pp.update(ctx, owner, func(p *UserPolicy) {
 		if p.Contacts == nil {
@@ -250,9 +256,14 @@ func (pp *PresencePolicy) RemoveContact(ctx context.Context, owner, watcher stri
 	return pp.update(ctx, owner, func(p *UserPolicy) { delete(p.Contacts, canonicalAOR(watcher)) })
 }
 
-// Policy returns owner's contacts and privacy mode as stored.
+// Policy returns owner's contacts and privacy mode as stored; a failing
+// store's error wraps ErrStore.
 func (pp *PresencePolicy) Policy(ctx context.Context, owner string) (UserPolicy, error) {
-	return pp.store.Policy(ctx, canonicalAOR(owner))
+	p, err := pp.store.Policy(ctx, canonicalAOR(owner))
+	if err != nil {
+		return p, fmt.Errorf("%w: policy of %s: %w", ErrStore, owner, err)
+	}
+	return p, nil
 }
 
 // SetPrivacyMode turns owner's privacy mode on or off.
@@ -266,11 +277,11 @@ func (pp *PresencePolicy) update(ctx context.Context, owner string, f func(*User
 	defer pp.updateMu.Unlock()
 	p, err := pp.store.Policy(ctx, owner)
 	if err != nil {
-		return fmt.Errorf("presence: policy of %s: %w", owner, err)
+		return fmt.Errorf("%w: policy of %s: %w", ErrStore, owner, err)
 	}
 	f(&p)
 	if err := pp.store.SetPolicy(ctx, owner, p); err != nil {
-		return fmt.Errorf("presence: policy of %s: %w", owner, err)
+		return fmt.Errorf("%w: policy of %s: %w", ErrStore, owner, err)
 	}
 	pp.changed(owner)
 	return nil
@@ -287,7 +298,7 @@ func (pp *PresencePolicy) Level(ctx context.Context, presentity string, watcher 
 	}
 	p, err := pp.store.Policy(ctx, presentity)
 	if err != nil {
-		return Blocked, fmt.Errorf("presence: policy of %s: %w", presentity, err)
+		return Blocked, fmt.Errorf("%w: policy of %s: %w", ErrStore, presentity, err)
 	}
 	return p.Level(presentity, watcher), nil
 }
@@ -315,7 +326,7 @@ func (p UserPolicy) Level(presentity string, watcher *auth.Identity) Level {
 func (pp *PresencePolicy) Blocks(ctx context.Context, owner, sender string) (bool, error) {
 	p, err := pp.store.Policy(ctx, canonicalAOR(owner))
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("%w: policy of %s: %w", ErrStore, owner, err)
 	}
 	l, ok := p.Contacts[canonicalAOR(sender)]
 	return ok && l == Blocked, nil
@@ -327,7 +338,7 @@ func (pp *PresencePolicy) Blocks(ctx context.Context, owner, sender string) (boo
 func (pp *PresencePolicy) IsContact(ctx context.Context, owner, sender string) (bool, error) {
 	p, err := pp.store.Policy(ctx, canonicalAOR(owner))
 	if err != nil {
-		return false, err
+		return false, fmt.Errorf("%w: policy of %s: %w", ErrStore, owner, err)
 	}
 	l, ok := p.Contacts[canonicalAOR(sender)]
 	return ok && l != Blocked, nil

@@ -114,6 +114,8 @@ type Registrar struct {
 	locks       [64]sync.Mutex // by hash of the AOR
 	onChange    hooks.List[func(RegistrationChange)]
 	removeClose func()
+	ctx         context.Context // canceled by Close; parent of every store call
+	cancel      context.CancelFunc
 }
 
 var _ Registrations = (*Registrar)(nil)
@@ -134,9 +136,13 @@ func (r *Registrar) changed(c RegistrationChange) {
 }
 
 // Close removes the Registrar's hook from the Authenticator's connection
-// tracking. Registrations already stored stay. It returns nil.
+// tracking and cancels the store calls in flight (their REGISTERs get
+// 503). Bindings already stored stay, for the next start or the pool's
+// other front ends; a Registrar holds nothing else to drain, so it has
+// no Shutdown. It returns nil.
 func (r *Registrar) Close() error {
 	r.removeClose()
+	r.cancel()
 	return nil
 }
 
@@ -183,9 +189,10 @@ func NewRegistrar(cfg RegistrarConfig) (*Registrar, error) {
 		cfg.Now = time.Now
 	}
 	r := &Registrar{cfg: cfg, removeClose: func() {}}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	if ct, ok := cfg.Auth.(ConnectionTracker); ok {
 		r.removeClose = ct.OnConnectionClose(func(transport, remote string) {
-			ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
+			ctx, cancel := context.WithTimeout(r.ctx, storeDeadline)
 			defer cancel()
 			r.FlowClosed(ctx, transport, remote)
 		})
@@ -262,7 +269,7 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 		headerExpires = v
 	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
+	ctx, cancel := context.WithTimeout(r.ctx, storeDeadline)
 	defer cancel()
 	mu := r.lock(aor)
 	mu.Lock()

@@ -97,11 +97,107 @@ func flowAlive(c Connections, transport, addr string) bool {
 }
 
 // Router forwards requests for registered users to every device they have
-// registered, over the flow each registered from.
+// registered, over the flow each registered from: MESSAGEs (forked to all
+// of them), calls (HandleInvite, staying in the dialog's path) and
+// SUBSCRIBEs for event packages other than presence; with Edge set,
+// requests to other domains go to the Access Edge.
+//
+// Composition: mount its handlers on a sipgo.Server (OnMessage,
+// OnInvite, in-dialog methods with HandleInDialog, and SUBSCRIBE through
+// SubscribeHandler beside the PresenceServer). Its Config
+// ([RouterConfig]) takes the Authenticator, the Directory, the Registrar
+// as Locator, the server's sipgo.Client, and optionally the
+// VisibilityRule (blocked senders get 480) and a spim Throttle shared
+// with the PresenceServer.
+//
+// Lifecycle: Shutdown(ctx) refuses new MESSAGEs, calls and subscriptions
+// (503) while requests in flight and in-dialog requests (ACK, BYE) go on,
+// and returns once none is in flight; Close stops at once. It is safe for
+// concurrent use.
 type Router struct {
 	cfg  RouterConfig
 	key  [32]byte // MACs the flow tokens in Record-Route
 	edge string   // Edge with its host resolved, as sources show it
+
+	ctx    context.Context // canceled by Close; parent of every request's
+	cancel context.CancelFunc
+	mu     sync.Mutex
+	state  int // routerServing, routerDraining, routerClosed
+	active int // requests in flight
+	wg     sync.WaitGroup
+}
+
+const (
+	routerServing = iota
+	routerDraining
+	routerClosed
+)
+
+// enter counts a request in flight, or answers it 503 once the Router is
+// shutting down (in-dialog requests are still served while it drains)
+// and reports false.
+func (rt *Router) enter(req *sip.Request, tx sip.ServerTransaction, inDialog bool) bool {
+	rt.mu.Lock()
+	if rt.state == routerClosed || rt.state == routerDraining && !inDialog {
+		rt.mu.Unlock()
+		if !req.IsAck() {
+			res := sip.NewResponseFromRequest(req, 503, "Shutting down", nil)
+			res.AppendHeader(sip.NewHeader("Retry-After", storeRetryAfter))
+			_ = tx.Respond(res)
+		}
+		return false
+	}
+	rt.active++
+	rt.wg.Add(1) // under mu: Close sets routerClosed under mu before it waits
+	rt.mu.Unlock()
+	return true
+}
+
+func (rt *Router) leave() {
+	rt.mu.Lock()
+	rt.active--
+	rt.mu.Unlock()
+	rt.wg.Done()
+}
+
+// Shutdown drains the Router, as net/http's Server.Shutdown does: new
+// MESSAGEs, calls and subscriptions are refused with 503 and Retry-After,
+// while requests in flight (a ringing call included) and in-dialog
+// requests go on. It returns nil once none is in flight, or ctx.Err() if
+// ctx ends first (then call Close to cut the rest).
+func (rt *Router) Shutdown(ctx context.Context) error {
+	rt.mu.Lock()
+	if rt.state == routerServing {
+		rt.state = routerDraining
+	}
+	rt.mu.Unlock()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		rt.mu.Lock()
+		idle := rt.active == 0
+		rt.mu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// Close stops the Router at once: requests in flight are abandoned (a
+// ringing call's branches are given up) and later ones refused; it
+// returns when their handlers have returned, with nil.
+func (rt *Router) Close() error {
+	rt.mu.Lock()
+	rt.state = routerClosed
+	rt.mu.Unlock()
+	rt.cancel()
+	rt.wg.Wait()
+	return nil
 }
 
 // NewRouter returns a Router, or an error naming the missing field.
@@ -141,6 +237,7 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 		cfg.Logger = slog.Default()
 	}
 	rt := &Router{cfg: cfg}
+	rt.ctx, rt.cancel = context.WithCancel(context.Background())
 	if cfg.Edge != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		rt.edge = sipx.Resolve(ctx, cfg.Resolver, cfg.Edge)
@@ -154,6 +251,10 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 // goes to all of the recipient's registered devices; the sender gets the
 // first 2xx, or the best failure.
 func (rt *Router) HandleMessage(req *sip.Request, tx sip.ServerTransaction) {
+	if !rt.enter(req, tx, false) {
+		return
+	}
+	defer rt.leave()
 	id := rt.cfg.Auth.Authenticate(req, tx)
 	if id == nil {
 		return
@@ -259,7 +360,7 @@ func (rt *Router) isTenant(ctx context.Context, domain string) bool {
 func (rt *Router) OutboundSubscribe(h func(*sip.Request, sip.ServerTransaction)) func(*sip.Request, sip.ServerTransaction) {
 	return func(req *sip.Request, tx sip.ServerTransaction) {
 		if to := req.To(); rt.cfg.Edge != "" && (to == nil || !to.Params.Has("tag")) {
-			ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+			ctx, cancel := context.WithTimeout(rt.ctx, rt.cfg.Timeout)
 			tenant := rt.isTenant(ctx, req.Recipient.Host)
 			cancel()
 			if !tenant {
@@ -275,7 +376,7 @@ func (rt *Router) OutboundSubscribe(h func(*sip.Request, sip.ServerTransaction))
 // the response for the sender.
 func (rt *Router) fork(req *sip.Request, id *auth.Identity) *sip.Response {
 	reply := func(code int, reason string) *sip.Response { return sip.NewResponseFromRequest(req, code, reason, nil) }
-	ctx, cancel := context.WithTimeout(context.Background(), rt.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(rt.ctx, rt.cfg.Timeout)
 	defer cancel()
 	bindings, res := rt.targets(ctx, req, id)
 	if res != nil {

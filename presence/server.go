@@ -84,9 +84,28 @@ type PresenceServerConfig struct {
 
 // PresenceServer handles PUBLISH (RFC 3903) and SUBSCRIBE/NOTIFY for the
 // presence event (RFC 6665, RFC 3856). It aggregates a user's devices'
-// publications into one view, and sends each watcher the part of it the
-// PresencePolicy lets it see, again whenever the state or the policy
-// changes. It is safe for concurrent use; Close stops its work.
+// publications into one view (the most demanding state wins; a user
+// signed in with nothing published is Available), and sends each watcher
+// the part of it the VisibilityRule lets it see, again whenever the
+// state, the rule or the user's registrations change.
+//
+// Composition: mount HandlePublish (srv.OnPublish) and HandleSubscribe
+// (srv.OnSubscribe, through SubscribeHandler to leave other event
+// packages to the Router) on the sipgo.Server whose user agent also made
+// Config.Client, so NOTIFYs go out over the watchers' own connections.
+// Its Config ([PresenceServerConfig]) takes the Authenticator, the
+// Directory, the VisibilityRule (a *PresencePolicy, or the application's
+// own), the *Registrar, the client, and for a pool the shared
+// PublicationStore and Feed.
+//
+// Hooks: none to wire. The server subscribes itself to the rule's and the
+// Registrar's OnChange (and the Registrar to the Authenticator's closed
+// connections), so watchers follow policy changes, sign-in, sign-out and
+// dropped connections; call Changed when a user's directory data changes.
+//
+// Lifecycle: Shutdown(ctx) drains (a final NOTIFY to every watcher),
+// Close stops at once; both remove its hooks. It is safe for concurrent
+// use.
 type PresenceServer struct {
 	cfg PresenceServerConfig
 
@@ -98,6 +117,8 @@ type PresenceServer struct {
 	seq       uint64               // counts readings begun
 
 	removeHooks func() // from the Policy and the Registrar
+	draining    bool   // Shutdown has begun: no new subscriptions or publications (under mu)
+	senders     int    // NOTIFY senders running (under mu)
 
 	sends  chan struct{} // semaphore for NOTIFYs in flight
 	ctx    context.Context
@@ -124,7 +145,7 @@ type subscription struct {
 	dirty      bool     // the state changed while it was sending
 	mustSend   bool     // the next NOTIFY goes out even if the view is unchanged
 	lastBody   [32]byte // hash of the last body sent
-	terminated string
+	terminated string   // why it ends: "terminated", "deactivated"; "sent" once the final NOTIFY is
 }
 
 // snapshot is what every watcher's view of one presentity is made from,
@@ -227,7 +248,63 @@ func (s *PresenceServer) listen() {
 	}
 }
 
-// Close stops the expiry timer and waits for NOTIFYs in flight.
+// Shutdown drains the server, as net/http's Server.Shutdown does: new
+// SUBSCRIBEs and PUBLISHes are refused (503 with Retry-After), every
+// subscription is sent a final NOTIFY (Subscription-State:
+// terminated;reason=deactivated, RFC 6665 section 4.2.2: the watcher may
+// subscribe again at once, to another front end or this one restarted),
+// and Shutdown waits until each has been answered or given up. Then it
+// closes the server and returns nil. If ctx ends first it returns
+// ctx.Err(), leaving the rest; call Close to stop at once.
+func (s *PresenceServer) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.draining = true
+	subs := slices.Collect(maps.Values(s.subs))
+	for _, sub := range subs {
+		if sub.terminated == "" {
+			sub.terminated = "deactivated"
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range subs {
+		s.kick(sub)
+	}
+	// Polled, as net/http polls its idle connections: the final NOTIFYs
+	// end on their own (answered, refused, or after notifyTimeout).
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		s.mu.Lock()
+		idle := len(s.subs) == 0 && s.senders == 0
+		s.mu.Unlock()
+		if idle {
+			return s.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+}
+
+// refuseWhileDraining answers req 503 once Shutdown has begun, and
+// reports whether it did.
+func (s *PresenceServer) refuseWhileDraining(req *sip.Request, tx sip.ServerTransaction) bool {
+	s.mu.Lock()
+	draining := s.draining
+	s.mu.Unlock()
+	if draining {
+		_ = tx.Respond(unavailable(func(code int, reason string) *sip.Response {
+			return sip.NewResponseFromRequest(req, code, reason, nil)
+		}, "Shutting down"))
+	}
+	return draining
+}
+
+// Close stops the server at once: the expiry timer, the Feed, and the
+// NOTIFYs in flight (their watchers are not told; see Shutdown). It
+// returns nil.
 func (s *PresenceServer) Close() error {
 	s.removeHooks()
 	s.mu.Lock()
@@ -273,6 +350,9 @@ func badEvent(req *sip.Request) *sip.Response {
 // publishes their own presence, one publication per device, each with an
 // entity tag for refresh, modification and removal.
 func (s *PresenceServer) HandlePublish(req *sip.Request, tx sip.ServerTransaction) {
+	if s.refuseWhileDraining(req, tx) {
+		return
+	}
 	id := s.cfg.Auth.Authenticate(req, tx)
 	if id == nil {
 		return
@@ -389,6 +469,9 @@ func (s *PresenceServer) publish(req *sip.Request, id *auth.Identity) *sip.Respo
 // event: it creates, refreshes or ends a subscription and sends the
 // watcher a NOTIFY with the view it may see.
 func (s *PresenceServer) HandleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
+	if s.refuseWhileDraining(req, tx) {
+		return
+	}
 	id := s.cfg.Auth.Authenticate(req, tx)
 	if id == nil {
 		return
@@ -447,7 +530,7 @@ func (s *PresenceServer) subscribe(req *sip.Request, id *auth.Identity) (*sip.Re
 		}
 		s.mu.Unlock()
 	} else {
-		ctx, cancel := context.WithTimeout(context.Background(), storeDeadline)
+		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
 		defer cancel()
 		presentity := canonicalAOR(req.Recipient.String())
 		if res := spimCheck(ctx, req, s.cfg.Policy, s.cfg.Spim, presentity, id); res != nil {
@@ -546,9 +629,8 @@ func newTag() string {
 
 // Changed sends every watcher of aor a fresh view, and announces the
 // change on the Feed to the pool's other front ends. The PresenceServer
-// calls it when aor publishes and the PresencePolicy when aor's policy
-// changes; call it when the presentity's directory data or registrations
-// change.
+// calls it itself when aor publishes, signs in or out, or when aor's
+// visibility rule changes; call it when aor's directory data changes.
 func (s *PresenceServer) Changed(aor string) {
 	aor = canonicalAOR(aor)
 	s.changedHere(aor)
@@ -658,6 +740,7 @@ func (s *PresenceServer) kick(sub *subscription) {
 		return
 	}
 	sub.sending = true
+	s.senders++
 	s.wg.Add(1) // under mu: Close cancels under mu before it waits
 	s.mu.Unlock()
 	go func() {
@@ -667,6 +750,7 @@ func (s *PresenceServer) kick(sub *subscription) {
 			s.mu.Lock()
 			if !sub.dirty || sub.terminated == "sent" || s.subs[sub.id] != sub {
 				sub.sending = false
+				s.senders--
 				s.mu.Unlock()
 				return
 			}
@@ -783,9 +867,13 @@ func (s *PresenceServer) notify(sub *subscription) {
 	cseq := sub.cseq
 	state := "active;expires=" + strconv.Itoa(max(0, int(sub.expires.Sub(now)/time.Second)))
 	if final {
-		state = "terminated;reason=timeout"
-		if sub.terminated == "terminated" {
+		switch sub.terminated {
+		case "terminated": // unsubscribed, or a fetch
 			state = "terminated"
+		case "deactivated": // Shutdown
+			state = "terminated;reason=deactivated"
+		default:
+			state = "terminated;reason=timeout"
 		}
 		sub.terminated = "sent"
 		s.dropLocked(sub)

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -192,7 +193,16 @@ type device struct {
 
 	contact  string
 	notifies chan *sip.Request
+	messages chan *sip.Request
+	// held makes the device wait with its answers to NOTIFY and MESSAGE
+	// until release (or hangUp): a device that does not answer.
+	held    atomic.Bool
+	release chan struct{}
+	relOnce sync.Once
 }
+
+// releaseAnswers lets the device answer what it holds, and all later.
+func (d *device) releaseAnswers() { d.relOnce.Do(func() { close(d.release) }) }
 
 func (s *stack) device(user string) (*device, error) {
 	ua, err := sipgo.NewUA(sipgo.WithUserAgent("device-"+user),
@@ -202,12 +212,20 @@ func (s *stack) device(user string) (*device, error) {
 	}
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
-	d := &device{s: s, user: user, ua: ua, client: client, notifies: make(chan *sip.Request, 32),
+	d := &device{s: s, user: user, ua: ua, client: client, notifies: make(chan *sip.Request, 32), messages: make(chan *sip.Request, 32),
+		release: make(chan struct{}),
 		contact: "<sip:" + user + "-" + sip.GenerateTagN(6) + "@127.0.0.1;transport=tls>"}
-	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		d.notifies <- req
-		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	})
+	answer := func(ch chan *sip.Request) func(*sip.Request, sip.ServerTransaction) {
+		return func(req *sip.Request, tx sip.ServerTransaction) {
+			ch <- req
+			if d.held.Load() {
+				<-d.release
+			}
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+		}
+	}
+	srv.OnNotify(answer(d.notifies))
+	srv.OnMessage(answer(d.messages))
 	return d, nil
 }
 
@@ -216,6 +234,7 @@ func (d *device) aor() string { return "sip:" + d.user + "@" + domain }
 // hangUp drops the device's connection, as a crashed device or a lost
 // network does: no REGISTER, no unsubscribe.
 func (d *device) hangUp() {
+	d.releaseAnswers()
 	d.once.Do(func() {
 		_ = d.client.Close()
 		_ = d.ua.Close()
@@ -262,6 +281,14 @@ func (d *device) register(expires int) error {
 	return err
 }
 
+// message sends text to a user.
+func (d *device) message(to, text string) error {
+	req := d.request(sip.MESSAGE, to, sip.NewHeader("Content-Type", "text/plain"))
+	req.SetBody([]byte(text))
+	_, err := d.do(req)
+	return err
+}
+
 // watch subscribes to presentity's presence for ten minutes.
 func (d *device) watch(presentity string) error {
 	_, err := d.do(d.request(sip.SUBSCRIBE, presentity, sip.NewHeader("Contact", d.contact),
@@ -272,6 +299,16 @@ func (d *device) watch(presentity string) error {
 // next waits for the next NOTIFY and returns the availability it carries
 // and its Subscription-State.
 func (d *device) next() (presence.Availability, string, error) {
+	doc, state, err := d.nextDoc()
+	if doc == nil {
+		return "", state, err
+	}
+	return doc.Availability, state, err
+}
+
+// nextDoc waits for the next NOTIFY and returns its document (nil if it
+// has none) and its Subscription-State.
+func (d *device) nextDoc() (*presence.Presence, string, error) {
 	select {
 	case n := <-d.notifies:
 		state := ""
@@ -279,16 +316,22 @@ func (d *device) next() (presence.Availability, string, error) {
 			state = h.Value()
 		}
 		if len(n.Body()) == 0 {
-			return "", state, nil
+			return nil, state, nil
 		}
 		doc, err := presence.ParsePIDF(n.Body())
-		if err != nil {
-			return "", state, err
-		}
-		return doc.Availability, state, nil
+		return doc, state, err
 	case <-time.After(5 * time.Second):
-		return "", "", errors.New(d.user + " got no NOTIFY")
+		return nil, "", errors.New(d.user + " got no NOTIFY")
 	}
+}
+
+// publish publishes the device's state for ten minutes.
+func (d *device) publish(a presence.Availability, note string) error {
+	req := d.request(sip.PUBLISH, d.aor(), sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600"),
+		sip.NewHeader("Content-Type", "application/pidf+xml"))
+	req.SetBody((&presence.Presence{Entity: d.aor(), Availability: a, Note: note}).MarshalPIDF())
+	_, err := d.do(req)
+	return err
 }
 
 // until waits for a NOTIFY showing availability a.

@@ -320,6 +320,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	defer router.Close()
 	// Presence: devices publish, watchers subscribe, and each watcher sees
 	// what the presentity's privacy policy allows.
 	presenceSrv, err := presence.NewPresenceServer(presence.PresenceServerConfig{
@@ -523,6 +524,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = signaling.Close() // browsers' sockets: Shutdown leaves them open
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = httpsSrv.Shutdown(shutdownCtx)
+	// While the devices are still connected: watchers are told their
+	// subscriptions end, and messages and calls in flight finish.
+	_ = presenceSrv.Shutdown(shutdownCtx)
+	_ = router.Shutdown(shutdownCtx)
 	_ = sipLn.Close()
 	_ = wssLn.Close()
 	_ = edgeLn.Close()

@@ -11,8 +11,6 @@ import (
 	"math/big"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -206,51 +204,5 @@ func TestCRLRedirectRefused(t *testing.T) {
 	err = p.crls.Check(context.Background(), c.Leaf, p.ca.Certificate())
 	if err == nil || !strings.Contains(err.Error(), "302") {
 		t.Fatalf("got %v, want a refusal of the redirect", err)
-	}
-}
-
-func TestCRLHandlerHeaders(t *testing.T) {
-	ca, _ := NewCA(CAConfig{})
-	rec := httptest.NewRecorder()
-	ca.CRLHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/ca.crl", nil))
-	if rec.Code != 200 || rec.Header().Get("Content-Type") != "application/pkix-crl" || rec.Header().Get("Cache-Control") != "no-cache" {
-		t.Fatalf("GET: %d %v", rec.Code, rec.Header())
-	}
-	if _, err := ParseCRL(rec.Body.Bytes()); err != nil {
-		t.Fatal(err)
-	}
-	rec = httptest.NewRecorder()
-	ca.CRLHandler().ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "/ca.crl", nil))
-	if rec.Code != http.StatusMethodNotAllowed {
-		t.Fatalf("POST: %d, want 405", rec.Code)
-	}
-}
-
-func TestOpenCANeverReplacesAnIncompleteCA(t *testing.T) {
-	dir := t.TempDir()
-	if _, err := OpenCA(dir, CAConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	keyBefore, _ := os.ReadFile(filepath.Join(dir, CAKeyFile))
-	for _, lost := range []string{CACertFile, CAStateFile} {
-		t.Run("without "+lost, func(t *testing.T) {
-			data, _ := os.ReadFile(filepath.Join(dir, lost))
-			if err := os.Remove(filepath.Join(dir, lost)); err != nil {
-				t.Fatal(err)
-			}
-			defer os.WriteFile(filepath.Join(dir, lost), data, 0o600)
-			_, err := OpenCA(dir, CAConfig{})
-			if err == nil || !strings.Contains(err.Error(), lost) {
-				t.Fatalf("got %v, want an error naming the missing %s", err, lost)
-			}
-			keyAfter, _ := os.ReadFile(filepath.Join(dir, CAKeyFile))
-			if string(keyAfter) != string(keyBefore) {
-				t.Fatal("the CA key was overwritten")
-			}
-		})
-	}
-	other, _ := NewCA(CAConfig{})
-	if err := other.Save(dir); err == nil || !strings.Contains(err.Error(), "refusing to overwrite") {
-		t.Fatalf("Save over an existing CA: %v", err)
 	}
 }
