@@ -72,7 +72,6 @@ func TestNewEdgeRelayValidatesItsConfig(t *testing.T) {
 		{"no credential check", "RelayConfig.Secrets", func(c *RelayConfig) { c.Secrets = nil }},
 		{"no relay address", "RelayConfig.RelayAddress", func(c *RelayConfig) { c.RelayAddress = nil }},
 		{"a relay address of 3 bytes", "RelayConfig.RelayAddress", func(c *RelayConfig) { c.RelayAddress = net.IP{1, 2, 3} }},
-		{"an unspecified relay address", "RelayConfig.RelayAddress", func(c *RelayConfig) { c.RelayAddress = net.IPv4zero }},
 		{"no listener", "RelayConfig.UDP", func(c *RelayConfig) { c.UDP = nil }},
 		{"a nil UDP listener", "RelayConfig.UDP[1]", func(c *RelayConfig) { c.UDP = append(c.UDP, nil) }},
 		{"a nil TCP listener", "RelayConfig.TCP[0]", func(c *RelayConfig) { c.TCP = []net.Listener{nil} }},

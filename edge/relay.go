@@ -241,8 +241,6 @@ func (c *RelayConfig) validate() error {
 		return errors.New("edge: RelayConfig.RelayAddress is required")
 	case len(c.RelayAddress) != net.IPv4len && len(c.RelayAddress) != net.IPv6len:
 		return fmt.Errorf("edge: RelayConfig.RelayAddress %v is not an IP address", c.RelayAddress)
-	case c.RelayAddress.IsUnspecified():
-		return errors.New("edge: RelayConfig.RelayAddress must be the address clients reach, not unspecified")
 	case len(c.UDP)+len(c.TCP) == 0:
 		return errors.New("edge: RelayConfig.UDP or RelayConfig.TCP needs a listener")
 	case c.RelayBind != "" && net.ParseIP(c.RelayBind) == nil:
