@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -131,6 +132,20 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 		return nil, errors.New("edge: AccessEdgeConfig.Client is required")
 	case len(cfg.InternalNames) > 0 && cfg.InternalCA == nil:
 		return nil, errors.New("edge: AccessEdgeConfig.InternalCA is required with InternalNames")
+	case cfg.Timeout < 0:
+		return nil, errors.New("edge: AccessEdgeConfig.Timeout must not be negative")
+	case cfg.InviteTimeout < 0:
+		return nil, errors.New("edge: AccessEdgeConfig.InviteTimeout must not be negative")
+	}
+	for i, d := range cfg.Domains {
+		if strings.TrimSpace(d) == "" {
+			return nil, fmt.Errorf("edge: AccessEdgeConfig.Domains[%d] is empty", i)
+		}
+	}
+	for d, addr := range cfg.Partners {
+		if d == "" || addr == "" {
+			return nil, fmt.Errorf("edge: AccessEdgeConfig.Partners[%q] = %q: a domain and an address are required", d, addr)
+		}
 	}
 	if cfg.Throttle == nil {
 		th, err := auth.NewThrottle(auth.ThrottleConfig{})

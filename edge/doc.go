@@ -27,9 +27,12 @@
 // certificate names its domain.
 //
 // [EdgeRelay] is the A/V Edge: a TURN relay for holders of the
-// credentials [RelayCredentials] issues (see its documentation), with UDP
-// relays (pion/turn/v2) and TCP relays (RFC 6062, served by the edge
-// itself) for clients that reach it only over TCP or TLS.
+// credentials [RelayCredentials] issues, or of the application's own
+// (RelayConfig.AuthHandler), with UDP relays (pion/turn/v2) and TCP
+// relays (RFC 6062, served by the edge itself) for clients that reach it
+// only over TCP or TLS. It never relays to the host's own addresses nor
+// to internal ranges unless allowed, and drains with Shutdown (see its
+// documentation and the example).
 //
 // Remote users of the tenants and anonymous guests connect to the edge's
 // other listener ([AccessEdge.UserListener], TLS without a client

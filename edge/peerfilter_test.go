@@ -343,3 +343,50 @@ func TestRelayRefusesDocumentationRanges(t *testing.T) {
 		}
 	}
 }
+
+// TestRelayChannelBindRefusesInternalPeers: the peer filter holds for
+// ChannelBind as for CreatePermission (pion's client only ever shows the
+// latter).
+func TestRelayChannelBindRefusesInternalPeers(t *testing.T) {
+	e := newRelay(t)
+	cred := e.secrets.Issue("alice@example.test", time.Hour)
+	server, _ := net.ResolveUDPAddr("udp4", e.udp)
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ask := func(raw []byte) *stun.Message {
+		t.Helper()
+		_, _ = conn.WriteTo(raw, server)
+		buf := make([]byte, 1500)
+		_ = conn.SetReadDeadline(time.Now().Add(2 * time.Second))
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := &stun.Message{Raw: buf[:n]}
+		if err := m.Decode(); err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	var nonce stun.Nonce
+	_ = nonce.GetFrom(ask(buildReq(stun.MethodAllocate, nil, "", udpTransportAttr)))
+	if m := ask(buildReq(stun.MethodAllocate, &cred, nonce.String(), udpTransportAttr)); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("Allocate: %v", m)
+	}
+	for _, peer := range []string{"127.0.0.1", "10.0.0.1", "169.254.169.254"} {
+		xor := &stun.XORMappedAddress{IP: net.ParseIP(peer), Port: 9}
+		peerAttr := func(m *stun.Message) error { return xor.AddToAs(m, stun.AttrXORPeerAddress) }
+		channel := stun.RawAttribute{Type: stun.AttrChannelNumber, Value: []byte{0x40, 0x01, 0, 0}}
+		m := ask(buildReq(stun.MethodChannelBind, &cred, nonce.String(), channel, setterFunc(peerAttr)))
+		if errorCode(m) != 403 {
+			t.Errorf("ChannelBind to %s: %v %d, want 403", peer, m.Type, errorCode(m))
+		}
+	}
+	if mt := e.relay.Metrics(); mt.PeersRefused != 3 || mt.Permissions != 0 {
+		t.Errorf("metrics %+v", mt)
+	}
+	_ = ask(buildReq(stun.MethodRefresh, &cred, nonce.String(), stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 0}}))
+}

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -29,13 +30,27 @@ const (
 	allocationRetriesBeforeGiveUp = 20
 )
 
-// RelayConfig configures an EdgeRelay. Realm, Secrets, RelayAddress and at
-// least one listener are required.
+// RelayConfig configures an EdgeRelay. Realm, RelayAddress, at least one
+// listener, and Secrets or AuthHandler are required; NewEdgeRelay applies
+// the documented defaults to the other zero fields.
 type RelayConfig struct {
 	// Realm is the TURN realm.
 	Realm string
-	// Secrets verifies the credentials RelayCredentials issued.
+	// Secrets verifies the credentials RelayCredentials issued (TURN REST
+	// API user names, at most MaxCredentialLifetime long): the default
+	// credential check.
 	Secrets *Secrets
+	// AuthHandler, if set, replaces the Secrets check with the
+	// application's own: it returns the long-term key of a user name in
+	// the realm (LongTermKey of the user's password), asked by a client at
+	// src, or false to refuse it (the client gets 401 with a fresh
+	// nonce). It is called for every authenticated request, concurrently,
+	// and must not block. The relay's other rules hold whatever it
+	// accepts: the peer filter, the quota per user (the user being the
+	// user name's part after its last two colons, the whole name if it has
+	// none), the binding of an allocation to its user name and the
+	// bandwidth limit.
+	AuthHandler func(username, realm string, src net.Addr) (key []byte, ok bool)
 	// UDP are the packet listeners (e.g. 0.0.0.0:3478); TCP the stream
 	// listeners, plain or wrapped with tls.NewListener for TURN over TLS.
 	UDP []net.PacketConn
@@ -80,20 +95,44 @@ type RelayMetrics struct {
 }
 
 // EdgeRelay is the A/V Edge: a TURN relay (RFC 8656, on pion/turn/v2)
-// that serves only holders of credentials RelayCredentials issued, at
-// most MaxCredentialLifetime long. The first Allocate is answered 401 with
-// a nonce; every later request carries the user name and an HMAC and is
-// checked; stale nonces get 438. Relay ports are random in the configured
-// range; peers in private, loopback, link-local, documentation and other
-// internal or reserved ranges (in their embedded-IPv4 IPv6 forms too) are
-// refused unless allowed, and the host's own addresses (every interface's)
-// always; each user
-// has an allocation quota and each allocation a bandwidth limit; requests
-// on an allocation must come with the credentials of the user who made it
-// (441 otherwise). Clients on TCP or TLS listeners may ask for TCP
-// relays (RFC 6062: Connect, ConnectionBind, ConnectionAttempt), under
-// the same credentials, quota, peer filter and bandwidth limit. It is safe
-// for concurrent use; Close stops it.
+// for clients that cannot reach a meeting's media directly.
+//
+// # Building one
+//
+// NewEdgeRelay takes a RelayConfig: the realm, the listeners it serves
+// (UDP packet conns; TCP listeners, plain or tls.NewListener for TURN over
+// TLS), the public RelayAddress relayed addresses carry, and how
+// credentials are checked. By default that is Secrets: the relay serves
+// holders of the TURN REST API credentials RelayCredentials issues to
+// signed-in users, at most MaxCredentialLifetime (8 hours) long. An
+// application with its own accounts sets AuthHandler instead and returns
+// LongTermKey(username, realm, password) for the users it accepts (see
+// the example). Missing or inconsistent fields are refused with an error
+// naming them; zero values get the defaults documented on RelayConfig.
+//
+// # What it enforces
+//
+// The first Allocate is answered 401 with a nonce; every later request
+// carries the user name and an HMAC and is checked: a refused credential
+// gets 401 with a fresh nonce, a stale nonce 438, a failed integrity
+// check is dropped. Relay ports are random in the configured range and
+// only allocated ports listen. Peers in private, loopback, link-local,
+// documentation and other internal or reserved ranges (in their
+// embedded-IPv4 IPv6 forms too) are refused unless RelayConfig.AllowPeers
+// opens them, and the host's own addresses (every interface's) always:
+// CreatePermission, ChannelBind and Connect toward them get 403. Each
+// user has an allocation quota (486 beyond it) and each allocation a
+// bandwidth limit; requests on an allocation must come with the
+// credentials of the user who made it (441 otherwise). Clients on TCP or
+// TLS listeners may ask for TCP relays (RFC 6062: Connect,
+// ConnectionBind, ConnectionAttempt), under the same rules. Metrics
+// counts all of it.
+//
+// # Lifecycle
+//
+// The relay serves from NewEdgeRelay on; Shutdown drains it (no new
+// allocations, the open ones until they end or ctx does), Close stops it
+// at once. It is safe for concurrent use.
 type EdgeRelay struct {
 	cfg    RelayConfig
 	server *turn.Server
@@ -104,15 +143,16 @@ type EdgeRelay struct {
 	}
 	tcp *tcpRelays // RFC 6062 allocations
 
-	mu      sync.Mutex
-	perUser map[string]int            // the user's allocations, those being made included
-	owner   map[string]string         // allocation 5-tuple -> user name that made it
-	relays  map[string]*relayConn     // client address -> its allocation's relay socket
-	all     map[*relayConn]struct{}   // every open relay socket
-	seen    map[[12]byte]seenAllocate // Allocate transaction IDs, against replay
-	seenLog []seenEntry               // the same, oldest first, to expire them
-	streams []*streamGuard
-	closed  bool
+	mu       sync.Mutex
+	perUser  map[string]int            // the user's allocations, those being made included
+	owner    map[string]string         // allocation 5-tuple -> user name that made it
+	relays   map[string]*relayConn     // client address -> its allocation's relay socket
+	all      map[*relayConn]struct{}   // every open relay socket
+	seen     map[[12]byte]seenAllocate // Allocate transaction IDs, against replay
+	seenLog  []seenEntry               // the same, oldest first, to expire them
+	streams  []*streamGuard
+	closed   bool
+	draining bool // Shutdown: no new allocations
 }
 
 // seenAllocate is where an authenticated Allocate came from first.
@@ -136,21 +176,11 @@ const (
 // NewEdgeRelay starts a relay on the configured listeners, or returns an
 // error naming the invalid field.
 func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
-	switch {
-	case cfg.Realm == "":
-		return nil, errors.New("edge: RelayConfig.Realm is required")
-	case cfg.Secrets == nil:
-		return nil, errors.New("edge: RelayConfig.Secrets is required")
-	case cfg.RelayAddress == nil:
-		return nil, errors.New("edge: RelayConfig.RelayAddress is required")
-	case len(cfg.UDP)+len(cfg.TCP) == 0:
-		return nil, errors.New("edge: RelayConfig needs a UDP or TCP listener")
+	if err := cfg.validate(); err != nil {
+		return nil, err
 	}
 	if cfg.PortMin == 0 && cfg.PortMax == 0 {
 		cfg.PortMin, cfg.PortMax = DefaultRelayPortMin, DefaultRelayPortMax
-	}
-	if cfg.PortMin == 0 || cfg.PortMax < cfg.PortMin {
-		return nil, fmt.Errorf("edge: RelayConfig.PortMin/PortMax: invalid range %d-%d", cfg.PortMin, cfg.PortMax)
 	}
 	if cfg.RelayBind == "" {
 		cfg.RelayBind = cfg.RelayAddress.String()
@@ -160,9 +190,6 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 	}
 	if cfg.Bandwidth == 0 {
 		cfg.Bandwidth = DefaultAllocationBandwidth
-	}
-	if cfg.AllocationsPerUser < 0 || cfg.Bandwidth < 0 {
-		return nil, errors.New("edge: RelayConfig.AllocationsPerUser and Bandwidth must not be negative")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -202,6 +229,47 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 	return r, nil
 }
 
+// validate returns an error naming the first field of c that is missing
+// or inconsistent.
+func (c *RelayConfig) validate() error {
+	switch {
+	case c.Realm == "":
+		return errors.New("edge: RelayConfig.Realm is required")
+	case c.Secrets == nil && c.AuthHandler == nil:
+		return errors.New("edge: RelayConfig.Secrets (or AuthHandler) is required")
+	case c.RelayAddress == nil:
+		return errors.New("edge: RelayConfig.RelayAddress is required")
+	case len(c.RelayAddress) != net.IPv4len && len(c.RelayAddress) != net.IPv6len:
+		return fmt.Errorf("edge: RelayConfig.RelayAddress %v is not an IP address", c.RelayAddress)
+	case len(c.UDP)+len(c.TCP) == 0:
+		return errors.New("edge: RelayConfig.UDP or RelayConfig.TCP needs a listener")
+	case c.RelayBind != "" && net.ParseIP(c.RelayBind) == nil:
+		return fmt.Errorf("edge: RelayConfig.RelayBind %q is not an IP address", c.RelayBind)
+	case c.PortMin == 0 && c.PortMax != 0, c.PortMax < c.PortMin:
+		return fmt.Errorf("edge: RelayConfig.PortMin/PortMax: invalid range %d-%d", c.PortMin, c.PortMax)
+	case c.AllocationsPerUser < 0:
+		return errors.New("edge: RelayConfig.AllocationsPerUser must not be negative")
+	case c.Bandwidth < 0:
+		return errors.New("edge: RelayConfig.Bandwidth must not be negative")
+	}
+	for i, pc := range c.UDP {
+		if pc == nil {
+			return fmt.Errorf("edge: RelayConfig.UDP[%d] is nil", i)
+		}
+	}
+	for i, ln := range c.TCP {
+		if ln == nil {
+			return fmt.Errorf("edge: RelayConfig.TCP[%d] is nil", i)
+		}
+	}
+	for i, p := range c.AllowPeers {
+		if !p.IsValid() {
+			return fmt.Errorf("edge: RelayConfig.AllowPeers[%d] is not a valid prefix", i)
+		}
+	}
+	return nil
+}
+
 func (r *EdgeRelay) addOwn(a net.Addr) {
 	var ip net.IP
 	switch x := a.(type) {
@@ -215,7 +283,8 @@ func (r *EdgeRelay) addOwn(a net.Addr) {
 	}
 }
 
-// Close stops the relay: listeners, connections and every allocation.
+// Close stops the relay at once: listeners, connections and every
+// allocation (Shutdown lets allocations finish first).
 func (r *EdgeRelay) Close() error {
 	r.mu.Lock()
 	r.closed = true
@@ -237,6 +306,39 @@ func (r *EdgeRelay) Close() error {
 		_ = rc.Close()
 	}
 	return err
+}
+
+// shutdownPoll is how often Shutdown looks whether the allocations have
+// ended.
+const shutdownPoll = 20 * time.Millisecond
+
+// Shutdown drains the relay, as http.Server.Shutdown drains a server: new
+// Allocates are answered 508 (Insufficient Capacity), TCP connections
+// that carry no allocation are closed, and the open allocations are given
+// until ctx ends to finish (their clients delete them at the end of their
+// calls, with a Refresh of lifetime 0, or they expire, or their TCP
+// connections close). Then, or when none is left, the relay closes as
+// Close does: what remains of allocations and connections is closed.
+// Shutdown returns nil when the allocations ended by themselves, and
+// ctx.Err() when ctx ended first.
+func (r *EdgeRelay) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	r.draining = true
+	r.mu.Unlock()
+	for _, g := range r.streams {
+		g.closeIdle()
+	}
+	tick := time.NewTicker(shutdownPoll)
+	defer tick.Stop()
+	for r.m.allocations.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			_ = r.Close()
+			return ctx.Err()
+		case <-tick.C:
+		}
+	}
+	return r.Close()
 }
 
 // Metrics returns the relay's counters.

@@ -427,3 +427,14 @@ func waitUntil(t *testing.T, ok func() bool) {
 	}
 	t.Fatal("condition not reached in 5 s")
 }
+
+// two rotations within the grace period break credentials early.
+func TestSecretsSurviveRepeatedRotation(t *testing.T) {
+	s := NewSecrets(0, nil)
+	c := s.Issue("alice@example.test", time.Hour)
+	s.Rotate()
+	s.Rotate()
+	if _, _, err := s.Password(c.Username); err != nil {
+		t.Errorf("credential issued before two rotations in the grace period: %v", err)
+	}
+}

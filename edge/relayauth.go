@@ -71,8 +71,19 @@ func (r *EdgeRelay) nonceFresh(n string) bool {
 	return r.tcp.validNonce(n, now) || pionNonceFresh(n, now)
 }
 
-// key returns the long-term key of a credential the relay accepts.
+// LongTermKey is the long-term credential key of RFC 8489 section 9.2.2,
+// MD5(username ":" realm ":" password), which a RelayConfig.AuthHandler
+// returns for a user it accepts.
+func LongTermKey(username, realm, password string) []byte {
+	return turn.GenerateAuthKey(username, realm, password)
+}
+
+// key returns the long-term key of a credential the relay accepts: the
+// application's AuthHandler decides if there is one, Secrets otherwise.
 func (r *EdgeRelay) key(username, realm string, src net.Addr) ([]byte, bool) {
+	if r.cfg.AuthHandler != nil {
+		return r.cfg.AuthHandler(username, realm, src)
+	}
 	pass, _, err := r.cfg.Secrets.Password(username)
 	if err != nil || realm != r.cfg.Realm {
 		return nil, false
@@ -228,6 +239,9 @@ func (r *EdgeRelay) inspectAllocate(tuple, client, username string, m *stun.Mess
 	}
 	if _, exists := r.owner[tuple]; exists {
 		return verdict{} // pion answers: a retransmission, or 437
+	}
+	if r.draining || r.closed {
+		return verdict{reply: signedError(m, key, stun.CodeInsufficientCapacity)}
 	}
 	if r.perUser[user] >= r.cfg.AllocationsPerUser {
 		r.m.quota.Add(1)

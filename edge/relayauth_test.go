@@ -179,3 +179,47 @@ func TestRelayStaleNonceAnswered438(t *testing.T) {
 		t.Errorf("bob's CreatePermission on alice's allocation: %v %d (signed %v), want 441 signed", m.Type, errorCode(m), signedBy(m, bob))
 	}
 }
+
+// TestRelayWithTheApplicationsCredentialCheck: RelayConfig.AuthHandler
+// replaces the Secrets check, over UDP and for TCP allocations; users it
+// refuses get 401, and the quota and the peer filter still hold.
+func TestRelayWithTheApplicationsCredentialCheck(t *testing.T) {
+	users := map[string]string{"carol": "correct horse", "dave": "battery staple"}
+	e := newRelay(t, func(c *RelayConfig) {
+		c.Secrets = nil
+		c.AllocationsPerUser = 1
+		c.AuthHandler = func(username, realm string, _ net.Addr) ([]byte, bool) {
+			pass, ok := users[username]
+			return LongTermKey(username, realm, pass), ok && realm == "example.test"
+		}
+	})
+	carol := Credential{Username: "carol", Password: "correct horse"}
+	rc, err := allocate(t, e.client(carol))
+	if err != nil {
+		t.Fatalf("carol's allocation: %v", err)
+	}
+	if _, err := rc.WriteTo([]byte("x"), &net.UDPAddr{IP: net.IPv4(10, 0, 0, 1), Port: 9}); err == nil {
+		t.Error("carol reached 10.0.0.1")
+	}
+	if _, err := allocate(t, e.client(carol)); err == nil {
+		t.Error("carol's second allocation past a quota of 1")
+	}
+	alloc, err := e.tcpClient(Credential{Username: "dave", Password: "battery staple"}).AllocateTCP()
+	if err != nil {
+		t.Fatalf("dave's TCP allocation: %v", err)
+	}
+	closeAtEnd(t, alloc)
+	// Mallory is nobody the application knows; an issued credential means
+	// nothing to this relay.
+	s := &relaySession{t: t}
+	s.server, _ = net.ResolveUDPAddr("udp4", e.udp)
+	s.conn, _ = net.ListenPacket("udp4", "127.0.0.1:0")
+	defer s.conn.Close()
+	var nonce stun.Nonce
+	_ = nonce.GetFrom(s.ask(buildReq(stun.MethodAllocate, nil, "", udpTransportAttr)))
+	for _, cred := range []Credential{{Username: "mallory", Password: "x"}, NewSecrets(0, nil).Issue("alice@example.test", time.Hour)} {
+		if m := s.ask(buildReq(stun.MethodAllocate, &cred, nonce.String(), udpTransportAttr)); errorCode(m) != 401 {
+			t.Errorf("%s: %v %d, want 401", cred.Username, m.Type, errorCode(m))
+		}
+	}
+}

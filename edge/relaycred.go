@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -46,8 +47,8 @@ type Authenticator interface {
 	Authenticate(req *sip.Request, tx sip.ServerTransaction) *auth.Identity
 }
 
-// RelayCredentialsConfig configures RelayCredentials. Secrets and URIs are
-// required; Auth for the SIP handler.
+// RelayCredentialsConfig configures RelayCredentials. Secrets, URIs and
+// Auth are required.
 type RelayCredentialsConfig struct {
 	Secrets *Secrets
 	// URIs are the relay's TURN URIs (RFC 7065) clients are given, e.g.
@@ -56,9 +57,21 @@ type RelayCredentialsConfig struct {
 	URIs []string
 	// TTL is the lifetime given when a client asks for none; at most (and
 	// by default) MaxCredentialLifetime.
-	TTL  time.Duration
+	TTL time.Duration
+	// Auth authenticates the SIP requests (HandleService); the HTTPS
+	// handler takes the identity auth's HTTP middleware put in the
+	// request's context.
 	Auth Authenticator
 }
+
+// Errors of RelayCredentials.For, for errors.Is.
+var (
+	// ErrNotSignedIn: relay credentials are for signed-in users of the
+	// tenants, not for anonymous guests nor requests without an identity.
+	ErrNotSignedIn = errors.New("edge: relay credentials are for signed-in users")
+	// ErrSignInExpired: the sign-in that vouches for the user has expired.
+	ErrSignInExpired = errors.New("edge: the sign-in has expired")
+)
 
 // RelayCredentials issues relay credentials to authenticated users, over
 // the SIP signaling channel and over HTTPS.
@@ -74,6 +87,10 @@ func NewRelayCredentials(cfg RelayCredentialsConfig) (*RelayCredentials, error) 
 		return nil, errors.New("edge: RelayCredentialsConfig.Secrets is required")
 	case len(cfg.URIs) == 0:
 		return nil, errors.New("edge: RelayCredentialsConfig.URIs is required")
+	case slices.Contains(cfg.URIs, ""):
+		return nil, errors.New("edge: RelayCredentialsConfig.URIs has an empty URI")
+	case cfg.Auth == nil:
+		return nil, errors.New("edge: RelayCredentialsConfig.Auth is required")
 	case cfg.TTL < 0:
 		return nil, errors.New("edge: RelayCredentialsConfig.TTL must not be negative")
 	}
@@ -88,10 +105,12 @@ type relayRequest struct {
 	TTL int `json:"ttl"`
 }
 
-// For returns a credential for id, for ttl (0: the default).
+// For returns a credential for id, for ttl (0: the default), never
+// beyond the sign-in that vouches for the user. It fails with
+// ErrNotSignedIn or ErrSignInExpired.
 func (rc *RelayCredentials) For(id *auth.Identity, ttl time.Duration) (Credential, error) {
 	if id == nil || id.Kind == auth.Anonymous {
-		return Credential{}, errors.New("edge: relay credentials are for signed-in users")
+		return Credential{}, ErrNotSignedIn
 	}
 	if ttl <= 0 {
 		ttl = rc.cfg.TTL
@@ -100,7 +119,7 @@ func (rc *RelayCredentials) For(id *auth.Identity, ttl time.Duration) (Credentia
 		// Not beyond the sign-in that vouches for the user.
 		left := time.Until(id.Expires)
 		if left < time.Second {
-			return Credential{}, errors.New("edge: the sign-in has expired")
+			return Credential{}, ErrSignInExpired
 		}
 		ttl = min(ttl, left)
 	}
@@ -132,7 +151,11 @@ func (rc *RelayCredentials) HandleService(req *sip.Request, tx sip.ServerTransac
 		}
 	}
 	c, err := rc.For(id, time.Duration(r.TTL)*time.Second)
-	if err != nil {
+	switch {
+	case errors.Is(err, ErrSignInExpired):
+		reply(403, "The sign-in has expired")
+		return
+	case err != nil:
 		reply(403, "Relay credentials are for signed-in users")
 		return
 	}

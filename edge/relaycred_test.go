@@ -3,6 +3,7 @@ package edge
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -92,5 +93,23 @@ func TestRelayCredentialsOverHTTPS(t *testing.T) {
 	anon.Body.Close()
 	if anon.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("without signing in: %s", anon.Status)
+	}
+}
+
+// an identity whose proof has just expired (bearer token within the
+// clock skew) gets an 8-hour relay credential.
+func TestRelayCredentialsNotForAnExpiredSignIn(t *testing.T) {
+	rc, err := NewRelayCredentials(RelayCredentialsConfig{Secrets: NewSecrets(0, nil), URIs: []string{"turn:x"}, Auth: refuseAll{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := rc.For(&auth.Identity{URI: "sip:alice@example.test", Kind: auth.Internal, Expires: time.Now().Add(-30 * time.Second)}, 0)
+	if !errors.Is(err, ErrSignInExpired) {
+		t.Errorf("identity expired 30 s ago: %d s credential, err %v; want ErrSignInExpired", c.TTL, err)
+	}
+	for name, id := range map[string]*auth.Identity{"no identity": nil, "an anonymous guest": {URI: "sip:guest@example.test", Kind: auth.Anonymous}} {
+		if _, err := rc.For(id, 0); !errors.Is(err, ErrNotSignedIn) {
+			t.Errorf("%s: err %v, want ErrNotSignedIn", name, err)
+		}
 	}
 }

@@ -108,6 +108,21 @@ func (g *streamGuard) closeAll() {
 	}
 }
 
+// closeIdle closes the connections that carry no allocation (Shutdown).
+func (g *streamGuard) closeIdle() {
+	g.mu.Lock()
+	conns := make([]*guardedConn, 0, len(g.conns))
+	for c := range g.conns {
+		conns = append(conns, c)
+	}
+	g.mu.Unlock()
+	for _, c := range conns {
+		if !g.r.carriesAllocation(c) {
+			_ = c.Close()
+		}
+	}
+}
+
 func (g *streamGuard) allocating() *allocating {
 	g.mu.Lock()
 	defer g.mu.Unlock()

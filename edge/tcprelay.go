@@ -201,14 +201,14 @@ func (t *tcpRelays) authenticate(c *guardedConn, m *stun.Message) (stunRequest, 
 		t.reply(c, m, nil, stun.CodeBadRequest)
 		return stunRequest{}, false
 	}
-	pass, _, err := t.r.cfg.Secrets.Password(u.String())
-	if err != nil || realm.String() != t.r.cfg.Realm {
+	k, ok := t.r.key(u.String(), realm.String(), c.RemoteAddr())
+	if !ok {
 		t.r.m.authFailures.Add(1)
-		t.r.cfg.Logger.Info("relay credential refused", "from", c.RemoteAddr().String(), "err", err)
+		t.r.cfg.Logger.Info("relay credential refused", "from", c.RemoteAddr().String())
 		t.challenge(c, m, stun.CodeUnauthorized)
 		return stunRequest{}, false
 	}
-	key := stun.NewLongTermIntegrity(u.String(), realm.String(), pass)
+	key := stun.MessageIntegrity(k)
 	if key.Check(m) != nil {
 		t.r.m.authFailures.Add(1)
 		return stunRequest{}, false // dropped, as inspect does
@@ -754,6 +754,32 @@ func (a *tcpAllocation) close() {
 	a.wg.Wait()
 	a.t.releasePort(a.bindAddr.Port)
 	a.t.r.unclaim(a.claim)
+}
+
+// carriesAllocation reports whether c is the connection of an
+// allocation (pion's or a TCP one), or a client data connection.
+func (r *EdgeRelay) carriesAllocation(c *guardedConn) bool {
+	r.mu.Lock()
+	_, owned := r.owner[c.tuple]
+	r.mu.Unlock()
+	if owned {
+		return true
+	}
+	t := r.tcp
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.allocs[c] != nil {
+		return true
+	}
+	for _, pc := range t.conns {
+		pc.a.mu.Lock()
+		data := pc.client == c
+		pc.a.mu.Unlock()
+		if data {
+			return true
+		}
+	}
+	return false
 }
 
 // controlClosed deletes the allocation made over c, which has closed.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/pion/webrtc/v3"
 
+	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/edge"
 )
 
@@ -29,7 +30,13 @@ func TestExternalParticipantThroughTheEdgeRelay(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer relay.Close()
-	creds, err := edge.NewRelayCredentials(edge.RelayCredentialsConfig{Secrets: secrets, URIs: []string{"turn:" + udp.LocalAddr().String() + "?transport=udp"}})
+	authn, err := auth.New(auth.Config{Directory: e.dir, Realm: "example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer authn.Close()
+	creds, err := edge.NewRelayCredentials(edge.RelayCredentialsConfig{Secrets: secrets, Auth: authn,
+		URIs: []string{"turn:" + udp.LocalAddr().String() + "?transport=udp"}})
 	if err != nil {
 		t.Fatal(err)
 	}

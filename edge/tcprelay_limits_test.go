@@ -31,7 +31,7 @@ func freeTCPPort(t *testing.T) uint16 {
 // allocation already listens on succeeds: with a one-port range both
 // allocations get the same relayed address, and the kernel spreads the
 // peers' connections between the two users' listeners.
-func TestReviewTCPAllocationsDoNotShareARelayedPort(t *testing.T) {
+func TestTCPAllocationsDoNotShareARelayedPort(t *testing.T) {
 	port := freeTCPPort(t)
 	e := newRelay(t, loopbackPeers, func(c *RelayConfig) { c.PortMin, c.PortMax = port, port })
 	alice, err := e.tcpClient(e.secrets.Issue("alice@example.test", time.Hour)).AllocateTCP()
@@ -48,7 +48,7 @@ func TestReviewTCPAllocationsDoNotShareARelayedPort(t *testing.T) {
 
 // The consequence: bob, sharing alice's relayed port, with a permission for
 // the peer, receives the peer connections meant for alice.
-func TestReviewPeerConnectionsForOneAllocationReachAnother(t *testing.T) {
+func TestTCPRelayPeerConnectionsReachOnlyTheirAllocation(t *testing.T) {
 	port := freeTCPPort(t)
 	e := newRelay(t, loopbackPeers, func(c *RelayConfig) { c.PortMin, c.PortMax = port, port })
 	ac, _ := e.tcpClientConn(e.secrets.Issue("alice@example.test", time.Hour))
@@ -129,7 +129,7 @@ func (e *relayEnv) acceptedConns() int {
 // client data connections. A data connection whose client does not read
 // stays open: pc.close closes only the peer side, the copy toward the
 // client is blocked in Write, the copy from it in Read.
-func TestReviewDataConnectionOutlivesItsAllocation(t *testing.T) {
+func TestTCPRelayDataConnectionEndsWithItsAllocation(t *testing.T) {
 	e := newRelay(t, loopbackPeers, func(c *RelayConfig) { c.Bandwidth = 1 << 30 })
 	c, control := e.tcpClientConn(e.secrets.Issue("alice@example.test", time.Hour))
 	alloc, err := c.AllocateTCP()
@@ -156,7 +156,7 @@ func TestReviewDataConnectionOutlivesItsAllocation(t *testing.T) {
 // checks for TCP allocations, so a connection holding a UDP allocation
 // becomes a data connection, pion's Data indications then interleaved with
 // the relayed byte stream.
-func TestReviewConnectionBindOnAUDPAllocationsConnection(t *testing.T) {
+func TestTCPRelayConnectionBindOnAUDPAllocationsConnection(t *testing.T) {
 	e := newRelay(t, loopbackPeers)
 	alice := e.secrets.Issue("alice@example.test", time.Hour)
 	alloc, err := e.tcpClient(alice).AllocateTCP()
@@ -184,7 +184,7 @@ func TestReviewConnectionBindOnAUDPAllocationsConnection(t *testing.T) {
 
 // RFC 8656 section 7.3: a Refresh asking for less than the default
 // lifetime gets the default lifetime.
-func TestReviewRefreshLifetimeAtLeastTheDefault(t *testing.T) {
+func TestTCPRelayRefreshLifetimeAtLeastTheDefault(t *testing.T) {
 	e := newRelay(t)
 	alice := e.secrets.Issue("alice@example.test", time.Hour)
 	c := e.dataConn()
@@ -209,7 +209,7 @@ func (e *relayEnv) perUserTotal() int {
 	return n + len(e.relay.owner)
 }
 
-func TestReviewQuotaOnFailurePaths(t *testing.T) {
+func TestTCPRelayQuotaOnFailurePaths(t *testing.T) {
 	port := freeTCPPort(t)
 	busy, err := net.Listen("tcp4", net.JoinHostPort("127.0.0.1", strconv.Itoa(int(port))))
 	if err != nil {
@@ -297,7 +297,7 @@ func blackholePeer(t *testing.T) *net.TCPAddr {
 	return addr
 }
 
-func TestReviewCloseDuringConnectDialAndThrottledData(t *testing.T) {
+func TestTCPRelayCloseDuringConnectDialAndThrottledData(t *testing.T) {
 	e := newRelay(t, loopbackPeers, func(c *RelayConfig) { c.Bandwidth = 1000 })
 	alice := e.secrets.Issue("alice@example.test", time.Hour)
 	alloc, err := e.tcpClient(alice).AllocateTCP()
@@ -322,7 +322,7 @@ func TestReviewCloseDuringConnectDialAndThrottledData(t *testing.T) {
 	waitUntil(t, func() bool { m := e.relay.Metrics(); return m.Allocations == 0 && m.TCPConnections == 0 })
 }
 
-func TestReviewPeerFilterAndLimits(t *testing.T) {
+func TestTCPRelayPeerFilterAndLimits(t *testing.T) {
 	e := newRelay(t) // loopback refused
 	alice := e.secrets.Issue("alice@example.test", time.Hour)
 	c := e.dataConn()
@@ -341,7 +341,7 @@ func TestReviewPeerFilterAndLimits(t *testing.T) {
 	}
 }
 
-func TestReviewConnectLimit(t *testing.T) {
+func TestTCPRelayConnectLimit(t *testing.T) {
 	e := newRelay(t, loopbackPeers)
 	alloc, err := e.tcpClient(e.secrets.Issue("alice@example.test", time.Hour)).AllocateTCP()
 	if err != nil {
@@ -367,7 +367,7 @@ func TestReviewConnectLimit(t *testing.T) {
 	}
 }
 
-func TestReviewConcurrentAllocationsRace(t *testing.T) {
+func TestTCPRelayConcurrentAllocationsRace(t *testing.T) {
 	e := newRelay(t, loopbackPeers, func(c *RelayConfig) { c.AllocationsPerUser = 100 })
 	peer, from := tcpEchoPeer(t)
 	stop := make(chan struct{})
@@ -438,7 +438,7 @@ func TestReviewConcurrentAllocationsRace(t *testing.T) {
 // The same with a peer that half-closes (sends, then FIN) and an idle
 // client: the copy from the peer ended cleanly, the copy from the client
 // waits in Read on a connection nothing closes.
-func TestReviewDataConnectionOutlivesItsAllocationAfterHalfClose(t *testing.T) {
+func TestTCPRelayDataConnectionEndsWithItsAllocationAfterHalfClose(t *testing.T) {
 	e := newRelay(t, loopbackPeers)
 	ln, err := net.Listen("tcp4", "127.0.0.1:0")
 	if err != nil {

@@ -17,10 +17,10 @@ import (
 	"github.com/parleyuc/parley/internal/sipx"
 )
 
-// TestReviewRemoveAllHeaderCase: sipx.RemoveHeaders (used by asUser and strip) on a
+// TestRemoveHeadersAnyCase: sipx.RemoveHeaders (used by asUser and strip) on a
 // header whose name came off the wire in another case: sipgo's GetHeaders
 // matches case-insensitively, RemoveHeader exactly, so the loop never ends.
-func TestReviewRemoveAllHeaderCase(t *testing.T) {
+func TestRemoveHeadersAnyCase(t *testing.T) {
 	for _, name := range []string{"p-asserted-identity", "P-ASSERTED-IDENTITY", "p-parley-flow"} {
 		raw := "MESSAGE sip:alice@example.test SIP/2.0\r\n" +
 			"Via: SIP/2.0/TLS 192.0.2.1:5061;branch=z9hG4bK-1\r\n" +
@@ -48,10 +48,10 @@ func TestReviewRemoveAllHeaderCase(t *testing.T) {
 	}
 }
 
-// TestReviewLowercaseAssertionFromUserHangsTheEdge: any client of the user
+// TestUserLowercaseAssertionDoesNotHangTheEdge: any client of the user
 // listener (no certificate, no credentials) sends "p-asserted-identity" in
 // lower case; the edge's handler spins forever in asUser and never answers.
-func TestReviewLowercaseAssertionFromUserHangsTheEdge(t *testing.T) {
+func TestUserLowercaseAssertionDoesNotHangTheEdge(t *testing.T) {
 	s := newSite(t)
 	anyone := s.peer(s.userEdge, "edge.example.test", nil)
 	req := anyone.request(sip.MESSAGE, "sip:alice@example.test", "sip:alice@example.test", "",
@@ -85,10 +85,10 @@ func flowFields(t *testing.T, v string) string {
 	return strings.ReplaceAll(string(b), "\x00", " | ")
 }
 
-// TestReviewGuestsRecordRouteShowsTheInternalServer: the Record-Route a
+// TestUserGuestsRecordRouteHidesTheInternalServer: the Record-Route a
 // guest gets carries the flow token in clear: the internal server's
 // address (and the edge's connection name for the guest) in base64.
-func TestReviewGuestsRecordRouteShowsTheInternalServer(t *testing.T) {
+func TestUserGuestsRecordRouteHidesTheInternalServer(t *testing.T) {
 	s := newSite(t)
 	_, _, c := s.guestInMeeting(t)
 	rr := c.ok.GetHeaders("Record-Route")
@@ -135,10 +135,10 @@ func remoteDevice(t *testing.T, d *deployment, user string, extra ...sip.Header)
 	return p, subs, res
 }
 
-// TestReviewInternalRecordRouteReachesRemoteUser: a SUBSCRIBE from inside
+// TestUserInternalRecordRouteStaysInside: a SUBSCRIBE from inside
 // to a remote user carries the internal Router's Record-Route, naming the
 // internal server (and its token naming inside flows), to the device.
-func TestReviewInternalRecordRouteReachesRemoteUser(t *testing.T) {
+func TestUserInternalRecordRouteStaysInside(t *testing.T) {
 	dns := startFakeDNS(t, map[string]net.IP{})
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	_, subs, _ := remoteDevice(t, a, "alice")
@@ -157,10 +157,10 @@ func TestReviewInternalRecordRouteReachesRemoteUser(t *testing.T) {
 	}
 }
 
-// TestReviewRegisterOKShowsInsideContacts: the 200 OK to a remote user's
+// TestUserRegisterOKHidesInsideContacts: the 200 OK to a remote user's
 // REGISTER lists every binding of the AOR; hideContact rewrites only the
 // first Contact, so the user's inside devices' addresses reach outside.
-func TestReviewRegisterOKShowsInsideContacts(t *testing.T) {
+func TestUserRegisterOKHidesInsideContacts(t *testing.T) {
 	dns := startFakeDNS(t, map[string]net.IP{})
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	desk := a.phone("alice")
@@ -179,12 +179,12 @@ func TestReviewRegisterOKShowsInsideContacts(t *testing.T) {
 	}
 }
 
-// TestReviewUserPathComesBeforeTheEdges: a remote user's own Path header
+// TestUserPathStaysBelowTheEdges: a remote user's own Path header
 // stays above the edge's (the edge appends its Path; RFC 3327 has each
 // proxy add its own on top), so the internal server routes requests for the
 // user by the user's route first and the edge's flow token is not on top:
 // the user's device no longer gets its requests through the edge.
-func TestReviewUserPathComesBeforeTheEdges(t *testing.T) {
+func TestUserPathStaysBelowTheEdges(t *testing.T) {
 	dns := startFakeDNS(t, map[string]net.IP{})
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	alice, _, ok := remoteDevice(t, a, "alice", sip.NewHeader("Path", "<sip:192.0.2.66:5061;transport=tls;lr>"))
@@ -202,12 +202,12 @@ func TestReviewUserPathComesBeforeTheEdges(t *testing.T) {
 	}
 }
 
-// TestReviewUserPathSendsColleaguesMessagesToAPartner: with a Path of her
+// TestUserPathCannotSendColleaguesMessagesToAPartner: with a Path of her
 // own above the edge's and a Contact in a partner domain, remote alice has
 // the edge take the internal Router's request for her as outbound
 // federation: bob's message to alice goes to a user of b.test of her
 // choosing, asserted as bob.
-func TestReviewUserPathSendsColleaguesMessagesToAPartner(t *testing.T) {
+func TestUserPathCannotSendColleaguesMessagesToAPartner(t *testing.T) {
 	pa, pb := testpki.New(t), testpki.New(t)
 	dns := startFakeDNS(t, map[string]net.IP{})
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", pa, pb.CA.Certificate())
@@ -243,11 +243,11 @@ func TestReviewUserPathSendsColleaguesMessagesToAPartner(t *testing.T) {
 	}
 }
 
-// TestReviewGuestFlowTokenToAnotherTarget: a guest reuses the route of its
+// TestUserGuestFlowTokenOnlyToItsMeeting: a guest reuses the route of its
 // own meeting dialog (same Call-ID and tag) for a request to a user: the
 // edge forwards it inside without the meeting check (the internal server
 // answers, here with its challenge).
-func TestReviewGuestFlowTokenToAnotherTarget(t *testing.T) {
+func TestUserGuestFlowTokenOnlyToItsMeeting(t *testing.T) {
 	s := newSite(t)
 	_, guest, c := s.guestInMeeting(t)
 
