@@ -177,11 +177,7 @@ func (s *Stack) start(cfg Config) error {
 	if err != nil {
 		return err
 	}
-	tc, err := cert.TLSCertificate()
-	if err != nil {
-		return err
-	}
-	kp, err := pki.NewKeyPair(tc)
+	kp, err := cert.KeyPair()
 	if err != nil {
 		return err
 	}

@@ -362,6 +362,16 @@ func (c *Certificate) TLSCertificate() (tls.Certificate, error) {
 	return tlsCertificate([]*x509.Certificate{c.Leaf}, c.Key), nil
 }
 
+// KeyPair returns the certificate and key as a [KeyPair], for the TLS
+// builders ([ServerTLSConfig], [ClientTLSConfig]).
+func (c *Certificate) KeyPair() (*KeyPair, error) {
+	tc, err := c.TLSCertificate()
+	if err != nil {
+		return nil, err
+	}
+	return NewKeyPair(tc)
+}
+
 // WriteFiles writes the certificate (PEM) to certFile and its private key
 // (PKCS #8 PEM, mode 0600) to keyFile, each atomically.
 func (c *Certificate) WriteFiles(certFile, keyFile string) error {
