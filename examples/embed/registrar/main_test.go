@@ -26,7 +26,9 @@ func TestRegistrarWithPresence(t *testing.T) {
 	ctx, stop := context.WithCancel(context.Background())
 	cas := make(chan *pki.CA, 1)
 	done := make(chan error, 1)
-	go func() { done <- run(ctx, sipLn, crlLn, map[string]string{"alice": "a-pw", "bob": "b-pw"}, func(ca *pki.CA) { cas <- ca }) }()
+	go func() {
+		done <- run(ctx, sipLn, crlLn, map[string]string{"alice": "a-pw", "bob": "b-pw"}, func(ca *pki.CA) { cas <- ca })
+	}()
 	ca := <-cas
 
 	crls, err := pki.NewCRLCache(pki.CRLCacheConfig{})
