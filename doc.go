@@ -34,9 +34,40 @@
 //     conference state, and media tokens for the A/V server.
 //
 //   - [github.com/parleyuc/parley/edge]: the perimeter: the Access Edge
-//     that carries federated partners' signaling in over mutual TLS,
-//     under the tenant's federation policy.
+//     that carries remote users', guests' and federated partners'
+//     signaling in (partners over mutual TLS, under the tenant's
+//     federation policy), and the A/V Edge, a TURN relay with short-lived
+//     credentials, a filter against internal peers and the host itself,
+//     quotas and bandwidth limits.
 //
-// The packages media and store follow, and the TURN relay in edge;
-// DESIGN.md in the project's shared folder describes the whole.
+//   - [github.com/parleyuc/parley/media]: the A/V conferencing server:
+//     WebRTC participants (DTLS-SRTP) and SIP participants (SDES-SRTP)
+//     admitted with the focus's media tokens, forwarding, mixing, lobby
+//     music, the dial-in IVR, and the browser signaling.
+//
+//   - [github.com/parleyuc/parley/store]: embedded (bbolt) and Redis
+//     implementations of the packages' storage interfaces, and
+//     [github.com/parleyuc/parley/store/storetest], the conformance suite
+//     for your own.
+//
+//   - [github.com/parleyuc/parley/parleytest]: the test kit for
+//     applications: a whole stack on loopback and SIP clients that sign
+//     in, watch, message, join and admit.
+//
+// # How the types compose
+//
+// Every type is built from a Config that its constructor validates (an
+// error names a missing or inconsistent field); policy plugs in through
+// small interfaces whose default is the security model's rule
+// (conference.AdmissionRule in a conference.Lobby, presence.VisibilityRule,
+// edge.RelayConfig.AuthHandler); hooks between components are taken from
+// the Config (a Registrar, PresenceServer or Focus given an
+// auth.Authenticator follows its connections by itself) or registered by
+// one rule, OnX(fn) returning the function that removes it; servers have
+// Shutdown(ctx), which drains, and Close. SIP-facing types expose sipgo
+// handlers that an application mounts on its own sipgo server.
+//
+// examples/server is the reference server with everything assembled,
+// examples/embed three small programs using only exported API, and
+// parleytest what an application's tests build on.
 package parley
