@@ -201,10 +201,10 @@ func (t *tcpRelays) authenticate(c *guardedConn, m *stun.Message) (stunRequest, 
 		t.reply(c, m, nil, stun.CodeBadRequest)
 		return stunRequest{}, false
 	}
-	k, ok := t.r.key(u.String(), realm.String(), c.RemoteAddr())
-	if !ok {
+	k, err := t.r.key(u.String(), realm.String(), c.RemoteAddr())
+	if err != nil {
 		t.r.m.authFailures.Add(1)
-		t.r.cfg.Logger.Info("relay credential refused", "from", c.RemoteAddr().String())
+		t.r.cfg.Logger.Info("relay credential refused", "from", c.RemoteAddr().String(), "err", err)
 		t.challenge(c, m, stun.CodeUnauthorized)
 		return stunRequest{}, false
 	}
