@@ -756,32 +756,6 @@ func (a *tcpAllocation) close() {
 	a.t.r.unclaim(a.claim)
 }
 
-// carriesAllocation reports whether c is the connection of an
-// allocation (pion's or a TCP one), or a client data connection.
-func (r *EdgeRelay) carriesAllocation(c *guardedConn) bool {
-	r.mu.Lock()
-	_, owned := r.owner[c.tuple]
-	r.mu.Unlock()
-	if owned {
-		return true
-	}
-	t := r.tcp
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.allocs[c] != nil {
-		return true
-	}
-	for _, pc := range t.conns {
-		pc.a.mu.Lock()
-		data := pc.client == c
-		pc.a.mu.Unlock()
-		if data {
-			return true
-		}
-	}
-	return false
-}
-
 // controlClosed deletes the allocation made over c, which has closed.
 func (t *tcpRelays) controlClosed(c *guardedConn) {
 	t.mu.Lock()
