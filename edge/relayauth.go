@@ -3,6 +3,8 @@ package edge
 import (
 	"encoding/binary"
 	"encoding/hex"
+	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"time"
@@ -78,28 +80,41 @@ func LongTermKey(username, realm, password string) []byte {
 	return turn.GenerateAuthKey(username, realm, password)
 }
 
+// errRefusedByAuthHandler is why a credential RelayConfig.AuthHandler
+// refused was refused, for the logs.
+var errRefusedByAuthHandler = errors.New("edge: refused by RelayConfig.AuthHandler")
+
 // key returns the long-term key of a credential the relay accepts: the
-// application's AuthHandler decides if there is one, Secrets otherwise.
-func (r *EdgeRelay) key(username, realm string, src net.Addr) ([]byte, bool) {
+// application's AuthHandler decides if there is one, Secrets otherwise. The
+// error says why a credential is refused.
+func (r *EdgeRelay) key(username, realm string, src net.Addr) ([]byte, error) {
 	if r.cfg.AuthHandler != nil {
-		return r.cfg.AuthHandler(username, realm, src)
+		k, ok := r.cfg.AuthHandler(username, realm, src)
+		if !ok {
+			return nil, errRefusedByAuthHandler
+		}
+		return k, nil
+	}
+	if realm != r.cfg.Realm {
+		return nil, fmt.Errorf("%w: realm %q", ErrCredentialInvalid, realm)
 	}
 	pass, _, err := r.cfg.Secrets.Password(username)
-	if err != nil || realm != r.cfg.Realm {
-		return nil, false
+	if err != nil {
+		return nil, err
 	}
-	return turn.GenerateAuthKey(username, realm, pass), true
+	return turn.GenerateAuthKey(username, realm, pass), nil
 }
 
 // authenticate is pion's AuthHandler: the key of a credential this relay
 // accepts, or a refusal. inspect has already refused the others.
 func (r *EdgeRelay) authenticate(username, realm string, src net.Addr) ([]byte, bool) {
-	k, ok := r.key(username, realm, src)
-	if !ok {
+	k, err := r.key(username, realm, src)
+	if err != nil {
 		r.m.authFailures.Add(1)
-		r.cfg.Logger.Info("relay credential refused", "from", src.String())
+		r.cfg.Logger.Info("relay credential refused", "from", src.String(), "err", err)
+		return nil, false
 	}
-	return k, ok
+	return k, true
 }
 
 // withoutCredentials is m without USERNAME, REALM, NONCE and what follows
@@ -156,10 +171,10 @@ func (r *EdgeRelay) inspect(tuple, client string, src net.Addr, b []byte) verdic
 	username := u.String()
 	user := userOf(username)
 	fresh := r.nonceFresh(nonce.String())
-	key, ok := r.key(username, realm.String(), src)
-	if !ok {
+	key, err := r.key(username, realm.String(), src)
+	if err != nil {
 		r.m.authFailures.Add(1)
-		r.cfg.Logger.Info("relay credential refused", "from", src.String())
+		r.cfg.Logger.Info("relay credential refused", "from", src.String(), "err", err)
 		if !fresh {
 			return verdict{} // 438 first (RFC 8489 section 9.2.4 checks the nonce before the user name)
 		}

@@ -58,6 +58,19 @@ func TestRelayRefusedPeerIsAnswered403(t *testing.T) {
 	if m := s.createPermission(netip.MustParseAddr("8.8.8.8")); m.Type.Class != stun.ClassSuccessResponse {
 		t.Errorf("CreatePermission toward 8.8.8.8 alone: %v %d", m.Type, errorCode(m))
 	}
+	// The same for a UDP allocation made over a TCP connection.
+	c, br, nonce := tcpNonce(t, e.tcp)
+	bob := e.secrets.Issue("bob@example.test", time.Hour)
+	_, _ = c.Write(buildReq(stun.MethodAllocate, &bob, nonce, udpTransportAttr))
+	if m := readStun(t, br, c); m.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("bob's Allocate over TCP: %v %d", m.Type, errorCode(m))
+	}
+	for _, method := range []stun.Method{stun.MethodCreatePermission, stun.MethodChannelBind} {
+		_, _ = c.Write(buildReq(method, &bob, nonce, channelAttr(4), peerAttr(netip.MustParseAddr("10.0.0.1"), 9)))
+		if m := readStun(t, br, c); errorCode(m) != 403 || !signedBy(m, bob) {
+			t.Errorf("%v over TCP toward 10.0.0.1: %v %d, want a signed 403", method, m.Type, errorCode(m))
+		}
+	}
 }
 
 // badUsernames are correctly signed credentials the relay must refuse, by

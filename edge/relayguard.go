@@ -123,6 +123,32 @@ func (g *streamGuard) closeIdle() {
 	}
 }
 
+// carriesAllocation reports whether c is the connection of an
+// allocation (pion's or a TCP one), or a client data connection.
+func (r *EdgeRelay) carriesAllocation(c *guardedConn) bool {
+	r.mu.Lock()
+	_, owned := r.owner[c.tuple]
+	r.mu.Unlock()
+	if owned {
+		return true
+	}
+	t := r.tcp
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.allocs[c] != nil {
+		return true
+	}
+	for _, pc := range t.conns {
+		pc.a.mu.Lock()
+		data := pc.client == c
+		pc.a.mu.Unlock()
+		if data {
+			return true
+		}
+	}
+	return false
+}
+
 func (g *streamGuard) allocating() *allocating {
 	g.mu.Lock()
 	defer g.mu.Unlock()

@@ -201,10 +201,10 @@ func (t *tcpRelays) authenticate(c *guardedConn, m *stun.Message) (stunRequest, 
 		t.reply(c, m, nil, stun.CodeBadRequest)
 		return stunRequest{}, false
 	}
-	k, ok := t.r.key(u.String(), realm.String(), c.RemoteAddr())
-	if !ok {
+	k, err := t.r.key(u.String(), realm.String(), c.RemoteAddr())
+	if err != nil {
 		t.r.m.authFailures.Add(1)
-		t.r.cfg.Logger.Info("relay credential refused", "from", c.RemoteAddr().String())
+		t.r.cfg.Logger.Info("relay credential refused", "from", c.RemoteAddr().String(), "err", err)
 		t.challenge(c, m, stun.CodeUnauthorized)
 		return stunRequest{}, false
 	}
@@ -754,32 +754,6 @@ func (a *tcpAllocation) close() {
 	a.wg.Wait()
 	a.t.releasePort(a.bindAddr.Port)
 	a.t.r.unclaim(a.claim)
-}
-
-// carriesAllocation reports whether c is the connection of an
-// allocation (pion's or a TCP one), or a client data connection.
-func (r *EdgeRelay) carriesAllocation(c *guardedConn) bool {
-	r.mu.Lock()
-	_, owned := r.owner[c.tuple]
-	r.mu.Unlock()
-	if owned {
-		return true
-	}
-	t := r.tcp
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.allocs[c] != nil {
-		return true
-	}
-	for _, pc := range t.conns {
-		pc.a.mu.Lock()
-		data := pc.client == c
-		pc.a.mu.Unlock()
-		if data {
-			return true
-		}
-	}
-	return false
 }
 
 // controlClosed deletes the allocation made over c, which has closed.
