@@ -817,7 +817,7 @@ func (s *PresenceServer) fullView(ctx context.Context, aor string) (*Presence, e
 			p.Calendar = pub.Doc.Calendar
 		}
 	}
-	if u, err := s.cfg.Directory.User(ctx, aor); err == nil {
+	if u, err := s.cfg.Directory.User(ctx, aor); err == nil && u != nil {
 		p.Personal = &PersonalData{Name: u.DisplayName, Title: u.Title, Company: u.Company, Email: u.Email, TimeZone: u.TimeZone}
 		if u.Phones != (auth.Phones{}) {
 			p.Phones = &PhoneNumbers{Work: u.Phones.Work, Mobile: u.Phones.Mobile, Home: u.Phones.Home}
