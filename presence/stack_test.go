@@ -149,6 +149,7 @@ func startStack(cfg stackConfig, users ...string) (_ *stack, err error) {
 		_ = ln.Close()
 		return nil, err
 	}
+	s.closers = append(s.closers, func() { _ = s.router.Close() })
 	if s.presence, err = presence.NewPresenceServer(presence.PresenceServerConfig{Auth: s.authn, Directory: s.directory,
 		Policy: rule, Registrar: s.registrar, Client: client, Connections: ua.TransportLayer()}); err != nil {
 		_ = ln.Close()
