@@ -397,4 +397,3 @@ func (s *PresenceServer) expireLoop() {
 		}
 	}
 }
-
