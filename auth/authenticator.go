@@ -182,6 +182,7 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	cfg.Directory = nonNilDirectory{cfg.Directory}
 	a := &Authenticator{cfg: cfg, throttle: cfg.Throttle, md5: !cfg.DisableMD5 && !fips140.Enabled()}
 	if a.throttle == nil {
 		var err error
@@ -203,6 +204,27 @@ func New(cfg Config) (*Authenticator, error) {
 		a.wg.Go(func() { a.refreshKeysLoop(ctx, b) })
 	}
 	return a, nil
+}
+
+// nonNilDirectory turns an application Directory's (nil, nil), a
+// plausible way to say "not found", into the documented errors, so that no
+// request can make the Authenticator dereference a nil user or tenant.
+type nonNilDirectory struct{ Directory }
+
+func (d nonNilDirectory) Tenant(ctx context.Context, domain string) (*Tenant, error) {
+	t, err := d.Directory.Tenant(ctx, domain)
+	if err == nil && t == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownTenant, domain)
+	}
+	return t, err
+}
+
+func (d nonNilDirectory) User(ctx context.Context, aor string) (*User, error) {
+	u, err := d.Directory.User(ctx, aor)
+	if err == nil && u == nil {
+		return nil, fmt.Errorf("%w: %s", ErrUnknownUser, aor)
+	}
+	return u, err
 }
 
 // Close stops refreshing providers' keys and ends the checks in flight

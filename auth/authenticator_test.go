@@ -393,3 +393,29 @@ func TestSessionsAndSignOut(t *testing.T) {
 		t.Fatalf("after a wrong password: %+v", m)
 	}
 }
+
+// TestConnectionCloseHookRemoved: OnConnectionClose returns the function
+// that removes the hook; a removed hook is not called, the others are.
+func TestConnectionCloseHookRemoved(t *testing.T) {
+	s := startSIPServer(t, Config{})
+	kept, removed := make(chan string, 4), make(chan string, 4)
+	s.authn.OnConnectionClose(func(transport, remote string) { kept <- remote })
+	remove := s.authn.OnConnectionClose(func(transport, remote string) { removed <- remote })
+	remove()
+	remove() // twice does nothing more
+	c := s.dial(t, "", nil)
+	if res := c.register("alice", alicePassword); res.StatusCode != 200 {
+		t.Fatalf("sign-in: %d", res.StatusCode)
+	}
+	c.conn.Close()
+	select {
+	case <-kept:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the hook kept was not called")
+	}
+	select {
+	case got := <-removed:
+		t.Fatalf("the removed hook was called for %s", got)
+	case <-time.After(100 * time.Millisecond):
+	}
+}

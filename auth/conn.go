@@ -46,6 +46,15 @@ func (a *Authenticator) OnConnectionClose(f func(transport, remote string)) (rem
 	return a.conns.onClose.Add(f)
 }
 
+// Tracks reports whether requests from remote over transport ("TLS",
+// "WSS") arrive on a connection the Authenticator tracks: one accepted
+// through Listener or WSSListener and still open. A presence.Registrar
+// asks, to warn when the SIP listener was not wrapped (devices whose
+// connection drops would then stay signed in until they expire).
+func (a *Authenticator) Tracks(transport, remote string) bool {
+	return a.conns.get(connKey(strings.ToUpper(transport), remote)) != nil
+}
+
 // connKey identifies a connection as sipgo reports a request's origin:
 // its transport and remote address.
 func connKey(transport, remote string) string { return transport + "|" + remote }

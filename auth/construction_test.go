@@ -1,7 +1,10 @@
 package auth
 
 import (
+	"context"
 	"crypto/x509"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -83,4 +86,32 @@ func newAndClose(cfg Config) error {
 		_ = a.Close()
 	}
 	return err
+}
+
+// nilDirectory answers (nil, nil) for everything: an application's
+// Directory saying "not found" the wrong way.
+type nilDirectory struct{}
+
+func (nilDirectory) Tenant(context.Context, string) (*Tenant, error) { return nil, nil }
+func (nilDirectory) User(context.Context, string) (*User, error)     { return nil, nil }
+
+// TestDirectoryAnsweringNilIsUnknown: a Directory returning no user and
+// no error cannot make a request crash the Authenticator; the user is
+// unknown and the request refused.
+func TestDirectoryAnsweringNilIsUnknown(t *testing.T) {
+	a, err := New(Config{Directory: nilDirectory{}, Realm: "example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	h := a.HTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Error("served a request for a user the directory does not have")
+	}))
+	req := httptest.NewRequest(http.MethodGet, "https://example.test/me", nil)
+	req.Header.Set("Authorization", `Digest username="alice", realm="example.test", nonce="n", uri="/me", response="00", qop=auth, nc=00000001, cnonce="c"`)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != http.StatusUnauthorized && rec.Code != http.StatusBadRequest {
+		t.Fatalf("status %d, want a refusal", rec.Code)
+	}
 }

@@ -116,6 +116,7 @@ type Registrar struct {
 	removeClose func()
 	ctx         context.Context // canceled by Close; parent of every store call
 	cancel      context.CancelFunc
+	untracked   sync.Once // warns once of a listener the Authenticator does not track
 }
 
 var _ Registrations = (*Registrar)(nil)
@@ -254,6 +255,15 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 		// Requests to the user go back over the flow it registered from:
 		// that must be a connection this server accepted and verified.
 		return reply(403, "Registration needs TLS")
+	}
+	if t, ok := r.cfg.Auth.(interface {
+		Tracks(transport, remote string) bool
+	}); ok && !t.Tracks(req.Transport(), req.Source()) {
+		r.untracked.Do(func() {
+			r.cfg.Logger.Error("REGISTER over a connection the Authenticator does not track: wrap the SIP listener with "+
+				"Authenticator.Listener (WSSListener), or a device whose connection drops stays signed in until it expires",
+				"peer", req.Source(), "transport", req.Transport())
+		})
 	}
 	callID := req.CallID()
 	cseq := req.CSeq()

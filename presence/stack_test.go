@@ -14,6 +14,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -52,6 +53,11 @@ type stack struct {
 // from the default policy (to wrap or replace it).
 type stackConfig struct {
 	rule func(*presence.PresencePolicy) presence.VisibilityRule
+	// unwrapped serves the TLS listener without Authenticator.Listener,
+	// the mistake the Registrar warns of; logger receives the Registrar's
+	// logs.
+	unwrapped bool
+	logger    *slog.Logger
 }
 
 // startStack builds the stack; users get the password "<name>-secret".
@@ -128,7 +134,7 @@ func startStack(cfg stackConfig, users ...string) (_ *stack, err error) {
 
 	// The Registrar follows the Authenticator's connections by itself;
 	// the PresenceServer follows the Registrar and the policy.
-	if s.registrar, err = presence.NewRegistrar(presence.RegistrarConfig{Auth: s.authn}); err != nil {
+	if s.registrar, err = presence.NewRegistrar(presence.RegistrarConfig{Auth: s.authn, Logger: cfg.logger}); err != nil {
 		return nil, err
 	}
 	s.closers = append(s.closers, func() { _ = s.registrar.Close() })
@@ -149,6 +155,7 @@ func startStack(cfg stackConfig, users ...string) (_ *stack, err error) {
 		_ = ln.Close()
 		return nil, err
 	}
+	s.closers = append(s.closers, func() { _ = s.router.Close() })
 	if s.presence, err = presence.NewPresenceServer(presence.PresenceServerConfig{Auth: s.authn, Directory: s.directory,
 		Policy: rule, Registrar: s.registrar, Client: client, Connections: ua.TransportLayer()}); err != nil {
 		_ = ln.Close()
@@ -161,9 +168,13 @@ func startStack(cfg stackConfig, users ...string) (_ *stack, err error) {
 	srv.OnSubscribe(presence.SubscribeHandler(s.presence.HandleSubscribe, s.router.HandleSubscribe))
 
 	done := make(chan struct{})
+	tlsLn := tls.NewListener(ln, pki.ServerTLSConfig(kp, s.verifier))
+	if !cfg.unwrapped {
+		tlsLn = s.authn.Listener(tlsLn)
+	}
 	go func() {
 		defer close(done)
-		_ = srv.ServeTLS(s.authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, s.verifier))))
+		_ = srv.ServeTLS(tlsLn)
 	}()
 	s.closers = append(s.closers, func() { _ = ln.Close(); <-done })
 	return s, nil
