@@ -521,13 +521,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	_ = signaling.Close() // browsers' sockets: Shutdown leaves them open
+	_ = signaling.Shutdown(shutdownCtx) // browsers' sockets: http.Server.Shutdown leaves them open
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = httpsSrv.Shutdown(shutdownCtx)
-	// While the devices are still connected: watchers are told their
-	// subscriptions end, and messages and calls in flight finish.
+	// While the devices are still connected: meetings' participants get a
+	// BYE and those in the lobby an answer, watchers are told their
+	// subscriptions end, and messages and calls in flight finish; then
+	// the media and the relay's allocations close.
+	_ = focus.Shutdown(shutdownCtx)
 	_ = presenceSrv.Shutdown(shutdownCtx)
 	_ = router.Shutdown(shutdownCtx)
+	_ = bridge.Shutdown(shutdownCtx)
+	_ = relay.Shutdown(shutdownCtx)
 	_ = sipLn.Close()
 	_ = wssLn.Close()
 	_ = edgeLn.Close()
