@@ -38,20 +38,25 @@ func (s *PresenceServer) Changed(aor string) {
 }
 
 // registrationChanged follows the Registrar: a user signed a device in or
-// out. When a connection closed, what the device published over it goes
-// too (a device that crashed or lost its network publishes nothing more,
-// and its "busy" must not outlive it). Watchers get a fresh view.
+// out. When a device signed out, or its connection closed, what it
+// published over that connection goes too (a device that crashed or lost
+// its network publishes nothing more, and its "busy" must not outlive
+// it). Watchers get a fresh view.
 func (s *PresenceServer) registrationChanged(c RegistrationChange) {
 	aor := canonicalAOR(c.AOR)
-	if c.Closed != nil {
-		flow := (&Flow{Transport: strings.ToUpper(c.Closed.Transport), Source: c.Closed.Source}).String()
+	gone := c.Closed
+	if gone == nil {
+		gone = c.SignedOut
+	}
+	if gone != nil {
+		flow := (&Flow{Transport: strings.ToUpper(gone.Transport), Source: gone.Source}).String()
 		ctx, cancel := context.WithTimeout(s.ctx, storeDeadline)
 		err := s.cfg.Publications.Update(ctx, aor, func(pubs []Publication) ([]Publication, error) {
 			return slices.DeleteFunc(slices.Clone(pubs), func(p Publication) bool { return p.Flow == flow }), nil
 		})
 		cancel()
 		if err != nil {
-			s.cfg.Logger.Error("publication store: a closed connection's publications not removed", "user", aor, "err", err)
+			s.cfg.Logger.Error("publication store: a signed-out device's publications not removed", "user", aor, "err", err)
 		}
 	}
 	s.Changed(aor)

@@ -41,6 +41,10 @@ type RegistrationChange struct {
 	// Closed is the connection whose closing signed the device out (what
 	// the device published over it is to go too); nil for a REGISTER.
 	Closed *Flow
+	// SignedOut is the connection of a REGISTER that removed the last
+	// binding made over it: the device signed out, and what it published
+	// over that connection goes too. Nil otherwise.
+	SignedOut *Flow
 }
 
 // Registrations is what the PresenceServer needs of the registrar: the
@@ -340,7 +344,16 @@ func (r *Registrar) register(req *sip.Request, id *auth.Identity) *sip.Response 
 		}
 		r.cfg.Logger.Log(ctx, level, "registered", "user", aor, "bindings", len(current), "peer", req.Source())
 		if level == slog.LevelInfo {
-			r.changed(RegistrationChange{AOR: aor})
+			change := RegistrationChange{AOR: aor}
+			if len(remove) > 0 || removeAll {
+				flow := Flow{Transport: strings.ToUpper(req.Transport()), Source: req.Source()}
+				if !slices.ContainsFunc(current, func(b Binding) bool {
+					return strings.EqualFold(b.Transport, flow.Transport) && b.Source == flow.Source
+				}) {
+					change.SignedOut = &flow
+				}
+			}
+			r.changed(change)
 		}
 	}
 	return r.okResponse(req, current, now)

@@ -44,6 +44,13 @@ func TestPresenceFollowsSignInSignOutAndDroppedConnections(t *testing.T) {
 	if err := bob.until(presence.Available); err != nil {
 		t.Fatal("after alice's REGISTER: ", err)
 	}
+	// What the laptop published goes when it signs out.
+	if err := laptop.publish(presence.Busy, "in a call"); err != nil {
+		t.Fatal(err)
+	}
+	if err := bob.until(presence.Busy); err != nil {
+		t.Fatal("after alice's PUBLISH: ", err)
+	}
 	if err := laptop.register(0); err != nil {
 		t.Fatal(err)
 	}
