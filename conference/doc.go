@@ -4,15 +4,31 @@
 //
 // The policies are those of the security model ("Participant Roles",
 // "Participant Types", "Participant Admittance", "Presenter
-// Capabilities"), in two functions an application can read: [Admit]
-// decides direct, lobby or refused from a meeting's [AccessPolicy], the
-// participant's [ParticipantType] and whether a leader or authenticated
-// user has joined; [InitialRole] gives the role from the
-// [PresenterPolicy].
+// Capabilities"). Who enters is decided by a [Lobby] through its
+// [AdmissionRule]: the default, [AccessRule], decides direct, lobby or
+// refused from a meeting's [AccessPolicy] and the participant's
+// [ParticipantType], and the Lobby's invariants hold around any rule (a
+// conference key opens one meeting, a locked meeting holds everyone but
+// the organizer, anonymous users wait until a leader or an authenticated
+// user has joined). An application plugs its own rule in (partners skip
+// the lobby, a domain is refused) with [NewLobby] and FocusConfig.Lobby.
+// [InitialRole] gives the role from the [PresenterPolicy].
+//
+// Composing: [NewFocus] takes a [FocusConfig] (a [MeetingStore], the
+// auth.Directory for licenses and companies, a [TokenIssuer] shared with
+// the media server; for SIP an [Authenticator], a sipgo client and the
+// listeners); a Focus whose Authenticator tracks connections
+// (auth.Authenticator) takes participants whose connection closed out of
+// their meetings by itself. [Focus.Dispatch] mounts it on the
+// application's sipgo server; [Focus.SetMedia] gives it the A/V server;
+// [Focus.Shutdown] drains it.
 //
 // A [Focus] holds the live state of every meeting. Its Go API (Schedule,
-// Join, Wait, Admit, Reject, Promote, Demote, Eject, Lock, SetAccess,
-// SetPresenters, AddUser, Watch, Subscribe) is what its SIP side uses:
+// Join, Leave, End; the Lobby's Admit, Reject, Wait and Waiting; the
+// leaders' Promote, Demote, Eject, Lock, MuteAll, SetAccess,
+// SetPresenters; AddUser, Watch, Subscribe), with meetings and
+// participants named by [MeetingID] and [ParticipantID], is what its SIP
+// side uses:
 //
 //   - INVITE to the meeting's focus URI, sip:<meeting ID>@<tenant>, joins.
 //     Anonymous users authenticate with Digest, username
@@ -32,7 +48,8 @@
 //     lobby; attendees the joined roster; someone in the lobby only
 //     itself): the full state first, then partial documents
 //     ([ConferenceInfo.Apply] merges them).
-//   - BYE leaves; a closed connection leaves too ([Focus.FlowClosed]).
+//   - BYE leaves; a closed connection leaves too ([Focus.FlowClosed],
+//     registered with the Authenticator by NewFocus).
 //   - An INVITE with an SDP offer (RTP/SAVP with SDES keys, RFC 4568) is a
 //     SIP participant taking its audio from the meeting: once the
 //     participant is in, the A/V server ([Focus.SetMedia], a [Media])

@@ -110,10 +110,28 @@ type FocusConfig struct {
 	Now    func() time.Time
 }
 
-// Focus runs meetings: it schedules them, decides who enters, keeps the
-// lobby and the roster, carries out leaders' requests, issues media tokens
-// and tells subscribers the conference state. Its Go API is what its SIP
-// handlers use. It is safe for concurrent use; Close stops its work.
+// Focus runs meetings: it schedules them, decides who enters through its
+// Lobby, keeps the roster, carries out leaders' requests, issues media
+// tokens and tells subscribers the conference state (RFC 4575).
+//
+// Build one with NewFocus from a FocusConfig; give it your own Lobby (and
+// with it your AdmissionRule) in FocusConfig.Lobby. The Go API and the SIP
+// handlers (Dispatch, HandleRequest) are two doors to the same state:
+//
+//   - scheduling: Schedule (licensed users of the tenant), Meeting, End;
+//   - the roster: Join, Leave, Participants, Participant, Watch (for the
+//     media server), Subscribe (conference-info documents);
+//   - the lobby: Lobby().Admit, Reject, Wait, Waiting;
+//   - leaders' controls (leader.go): Promote, Demote, Eject, Lock,
+//     MuteAll, SetAccess, SetPresenters, RecordedName, each checked
+//     against the requester's role (ErrForbidden);
+//   - media: AddUser issues a media token; SetMedia gives the A/V server
+//     that answers SIP participants' offers.
+//
+// Errors are the sentinel values above (ErrNotFound, ErrRefused,
+// ErrForbidden, ...), to test with errors.Is. It is safe for concurrent
+// use; Shutdown drains it (BYE, terminating NOTIFYs, lobby waits
+// answered), Close stops it at once.
 type Focus struct {
 	cfg FocusConfig
 
