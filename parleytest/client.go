@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/emiago/sipgo"
@@ -43,8 +44,11 @@ func (e *StatusError) Unwrap() error { return ErrStatus }
 
 // Message is an instant message a Client received.
 type Message struct {
-	From string // the sender's address of record
-	Text string
+	From string // the sender's address of record, from the From header
+	// Asserted is the P-Asserted-Identity the server added: the sender as
+	// it authenticated it.
+	Asserted string
+	Text     string
 }
 
 // Client is one SIP device of a user (or of a meeting guest) with its own
@@ -60,11 +64,14 @@ type Client struct {
 	once               sync.Once
 	messages           chan Message
 	presenceMu         sync.Mutex
-	presence           map[string]presence.Availability // last seen, by presentity
-	presenceChanged    chan struct{}                    // closed and replaced on each change
+	presence           map[string]*presence.Presence // last seen, by presentity
+	presenceChanged    chan struct{}                 // closed and replaced on each change
 	membershipsMu      sync.Mutex
 	memberships        map[string]*Membership // by Call-ID
 	subscriptionStates chan string
+	held               atomic.Bool
+	release            chan struct{}
+	releaseOnce        sync.Once
 }
 
 // Client returns a device of user name, not yet signed in; it hangs up
@@ -174,7 +181,7 @@ func newClient(cfg ClientConfig) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, ua: ua, client: client,
 		contact:  "<sip:" + sip.GenerateTagN(10) + "@127.0.0.1;transport=tls>",
-		messages: make(chan Message, 64), presence: map[string]presence.Availability{},
+		messages: make(chan Message, 64), presence: map[string]*presence.Presence{}, release: make(chan struct{}),
 		presenceChanged: make(chan struct{}), memberships: map[string]*Membership{},
 		subscriptionStates: make(chan string, 64)}
 	srv.OnNotify(c.onNotify)
@@ -189,6 +196,7 @@ func (c *Client) AOR() string { return c.cfg.AOR }
 // HangUp drops the client's connection at once, as a crashed device or a
 // lost network does: no sign-out, no BYE.
 func (c *Client) HangUp() {
+	c.ReleaseAnswers()
 	c.once.Do(func() {
 		_ = c.client.Close()
 		_ = c.ua.Close()
@@ -283,7 +291,11 @@ func (c *Client) WaitPresence(ctx context.Context, user string, a presence.Avail
 	aor := c.aorOf(user)
 	for {
 		c.presenceMu.Lock()
-		got, changed := c.presence[aor], c.presenceChanged
+		var got presence.Availability
+		if doc := c.presence[aor]; doc != nil {
+			got = doc.Availability
+		}
+		changed := c.presenceChanged
 		c.presenceMu.Unlock()
 		if got == a {
 			return nil
@@ -296,12 +308,38 @@ func (c *Client) WaitPresence(ctx context.Context, user string, a presence.Avail
 	}
 }
 
+// LastPresence is the last presence document a NOTIFY showed for user,
+// nil if none did.
+func (c *Client) LastPresence(user string) *presence.Presence {
+	c.presenceMu.Lock()
+	defer c.presenceMu.Unlock()
+	return c.presence[c.aorOf(user)]
+}
+
+// HoldAnswers makes the client hold its answers to the server's NOTIFYs,
+// MESSAGEs and BYEs (it still reads them) until ReleaseAnswers or
+// HangUp: a device that does not answer, to test the server's timeouts
+// and drains.
+func (c *Client) HoldAnswers() { c.held.Store(true) }
+
+// ReleaseAnswers sends what the client holds, and answers at once from
+// then on.
+func (c *Client) ReleaseAnswers() { c.releaseOnce.Do(func() { close(c.release) }) }
+
+// answer answers a request from the server, unless answers are held.
+func (c *Client) answer(req *sip.Request, tx sip.ServerTransaction) {
+	if c.held.Load() {
+		<-c.release
+	}
+	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+}
+
 // SubscriptionStates delivers the Subscription-State of every NOTIFY the
 // client receives (active;expires=..., terminated;reason=...).
 func (c *Client) SubscriptionStates() <-chan string { return c.subscriptionStates }
 
 func (c *Client) onNotify(req *sip.Request, tx sip.ServerTransaction) {
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	defer c.answer(req, tx)
 	if h := req.GetHeader("Subscription-State"); h != nil {
 		select {
 		case c.subscriptionStates <- h.Value():
@@ -316,7 +354,7 @@ func (c *Client) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	c.presenceMu.Lock()
-	c.presence[doc.Entity] = doc.Availability
+	c.presence[doc.Entity] = doc
 	close(c.presenceChanged)
 	c.presenceChanged = make(chan struct{})
 	c.presenceMu.Unlock()
@@ -338,8 +376,11 @@ func (c *Client) Send(ctx context.Context, user, text string) error {
 func (c *Client) Messages() <-chan Message { return c.messages }
 
 func (c *Client) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	from := ""
+	defer c.answer(req, tx)
+	from, asserted := "", ""
+	if h := req.GetHeader("P-Asserted-Identity"); h != nil {
+		asserted = strings.Trim(h.Value(), "<>")
+	}
 	if f := req.From(); f != nil {
 		from = f.Address.Addr()
 		if !strings.HasPrefix(from, "sip:") {
@@ -347,7 +388,7 @@ func (c *Client) onMessage(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	select {
-	case c.messages <- Message{From: from, Text: string(req.Body())}:
+	case c.messages <- Message{From: from, Asserted: asserted, Text: string(req.Body())}:
 	default: // a test that reads none does not block the stack
 	}
 }

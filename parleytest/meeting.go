@@ -244,7 +244,7 @@ func (ms *Membership) inDialog(method sip.RequestMethod) *sip.Request {
 }
 
 func (c *Client) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	defer c.answer(req, tx)
 	c.membershipsMu.Lock()
 	ms := c.memberships[req.CallID().Value()]
 	c.membershipsMu.Unlock()

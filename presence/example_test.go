@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parleyuc/parley/parleytest"
 	"github.com/parleyuc/parley/presence"
 )
 
@@ -32,40 +33,42 @@ func ExampleMemoryLocation() {
 // A Registrar follows its users' devices: OnChange tells each sign-in and
 // sign-out, and a device whose TLS connection drops is signed out at once
 // with no wiring, because the Registrar registers itself with the
-// Authenticator that tracks the connections.
+// Authenticator that tracks the connections. (parleytest builds the stack
+// from the public API: see its Start for the wiring.)
 func ExampleRegistrar() {
-	s, err := startStack(stackConfig{}, "alice")
+	s, err := parleytest.New(parleytest.Config{Users: []string{"alice"}})
 	if err != nil {
 		panic(err)
 	}
 	defer s.Close()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	changes := make(chan presence.RegistrationChange, 8)
-	remove := s.registrar.OnChange(func(c presence.RegistrationChange) { changes <- c })
+	remove := s.Registrar.OnChange(func(c presence.RegistrationChange) { changes <- c })
 	defer remove()
 	show := func() {
 		select {
 		case c := <-changes:
-			bs, _ := s.registrar.Lookup(ctx, c.AOR)
+			bs, _ := s.Registrar.Lookup(ctx, c.AOR)
 			why := "REGISTER"
 			if c.Closed != nil {
 				why = "connection closed"
 			}
 			fmt.Printf("%s: %d device(s) after %s\n", c.AOR, len(bs), why)
-		case <-time.After(5 * time.Second):
+		case <-ctx.Done():
 			fmt.Println("no change")
 		}
 	}
-	laptop, _ := s.device("alice")
-	defer laptop.hangUp()
-	_ = laptop.register(600)
+	laptop, _ := s.NewClient("alice")
+	defer laptop.HangUp()
+	_ = laptop.SignIn(ctx)
 	show()
-	_ = laptop.register(0) // Expires: 0 signs the laptop out
+	_ = laptop.SignOut(ctx) // REGISTER with Expires: 0
 	show()
-	phone, _ := s.device("alice")
-	_ = phone.register(600)
+	phone, _ := s.NewClient("alice")
+	_ = phone.SignIn(ctx)
 	show()
-	phone.hangUp() // no REGISTER: the connection drops
+	phone.HangUp() // no REGISTER: the connection drops
 	show()
 	// Output:
 	// sip:alice@example.test: 1 device(s) after REGISTER
@@ -78,34 +81,33 @@ func ExampleRegistrar() {
 // PresencePolicy lets that watcher see it; Shutdown ends every
 // subscription with a final NOTIFY.
 func ExamplePresenceServer() {
-	s, err := startStack(stackConfig{}, "alice", "bob")
+	s, err := parleytest.New(parleytest.Config{Users: []string{"alice", "bob"}})
 	if err != nil {
 		panic(err)
 	}
 	defer s.Close()
-	alice, _ := s.device("alice")
-	defer alice.hangUp()
-	bob, _ := s.device("bob")
-	defer bob.hangUp()
-	if err := alice.publish(presence.Busy, "in a meeting"); err != nil {
-		panic(err)
-	}
-	if err := bob.watch("sip:alice@example.test"); err != nil {
-		panic(err)
-	}
-	doc, state, err := bob.nextDoc()
-	if err != nil {
-		panic(err)
-	}
-	fmt.Printf("bob sees alice %s (%q), subscription %s\n", doc.Availability, doc.Note, strings.SplitN(state, ";", 2)[0])
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := s.presence.Shutdown(ctx); err != nil {
+	alice, _ := s.NewClient("alice")
+	defer alice.HangUp()
+	bob, _ := s.NewClient("bob")
+	defer bob.HangUp()
+	if err := alice.Publish(ctx, presence.Busy, "in a meeting"); err != nil {
 		panic(err)
 	}
-	_, state, _ = bob.nextDoc()
-	fmt.Println("after Shutdown:", state)
+	if err := bob.Watch(ctx, "alice"); err != nil {
+		panic(err)
+	}
+	if err := bob.WaitPresence(ctx, "alice", presence.Busy); err != nil {
+		panic(err)
+	}
+	doc := bob.LastPresence("alice")
+	fmt.Printf("bob sees alice %s (%q), subscription %s\n", doc.Availability, doc.Note, strings.SplitN(<-bob.SubscriptionStates(), ";", 2)[0])
+
+	if err := s.Presence.Shutdown(ctx); err != nil {
+		panic(err)
+	}
+	fmt.Println("after Shutdown:", <-bob.SubscriptionStates())
 	// Output:
 	// bob sees alice busy ("in a meeting"), subscription active
 	// after Shutdown: terminated;reason=deactivated
@@ -115,32 +117,34 @@ func ExamplePresenceServer() {
 // registered, asserting the sender it verified; a user who blocked the
 // sender is shown offline to it (480).
 func ExampleRouter() {
-	s, err := startStack(stackConfig{}, "alice", "bob")
+	s, err := parleytest.New(parleytest.Config{Users: []string{"alice", "bob"}})
 	if err != nil {
 		panic(err)
 	}
 	defer s.Close()
-	laptop, _ := s.device("alice")
-	defer laptop.hangUp()
-	phone, _ := s.device("alice")
-	defer phone.hangUp()
-	bob, _ := s.device("bob")
-	defer bob.hangUp()
-	_ = laptop.register(600)
-	_ = phone.register(600)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	laptop, _ := s.NewClient("alice")
+	defer laptop.HangUp()
+	phone, _ := s.NewClient("alice")
+	defer phone.HangUp()
+	bob, _ := s.NewClient("bob")
+	defer bob.HangUp()
+	_ = laptop.SignIn(ctx)
+	_ = phone.SignIn(ctx)
 
-	if err := bob.message("sip:alice@example.test", "lunch?"); err != nil {
+	if err := bob.Send(ctx, "alice", "lunch?"); err != nil {
 		panic(err)
 	}
-	for _, d := range []*device{laptop, phone} {
-		m := <-d.messages
-		fmt.Printf("%q from %s\n", m.Body(), m.GetHeader("P-Asserted-Identity").Value())
+	for _, d := range []*parleytest.Client{laptop, phone} {
+		m := <-d.Messages()
+		fmt.Printf("%q from %s\n", m.Text, m.Asserted)
 	}
 
-	_ = s.policy.SetContact(context.Background(), "sip:alice@example.test", "sip:bob@example.test", presence.Blocked)
-	fmt.Println("after alice blocks bob:", bob.message("sip:alice@example.test", "lunch??"))
+	_ = s.Policy.SetContact(ctx, "sip:alice@example.test", "sip:bob@example.test", presence.Blocked)
+	fmt.Println("after alice blocks bob:", bob.Send(ctx, "alice", "lunch??"))
 	// Output:
-	// "lunch?" from <sip:bob@example.test>
-	// "lunch?" from <sip:bob@example.test>
-	// after alice blocks bob: MESSAGE: 480 Temporarily Unavailable
+	// "lunch?" from sip:bob@example.test
+	// "lunch?" from sip:bob@example.test
+	// after alice blocks bob: parleytest: MESSAGE: 480 Temporarily Unavailable
 }

@@ -3,8 +3,10 @@ package presence_test
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/parleytest"
 	"github.com/parleyuc/parley/presence"
 )
 
@@ -35,39 +37,38 @@ func (r lobbyPhoneRule) Level(ctx context.Context, presentity string, watcher *a
 // them; the application's rule still shows the lobby phone to the whole
 // tenant.
 func ExamplePresencePolicy() {
-	s, err := startStack(stackConfig{rule: func(pp *presence.PresencePolicy) presence.VisibilityRule {
-		return lobbyPhoneRule{PresencePolicy: pp, lobby: "sip:lobby@example.test"}
-	}}, "lobby", "alice", "bob")
+	s, err := parleytest.New(parleytest.Config{Users: []string{"lobby", "alice", "bob"},
+		Visibility: func(pp *presence.PresencePolicy) presence.VisibilityRule {
+			return lobbyPhoneRule{PresencePolicy: pp, lobby: "sip:lobby@example.test"}
+		}})
 	if err != nil {
 		panic(err)
 	}
 	defer s.Close()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	for _, user := range []string{"lobby", "alice"} {
-		_ = s.policy.SetPrivacyMode(ctx, "sip:"+user+"@example.test", true)
-		d, err := s.device(user)
+		_ = s.Policy.SetPrivacyMode(ctx, s.AOR(user), true)
+		d, err := s.NewClient(user)
 		if err != nil {
 			panic(err)
 		}
-		defer d.hangUp()
-		if err := d.register(600); err != nil {
+		defer d.HangUp()
+		if err := d.SignIn(ctx); err != nil {
 			panic(err)
 		}
 	}
-	bob, err := s.device("bob")
+	bob, err := s.NewClient("bob")
 	if err != nil {
 		panic(err)
 	}
-	defer bob.hangUp()
+	defer bob.HangUp()
 	for _, user := range []string{"lobby", "alice"} {
-		if err := bob.watch("sip:" + user + "@example.test"); err != nil {
+		if err := bob.Watch(ctx, user); err != nil {
 			panic(err)
 		}
-		seen, _, err := bob.next()
-		if err != nil {
-			panic(err)
-		}
-		fmt.Printf("bob sees %s: %s\n", user, seen)
+		<-bob.SubscriptionStates() // the first NOTIFY
+		fmt.Printf("bob sees %s: %s\n", user, bob.LastPresence(user).Availability)
 	}
 	// Output:
 	// bob sees lobby: available

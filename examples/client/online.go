@@ -219,12 +219,15 @@ func (o *online) signOut(ctx context.Context, lost bool) error {
 	o.w.stop(ctx)
 	var errs []error
 	// Signed out first: watchers see offline, not the status a device
-	// without a publication has.
+	// without a publication has. The server drops what the device
+	// published with its sign-out; the removal after it is for a server
+	// that does not, and a 412 says the publication is gone already.
 	if _, err := o.a.register(ctx, o.reg, 0); err != nil {
 		errs = append(errs, fmt.Errorf("sign out: %w", err))
 	}
 	if o.pub.etag != "" {
-		if _, err := o.a.publish(ctx, o.pub, 0, true); err != nil {
+		var st *statusError
+		if _, err := o.a.publish(ctx, o.pub, 0, true); err != nil && !(errors.As(err, &st) && st.code == 412) {
 			errs = append(errs, fmt.Errorf("remove publication: %w", err))
 		}
 	}
