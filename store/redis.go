@@ -46,6 +46,9 @@ func conflictBackoff(attempt int) time.Duration {
 // OpenRedis connects to the server and checks it answers, or returns an
 // error naming the URL.
 func OpenRedis(ctx context.Context, cfg RedisConfig) (*Redis, error) {
+	if cfg.URL == "" {
+		return nil, errors.New("store: RedisConfig.URL is required")
+	}
 	opt, err := redis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("store: Redis URL %q: %w", cfg.URL, err)

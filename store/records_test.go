@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,7 +25,7 @@ var rctx = context.Background()
 // 1. A stored schema version >= 2^63 becomes a negative int, passes the
 // "newer" check, and migrations[-1] (nil) is called: OpenBolt panics on
 // bad stored data instead of returning an error.
-func TestReviewBoltHugeSchemaVersionPanics(t *testing.T) {
+func TestBoltRefusesAHugeSchemaVersion(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "bad.db")
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -53,7 +54,7 @@ func TestReviewBoltHugeSchemaVersionPanics(t *testing.T) {
 // the prefix aor NUL without checking the meeting's Organizer: an
 // organizer that has aor NUL as a prefix breaks (or leaks into) aor's
 // list. Memory and Redis are unaffected.
-func TestReviewBoltOrganizerPrefixCollision(t *testing.T) {
+func TestBoltOrganizerPrefixCollision(t *testing.T) {
 	for name, s := range map[string]conference.MeetingStore{
 		"memory": conference.NewMemoryMeetings(), "bolt": openBolt(t).Meetings(), "redis": openRedis(t).Meetings(),
 	} {
@@ -90,7 +91,7 @@ func orgOf(ms []*conference.Meeting) string {
 // altered (U+FFFD), so its Key no longer matches: each refresh appends a
 // duplicate and Expires: 0 cannot remove it. Memory keeps one binding and
 // removes it.
-func TestReviewInvalidUTF8ContactDuplicatesAndSticks(t *testing.T) {
+func TestInvalidUTF8ContactDuplicatesAndSticks(t *testing.T) {
 	now := time.Now()
 	for name, s := range map[string]presence.LocationStore{
 		"memory": presence.NewMemoryLocation(), "bolt": openBolt(t).Locations(), "redis": openRedis(t).Locations(),
@@ -127,7 +128,7 @@ func TestReviewInvalidUTF8ContactDuplicatesAndSticks(t *testing.T) {
 // store and its index entry deleted, so no later RemoveFlow of that flow
 // finds it. (Memory and bbolt are atomic: the binding is either removed
 // or still indexed.)
-func TestReviewRedisRemoveFlowLosesConcurrentIndexEntry(t *testing.T) {
+func TestRedisRemoveFlowLosesConcurrentIndexEntry(t *testing.T) {
 	r := openRedis(t)
 	s := r.Locations()
 	now := time.Now()
@@ -171,7 +172,7 @@ func TestReviewRedisRemoveFlowLosesConcurrentIndexEntry(t *testing.T) {
 // 5. On Redis, Update decodes the stored hash before looking at
 // removeAll: one unreadable field makes even "Contact: *" fail, so the
 // AOR cannot be cleaned up. bbolt skips the read for removeAll.
-func TestReviewRedisRemoveAllWithUnreadableField(t *testing.T) {
+func TestRedisRemoveAllWithUnreadableField(t *testing.T) {
 	const aor = "sip:alice@example.test"
 	r := openRedis(t)
 	if err := r.c.HSet(rctx, r.key("bindings", aor), "contact:x", "{not json").Err(); err != nil {
@@ -193,7 +194,7 @@ func TestReviewRedisRemoveAllWithUnreadableField(t *testing.T) {
 // meeting and the retry answers "exists", so Create returns ErrExists
 // for a meeting it created itself (conference.Focus then retries with a
 // new ID: an orphan meeting holding a dial-in ID).
-func TestReviewRedisCreateRetriedAfterTimeoutSaysExists(t *testing.T) {
+func TestRedisCreateRetriedAfterTimeoutSaysExists(t *testing.T) {
 	srv := testredis.Run(t)
 	r, err := OpenRedis(rctx, RedisConfig{URL: srv.URL})
 	if err != nil {
@@ -225,7 +226,7 @@ return 0`, nil).Err()
 
 // 7. Optimistic transactions give up after 32 conflicts: heavy contention
 // on one meeting makes some Updates fail (memory and bbolt never do).
-func TestReviewRedisUpdateGivesUpUnderContention(t *testing.T) {
+func TestRedisUpdateGivesUpUnderContention(t *testing.T) {
 	r := openRedis(t)
 	s := r.Meetings()
 	if err := s.Create(rctx, &conference.Meeting{ID: "m1"}); err != nil {
@@ -261,7 +262,7 @@ func TestReviewRedisUpdateGivesUpUnderContention(t *testing.T) {
 // m.Organizer == aor (Redis does), so an index key sip:a\0x\0y of
 // organizer "sip:a\0x" lists the meeting with ID "x\0y" — sip:b's — as
 // sip:a's.
-func TestReviewBoltOrganizerPrefixLeak(t *testing.T) {
+func TestBoltOrganizerPrefixLeak(t *testing.T) {
 	s := openBolt(t).Meetings()
 	if err := s.Create(rctx, &conference.Meeting{ID: "x\x00y", Organizer: "sip:b", Subject: "b's meeting"}); err != nil {
 		t.Fatal(err)
@@ -279,7 +280,7 @@ func TestReviewBoltOrganizerPrefixLeak(t *testing.T) {
 }
 
 // Held-up checks: two Redis clients racing.
-func TestReviewRedisRacesHold(t *testing.T) {
+func TestRedisRacesHold(t *testing.T) {
 	url := redisServer(t)
 	open := func() *Redis {
 		r, err := OpenRedis(rctx, RedisConfig{URL: url, Prefix: t.Name() + ":"})
@@ -351,7 +352,7 @@ func TestReviewRedisRacesHold(t *testing.T) {
 
 // 8. A bbolt file whose schema says 1 but lacks a bucket (bad stored
 // data) opens, then every call panics on a nil *bolt.Bucket.
-func TestReviewBoltMissingBucketPanics(t *testing.T) {
+func TestBoltRefusesMissingBuckets(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "nobuckets.db")
 	db, err := bolt.Open(path, 0o600, nil)
 	if err != nil {
@@ -381,7 +382,7 @@ func TestReviewBoltMissingBucketPanics(t *testing.T) {
 // 9. bbolt's flow index is never pruned except by RemoveFlow of that
 // exact flow: after a crash (no connection-close events) or a
 // de-registration, entries stay for ever.
-func TestReviewBoltFlowIndexNeverShrinks(t *testing.T) {
+func TestBoltFlowIndexNeverShrinks(t *testing.T) {
 	b := openBolt(t)
 	s := b.Locations()
 	now := time.Now()
@@ -402,7 +403,7 @@ func TestReviewBoltFlowIndexNeverShrinks(t *testing.T) {
 }
 
 // Held-up check: every call errors clearly with Redis down.
-func TestReviewRedisDownAllCalls(t *testing.T) {
+func TestRedisDownAllCalls(t *testing.T) {
 	srv := testredis.Run(t)
 	r, err := OpenRedis(rctx, RedisConfig{URL: srv.URL})
 	if err != nil {
@@ -427,3 +428,15 @@ func TestReviewRedisDownAllCalls(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestOpenRefusesAMissingPlace: a zero RedisConfig and an empty path are
+// errors naming what is missing, before anything is dialed or created.
+func TestOpenRefusesAMissingPlace(t *testing.T) {
+	if _, err := OpenRedis(t.Context(), RedisConfig{}); err == nil || !strings.Contains(err.Error(), "RedisConfig.URL") {
+		t.Errorf("OpenRedis(RedisConfig{}) = %v, want an error naming RedisConfig.URL", err)
+	}
+	if db, err := OpenBolt(""); err == nil {
+		_ = db.Close()
+		t.Error("OpenBolt(\"\") opened a database")
+	}
+}
