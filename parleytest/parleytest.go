@@ -235,6 +235,7 @@ func (s *Stack) start(cfg Config) error {
 		Client: client, Policy: rule, Connections: ua.TransportLayer(), Listeners: listeners, Logger: log}); err != nil {
 		return err
 	}
+	s.defer_(func() { _ = s.Router.Close() })
 	if s.Presence, err = presence.NewPresenceServer(presence.PresenceServerConfig{Auth: s.Auth, Directory: s.Directory,
 		Policy: rule, Registrar: s.Registrar, Client: client, Connections: ua.TransportLayer(), Logger: log}); err != nil {
 		return err
