@@ -62,7 +62,7 @@ type Call interface {
 	Record(ctx context.Context, max time.Duration) ([]byte, error)
 	// Join hands the call to meeting's media with the media token the
 	// focus granted participant.
-	Join(meeting MeetingID, participant ParticipantID, token string) error
+	Join(ctx context.Context, meeting MeetingID, participant ParticipantID, token string) error
 	// Done is closed when the call's media has ended (closed, its meeting
 	// ended, or nothing heard from the caller for too long).
 	Done() <-chan struct{}

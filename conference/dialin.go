@@ -46,14 +46,14 @@ func dialInIdentity(req *sip.Request, meeting MeetingID) *auth.Identity {
 // answerMedia gives joined participant pid its media: the media server
 // answers the INVITE's offer, and the call joins the meeting with a media
 // token the focus grants.
-func (f *Focus) answerMedia(req *sip.Request, id *auth.Identity, meeting MeetingID, pid ParticipantID) (Call, error) {
+func (f *Focus) answerMedia(ctx context.Context, req *sip.Request, id *auth.Identity, meeting MeetingID, pid ParticipantID) (Call, error) {
 	call, err := f.mediaServer().AnswerCall(string(req.Body()), f.plainRTP(id))
 	if err != nil {
 		return nil, err
 	}
 	g, err := f.AddUser(meeting, pid, "")
 	if err == nil {
-		err = call.Join(meeting, pid, g.Token)
+		err = call.Join(ctx, meeting, pid, g.Token)
 	}
 	if err != nil {
 		_ = call.Close()
@@ -209,7 +209,7 @@ func (f *Focus) ivr(req *sip.Request, d *dialog, call Call) {
 	_ = call.Play(ctx, PromptJoining)
 	g, err := f.AddUser(m.ID, p.ID, "")
 	if err == nil {
-		err = call.Join(m.ID, p.ID, g.Token)
+		err = call.Join(ctx, m.ID, p.ID, g.Token)
 	}
 	if err != nil {
 		f.cfg.Logger.Warn("dial-in caller's media could not join", "meeting", m.ID, "participant", p.ID, "err", err)

@@ -256,7 +256,9 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	if len(req.Body()) > 0 {
 		// The participant's audio: the media server's answer to its offer,
 		// already in the meeting's mix.
-		call, err := f.answerMedia(req, id, meeting, p.ID)
+		ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
+		call, err := f.answerMedia(ctx, req, id, meeting, p.ID)
+		cancel()
 		if err != nil {
 			f.dropDialog(d)
 			_ = f.Leave(meeting, p.ID)

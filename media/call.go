@@ -264,7 +264,7 @@ wait:
 // Join hands the call to meeting's media: the token must be the focus's
 // grant for participant in meeting, and the participant in the meeting
 // (not its lobby). From then on the caller hears the meeting.
-func (c *Call) Join(meeting conference.MeetingID, participant conference.ParticipantID, token string) error {
+func (c *Call) Join(ctx context.Context, meeting conference.MeetingID, participant conference.ParticipantID, token string) error {
 	claims, err := c.b.cfg.Tokens.Verify(token, conference.MediaClaims{Meeting: meeting, Participant: participant})
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrRefused, err)
@@ -276,7 +276,7 @@ func (c *Call) Join(meeting conference.MeetingID, participant conference.Partici
 	if err != nil || p.State != conference.Joined {
 		return fmt.Errorf("%w: %s is not in meeting %s", ErrRefused, participant, meeting)
 	}
-	r, err := c.b.room(context.Background(), meeting)
+	r, err := c.b.room(ctx, meeting)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ func (e *env) dial(user string, ph *phone.Phone) *Call {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if err := c.Join(e.meeting.ID, p.ID, g.Token); err != nil {
+	if err := c.Join(context.Background(), e.meeting.ID, p.ID, g.Token); err != nil {
 		e.t.Fatal(err)
 	}
 	if err := ph.Accept(c.Answer()); err != nil {
@@ -140,7 +140,7 @@ func TestCallOfferRefused(t *testing.T) {
 	}
 	defer call.Close()
 	g, _ := e.focus.AddUser(e.meeting.ID, p.ID, "")
-	if err := call.Join(e.meeting.ID, "someone-else", g.Token); !errors.Is(err, ErrRefused) {
+	if err := call.Join(context.Background(), e.meeting.ID, "someone-else", g.Token); !errors.Is(err, ErrRefused) {
 		t.Fatalf("join with another's token: %v", err)
 	}
 }
@@ -223,7 +223,7 @@ func TestSilentCallerTimesOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	g, _ := e.focus.AddUser(e.meeting.ID, p.ID, "")
-	if err := c.Join(e.meeting.ID, p.ID, g.Token); err != nil {
+	if err := c.Join(context.Background(), e.meeting.ID, p.ID, g.Token); err != nil {
 		t.Fatal(err)
 	}
 	// The phone never starts: nothing arrives.
