@@ -93,7 +93,6 @@ func TestNewRelayCredentialsValidatesItsConfig(t *testing.T) {
 		{"no secrets", "RelayCredentialsConfig.Secrets", func(c *RelayCredentialsConfig) { c.Secrets = nil }},
 		{"no URIs", "RelayCredentialsConfig.URIs", func(c *RelayCredentialsConfig) { c.URIs = nil }},
 		{"an empty URI", "RelayCredentialsConfig.URIs", func(c *RelayCredentialsConfig) { c.URIs = []string{""} }},
-		{"no Auth", "RelayCredentialsConfig.Auth", func(c *RelayCredentialsConfig) { c.Auth = nil }},
 		{"a negative TTL", "RelayCredentialsConfig.TTL", func(c *RelayCredentialsConfig) { c.TTL = -1 }},
 	})
 }

@@ -58,9 +58,11 @@ type RelayCredentialsConfig struct {
 	// TTL is the lifetime given when a client asks for none; at most (and
 	// by default) MaxCredentialLifetime.
 	TTL time.Duration
-	// Auth authenticates the SIP requests (HandleService); the HTTPS
-	// handler takes the identity auth's HTTP middleware put in the
-	// request's context.
+	// Auth authenticates the SIP requests (HandleService); without it
+	// HandleService answers 500, and only the HTTPS handler serves. That
+	// handler takes the identity from the request's context, where the
+	// Authenticator's HTTP middleware, or an application's own login
+	// (auth.ContextWithIdentity), put it.
 	Auth Authenticator
 }
 
@@ -89,8 +91,6 @@ func NewRelayCredentials(cfg RelayCredentialsConfig) (*RelayCredentials, error) 
 		return nil, errors.New("edge: RelayCredentialsConfig.URIs is required")
 	case slices.Contains(cfg.URIs, ""):
 		return nil, errors.New("edge: RelayCredentialsConfig.URIs has an empty URI")
-	case cfg.Auth == nil:
-		return nil, errors.New("edge: RelayCredentialsConfig.Auth is required")
 	case cfg.TTL < 0:
 		return nil, errors.New("edge: RelayCredentialsConfig.TTL must not be negative")
 	}
@@ -130,6 +130,10 @@ func (rc *RelayCredentials) For(id *auth.Identity, ttl time.Duration) (Credentia
 
 // HandleService serves relay credentials over SIP (SERVICE).
 func (rc *RelayCredentials) HandleService(req *sip.Request, tx sip.ServerTransaction) {
+	if rc.cfg.Auth == nil {
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 500, "Relay Credentials Over SIP Not Configured", nil))
+		return
+	}
 	id := rc.cfg.Auth.Authenticate(req, tx)
 	if id == nil {
 		return

@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
@@ -56,7 +58,7 @@ func TestRelayCredentialsOverSIP(t *testing.T) {
 	m, _ := s.focus.Schedule(context.Background(), &auth.Identity{URI: "sip:alice@example.test", Tenant: "example.test", Kind: auth.Internal},
 		conference.MeetingOptions{})
 	guest := s.peer(s.internal, "sip.example.test", nil)
-	guest.user, guest.pass = auth.AnonymousPrefix + string(m.ID), m.Key
+	guest.user, guest.pass = auth.AnonymousPrefix+string(m.ID), m.Key
 	req := guest.request(MethodService, m.Focus(), "sip:guest@anonymous.invalid", "")
 	if res := guest.do(req, 5*time.Second); res.StatusCode != 403 {
 		t.Fatalf("anonymous guest: %v", res)
@@ -111,5 +113,73 @@ func TestRelayCredentialsNotForAnExpiredSignIn(t *testing.T) {
 		if _, err := rc.For(id, 0); !errors.Is(err, ErrNotSignedIn) {
 			t.Errorf("%s: err %v, want ErrNotSignedIn", name, err)
 		}
+	}
+}
+
+// TestRelayCredentialsBehindTheApplicationsOwnLogin: an application with
+// its own login and no Authenticator serves relay credentials over HTTPS:
+// its middleware puts the identity in the context; over SIP, with no Auth
+// to check requests, the service answers 500 rather than serve anyone.
+func TestRelayCredentialsBehindTheApplicationsOwnLogin(t *testing.T) {
+	rc, err := NewRelayCredentials(RelayCredentialsConfig{Secrets: NewSecrets(0, nil), URIs: []string{"turn:relay.example.test:3478"}})
+	if err != nil {
+		t.Fatalf("NewRelayCredentials without Auth: %v", err)
+	}
+	ownLogin := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("X-Session") != "kiosk-7" {
+				http.Error(w, "sign in first", http.StatusUnauthorized)
+				return
+			}
+			id := &auth.Identity{URI: "sip:kiosk-7@example.test", Tenant: "example.test", Kind: auth.Remote, Method: auth.MethodBearer}
+			next.ServeHTTP(w, r.WithContext(auth.ContextWithIdentity(r.Context(), id)))
+		})
+	}
+	srv := httptest.NewTLSServer(ownLogin(rc))
+	defer srv.Close()
+	get := func(session string) (*http.Response, Credential) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+		req.Header.Set("X-Session", session)
+		res, err := srv.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var c Credential
+		_ = json.NewDecoder(res.Body).Decode(&c)
+		return res, c
+	}
+	if res, c := get("kiosk-7"); res.StatusCode != 200 || !strings.HasSuffix(c.Username, ":sip:kiosk-7@example.test") || c.Password == "" {
+		t.Errorf("signed in by the application: %s %+v", res.Status, c)
+	}
+	if res, _ := get("nobody"); res.StatusCode != http.StatusUnauthorized {
+		t.Errorf("not signed in: %s, want the application's 401", res.Status)
+	}
+
+	// Over SIP: nothing to authenticate with, so nothing served.
+	ua, _ := sipgo.NewUA()
+	defer ua.Close()
+	sipSrv, _ := sipgo.NewServer(ua)
+	sipSrv.OnRequest(MethodService, rc.HandleService)
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = sipSrv.ServeUDP(pc) }()
+	defer func() { _ = pc.Close(); <-done }()
+	c, err := net.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_, _ = c.Write([]byte("SERVICE sip:example.test SIP/2.0\r\nVia: SIP/2.0/UDP " + c.LocalAddr().String() + ";branch=z9hG4bK-svc1\r\n" +
+		"From: <sip:mallory@example.test>;tag=1\r\nTo: <sip:example.test>\r\nCall-ID: svc1\r\nCSeq: 1 SERVICE\r\n" +
+		"Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"))
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 2048)
+	n, err := c.Read(buf)
+	if err != nil || !strings.HasPrefix(string(buf[:n]), "SIP/2.0 500") {
+		t.Errorf("SERVICE with no Auth: %q %v, want 500", buf[:n], err)
 	}
 }
