@@ -104,7 +104,7 @@ func TestGuestJoinsAMeetingThroughTheEdge(t *testing.T) {
 	// dialog: not with its route (bound to the first guest's connection),
 	// nor without.
 	other := s.peer(s.userEdge, "edge.example.test", nil)
-	other.user, other.pass = auth.AnonymousPrefix + string(m.ID), m.Key
+	other.user, other.pass = auth.AnonymousPrefix+string(m.ID), m.Key
 	bye := other.inDialog(c, sip.BYE)
 	if res := other.do(bye, 5*time.Second); res.StatusCode != 403 {
 		t.Errorf("another guest's BYE along the first guest's route: %v", res)
@@ -238,6 +238,6 @@ func (s *site) guestInMeeting(t *testing.T) (*conference.Meeting, *peer, *call) 
 	org.user, org.pass = "alice", "alice-secret"
 	org.join(m.Focus(), "sip:alice@example.test", "Alice", 5*time.Second)
 	guest := s.peer(s.userEdge, "edge.example.test", nil)
-	guest.user, guest.pass = auth.AnonymousPrefix + string(m.ID), m.Key
+	guest.user, guest.pass = auth.AnonymousPrefix+string(m.ID), m.Key
 	return m, guest, guest.join(m.Focus(), "sip:visitor@anonymous.invalid", "Visitor", 10*time.Second)
 }
