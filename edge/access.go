@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo"
@@ -106,6 +107,9 @@ type AccessEdge struct {
 	userAddr string               // where users reach the edge (UserListener)
 
 	internalAddr string // Internal resolved, as requests from it show their source
+
+	draining atomic.Bool  // Shutdown has begun
+	inFlight atomic.Int64 // requests being handled, for Shutdown
 }
 
 // resolve returns addr with its host resolved as the edge's user agent
@@ -444,6 +448,8 @@ func respond(tx sip.ServerTransaction, req *sip.Request, code int, reason string
 // dialog the edge Record-Routed go to the dialog's other side; new
 // requests from partners go to the internal server.
 func (e *AccessEdge) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
+	e.inFlight.Add(1)
+	defer e.inFlight.Add(-1)
 	if mf := req.MaxForwards(); mf != nil && mf.Val() == 0 {
 		respond(tx, req, 483, "Too Many Hops")
 		return
@@ -458,6 +464,9 @@ func (e *AccessEdge) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	if req.Method == sip.CANCEL || req.IsAck() {
 		return // a CANCEL matches its INVITE's transaction; a stray ACK is dropped
+	}
+	if e.refuseWhileDraining(req, tx) {
+		return
 	}
 	if e.fromUserConn(req) {
 		e.fromUser(req, tx)

@@ -46,6 +46,7 @@ type site struct {
 	authn      *auth.Authenticator
 	relay      *RelayCredentials
 	secrets    *Secrets
+	access     *AccessEdge
 }
 
 func newSite(t testing.TB) *site {
@@ -129,6 +130,7 @@ func newSite(t testing.TB) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.access = ae
 	for _, m := range edgeMethods {
 		esrv.OnRequest(m, ae.HandleRequest)
 	}

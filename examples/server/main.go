@@ -528,6 +528,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// BYE and those in the lobby an answer, watchers are told their
 	// subscriptions end, and messages and calls in flight finish; then
 	// the media and the relay's allocations close.
+	_ = accessEdge.Shutdown(shutdownCtx)
 	_ = focus.Shutdown(shutdownCtx)
 	_ = presenceSrv.Shutdown(shutdownCtx)
 	_ = router.Shutdown(shutdownCtx)
