@@ -340,24 +340,23 @@ func (c *Client) SubscriptionStates() <-chan string { return c.subscriptionState
 
 func (c *Client) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	defer c.answer(req, tx)
+	// The document is recorded before the state is delivered: a test that
+	// reads a state then LastPresence sees what that NOTIFY carried.
+	if ct := req.ContentType(); ct != nil && strings.HasPrefix(ct.Value(), "application/pidf+xml") {
+		if doc, err := presence.ParsePIDF(req.Body()); err == nil {
+			c.presenceMu.Lock()
+			c.presence[doc.Entity] = doc
+			close(c.presenceChanged)
+			c.presenceChanged = make(chan struct{})
+			c.presenceMu.Unlock()
+		}
+	}
 	if h := req.GetHeader("Subscription-State"); h != nil {
 		select {
 		case c.subscriptionStates <- h.Value():
 		default:
 		}
 	}
-	if ct := req.ContentType(); ct == nil || !strings.HasPrefix(ct.Value(), "application/pidf+xml") {
-		return
-	}
-	doc, err := presence.ParsePIDF(req.Body())
-	if err != nil {
-		return
-	}
-	c.presenceMu.Lock()
-	c.presence[doc.Entity] = doc
-	close(c.presenceChanged)
-	c.presenceChanged = make(chan struct{})
-	c.presenceMu.Unlock()
 }
 
 // Send sends an instant message (MESSAGE, text/plain) to user (a name of

@@ -44,7 +44,7 @@ func (s redisMeetings) Create(ctx context.Context, m *conference.Meeting) error 
 	if err != nil {
 		return err
 	}
-	n, err := createMeeting.Run(ctx, s.r.c, s.keys(m), raw, m.ID, m.DialInID).Int()
+	n, err := createMeeting.Run(ctx, s.r.c, s.keys(m), raw, string(m.ID), m.DialInID).Int()
 	switch {
 	case err != nil:
 		return redisErr(err)
@@ -114,8 +114,8 @@ func (s redisMeetings) Update(ctx context.Context, id conference.MeetingID, fn f
 		return multi(ctx, tx, func(p redis.Pipeliner) {
 			p.Set(ctx, key, raw, 0)
 			if c.Organizer != m.Organizer {
-				p.SRem(ctx, s.r.key("meetings-of", m.Organizer), id)
-				p.SAdd(ctx, s.r.key("meetings-of", c.Organizer), id)
+				p.SRem(ctx, s.r.key("meetings-of", m.Organizer), string(id))
+				p.SAdd(ctx, s.r.key("meetings-of", c.Organizer), string(id))
 			}
 		})
 	}, key)
@@ -138,7 +138,7 @@ func (s redisMeetings) Delete(ctx context.Context, id conference.MeetingID) erro
 			if m.DialInID != "" {
 				p.Del(ctx, s.r.key("meeting-dial-in", m.DialInID))
 			}
-			p.SRem(ctx, s.r.key("meetings-of", m.Organizer), id)
+			p.SRem(ctx, s.r.key("meetings-of", m.Organizer), string(id))
 		})
 	}, key)
 }
