@@ -69,6 +69,9 @@ type Config struct {
 	// Throttle limits requests per source. Nil: a Throttle with the default
 	// limits (throttling is on by default).
 	Throttle *Throttle
+	// KeyBackoff makes wrong conference keys wait, per meeting and source
+	// (see keyBackoffKey). Nil: a Backoff with the default settings.
+	KeyBackoff *Backoff
 	// Proxy makes the Authenticator challenge as a proxy: 407 with
 	// Proxy-Authenticate, credentials in Proxy-Authorization.
 	Proxy bool
@@ -139,6 +142,7 @@ type Authenticator struct {
 	nonces   *nonces
 	bearers  []*bearer
 	throttle *Throttle
+	backoff  *Backoff
 	conns    connTable
 	metrics  authMetrics
 	md5      bool
@@ -189,6 +193,9 @@ func New(cfg Config) (*Authenticator, error) {
 		if a.throttle, err = NewThrottle(ThrottleConfig{Now: cfg.Now}); err != nil {
 			return nil, err
 		}
+	}
+	if a.backoff = cfg.KeyBackoff; a.backoff == nil {
+		a.backoff, _ = NewBackoff(BackoffConfig{Now: cfg.Now}) // the defaults are valid
 	}
 	a.nonces = newNonces(cfg.NonceTTL, cfg.MaxNonces, cfg.Now)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -530,6 +537,7 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 	var ha1 string
 	var anon *Identity
 	var user *User
+	var backoffKey string
 	if meeting, ok := strings.CutPrefix(username, AnonymousPrefix); ok {
 		if a.cfg.Conferences == nil || meeting == "" {
 			return nil, again
@@ -538,6 +546,10 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		if err != nil {
 			a.cfg.Logger.Info("anonymous join refused", "meeting", meeting, "peer", at.source, "err", err)
 			return nil, again
+		}
+		backoffKey = a.keyBackoffKey(meeting, at)
+		if wait := a.backoff.Wait(backoffKey); wait > 0 {
+			return nil, verdict{status: 503, reason: "Service Unavailable", retryAfter: wait}
 		}
 		ha1 = digestHA1(alg, username, credRealm, key)
 		uri := anonymousURI()
@@ -569,6 +581,9 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 	want := digestResponse(alg, ha1, p["nonce"], p["nc"], p["cnonce"], at.method, p["uri"])
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(p["response"]))) != 1 {
 		a.cfg.Logger.Info("digest response wrong", "user", username, "peer", at.source)
+		if anon != nil {
+			a.backoff.Fail(backoffKey)
+		}
 		return nil, again
 	}
 	if state == nonceStale {
@@ -582,6 +597,7 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		return nil, again
 	}
 	if anon != nil {
+		a.backoff.Succeed(backoffKey)
 		return anon, verdict{}
 	}
 	return a.userIdentity(ctx, user.URI, MethodDigest, at)
