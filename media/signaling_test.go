@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -35,6 +36,12 @@ type sigEnv struct {
 }
 
 func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
+	return newSigEnvConfig(t, SignalingConfig{TicketTTL: ttl})
+}
+
+// newSigEnvConfig is newSigEnv with more of the signaling's settings
+// (Focus and Bridge are the environment's).
+func newSigEnvConfig(t *testing.T, cfg SignalingConfig) *sigEnv {
 	e := newEnv(t, time.Time{})
 	alice, err := e.dir.User(context.Background(), "sip:alice@example.test")
 	if err != nil {
@@ -48,7 +55,8 @@ func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := NewSignaling(SignalingConfig{Focus: e.focus, Bridge: e.bridge, TicketTTL: ttl})
+	cfg.Focus, cfg.Bridge = e.focus, e.bridge
+	sig, err := NewSignaling(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +76,20 @@ func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
 // it returns the ticket, or "" and the status.
 func (e *sigEnv) ticket(meeting, user, password, name string) (string, int) {
 	e.t.Helper()
+	return e.ticketFrom("", meeting, user, password, name)
+}
+
+// ticketFrom is ticket asked for from the loopback address ip ("": the
+// default).
+func (e *sigEnv) ticketFrom(ip, meeting, user, password, name string) (string, int) {
+	e.t.Helper()
+	client := e.srv.Client()
+	if ip != "" {
+		tr := client.Transport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
 	path := "/meetings/" + meeting + "/ticket"
 	body, _ := json.Marshal(map[string]string{"display_name": name})
 	post := func(authorization string) *http.Response {
@@ -75,7 +97,7 @@ func (e *sigEnv) ticket(meeting, user, password, name string) (string, int) {
 		if authorization != "" {
 			req.Header.Set("Authorization", authorization)
 		}
-		res, err := e.srv.Client().Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -378,5 +400,56 @@ func TestLeadersHearRecordedNames(t *testing.T) {
 	alice.await("no recording for alice", func(m message) bool { return m.Type == "error" })
 	if _, err := e.focus.RecordedName(context.Background(), e.meeting.ID, caller.ID, caller.ID); !errors.Is(err, conference.ErrForbidden) {
 		t.Fatalf("an attendee asks for a recorded name: %v, want ErrForbidden", err)
+	}
+}
+
+// A cross-origin attempt is refused before the ticket is looked at, so
+// it cannot burn the ticket of the user it was taken from.
+func TestSignalingRefusedOriginKeepsTicket(t *testing.T) {
+	e := newSigEnv(t, 5*time.Second)
+	tk, _ := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
+	if _, res, err := e.dial(tk, http.Header{"Origin": {"https://elsewhere.example"}}); err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a socket from another origin: %v", err)
+	}
+	conn, _, err := e.dial(tk, nil)
+	if err != nil {
+		t.Fatalf("the ticket after a refused cross-origin attempt: %v", err)
+	}
+	conn.CloseNow()
+}
+
+// The tickets waiting are bounded per source and per meeting, so that
+// one conference key from a few addresses cannot take every ticket.
+func TestSignalingTicketBounds(t *testing.T) {
+	e := newSigEnvConfig(t, SignalingConfig{TicketTTL: 30 * time.Second, MaxTicketsPerSource: 3, MaxTicketsPerMeeting: 5})
+	other, err := e.focus.Schedule(context.Background(), identity("bob"), conference.MeetingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meeting, guest, key := string(e.meeting.ID), auth.AnonymousPrefix+string(e.meeting.ID), e.meeting.Key
+	for i := range 3 {
+		if _, status := e.ticketFrom("127.0.0.2", meeting, guest, key, "Gina"); status != http.StatusOK {
+			t.Fatalf("ticket %d from one source: %d", i, status)
+		}
+	}
+	if _, status := e.ticketFrom("127.0.0.2", meeting, guest, key, "Gina"); status != http.StatusTooManyRequests {
+		t.Fatalf("a ticket over the source's share: %d, want 429", status)
+	}
+	for i := range 2 {
+		if _, status := e.ticketFrom("127.0.0.3", meeting, guest, key, "Gina"); status != http.StatusOK {
+			t.Fatalf("ticket %d from a second source: %d", i, status)
+		}
+	}
+	if _, status := e.ticketFrom("127.0.0.4", meeting, guest, key, "Gina"); status != http.StatusServiceUnavailable {
+		t.Fatalf("a ticket over the meeting's share: %d, want 503", status)
+	}
+	if _, status := e.ticketFrom("127.0.0.4", string(other.ID), "alice", alicePassword, ""); status != http.StatusOK {
+		t.Fatalf("a ticket for another meeting: %d, want 200", status)
+	}
+	for _, bad := range []SignalingConfig{{MaxTicketsPerMeeting: -1}, {MaxTicketsPerSource: -1}} {
+		bad.Focus, bad.Bridge = e.focus, e.bridge
+		if _, err := NewSignaling(bad); err == nil {
+			t.Fatalf("%+v accepted", bad)
+		}
 	}
 }
