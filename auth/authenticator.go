@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -112,6 +111,10 @@ type Config struct {
 	// trusts partners' CAs must not take a partner's certificate naming
 	// an edge for the edge.
 	EdgeCA *x509.Certificate
+	// ConnLimits bounds the connections of the listeners Listener and
+	// WSSListener wrap: timeouts, caps per address and in all, message
+	// size, WebSocket origins. Zero fields take the defaults.
+	ConnLimits ConnLimits
 	// Logger receives authentication failures. Default slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
@@ -175,6 +178,10 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.MaxNonces < 2 {
 		return nil, errors.New("auth: Config.MaxNonces must be at least 2")
 	}
+	var err error
+	if cfg.ConnLimits, err = cfg.ConnLimits.check("auth: Config.ConnLimits."); err != nil {
+		return nil, err
+	}
 	if cfg.InternalNetworks == nil {
 		for _, p := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"} {
 			cfg.InternalNetworks = append(cfg.InternalNetworks, netip.MustParsePrefix(p))
@@ -189,7 +196,6 @@ func New(cfg Config) (*Authenticator, error) {
 	cfg.Directory = nonNilDirectory{cfg.Directory}
 	a := &Authenticator{cfg: cfg, throttle: cfg.Throttle, md5: !cfg.DisableMD5 && !fips140.Enabled()}
 	if a.throttle == nil {
-		var err error
 		if a.throttle, err = NewThrottle(ThrottleConfig{Now: cfg.Now}); err != nil {
 			return nil, err
 		}
@@ -766,42 +772,4 @@ func (a *Authenticator) sipResponse(req *sip.Request, v verdict, userAgent strin
 
 func retrySeconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
-}
-
-// Associations returns how many open connections carry a security
-// association.
-func (a *Authenticator) Associations() int { return a.conns.associated() }
-
-// AuthMetrics counts what the Authenticator decided, for monitoring: a
-// rise in Refused or Throttled is someone guessing passwords.
-type AuthMetrics struct {
-	Sessions   int    // open connections with a security association
-	Accepted   uint64 // requests let through
-	Challenged uint64 // challenged (401/407) having sent no credentials, or a stale nonce
-	Refused    uint64 // refused: wrong credentials (challenged again), disabled account, forbidden
-	Throttled  uint64 // refused for too many failures from the source (503 or 429)
-}
-
-type authMetrics struct{ accepted, challenged, refused, throttled atomic.Uint64 }
-
-// Metrics returns the counts so far.
-func (a *Authenticator) Metrics() AuthMetrics {
-	return AuthMetrics{Sessions: a.conns.associated(), Accepted: a.metrics.accepted.Load(), Challenged: a.metrics.challenged.Load(),
-		Refused: a.metrics.refused.Load(), Throttled: a.metrics.throttled.Load()}
-}
-
-// decide is check, counted.
-func (a *Authenticator) decide(ctx context.Context, at *attempt) verdict {
-	v := a.check(ctx, at)
-	switch {
-	case v.id != nil:
-		a.metrics.accepted.Add(1)
-	case (v.status == 401 || v.status == 407) && (at.credentials == "" || v.stale):
-		a.metrics.challenged.Add(1)
-	case v.status == 503:
-		a.metrics.throttled.Add(1)
-	default:
-		a.metrics.refused.Add(1)
-	}
-	return v
 }

@@ -232,6 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
 		Peers:      []string{poolName},                     // and the pool's other front ends their own users
 		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
+		ConnLimits: cfg.connLimits(httpsOrigins(serverCert.Certificate().Leaf, httpsLn.Addr())),
 	})
 	if err != nil {
 		return err
@@ -481,15 +482,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// 6. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
 	errc := make(chan error, 7)
+	// The edges' listeners get the limits the Authenticator applies to its own.
+	edgeListener, err := auth.LimitListener(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))), cfg.connLimits(nil))
+	if err != nil {
+		return err
+	}
+	edgeUserListener, err := auth.LimitListener(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(edgeCert, verifier))), cfg.connLimits(nil))
+	if err != nil {
+		return err
+	}
 	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
-	wg.Go(func() {
-		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))))
-	})
-	wg.Go(func() {
-		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(edgeCert, verifier))))
-	})
+	wg.Go(func() { errc <- edgeSrv.ServeTLS(edgeListener) })
+	wg.Go(func() { errc <- edgeSrv.ServeTLS(edgeUserListener) })
 	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
 	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
 	if poolLn != nil {
