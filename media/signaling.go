@@ -105,6 +105,10 @@ type ticket struct {
 	expires  time.Time
 }
 
+// maxSocketMessage bounds a message (and a frame) from the browser: an
+// SDP offer and its JSON.
+const maxSocketMessage = maxOfferSize + 4<<10
+
 // maxTickets bounds the tickets waiting for their socket, all meetings
 // together.
 const maxTickets = 10000
@@ -273,7 +277,9 @@ func (s *Signaling) SocketHandler() http.Handler {
 			writeError(w, http.StatusUnauthorized, "no valid ticket")
 			return
 		}
-		conn, err := websocket.Accept(w, r, nil) // refuses a cross-origin page
+		// A frame over the read limit is refused at its header, not after
+		// the library has waited for its payload.
+		conn, err := websocket.Accept(auth.LimitWebSocketFrames(w, maxSocketMessage), r, nil) // refuses a cross-origin page
 		if err != nil {
 			return // Accept has answered
 		}
@@ -282,7 +288,7 @@ func (s *Signaling) SocketHandler() http.Handler {
 			_ = conn.Close(websocket.StatusPolicyViolation, "no valid ticket")
 			return
 		}
-		conn.SetReadLimit(maxOfferSize + 4<<10)
+		conn.SetReadLimit(maxSocketMessage)
 		ctx, cancel := context.WithCancel(context.Background())
 		s.mu.Lock()
 		if s.closed {

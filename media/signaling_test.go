@@ -1,16 +1,21 @@
 package media
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -451,5 +456,40 @@ func TestSignalingTicketBounds(t *testing.T) {
 		if _, err := NewSignaling(bad); err == nil {
 			t.Fatalf("%+v accepted", bad)
 		}
+	}
+}
+
+// A frame declaring more than the socket's message limit (here 2^62
+// bytes) closes the socket when its header arrives: the server does not
+// wait for a payload that will never come.
+func TestSignalingRefusesOversizedFrameAtHeader(t *testing.T) {
+	e := newSigEnv(t, 5*time.Second)
+	tk, _ := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
+	host := strings.TrimPrefix(e.srv.URL, "https://")
+	c, err := tls.Dial("tcp", host, e.srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET /socket?ticket=" + tk + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}
+	binary.BigEndian.PutUint64(hdr[2:10], 1<<62)
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = io.Copy(io.Discard, br)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("a frame declaring 2^62 bytes left the socket waiting for its payload")
 	}
 }
