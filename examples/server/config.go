@@ -321,15 +321,19 @@ func isIP(s string) bool {
 }
 
 // logger is the server's slog.Logger, as the config says; every component
-// logs through it.
+// logs through it, behind an auth.LogLimiter.
 func (c *config) logger(w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level)) // checked
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// What peers can make the server log (malformed SIP with its bytes,
+	// broken connections) is cut, rate-limited and logged at WARN.
+	limited, _ := auth.NewLogLimiter(h, auth.LogLimits{}) // the defaults are valid
+	return slog.New(limited)
 }
 
 // checkDataDir refuses, before anything listens, a data directory the
