@@ -154,7 +154,7 @@ type limitListener struct {
 	mu        sync.Mutex
 	perSource map[string]int
 	total     int
-	preparing map[net.Conn]struct{}
+	preparing map[*limitedConn]struct{}
 
 	start    sync.Once
 	ready    chan net.Conn
@@ -166,7 +166,7 @@ type limitListener struct {
 }
 
 func newLimitListener(ln net.Listener, lim ConnLimits, ws bool) *limitListener {
-	return &limitListener{Listener: ln, lim: lim, ws: ws, perSource: map[string]int{}, preparing: map[net.Conn]struct{}{},
+	return &limitListener{Listener: ln, lim: lim, ws: ws, perSource: map[string]int{}, preparing: map[*limitedConn]struct{}{},
 		ready: make(chan net.Conn), failed: make(chan struct{}), closing: make(chan struct{})}
 }
 
@@ -196,13 +196,19 @@ func (l *limitListener) Accept() (net.Conn, error) {
 func (l *limitListener) Close() error {
 	err := l.Listener.Close()
 	l.stopOnce.Do(func() { close(l.closing) })
-	l.mu.Lock()
-	for c := range l.preparing {
-		_ = c.Close()
-	}
-	l.mu.Unlock()
+	l.closePreparing()
 	l.wg.Wait()
 	return err
+}
+
+// closePreparing closes the connections whose upgrade request is being
+// read: nobody will accept them.
+func (l *limitListener) closePreparing() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c := range l.preparing {
+		_ = c.Conn.Close()
+	}
 }
 
 func (l *limitListener) acceptLoop() {
@@ -211,6 +217,7 @@ func (l *limitListener) acceptLoop() {
 		if err != nil {
 			l.err = err
 			close(l.failed)
+			l.closePreparing()
 			return
 		}
 		lc := l.admit(c)
@@ -232,6 +239,8 @@ func (l *limitListener) acceptLoop() {
 			select {
 			case l.ready <- lc:
 			case <-l.closing:
+				_ = lc.Close()
+			case <-l.failed: // nobody will accept it
 				_ = lc.Close()
 			}
 		})

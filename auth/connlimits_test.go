@@ -169,6 +169,11 @@ func (s *sipServer) wsUpgrade(t *testing.T, origin string) (*tls.Conn, int) {
 
 func TestWebSocketLimits(t *testing.T) {
 	s := startSIPServer(t, Config{ConnLimits: ConnLimits{MaxMessageSize: 4096, Origins: []string{"https://web.example.test"}}})
+	// A client that connects and says nothing does not hold up others
+	// (sipgo reads upgrade requests in its accept loop).
+	if _, err := s.rawTLS(t, s.wss, ""); err != nil {
+		t.Fatal(err)
+	}
 	if _, code := s.wsUpgrade(t, "https://evil.example"); code != http.StatusForbidden {
 		t.Fatalf("SIP over WebSocket from a foreign page: %d, want 403", code)
 	}
