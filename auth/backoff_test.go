@@ -1,8 +1,11 @@
 package auth
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -86,5 +89,35 @@ func TestBackoffDoublesAndIsBounded(t *testing.T) {
 		if _, err := NewBackoff(bad); err == nil {
 			t.Fatalf("%+v accepted", bad)
 		}
+	}
+}
+
+// Over HTTP (HTTPForMeeting), a source guessing a meeting's key waits
+// with 429 and Retry-After, like the throttle answers.
+func TestWrongConferenceKeysBackOffOverHTTP(t *testing.T) {
+	a, err := New(Config{Directory: testDirectory(t), Realm: "example.test", Conferences: meetings{meetingA: keyA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	srv := httptest.NewServer(a.HTTPForMeeting(func(r *http.Request) string { return strings.TrimPrefix(r.URL.Path, "/") },
+		http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	defer srv.Close()
+	try := func(key string) *http.Response {
+		req, _ := http.NewRequest("POST", srv.URL+"/"+meetingA, nil)
+		req.Header.Set("Authorization", strings.TrimPrefix(digestCredentials("example.test", a.nonces.mint(), algSHA256,
+			"POST", "/"+meetingA, AnonymousPrefix+meetingA, key, 1), "Authorization: "))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res
+	}
+	for i := range DefaultBackoffFree + 1 {
+		try("guess-" + strconv.Itoa(i))
+	}
+	if res := try(keyA); res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("right key while backing off: %d Retry-After %q, want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
 	}
 }
