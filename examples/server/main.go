@@ -443,7 +443,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer edgeClient.Close()
 	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: []string{demoDomain},
 		Internal: sipLn.Addr().String(), Listener: edgeLn.Addr().String(), Client: edgeClient,
-		Connections: edgeUA.TransportLayer(), Logger: logger,
+		Connections: edgeUA.TransportLayer(), Logger: logger, ConnLimits: cfg.connLimits(nil),
 		Meetings: func(uri sip.Uri) bool {
 			m, err := focus.Meeting(context.Background(), conference.MeetingID(uri.User))
 			return err == nil && strings.EqualFold(m.Tenant, uri.Host)
@@ -482,20 +482,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// 6. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
 	errc := make(chan error, 7)
-	// The edges' listeners get the limits the Authenticator applies to its own.
-	edgeListener, err := auth.LimitListener(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))), cfg.connLimits(nil))
-	if err != nil {
-		return err
-	}
-	edgeUserListener, err := auth.LimitListener(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(edgeCert, verifier))), cfg.connLimits(nil))
-	if err != nil {
-		return err
-	}
 	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
-	wg.Go(func() { errc <- edgeSrv.ServeTLS(edgeListener) })
-	wg.Go(func() { errc <- edgeSrv.ServeTLS(edgeUserListener) })
+	wg.Go(func() {
+		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))))
+	})
+	wg.Go(func() {
+		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(edgeCert, verifier))))
+	})
 	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
 	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
 	if poolLn != nil {
