@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -120,4 +121,21 @@ func TestWrongConferenceKeysBackOffOverHTTP(t *testing.T) {
 	if res := try(keyA); res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
 		t.Fatalf("right key while backing off: %d Retry-After %q, want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
 	}
+}
+
+func ExampleBackoff() {
+	now := time.Date(2026, 12, 1, 9, 0, 0, 0, time.UTC)
+	b, _ := NewBackoff(BackoffConfig{Free: 2, Now: func() time.Time { return now }})
+	key := "m-1234\x00" + SourceKey(netip.MustParseAddr("203.0.113.7"))
+	for range 5 {
+		fmt.Println(b.Fail(key))
+	}
+	fmt.Println(b.Wait("m-1234\x00" + SourceKey(netip.MustParseAddr("198.51.100.1"))))
+	// Output:
+	// 0s
+	// 0s
+	// 1s
+	// 2s
+	// 4s
+	// 0s
 }
