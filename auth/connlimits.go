@@ -56,7 +56,8 @@ type ConnLimits struct {
 	// MessageTimeout bounds how long one message may take to arrive once
 	// its first byte has: a SIP message's headers and body, or a
 	// WebSocket frame. A client dribbling a message byte by byte is cut.
-	// Default 20 s.
+	// It also bounds each write to the peer, so a peer that stops reading
+	// is cut too. Default 20 s.
 	MessageTimeout time.Duration
 	// IdleTimeout closes a connection that sends nothing, not even a
 	// keep-alive (RFC 5626 CRLF, a WebSocket ping), for this long.
@@ -330,11 +331,27 @@ func (c *limitedConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// SetReadDeadline is ignored: the limits own the read deadline.
+// Write bounds each write by MessageTimeout, so a peer that stops reading
+// cannot hold the goroutine writing to it; a write that fails closes the
+// connection.
+func (c *limitedConn) Write(b []byte) (int, error) {
+	_ = c.Conn.SetWriteDeadline(time.Now().Add(c.l.lim.MessageTimeout))
+	n, err := c.Conn.Write(b)
+	if err != nil {
+		_ = c.Close()
+	}
+	return n, err
+}
+
+// SetReadDeadline, SetWriteDeadline and SetDeadline are ignored: the
+// limits own the deadlines.
 func (c *limitedConn) SetReadDeadline(time.Time) error { return nil }
 
-// SetDeadline sets the write deadline only (see SetReadDeadline).
-func (c *limitedConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+// SetWriteDeadline is ignored (see SetReadDeadline).
+func (c *limitedConn) SetWriteDeadline(time.Time) error { return nil }
+
+// SetDeadline is ignored (see SetReadDeadline).
+func (c *limitedConn) SetDeadline(time.Time) error { return nil }
 
 func (c *limitedConn) Close() error {
 	err := net.ErrClosed

@@ -217,3 +217,47 @@ func TestConnLimitsValidated(t *testing.T) {
 		}
 	}
 }
+
+// pipeListener accepts one end of a net.Pipe, which buffers nothing: a
+// write waits for the other end to read.
+type pipeListener struct{ conns chan net.Conn }
+
+func (l *pipeListener) Accept() (net.Conn, error) {
+	c, ok := <-l.conns
+	if !ok {
+		return nil, net.ErrClosed
+	}
+	return c, nil
+}
+func (l *pipeListener) Close() error   { return nil }
+func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
+
+// A peer that stops reading cannot hold a writer: a write waits at most
+// the message timeout, then the connection closes.
+func TestConnLimitsWriteTimeout(t *testing.T) {
+	server, client := net.Pipe()
+	defer client.Close()
+	pl := &pipeListener{conns: make(chan net.Conn, 1)}
+	pl.conns <- server
+	ln, err := LimitListener(pl, ConnLimits{MessageTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Write(make([]byte, 1<<16))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("a write nobody read succeeded")
+		}
+	case <-time.After(3 * time.Second):
+		t.Fatal("a write to a peer that does not read was not cut")
+	}
+}
