@@ -160,9 +160,10 @@ func (b *Backoff) Len() int {
 	return b.lru.Len()
 }
 
-// SourceKey names a source address for a Backoff or Throttle key: the
-// address itself for IPv4, its /64 for IPv6 (one host's share of a
-// network, which it can fill with addresses at will).
+// SourceKey names a source address for limits kept per source (a
+// Backoff's keys, the connection caps of ConnLimits): the address itself
+// for IPv4, its /64 for IPv6 (one host's share of a network, which it can
+// fill with addresses at will).
 func SourceKey(addr netip.Addr) string {
 	addr = addr.Unmap()
 	if addr.Is6() {
