@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -69,6 +68,9 @@ type Config struct {
 	// Throttle limits requests per source. Nil: a Throttle with the default
 	// limits (throttling is on by default).
 	Throttle *Throttle
+	// KeyBackoff makes wrong conference keys wait, per meeting and source
+	// (see keyBackoffKey). Nil: a Backoff with the default settings.
+	KeyBackoff *Backoff
 	// Proxy makes the Authenticator challenge as a proxy: 407 with
 	// Proxy-Authenticate, credentials in Proxy-Authorization.
 	Proxy bool
@@ -109,6 +111,10 @@ type Config struct {
 	// trusts partners' CAs must not take a partner's certificate naming
 	// an edge for the edge.
 	EdgeCA *x509.Certificate
+	// ConnLimits bounds the connections of the listeners Listener and
+	// WSSListener wrap: timeouts, caps per address and in all, message
+	// size, WebSocket origins. Zero fields take the defaults.
+	ConnLimits ConnLimits
 	// Logger receives authentication failures. Default slog.Default().
 	Logger *slog.Logger
 	// Now returns the current time. Default time.Now.
@@ -139,6 +145,7 @@ type Authenticator struct {
 	nonces   *nonces
 	bearers  []*bearer
 	throttle *Throttle
+	backoff  *Backoff
 	conns    connTable
 	metrics  authMetrics
 	md5      bool
@@ -171,6 +178,10 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.MaxNonces < 2 {
 		return nil, errors.New("auth: Config.MaxNonces must be at least 2")
 	}
+	var err error
+	if cfg.ConnLimits, err = cfg.ConnLimits.check("auth: Config.ConnLimits."); err != nil {
+		return nil, err
+	}
 	if cfg.InternalNetworks == nil {
 		for _, p := range []string{"127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "fc00::/7"} {
 			cfg.InternalNetworks = append(cfg.InternalNetworks, netip.MustParsePrefix(p))
@@ -185,10 +196,12 @@ func New(cfg Config) (*Authenticator, error) {
 	cfg.Directory = nonNilDirectory{cfg.Directory}
 	a := &Authenticator{cfg: cfg, throttle: cfg.Throttle, md5: !cfg.DisableMD5 && !fips140.Enabled()}
 	if a.throttle == nil {
-		var err error
 		if a.throttle, err = NewThrottle(ThrottleConfig{Now: cfg.Now}); err != nil {
 			return nil, err
 		}
+	}
+	if a.backoff = cfg.KeyBackoff; a.backoff == nil {
+		a.backoff, _ = NewBackoff(BackoffConfig{Now: cfg.Now}) // the defaults are valid
 	}
 	a.nonces = newNonces(cfg.NonceTTL, cfg.MaxNonces, cfg.Now)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -530,6 +543,7 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 	var ha1 string
 	var anon *Identity
 	var user *User
+	var backoffKey string
 	if meeting, ok := strings.CutPrefix(username, AnonymousPrefix); ok {
 		if a.cfg.Conferences == nil || meeting == "" {
 			return nil, again
@@ -538,6 +552,10 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		if err != nil {
 			a.cfg.Logger.Info("anonymous join refused", "meeting", meeting, "peer", at.source, "err", err)
 			return nil, again
+		}
+		backoffKey = a.keyBackoffKey(meeting, at)
+		if wait := a.backoff.Wait(backoffKey); wait > 0 {
+			return nil, verdict{status: 503, reason: "Service Unavailable", retryAfter: wait}
 		}
 		ha1 = digestHA1(alg, username, credRealm, key)
 		uri := anonymousURI()
@@ -569,6 +587,9 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 	want := digestResponse(alg, ha1, p["nonce"], p["nc"], p["cnonce"], at.method, p["uri"])
 	if subtle.ConstantTimeCompare([]byte(want), []byte(strings.ToLower(p["response"]))) != 1 {
 		a.cfg.Logger.Info("digest response wrong", "user", username, "peer", at.source)
+		if anon != nil {
+			a.backoff.Fail(backoffKey)
+		}
 		return nil, again
 	}
 	if state == nonceStale {
@@ -582,6 +603,7 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		return nil, again
 	}
 	if anon != nil {
+		a.backoff.Succeed(backoffKey)
 		return anon, verdict{}
 	}
 	return a.userIdentity(ctx, user.URI, MethodDigest, at)
@@ -750,42 +772,4 @@ func (a *Authenticator) sipResponse(req *sip.Request, v verdict, userAgent strin
 
 func retrySeconds(d time.Duration) int {
 	return max(1, int((d+time.Second-1)/time.Second))
-}
-
-// Associations returns how many open connections carry a security
-// association.
-func (a *Authenticator) Associations() int { return a.conns.associated() }
-
-// AuthMetrics counts what the Authenticator decided, for monitoring: a
-// rise in Refused or Throttled is someone guessing passwords.
-type AuthMetrics struct {
-	Sessions   int    // open connections with a security association
-	Accepted   uint64 // requests let through
-	Challenged uint64 // challenged (401/407) having sent no credentials, or a stale nonce
-	Refused    uint64 // refused: wrong credentials (challenged again), disabled account, forbidden
-	Throttled  uint64 // refused for too many failures from the source (503 or 429)
-}
-
-type authMetrics struct{ accepted, challenged, refused, throttled atomic.Uint64 }
-
-// Metrics returns the counts so far.
-func (a *Authenticator) Metrics() AuthMetrics {
-	return AuthMetrics{Sessions: a.conns.associated(), Accepted: a.metrics.accepted.Load(), Challenged: a.metrics.challenged.Load(),
-		Refused: a.metrics.refused.Load(), Throttled: a.metrics.throttled.Load()}
-}
-
-// decide is check, counted.
-func (a *Authenticator) decide(ctx context.Context, at *attempt) verdict {
-	v := a.check(ctx, at)
-	switch {
-	case v.id != nil:
-		a.metrics.accepted.Add(1)
-	case (v.status == 401 || v.status == 407) && (at.credentials == "" || v.stale):
-		a.metrics.challenged.Add(1)
-	case v.status == 503:
-		a.metrics.throttled.Add(1)
-	default:
-		a.metrics.refused.Add(1)
-	}
-	return v
 }

@@ -23,14 +23,21 @@ import (
 // verified during the handshake, as pki.ServerTLSConfig does (chain, EKU,
 // revocation). Do not wrap a listener whose configuration requests client
 // certificates without verifying them.
+//
+// The listener also applies Config.ConnLimits (see [LimitListener]):
+// handshake, message and idle timeouts, the message size, and the caps per
+// source address and in all.
 func (a *Authenticator) Listener(ln net.Listener) net.Listener {
-	return &trackingListener{Listener: ln, a: a, transport: "TLS"}
+	return newLimitListener(&trackingListener{Listener: ln, a: a, transport: "TLS"}, a.cfg.ConnLimits, false)
 }
 
 // WSSListener is Listener for the TLS listener a sipgo server serves with
 // ServeWSS: SIP over secure WebSocket (RFC 7118), as browsers speak it.
+// It applies Config.ConnLimits as [LimitWebSocketListener] does: the
+// upgrade request's Origin is checked, and a frame over the size limit
+// refused when its header arrives.
 func (a *Authenticator) WSSListener(ln net.Listener) net.Listener {
-	return &trackingListener{Listener: ln, a: a, transport: "WSS"}
+	return newLimitListener(&trackingListener{Listener: ln, a: a, transport: "WSS"}, a.cfg.ConnLimits, true)
 }
 
 // OnConnectionClose registers f to be called when a tracked connection

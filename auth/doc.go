@@ -28,5 +28,14 @@
 // A [Throttle] limits requests per source address, per subnet (/24, /64)
 // and per federated domain with token buckets in bounded memory; requests
 // over the limit get 503 with Retry-After (HTTP 429). Throttling is on by
-// default.
+// default. A [Backoff] makes wrong conference keys wait, per meeting and
+// source, answered the same way.
+//
+// The edges of a server are bounded too: the listeners Listener and
+// WSSListener wrap apply [ConnLimits] (handshake, message and idle
+// timeouts, caps per address and in all, message and WebSocket frame
+// size, WebSocket origins), [LimitListener] and [LimitWebSocketListener]
+// apply them to any other listener, [LimitWebSocketFrames] to a WebSocket
+// served by net/http, and a [LogLimiter] keeps what peers can make the
+// server log short, rare and at WARN.
 package auth

@@ -88,6 +88,7 @@ type sipServer struct {
 	authn *Authenticator
 	dir   *MemoryDirectory // the directory, when the test did not bring its own
 	addr  string           // TLS on TCP, and plain SIP on UDP, at the same port
+	wss   string           // SIP over secure WebSocket
 
 	mu     sync.Mutex
 	served []*Identity
@@ -141,10 +142,19 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	done := make(chan struct{}, 2)
+	wssLn, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.wss = wssLn.Addr().String()
+	done := make(chan struct{}, 3)
 	go func() {
 		defer func() { done <- struct{}{} }()
 		_ = srv.ServeTLS(authn.Listener(tls.NewListener(ln, pki.ServerTLSConfig(kp, p.Verifier))))
+	}()
+	go func() {
+		defer func() { done <- struct{}{} }()
+		_ = srv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, pki.ServerTLSConfig(kp, p.Verifier))))
 	}()
 	go func() {
 		defer func() { done <- struct{}{} }()
@@ -153,7 +163,9 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	t.Cleanup(func() {
 		_ = ln.Close()
 		_ = udp.Close()
+		_ = wssLn.Close()
 		_ = ua.Close()
+		<-done
 		<-done
 		<-done
 	})

@@ -85,7 +85,11 @@ type AccessEdgeConfig struct {
 	// Timeout bounds a non-INVITE transaction through the edge; an INVITE
 	// may wait longer (a meeting's lobby). Defaults 32 s and 30 min.
 	Timeout, InviteTimeout time.Duration
-	Logger                 *slog.Logger
+	// ConnLimits bounds the connections of Listener and UserListener
+	// (timeouts, caps per address and in all, message size), as
+	// auth.LimitListener does. Zero fields take auth's defaults.
+	ConnLimits auth.ConnLimits
+	Logger     *slog.Logger
 }
 
 // AccessEdge is the SIP proxy at the perimeter for federation: partner
@@ -151,6 +155,9 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 			return nil, fmt.Errorf("edge: AccessEdgeConfig.Partners[%q] = %q: a domain and an address are required", d, addr)
 		}
 	}
+	if _, err := auth.LimitListener(nil, cfg.ConnLimits); err != nil {
+		return nil, errors.New("edge: AccessEdgeConfig." + strings.TrimPrefix(err.Error(), "auth: "))
+	}
 	if cfg.Throttle == nil {
 		th, err := auth.NewThrottle(auth.ThrottleConfig{})
 		if err != nil {
@@ -183,7 +190,14 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 // pki.MutualTLSServerConfig), so the edge knows each connection's verified
 // certificate.
 func (e *AccessEdge) Listener(ln net.Listener) net.Listener {
-	return &peerListener{Listener: ln, e: e, conns: e.peers}
+	return e.limit(&peerListener{Listener: ln, e: e, conns: e.peers})
+}
+
+// limit applies the configured connection limits (checked by
+// NewAccessEdge).
+func (e *AccessEdge) limit(ln net.Listener) net.Listener {
+	limited, _ := auth.LimitListener(ln, e.cfg.ConnLimits)
+	return limited
 }
 
 // UserListener wraps the TLS listener remote users of the tenants and
@@ -200,7 +214,7 @@ func (e *AccessEdge) UserListener(ln net.Listener) net.Listener {
 		e.userAddr = ln.Addr().String()
 	}
 	e.mu.Unlock()
-	return &peerListener{Listener: ln, e: e, conns: e.users, users: true}
+	return e.limit(&peerListener{Listener: ln, e: e, conns: e.users, users: true})
 }
 
 type peerListener struct {

@@ -122,5 +122,6 @@ func TestNewAccessEdgeValidatesItsConfig(t *testing.T) {
 		{"a negative timeout", "AccessEdgeConfig.Timeout", func(c *AccessEdgeConfig) { c.Timeout = -1 }},
 		{"a negative INVITE timeout", "AccessEdgeConfig.InviteTimeout", func(c *AccessEdgeConfig) { c.InviteTimeout = -1 }},
 		{"a partner without an address", "AccessEdgeConfig.Partners", func(c *AccessEdgeConfig) { c.Partners = map[string]string{"partner.test": ""} }},
+		{"a negative idle timeout", "AccessEdgeConfig.ConnLimits.IdleTimeout", func(c *AccessEdgeConfig) { c.ConnLimits.IdleTimeout = -1 }},
 	})
 }

@@ -9,6 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"net/url"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -41,7 +45,14 @@ type SignalingConfig struct {
 	// TicketTTL is how long a ticket may wait for its WebSocket. Default
 	// 30 s.
 	TicketTTL time.Duration
-	Logger    *slog.Logger
+	// MaxTicketsPerMeeting bounds the tickets waiting for their socket
+	// for one meeting, so that one conference key cannot fill the table
+	// for every meeting. Default 1,000.
+	MaxTicketsPerMeeting int
+	// MaxTicketsPerSource bounds the tickets waiting for one source
+	// address (an IPv6 source's /64). Default 50.
+	MaxTicketsPerSource int
+	Logger              *slog.Logger
 }
 
 // Signaling is the browser's way into a meeting: a small HTTPS and
@@ -90,10 +101,16 @@ type ticket struct {
 	identity *auth.Identity
 	meeting  conference.MeetingID
 	name     string
+	source   string // auth.SourceKey of who asked for it
 	expires  time.Time
 }
 
-// maxTickets bounds the tickets waiting for their socket.
+// maxSocketMessage bounds a message (and a frame) from the browser: an
+// SDP offer and its JSON.
+const maxSocketMessage = maxOfferSize + 4<<10
+
+// maxTickets bounds the tickets waiting for their socket, all meetings
+// together.
 const maxTickets = 10000
 
 // NewSignaling returns the browser signaling, or an error naming the
@@ -107,6 +124,18 @@ func NewSignaling(cfg SignalingConfig) (*Signaling, error) {
 	}
 	if cfg.TicketTTL <= 0 {
 		cfg.TicketTTL = 30 * time.Second
+	}
+	switch {
+	case cfg.MaxTicketsPerMeeting < 0:
+		return nil, errors.New("media: SignalingConfig.MaxTicketsPerMeeting must not be negative")
+	case cfg.MaxTicketsPerSource < 0:
+		return nil, errors.New("media: SignalingConfig.MaxTicketsPerSource must not be negative")
+	}
+	if cfg.MaxTicketsPerMeeting == 0 {
+		cfg.MaxTicketsPerMeeting = 1000
+	}
+	if cfg.MaxTicketsPerSource == 0 {
+		cfg.MaxTicketsPerSource = 50
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -150,29 +179,66 @@ func (s *Signaling) TicketHandler() http.Handler {
 		if id.Kind != auth.Anonymous {
 			name = "" // users appear under their directory name
 		}
-		t := ticket{identity: id, meeting: conference.MeetingID(meeting), name: name, expires: time.Now().Add(s.cfg.TicketTTL)}
+		t := ticket{identity: id, meeting: conference.MeetingID(meeting), name: name, source: sourceOf(r), expires: time.Now().Add(s.cfg.TicketTTL)}
 		var b [16]byte
 		_, _ = rand.Read(b[:])
 		key := base64.RawURLEncoding.EncodeToString(b[:])
-		s.mu.Lock()
-		for k, old := range s.tickets {
-			if time.Now().After(old.expires) {
-				delete(s.tickets, k)
-			}
-		}
-		full := len(s.tickets) >= maxTickets
-		if !full {
-			s.tickets[key] = t
-		}
-		s.mu.Unlock()
-		if full {
-			w.Header().Set("Retry-After", "5")
-			writeError(w, http.StatusServiceUnavailable, "too many tickets waiting")
+		if status, msg := s.store(key, t); status != 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int(s.cfg.TicketTTL/time.Second)+1))
+			writeError(w, status, msg)
 			return
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, map[string]any{"ticket": key, "expires": t.expires.UTC().Format(time.RFC3339)})
 	})
+}
+
+// store keeps a new ticket unless the table, the meeting's share or the
+// source's share is full, in which case it returns the status and message
+// to answer: 429 for a source over its share, 503 otherwise.
+func (s *Signaling) store(key string, t ticket) (status int, msg string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	var forMeeting, fromSource int
+	for k, old := range s.tickets {
+		switch {
+		case now.After(old.expires):
+			delete(s.tickets, k)
+		case old.meeting == t.meeting:
+			forMeeting++
+		}
+		if old.source == t.source && !now.After(old.expires) {
+			fromSource++
+		}
+	}
+	switch {
+	case fromSource >= s.cfg.MaxTicketsPerSource:
+		return http.StatusTooManyRequests, "too many tickets waiting from this address"
+	case forMeeting >= s.cfg.MaxTicketsPerMeeting:
+		return http.StatusServiceUnavailable, "too many tickets waiting for this meeting"
+	case len(s.tickets) >= maxTickets:
+		return http.StatusServiceUnavailable, "too many tickets waiting"
+	}
+	s.tickets[key] = t
+	return 0, ""
+}
+
+// sourceOf names the request's source address for the per-source bounds.
+func sourceOf(r *http.Request) string {
+	if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		return auth.SourceKey(ap.Addr())
+	}
+	return r.RemoteAddr
+}
+
+// valid reports whether key is a ticket waiting for its socket, without
+// redeeming it.
+func (s *Signaling) valid(key string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	t, ok := s.tickets[key]
+	return ok && time.Now().Before(t.expires)
 }
 
 // take redeems a ticket, once.
@@ -184,20 +250,45 @@ func (s *Signaling) take(key string) (ticket, bool) {
 	return t, ok && time.Now().Before(t.expires)
 }
 
+// sameOrigin applies the WebSocket library's default rule before anything
+// else: a browser's Origin must name the host the request was made to (a
+// request without Origin does not come from a page).
+func sameOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return true
+	}
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host)
+}
+
 // SocketHandler takes WebSocket upgrades with a ticket (GET ?ticket=).
-// The WebSocket's Origin must be the page's own host.
+// The WebSocket's Origin must be the page's own host. The ticket is
+// redeemed only by a socket that opens: a refused attempt (another
+// origin, not a WebSocket upgrade) leaves it to its owner.
 func (s *Signaling) SocketHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		t, ok := s.take(r.URL.Query().Get("ticket"))
-		if !ok {
+		if !sameOrigin(r) {
+			writeError(w, http.StatusForbidden, "the socket must be opened by a page of this server")
+			return
+		}
+		key := r.URL.Query().Get("ticket")
+		if !s.valid(key) {
 			writeError(w, http.StatusUnauthorized, "no valid ticket")
 			return
 		}
-		conn, err := websocket.Accept(w, r, nil) // refuses a cross-origin page
+		// A frame over the read limit is refused at its header, not after
+		// the library has waited for its payload.
+		conn, err := websocket.Accept(auth.LimitWebSocketFrames(w, maxSocketMessage), r, nil) // refuses a cross-origin page
 		if err != nil {
 			return // Accept has answered
 		}
-		conn.SetReadLimit(maxOfferSize + 4<<10)
+		t, ok := s.take(key)
+		if !ok { // redeemed by another socket meanwhile, or just expired
+			_ = conn.Close(websocket.StatusPolicyViolation, "no valid ticket")
+			return
+		}
+		conn.SetReadLimit(maxSocketMessage)
 		ctx, cancel := context.WithCancel(context.Background())
 		s.mu.Lock()
 		if s.closed {

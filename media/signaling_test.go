@@ -1,15 +1,21 @@
 package media
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"regexp"
 	"strings"
 	"testing"
@@ -35,6 +41,12 @@ type sigEnv struct {
 }
 
 func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
+	return newSigEnvConfig(t, SignalingConfig{TicketTTL: ttl})
+}
+
+// newSigEnvConfig is newSigEnv with more of the signaling's settings
+// (Focus and Bridge are the environment's).
+func newSigEnvConfig(t *testing.T, cfg SignalingConfig) *sigEnv {
 	e := newEnv(t, time.Time{})
 	alice, err := e.dir.User(context.Background(), "sip:alice@example.test")
 	if err != nil {
@@ -48,7 +60,8 @@ func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sig, err := NewSignaling(SignalingConfig{Focus: e.focus, Bridge: e.bridge, TicketTTL: ttl})
+	cfg.Focus, cfg.Bridge = e.focus, e.bridge
+	sig, err := NewSignaling(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,6 +81,20 @@ func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
 // it returns the ticket, or "" and the status.
 func (e *sigEnv) ticket(meeting, user, password, name string) (string, int) {
 	e.t.Helper()
+	return e.ticketFrom("", meeting, user, password, name)
+}
+
+// ticketFrom is ticket asked for from the loopback address ip ("": the
+// default).
+func (e *sigEnv) ticketFrom(ip, meeting, user, password, name string) (string, int) {
+	e.t.Helper()
+	client := e.srv.Client()
+	if ip != "" {
+		tr := client.Transport.(*http.Transport).Clone()
+		tr.DialContext = (&net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}).DialContext
+		defer tr.CloseIdleConnections()
+		client = &http.Client{Transport: tr}
+	}
 	path := "/meetings/" + meeting + "/ticket"
 	body, _ := json.Marshal(map[string]string{"display_name": name})
 	post := func(authorization string) *http.Response {
@@ -75,7 +102,7 @@ func (e *sigEnv) ticket(meeting, user, password, name string) (string, int) {
 		if authorization != "" {
 			req.Header.Set("Authorization", authorization)
 		}
-		res, err := e.srv.Client().Do(req)
+		res, err := client.Do(req)
 		if err != nil {
 			e.t.Fatal(err)
 		}
@@ -378,5 +405,91 @@ func TestLeadersHearRecordedNames(t *testing.T) {
 	alice.await("no recording for alice", func(m message) bool { return m.Type == "error" })
 	if _, err := e.focus.RecordedName(context.Background(), e.meeting.ID, caller.ID, caller.ID); !errors.Is(err, conference.ErrForbidden) {
 		t.Fatalf("an attendee asks for a recorded name: %v, want ErrForbidden", err)
+	}
+}
+
+// A cross-origin attempt is refused before the ticket is looked at, so
+// it cannot burn the ticket of the user it was taken from.
+func TestSignalingRefusedOriginKeepsTicket(t *testing.T) {
+	e := newSigEnv(t, 5*time.Second)
+	tk, _ := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
+	if _, res, err := e.dial(tk, http.Header{"Origin": {"https://elsewhere.example"}}); err == nil || res == nil || res.StatusCode != http.StatusForbidden {
+		t.Fatalf("a socket from another origin: %v", err)
+	}
+	conn, _, err := e.dial(tk, nil)
+	if err != nil {
+		t.Fatalf("the ticket after a refused cross-origin attempt: %v", err)
+	}
+	conn.CloseNow()
+}
+
+// The tickets waiting are bounded per source and per meeting, so that
+// one conference key from a few addresses cannot take every ticket.
+func TestSignalingTicketBounds(t *testing.T) {
+	e := newSigEnvConfig(t, SignalingConfig{TicketTTL: 30 * time.Second, MaxTicketsPerSource: 3, MaxTicketsPerMeeting: 5})
+	other, err := e.focus.Schedule(context.Background(), identity("bob"), conference.MeetingOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	meeting, guest, key := string(e.meeting.ID), auth.AnonymousPrefix+string(e.meeting.ID), e.meeting.Key
+	for i := range 3 {
+		if _, status := e.ticketFrom("127.0.0.2", meeting, guest, key, "Gina"); status != http.StatusOK {
+			t.Fatalf("ticket %d from one source: %d", i, status)
+		}
+	}
+	if _, status := e.ticketFrom("127.0.0.2", meeting, guest, key, "Gina"); status != http.StatusTooManyRequests {
+		t.Fatalf("a ticket over the source's share: %d, want 429", status)
+	}
+	for i := range 2 {
+		if _, status := e.ticketFrom("127.0.0.3", meeting, guest, key, "Gina"); status != http.StatusOK {
+			t.Fatalf("ticket %d from a second source: %d", i, status)
+		}
+	}
+	if _, status := e.ticketFrom("127.0.0.4", meeting, guest, key, "Gina"); status != http.StatusServiceUnavailable {
+		t.Fatalf("a ticket over the meeting's share: %d, want 503", status)
+	}
+	if _, status := e.ticketFrom("127.0.0.4", string(other.ID), "alice", alicePassword, ""); status != http.StatusOK {
+		t.Fatalf("a ticket for another meeting: %d, want 200", status)
+	}
+	for _, bad := range []SignalingConfig{{MaxTicketsPerMeeting: -1}, {MaxTicketsPerSource: -1}} {
+		bad.Focus, bad.Bridge = e.focus, e.bridge
+		if _, err := NewSignaling(bad); err == nil {
+			t.Fatalf("%+v accepted", bad)
+		}
+	}
+}
+
+// A frame declaring more than the socket's message limit (here 2^62
+// bytes) closes the socket when its header arrives: the server does not
+// wait for a payload that will never come.
+func TestSignalingRefusesOversizedFrameAtHeader(t *testing.T) {
+	e := newSigEnv(t, 5*time.Second)
+	tk, _ := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
+	host := strings.TrimPrefix(e.srv.URL, "https://")
+	c, err := tls.Dial("tcp", host, e.srv.Client().Transport.(*http.Transport).TLSClientConfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	req := "GET /socket?ticket=" + tk + " HTTP/1.1\r\nHost: " + host + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := io.WriteString(c, req); err != nil {
+		t.Fatal(err)
+	}
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	hdr := []byte{0x81, 0x80 | 127, 0, 0, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4}
+	binary.BigEndian.PutUint64(hdr[2:10], 1<<62)
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err = io.Copy(io.Discard, br)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatal("a frame declaring 2^62 bytes left the socket waiting for its payload")
 	}
 }

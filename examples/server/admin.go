@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"math/big"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +61,9 @@ type adminAPI struct {
 	meetings   conference.MeetingStore
 	focus      *conference.Focus
 	logger     *slog.Logger
+	// failures makes a source that sent wrong tokens wait (429 with
+	// Retry-After), each source on its own. Nil: made by handler.
+	failures *auth.Backoff
 
 	mu sync.Mutex // a directory change and its save, one at a time
 }
@@ -108,11 +113,21 @@ func (a *adminAPI) handler() http.Handler {
 	mux.HandleFunc("DELETE /admin/v1/meetings/{id}", a.endMeeting)
 	mux.HandleFunc("GET /admin/v1/sessions", a.sessions)
 	mux.HandleFunc("DELETE /admin/v1/sessions/{uri}", a.signOut)
+	if a.failures == nil {
+		a.failures, _ = auth.NewBackoff(auth.BackoffConfig{Free: adminFreeFailures}) // valid settings
+	}
 	return a.requireToken(mux)
 }
 
+// adminFreeFailures is how many wrong admin tokens a source may send
+// before it must wait (1 s, doubling up to 5 minutes).
+const adminFreeFailures = 5
+
 // requireToken lets through requests bearing the admin token (RFC 6750),
-// compared in constant time.
+// compared in constant time. A source that sent more than a few wrong
+// tokens waits, answered 429 with Retry-After whatever it sends; the right
+// token from another source is not slowed, and only the source's own
+// success clears its failures.
 func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Cache-Control", "no-store")
@@ -122,13 +137,24 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 			jsonError(w, http.StatusUnauthorized, "the admin API needs the admin bearer token")
 			return
 		}
+		source := r.RemoteAddr
+		if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+			source = auth.SourceKey(ap.Addr())
+		}
+		if wait := a.failures.Wait(source); wait > 0 {
+			w.Header().Set("Retry-After", strconv.Itoa(int((wait+time.Second-1)/time.Second)))
+			jsonError(w, http.StatusTooManyRequests, "too many wrong admin tokens; retry later")
+			return
+		}
 		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
 		if subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) != 1 {
+			a.failures.Fail(source)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley-admin", error="invalid_token"`)
 			a.logger.Warn("admin API: wrong token", "remote", r.RemoteAddr)
 			jsonError(w, http.StatusUnauthorized, "wrong admin token")
 			return
 		}
+		a.failures.Succeed(source)
 		next.ServeHTTP(w, r)
 	})
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"math/big"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -271,5 +272,52 @@ func TestAdminAPI(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "bad certificate") {
 		t.Fatalf("a handshake with the revoked certificate: %v, want the server's refusal", err)
+	}
+}
+
+// TestAdminThrottlesWrongTokens: a source that guesses admin tokens is
+// made to wait (429 with Retry-After), even with the right token, while
+// the admin at another address is served, and the admin's success does
+// not clear the guesser's failures.
+func TestAdminThrottlesWrongTokens(t *testing.T) {
+	s := startServer(t, t.TempDir())
+	from := func(ip string) *admin {
+		a := s.admin(t)
+		d := &net.Dialer{Timeout: 5 * time.Second, LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}}
+		tr := &http.Transport{TLSClientConfig: pki.ClientTLSConfig(nil, s.verifier(t), "localhost"), DialContext: d.DialContext}
+		t.Cleanup(tr.CloseIdleConnections)
+		a.c = &http.Client{Timeout: 10 * time.Second, Transport: tr}
+		return a
+	}
+	attacker, tenantAdmin := from("127.0.0.2"), from("127.0.0.3")
+	token := attacker.token
+	attacker.token = "not-the-token-at-all-0123456789"
+	refused := 0
+	for range 20 {
+		switch got := attacker.do("GET", "/users", "", nil); got {
+		case http.StatusUnauthorized:
+		case http.StatusTooManyRequests:
+			refused++
+		default:
+			t.Fatalf("wrong token: %d", got)
+		}
+	}
+	if refused < 10 {
+		t.Fatalf("20 wrong tokens: %d answered 429, want all but the first few", refused)
+	}
+	attacker.token = token
+	req := mustRequest(t, "GET", attacker.base+"/users", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	res, err := attacker.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusTooManyRequests || res.Header.Get("Retry-After") == "" {
+		t.Fatalf("right token from the guessing source: %d Retry-After %q, want 429 with Retry-After", res.StatusCode, res.Header.Get("Retry-After"))
+	}
+	tenantAdmin.must("GET", "/users", "", 200, nil)
+	if got := attacker.do("GET", "/users", "", nil); got != http.StatusTooManyRequests {
+		t.Fatalf("guessing source after another source's success: %d, want 429", got)
 	}
 }

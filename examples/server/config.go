@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -10,10 +11,13 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"net/url"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/parleyuc/parley/auth"
 )
@@ -50,6 +54,67 @@ type config struct {
 	Gateway string `json:"gateway"`
 
 	Log logConfig `json:"log"`
+	// Limits bounds the connections of the SIP listeners (sip_tls,
+	// sip_wss, edge, edge_users, pool).
+	Limits limitsConfig `json:"limits"`
+}
+
+// limitsConfig is auth.ConnLimits as the config file and flags give it;
+// zero values take auth's defaults.
+type limitsConfig struct {
+	HandshakeTimeout   duration `json:"handshake_timeout"`
+	MessageTimeout     duration `json:"message_timeout"`
+	IdleTimeout        duration `json:"idle_timeout"`
+	MaxConnsPerAddress int      `json:"max_conns_per_address"`
+	MaxConns           int      `json:"max_conns"`
+	MaxMessageSize     int      `json:"max_message_size"`
+	// WSSOrigins are the origins whose pages may open SIP over
+	// WebSocket. Empty: this server's HTTPS origins (each name of its
+	// certificate, at the https port).
+	WSSOrigins []string `json:"wss_origins"`
+}
+
+// duration is a time.Duration written as Go writes one ("10s", "1h5m")
+// in the config file.
+type duration time.Duration
+
+func (d *duration) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return &json.UnmarshalTypeError{Value: "non-string", Type: reflect.TypeFor[duration]()}
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return &json.UnmarshalTypeError{Value: "string " + strconv.Quote(s), Type: reflect.TypeFor[duration]()}
+	}
+	*d = duration(v)
+	return nil
+}
+
+// httpsOrigins are the origins of this server's HTTPS listener: each
+// name and address of its certificate, at the listener's port.
+func httpsOrigins(leaf *x509.Certificate, https net.Addr) []string {
+	_, port, _ := net.SplitHostPort(https.String())
+	var out []string
+	for _, n := range leaf.DNSNames {
+		out = append(out, "https://"+net.JoinHostPort(n, port))
+	}
+	for _, ip := range leaf.IPAddresses {
+		out = append(out, "https://"+net.JoinHostPort(ip.String(), port))
+	}
+	return out
+}
+
+// connLimits is the listeners' auth.ConnLimits; origins are the
+// server's own HTTPS origins, used when WSSOrigins is empty.
+func (c *config) connLimits(origins []string) auth.ConnLimits {
+	l := c.Limits
+	if len(l.WSSOrigins) > 0 {
+		origins = l.WSSOrigins
+	}
+	return auth.ConnLimits{HandshakeTimeout: time.Duration(l.HandshakeTimeout), MessageTimeout: time.Duration(l.MessageTimeout),
+		IdleTimeout: time.Duration(l.IdleTimeout), MaxPerAddress: l.MaxConnsPerAddress, MaxConns: l.MaxConns,
+		MaxMessageSize: l.MaxMessageSize, Origins: origins}
 }
 
 // logConfig is how the server logs.
@@ -100,6 +165,21 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.Redis, "redis", "", "Redis `URL` for -store redis, e.g. redis://127.0.0.1:6379")
 	fs.StringVar(&c.DialIn, "dial-in", "+15550100", "dial-in access `number`: the gateway delivers callers to sip:NUMBER@<domain>, where the IVR asks for the conference ID")
 	fs.StringVar(&c.Gateway, "gateway", demoGateway, "the PSTN gateway's identity `URI`, as its client certificate from the CA names it; its callers are dial-in")
+	fs.DurationVar((*time.Duration)(&c.Limits.HandshakeTimeout), "handshake-timeout", 0, "SIP listeners: `time` from accepting a connection to its first message (TLS handshake, WebSocket upgrade); 0: 10s")
+	fs.DurationVar((*time.Duration)(&c.Limits.MessageTimeout), "message-timeout", 0, "SIP listeners: `time` one message may take to arrive once begun; 0: 20s")
+	fs.DurationVar((*time.Duration)(&c.Limits.IdleTimeout), "idle-timeout", 0, "SIP listeners: a connection silent (no keep-alive either) this `long` is closed; 0: 65m")
+	fs.IntVar(&c.Limits.MaxConnsPerAddress, "max-conns-per-address", 0, "SIP listeners: open connections per source `address` (IPv6: per /64); 0: 100")
+	fs.IntVar(&c.Limits.MaxConns, "max-conns", 0, "SIP listeners: open connections per listener, `n`; 0: 10000")
+	fs.IntVar(&c.Limits.MaxMessageSize, "max-message-size", 0, "SIP listeners: largest SIP message or WebSocket frame, in `bytes`; 0: 65535")
+	fs.Func("wss-origins", "comma-separated `origins` (https://host:port) whose pages may open SIP over WebSocket; default: this server's HTTPS origins", func(v string) error {
+		c.Limits.WSSOrigins = nil
+		for _, o := range strings.Split(v, ",") {
+			if o = strings.TrimSpace(o); o != "" {
+				c.Limits.WSSOrigins = append(c.Limits.WSSOrigins, o)
+			}
+		}
+		return nil
+	})
 	fs.StringVar(&c.Log.Format, "log-format", "text", "log `format`: text or json")
 	fs.StringVar(&c.Log.Level, "log-level", "info", "log `level`: debug, info, warn or error")
 	if err := fs.Parse(args); err != nil {
@@ -148,7 +228,11 @@ func readConfigFile(path string, c *config) error {
 	case err == nil:
 		return nil
 	case errors.As(err, &typeErr):
-		return fmt.Errorf("-config %s: field %q: want a %s, not a JSON %s", path, typeErr.Field, typeErr.Type, typeErr.Value)
+		want := typeErr.Type.String()
+		if typeErr.Type == reflect.TypeFor[duration]() {
+			want = `duration such as "10s"`
+		}
+		return fmt.Errorf("-config %s: field %q: want a %s, not a JSON %s", path, typeErr.Field, want, typeErr.Value)
 	case errors.As(err, &syntaxErr):
 		line := 1 + bytes.Count(data[:syntaxErr.Offset], []byte("\n"))
 		return fmt.Errorf("-config %s: line %d: %v", path, line, syntaxErr)
@@ -195,6 +279,9 @@ func (c *config) check() error {
 	case c.Log.Format != "text" && c.Log.Format != "json":
 		return fmt.Errorf("field \"log.format\" (-log-format) %q: want text or json", c.Log.Format)
 	}
+	if err := c.Limits.check(); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		return fmt.Errorf("field \"log.level\" (-log-level) %q: want debug, info, warn or error", c.Log.Level)
@@ -208,21 +295,45 @@ func (c *config) check() error {
 	return nil
 }
 
+// check names the first limit that is negative or origin that is not one.
+func (l *limitsConfig) check() error {
+	for _, f := range []struct {
+		field, flag string
+		v           int64
+	}{{"handshake_timeout", "handshake-timeout", int64(l.HandshakeTimeout)}, {"message_timeout", "message-timeout", int64(l.MessageTimeout)},
+		{"idle_timeout", "idle-timeout", int64(l.IdleTimeout)}, {"max_conns_per_address", "max-conns-per-address", int64(l.MaxConnsPerAddress)},
+		{"max_conns", "max-conns", int64(l.MaxConns)}, {"max_message_size", "max-message-size", int64(l.MaxMessageSize)}} {
+		if f.v < 0 {
+			return fmt.Errorf("field \"limits.%s\" (-%s): must not be negative (0 takes the default)", f.field, f.flag)
+		}
+	}
+	for _, o := range l.WSSOrigins {
+		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
+			return fmt.Errorf("field \"limits.wss_origins\" (-wss-origins) %q: want scheme://host[:port]", o)
+		}
+	}
+	return nil
+}
+
 func isIP(s string) bool {
 	_, err := netip.ParseAddr(s)
 	return err == nil
 }
 
 // logger is the server's slog.Logger, as the config says; every component
-// logs through it.
+// logs through it, behind an auth.LogLimiter.
 func (c *config) logger(w io.Writer) *slog.Logger {
 	var level slog.Level
 	_ = level.UnmarshalText([]byte(c.Log.Level)) // checked
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if c.Log.Format == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// What peers can make the server log (malformed SIP with its bytes,
+	// broken connections) is cut, rate-limited and logged at WARN.
+	limited, _ := auth.NewLogLimiter(h, auth.LogLimits{}) // the defaults are valid
+	return slog.New(limited)
 }
 
 // checkDataDir refuses, before anything listens, a data directory the

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -68,5 +69,45 @@ func TestConfigFile(t *testing.T) {
 	}
 	if c.SIPTLS != "127.0.0.1:5061" || c.Store != "bolt" || c.Log.Format != "text" || c.Pool != "" {
 		t.Fatalf("defaults %+v", c)
+	}
+}
+
+// TestConfigLimits: the connection limits come from the file or the
+// flags, and a bad one is named by its field and flag.
+func TestConfigLimits(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "parley.json")
+	body := `{"limits": {"handshake_timeout": "5s", "idle_timeout": "2h", "max_conns_per_address": 20, "wss_origins": ["https://meet.example.test"]}}`
+	if err := os.WriteFile(path, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := parseConfig([]string{"-config", path, "-max-conns", "500"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.connLimits([]string{"https://localhost:8443"})
+	if l.HandshakeTimeout != 5*time.Second || l.IdleTimeout != 2*time.Hour || l.MaxPerAddress != 20 || l.MaxConns != 500 ||
+		l.MessageTimeout != 0 || len(l.Origins) != 1 || l.Origins[0] != "https://meet.example.test" {
+		t.Fatalf("limits %+v", l)
+	}
+	if c, _ := parseConfig(nil, io.Discard); len(c.connLimits([]string{"https://localhost:8443"}).Origins) != 1 {
+		t.Fatal("without wss_origins, the server's own HTTPS origins")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-idle-timeout", "-1s"}, `field "limits.idle_timeout" (-idle-timeout)`},
+		{[]string{"-max-conns-per-address", "-3"}, `field "limits.max_conns_per_address" (-max-conns-per-address)`},
+		{[]string{"-wss-origins", "meet.example.test"}, `field "limits.wss_origins" (-wss-origins)`},
+	} {
+		if _, err := parseConfig(tc.args, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Fatalf("%v: %v, want an error naming %s", tc.args, err, tc.want)
+		}
+	}
+	if err := os.WriteFile(path, []byte(`{"limits": {"message_timeout": 20}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := parseConfig([]string{"-config", path}, io.Discard); err == nil || !strings.Contains(err.Error(), "message_timeout") {
+		t.Fatalf("a number for a duration: %v", err)
 	}
 }

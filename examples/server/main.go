@@ -232,6 +232,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
 		Peers:      []string{poolName},                     // and the pool's other front ends their own users
 		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
+		ConnLimits: cfg.connLimits(httpsOrigins(serverCert.Certificate().Leaf, httpsLn.Addr())),
 	})
 	if err != nil {
 		return err
@@ -442,7 +443,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer edgeClient.Close()
 	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: []string{demoDomain},
 		Internal: sipLn.Addr().String(), Listener: edgeLn.Addr().String(), Client: edgeClient,
-		Connections: edgeUA.TransportLayer(), Logger: logger,
+		Connections: edgeUA.TransportLayer(), Logger: logger, ConnLimits: cfg.connLimits(nil),
 		Meetings: func(uri sip.Uri) bool {
 			m, err := focus.Meeting(context.Background(), conference.MeetingID(uri.User))
 			return err == nil && strings.EqualFold(m.Tenant, uri.Host)
