@@ -1,8 +1,9 @@
 package presence
 
 import (
-	"strings"
 	"testing"
+
+	"github.com/parleyuc/parley/internal/configtest"
 
 	"github.com/emiago/sipgo"
 
@@ -103,23 +104,7 @@ func TestConstructorsRefuseIncompleteConfigs(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var err error
-			func() {
-				defer func() {
-					if r := recover(); r != nil {
-						t.Fatalf("panicked: %v", r)
-					}
-				}()
-				err = tt.build()
-			}()
-			switch {
-			case tt.field == "" && err != nil:
-				t.Fatalf("valid config refused: %v", err)
-			case tt.field != "" && err == nil:
-				t.Fatalf("accepted; want an error naming %s", tt.field)
-			case tt.field != "" && !strings.Contains(err.Error(), tt.field):
-				t.Fatalf("error %q does not name %s", err, tt.field)
-			}
+			configtest.Check(t, tt.field, tt.build)
 		})
 	}
 }
