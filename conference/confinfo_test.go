@@ -151,7 +151,7 @@ func TestConferenceInfoValidatesAgainstRFC4575Schema(t *testing.T) {
 		if os.Getenv("CI") != "" {
 			t.Fatal("xmllint (libxml2-utils) is not installed")
 		}
-		t.Skip("xmllint (libxml2-utils) is not installed")
+		t.Skip("xmllint is not installed (Debian: apt-get install libxml2-utils)")
 	}
 	e := newFocusEnv(t)
 	m := e.schedule(MeetingOptions{Subject: "Q&A <review> \"1\"", Access: AccessCompany})

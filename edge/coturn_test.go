@@ -21,7 +21,7 @@ func coturnTool(t *testing.T, name string) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s (Debian coturn) is not installed", name)
 		}
-		t.Skipf("%s (Debian coturn) is not installed", name)
+		t.Skipf("%s is not installed (Debian: apt-get install coturn)", name)
 	}
 	return path
 }

@@ -622,7 +622,7 @@ func TestSIPAnswerPlainAndIPv6(t *testing.T) {
 
 func TestSIPAnswerOpus(t *testing.T) {
 	if !audio.OpusBuilt {
-		t.Skip("built without opus")
+		t.Skip("built without opus: go test -tags opus, with libopus (Debian: apt-get install libopus-dev libopusfile-dev pkg-config)")
 	}
 	o, err := parseSIPOffer(offerSDP(sessionC, audioSAVP(4000, "111 0 101 102", "rtpmap:111 opus/48000/2", "rtpmap:101 telephone-event/48000", "rtpmap:102 telephone-event/8000", cm128Crypto(1))), false)
 	if err != nil {

@@ -18,7 +18,7 @@ func requireTool(t *testing.T, tool string) string {
 		if os.Getenv("CI") != "" {
 			t.Fatalf("%s is not installed; .ci/run must install it", tool)
 		}
-		t.Skipf("%s is not installed", tool)
+		t.Skipf("%s is not installed (Debian: apt-get install openssl)", tool)
 	}
 	return path
 }

@@ -289,7 +289,7 @@ func TestOpenSSLClientHandshake(t *testing.T) {
 		if os.Getenv("CI") != "" {
 			t.Fatal("openssl is not installed; .ci/run must install it")
 		}
-		t.Skip("openssl is not installed")
+		t.Skip("openssl is not installed (Debian: apt-get install openssl)")
 	}
 	s := startServer(t, t.TempDir())
 	resp, err := http.Get("http://" + s.listeners["http"] + "/pki/ca.crl")

@@ -96,7 +96,7 @@ func Start(t testing.TB, a Account, extraConfig ...string) *Baresip {
 		if os.Getenv("CI") != "" {
 			t.Fatal("baresip is not installed; .ci/run must install baresip-core")
 		}
-		t.Skip("baresip is not installed")
+		t.Skip("baresip is not installed (Debian: apt-get install baresip-core)")
 	}
 	conf := t.TempDir()
 	port := freePort(t)

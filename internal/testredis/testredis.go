@@ -24,7 +24,7 @@ type Server struct {
 }
 
 // ErrMissing is returned by Start without a redis-server binary.
-var ErrMissing = errors.New("testredis: redis-server is not installed")
+var ErrMissing = errors.New("testredis: redis-server is not installed (Debian: apt-get install redis-server)")
 
 // Start starts a redis-server on port (0: a free one) and waits until it
 // answers.
