@@ -99,8 +99,7 @@ func (ms *Membership) follow(tx sip.ClientTransaction) {
 		case res.StatusCode < 200:
 		case res.StatusCode < 300:
 			ms.set(conference.Joined, res)
-			ack := ms.inDialog(sip.ACK)
-			ack.CSeq().SeqNo = ms.invite.CSeq().SeqNo // RFC 3261 13.2.2.4
+			ack := ms.inDialog(sip.ACK, ms.invite.CSeq().SeqNo) // RFC 3261 13.2.2.4: the INVITE's number
 			_ = c.client.WriteRequest(ack)
 			tx.Terminate()
 			return
@@ -196,8 +195,8 @@ func (ms *Membership) control(ctx context.Context, cr *conference.ControlRequest
 	if ms.State() != conference.Joined {
 		return fmt.Errorf("parleytest: %s: not in the meeting", cr.Op())
 	}
-	cr.ID = strconv.FormatUint(uint64(ms.nextCSeq()), 10)
-	req := ms.inDialog(sip.INFO)
+	req := ms.inDialog(sip.INFO, ms.nextCSeq())
+	cr.ID = strconv.FormatUint(uint64(req.CSeq().SeqNo), 10)
 	req.AppendHeader(sip.NewHeader("Content-Type", conference.ControlType))
 	req.SetBody(cr.Marshal())
 	_, err := ms.c.do(ctx, req)
@@ -209,7 +208,7 @@ func (ms *Membership) Leave(ctx context.Context) error {
 	if ms.State() == conference.Gone {
 		return ms.Err()
 	}
-	_, err := ms.c.do(ctx, ms.inDialog(sip.BYE))
+	_, err := ms.c.do(ctx, ms.inDialog(sip.BYE, ms.nextCSeq()))
 	ms.end(errors.New("parleytest: left the meeting"))
 	return err
 }
@@ -224,8 +223,8 @@ func (ms *Membership) nextCSeq() uint32 {
 	return ms.cseq
 }
 
-// inDialog builds a request in the dialog with the focus.
-func (ms *Membership) inDialog(method sip.RequestMethod) *sip.Request {
+// inDialog builds a request in the dialog with the focus, numbered seq.
+func (ms *Membership) inDialog(method sip.RequestMethod, seq uint32) *sip.Request {
 	ms.mu.Lock()
 	res := ms.dialog
 	ms.mu.Unlock()
@@ -237,7 +236,7 @@ func (ms *Membership) inDialog(method sip.RequestMethod) *sip.Request {
 	req.AppendHeader(ms.invite.From())
 	req.AppendHeader(res.To())
 	req.AppendHeader(ms.invite.CallID())
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: ms.nextCSeq(), MethodName: method})
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
 	req.SetTransport("TLS")
 	req.SetDestination(ms.c.cfg.Addr)
 	return req
