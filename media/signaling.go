@@ -232,15 +232,6 @@ func sourceOf(r *http.Request) string {
 	return r.RemoteAddr
 }
 
-// valid reports whether key is a ticket waiting for its socket, without
-// redeeming it.
-func (s *Signaling) valid(key string) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	t, ok := s.tickets[key]
-	return ok && time.Now().Before(t.expires)
-}
-
 // take redeems a ticket, once.
 func (s *Signaling) take(key string) (ticket, bool) {
 	s.mu.Lock()
@@ -272,8 +263,11 @@ func (s *Signaling) SocketHandler() http.Handler {
 			writeError(w, http.StatusForbidden, "the socket must be opened by a page of this server")
 			return
 		}
-		key := r.URL.Query().Get("ticket")
-		if !s.valid(key) {
+		// The ticket is redeemed before the upgrade is answered, so a
+		// second socket with it is refused with 401 however close
+		// behind the first it comes (a failed upgrade spends it too).
+		t, ok := s.take(r.URL.Query().Get("ticket"))
+		if !ok {
 			writeError(w, http.StatusUnauthorized, "no valid ticket")
 			return
 		}
@@ -282,11 +276,6 @@ func (s *Signaling) SocketHandler() http.Handler {
 		conn, err := websocket.Accept(auth.LimitWebSocketFrames(w, maxSocketMessage), r, nil) // refuses a cross-origin page
 		if err != nil {
 			return // Accept has answered
-		}
-		t, ok := s.take(key)
-		if !ok { // redeemed by another socket meanwhile, or just expired
-			_ = conn.Close(websocket.StatusPolicyViolation, "no valid ticket")
-			return
 		}
 		conn.SetReadLimit(maxSocketMessage)
 		ctx, cancel := context.WithCancel(context.Background())
