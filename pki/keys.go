@@ -232,7 +232,7 @@ func LoadKeyPair(certFile, keyFile string) (*KeyPair, error) {
 // the current certificate stays in use.
 func (k *KeyPair) Reload() error {
 	if k.certFile == "" {
-		return errors.New("pki: KeyPair was not loaded from files")
+		return ErrNotFromFiles
 	}
 	key, err := ReadKeyFile(k.keyFile)
 	if err != nil {
