@@ -24,12 +24,13 @@ const poolName = "pool." + demoDomain
 // ensureServerCertificate loads the server certificate from the data
 // directory, issuing a new one when there is none, when it is close to
 // expiry, was issued by another CA, names another CRL distribution point
-// (the HTTP address changed) or does not cover the SIP listener's address.
+// (the HTTP address changed) or does not cover the SIP listener's address
+// and the public names and addresses clients reach the server by.
 // A front end of a pool (pool is its pool listener) has a certificate of
 // its own, server-<pool address>, which names the pool too.
-func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, sipAddr net.Addr, pool net.Listener) (*pki.KeyPair, error) {
-	names := []string{"localhost"}
-	ips := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, publicNames []string, publicIPs []net.IP, sipAddr net.Addr, pool net.Listener) (*pki.KeyPair, error) {
+	names := append([]string{"localhost"}, publicNames...)
+	ips := append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, publicIPs...)
 	for _, a := range []net.Addr{sipAddr, addrOf(pool)} {
 		if tcp, ok := a.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !slices.ContainsFunc(ips, tcp.IP.Equal) {
 			ips = append(ips, tcp.IP)
@@ -60,8 +61,9 @@ const edgeName = "edge." + demoDomain
 // as a client, to the internal server. It names the domain too: a partner
 // edge checks that the certificate of the edge a request comes from names
 // the sender's domain.
-func ensureEdgeCertificate(ca *pki.CA, dataDir, crlURL string) (*pki.KeyPair, error) {
-	return ensureCertificate(ca, dataDir, "edge", crlURL, []string{edgeName, demoDomain}, []net.IP{net.IPv4(127, 0, 0, 1)})
+func ensureEdgeCertificate(ca *pki.CA, dataDir, crlURL string, publicNames []string, publicIPs []net.IP) (*pki.KeyPair, error) {
+	return ensureCertificate(ca, dataDir, "edge", crlURL, append([]string{edgeName, demoDomain}, publicNames...),
+		append([]net.IP{net.IPv4(127, 0, 0, 1)}, publicIPs...))
 }
 
 // ensureCertificate loads <base>.crt and <base>.key from the data

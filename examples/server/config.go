@@ -11,7 +11,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"net/url"
 	"os"
 	"reflect"
 	"strconv"
@@ -32,6 +31,20 @@ type config struct {
 	// machine only.
 	Listen string `json:"listen"`
 	Data   string `json:"data"`
+	// Public is the one host name or IP address clients reach this
+	// server by, announced instead of the bound addresses (see network);
+	// Advertise refines it per listener (by field name: "turn", "media",
+	// "https", ...), as a host or host:port.
+	Public    string            `json:"public"`
+	Advertise map[string]string `json:"advertise"`
+	// TLSCert and TLSKey are PEM files of the certificate (chain
+	// included) and key every client-facing TLS listener presents
+	// instead of one from the built-in CA; Certificates sets them per
+	// listener. Both are checked at start and reloaded when they change
+	// (see certFiles).
+	TLSCert      string               `json:"tls_cert"`
+	TLSKey       string               `json:"tls_key"`
+	Certificates map[string]certFiles `json:"certificates"`
 
 	HTTP      string `json:"http"`
 	HTTPS     string `json:"https"`
@@ -59,21 +72,6 @@ type config struct {
 	Limits limitsConfig `json:"limits"`
 }
 
-// limitsConfig is auth.ConnLimits as the config file and flags give it;
-// zero values take auth's defaults.
-type limitsConfig struct {
-	HandshakeTimeout   duration `json:"handshake_timeout"`
-	MessageTimeout     duration `json:"message_timeout"`
-	IdleTimeout        duration `json:"idle_timeout"`
-	MaxConnsPerAddress int      `json:"max_conns_per_address"`
-	MaxConns           int      `json:"max_conns"`
-	MaxMessageSize     int      `json:"max_message_size"`
-	// WSSOrigins are the origins whose pages may open SIP over
-	// WebSocket. Empty: this server's HTTPS origins (each name of its
-	// certificate, at the https port).
-	WSSOrigins []string `json:"wss_origins"`
-}
-
 // duration is a time.Duration written as Go writes one ("10s", "1h5m")
 // in the config file.
 type duration time.Duration
@@ -93,9 +91,9 @@ func (d *duration) UnmarshalJSON(b []byte) error {
 
 // httpsOrigins are the origins of this server's HTTPS listener: each
 // name and address of its certificate, at the listener's port.
-func httpsOrigins(leaf *x509.Certificate, https net.Addr) []string {
-	_, port, _ := net.SplitHostPort(https.String())
-	var out []string
+func httpsOrigins(leaf *x509.Certificate, https string) []string {
+	_, port, _ := net.SplitHostPort(https)
+	out := []string{"https://" + https}
 	for _, n := range leaf.DNSNames {
 		out = append(out, "https://"+net.JoinHostPort(n, port))
 	}
@@ -103,18 +101,6 @@ func httpsOrigins(leaf *x509.Certificate, https net.Addr) []string {
 		out = append(out, "https://"+net.JoinHostPort(ip.String(), port))
 	}
 	return out
-}
-
-// connLimits is the listeners' auth.ConnLimits; origins are the
-// server's own HTTPS origins, used when WSSOrigins is empty.
-func (c *config) connLimits(origins []string) auth.ConnLimits {
-	l := c.Limits
-	if len(l.WSSOrigins) > 0 {
-		origins = l.WSSOrigins
-	}
-	return auth.ConnLimits{HandshakeTimeout: time.Duration(l.HandshakeTimeout), MessageTimeout: time.Duration(l.MessageTimeout),
-		IdleTimeout: time.Duration(l.IdleTimeout), MaxPerAddress: l.MaxConnsPerAddress, MaxConns: l.MaxConns,
-		MaxMessageSize: l.MaxMessageSize, Origins: origins}
 }
 
 // logConfig is how the server logs.
@@ -149,6 +135,9 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	fs.StringVar(&file, "config", "", "JSON config `file`: any setting below by its field name (listen, data, http, sip_tls, ..., log: {format, level}); flags override it")
 	fs.StringVar(&c.Listen, "listen", "127.0.0.1", "`host` every listener binds unless its own address names one")
+	fs.StringVar(&c.Public, "public", "", "the `host` name or IP address clients reach this server by: relayed addresses, TURN URIs, ICE candidates, join links and certificates announce it (default: the bound addresses)")
+	fs.StringVar(&c.TLSCert, "tls-cert", "", "PEM `file`: your own certificate (chain included) for every client-facing TLS listener, instead of the built-in CA's; reloaded when it changes")
+	fs.StringVar(&c.TLSKey, "tls-key", "", "PEM `file`: the key of -tls-cert (mode 0600)")
 	fs.StringVar(&c.Data, "data", "./parley-data", "data `directory`: CA, certificates and state (created on first run)")
 	fs.StringVar(&c.HTTP, "http", ":8080", "plain HTTP `address`: the CRL distribution point, the CA certificate, /metrics and /healthz")
 	fs.StringVar(&c.HTTPS, "https", ":8443", "HTTPS `address`: scheduling, join links, the web client and the admin API")
@@ -282,6 +271,12 @@ func (c *config) check() error {
 	if err := c.Limits.check(); err != nil {
 		return err
 	}
+	if err := c.checkAdvertise(); err != nil {
+		return err
+	}
+	if err := c.checkCertificates(); err != nil {
+		return err
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.Log.Level)); err != nil {
 		return fmt.Errorf("field \"log.level\" (-log-level) %q: want debug, info, warn or error", c.Log.Level)
@@ -291,26 +286,6 @@ func (c *config) check() error {
 	}
 	if _, err := auth.CanonicalAOR(c.Gateway); err != nil {
 		return fmt.Errorf("field \"gateway\" (-gateway) %q: %v", c.Gateway, err)
-	}
-	return nil
-}
-
-// check names the first limit that is negative or origin that is not one.
-func (l *limitsConfig) check() error {
-	for _, f := range []struct {
-		field, flag string
-		v           int64
-	}{{"handshake_timeout", "handshake-timeout", int64(l.HandshakeTimeout)}, {"message_timeout", "message-timeout", int64(l.MessageTimeout)},
-		{"idle_timeout", "idle-timeout", int64(l.IdleTimeout)}, {"max_conns_per_address", "max-conns-per-address", int64(l.MaxConnsPerAddress)},
-		{"max_conns", "max-conns", int64(l.MaxConns)}, {"max_message_size", "max-message-size", int64(l.MaxMessageSize)}} {
-		if f.v < 0 {
-			return fmt.Errorf("field \"limits.%s\" (-%s): must not be negative (0 takes the default)", f.field, f.flag)
-		}
-	}
-	for _, o := range l.WSSOrigins {
-		if u, err := url.Parse(o); err != nil || u.Scheme == "" || u.Host == "" || u.Path != "" {
-			return fmt.Errorf("field \"limits.wss_origins\" (-wss-origins) %q: want scheme://host[:port]", o)
-		}
 	}
 	return nil
 }

@@ -84,12 +84,12 @@ func TestConfigLimits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := c.connLimits([]string{"https://localhost:8443"})
+	l := c.Limits.connLimits([]string{"https://localhost:8443"})
 	if l.HandshakeTimeout != 5*time.Second || l.IdleTimeout != 2*time.Hour || l.MaxPerAddress != 20 || l.MaxConns != 500 ||
 		l.MessageTimeout != 0 || len(l.Origins) != 1 || l.Origins[0] != "https://meet.example.test" {
 		t.Fatalf("limits %+v", l)
 	}
-	if c, _ := parseConfig(nil, io.Discard); len(c.connLimits([]string{"https://localhost:8443"}).Origins) != 1 {
+	if c, _ := parseConfig(nil, io.Discard); len(c.Limits.connLimits([]string{"https://localhost:8443"}).Origins) != 1 {
 		t.Fatal("without wss_origins, the server's own HTTPS origins")
 	}
 	for _, tc := range []struct {

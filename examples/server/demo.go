@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 
@@ -71,9 +70,8 @@ func openDirectory(dataDir string, out io.Writer) (*auth.MemoryDirectory, error)
 // printBanner tells the newcomer, after the listening lines, where to go
 // next: how to trust the demo CA, sign in, meet in the browser, and
 // manage and watch the server.
-func printBanner(out io.Writer, dataDir string, httpAddr, httpsAddr, sipAddr net.Addr) {
+func printBanner(out io.Writer, dataDir, httpAddr, https, sipAddr string) {
 	caFile := filepath.Join(dataDir, "ca", pki.CACertFile)
-	https := "https://localhost:" + portOf(httpsAddr)
 	fmt.Fprintf(out, `
 Parley is running. The demo tenant is %[1]s; its users' passwords are in %[2]s.
   trust the demo CA:  %[3]s (also at http://%[4]s/pki/ca.crt): import it in the browser, give it to clients

@@ -166,6 +166,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer poolLn.Close()
 	}
 
+	// Where clients reach each listener: with -public (or per-listener
+	// "advertise" entries) the addresses announced to them differ from
+	// the ones bound.
+	bound := map[string]net.Addr{"http": httpLn.Addr(), "https": httpsLn.Addr(), "sip_tls": sipLn.Addr(), "sip_wss": wssLn.Addr(),
+		"edge": edgeLn.Addr(), "edge_users": edgeUserLn.Addr(), "turn": turnUDP.LocalAddr(), "turns": turnsLn.Addr(),
+		"media": mediaUDP.LocalAddr(), "pool": addrOf(poolLn)}
+	nw, err := newNetwork(ctx, &cfg, bound, logger)
+	if err != nil {
+		return err
+	}
+	publicNames, publicIPs := nw.publicNames()
+
 	// 2. The store: what users create (meetings, contacts and privacy
 	// settings) and the CA's revocations are kept there. By default it is
 	// an embedded database in the data directory, which a restart finds
@@ -202,7 +214,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// 3. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
-	crlURL := "http://" + httpLn.Addr().String() + "/pki/ca.crl"
+	crlURL := "http://" + nw.hostPort("http") + "/pki/ca.crl"
 	ca, err := pki.OpenCA(filepath.Join(cfg.Data, "ca"), pki.CAConfig{
 		CommonName:            "Parley Demo CA",
 		CRLDistributionPoints: []string{crlURL},
@@ -211,13 +223,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	serverCert, err := ensureServerCertificate(ca, cfg.Data, crlURL, sipLn.Addr(), poolLn)
+	serverCert, err := ensureServerCertificate(ca, cfg.Data, crlURL, publicNames, publicIPs, sipLn.Addr(), poolLn)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	edgeCert, err := ensureEdgeCertificate(ca, cfg.Data, crlURL)
+	edgeCert, err := ensureEdgeCertificate(ca, cfg.Data, crlURL, publicNames, publicIPs)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
+	}
+	// The operator's own certificates, if configured, on the listeners
+	// users' clients reach; checked now and reloaded when their files
+	// change. The CA's certificates serve the rest, and the client side
+	// of server-to-server connections.
+	own, ownFiles, err := ownCertificates(&cfg, publicNames, publicIPs, logger)
+	if err != nil {
+		return err
+	}
+	certFor := func(field string, builtIn *pki.KeyPair) *pki.KeyPair {
+		if kp := own[field]; kp != nil {
+			return kp
+		}
+		return builtIn
 	}
 
 	// The directory of tenants and users, and the Authenticator that
@@ -227,12 +253,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
+	throttle, err := auth.NewThrottle(cfg.Limits.throttle())
+	if err != nil {
+		return fmt.Errorf("field \"limits.throttle\": %w", err)
+	}
 	authn, err := auth.New(auth.Config{
 		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
+		Throttle: throttle, NonceTTL: time.Duration(cfg.Limits.NonceTTL),
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
 		Peers:      []string{poolName},                     // and the pool's other front ends their own users
 		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
-		ConnLimits: cfg.connLimits(httpsOrigins(serverCert.Certificate().Leaf, httpsLn.Addr())),
+		ConnLimits: cfg.Limits.connLimits(httpsOrigins(certFor("https", serverCert).Certificate().Leaf, nw.hostPort("https"))),
 	})
 	if err != nil {
 		return err
@@ -298,25 +329,27 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if poolLn != nil {
 		node = poolLn.Addr().String()
 	}
-	registrar, err := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn, Store: locations, Node: node, Logger: logger})
+	regCfg := presence.RegistrarConfig{Auth: authn, Store: locations, Node: node, Logger: logger}
+	cfg.Limits.registrar(&regCfg)
+	registrar, err := presence.NewRegistrar(regCfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("field \"limits.registration\": %w", err)
 	}
 	defer registrar.Close()
 	policy, err := presence.NewPresencePolicy(presence.PresencePolicyConfig{Store: policies})
 	if err != nil {
 		return err
 	}
-	spim, err := auth.NewThrottle(auth.ThrottleConfig{}) // one budget per sender for approaching strangers
+	spim, err := auth.NewThrottle(cfg.Limits.spim()) // one budget per sender for approaching strangers
 	if err != nil {
-		return err
+		return fmt.Errorf("field \"limits.throttle.spim_per_sender\": %w", err)
 	}
 	// Listeners: calls Record-Route through this server, so a dialog's
 	// later requests come back here and go out over the right connection.
 	router, err := presence.NewRouter(presence.RouterConfig{
 		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Spim: spim,
 		Connections: ua.TransportLayer(), Logger: logger, Node: node,
-		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
+		Listeners: map[string]string{"TLS": nw.hostPort("sip_tls"), "WSS": nw.hostPort("sip_wss")},
 	})
 	if err != nil {
 		return err
@@ -339,11 +372,15 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	joinBase := "https://" + httpsLn.Addr().String()
+	joinBase := "https://" + nw.hostPort("https")
+	lobby, err := conference.NewLobby(cfg.Limits.lobby())
+	if err != nil {
+		return fmt.Errorf("field \"limits.lobby\": %w", err)
+	}
 	focus, err := conference.NewFocus(conference.FocusConfig{
-		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase, MediaServer: mediaUDP.LocalAddr().String(),
+		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase, MediaServer: nw.addrPort("media").String(), Lobby: lobby,
 		Auth: authn, Client: sipClient, Connections: ua.TransportLayer(), Logger: logger,
-		Listeners: map[string]string{"TLS": sipLn.Addr().String(), "WSS": wssLn.Addr().String()},
+		Listeners: map[string]string{"TLS": nw.hostPort("sip_tls"), "WSS": nw.hostPort("sip_wss")},
 		Gateways:  []string{cfg.Gateway}, DialInNumbers: []string{cfg.DialIn},
 	})
 	if err != nil {
@@ -373,7 +410,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// forwarded among them, lobby music for those waiting. Browsers reach
 	// the focus and the bridge through the signaling API on the HTTPS
 	// listener, with the same identities and tokens as SIP clients.
-	bridge, err := media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: mediaUDP, Logger: logger})
+	bridge, err := media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: mediaUDP, Logger: logger,
+		PublicIPs: []string{nw.addrPort("media").Addr().String()}}) // ICE candidates and SIP answers announce it
 	if err != nil {
 		return err
 	}
@@ -383,9 +421,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// their INVITEs' SDES-SRTP offers with the bridge's answers, and runs
 	// the dial-in IVR on its calls.
 	focus.SetMedia(bridge)
-	signaling, err := media.NewSignaling(media.SignalingConfig{Focus: focus, Bridge: bridge, Logger: logger})
+	sigCfg := media.SignalingConfig{Focus: focus, Bridge: bridge, Logger: logger}
+	cfg.Limits.signaling(&sigCfg)
+	signaling, err := media.NewSignaling(sigCfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("field \"limits.signaling\": %w", err)
 	}
 	defer signaling.Close()
 
@@ -394,21 +434,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// at start: credentials do not outlive a restart.
 	relaySecrets := edge.NewSecrets(0, nil)
 	relayCfg := edge.RelayConfig{Realm: demoDomain, Secrets: relaySecrets, Logger: logger,
-		UDP: []net.PacketConn{turnUDP}, TCP: []net.Listener{turnTCP, tls.NewListener(turnsLn, pki.ServerTLSConfig(serverCert, verifier))},
-		RelayAddress: turnUDP.LocalAddr().(*net.UDPAddr).IP}
+		UDP: []net.PacketConn{turnUDP}, TCP: []net.Listener{turnTCP, tls.NewListener(turnsLn, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
+		// Relayed addresses carry the public address; relay sockets
+		// bind where the listener is bound.
+		RelayAddress: net.IP(nw.addrPort("turn").Addr().AsSlice()), RelayBind: addrIP(turnUDP.LocalAddr()).String()}
+	cfg.Limits.relay(&relayCfg)
 	if cfg.RelayAllowLoopback {
 		relayCfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
 	}
 	relay, err := edge.NewEdgeRelay(relayCfg)
 	if err != nil {
-		return err
+		return fmt.Errorf("field \"limits.relay\": %w", err)
 	}
 	defer relay.Close()
 	stats.watch(authn, focus, bridge, relay)
 	relayCreds, err := edge.NewRelayCredentials(edge.RelayCredentialsConfig{Secrets: relaySecrets, Auth: authn, URIs: []string{
-		"turn:" + turnUDP.LocalAddr().String() + "?transport=udp",
-		"turn:" + turnTCP.Addr().String() + "?transport=tcp",
-		"turns:localhost:" + portOf(turnsLn.Addr()) + "?transport=tcp",
+		"turn:" + nw.hostPort("turn") + "?transport=udp",
+		"turn:" + nw.hostPort("turn") + "?transport=tcp",
+		"turns:" + nw.name("turns") + "?transport=tcp", // by a name its certificate carries
 	}})
 	if err != nil {
 		return err
@@ -442,8 +485,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer edgeClient.Close()
 	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: []string{demoDomain},
-		Internal: sipLn.Addr().String(), Listener: edgeLn.Addr().String(), Client: edgeClient,
-		Connections: edgeUA.TransportLayer(), Logger: logger, ConnLimits: cfg.connLimits(nil),
+		// The edge sits between two networks: partners and remote users
+		// reach its listeners (bind them to the external interface),
+		// and it reaches the internal SIP listener from this machine.
+		Internal: nw.local("sip_tls"), Listener: nw.hostPort("edge"), Client: edgeClient,
+		Connections: edgeUA.TransportLayer(), Logger: logger, ConnLimits: cfg.Limits.connLimits(nil),
 		Meetings: func(uri sip.Uri) bool {
 			m, err := focus.Meeting(context.Background(), conference.MeetingID(uri.User))
 			return err == nil && strings.EqualFold(m.Tenant, uri.Host)
@@ -477,22 +523,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger}
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
-		TLSConfig: pki.ServerTLSConfig(serverCert, verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+		TLSConfig: pki.ServerTLSConfig(certFor("https", serverCert), verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 
 	// 6. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
 	errc := make(chan error, 7)
-	tlsConf := pki.ServerTLSConfig(serverCert, verifier)
+	watchCtx, stopWatching := context.WithCancel(ctx)
+	defer stopWatching()
+	for _, watch := range watchCertificates(watchCtx, own, ownFiles, publicNames, publicIPs, logger) {
+		wg.Go(watch)
+	}
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
 	wg.Go(func() {
 		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))))
 	})
 	wg.Go(func() {
-		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(edgeCert, verifier))))
+		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(certFor("edge_users", edgeCert), verifier))))
 	})
-	wg.Go(func() { errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, tlsConf))) })
-	wg.Go(func() { errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, tlsConf))) })
+	wg.Go(func() {
+		errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, pki.ServerTLSConfig(certFor("sip_tls", serverCert), verifier))))
+	})
+	wg.Go(func() {
+		errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, pki.ServerTLSConfig(certFor("sip_wss", serverCert), verifier))))
+	})
 	if poolLn != nil {
 		// The other front ends, over mutual TLS: the Authenticator takes
 		// their assertions (Config.Peers above).
@@ -512,7 +566,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if poolLn != nil {
 		fmt.Fprintf(stdout, "listening pool %s\n", poolLn.Addr())
 	}
-	printBanner(stdout, cfg.Data, httpLn.Addr(), httpsLn.Addr(), sipLn.Addr())
+	printBanner(stdout, cfg.Data, nw.hostPort("http"), "https://"+nw.name("https"), nw.hostPort("sip_tls"))
 	logger.Info("parley started", "data", cfg.Data, "ca", filepath.Join(cfg.Data, "ca", pki.CACertFile))
 
 	var failed error
@@ -544,6 +598,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	_ = ua.Close()
 	_ = edgeUA.Close()
+	stopWatching()
 	wg.Wait()
 	logger.Info("parley stopped")
 	if failed != nil {
