@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -127,8 +128,9 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		return nil, fmt.Errorf("media: BridgeConfig.LobbyMusic: %w", err)
 	}
 	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[conference.MeetingID]*room), calls: make(map[*Call]struct{}), music: m, done: make(chan struct{})}
-	b.mux = webrtc.NewICEUDPMux(nil, cfg.UDP)
-	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs})
+	networks := announcedNetworks(cfg.UDP.LocalAddr(), cfg.PublicIPs)
+	b.mux = familyMux{webrtc.NewICEUDPMux(nil, cfg.UDP), networks}
+	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs, networks: networks})
 	if err != nil {
 		_ = b.mux.Close()
 		return nil, err
@@ -143,6 +145,66 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 type webrtcSettings struct {
 	mux       ice.UDPMux
 	publicIPs []string
+	networks  []webrtc.NetworkType // default UDP4 and UDP6
+}
+
+// familyMux is the bridge's UDP mux announcing addresses of the given
+// families only: the ICE agent takes a mux's listen addresses as its
+// host candidates whatever the network types it is set to.
+type familyMux struct {
+	ice.UDPMux
+	networks []webrtc.NetworkType // nil: every family
+}
+
+func (m familyMux) GetListenAddresses() []net.Addr {
+	all := m.UDPMux.GetListenAddresses()
+	if m.networks == nil {
+		return all
+	}
+	var out []net.Addr
+	for _, a := range all {
+		ua, ok := a.(*net.UDPAddr)
+		nt := webrtc.NetworkTypeUDP6
+		if ok && ua.IP.To4() != nil {
+			nt = webrtc.NetworkTypeUDP4
+		}
+		if slices.Contains(m.networks, nt) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// announcedNetworks are the address families the bridge announces
+// candidates of: with PublicIPs, theirs (the public addresses are where
+// clients reach the bridge; the machine's other addresses are not
+// announced); otherwise those its socket can answer on (an IPv4 socket
+// bound to 0.0.0.0 does not receive what is sent to the machine's IPv6
+// addresses; only one bound to "::" is dual stack).
+func announcedNetworks(a net.Addr, publicIPs []string) []webrtc.NetworkType {
+	if len(publicIPs) > 0 {
+		var out []webrtc.NetworkType
+		for _, s := range publicIPs {
+			nt := webrtc.NetworkTypeUDP6
+			if ip := net.ParseIP(s); ip != nil && ip.To4() != nil {
+				nt = webrtc.NetworkTypeUDP4
+			}
+			if !slices.Contains(out, nt) {
+				out = append(out, nt)
+			}
+		}
+		return out
+	}
+	ua, ok := a.(*net.UDPAddr)
+	switch {
+	case !ok:
+		return nil
+	case ua.IP.To4() != nil:
+		return []webrtc.NetworkType{webrtc.NetworkTypeUDP4}
+	case !ua.IP.IsUnspecified():
+		return []webrtc.NetworkType{webrtc.NetworkTypeUDP6}
+	}
+	return nil
 }
 
 // opusCapability is the bridge's audio codec for WebRTC participants.
@@ -179,7 +241,10 @@ func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.AP
 	se.SetDTLSReplayProtectionWindow(64)
 	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
 	se.SetIncludeLoopbackCandidate(true)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
+	if s.networks == nil {
+		s.networks = []webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6}
+	}
+	se.SetNetworkTypes(s.networks)
 	if s.mux != nil {
 		se.SetICEUDPMux(s.mux)
 	} else {

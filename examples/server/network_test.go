@@ -1,0 +1,183 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/emiago/sipgo/sip"
+	"github.com/pion/turn/v2"
+	"github.com/pion/webrtc/v3"
+
+	"github.com/parleyuc/parley/edge"
+)
+
+// publicIP is the address the network tests announce: a loopback
+// address other than the one dialed, so that what carries it can only
+// have come from -public.
+const publicIP = "127.0.0.9"
+
+// TestPublicAddressAnnounced: a server bound to every interface with
+// -public announces the public address, never the unspecified one:
+// the TURN URIs of relay credentials, an Allocate's relayed address,
+// the join link, the bridge's answer to a SIP caller and its ICE
+// candidates for a browser.
+func TestPublicAddressAnnounced(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"-data", data, "-listen", "0.0.0.0", "-public", publicIP}
+	for _, l := range []string{"http", "https", "sip-tls", "sip-wss", "edge", "edge-users", "turn", "turns", "media"} {
+		args = append(args, "-"+l, ":0")
+	}
+	s := startServerArgs(t, data, args)
+	for name, addr := range s.listeners {
+		if !strings.HasPrefix(addr, "0.0.0.0:") && !strings.HasPrefix(addr, "[::]:") {
+			t.Fatalf("%s listens on %s, not on every interface", name, addr)
+		}
+		s.listeners[name] = "127.0.0.1:" + portOf(mustTCPAddr(t, addr)) // where the test dials it
+	}
+
+	c := s.httpsClient(t)
+	res := digestDo(t, c, "GET", "https://"+s.listeners["https"]+"/relay/credentials", "alice", s.passwords["sip:alice@example.test"], nil)
+	var cred edge.Credential
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&cred) != nil {
+		t.Fatalf("relay credentials: %s", res.Status)
+	}
+	res.Body.Close()
+	turnPort, turnsPort := portOf(mustTCPAddr(t, s.listeners["turn"])), portOf(mustTCPAddr(t, s.listeners["turns"]))
+	want := []string{"turn:" + publicIP + ":" + turnPort + "?transport=udp", "turn:" + publicIP + ":" + turnPort + "?transport=tcp",
+		"turns:" + publicIP + ":" + turnsPort + "?transport=tcp"}
+	if strings.Join(cred.URIs, " ") != strings.Join(want, " ") {
+		t.Fatalf("TURN URIs %q, want %q", cred.URIs, want)
+	}
+
+	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: s.listeners["turn"], Conn: conn, Username: cred.Username,
+		Password: cred.Password, Realm: "example.test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	if err := tc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relayed, err := tc.Allocate()
+	if err != nil {
+		t.Fatalf("allocate: %v", err)
+	}
+	defer relayed.Close()
+	if ip := relayed.LocalAddr().(*net.UDPAddr).IP.String(); ip != publicIP {
+		t.Fatalf("XOR-RELAYED-ADDRESS %s, want the public address %s", relayed.LocalAddr(), publicIP)
+	}
+
+	var m struct {
+		scheduled
+		JoinURL string `json:"join_url"`
+	}
+	res = digestDo(t, c, "POST", "https://"+s.listeners["https"]+"/api/meetings", "alice", s.passwords["sip:alice@example.test"],
+		[]byte(`{"subject":"Public","access":"organization"}`))
+	if res.StatusCode != http.StatusCreated || json.NewDecoder(res.Body).Decode(&m) != nil {
+		t.Fatalf("schedule: %s", res.Status)
+	}
+	res.Body.Close()
+	if !strings.HasPrefix(m.JoinURL, "https://"+publicIP+":"+portOf(mustTCPAddr(t, s.listeners["https"]))+"/") {
+		t.Fatalf("join URL %q does not name the public address", m.JoinURL)
+	}
+
+	// A SIP caller's answer from the bridge.
+	alice := s.sipUser(t, "alice", s.passwords["sip:alice@example.test"], "localhost")
+	phone := newTestPhone(t)
+	invite := alice.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:alice-dev@127.0.0.1;transport=tls>"),
+		sip.NewHeader("Content-Type", "application/sdp"))
+	invite.SetBody([]byte(phone.Offer()))
+	in, err := alice.do(invite)
+	if err != nil || in.StatusCode != 200 {
+		t.Fatalf("alice joins over SIP: %v %v", in, err)
+	}
+	if body := string(in.Body()); !strings.Contains(body, "c=IN IP4 "+publicIP+"\r\n") {
+		t.Fatalf("the bridge's SIP answer does not carry the public address:\n%s", body)
+	}
+
+	// A browser's answer: its ICE candidates.
+	answer := browserAnswer(t, s, c, m.ID)
+	cands := regexp.MustCompile(`a=candidate:\S+ \d+ udp \d+ (\S+) \d+ typ host`).FindAllStringSubmatch(answer, -1)
+	if len(cands) == 0 {
+		t.Fatalf("no host candidate in the bridge's answer:\n%s", answer)
+	}
+	for _, c := range cands {
+		if c[1] != publicIP {
+			t.Fatalf("ICE candidate with %s, want only the public address:\n%s", c[1], answer)
+		}
+	}
+}
+
+// browserAnswer joins meeting as alice through the web client's
+// signaling, as a browser would, and returns the bridge's SDP answer.
+func browserAnswer(t *testing.T, s *server, c *http.Client, meeting string) string {
+	t.Helper()
+	res := digestDo(t, c, "POST", "https://"+s.listeners["https"]+"/api/meetings/"+meeting+"/ticket", "alice",
+		s.passwords["sip:alice@example.test"], []byte(`{}`))
+	var tk struct{ Ticket string }
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&tk) != nil {
+		t.Fatalf("ticket: %s", res.Status)
+	}
+	res.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "wss://"+s.listeners["https"]+"/api/signaling/socket?ticket="+tk.Ticket, &websocket.DialOptions{HTTPClient: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	pc, err := webrtc.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if _, err := pc.AddTransceiverFromKind(webrtc.RTPCodecTypeAudio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := pc.CreateOffer(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pc.SetLocalDescription(offer); err != nil {
+		t.Fatal(err)
+	}
+	msg, _ := json.Marshal(map[string]string{"type": "offer", "sdp": offer.SDP})
+	if err := ws.Write(ctx, websocket.MessageText, msg); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("waiting for the answer: %v", err)
+		}
+		var m struct{ Type, SDP, Error string }
+		if json.Unmarshal(data, &m) == nil && m.Type == "answer" {
+			return m.SDP
+		}
+		if m.Type == "error" || m.Type == "ended" {
+			t.Fatalf("signaling: %s", data)
+		}
+	}
+}
+
+func mustTCPAddr(t *testing.T, s string) net.Addr {
+	t.Helper()
+	a, err := net.ResolveTCPAddr("tcp", s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
