@@ -1,10 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/parleytest"
+	"github.com/pion/turn/v2"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -109,5 +117,122 @@ func TestConfigLimits(t *testing.T) {
 	}
 	if _, err := parseConfig([]string{"-config", path}, io.Discard); err == nil || !strings.Contains(err.Error(), "message_timeout") {
 		t.Fatalf("a number for a duration: %v", err)
+	}
+}
+
+// TestConfigReferenceComplete: README's config reference lists every
+// field of the config file, nested ones by their dotted path.
+func TestConfigReferenceComplete(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := bytes.Index(readme, []byte("#### Config reference"))
+	if start < 0 {
+		t.Fatal("README.md has no config reference")
+	}
+	ref := string(readme[start:])
+	var walk func(prefix string, typ reflect.Type)
+	walk = func(prefix string, typ reflect.Type) {
+		for f := range typ.Fields() {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			path := prefix + name
+			if f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeFor[rateLimit]() {
+				walk(path+".", f.Type)
+				continue
+			}
+			if !strings.Contains(ref, "`"+path+"`") {
+				t.Errorf("README.md's config reference does not list `%s`", path)
+			}
+		}
+	}
+	walk("", reflect.TypeFor[config]())
+}
+
+// TestConfigLimitRefusals: each new limit group's bad values are refused
+// at start, naming the field.
+func TestConfigLimitRefusals(t *testing.T) {
+	for _, tc := range []struct{ body, want string }{
+		{`{"limits": {"throttle": {"per_address": {"rate": -1, "burst": 5}}}}`, `field "limits.throttle.per_address.rate"`},
+		{`{"limits": {"throttle": {"per_subnet": {"rate": 50}}}}`, `field "limits.throttle.per_subnet": give both`},
+		{`{"limits": {"registration": {"min_expires": "2h", "max_expires": "1h"}}}`, `field "limits.registration.min_expires"`},
+		{`{"limits": {"relay": {"port_min": 60000, "port_max": 50000}}}`, `field "limits.relay.port_min"`},
+		{`{"limits": {"relay": {"port_min": 50000}}}`, `give both`},
+		{`{"limits": {"relay": {"port_min": 50000, "port_max": 70000}}}`, `up to 65535`},
+		{`{"limits": {"lobby": {"max": -2}}}`, `field "limits.lobby.max"`},
+		{`{"limits": {"signaling": {"ticket_ttl": "-5s"}}}`, `field "limits.signaling.ticket_ttl"`},
+		{`{"advertise": {"turn": "relay.example.com"}}`, `field "advertise.turn" "relay.example.com": want an IP address`},
+		{`{"advertise": {"sip": "sip.example.com"}}`, `field "advertise.sip": no such listener`},
+		{`{"advertise": {"https": "0.0.0.0:443"}}`, `unspecified`},
+		{`{"public": "0.0.0.0"}`, `field "public" (-public) "0.0.0.0": an unspecified address`},
+		{`{"public": "sip.example.com:5061"}`, `field "public" (-public)`},
+		{`{"certificates": {"pool": {"cert": "a.crt", "key": "a.key"}}}`, `field "certificates.pool": not a listener`},
+		{`{"certificates": {"https": {"cert": "a.crt"}}}`, `field "certificates.https": give both`},
+	} {
+		path := filepath.Join(t.TempDir(), "parley.json")
+		if err := os.WriteFile(path, []byte(tc.body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := parseConfig([]string{"-config", path}, io.Discard); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error with %s", tc.body, err, tc.want)
+		}
+	}
+}
+
+// TestLimitsReachTheComponents: limits from the config file are the
+// ones the registrar and the relay apply.
+func TestLimitsReachTheComponents(t *testing.T) {
+	data := t.TempDir()
+	cfgFile := filepath.Join(t.TempDir(), "parley.json")
+	if err := os.WriteFile(cfgFile, []byte(`{"limits": {"registration": {"min_expires": "2h", "max_expires": "3h", "default_expires": "2h"},
+		"relay": {"allocations_per_user": 1}}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServerArgs(t, data, append(allOnPortZero(data), "-config", cfgFile))
+	alice, err := parleytest.Dial(parleytest.ClientConfig{Addr: s.listeners["sip-tls"], ServerName: "localhost", Verifier: s.verifier(t),
+		Domain: demoDomain, User: "alice", Password: s.passwords["sip:alice@example.test"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.HangUp()
+	var st *parleytest.StatusError
+	if err := alice.SignIn(context.Background()); !errors.As(err, &st) || st.Code != 423 {
+		t.Fatalf("a one-hour registration under a two-hour minimum: %v, want 423 Interval Too Brief", err)
+	}
+
+	res := digestDo(t, s.httpsClient(t), "GET", "https://"+s.listeners["https"]+"/relay/credentials", "alice", s.passwords["sip:alice@example.test"], nil)
+	var c edge.Credential
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&c) != nil {
+		t.Fatalf("relay credentials: %s", res.Status)
+	}
+	res.Body.Close()
+	allocate := func() error {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: s.listeners["turn"], Conn: conn, Username: c.Username, Password: c.Password, Realm: "example.test"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tc.Close)
+		if err := tc.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		relayed, err := tc.Allocate()
+		if err == nil {
+			t.Cleanup(func() { relayed.Close() })
+		}
+		return err
+	}
+	if err := allocate(); err != nil {
+		t.Fatalf("the first allocation: %v", err)
+	}
+	if err := allocate(); err == nil || !strings.Contains(err.Error(), "486") {
+		t.Fatalf("a second allocation over a quota of one: %v, want 486 Allocation Quota Reached", err)
 	}
 }
