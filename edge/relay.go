@@ -425,6 +425,14 @@ func (g *portGenerator) AllocatePacketConn(network string, requested int) (net.P
 	}
 
 	cfg := g.r.cfg
+	// pion/turn/v2 always asks for "udp4"; a relay bound to an IPv6
+	// address relays over IPv6 (one bound to "::", over both).
+	if ip, err := netip.ParseAddr(cfg.RelayBind); err == nil && network == "udp4" && !ip.Unmap().Is4() {
+		network = "udp6"
+		if ip.IsUnspecified() {
+			network = "udp"
+		}
+	}
 	for try := 0; try < allocationRetriesBeforeGiveUp; try++ {
 		port := requested
 		if port == 0 {

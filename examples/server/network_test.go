@@ -12,10 +12,12 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/stun"
 	"github.com/pion/turn/v2"
 	"github.com/pion/webrtc/v3"
 
 	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/parleytest"
 )
 
 // publicIP is the address the network tests announce: a loopback
@@ -181,3 +183,89 @@ func mustTCPAddr(t *testing.T, s string) net.Addr {
 	return a
 }
 
+// TestIPv6: a server on the IPv6 loopback signs users in and relays
+// over IPv6: its TURN URIs and relayed addresses are IPv6, and the CRL
+// its certificates name is reached over IPv6 too.
+func TestIPv6(t *testing.T) {
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback here: %v", err)
+	} else {
+		ln.Close()
+	}
+	data := t.TempDir()
+	args := []string{"-data", data, "-listen", "::1"}
+	for _, l := range []string{"http", "https", "sip-tls", "sip-wss", "edge", "edge-users", "turn", "turns", "media"} {
+		args = append(args, "-"+l, ":0")
+	}
+	s := startServerArgs(t, data, args)
+	alice, err := parleytest.Dial(parleytest.ClientConfig{Addr: s.listeners["sip-tls"], ServerName: "localhost", Verifier: s.verifier(t),
+		Domain: demoDomain, User: "alice", Password: s.passwords["sip:alice@example.test"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer alice.HangUp()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := alice.SignIn(ctx); err != nil {
+		t.Fatalf("sign-in over IPv6: %v", err)
+	}
+	cred, err := alice.RelayCredentials(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(cred.URIs[0], "turn:[::1]:") {
+		t.Fatalf("TURN URIs over IPv6: %q", cred.URIs)
+	}
+	// pion/turn v2's client resolves servers as IPv4 only: the Allocate
+	// is made by hand (RFC 8656: a 401 with realm and nonce, then the
+	// request with long-term credentials).
+	conn, err := net.Dial("udp6", s.listeners["turn"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	roundTrip := func(method stun.Method, setters ...stun.Setter) *stun.Message {
+		t.Helper()
+		req := stun.MustBuild(append([]stun.Setter{stun.TransactionID, stun.NewType(method, stun.ClassRequest)}, setters...)...)
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write(req.Raw); err != nil {
+			t.Fatal(err)
+		}
+		buf := make([]byte, 1500)
+		n, err := conn.Read(buf)
+		if err != nil {
+			t.Fatalf("the relay over IPv6: %v", err)
+		}
+		res := &stun.Message{Raw: buf[:n]}
+		if err := res.Decode(); err != nil {
+			t.Fatal(err)
+		}
+		return res
+	}
+	udp := stun.RawAttribute{Type: stun.AttrRequestedTransport, Value: []byte{17, 0, 0, 0}}
+	challenge := roundTrip(stun.MethodAllocate, udp)
+	var realm stun.Realm
+	var nonce stun.Nonce
+	if err := realm.GetFrom(challenge); err != nil {
+		t.Fatalf("no realm in %v", challenge)
+	}
+	if err := nonce.GetFrom(challenge); err != nil {
+		t.Fatalf("no nonce in %v", challenge)
+	}
+	integrity := stun.NewLongTermIntegrity(cred.Username, realm.String(), cred.Password)
+	res := roundTrip(stun.MethodAllocate, udp, stun.NewUsername(cred.Username), realm, nonce, integrity, stun.Fingerprint)
+	var relayedAddr stun.XORMappedAddress
+	if err := relayedAddr.GetFromAs(res, stun.AttrXORRelayedAddress); err != nil {
+		var code stun.ErrorCodeAttribute
+		_ = code.GetFrom(res)
+		t.Fatalf("allocate over IPv6: %v %v (%v)", res, code, err)
+	}
+	if !relayedAddr.IP.Equal(net.IPv6loopback) {
+		t.Fatalf("relayed address %s, want ::1", relayedAddr)
+	}
+	// Deallocate (a Refresh with lifetime 0), as a client leaving does.
+	zero := stun.RawAttribute{Type: stun.AttrLifetime, Value: []byte{0, 0, 0, 0}}
+	if res := roundTrip(stun.MethodRefresh, zero, stun.NewUsername(cred.Username), realm, nonce, integrity, stun.Fingerprint); res.Type.Class != stun.ClassSuccessResponse {
+		t.Fatalf("deallocate: %v", res)
+	}
+}
