@@ -4,13 +4,18 @@
 //
 // Usage:
 //
-//	go run ./examples/server [-listen HOST] [-config FILE] [-data DIR] [-log-format text|json] [-log-level LEVEL]
+//	go run ./examples/server [-listen HOST] [-public HOST] [-config FILE] [-data DIR] [-log-format text|json] [-log-level LEVEL]
+//	                         [-tls-cert FILE -tls-key FILE]
 //	                         [-http ADDR] [-https ADDR] [-sip-tls ADDR] [-sip-wss ADDR] [-edge ADDR] [-edge-users ADDR]
 //	                         [-turn ADDR] [-turns ADDR] [-media ADDR] [-relay-allow-loopback]
 //	                         [-store bolt|memory|redis] [-redis URL] [-pool ADDR] [-dial-in NUMBER] [-gateway URI]
 //
 // Every listener is on 127.0.0.1 unless -listen names another host (an
-// address given without a host takes it). A JSON config file (-config)
+// address given without a host takes it); -public names the host clients
+// reach it by, which everything announced to them carries (network.go),
+// and -tls-cert/-tls-key bring a certificate of your own for the
+// listeners users' clients reach, reloaded when its files change
+// (certfiles.go). Every limit is in the config's "limits" (limits.go). A JSON config file (-config)
 // may set any of these by field name ("listen", "data", "sip_tls", "log":
 // {"format": "json"}, ...); flags given override it. Start-up refuses,
 // naming the problem: a port in use, a data directory it cannot read and

@@ -269,3 +269,53 @@ func TestIPv6(t *testing.T) {
 		t.Fatalf("deallocate: %v", res)
 	}
 }
+
+// TestEdgeBetweenTwoNetworks: the Access Edge's listeners on the
+// external interface (127.0.0.2 here), the SIP listeners on the
+// internal one (127.0.0.3): a remote user reaches the edge only, and
+// through it a user signed in on the internal network.
+func TestEdgeBetweenTwoNetworks(t *testing.T) {
+	data := t.TempDir()
+	args := []string{"-data", data, "-listen", "127.0.0.3", "-edge", "127.0.0.2:0", "-edge-users", "127.0.0.2:0", "-turn", "127.0.0.2:0",
+		"-turns", "127.0.0.2:0"}
+	for _, l := range []string{"http", "https", "sip-tls", "sip-wss", "media"} {
+		args = append(args, "-"+l, ":0")
+	}
+	s := startServerArgs(t, data, args)
+	for _, l := range []string{"edge", "edge-users", "turn", "turns"} {
+		if !strings.HasPrefix(s.listeners[l], "127.0.0.2:") {
+			t.Fatalf("%s on %s, not the external interface", l, s.listeners[l])
+		}
+	}
+	if !strings.HasPrefix(s.listeners["sip-tls"], "127.0.0.3:") {
+		t.Fatalf("sip-tls on %s, not the internal interface", s.listeners["sip-tls"])
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	dial := func(user, addr, serverName string) *parleytest.Client {
+		t.Helper()
+		c, err := parleytest.Dial(parleytest.ClientConfig{Addr: addr, ServerName: serverName, Verifier: s.verifier(t),
+			Domain: demoDomain, User: user, Password: s.passwords["sip:"+user+"@example.test"]})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.HangUp)
+		if err := c.SignIn(ctx); err != nil {
+			t.Fatalf("%s signs in at %s: %v", user, addr, err)
+		}
+		return c
+	}
+	bob := dial("bob", s.listeners["sip-tls"], "localhost")
+	alice := dial("alice", s.listeners["edge-users"], edgeName) // remote, through the edge
+	if err := alice.Send(ctx, "bob", "from outside"); err != nil {
+		t.Fatalf("the remote user's MESSAGE: %v", err)
+	}
+	select {
+	case m := <-bob.Messages():
+		if m.Text != "from outside" {
+			t.Fatalf("bob got %+v", m)
+		}
+	case <-ctx.Done():
+		t.Fatal("bob did not get the remote user's MESSAGE")
+	}
+}
