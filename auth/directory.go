@@ -229,7 +229,7 @@ func (d *MemoryDirectory) Save(path string) error {
 		f.Users = append(f.Users, u)
 	}
 	d.mu.RUnlock()
-	slices.SortFunc(f.Tenants, func(a, b Tenant) int { return strings.Compare(a.Domain, b.Domain) })
+	sortTenants(f.Tenants)
 	slices.SortFunc(f.Users, func(a, b User) int { return strings.Compare(a.URI, b.URI) })
 	data, err := json.MarshalIndent(f, "", "  ")
 	if err != nil {
@@ -243,9 +243,9 @@ func (d *MemoryDirectory) Save(path string) error {
 
 // PutTenant adds or replaces a tenant.
 func (d *MemoryDirectory) PutTenant(t Tenant) error {
-	t.Domain = strings.ToLower(t.Domain)
-	if t.Domain == "" || strings.ContainsAny(t.Domain, "@:;/ ") {
-		return fmt.Errorf("domain: invalid %q", t.Domain)
+	t, err := NormalizeTenant(t)
+	if err != nil {
+		return err
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -256,21 +256,10 @@ func (d *MemoryDirectory) PutTenant(t Tenant) error {
 // PutUser adds or replaces a user. The user's tenant must exist and the
 // URI must be in the tenant's domain.
 func (d *MemoryDirectory) PutUser(u User) error {
-	user, host, err := splitAOR(u.URI)
+	u, err := NormalizeUser(u)
 	if err != nil {
-		return fmt.Errorf("uri: %w", err)
+		return err
 	}
-	if strings.HasPrefix(user, AnonymousPrefix) {
-		return fmt.Errorf("uri: user names starting %q are reserved for anonymous users", AnonymousPrefix)
-	}
-	u.Tenant = strings.ToLower(u.Tenant)
-	if u.Tenant == "" {
-		u.Tenant = host
-	}
-	if host != u.Tenant {
-		return fmt.Errorf("uri: %s is not in tenant %s", u.URI, u.Tenant)
-	}
-	u.URI = "sip:" + user + "@" + host
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if _, ok := d.tenants[u.Tenant]; !ok {
@@ -333,6 +322,10 @@ func (d *MemoryDirectory) Users() []User {
 	d.mu.RUnlock()
 	slices.SortFunc(out, func(a, b User) int { return strings.Compare(a.URI, b.URI) })
 	return out
+}
+
+func sortTenants(ts []Tenant) {
+	slices.SortFunc(ts, func(a, b Tenant) int { return strings.Compare(a.Domain, b.Domain) })
 }
 
 // CanonicalAOR returns the canonical form of an address of record,

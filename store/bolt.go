@@ -14,9 +14,9 @@ import (
 // SchemaVersion is the version of the database layout this code writes.
 // OpenBolt upgrades older databases with the migrations below and refuses
 // newer ones.
-const SchemaVersion = 5
+const SchemaVersion = 6
 
-// Buckets (schema 5).
+// Buckets (schema 6).
 var (
 	bucketMeta          = []byte("meta")
 	bucketMeetings      = []byte("meetings")          // id -> JSON meeting
@@ -28,12 +28,14 @@ var (
 	bucketFederation    = []byte("federation")        // "policy" -> JSON edge.FederationPolicy
 	bucketPublications  = []byte("publications")      // aor -> JSON []presence.Publication
 	bucketRevocations   = []byte("revocations")       // pki.IssuerID -> JSON pki.RevocationList
+	bucketTenants       = []byte("directory.tenants") // domain -> JSON auth.Tenant
+	bucketUsers         = []byte("directory.users")   // canonical AOR -> JSON auth.User
 	keySchema           = []byte("schema")
 )
 
 // allBuckets are the buckets every current database has.
 var allBuckets = [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows,
-	bucketFederation, bucketPublications, bucketRevocations}
+	bucketFederation, bucketPublications, bucketRevocations, bucketTenants, bucketUsers}
 
 // migrations[v] takes a database from schema v to v+1, inside the opening
 // transaction: all of them apply, or none.
@@ -77,6 +79,14 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 	4: func(tx *bolt.Tx) error { // the CA's revocations join the store
 		_, err := tx.CreateBucketIfNotExists(bucketRevocations)
 		return err
+	},
+	5: func(tx *bolt.Tx) error { // the directory joins the store
+		for _, b := range [][]byte{bucketTenants, bucketUsers} {
+			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+				return err
+			}
+		}
+		return nil
 	},
 }
 

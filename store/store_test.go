@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"fmt"
+	"github.com/parleyuc/parley/auth"
 	"os"
 	"path/filepath"
 	"testing"
@@ -130,4 +131,16 @@ func TestBoltFederation(t *testing.T) {
 
 func TestRedisFederation(t *testing.T) {
 	storetest.FederationStore(t, func(t *testing.T) edge.FederationStore { return openRedis(t).Federation() })
+}
+
+func TestMemoryDirectory(t *testing.T) {
+	storetest.DirectoryStore(t, func(*testing.T) auth.DirectoryStore { return auth.NewMemoryDirectory() })
+}
+
+func TestBoltDirectory(t *testing.T) {
+	storetest.DirectoryStore(t, func(t *testing.T) auth.DirectoryStore { return openBolt(t).Directory() })
+}
+
+func TestRedisDirectory(t *testing.T) {
+	storetest.DirectoryStore(t, func(t *testing.T) auth.DirectoryStore { return openRedis(t).Directory() })
 }

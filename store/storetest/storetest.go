@@ -1,7 +1,7 @@
 // Package storetest is the conformance suite of Parley's storage
 // interfaces: every implementation of conference.MeetingStore,
 // presence.PolicyStore, presence.LocationStore, presence.PublicationStore,
-// presence.Feed, edge.FederationStore and pki.RevocationStore must pass the test of its interface, whatever engine is behind it. Call them from a test with
+// presence.Feed, edge.FederationStore, pki.RevocationStore and auth.DirectoryStore must pass the test of its interface, whatever engine is behind it. Call them from a test with
 // a function that returns a new, empty store.
 package storetest
 
