@@ -9,11 +9,15 @@
 //   - presence.LocationStore: registrations (bindings with an expiry);
 //   - presence.PublicationStore: what users' devices published (PUBLISH);
 //   - edge.FederationStore: the tenant admin's federation policy;
-//   - pki.RevocationStore: a CA's revocations and its published CRL.
+//   - pki.RevocationStore: a CA's revocations and its published CRL;
+//   - auth.DirectoryStore: the tenants and users, as an admin API changes
+//     them (read on every lookup, so a change is seen at the next sign-in).
 //
-// A pool of front ends on Redis shares one more thing, presence.Feed
-// ([Redis.Feed], on Redis pub/sub): a presentity's change on one front end
-// reaches the watchers connected to the others. Presence subscriptions are
+// A pool of front ends on Redis shares two more things, on Redis pub/sub:
+// presence.Feed ([Redis.Feed]): a presentity's change on one front end
+// reaches the watchers connected to the others; and [Redis.Withdrawals]:
+// a user disabled, deleted or signed out on one front end is signed out
+// of the others' connections at once. Presence subscriptions are
 // not stored: a subscription's NOTIFYs go over the watcher's own
 // connection, which only the front end holding it can use; a watcher whose
 // front end fails subscribes again over its new connection.

@@ -171,10 +171,19 @@ func (s redisPublications) Expire(ctx context.Context, now time.Time) ([]string,
 // announcements. Announcements made while a front end's connection is
 // down are lost to it, so after every (re)subscription it reports "":
 // check every view.
-func (r *Redis) Feed() presence.Feed {
+func (r *Redis) Feed() presence.Feed { return r.feedOn("presence-changes") }
+
+// Withdrawals returns a second feed of the pool, of users whose rights
+// were withdrawn on some front end (disabled, deleted, given a new
+// password, signed out by the admin): each front end that hears one
+// signs the user out of its own connections at once. It has the
+// presence.Feed interface: Announce the user, Listen for the others'.
+func (r *Redis) Withdrawals() presence.Feed { return r.feedOn("withdrawals") }
+
+func (r *Redis) feedOn(name string) presence.Feed {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	return &redisFeed{r: r, id: hex.EncodeToString(id[:]), channel: r.key("presence-changes")}
+	return &redisFeed{r: r, id: hex.EncodeToString(id[:]), channel: r.key(name)}
 }
 
 type redisFeed struct {

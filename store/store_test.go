@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -107,6 +108,44 @@ func TestRedisPublications(t *testing.T) {
 func TestRedisFeed(t *testing.T) {
 	r := openRedis(t)
 	storetest.Feed(t, func(*testing.T) presence.Feed { return r.Feed() })
+}
+
+// The withdrawals are a feed of their own: what one says, the other does
+// not hear.
+func TestRedisWithdrawals(t *testing.T) {
+	r := openRedis(t)
+	storetest.Feed(t, func(*testing.T) presence.Feed { return r.Withdrawals() })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	heard, subscribed := make(chan string, 4), make(chan struct{}, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = r.Withdrawals().Listen(ctx, func(aor string) {
+			if aor == "" {
+				subscribed <- struct{}{}
+				return
+			}
+			heard <- aor
+		})
+	}()
+	<-subscribed
+	if err := r.Feed().Announce(ctx, "sip:presence@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Withdrawals().Announce(ctx, "sip:withdrawn@example.test"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case aor := <-heard:
+		if aor != "sip:withdrawn@example.test" {
+			t.Fatalf("the withdrawals feed heard %s", aor)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the withdrawal was not heard")
+	}
+	cancel()
+	<-done
 }
 
 func TestMemoryRevocations(t *testing.T) {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -21,6 +22,8 @@ import (
 	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/pki"
+	"github.com/parleyuc/parley/presence"
+	"github.com/parleyuc/parley/store"
 )
 
 // adminTokenFile is the data directory's file holding the tenant admin's
@@ -48,12 +51,13 @@ const adminTokenFile = "admin-token"
 //	DELETE /admin/v1/sessions/{uri}             signs the user out: closes their connections
 //
 // A user disabled, deleted or given a new password is signed out at once.
-// Directory changes are saved to the data directory before they are
-// answered; if the save fails, the change is undone and nothing is lost.
+// Directory changes are kept in the directory's store (the data
+// directory's directory.json with -store memory) before they are
+// answered; one that cannot be kept is not made (500, or 503 with
+// Retry-After while Redis cannot be reached).
 type adminAPI struct {
 	tokenHash  [sha256.Size]byte
-	directory  *auth.MemoryDirectory
-	dirPath    string
+	directory  auth.DirectoryStore
 	authn      *auth.Authenticator
 	federation *edge.Federation
 	ca         *pki.CA
@@ -61,11 +65,14 @@ type adminAPI struct {
 	meetings   conference.MeetingStore
 	focus      *conference.Focus
 	logger     *slog.Logger
+	// withdrawals, in a pool, tells the other front ends to sign out a
+	// user this one signed out. Nil: a server of its own.
+	withdrawals presence.Feed
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
 	failures *auth.Backoff
 
-	mu sync.Mutex // a directory change and its save, one at a time
+	mu sync.Mutex // a user read, changed and written back, one at a time
 }
 
 // loadAdminToken reads the admin token from the data directory, making
@@ -112,7 +119,7 @@ func (a *adminAPI) handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/meetings/{id}", a.getMeeting)
 	mux.HandleFunc("DELETE /admin/v1/meetings/{id}", a.endMeeting)
 	mux.HandleFunc("GET /admin/v1/sessions", a.sessions)
-	mux.HandleFunc("DELETE /admin/v1/sessions/{uri}", a.signOut)
+	mux.HandleFunc("DELETE /admin/v1/sessions/{uri}", a.endSessions)
 	if a.failures == nil {
 		a.failures, _ = auth.NewBackoff(auth.BackoffConfig{Free: adminFreeFailures}) // valid settings
 	}
@@ -178,9 +185,13 @@ func toAdminUser(u auth.User) adminUser {
 		Title: u.Title, Company: u.Company, Email: u.Email, HasPassword: u.Credentials.PBKDF2 != ""}
 }
 
-func (a *adminAPI) listUsers(w http.ResponseWriter, _ *http.Request) {
+func (a *adminAPI) listUsers(w http.ResponseWriter, r *http.Request) {
+	users, err := a.directory.ListUsers(r.Context())
+	if !a.stored(w, err) {
+		return
+	}
 	out := []adminUser{}
-	for _, u := range a.directory.Users() {
+	for _, u := range users {
 		out = append(out, toAdminUser(u))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -207,16 +218,40 @@ func (a *adminAPI) getUser(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// save writes the directory; if it cannot, undo puts the old state back
-// and the admin is told nothing changed.
-func (a *adminAPI) save(w http.ResponseWriter, undo func()) bool {
-	if err := a.directory.Save(a.dirPath); err != nil {
-		undo()
-		a.logger.Error("admin API: directory not saved; change undone", "err", err)
-		jsonError(w, http.StatusInternalServerError, "the directory could not be saved; nothing changed")
-		return false
+// signOut closes aor's connections here and, in a pool, has every other
+// front end close theirs (followWithdrawals); it returns how many were
+// closed here.
+func (a *adminAPI) signOut(ctx context.Context, aor string) int {
+	n := a.authn.SignOut(aor)
+	if a.withdrawals != nil {
+		if err := a.withdrawals.Announce(ctx, aor); err != nil {
+			// The others' next check of the user's standing refuses the
+			// user anyway (the directory is shared); only the prompt
+			// closing of their connections is lost.
+			a.logger.Error("admin API: the pool was not told of a sign-out", "user", aor, "err", err)
+		}
 	}
-	return true
+	return n
+}
+
+// stored answers a directory store's error, if any: a user of a tenant
+// that does not exist 400, a store that cannot be reached (Redis) 503
+// with Retry-After, any other failure 500 (the change was not kept).
+func (a *adminAPI) stored(w http.ResponseWriter, err error) bool {
+	switch {
+	case err == nil:
+		return true
+	case errors.Is(err, auth.ErrUnknownTenant):
+		jsonError(w, http.StatusBadRequest, err.Error())
+	case errors.Is(err, store.ErrRedis):
+		a.logger.Error("admin API: the directory's store failed", "err", err)
+		w.Header().Set("Retry-After", "5")
+		jsonError(w, http.StatusServiceUnavailable, "the directory's store cannot be reached; nothing changed, try again")
+	default:
+		a.logger.Error("admin API: directory change not kept", "err", err)
+		jsonError(w, http.StatusInternalServerError, "the directory could not be saved; nothing changed")
+	}
+	return false
 }
 
 func (a *adminAPI) createUser(w http.ResponseWriter, r *http.Request) {
@@ -242,11 +277,11 @@ func (a *adminAPI) createUser(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusConflict, aor+" exists; PATCH it")
 		return
 	}
-	if err := a.directory.PutUser(u); err != nil {
+	if _, err := auth.NormalizeUser(u); err != nil {
 		jsonError(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !a.save(w, func() { _ = a.directory.DeleteUser(aor) }) {
+	if !a.stored(w, a.directory.SaveUser(r.Context(), u)) {
 		return
 	}
 	a.logger.Info("admin API: user created", "user", aor)
@@ -298,18 +333,14 @@ func (a *adminAPI) patchUser(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if err := a.directory.PutUser(u); err != nil {
-		jsonError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if !a.save(w, func() { _ = a.directory.PutUser(*old) }) {
+	if !a.stored(w, a.directory.SaveUser(r.Context(), u)) {
 		return
 	}
 	// A disabled account, or one whose password changed, keeps no session
 	// made with the old standing.
 	signedOut := 0
 	if !u.Enabled || p.Password != nil {
-		signedOut = a.authn.SignOut(u.URI)
+		signedOut = a.signOut(r.Context(), u.URI)
 	}
 	a.logger.Info("admin API: user changed", "user", u.URI, "enabled", u.Enabled, "meeting_license", u.MeetingLicense,
 		"password_changed", p.Password != nil, "signed_out", signedOut)
@@ -323,23 +354,26 @@ func (a *adminAPI) deleteUser(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if err := a.directory.DeleteUser(old.URI); err != nil {
+	if err := a.directory.RemoveUser(r.Context(), old.URI); errors.Is(err, auth.ErrUnknownUser) {
 		jsonError(w, http.StatusNotFound, err.Error())
 		return
-	}
-	if !a.save(w, func() { _ = a.directory.PutUser(*old) }) {
+	} else if !a.stored(w, err) {
 		return
 	}
-	n := a.authn.SignOut(old.URI)
+	n := a.signOut(r.Context(), old.URI)
 	a.logger.Info("admin API: user deleted", "user", old.URI, "signed_out", n)
 	w.WriteHeader(http.StatusNoContent)
 }
 
-func (a *adminAPI) licenses(w http.ResponseWriter, _ *http.Request) {
+func (a *adminAPI) licenses(w http.ResponseWriter, r *http.Request) {
+	users, err := a.directory.ListUsers(r.Context())
+	if !a.stored(w, err) {
+		return
+	}
 	out := struct {
 		Meeting []string `json:"meeting"`
 	}{Meeting: []string{}}
-	for _, u := range a.directory.Users() {
+	for _, u := range users {
 		if u.MeetingLicense {
 			out.Meeting = append(out.Meeting, u.URI)
 		}
@@ -534,12 +568,12 @@ func (a *adminAPI) sessions(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (a *adminAPI) signOut(w http.ResponseWriter, r *http.Request) {
+func (a *adminAPI) endSessions(w http.ResponseWriter, r *http.Request) {
 	aor, ok := aorField(w, "uri", r.PathValue("uri"))
 	if !ok {
 		return
 	}
-	n := a.authn.SignOut(aor)
+	n := a.signOut(r.Context(), aor)
 	a.logger.Info("admin API: signed out", "user", aor, "connections", n)
 	writeJSON(w, http.StatusOK, map[string]int{"closed": n})
 }

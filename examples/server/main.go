@@ -195,9 +195,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
 	var locations presence.LocationStore = presence.NewMemoryLocation()
 	var publications presence.PublicationStore = presence.NewMemoryPublications()
-	var feed presence.Feed // changes between the front ends of a pool
+	var feed presence.Feed        // changes between the front ends of a pool
+	var withdrawals presence.Feed // users whose rights were withdrawn, between them
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var revocations pki.RevocationStore // nil: the CA's own ca.json
+	var dirStore auth.DirectoryStore    // nil: the data directory's directory.json
 	switch cfg.Store {
 	case "bolt":
 		db, err := store.OpenBolt(filepath.Join(cfg.Data, "parley.db"))
@@ -206,7 +208,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer db.Close()
 		meetings, policies, publications, federationStore = db.Meetings(), db.Policies(), db.Publications(), db.Federation()
-		revocations = db.Revocations()
+		revocations, dirStore = db.Revocations(), db.Directory()
 	case "redis":
 		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.Redis})
 		if err != nil {
@@ -214,8 +216,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer r.Close()
 		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
-		feed = r.Feed()
-		revocations = r.Revocations()
+		feed, withdrawals = r.Feed(), r.Withdrawals()
+		revocations, dirStore = r.Revocations(), r.Directory()
 	}
 	// 3. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
@@ -254,7 +256,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// The directory of tenants and users, and the Authenticator that
 	// challenges every SIP request and keeps a security association per
 	// TLS connection.
-	directory, err := openDirectory(cfg.Data, stdout)
+	directory, err := openDirectory(ctx, cfg.Data, dirStore, stdout, logger)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
@@ -524,8 +526,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory, dirPath: filepath.Join(cfg.Data, directoryFile),
-		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger}
+	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory,
+		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger, withdrawals: withdrawals}
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(certFor("https", serverCert), verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -533,10 +535,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// 6. Serve until Ctrl-C, then shut every part down.
 	var wg sync.WaitGroup
 	errc := make(chan error, 7)
-	watchCtx, stopWatching := context.WithCancel(ctx)
-	defer stopWatching()
-	for _, watch := range watchCertificates(watchCtx, own, ownFiles, publicNames, publicIPs, logger) {
+	// Background work (certificate reloads, the pool's withdrawals) stops
+	// with the server.
+	bgCtx, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	for _, watch := range watchCertificates(bgCtx, own, ownFiles, publicNames, publicIPs, logger) {
 		wg.Go(watch)
+	}
+	if withdrawals != nil {
+		// A user disabled, deleted or signed out on another front end is
+		// signed out of this one's connections too.
+		wg.Go(func() { followWithdrawals(bgCtx, withdrawals, authn, logger) })
 	}
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
@@ -603,7 +612,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	_ = ua.Close()
 	_ = edgeUA.Close()
-	stopWatching()
+	stopBackground()
 	wg.Wait()
 	logger.Info("parley stopped")
 	if failed != nil {

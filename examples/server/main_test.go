@@ -231,7 +231,7 @@ func TestDemoTenantCreatedOnce(t *testing.T) {
 	if err := first.shutdown(); err != nil {
 		t.Fatal(err)
 	}
-	for _, f := range []string{"directory.json", "demo-passwords.txt"} {
+	for _, f := range []string{"parley.db", "demo-passwords.txt"} { // the directory is in the store
 		fi, err := os.Stat(filepath.Join(data, f))
 		if err != nil || fi.Mode().Perm() != 0o600 {
 			t.Fatalf("%s: %v, mode %v; want 0600", f, err, fi.Mode().Perm())
@@ -398,7 +398,7 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 		t.Fatal(err)
 	}
 	looseDirectoryDir := t.TempDir()
-	if s := startServer(t, looseDirectoryDir); s.shutdown() != nil {
+	if s := startServer(t, looseDirectoryDir, "-store", "memory"); s.shutdown() != nil { // the directory in directory.json
 		t.Fatal("first run failed")
 	}
 	if err := os.Chmod(filepath.Join(looseDirectoryDir, directoryFile), 0o640); err != nil {
@@ -420,7 +420,7 @@ func TestStartupErrorsNameTheProblem(t *testing.T) {
 		{"data directory unreadable", allOnPortZero(unreadable), []string{"-data " + unreadable, "mode 0000", "chmod 700"}},
 		{"data directory writable by others", allOnPortZero(sharedDir), []string{"-data " + sharedDir, "mode 0777", "others may write"}},
 		{"admin token readable by others", allOnPortZero(looseTokenDir), []string{adminTokenFile, "chmod 600"}},
-		{"directory readable by others", allOnPortZero(looseDirectoryDir), []string{directoryFile, "mode 0640", "chmod 600"}},
+		{"directory readable by others", append(allOnPortZero(looseDirectoryDir), "-store", "memory"), []string{directoryFile, "mode 0640", "chmod 600"}},
 		{"config: unknown field", []string{"-config", config(`{"listen":"127.0.0.1","sip_tsl":":5061"}`)}, []string{"parley.json", `unknown field "sip_tsl"`}},
 		{"config: wrong type", []string{"-config", config(`{"log":{"level":3}}`)}, []string{"parley.json", `field "log.level"`, "want a string"}},
 		{"config: syntax error", []string{"-config", config("{\n  \"store\": \"bolt\",\n}")}, []string{"parley.json", "line 3"}},

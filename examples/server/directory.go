@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/presence"
+)
+
+// openDirectory returns the directory of tenants and users. With a
+// store (bolt, redis) it is the store's: on its first start a
+// directory.json in the data directory is imported into it (the file is
+// an import format from then on), or the demo tenant is created; every
+// front end of a pool shares the Redis one, so a user the admin API adds
+// or disables on one front end is what the next sign-in on any of them
+// sees. Without one (-store memory) it is the data directory's
+// directory.json, saved on every change. The demo tenant has users
+// alice and bob, whose generated passwords are printed once to out and
+// kept (mode 0600) in demo-passwords.txt for the newcomer who missed
+// them.
+func openDirectory(ctx context.Context, dataDir string, st auth.DirectoryStore, out io.Writer, logger *slog.Logger) (auth.DirectoryStore, error) {
+	path := filepath.Join(dataDir, directoryFile)
+	file, err := auth.LoadDirectory(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	if st == nil {
+		d := &fileDirectory{path: path, MemoryDirectory: file}
+		if file == nil {
+			d.MemoryDirectory = auth.NewMemoryDirectory()
+			if err := createDemo(ctx, d, dataDir, out); err != nil {
+				return nil, err
+			}
+		}
+		return d, nil
+	}
+	tenants, err := st.ListTenants(ctx)
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("directory: %w", err)
+	case len(tenants) > 0:
+		return st, nil
+	case file != nil:
+		if err := auth.Import(ctx, st, file); err != nil {
+			return nil, err
+		}
+		logger.Info("directory imported into the store; the file is no longer read", "file", path, "users", len(file.Users()))
+		return st, nil
+	}
+	return st, createDemo(ctx, st, dataDir, out)
+}
+
+// createDemo creates the demo tenant in d.
+func createDemo(ctx context.Context, d auth.DirectoryStore, dataDir string, out io.Writer) error {
+	if err := d.SaveTenant(ctx, auth.Tenant{Domain: demoDomain, Name: "Example (demo)"}); err != nil {
+		return err
+	}
+	var passwords string
+	for _, u := range []auth.User{
+		{URI: "sip:alice@" + demoDomain, DisplayName: "Alice Liddell", Title: "Engineer", Company: "Example", Email: "alice@" + demoDomain},
+		{URI: "sip:bob@" + demoDomain, DisplayName: "Bob Builder", Title: "Manager", Company: "Example", Email: "bob@" + demoDomain},
+	} {
+		u.Enabled, u.MeetingLicense, u.Tenant = true, true, demoDomain
+		pw := rand.Text() // 26 characters from crypto/rand, 130 bits
+		if err := u.SetPassword(pw); err != nil {
+			return err
+		}
+		if err := d.SaveUser(ctx, u); err != nil {
+			return err
+		}
+		line := fmt.Sprintf("demo user %s password %s\n", u.URI, pw)
+		passwords += line
+		fmt.Fprint(out, line)
+	}
+	// The PSTN gateway that delivers dial-in callers: it signs in with a
+	// client certificate from the CA naming this URI (-gateway), never a
+	// password.
+	if err := d.SaveUser(ctx, auth.User{URI: demoGateway, DisplayName: "PSTN gateway", Tenant: demoDomain, Enabled: true}); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dataDir, "demo-passwords.txt"), []byte(passwords), 0o600)
+}
+
+// fileDirectory is the directory of -store memory: a MemoryDirectory
+// saved to its JSON file on every change, the change undone when the
+// file cannot be written (nothing is lost, nothing half-done).
+type fileDirectory struct {
+	*auth.MemoryDirectory
+	path string
+	mu   sync.Mutex // a change and its save, one at a time
+}
+
+// SaveTenant implements auth.DirectoryStore.
+func (d *fileDirectory) SaveTenant(ctx context.Context, t auth.Tenant) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, _ := d.Tenant(ctx, t.Domain)
+	if err := d.PutTenant(t); err != nil {
+		return err
+	}
+	return d.saveOr(func() {
+		if old != nil {
+			_ = d.PutTenant(*old)
+		}
+	})
+}
+
+// SaveUser implements auth.DirectoryStore.
+func (d *fileDirectory) SaveUser(ctx context.Context, u auth.User) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, _ := d.User(ctx, u.URI)
+	if err := d.PutUser(u); err != nil {
+		return err
+	}
+	return d.saveOr(func() {
+		if old != nil {
+			_ = d.PutUser(*old)
+		} else {
+			_ = d.DeleteUser(u.URI)
+		}
+	})
+}
+
+// RemoveUser implements auth.DirectoryStore.
+func (d *fileDirectory) RemoveUser(ctx context.Context, aor string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, err := d.User(ctx, aor)
+	if err != nil {
+		return err
+	}
+	if err := d.DeleteUser(aor); err != nil {
+		return err
+	}
+	return d.saveOr(func() { _ = d.PutUser(*old) })
+}
+
+// saveOr writes the file, or runs undo and says why it could not.
+func (d *fileDirectory) saveOr(undo func()) error {
+	if err := d.Save(d.path); err != nil {
+		undo()
+		return fmt.Errorf("%w: %w", errNotSaved, err)
+	}
+	return nil
+}
+
+// errNotSaved is a directory change that could not be kept, and was
+// undone.
+var errNotSaved = errors.New("the directory could not be saved; nothing changed")
+
+// followWithdrawals signs out of this front end's connections each user
+// another front end of the pool withdrew, until ctx is done; a feed
+// that fails is listened to again after a second.
+func followWithdrawals(ctx context.Context, feed presence.Feed, authn *auth.Authenticator, logger *slog.Logger) {
+	for ctx.Err() == nil {
+		err := feed.Listen(ctx, func(aor string) {
+			if aor == "" {
+				return // (re)subscribed; the shared directory refuses what was missed at the next request
+			}
+			if n := authn.SignOut(aor); n > 0 {
+				logger.Info("signed out: withdrawn on another front end", "user", aor, "connections", n)
+			}
+		})
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("the pool's withdrawals feed failed; listening again", "err", err)
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+}
