@@ -37,7 +37,8 @@ type Credential struct {
 type Secrets struct {
 	mu       sync.RWMutex
 	current  secret
-	previous []retired // newest first
+	previous []retired            // newest first
+	revoked  map[string]time.Time // user -> when Revoke was called
 	grace    time.Duration
 	now      func() time.Time
 }
@@ -87,7 +88,7 @@ func (s *Secrets) SetSecret(id string, key []byte) error {
 	if len(key) < 16 {
 		return errors.New("edge: a relay secret needs at least 128 bits")
 	}
-	if id == "" || strings.ContainsAny(id, ":") {
+	if id == "" || strings.ContainsAny(id, ":.") {
 		return errors.New("edge: a secret ID is letters and digits")
 	}
 	s.mu.Lock()
@@ -115,8 +116,9 @@ func (s *Secrets) Rotate() {
 
 // Issue returns a credential for user valid for ttl, capped at
 // MaxCredentialLifetime whatever is asked. The user name is
-// "<expiry unix time>:<secret ID>:<user>" and the password
-// base64(HMAC-SHA1(secret, user name)).
+// "<expiry unix time>:<secret ID>.<issue unix milliseconds>:<user>" and
+// the password base64(HMAC-SHA1(secret, user name)); the issue time lets
+// Revoke refuse what was issued before it and nothing after.
 func (s *Secrets) Issue(user string, ttl time.Duration) Credential {
 	if ttl <= 0 || ttl > MaxCredentialLifetime {
 		ttl = MaxCredentialLifetime
@@ -126,7 +128,7 @@ func (s *Secrets) Issue(user string, ttl time.Duration) Credential {
 	s.mu.RLock()
 	sec := s.current
 	s.mu.RUnlock()
-	name := strconv.FormatInt(exp.Unix(), 10) + ":" + sec.id + ":" + user
+	name := strconv.FormatInt(exp.Unix(), 10) + ":" + sec.id + "." + strconv.FormatInt(s.now().UnixMilli(), 10) + ":" + user
 	return Credential{Username: name, Password: password(sec.key, name), TTL: int(ttl / time.Second), Expires: exp}
 }
 
@@ -140,7 +142,29 @@ func password(key []byte, username string) string {
 var (
 	ErrCredentialExpired = errors.New("edge: relay credential expired")
 	ErrCredentialInvalid = errors.New("edge: relay credential invalid")
+	ErrCredentialRevoked = errors.New("edge: relay credential revoked")
 )
+
+// Revoke makes every credential issued to user until now fail: a user
+// disabled, deleted or signed out keeps no relay access through what was
+// handed out before (EdgeRelay.CloseUser ends their allocations).
+// Credentials issued afterwards work. A credential of the plain REST API
+// form, which carries no issue time, fails if it may have been issued
+// before Revoke (its expiry is within MaxCredentialLifetime of it).
+func (s *Secrets) Revoke(user string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if s.revoked == nil {
+		s.revoked = map[string]time.Time{}
+	}
+	for u, at := range s.revoked { // what they refuse has expired
+		if now.Sub(at) > MaxCredentialLifetime+time.Minute {
+			delete(s.revoked, u)
+		}
+	}
+	s.revoked[user] = now
+}
 
 // Password returns the password of a user name this relay issued, and the
 // user it names, refusing user names that have expired, that claim to last
@@ -172,13 +196,25 @@ func (s *Secrets) Password(username string) (pass, user string, err error) {
 	case expires.Sub(now) > MaxCredentialLifetime+time.Minute: // a minute for clocks
 		return "", "", fmt.Errorf("%w: lifetime over %v", ErrCredentialInvalid, MaxCredentialLifetime)
 	}
+	id, issuedMs, hasIssued := strings.Cut(parts[1], ".")
+	issued := time.Unix(exp, 0).Add(-MaxCredentialLifetime) // the earliest it can have been issued
+	if hasIssued {
+		ms, err := strconv.ParseInt(issuedMs, 10, 64)
+		if err != nil {
+			return "", "", ErrCredentialInvalid
+		}
+		issued = time.UnixMilli(ms)
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if parts[1] == s.current.id {
+	if at, ok := s.revoked[parts[2]]; ok && !issued.After(at) {
+		return "", "", ErrCredentialRevoked
+	}
+	if id == s.current.id {
 		return password(s.current.key, username), parts[2], nil
 	}
 	for _, r := range s.previous {
-		if parts[1] == r.id && now.Before(r.until) {
+		if id == r.id && now.Before(r.until) {
 			return password(r.key, username), parts[2], nil
 		}
 	}
