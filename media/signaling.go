@@ -93,6 +93,7 @@ type Signaling struct {
 	mu      sync.Mutex
 	tickets map[string]ticket
 	conns   map[*websocket.Conn]context.CancelFunc
+	users   map[*websocket.Conn]string // the URI each socket's ticket was issued to
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -140,7 +141,8 @@ func NewSignaling(cfg SignalingConfig) (*Signaling, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	return &Signaling{cfg: cfg, log: cfg.Logger, tickets: make(map[string]ticket), conns: make(map[*websocket.Conn]context.CancelFunc)}, nil
+	return &Signaling{cfg: cfg, log: cfg.Logger, tickets: make(map[string]ticket), conns: make(map[*websocket.Conn]context.CancelFunc),
+		users: make(map[*websocket.Conn]string)}, nil
 }
 
 // TicketHandler issues tickets (POST) for the meeting its route's
@@ -287,11 +289,15 @@ func (s *Signaling) SocketHandler() http.Handler {
 			return
 		}
 		s.conns[conn] = cancel
+		if t.identity != nil {
+			s.users[conn] = t.identity.URI
+		}
 		s.wg.Add(1)
 		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
 			delete(s.conns, conn)
+			delete(s.users, conn)
 			s.mu.Unlock()
 			cancel()
 			s.wg.Done()
@@ -305,6 +311,23 @@ func (s *Signaling) SocketHandler() http.Handler {
 // participant leaves its meeting) and returns when their
 // goroutines are done, or with ctx's error when ctx ends first.
 func (s *Signaling) Shutdown(ctx context.Context) error { return closeWithin(ctx, s.Close) }
+
+// SignOut ends the sockets of the user uri (the canonical address of
+// record their tickets were issued to): each leaves its meeting, its
+// media session ending with it. It returns how many it ended; an
+// application calls it when the user's rights are withdrawn.
+func (s *Signaling) SignOut(uri string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for conn, u := range s.users {
+		if u == uri {
+			s.conns[conn]()
+			n++
+		}
+	}
+	return n
+}
 
 // Close ends every socket (each participant leaves its meeting) and
 // waits for them.

@@ -493,3 +493,45 @@ func TestSignalingRefusesOversizedFrameAtHeader(t *testing.T) {
 		t.Fatal("a frame declaring 2^62 bytes left the socket waiting for its payload")
 	}
 }
+
+// SignOut ends the sockets of a user whose rights were withdrawn: they
+// leave the meeting, and a guest's socket stays.
+func TestSignalingSignOut(t *testing.T) {
+	e := newSigEnv(t, 0)
+	tk, _ := e.ticket(string(e.meeting.ID), "alice", alicePassword, "")
+	alice := e.open(tk)
+	joined := alice.await("alice joined", inState("joined"))
+	guestTicket, _ := e.ticket(string(e.meeting.ID), auth.AnonymousPrefix+string(e.meeting.ID), e.meeting.Key, "Gina")
+	gina := e.open(guestTicket)
+	g := gina.await("the guest in the lobby", inState("lobby"))
+	alice.send(message{Type: "admit", Participant: g.Participant})
+	gina.await("the guest admitted", inState("joined"))
+
+	if n := e.sig.SignOut("sip:alice@example.test"); n != 1 {
+		t.Fatalf("SignOut ended %d sockets, want alice's one", n)
+	}
+	deadline := time.After(5 * time.Second)
+	for open := true; open; {
+		select {
+		case _, open = <-alice.msgs:
+		case <-deadline:
+			t.Fatal("alice's socket still open after SignOut")
+		}
+	}
+	for {
+		if _, err := e.focus.Participant(e.meeting.ID, joined.Participant); err != nil {
+			break
+		}
+		select {
+		case <-deadline:
+			t.Fatal("alice is still in the meeting after SignOut")
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if p, err := e.focus.Participant(e.meeting.ID, g.Participant); err != nil {
+		t.Fatalf("the guest after alice's sign-out: %+v %v", p, err)
+	}
+	if n := e.sig.SignOut("sip:alice@example.test"); n != 0 {
+		t.Fatalf("a second SignOut ended %d sockets", n)
+	}
+}
