@@ -65,8 +65,10 @@ type adminAPI struct {
 	meetings   conference.MeetingStore
 	focus      *conference.Focus
 	logger     *slog.Logger
-	// withdrawals, in a pool, tells the other front ends to sign out a
-	// user this one signed out. Nil: a server of its own.
+	// withdraw ends what a user holds on this front end (see run);
+	// withdrawals, in a pool, tells the other front ends to do the same.
+	// Nil withdrawals: a server of its own.
+	withdraw    func(aor string) int
 	withdrawals presence.Feed
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
@@ -218,11 +220,11 @@ func (a *adminAPI) getUser(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// signOut closes aor's connections here and, in a pool, has every other
-// front end close theirs (followWithdrawals); it returns how many were
-// closed here.
+// signOut ends what aor holds here (connections, meeting sockets, relay
+// allocations and credentials) and, in a pool, has every other front end
+// end theirs (followWithdrawals); it returns how many were ended here.
 func (a *adminAPI) signOut(ctx context.Context, aor string) int {
-	n := a.authn.SignOut(aor)
+	n := a.withdraw(aor)
 	if a.withdrawals != nil {
 		if err := a.withdrawals.Announce(ctx, aor); err != nil {
 			// The others' next check of the user's standing refuses the

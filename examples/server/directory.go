@@ -158,16 +158,16 @@ func (d *fileDirectory) saveOr(undo func()) error {
 // undone.
 var errNotSaved = errors.New("the directory could not be saved; nothing changed")
 
-// followWithdrawals signs out of this front end's connections each user
-// another front end of the pool withdrew, until ctx is done; a feed
-// that fails is listened to again after a second.
-func followWithdrawals(ctx context.Context, feed presence.Feed, authn *auth.Authenticator, logger *slog.Logger) {
+// followWithdrawals withdraws on this front end (withdraw) each user
+// another front end of the pool withdrew, until ctx is done; a feed that
+// fails is listened to again after a second.
+func followWithdrawals(ctx context.Context, feed presence.Feed, withdraw func(aor string) int, logger *slog.Logger) {
 	for ctx.Err() == nil {
 		err := feed.Listen(ctx, func(aor string) {
 			if aor == "" {
 				return // (re)subscribed; the shared directory refuses what was missed at the next request
 			}
-			if n := authn.SignOut(aor); n > 0 {
+			if n := withdraw(aor); n > 0 {
 				logger.Info("signed out: withdrawn on another front end", "user", aor, "connections", n)
 			}
 		})

@@ -1,15 +1,23 @@
 package main
 
 import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/emiago/sipgo/sip"
+	"github.com/pion/turn/v2"
 
+	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/internal/testredis"
 )
 
@@ -53,6 +61,59 @@ func TestAdminDirectoryNotSaved(t *testing.T) {
 	}
 }
 
+// meetingSocket opens user's web client socket into meeting on s, as a
+// browser does (a ticket, then the socket), and returns it once the
+// user is in the meeting.
+func meetingSocket(t *testing.T, s *server, user, password, meeting string) *websocket.Conn {
+	t.Helper()
+	c := s.httpsClient(t)
+	res := digestDo(t, c, "POST", "https://"+s.listeners["https"]+"/api/meetings/"+meeting+"/ticket", user, password, []byte(`{}`))
+	var tk struct{ Ticket string }
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&tk) != nil {
+		t.Fatalf("ticket: %s", res.Status)
+	}
+	res.Body.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ws, _, err := websocket.Dial(ctx, "wss://"+s.listeners["https"]+"/api/signaling/socket?ticket="+tk.Ticket, &websocket.DialOptions{HTTPClient: c})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ws.CloseNow() })
+	for {
+		_, data, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatalf("%s's meeting socket: %v", user, err)
+		}
+		var msg struct{ Type, State string }
+		if json.Unmarshal(data, &msg) == nil && msg.Type == "state" && msg.State == "joined" {
+			return ws
+		}
+	}
+}
+
+// metric is the value of an unlabeled metric of s.
+func metric(t *testing.T, s *server, name string) float64 {
+	t.Helper()
+	res, err := http.Get("http://" + s.listeners["http"] + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	data, _ := io.ReadAll(res.Body)
+	for _, line := range strings.Split(string(data), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
 func containsAll(s string, subs ...string) bool {
 	for _, sub := range subs {
 		if !strings.Contains(s, sub) {
@@ -64,8 +125,9 @@ func containsAll(s string, subs ...string) bool {
 
 // TestPoolSharesTheDirectory: two front ends on one Redis share the
 // directory. A user the admin adds on A signs in on B at once; disabled
-// on A, her connection on B is closed within a second and she cannot
-// sign in again on either.
+// on A, within a second her connection on B is closed, her relay
+// allocation on B ended and her meeting socket on B closed; her relay
+// credentials fail and she cannot sign in again on either.
 func TestPoolSharesTheDirectory(t *testing.T) {
 	rds := testredis.Run(t)
 	data := t.TempDir()
@@ -81,6 +143,45 @@ func TestPoolSharesTheDirectory(t *testing.T) {
 	if len(sessions) != 1 || sessions[0].URI != "sip:carol@example.test" {
 		t.Fatalf("B's sessions: %+v", sessions)
 	}
+	// A relay allocation on B, with credentials from B.
+	res := digestDo(t, b.httpsClient(t), "GET", "https://"+b.listeners["https"]+"/relay/credentials", "carol", "correct horse battery", nil)
+	var cred edge.Credential
+	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&cred) != nil {
+		t.Fatalf("carol's relay credentials on B: %s", res.Status)
+	}
+	res.Body.Close()
+	allocate := func() error {
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: b.listeners["turn"], Conn: conn, Username: cred.Username,
+			Password: cred.Password, Realm: "example.test", RTO: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tc.Close)
+		if err := tc.Listen(); err != nil {
+			t.Fatal(err)
+		}
+		relayed, err := tc.Allocate()
+		if err == nil {
+			t.Cleanup(func() { relayed.Close() })
+		}
+		return err
+	}
+	if err := allocate(); err != nil {
+		t.Fatal(err)
+	}
+	// A meeting socket on B: carol in alice's meeting from a browser.
+	code, body := apiCall(t, a, "alice", a.passwords["sip:alice@example.test"], "POST", "/api/meetings", `{"subject":"Withdrawn","access":"organization"}`)
+	var m struct{ ID string }
+	if code != http.StatusCreated || json.Unmarshal([]byte(body), &m) != nil {
+		t.Fatalf("schedule: %d %s", code, body)
+	}
+	socket := meetingSocket(t, b, "carol", "correct horse battery", m.ID)
+
 	start := time.Now()
 	admin.must("PATCH", "/users/sip:carol@example.test", `{"enabled":false}`, http.StatusOK, nil)
 	for {
@@ -94,6 +195,25 @@ func TestPoolSharesTheDirectory(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Logf("carol's connection on B closed %v after A disabled her", time.Since(start).Round(time.Millisecond))
+	for metric(t, b, "parley_relay_allocations") != 0 {
+		if time.Since(start) > time.Second {
+			t.Fatal("carol's relay allocation on B still there a second after A disabled her")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Until(start.Add(time.Second)))
+	defer cancel()
+	for {
+		if _, _, err := socket.Read(ctx); err != nil {
+			if ctx.Err() != nil {
+				t.Fatal("carol's meeting socket on B still open a second after A disabled her")
+			}
+			break
+		}
+	}
+	if err := allocate(); err == nil {
+		t.Fatal("carol's relay credentials still allocate after she was disabled")
+	}
 	for _, s := range []*server{a, b} {
 		again := s.sipUser(t, "carol", "correct horse battery", "localhost")
 		if res, err := again.do(again.request(sip.OPTIONS, "sip:"+s.listeners["sip-tls"])); err != nil || res.StatusCode != 403 {

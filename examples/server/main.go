@@ -465,6 +465,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	sipSrv.OnRequest(edge.MethodService, stats.sip(relayCreds.HandleService))
 
+	// withdraw ends what a user holds on this front end when their rights
+	// are withdrawn (disabled, deleted, new password, signed out by the
+	// admin, here or, through the pool's withdrawals feed, on another
+	// front end): SIP connections and with them their calls and meetings,
+	// web meeting sockets and their media, relay allocations, and the
+	// relay credentials handed out to them.
+	withdraw := func(aor string) int {
+		relaySecrets.Revoke(aor)
+		return authn.SignOut(aor) + signaling.SignOut(aor) + relay.CloseUser(aor)
+	}
+
 	// The Access Edge: partners' SIP over mutual TLS, into this server
 	// over the edge's own mutual TLS connection, which the Authenticator
 	// trusts to assert federated users (Config.Edges above); and remote
@@ -527,7 +538,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
 	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory,
-		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger, withdrawals: withdrawals}
+		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
+		withdraw: withdraw, withdrawals: withdrawals}
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(certFor("https", serverCert), verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -545,7 +557,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if withdrawals != nil {
 		// A user disabled, deleted or signed out on another front end is
 		// signed out of this one's connections too.
-		wg.Go(func() { followWithdrawals(bgCtx, withdrawals, authn, logger) })
+		wg.Go(func() { followWithdrawals(bgCtx, withdrawals, withdraw, logger) })
 	}
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
