@@ -479,6 +479,9 @@ func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) (net.PacketConn, err
 		_ = pc.Close()
 		return nil, err
 	}
+	if d, ok := r.credentialLeft(a.user); ok {
+		rc.ends = time.AfterFunc(d, func() { _ = rc.Close() })
+	}
 	r.mu.Lock()
 	r.relays[a.client] = rc
 	r.all[rc] = struct{}{}
@@ -536,6 +539,22 @@ func (r *EdgeRelay) CloseUser(user string) int {
 	return len(udp) + r.tcp.closeUser(user)
 }
 
+// credentialLeft is how long the credential username is still valid:
+// an allocation made with it ends then, whatever refreshes it had (a
+// refresh after the expiry is refused already). Known for the
+// credentials of Secrets only; an AuthHandler's are the application's.
+func (r *EdgeRelay) credentialLeft(username string) (time.Duration, bool) {
+	if r.cfg.AuthHandler != nil {
+		return 0, false
+	}
+	exp, _, ok := strings.Cut(username, ":")
+	unix, err := strconv.ParseInt(exp, 10, 64)
+	if !ok || err != nil {
+		return 0, false
+	}
+	return time.Until(time.Unix(unix, 0)), true
+}
+
 // closeClient closes the relay socket of the allocation a client made
 // over a connection that has closed (pion/turn/v2 keeps it otherwise
 // until its lifetime ends, and with it the user's quota).
@@ -556,7 +575,8 @@ type relayConn struct {
 	a       *allocating
 	in, out *bucket
 	once    sync.Once
-	buf     []byte // ReadFrom's, one byte longer than pion's
+	buf     []byte      // ReadFrom's, one byte longer than pion's
+	ends    *time.Timer // at the credential's expiry; nil: none known
 
 	pmu   sync.Mutex
 	peers map[netip.Addr]bool // peers with a permission (kept until the allocation ends)
@@ -626,6 +646,9 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func (c *relayConn) Close() error {
 	var err error
 	c.once.Do(func() {
+		if c.ends != nil {
+			c.ends.Stop()
+		}
 		r := c.r
 		r.mu.Lock()
 		if r.relays[c.a.client] == c {

@@ -92,7 +92,8 @@ type tcpAllocation struct {
 	perms      map[netip.Addr]time.Time // peer -> permission expiry
 	conns      map[uint32]*peerStream
 	connecting map[netip.AddrPort]bool
-	expiry     *time.Timer
+	expiry     *time.Timer // the allocation's lifetime, reset by refreshes
+	ends       *time.Timer // the credential's expiry; nil: none known
 	closed     bool
 }
 
@@ -338,6 +339,9 @@ func (t *tcpRelays) allocate(c *guardedConn, m *stun.Message, claim *allocating)
 		perms: map[netip.Addr]time.Time{}, conns: map[uint32]*peerStream{}, connecting: map[netip.AddrPort]bool{}}
 	life := max(lifetime(m), tcpDefaultLifetime) // RFC 8656 section 7.2
 	a.expiry = time.AfterFunc(life, a.close)
+	if d, ok := t.r.credentialLeft(claim.user); ok {
+		a.ends = time.AfterFunc(d, a.close) // the credential's expiry, whatever refreshes it had
+	}
 	a.wg.Add(1)
 	go a.acceptPeers()
 	t.mu.Lock()
@@ -735,6 +739,9 @@ func (a *tcpAllocation) close() {
 	a.closed = true
 	if a.expiry != nil {
 		a.expiry.Stop()
+	}
+	if a.ends != nil {
+		a.ends.Stop()
 	}
 	conns := make([]*peerStream, 0, len(a.conns))
 	for _, pc := range a.conns {

@@ -79,3 +79,31 @@ func TestCloseUserAndRevoke(t *testing.T) {
 		t.Fatalf("bob's credentials after alice's Revoke: %v", err)
 	}
 }
+
+// An allocation ends when the credential it was made with expires,
+// whatever refreshes it had: over UDP and over TCP.
+func TestAllocationEndsWithItsCredential(t *testing.T) {
+	e := newRelay(t)
+	short := e.secrets.Issue("sip:alice@example.test", 2*time.Second)
+	if _, err := allocate(t, e.client(short)); err != nil {
+		t.Fatal(err)
+	}
+	tcpAlloc, err := e.tcpClient(e.secrets.Issue("sip:alice@example.test", 2*time.Second)).AllocateTCP()
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeAtEnd(t, tcpAlloc)
+	if _, err := allocate(t, e.client(e.secrets.Issue("sip:bob@example.test", time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.relay.Metrics().Allocations; n != 3 {
+		t.Fatalf("%d allocations, want 3", n)
+	}
+	deadline := time.Now().Add(short.Expires.Sub(time.Now()) + 2*time.Second)
+	for e.relay.Metrics().Allocations != 1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d allocations a second after alice's credentials expired, want bob's alone", e.relay.Metrics().Allocations)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
