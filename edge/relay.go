@@ -479,10 +479,10 @@ func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) (net.PacketConn, err
 		_ = pc.Close()
 		return nil, err
 	}
-	if d, ok := r.credentialLeft(a.user); ok {
+	r.mu.Lock()
+	if d, ok := r.credentialLeft(a.user); ok { // set under r.mu, which Close takes before reading it
 		rc.ends = time.AfterFunc(d, func() { _ = rc.Close() })
 	}
-	r.mu.Lock()
 	r.relays[a.client] = rc
 	r.all[rc] = struct{}{}
 	r.mu.Unlock()
@@ -646,11 +646,11 @@ func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 func (c *relayConn) Close() error {
 	var err error
 	c.once.Do(func() {
+		r := c.r
+		r.mu.Lock()
 		if c.ends != nil {
 			c.ends.Stop()
 		}
-		r := c.r
-		r.mu.Lock()
 		if r.relays[c.a.client] == c {
 			delete(r.relays, c.a.client)
 		}
