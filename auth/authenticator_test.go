@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/fips140"
+	"crypto/x509"
 	"strconv"
 	"strings"
 	"testing"
@@ -417,5 +418,35 @@ func TestConnectionCloseHookRemoved(t *testing.T) {
 	case got := <-removed:
 		t.Fatalf("the removed hook was called for %s", got)
 	case <-time.After(100 * time.Millisecond):
+	}
+}
+
+// TestCloseCertificates: the connections a revoked certificate opened
+// are closed, and no other.
+func TestCloseCertificates(t *testing.T) {
+	s := startSIPServer(t, Config{})
+	closed := make(chan string, 4)
+	s.authn.OnConnectionClose(func(transport, remote string) { closed <- remote })
+	aliceCert, bobCert := s.pki.User(t, "sip:alice@example.test"), s.pki.User(t, "sip:bob@example.test")
+	alice, bob := s.dial(t, "", aliceCert), s.dial(t, "", bobCert)
+	for _, c := range []*sipClient{alice, bob} {
+		if res := c.do("OPTIONS", "sip:example.test", "<sip:"+map[*sipClient]string{alice: "alice", bob: "bob"}[c]+"@example.test>"); res.StatusCode != 200 {
+			t.Fatalf("OPTIONS with a client certificate: %d", res.StatusCode)
+		}
+	}
+	serial := aliceCert.Certificate().Leaf.SerialNumber
+	if n := s.authn.CloseCertificates(func(c *x509.Certificate) bool { return c.SerialNumber.Cmp(serial) == 0 }); n != 1 {
+		t.Fatalf("CloseCertificates closed %d connections, want alice's", n)
+	}
+	select {
+	case got := <-closed:
+		if got != alice.conn.LocalAddr().String() {
+			t.Fatalf("closed %s, not alice's connection", got)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("alice's connection was not closed")
+	}
+	if res := bob.do("OPTIONS", "sip:example.test", "<sip:bob@example.test>"); res.StatusCode != 200 {
+		t.Fatalf("bob, whose certificate stands: %d", res.StatusCode)
 	}
 }

@@ -257,3 +257,25 @@ func (a *Authenticator) SignOut(aor string) int {
 	}
 	return len(mine)
 }
+
+// CloseCertificates closes every tracked connection whose TLS client
+// certificate chain holds a certificate for which revoked is true, and
+// returns how many it closed: an application calls it when it learns of
+// a revocation, so that what a now-revoked certificate opened does not
+// outlive it (new handshakes are refused by the verifier's CRL).
+func (a *Authenticator) CloseCertificates(revoked func(*x509.Certificate) bool) int {
+	a.conns.mu.Lock()
+	all := make([]*trackedConn, 0, len(a.conns.m))
+	for _, c := range a.conns.m {
+		all = append(all, c)
+	}
+	a.conns.mu.Unlock()
+	n := 0
+	for _, c := range all {
+		if slices.ContainsFunc(c.peerCertificates(), revoked) {
+			_ = c.Close()
+			n++
+		}
+	}
+	return n
+}

@@ -180,6 +180,12 @@ func (r *Redis) Feed() presence.Feed { return r.feedOn("presence-changes") }
 // presence.Feed interface: Announce the user, Listen for the others'.
 func (r *Redis) Withdrawals() presence.Feed { return r.feedOn("withdrawals") }
 
+// RevokedCertificates returns a third feed of the pool, of certificates
+// a front end's CA revoked (the serial number in hexadecimal): each front
+// end that hears one fetches the CRL again at once and closes the
+// connections the certificate opened.
+func (r *Redis) RevokedCertificates() presence.Feed { return r.feedOn("revoked-certificates") }
+
 func (r *Redis) feedOn(name string) presence.Feed {
 	var id [8]byte
 	_, _ = rand.Read(id[:])

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,7 +70,10 @@ type adminAPI struct {
 	// withdraw ends what a user holds on this front end (see run);
 	// withdrawals, in a pool, tells the other front ends to do the same.
 	// Nil withdrawals: a server of its own.
-	withdraw    func(aor string) int
+	withdraw func(aor string) int
+	// revokedFeed, in a pool, tells the other front ends of a
+	// revocation.
+	revokedFeed presence.Feed
 	withdrawals presence.Feed
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
@@ -444,9 +449,9 @@ func (a *adminAPI) revoked(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// revoke puts a certificate on the CA's CRL: every server checking
-// revocation refuses it from its next handshake on. Connections already
-// made with it stay until the admin signs its user out.
+// revoke puts a certificate on the CA's CRL: this server refuses it from
+// the next handshake on and closes the connections it opened; in a pool,
+// every other front end does the same as soon as it hears of it.
 func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 	serial, ok := new(big.Int).SetString(r.PathValue("serial"), 16)
 	if !ok || serial.Sign() <= 0 {
@@ -479,13 +484,35 @@ func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 		jsonError(w, http.StatusServiceUnavailable, "the revocation was not stored; try again")
 		return
 	}
-	// This server refuses it from now on; the pool's other front ends
-	// when their caches next refresh (pki.DefaultCRLRefresh).
 	if err := a.crls.Refresh(r.Context()); err != nil {
 		a.logger.Warn("admin API: CRL cache not refreshed", "err", err)
 	}
+	a.closeRevoked(serial.Text(16))
+	if a.revokedFeed != nil {
+		if err := a.revokedFeed.Announce(r.Context(), serial.Text(16)); err != nil {
+			// The others refuse it at their next CRL refresh
+			// (pki.DefaultCRLRefresh) instead.
+			a.logger.Error("admin API: the pool was not told of a revocation", "serial", serial.Text(16), "err", err)
+		}
+	}
 	a.logger.Info("admin API: certificate revoked", "serial", serial.Text(16), "reason", reason.String())
 	writeJSON(w, http.StatusOK, revocationJSON{Serial: serial.Text(16), RevokedAt: time.Now().UTC(), Reason: reason.String()})
+}
+
+// closeRevoked closes the connections the CA's certificate with serial
+// (hexadecimal) opened here.
+func (a *adminAPI) closeRevoked(serial string) {
+	sn, ok := new(big.Int).SetString(serial, 16)
+	if !ok {
+		return
+	}
+	issuer := a.ca.Certificate().RawSubject
+	n := a.authn.CloseCertificates(func(c *x509.Certificate) bool {
+		return c.SerialNumber.Cmp(sn) == 0 && bytes.Equal(c.RawIssuer, issuer)
+	})
+	if n > 0 {
+		a.logger.Info("closed the connections of a revoked certificate", "serial", serial, "connections", n)
+	}
 }
 
 func (a *adminAPI) listMeetings(w http.ResponseWriter, r *http.Request) {

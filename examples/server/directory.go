@@ -158,21 +158,15 @@ func (d *fileDirectory) saveOr(undo func()) error {
 // undone.
 var errNotSaved = errors.New("the directory could not be saved; nothing changed")
 
-// followWithdrawals withdraws on this front end (withdraw) each user
-// another front end of the pool withdrew, until ctx is done; a feed that
-// fails is listened to again after a second.
-func followWithdrawals(ctx context.Context, feed presence.Feed, withdraw func(aor string) int, logger *slog.Logger) {
+// follow calls fn with each item another front end of the pool
+// announces on feed (withdrawn users, revoked certificates), and with ""
+// when items may have been missed (a resubscription), until ctx is done;
+// a feed that fails is listened to again after a second.
+func follow(ctx context.Context, feed presence.Feed, logger *slog.Logger, what string, fn func(item string)) {
 	for ctx.Err() == nil {
-		err := feed.Listen(ctx, func(aor string) {
-			if aor == "" {
-				return // (re)subscribed; the shared directory refuses what was missed at the next request
-			}
-			if n := withdraw(aor); n > 0 {
-				logger.Info("signed out: withdrawn on another front end", "user", aor, "connections", n)
-			}
-		})
+		err := feed.Listen(ctx, fn)
 		if err != nil && ctx.Err() == nil {
-			logger.Warn("the pool's withdrawals feed failed; listening again", "err", err)
+			logger.Warn("a pool feed failed; listening again", "feed", what, "err", err)
 			select {
 			case <-ctx.Done():
 			case <-time.After(time.Second):

@@ -1,8 +1,12 @@
 package main
 
 import (
+	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,7 +22,9 @@ import (
 	"github.com/pion/turn/v2"
 
 	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/internal/siptest"
 	"github.com/parleyuc/parley/internal/testredis"
+	"github.com/parleyuc/parley/pki"
 )
 
 // TestAdminDirectoryNotSaved: with -store memory the directory is its
@@ -220,4 +226,86 @@ func TestPoolSharesTheDirectory(t *testing.T) {
 			t.Fatalf("disabled carol signs in again: %v %v", res, err)
 		}
 	}
+}
+
+// TestPoolRevocation: a certificate revoked on front end A is refused by
+// B's next handshake within a second, not at B's next CRL refresh, and
+// the connection it had open on B is closed.
+func TestPoolRevocation(t *testing.T) {
+	rds := testredis.Run(t)
+	data := t.TempDir()
+	pool := []string{"-store", "redis", "-redis", rds.URL}
+	a := startServer(t, data, append(pool, "-pool", "127.0.0.1:0")...)
+	b := startServer(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	var issued struct {
+		Serial      string
+		Certificate string
+		PrivateKey  string `json:"private_key"`
+	}
+	a.admin(t).must("POST", "/certificates", `{"uri":"sip:bob@example.test","days":30}`, http.StatusCreated, &issued)
+	cert, err := tls.X509KeyPair([]byte(issued.Certificate), []byte(issued.PrivateKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	kp, err := pki.NewKeyPair(cert)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := b.verifier(t)
+	// signIn opens a connection with bob's certificate and sends an
+	// OPTIONS on it, which the certificate authenticates (B then tracks
+	// the connection as bob's); with TLS 1.3 a refused certificate shows
+	// on this first exchange.
+	calls := 0
+	signIn := func() (*tls.Conn, error) {
+		conn, err := tls.Dial("tcp", b.listeners["sip-tls"], pki.ClientTLSConfig(kp, verifier, "localhost"))
+		if err != nil {
+			return nil, err
+		}
+		calls++
+		req := fmt.Sprintf("OPTIONS sip:%[1]s SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-rv-%[2]d\r\nMax-Forwards: 70\r\n"+
+			"To: <sip:%[1]s>\r\nFrom: <sip:bob@example.test>;tag=%[2]d\r\nCall-ID: rv-%[2]d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+			b.listeners["sip-tls"], calls)
+		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := conn.Write([]byte(req)); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		res, err := siptest.ReadMessage(bufio.NewReader(conn))
+		if err != nil {
+			conn.Close()
+			return nil, err
+		}
+		if !strings.HasPrefix(string(res), "SIP/2.0 200") {
+			conn.Close()
+			return nil, fmt.Errorf("OPTIONS: %q", res)
+		}
+		_ = conn.SetDeadline(time.Time{})
+		return conn, nil
+	}
+	open, err := signIn()
+	if err != nil {
+		t.Fatalf("bob's certificate on B before the revocation: %v", err)
+	}
+	defer open.Close()
+	answer := make([]byte, 2048)
+
+	start := time.Now()
+	a.admin(t).must("POST", "/certificates/"+issued.Serial+"/revoke", `{"reason":"keyCompromise"}`, 200, nil)
+	_ = open.SetReadDeadline(start.Add(time.Second))
+	if _, err := open.Read(answer); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("the connection bob's certificate opened on B is still open a second after the revocation: %v", err)
+	}
+	for {
+		conn, err := signIn()
+		if err != nil {
+			break
+		}
+		conn.Close()
+		if time.Since(start) > time.Second {
+			t.Fatal("B still takes the revoked certificate a second after A revoked it")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("B refused the revoked certificate %v after A revoked it", time.Since(start).Round(time.Millisecond))
 }

@@ -197,6 +197,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var publications presence.PublicationStore = presence.NewMemoryPublications()
 	var feed presence.Feed        // changes between the front ends of a pool
 	var withdrawals presence.Feed // users whose rights were withdrawn, between them
+	var revokedFeed presence.Feed // certificates revoked, between them
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var revocations pki.RevocationStore // nil: the CA's own ca.json
 	var dirStore auth.DirectoryStore    // nil: the data directory's directory.json
@@ -216,7 +217,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer r.Close()
 		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
-		feed, withdrawals = r.Feed(), r.Withdrawals()
+		feed, withdrawals, revokedFeed = r.Feed(), r.Withdrawals(), r.RevokedCertificates()
 		revocations, dirStore = r.Revocations(), r.Directory()
 	}
 	// 3. PKI: the enterprise CA and this server's certificate, which names
@@ -539,7 +540,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory,
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
-		withdraw: withdraw, withdrawals: withdrawals}
+		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed}
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(certFor("https", serverCert), verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -557,7 +558,28 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if withdrawals != nil {
 		// A user disabled, deleted or signed out on another front end is
 		// signed out of this one's connections too.
-		wg.Go(func() { followWithdrawals(bgCtx, withdrawals, withdraw, logger) })
+		wg.Go(func() {
+			follow(bgCtx, withdrawals, logger, "withdrawals", func(aor string) {
+				if n := withdraw(aor); n > 0 {
+					logger.Info("signed out: withdrawn on another front end", "user", aor, "ended", n)
+				}
+			})
+		})
+	}
+	if revokedFeed != nil {
+		// A certificate revoked on another front end: this one's CRL is
+		// fetched again now, not at its next refresh, and what the
+		// certificate opened here is closed.
+		wg.Go(func() {
+			follow(bgCtx, revokedFeed, logger, "revoked certificates", func(serial string) {
+				if err := crls.Refresh(bgCtx); err != nil {
+					logger.Warn("CRL not refreshed after a revocation", "err", err)
+				}
+				if serial != "" {
+					admin.closeRevoked(serial)
+				}
+			})
+		})
 	}
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
