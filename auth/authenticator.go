@@ -328,12 +328,15 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	// its identity only, while that identity still holds.
 	if at.conn != nil {
 		if id, aor := at.conn.association(); id != nil {
-			if v, ok := a.stillValid(ctx, id); !ok {
+			switch v, ok := a.stillValid(ctx, id); {
+			case ok && v.status != 0: // the directory cannot say: answer, keep the association
+				return v
+			case !ok:
 				at.conn.dissociate()
 				if v.status != 0 {
 					return v
 				}
-			} else {
+			default:
 				return a.permit(ctx, id, aor, at)
 			}
 		}
@@ -369,7 +372,10 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 // stillValid reports whether an associated identity may still be used: a
 // bearer token's expiry has not passed and a directory user is still
 // enabled. When it may not, the verdict says what to answer (zero: go on
-// to authenticate afresh).
+// to authenticate afresh). When the directory cannot be read (its store
+// is down), the association stands but the request is answered 503 with
+// Retry-After: a store outage neither lets a withdrawn user in nor signs
+// everyone out.
 func (a *Authenticator) stillValid(ctx context.Context, id *Identity) (verdict, bool) {
 	if !id.Expires.IsZero() && a.cfg.Now().After(id.Expires) {
 		return verdict{}, false
@@ -378,10 +384,30 @@ func (a *Authenticator) stillValid(ctx context.Context, id *Identity) (verdict, 
 		return verdict{}, true
 	}
 	u, err := a.cfg.Directory.User(ctx, id.URI)
+	if unavailable(err) {
+		return a.directoryDown(err), true
+	}
 	if err != nil || !u.Enabled {
 		return refuse(403, "Account disabled"), false
 	}
 	return verdict{}, true
+}
+
+// unavailable reports whether a directory lookup failed for another
+// reason than the user or tenant not existing: its store cannot be read.
+func unavailable(err error) bool {
+	return err != nil && !errors.Is(err, ErrUnknownUser) && !errors.Is(err, ErrUnknownTenant)
+}
+
+// directoryRetryAfter is what a request is told to wait when the
+// directory's store cannot be read.
+const directoryRetryAfter = 5 * time.Second
+
+// directoryDown is the answer to a request that needs the directory while
+// its store cannot be read: 503 with Retry-After.
+func (a *Authenticator) directoryDown(err error) verdict {
+	a.cfg.Logger.Warn("directory unavailable", "err", err)
+	return verdict{status: 503, reason: "Service Unavailable", retryAfter: directoryRetryAfter}
 }
 
 // permit applies the rules every authenticated request must follow.
@@ -571,6 +597,9 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 			aor += "@" + credRealm
 		}
 		u, err := a.cfg.Directory.User(ctx, aor)
+		if unavailable(err) {
+			return nil, a.directoryDown(err)
+		}
 		if err != nil || u.Tenant != credRealm || u.Username() != strings.SplitN(username, "@", 2)[0] {
 			a.cfg.Logger.Info("digest for an unknown user", "user", aor, "peer", at.source)
 			return nil, again
@@ -626,6 +655,9 @@ func (a *Authenticator) certificate(ctx context.Context, at *attempt) (*Identity
 // userIdentity builds the identity of an enabled directory user.
 func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, at *attempt) (*Identity, verdict) {
 	u, err := a.cfg.Directory.User(ctx, aor)
+	if unavailable(err) {
+		return nil, a.directoryDown(err)
+	}
 	if err != nil {
 		return nil, refuse(403, "Unknown user")
 	}
