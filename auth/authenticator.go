@@ -299,6 +299,7 @@ type verdict struct {
 	realm      string // for a challenge
 	stale      bool
 	retryAfter time.Duration
+	storeDown  bool // the directory could not be read (HTTP: 503, not the throttle's 429)
 }
 
 func refuse(status int, reason string) verdict { return verdict{status: status, reason: reason} }
@@ -407,7 +408,7 @@ const directoryRetryAfter = 5 * time.Second
 // its store cannot be read: 503 with Retry-After.
 func (a *Authenticator) directoryDown(err error) verdict {
 	a.cfg.Logger.Warn("directory unavailable", "err", err)
-	return verdict{status: 503, reason: "Service Unavailable", retryAfter: directoryRetryAfter}
+	return verdict{status: 503, reason: "Service Unavailable", retryAfter: directoryRetryAfter, storeDown: true}
 }
 
 // permit applies the rules every authenticated request must follow.

@@ -99,7 +99,9 @@ func (a *Authenticator) httpFor(meeting func(*http.Request) string, next http.Ha
 				v.status = http.StatusUnauthorized
 			case 503:
 				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(v.retryAfter)))
-				v.status = http.StatusTooManyRequests
+				if !v.storeDown {
+					v.status = http.StatusTooManyRequests // the throttle
+				}
 			}
 			msg := v.reason
 			if msg == "" {

@@ -79,6 +79,17 @@ type LocationStore interface {
 	RemoveFlow(ctx context.Context, f Flow) ([]string, error)
 }
 
+// NodeStore is a LocationStore shared by the front ends of a pool that
+// knows which front end holds each flow (Binding.Node), so that a live
+// front end can drop the bindings of one that died
+// (Registrar.RemoveNode). store.Redis's implements it.
+type NodeStore interface {
+	LocationStore
+	// RemoveNode drops every binding registered over a flow of node and
+	// returns, per flow, the AORs that lost one.
+	RemoveNode(ctx context.Context, node string) (map[Flow][]string, error)
+}
+
 // ApplyUpdate returns the bindings current as LocationStore.Update leaves
 // them: all dropped if removeAll, else those whose keys are in remove;
 // then each of put replaces the binding with its key, or is added. Every

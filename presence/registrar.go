@@ -223,6 +223,35 @@ func (r *Registrar) FlowClosed(ctx context.Context, transport, source string) []
 	return aors
 }
 
+// ErrNotPooled is returned by RemoveNode when the Registrar's store is
+// not a NodeStore.
+var ErrNotPooled = errors.New("presence: the location store does not know the pool's front ends (not a NodeStore)")
+
+// RemoveNode drops the bindings the front end node of the pool held,
+// once it is known to be dead (its heartbeat lapsed), and tells the
+// OnChange hooks as if each of its flows had closed: what the devices
+// published goes, and their watchers on every front end see them
+// offline. It returns the AORs that lost a binding.
+func (r *Registrar) RemoveNode(ctx context.Context, node string) ([]string, error) {
+	ns, ok := r.cfg.Store.(NodeStore)
+	if !ok {
+		return nil, ErrNotPooled
+	}
+	lost, err := ns.RemoveNode(ctx, node)
+	var aors []string
+	for flow, users := range lost {
+		for _, aor := range users {
+			r.cfg.Logger.Info("unregistered: its front end died", "user", aor, "node", node, "peer", flow.Source)
+			r.changed(RegistrationChange{AOR: aor, Closed: &flow})
+			aors = append(aors, aor)
+		}
+	}
+	if err != nil {
+		return aors, fmt.Errorf("%w: %w", ErrStore, err)
+	}
+	return aors, nil
+}
+
 // Lookup returns the live bindings of an address of record.
 func (r *Registrar) Lookup(ctx context.Context, aor string) ([]Binding, error) {
 	bs, err := r.cfg.Store.Bindings(ctx, aor, r.cfg.Now())

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
@@ -120,6 +121,13 @@ func (s redisLocations) Update(ctx context.Context, aor string, put []presence.B
 				p.SAdd(ctx, fk, aor)
 				p.ExpireNX(ctx, fk, life)
 				p.ExpireGT(ctx, fk, life)
+				if b.Node != "" { // the front end's flows, for RemoveNode
+					nk := s.r.key("node-flows", b.Node)
+					p.SAdd(ctx, nk, b.Flow().String())
+					p.ExpireNX(ctx, nk, life)
+					p.ExpireGT(ctx, nk, life)
+					p.SAdd(ctx, s.r.key("nodes"), b.Node)
+				}
 			}
 		})
 	}, key)
@@ -178,4 +186,66 @@ func (s redisLocations) RemoveFlow(ctx context.Context, f presence.Flow) ([]stri
 	}
 	slices.Sort(lost)
 	return lost, nil
+}
+
+// RemoveNode implements presence.NodeStore: every flow the front end
+// node held is removed as RemoveFlow removes one, and the node is
+// forgotten.
+func (s redisLocations) RemoveNode(ctx context.Context, node string) (map[presence.Flow][]string, error) {
+	nk := s.r.key("node-flows", node)
+	flows, err := s.r.c.SMembers(ctx, nk).Result()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+	}
+	out := map[presence.Flow][]string{}
+	for _, fs := range flows {
+		parts := strings.SplitN(fs, "|", 3)
+		if len(parts) != 3 || parts[0] != node {
+			continue
+		}
+		f := presence.Flow{Node: parts[0], Transport: parts[1], Source: parts[2]}
+		aors, err := s.RemoveFlow(ctx, f)
+		if err != nil {
+			return out, err
+		}
+		if len(aors) > 0 {
+			out[f] = aors
+		}
+	}
+	if err := s.r.c.Del(ctx, nk).Err(); err != nil {
+		return out, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+	}
+	if err := s.r.c.SRem(ctx, s.r.key("nodes"), node).Err(); err != nil {
+		return out, fmt.Errorf("%w: %v", presence.ErrStore, redisErr(err))
+	}
+	return out, nil
+}
+
+// Heartbeat says the front end node is alive for ttl: a front end of a
+// pool calls it every few seconds, and the others take a node whose
+// heartbeat lapsed for dead (DeadNodes).
+func (r *Redis) Heartbeat(ctx context.Context, node string, ttl time.Duration) error {
+	return redisErr(r.c.Set(ctx, r.key("alive", node), "1", ttl).Err())
+}
+
+// DeadNodes returns the front ends that hold flows in the store but whose
+// heartbeat has lapsed: their devices are gone with them, and a live
+// front end removes their bindings (presence.Registrar.RemoveNode).
+func (r *Redis) DeadNodes(ctx context.Context) ([]string, error) {
+	nodes, err := r.c.SMembers(ctx, r.key("nodes")).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	var dead []string
+	for _, n := range nodes {
+		alive, err := r.c.Exists(ctx, r.key("alive", n)).Result()
+		if err != nil {
+			return nil, redisErr(err)
+		}
+		if alive == 0 {
+			dead = append(dead, n)
+		}
+	}
+	slices.Sort(dead)
+	return dead, nil
 }

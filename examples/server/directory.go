@@ -174,3 +174,52 @@ func follow(ctx context.Context, feed presence.Feed, logger *slog.Logger, what s
 		}
 	}
 }
+
+// poolLiveness is the store's record of which front ends of a pool are
+// alive (store.Redis).
+type poolLiveness interface {
+	Heartbeat(ctx context.Context, node string, ttl time.Duration) error
+	DeadNodes(ctx context.Context) ([]string, error)
+}
+
+// A front end's heartbeat lasts nodeTimeout and is renewed every
+// nodeBeat; every nodeBeat each front end also removes the registrations
+// of the front ends whose heartbeat lapsed. A front end killed outright
+// is seen offline by its users' watchers within nodeTimeout + nodeBeat
+// (8 s).
+const (
+	nodeTimeout = 6 * time.Second
+	nodeBeat    = 2 * time.Second
+)
+
+// keepPoolAlive beats this front end's heartbeat and removes what dead
+// front ends held, until ctx is done.
+func keepPoolAlive(ctx context.Context, live poolLiveness, node string, registrar *presence.Registrar, logger *slog.Logger) {
+	t := time.NewTicker(nodeBeat)
+	defer t.Stop()
+	for {
+		if err := live.Heartbeat(ctx, node, nodeTimeout); err != nil && ctx.Err() == nil {
+			logger.Warn("pool heartbeat not written", "err", err)
+		}
+		dead, err := live.DeadNodes(ctx)
+		if err != nil && ctx.Err() == nil {
+			logger.Warn("pool: dead front ends unknown", "err", err)
+		}
+		for _, n := range dead {
+			if n == node {
+				continue // this one's heartbeat lapsed (a pause): it beats again above
+			}
+			aors, err := registrar.RemoveNode(ctx, n)
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("pool: a dead front end's registrations not removed", "node", n, "err", err)
+				continue
+			}
+			logger.Info("pool: a front end died; its devices are signed out", "node", n, "users", len(aors))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}

@@ -198,6 +198,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var feed presence.Feed        // changes between the front ends of a pool
 	var withdrawals presence.Feed // users whose rights were withdrawn, between them
 	var revokedFeed presence.Feed // certificates revoked, between them
+	var liveness poolLiveness     // which front ends are alive
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var revocations pki.RevocationStore // nil: the CA's own ca.json
 	var dirStore auth.DirectoryStore    // nil: the data directory's directory.json
@@ -219,6 +220,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
 		feed, withdrawals, revokedFeed = r.Feed(), r.Withdrawals(), r.RevokedCertificates()
 		revocations, dirStore = r.Revocations(), r.Directory()
+		liveness = r
 	}
 	// 3. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
@@ -565,6 +567,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 				}
 			})
 		})
+	}
+	if liveness != nil && node != "" {
+		// This front end's heartbeat, and the removal of what dead ones
+		// held: their devices' watchers see them offline within
+		// nodeTimeout plus a sweep.
+		wg.Go(func() { keepPoolAlive(bgCtx, liveness, node, registrar, logger) })
 	}
 	if revokedFeed != nil {
 		// A certificate revoked on another front end: this one's CRL is

@@ -136,9 +136,10 @@ func await(t *testing.T, ch chan string, what, text string) {
 
 // TestTwoFrontEnds: two front ends share one Redis and the data
 // directory. alice signs in on A, bob on B; each sees the other's
-// presence and their messages reach each other. A is killed (SIGKILL);
-// alice signs in on B, and her contacts, privacy setting and meetings are
-// all there, and messages and presence flow again.
+// presence and their messages reach each other. A is killed (SIGKILL):
+// bob sees alice offline within the pool's bound; alice signs in on B,
+// and her contacts, privacy setting and meetings are all there, and
+// messages and presence flow again.
 func TestTwoFrontEnds(t *testing.T) {
 	rds := testredis.Run(t)
 	data := t.TempDir()
@@ -187,8 +188,17 @@ func TestTwoFrontEnds(t *testing.T) {
 	}
 	await(t, alice.messages, "MESSAGE to alice", "hello from B")
 
-	// A dies. alice signs in again, on B.
+	// A dies. Its heartbeat lapses, B removes what A held, and bob (on
+	// B) sees alice offline within the bound (nodeTimeout + nodeBeat).
 	killA()
+	killed := time.Now()
+	await(t, bob.notifies, "NOTIFY to bob that alice, whose front end died, is offline", "<basic>closed</basic>")
+	if d := time.Since(killed); d > nodeTimeout+nodeBeat+time.Second {
+		t.Fatalf("alice seen offline %v after her front end died, over the bound", d)
+	} else {
+		t.Logf("alice seen offline %v after her front end died", d.Round(10*time.Millisecond))
+	}
+	// alice signs in again, on B.
 	alice = signIn(t, b, "alice", alicePW)
 	if code, body := api(b, "GET", "/api/me/contacts", ""); code != http.StatusOK ||
 		!strings.Contains(body, `{"uri":"sip:bob@example.test","level":"workgroup"}`) || !strings.Contains(body, `"privacy_mode":true`) {
@@ -207,10 +217,16 @@ func TestTwoFrontEnds(t *testing.T) {
 
 // TestRedisStopsAndReturns: with its Redis gone, a front end answers its
 // clients 503 with Retry-After (SIP and HTTPS) and logs why, without
-// panicking; when Redis is back (empty: the test server keeps nothing),
-// clients sign in again and messages and presence flow.
+// panicking or signing anyone out; when Redis is back (killed, and
+// started again on its append-only file, as a pool's Redis runs: the
+// directory is there), clients go on and messages and presence flow.
 func TestRedisStopsAndReturns(t *testing.T) {
-	rds := testredis.Run(t)
+	redisDir := t.TempDir()
+	rds, err := testredis.StartPersistent(0, redisDir)
+	if err != nil {
+		testredis.Unavailable(t, err)
+	}
+	t.Cleanup(rds.Stop)
 	s := startServer(t, t.TempDir(), "-store", "redis", "-redis", rds.URL, "-pool", "127.0.0.1:0")
 	alicePW, bobPW := s.passwords["sip:alice@example.test"], s.passwords["sip:bob@example.test"]
 	alice, bob := signIn(t, s, "alice", alicePW), signIn(t, s, "bob", bobPW)
@@ -245,20 +261,31 @@ func TestRedisStopsAndReturns(t *testing.T) {
 	if code, body := healthCheck(t, s); code != http.StatusServiceUnavailable || !strings.Contains(body, `"store":`) || strings.Contains(body, `"store":"ok"`) {
 		t.Fatalf("healthz without Redis: %d %s", code, body)
 	}
-	for _, logged := range []string{"location store read failed", "publication store failed", "store: Redis failed"} {
+	for _, logged := range []string{"directory unavailable", "store: Redis failed"} {
 		if !strings.Contains(s.logs.String(), logged) {
 			t.Fatalf("the log does not say %q:\n%s", logged, s.logs.String())
 		}
 	}
 
-	back, err := testredis.Start(rds.Port)
+	back, err := testredis.StartPersistent(rds.Port, redisDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(back.Stop)
+	// The front end's Redis client finds the server again within a
+	// second or two; meanwhile it answers 503 with Retry-After, as a
+	// client honouring it sees.
 	for _, p := range []*phone{alice, bob} {
-		if res := register(p); res.StatusCode != 200 {
-			t.Fatalf("%s REGISTER with Redis back: %d", p.name, res.StatusCode)
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			res := register(p)
+			if res.StatusCode == 200 {
+				break
+			}
+			if res.StatusCode != 503 || time.Now().After(deadline) {
+				t.Fatalf("%s REGISTER with Redis back: %d %s", p.name, res.StatusCode, res.Reason)
+			}
+			time.Sleep(200 * time.Millisecond)
 		}
 	}
 	if code := bob.send(t, sip.MESSAGE, "sip:alice@example.test", "text/plain", "there you are"); code != 200 {

@@ -1,6 +1,8 @@
 // Package testredis starts real redis-server processes (Debian
 // redis-server, installed by .ci/run) for tests: on a loopback port,
-// without persistence.
+// without persistence, or with an append-only file synced on every write
+// (StartPersistent) for tests that restart it and expect what it
+// acknowledged.
 package testredis
 
 import (
@@ -28,7 +30,13 @@ var ErrMissing = errors.New("testredis: redis-server is not installed (Debian: a
 
 // Start starts a redis-server on port (0: a free one) and waits until it
 // answers.
-func Start(port int) (*Server, error) {
+func Start(port int) (*Server, error) { return StartPersistent(port, "") }
+
+// StartPersistent is Start with the data in dir, an append-only file
+// fsynced on every write, as a pool's Redis is run: killed and started
+// again on the same dir, it has every write it acknowledged. An empty dir
+// keeps nothing.
+func StartPersistent(port int, dir string) (*Server, error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrMissing
@@ -41,8 +49,12 @@ func Start(port int) (*Server, error) {
 		port = ln.Addr().(*net.TCPAddr).Port
 		_ = ln.Close()
 	}
-	cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--daemonize", "no", "--loglevel", "warning")
+	args := []string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--daemonize", "no", "--loglevel", "warning"}
+	if dir != "" {
+		args = append(args, "--dir", dir, "--appendonly", "yes", "--appendfsync", "always")
+	}
+	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
