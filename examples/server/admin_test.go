@@ -22,13 +22,13 @@ import (
 
 // admin is the tenant admin's client of the admin API.
 type admin struct {
-	t     *testing.T
+	t     testing.TB
 	base  string
 	token string
 	c     *http.Client
 }
 
-func (s *server) admin(t *testing.T) *admin {
+func (s *server) admin(t testing.TB) *admin {
 	t.Helper()
 	token, err := os.ReadFile(filepath.Join(s.data, adminTokenFile))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -252,38 +253,7 @@ func TestPoolRevocation(t *testing.T) {
 		t.Fatal(err)
 	}
 	verifier := b.verifier(t)
-	// signIn opens a connection with bob's certificate and sends an
-	// OPTIONS on it, which the certificate authenticates (B then tracks
-	// the connection as bob's); with TLS 1.3 a refused certificate shows
-	// on this first exchange.
-	calls := 0
-	signIn := func() (*tls.Conn, error) {
-		conn, err := tls.Dial("tcp", b.listeners["sip-tls"], pki.ClientTLSConfig(kp, verifier, "localhost"))
-		if err != nil {
-			return nil, err
-		}
-		calls++
-		req := fmt.Sprintf("OPTIONS sip:%[1]s SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-rv-%[2]d\r\nMax-Forwards: 70\r\n"+
-			"To: <sip:%[1]s>\r\nFrom: <sip:bob@example.test>;tag=%[2]d\r\nCall-ID: rv-%[2]d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
-			b.listeners["sip-tls"], calls)
-		_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
-		if _, err := conn.Write([]byte(req)); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		res, err := siptest.ReadMessage(bufio.NewReader(conn))
-		if err != nil {
-			conn.Close()
-			return nil, err
-		}
-		if !strings.HasPrefix(string(res), "SIP/2.0 200") {
-			conn.Close()
-			return nil, fmt.Errorf("OPTIONS: %q", res)
-		}
-		_ = conn.SetDeadline(time.Time{})
-		return conn, nil
-	}
-	open, err := signIn()
+	open, err := certSignIn(b, kp, verifier, "bob")
 	if err != nil {
 		t.Fatalf("bob's certificate on B before the revocation: %v", err)
 	}
@@ -297,7 +267,7 @@ func TestPoolRevocation(t *testing.T) {
 		t.Fatalf("the connection bob's certificate opened on B is still open a second after the revocation: %v", err)
 	}
 	for {
-		conn, err := signIn()
+		conn, err := certSignIn(b, kp, verifier, "bob")
 		if err != nil {
 			break
 		}
@@ -309,3 +279,36 @@ func TestPoolRevocation(t *testing.T) {
 	}
 	t.Logf("B refused the revoked certificate %v after A revoked it", time.Since(start).Round(time.Millisecond))
 }
+
+// certSignIn opens a connection to s's SIP TLS listener with kp's client
+// certificate and sends user's OPTIONS on it, which the certificate
+// authenticates (s then tracks the connection as the user's); with TLS
+// 1.3 a refused certificate shows on this first exchange.
+func certSignIn(s *server, kp *pki.KeyPair, verifier *pki.Verifier, user string) (*tls.Conn, error) {
+	conn, err := tls.Dial("tcp", s.listeners["sip-tls"], pki.ClientTLSConfig(kp, verifier, "localhost"))
+	if err != nil {
+		return nil, err
+	}
+	n := certCalls.Add(1)
+	req := fmt.Sprintf("OPTIONS sip:%[1]s SIP/2.0\r\nVia: SIP/2.0/TLS 127.0.0.1:5999;branch=z9hG4bK-cs-%[2]d\r\nMax-Forwards: 70\r\n"+
+		"To: <sip:%[1]s>\r\nFrom: <sip:%[3]s@example.test>;tag=%[2]d\r\nCall-ID: cs-%[2]d\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n",
+		s.listeners["sip-tls"], n, user)
+	_ = conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := conn.Write([]byte(req)); err != nil {
+		conn.Close()
+		return nil, err
+	}
+	res, err := siptest.ReadMessage(bufio.NewReader(conn))
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	if !strings.HasPrefix(string(res), "SIP/2.0 200") {
+		conn.Close()
+		return nil, fmt.Errorf("OPTIONS: %q", res)
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return conn, nil
+}
+
+var certCalls atomic.Int64

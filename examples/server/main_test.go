@@ -42,14 +42,14 @@ type server struct {
 // startServer runs the server with extra flags on loopback ports chosen by
 // the kernel and waits for its listening lines. It is stopped (and must
 // stop cleanly) when the test ends.
-func startServer(t *testing.T, data string, extra ...string) *server {
+func startServer(t testing.TB, data string, extra ...string) *server {
 	t.Helper()
 	return startServerArgs(t, data, append(allOnPortZero(data), extra...))
 }
 
 // startServerArgs is startServer with the whole command line: args name
 // data as the data directory, in a flag or a config file.
-func startServerArgs(t *testing.T, data string, args []string) *server {
+func startServerArgs(t testing.TB, data string, args []string) *server {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
@@ -104,7 +104,7 @@ func (s *server) shutdown() error {
 
 // verifier trusts the server's CA, with revocation checked against the
 // server's own CRL distribution point, as a client of the server would.
-func (s *server) verifier(t *testing.T) *pki.Verifier {
+func (s *server) verifier(t testing.TB) *pki.Verifier {
 	t.Helper()
 	data, err := os.ReadFile(filepath.Join(s.data, "ca", pki.CACertFile))
 	if err != nil {
@@ -138,7 +138,7 @@ type sipUser struct {
 	srv      *sipgo.Server // handles requests the server sends to this client
 }
 
-func (s *server) sipUser(t *testing.T, name, password, serverName string) *sipUser {
+func (s *server) sipUser(t testing.TB, name, password, serverName string) *sipUser {
 	t.Helper()
 	ua, err := sipgo.NewUA(sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, s.verifier(t), serverName)))
 	if err != nil {

@@ -21,7 +21,7 @@ import (
 )
 
 // httpsClient trusts the server's CA, as a browser that installed it.
-func (s *server) httpsClient(t *testing.T) *http.Client {
+func (s *server) httpsClient(t testing.TB) *http.Client {
 	tr := &http.Transport{TLSClientConfig: pki.ClientTLSConfig(nil, s.verifier(t), "localhost")}
 	t.Cleanup(tr.CloseIdleConnections)
 	return &http.Client{Timeout: 10 * time.Second, Transport: tr}
@@ -29,7 +29,7 @@ func (s *server) httpsClient(t *testing.T) *http.Client {
 
 // digestDo sends an HTTP request, answering a Digest SHA-256 challenge
 // (RFC 7616) with user's password.
-func digestDo(t *testing.T, c *http.Client, method, url, user, password string, body []byte) *http.Response {
+func digestDo(t testing.TB, c *http.Client, method, url, user, password string, body []byte) *http.Response {
 	t.Helper()
 	res, err := c.Do(mustRequest(t, method, url, body))
 	if err != nil {
@@ -67,7 +67,7 @@ func digestDo(t *testing.T, c *http.Client, method, url, user, password string, 
 	return res
 }
 
-func mustRequest(t *testing.T, method, url string, body []byte) *http.Request {
+func mustRequest(t testing.TB, method, url string, body []byte) *http.Request {
 	req, err := http.NewRequest(method, url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)

@@ -69,7 +69,7 @@ type phone struct {
 	notifies chan string // NOTIFY bodies
 }
 
-func signIn(t *testing.T, s *server, name, password string) *phone {
+func signIn(t testing.TB, s *server, name, password string) *phone {
 	t.Helper()
 	p := &phone{sipUser: s.sipUser(t, name, password, "localhost"), messages: make(chan string, 16), notifies: make(chan string, 64)}
 	p.srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
