@@ -315,8 +315,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// the connection lives, and parses messages from the stream whatever
 	// the reads' sizes: 4 KB reads (a REGISTER is well under 1 KB) hold
 	// 28 KB less per idle connection than its default 32 KB
-	// (BENCHMARKS.md, sign-in storm).
-	sip.TransportBufferReadSize = 4096
+	// (BENCHMARKS.md, sign-in storm). A package variable of sipgo's: set
+	// once, before any connection reads it.
+	smallReadBuffers.Do(func() { sip.TransportBufferReadSize = 4096 })
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("Parley"),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(serverCert, verifier, poolName)),
@@ -668,6 +669,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	return nil
 }
+
+// smallReadBuffers sets sipgo's read buffer size once per process (run
+// may run more than once: tests start several servers).
+var smallReadBuffers sync.Once
 
 // listenUDPAndTCP listens on addr over UDP and TCP, on the same port. With
 // port 0 the kernel picks the UDP port, which TCP may have in use: then it
