@@ -58,13 +58,26 @@ func (c *config) checkCertificates() error {
 	return nil
 }
 
-// ownCertificates loads the operator's certificates, one KeyPair per
-// distinct pair of files, keyed by listener field (a listener without
-// one is absent), and each KeyPair's certificate file. Each is checked (checkOwnCertificate) against the
-// names clients reach the server by.
-func ownCertificates(c *config, names []string, ips []net.IP, logger *slog.Logger) (map[string]*pki.KeyPair, map[*pki.KeyPair]string, error) {
-	loaded := map[certFiles]*pki.KeyPair{}
-	out, files := map[string]*pki.KeyPair{}, map[*pki.KeyPair]string{}
+// ownCert is one of the operator's certificates: its files, the
+// KeyPair the listeners present, and the names it must carry (the
+// public host and the advertised hosts of the listeners presenting it).
+type ownCert struct {
+	kp    *pki.KeyPair
+	file  string // the certificate's
+	field string // the config field that names it
+	names []string
+	ips   []net.IP
+}
+
+// ownCertificates loads the operator's certificates, one per distinct
+// pair of files, keyed by listener field (a listener without one is
+// absent), each checked (checkOwnCertificate) against the names its
+// listeners' clients reach the server by (public names the hosts of the
+// given listeners).
+func ownCertificates(c *config, public func(fields ...string) ([]string, []net.IP), logger *slog.Logger) (map[string]*ownCert, error) {
+	byFiles := map[certFiles]*ownCert{}
+	serves := map[certFiles][]string{}
+	var order []certFiles
 	for _, f := range ownCertListeners {
 		cf, field := c.Certificates[f], "certificates."+f
 		if cf.Cert == "" {
@@ -73,21 +86,30 @@ func ownCertificates(c *config, names []string, ips []net.IP, logger *slog.Logge
 		if cf.Cert == "" {
 			continue
 		}
-		if kp := loaded[cf]; kp != nil {
-			out[f] = kp
-			continue
+		if byFiles[cf] == nil {
+			byFiles[cf] = &ownCert{file: cf.Cert, field: field}
+			order = append(order, cf)
 		}
+		serves[cf] = append(serves[cf], f)
+	}
+	out := map[string]*ownCert{}
+	for _, cf := range order {
+		oc := byFiles[cf]
+		oc.names, oc.ips = public(serves[cf]...)
 		kp, err := pki.LoadKeyPair(cf.Cert, cf.Key)
 		if err != nil {
-			return nil, nil, fmt.Errorf("field %q %s: %w", field, cf.Cert, err)
+			return nil, fmt.Errorf("field %q %s: %w", oc.field, cf.Cert, err)
 		}
-		if err := checkOwnCertificate(kp.Certificate().Leaf, names, ips, time.Now()); err != nil {
-			return nil, nil, fmt.Errorf("field %q %s: %w", field, cf.Cert, err)
+		if err := checkOwnCertificate(kp.Certificate().Leaf, oc.names, oc.ips, time.Now()); err != nil {
+			return nil, fmt.Errorf("field %q %s: %w", oc.field, cf.Cert, err)
 		}
 		warnOwnCertificate(logger, cf.Cert, kp.Certificate().Leaf)
-		loaded[cf], out[f], files[kp] = kp, kp, cf.Cert
+		oc.kp = kp
+		for _, f := range serves[cf] {
+			out[f] = oc
+		}
 	}
-	return out, files, nil
+	return out, nil
 }
 
 // checkOwnCertificate refuses what would fail every client: a
@@ -130,27 +152,27 @@ func warnOwnCertificate(logger *slog.Logger, file string, leaf *x509.Certificate
 	}
 }
 
-// watchCertificates reloads each own certificate when its files change,
-// with the start-up checks, until ctx is done.
-func watchCertificates(ctx context.Context, own map[string]*pki.KeyPair, files map[*pki.KeyPair]string, names []string, ips []net.IP, logger *slog.Logger) []func() {
-	seen := map[*pki.KeyPair]bool{}
+// watchCertificates returns, for each own certificate, a function that
+// reloads it when its files change, with the start-up checks, until ctx
+// is done.
+func watchCertificates(ctx context.Context, own map[string]*ownCert, logger *slog.Logger) []func() {
+	seen := map[*ownCert]bool{}
 	var watchers []func()
-	for _, kp := range own {
-		if seen[kp] {
+	for _, oc := range own {
+		if seen[oc] {
 			continue
 		}
-		seen[kp] = true
-		file := files[kp]
+		seen[oc] = true
 		watchers = append(watchers, func() {
-			_ = kp.Watch(ctx, pki.WatchConfig{
-				Check: func(leaf *x509.Certificate) error { return checkOwnCertificate(leaf, names, ips, time.Now()) },
+			_ = oc.kp.Watch(ctx, pki.WatchConfig{
+				Check: func(leaf *x509.Certificate) error { return checkOwnCertificate(leaf, oc.names, oc.ips, time.Now()) },
 				OnReload: func(leaf *x509.Certificate) {
-					logger.Info("certificate reloaded", "file", file, "subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16),
+					logger.Info("certificate reloaded", "file", oc.file, "subject", leaf.Subject.String(), "serial", leaf.SerialNumber.Text(16),
 						"not_after", leaf.NotAfter.UTC().Format(time.RFC3339))
-					warnOwnCertificate(logger, file, leaf)
+					warnOwnCertificate(logger, oc.file, leaf)
 				},
 				OnError: func(err error) {
-					logger.Error("changed certificate files not used; the current certificate stays", "file", file, "err", err)
+					logger.Error("changed certificate files not used; the current certificate stays", "file", oc.file, "err", err)
 				},
 			})
 		})

@@ -245,13 +245,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// users' clients reach; checked now and reloaded when their files
 	// change. The CA's certificates serve the rest, and the client side
 	// of server-to-server connections.
-	own, ownFiles, err := ownCertificates(&cfg, publicNames, publicIPs, logger)
+	own, err := ownCertificates(&cfg, nw.publicNames, logger)
 	if err != nil {
 		return err
 	}
 	certFor := func(field string, builtIn *pki.KeyPair) *pki.KeyPair {
-		if kp := own[field]; kp != nil {
-			return kp
+		if oc := own[field]; oc != nil {
+			return oc.kp
 		}
 		return builtIn
 	}
@@ -561,7 +561,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// with the server.
 	bgCtx, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
-	for _, watch := range watchCertificates(bgCtx, own, ownFiles, publicNames, publicIPs, logger) {
+	for _, watch := range watchCertificates(bgCtx, own, logger) {
 		wg.Go(watch)
 	}
 	if withdrawals != nil {

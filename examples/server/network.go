@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -61,6 +62,9 @@ func newNetwork(ctx context.Context, c *config, bound map[string]net.Addr, logge
 // host:port; the host may be a name (-public, "advertise").
 func (n *network) hostPort(field string) string {
 	b := n.bound[field]
+	if b == nil { // a listener not started (pool)
+		return ""
+	}
 	_, port, _ := net.SplitHostPort(b.String())
 	if a := n.advertise[field]; a != "" {
 		if _, _, err := net.SplitHostPort(a); err == nil {
@@ -156,8 +160,8 @@ func (n *network) local(field string) string {
 
 // publicNames are the names and addresses the server's certificates
 // must carry for clients that reach it by its public host: -public and
-// every advertised host.
-func (n *network) publicNames() (names []string, ips []net.IP) {
+// the advertised host of each of fields (none: every listener's).
+func (n *network) publicNames(fields ...string) (names []string, ips []net.IP) {
 	add := func(h string) {
 		if h == "" {
 			return
@@ -169,7 +173,10 @@ func (n *network) publicNames() (names []string, ips []net.IP) {
 		names = append(names, h)
 	}
 	add(n.public)
-	for _, a := range n.advertise {
+	for field, a := range n.advertise {
+		if len(fields) > 0 && !slices.Contains(fields, field) {
+			continue
+		}
 		if h, _, err := net.SplitHostPort(a); err == nil {
 			add(h)
 		} else {
