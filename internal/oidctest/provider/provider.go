@@ -603,4 +603,3 @@ func userCode() string {
 	}
 	return string(out)
 }
-
