@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -299,12 +298,28 @@ type verdict struct {
 	realm      string // for a challenge
 	stale      bool
 	retryAfter time.Duration
+	noDigest   bool    // the challenge offers no Digest (password sign-in is off)
+	bearer     *bearer // whose Bearer challenge to offer; nil: none
+	bearerErr  string  // RFC 6750 error code for a refused token
 }
 
 func refuse(status int, reason string) verdict { return verdict{status: status, reason: reason} }
 
-// check runs the whole decision for one request.
+// check runs the whole decision for one request, and says which
+// challenges a refusal offers.
 func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
+	v := a.checkCredentials(ctx, at)
+	if v.status == 401 || v.status == 407 {
+		digest, b := a.offer(ctx, at, v.realm)
+		v.noDigest = v.noDigest || !digest
+		if v.bearer == nil {
+			v.bearer = b
+		}
+	}
+	return v
+}
+
+func (a *Authenticator) checkCredentials(ctx context.Context, at *attempt) verdict {
 	if at.sip {
 		if peer := a.peerOf(at); peer != "" {
 			return a.pooled(ctx, at, peer)
@@ -325,9 +340,13 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	realm := a.realmFor(ctx, at)
 
 	// Phase two: a connection with a security association is trusted for
-	// its identity only, while that identity still holds.
+	// its identity only, while that identity still holds. A request with
+	// a bearer token renews it: the token is verified as in phase one.
+	var prior *Identity
 	if at.conn != nil {
-		if id, aor := at.conn.association(); id != nil {
+		if id, aor := at.conn.association(); id != nil && isBearer(at.credentials) {
+			prior = id
+		} else if id != nil {
 			if v, ok := a.stillValid(ctx, id); !ok {
 				at.conn.dissociate()
 				if v.status != 0 {
@@ -360,8 +379,11 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	if v := a.permit(ctx, id, aor, at); v.id == nil {
 		return v
 	}
+	if prior != nil && !sameAOR(prior.URI, id.URI) {
+		return refuse(403, "The connection is signed in as another user")
+	}
 	if at.conn != nil {
-		at.conn.associate(id, aor)
+		a.associate(at.conn, id, aor)
 	}
 	return verdict{id: id.clone()}
 }
@@ -485,23 +507,32 @@ func (a *Authenticator) credentials(ctx context.Context, at *attempt, realm stri
 
 func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm string) (*Identity, verdict) {
 	iss := unverifiedIssuer(raw)
+	invalid := verdict{status: a.challengeStatus(), realm: realm, bearerErr: "invalid_token"}
 	for _, b := range a.bearers {
 		if b.cfg.Issuer != iss {
 			continue
 		}
-		aor, exp, err := b.verify(ctx, raw)
+		claims, err := b.verify(ctx, raw)
+		if errors.Is(err, ErrInsufficientScope) {
+			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
+			return nil, verdict{status: 403, reason: "Insufficient scope", realm: realm, bearer: b, bearerErr: "insufficient_scope"}
+		}
 		if err != nil {
 			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
-			return nil, verdict{status: a.challengeStatus(), realm: realm}
+			return nil, invalid
 		}
-		id, v := a.userIdentity(ctx, aor, MethodBearer, at)
+		id, v := a.userIdentity(ctx, claims.aor, MethodBearer, at)
 		if id != nil {
-			id.Expires = exp
+			id.Expires = claims.expires
+			id.TenantAdmin = claims.admin
+			if claims.license != nil {
+				id.MeetingLicense = *claims.license
+			}
 		}
 		return id, v
 	}
 	a.cfg.Logger.Info("bearer token from an unknown issuer", "issuer", iss, "peer", at.source)
-	return nil, verdict{status: a.challengeStatus(), realm: realm}
+	return nil, invalid
 }
 
 func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]string, realm string) (*Identity, verdict) {
@@ -606,6 +637,13 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		a.backoff.Succeed(backoffKey)
 		return anon, verdict{}
 	}
+	if !a.passwordSignIn(ctx, user) {
+		// Told only now the password is right: the user is to sign in
+		// with the organization's provider, which alone is offered.
+		a.cfg.Logger.Info("digest refused: the tenant signs in with its identity provider", "user", user.URI, "peer", at.source)
+		again.noDigest = true
+		return nil, again
+	}
 	return a.userIdentity(ctx, user.URI, MethodDigest, at)
 }
 
@@ -639,25 +677,8 @@ func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, 
 			break
 		}
 	}
-	return &Identity{URI: u.URI, DisplayName: u.DisplayName, Tenant: u.Tenant, Kind: kind, Method: m}, verdict{}
-}
-
-// challenges returns the challenge header values for a realm: Digest
-// SHA-256, then MD5 if enabled, then Bearer if providers are configured;
-// MD5 alone for the old clients named in MD5OnlyFor.
-func (a *Authenticator) challenges(realm string, stale bool, userAgent string) []string {
-	nonce := a.nonces.mint()
-	if a.md5 && slices.ContainsFunc(a.cfg.MD5OnlyFor, func(p string) bool { return p != "" && strings.HasPrefix(userAgent, p) }) {
-		return []string{digestChallenge(realm, nonce, algMD5, stale)}
-	}
-	out := []string{digestChallenge(realm, nonce, algSHA256, stale)}
-	if a.md5 {
-		out = append(out, digestChallenge(realm, nonce, algMD5, stale))
-	}
-	if len(a.bearers) > 0 {
-		out = append(out, "Bearer realm="+quote(realm)+", authz_server="+quote(a.bearers[0].cfg.Issuer))
-	}
-	return out
+	return &Identity{URI: u.URI, DisplayName: u.DisplayName, Tenant: u.Tenant, Kind: kind, Method: m,
+		MeetingLicense: u.MeetingLicense}, verdict{}
 }
 
 func anonymousURI() string {
@@ -761,8 +782,12 @@ func (a *Authenticator) sipResponse(req *sip.Request, v verdict, userAgent strin
 		if v.status == 407 {
 			name = "Proxy-Authenticate"
 		}
-		for _, c := range a.challenges(v.realm, v.stale, userAgent) {
+		for _, c := range a.challenges(v, userAgent) {
 			res.AppendHeader(sip.NewHeader(name, c))
+		}
+	case 403:
+		if v.bearer != nil && v.bearerErr != "" {
+			res.AppendHeader(sip.NewHeader("WWW-Authenticate", v.bearer.challenge(v.realm, v.bearerErr)))
 		}
 	case 503:
 		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(retrySeconds(v.retryAfter))))

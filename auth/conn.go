@@ -96,9 +96,10 @@ type trackedConn struct {
 	since     time.Time // when it was accepted
 	once      sync.Once
 
-	mu  sync.Mutex
-	id  *Identity
-	aor string // the From address the association was made for
+	mu     sync.Mutex
+	id     *Identity
+	aor    string      // the From address the association was made for
+	expiry *time.Timer // closes the connection when id expires
 }
 
 // Read closes the connection when reading fails. sipgo stops reading a
@@ -118,6 +119,7 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 func (c *trackedConn) Close() error {
 	var err error
 	c.once.Do(func() {
+		c.dissociate()
 		c.conns.remove(c)
 		err = c.Conn.Close()
 	})
@@ -132,13 +134,34 @@ func (c *trackedConn) association() (*Identity, string) {
 	return c.id, c.aor
 }
 
-func (c *trackedConn) associate(id *Identity, aor string) {
+// associate binds id, for From address aor, to the connection. If after
+// is positive, the connection closes after it (expired is called first)
+// unless another association replaces this one by then.
+func (c *trackedConn) associate(id *Identity, aor string, after time.Duration, expired func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.id, c.aor = id, aor
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	if id == nil || id.Expires.IsZero() {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(after, func() {
+		c.mu.Lock()
+		current := c.expiry == t
+		c.mu.Unlock()
+		if current {
+			expired()
+			_ = c.Close()
+		}
+	})
+	c.expiry = t
 }
 
-func (c *trackedConn) dissociate() { c.associate(nil, "") }
+func (c *trackedConn) dissociate() { c.associate(nil, "", 0, nil) }
 
 // peerCertificates returns the client certificate chain the TLS handshake
 // verified, or nil.

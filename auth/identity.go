@@ -67,7 +67,16 @@ type Identity struct {
 	Meeting string
 	// Expires is when the proof stops being valid (a bearer token's
 	// expiry). Zero means it lasts as long as the security association.
+	// A connection signed in with a token is closed at its expiry unless
+	// a request with a newer token has renewed it.
 	Expires time.Time
+	// MeetingLicense says the user may organize meetings: the directory's
+	// User.MeetingLicense or, for a bearer token of a provider with a
+	// LicenseClaim, what the token's claims grant.
+	MeetingLicense bool
+	// TenantAdmin says the user administers Tenant: a bearer token whose
+	// claims carry the provider's AdminClaim value.
+	TenantAdmin bool
 }
 
 // clone returns a copy, so no caller can change an identity another

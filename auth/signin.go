@@ -1,0 +1,113 @@
+package auth
+
+import (
+	"context"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Sign-in methods per tenant. The security model has a tenant's users
+// sign in with their organization's identity provider (OAuth 2.0, RFC
+// 8898 over SIP); Digest is for anonymous meeting guests with a conference
+// key. So once an OIDCProvider names a tenant in its Domains, Digest
+// sign-in for the tenant's users is off: they are challenged with Bearer
+// only, and a correct password is refused with that same challenge. An
+// admin turns Digest back on for one account (User.PasswordSignIn: a
+// legacy phone, baresip, a gateway) or the whole tenant
+// (Tenant.PasswordSignIn, while migrating). Tenants no provider names keep
+// Digest as before.
+
+// isBearer reports whether credentials are a bearer token.
+func isBearer(credentials string) bool {
+	scheme, _, _ := strings.Cut(strings.TrimSpace(credentials), " ")
+	return strings.EqualFold(scheme, "Bearer")
+}
+
+// providerFor returns the provider that signs in the users of domain, nil
+// if none does.
+func (a *Authenticator) providerFor(domain string) *bearer {
+	for _, b := range a.bearers {
+		if b.servesTenant(domain) {
+			return b
+		}
+	}
+	return nil
+}
+
+// passwordSignIn reports whether directory user u may sign in with
+// Digest.
+func (a *Authenticator) passwordSignIn(ctx context.Context, u *User) bool {
+	if u.PasswordSignIn || a.providerFor(u.Tenant) == nil {
+		return true
+	}
+	t, err := a.cfg.Directory.Tenant(ctx, u.Tenant)
+	return err == nil && t.PasswordSignIn
+}
+
+// offer decides which challenges a request is answered with: Digest
+// unless the realm's tenant signs in with a provider and the request is
+// neither a guest's (addressed to a meeting) nor from an account allowed
+// a password; Bearer naming the realm's provider, or the first provider
+// configured, if any.
+func (a *Authenticator) offer(ctx context.Context, at *attempt, realm string) (digest bool, b *bearer) {
+	b = a.providerFor(realm)
+	if b == nil {
+		if len(a.bearers) > 0 {
+			return true, a.bearers[0]
+		}
+		return true, nil
+	}
+	if t, err := a.cfg.Directory.Tenant(ctx, realm); err == nil && t.PasswordSignIn {
+		return true, b
+	}
+	if at.from != "" && strings.EqualFold(hostOf(at.from), realm) {
+		if u, err := a.cfg.Directory.User(ctx, at.from); err == nil && u.PasswordSignIn {
+			return true, b
+		}
+	}
+	if at.ruriUser != "" && a.cfg.Conferences != nil {
+		if _, err := a.cfg.Conferences.ConferenceKey(ctx, at.ruriUser); err == nil {
+			return true, b // a meeting's focus: guests sign in with its key
+		}
+	}
+	return false, b
+}
+
+// associate binds id to the connection; a connection signed in with a
+// token is closed when the token expires, unless a newer token has
+// renewed the association by then. Closing it runs the OnConnectionClose
+// hooks: the registrar drops the device's bindings, so its watchers see
+// it offline, and the focus takes it out of its meetings.
+func (a *Authenticator) associate(c *trackedConn, id *Identity, aor string) {
+	var after time.Duration
+	if !id.Expires.IsZero() {
+		after = max(id.Expires.Sub(a.cfg.Now()), 0)
+	}
+	c.associate(id, aor, after, func() {
+		a.cfg.Logger.Info("bearer token expired: connection closed", "user", id.URI, "peer", c.remote)
+	})
+}
+
+// challenges returns the challenge header values of a refusal: Digest
+// SHA-256, then MD5 if enabled, unless the verdict offers no Digest, then
+// the Bearer challenge of its provider (RFC 8898: realm, scope,
+// authz_server; with an RFC 6750 error after a refused token); MD5 alone
+// for the old clients named in MD5OnlyFor, which cannot parse the others.
+func (a *Authenticator) challenges(v verdict, userAgent string) []string {
+	var out []string
+	if !v.noDigest {
+		nonce := a.nonces.mint()
+		if a.md5 && slices.ContainsFunc(a.cfg.MD5OnlyFor, func(p string) bool { return p != "" && strings.HasPrefix(userAgent, p) }) {
+			return []string{digestChallenge(v.realm, nonce, algMD5, v.stale)}
+		}
+		out = append(out, digestChallenge(v.realm, nonce, algSHA256, v.stale))
+		if a.md5 {
+			out = append(out, digestChallenge(v.realm, nonce, algMD5, v.stale))
+		}
+	}
+	if v.bearer != nil {
+		out = append(out, v.bearer.challenge(v.realm, v.bearerErr))
+	}
+	return out
+}
