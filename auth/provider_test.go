@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"strings"
 	"sync"
 	"testing"
@@ -338,5 +339,23 @@ func TestRenewalAsAnotherUserRefused(t *testing.T) {
 	}
 	if res := c.do("REGISTER", "sip:example.test", "<sip:bob@example.test>", "Authorization: Bearer "+deviceToken(t, p, "bob")); res.StatusCode != 403 {
 		t.Fatalf("bob's token on alice's connection: %d, want 403", res.StatusCode)
+	}
+}
+
+func TestVerifyBearer(t *testing.T) {
+	p := startProvider(t, "example.test")
+	s := startSIPServer(t, Config{OIDC: []OIDCProvider{tenantProvider(p, "example.test")}})
+	id, err := s.authn.VerifyBearer(t.Context(), deviceToken(t, p, "alice"))
+	if err != nil || id.URI != "sip:alice@example.test" || !id.TenantAdmin {
+		t.Fatalf("alice's token: %+v, %v", id, err)
+	}
+	if id, err := s.authn.VerifyBearer(t.Context(), deviceToken(t, p, "bob")); err != nil || id.TenantAdmin {
+		t.Fatalf("bob's token: %+v, %v", id, err)
+	}
+	if _, err := s.authn.VerifyBearer(t.Context(), mint(t, p, oidctest.MintRequest{User: "alice", Audience: []string{"x"}})); !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("wrong audience: %v", err)
+	}
+	if _, err := s.authn.VerifyBearer(t.Context(), mint(t, p, oidctest.MintRequest{User: "alice", Scope: "openid"})); !errors.Is(err, ErrInsufficientScope) {
+		t.Fatalf("no sip scope: %v", err)
 	}
 }

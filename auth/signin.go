@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -110,4 +111,41 @@ func (a *Authenticator) challenges(v verdict, userAgent string) []string {
 		out = append(out, v.bearer.challenge(v.realm, v.bearerErr))
 	}
 	return out
+}
+
+// VerifyBearer checks an OAuth 2.0 access token as a request bearing it
+// is checked (the provider its issuer names, audience, expiry, signature,
+// scopes, the provider's tenants, userinfo if asked) and returns the
+// identity of the enabled directory user it names, with the grants of its
+// claims (MeetingLicense, TenantAdmin). It is for an application's own
+// HTTP APIs that take tokens beside their own credentials, such as an
+// admin API; everything else goes behind [Authenticator.HTTP]. The error
+// wraps ErrInvalidToken, ErrInsufficientScope or ErrUnknownUser.
+func (a *Authenticator) VerifyBearer(ctx context.Context, raw string) (*Identity, error) {
+	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
+	defer cancel()
+	iss := unverifiedIssuer(raw)
+	for _, b := range a.bearers {
+		if b.cfg.Issuer != iss {
+			continue
+		}
+		claims, err := b.verify(ctx, raw)
+		if err != nil {
+			return nil, err
+		}
+		u, err := a.cfg.Directory.User(ctx, claims.aor)
+		if err != nil {
+			return nil, err
+		}
+		if !u.Enabled {
+			return nil, fmt.Errorf("%w: %s is disabled", ErrInvalidToken, u.URI)
+		}
+		id := &Identity{URI: u.URI, DisplayName: u.DisplayName, Tenant: u.Tenant, Kind: Remote, Method: MethodBearer,
+			Expires: claims.expires, MeetingLicense: u.MeetingLicense, TenantAdmin: claims.admin}
+		if claims.license != nil {
+			id.MeetingLicense = *claims.license
+		}
+		return id, nil
+	}
+	return nil, fmt.Errorf("%w: unknown issuer %q", ErrInvalidToken, iss)
 }

@@ -57,6 +57,9 @@ type config struct {
 	// Limits bounds the connections of the SIP listeners (sip_tls,
 	// sip_wss, edge, edge_users, pool).
 	Limits limitsConfig `json:"limits"`
+	// oidcSettings are "oidc" and "admin_token_with_oidc": identity
+	// providers (oidc.go).
+	oidcSettings
 }
 
 // limitsConfig is auth.ConnLimits as the config file and flags give it;

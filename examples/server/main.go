@@ -227,8 +227,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
+	idp, err := cfg.oidcSettings.signIn(directory) // the tenants' identity providers (oidc.go)
+	if err != nil {
+		return fmt.Errorf("-config: %w", err)
+	}
 	authn, err := auth.New(auth.Config{
-		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
+		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil), OIDC: idp.providers,
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
 		Peers:      []string{poolName},                     // and the pool's other front ends their own users
 		MD5OnlyFor: []string{"baresip v0.", "baresip v1."}, // libre 1.x fails on any challenge but MD5
@@ -473,7 +477,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory, dirPath: filepath.Join(cfg.Data, directoryFile),
+	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), staticTokenOff: !idp.staticAdminToken,
+		directory: directory, dirPath: filepath.Join(cfg.Data, directoryFile),
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger}
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
