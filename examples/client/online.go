@@ -104,7 +104,7 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 	in := lines(o.e.stdin, done)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	refreshAt := time.Now().Add(refreshExpires / 2)
+	refreshAt := o.beforeTokenExpiry(time.Now(), time.Now().Add(refreshExpires/2))
 	var lost bool
 	var retryAt time.Time
 	for {
@@ -135,12 +135,30 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 				if err := o.w.resubscribe(ctx); err != nil {
 					o.e.out.line("error", err.Error())
 				}
-				refreshAt = now.Add(refreshExpires / 2)
+				refreshAt = o.beforeTokenExpiry(now, now.Add(refreshExpires/2))
 			case !lost && now.After(refreshAt):
-				refreshAt = now.Add(max(o.refresh(ctx)/2, 10*time.Second))
+				refreshAt = o.beforeTokenExpiry(now, now.Add(max(o.refresh(ctx)/2, 10*time.Second)))
 			}
 		}
 	}
+}
+
+// beforeTokenExpiry brings the next refresh forward, for a user signed in
+// with a token, to when the token is due to be refreshed: the server ends
+// a sign-in whose token expires, and the refreshing REGISTER carries the
+// new one. A refresh that failed is tried again 10 s later.
+func (o *online) beforeTokenExpiry(now, at time.Time) time.Time {
+	if o.id.tokens == nil {
+		return at
+	}
+	due := o.id.tokens.expiry().Add(-refreshMargin + 5*time.Second)
+	if due.Before(now) {
+		due = now.Add(10 * time.Second)
+	}
+	if due.Before(at) {
+		return due
+	}
+	return at
 }
 
 // refresh extends the registration, the publication and the
