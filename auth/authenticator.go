@@ -525,8 +525,8 @@ func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm
 		if id != nil {
 			id.Expires = claims.expires
 			id.TenantAdmin = claims.admin
-			if claims.license != nil {
-				id.MeetingLicense = *claims.license
+			if claims.license {
+				id.MeetingLicense = true
 			}
 		}
 		return id, v

@@ -61,8 +61,9 @@ type OIDCProvider struct {
 	Scopes []string
 	// LicenseClaim and LicenseValue, if set, grant the meeting license
 	// (Identity.MeetingLicense) to a user whose token's LicenseClaim is
-	// LicenseValue or, for a list (groups, roles), contains it. Unset:
-	// the directory's User.MeetingLicense decides.
+	// LicenseValue or, for a list (groups, roles), contains it, besides
+	// those whose directory entry has User.MeetingLicense. Unset: the
+	// directory alone decides.
 	LicenseClaim, LicenseValue string
 	// AdminClaim and AdminValue, if set, make a user whose token's
 	// AdminClaim is or contains AdminValue a tenant admin
@@ -183,7 +184,7 @@ var ErrInsufficientScope = errors.New("auth: bearer token lacks a required scope
 type tokenClaims struct {
 	aor     string
 	expires time.Time
-	license *bool // nil: the provider grants no license by claim
+	license bool // the claims grant the meeting license
 	admin   bool
 }
 
@@ -235,10 +236,7 @@ func (b *bearer) verify(ctx context.Context, raw string) (tokenClaims, error) {
 		}
 	}
 	out := tokenClaims{aor: v, expires: tok.Expiry, admin: b.cfg.AdminClaim != "" && claimHas(claims[b.cfg.AdminClaim], b.cfg.AdminValue)}
-	if b.cfg.LicenseClaim != "" {
-		l := claimHas(claims[b.cfg.LicenseClaim], b.cfg.LicenseValue)
-		out.license = &l
-	}
+	out.license = b.cfg.LicenseClaim != "" && claimHas(claims[b.cfg.LicenseClaim], b.cfg.LicenseValue)
 	return out, nil
 }
 

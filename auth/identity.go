@@ -71,8 +71,8 @@ type Identity struct {
 	// a request with a newer token has renewed it.
 	Expires time.Time
 	// MeetingLicense says the user may organize meetings: the directory's
-	// User.MeetingLicense or, for a bearer token of a provider with a
-	// LicenseClaim, what the token's claims grant.
+	// User.MeetingLicense, or a bearer token's claims granting it
+	// (OIDCProvider.LicenseClaim).
 	MeetingLicense bool
 	// TenantAdmin says the user administers Tenant: a bearer token whose
 	// claims carry the provider's AdminClaim value.

@@ -103,6 +103,14 @@ func TestProviderBearerChallengeAndSignIn(t *testing.T) {
 		t.Fatalf("challenge for a tenant that signs in with its provider: %d %q, want only %q", res.StatusCode, cs, want)
 	}
 
+	// Neither has a license in the directory: alice's groups grant it.
+	for _, name := range []string{"alice", "bob"} {
+		u, _ := s.dir.User(t.Context(), "sip:"+name+"@example.test")
+		u.MeetingLicense = false
+		if err := s.dir.PutUser(*u); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if res := registerBearer(t, s, deviceToken(t, p, "alice")); res.StatusCode != 200 {
 		t.Fatalf("REGISTER with a device-flow token: %d", res.StatusCode)
 	}

@@ -142,8 +142,8 @@ func (a *Authenticator) VerifyBearer(ctx context.Context, raw string) (*Identity
 		}
 		id := &Identity{URI: u.URI, DisplayName: u.DisplayName, Tenant: u.Tenant, Kind: Remote, Method: MethodBearer,
 			Expires: claims.expires, MeetingLicense: u.MeetingLicense, TenantAdmin: claims.admin}
-		if claims.license != nil {
-			id.MeetingLicense = *claims.license
+		if claims.license {
+			id.MeetingLicense = true
 		}
 		return id, nil
 	}

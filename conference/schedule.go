@@ -44,14 +44,10 @@ func (f *Focus) Schedule(ctx context.Context, organizer *auth.Identity, opts Mee
 		}
 		return nil, err
 	}
-	// The directory grants the license, or, for a user signed in with a
-	// token of a provider that grants it by claim (a group or role), the
-	// token does: auth carries its decision on the Identity.
-	licensed := u.MeetingLicense
-	if organizer.Method == auth.MethodBearer {
-		licensed = organizer.MeetingLicense
-	}
-	if !u.Enabled || !licensed || u.Tenant != organizer.Tenant {
+	// The directory grants the license, or the identity does: auth sets
+	// it for a user whose provider's token grants it by claim (a group or
+	// role).
+	if !u.Enabled || !(u.MeetingLicense || organizer.MeetingLicense) || u.Tenant != organizer.Tenant {
 		return nil, fmt.Errorf("%w: %s has no meeting license", ErrNotAllowed, aor)
 	}
 	now := f.cfg.Now()
