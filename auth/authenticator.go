@@ -214,6 +214,9 @@ func New(cfg Config) (*Authenticator, error) {
 		}
 		a.bearers = append(a.bearers, b)
 		a.wg.Go(func() { a.refreshKeysLoop(ctx, b) })
+		if b.cfg.CheckUserInfo {
+			a.wg.Go(func() { a.userInfoLoop(ctx, b) })
+		}
 	}
 	return a, nil
 }
@@ -288,6 +291,8 @@ type attempt struct {
 	peerCerts   []*x509.Certificate // verified client certificate chain
 	throughEdge bool                // a user's request an Access Edge passed on: Remote, whatever source
 	edgeFlow    string              // EdgeFlowHeader, as the request came (believed if throughEdge)
+	token       string              // the bearer token that authenticated the request, if one did
+	tokenFrom   *bearer             // its provider, if it asks for userinfo checks
 }
 
 // verdict is the outcome of an attempt: an identity, or a response.
@@ -384,6 +389,9 @@ func (a *Authenticator) checkCredentials(ctx context.Context, at *attempt) verdi
 	}
 	if at.conn != nil {
 		a.associate(at.conn, id, aor)
+		if at.tokenFrom != nil {
+			at.conn.setBearer(at.token, at.tokenFrom)
+		}
 	}
 	return verdict{id: id.clone()}
 }
@@ -517,9 +525,17 @@ func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm
 			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
 			return nil, verdict{status: 403, reason: "Insufficient scope", realm: realm, bearer: b, bearerErr: "insufficient_scope"}
 		}
+		if errors.Is(err, errProviderUnreachable) {
+			a.cfg.Logger.Warn("bearer token not checked: identity provider unreachable", "issuer", iss, "peer", at.source, "err", err)
+			return nil, verdict{status: 503, reason: "Identity provider unreachable", retryAfter: 5 * time.Second}
+		}
 		if err != nil {
 			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
 			return nil, invalid
+		}
+		at.token = raw
+		if b.cfg.CheckUserInfo {
+			at.tokenFrom = b
 		}
 		id, v := a.userIdentity(ctx, claims.aor, MethodBearer, at)
 		if id != nil {

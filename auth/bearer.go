@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -15,7 +16,6 @@ import (
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
-	"golang.org/x/oauth2"
 	"golang.org/x/time/rate"
 )
 
@@ -72,8 +72,14 @@ type OIDCProvider struct {
 	// CheckUserInfo asks the provider's userinfo endpoint about each token
 	// before accepting it, so a user the provider has disabled is refused
 	// although their token has not expired (one request per sign-in and
-	// per refreshing REGISTER).
+	// per refreshing REGISTER), and asks again about the token of every
+	// connection signed in with one each UserInfoInterval: a connection
+	// whose token the provider refuses is closed, signing the device out.
+	// A provider that cannot be reached signs nobody out.
 	CheckUserInfo bool
+	// UserInfoInterval is how often, with CheckUserInfo, signed-in
+	// connections' tokens are checked again. Default 1 minute.
+	UserInfoInterval time.Duration
 	// HTTPClient fetches discovery and keys. Default: a client with a 10 s
 	// timeout.
 	HTTPClient *http.Client
@@ -115,6 +121,8 @@ func newBearer(ctx context.Context, cfg OIDCProvider, now func() time.Time) (*be
 		return nil, errors.New("auth: OIDCProvider.MaxClockSkew must be between 0 and 5 minutes")
 	case cfg.KeyRefresh < 0:
 		return nil, errors.New("auth: OIDCProvider.KeyRefresh must be positive")
+	case cfg.UserInfoInterval < 0:
+		return nil, errors.New("auth: OIDCProvider.UserInfoInterval must be positive")
 	case (cfg.LicenseClaim == "") != (cfg.LicenseValue == ""):
 		return nil, errors.New("auth: OIDCProvider.LicenseClaim and LicenseValue go together")
 	case (cfg.AdminClaim == "") != (cfg.AdminValue == ""):
@@ -137,6 +145,9 @@ func newBearer(ctx context.Context, cfg OIDCProvider, now func() time.Time) (*be
 	}
 	if cfg.KeyRefresh == 0 {
 		cfg.KeyRefresh = 15 * time.Minute
+	}
+	if cfg.UserInfoInterval == 0 {
+		cfg.UserInfoInterval = time.Minute
 	}
 	if cfg.MaxClockSkew == 0 {
 		cfg.MaxClockSkew = time.Minute
@@ -230,14 +241,45 @@ func (b *bearer) verify(ctx context.Context, raw string) (tokenClaims, error) {
 		return none, fmt.Errorf("%w: %q", ErrInsufficientScope, missing)
 	}
 	if b.cfg.CheckUserInfo {
-		ts := oauth2.StaticTokenSource(&oauth2.Token{AccessToken: raw, TokenType: "Bearer"})
-		if _, err := b.op.UserInfo(oidc.ClientContext(ctx, b.cfg.HTTPClient), ts); err != nil {
-			return none, fmt.Errorf("%w: the provider's userinfo refused it: %w", ErrInvalidToken, err)
+		if err := b.userInfo(ctx, raw); err != nil {
+			return none, err
 		}
 	}
 	out := tokenClaims{aor: v, expires: tok.Expiry, admin: b.cfg.AdminClaim != "" && claimHas(claims[b.cfg.AdminClaim], b.cfg.AdminValue)}
 	out.license = b.cfg.LicenseClaim != "" && claimHas(claims[b.cfg.LicenseClaim], b.cfg.LicenseValue)
 	return out, nil
+}
+
+// errProviderUnreachable is a userinfo check that got no answer: it
+// refuses a new sign-in but ends none.
+var errProviderUnreachable = errors.New("auth: identity provider unreachable")
+
+// userInfo asks the provider's userinfo endpoint (OpenID Connect Core
+// 5.3) whether raw is still good. The error wraps ErrInvalidToken if the
+// provider refused it, errProviderUnreachable if it did not answer.
+func (b *bearer) userInfo(ctx context.Context, raw string) error {
+	endpoint := b.op.UserInfoEndpoint()
+	if endpoint == "" {
+		return fmt.Errorf("%w: the provider has no userinfo endpoint", errProviderUnreachable)
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", endpoint, nil)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errProviderUnreachable, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+raw)
+	res, err := b.cfg.HTTPClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%w: %w", errProviderUnreachable, err)
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	_ = res.Body.Close()
+	switch {
+	case res.StatusCode == http.StatusOK:
+		return nil
+	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
+		return fmt.Errorf("%w: the provider's userinfo refused it (%s)", ErrInvalidToken, res.Status)
+	}
+	return fmt.Errorf("%w: userinfo answered %s", errProviderUnreachable, res.Status)
 }
 
 // missingScope returns the first required scope the token lacks.

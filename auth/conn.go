@@ -100,6 +100,8 @@ type trackedConn struct {
 	id     *Identity
 	aor    string      // the From address the association was made for
 	expiry *time.Timer // closes the connection when id expires
+	token  string      // the bearer token id signed in with, for userinfo checks
+	issuer *bearer     // its provider, if it asks for userinfo checks
 }
 
 // Read closes the connection when reading fails. sipgo stops reading a
@@ -140,7 +142,7 @@ func (c *trackedConn) association() (*Identity, string) {
 func (c *trackedConn) associate(id *Identity, aor string, after time.Duration, expired func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.id, c.aor = id, aor
+	c.id, c.aor, c.token, c.issuer = id, aor, "", nil
 	if c.expiry != nil {
 		c.expiry.Stop()
 		c.expiry = nil
@@ -162,6 +164,22 @@ func (c *trackedConn) associate(id *Identity, aor string, after time.Duration, e
 }
 
 func (c *trackedConn) dissociate() { c.associate(nil, "", 0, nil) }
+
+// setBearer records the token the association was made with, for the
+// provider's userinfo checks.
+func (c *trackedConn) setBearer(token string, b *bearer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.token, c.issuer = token, b
+}
+
+// bearer returns the token the association was made with and its
+// provider, if it asks for userinfo checks.
+func (c *trackedConn) bearer() (string, *bearer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token, c.issuer
+}
 
 // peerCertificates returns the client certificate chain the TLS handshake
 // verified, or nil.
@@ -207,6 +225,17 @@ func (t *connTable) get(key string) *trackedConn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.m[key]
+}
+
+// all returns the open connections.
+func (t *connTable) all() []*trackedConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*trackedConn, 0, len(t.m))
+	for _, c := range t.m {
+		out = append(out, c)
+	}
+	return out
 }
 
 // associated counts the open connections that carry an identity.

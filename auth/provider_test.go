@@ -367,3 +367,48 @@ func TestVerifyBearer(t *testing.T) {
 		t.Fatalf("no sip scope: %v", err)
 	}
 }
+
+// A user disabled at the provider is signed out of a connection already
+// signed in, within the userinfo interval, not only refused next time.
+func TestDisabledAtProviderSignsOut(t *testing.T) {
+	p := startProvider(t, "example.test")
+	cfg := tenantProvider(p, "example.test")
+	cfg.CheckUserInfo, cfg.UserInfoInterval = true, 200*time.Millisecond
+	s := startSIPServer(t, Config{OIDC: []OIDCProvider{cfg}})
+	closes := watchCloses(t, s.authn)
+	alice, bob := s.dial(t, "", nil), s.dial(t, "", nil)
+	if res := alice.do("REGISTER", "sip:example.test", "<sip:alice@example.test>", "Authorization: Bearer "+deviceToken(t, p, "alice")); res.StatusCode != 200 {
+		t.Fatalf("alice: %d", res.StatusCode)
+	}
+	if res := bob.do("REGISTER", "sip:example.test", "<sip:bob@example.test>", "Authorization: Bearer "+deviceToken(t, p, "bob")); res.StatusCode != 200 {
+		t.Fatalf("bob: %d", res.StatusCode)
+	}
+	time.Sleep(500 * time.Millisecond) // checks that pass close nothing
+	if _, ok := closes.wait(canceled(t)); ok {
+		t.Fatal("a connection closed while the provider still vouched for its user")
+	}
+	disabled := time.Now()
+	if err := p.SetUserEnabled(t.Context(), "alice", false); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+	defer cancel()
+	at, ok := closes.wait(ctx)
+	if !ok || at.Sub(disabled) > time.Second {
+		t.Fatalf("alice's connection closed: %v, %v after she was disabled", ok, at.Sub(disabled))
+	}
+	if _, err := alice.try("OPTIONS", "sip:example.test", "<sip:alice@example.test>"); err == nil {
+		t.Fatal("alice's connection still answers")
+	}
+	if res := bob.do("OPTIONS", "sip:example.test", "<sip:bob@example.test>"); res.StatusCode != 200 {
+		t.Fatalf("bob, still enabled: %d", res.StatusCode)
+	}
+}
+
+// canceled is a context that has already ended: closeTimes.wait then
+// reports only what has happened.
+func canceled(t *testing.T) context.Context {
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	return ctx
+}

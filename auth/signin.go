@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -88,6 +89,47 @@ func (a *Authenticator) associate(c *trackedConn, id *Identity, aor string) {
 	c.associate(id, aor, after, func() {
 		a.cfg.Logger.Info("bearer token expired: connection closed", "user", id.URI, "peer", c.remote)
 	})
+}
+
+// userInfoLoop asks provider b, every UserInfoInterval, about the token of
+// each connection signed in with one of its tokens, and closes the
+// connections whose tokens it refuses: a user disabled at the provider
+// is signed out of every device within the interval. A provider that
+// does not answer signs nobody out.
+func (a *Authenticator) userInfoLoop(ctx context.Context, b *bearer) {
+	t := time.NewTicker(b.cfg.UserInfoInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		refused := map[string]bool{} // by token: devices may share one
+		for _, c := range a.conns.all() {
+			raw, from := c.bearer()
+			if from != b || raw == "" {
+				continue
+			}
+			no, asked := refused[raw]
+			if !asked {
+				cctx, cancel := context.WithTimeout(ctx, checkTimeout)
+				err := b.userInfo(cctx, raw)
+				cancel()
+				no = errors.Is(err, ErrInvalidToken)
+				refused[raw] = no
+			}
+			if no {
+				id, _ := c.association()
+				user := ""
+				if id != nil {
+					user = id.URI
+				}
+				a.cfg.Logger.Info("the identity provider refuses the token: connection closed", "user", user, "peer", c.remote)
+				_ = c.Close()
+			}
+		}
+	}
 }
 
 // challenges returns the challenge header values of a refusal: Digest

@@ -25,7 +25,8 @@ import (
 //	  "user_claim": "email",
 //	  "scopes": ["sip"],
 //	  "license_claim": "groups", "license_value": "parley-meetings",
-//	  "admin_claim": "groups", "admin_value": "parley-admins"
+//	  "admin_claim": "groups", "admin_value": "parley-admins",
+//	  "check_userinfo": true, "userinfo_interval": "1m"
 //	}],
 //	"admin_token_with_oidc": false
 //
@@ -71,8 +72,11 @@ type oidcProvider struct {
 	AdminClaim   string `json:"admin_claim"`
 	AdminValue   string `json:"admin_value"`
 	// CheckUserInfo asks the provider's userinfo endpoint about every
-	// token, so users disabled at the provider are refused at once.
-	CheckUserInfo bool `json:"check_userinfo"`
+	// token, so users disabled at the provider are refused at once, and
+	// about signed-in devices' tokens every UserInfoInterval (default
+	// "1m"), signing out those the provider refuses.
+	CheckUserInfo    bool     `json:"check_userinfo"`
+	UserInfoInterval duration `json:"userinfo_interval"`
 	// CAFile is a PEM file of CA certificates to trust for the provider's
 	// HTTPS, besides the system's (a provider on a private PKI).
 	CAFile string `json:"ca_file"`
@@ -106,6 +110,8 @@ func (s oidcSettings) signIn(dir auth.Directory) (providerSignIn, error) {
 			return out, errors.New(field("license_claim") + " and license_value go together")
 		case (p.AdminClaim == "") != (p.AdminValue == ""):
 			return out, errors.New(field("admin_claim") + " and admin_value go together")
+		case p.UserInfoInterval < 0:
+			return out, errors.New(field("userinfo_interval") + ": must not be negative")
 		}
 		var tenants, fields []string
 		if p.Tenant != "" {
@@ -140,7 +146,8 @@ func (s oidcSettings) signIn(dir auth.Directory) (providerSignIn, error) {
 		}
 		out.providers = append(out.providers, auth.OIDCProvider{Issuer: p.Issuer, Audience: audience, UserClaim: p.UserClaim,
 			UserDomain: p.UserDomain, Domains: tenants, Scopes: p.Scopes, LicenseClaim: p.LicenseClaim, LicenseValue: p.LicenseValue,
-			AdminClaim: p.AdminClaim, AdminValue: p.AdminValue, CheckUserInfo: p.CheckUserInfo, HTTPClient: client})
+			AdminClaim: p.AdminClaim, AdminValue: p.AdminValue, CheckUserInfo: p.CheckUserInfo, UserInfoInterval: time.Duration(p.UserInfoInterval),
+			HTTPClient: client})
 	}
 	return out, nil
 }

@@ -35,6 +35,7 @@ func TestOIDCConfigErrorsNameTheField(t *testing.T) {
 		{"unknown second tenant", func(p *oidcProvider) { p.Tenant, p.Tenants = "", []string{"nowhere.test"} }, `"oidc[1].tenants[0]"`},
 		{"license claim without value", func(p *oidcProvider) { p.LicenseClaim = "groups" }, `"oidc[1].license_claim"`},
 		{"admin value without claim", func(p *oidcProvider) { p.AdminValue = "admins" }, `"oidc[1].admin_claim"`},
+		{"negative userinfo interval", func(p *oidcProvider) { p.UserInfoInterval = -1 }, `"oidc[1].userinfo_interval"`},
 		{"CA file missing", func(p *oidcProvider) { p.CAFile = filepath.Join(t.TempDir(), "none.pem") }, `"oidc[1].ca_file"`},
 	}
 	for _, tt := range tests {
