@@ -87,7 +87,7 @@ func (r *keyRing) sign(claims map[string]any, typ string) (string, error) {
 // verify checks a token this provider signed with its current key and
 // returns its claims.
 func (r *keyRing) verify(raw string) (map[string]any, error) {
-	jws, err := jose.ParseSigned(raw, []jose.SignatureAlgorithm{r.alg})
+	jws, err := jose.ParseSignedCompact(raw, []jose.SignatureAlgorithm{r.alg})
 	if err != nil {
 		return nil, err
 	}

@@ -36,7 +36,6 @@ type deviceGrant struct {
 	expires    time.Time
 	lastPoll   time.Time
 	user       string // set once approved
-	denied     bool
 	deviceCode string
 }
 
