@@ -204,3 +204,48 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 		t.Fatalf("token directory: %v, %v; want mode 0700", fi, err)
 	}
 }
+
+// A session outlives its short-lived tokens: online refreshes the token
+// before it expires and renews the sign-in with it, so the server never
+// signs the device out.
+func TestOnlineRenewsShortLivedTokens(t *testing.T) {
+	p := oidctest.Start(t, oidctest.Config{AccessTokenLifetime: 6 * time.Second,
+		Users: []oidctest.User{
+			{Username: "alice", Password: "a", Claims: map[string]any{"email": "alice@example.test", "email_verified": true}},
+			{Username: "bob", Password: "b", Claims: map[string]any{"email": "bob@example.test", "email_verified": true}},
+		},
+		Clients: []oidctest.Client{{ClientID: "parley", DeviceFlow: true}}})
+	cfg, _ := json.Marshal(map[string]any{"oidc": []map[string]any{{"issuer": p.Issuer, "client_id": "parley", "tenant": "example.test",
+		"ca_file": p.CAFile}}})
+	file := filepath.Join(t.TempDir(), "server.json")
+	if err := os.WriteFile(file, cfg, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := &oidcSetup{p: p, srv: startServer(t, t.TempDir(), "-config", file), dir: t.TempDir()}
+	o.deviceLogin(t, "alice")
+	o.deviceLogin(t, "bob")
+	alice := startClient(t, o.srv, "alice", o.args("alice", "online", "-watch", "bob")...)
+	alice.waitLine(t, "signed-in sip:alice@example.test", wait)
+	bob := startClient(t, o.srv, "bob", o.args("bob", "online")...)
+	bob.waitLine(t, "signed-in sip:bob@example.test", wait)
+	alice.waitLine(t, "presence sip:bob@example.test available", wait)
+
+	time.Sleep(15 * time.Second) // two and a half token lifetimes
+	bob.send(t, "status busy")
+	alice.waitLine(t, "presence sip:bob@example.test busy", wait)
+	alice.send(t, "send bob still here")
+	alice.waitLine(t, "sent sip:bob@example.test", wait)
+	if got := bob.waitLine(t, "message ", wait); got != "message sip:alice@example.test still here" {
+		t.Fatalf("bob got %q", got)
+	}
+	for _, c := range []*clientProcess{alice, bob} {
+		if strings.Contains(c.stderr.String(), "closed") {
+			t.Fatalf("%s lost its connection:\n%s", c.name, c.stderr.String())
+		}
+	}
+	all := strings.Join(alice.stdout.Lines(), "\n")
+	_, after, _ := strings.Cut(all, "presence sip:bob@example.test available")
+	if strings.Contains(after, "presence sip:bob@example.test offline") {
+		t.Fatalf("alice saw bob offline while his tokens were renewed:\n%s", all)
+	}
+}

@@ -146,14 +146,20 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 // beforeTokenExpiry brings the next refresh forward, for a user signed in
 // with a token, to when the token is due to be refreshed: the server ends
 // a sign-in whose token expires, and the refreshing REGISTER carries the
-// new one. A refresh that failed is tried again 10 s later.
+// new one: once within refreshMargin of expiry, or halfway through what
+// is left of a token shorter-lived than that. A refresh that failed is
+// tried again 5 s later.
 func (o *online) beforeTokenExpiry(now, at time.Time) time.Time {
 	if o.id.tokens == nil {
 		return at
 	}
-	due := o.id.tokens.expiry().Add(-refreshMargin + 5*time.Second)
-	if due.Before(now) {
-		due = now.Add(10 * time.Second)
+	left := o.id.tokens.expiry().Sub(now)
+	due := now.Add(left - refreshMargin + 5*time.Second)
+	if left < refreshMargin {
+		due = now.Add(max(left/2, 5*time.Second))
+		if left > 0 {
+			due = now.Add(max(left/2, time.Second))
+		}
 	}
 	if due.Before(at) {
 		return due
