@@ -513,44 +513,6 @@ func (a *Authenticator) credentials(ctx context.Context, at *attempt, realm stri
 	return nil, verdict{status: a.challengeStatus(), realm: realm}
 }
 
-func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm string) (*Identity, verdict) {
-	iss := unverifiedIssuer(raw)
-	invalid := verdict{status: a.challengeStatus(), realm: realm, bearerErr: "invalid_token"}
-	for _, b := range a.bearers {
-		if b.cfg.Issuer != iss {
-			continue
-		}
-		claims, err := b.verify(ctx, raw)
-		if errors.Is(err, ErrInsufficientScope) {
-			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
-			return nil, verdict{status: 403, reason: "Insufficient scope", realm: realm, bearer: b, bearerErr: "insufficient_scope"}
-		}
-		if errors.Is(err, errProviderUnreachable) {
-			a.cfg.Logger.Warn("bearer token not checked: identity provider unreachable", "issuer", iss, "peer", at.source, "err", err)
-			return nil, verdict{status: 503, reason: "Identity provider unreachable", retryAfter: 5 * time.Second}
-		}
-		if err != nil {
-			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
-			return nil, invalid
-		}
-		at.token = raw
-		if b.cfg.CheckUserInfo {
-			at.tokenFrom = b
-		}
-		id, v := a.userIdentity(ctx, claims.aor, MethodBearer, at)
-		if id != nil {
-			id.Expires = claims.expires
-			id.TenantAdmin = claims.admin
-			if claims.license {
-				id.MeetingLicense = true
-			}
-		}
-		return id, v
-	}
-	a.cfg.Logger.Info("bearer token from an unknown issuer", "issuer", iss, "peer", at.source)
-	return nil, invalid
-}
-
 func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]string, realm string) (*Identity, verdict) {
 	again := verdict{status: a.challengeStatus(), realm: realm}
 	for _, k := range []string{"username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce"} {

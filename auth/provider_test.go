@@ -182,9 +182,15 @@ func TestProviderRefusesRotatedOutKey(t *testing.T) {
 	if err := p.RotateKey(t.Context()); err != nil {
 		t.Fatal(err)
 	}
+	// A token signed with the new key is taken at once: its unknown key
+	// ID makes the Authenticator fetch the provider's keys.
+	fresh := deviceToken(t, p, "alice")
+	if res := registerBearer(t, s, fresh); res.StatusCode != 200 {
+		t.Fatalf("a token signed with the new key, before any refresh: %d", res.StatusCode)
+	}
 	s.authn.RefreshKeys() // as the KeyRefresh timer does
 	wantInvalidToken(t, registerBearer(t, s, old))
-	if res := registerBearer(t, s, deviceToken(t, p, "alice")); res.StatusCode != 200 {
+	if res := registerBearer(t, s, fresh); res.StatusCode != 200 {
 		t.Fatalf("a token signed with the new key: %d", res.StatusCode)
 	}
 }

@@ -155,6 +155,49 @@ func (a *Authenticator) challenges(v verdict, userAgent string) []string {
 	return out
 }
 
+// bearerToken verifies a request's bearer token with the provider its
+// issuer names: an unknown issuer, a bad token or one of a user the
+// provider disabled is answered 401 with error="invalid_token", a token
+// lacking a scope 403 with insufficient_scope, and a provider that cannot
+// be asked 503.
+func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm string) (*Identity, verdict) {
+	iss := unverifiedIssuer(raw)
+	invalid := verdict{status: a.challengeStatus(), realm: realm, bearerErr: "invalid_token"}
+	for _, b := range a.bearers {
+		if b.cfg.Issuer != iss {
+			continue
+		}
+		claims, err := b.verify(ctx, raw)
+		if errors.Is(err, ErrInsufficientScope) {
+			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
+			return nil, verdict{status: 403, reason: "Insufficient scope", realm: realm, bearer: b, bearerErr: "insufficient_scope"}
+		}
+		if errors.Is(err, errProviderUnreachable) {
+			a.cfg.Logger.Warn("bearer token not checked: identity provider unreachable", "issuer", iss, "peer", at.source, "err", err)
+			return nil, verdict{status: 503, reason: "Identity provider unreachable", retryAfter: 5 * time.Second}
+		}
+		if err != nil {
+			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
+			return nil, invalid
+		}
+		at.token = raw
+		if b.cfg.CheckUserInfo {
+			at.tokenFrom = b
+		}
+		id, v := a.userIdentity(ctx, claims.aor, MethodBearer, at)
+		if id != nil {
+			id.Expires = claims.expires
+			id.TenantAdmin = claims.admin
+			if claims.license {
+				id.MeetingLicense = true
+			}
+		}
+		return id, v
+	}
+	a.cfg.Logger.Info("bearer token from an unknown issuer", "issuer", iss, "peer", at.source)
+	return nil, invalid
+}
+
 // VerifyBearer checks an OAuth 2.0 access token as a request bearing it
 // is checked (the provider its issuer names, audience, expiry, signature,
 // scopes, the provider's tenants, userinfo if asked) and returns the
