@@ -50,13 +50,16 @@ func (a *Authenticator) passwordSignIn(ctx context.Context, u *User) bool {
 // offer decides which challenges a request is answered with: Digest
 // unless the realm's tenant signs in with a provider and the request is
 // neither a guest's (addressed to a meeting) nor from an account allowed
-// a password; Bearer naming the realm's provider, or the first provider
-// configured, if any.
+// a password; Bearer naming the realm's provider, else the first provider
+// not limited to some tenants, if any (one limited to others could not
+// sign this realm's users in).
 func (a *Authenticator) offer(ctx context.Context, at *attempt, realm string) (digest bool, b *bearer) {
 	b = a.providerFor(realm)
 	if b == nil {
-		if len(a.bearers) > 0 {
-			return true, a.bearers[0]
+		for _, any := range a.bearers {
+			if len(any.cfg.Domains) == 0 {
+				return true, any
+			}
 		}
 		return true, nil
 	}
@@ -76,15 +79,23 @@ func (a *Authenticator) offer(ctx context.Context, at *attempt, realm string) (d
 	return false, b
 }
 
+// expiredGrace is how long a connection signed in with a token already
+// past its expiry (within the clock skew allowed) stays open.
+const expiredGrace = time.Second
+
 // associate binds id to the connection; a connection signed in with a
 // token is closed when the token expires, unless a newer token has
 // renewed the association by then. Closing it runs the OnConnectionClose
 // hooks: the registrar drops the device's bindings, so its watchers see
 // it offline, and the focus takes it out of its meetings.
+//
+// A token accepted although its expiry has passed, within the provider's
+// MaxClockSkew, keeps the connection for expiredGrace, so the request it
+// came with is answered before the connection closes.
 func (a *Authenticator) associate(c *trackedConn, id *Identity, aor string) {
 	var after time.Duration
 	if !id.Expires.IsZero() {
-		after = max(id.Expires.Sub(a.cfg.Now()), 0)
+		after = max(id.Expires.Sub(a.cfg.Now()), expiredGrace)
 	}
 	c.associate(id, aor, after, func() {
 		a.cfg.Logger.Info("bearer token expired: connection closed", "user", id.URI, "peer", c.remote)
