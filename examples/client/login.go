@@ -103,12 +103,23 @@ func (e *env) loadTokens(aor string) (*tokenSource, error) {
 }
 
 // token returns a valid access token, refreshed if it expires within
-// refreshMargin.
+// refreshMargin. Another process of the user (online and watch at once)
+// may have refreshed it already: the file is read again first, as the
+// provider may have rotated the refresh token this process holds.
 func (s *tokenSource) token(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if time.Until(s.cache.Expiry) > refreshMargin {
 		return s.cache.AccessToken, nil
+	}
+	if data, err := os.ReadFile(s.path); err == nil {
+		var onDisk tokenCache
+		if json.Unmarshal(data, &onDisk) == nil && onDisk.User == s.cache.User && onDisk.Expiry.After(s.cache.Expiry) {
+			s.cache = onDisk
+			if time.Until(s.cache.Expiry) > refreshMargin {
+				return s.cache.AccessToken, nil
+			}
+		}
 	}
 	if s.cache.RefreshToken == "" {
 		return "", fmt.Errorf("the access token of %s expired; run login again", s.cache.User)
@@ -126,6 +137,37 @@ func (s *tokenSource) token(ctx context.Context) (string, error) {
 		return "", err
 	}
 	return s.cache.AccessToken, nil
+}
+
+// due reports whether the access token is to be refreshed now: the next
+// request should carry a new one, renewing the sign-in.
+func (s *tokenSource) due() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return time.Until(s.cache.Expiry) <= refreshMargin
+}
+
+// renewAt is when a session signed in with the token should send a
+// request carrying a fresh one, at the latest at, so that the server does
+// not sign it out: once within refreshMargin of expiry, or halfway through
+// what is left of a token shorter-lived than that. A refresh that failed
+// is tried again 5 s later.
+func (s *tokenSource) renewAt(now, at time.Time) time.Time {
+	if s == nil {
+		return at
+	}
+	left := s.expiry().Sub(now)
+	due := now.Add(left - refreshMargin + 5*time.Second)
+	if left < refreshMargin {
+		due = now.Add(max(left/2, 5*time.Second))
+		if left > 0 {
+			due = now.Add(max(left/2, time.Second))
+		}
+	}
+	if due.Before(at) {
+		return due
+	}
+	return at
 }
 
 // expiry is when the current access token expires.

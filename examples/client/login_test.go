@@ -205,9 +205,9 @@ func TestTokenRefreshedBeforeExpiry(t *testing.T) {
 	}
 }
 
-// A session outlives its short-lived tokens: online refreshes the token
-// before it expires and renews the sign-in with it, so the server never
-// signs the device out.
+// A session outlives its short-lived tokens: online and watch refresh the
+// token before it expires and renew the sign-in with it, so the server
+// never signs the device out.
 func TestOnlineRenewsShortLivedTokens(t *testing.T) {
 	p := oidctest.Start(t, oidctest.Config{AccessTokenLifetime: 6 * time.Second,
 		Users: []oidctest.User{
@@ -229,16 +229,21 @@ func TestOnlineRenewsShortLivedTokens(t *testing.T) {
 	bob := startClient(t, o.srv, "bob", o.args("bob", "online")...)
 	bob.waitLine(t, "signed-in sip:bob@example.test", wait)
 	alice.waitLine(t, "presence sip:bob@example.test available", wait)
+	// alice also watches from a script, sharing her token file with the
+	// online session: whichever refreshes first, the other reads it.
+	watch := startClient(t, o.srv, "alice", o.args("alice", "watch", "-for", "25s", "bob")...)
+	watch.waitLine(t, "presence sip:bob@example.test available", wait)
 
 	time.Sleep(15 * time.Second) // two and a half token lifetimes
 	bob.send(t, "status busy")
 	alice.waitLine(t, "presence sip:bob@example.test busy", wait)
+	watch.waitLine(t, "presence sip:bob@example.test busy", wait)
 	alice.send(t, "send bob still here")
 	alice.waitLine(t, "sent sip:bob@example.test", wait)
 	if got := bob.waitLine(t, "message ", wait); got != "message sip:alice@example.test still here" {
 		t.Fatalf("bob got %q", got)
 	}
-	for _, c := range []*clientProcess{alice, bob} {
+	for _, c := range []*clientProcess{alice, bob, watch} {
 		if strings.Contains(c.stderr.String(), "closed") {
 			t.Fatalf("%s lost its connection:\n%s", c.name, c.stderr.String())
 		}

@@ -104,7 +104,7 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 	in := lines(o.e.stdin, done)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	refreshAt := o.beforeTokenExpiry(time.Now(), time.Now().Add(refreshExpires/2))
+	refreshAt := o.id.tokens.renewAt(time.Now(), time.Now().Add(refreshExpires/2))
 	var lost bool
 	var retryAt time.Time
 	for {
@@ -135,36 +135,12 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 				if err := o.w.resubscribe(ctx); err != nil {
 					o.e.out.line("error", err.Error())
 				}
-				refreshAt = o.beforeTokenExpiry(now, now.Add(refreshExpires/2))
+				refreshAt = o.id.tokens.renewAt(now, now.Add(refreshExpires/2))
 			case !lost && now.After(refreshAt):
-				refreshAt = o.beforeTokenExpiry(now, now.Add(max(o.refresh(ctx)/2, 10*time.Second)))
+				refreshAt = o.id.tokens.renewAt(now, now.Add(max(o.refresh(ctx)/2, 10*time.Second)))
 			}
 		}
 	}
-}
-
-// beforeTokenExpiry brings the next refresh forward, for a user signed in
-// with a token, to when the token is due to be refreshed: the server ends
-// a sign-in whose token expires, and the refreshing REGISTER carries the
-// new one: once within refreshMargin of expiry, or halfway through what
-// is left of a token shorter-lived than that. A refresh that failed is
-// tried again 5 s later.
-func (o *online) beforeTokenExpiry(now, at time.Time) time.Time {
-	if o.id.tokens == nil {
-		return at
-	}
-	left := o.id.tokens.expiry().Sub(now)
-	due := now.Add(left - refreshMargin + 5*time.Second)
-	if left < refreshMargin {
-		due = now.Add(max(left/2, 5*time.Second))
-		if left > 0 {
-			due = now.Add(max(left/2, time.Second))
-		}
-	}
-	if due.Before(at) {
-		return due
-	}
-	return at
 }
 
 // refresh extends the registration, the publication and the
@@ -329,7 +305,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	refreshAt := time.Now().Add(refreshExpires / 2)
+	refreshAt := id.tokens.renewAt(time.Now(), time.Now().Add(refreshExpires/2))
 	for {
 		select {
 		case <-ctx.Done():
@@ -341,7 +317,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 				return fmt.Errorf("the connection to %s closed", a.addr)
 			}
 			if now.After(refreshAt) {
-				refreshAt = now.Add(max(w.refresh(ctx)/2, 10*time.Second))
+				refreshAt = id.tokens.renewAt(now, now.Add(max(w.refresh(ctx)/2, 10*time.Second)))
 			}
 		}
 	}

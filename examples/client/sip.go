@@ -189,6 +189,15 @@ func (a *agent) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 	if req.Body() == nil {
 		req.SetBody(nil) // Content-Length: 0
 	}
+	if a.id.tokens != nil && req.GetHeader("Authorization") == nil && a.id.tokens.due() {
+		// The token is about to expire: this request carries a fresh
+		// one, which renews the connection's sign-in (RFC 8898).
+		tok, err := a.id.tokens.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+tok))
+	}
 	res, err := a.client.Do(ctx, req)
 	for answers := 0; err == nil && isChallenge(res) && answers < 2; answers++ {
 		if answers == 1 && !isStale(challenges(res)) {
