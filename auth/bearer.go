@@ -250,26 +250,27 @@ func (b *bearer) verify(ctx context.Context, raw string) (tokenClaims, error) {
 	return out, nil
 }
 
-// errProviderUnreachable is a userinfo check that got no answer: it
-// refuses a new sign-in but ends none.
-var errProviderUnreachable = errors.New("auth: identity provider unreachable")
+// ErrProviderUnreachable is wrapped when a token could not be checked
+// because the provider's userinfo endpoint did not answer: a new sign-in
+// is refused (SIP 503 with Retry-After), but none is ended.
+var ErrProviderUnreachable = errors.New("auth: identity provider unreachable")
 
 // userInfo asks the provider's userinfo endpoint (OpenID Connect Core
 // 5.3) whether raw is still good. The error wraps ErrInvalidToken if the
-// provider refused it, errProviderUnreachable if it did not answer.
+// provider refused it, ErrProviderUnreachable if it did not answer.
 func (b *bearer) userInfo(ctx context.Context, raw string) error {
 	endpoint := b.op.UserInfoEndpoint()
 	if endpoint == "" {
-		return fmt.Errorf("%w: the provider has no userinfo endpoint", errProviderUnreachable)
+		return fmt.Errorf("%w: the provider has no userinfo endpoint", ErrProviderUnreachable)
 	}
 	req, err := http.NewRequestWithContext(ctx, "GET", endpoint, nil)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errProviderUnreachable, err)
+		return fmt.Errorf("%w: %w", ErrProviderUnreachable, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+raw)
 	res, err := b.cfg.HTTPClient.Do(req)
 	if err != nil {
-		return fmt.Errorf("%w: %w", errProviderUnreachable, err)
+		return fmt.Errorf("%w: %w", ErrProviderUnreachable, err)
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
 	_ = res.Body.Close()
@@ -279,7 +280,7 @@ func (b *bearer) userInfo(ctx context.Context, raw string) error {
 	case res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("%w: the provider's userinfo refused it (%s)", ErrInvalidToken, res.Status)
 	}
-	return fmt.Errorf("%w: userinfo answered %s", errProviderUnreachable, res.Status)
+	return fmt.Errorf("%w: userinfo answered %s", ErrProviderUnreachable, res.Status)
 }
 
 // missingScope returns the first required scope the token lacks.

@@ -418,3 +418,30 @@ func canceled(t *testing.T) context.Context {
 	cancel()
 	return ctx
 }
+
+// A provider that cannot be asked signs nobody out, and a new sign-in
+// that needs its answer is told to come back (503), not refused.
+func TestUnreachableProviderSignsNobodyOut(t *testing.T) {
+	p := startProvider(t, "example.test")
+	cfg := tenantProvider(p, "example.test")
+	cfg.CheckUserInfo, cfg.UserInfoInterval = true, 100*time.Millisecond
+	s := startSIPServer(t, Config{OIDC: []OIDCProvider{cfg}})
+	closes := watchCloses(t, s.authn)
+	alice := s.dial(t, "", nil)
+	if res := alice.do("REGISTER", "sip:example.test", "<sip:alice@example.test>", "Authorization: Bearer "+deviceToken(t, p, "alice")); res.StatusCode != 200 {
+		t.Fatalf("alice: %d", res.StatusCode)
+	}
+	bobToken := deviceToken(t, p, "bob")
+	p.Stop()
+	time.Sleep(500 * time.Millisecond) // several userinfo checks fail to get an answer
+	if _, closed := closes.wait(canceled(t)); closed {
+		t.Fatal("a connection was closed because the provider did not answer")
+	}
+	if res := alice.do("OPTIONS", "sip:example.test", "<sip:alice@example.test>"); res.StatusCode != 200 {
+		t.Fatalf("alice, signed in: %d", res.StatusCode)
+	}
+	res := registerBearer(t, s, bobToken)
+	if res.StatusCode != 503 || res.GetHeader("Retry-After") == nil {
+		t.Fatalf("a new sign-in while the provider is down: %d, want 503 with Retry-After", res.StatusCode)
+	}
+}

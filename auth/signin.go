@@ -183,7 +183,7 @@ func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm
 			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
 			return nil, verdict{status: 403, reason: "Insufficient scope", realm: realm, bearer: b, bearerErr: "insufficient_scope"}
 		}
-		if errors.Is(err, errProviderUnreachable) {
+		if errors.Is(err, ErrProviderUnreachable) {
 			a.cfg.Logger.Warn("bearer token not checked: identity provider unreachable", "issuer", iss, "peer", at.source, "err", err)
 			return nil, verdict{status: 503, reason: "Identity provider unreachable", retryAfter: 5 * time.Second}
 		}
@@ -216,7 +216,8 @@ func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm
 // claims (MeetingLicense, TenantAdmin). It is for an application's own
 // HTTP APIs that take tokens beside their own credentials, such as an
 // admin API; everything else goes behind [Authenticator.HTTP]. The error
-// wraps ErrInvalidToken, ErrInsufficientScope or ErrUnknownUser.
+// wraps ErrInvalidToken, ErrInsufficientScope, ErrUnknownUser or
+// ErrProviderUnreachable.
 func (a *Authenticator) VerifyBearer(ctx context.Context, raw string) (*Identity, error) {
 	ctx, cancel := context.WithTimeout(ctx, checkTimeout)
 	defer cancel()

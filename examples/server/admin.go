@@ -160,6 +160,12 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 		var admin *auth.Identity
 		if !static && a.authn != nil && strings.Count(token, ".") == 2 { // a JWT: a provider's access token
 			id, err := a.authn.VerifyBearer(r.Context(), token)
+			if errors.Is(err, auth.ErrProviderUnreachable) {
+				a.logger.Warn("admin API: provider token not checked", "remote", r.RemoteAddr, "err", err)
+				w.Header().Set("Retry-After", "5")
+				jsonError(w, http.StatusServiceUnavailable, "the identity provider cannot be reached; retry later")
+				return
+			}
 			if err != nil {
 				a.logger.Info("admin API: provider token refused", "remote", r.RemoteAddr, "err", err)
 			} else if !id.TenantAdmin {

@@ -85,6 +85,7 @@ type Provider struct {
 
 	cfg         Config
 	adminSecret string
+	stop        func()
 }
 
 var build struct {
@@ -207,15 +208,19 @@ func Start(t testing.TB, cfg Config) *Provider {
 		_ = cmd.Wait()
 		close(exited)
 	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-exited:
-		case <-time.After(5 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
-		}
-	})
+	var stopOnce sync.Once
+	p.stop = func() {
+		stopOnce.Do(func() {
+			_ = cmd.Process.Signal(os.Interrupt)
+			select {
+			case <-exited:
+			case <-time.After(5 * time.Second):
+				_ = cmd.Process.Kill()
+				<-exited
+			}
+		})
+	}
+	t.Cleanup(p.stop)
 	select {
 	case line := <-lines:
 		iss, ok := strings.CutPrefix(line, "listening ")
@@ -250,6 +255,10 @@ func Start(t testing.TB, cfg Config) *Provider {
 	t.Cleanup(p.HTTPClient.CloseIdleConnections)
 	return p
 }
+
+// Stop stops the provider process now, as an outage would; it is stopped
+// when the test ends anyway.
+func (p *Provider) Stop() { p.stop() }
 
 // Token is what the token endpoint returned.
 type Token struct {
