@@ -1,10 +1,12 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,14 +28,15 @@ func startOIDC(t *testing.T) *oidcSetup {
 	p := oidctest.Start(t, oidctest.Config{
 		Users: []oidctest.User{
 			{Username: "alice", Password: "alice-idp", Claims: map[string]any{"email": "alice@example.test", "email_verified": true,
-				"groups": []string{"parley-users"}}},
+				"groups": []string{"parley-users", "parley-admins"}}},
 			{Username: "bob", Password: "bob-idp", Claims: map[string]any{"email": "bob@example.test", "email_verified": true,
 				"groups": []string{"parley-users"}}},
 		},
 		Clients: []oidctest.Client{{ClientID: "parley", DeviceFlow: true, RedirectURIs: []string{"http://127.0.0.1/callback"}}},
 	})
 	cfg, _ := json.Marshal(map[string]any{"oidc": []map[string]any{{"issuer": p.Issuer, "client_id": "parley", "tenant": "example.test",
-		"scopes": []string{"sip"}, "license_claim": "groups", "license_value": "parley-users", "ca_file": p.CAFile}}})
+		"scopes": []string{"sip"}, "license_claim": "groups", "license_value": "parley-users",
+		"admin_claim": "groups", "admin_value": "parley-admins", "ca_file": p.CAFile}}})
 	file := filepath.Join(t.TempDir(), "server.json")
 	if err := os.WriteFile(file, cfg, 0o600); err != nil {
 		t.Fatal(err)
@@ -146,6 +149,34 @@ func TestLoginEndToEnd(t *testing.T) {
 	host.waitLine(t, "joined "+m.ID, wait)
 	guest := startClient(t, o.srv, "bob", o.args("bob", "join", m.ID)...)
 	guest.waitLine(t, "joined "+m.ID, wait)
+
+	// alice, an admin at the provider, runs the admin command line with
+	// her login's token file; bob's token is refused there, and the
+	// static admin token is off once a provider is configured.
+	admin := func(tokenFile string, args ...string) (string, error) {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		out, err := exec.CommandContext(ctx, bin.admin, append([]string{"-https", o.srv.listeners["https"], "-ca", o.srv.caFile(),
+			"-token-file", tokenFile}, args...)...).CombinedOutput()
+		return string(out), err
+	}
+	if out, err := admin(o.cache("alice"), "users"); err != nil || !strings.Contains(out, "sip:bob@example.test") {
+		t.Fatalf("parley-admin with alice's token: %v\n%s", err, out)
+	}
+	if out, err := admin(o.cache("bob"), "users"); err == nil || !strings.Contains(out, "403") {
+		t.Fatalf("parley-admin with bob's token: %v\n%s", err, out)
+	}
+	if out, err := admin(filepath.Join(o.srv.dataDir, "admin-token"), "users"); err == nil || !strings.Contains(out, "401") {
+		t.Fatalf("parley-admin with the static token: %v\n%s", err, out)
+	}
+	// A device account allowed its password signs in with Digest.
+	if out, err := admin(o.cache("alice"), "user", "set", "sip:bob@example.test", "-password-sign-in"); err != nil {
+		t.Fatalf("allow bob's password: %v\n%s", err, out)
+	}
+	r = runClient(t, o.srv, "bob", "-token-cache", filepath.Join(o.dir, "none.json"), "send", "alice", "from a phone")
+	if r.code != 0 {
+		t.Fatalf("bob with his password, allowed: exit %d\n%s", r.code, r.stderr)
+	}
 
 	var cached tokenCache
 	data, err := os.ReadFile(o.cache("alice"))
