@@ -345,11 +345,13 @@ func (a *Authenticator) checkCredentials(ctx context.Context, at *attempt) verdi
 	realm := a.realmFor(ctx, at)
 
 	// Phase two: a connection with a security association is trusted for
-	// its identity only, while that identity still holds. A request with
-	// a bearer token renews it: the token is verified as in phase one.
+	// its identity only, while that identity still holds. On a connection
+	// signed in with a token, a request with a token renews it: the token
+	// is verified as in phase one. (Credentials on a connection signed in
+	// otherwise are ignored, as they always were.)
 	var prior *Identity
 	if at.conn != nil {
-		if id, aor := at.conn.association(); id != nil && isBearer(at.credentials) {
+		if id, aor := at.conn.association(); id != nil && id.Method == MethodBearer && isBearer(at.credentials) {
 			prior = id
 		} else if id != nil {
 			if v, ok := a.stillValid(ctx, id); !ok {
