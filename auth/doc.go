@@ -15,8 +15,12 @@
 //     Identity. A connection signed in with a token stays signed in while
 //     the token is valid; a request with a newer token renews it, and
 //     at expiry the connection is closed (the registrar then signs the
-//     device out). Refused tokens get RFC 6750 errors (invalid_token,
-//     insufficient_scope) in the Bearer challenge;
+//     device out). With CheckUserInfo the provider is asked about new
+//     tokens and, periodically, about signed-in connections' tokens, so a
+//     user it disabled is signed out. Refused tokens get RFC 6750 errors
+//     (invalid_token, insufficient_scope) in the Bearer challenge;
+//     [Authenticator.VerifyBearer] checks a token for an application's
+//     own API;
 //   - Digest (RFC 7616, SHA-256 and, outside FIPS mode, MD5 for old
 //     clients) against a directory password (the "Org ID" fallback), with
 //     stateless HMAC-signed nonces that expire (stale=true) and a
