@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -215,6 +214,9 @@ func New(cfg Config) (*Authenticator, error) {
 		}
 		a.bearers = append(a.bearers, b)
 		a.wg.Go(func() { a.refreshKeysLoop(ctx, b) })
+		if b.cfg.CheckUserInfo {
+			a.wg.Go(func() { a.userInfoLoop(ctx, b) })
+		}
 	}
 	return a, nil
 }
@@ -289,6 +291,8 @@ type attempt struct {
 	peerCerts   []*x509.Certificate // verified client certificate chain
 	throughEdge bool                // a user's request an Access Edge passed on: Remote, whatever source
 	edgeFlow    string              // EdgeFlowHeader, as the request came (believed if throughEdge)
+	token       string              // the bearer token that authenticated the request, if one did
+	tokenFrom   *bearer             // its provider, if it asks for userinfo checks
 }
 
 // verdict is the outcome of an attempt: an identity, or a response.
@@ -299,13 +303,29 @@ type verdict struct {
 	realm      string // for a challenge
 	stale      bool
 	retryAfter time.Duration
-	storeDown  bool // the directory could not be read (HTTP: 503, not the throttle's 429)
+	storeDown  bool    // the directory could not be read (HTTP: 503, not the throttle's 429)
+	noDigest   bool    // the challenge offers no Digest (password sign-in is off)
+	bearer     *bearer // whose Bearer challenge to offer; nil: none
+	bearerErr  string  // RFC 6750 error code for a refused token
 }
 
 func refuse(status int, reason string) verdict { return verdict{status: status, reason: reason} }
 
-// check runs the whole decision for one request.
+// check runs the whole decision for one request, and says which
+// challenges a refusal offers.
 func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
+	v := a.checkCredentials(ctx, at)
+	if v.status == 401 || v.status == 407 {
+		digest, b := a.offer(ctx, at, v.realm)
+		v.noDigest = v.noDigest || !digest
+		if v.bearer == nil {
+			v.bearer = b
+		}
+	}
+	return v
+}
+
+func (a *Authenticator) checkCredentials(ctx context.Context, at *attempt) verdict {
 	if at.sip {
 		if peer := a.peerOf(at); peer != "" {
 			return a.pooled(ctx, at, peer)
@@ -326,9 +346,15 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	realm := a.realmFor(ctx, at)
 
 	// Phase two: a connection with a security association is trusted for
-	// its identity only, while that identity still holds.
+	// its identity only, while that identity still holds. On a connection
+	// signed in with a token, a request with a token renews it: the token
+	// is verified as in phase one. (Credentials on a connection signed in
+	// otherwise are ignored, as they always were.)
+	var prior *Identity
 	if at.conn != nil {
-		if id, aor := at.conn.association(); id != nil {
+		if id, aor := at.conn.association(); id != nil && id.Method == MethodBearer && isBearer(at.credentials) {
+			prior = id
+		} else if id != nil {
 			switch v, ok := a.stillValid(ctx, id); {
 			case ok && v.status != 0: // the directory cannot say: answer, keep the association
 				return v
@@ -364,8 +390,14 @@ func (a *Authenticator) check(ctx context.Context, at *attempt) verdict {
 	if v := a.permit(ctx, id, aor, at); v.id == nil {
 		return v
 	}
+	if prior != nil && !sameAOR(prior.URI, id.URI) {
+		return refuse(403, "The connection is signed in as another user")
+	}
 	if at.conn != nil {
-		at.conn.associate(id, aor)
+		a.associate(at.conn, id, aor)
+		if at.tokenFrom != nil {
+			at.conn.setBearer(at.token, at.tokenFrom)
+		}
 	}
 	return verdict{id: id.clone()}
 }
@@ -510,27 +542,6 @@ func (a *Authenticator) credentials(ctx context.Context, at *attempt, realm stri
 	return nil, verdict{status: a.challengeStatus(), realm: realm}
 }
 
-func (a *Authenticator) bearerToken(ctx context.Context, at *attempt, raw, realm string) (*Identity, verdict) {
-	iss := unverifiedIssuer(raw)
-	for _, b := range a.bearers {
-		if b.cfg.Issuer != iss {
-			continue
-		}
-		aor, exp, err := b.verify(ctx, raw)
-		if err != nil {
-			a.cfg.Logger.Info("bearer token refused", "issuer", iss, "peer", at.source, "err", err)
-			return nil, verdict{status: a.challengeStatus(), realm: realm}
-		}
-		id, v := a.userIdentity(ctx, aor, MethodBearer, at)
-		if id != nil {
-			id.Expires = exp
-		}
-		return id, v
-	}
-	a.cfg.Logger.Info("bearer token from an unknown issuer", "issuer", iss, "peer", at.source)
-	return nil, verdict{status: a.challengeStatus(), realm: realm}
-}
-
 func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]string, realm string) (*Identity, verdict) {
 	again := verdict{status: a.challengeStatus(), realm: realm}
 	for _, k := range []string{"username", "realm", "nonce", "uri", "response", "qop", "nc", "cnonce"} {
@@ -636,6 +647,13 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		a.backoff.Succeed(backoffKey)
 		return anon, verdict{}
 	}
+	if !a.passwordSignIn(ctx, user) {
+		// Told only now the password is right: the user is to sign in
+		// with the organization's provider, which alone is offered.
+		a.cfg.Logger.Info("digest refused: the tenant signs in with its identity provider", "user", user.URI, "peer", at.source)
+		again.noDigest = true
+		return nil, again
+	}
 	return a.userIdentity(ctx, user.URI, MethodDigest, at)
 }
 
@@ -672,25 +690,8 @@ func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, 
 			break
 		}
 	}
-	return &Identity{URI: u.URI, DisplayName: u.DisplayName, Tenant: u.Tenant, Kind: kind, Method: m}, verdict{}
-}
-
-// challenges returns the challenge header values for a realm: Digest
-// SHA-256, then MD5 if enabled, then Bearer if providers are configured;
-// MD5 alone for the old clients named in MD5OnlyFor.
-func (a *Authenticator) challenges(realm string, stale bool, userAgent string) []string {
-	nonce := a.nonces.mint()
-	if a.md5 && slices.ContainsFunc(a.cfg.MD5OnlyFor, func(p string) bool { return p != "" && strings.HasPrefix(userAgent, p) }) {
-		return []string{digestChallenge(realm, nonce, algMD5, stale)}
-	}
-	out := []string{digestChallenge(realm, nonce, algSHA256, stale)}
-	if a.md5 {
-		out = append(out, digestChallenge(realm, nonce, algMD5, stale))
-	}
-	if len(a.bearers) > 0 {
-		out = append(out, "Bearer realm="+quote(realm)+", authz_server="+quote(a.bearers[0].cfg.Issuer))
-	}
-	return out
+	return &Identity{URI: u.URI, DisplayName: u.DisplayName, Tenant: u.Tenant, Kind: kind, Method: m,
+		MeetingLicense: u.MeetingLicense}, verdict{}
 }
 
 func anonymousURI() string {
@@ -794,8 +795,12 @@ func (a *Authenticator) sipResponse(req *sip.Request, v verdict, userAgent strin
 		if v.status == 407 {
 			name = "Proxy-Authenticate"
 		}
-		for _, c := range a.challenges(v.realm, v.stale, userAgent) {
+		for _, c := range a.challenges(v, userAgent) {
 			res.AppendHeader(sip.NewHeader(name, c))
+		}
+	case 403:
+		if v.bearer != nil && v.bearerErr != "" {
+			res.AppendHeader(sip.NewHeader("WWW-Authenticate", v.bearer.challenge(v.realm, v.bearerErr)))
 		}
 	case 503:
 		res.AppendHeader(sip.NewHeader("Retry-After", strconv.Itoa(retrySeconds(v.retryAfter))))

@@ -96,9 +96,12 @@ type trackedConn struct {
 	since     time.Time // when it was accepted
 	once      sync.Once
 
-	mu  sync.Mutex
-	id  *Identity
-	aor string // the From address the association was made for
+	mu     sync.Mutex
+	id     *Identity
+	aor    string      // the From address the association was made for
+	expiry *time.Timer // closes the connection when id expires
+	token  string      // the bearer token id signed in with, for userinfo checks
+	issuer *bearer     // its provider, if it asks for userinfo checks
 }
 
 // Read closes the connection when reading fails. sipgo stops reading a
@@ -118,6 +121,7 @@ func (c *trackedConn) Read(b []byte) (int, error) {
 func (c *trackedConn) Close() error {
 	var err error
 	c.once.Do(func() {
+		c.dissociate()
 		c.conns.remove(c)
 		err = c.Conn.Close()
 	})
@@ -132,13 +136,50 @@ func (c *trackedConn) association() (*Identity, string) {
 	return c.id, c.aor
 }
 
-func (c *trackedConn) associate(id *Identity, aor string) {
+// associate binds id, for From address aor, to the connection. If after
+// is positive, the connection closes after it (expired is called first)
+// unless another association replaces this one by then.
+func (c *trackedConn) associate(id *Identity, aor string, after time.Duration, expired func()) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.id, c.aor = id, aor
+	c.id, c.aor, c.token, c.issuer = id, aor, "", nil
+	if c.expiry != nil {
+		c.expiry.Stop()
+		c.expiry = nil
+	}
+	if id == nil || id.Expires.IsZero() {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(after, func() {
+		c.mu.Lock()
+		current := c.expiry == t
+		c.mu.Unlock()
+		if current {
+			expired()
+			_ = c.Close()
+		}
+	})
+	c.expiry = t
 }
 
-func (c *trackedConn) dissociate() { c.associate(nil, "") }
+func (c *trackedConn) dissociate() { c.associate(nil, "", 0, nil) }
+
+// setBearer records the token the association was made with, for the
+// provider's userinfo checks.
+func (c *trackedConn) setBearer(token string, b *bearer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.token, c.issuer = token, b
+}
+
+// bearer returns the token the association was made with and its
+// provider, if it asks for userinfo checks.
+func (c *trackedConn) bearer() (string, *bearer) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token, c.issuer
+}
 
 // peerCertificates returns the client certificate chain the TLS handshake
 // verified, or nil.
@@ -184,6 +225,17 @@ func (t *connTable) get(key string) *trackedConn {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.m[key]
+}
+
+// all returns the open connections.
+func (t *connTable) all() []*trackedConn {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]*trackedConn, 0, len(t.m))
+	for _, c := range t.m {
+		out = append(out, c)
+	}
+	return out
 }
 
 // associated counts the open connections that carry an identity.

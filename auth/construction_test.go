@@ -42,6 +42,21 @@ func TestConstructorsRefuseIncompleteConfigs(t *testing.T) {
 		{"Authenticator with a provider lacking its audience", func() error {
 			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Issuer: "https://idp.example.test"}}})
 		}, "OIDCProvider.Audience"},
+		{"Authenticator with a license claim but no value", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Issuer: "https://idp.example.test", Audience: "parley", LicenseClaim: "groups"}}})
+		}, "OIDCProvider.LicenseClaim"},
+		{"Authenticator with an admin value but no claim", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Issuer: "https://idp.example.test", Audience: "parley", AdminValue: "admins"}}})
+		}, "OIDCProvider.AdminClaim"},
+		{"Authenticator with a provider for an empty domain", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Issuer: "https://idp.example.test", Audience: "parley", Domains: []string{""}}}})
+		}, "OIDCProvider.Domains[0]"},
+		{"Authenticator with a scope holding a space", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Issuer: "https://idp.example.test", Audience: "parley", Scopes: []string{"a b"}}}})
+		}, "OIDCProvider.Scopes[0]"},
+		{"Authenticator with a user domain holding an @", func() error {
+			return newAndClose(Config{Directory: dir, Realm: "example.test", OIDC: []OIDCProvider{{Issuer: "https://idp.example.test", Audience: "parley", UserDomain: "a@b"}}})
+		}, "OIDCProvider.UserDomain"},
 		{"Authenticator trusting edges with their CA", func() error {
 			return newAndClose(Config{Directory: dir, Realm: "example.test", EdgeCA: &x509.Certificate{}, Edges: []string{"e"}})
 		}, ""},

@@ -31,6 +31,11 @@ var (
 type Tenant struct {
 	Domain string `json:"domain"` // the SIP domain, e.g. example.test; also the Digest realm
 	Name   string `json:"name"`
+	// PasswordSignIn keeps Digest sign-in for all the tenant's users
+	// although an OpenID Connect provider signs them in (Config.OIDC,
+	// OIDCProvider.Domains), for a migration. Without a provider for the
+	// tenant, Digest is always allowed.
+	PasswordSignIn bool `json:"password_sign_in,omitempty"`
 }
 
 // Phones are a user's telephone numbers (enhanced presence data).
@@ -48,7 +53,12 @@ type User struct {
 	Tenant      string `json:"tenant"` // the tenant's domain
 	Enabled     bool   `json:"enabled"`
 	// MeetingLicense allows the user to organize meetings.
-	MeetingLicense bool   `json:"meeting_license"`
+	MeetingLicense bool `json:"meeting_license"`
+	// PasswordSignIn allows Digest sign-in for this user although an
+	// OpenID Connect provider signs in the tenant's users: for accounts
+	// of devices that cannot do OAuth (legacy SIP phones, baresip) and of
+	// gateways. An admin sets it per account.
+	PasswordSignIn bool   `json:"password_sign_in,omitempty"`
 	Title          string `json:"title,omitempty"`
 	Company        string `json:"company,omitempty"`
 	Email          string `json:"email,omitempty"`

@@ -9,6 +9,18 @@
 //     from any OpenID Connect provider, validated with go-oidc: issuer,
 //     audience, expiry with a bounded clock skew, signature against the
 //     provider's JWKS, which is refreshed so rotated-out keys stop working;
+//     A provider names the tenants it signs in (OIDCProvider.Domains),
+//     the claim that names the user, the scopes a token needs, and the
+//     claims granting the meeting license and tenant admin, carried on the
+//     Identity. A connection signed in with a token stays signed in while
+//     the token is valid; a request with a newer token renews it, and
+//     at expiry the connection is closed (the registrar then signs the
+//     device out). With CheckUserInfo the provider is asked about new
+//     tokens and, periodically, about signed-in connections' tokens, so a
+//     user it disabled is signed out. Refused tokens get RFC 6750 errors
+//     (invalid_token, insufficient_scope) in the Bearer challenge;
+//     [Authenticator.VerifyBearer] checks a token for an application's
+//     own API;
 //   - Digest (RFC 7616, SHA-256 and, outside FIPS mode, MD5 for old
 //     clients) against a directory password (the "Org ID" fallback), with
 //     stateless HMAC-signed nonces that expire (stale=true) and a
@@ -17,6 +29,12 @@
 //     key: the identity is anonymous and scoped to that one meeting;
 //   - client certificates verified by package pki during the TLS handshake,
 //     mapped to a user by their SIP URI subject alternative name.
+//
+// Sign-in methods are per tenant: the users of a tenant an OIDCProvider
+// signs in are challenged with Bearer only and their passwords refused,
+// as the security model has it, unless the Tenant or the User (a legacy
+// phone's or a gateway's account) has PasswordSignIn; meeting guests keep
+// Digest with their conference key.
 //
 // Authentication happens in two phases, as the security model asks: once a
 // TLS connection has authenticated, it carries a security association, and

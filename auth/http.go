@@ -93,10 +93,14 @@ func (a *Authenticator) httpFor(meeting func(*http.Request) string, next http.Ha
 		if v.id == nil {
 			switch v.status {
 			case 401, 407:
-				for _, c := range a.challenges(v.realm, v.stale, r.UserAgent()) {
+				for _, c := range a.challenges(v, r.UserAgent()) {
 					w.Header().Add("WWW-Authenticate", c)
 				}
 				v.status = http.StatusUnauthorized
+			case 403:
+				if v.bearer != nil && v.bearerErr != "" {
+					w.Header().Set("WWW-Authenticate", v.bearer.challenge(v.realm, v.bearerErr))
+				}
 			case 503:
 				w.Header().Set("Retry-After", strconv.Itoa(retrySeconds(v.retryAfter)))
 				if !v.storeDown {

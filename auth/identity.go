@@ -67,7 +67,16 @@ type Identity struct {
 	Meeting string
 	// Expires is when the proof stops being valid (a bearer token's
 	// expiry). Zero means it lasts as long as the security association.
+	// A connection signed in with a token is closed at its expiry unless
+	// a request with a newer token has renewed it.
 	Expires time.Time
+	// MeetingLicense says the user may organize meetings: the directory's
+	// User.MeetingLicense, or a bearer token's claims granting it
+	// (OIDCProvider.LicenseClaim).
+	MeetingLicense bool
+	// TenantAdmin says the user administers Tenant: a bearer token whose
+	// claims carry the provider's AdminClaim value.
+	TenantAdmin bool
 }
 
 // clone returns a copy, so no caller can change an identity another

@@ -52,6 +52,12 @@ func TestScheduleOnlyByLicensedTenantUsers(t *testing.T) {
 			t.Errorf("impromptu meeting expires %v", m.Expires)
 		}
 	}
+	// Signed in with a provider's token whose claims grant the license.
+	byClaim := internal("dave")
+	byClaim.Method, byClaim.MeetingLicense = auth.MethodBearer, true
+	if _, err := e.focus.Schedule(ctx, byClaim, MeetingOptions{}); err != nil {
+		t.Errorf("dave, licensed by his token's claims: %v", err)
+	}
 	if _, err := e.focus.Schedule(ctx, internal("alice"), MeetingOptions{Invitees: []string{"not a uri"}}); err == nil {
 		t.Error("a bad invitee is accepted")
 	}

@@ -44,7 +44,10 @@ func (f *Focus) Schedule(ctx context.Context, organizer *auth.Identity, opts Mee
 		}
 		return nil, err
 	}
-	if !u.Enabled || !u.MeetingLicense || u.Tenant != organizer.Tenant {
+	// The directory grants the license, or the identity does: auth sets
+	// it for a user whose provider's token grants it by claim (a group or
+	// role).
+	if !u.Enabled || !(u.MeetingLicense || organizer.MeetingLicense) || u.Tenant != organizer.Tenant {
 		return nil, fmt.Errorf("%w: %s has no meeting license", ErrNotAllowed, aor)
 	}
 	now := f.cfg.Now()

@@ -72,6 +72,8 @@ type Client struct {
 	held               atomic.Bool
 	release            chan struct{}
 	releaseOnce        sync.Once
+	tokenMu            sync.Mutex
+	token              string
 }
 
 // Client returns a device of user name, not yet signed in; it hangs up
@@ -92,6 +94,16 @@ func (s *Stack) Guest(t testing.TB, m *conference.Meeting, name string) *Client 
 // NewClient is Client for code without a testing.TB; HangUp closes it.
 func (s *Stack) NewClient(name string) (*Client, error) {
 	return Dial(s.clientConfig(name, s.Password(name), s.AOR(name)))
+}
+
+// TokenClient returns a device of user name that signs in with an OAuth
+// 2.0 access token (RFC 8898) instead of a password; it hangs up when t
+// ends.
+func (s *Stack) TokenClient(t testing.TB, name, token string) *Client {
+	t.Helper()
+	cfg := s.clientConfig("", "", s.AOR(name))
+	cfg.Token = token
+	return must(t)(Dial(cfg))
 }
 
 // NewGuest is Guest for code without a testing.TB; HangUp closes it.
@@ -117,9 +129,14 @@ type ClientConfig struct {
 	Verifier *pki.Verifier
 	// Domain is the SIP domain registered to. Required.
 	Domain string
-	// User and Password are the Digest credentials. Required.
+	// User and Password are the Digest credentials. Required unless
+	// Token is set.
 	User, Password string
-	// AOR is the client's address of record. Default sip:<User>@<Domain>.
+	// Token is an OAuth 2.0 access token: the client answers a Bearer
+	// challenge with it (RFC 8898). SetToken replaces it.
+	Token string
+	// AOR is the client's address of record. Default sip:<User>@<Domain>;
+	// required with Token and no User.
 	AOR string
 	// Logger receives the SIP stack's logs. Default: discarded.
 	Logger *slog.Logger
@@ -137,8 +154,10 @@ func Dial(cfg ClientConfig) (*Client, error) {
 		return nil, errors.New("parleytest: ClientConfig.Verifier is required")
 	case cfg.Domain == "":
 		return nil, errors.New("parleytest: ClientConfig.Domain is required")
-	case cfg.User == "" || cfg.Password == "":
+	case cfg.Token == "" && (cfg.User == "" || cfg.Password == ""):
 		return nil, errors.New("parleytest: ClientConfig.User and Password are required")
+	case cfg.Token != "" && cfg.User == "" && cfg.AOR == "":
+		return nil, errors.New("parleytest: ClientConfig.AOR is required with Token")
 	}
 	if cfg.AOR == "" {
 		cfg.AOR = "sip:" + cfg.User + "@" + cfg.Domain
@@ -179,7 +198,7 @@ func newClient(cfg ClientConfig) (*Client, error) {
 		_ = ua.Close()
 		return nil, fmt.Errorf("parleytest: %w", err)
 	}
-	c := &Client{cfg: cfg, ua: ua, client: client,
+	c := &Client{cfg: cfg, ua: ua, client: client, token: cfg.Token,
 		contact:  "<sip:" + sip.GenerateTagN(10) + "@127.0.0.1;transport=tls>",
 		messages: make(chan Message, 64), presence: map[string]*presence.Presence{}, release: make(chan struct{}),
 		presenceChanged: make(chan struct{}), memberships: map[string]*Membership{},
@@ -231,7 +250,19 @@ func (c *Client) request(method sip.RequestMethod, target string, headers ...sip
 func (c *Client) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
 	res, err := c.client.Do(ctx, req)
 	if err == nil && res.StatusCode == 401 {
-		res, err = c.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: c.cfg.User, Password: c.cfg.Password})
+		if tok := c.Token(); tok != "" && offersBearer(res) {
+			// The request again with the token, as sipgo retries with
+			// Digest credentials: the next CSeq, a new Via branch.
+			req.RemoveHeader("Authorization")
+			req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+tok))
+			if cseq := req.CSeq(); cseq != nil {
+				cseq.SeqNo++
+			}
+			req.RemoveHeader("Via")
+			res, err = c.client.Do(ctx, req, sipgo.ClientRequestAddVia)
+		} else if c.cfg.Password != "" {
+			res, err = c.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: c.cfg.User, Password: c.cfg.Password})
+		}
 	}
 	if err != nil {
 		return nil, fmt.Errorf("parleytest: %s: %w", req.Method, err)
@@ -240,6 +271,45 @@ func (c *Client) do(ctx context.Context, req *sip.Request) (*sip.Response, error
 		return res, &StatusError{Method: req.Method, Code: res.StatusCode, Reason: res.Reason}
 	}
 	return res, nil
+}
+
+// offersBearer reports whether a 401 offers the Bearer scheme.
+func offersBearer(res *sip.Response) bool {
+	for _, h := range res.GetHeaders("WWW-Authenticate") {
+		if len(h.Value()) >= 7 && strings.EqualFold(h.Value()[:7], "Bearer ") {
+			return true
+		}
+	}
+	return false
+}
+
+// Token is the access token the client signs in with, "" for none.
+func (c *Client) Token() string {
+	c.tokenMu.Lock()
+	defer c.tokenMu.Unlock()
+	return c.token
+}
+
+// SetToken replaces the client's access token, as a device does after
+// refreshing it; Renew then presents it.
+func (c *Client) SetToken(token string) {
+	c.tokenMu.Lock()
+	c.token = token
+	c.tokenMu.Unlock()
+}
+
+// Renew re-registers with the current token in the request itself, as a
+// device does with a refreshed token before the old one expires: the
+// server extends the sign-in to the new token's expiry.
+func (c *Client) Renew(ctx context.Context) error {
+	req, err := c.request(sip.REGISTER, c.cfg.AOR, sip.NewHeader("Expires", "3600"),
+		sip.NewHeader("Authorization", "Bearer "+c.Token()))
+	if err != nil {
+		return err
+	}
+	req.Recipient = sip.Uri{Scheme: "sip", Host: c.cfg.Domain}
+	_, err = c.do(ctx, req)
+	return err
 }
 
 // SignIn registers the device for an hour: the user is signed in.

@@ -73,6 +73,11 @@ type Config struct {
 	// SkipLeakCheck turns off the goroutine-leak check at the end of the
 	// test, for tests that run in parallel with others.
 	SkipLeakCheck bool
+	// OIDC are OpenID Connect providers whose tokens the stack accepts
+	// (auth.Config.OIDC). A provider whose Domains name the tenant signs
+	// its users in: Digest is then off for them, and clients sign in with
+	// ClientConfig.Token (Stack.TokenClient).
+	OIDC []auth.OIDCProvider
 }
 
 // Stack is a running Parley stack. Its fields are the components, for a
@@ -189,7 +194,7 @@ func (s *Stack) start(cfg Config) error {
 	}
 	meetings := conference.NewMemoryMeetings()
 	if s.Auth, err = auth.New(auth.Config{Directory: s.Directory, Realm: s.Domain, Logger: log,
-		Conferences: conference.Keys(meetings, nil), DisableMD5: true}); err != nil {
+		Conferences: conference.Keys(meetings, nil), DisableMD5: true, OIDC: cfg.OIDC}); err != nil {
 		return err
 	}
 	s.defer_(func() { _ = s.Auth.Close() })

@@ -10,8 +10,8 @@
 //
 //	users                              list the users
 //	user show URI
-//	user add URI [-name NAME] [-password-file FILE] [-license] [-disabled]
-//	user set URI [-name NAME] [-password-file FILE] [-enabled=BOOL] [-license=BOOL]
+//	user add URI [-name NAME] [-password-file FILE] [-license] [-disabled] [-password-sign-in]
+//	user set URI [-name NAME] [-password-file FILE] [-enabled=BOOL] [-license=BOOL] [-password-sign-in=BOOL]
 //	user delete URI
 //	licenses                           who may organize meetings
 //	federation                         the federation policy
@@ -76,14 +76,14 @@ func run(args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("https", "127.0.0.1:8443", "the server's HTTPS `address`")
 	caFile := fs.String("ca", "parley-data/ca/ca.crt", "the CA certificate `file` to trust")
 	serverName := fs.String("server-name", "localhost", "the `name` the server's certificate must have")
-	tokenFile := fs.String("token-file", "parley-data/admin-token", "the admin bearer token's `file`")
+	tokenFile := fs.String("token-file", "parley-data/admin-token", "the admin bearer token's `file`, or the token file of a tenant admin's parley-client login (a provider's access token)")
 	if err := fs.Parse(args); err != nil {
 		return usageError{err.Error()}
 	}
 	if fs.NArg() == 0 {
 		return usage("no command (users, user, licenses, federation, cert, meetings, meeting, sessions, signout)")
 	}
-	token, err := os.ReadFile(*tokenFile)
+	token, err := readToken(*tokenFile)
 	if err != nil {
 		return fmt.Errorf("-token-file: %w", err)
 	}
@@ -106,9 +106,36 @@ func run(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c := &client{base: "https://" + *addr + "/admin/v1", token: strings.TrimSpace(string(token)), out: stdout,
+	c := &client{base: "https://" + *addr + "/admin/v1", token: token, out: stdout,
 		http: &http.Client{Timeout: 15 * time.Second, Transport: &http.Transport{TLSClientConfig: pki.ClientTLSConfig(nil, verifier, *serverName)}}}
 	return c.command(fs.Arg(0), fs.Args()[1:])
+}
+
+// readToken reads the admin token file, or the token file parley-client
+// login keeps (JSON with the provider's access token), for a tenant admin
+// signed in with the identity provider. The client refreshes that file;
+// an expired token is refused here rather than sent.
+func readToken(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	if !bytes.HasPrefix(bytes.TrimSpace(data), []byte("{")) {
+		return strings.TrimSpace(string(data)), nil
+	}
+	var login struct {
+		User        string    `json:"user"`
+		AccessToken string    `json:"access_token"`
+		Expiry      time.Time `json:"expiry"`
+	}
+	if err := json.Unmarshal(data, &login); err != nil || login.AccessToken == "" {
+		return "", fmt.Errorf("%s: neither a token nor a parley-client token file", path)
+	}
+	if time.Now().After(login.Expiry) {
+		return "", fmt.Errorf("%s: the access token of %s expired at %s; run parley-client login again (or any parley-client command, which refreshes it)",
+			path, login.User, login.Expiry.Format(time.RFC3339))
+	}
+	return login.AccessToken, nil
 }
 
 // command runs one command.
@@ -169,6 +196,7 @@ func (c *client) user(args []string) error {
 	license := fs.Bool("license", false, "the user may organize meetings")
 	enabled := fs.Bool("enabled", true, "the user may sign in")
 	disabled := fs.Bool("disabled", false, "add the user disabled")
+	passwordSignIn := fs.Bool("password-sign-in", false, "the account may sign in with its password although the tenant signs in with its identity provider (a legacy phone, a gateway)")
 	if err := fs.Parse(rest); err != nil {
 		return usageError{err.Error()}
 	}
@@ -188,6 +216,9 @@ func (c *client) user(args []string) error {
 	}
 	if set["license"] || verb == "add" {
 		body["meeting_license"] = *license
+	}
+	if set["password-sign-in"] {
+		body["password_sign_in"] = *passwordSignIn
 	}
 	if verb == "add" {
 		body["uri"] = uri

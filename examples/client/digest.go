@@ -52,9 +52,13 @@ func isStale(challenges []string) bool {
 
 // parseChallenge reads the parameters of a "Digest k=v, k="v", ..."
 // challenge, keys in lower case.
-func parseChallenge(s string) (map[string]string, bool) {
+func parseChallenge(s string) (map[string]string, bool) { return parseScheme(s, "Digest") }
+
+// parseScheme reads the parameters of a challenge of the given scheme
+// (Digest, Bearer), keys in lower case.
+func parseScheme(s, want string) (map[string]string, bool) {
 	scheme, rest, _ := strings.Cut(strings.TrimSpace(s), " ")
-	if !strings.EqualFold(scheme, "Digest") {
+	if !strings.EqualFold(scheme, want) {
 		return nil, false
 	}
 	p := map[string]string{}

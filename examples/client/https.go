@@ -63,8 +63,7 @@ func (c *api) call(ctx context.Context, method, path string, body any) ([]byte, 
 		_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, maxBody)) // the connection serves the next request
 		res.Body.Close()
 		var authz string
-		authz, err = digestAuthorization(res.Header.Values("WWW-Authenticate"), method, res.Request.URL.RequestURI(),
-			c.id.username, c.id.password)
+		authz, err = c.id.credentials(ctx, res.Header.Values("WWW-Authenticate"), method, res.Request.URL.RequestURI())
 		if err == nil {
 			res, err = c.send(ctx, method, path, data, authz)
 		}

@@ -260,7 +260,7 @@ func (j *joiner) join(ctx context.Context) error {
 			case isChallenge(res) && (answers == 0 || answers == 1 && isStale(challenges(res))):
 				answers++
 				tx.Terminate()
-				if err := j.a.authorize(req, res); err != nil {
+				if err := j.a.authorize(ctx, req, res); err != nil {
 					return err
 				}
 				if tx, err = send(sipgo.ClientRequestAddVia); err != nil {

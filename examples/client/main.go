@@ -64,9 +64,31 @@ Flags:
   -password-file FILE  file whose first line is the password; otherwise the
                        PARLEY_PASSWORD environment variable (never a flag: it
                        would show in ps)
+  -token-cache FILE    where login keeps the user's tokens (mode 0600; default
+                       one file per user in the user's configuration directory,
+                       e.g. ~/.config/parley-client/alice_at_example.test.token.json)
   -timeout D           time allowed for each request (default 10s)
 
+A user who has run login signs in with the identity provider's access
+token (refreshed before it expires) and needs no password; otherwise the
+password signs in (Digest).
+
 Commands:
+  login [-issuer URL] [-client-id ID] [-scope S] [-provider-ca FILE] [-browser]
+      Signs the user in at the organization's identity provider (the one
+      the server's Bearer challenge names, unless -issuer) with the OAuth
+      2.0 device flow: prints where to go and the code to enter, waits, and
+      keeps the tokens (-token-cache). -browser uses the authorization code
+      flow with PKCE and a loopback redirect instead. Output:
+        login-code <user-code> <verification-uri>
+        login-url <verification-uri-with-the-code>
+        login-browser <url to open>      (-browser)
+        logged-in <aor> <issuer>
+
+  logout
+      Forgets the user's tokens and revokes the refresh token at the
+      provider, if it can. Output: revoked <issuer>, logged-out <aor>.
+
   online [-status S] [-note TEXT] [-watch URI,...] [-for D]
       Signs in, publishes presence (S: available, busy, away, dnd or
       offline; default available), watches the users listed, and prints
@@ -153,6 +175,7 @@ type options struct {
 	serverName   string
 	user         string
 	passwordFile string
+	tokenCache   string
 	timeout      time.Duration
 }
 
@@ -180,6 +203,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	fs.StringVar(&e.opts.serverName, "server-name", "localhost", "")
 	fs.StringVar(&e.opts.user, "user", "", "")
 	fs.StringVar(&e.opts.passwordFile, "password-file", "", "")
+	fs.StringVar(&e.opts.tokenCache, "token-cache", "", "")
 	fs.DurationVar(&e.opts.timeout, "timeout", 10*time.Second, "")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -207,6 +231,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		"contacts": runContacts,
 		"privacy":  runPrivacy,
 		"relay":    runRelay,
+		"login":    runLogin,
+		"logout":   runLogout,
 	}
 	name := fs.Arg(0)
 	cmd, ok := commands[name]
@@ -273,11 +299,12 @@ func (f *flagSet) parse(args []string) error {
 // identity is who the client acts as: a user of the directory, or a
 // meeting guest.
 type identity struct {
-	aor         string // sip:alice@example.test; sip:guest@anonymous.invalid for a guest
-	displayName string // a guest's name
-	username    string // the Digest user name
-	password    string // or a guest's conference key
-	domain      string // the domain of URIs given without one
+	aor         string       // sip:alice@example.test; sip:guest@anonymous.invalid for a guest
+	displayName string       // a guest's name
+	username    string       // the Digest user name
+	password    string       // or a guest's conference key
+	domain      string       // the domain of URIs given without one
+	tokens      *tokenSource // set once the user has run login: Bearer instead of the password
 }
 
 // user is the signed-in user of -user, with the password.
@@ -289,11 +316,18 @@ func (e *env) user() (identity, error) {
 	if err != nil {
 		return identity{}, usagef("-user %s: %v", e.opts.user, err)
 	}
+	name, domain, _ := strings.Cut(strings.TrimPrefix(aor, "sip:"), "@")
+	tokens, err := e.loadTokens(aor)
+	if err != nil {
+		return identity{}, err
+	}
+	if tokens != nil {
+		return identity{aor: aor, username: name, domain: domain, tokens: tokens}, nil
+	}
 	pw, err := e.password()
 	if err != nil {
 		return identity{}, err
 	}
-	name, domain, _ := strings.Cut(strings.TrimPrefix(aor, "sip:"), "@")
 	return identity{aor: aor, username: name, password: pw, domain: domain}, nil
 }
 

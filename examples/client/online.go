@@ -104,7 +104,7 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 	in := lines(o.e.stdin, done)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	refreshAt := time.Now().Add(refreshExpires / 2)
+	refreshAt := o.id.tokens.renewAt(time.Now(), time.Now().Add(refreshExpires/2))
 	var lost bool
 	var retryAt time.Time
 	for {
@@ -135,9 +135,9 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 				if err := o.w.resubscribe(ctx); err != nil {
 					o.e.out.line("error", err.Error())
 				}
-				refreshAt = now.Add(refreshExpires / 2)
+				refreshAt = o.id.tokens.renewAt(now, now.Add(refreshExpires/2))
 			case !lost && now.After(refreshAt):
-				refreshAt = now.Add(max(o.refresh(ctx)/2, 10*time.Second))
+				refreshAt = o.id.tokens.renewAt(now, now.Add(max(o.refresh(ctx)/2, 10*time.Second)))
 			}
 		}
 	}
@@ -305,7 +305,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 	}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
-	refreshAt := time.Now().Add(refreshExpires / 2)
+	refreshAt := id.tokens.renewAt(time.Now(), time.Now().Add(refreshExpires/2))
 	for {
 		select {
 		case <-ctx.Done():
@@ -317,7 +317,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 				return fmt.Errorf("the connection to %s closed", a.addr)
 			}
 			if now.After(refreshAt) {
-				refreshAt = now.Add(max(w.refresh(ctx)/2, 10*time.Second))
+				refreshAt = id.tokens.renewAt(now, now.Add(max(w.refresh(ctx)/2, 10*time.Second)))
 			}
 		}
 	}

@@ -189,12 +189,21 @@ func (a *agent) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 	if req.Body() == nil {
 		req.SetBody(nil) // Content-Length: 0
 	}
+	if a.id.tokens != nil && req.GetHeader("Authorization") == nil && a.id.tokens.due() {
+		// The token is about to expire: this request carries a fresh
+		// one, which renews the connection's sign-in (RFC 8898).
+		tok, err := a.id.tokens.token(ctx)
+		if err != nil {
+			return nil, err
+		}
+		req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+tok))
+	}
 	res, err := a.client.Do(ctx, req)
 	for answers := 0; err == nil && isChallenge(res) && answers < 2; answers++ {
 		if answers == 1 && !isStale(challenges(res)) {
 			break // the credentials were refused
 		}
-		if err = a.authorize(req, res); err != nil {
+		if err = a.authorize(ctx, req, res); err != nil {
 			return nil, err
 		}
 		res, err = a.client.Do(ctx, req, sipgo.ClientRequestAddVia)
@@ -242,8 +251,9 @@ func challenges(res *sip.Response) []string {
 
 // authorize prepares req to be sent again with the answer to res's
 // challenge: credentials, the next CSeq and a new Via (a new transaction).
-func (a *agent) authorize(req *sip.Request, res *sip.Response) error {
-	v, err := digestAuthorization(challenges(res), string(req.Method), req.Recipient.String(), a.id.username, a.id.password)
+// A user who has logged in answers with the access token (RFC 8898).
+func (a *agent) authorize(ctx context.Context, req *sip.Request, res *sip.Response) error {
+	v, err := a.id.credentials(ctx, challenges(res), string(req.Method), req.Recipient.String())
 	if err != nil {
 		return err
 	}
@@ -308,6 +318,15 @@ func (a *agent) register(ctx context.Context, reg *registration, expires time.Du
 	req.AppendHeader(sip.NewHeader("Contact", a.contact))
 	req.AppendHeader(sip.NewHeader("Expires", strconv.Itoa(int(expires/time.Second))))
 	req.AppendHeader(sip.NewHeader("Supported", "path, outbound"))
+	if a.id.tokens != nil && expires > 0 {
+		// Each refreshing REGISTER carries the current token, so the
+		// server extends the sign-in to its expiry (RFC 8898 section 2).
+		tok, err := a.id.tokens.token(ctx)
+		if err != nil {
+			return 0, err
+		}
+		req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+tok))
+	}
 	a.route(req)
 	res, err := a.do(ctx, req)
 	reg.cseq = req.CSeq().SeqNo

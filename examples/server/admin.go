@@ -33,12 +33,17 @@ import (
 const adminTokenFile = "admin-token"
 
 // adminAPI is the tenant admin's management API, over HTTPS with the admin
-// bearer token (Authorization: Bearer <token>). Every body is JSON:
+// bearer token (Authorization: Bearer <token>) or, with identity providers
+// configured ("oidc"), an access token of theirs whose claims make its
+// user a tenant admin (auth.Identity.TenantAdmin); a provider's token of
+// anyone else is refused with 403. Once a provider is configured the
+// static token works only if "admin_token_with_oidc" keeps it. Every
+// body is JSON:
 //
 //	GET    /admin/v1/users                      the users (never their credentials)
-//	POST   /admin/v1/users                      {"uri","display_name","password","enabled","meeting_license",...}
+//	POST   /admin/v1/users                      {"uri","display_name","password","enabled","meeting_license","password_sign_in",...}
 //	GET    /admin/v1/users/{uri}
-//	PATCH  /admin/v1/users/{uri}                any of display_name, password, enabled, meeting_license, title, company, email
+//	PATCH  /admin/v1/users/{uri}                any of display_name, password, enabled, meeting_license, password_sign_in, title, company, email
 //	DELETE /admin/v1/users/{uri}
 //	GET    /admin/v1/licenses                   who holds a meeting license
 //	GET    /admin/v1/federation                 the federation policy (edge.Federation)
@@ -58,23 +63,26 @@ const adminTokenFile = "admin-token"
 // answered; one that cannot be kept is not made (500, or 503 with
 // Retry-After while Redis cannot be reached).
 type adminAPI struct {
-	tokenHash  [sha256.Size]byte
-	directory  auth.DirectoryStore
-	authn      *auth.Authenticator
-	federation *edge.Federation
-	ca         *pki.CA
-	crls       *pki.CRLCache // this server's, refreshed on a revocation
-	meetings   conference.MeetingStore
-	focus      *conference.Focus
-	logger     *slog.Logger
+	tokenHash [sha256.Size]byte
+	// staticTokenOff refuses the static token: identity providers sign
+	// the admins in.
+	staticTokenOff bool
+	directory      auth.DirectoryStore
+	authn          *auth.Authenticator
+	federation     *edge.Federation
+	ca             *pki.CA
+	crls           *pki.CRLCache // this server's, refreshed on a revocation
+	meetings       conference.MeetingStore
+	focus          *conference.Focus
+	logger         *slog.Logger
 	// withdraw ends what a user holds on this front end (see run);
 	// withdrawals, in a pool, tells the other front ends to do the same.
 	// Nil withdrawals: a server of its own.
-	withdraw func(aor string) int
+	withdraw    func(aor string) int
+	withdrawals presence.Feed
 	// revokedFeed, in a pool, tells the other front ends of a
 	// revocation.
 	revokedFeed presence.Feed
-	withdrawals presence.Feed
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
 	failures *auth.Backoff
@@ -160,8 +168,31 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 			jsonError(w, http.StatusTooManyRequests, "too many wrong admin tokens; retry later")
 			return
 		}
-		sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-		if subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) != 1 {
+		token = strings.TrimSpace(token)
+		sum := sha256.Sum256([]byte(token))
+		static := !a.staticTokenOff && subtle.ConstantTimeCompare(sum[:], a.tokenHash[:]) == 1
+		var admin *auth.Identity
+		if !static && a.authn != nil && strings.Count(token, ".") == 2 { // a JWT: a provider's access token
+			id, err := a.authn.VerifyBearer(r.Context(), token)
+			if errors.Is(err, auth.ErrProviderUnreachable) {
+				a.logger.Warn("admin API: provider token not checked", "remote", r.RemoteAddr, "err", err)
+				w.Header().Set("Retry-After", "5")
+				jsonError(w, http.StatusServiceUnavailable, "the identity provider cannot be reached; retry later")
+				return
+			}
+			if err != nil {
+				a.logger.Info("admin API: provider token refused", "remote", r.RemoteAddr, "err", err)
+			} else if !id.TenantAdmin {
+				a.failures.Succeed(source) // a valid token: not guessing
+				w.Header().Set("WWW-Authenticate", `Bearer realm="parley-admin", error="insufficient_scope"`)
+				a.logger.Warn("admin API: token of a user who is not a tenant admin", "user", id.URI, "remote", r.RemoteAddr)
+				jsonError(w, http.StatusForbidden, id.URI+" is not a tenant admin")
+				return
+			} else {
+				admin = id
+			}
+		}
+		if !static && admin == nil {
 			a.failures.Fail(source)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="parley-admin", error="invalid_token"`)
 			a.logger.Warn("admin API: wrong token", "remote", r.RemoteAddr)
@@ -169,6 +200,9 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 			return
 		}
 		a.failures.Succeed(source)
+		if admin != nil {
+			a.logger.Info("admin API: request by a tenant admin", "user", admin.URI, "method", r.Method, "path", r.URL.Path)
+		}
 		next.ServeHTTP(w, r)
 	})
 }
@@ -180,6 +214,9 @@ type adminUser struct {
 	DisplayName    string `json:"display_name"`
 	Enabled        bool   `json:"enabled"`
 	MeetingLicense bool   `json:"meeting_license"`
+	// PasswordSignIn allows Digest for this account although the tenant
+	// signs in with its identity provider: a legacy phone, a gateway.
+	PasswordSignIn bool   `json:"password_sign_in"`
 	Title          string `json:"title,omitempty"`
 	Company        string `json:"company,omitempty"`
 	Email          string `json:"email,omitempty"`
@@ -188,7 +225,7 @@ type adminUser struct {
 }
 
 func toAdminUser(u auth.User) adminUser {
-	return adminUser{URI: u.URI, DisplayName: u.DisplayName, Enabled: u.Enabled, MeetingLicense: u.MeetingLicense,
+	return adminUser{URI: u.URI, DisplayName: u.DisplayName, Enabled: u.Enabled, MeetingLicense: u.MeetingLicense, PasswordSignIn: u.PasswordSignIn,
 		Title: u.Title, Company: u.Company, Email: u.Email, HasPassword: u.Credentials.PBKDF2 != ""}
 }
 
@@ -271,7 +308,7 @@ func (a *adminAPI) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	u := auth.User{URI: aor, DisplayName: in.DisplayName, Enabled: in.Enabled, MeetingLicense: in.MeetingLicense,
-		Title: in.Title, Company: in.Company, Email: in.Email}
+		PasswordSignIn: in.PasswordSignIn, Title: in.Title, Company: in.Company, Email: in.Email}
 	if in.Password != "" {
 		if err := u.SetPassword(in.Password); err != nil {
 			jsonError(w, http.StatusBadRequest, "password: "+err.Error())
@@ -303,6 +340,7 @@ type userPatch struct {
 	Password       *string `json:"password"`
 	Enabled        *bool   `json:"enabled"`
 	MeetingLicense *bool   `json:"meeting_license"`
+	PasswordSignIn *bool   `json:"password_sign_in"`
 	Title          *string `json:"title"`
 	Company        *string `json:"company"`
 	Email          *string `json:"email"`
@@ -334,6 +372,9 @@ func (a *adminAPI) patchUser(w http.ResponseWriter, r *http.Request) {
 	if p.MeetingLicense != nil {
 		u.MeetingLicense = *p.MeetingLicense
 	}
+	if p.PasswordSignIn != nil {
+		u.PasswordSignIn = *p.PasswordSignIn
+	}
 	if p.Password != nil {
 		if err := u.SetPassword(*p.Password); err != nil {
 			jsonError(w, http.StatusBadRequest, "password: "+err.Error())
@@ -346,7 +387,7 @@ func (a *adminAPI) patchUser(w http.ResponseWriter, r *http.Request) {
 	// A disabled account, or one whose password changed, keeps no session
 	// made with the old standing.
 	signedOut := 0
-	if !u.Enabled || p.Password != nil {
+	if !u.Enabled || p.Password != nil || (old.PasswordSignIn && !u.PasswordSignIn) {
 		signedOut = a.signOut(r.Context(), u.URI)
 	}
 	a.logger.Info("admin API: user changed", "user", u.URI, "enabled", u.Enabled, "meeting_license", u.MeetingLicense,

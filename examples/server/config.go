@@ -70,6 +70,9 @@ type config struct {
 	// Limits bounds the connections of the SIP listeners (sip_tls,
 	// sip_wss, edge, edge_users, pool).
 	Limits limitsConfig `json:"limits"`
+	// oidcSettings are "oidc" and "admin_token_with_oidc": identity
+	// providers (oidc.go).
+	oidcSettings
 }
 
 // duration is a time.Duration written as Go writes one ("10s", "1h5m")

@@ -135,6 +135,10 @@ func TestConfigReferenceComplete(t *testing.T) {
 	var walk func(prefix string, typ reflect.Type)
 	walk = func(prefix string, typ reflect.Type) {
 		for f := range typ.Fields() {
+			if f.Anonymous && f.Tag.Get("json") == "" { // its fields are the file's, as encoding/json promotes them
+				walk(prefix, f.Type)
+				continue
+			}
 			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
 			if name == "" || name == "-" {
 				continue

@@ -263,12 +263,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
+	idp, err := cfg.oidcSettings.signIn(directory) // the tenants' identity providers (oidc.go)
+	if err != nil {
+		return fmt.Errorf("-config: %w", err)
+	}
 	throttle, err := auth.NewThrottle(cfg.Limits.throttle())
 	if err != nil {
 		return fmt.Errorf("field \"limits.throttle\": %w", err)
 	}
 	authn, err := auth.New(auth.Config{
-		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil),
+		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil), OIDC: idp.providers,
 		Throttle: throttle, NonceTTL: time.Duration(cfg.Limits.NonceTTL),
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
 		Peers:      []string{poolName},                     // and the pool's other front ends their own users
@@ -547,7 +551,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), directory: directory,
+	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), staticTokenOff: !idp.staticAdminToken, directory: directory,
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
 		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed}
 	httpsMux.Handle("/admin/", admin.handler())
