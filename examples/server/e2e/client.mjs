@@ -1,0 +1,219 @@
+// The web client's browser tests, one scenario per run: node client.mjs
+// <scenario>. Each is run by a Go test of examples/server (webclient_test.go)
+// with the environment lib.mjs describes; it prints one line per step and
+// exits non-zero on the first failure.
+import { env, step, until, run, newPage, signIn, guestJoin, admit, artifact } from './lib.mjs';
+
+const user = () => env('PARLEY_USER');
+const password = () => env('PARLEY_PASSWORD');
+
+// callsAudio tells, in page, whether the SIP callers' mix (the bridge's
+// "calls" stream) plays: on an element in the document, not muted nor
+// paused, and at what level (RMS over 400 ms, through an AnalyserNode).
+async function callsAudio(page) {
+  return page.evaluate(async () => {
+    const pc = window.parleyPeerConnection;
+    if (!pc || !pc.remoteDescription) return { ok: false, why: 'no peer connection' };
+    let mid = null;
+    for (const section of pc.remoteDescription.sdp.split(/\r?\nm=/).slice(1)) {
+      const m = section.match(/a=mid:(\S+)/);
+      if (m && /a=msid:calls\s/.test(section) && section.startsWith('audio')) mid = m[1];
+    }
+    const tr = mid !== null && pc.getTransceivers().find((t) => t.mid === mid);
+    if (!tr) return { ok: false, why: 'no calls track' };
+    const track = tr.receiver.track;
+    const players = [...document.querySelectorAll('audio, video')].filter((e) =>
+      e.isConnected && e.srcObject && e.srcObject.getTracks().includes(track) && !e.muted && !e.paused);
+    const ctx = new AudioContext();
+    const an = ctx.createAnalyser();
+    an.fftSize = 2048;
+    ctx.createMediaStreamSource(new MediaStream([track])).connect(an);
+    const buf = new Float32Array(an.fftSize);
+    let sum = 0, n = 0;
+    for (let i = 0; i < 8; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      an.getFloatTimeDomainData(buf);
+      for (const x of buf) { sum += x * x; n++; }
+    }
+    await ctx.close();
+    const rms = Math.sqrt(sum / n);
+    return { ok: players.length > 0 && rms > 0.01, players: players.length, rms };
+  });
+}
+
+// offScreen lists the page's visible controls that are not wholly inside
+// the viewport's width, and the document's scroll width.
+async function offScreen(page) {
+  return page.evaluate(() => {
+    const w = document.documentElement.clientWidth;
+    const out = [];
+    for (const el of document.querySelectorAll('button, input, select, textarea, a[href], summary')) {
+      const r = el.getBoundingClientRect();
+      if ((r.width === 0 && r.height === 0) || !el.checkVisibility()) continue; // not shown
+      if (r.left < 0 || r.right > w + 0.5) out.push(`${el.id || el.textContent.trim() || el.tagName} ${Math.round(r.left)}..${Math.round(r.right)}`);
+    }
+    return { width: w, scrollWidth: document.documentElement.scrollWidth, out };
+  });
+}
+
+const scenarios = {
+  // Defect 1: a SIP caller (baresip, dialled in by the Go test before this
+  // runs) is heard by the organizer, and still after the roster changes
+  // (a guest arrives in the lobby and is admitted); the caller is listed
+  // by name.
+  async 'sip-audio'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    await signIn(organizer, user(), password());
+    await until('the organizer lists the SIP caller by name', () =>
+      organizer.evaluate(() => document.querySelector('#roster').textContent.includes(window.expectedCaller || 'Bob Builder')));
+    step('the organizer lists the caller');
+    let a = await until('the organizer hears the SIP caller', () => callsAudio(organizer));
+    step(`the organizer hears the caller (rms ${a.rms.toFixed(3)}, ${a.players} player)`);
+    const guest = await newPage(browser, 'guest');
+    await guestJoin(guest, 'Gina Guest');
+    await organizer.waitForSelector('#lobby-list button[data-action="admit"]', { timeout: 10000 });
+    step('a guest waits in the lobby: the roster changed');
+    await admit(organizer, guest);
+    await until('the organizer lists the guest', () => organizer.evaluate(() => document.querySelector('#roster').textContent.includes('Gina Guest')));
+    step('the guest is admitted: the roster changed again');
+    a = await until('the organizer still hears the SIP caller', () => callsAudio(organizer), 5000);
+    step(`the organizer still hears the caller (rms ${a.rms.toFixed(3)}, ${a.players} player)`);
+    const tiles = await organizer.$$eval('.tile', (ts) => ts.map((t) => t.textContent));
+    if (tiles.some((t) => !t.trim())) throw new Error(`an unlabelled tile: ${JSON.stringify(tiles)}`);
+  },
+
+  // Defect 2 (and screen share): a presenter shares the screen; the
+  // admitted guest sees it large beside the cameras; the guest, an
+  // attendee, has no Share control; the presenter stops it.
+  async 'screen-share'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    const guest = await newPage(browser, 'guest');
+    await signIn(organizer, user(), password());
+    await guestJoin(guest, 'Gina Guest');
+    await admit(organizer, guest);
+    step('the organizer and the admitted guest are in the meeting');
+    if (await guest.isVisible('#share')) throw new Error('the guest, an attendee, may start a screen share');
+    step('the guest (an attendee) has no Share control');
+    await organizer.click('#share');
+    await organizer.waitForSelector('#share[aria-pressed="true"]', { timeout: 5000 });
+    step('the organizer shares the screen');
+    const seen = await until('the guest sees the screen share', () => guest.evaluate(() => {
+      const v = document.querySelector('#screen video');
+      return v && v.isConnected && v.offsetWidth > 0 && v.videoWidth >= 640 && { w: v.videoWidth, h: v.videoHeight, shown: v.offsetWidth };
+    }));
+    step(`the guest sees the screen ${seen.w}x${seen.h}, shown ${seen.shown} px wide`);
+    const cams = await guest.$$eval('#tiles .tile', (ts) => ts.map((t) => t.offsetWidth));
+    if (cams.length !== 2 || cams.some((w) => w >= seen.shown)) throw new Error(`the cameras beside the screen: ${cams}`);
+    await guest.waitForTimeout(300);
+    await guest.screenshot({ path: artifact('screen-share.png') });
+    await organizer.click('#share');
+    await until('the guest sees the share end', () => guest.evaluate(() => document.querySelector('#screen').hidden));
+    step('the organizer stopped sharing; the guest sees it end');
+  },
+
+  // Defect 3 (and the error paths): a wrong key and a wrong password each
+  // say so in plain words.
+  async 'join-errors'(browser) {
+    const page = await newPage(browser, 'guest');
+    await guestJoin(page, 'Gina Guest', 'not-the-key', { state: null });
+    let msg = await until('the wrong key is reported', () => page.textContent('#join-error'));
+    step(`wrong key: ${msg}`);
+    if (!/conference key/i.test(msg) || /Failed to execute|body stream/i.test(msg)) throw new Error(`wrong key says: ${msg}`);
+    await signIn(page, user(), 'not-the-password', { wait: false });
+    msg = await until('the wrong password is reported', () => page.textContent('#join-error'));
+    step(`wrong password: ${msg}`);
+    if (!/password/i.test(msg) || /Failed to execute|body stream/i.test(msg)) throw new Error(`wrong password says: ${msg}`);
+  },
+
+  // Defect 4: the user name as people type it.
+  async 'sign-in-names'(browser) {
+    const domain = process.env.PARLEY_DOMAIN || 'example.test';
+    const u = user();
+    for (const name of [`${u}@${domain}`, `sip:${u}@${domain}`, u[0].toUpperCase() + u.slice(1), ` ${u.toUpperCase()} `]) {
+      const page = await newPage(browser, name);
+      await signIn(page, name, password());
+      step(`signed in as "${name}"`);
+      await page.context().close();
+    }
+  },
+
+  // Defect 5: the leader's page at 1,100 px with a guest in the lobby
+  // (Reject inside its panel), then at 390 px: no sideways scrolling,
+  // every control inside the viewport.
+  async phone(browser) {
+    const organizer = await newPage(browser, 'organizer', { viewport: { width: 1100, height: 800 } });
+    const guest = await newPage(browser, 'guest', { viewport: { width: 390, height: 844 }, isMobile: true, hasTouch: true });
+    await signIn(organizer, user(), password());
+    await guestJoin(guest, 'Gina Guest');
+    await organizer.waitForSelector('#lobby-list button[data-action="reject"]', { timeout: 10000 });
+    const inside = await organizer.evaluate(() => {
+      const b = document.querySelector('#lobby-list button[data-action="reject"]').getBoundingClientRect();
+      const p = document.querySelector('#lobby-box').getBoundingClientRect();
+      return { ok: b.left >= p.left && b.right <= p.right && b.top >= p.top && b.bottom <= p.bottom, b: [b.left, b.right], p: [p.left, p.right] };
+    });
+    if (!inside.ok) throw new Error(`at 1,100 px the lobby's Reject button spills out of its panel: ${JSON.stringify(inside)}`);
+    step('at 1,100 px the Reject button is inside the lobby panel');
+    let o = await offScreen(guest);
+    if (o.scrollWidth > o.width || o.out.length) throw new Error(`the guest in the lobby at 390 px: ${JSON.stringify(o)}`);
+    await organizer.setViewportSize({ width: 390, height: 844 });
+    o = await offScreen(organizer);
+    if (o.scrollWidth > o.width || o.out.length) throw new Error(`the leader with the lobby at 390 px: ${JSON.stringify(o)}`);
+    await organizer.screenshot({ path: artifact('lobby-phone.png') });
+    await admit(organizer, guest);
+    await guest.waitForTimeout(1000); // video arrives
+    for (const [name, page] of [['organizer', organizer], ['guest', guest]]) {
+      o = await offScreen(page);
+      if (o.scrollWidth > o.width || o.out.length) throw new Error(`the ${name} in the meeting at 390 px: ${JSON.stringify(o)}`);
+      for (const id of ['#mute', '#leave']) {
+        if (!(await page.isVisible(id))) throw new Error(`the ${name}'s ${id} is not shown at 390 px`);
+      }
+      if (!(await page.isVisible('#roster'))) throw new Error(`the ${name}'s participant list is not shown at 390 px`);
+    }
+    await guest.click('#device-menu summary');
+    o = await offScreen(guest);
+    if (o.scrollWidth > o.width || o.out.length) throw new Error(`the guest's device menu at 390 px: ${JSON.stringify(o)}`);
+    await guest.click('#device-menu summary');
+    await guest.screenshot({ path: artifact('phone.png'), fullPage: true });
+    step('at 390 px every control is inside the viewport, in the lobby and the meeting');
+  },
+
+  // Defect 6: the audience muted shows in the list and on the guest's
+  // button; "Join again" keeps the key; a reload keeps the guest's name.
+  async 'rejoin-and-mute'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    const guest = await newPage(browser, 'guest');
+    await signIn(organizer, user(), password());
+    await guestJoin(guest, 'Gina Guest');
+    await admit(organizer, guest);
+    await organizer.click('#mute-all');
+    await guest.waitForSelector('#me:has-text("muted the audience")', { timeout: 10000 });
+    const btn = await until('the guest\'s mute button shows it is muted', () => guest.evaluate(() => {
+      const b = document.querySelector('#mute');
+      return { ok: b.getAttribute('aria-pressed') === 'true' && !/^\s*mute\s*$/i.test(b.textContent), text: b.textContent, pressed: b.getAttribute('aria-pressed') };
+    }), 5000);
+    step(`the guest's button: "${btn.text}", pressed`);
+    const li = await until('the organizer\'s list shows the guest muted', () => organizer.evaluate(() => {
+      const li = [...document.querySelectorAll('#roster li')].find((l) => l.textContent.includes('Gina Guest'));
+      return { ok: !!li && /muted/i.test(li.textContent), text: li && li.textContent };
+    }), 5000);
+    step(`the organizer's list: "${li.text}"`);
+    await guest.click('#leave');
+    await guest.waitForSelector('#ended:not([hidden])');
+    const href = await guest.getAttribute('#ended a', 'href');
+    if (!href || !href.includes(`key=${encodeURIComponent(env('PARLEY_KEY'))}`)) throw new Error(`"Join again" goes to ${href}`);
+    step('"Join again" keeps the key');
+    await guest.reload();
+    const name = await guest.inputValue('#guest-name');
+    if (name !== 'Gina Guest') throw new Error(`after a reload the guest's name is "${name}"`);
+    const key = await guest.inputValue('#guest-key');
+    if (key !== env('PARLEY_KEY')) throw new Error('after a reload the key is gone');
+    step('a reload keeps the guest\'s name and key');
+  },
+};
+
+const name = process.argv[2];
+if (!scenarios[name]) {
+  console.error(`no scenario ${name}: one of ${Object.keys(scenarios).join(', ')}`);
+  process.exit(2);
+}
+await run(scenarios[name]);

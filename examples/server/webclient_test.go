@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// browserTools returns node and Chromium for the browser tests, skipping
+// the test (failing it under CI) when they or e2e's playwright-core are
+// missing.
+func browserTools(t *testing.T) (node, chromium string) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("starts a browser")
+	}
+	chromium = os.Getenv("CHROMIUM")
+	if chromium == "" {
+		chromium = "/usr/bin/chromium"
+	}
+	node, err := exec.LookPath("node")
+	_, errChromium := os.Stat(chromium)
+	_, errModules := os.Stat(filepath.Join("e2e", "node_modules", "playwright-core"))
+	if err != nil || errChromium != nil || errModules != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("node (%v), %s (%v) and e2e's playwright-core (%v) are needed; .ci/run installs them", err, chromium, errChromium, errModules)
+		}
+		t.Skip("node, chromium or e2e/node_modules missing (Debian: apt-get install chromium nodejs npm; then npm ci in examples/server/e2e)")
+	}
+	return node, chromium
+}
+
+// artifactsDir is where the browser tests' screenshots go:
+// $PARLEY_ARTIFACTS, or artifacts/ at the repository's root.
+func artifactsDir() string {
+	if a := os.Getenv("PARLEY_ARTIFACTS"); a != "" {
+		return a
+	}
+	a, _ := filepath.Abs(filepath.Join("..", "..", "artifacts"))
+	return a
+}
+
+// browserMeeting is a meeting alice scheduled, for a browser scenario.
+type browserMeeting struct {
+	s    *server
+	m    scheduled
+	url  string
+	spki string
+}
+
+// newBrowserMeeting starts a server and has alice schedule a meeting
+// with the given JSON.
+func newBrowserMeeting(t *testing.T, body string, serverArgs ...string) *browserMeeting {
+	t.Helper()
+	s := startServer(t, t.TempDir(), serverArgs...)
+	m := s.schedule(t, "alice", body)
+	url := "https://" + s.listeners["https"] + "/meet/" + m.ID
+	// Chromium is told to accept the server's key and no other.
+	page, err := s.httpsClient(t).Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page.Body.Close()
+	spki := sha256.Sum256(page.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
+	return &browserMeeting{s: s, m: m, url: url, spki: base64.StdEncoding.EncodeToString(spki[:])}
+}
+
+// run runs scenario of e2e/client.mjs against the meeting, failing the
+// test with its output and the server's log if it fails.
+func (b *browserMeeting) run(t *testing.T, scenario string, env ...string) {
+	t.Helper()
+	node, chromium := browserTools(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "client.mjs", scenario)
+	cmd.Dir = "e2e"
+	cmd.Env = append(os.Environ(), "PARLEY_JOIN_URL="+b.url, "PARLEY_KEY="+b.m.ConferenceKey, "PARLEY_USER=alice",
+		"PARLEY_PASSWORD="+b.s.passwords["sip:alice@example.test"], "PARLEY_DOMAIN="+demoDomain,
+		"PARLEY_SPKI="+b.spki, "PARLEY_ARTIFACTS="+artifactsDir(), "CHROMIUM="+chromium)
+	cmd.Env = append(cmd.Env, env...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	t.Logf("e2e/client.mjs %s (%v):\n%s", scenario, time.Since(start).Round(time.Millisecond), out.String())
+	if err != nil {
+		t.Fatalf("the browser scenario %s failed: %v\nserver log:\n%s", scenario, err, b.s.logs.String())
+	}
+}
+
+// screenshot fails the test unless the scenario saved the named screenshot.
+func screenshot(t *testing.T, name string) {
+	t.Helper()
+	if st, err := os.Stat(filepath.Join(artifactsDir(), name)); err != nil || st.Size() < 5_000 {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+}
+
+const guestMeeting = `{"subject":"Web client","access":"organization"}`
+
+// TestWebClientJoinErrors: a wrong conference key and a wrong password
+// each say so in plain words (they were a JavaScript error about reading
+// the body twice).
+func TestWebClientJoinErrors(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "join-errors")
+}
+
+// TestWebClientSignInNames: alice signs in as alice@example.test,
+// sip:alice@example.test, Alice and " ALICE ".
+func TestWebClientSignInNames(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "sign-in-names")
+}
+
+// TestWebClientScreenShare: a presenter shares the screen from the page,
+// the admitted guest sees it large beside the cameras, and the guest, an
+// attendee, has no way to start one.
+func TestWebClientScreenShare(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "screen-share")
+	screenshot(t, "screen-share.png")
+}
+
+// TestWebClientPhoneWidth: at 390 px, every control of the lobby and the
+// meeting is on screen, for the leader and the guest; at 1,100 px the
+// lobby's Reject button stays in its panel.
+func TestWebClientPhoneWidth(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "phone")
+	screenshot(t, "phone.png")
+}
+
+// TestWebClientRejoinAndMute: the audience muted shows in the list and on
+// the guest's button; "Join again" keeps the key; a reload keeps the
+// guest's name.
+func TestWebClientRejoinAndMute(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "rejoin-and-mute")
+}
