@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
@@ -75,12 +76,15 @@ type SignalingConfig struct {
 //	  answer  {sdp}           its answer to the bridge's offer
 //	  admit, reject, promote, demote, eject  {participant}   a leader's controls
 //	  mute-all, unmute-all                                  a leader mutes the audience, or lets it speak
+//	  chat    {text}                                        a message to the meeting (participants in it only; see [MaxChatText])
 //	to the browser:
 //	  state   {participant, state, role, muted, meeting, subject}  who it is in the meeting, on every change
 //	  roster  {participants: [{id, name, role, state, type, muted}]} the meeting as its role may see it
 //	  answer  {sdp}, offer {sdp}                             the bridge's SDP
+//	  chat    {participant, name, text, time}                 a participant's chat message, to those in the meeting
 //	  error   {error}                                         a refused request (the socket stays)
-//	  ended   {reason}                                        then the socket closes
+//	  ended   {reason}                                        then the socket closes: left, rejected, ejected,
+//	                                                          lobby timeout, meeting ended, …
 //
 // The participant joins the meeting when its socket opens (in the lobby
 // if the meeting's policy says so, hearing the lobby music once it has
@@ -93,6 +97,7 @@ type Signaling struct {
 	mu      sync.Mutex
 	tickets map[string]ticket
 	conns   map[*websocket.Conn]context.CancelFunc
+	rooms   map[conference.MeetingID]map[*socket]struct{} // the sockets in each meeting, for the chat
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -333,6 +338,9 @@ type message struct {
 	Error        string                   `json:"error,omitempty"`
 	Reason       string                   `json:"reason,omitempty"`
 	Audio        []byte                   `json:"audio,omitempty"` // a recorded name, WAV (base64 in JSON)
+	Name         string                   `json:"name,omitempty"`  // a chat message's sender
+	Text         string                   `json:"text,omitempty"`  // a chat message
+	Time         string                   `json:"time,omitempty"`  // when the server relayed a chat message (RFC 3339)
 }
 
 type rosterEntry struct {
@@ -354,6 +362,9 @@ type socket struct {
 	ctx  context.Context
 	me   *conference.Participant
 	sess *Session
+
+	chats     chan message // chat messages for this socket, sent by the serve loop
+	chatLimit *rate.Limiter
 }
 
 func (k *socket) send(m message) {
@@ -366,7 +377,7 @@ func (k *socket) send(m message) {
 // serve runs one participant's socket until it closes, the participant
 // is out of the meeting, or the signaling closes; it returns why.
 func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) string {
-	k := &socket{s: s, conn: conn, ctx: ctx}
+	k := &socket{s: s, conn: conn, ctx: ctx, chats: make(chan message, chatQueue), chatLimit: newChatLimit()}
 	f := s.cfg.Focus
 	m, err := f.Meeting(ctx, t.meeting)
 	if err != nil {
@@ -396,6 +407,8 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 		return "refused"
 	}
 	k.me = me
+	s.register(k)
+	defer s.unregister(k)
 	defer func() {
 		if k.sess != nil {
 			_ = k.sess.Close()
@@ -440,6 +453,8 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 		case <-mediaDone:
 			k.send(message{Type: "ended", Reason: "media ended"})
 			return "media ended"
+		case c := <-k.chats:
+			k.send(c)
 		case sdp, ok := <-offers:
 			if !ok {
 				offers = nil
@@ -477,9 +492,13 @@ var outReasons = map[conference.EventKind]string{conference.EventEjected: "eject
 	conference.EventLobbyTimeout: "lobby timeout", conference.EventLeft: "left"}
 
 // outReason says why ev takes participant me out of the meeting, or "".
+// Rejected or ejected by no leader, the meeting ended (Focus.End).
 func outReason(ev conference.Event, me conference.ParticipantID) string {
 	if ev.Participant.ID != me {
 		return ""
+	}
+	if ev.By == "" && (ev.Kind == conference.EventEjected || ev.Kind == conference.EventRejected) {
+		return "meeting ended"
 	}
 	return outReasons[ev.Kind]
 }
@@ -540,6 +559,8 @@ func (k *socket) handle(ctx context.Context, msg message) error {
 			return errors.New("answer: no offer of the bridge's awaits one")
 		}
 		return k.sess.SetAnswer(msg.SDP)
+	case "chat":
+		return k.chat(msg.Text)
 	case "mute-all", "unmute-all":
 		return f.MuteAll(ctx, id, me, msg.Type == "mute-all")
 	case "recorded-name": // a leader listens to who a dial-in caller said it is

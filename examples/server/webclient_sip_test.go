@@ -31,5 +31,5 @@ func TestWebClientHearsSIPCallerAfterRosterChanges(t *testing.T) {
 		"audio_player aufile,/dev/null", "auplay_srate 8000")
 	b.Command(t, "/dial "+bm.m.Focus)
 	b.Out.WaitFor(t, "Call established", 15*time.Second)
-	bm.run(t, "sip-audio")
+	bm.run(t, "sip-audio", nil)
 }

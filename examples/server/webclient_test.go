@@ -1,13 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,8 +75,10 @@ func newBrowserMeeting(t *testing.T, body string, serverArgs ...string) *browser
 }
 
 // run runs scenario of e2e/client.mjs against the meeting, failing the
-// test with its output and the server's log if it fails.
-func (b *browserMeeting) run(t *testing.T, scenario string, env ...string) {
+// test with its output and the server's log if it fails. When a line of
+// the scenario's output holds a key of hooks, its function runs (in the
+// test's goroutine): the scenario asks the server side for something.
+func (b *browserMeeting) run(t *testing.T, scenario string, hooks map[string]func()) {
 	t.Helper()
 	node, chromium := browserTools(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -83,11 +88,27 @@ func (b *browserMeeting) run(t *testing.T, scenario string, env ...string) {
 	cmd.Env = append(os.Environ(), "PARLEY_JOIN_URL="+b.url, "PARLEY_KEY="+b.m.ConferenceKey, "PARLEY_USER=alice",
 		"PARLEY_PASSWORD="+b.s.passwords["sip:alice@example.test"], "PARLEY_DOMAIN="+demoDomain,
 		"PARLEY_SPKI="+b.spki, "PARLEY_ARTIFACTS="+artifactsDir(), "CHROMIUM="+chromium)
-	cmd.Env = append(cmd.Env, env...)
+	pipe, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
 	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(pipe)
+	for sc.Scan() {
+		line := sc.Text()
+		out.WriteString(line + "\n")
+		for key, hook := range hooks {
+			if strings.Contains(line, key) {
+				hook()
+			}
+		}
+	}
+	err = cmd.Wait()
 	t.Logf("e2e/client.mjs %s (%v):\n%s", scenario, time.Since(start).Round(time.Millisecond), out.String())
 	if err != nil {
 		t.Fatalf("the browser scenario %s failed: %v\nserver log:\n%s", scenario, err, b.s.logs.String())
@@ -109,14 +130,14 @@ const guestMeeting = `{"subject":"Web client","access":"organization"}`
 // the body twice).
 func TestWebClientJoinErrors(t *testing.T) {
 	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "join-errors")
+	newBrowserMeeting(t, guestMeeting).run(t, "join-errors", nil)
 }
 
 // TestWebClientSignInNames: alice signs in as alice@example.test,
 // sip:alice@example.test, Alice and " ALICE ".
 func TestWebClientSignInNames(t *testing.T) {
 	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "sign-in-names")
+	newBrowserMeeting(t, guestMeeting).run(t, "sign-in-names", nil)
 }
 
 // TestWebClientScreenShare: a presenter shares the screen from the page,
@@ -124,7 +145,7 @@ func TestWebClientSignInNames(t *testing.T) {
 // attendee, has no way to start one.
 func TestWebClientScreenShare(t *testing.T) {
 	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "screen-share")
+	newBrowserMeeting(t, guestMeeting).run(t, "screen-share", nil)
 	screenshot(t, "screen-share.png")
 }
 
@@ -133,7 +154,7 @@ func TestWebClientScreenShare(t *testing.T) {
 // lobby's Reject button stays in its panel.
 func TestWebClientPhoneWidth(t *testing.T) {
 	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "phone")
+	newBrowserMeeting(t, guestMeeting).run(t, "phone", nil)
 	screenshot(t, "phone.png")
 }
 
@@ -142,5 +163,41 @@ func TestWebClientPhoneWidth(t *testing.T) {
 // guest's name.
 func TestWebClientRejoinAndMute(t *testing.T) {
 	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "rejoin-and-mute")
+	newBrowserMeeting(t, guestMeeting).run(t, "rejoin-and-mute", nil)
+}
+
+// TestWebClientLeaderControls: two guests wait in the lobby (announced
+// to the organizer, counted); Admit all lets both in; the organizer
+// promotes one (who may then share a screen) and demotes her again, and
+// removes the other, who is told so.
+func TestWebClientLeaderControls(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "leader-controls", nil)
+	screenshot(t, "lobby-list.png")
+}
+
+// TestWebClientToggles: a guest stops her camera (the others see a
+// placeholder with her initials) and starts it again, and mutes and
+// unmutes her microphone, each button showing its state.
+func TestWebClientToggles(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "toggles", nil)
+}
+
+// TestWebClientChat: the organizer and an admitted guest chat through the
+// meeting's signaling.
+func TestWebClientChat(t *testing.T) {
+	browserTools(t)
+	newBrowserMeeting(t, guestMeeting).run(t, "chat", nil)
+}
+
+// TestWebClientErrorPaths: a guest rejected from the lobby, a browser that
+// refuses the camera, and a meeting that ends, each explained in plain
+// words (wrong key and password: TestWebClientJoinErrors).
+func TestWebClientErrorPaths(t *testing.T) {
+	browserTools(t)
+	bm := newBrowserMeeting(t, guestMeeting)
+	bm.run(t, "error-paths", map[string]func(){
+		"end the meeting": func() { bm.s.admin(t).must("DELETE", "/meetings/"+bm.m.ID, "", http.StatusNoContent, nil) },
+	})
 }

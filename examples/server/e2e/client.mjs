@@ -209,6 +209,132 @@ const scenarios = {
     if (key !== env('PARLEY_KEY')) throw new Error('after a reload the key is gone');
     step('a reload keeps the guest\'s name and key');
   },
+
+  // The leader's controls: two guests wait in the lobby (announced,
+  // counted), Admit all lets both in, promote and demote (the Share
+  // control follows the role), remove.
+  async 'leader-controls'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    const gina = await newPage(browser, 'gina');
+    const hal = await newPage(browser, 'hal');
+    await signIn(organizer, user(), password());
+    await organizer.evaluate(() => {
+      window.heard = [];
+      new MutationObserver(() => { const t = document.querySelector('#announce').textContent; if (t) window.heard.push(t); })
+        .observe(document.querySelector('#announce'), { childList: true, characterData: true, subtree: true });
+    });
+    await guestJoin(gina, 'Gina Guest');
+    await guestJoin(hal, 'Hal Guest');
+    await until('the organizer counts two in the lobby', () => organizer.evaluate(() => document.querySelector('#lobby-count').textContent === '(2)'));
+    const heard = await until('the lobby arrivals are announced', () => organizer.evaluate(() => window.heard.filter((t) => /waiting in the lobby/.test(t))));
+    step(`announced: ${JSON.stringify(heard)}`);
+    await organizer.waitForTimeout(200);
+    await organizer.screenshot({ path: artifact('lobby-list.png') });
+    await organizer.click('#admit-all');
+    await gina.waitForSelector('#meeting:not([hidden])', { timeout: 10000 });
+    await hal.waitForSelector('#meeting:not([hidden])', { timeout: 10000 });
+    await until('the organizer counts three participants', () => organizer.evaluate(() => document.querySelector('#count').textContent === '(3)'));
+    step('Admit all let both guests in; the count is 3');
+    await until('joins are announced', () => organizer.evaluate(() => window.heard.some((t) => /joined/.test(t))));
+    const row = (name) => `#roster li:has-text("${name}")`;
+    await organizer.click(`${row('Gina Guest')} button[data-action="promote"]`);
+    await gina.waitForSelector('#share:not([hidden])', { timeout: 5000 });
+    step('promoted, Gina may share her screen');
+    await organizer.click(`${row('Gina Guest')} button[data-action="demote"]`);
+    await gina.waitForSelector('#share', { state: 'hidden', timeout: 5000 });
+    step('demoted, she may not');
+    await organizer.click(`${row('Hal Guest')} button[data-action="eject"]`);
+    await hal.waitForSelector('#ended:not([hidden])', { timeout: 5000 });
+    const why = await hal.textContent('#ended-reason');
+    if (!/removed you/.test(why)) throw new Error(`the removed guest reads: ${why}`);
+    await until('the organizer counts two participants', () => organizer.evaluate(() => document.querySelector('#count').textContent === '(2)'));
+    step(`removed, Hal reads: ${why}`);
+  },
+
+  // Camera and microphone toggles, with their state; the others see a
+  // placeholder with the name's initials while the camera is off.
+  async toggles(browser) {
+    // (tile finds a participant's tile by the name on its label.)
+    const organizer = await newPage(browser, 'organizer');
+    const guest = await newPage(browser, 'guest');
+    await signIn(organizer, user(), password());
+    await guestJoin(guest, 'Gina Guest');
+    await admit(organizer, guest);
+    const tile = 'Gina Guest';
+    await until('the organizer sees the guest\'s video', () => organizer.evaluate((name) => {
+      const t = [...document.querySelectorAll('#tiles .tile')].find((x) => x.querySelector('.label').textContent.startsWith(name));
+      return t && !t.classList.contains('no-video') && t.querySelector('video').videoWidth > 0;
+    }, tile));
+    await guest.click('#camera');
+    await guest.waitForSelector('#camera[aria-pressed="true"]', { timeout: 3000 });
+    const ph = await until('the organizer sees the guest\'s placeholder', () => organizer.evaluate((name) => {
+      const t = [...document.querySelectorAll('#tiles .tile')].find((x) => x.querySelector('.label').textContent.startsWith(name));
+      return t && t.classList.contains('no-video') && t.querySelector('.placeholder').textContent;
+    }, tile), 10000);
+    step(`camera off: pressed, and the organizer sees the placeholder "${ph}"`);
+    await guest.click('#camera');
+    await guest.waitForSelector('#camera[aria-pressed="false"]', { timeout: 3000 });
+    await until('the organizer sees the guest\'s video again', () => organizer.evaluate((name) =>
+      ![...document.querySelectorAll('#tiles .tile')].find((x) => x.querySelector('.label').textContent.startsWith(name)).classList.contains('no-video'), tile), 10000);
+    step('camera on again: the organizer sees her video');
+    await guest.click('#mute');
+    await guest.waitForSelector('#mute[aria-pressed="true"]', { timeout: 3000 });
+    if (await guest.evaluate(() => window.parleyPeerConnection.getSenders().some((s) => s.track && s.track.kind === 'audio' && s.track.enabled))) {
+      throw new Error('muted, the microphone still sends');
+    }
+    await guest.click('#mute');
+    await guest.waitForSelector('#mute[aria-pressed="false"]', { timeout: 3000 });
+    step('the microphone mutes and unmutes, the button pressed while muted');
+  },
+
+  // Chat between the organizer and an admitted guest.
+  async chat(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    const guest = await newPage(browser, 'guest');
+    await signIn(organizer, user(), password());
+    await guestJoin(guest, 'Gina Guest');
+    if (await guest.isVisible('#chat-form')) throw new Error('the guest in the lobby can chat');
+    await admit(organizer, guest);
+    await guest.fill('#chat-text', 'Hello from Gina');
+    await guest.press('#chat-text', 'Enter');
+    await organizer.waitForSelector('#chat-log li:has-text("Gina Guest: Hello from Gina")', { timeout: 5000 });
+    step('the organizer reads the guest\'s message');
+    await organizer.fill('#chat-text', 'Welcome, Gina');
+    await organizer.click('#chat-form button');
+    await guest.waitForSelector('#chat-log li:has-text("Welcome, Gina")', { timeout: 5000 });
+    step('the guest reads the organizer\'s answer');
+  },
+
+  // Error paths: rejected from the lobby, the camera refused, the meeting
+  // ended (the Go test ends it when asked).
+  async 'error-paths'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    await signIn(organizer, user(), password());
+    const rejected = await newPage(browser, 'rejected');
+    await guestJoin(rejected, 'Rita Rejected');
+    await organizer.click('#lobby-list button[data-action="reject"]', { timeout: 10000 });
+    await rejected.waitForSelector('#ended:not([hidden])', { timeout: 5000 });
+    let why = await rejected.textContent('#ended-reason');
+    if (!/did not let you in/.test(why)) throw new Error(`rejected reads: ${why}`);
+    step(`rejected: ${why}`);
+
+    const refused = await newPage(browser, 'refused');
+    await refused.addInitScript(() => {
+      navigator.mediaDevices.getUserMedia = async () => { throw new DOMException('Permission denied', 'NotAllowedError'); };
+    });
+    await refused.goto(env('PARLEY_JOIN_URL'));
+    why = await until('the refused camera is explained', () => refused.textContent('#media-note'));
+    if (!/refused the camera/.test(why)) throw new Error(`camera refused reads: ${why}`);
+    step(`camera refused: ${why}`);
+    await guestJoin(refused, 'Nora Nocam');
+    step('she still joins (to watch and listen)');
+
+    step('end the meeting');
+    await organizer.waitForSelector('#ended:not([hidden])', { timeout: 10000 });
+    why = await organizer.textContent('#ended-reason');
+    if (!/meeting has ended/.test(why)) throw new Error(`meeting ended reads: ${why}`);
+    step(`meeting ended: ${why}`);
+  },
 };
 
 const name = process.argv[2];

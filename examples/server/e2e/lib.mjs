@@ -88,15 +88,28 @@ export async function signIn(page, user, password, { wait = true } = {}) {
   await page.fill('#user-name', user);
   await page.fill('#user-password', password);
   await page.click('#user-form button[type="submit"], #user-form button:not([type])');
-  if (wait) await page.waitForSelector('#meeting:not([hidden])', { timeout: 15000 });
+  if (wait) await shown(page, 'meeting');
 }
 
 // guestJoin has page join as a guest through the invitation link.
 export async function guestJoin(page, name, key = env('PARLEY_KEY'), { state = 'lobby' } = {}) {
   await page.goto(`${env('PARLEY_JOIN_URL')}#key=${encodeURIComponent(key)}`);
   await page.fill('#guest-name', name);
+  if ((await page.inputValue('#guest-key')) !== key) await page.fill('#guest-key', key); // a same-page link does not reload
   await page.click('#guest-form button[type="submit"], #guest-form button:not([type])');
-  if (state) await page.waitForSelector(`#${state}:not([hidden])`, { timeout: 15000 });
+  if (state) await shown(page, state);
+}
+
+// shown waits for a section of the page to show, failing with what the
+// page says if it does not.
+export async function shown(page, section, timeout = 15000) {
+  try {
+    await page.waitForSelector(`#${section}:not([hidden])`, { timeout });
+  } catch (err) {
+    const says = await page.evaluate(() => ['status', 'join-error', 'error', 'ended-reason', 'media-note']
+      .map((id) => `${id}: ${document.getElementById(id).textContent}`).join('; '));
+    throw new Error(`#${section} not shown within ${timeout} ms; the page says ${says}`);
+  }
 }
 
 // admit has the leader's page admit the one waiting guest.

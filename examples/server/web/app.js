@@ -151,6 +151,7 @@ async function startMedia() {
     tr.sender.parleyLocal = true;
   }
   pc.ontrack = onTrack;
+  tiles.watch(pc);
   pc.onconnectionstatechange = () => status(
     { connected: 'Connected', connecting: 'Connecting…', disconnected: 'Connection unstable…', failed: 'Connection lost' }[pc.connectionState] || '');
   await offer();

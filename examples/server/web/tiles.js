@@ -33,6 +33,29 @@ export class Tiles {
     this.self = null;
     this.localStream = null;
     this.localScreen = null;
+    this.frames = new Map(); // track ID -> {frames, since}: video whose frames stopped shows the placeholder
+  }
+
+  // watch checks every second which video tracks still bring frames: a
+  // camera turned off sends none (the track stays, unmuted).
+  watch(pc) {
+    clearInterval(this.timer);
+    this.timer = setInterval(async () => {
+      if (pc.connectionState === 'closed') { clearInterval(this.timer); return; }
+      const now = Date.now();
+      (await pc.getStats()).forEach((s) => {
+        if (s.type !== 'inbound-rtp' || s.kind !== 'video' || !s.trackIdentifier) return;
+        const f = this.frames.get(s.trackIdentifier);
+        if (!f || f.frames !== s.framesDecoded) this.frames.set(s.trackIdentifier, { frames: s.framesDecoded, since: now });
+      });
+      this.render();
+    }, 1000);
+  }
+
+  // flowing tells whether a received video track brought a frame lately.
+  flowing(track) {
+    const f = this.frames.get(track.id);
+    return !f || (f.frames > 0 && Date.now() - f.since < 2500);
   }
 
   entry(id) {
@@ -131,7 +154,7 @@ export class Tiles {
         e.video.muted = true;
         hasVideo = !!this.localStream && this.localStream.getVideoTracks().some((t) => t.readyState === 'live');
       } else {
-        hasVideo = e.stream.getVideoTracks().some((t) => t.readyState === 'live' && !t.muted);
+        hasVideo = e.stream.getVideoTracks().some((t) => t.readyState === 'live' && !t.muted && this.flowing(t));
       }
       e.el.classList.toggle('no-video', !hasVideo);
       if (!e.label.textContent) e.label.textContent = 'Joining…';

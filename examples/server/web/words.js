@@ -43,7 +43,7 @@ export function endedReason(reason) {
   if (r === 'rejected') return 'A presenter did not let you in. If you think this is a mistake, contact the organizer.';
   if (r === 'lobby timeout') return 'Nobody let you in from the lobby in time. Join again to wait once more, or contact the organizer.';
   if (r === 'ejected') return 'A presenter removed you from the meeting.';
-  if (r === 'no such meeting' || /ended|not found|no such/.test(r)) return 'This meeting has ended or does not exist. Ask the organizer for a new link.';
+  if (r === "meeting ended" || r === "no such meeting") return 'This meeting has ended or does not exist. Ask the organizer for a new link.';
   if (r.startsWith('refused')) return `The meeting did not let you in: ${r.replace(/^refused:\s*/, '')}. Contact the organizer.`;
   if (r === 'server closing') return 'The server is restarting. Join again in a minute.';
   if (r === 'media ended') return 'The audio and video connection ended. Join again.';
