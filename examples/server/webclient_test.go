@@ -201,3 +201,19 @@ func TestWebClientErrorPaths(t *testing.T) {
 		"end the meeting": func() { bm.s.admin(t).must("DELETE", "/meetings/"+bm.m.ID, "", http.StatusNoContent, nil) },
 	})
 }
+
+// TestWebClientPrejoinAndAccessibility: the pre-join screen previews the
+// camera and lists the devices; alice joins muted with the camera off;
+// she changes microphone in the meeting; axe-core finds nothing serious
+// or critical on the join page and the meeting page.
+func TestWebClientPrejoinAndAccessibility(t *testing.T) {
+	browserTools(t)
+	if _, err := os.Stat(filepath.Join("e2e", "node_modules", "axe-core")); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("e2e's axe-core is missing: npm ci in examples/server/e2e")
+		}
+		t.Skip("e2e's axe-core is missing: run npm ci in examples/server/e2e")
+	}
+	newBrowserMeeting(t, guestMeeting).run(t, "prejoin-a11y", nil)
+	screenshot(t, "prejoin.png")
+}

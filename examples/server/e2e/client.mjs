@@ -2,7 +2,25 @@
 // <scenario>. Each is run by a Go test of examples/server (webclient_test.go)
 // with the environment lib.mjs describes; it prints one line per step and
 // exits non-zero on the first failure.
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { env, step, until, run, newPage, signIn, guestJoin, admit, artifact } from './lib.mjs';
+
+// axeCheck runs axe-core (pinned in package.json) on the page as it is,
+// failing on any serious or critical finding. It is evaluated through
+// the DevTools protocol, which the page's Content-Security-Policy does not
+// restrict.
+const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+async function axeCheck(page, what) {
+  await page.evaluate(axeSource);
+  const found = await page.evaluate(async () => {
+    const r = await window.axe.run(document, { resultTypes: ['violations'] });
+    return r.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.map((n) => n.target.join(' ')).slice(0, 5) }));
+  });
+  const bad = found.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  step(`axe-core on ${what}: ${found.length} finding(s), ${bad.length} serious or critical${found.length ? ': ' + found.map((v) => `${v.id} (${v.impact})`).join(', ') : ''}`);
+  if (bad.length) throw new Error(`axe-core on ${what}: ${JSON.stringify(bad)}`);
+}
 
 const user = () => env('PARLEY_USER');
 const password = () => env('PARLEY_PASSWORD');
@@ -175,6 +193,10 @@ const scenarios = {
     await guest.click('#device-menu summary');
     await guest.screenshot({ path: artifact('phone.png'), fullPage: true });
     step('at 390 px every control is inside the viewport, in the lobby and the meeting');
+    await guest.setViewportSize({ width: 360, height: 740 });
+    o = await offScreen(guest);
+    if (o.scrollWidth > o.width || o.out.length) throw new Error(`the guest in the meeting at 360 px: ${JSON.stringify(o)}`);
+    step('and at 360 px');
   },
 
   // Defect 6: the audience muted shows in the list and on the guest's
@@ -334,6 +356,56 @@ const scenarios = {
     why = await organizer.textContent('#ended-reason');
     if (!/meeting has ended/.test(why)) throw new Error(`meeting ended reads: ${why}`);
     step(`meeting ended: ${why}`);
+  },
+
+  // The pre-join screen (preview, devices, join muted with the camera
+  // off), a device change in the meeting, and axe-core's check of the
+  // join and meeting pages: no serious or critical findings.
+  async 'prejoin-a11y'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    await organizer.goto(env('PARLEY_JOIN_URL'));
+    await until('the preview plays', () => organizer.evaluate(() => document.querySelector('#preview').videoWidth > 0));
+    const devices = await until('the devices are listed', () => organizer.evaluate(() => {
+      const n = (id) => document.getElementById(id).options.length;
+      return n('camera-select') > 0 && n('mic-select') > 0 && { cameras: n('camera-select'), mics: n('mic-select') };
+    }));
+    step(`the pre-join screen previews the camera and lists ${devices.cameras} camera(s), ${devices.mics} microphone(s)`);
+    await organizer.screenshot({ path: artifact('prejoin.png') });
+    await axeCheck(organizer, 'the join page');
+    await organizer.check('#join-muted');
+    await organizer.check('#join-camera-off');
+    await until('the preview shows the camera off', () => organizer.isVisible('#preview-off'));
+    await signIn(organizer, user(), password(), { keepPage: true });
+    const state = await organizer.evaluate(() => ({
+      mute: document.querySelector('#mute').getAttribute('aria-pressed'),
+      camera: document.querySelector('#camera').getAttribute('aria-pressed'),
+      sending: window.parleyPeerConnection.getSenders().filter((s) => s.track && (s.track.kind === 'video' || s.track.enabled)).length,
+    }));
+    if (state.mute !== 'true' || state.camera !== 'true' || state.sending !== 0) throw new Error(`joined muted with the camera off: ${JSON.stringify(state)}`);
+    step('joined muted with the camera off: both buttons pressed, nothing sent');
+    await organizer.click('#mute');
+    if (devices.mics > 1) {
+      await organizer.click('#device-menu summary');
+      const other = await organizer.evaluate(() => {
+        const s = document.querySelector('#mic-select');
+        return [...s.options].find((o) => !o.selected).value;
+      });
+      await organizer.selectOption('#mic-select', other);
+      await until('the microphone changes in the meeting', () => organizer.evaluate((id) => window.parleyPeerConnection.getSenders()
+        .some((s) => s.track && s.track.kind === 'audio' && s.track.readyState === 'live' && s.track.getSettings().deviceId === id), other));
+      await organizer.click('#device-menu summary');
+      step('the microphone changed in the meeting, on the same sender');
+    }
+    const guest = await newPage(browser, 'guest');
+    await guestJoin(guest, 'Gina Guest');
+    await organizer.waitForSelector('#lobby-list button[data-action="admit"]');
+    await axeCheck(organizer, 'the meeting page with the lobby');
+    await admit(organizer, guest);
+    await organizer.fill('#chat-text', 'Hello');
+    await organizer.press('#chat-text', 'Enter');
+    await guest.waitForSelector('#chat-log li');
+    await axeCheck(organizer, 'the meeting page (organizer)');
+    await axeCheck(guest, 'the meeting page (guest)');
   },
 };
 

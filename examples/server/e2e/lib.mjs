@@ -83,8 +83,8 @@ export async function newPage(browser, name, options = {}) {
 
 // signIn has page sign in with user and password from the join page, and
 // press the join button of the pre-join screen when there is one.
-export async function signIn(page, user, password, { wait = true } = {}) {
-  await page.goto(env('PARLEY_JOIN_URL'));
+export async function signIn(page, user, password, { wait = true, keepPage = false } = {}) {
+  if (!keepPage) await page.goto(env('PARLEY_JOIN_URL'));
   await page.fill('#user-name', user);
   await page.fill('#user-password', password);
   await page.click('#user-form button[type="submit"], #user-form button:not([type])');

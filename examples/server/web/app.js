@@ -350,7 +350,7 @@ function renderRoster() {
     name.textContent = (p.name || 'Anonymous') + (p.id === me.participant ? ' (you)' : '');
     const role = document.createElement('span');
     role.className = 'role';
-    role.textContent = p.state === 'lobby' ? p.type : `${p.role}${p.type === 'dial-in' ? ' · phone' : ''}`;
+    role.textContent = p.state === 'lobby' ? (p.type === 'anonymous' ? 'guest' : p.type) : `${p.role}${p.type === 'dial-in' ? ' · phone' : ''}`;
     who.append(name, role);
     if (p.muted) {
       const m = document.createElement('span');
@@ -363,17 +363,17 @@ function renderRoster() {
     actions.className = 'actions';
     li.append(actions);
     const label = p.name || 'Anonymous';
-    if (p.recorded_name) actions.append(button('Name', 'recorded-name', p.id, `Play the name ${label} recorded`, true));
+    if (p.recorded_name) actions.append(button('Name', 'recorded-name', p.id, label, `Play the name ${label} recorded`, true));
     if (p.state === 'lobby') {
-      if (lead) actions.append(button('Admit', 'admit', p.id, `Admit ${label}`), button('Reject', 'reject', p.id, `Reject ${label}`, true));
+      if (lead) actions.append(button('Admit', 'admit', p.id, label, `Let ${label} in`), button('Reject', 'reject', p.id, label, `Turn ${label} away`, true));
       lobby.append(li);
       continue;
     }
     joined++;
     if (lead && p.id !== me.participant) {
-      if (p.role === 'attendee') actions.append(button('Promote', 'promote', p.id, `Make ${label} a presenter`));
-      if (p.role === 'presenter') actions.append(button('Demote', 'demote', p.id, `Make ${label} an attendee`, true));
-      if (p.role !== 'organizer') actions.append(button('Remove', 'eject', p.id, `Remove ${label} from the meeting`, true));
+      if (p.role === 'attendee') actions.append(button('Promote', 'promote', p.id, label, `Make ${label} a presenter`));
+      if (p.role === 'presenter') actions.append(button('Demote', 'demote', p.id, label, `Make ${label} an attendee`, true));
+      if (p.role !== 'organizer') actions.append(button('Remove', 'eject', p.id, label, `Remove ${label} from the meeting`, true));
     }
     list.append(li);
   }
@@ -389,11 +389,12 @@ function renderRoster() {
   showPreview();
 }
 
-function button(text, type, participant, label, secondary) {
+function button(text, type, participant, label, hint, secondary) {
   const b = document.createElement('button');
   b.textContent = text;
   b.dataset.action = type;
-  b.setAttribute('aria-label', label);
+  b.setAttribute('aria-label', `${text} ${label}`); // the visible word first, then whom it is for
+  b.title = hint;
   b.className = secondary ? 'small secondary' : 'small';
   b.onclick = () => send({ type, participant });
   return b;
@@ -439,6 +440,7 @@ const params = new URLSearchParams(location.hash.slice(1)); // an invitation lin
 if (params.get('key')) $('guest-key').value = params.get('key');
 $('guest-name').value = localStorage.getItem('parley.guestName') || '';
 $('user-name').value = localStorage.getItem('parley.userName') || '';
+if (domain) $('user-name').placeholder = `bob or bob@${domain}`;
 
 function joining(promise) {
   for (const b of document.querySelectorAll('#join form button')) b.disabled = true;
