@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/conference"
 )
 
 func isChat(text string) func(message) bool {
@@ -81,4 +82,22 @@ func TestSignalingMeetingEnded(t *testing.T) {
 		t.Fatal(err)
 	}
 	alice.await("the meeting ended", func(m message) bool { return m.Type == "ended" && m.Reason == "meeting ended" })
+}
+
+// A guest nobody admits in time is told "lobby timeout", which the web
+// client explains.
+func TestSignalingLobbyTimeout(t *testing.T) {
+	lobby, err := conference.NewLobby(conference.LobbyConfig{Timeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newSigEnvLobby(t, SignalingConfig{}, lobby)
+	id := string(e.meeting.ID)
+	tk, status := e.ticket(id, auth.AnonymousPrefix+id, e.meeting.Key, "Gina")
+	if tk == "" {
+		t.Fatalf("the guest's ticket: %d", status)
+	}
+	gina := e.open(tk)
+	gina.await("the guest in the lobby", inState("lobby"))
+	gina.await("the lobby timeout", func(m message) bool { return m.Type == "ended" && m.Reason == "lobby timeout" })
 }

@@ -192,8 +192,9 @@ func TestWebClientChat(t *testing.T) {
 }
 
 // TestWebClientErrorPaths: a guest rejected from the lobby, a browser that
-// refuses the camera, and a meeting that ends, each explained in plain
-// words (wrong key and password: TestWebClientJoinErrors).
+// refuses the camera (she still joins, to watch and listen), a lobby
+// timeout and a meeting that ends, each explained in plain words (wrong
+// key and password: TestWebClientJoinErrors).
 func TestWebClientErrorPaths(t *testing.T) {
 	browserTools(t)
 	bm := newBrowserMeeting(t, guestMeeting)

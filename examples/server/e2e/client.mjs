@@ -351,6 +351,19 @@ const scenarios = {
     await guestJoin(refused, 'Nora Nocam');
     step('she still joins (to watch and listen)');
 
+    // The lobby timeout: the server's wait is 15 minutes, so the test
+    // speaks for it on the real socket, with the reason the signaling
+    // sends (media's TestSignalingLobbyTimeout).
+    const waiting = await newPage(browser, 'waiting');
+    let socket = null;
+    await waiting.routeWebSocket(/\/api\/signaling\/socket/, (ws) => { socket = ws; ws.connectToServer(); });
+    await guestJoin(waiting, 'Walt Waiting');
+    socket.send(JSON.stringify({ type: 'ended', reason: 'lobby timeout' }));
+    await waiting.waitForSelector('#ended:not([hidden])', { timeout: 5000 });
+    why = await waiting.textContent('#ended-reason');
+    if (!/Nobody let you in/.test(why)) throw new Error(`lobby timeout reads: ${why}`);
+    step(`lobby timeout: ${why}`);
+
     step('end the meeting');
     await organizer.waitForSelector('#ended:not([hidden])', { timeout: 10000 });
     why = await organizer.textContent('#ended-reason');
