@@ -61,7 +61,13 @@ type browserMeeting struct {
 // with the given JSON.
 func newBrowserMeeting(t *testing.T, body string, serverArgs ...string) *browserMeeting {
 	t.Helper()
-	s := startServer(t, t.TempDir(), serverArgs...)
+	return browserMeetingOn(t, startServer(t, t.TempDir(), serverArgs...), body)
+}
+
+// browserMeetingOn has alice schedule a meeting with the given JSON on a
+// running server.
+func browserMeetingOn(t *testing.T, s *server, body string) *browserMeeting {
+	t.Helper()
 	m := s.schedule(t, "alice", body)
 	url := "https://" + s.listeners["https"] + "/meet/" + m.ID
 	// Chromium is told to accept the server's key and no other.
@@ -125,96 +131,79 @@ func screenshot(t *testing.T, name string) {
 
 const guestMeeting = `{"subject":"Web client","access":"organization"}`
 
-// TestWebClientJoinErrors: a wrong conference key and a wrong password
-// each say so in plain words (they were a JavaScript error about reading
-// the body twice).
-func TestWebClientJoinErrors(t *testing.T) {
+// TestWebClient runs the web client's browser scenarios (e2e/client.mjs),
+// two at a time, each in a meeting of its own on one server.
+func TestWebClient(t *testing.T) {
 	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "join-errors", nil)
-}
-
-// TestWebClientSignInNames: alice signs in as alice@example.test,
-// sip:alice@example.test, Alice and " ALICE ".
-func TestWebClientSignInNames(t *testing.T) {
-	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "sign-in-names", nil)
-}
-
-// TestWebClientScreenShare: a presenter shares the screen from the page,
-// the admitted guest sees it large beside the cameras, and the guest, an
-// attendee, has no way to start one.
-func TestWebClientScreenShare(t *testing.T) {
-	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "screen-share", nil)
-	screenshot(t, "screen-share.png")
-}
-
-// TestWebClientPhoneWidth: at 390 px, every control of the lobby and the
-// meeting is on screen, for the leader and the guest; at 1,100 px the
-// lobby's Reject button stays in its panel.
-func TestWebClientPhoneWidth(t *testing.T) {
-	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "phone", nil)
-	screenshot(t, "phone.png")
-}
-
-// TestWebClientRejoinAndMute: the audience muted shows in the list and on
-// the guest's button; "Join again" keeps the key; a reload keeps the
-// guest's name.
-func TestWebClientRejoinAndMute(t *testing.T) {
-	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "rejoin-and-mute", nil)
-}
-
-// TestWebClientLeaderControls: two guests wait in the lobby (announced
-// to the organizer, counted); Admit all lets both in; the organizer
-// promotes one (who may then share a screen) and demotes her again, and
-// removes the other, who is told so.
-func TestWebClientLeaderControls(t *testing.T) {
-	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "leader-controls", nil)
-	screenshot(t, "lobby-list.png")
-}
-
-// TestWebClientToggles: a guest stops her camera (the others see a
-// placeholder with her initials) and starts it again, and mutes and
-// unmutes her microphone, each button showing its state.
-func TestWebClientToggles(t *testing.T) {
-	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "toggles", nil)
-}
-
-// TestWebClientChat: the organizer and an admitted guest chat through the
-// meeting's signaling.
-func TestWebClientChat(t *testing.T) {
-	browserTools(t)
-	newBrowserMeeting(t, guestMeeting).run(t, "chat", nil)
-}
-
-// TestWebClientErrorPaths: a guest rejected from the lobby, a browser that
-// refuses the camera (she still joins, to watch and listen), a lobby
-// timeout and a meeting that ends, each explained in plain words (wrong
-// key and password: TestWebClientJoinErrors).
-func TestWebClientErrorPaths(t *testing.T) {
-	browserTools(t)
-	bm := newBrowserMeeting(t, guestMeeting)
-	bm.run(t, "error-paths", map[string]func(){
-		"end the meeting": func() { bm.s.admin(t).must("DELETE", "/meetings/"+bm.m.ID, "", http.StatusNoContent, nil) },
-	})
-}
-
-// TestWebClientPrejoinAndAccessibility: the pre-join screen previews the
-// camera and lists the devices; alice joins muted with the camera off;
-// she changes microphone in the meeting; axe-core finds nothing serious
-// or critical on the join page and the meeting page.
-func TestWebClientPrejoinAndAccessibility(t *testing.T) {
-	browserTools(t)
-	if _, err := os.Stat(filepath.Join("e2e", "node_modules", "axe-core")); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatal("e2e's axe-core is missing: npm ci in examples/server/e2e")
-		}
-		t.Skip("e2e's axe-core is missing: run npm ci in examples/server/e2e")
+	s := startServer(t, t.TempDir())
+	for _, sc := range []struct {
+		name, scenario string
+		screenshots    []string
+		hooks          func(t *testing.T, bm *browserMeeting) map[string]func()
+	}{
+		// A wrong conference key and a wrong password each say so in
+		// plain words (they were a JavaScript error about reading the
+		// body twice).
+		{name: "JoinErrors", scenario: "join-errors"},
+		// alice signs in as alice@example.test, sip:alice@example.test,
+		// Alice and " ALICE ".
+		{name: "SignInNames", scenario: "sign-in-names"},
+		// A presenter shares the screen from the page, the admitted guest
+		// sees it large beside the cameras, and the guest, an attendee,
+		// has no way to start one; the presenter stops it.
+		{name: "ScreenShare", scenario: "screen-share", screenshots: []string{"screen-share.png"}},
+		// At 390 px and 360 px every control of the lobby and the meeting
+		// is on screen, for the leader and the guest; at 1,100 px the
+		// lobby's Reject button stays in its panel.
+		{name: "PhoneWidth", scenario: "phone", screenshots: []string{"phone.png"}},
+		// The audience muted shows in the list and on the guest's button;
+		// "Join again" keeps the key; a reload keeps the guest's name.
+		{name: "RejoinAndMute", scenario: "rejoin-and-mute"},
+		// Two guests wait in the lobby (announced to the organizer,
+		// counted); Admit all lets both in; the organizer promotes one
+		// (who may then share a screen) and demotes her again, and removes
+		// the other, who is told so.
+		{name: "LeaderControls", scenario: "leader-controls", screenshots: []string{"lobby-list.png"}},
+		// A guest stops her camera (the others see a placeholder with her
+		// initials) and starts it again, and mutes and unmutes her
+		// microphone, each button showing its state.
+		{name: "Toggles", scenario: "toggles"},
+		// The organizer and an admitted guest chat through the meeting's
+		// signaling; in the lobby the guest has no chat.
+		{name: "Chat", scenario: "chat"},
+		// A guest rejected from the lobby, a browser that refuses the
+		// camera (she still joins, to watch and listen), a lobby timeout
+		// and a meeting that ends, each explained in plain words.
+		{name: "ErrorPaths", scenario: "error-paths", hooks: func(t *testing.T, bm *browserMeeting) map[string]func() {
+			return map[string]func(){
+				"end the meeting": func() { bm.s.admin(t).must("DELETE", "/meetings/"+bm.m.ID, "", http.StatusNoContent, nil) },
+			}
+		}},
+		// The pre-join screen previews the camera and lists the devices;
+		// alice joins muted with the camera off and changes microphone in
+		// the meeting; axe-core (pinned in e2e/package.json) finds nothing
+		// serious or critical on the join page and the meeting page.
+		{name: "PrejoinAndAccessibility", scenario: "prejoin-a11y", screenshots: []string{"prejoin.png"}},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
+			if sc.scenario == "prejoin-a11y" {
+				if _, err := os.Stat(filepath.Join("e2e", "node_modules", "axe-core")); err != nil {
+					if os.Getenv("CI") != "" {
+						t.Fatal("e2e's axe-core is missing: npm ci in examples/server/e2e")
+					}
+					t.Skip("e2e's axe-core is missing: run npm ci in examples/server/e2e")
+				}
+			}
+			bm := browserMeetingOn(t, s, guestMeeting)
+			var hooks map[string]func()
+			if sc.hooks != nil {
+				hooks = sc.hooks(t, bm)
+			}
+			bm.run(t, sc.scenario, hooks)
+			for _, f := range sc.screenshots {
+				screenshot(t, f)
+			}
+		})
 	}
-	newBrowserMeeting(t, guestMeeting).run(t, "prejoin-a11y", nil)
-	screenshot(t, "prejoin.png")
 }
