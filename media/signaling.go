@@ -37,6 +37,8 @@ type Conference interface {
 	Eject(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error
 	MuteAll(ctx context.Context, id conference.MeetingID, actor conference.ParticipantID, muted bool) error
 	RecordedName(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) ([]byte, error)
+	Chat(ctx context.Context, id conference.MeetingID, from conference.ParticipantID, text string) (conference.ChatMessage, error)
+	WatchChat(ctx context.Context, id conference.MeetingID, fn func(conference.ChatMessage)) (stop func(), err error)
 }
 
 // SignalingConfig configures [Signaling]. Focus and Bridge are required.
@@ -76,7 +78,7 @@ type SignalingConfig struct {
 //	  answer  {sdp}           its answer to the bridge's offer
 //	  admit, reject, promote, demote, eject  {participant}   a leader's controls
 //	  mute-all, unmute-all                                  a leader mutes the audience, or lets it speak
-//	  chat    {text}                                        a message to the meeting (participants in it only; see [MaxChatText])
+//	  chat    {text}                                        a message to the meeting (participants in it only; see [conference.Focus.Chat])
 //	to the browser:
 //	  state   {participant, state, role, muted, meeting, subject}  who it is in the meeting, on every change
 //	  roster  {participants: [{id, name, role, state, type, muted}]} the meeting as its role may see it
@@ -97,7 +99,6 @@ type Signaling struct {
 	mu      sync.Mutex
 	tickets map[string]ticket
 	conns   map[*websocket.Conn]context.CancelFunc
-	rooms   map[conference.MeetingID]map[*socket]struct{} // the sockets in each meeting, for the chat
 	closed  bool
 	wg      sync.WaitGroup
 }
@@ -401,14 +402,18 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 		return "meeting unavailable"
 	}
 	defer stop()
+	stopChat, err := k.watchChat(m)
+	if err != nil {
+		k.send(message{Type: "ended", Reason: err.Error()})
+		return "meeting unavailable"
+	}
+	defer stopChat()
 	me, err := f.Join(ctx, m.ID, conference.JoinRequest{Identity: t.identity, DisplayName: t.name})
 	if err != nil {
 		k.send(message{Type: "ended", Reason: "refused: " + err.Error()})
 		return "refused"
 	}
 	k.me = me
-	s.register(k)
-	defer s.unregister(k)
 	defer func() {
 		if k.sess != nil {
 			_ = k.sess.Close()
@@ -454,7 +459,7 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 			k.send(message{Type: "ended", Reason: "media ended"})
 			return "media ended"
 		case c := <-k.chats:
-			k.send(c)
+			k.deliverChat(c)
 		case sdp, ok := <-offers:
 			if !ok {
 				offers = nil

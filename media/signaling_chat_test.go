@@ -60,10 +60,10 @@ func TestSignalingChat(t *testing.T) {
 		t.Fatalf("the guest's first chat message: %+v", m)
 	}
 
-	gina.send(message{Type: "chat", Text: strings.Repeat("x", MaxChatText+1)})
-	gina.await("the size refusal", isError("too long"))
+	gina.send(message{Type: "chat", Text: strings.Repeat("x", conference.MaxChatText+1)})
+	gina.await("the size refusal", isError("empty or too long"))
 	gina.send(message{Type: "chat", Text: " \n "})
-	gina.await("the empty refusal", isError("empty"))
+	gina.await("the empty refusal", isError("empty or too long"))
 	for i := 0; i < chatBurst+2; i++ {
 		gina.send(message{Type: "chat", Text: "flood"})
 	}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // browserTools returns node and Chromium for the browser tests, skipping
@@ -179,6 +181,10 @@ func TestWebClient(t *testing.T) {
 				"end the meeting": func() { bm.s.admin(t).must("DELETE", "/meetings/"+bm.m.ID, "", http.StatusNoContent, nil) },
 			}
 		}},
+		// bob, a SIP participant, and alice in the browser chat: her
+		// message reaches him as a MESSAGE in his INVITE dialog, his
+		// reaches her page.
+		{name: "SIPChat", scenario: "sip-chat", hooks: sipChatter},
 		// The pre-join screen previews the camera and lists the devices;
 		// alice joins muted with the camera off and changes microphone in
 		// the meeting; axe-core (pinned in e2e/package.json) finds nothing
@@ -205,5 +211,43 @@ func TestWebClient(t *testing.T) {
 				screenshot(t, f)
 			}
 		})
+	}
+}
+
+// sipChatter has bob join the meeting over SIP (no media) and returns the
+// hooks of the sip-chat scenario: when alice has written to him, he
+// checks he received it as a MESSAGE and answers with one.
+func sipChatter(t *testing.T, bm *browserMeeting) map[string]func() {
+	bob := bm.s.sipUser(t, "bob", bm.s.passwords["sip:bob@example.test"], "localhost")
+	messages := make(chan string, 16)
+	bob.srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		messages <- string(req.Body())
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	invite := bob.request(sip.INVITE, bm.m.Focus, sip.NewHeader("Contact", "<sip:bob-dev@127.0.0.1;transport=tls>"))
+	in, err := bob.do(invite)
+	if err != nil || in.StatusCode != 200 {
+		t.Fatalf("bob joins over SIP: %v %v", in, err)
+	}
+	ack := inMeetingDialog(bob, invite, in, sip.ACK)
+	ack.CSeq().SeqNo = invite.CSeq().SeqNo
+	_ = bob.client.WriteRequest(ack)
+	return map[string]func(){
+		"wrote to the SIP participant": func() {
+			select {
+			case got := <-messages:
+				if got != "Alice Liddell: Hello, Bob" {
+					t.Fatalf("bob received %q", got)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("bob received no MESSAGE")
+			}
+			msg := inMeetingDialog(bob, invite, in, sip.MESSAGE)
+			msg.AppendHeader(sip.NewHeader("Content-Type", "text/plain;charset=utf-8"))
+			msg.SetBody([]byte("Hello from SIP"))
+			if res, err := bob.do(msg); err != nil || res.StatusCode != 200 {
+				t.Fatalf("bob's MESSAGE: %v %v", res, err)
+			}
+		},
 	}
 }

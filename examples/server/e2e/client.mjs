@@ -419,6 +419,20 @@ const scenarios = {
     await axeCheck(organizer, 'the meeting page (organizer)');
     await axeCheck(guest, 'the meeting page (guest)');
   },
+
+  // Chat with a SIP participant (bob, joined over SIP by the Go test,
+  // which answers when told).
+  async 'sip-chat'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    await signIn(organizer, user(), password());
+    await until('the organizer lists the SIP participant', () => organizer.evaluate(() => document.querySelector('#roster').textContent.includes('Bob Builder')));
+    await organizer.fill('#chat-text', 'Hello, Bob');
+    await organizer.press('#chat-text', 'Enter');
+    await organizer.waitForSelector('#chat-log li:has-text("Hello, Bob")', { timeout: 5000 });
+    step('wrote to the SIP participant');
+    await organizer.waitForSelector('#chat-log li:has-text("Bob Builder: Hello from SIP")', { timeout: 15000 });
+    step('the SIP participant\'s MESSAGE is in the chat');
+  },
 };
 
 const name = process.argv[2];
