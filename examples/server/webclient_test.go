@@ -133,64 +133,74 @@ func screenshot(t *testing.T, name string) {
 
 const guestMeeting = `{"subject":"Web client","access":"organization"}`
 
+// webScenario is a browser scenario of TestWebClient: a scenario of
+// e2e/client.mjs, the screenshots it must save, and what the Go side
+// prepares before it runs (hooks it answers while it runs).
+type webScenario struct {
+	name, scenario string
+	screenshots    []string
+	hooks          func(t *testing.T, bm *browserMeeting) map[string]func()
+}
+
+// webScenarios are TestWebClient's; builds with Opus add the SIP caller's
+// (webclient_sip_test.go).
+var webScenarios = []webScenario{
+	// A wrong conference key and a wrong password each say so in
+	// plain words (they were a JavaScript error about reading the
+	// body twice).
+	{name: "JoinErrors", scenario: "join-errors"},
+	// alice signs in as alice@example.test, sip:alice@example.test,
+	// Alice and " ALICE ".
+	{name: "SignInNames", scenario: "sign-in-names"},
+	// A presenter shares the screen from the page, the admitted guest
+	// sees it large beside the cameras, and the guest, an attendee,
+	// has no way to start one; the presenter stops it.
+	{name: "ScreenShare", scenario: "screen-share", screenshots: []string{"screen-share.png"}},
+	// At 390 px and 360 px every control of the lobby and the meeting
+	// is on screen, for the leader and the guest; at 1,100 px the
+	// lobby's Reject button stays in its panel.
+	{name: "PhoneWidth", scenario: "phone", screenshots: []string{"phone.png"}},
+	// The audience muted shows in the list and on the guest's button;
+	// "Join again" keeps the key; a reload keeps the guest's name.
+	{name: "RejoinAndMute", scenario: "rejoin-and-mute"},
+	// Two guests wait in the lobby (announced to the organizer,
+	// counted); Admit all lets both in; the organizer promotes one
+	// (who may then share a screen) and demotes her again, and removes
+	// the other, who is told so.
+	{name: "LeaderControls", scenario: "leader-controls", screenshots: []string{"lobby-list.png"}},
+	// A guest stops her camera (the others see a placeholder with her
+	// initials) and starts it again, and mutes and unmutes her
+	// microphone, each button showing its state.
+	{name: "Toggles", scenario: "toggles"},
+	// The organizer and an admitted guest chat through the meeting's
+	// signaling; in the lobby the guest has no chat.
+	{name: "Chat", scenario: "chat"},
+	// A guest rejected from the lobby, a browser that refuses the
+	// camera (she still joins, to watch and listen), a lobby timeout
+	// and a meeting that ends, each explained in plain words.
+	{name: "ErrorPaths", scenario: "error-paths", hooks: func(t *testing.T, bm *browserMeeting) map[string]func() {
+		return map[string]func(){
+			"end the meeting": func() { bm.s.admin(t).must("DELETE", "/meetings/"+bm.m.ID, "", http.StatusNoContent, nil) },
+		}
+	}},
+	// bob, a SIP participant, and alice in the browser chat: her
+	// message reaches him as a MESSAGE in his INVITE dialog, his
+	// reaches her page.
+	{name: "SIPChat", scenario: "sip-chat", hooks: sipChatter},
+	// The pre-join screen previews the camera and lists the devices;
+	// alice joins muted with the camera off and changes microphone in
+	// the meeting; axe-core (pinned in e2e/package.json) finds nothing
+	// serious or critical on the join page and the meeting page.
+	{name: "PrejoinAndAccessibility", scenario: "prejoin-a11y", screenshots: []string{"prejoin.png"}},
+}
+
 // TestWebClient runs the web client's browser scenarios (e2e/client.mjs),
-// two at a time, each in a meeting of its own on one server.
+// in parallel (go test's -parallel, the number of CPUs by default), each
+// in a meeting of its own on one server.
 func TestWebClient(t *testing.T) {
 	browserTools(t)
 	s := startServer(t, t.TempDir())
-	for _, sc := range []struct {
-		name, scenario string
-		screenshots    []string
-		hooks          func(t *testing.T, bm *browserMeeting) map[string]func()
-	}{
-		// A wrong conference key and a wrong password each say so in
-		// plain words (they were a JavaScript error about reading the
-		// body twice).
-		{name: "JoinErrors", scenario: "join-errors"},
-		// alice signs in as alice@example.test, sip:alice@example.test,
-		// Alice and " ALICE ".
-		{name: "SignInNames", scenario: "sign-in-names"},
-		// A presenter shares the screen from the page, the admitted guest
-		// sees it large beside the cameras, and the guest, an attendee,
-		// has no way to start one; the presenter stops it.
-		{name: "ScreenShare", scenario: "screen-share", screenshots: []string{"screen-share.png"}},
-		// At 390 px and 360 px every control of the lobby and the meeting
-		// is on screen, for the leader and the guest; at 1,100 px the
-		// lobby's Reject button stays in its panel.
-		{name: "PhoneWidth", scenario: "phone", screenshots: []string{"phone.png"}},
-		// The audience muted shows in the list and on the guest's button;
-		// "Join again" keeps the key; a reload keeps the guest's name.
-		{name: "RejoinAndMute", scenario: "rejoin-and-mute"},
-		// Two guests wait in the lobby (announced to the organizer,
-		// counted); Admit all lets both in; the organizer promotes one
-		// (who may then share a screen) and demotes her again, and removes
-		// the other, who is told so.
-		{name: "LeaderControls", scenario: "leader-controls", screenshots: []string{"lobby-list.png"}},
-		// A guest stops her camera (the others see a placeholder with her
-		// initials) and starts it again, and mutes and unmutes her
-		// microphone, each button showing its state.
-		{name: "Toggles", scenario: "toggles"},
-		// The organizer and an admitted guest chat through the meeting's
-		// signaling; in the lobby the guest has no chat.
-		{name: "Chat", scenario: "chat"},
-		// A guest rejected from the lobby, a browser that refuses the
-		// camera (she still joins, to watch and listen), a lobby timeout
-		// and a meeting that ends, each explained in plain words.
-		{name: "ErrorPaths", scenario: "error-paths", hooks: func(t *testing.T, bm *browserMeeting) map[string]func() {
-			return map[string]func(){
-				"end the meeting": func() { bm.s.admin(t).must("DELETE", "/meetings/"+bm.m.ID, "", http.StatusNoContent, nil) },
-			}
-		}},
-		// bob, a SIP participant, and alice in the browser chat: her
-		// message reaches him as a MESSAGE in his INVITE dialog, his
-		// reaches her page.
-		{name: "SIPChat", scenario: "sip-chat", hooks: sipChatter},
-		// The pre-join screen previews the camera and lists the devices;
-		// alice joins muted with the camera off and changes microphone in
-		// the meeting; axe-core (pinned in e2e/package.json) finds nothing
-		// serious or critical on the join page and the meeting page.
-		{name: "PrejoinAndAccessibility", scenario: "prejoin-a11y", screenshots: []string{"prejoin.png"}},
-	} {
+	for _, sc := range webScenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
 			if sc.scenario == "prejoin-a11y" {
