@@ -59,13 +59,6 @@ type browserMeeting struct {
 	spki string
 }
 
-// newBrowserMeeting starts a server and has alice schedule a meeting
-// with the given JSON.
-func newBrowserMeeting(t *testing.T, body string, serverArgs ...string) *browserMeeting {
-	t.Helper()
-	return browserMeetingOn(t, startServer(t, t.TempDir(), serverArgs...), body)
-}
-
 // browserMeetingOn has alice schedule a meeting with the given JSON on a
 // running server.
 func browserMeetingOn(t *testing.T, s *server, body string) *browserMeeting {
