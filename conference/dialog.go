@@ -9,6 +9,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"golang.org/x/time/rate"
 )
 
 // dialog is a SIP dialog between a participant and the focus: the INVITE
@@ -35,6 +36,7 @@ type dialog struct {
 	expires      time.Time
 	timedOut     bool
 	unsubscribed bool
+	chatLimit    *rate.Limiter // an INVITE dialog's MESSAGE rate
 }
 
 type sipState struct {

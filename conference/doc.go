@@ -48,6 +48,10 @@
 //     lobby; attendees the joined roster; someone in the lobby only
 //     itself): the full state first, then partial documents
 //     ([ConferenceInfo.Apply] merges them).
+//   - MESSAGE in that dialog (text/plain) is the participant's chat to the
+//     meeting ([Focus.Chat]); the others' come to it the same way, as
+//     "Name: text". Only participants in the meeting (not in the lobby)
+//     chat; 400 for an empty or oversized text, 503 when too fast.
 //   - BYE leaves; a closed connection leaves too ([Focus.FlowClosed],
 //     registered with the Authenticator by NewFocus).
 //   - An INVITE with an SDP offer (RTP/SAVP with SDES keys, RFC 4568) is a

@@ -164,6 +164,7 @@ type conf struct {
 	dead     bool // removed from Focus.confs
 	version  uint64
 	watchers map[int]func(Event)
+	chats    map[int]func(ChatMessage) // chat watchers (chat.go)
 	subs     map[*subscriber]struct{}
 	nextID   int
 	arrivals int
@@ -401,7 +402,7 @@ func (f *Focus) release(c *conf) {
 	defer f.mu.Unlock()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.dead && len(c.parts) == 0 && len(c.watchers) == 0 && len(c.subs) == 0 {
+	if !c.dead && len(c.parts) == 0 && len(c.watchers) == 0 && len(c.chats) == 0 && len(c.subs) == 0 {
 		c.dead = true
 		if f.confs[c.meeting.ID] == c {
 			delete(f.confs, c.meeting.ID)

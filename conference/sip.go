@@ -69,7 +69,8 @@ func (f *Focus) Dispatch(other sipgo.RequestHandler) sipgo.RequestHandler {
 // HandleRequest serves a request addressed to a focus: INVITE joins the
 // meeting (182 Queued while in the lobby, 200 once in), INFO carries
 // control requests (ControlType), SUBSCRIBE to the conference event
-// package (RFC 4575) gives the conference state, BYE leaves.
+// package (RFC 4575) gives the conference state, MESSAGE (text/plain, in
+// the INVITE dialog) is the participant's chat (see Chat), BYE leaves.
 //
 // A Focus made without FocusConfig.Auth serves no SIP: it answers 500 and
 // logs why, rather than serve anyone unauthenticated.
@@ -93,9 +94,11 @@ func (f *Focus) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 		f.handleInfo(req, tx)
 	case sip.SUBSCRIBE:
 		f.handleSubscribe(req, tx)
+	case sip.MESSAGE:
+		f.handleMessage(req, tx)
 	default:
 		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
-		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE"))
+		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE, MESSAGE"))
 		_ = tx.Respond(res)
 	}
 }
@@ -252,7 +255,7 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	default:
 	}
 	res := okFor(req, d, 200, "OK")
-	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE"))
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE, MESSAGE"))
 	if len(req.Body()) > 0 {
 		// The participant's audio: the media server's answer to its offer,
 		// already in the meeting's mix.

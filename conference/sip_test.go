@@ -77,7 +77,7 @@ func newSIPEnv(t testing.TB, opts ...func(*FocusConfig)) *sipEnv {
 	notFound := func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 404, "Not Found", nil))
 	}
-	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE} {
+	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.MESSAGE} {
 		srv.OnRequest(m, f.Dispatch(notFound))
 	}
 	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -117,7 +117,8 @@ type member struct {
 	ua             *sipgo.UserAgent
 	client         *sipgo.Client
 	notifies, byes chan *sip.Request
-	invite         *sip.Request // the INVITE that joined, and its 2xx
+	messages       chan *sip.Request // the focus's MESSAGEs (the meeting's chat)
+	invite         *sip.Request      // the INVITE that joined, and its 2xx
 	joined         *sip.Response
 	cseq           uint32
 	state          ConferenceInfo // the conference state its NOTIFYs carried
@@ -137,9 +138,13 @@ func (e *sipEnv) member(user, password, from, display string, cert ...*pki.KeyPa
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	m := &member{t: e.t, env: e, user: user, password: password, from: from, display: display, ua: ua, client: client,
-		notifies: make(chan *sip.Request, 64), byes: make(chan *sip.Request, 4), cseq: 100}
+		notifies: make(chan *sip.Request, 64), byes: make(chan *sip.Request, 4), messages: make(chan *sip.Request, 64), cseq: 100}
 	srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
 		m.notifies <- req
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	srv.OnMessage(func(req *sip.Request, tx sip.ServerTransaction) {
+		m.messages <- req
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	srv.OnBye(func(req *sip.Request, tx sip.ServerTransaction) {

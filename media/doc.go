@@ -27,7 +27,10 @@
 // user's Digest, or a guest's meeting key), opens a WebSocket over which
 // the participant joins the meeting, waits in its lobby, exchanges SDP
 // with the bridge and, as a leader, admits, rejects, promotes, demotes,
-// ejects and mutes the audience.
+// ejects and mutes the audience. It also carries the meeting's chat
+// ([conference.Focus.Chat], which SIP participants reach with MESSAGE):
+// those in the meeting (not in its lobby, so a guest once admitted) send
+// and receive it, bounded in size and in rate per socket.
 //
 // SIP participants (desktop clients, phones, and dial-in callers a PSTN
 // gateway delivers) take one mixed audio stream: the focus hands their

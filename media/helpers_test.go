@@ -39,6 +39,12 @@ type env struct {
 
 func newEnv(t testing.TB, expires time.Time) *env {
 	t.Helper()
+	return newEnvLobby(t, expires, nil)
+}
+
+// newEnvLobby is newEnv with the focus's lobby (nil: the default).
+func newEnvLobby(t testing.TB, expires time.Time, lobby *conference.Lobby) *env {
+	t.Helper()
 	dir := auth.NewMemoryDirectory()
 	_ = dir.PutTenant(auth.Tenant{Domain: "example.test"})
 	users := []string{"alice", "bob", "carol", "dave", "erin"}
@@ -54,7 +60,7 @@ func newEnv(t testing.TB, expires time.Time) *env {
 	}
 	meetings := conference.NewMemoryMeetings()
 	focus, err := conference.NewFocus(conference.FocusConfig{Meetings: meetings, Directory: dir, Tokens: tokens,
-		JoinURL: "https://meet.example.test", MediaServer: "127.0.0.1"})
+		JoinURL: "https://meet.example.test", MediaServer: "127.0.0.1", Lobby: lobby})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
@@ -36,6 +37,8 @@ type Conference interface {
 	Eject(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error
 	MuteAll(ctx context.Context, id conference.MeetingID, actor conference.ParticipantID, muted bool) error
 	RecordedName(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) ([]byte, error)
+	Chat(ctx context.Context, id conference.MeetingID, from conference.ParticipantID, text string) (conference.ChatMessage, error)
+	WatchChat(ctx context.Context, id conference.MeetingID, fn func(conference.ChatMessage)) (stop func(), err error)
 }
 
 // SignalingConfig configures [Signaling]. Focus and Bridge are required.
@@ -75,12 +78,15 @@ type SignalingConfig struct {
 //	  answer  {sdp}           its answer to the bridge's offer
 //	  admit, reject, promote, demote, eject  {participant}   a leader's controls
 //	  mute-all, unmute-all                                  a leader mutes the audience, or lets it speak
+//	  chat    {text}                                        a message to the meeting (participants in it only; see [conference.Focus.Chat])
 //	to the browser:
 //	  state   {participant, state, role, muted, meeting, subject}  who it is in the meeting, on every change
 //	  roster  {participants: [{id, name, role, state, type, muted}]} the meeting as its role may see it
 //	  answer  {sdp}, offer {sdp}                             the bridge's SDP
+//	  chat    {participant, name, text, time}                 a participant's chat message, to those in the meeting
 //	  error   {error}                                         a refused request (the socket stays)
-//	  ended   {reason}                                        then the socket closes
+//	  ended   {reason}                                        then the socket closes: left, rejected, ejected,
+//	                                                          lobby timeout, meeting ended, …
 //
 // The participant joins the meeting when its socket opens (in the lobby
 // if the meeting's policy says so, hearing the lobby music once it has
@@ -356,6 +362,9 @@ type message struct {
 	Error        string                   `json:"error,omitempty"`
 	Reason       string                   `json:"reason,omitempty"`
 	Audio        []byte                   `json:"audio,omitempty"` // a recorded name, WAV (base64 in JSON)
+	Name         string                   `json:"name,omitempty"`  // a chat message's sender
+	Text         string                   `json:"text,omitempty"`  // a chat message
+	Time         string                   `json:"time,omitempty"`  // when the server relayed a chat message (RFC 3339)
 }
 
 type rosterEntry struct {
@@ -377,6 +386,9 @@ type socket struct {
 	ctx  context.Context
 	me   *conference.Participant
 	sess *Session
+
+	chats     chan message // chat messages for this socket, sent by the serve loop
+	chatLimit *rate.Limiter
 }
 
 func (k *socket) send(m message) {
@@ -389,7 +401,7 @@ func (k *socket) send(m message) {
 // serve runs one participant's socket until it closes, the participant
 // is out of the meeting, or the signaling closes; it returns why.
 func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) string {
-	k := &socket{s: s, conn: conn, ctx: ctx}
+	k := &socket{s: s, conn: conn, ctx: ctx, chats: make(chan message, chatQueue), chatLimit: newChatLimit()}
 	f := s.cfg.Focus
 	m, err := f.Meeting(ctx, t.meeting)
 	if err != nil {
@@ -413,6 +425,12 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 		return "meeting unavailable"
 	}
 	defer stop()
+	stopChat, err := k.watchChat(m)
+	if err != nil {
+		k.send(message{Type: "ended", Reason: err.Error()})
+		return "meeting unavailable"
+	}
+	defer stopChat()
 	me, err := f.Join(ctx, m.ID, conference.JoinRequest{Identity: t.identity, DisplayName: t.name})
 	if err != nil {
 		k.send(message{Type: "ended", Reason: "refused: " + err.Error()})
@@ -463,6 +481,8 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 		case <-mediaDone:
 			k.send(message{Type: "ended", Reason: "media ended"})
 			return "media ended"
+		case c := <-k.chats:
+			k.deliverChat(c)
 		case sdp, ok := <-offers:
 			if !ok {
 				offers = nil
@@ -500,9 +520,13 @@ var outReasons = map[conference.EventKind]string{conference.EventEjected: "eject
 	conference.EventLobbyTimeout: "lobby timeout", conference.EventLeft: "left"}
 
 // outReason says why ev takes participant me out of the meeting, or "".
+// Rejected or ejected by no leader, the meeting ended (Focus.End).
 func outReason(ev conference.Event, me conference.ParticipantID) string {
 	if ev.Participant.ID != me {
 		return ""
+	}
+	if ev.By == "" && (ev.Kind == conference.EventEjected || ev.Kind == conference.EventRejected) {
+		return "meeting ended"
 	}
 	return outReasons[ev.Kind]
 }
@@ -563,6 +587,8 @@ func (k *socket) handle(ctx context.Context, msg message) error {
 			return errors.New("answer: no offer of the bridge's awaits one")
 		}
 		return k.sess.SetAnswer(msg.SDP)
+	case "chat":
+		return k.chat(msg.Text)
 	case "mute-all", "unmute-all":
 		return f.MuteAll(ctx, id, me, msg.Type == "mute-all")
 	case "recorded-name": // a leader listens to who a dial-in caller said it is

@@ -47,7 +47,13 @@ func newSigEnv(t *testing.T, ttl time.Duration) *sigEnv {
 // newSigEnvConfig is newSigEnv with more of the signaling's settings
 // (Focus and Bridge are the environment's).
 func newSigEnvConfig(t *testing.T, cfg SignalingConfig) *sigEnv {
-	e := newEnv(t, time.Time{})
+	return newSigEnvLobby(t, cfg, nil)
+}
+
+// newSigEnvLobby is newSigEnvConfig with the focus's lobby (nil: the
+// default).
+func newSigEnvLobby(t *testing.T, cfg SignalingConfig, lobby *conference.Lobby) *sigEnv {
+	e := newEnvLobby(t, time.Time{}, lobby)
 	alice, err := e.dir.User(context.Background(), "sip:alice@example.test")
 	if err != nil {
 		t.Fatal(err)

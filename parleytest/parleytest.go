@@ -280,7 +280,7 @@ func (s *Stack) start(cfg Config) error {
 	// The handlers, as an application mounts them: requests for a
 	// meeting's focus go to the Focus, the others to presence.
 	srv.OnRegister(s.Registrar.HandleRegister)
-	srv.OnMessage(s.Router.HandleMessage)
+	srv.OnMessage(s.Focus.Dispatch(s.Router.HandleMessage)) // the meeting's chat goes to the focus
 	srv.OnPublish(s.Presence.HandlePublish)
 	srv.OnSubscribe(s.Focus.Dispatch(presence.SubscribeHandler(s.Presence.HandleSubscribe, s.Router.HandleSubscribe)))
 	srv.OnInvite(s.Focus.Dispatch(s.Router.HandleInvite))

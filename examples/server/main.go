@@ -414,7 +414,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// leaves its meetings.
 	sipSrv.OnOptions(stats.sip(authn.Require(answerOptions)))
 	sipSrv.OnRegister(stats.sip(registrar.HandleRegister))
-	sipSrv.OnMessage(stats.sip(router.HandleMessage))
+	sipSrv.OnMessage(stats.sip(focus.Dispatch(router.HandleMessage))) // a meeting's chat (MESSAGE to its focus) goes to the Focus
 	// Requests to a meeting's focus (sip:<meeting ID>@example.test) go to
 	// the Focus, all others to the router.
 	sipSrv.OnInvite(stats.sip(focus.Dispatch(router.HandleInvite)))

@@ -1,61 +1,28 @@
 // Parley's web client: joins the meeting whose page this is, over the
 // browser signaling API (media.Signaling) and WebRTC to the media bridge.
-// Plain JavaScript, no build step, no third-party code.
-'use strict';
+// Plain ES modules, no build step, no third-party code.
+import { postWithDigest, userName, errorOf } from './auth.js';
+import { joinError, mediaError, endedReason } from './words.js';
+import { Tiles } from './tiles.js';
 
 const meetingID = document.body.dataset.meeting;
+const domain = (document.body.dataset.focus || '').split('@')[1] || '';
 const $ = (id) => document.getElementById(id);
 
 let ws = null;          // the signaling WebSocket
 let pc = null;          // the peer connection to the bridge
-let localStream = null; // camera and microphone
-let me = {};            // our state message: participant, state, role
+let localStream = new MediaStream(); // our camera and microphone tracks
+let screenStream = null; // our screen share, while it lasts
+let me = {};            // our state message: participant, state, role, muted
 let roster = [];
+let guestKey = '';      // the conference key we joined with, for "Join again"
+let micMuted = false;   // muted by us (the presenters may mute us too: me.muted)
+let cameraOff = false;
 let queue = Promise.resolve(); // signaling messages, handled one at a time
-const tiles = new Map();       // participant ID -> tile element
+let wantOffer = false;  // a change of ours waits for the bridge's offer to end
+const tiles = new Tiles($('tiles'), $('screen'), $('screen-label'));
 
-// ---- Digest authentication (RFC 7616, SHA-256), as SIP clients do it ----
-
-async function sha256(s) {
-  const b = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s));
-  return [...new Uint8Array(b)].map((x) => x.toString(16).padStart(2, '0')).join('');
-}
-
-// challenges parses a WWW-Authenticate value, which fetch gives with
-// several challenges joined by commas.
-function challenges(header) {
-  return (header || '').split(/,\s*(?=(?:Digest|Bearer)\s)/i).map((c) => {
-    const scheme = c.trim().split(/\s/, 1)[0];
-    const params = { scheme };
-    for (const m of c.slice(scheme.length).matchAll(/(\w+)=(?:"([^"]*)"|([^,\s]*))/g)) {
-      params[m[1].toLowerCase()] = m[2] !== undefined ? m[2] : m[3];
-    }
-    return params;
-  });
-}
-
-// postWithDigest POSTs JSON, answering a Digest challenge with the
-// credentials. credentials: 'omit' keeps the browser's own login dialog
-// out of it.
-async function postWithDigest(path, body, user, password) {
-  const opts = { method: 'POST', credentials: 'omit', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) };
-  let res = await fetch(path, opts);
-  if (res.status !== 401) return res;
-  const ch = challenges(res.headers.get('WWW-Authenticate'))
-    .find((c) => c.scheme.toLowerCase() === 'digest' && (c.algorithm || '').toUpperCase() === 'SHA-256');
-  if (!ch) throw new Error('the server offers no SHA-256 Digest authentication');
-  const cnonce = [...crypto.getRandomValues(new Uint8Array(16))].map((x) => x.toString(16).padStart(2, '0')).join('');
-  const nc = '00000001';
-  const ha1 = await sha256(`${user}:${ch.realm}:${password}`);
-  const ha2 = await sha256(`POST:${path}`);
-  const response = await sha256(`${ha1}:${ch.nonce}:${nc}:${cnonce}:auth:${ha2}`);
-  opts.headers.Authorization = `Digest username="${user}", realm="${ch.realm}", nonce="${ch.nonce}", uri="${path}", ` +
-    `algorithm=SHA-256, qop=auth, nc=${nc}, cnonce="${cnonce}", response="${response}"`;
-  res = await fetch(path, opts);
-  return res;
-}
-
-// ---- joining ----
+// ---- the page's sections and words ----
 
 function show(section) {
   for (const id of ['join', 'lobby', 'meeting', 'ended']) $(id).hidden = id !== section;
@@ -63,18 +30,99 @@ function show(section) {
 
 function status(text) { $('status').textContent = text; }
 
-async function join(user, password, displayName) {
+function announce(text) {
+  const a = $('announce');
+  a.textContent = '';
+  setTimeout(() => { a.textContent = text; }, 50); // a change, so screen readers speak it again
+}
+
+function setPressed(button, pressed, text, label) {
+  button.setAttribute('aria-pressed', String(pressed));
+  button.textContent = text;
+  if (label) button.title = label;
+}
+
+// ---- devices: the pre-join preview and the device menus ----
+
+async function listDevices() {
+  let devices = [];
+  try { devices = await navigator.mediaDevices.enumerateDevices(); } catch { return; }
+  for (const [kind, select] of [['videoinput', $('camera-select')], ['audioinput', $('mic-select')]]) {
+    const current = currentTrack(kind === 'videoinput' ? 'video' : 'audio');
+    const id = current && current.getSettings().deviceId;
+    select.replaceChildren(...devices.filter((d) => d.kind === kind).map((d, i) => {
+      const o = document.createElement('option');
+      o.value = d.deviceId;
+      o.textContent = d.label || `${kind === 'videoinput' ? 'Camera' : 'Microphone'} ${i + 1}`;
+      o.selected = d.deviceId === id;
+      return o;
+    }));
+  }
+}
+
+function currentTrack(kind) {
+  return localStream.getTracks().find((t) => t.kind === kind) || null;
+}
+
+// startDevice (re)starts our camera or microphone on a device, replacing
+// the track in the preview and, in the meeting, on the sender.
+async function startDevice(kind, deviceId) {
+  const constraints = kind === 'video'
+    ? { video: { width: 640, height: 480, ...(deviceId ? { deviceId: { exact: deviceId } } : {}) } }
+    : { audio: deviceId ? { deviceId: { exact: deviceId } } : true };
+  const stream = await navigator.mediaDevices.getUserMedia(constraints);
+  const track = stream.getTracks()[0];
+  const old = currentTrack(kind);
+  if (old) { old.stop(); localStream.removeTrack(old); }
+  localStream.addTrack(track);
+  if (kind === 'audio') track.enabled = !micMuted;
+  const sender = pc && pc.getTransceivers().find((t) => t.sender && t.receiver.track.kind === kind && t.sender.parleyLocal);
+  if (sender && !(kind === 'video' && cameraOff)) await sender.sender.replaceTrack(track);
+  showPreview();
+  return track;
+}
+
+function showPreview() {
+  const hasVideo = !!currentTrack('video') && !cameraOff;
+  $('preview').srcObject = hasVideo ? localStream : null;
+  $('preview-off').hidden = hasVideo;
+  tiles.setLocal(hasVideo ? localStream : null);
+}
+
+async function startPreview() {
+  try {
+    const s = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+    for (const t of s.getTracks()) localStream.addTrack(t);
+    $('media-note').textContent = '';
+  } catch (err) {
+    // One of them may work on its own.
+    for (const kind of ['audio', 'video']) await startDevice(kind).catch(() => {});
+    $('media-note').textContent = currentTrack('audio') && currentTrack('video') ? '' : mediaError(err);
+  }
+  showPreview();
+  await listDevices();
+}
+
+for (const [kind, select] of [['video', $('camera-select')], ['audio', $('mic-select')]]) {
+  select.onchange = () => startDevice(kind, select.value).catch((err) => fail(mediaError(err)));
+}
+
+// ---- joining ----
+
+async function join(user, password, displayName, guest) {
   $('join-error').textContent = '';
   status('Signing in…');
+  await previewReady;
   const res = await postWithDigest(`/api/meetings/${meetingID}/ticket`, { display_name: displayName }, user, password);
-  if (!res.ok) {
-    let msg = res.statusText;
-    try { msg = (await res.json()).error || msg; } catch { msg = (await res.text()) || msg; }
-    throw new Error(res.status === 401 ? 'wrong user name, password or conference key' : msg);
-  }
+  if (!res.ok) throw new Error(joinError(res.status, await errorOf(res), guest));
   const { ticket } = await res.json();
-  status('Starting camera and microphone…');
-  localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 480 } });
+  micMuted = $('join-muted').checked;
+  cameraOff = $('join-camera-off').checked;
+  if (currentTrack('audio')) currentTrack('audio').enabled = !micMuted;
+  if (cameraOff && currentTrack('video')) { currentTrack('video').stop(); localStream.removeTrack(currentTrack('video')); }
+  showPreview();
+  $('device-menu').append($('devices'));
+  status('Connecting…');
   ws = new WebSocket(`wss://${location.host}/api/signaling/socket?ticket=${encodeURIComponent(ticket)}`);
   ws.onmessage = (ev) => { queue = queue.then(() => onMessage(JSON.parse(ev.data))).catch(fail); };
   ws.onclose = (ev) => ended(ev.reason || 'disconnected');
@@ -95,34 +143,64 @@ async function gathered(conn) {
 async function startMedia() {
   pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
   window.parleyPeerConnection = pc; // for tests and the curious: getStats()
-  for (const t of localStream.getTracks()) pc.addTrack(t, localStream);
+  // A sender for each kind even without the device, so that turning the
+  // camera on later needs no renegotiation.
+  for (const kind of ['audio', 'video']) {
+    const track = currentTrack(kind);
+    const tr = pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [localStream] });
+    tr.sender.parleyLocal = true;
+  }
   pc.ontrack = onTrack;
-  pc.onconnectionstatechange = () => status(`media ${pc.connectionState}`);
+  tiles.watch(pc);
+  pc.onconnectionstatechange = () => status(
+    { connected: 'Connected', connecting: 'Connecting…', disconnected: 'Connection unstable…', failed: 'Connection lost' }[pc.connectionState] || '');
+  await offer();
+}
+
+// offer sends the bridge an offer of ours. A screen share's stream is
+// named "screen" in it, which is how the bridge tells it from a camera.
+async function offer() {
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc);
-  send({ type: 'offer', sdp: pc.localDescription.sdp });
+  let sdp = pc.localDescription.sdp;
+  if (screenStream) sdp = sdp.split(screenStream.id).join('screen');
+  send({ type: 'offer', sdp });
+}
+
+// renegotiate offers our change now, or once the bridge's offer is done.
+async function renegotiate() {
+  if (pc.signalingState === 'stable') await offer();
+  else wantOffer = true;
 }
 
 async function onMessage(msg) {
   switch (msg.type) {
     case 'answer':
-      await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+      if (pc.signalingState === 'have-local-offer') await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
       break;
     case 'offer': // the bridge adds or removes others' tracks
+      if (pc.signalingState === 'have-local-offer') wantOffer = true; // ours is rolled back, and offered again
       await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
       await pc.setLocalDescription(await pc.createAnswer());
       send({ type: 'answer', sdp: pc.localDescription.sdp });
+      tiles.refresh(pc);
       break;
-    case 'state':
+    case 'state': {
+      const before = me.state;
       me = msg;
       show(me.state === 'lobby' ? 'lobby' : 'meeting');
-      $('me').textContent = `You are ${me.role === 'presenter' ? 'a presenter' : 'an ' + me.role}` +
-        (me.muted ? ' (the presenters have muted the audience)' : '');
+      if (me.state !== before && me.state === 'joined') announce('You are in the meeting.');
+      if (me.state === 'lobby' && before !== 'lobby') announce('You are waiting in the lobby.');
+      renderControls();
+      break;
+    }
+    case 'roster':
+      announceChanges(roster, msg.participants || []);
+      roster = msg.participants || [];
       renderRoster();
       break;
-    case 'roster':
-      roster = msg.participants;
-      renderRoster();
+    case 'chat':
+      addChat(msg);
       break;
     case 'recorded-name': { // a dial-in caller's recorded name, for leaders
       const wav = Uint8Array.from(atob(msg.audio), (c) => c.charCodeAt(0));
@@ -133,11 +211,15 @@ async function onMessage(msg) {
       break;
     }
     case 'error':
-      $('error').textContent = msg.error;
+      fail(msg.error);
       break;
     case 'ended':
       ended(msg.reason);
       break;
+  }
+  if (wantOffer && pc && pc.signalingState === 'stable') {
+    wantOffer = false;
+    await offer();
   }
 }
 
@@ -146,124 +228,269 @@ async function onMessage(msg) {
 function onTrack(ev) {
   const stream = ev.streams[0];
   if (!stream) return;
-  if (stream.id === 'lobby') { // the lobby music, on our audio until we are admitted
-    let audio = $('lobby-music');
-    if (!audio) {
-      audio = document.createElement('audio');
-      audio.id = 'lobby-music';
-      audio.autoplay = true;
-      document.body.append(audio);
-    }
-    audio.srcObject = stream;
+  if (stream.id === 'lobby') { // the lobby music, until we are admitted
+    $('lobby-music').srcObject = stream;
     $('music-note').hidden = false;
     return;
   }
-  tile(stream.id).querySelector('video').srcObject = stream;
+  if (stream.id === 'calls') { // the SIP callers, mixed: on its own element, which nothing else touches
+    $('calls-audio').srcObject = stream;
+    return;
+  }
+  tiles.addTrack(pc, ev.transceiver, ev.track, stream);
 }
 
-// tile returns the video tile of participant id, creating it.
-function tile(id) {
-  let t = tiles.get(id);
-  if (!t) {
-    t = document.createElement('div');
-    t.className = 'tile';
-    t.dataset.participant = id;
-    const video = document.createElement('video');
-    video.autoplay = true;
-    video.playsInline = true;
-    const label = document.createElement('span');
-    label.className = 'label';
-    t.append(video, label);
-    $('tiles').append(t);
-    tiles.set(id, t);
+async function toggleShare() {
+  if (screenStream) return stopShare();
+  let s;
+  try {
+    s = await navigator.mediaDevices.getDisplayMedia({ video: true, audio: false });
+  } catch (err) {
+    if (err.name !== 'NotAllowedError') fail(`The screen could not be shared (${err.message}).`);
+    return;
   }
-  return t;
+  screenStream = s;
+  const track = s.getVideoTracks()[0];
+  track.onended = () => { if (screenStream === s) stopShare(); };
+  const sender = pc.addTrack(track, s);
+  screenStream.sender = sender;
+  setPressed($('share'), true, 'Stop sharing', 'Stop sharing your screen');
+  tiles.setLocalScreen(s, 'Your screen');
+  announce('You are sharing your screen.');
+  await renegotiate();
+}
+
+async function stopShare() {
+  const s = screenStream;
+  if (!s) return;
+  screenStream = null;
+  for (const t of s.getTracks()) t.stop();
+  if (pc && s.sender) pc.removeTrack(s.sender);
+  setPressed($('share'), false, 'Share screen', 'Share your screen');
+  tiles.setLocalScreen(null);
+  announce('You stopped sharing your screen.');
+  if (pc) await renegotiate();
+}
+
+function toggleMute() {
+  if (me.muted && !micMuted) { // the presenters muted the audience: our own switch does not lift it
+    fail('The presenters have muted the audience; they can let it speak again.');
+    return;
+  }
+  micMuted = !micMuted;
+  const audio = currentTrack('audio');
+  if (audio) audio.enabled = !micMuted;
+  renderControls();
+}
+
+async function toggleCamera() {
+  cameraOff = !cameraOff;
+  const sender = pc && pc.getTransceivers().find((t) => t.sender.parleyLocal && t.receiver.track.kind === 'video');
+  if (cameraOff) {
+    const v = currentTrack('video');
+    if (v) { v.stop(); localStream.removeTrack(v); }
+    if (sender) await sender.sender.replaceTrack(null);
+    showPreview();
+  } else {
+    try {
+      await startDevice('video', $('camera-select').value || undefined);
+    } catch (err) {
+      cameraOff = true;
+      fail(mediaError(err));
+    }
+  }
+  renderControls();
+}
+
+// ---- the meeting's view ----
+
+function leader() { return me.role === 'presenter' || me.role === 'organizer'; }
+
+function renderControls() {
+  const muted = micMuted || !!me.muted;
+  setPressed($('mute'), muted, me.muted && !micMuted ? 'Muted by presenters' : muted ? 'Muted' : 'Mute',
+    muted ? 'Unmute your microphone' : 'Mute your microphone');
+  setPressed($('camera'), cameraOff, cameraOff ? 'Camera stopped' : 'Stop camera', cameraOff ? 'Start your camera' : 'Stop your camera');
+  $('share').hidden = !leader();
+  if (!leader() && screenStream) stopShare();
+  $('me').textContent = `You are ${me.role === 'attendee' ? 'an attendee' : 'the ' + me.role}` +
+    (me.muted ? '; the presenters have muted the audience' : '');
+}
+
+// announceChanges tells screen readers who joined, left or waits in the lobby.
+function announceChanges(before, after) {
+  if (!me.participant || me.state !== 'joined') return;
+  const was = new Map(before.map((p) => [p.id, p]));
+  const words = [];
+  for (const p of after) {
+    const old = was.get(p.id);
+    if (p.id === me.participant) continue;
+    if (!old && p.state === 'lobby') words.push(`${p.name || 'A guest'} is waiting in the lobby`);
+    else if ((!old || old.state === 'lobby') && p.state === 'joined') words.push(`${p.name || 'A guest'} joined`);
+    was.delete(p.id);
+  }
+  for (const p of was.values()) if (p.id !== me.participant) words.push(`${p.name || 'A guest'} left`);
+  if (words.length && before.length) announce(words.join('. ') + '.');
 }
 
 function renderRoster() {
   if (!me.participant) return;
-  const self = tile(me.participant);
-  const video = self.querySelector('video');
-  if (!video.srcObject) { video.srcObject = localStream; video.muted = true; }
-  const leader = me.role === 'presenter' || me.role === 'organizer';
+  const lead = leader();
   const list = $('roster');
   const lobby = $('lobby-list');
   list.replaceChildren();
   lobby.replaceChildren();
-  const present = new Set([me.participant]);
+  let joined = 0;
   for (const p of roster) {
     const li = document.createElement('li');
+    const who = document.createElement('span');
+    who.className = 'who';
     const name = document.createElement('span');
-    name.textContent = p.name || 'Anonymous';
+    name.className = 'name';
+    name.textContent = (p.name || 'Anonymous') + (p.id === me.participant ? ' (you)' : '');
     const role = document.createElement('span');
     role.className = 'role';
-    role.textContent = p.state === 'lobby' ? p.type : p.role;
-    li.append(name, role);
-    if (p.recorded_name) li.append(button('▶ Name', 'recorded-name', p.id, true));
+    role.textContent = p.state === 'lobby' ? (p.type === 'anonymous' ? 'guest' : p.type) : `${p.role}${p.type === 'dial-in' ? ' · phone' : ''}`;
+    who.append(name, role);
+    if (p.muted) {
+      const m = document.createElement('span');
+      m.className = 'muted-mark';
+      m.textContent = 'muted';
+      who.append(m);
+    }
+    li.append(who);
+    const actions = document.createElement('span');
+    actions.className = 'actions';
+    li.append(actions);
+    const label = p.name || 'Anonymous';
+    if (p.recorded_name) actions.append(button('Name', 'recorded-name', p.id, label, `Play the name ${label} recorded`, true));
     if (p.state === 'lobby') {
-      if (leader) li.append(button('Admit', 'admit', p.id), button('Reject', 'reject', p.id, true));
+      if (lead) actions.append(button('Admit', 'admit', p.id, label, `Let ${label} in`), button('Reject', 'reject', p.id, label, `Turn ${label} away`, true));
       lobby.append(li);
       continue;
     }
-    present.add(p.id);
-    if (leader && p.role === 'attendee') li.append(button('Promote', 'promote', p.id));
+    joined++;
+    if (lead && p.id !== me.participant) {
+      if (p.role === 'attendee') actions.append(button('Promote', 'promote', p.id, label, `Make ${label} a presenter`));
+      if (p.role === 'presenter') actions.append(button('Demote', 'demote', p.id, label, `Make ${label} an attendee`, true));
+      if (p.role !== 'organizer') actions.append(button('Remove', 'eject', p.id, label, `Remove ${label} from the meeting`, true));
+    }
     list.append(li);
-    tile(p.id).querySelector('.label').textContent = `${p.name || 'Anonymous'}${p.id === me.participant ? ' (you)' : ''} · ${p.role}`;
   }
-  $('lobby-box').hidden = !leader || lobby.children.length === 0;
+  $('count').textContent = `(${joined})`;
+  $('lobby-count').textContent = `(${lobby.children.length})`;
+  $('lobby-box').hidden = !lead || lobby.children.length === 0;
+  $('admit-all').hidden = lobby.children.length < 2;
   const audienceMuted = roster.some((p) => p.muted);
-  $('mute-all').hidden = !leader;
+  $('mute-all').hidden = !lead;
   $('mute-all').textContent = audienceMuted ? 'Unmute the audience' : 'Mute the audience';
   $('mute-all').dataset.action = audienceMuted ? 'unmute-all' : 'mute-all';
-  for (const [id, t] of tiles) {
-    if (!present.has(id)) { t.remove(); tiles.delete(id); }
-  }
+  tiles.setRoster(roster.filter((p) => p.state === 'joined'), me.participant);
+  showPreview();
 }
 
-function button(text, type, participant, secondary) {
+function button(text, type, participant, label, hint, secondary) {
   const b = document.createElement('button');
   b.textContent = text;
   b.dataset.action = type;
-  if (secondary) b.className = 'secondary';
+  b.setAttribute('aria-label', `${text} ${label}`); // the visible word first, then whom it is for
+  b.title = hint;
+  b.className = secondary ? 'small secondary' : 'small';
   b.onclick = () => send({ type, participant });
   return b;
 }
 
+// ---- chat ----
+
+function addChat(msg) {
+  const li = document.createElement('li');
+  const who = document.createElement('strong');
+  who.textContent = `${msg.name || 'Anonymous'}${msg.participant === me.participant ? ' (you)' : ''}: `;
+  const text = document.createElement('span');
+  text.textContent = msg.text;
+  li.append(who, text);
+  $('chat-log').append(li);
+  $('chat-log').scrollTop = $('chat-log').scrollHeight;
+}
+
+// ---- leaving ----
+
 function ended(reason) {
   if (!$('ended').hidden) return;
   show('ended');
-  $('ended-reason').textContent = reason ? `Reason: ${reason}.` : '';
+  $('ended-reason').textContent = endedReason(reason);
+  const again = new URL(location.href);
+  again.hash = guestKey ? `key=${encodeURIComponent(guestKey)}` : '';
+  $('join-again').href = again.href;
   status('');
+  if (screenStream) for (const t of screenStream.getTracks()) t.stop();
   if (pc) pc.close();
-  if (localStream) for (const t of localStream.getTracks()) t.stop();
+  for (const t of localStream.getTracks()) t.stop();
   if (ws) ws.close(1000, 'left');
 }
 
 function fail(err) {
-  $('error').textContent = String(err.message || err);
+  $('error').textContent = String((err && err.message) || err);
+  setTimeout(() => { if ($('error').textContent === String((err && err.message) || err)) $('error').textContent = ''; }, 8000);
 }
 
 // ---- the page ----
 
 const params = new URLSearchParams(location.hash.slice(1)); // an invitation link may carry #key=...
 if (params.get('key')) $('guest-key').value = params.get('key');
+$('guest-name').value = localStorage.getItem('parley.guestName') || '';
+$('user-name').value = localStorage.getItem('parley.userName') || '';
+if (domain) $('user-name').placeholder = `bob or bob@${domain}`;
+
+function joining(promise) {
+  for (const b of document.querySelectorAll('#join form button')) b.disabled = true;
+  promise.catch((err) => {
+    $('join-error').textContent = err.message;
+    status('');
+    for (const b of document.querySelectorAll('#join form button')) b.disabled = false;
+  });
+}
 
 $('guest-form').onsubmit = (ev) => {
   ev.preventDefault();
-  join('meeting:' + meetingID, $('guest-key').value, $('guest-name').value)
-    .catch((err) => { $('join-error').textContent = err.message; status(''); });
+  const name = $('guest-name').value.trim();
+  guestKey = $('guest-key').value.trim();
+  localStorage.setItem('parley.guestName', name);
+  // The key stays in the address, so that a reload or "Join again" keeps it.
+  history.replaceState(null, '', `#key=${encodeURIComponent(guestKey)}`);
+  joining(join('meeting:' + meetingID, guestKey, name, true));
 };
 $('user-form').onsubmit = (ev) => {
   ev.preventDefault();
-  join($('user-name').value, $('user-password').value, '')
-    .catch((err) => { $('join-error').textContent = err.message; status(''); });
+  guestKey = '';
+  localStorage.setItem('parley.userName', $('user-name').value.trim());
+  joining(join(userName($('user-name').value, domain), $('user-password').value, '', false));
 };
-$('mute').onclick = () => {
-  const audio = localStream && localStream.getAudioTracks()[0];
-  if (!audio) return;
-  audio.enabled = !audio.enabled;
-  $('mute').textContent = audio.enabled ? 'Mute' : 'Unmute';
+$('join-camera-off').onchange = () => {
+  cameraOff = $('join-camera-off').checked;
+  if (cameraOff) {
+    const v = currentTrack('video');
+    if (v) { v.stop(); localStream.removeTrack(v); }
+    showPreview();
+  } else {
+    startDevice('video', $('camera-select').value || undefined).catch((err) => { $('media-note').textContent = mediaError(err); });
+  }
 };
+$('mute').onclick = toggleMute;
+$('camera').onclick = () => { toggleCamera().catch(fail); };
+$('share').onclick = () => { queue = queue.then(toggleShare).catch(fail); };
 $('mute-all').onclick = () => send({ type: $('mute-all').dataset.action });
+$('admit-all').onclick = () => {
+  for (const p of roster) if (p.state === 'lobby') send({ type: 'admit', participant: p.id });
+};
+$('chat-form').onsubmit = (ev) => {
+  ev.preventDefault();
+  const text = $('chat-text').value.trim();
+  if (!text) return;
+  send({ type: 'chat', text });
+  $('chat-text').value = '';
+};
 $('leave').onclick = () => ended('you left');
 $('lobby-leave').onclick = () => ended('you left');
+navigator.mediaDevices.addEventListener('devicechange', listDevices);
+const previewReady = startPreview();
