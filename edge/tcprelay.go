@@ -338,7 +338,8 @@ func (t *tcpRelays) allocate(c *guardedConn, m *stun.Message, claim *allocating)
 		in:      newBucket(t.r.cfg.Bandwidth), out: newBucket(t.r.cfg.Bandwidth), ctx: ctx, cancel: cancel,
 		perms: map[netip.Addr]time.Time{}, conns: map[uint32]*peerStream{}, connecting: map[netip.AddrPort]bool{}}
 	life := max(lifetime(m), tcpDefaultLifetime) // RFC 8656 section 7.2
-	a.mu.Lock() // the timers' close reads them under it
+	// The timers' close reads them under a.mu: set them under it.
+	a.mu.Lock()
 	a.expiry = time.AfterFunc(life, a.close)
 	if d, ok := t.r.credentialLeft(claim.user); ok {
 		a.ends = time.AfterFunc(d, a.close) // the credential's expiry, whatever refreshes it had
