@@ -200,6 +200,15 @@ func (s *serverProcess) stop() error {
 	return s.stopErr
 }
 
+// kill ends the server with SIGKILL, a front end dying without a word,
+// which the test's clean-up then takes for its stop.
+func (s *serverProcess) kill() {
+	s.stopOnce.Do(func() {
+		_ = s.cmd.Process.Kill()
+		<-s.done
+	})
+}
+
 // caFile is the CA certificate the server wrote, which clients trust.
 func (s *serverProcess) caFile() string { return filepath.Join(s.dataDir, "ca", "ca.crt") }
 

@@ -192,7 +192,7 @@ func (j *joiner) run(ctx context.Context) error {
 		case now := <-tick.C:
 			if !j.a.connected() {
 				j.e.out.line("left", j.meeting)
-				return fmt.Errorf("%s: the connection to %s closed", j.meeting, j.a.addr)
+				return fmt.Errorf("%s: the connection to %s closed", j.meeting, j.a.addr())
 			}
 			if now.After(refreshAt) {
 				refreshAt = now.Add(refreshExpires / 2)
@@ -230,7 +230,7 @@ func (j *joiner) join(ctx context.Context) error {
 	}
 	tx, err := send()
 	if err != nil {
-		return connectionError(j.a.addr, err)
+		return connectionError(j.a.addr(), err)
 	}
 	defer func() { tx.Terminate() }()
 	first := time.NewTimer(j.a.timeout) // until the first answer
@@ -264,7 +264,7 @@ func (j *joiner) join(ctx context.Context) error {
 					return err
 				}
 				if tx, err = send(sipgo.ClientRequestAddVia); err != nil {
-					return connectionError(j.a.addr, err)
+					return connectionError(j.a.addr(), err)
 				}
 				first.Reset(j.a.timeout)
 			case res.IsSuccess():

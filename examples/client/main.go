@@ -51,9 +51,11 @@ on stdout: fields separated by one space, free text last (control
 characters in it become spaces). Errors go to stderr.
 
 Flags:
-  -sip ADDR            SIP over TLS address (default 127.0.0.1:5061; a remote
+  -sip ADDR[,ADDR...]  SIP over TLS address (default 127.0.0.1:5061; a remote
                        user or guest may use the server's -edge-users address,
-                       with -server-name edge.example.test)
+                       with -server-name edge.example.test); the front ends of a
+                       pool separated by commas: the first that answers is used,
+                       and the next when it cannot be reached any more
   -https ADDR          HTTPS address (default 127.0.0.1:8443)
   -ca FILE             CA certificate to trust (default parley-data/ca/ca.crt,
                        which the server writes on first run and also serves at
@@ -179,6 +181,18 @@ type options struct {
 	timeout      time.Duration
 }
 
+// sipServers are the servers of -sip: one address, or the front ends of
+// a pool separated by commas, tried in order.
+func (o options) sipServers() []string {
+	var out []string
+	for a := range strings.SplitSeq(o.sipAddr, ",") {
+		if a = strings.TrimSpace(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
 // env is what a command runs with: the global options, the standard
 // streams and the environment.
 type env struct {
@@ -215,6 +229,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	}
 	if fs.NArg() == 0 {
 		fmt.Fprint(stderr, usageText)
+		return 2
+	}
+	if len(e.opts.sipServers()) == 0 {
+		fmt.Fprintln(stderr, "parley-client: -sip: want host:port, or several separated by commas")
 		return 2
 	}
 	if e.opts.timeout <= 0 {

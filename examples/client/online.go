@@ -120,7 +120,7 @@ func (o *online) serve(ctx context.Context, untilDeadline bool) error {
 			}
 		case now := <-tick.C:
 			if !lost && !o.a.connected() {
-				fmt.Fprintf(o.e.stderr, "parley-client: online: the connection to %s closed; signing in again\n", o.a.addr)
+				fmt.Fprintf(o.e.stderr, "parley-client: online: the connection to %s closed; signing in again\n", o.a.addr())
 				o.a.reconnected()
 				lost, retryAt = true, now
 			}
@@ -314,7 +314,7 @@ func runWatch(ctx context.Context, e *env, args []string) error {
 			return nil
 		case now := <-tick.C:
 			if !a.connected() {
-				return fmt.Errorf("the connection to %s closed", a.addr)
+				return fmt.Errorf("the connection to %s closed", a.addr())
 			}
 			if now.After(refreshAt) {
 				refreshAt = id.tokens.renewAt(now, now.Add(max(w.refresh(ctx)/2, 10*time.Second)))

@@ -93,10 +93,12 @@ func sipStatus(res *sip.Response) error {
 // agent is the client's SIP user agent: one TLS connection to the server
 // (-sip), over which it sends its requests, answering Digest challenges,
 // and receives the server's (MESSAGE, NOTIFY, BYE) for the handlers a
-// command sets with handle. It listens on no port.
+// command sets with handle. It listens on no port. With several servers
+// (the front ends of a pool, -sip a,b,c) it uses the first that can be
+// reached, and moves to the next when the one it uses cannot be.
 type agent struct {
 	id      identity
-	addr    string
+	servers []string
 	timeout time.Duration
 	from    sip.Uri
 	contact string // the Contact of every request that asks for one
@@ -106,12 +108,32 @@ type agent struct {
 	srv     *sipgo.Server
 
 	mu   sync.Mutex
+	cur  int    // the server in use, an index of servers
 	flow string // the server's address on our connection, once one answered
+}
+
+// addr is the server in use.
+func (a *agent) addr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.servers[a.cur]
+}
+
+// failover moves to the next server (from the one that failed, if
+// another request has not moved already) and returns it.
+func (a *agent) failover(failed string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.servers[a.cur] == failed {
+		a.cur = (a.cur + 1) % len(a.servers)
+		a.flow = ""
+	}
+	return a.servers[a.cur]
 }
 
 // newAgent makes the user agent of id. Close releases it.
 func newAgent(e *env, id identity) (*agent, error) {
-	a := &agent{id: id, addr: e.opts.sipAddr, timeout: e.opts.timeout}
+	a := &agent{id: id, servers: e.opts.sipServers(), timeout: e.opts.timeout}
 	if err := sip.ParseUri(id.aor, &a.from); err != nil {
 		return nil, err
 	}
@@ -177,7 +199,7 @@ func (a *agent) newRequest(method sip.RequestMethod, target sip.Uri) *sip.Reques
 func (a *agent) route(req *sip.Request) {
 	req.AppendHeader(sip.NewHeader("User-Agent", userAgent))
 	req.SetTransport("TLS")
-	req.SetDestination(a.addr)
+	req.SetDestination(a.addr())
 }
 
 // do sends req and returns its final response, answering a Digest
@@ -199,6 +221,14 @@ func (a *agent) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 		req.AppendHeader(sip.NewHeader("Authorization", "Bearer "+tok))
 	}
 	res, err := a.client.Do(ctx, req)
+	// A server that cannot be reached (the dial failed: nothing was
+	// sent) is left for the next, as many times as there are others.
+	for tries := 1; err != nil && unreachable(err) && tries < len(a.servers); tries++ {
+		next := a.failover(req.Destination())
+		req.SetDestination(next)
+		req.RemoveHeader("Via")
+		res, err = a.client.Do(ctx, req)
+	}
 	for answers := 0; err == nil && isChallenge(res) && answers < 2; answers++ {
 		if answers == 1 && !isStale(challenges(res)) {
 			break // the credentials were refused
@@ -209,7 +239,7 @@ func (a *agent) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 		res, err = a.client.Do(ctx, req, sipgo.ClientRequestAddVia)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w", req.Method, connectionError(a.addr, err))
+		return nil, fmt.Errorf("%s: %w", req.Method, connectionError(req.Destination(), err))
 	}
 	a.sawFlow(res)
 	return res, nil
@@ -229,6 +259,14 @@ func connectionError(addr string, err error) error {
 		return fmt.Errorf("cannot reach %s: %w", addr, netErr.Err)
 	}
 	return err
+}
+
+// unreachable reports whether err is a failure to connect at all
+// (refused, no route): the request never left, and another server may
+// take it.
+func unreachable(err error) bool {
+	var netErr *net.OpError
+	return errors.As(err, &netErr) && netErr.Op == "dial"
 }
 
 // isChallenge reports whether res asks for credentials (401 or 407).

@@ -1,0 +1,52 @@
+package main
+
+import (
+	"maps"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/parleyuc/parley/internal/testredis"
+)
+
+// TestFailover: the client given a pool's front ends (-sip A,B) signs in
+// on the first; when A dies (SIGKILL), it signs in again on B by itself
+// within seconds, and messages reach it there; a one-shot command with A
+// first still goes through B.
+func TestFailover(t *testing.T) {
+	rds := testredis.Run(t)
+	data := t.TempDir()
+	pool := []string{"-store", "redis", "-redis", rds.URL}
+	a := startServer(t, data, append(pool, "-pool", "127.0.0.1:0")...)
+	b := startServer(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	// The clients' view of the pool: A's settings, both SIP addresses.
+	both := &serverProcess{dataDir: data, listeners: maps.Clone(a.listeners), passwords: a.passwords}
+	both.listeners["sip-tls"] = a.listeners["sip-tls"] + "," + b.listeners["sip-tls"]
+
+	alice := startClient(t, both, "alice", "online")
+	alice.waitLine(t, "signed-in sip:alice@example.test", wait)
+	bob := startClient(t, b, "bob", "online", "-watch", "alice")
+	bob.waitLine(t, "signed-in sip:bob@example.test", wait)
+
+	a.kill() // SIGKILL: no goodbye to anyone
+	killed := time.Now()
+	alice.waitLine(t, "signed-in sip:alice@example.test", 15*time.Second)
+	if !strings.Contains(alice.stderr.String(), "signing in again") {
+		t.Fatalf("alice's client did not say it lost its connection:\n%s", alice.stderr.String())
+	}
+	t.Logf("alice signed in again, on B, %v after A died", time.Since(killed).Round(10*time.Millisecond))
+
+	if r := runClient(t, b, "bob", "send", "alice", "found you on B"); r.code != 0 {
+		t.Fatalf("bob to alice after the failover: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := alice.waitLine(t, "message ", wait); got != "message sip:bob@example.test found you on B" {
+		t.Fatalf("alice got %q", got)
+	}
+	// A one-shot command that tries A first (dead) goes through B.
+	if r := runClient(t, both, "alice", "send", "bob", "and you on B"); r.code != 0 {
+		t.Fatalf("send with A dead and B next: exit %d\n%s", r.code, r.stderr)
+	}
+	if got := bob.waitLine(t, "message ", wait); got != "message sip:alice@example.test and you on B" {
+		t.Fatalf("bob got %q", got)
+	}
+}
