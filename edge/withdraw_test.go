@@ -99,7 +99,7 @@ func TestAllocationEndsWithItsCredential(t *testing.T) {
 	if n := e.relay.Metrics().Allocations; n != 3 {
 		t.Fatalf("%d allocations, want 3", n)
 	}
-	deadline := time.Now().Add(short.Expires.Sub(time.Now()) + 2*time.Second)
+	deadline := time.Now().Add(time.Until(short.Expires) + 2*time.Second)
 	for e.relay.Metrics().Allocations != 1 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%d allocations a second after alice's credentials expired, want bob's alone", e.relay.Metrics().Allocations)
