@@ -58,13 +58,15 @@ func TestPresenceServerShutdownCutShortByContext(t *testing.T) {
 	check(t, "bob watches alice", bob.Watch(ctx, "alice"))
 	nextState(t, bob)
 	bob.HoldAnswers()
-	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	// A second: time for the final NOTIFY to go out even on a loaded
+	// machine (CI's race and FIPS runs), while its answer never comes.
+	short, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	start := time.Now()
 	if err := s.Presence.Shutdown(short); !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("Shutdown with an unanswered NOTIFY: %v, want context.DeadlineExceeded", err)
 	}
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 3*time.Second {
 		t.Fatalf("Shutdown returned after %v, not when ctx ended", d)
 	}
 	if state := nextState(t, bob); state != "terminated;reason=deactivated" {
