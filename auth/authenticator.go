@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/parleyuc/parley/internal/hooks"
 	"log/slog"
 	"net/netip"
 	"strconv"
@@ -148,6 +149,8 @@ type Authenticator struct {
 	conns    connTable
 	metrics  authMetrics
 	md5      bool
+	// withdrawn are the OnWithdrawn hooks.
+	withdrawn hooks.List[func(aor string)]
 
 	ctx    context.Context // canceled by Close; parent of every SIP request's check
 	cancel context.CancelFunc

@@ -382,6 +382,8 @@ func TestDisabledAtProviderSignsOut(t *testing.T) {
 	cfg.CheckUserInfo, cfg.UserInfoInterval = true, 200*time.Millisecond
 	s := startSIPServer(t, Config{OIDC: []OIDCProvider{cfg}})
 	closes := watchCloses(t, s.authn)
+	withdrawn := make(chan string, 4)
+	s.authn.OnWithdrawn(func(aor string) { withdrawn <- aor })
 	alice, bob := s.dial(t, "", nil), s.dial(t, "", nil)
 	if res := alice.do("REGISTER", "sip:example.test", "<sip:alice@example.test>", "Authorization: Bearer "+deviceToken(t, p, "alice")); res.StatusCode != 200 {
 		t.Fatalf("alice: %d", res.StatusCode)
@@ -408,6 +410,20 @@ func TestDisabledAtProviderSignsOut(t *testing.T) {
 	}
 	if res := bob.do("OPTIONS", "sip:example.test", "<sip:bob@example.test>"); res.StatusCode != 200 {
 		t.Fatalf("bob, still enabled: %d", res.StatusCode)
+	}
+	// The application hears of it, once, to end what else alice holds.
+	select {
+	case aor := <-withdrawn:
+		if aor != "sip:alice@example.test" {
+			t.Fatalf("OnWithdrawn(%s), want alice", aor)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("OnWithdrawn was not called for alice")
+	}
+	select {
+	case aor := <-withdrawn:
+		t.Fatalf("OnWithdrawn called again, for %s", aor)
+	case <-time.After(300 * time.Millisecond):
 	}
 }
 

@@ -116,7 +116,8 @@ func (a *Authenticator) userInfoLoop(ctx context.Context, b *bearer) {
 			return
 		case <-t.C:
 		}
-		refused := map[string]bool{} // by token: devices may share one
+		refused := map[string]bool{}   // by token: devices may share one
+		withdrawn := map[string]bool{} // by user: told once a round
 		for _, c := range a.conns.all() {
 			raw, from := c.bearer()
 			if from != b || raw == "" {
@@ -138,10 +139,25 @@ func (a *Authenticator) userInfoLoop(ctx context.Context, b *bearer) {
 				}
 				a.cfg.Logger.Info("the identity provider refuses the token: connection closed", "user", user, "peer", c.remote)
 				_ = c.Close()
+				if user != "" && !withdrawn[user] {
+					withdrawn[user] = true
+					for _, f := range a.withdrawn.All() {
+						f(user)
+					}
+				}
 			}
 		}
 	}
 }
+
+// OnWithdrawn adds f, called with a user's address of record when the
+// Authenticator itself withdraws the user's sign-in: their identity
+// provider refuses their token (OIDCProvider.CheckUserInfo). The
+// Authenticator has closed the user's connections; f ends the rest of
+// what the application let them hold (web sessions, relay allocations
+// and credentials). It returns the function that removes f. f is called
+// from the Authenticator's own goroutine and must not block.
+func (a *Authenticator) OnWithdrawn(f func(aor string)) (remove func()) { return a.withdrawn.Add(f) }
 
 // challenges returns the challenge header values of a refusal: Digest
 // SHA-256, then MD5 if enabled, unless the verdict offers no Digest, then

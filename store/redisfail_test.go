@@ -3,9 +3,11 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/presence"
@@ -68,4 +70,74 @@ func TestRedisStoppedAndBack(t *testing.T) {
 	if got, err := r.Meetings().Get(ctx, "m3"); err != nil || got.ID != "m3" {
 		t.Fatalf("Get once Redis is back: %v %v", got, err)
 	}
+}
+
+// TestRedisKilledLosesNothingAcknowledged: writers keep creating meetings
+// and directory users while the Redis server is killed (SIGKILL) and
+// started again on its append-only file, as a pool's Redis runs; every
+// write the store acknowledged is there afterwards, and those refused
+// while it was down were refused with ErrRedis.
+func TestRedisKilledLosesNothingAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := testredis.StartPersistent(0, dir)
+	if err != nil {
+		testredis.Unavailable(t, err)
+	}
+	r, err := OpenRedis(context.Background(), RedisConfig{URL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx := context.Background()
+	users := r.Directory()
+	if err := users.SaveTenant(ctx, auth.Tenant{Domain: "example.test"}); err != nil {
+		t.Fatal(err)
+	}
+
+	var acked []int
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			id := conference.MeetingID(fmt.Sprintf("m%04d", i))
+			errM := r.Meetings().Create(ctx, &conference.Meeting{ID: id, Organizer: "sip:alice@example.test"})
+			errU := users.SaveUser(ctx, auth.User{URI: fmt.Sprintf("sip:u%04d@example.test", i), Enabled: true})
+			switch {
+			case errM == nil && errU == nil:
+				acked = append(acked, i)
+			case errM != nil && !errors.Is(errM, ErrRedis), errU != nil && !errors.Is(errU, ErrRedis):
+				t.Errorf("write %d refused with %v / %v, want ErrRedis", i, errM, errU)
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	srv.Stop() // SIGKILL
+	time.Sleep(300 * time.Millisecond)
+	back, err := testredis.StartPersistent(srv.Port, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer back.Stop()
+	time.Sleep(2 * time.Second) // the store reconnects; writes go on
+	close(stop)
+	<-done
+	if len(acked) < 50 {
+		t.Fatalf("only %d writes acknowledged", len(acked))
+	}
+	for _, i := range acked {
+		if _, err := r.Meetings().Get(ctx, conference.MeetingID(fmt.Sprintf("m%04d", i))); err != nil {
+			t.Fatalf("meeting %d, acknowledged, after the restart: %v", i, err)
+		}
+		if _, err := users.User(ctx, fmt.Sprintf("sip:u%04d@example.test", i)); err != nil {
+			t.Fatalf("user %d, acknowledged, after the restart: %v", i, err)
+		}
+	}
+	t.Logf("%d writes acknowledged across the kill and restart, all there", len(acked))
 }

@@ -489,6 +489,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		relaySecrets.Revoke(aor)
 		return authn.SignOut(aor) + signaling.SignOut(aor) + relay.CloseUser(aor)
 	}
+	// A user their identity provider no longer vouches for (the
+	// Authenticator's userinfo check) is withdrawn the same way, here and
+	// on the pool's other front ends.
+	defer authn.OnWithdrawn(func(aor string) {
+		withdraw(aor)
+		if withdrawals != nil {
+			ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if err := withdrawals.Announce(ctx, aor); err != nil {
+				logger.Error("the pool was not told of a withdrawal", "user", aor, "err", err)
+			}
+		}
+	})()
 
 	// The Access Edge: partners' SIP over mutual TLS, into this server
 	// over the edge's own mutual TLS connection, which the Authenticator
