@@ -48,6 +48,19 @@ func TestChat(t *testing.T) {
 	alice, bob := e.user("alice"), e.user("bob")
 	alice.mustJoin(m)
 	bob.mustJoin(m)
+	// Chat goes to confirmed dialogs: wait for both ACKs to be in, which
+	// the joins' 200s do not wait for.
+	waitFor(t, func() bool {
+		e.focus.sip.mu.Lock()
+		defer e.focus.sip.mu.Unlock()
+		n := 0
+		for _, d := range e.focus.sip.dialogs {
+			if d.meeting == m.ID && !d.subscription && d.confirmed {
+				n++
+			}
+		}
+		return n == 2
+	})
 	watched := make(chan ChatMessage, 16)
 	stop, err := e.focus.WatchChat(context.Background(), m.ID, func(c ChatMessage) { watched <- c })
 	if err != nil {
