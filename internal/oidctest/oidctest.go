@@ -399,6 +399,13 @@ func (p *Provider) RotateKey(ctx context.Context) error {
 	return p.admin(ctx, "/admin/rotate", nil, nil)
 }
 
+// AddRedirectURI registers a redirect URI for a client, as an admin
+// registers an application's once its address is known.
+func (p *Provider) AddRedirectURI(ctx context.Context, clientID, uri string) error {
+	body, _ := json.Marshal(map[string]string{"uri": uri})
+	return p.admin(ctx, "/admin/clients/"+url.PathEscape(clientID)+"/redirect_uris", body, nil)
+}
+
 // SetUserEnabled disables (and revokes the refresh tokens of) or enables
 // a user at the provider.
 func (p *Provider) SetUserEnabled(ctx context.Context, username string, enabled bool) error {
