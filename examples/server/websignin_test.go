@@ -1,8 +1,10 @@
 package main
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/json"
 	"html"
 	"io"
@@ -347,4 +349,30 @@ func TestWebSignInExpires(t *testing.T) {
 	if res.StatusCode != http.StatusUnauthorized || !strings.Contains(string(body), "sign-in has ended") {
 		t.Fatalf("ticket with the expired session: %s %s", res.Status, body)
 	}
+}
+
+// TestWebClientSignsInWithOrganization is the web client in headless
+// Chromium (e2e/client.mjs org-sign-in): alice opens the meeting's link,
+// signs in on her provider's own login page, comes back and joins as
+// herself, the organizer, admitting a guest who came with the key.
+func TestWebClientSignsInWithOrganization(t *testing.T) {
+	browserTools(t)
+	s, p, m := webSSOServer(t, false, nil)
+	// Chromium is told to accept the server's key and the provider's, no other.
+	spki := func(c *http.Client, u string) string {
+		res, err := c.Get(u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		sum := sha256.Sum256(res.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
+		return base64.StdEncoding.EncodeToString(sum[:])
+	}
+	join := "https://" + s.listeners["https"] + "/meet/" + m.ID
+	bm := &browserMeeting{s: s, m: m, url: join,
+		spki: spki(s.httpsClient(t), join) + "," + spki(p.HTTPClient, p.Issuer+"/.well-known/openid-configuration")}
+	t.Setenv("PARLEY_ORG_PASSWORD", "alice-idp")
+	bm.run(t, "org-sign-in", nil)
+	screenshot(t, "org-join.png")
+	screenshot(t, "org-sign-in.png")
 }
