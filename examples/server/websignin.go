@@ -10,8 +10,10 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -48,6 +50,7 @@ const (
 	maxSessionTTL = 12 * time.Hour   // whatever the token says
 	maxSessions   = 10_000
 	maxPending    = 1_000
+	maxPerSource  = 100 // sign-ins in flight from one address (an IPv6 /64); a company's NAT is one
 	sweepEvery    = time.Minute
 )
 
@@ -97,6 +100,7 @@ type pendingSignIn struct {
 	state    string
 	verifier string
 	meeting  string
+	source   netip.Prefix
 	expires  time.Time
 }
 
@@ -157,6 +161,22 @@ func (ws *webSignIn) providerFor(ctx context.Context, meeting string) *webProvid
 	return nil
 }
 
+// sourcePrefix is the request's source address, as an IPv6 /64 (one
+// host's) or an IPv4 /32.
+func sourcePrefix(r *http.Request) netip.Prefix {
+	ap, err := netip.ParseAddrPort(r.RemoteAddr)
+	if err != nil {
+		return netip.Prefix{}
+	}
+	a := ap.Addr().Unmap()
+	bits := 32
+	if a.Is6() {
+		bits = 64
+	}
+	p, _ := a.Prefix(bits)
+	return p
+}
+
 func randomID() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:])
@@ -198,15 +218,27 @@ func (ws *webSignIn) login(w http.ResponseWriter, r *http.Request) {
 		ws.page(w, http.StatusServiceUnavailable, "Sign-in unavailable", "Your organization's sign-in cannot be reached; try again in a moment.", meeting)
 		return
 	}
-	pend := &pendingSignIn{provider: p, state: randomID(), verifier: oauth2.GenerateVerifier(), meeting: meeting, expires: ws.now().Add(signInTTL)}
+	pend := &pendingSignIn{provider: p, state: randomID(), verifier: oauth2.GenerateVerifier(), meeting: meeting,
+		source: sourcePrefix(r), expires: ws.now().Add(signInTTL)}
 	binding := randomID()
 	ws.mu.Lock()
 	ws.sweep(ws.now(), len(ws.pending) >= maxPending)
 	full := len(ws.pending) >= maxPending
-	if !full {
+	mine := 0
+	for _, other := range ws.pending {
+		if other.source == pend.source {
+			mine++
+		}
+	}
+	if !full && mine < maxPerSource {
 		ws.pending[binding] = pend
 	}
 	ws.mu.Unlock()
+	if !full && mine >= maxPerSource {
+		w.Header().Set("Retry-After", strconv.Itoa(int(signInTTL/time.Second)))
+		ws.page(w, http.StatusTooManyRequests, "Too many sign-ins", "Too many sign-ins were started from your address; finish one, or try again in a few minutes.", meeting)
+		return
+	}
 	if full {
 		w.Header().Set("Retry-After", "60")
 		ws.page(w, http.StatusServiceUnavailable, "Sign-in busy", "Too many sign-ins are under way; try again in a minute.", meeting)

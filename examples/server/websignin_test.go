@@ -318,6 +318,26 @@ func TestWebSignIn(t *testing.T) {
 			t.Fatalf("ticket of a disabled user: %d %s", code, body)
 		}
 	})
+
+	t.Run("sign-ins in flight from one address are bounded", func(t *testing.T) {
+		// Last: it leaves the table full for this address.
+		// (The subtests above left a few abandoned.)
+		b := newWebBrowser(t, s, p)
+		started := 0
+		for range maxPerSource + 1 {
+			res, body := b.do("GET", b.base+"/auth/login?meeting="+m.ID, nil, "")
+			if res.StatusCode == http.StatusTooManyRequests {
+				break
+			}
+			if res.StatusCode != http.StatusFound {
+				t.Fatalf("sign-in %d: %s %s", started+1, res.Status, body)
+			}
+			started++
+		}
+		if started < maxPerSource-5 || started == maxPerSource+1 {
+			t.Fatalf("%d sign-ins started from one address, want at most %d in flight", started, maxPerSource)
+		}
+	})
 }
 
 func TestWebSignInExpires(t *testing.T) {
