@@ -33,7 +33,8 @@
 // schedule meetings (POST /api/meetings) and get relay credentials
 // (/relay/credentials; also over SIP, SERVICE), and anyone with a meeting's
 // link (/meet/<id>) gets the web client, which joins the meeting from the
-// browser: as a signed-in user or as a guest with the conference key,
+// browser: as a signed-in user (with a password, or with the tenant's
+// identity provider: websignin.go) or as a guest with the conference key,
 // through the lobby, with audio and video through the media bridge (one
 // UDP port, -media). SIP clients join meetings with audio too (SDES-SRTP,
 // mixed by the bridge), and a PSTN gateway with a client certificate
