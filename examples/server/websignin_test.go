@@ -238,6 +238,14 @@ func TestWebSignIn(t *testing.T) {
 		if res, body := b.do("GET", cb.String(), nil, ""); res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "does not match") {
 			t.Fatalf("callback with another state: %s %s", res.Status, body)
 		}
+		// An answer naming another provider as its issuer (RFC 9207).
+		cb, _ = url.Parse(b.toProvider(m.ID, "alice", "alice-idp"))
+		q = cb.Query()
+		q.Set("iss", "https://idp.elsewhere.example")
+		cb.RawQuery = q.Encode()
+		if res, body := b.do("GET", cb.String(), nil, ""); res.StatusCode != http.StatusBadRequest || !strings.Contains(body, "another identity provider") {
+			t.Fatalf("callback naming another issuer: %s %s", res.Status, body)
+		}
 		// Another browser (no sign-in cookie) bringing a good callback.
 		good := b.toProvider(m.ID, "alice", "alice-idp")
 		other := newWebBrowser(t, s, p)
