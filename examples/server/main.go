@@ -33,7 +33,8 @@
 // schedule meetings (POST /api/meetings) and get relay credentials
 // (/relay/credentials; also over SIP, SERVICE), and anyone with a meeting's
 // link (/meet/<id>) gets the web client, which joins the meeting from the
-// browser: as a signed-in user or as a guest with the conference key,
+// browser: as a signed-in user (with a password, or with the tenant's
+// identity provider: websignin.go) or as a guest with the conference key,
 // through the lobby, with audio and video through the media bridge (one
 // UDP port, -media). SIP clients join meetings with audio too (SDES-SRTP,
 // mixed by the bridge), and a PSTN gateway with a client certificate
@@ -485,9 +486,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// front end): SIP connections and with them their calls and meetings,
 	// web meeting sockets and their media, relay allocations, and the
 	// relay credentials handed out to them.
+	// The web client's "Sign in with your organization" (websignin.go):
+	// the provider sends browsers back to /auth/callback, which makes a
+	// web session the meeting ticket takes as the user's identity.
+	webSSO := newWebSignIn(idp.web, joinBase+"/auth/callback", authn.VerifyBearer, func(ctx context.Context, id string) (string, error) {
+		m, err := focus.Meeting(ctx, conference.MeetingID(id))
+		if err != nil {
+			return "", err
+		}
+		return m.Tenant, nil
+	}, logger)
 	withdraw := func(aor string) int {
 		relaySecrets.Revoke(aor)
-		return authn.SignOut(aor) + signaling.SignOut(aor) + relay.CloseUser(aor)
+		return authn.SignOut(aor) + signaling.SignOut(aor) + relay.CloseUser(aor) + webSSO.signOut(aor)
 	}
 	// A user their identity provider no longer vouches for (the
 	// Authenticator's userinfo check) is withdrawn the same way, here and
@@ -554,8 +565,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpsMux.Handle("/", api.handler(authn))
 	httpsMux.Handle("/relay/credentials", authn.HTTP(relayCreds))
 	httpsMux.Handle("/api/me/", (&settingsAPI{policy: policy, logger: logger}).handler(authn))
-	httpsMux.Handle("POST /api/meetings/{meeting}/ticket", authn.HTTPForMeeting(func(r *http.Request) string { return r.PathValue("meeting") },
-		signaling.TicketHandler())) // users, and guests with the meeting's key
+	tickets := signaling.TicketHandler()
+	httpsMux.Handle("POST /api/meetings/{meeting}/ticket", webSSO.ticket(authn.HTTPForMeeting(func(r *http.Request) string { return r.PathValue("meeting") },
+		tickets), tickets)) // users (signed in on the page, or with credentials), and guests with the meeting's key
+	webSSO.routes(httpsMux)
 	httpsMux.Handle("GET /api/signaling/socket", signaling.SocketHandler())
 	httpsMux.Handle("GET /web/", webAssets())
 	// The tenant admin's management API, with the admin bearer token from

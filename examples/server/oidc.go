@@ -87,6 +87,7 @@ type oidcProvider struct {
 type providerSignIn struct {
 	providers        []auth.OIDCProvider
 	staticAdminToken bool
+	web              []*webProvider // the web client's sign-in (websignin.go)
 }
 
 // signIn checks the "oidc" settings against the directory's tenants,
@@ -148,6 +149,7 @@ func (s oidcSettings) signIn(dir auth.Directory) (providerSignIn, error) {
 			UserDomain: p.UserDomain, Domains: tenants, Scopes: p.Scopes, LicenseClaim: p.LicenseClaim, LicenseValue: p.LicenseValue,
 			AdminClaim: p.AdminClaim, AdminValue: p.AdminValue, CheckUserInfo: p.CheckUserInfo, UserInfoInterval: time.Duration(p.UserInfoInterval),
 			HTTPClient: client})
+		out.web = append(out.web, &webProvider{issuer: p.Issuer, clientID: p.ClientID, scopes: p.Scopes, tenants: tenants, client: client})
 	}
 	return out, nil
 }

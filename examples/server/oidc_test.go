@@ -78,7 +78,14 @@ func TestOIDCConfigErrorsNameTheField(t *testing.T) {
 // config file, to sign the demo tenant's users in with it.
 func oidcServer(t *testing.T, keepAdminToken bool) (*server, *oidctest.Provider) {
 	t.Helper()
-	p := oidctest.Start(t, oidctest.Config{
+	return oidcServerWith(t, keepAdminToken, nil)
+}
+
+// oidcServerWith is oidcServer with the provider's config changed by edit
+// first (nil: none).
+func oidcServerWith(t *testing.T, keepAdminToken bool, edit func(*oidctest.Config)) (*server, *oidctest.Provider) {
+	t.Helper()
+	pcfg := oidctest.Config{
 		Users: []oidctest.User{
 			{Username: "alice", Password: "alice-idp", Claims: map[string]any{"email": "alice@example.test", "email_verified": true,
 				"groups": []string{"parley-users", "parley-admins"}}},
@@ -86,7 +93,11 @@ func oidcServer(t *testing.T, keepAdminToken bool) (*server, *oidctest.Provider)
 				"groups": []string{"parley-users"}}},
 		},
 		Clients: []oidctest.Client{{ClientID: "parley", DeviceFlow: true}},
-	})
+	}
+	if edit != nil {
+		edit(&pcfg)
+	}
+	p := oidctest.Start(t, pcfg)
 	data := t.TempDir()
 	cfg := map[string]any{
 		"oidc": []map[string]any{{"issuer": p.Issuer, "client_id": "parley", "tenant": "example.test", "scopes": []string{"sip"},

@@ -15,8 +15,10 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -102,9 +104,18 @@ func binary() (string, error) {
 			build.err = errors.New("oidctest: cannot find the provider's source")
 			return
 		}
-		// One place per user, overwritten by each build (renamed into
-		// place, so test binaries building at once do not collide): test
-		// runs leave one binary behind, not one each.
+		// One place per user and version of the provider's source,
+		// overwritten by each build (renamed into place, so test binaries
+		// building at once do not collide): test runs leave one binary
+		// behind per version, not one each, and checkouts of other
+		// versions tested at once (worktrees) do not replace each
+		// other's between the build and the start.
+		src := filepath.Join(filepath.Dir(file), "provider")
+		version, err := sourceVersion(src)
+		if err != nil {
+			build.err = fmt.Errorf("oidctest: the provider's source: %w", err)
+			return
+		}
 		dir := filepath.Join(os.TempDir(), fmt.Sprintf("parley-oidctest-%d", os.Getuid()))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			build.err = err
@@ -117,18 +128,37 @@ func binary() (string, error) {
 		}
 		_ = tmp.Close()
 		cmd := exec.Command("go", "build", "-o", tmp.Name(), ".")
-		cmd.Dir = filepath.Join(filepath.Dir(file), "provider")
+		cmd.Dir = src
 		if out, err := cmd.CombinedOutput(); err != nil {
 			_ = os.Remove(tmp.Name())
 			build.err = fmt.Errorf("oidctest: go build provider: %v\n%s", err, out)
 			return
 		}
-		build.path = filepath.Join(dir, "provider")
+		build.path = filepath.Join(dir, "provider-"+version)
 		if err := os.Rename(tmp.Name(), build.path); err != nil {
 			build.err = err
 		}
 	})
 	return build.path, build.err
+}
+
+// sourceVersion is a digest of the names and contents of the Go files in
+// dir.
+func sourceVersion(dir string) (string, error) {
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil || len(files) == 0 {
+		return "", fmt.Errorf("no Go files in %s (%v)", dir, err)
+	}
+	h := sha256.New()
+	for _, f := range files { // Glob sorts them
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", filepath.Base(f), len(data))
+		h.Write(data)
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
 // Start builds (once) and starts a provider, waits until its discovery
@@ -397,6 +427,13 @@ func (p *Provider) Mint(ctx context.Context, r MintRequest) (string, error) {
 // the old one.
 func (p *Provider) RotateKey(ctx context.Context) error {
 	return p.admin(ctx, "/admin/rotate", nil, nil)
+}
+
+// AddRedirectURI registers a redirect URI for a client, as an admin
+// registers an application's once its address is known.
+func (p *Provider) AddRedirectURI(ctx context.Context, clientID, uri string) error {
+	body, _ := json.Marshal(map[string]string{"uri": uri})
+	return p.admin(ctx, "/admin/clients/"+url.PathEscape(clientID)+"/redirect_uris", body, nil)
 }
 
 // SetUserEnabled disables (and revokes the refresh tokens of) or enables

@@ -4,7 +4,7 @@
 // exits non-zero on the first failure.
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { env, step, until, run, newPage, signIn, guestJoin, admit, artifact } from './lib.mjs';
+import { env, step, until, run, newPage, signIn, guestJoin, admit, artifact, shown } from './lib.mjs';
 
 // axeCheck runs axe-core (pinned in package.json) on the page as it is,
 // failing on any serious or critical finding. It is evaluated through
@@ -432,6 +432,60 @@ const scenarios = {
     step('wrote to the SIP participant');
     await organizer.waitForSelector('#chat-log li:has-text("Bob Builder: Hello from SIP")', { timeout: 15000 });
     step('the SIP participant\'s MESSAGE is in the chat');
+  },
+
+  // Issue 20: alice signs in with her organization's identity provider
+  // from the join page (the provider's own login form), comes back signed
+  // in and joins as herself, the organizer, not a guest; the page never
+  // holds the session (an HttpOnly cookie) nor a token. A guest with the
+  // key still waits in the lobby, and alice admits her. After leaving,
+  // the page offers to join as alice again; she signs out.
+  async 'org-sign-in'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    await organizer.goto(env('PARLEY_JOIN_URL'));
+    await organizer.waitForSelector('#org-login:visible', { timeout: 10000 });
+    if (!(await organizer.isHidden('#org-join'))) throw new Error('"Join as" shown before signing in');
+    if (!(await organizer.isHidden('#user-form'))) throw new Error('the password sign-in is offered beside the organization\'s');
+    await axeCheck(organizer, 'the join page with the organization\'s sign-in');
+    await organizer.screenshot({ path: artifact('org-join.png') });
+    await organizer.click('#org-login');
+    await organizer.waitForSelector('#username', { timeout: 10000 });
+    const provider = new URL(organizer.url());
+    if (provider.origin === new URL(env('PARLEY_JOIN_URL')).origin) throw new Error(`the sign-in stayed on the server: ${provider}`);
+    step(`on the provider's login page (${provider.origin}${provider.pathname})`);
+    await organizer.fill('#username', user());
+    await organizer.fill('#password', env('PARLEY_ORG_PASSWORD'));
+    await organizer.click('#signin');
+    await shown(organizer, 'meeting');
+    step(`back on the meeting page (${new URL(organizer.url()).pathname}) and in the meeting`);
+    const me = await until('the roster lists alice by name as the organizer', () => organizer.evaluate(() => {
+      const li = [...document.querySelectorAll('#roster li')].find((l) => l.textContent.includes('(you)'));
+      return li && { name: li.querySelector('.name').textContent, role: li.querySelector('.role').textContent };
+    }));
+    if (!/^Alice Liddell \(you\)$/.test(me.name) || me.role !== 'organizer') throw new Error(`alice is listed as ${JSON.stringify(me)}`);
+    step(`the roster lists ${me.name} as ${me.role}`);
+    const seen = await organizer.evaluate(() => ({ cookie: document.cookie, html: document.documentElement.outerHTML }));
+    if (seen.cookie.includes('parley-session') || /eyJ[\w-]+\.eyJ/.test(seen.html)) throw new Error('the page holds the session or a token');
+    step('the page holds neither the session cookie nor a token');
+    const guest = await newPage(browser, 'guest');
+    await guestJoin(guest, 'Gina Guest');
+    step('a guest with the key waits in the lobby');
+    await admit(organizer, guest);
+    step('alice, signed in with her organization, admits her');
+    await organizer.screenshot({ path: artifact('org-sign-in.png') });
+    await organizer.click('#leave');
+    await shown(organizer, 'ended');
+    await organizer.click('#join-again');
+    await organizer.waitForSelector('#org-join:visible', { timeout: 10000 });
+    const label = await organizer.textContent('#org-join');
+    if (label !== 'Join as Alice Liddell') throw new Error(`the join button says ${label}`);
+    step(`after leaving, the page offers "${label}"`);
+    await organizer.click('#org-logout');
+    await organizer.waitForSelector('#org-login:visible', { timeout: 10000 });
+    const session = await organizer.evaluate(async (id) => (await fetch(`/auth/session?meeting=${id}`)).json(),
+      new URL(env('PARLEY_JOIN_URL')).pathname.split('/').pop());
+    if (session.user) throw new Error(`still signed in after signing out: ${JSON.stringify(session)}`);
+    step('signed out: the sign-in link is back and the server has no session');
   },
 };
 

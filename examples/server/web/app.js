@@ -1,7 +1,7 @@
 // Parley's web client: joins the meeting whose page this is, over the
 // browser signaling API (media.Signaling) and WebRTC to the media bridge.
 // Plain ES modules, no build step, no third-party code.
-import { postWithDigest, userName, errorOf } from './auth.js';
+import { postWithDigest, postWithSession, orgSession, signOut, userName, errorOf } from './auth.js';
 import { joinError, mediaError, endedReason } from './words.js';
 import { Tiles } from './tiles.js';
 
@@ -109,12 +109,25 @@ for (const [kind, select] of [['video', $('camera-select')], ['audio', $('mic-se
 
 // ---- joining ----
 
+// join asks for a ticket with credentials (user and password, or a
+// guest's conference key), or with the organization's session when
+// user is null, and joins with it.
 async function join(user, password, displayName, guest) {
   $('join-error').textContent = '';
   status('Signing in…');
   await previewReady;
-  const res = await postWithDigest(`/api/meetings/${meetingID}/ticket`, { display_name: displayName }, user, password);
-  if (!res.ok) throw new Error(joinError(res.status, await errorOf(res), guest));
+  const path = `/api/meetings/${meetingID}/ticket`;
+  const res = user === null
+    ? await postWithSession(path, { display_name: '' })
+    : await postWithDigest(path, { display_name: displayName }, user, password);
+  if (!res.ok) {
+    const msg = await errorOf(res);
+    if (user === null && (res.status === 401 || res.status === 403)) {
+      showOrg(await orgSession(meetingID)); // signed out meanwhile
+      throw new Error(`You are no longer signed in (${msg}). Sign in with your organization again.`);
+    }
+    throw new Error(joinError(res.status, msg, guest));
+  }
   const { ticket } = await res.json();
   micMuted = $('join-muted').checked;
   cameraOff = $('join-camera-off').checked;
@@ -466,6 +479,37 @@ $('user-form').onsubmit = (ev) => {
   localStorage.setItem('parley.userName', $('user-name').value.trim());
   joining(join(userName($('user-name').value, domain), $('user-password').value, '', false));
 };
+// The organization's sign-in: offered when the meeting's organization
+// has an identity provider; once signed in (the provider sends the
+// browser back here with #signed-in), the page joins as that user.
+function showOrg(session) {
+  const user = session.user;
+  $('org-form').hidden = !session.sign_in && !user;
+  // The organization's users sign in with its provider, not a password.
+  $('user-form').hidden = session.sign_in;
+  $('org-signed-out').hidden = !!user;
+  $('org-signed-in').hidden = $('org-join').hidden = $('org-logout').hidden = !user;
+  if (user) {
+    $('org-name').textContent = user.display_name || user.uri.replace(/^sips?:/, '');
+    $('org-join').textContent = `Join as ${$('org-name').textContent}`;
+  }
+}
+$('org-form').onsubmit = (ev) => {
+  ev.preventDefault();
+  guestKey = '';
+  joining(join(null, '', '', false));
+};
+$('org-logout').onclick = async () => {
+  await signOut().catch(() => {});
+  showOrg(await orgSession(meetingID));
+};
+orgSession(meetingID).then((session) => {
+  showOrg(session);
+  if (location.hash === '#signed-in') {
+    history.replaceState(null, '', location.pathname);
+    if (session.user) joining(join(null, '', '', false));
+  }
+});
 $('join-camera-off').onchange = () => {
   cameraOff = $('join-camera-off').checked;
   if (cameraOff) {

@@ -1,5 +1,7 @@
 // Signing in from the page: Digest authentication (RFC 7616, SHA-256), as
-// SIP clients do it, and the user name as people type it.
+// SIP clients do it, and the user name as people type it; or the
+// organization's sign-in, whose session is an HttpOnly cookie the page
+// never sees (the server ran the OAuth 2.0 sign-in and keeps the token).
 
 async function sha256(s) {
   const b = await crypto.subtle.digest('SHA-256', new TextEncoder().encode(s));
@@ -63,4 +65,27 @@ export async function errorOf(res) {
   } catch {
     return text.trim() || res.statusText;
   }
+}
+
+// postWithSession POSTs JSON with the browser's session cookie and no
+// other credentials: the user signed in with their organization.
+export function postWithSession(path, body) {
+  return fetch(path, { method: 'POST', credentials: 'same-origin', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+}
+
+// orgSession asks the server whether this meeting's organization signs
+// in with its identity provider and who, if anyone, is signed in:
+// { sign_in: bool, user: { uri, display_name } | null }.
+export async function orgSession(meetingID) {
+  try {
+    const res = await fetch(`/auth/session?meeting=${encodeURIComponent(meetingID)}`, { credentials: 'same-origin' });
+    return res.ok ? await res.json() : { sign_in: false, user: null };
+  } catch {
+    return { sign_in: false, user: null };
+  }
+}
+
+// signOut ends the organization's sign-in session.
+export function signOut() {
+  return fetch('/auth/logout', { method: 'POST', credentials: 'same-origin' });
 }

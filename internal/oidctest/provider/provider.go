@@ -77,6 +77,7 @@ func (p *provider) routes() http.Handler {
 	mux.HandleFunc("POST /admin/rotate", p.admin(p.rotate))
 	mux.HandleFunc("POST /admin/users/{name}/{action}", p.admin(p.setUser))
 	mux.HandleFunc("POST /admin/mint", p.admin(p.mint))
+	mux.HandleFunc("POST /admin/clients/{id}/redirect_uris", p.admin(p.addRedirect))
 	return mux
 }
 
@@ -228,12 +229,15 @@ func (p *provider) deviceLogin(w http.ResponseWriter, r *http.Request) {
 
 // redirectAllowed compares a redirect URI with the client's, a loopback
 // one on any port (RFC 8252 section 7.3).
-func redirectAllowed(c *client, uri string) bool {
+func (p *provider) redirectAllowed(c *client, uri string) bool {
 	got, err := url.Parse(uri)
 	if err != nil {
 		return false
 	}
-	for _, reg := range c.RedirectURIs {
+	p.mu.Lock()
+	registered := slices.Clone(c.RedirectURIs) // the admin may add some
+	p.mu.Unlock()
+	for _, reg := range registered {
 		want, err := url.Parse(reg)
 		if err != nil {
 			continue
@@ -249,7 +253,7 @@ func redirectAllowed(c *client, uri string) bool {
 func (p *provider) authorizeForm(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	c := p.client(q.Get("client_id"))
-	if c == nil || !redirectAllowed(c, q.Get("redirect_uri")) {
+	if c == nil || !p.redirectAllowed(c, q.Get("redirect_uri")) {
 		http.Error(w, "unknown client or redirect_uri", 400)
 		return
 	}
@@ -267,7 +271,7 @@ func (p *provider) authorizeForm(w http.ResponseWriter, r *http.Request) {
 func (p *provider) authorizeLogin(w http.ResponseWriter, r *http.Request) {
 	c := p.client(r.PostFormValue("client_id"))
 	redirect := r.PostFormValue("redirect_uri")
-	if c == nil || !redirectAllowed(c, redirect) {
+	if c == nil || !p.redirectAllowed(c, redirect) {
 		http.Error(w, "unknown client or redirect_uri", 400)
 		return
 	}
@@ -523,6 +527,27 @@ func (p *provider) setUser(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	w.WriteHeader(204)
+}
+
+// addRedirect registers a redirect URI for a client, as an admin does
+// once the application's address is known.
+func (p *provider) addRedirect(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		URI string `json:"uri"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.URI == "" {
+		http.Error(w, "want {\"uri\": ...}", 400)
+		return
+	}
+	c := p.client(r.PathValue("id"))
+	if c == nil {
+		http.Error(w, "unknown client", 404)
+		return
+	}
+	p.mu.Lock()
+	c.RedirectURIs = append(c.RedirectURIs, req.URI)
+	p.mu.Unlock()
 	w.WriteHeader(204)
 }
 
