@@ -338,8 +338,19 @@ func (r *EdgeRelay) Shutdown(ctx context.Context) error {
 		case <-tick.C:
 		}
 	}
+	// The last allocation ended when pion deleted it, before it wrote the
+	// answer to the client's Refresh: give that answer time to go out.
+	select {
+	case <-ctx.Done():
+	case <-time.After(shutdownGrace):
+	}
 	return r.Close()
 }
+
+// shutdownGrace is how long Shutdown waits, once the last allocation has
+// ended, before it closes the listeners: the answer to the Refresh that
+// deleted it is written after the deletion.
+const shutdownGrace = 250 * time.Millisecond
 
 // Metrics returns the relay's counters.
 func (r *EdgeRelay) Metrics() RelayMetrics {
