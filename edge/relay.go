@@ -530,42 +530,6 @@ func (r *EdgeRelay) unclaim(a *allocating) {
 	r.m.allocations.Add(-1)
 }
 
-// CloseUser ends every allocation, over UDP, TCP or TLS, made with a
-// credential of user (the user part of its user name: for credentials
-// from RelayCredentials, the user's address of record), and returns how
-// many it ended: a user whose rights are withdrawn keeps no relayed
-// media. Secrets.Revoke makes their outstanding credentials fail too.
-func (r *EdgeRelay) CloseUser(user string) int {
-	r.mu.Lock()
-	var udp []*relayConn
-	for rc := range r.all {
-		if userOf(rc.a.user) == user {
-			udp = append(udp, rc)
-		}
-	}
-	r.mu.Unlock()
-	for _, rc := range udp {
-		_ = rc.Close()
-	}
-	return len(udp) + r.tcp.closeUser(user)
-}
-
-// credentialLeft is how long the credential username is still valid:
-// an allocation made with it ends then, whatever refreshes it had (a
-// refresh after the expiry is refused already). Known for the
-// credentials of Secrets only; an AuthHandler's are the application's.
-func (r *EdgeRelay) credentialLeft(username string) (time.Duration, bool) {
-	if r.cfg.AuthHandler != nil {
-		return 0, false
-	}
-	exp, _, ok := strings.Cut(username, ":")
-	unix, err := strconv.ParseInt(exp, 10, 64)
-	if !ok || err != nil {
-		return 0, false
-	}
-	return time.Until(time.Unix(unix, 0)), true
-}
-
 // closeClient closes the relay socket of the allocation a client made
 // over a connection that has closed (pion/turn/v2 keeps it otherwise
 // until its lifetime ends, and with it the user's quota).

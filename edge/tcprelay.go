@@ -776,23 +776,6 @@ func (t *tcpRelays) controlClosed(c *guardedConn) {
 	}
 }
 
-// closeUser deletes the TCP allocations made with user's credentials
-// and returns how many.
-func (t *tcpRelays) closeUser(user string) int {
-	t.mu.Lock()
-	var mine []*tcpAllocation
-	for _, a := range t.allocs {
-		if userOf(a.claim.user) == user {
-			mine = append(mine, a)
-		}
-	}
-	t.mu.Unlock()
-	for _, a := range mine {
-		a.close()
-	}
-	return len(mine)
-}
-
 // close deletes every TCP allocation.
 func (t *tcpRelays) close() {
 	t.mu.Lock()
