@@ -23,17 +23,9 @@ type boltDirectory struct{ db *bolt.DB }
 
 // Tenant implements auth.Directory.
 func (s boltDirectory) Tenant(_ context.Context, domain string) (*auth.Tenant, error) {
-	var t *auth.Tenant
-	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketTenants).Get([]byte(strings.ToLower(domain)))
-		if raw == nil {
-			return fmt.Errorf("%w: %s", auth.ErrUnknownTenant, domain)
-		}
-		v, err := decode[auth.Tenant](raw, "tenant "+domain)
-		t = &v
-		return err
+	return boltGet[auth.Tenant](s.db, bucketTenants, strings.ToLower(domain), "tenant", func() error {
+		return fmt.Errorf("%w: %s", auth.ErrUnknownTenant, domain)
 	})
-	return t, err
 }
 
 // User implements auth.Directory.
@@ -42,17 +34,24 @@ func (s boltDirectory) User(_ context.Context, aor string) (*auth.User, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", auth.ErrUnknownUser, err)
 	}
-	var u *auth.User
-	err = s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketUsers).Get([]byte(key))
+	return boltGet[auth.User](s.db, bucketUsers, key, "user", func() error {
+		return fmt.Errorf("%w: %s", auth.ErrUnknownUser, aor)
+	})
+}
+
+// boltGet decodes the record key of bucket, or returns missing's error.
+func boltGet[T any](db *bolt.DB, bucket []byte, key, what string, missing func() error) (*T, error) {
+	var v *T
+	err := db.View(func(tx *bolt.Tx) error {
+		raw := tx.Bucket(bucket).Get([]byte(key))
 		if raw == nil {
-			return fmt.Errorf("%w: %s", auth.ErrUnknownUser, aor)
+			return missing()
 		}
-		v, err := decode[auth.User](raw, "user "+key)
-		u = &v
+		d, err := decode[T](raw, what+" "+key)
+		v = &d
 		return err
 	})
-	return u, err
+	return v, err
 }
 
 // SaveTenant implements auth.DirectoryStore.

@@ -5,11 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/parleytest"
-	"github.com/pion/turn/v2"
 	"io"
-	"net"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -207,30 +204,9 @@ func TestLimitsReachTheComponents(t *testing.T) {
 		t.Fatalf("a one-hour registration under a two-hour minimum: %v, want 423 Interval Too Brief", err)
 	}
 
-	res := digestDo(t, s.httpsClient(t), "GET", "https://"+s.listeners["https"]+"/relay/credentials", "alice", s.passwords["sip:alice@example.test"], nil)
-	var c edge.Credential
-	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&c) != nil {
-		t.Fatalf("relay credentials: %s", res.Status)
-	}
-	res.Body.Close()
+	c := relayCredentials(t, s, "alice", s.passwords["sip:alice@example.test"])
 	allocate := func() error {
-		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: s.listeners["turn"], Conn: conn, Username: c.Username, Password: c.Password, Realm: "example.test"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(tc.Close)
-		if err := tc.Listen(); err != nil {
-			t.Fatal(err)
-		}
-		relayed, err := tc.Allocate()
-		if err == nil {
-			t.Cleanup(func() { relayed.Close() })
-		}
+		_, _, err := turnAllocate(t, s, c)
 		return err
 	}
 	if err := allocate(); err != nil {

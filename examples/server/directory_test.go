@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -20,9 +19,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/emiago/sipgo/sip"
-	"github.com/pion/turn/v2"
 
-	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/internal/siptest"
 	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/pki"
@@ -151,31 +148,9 @@ func TestPoolSharesTheDirectory(t *testing.T) {
 		t.Fatalf("B's sessions: %+v", sessions)
 	}
 	// A relay allocation on B, with credentials from B.
-	res := digestDo(t, b.httpsClient(t), "GET", "https://"+b.listeners["https"]+"/relay/credentials", "carol", "correct horse battery", nil)
-	var cred edge.Credential
-	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&cred) != nil {
-		t.Fatalf("carol's relay credentials on B: %s", res.Status)
-	}
-	res.Body.Close()
+	cred := relayCredentials(t, b, "carol", "correct horse battery")
 	allocate := func() error {
-		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { conn.Close() })
-		tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: b.listeners["turn"], Conn: conn, Username: cred.Username,
-			Password: cred.Password, Realm: "example.test", RTO: 50 * time.Millisecond})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(tc.Close)
-		if err := tc.Listen(); err != nil {
-			t.Fatal(err)
-		}
-		relayed, err := tc.Allocate()
-		if err == nil {
-			t.Cleanup(func() { relayed.Close() })
-		}
+		_, _, err := turnAllocate(t, b, cred)
 		return err
 	}
 	if err := allocate(); err != nil {
@@ -238,20 +213,7 @@ func TestPoolRevocation(t *testing.T) {
 	pool := []string{"-store", "redis", "-redis", rds.URL}
 	a := startServer(t, data, append(pool, "-pool", "127.0.0.1:0")...)
 	b := startServer(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	var issued struct {
-		Serial      string
-		Certificate string
-		PrivateKey  string `json:"private_key"`
-	}
-	a.admin(t).must("POST", "/certificates", `{"uri":"sip:bob@example.test","days":30}`, http.StatusCreated, &issued)
-	cert, err := tls.X509KeyPair([]byte(issued.Certificate), []byte(issued.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := pki.NewKeyPair(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp, serial := issueCertificate(t, a, "sip:bob@example.test")
 	verifier := b.verifier(t)
 	open, err := certSignIn(b, kp, verifier, "bob")
 	if err != nil {
@@ -261,7 +223,7 @@ func TestPoolRevocation(t *testing.T) {
 	answer := make([]byte, 2048)
 
 	start := time.Now()
-	a.admin(t).must("POST", "/certificates/"+issued.Serial+"/revoke", `{"reason":"keyCompromise"}`, 200, nil)
+	a.admin(t).must("POST", "/certificates/"+serial+"/revoke", `{"reason":"keyCompromise"}`, 200, nil)
 	_ = open.SetReadDeadline(start.Add(time.Second))
 	if _, err := open.Read(answer); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("the connection bob's certificate opened on B is still open a second after the revocation: %v", err)

@@ -10,7 +10,6 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
-	"github.com/pion/turn/v2"
 
 	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/internal/testpki"
@@ -28,25 +27,10 @@ func TestRelayCredentialsAndTURN(t *testing.T) {
 	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&cred) != nil || cred.TTL != 8*3600 || len(cred.URIs) != 3 {
 		t.Fatalf("relay credentials: %s %+v", res.Status, cred)
 	}
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: s.listeners["turn"], Conn: conn, Username: cred.Username,
-		Password: cred.Password, Realm: "example.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	if err := tc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	relayConn, err := tc.Allocate()
+	_, relayConn, err := turnAllocate(t, s, cred)
 	if err != nil {
 		t.Fatalf("allocate with issued credentials: %v", err)
 	}
-	defer relayConn.Close()
 	if port := relayConn.LocalAddr().(*net.UDPAddr).Port; port < 50000 || port > 59999 {
 		t.Fatalf("relay port %d", port)
 	}

@@ -13,10 +13,8 @@ import (
 	"github.com/coder/websocket"
 	"github.com/emiago/sipgo/sip"
 	"github.com/pion/stun"
-	"github.com/pion/turn/v2"
 	"github.com/pion/webrtc/v3"
 
-	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/parleytest"
 )
 
@@ -45,12 +43,7 @@ func TestPublicAddressAnnounced(t *testing.T) {
 	}
 
 	c := s.httpsClient(t)
-	res := digestDo(t, c, "GET", "https://"+s.listeners["https"]+"/relay/credentials", "alice", s.passwords["sip:alice@example.test"], nil)
-	var cred edge.Credential
-	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&cred) != nil {
-		t.Fatalf("relay credentials: %s", res.Status)
-	}
-	res.Body.Close()
+	cred := relayCredentials(t, s, "alice", s.passwords["sip:alice@example.test"])
 	turnPort, turnsPort := portOf(mustTCPAddr(t, s.listeners["turn"])), portOf(mustTCPAddr(t, s.listeners["turns"]))
 	want := []string{"turn:" + publicIP + ":" + turnPort + "?transport=udp", "turn:" + publicIP + ":" + turnPort + "?transport=tcp",
 		"turns:" + publicIP + ":" + turnsPort + "?transport=tcp"}
@@ -58,25 +51,10 @@ func TestPublicAddressAnnounced(t *testing.T) {
 		t.Fatalf("TURN URIs %q, want %q", cred.URIs, want)
 	}
 
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: s.listeners["turn"], Conn: conn, Username: cred.Username,
-		Password: cred.Password, Realm: "example.test"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	if err := tc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	relayed, err := tc.Allocate()
+	_, relayed, err := turnAllocate(t, s, cred)
 	if err != nil {
 		t.Fatalf("allocate: %v", err)
 	}
-	defer relayed.Close()
 	if ip := relayed.LocalAddr().(*net.UDPAddr).IP.String(); ip != publicIP {
 		t.Fatalf("XOR-RELAYED-ADDRESS %s, want the public address %s", relayed.LocalAddr(), publicIP)
 	}
@@ -85,7 +63,7 @@ func TestPublicAddressAnnounced(t *testing.T) {
 		scheduled
 		JoinURL string `json:"join_url"`
 	}
-	res = digestDo(t, c, "POST", "https://"+s.listeners["https"]+"/api/meetings", "alice", s.passwords["sip:alice@example.test"],
+	res := digestDo(t, c, "POST", "https://"+s.listeners["https"]+"/api/meetings", "alice", s.passwords["sip:alice@example.test"],
 		[]byte(`{"subject":"Public","access":"organization"}`))
 	if res.StatusCode != http.StatusCreated || json.NewDecoder(res.Body).Decode(&m) != nil {
 		t.Fatalf("schedule: %s", res.Status)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"crypto/tls"
 	"errors"
 	"net/http"
 	"os"
@@ -35,23 +34,7 @@ func BenchmarkPoolWithdrawal(b *testing.B) {
 	admin := a.admin(b)
 	admin.must("POST", "/users", `{"uri":"sip:carol@example.test","display_name":"Carol","enabled":true}`, http.StatusCreated, nil)
 	verifier := fe.verifier(b)
-	issue := func() (*pki.KeyPair, string) {
-		var issued struct {
-			Serial      string
-			Certificate string
-			PrivateKey  string `json:"private_key"`
-		}
-		admin.must("POST", "/certificates", `{"uri":"sip:carol@example.test","days":30}`, http.StatusCreated, &issued)
-		cert, err := tls.X509KeyPair([]byte(issued.Certificate), []byte(issued.PrivateKey))
-		if err != nil {
-			b.Fatal(err)
-		}
-		kp, err := pki.NewKeyPair(cert)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return kp, issued.Serial
-	}
+	issue := func() (*pki.KeyPair, string) { return issueCertificate(b, a, "sip:carol@example.test") }
 	// closedAfter signs carol in on B, runs withdraw on A, and returns how
 	// long until B closed her connection.
 	closedAfter := func(kp *pki.KeyPair, withdraw func()) time.Duration {

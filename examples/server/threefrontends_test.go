@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"net"
@@ -11,11 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/turn/v2"
-
-	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/internal/testredis"
-	"github.com/parleyuc/parley/pki"
 )
 
 // TestThreeFrontEnds: three front ends, each its own process, on one
@@ -44,31 +39,10 @@ func TestThreeFrontEnds(t *testing.T) {
 	}
 
 	// Her relay allocation on A, with A's credentials.
-	res := digestDo(t, a.httpsClient(t), "GET", "https://"+a.listeners["https"]+"/relay/credentials", "carol", carolPW, nil)
-	var cred edge.Credential
-	if res.StatusCode != 200 || json.NewDecoder(res.Body).Decode(&cred) != nil {
-		t.Fatalf("carol's relay credentials on A: %s", res.Status)
-	}
-	res.Body.Close()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	tc, _, err := turnAllocate(t, a, relayCredentials(t, a, "carol", carolPW))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer conn.Close()
-	tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: a.listeners["turn"], Conn: conn, Username: cred.Username,
-		Password: cred.Password, Realm: "example.test", RTO: 50 * time.Millisecond})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tc.Close()
-	if err := tc.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	relayed, err := tc.Allocate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer relayed.Close()
 	// Her meeting socket on B, in alice's meeting.
 	code, body := apiCall(t, a, "alice", a.passwords["sip:alice@example.test"], "POST", "/api/meetings", `{"subject":"Three","access":"organization"}`)
 	var m struct{ ID string }
@@ -110,27 +84,14 @@ func TestThreeFrontEnds(t *testing.T) {
 	}
 
 	// A certificate revoked on A.
-	var issued struct {
-		Serial      string
-		Certificate string
-		PrivateKey  string `json:"private_key"`
-	}
-	a.admin(t).must("POST", "/certificates", `{"uri":"sip:bob@example.test","days":30}`, http.StatusCreated, &issued)
-	cert, err := tls.X509KeyPair([]byte(issued.Certificate), []byte(issued.PrivateKey))
-	if err != nil {
-		t.Fatal(err)
-	}
-	kp, err := pki.NewKeyPair(cert)
-	if err != nil {
-		t.Fatal(err)
-	}
+	kp, serial := issueCertificate(t, a, "sip:bob@example.test")
 	verifier := c.verifier(t)
 	open, err := certSignIn(c, kp, verifier, "bob")
 	if err != nil {
 		t.Fatalf("bob's certificate on C: %v", err)
 	}
 	defer open.Close()
-	a.admin(t).must("POST", "/certificates/"+issued.Serial+"/revoke", `{"reason":"keyCompromise"}`, 200, nil)
+	a.admin(t).must("POST", "/certificates/"+serial+"/revoke", `{"reason":"keyCompromise"}`, 200, nil)
 	revoked := time.Now()
 	_ = open.SetReadDeadline(revoked.Add(time.Second))
 	if _, err := open.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
