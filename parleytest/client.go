@@ -387,21 +387,28 @@ func (c *Client) LastPresence(user string) *presence.Presence {
 }
 
 // HoldAnswers makes the client hold its answers to the server's NOTIFYs,
-// MESSAGEs and BYEs (it still reads them) until ReleaseAnswers or
-// HangUp: a device that does not answer, to test the server's timeouts
-// and drains.
+// MESSAGEs and BYEs that arrive from now on (it still reads them) until
+// ReleaseAnswers or HangUp: a device that does not answer, to test the
+// server's timeouts and drains. A request that arrived before the call is
+// answered as usual, even if its answer has not gone out yet.
 func (c *Client) HoldAnswers() { c.held.Store(true) }
 
 // ReleaseAnswers sends what the client holds, and answers at once from
 // then on.
 func (c *Client) ReleaseAnswers() { c.releaseOnce.Do(func() { close(c.release) }) }
 
-// answer answers a request from the server, unless answers are held.
-func (c *Client) answer(req *sip.Request, tx sip.ServerTransaction) {
-	if c.held.Load() {
-		<-c.release
+// answer returns what answers a request from the server, deciding on
+// its arrival whether the answer is held: a handler defers
+// c.answer(req, tx)(), so that a test which reads what the request
+// carried and then calls HoldAnswers does not hold that request's answer.
+func (c *Client) answer(req *sip.Request, tx sip.ServerTransaction) func() {
+	held := c.held.Load()
+	return func() {
+		if held {
+			<-c.release
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	}
-	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 }
 
 // SubscriptionStates delivers the Subscription-State of every NOTIFY the
@@ -409,7 +416,7 @@ func (c *Client) answer(req *sip.Request, tx sip.ServerTransaction) {
 func (c *Client) SubscriptionStates() <-chan string { return c.subscriptionStates }
 
 func (c *Client) onNotify(req *sip.Request, tx sip.ServerTransaction) {
-	defer c.answer(req, tx)
+	defer c.answer(req, tx)()
 	// The document is recorded before the state is delivered: a test that
 	// reads a state then LastPresence sees what that NOTIFY carried.
 	if ct := req.ContentType(); ct != nil && strings.HasPrefix(ct.Value(), "application/pidf+xml") {
@@ -445,7 +452,7 @@ func (c *Client) Send(ctx context.Context, user, text string) error {
 func (c *Client) Messages() <-chan Message { return c.messages }
 
 func (c *Client) onMessage(req *sip.Request, tx sip.ServerTransaction) {
-	defer c.answer(req, tx)
+	defer c.answer(req, tx)()
 	from, asserted := "", ""
 	if h := req.GetHeader("P-Asserted-Identity"); h != nil {
 		asserted = strings.Trim(h.Value(), "<>")

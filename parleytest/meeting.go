@@ -243,7 +243,7 @@ func (ms *Membership) inDialog(method sip.RequestMethod, seq uint32) *sip.Reques
 }
 
 func (c *Client) onBye(req *sip.Request, tx sip.ServerTransaction) {
-	defer c.answer(req, tx)
+	defer c.answer(req, tx)()
 	c.membershipsMu.Lock()
 	ms := c.memberships[req.CallID().Value()]
 	c.membershipsMu.Unlock()
