@@ -83,6 +83,10 @@ type adminAPI struct {
 	// revokedFeed, in a pool, tells the other front ends of a
 	// revocation.
 	revokedFeed presence.Feed
+	// holders are what hold TLS connections opened with a client
+	// certificate (the SIP listeners, the relay's TURN over TLS, the
+	// edge), closed when it is revoked.
+	holders []certificateHolder
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
 	failures *auth.Backoff
@@ -540,17 +544,28 @@ func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, revocationJSON{Serial: serial.Text(16), RevokedAt: time.Now().UTC(), Reason: reason.String()})
 }
 
+// certificateHolder holds TLS connections opened with client
+// certificates: auth.Authenticator, edge.EdgeRelay, edge.AccessEdge.
+type certificateHolder interface {
+	CloseCertificates(revoked func(*x509.Certificate) bool) int
+}
+
 // closeRevoked closes the connections the CA's certificate with serial
-// (hexadecimal) opened here.
+// (hexadecimal) opened here: SIP (TLS, WSS, the pool's mutual TLS), TURN
+// over TLS, and the edge's partners and users.
 func (a *adminAPI) closeRevoked(serial string) {
 	sn, ok := new(big.Int).SetString(serial, 16)
 	if !ok {
 		return
 	}
 	issuer := a.ca.Certificate().RawSubject
-	n := a.authn.CloseCertificates(func(c *x509.Certificate) bool {
+	revoked := func(c *x509.Certificate) bool {
 		return c.SerialNumber.Cmp(sn) == 0 && bytes.Equal(c.RawIssuer, issuer)
-	})
+	}
+	n := 0
+	for _, h := range a.holders {
+		n += h.CloseCertificates(revoked)
+	}
 	if n > 0 {
 		a.logger.Info("closed the connections of a revoked certificate", "serial", serial, "connections", n)
 	}

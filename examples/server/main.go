@@ -579,7 +579,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), staticTokenOff: !idp.staticAdminToken, directory: directory,
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
-		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed}
+		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed,
+		holders: []certificateHolder{authn, relay, accessEdge}}
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(certFor("https", serverCert), verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}

@@ -74,3 +74,31 @@ func issueCertificate(t testing.TB, s *server, uri string) (*pki.KeyPair, string
 	}
 	return kp, issued.Serial
 }
+
+// turnsAllocate allocates on s's relay over TURN over TLS, with kp's
+// client certificate on the TLS connection (nil: none), and returns that
+// connection; the client and its allocation are closed when the test
+// ends.
+func turnsAllocate(t testing.TB, s *server, kp *pki.KeyPair, verifier *pki.Verifier, cred edge.Credential) (*tls.Conn, error) {
+	t.Helper()
+	conn, err := tls.Dial("tcp", s.listeners["turns"], pki.ClientTLSConfig(kp, verifier, "localhost"))
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { conn.Close() })
+	tc, err := turn.NewClient(&turn.ClientConfig{TURNServerAddr: s.listeners["turns"], Conn: turn.NewSTUNConn(conn),
+		Username: cred.Username, Password: cred.Password, Realm: "example.test", RTO: 100 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.Close)
+	if err := tc.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	relayed, err := tc.Allocate()
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(func() { relayed.Close() })
+	return conn, nil
+}
