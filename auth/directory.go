@@ -25,6 +25,10 @@ import (
 var (
 	ErrUnknownUser   = errors.New("auth: unknown user")
 	ErrUnknownTenant = errors.New("auth: unknown tenant")
+	// ErrTenantNotEmpty is returned by DirectoryStore.RemoveTenant for a
+	// tenant that still has users: they are removed first, each on its
+	// own, so that each is signed out.
+	ErrTenantNotEmpty = errors.New("auth: the tenant still has users")
 )
 
 // Tenant is an organization with its own SIP domain.
@@ -293,6 +297,25 @@ func (d *MemoryDirectory) DeleteUser(aor string) error {
 		return fmt.Errorf("%w: %s", ErrUnknownUser, aor)
 	}
 	delete(d.users, key)
+	return nil
+}
+
+// DeleteTenant removes the tenant domain. It returns an error wrapping
+// ErrUnknownTenant if there is none, or ErrTenantNotEmpty if it still
+// has users.
+func (d *MemoryDirectory) DeleteTenant(domain string) error {
+	domain = strings.ToLower(domain)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if _, ok := d.tenants[domain]; !ok {
+		return fmt.Errorf("%w: %s", ErrUnknownTenant, domain)
+	}
+	for _, u := range d.users {
+		if u.Tenant == domain {
+			return fmt.Errorf("%w: %s", ErrTenantNotEmpty, domain)
+		}
+	}
+	delete(d.tenants, domain)
 	return nil
 }
 

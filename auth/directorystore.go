@@ -24,6 +24,10 @@ type DirectoryStore interface {
 	// RemoveUser removes the user aor, or returns an error wrapping
 	// ErrUnknownUser.
 	RemoveUser(ctx context.Context, aor string) error
+	// RemoveTenant removes the tenant domain, or returns an error
+	// wrapping ErrUnknownTenant, or ErrTenantNotEmpty while it has
+	// users; the check and the removal are one atomic step.
+	RemoveTenant(ctx context.Context, domain string) error
 	// ListTenants returns every tenant, sorted by domain.
 	ListTenants(ctx context.Context) ([]Tenant, error)
 	// ListUsers returns every user, sorted by URI.
@@ -72,6 +76,11 @@ func (d *MemoryDirectory) SaveUser(_ context.Context, u User) error { return d.P
 
 // RemoveUser implements DirectoryStore (DeleteUser with a context).
 func (d *MemoryDirectory) RemoveUser(_ context.Context, aor string) error { return d.DeleteUser(aor) }
+
+// RemoveTenant implements DirectoryStore (DeleteTenant with a context).
+func (d *MemoryDirectory) RemoveTenant(_ context.Context, domain string) error {
+	return d.DeleteTenant(domain)
+}
 
 // ListUsers implements DirectoryStore.
 func (d *MemoryDirectory) ListUsers(context.Context) ([]User, error) { return d.Users(), nil }

@@ -37,7 +37,8 @@ type AccessEdgeConfig struct {
 	// Federation decides which partner domains may pass.
 	Federation *Federation
 	// Domains are the tenants' SIP domains: partners may address requests
-	// to these and nothing else (the edge is no open relay).
+	// to these and nothing else (the edge is no open relay). SetDomains
+	// changes them while the edge runs, as tenants come and go.
 	Domains []string
 	// Internal is the address of the internal server's SIP TLS listener.
 	// The edge reaches it over mutual TLS with its own certificate, which
@@ -110,7 +111,8 @@ type AccessEdge struct {
 	userIDs  map[string]string    // the same, to a random name of each (auth.EdgeFlowHeader)
 	userAddr string               // where users reach the edge (UserListener)
 
-	internalAddr string // Internal resolved, as requests from it show their source
+	internalAddr string                   // Internal resolved, as requests from it show their source
+	domains      atomic.Pointer[[]string] // the tenants' domains, normalized (SetDomains)
 
 	draining atomic.Bool  // Shutdown has begun
 	inFlight atomic.Int64 // requests being handled, for Shutdown
@@ -145,10 +147,9 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	case cfg.InviteTimeout < 0:
 		return nil, errors.New("edge: AccessEdgeConfig.InviteTimeout must not be negative")
 	}
-	for i, d := range cfg.Domains {
-		if strings.TrimSpace(d) == "" {
-			return nil, fmt.Errorf("edge: AccessEdgeConfig.Domains[%d] is empty", i)
-		}
+	domains, err := normalizeDomains(cfg.Domains)
+	if err != nil {
+		return nil, errors.New("edge: AccessEdgeConfig." + err.Error())
 	}
 	for d, addr := range cfg.Partners {
 		if d == "" || addr == "" {
@@ -174,13 +175,11 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	for i, d := range cfg.Domains {
-		cfg.Domains[i] = normalize(d)
-	}
 	if cfg.Resolver == nil {
 		cfg.Resolver = net.DefaultResolver
 	}
 	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, users: map[string]*tls.Conn{}, userIDs: map[string]string{}}
+	e.domains.Store(&domains)
 	e.internalAddr = e.resolve(cfg.Internal)
 	_, _ = rand.Read(e.key[:])
 	return e, nil
@@ -509,14 +508,14 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	sender := "sip:" + user.User + "@" + normalize(user.Host)
-	if !slices.Contains(e.cfg.Domains, normalize(user.Host)) || "sip:"+from.Address.User+"@"+normalize(from.Address.Host) != sender {
+	if !e.ours(user.Host) || "sip:"+from.Address.User+"@"+normalize(from.Address.Host) != sender {
 		respond(tx, req, 403, "Only the tenants' users federate out")
 		return
 	}
 	domain := normalize(req.Recipient.Host)
 	addr, known := e.cfg.Partners[domain]
 	switch {
-	case slices.Contains(e.cfg.Domains, domain):
+	case e.ours(domain):
 		respond(tx, req, 482, "Loop Detected")
 		return
 	case !e.cfg.Federation.Allowed(domain):
@@ -554,7 +553,7 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	from := req.From()
-	if !slices.Contains(e.cfg.Domains, normalize(req.Recipient.Host)) {
+	if !e.ours(req.Recipient.Host) {
 		respond(tx, req, 404, "Not a domain of this edge")
 		return
 	}

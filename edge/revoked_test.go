@@ -134,3 +134,41 @@ func TestAccessEdgeCloseCertificates(t *testing.T) {
 		t.Fatalf("a second CloseCertificates closed %d connections", n)
 	}
 }
+
+// TestAccessEdgeSetDomains: a domain added with SetDomains is served
+// from the next request on, one removed is refused; a bad list changes
+// nothing.
+func TestAccessEdgeSetDomains(t *testing.T) {
+	s := newSite(t)
+	if err := s.federation.Allow("partner.test"); err != nil {
+		t.Fatal(err)
+	}
+	partner := s.partner()
+	message := func() int {
+		req := partner.request(sip.MESSAGE, "sip:bob@acme.test", "sip:pat@partner.test", "")
+		return partner.do(req, 5*time.Second).StatusCode
+	}
+	if code := message(); code != 404 {
+		t.Fatalf("a MESSAGE for acme.test before it is served: %d, want 404", code)
+	}
+	if err := s.access.SetDomains([]string{"example.test", "ACME.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := message(); code == 404 {
+		t.Fatal("a MESSAGE for acme.test once it is served: 404")
+	}
+	for _, bad := range [][]string{nil, {"example.test", " "}} {
+		if err := s.access.SetDomains(bad); err == nil {
+			t.Fatalf("SetDomains(%q) accepted", bad)
+		}
+	}
+	if got := s.access.Domains(); len(got) != 2 || got[1] != "acme.test" {
+		t.Fatalf("Domains after refused changes: %q", got)
+	}
+	if err := s.access.SetDomains([]string{"example.test"}); err != nil {
+		t.Fatal(err)
+	}
+	if code := message(); code != 404 {
+		t.Fatalf("a MESSAGE for acme.test once it is no longer served: %d, want 404", code)
+	}
+}

@@ -2,7 +2,6 @@ package edge
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"time"
 
@@ -107,7 +106,7 @@ func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 400, "Missing From")
 		return
 	}
-	if !slices.Contains(e.cfg.Domains, normalize(req.Recipient.Host)) {
+	if !e.ours(req.Recipient.Host) {
 		respond(tx, req, 404, "Not a domain of this edge")
 		return
 	}
@@ -118,7 +117,7 @@ func (e *AccessEdge) fromUser(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	user := "sip:" + from.Address.User + "@" + normalize(from.Address.Host)
-	if !slices.Contains(e.cfg.Domains, normalize(from.Address.Host)) {
+	if !e.ours(from.Address.Host) {
 		// Not one of the tenants' users: an anonymous guest, for a
 		// meeting and nothing else.
 		if !guestMayStart(req) || e.cfg.Meetings == nil || !e.cfg.Meetings(req.Recipient) {

@@ -100,6 +100,29 @@ func (s boltDirectory) RemoveUser(_ context.Context, aor string) error {
 	})
 }
 
+// RemoveTenant implements auth.DirectoryStore.
+func (s boltDirectory) RemoveTenant(_ context.Context, domain string) error {
+	domain = strings.ToLower(domain)
+	return s.db.Update(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		if b.Get([]byte(domain)) == nil {
+			return fmt.Errorf("%w: %s", auth.ErrUnknownTenant, domain)
+		}
+		// Users are keyed sip:user@domain: a tenant's are those whose
+		// key ends in its domain (its Tenant field says the same).
+		err := tx.Bucket(bucketUsers).ForEach(func(k, _ []byte) error {
+			if strings.HasSuffix(string(k), "@"+domain) {
+				return fmt.Errorf("%w: %s", auth.ErrTenantNotEmpty, domain)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return b.Delete([]byte(domain))
+	})
+}
+
 // ListTenants implements auth.DirectoryStore (bbolt keeps keys sorted).
 func (s boltDirectory) ListTenants(context.Context) ([]auth.Tenant, error) {
 	return boltList[auth.Tenant](s.db, bucketTenants, "tenant")
@@ -211,6 +234,33 @@ func (s redisDirectory) RemoveUser(ctx context.Context, aor string) error {
 	}
 	if n == 0 {
 		return fmt.Errorf("%w: %s", auth.ErrUnknownUser, aor)
+	}
+	return nil
+}
+
+// removeTenantScript removes a tenant that has no users, atomically:
+// 0 no such tenant, -1 it has users, 1 removed. Users are keyed
+// sip:user@domain, so a tenant's end in "@" and its domain.
+var removeTenantScript = redis.NewScript(`
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+local suffix = '@' .. ARGV[1]
+for _, k in ipairs(redis.call('HKEYS', KEYS[2])) do
+  if string.sub(k, -string.len(suffix)) == suffix then return -1 end
+end
+redis.call('HDEL', KEYS[1], ARGV[1])
+return 1`)
+
+// RemoveTenant implements auth.DirectoryStore.
+func (s redisDirectory) RemoveTenant(ctx context.Context, domain string) error {
+	domain = strings.ToLower(domain)
+	n, err := removeTenantScript.Run(ctx, s.r.c, []string{s.r.key("dir", "tenants"), s.r.key("dir", "users")}, domain).Int()
+	switch {
+	case err != nil:
+		return redisErr(err)
+	case n == 0:
+		return fmt.Errorf("%w: %s", auth.ErrUnknownTenant, domain)
+	case n < 0:
+		return fmt.Errorf("%w: %s", auth.ErrTenantNotEmpty, domain)
 	}
 	return nil
 }

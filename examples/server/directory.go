@@ -145,6 +145,20 @@ func (d *fileDirectory) RemoveUser(ctx context.Context, aor string) error {
 	return d.saveOr(func() { _ = d.PutUser(*old) })
 }
 
+// RemoveTenant implements auth.DirectoryStore.
+func (d *fileDirectory) RemoveTenant(ctx context.Context, domain string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	old, err := d.Tenant(ctx, domain)
+	if err != nil {
+		return err
+	}
+	if err := d.DeleteTenant(domain); err != nil {
+		return err
+	}
+	return d.saveOr(func() { _ = d.PutTenant(*old) })
+}
+
 // saveOr writes the file, or runs undo and says why it could not.
 func (d *fileDirectory) saveOr(undo func()) error {
 	if err := d.Save(d.path); err != nil {

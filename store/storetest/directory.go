@@ -89,4 +89,33 @@ func DirectoryStore(t *testing.T, open func(t *testing.T) auth.DirectoryStore) {
 	if err != nil || len(tenants) != 2 || tenants[0].Domain != "acme.test" || tenants[1].Domain != "example.test" {
 		t.Fatalf("ListTenants: %+v, %v", tenants, err)
 	}
+
+	// A tenant is removed only once it has no users, and only that one.
+	if err := s.SaveUser(ctx, auth.User{URI: "sip:ann@acme.test", Enabled: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveTenant(ctx, "Acme.test"); !errors.Is(err, auth.ErrTenantNotEmpty) {
+		t.Fatalf("removing a tenant with a user: %v, want ErrTenantNotEmpty", err)
+	}
+	if _, err := s.User(ctx, "sip:ann@acme.test"); err != nil {
+		t.Fatalf("the user of a tenant whose removal was refused: %v", err)
+	}
+	if err := s.RemoveUser(ctx, "sip:ann@acme.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RemoveTenant(ctx, "Acme.test"); err != nil {
+		t.Fatalf("removing an empty tenant: %v", err)
+	}
+	if _, err := s.Tenant(ctx, "acme.test"); !errors.Is(err, auth.ErrUnknownTenant) {
+		t.Fatalf("a removed tenant: %v", err)
+	}
+	if err := s.RemoveTenant(ctx, "acme.test"); !errors.Is(err, auth.ErrUnknownTenant) {
+		t.Fatalf("removing a tenant twice: %v, want ErrUnknownTenant", err)
+	}
+	if err := s.SaveUser(ctx, auth.User{URI: "sip:ann@acme.test", Enabled: true}); !errors.Is(err, auth.ErrUnknownTenant) {
+		t.Fatalf("a user for a removed tenant: %v, want ErrUnknownTenant", err)
+	}
+	if _, err := s.Tenant(ctx, "example.test"); err != nil {
+		t.Fatalf("the other tenant after a removal: %v", err)
+	}
 }
