@@ -147,9 +147,9 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	case cfg.InviteTimeout < 0:
 		return nil, errors.New("edge: AccessEdgeConfig.InviteTimeout must not be negative")
 	}
-	domains, err := normalizeDomains(cfg.Domains)
+	domains, err := normalizeDomains("edge: AccessEdgeConfig.Domains", cfg.Domains)
 	if err != nil {
-		return nil, errors.New("edge: AccessEdgeConfig." + err.Error())
+		return nil, err
 	}
 	for d, addr := range cfg.Partners {
 		if d == "" || addr == "" {

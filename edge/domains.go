@@ -12,9 +12,9 @@ import (
 // for a domain no longer listed are refused from the next one on. It
 // returns an error naming the entry at fault, and changes nothing then.
 func (e *AccessEdge) SetDomains(domains []string) error {
-	d, err := normalizeDomains(domains)
+	d, err := normalizeDomains("edge: SetDomains: domains", domains)
 	if err != nil {
-		return errors.New("edge: SetDomains: " + err.Error())
+		return err
 	}
 	e.domains.Store(&d)
 	return nil
@@ -29,15 +29,16 @@ func (e *AccessEdge) ours(domain string) bool {
 }
 
 // normalizeDomains returns a normalized copy of domains (the caller's
-// slice is left as it is), or an error naming the entry at fault.
-func normalizeDomains(domains []string) ([]string, error) {
+// slice is left as it is), or an error naming the entry at fault, after
+// field (how the caller names domains).
+func normalizeDomains(field string, domains []string) ([]string, error) {
 	if len(domains) == 0 {
-		return nil, errors.New("Domains is required")
+		return nil, errors.New(field + " is required")
 	}
 	out := make([]string, len(domains))
 	for i, d := range domains {
 		if strings.TrimSpace(d) == "" {
-			return nil, fmt.Errorf("Domains[%d] is empty", i)
+			return nil, fmt.Errorf("%s[%d] is empty", field, i)
 		}
 		out[i] = normalize(d)
 	}

@@ -1,4 +1,4 @@
-// Command admin is the tenant admin's command line for the reference
+// Command admin is the service or tenant admin's command line for the reference
 // server's admin API (HTTPS, with the admin bearer token the server keeps
 // in its data directory). It prints the server's JSON answers.
 //
@@ -8,6 +8,9 @@
 //
 // Commands:
 //
+//	tenants                            list the tenants
+//	tenant add DOMAIN [-name NAME]     a new tenant (service admin)
+//	tenant delete DOMAIN               once it has no users (service admin)
 //	users                              list the users
 //	user show URI
 //	user add URI [-name NAME] [-password-file FILE] [-license] [-disabled] [-password-sign-in]
@@ -141,6 +144,10 @@ func readToken(path string) (string, error) {
 // command runs one command.
 func (c *client) command(name string, args []string) error {
 	switch name {
+	case "tenants":
+		return c.call("GET", "/tenants", nil)
+	case "tenant":
+		return c.tenant(args)
 	case "users":
 		return c.call("GET", "/users", nil)
 	case "licenses":
@@ -173,6 +180,24 @@ func (c *client) command(name string, args []string) error {
 		return c.call("DELETE", "/sessions/"+url.PathEscape(args[0]), nil)
 	}
 	return usage("unknown command %q", name)
+}
+
+func (c *client) tenant(args []string) error {
+	if len(args) < 2 || (args[0] != "add" && args[0] != "delete") {
+		return usage("tenant add|delete DOMAIN [-name NAME]")
+	}
+	if args[0] == "delete" {
+		if len(args) != 2 {
+			return usage("tenant delete DOMAIN")
+		}
+		return c.call("DELETE", "/tenants/"+url.PathEscape(args[1]), nil)
+	}
+	fs := flag.NewFlagSet("tenant add", flag.ContinueOnError)
+	name := fs.String("name", "", "the organization's `name`")
+	if err := fs.Parse(args[2:]); err != nil {
+		return usageError{err.Error()}
+	}
+	return c.call("POST", "/tenants", map[string]any{"domain": args[1], "name": *name})
 }
 
 func (c *client) user(args []string) error {

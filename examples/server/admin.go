@@ -28,18 +28,24 @@ import (
 	"github.com/parleyuc/parley/store"
 )
 
-// adminTokenFile is the data directory's file holding the tenant admin's
+// adminTokenFile is the data directory's file holding the service admin's
 // bearer token (mode 0600), made on first run.
 const adminTokenFile = "admin-token"
 
-// adminAPI is the tenant admin's management API, over HTTPS with the admin
-// bearer token (Authorization: Bearer <token>) or, with identity providers
-// configured ("oidc"), an access token of theirs whose claims make its
-// user a tenant admin (auth.Identity.TenantAdmin); a provider's token of
-// anyone else is refused with 403. Once a provider is configured the
+// adminAPI is the management API, over HTTPS with the admin bearer token
+// (Authorization: Bearer <token>), the service admin's, for every tenant;
+// or, with identity providers configured ("oidc"), an access token of
+// theirs whose claims make its user a tenant admin
+// (auth.Identity.TenantAdmin), for that tenant alone (tenants.go: another
+// tenant's users, meetings, sessions and certificates, the tenants, the
+// federation policy and the CA's revocations are refused with 403); a
+// provider's token of anyone else is refused with 403. Once a provider is configured the
 // static token works only if "admin_token_with_oidc" keeps it. Every
 // body is JSON:
 //
+//	GET    /admin/v1/tenants                    the tenants: {"domain","name"}
+//	POST   /admin/v1/tenants                    {"domain":"acme.test","name":"Acme"} (service admin)
+//	DELETE /admin/v1/tenants/{domain}           once it has no users (service admin)
 //	GET    /admin/v1/users                      the users (never their credentials)
 //	POST   /admin/v1/users                      {"uri","display_name","password","enabled","meeting_license","password_sign_in",...}
 //	GET    /admin/v1/users/{uri}
@@ -87,6 +93,9 @@ type adminAPI struct {
 	// certificate (the SIP listeners, the relay's TURN over TLS, the
 	// edge), closed when it is revoked.
 	holders []certificateHolder
+	// onTenants follows a change of the tenants through the admin API,
+	// with every tenant's domain. Nil: nothing follows.
+	onTenants func(domains []string)
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
 	failures *auth.Backoff
@@ -130,10 +139,13 @@ func (a *adminAPI) handler() http.Handler {
 	mux.HandleFunc("PATCH /admin/v1/users/{uri}", a.patchUser)
 	mux.HandleFunc("DELETE /admin/v1/users/{uri}", a.deleteUser)
 	mux.HandleFunc("GET /admin/v1/licenses", a.licenses)
-	mux.Handle("/admin/v1/federation", a.federation)
+	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
+	mux.Handle("POST /admin/v1/tenants", serviceOnly(http.HandlerFunc(a.createTenant)))
+	mux.Handle("DELETE /admin/v1/tenants/{domain}", serviceOnly(http.HandlerFunc(a.deleteTenant)))
+	mux.Handle("/admin/v1/federation", serviceOnly(a.federation))
 	mux.HandleFunc("POST /admin/v1/certificates", a.issueCertificate)
-	mux.HandleFunc("GET /admin/v1/certificates/revoked", a.revoked)
-	mux.HandleFunc("POST /admin/v1/certificates/{serial}/revoke", a.revoke)
+	mux.Handle("GET /admin/v1/certificates/revoked", serviceOnly(http.HandlerFunc(a.revoked)))
+	mux.Handle("POST /admin/v1/certificates/{serial}/revoke", serviceOnly(http.HandlerFunc(a.revoke)))
 	mux.HandleFunc("GET /admin/v1/meetings", a.listMeetings)
 	mux.HandleFunc("GET /admin/v1/meetings/{id}", a.getMeeting)
 	mux.HandleFunc("DELETE /admin/v1/meetings/{id}", a.endMeeting)
@@ -186,7 +198,7 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 			}
 			if err != nil {
 				a.logger.Info("admin API: provider token refused", "remote", r.RemoteAddr, "err", err)
-			} else if !id.TenantAdmin {
+			} else if !id.TenantAdmin || id.Tenant == "" {
 				a.failures.Succeed(source) // a valid token: not guessing
 				w.Header().Set("WWW-Authenticate", `Bearer realm="parley-admin", error="insufficient_scope"`)
 				a.logger.Warn("admin API: token of a user who is not a tenant admin", "user", id.URI, "remote", r.RemoteAddr)
@@ -204,10 +216,12 @@ func (a *adminAPI) requireToken(next http.Handler) http.Handler {
 			return
 		}
 		a.failures.Succeed(source)
+		scope := adminScope{} // the static token: the service admin
 		if admin != nil {
-			a.logger.Info("admin API: request by a tenant admin", "user", admin.URI, "method", r.Method, "path", r.URL.Path)
+			scope.tenant = admin.Tenant
+			a.logger.Info("admin API: request by a tenant admin", "user", admin.URI, "tenant", admin.Tenant, "method", r.Method, "path", r.URL.Path)
 		}
-		next.ServeHTTP(w, r)
+		next.ServeHTTP(w, withScope(r, scope))
 	})
 }
 
@@ -239,7 +253,7 @@ func (a *adminAPI) listUsers(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := []adminUser{}
-	for _, u := range users {
+	for _, u := range visibleUsers(r, users) {
 		out = append(out, toAdminUser(u))
 	}
 	writeJSON(w, http.StatusOK, out)
@@ -249,7 +263,7 @@ func (a *adminAPI) listUsers(w http.ResponseWriter, r *http.Request) {
 // cannot.
 func (a *adminAPI) user(w http.ResponseWriter, r *http.Request) (*auth.User, bool) {
 	aor, ok := aorField(w, "uri", r.PathValue("uri"))
-	if !ok {
+	if !ok || !mayAdminister(w, r, aor, domainOf(aor)) {
 		return nil, false
 	}
 	u, err := a.directory.User(r.Context(), aor)
@@ -308,7 +322,7 @@ func (a *adminAPI) createUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	aor, ok := aorField(w, "uri", in.URI)
-	if !ok {
+	if !ok || !mayAdminister(w, r, aor, domainOf(aor)) {
 		return
 	}
 	u := auth.User{URI: aor, DisplayName: in.DisplayName, Enabled: in.Enabled, MeetingLicense: in.MeetingLicense,
@@ -425,7 +439,7 @@ func (a *adminAPI) licenses(w http.ResponseWriter, r *http.Request) {
 	out := struct {
 		Meeting []string `json:"meeting"`
 	}{Meeting: []string{}}
-	for _, u := range users {
+	for _, u := range visibleUsers(r, users) {
 		if u.MeetingLicense {
 			out.Meeting = append(out.Meeting, u.URI)
 		}
@@ -445,7 +459,7 @@ func (a *adminAPI) issueCertificate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	aor, ok := aorField(w, "uri", in.URI)
-	if !ok {
+	if !ok || !mayAdminister(w, r, aor, domainOf(aor)) {
 		return
 	}
 	if _, err := a.directory.User(r.Context(), aor); err != nil {
@@ -573,7 +587,7 @@ func (a *adminAPI) closeRevoked(serial string) {
 
 func (a *adminAPI) listMeetings(w http.ResponseWriter, r *http.Request) {
 	organizer, ok := aorField(w, "organizer", r.URL.Query().Get("organizer"))
-	if !ok {
+	if !ok || !mayAdminister(w, r, organizer, domainOf(organizer)) {
 		return
 	}
 	list, err := a.meetings.ByOrganizer(r.Context(), organizer)
@@ -598,13 +612,26 @@ type participantJSON struct {
 	Role        string `json:"role"`
 }
 
-func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
+// meeting finds the {id} path value's meeting, answering 404, 403 (a
+// meeting of another tenant) or 503 if it cannot.
+func (a *adminAPI) meeting(w http.ResponseWriter, r *http.Request) (*conference.Meeting, bool) {
 	m, err := a.focus.Meeting(r.Context(), conference.MeetingID(r.PathValue("id")))
 	if errors.Is(err, conference.ErrNotFound) {
 		jsonError(w, http.StatusNotFound, "no meeting "+r.PathValue("id"))
-		return
+		return nil, false
 	} else if err != nil {
 		jsonError(w, http.StatusServiceUnavailable, "the meeting cannot be read; try again")
+		return nil, false
+	}
+	if !mayAdminister(w, r, "meeting "+string(m.ID), m.Tenant) {
+		return nil, false
+	}
+	return m, true
+}
+
+func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
+	m, ok := a.meeting(w, r)
+	if !ok {
 		return
 	}
 	out := struct {
@@ -620,8 +647,12 @@ func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *adminAPI) endMeeting(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	switch err := a.focus.End(r.Context(), conference.MeetingID(id)); {
+	m, ok := a.meeting(w, r)
+	if !ok {
+		return
+	}
+	id := string(m.ID)
+	switch err := a.focus.End(r.Context(), m.ID); {
 	case errors.Is(err, conference.ErrNotFound):
 		jsonError(w, http.StatusNotFound, "no meeting "+id)
 	case err != nil:
@@ -644,9 +675,12 @@ type sessionJSON struct {
 	Since       time.Time `json:"since"`
 }
 
-func (a *adminAPI) sessions(w http.ResponseWriter, _ *http.Request) {
+func (a *adminAPI) sessions(w http.ResponseWriter, r *http.Request) {
 	out := []sessionJSON{}
 	for _, s := range a.authn.Sessions() {
+		if !scopeOf(r).covers(domainOf(s.URI)) {
+			continue
+		}
 		out = append(out, sessionJSON{URI: s.URI, DisplayName: s.DisplayName, Kind: s.Kind.String(), Method: string(s.Method),
 			Transport: s.Transport, Remote: s.Remote, Since: s.Since})
 	}
@@ -655,7 +689,7 @@ func (a *adminAPI) sessions(w http.ResponseWriter, _ *http.Request) {
 
 func (a *adminAPI) endSessions(w http.ResponseWriter, r *http.Request) {
 	aor, ok := aorField(w, "uri", r.PathValue("uri"))
-	if !ok {
+	if !ok || !mayAdminister(w, r, aor, domainOf(aor)) {
 		return
 	}
 	n := a.signOut(r.Context(), aor)

@@ -27,9 +27,11 @@ const poolName = "pool." + demoDomain
 // (the HTTP address changed) or does not cover the SIP listener's address
 // and the public names and addresses clients reach the server by.
 // A front end of a pool (pool is its pool listener) has a certificate of
-// its own, server-<pool address>, which names the pool too.
-func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, publicNames []string, publicIPs []net.IP, sipAddr net.Addr, pool net.Listener) (*pki.KeyPair, error) {
-	names := append([]string{"localhost"}, publicNames...)
+// its own, server-<pool address>, which names the pool too. It names
+// every tenant's domain (RFC 5922: a client of sip:alice@acme.test checks
+// that the server it reached is acme.test's).
+func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, domains, publicNames []string, publicIPs []net.IP, sipAddr net.Addr, pool net.Listener) (*pki.KeyPair, error) {
+	names := append(append([]string{"localhost"}, domains...), publicNames...)
 	ips := append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, publicIPs...)
 	for _, a := range []net.Addr{sipAddr, addrOf(pool)} {
 		if tcp, ok := a.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !slices.ContainsFunc(ips, tcp.IP.Equal) {
@@ -60,9 +62,9 @@ const edgeName = "edge." + demoDomain
 // own certificate (edge.crt, edge.key), which it presents to partners and,
 // as a client, to the internal server. It names the domain too: a partner
 // edge checks that the certificate of the edge a request comes from names
-// the sender's domain.
-func ensureEdgeCertificate(ca *pki.CA, dataDir, crlURL string, publicNames []string, publicIPs []net.IP) (*pki.KeyPair, error) {
-	return ensureCertificate(ca, dataDir, "edge", crlURL, append([]string{edgeName, demoDomain}, publicNames...),
+// the sender's domain: every tenant's.
+func ensureEdgeCertificate(ca *pki.CA, dataDir, crlURL string, domains, publicNames []string, publicIPs []net.IP) (*pki.KeyPair, error) {
+	return ensureCertificate(ca, dataDir, "edge", crlURL, append(append([]string{edgeName}, domains...), publicNames...),
 		append([]net.IP{net.IPv4(127, 0, 0, 1)}, publicIPs...))
 }
 
@@ -118,6 +120,12 @@ func serverCertificateCurrent(leaf *x509.Certificate, ca *pki.CA, crlURL string,
 	}
 	for _, ip := range ips {
 		if leaf.VerifyHostname(ip.String()) != nil {
+			return false
+		}
+	}
+	// Nor more: a tenant removed is no longer vouched for.
+	for _, n := range leaf.DNSNames {
+		if !slices.ContainsFunc(names, func(m string) bool { return strings.EqualFold(m, n) }) {
 			return false
 		}
 	}

@@ -63,6 +63,12 @@ type config struct {
 	// where every client runs on this machine.
 	RelayAllowLoopback bool `json:"relay_allow_loopback"`
 
+	// Tenants are the organizations this server hosts, each with its own
+	// SIP domain; made in the directory at start if missing (see
+	// applyTenants). With none, and an empty directory, the demo tenant
+	// is made instead.
+	Tenants []tenantConfig `json:"tenants"`
+
 	DialIn  string `json:"dial_in"`
 	Gateway string `json:"gateway"`
 
@@ -270,6 +276,9 @@ func (c *config) check() error {
 		return errors.New("field \"pool\" (-pool) needs -store redis: the front ends of a pool share it")
 	case c.Log.Format != "text" && c.Log.Format != "json":
 		return fmt.Errorf("field \"log.format\" (-log-format) %q: want text or json", c.Log.Format)
+	}
+	if err := checkTenants(c.Tenants); err != nil {
+		return err
 	}
 	if err := c.Limits.check(); err != nil {
 		return err

@@ -19,44 +19,48 @@ import (
 // openDirectory returns the directory of tenants and users. With a
 // store (bolt, redis) it is the store's: on its first start a
 // directory.json in the data directory is imported into it (the file is
-// an import format from then on), or the demo tenant is created; every
-// front end of a pool shares the Redis one, so a user the admin API adds
-// or disables on one front end is what the next sign-in on any of them
-// sees. Without one (-store memory) it is the data directory's
-// directory.json, saved on every change. The demo tenant has users
-// alice and bob, whose generated passwords are printed once to out and
-// kept (mode 0600) in demo-passwords.txt for the newcomer who missed
+// an import format from then on); every front end of a pool shares the
+// Redis one, so a user the admin API adds or disables on one front end
+// is what the next sign-in on any of them sees. Without one (-store
+// memory) it is the data directory's directory.json, saved on every
+// change. The configured tenants are made if missing (applyTenants);
+// with none configured, an empty directory gets the demo tenant, with
+// users alice and bob, whose generated passwords are printed once to out
+// and kept (mode 0600) in demo-passwords.txt for the newcomer who missed
 // them.
-func openDirectory(ctx context.Context, dataDir string, st auth.DirectoryStore, out io.Writer, logger *slog.Logger) (auth.DirectoryStore, error) {
+func openDirectory(ctx context.Context, dataDir string, st auth.DirectoryStore, tenants []tenantConfig, out io.Writer, logger *slog.Logger) (auth.DirectoryStore, error) {
 	path := filepath.Join(dataDir, directoryFile)
 	file, err := auth.LoadDirectory(path)
 	if err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, err
 	}
+	d := st
+	empty := false
 	if st == nil {
-		d := &fileDirectory{path: path, MemoryDirectory: file}
+		fd := &fileDirectory{path: path, MemoryDirectory: file}
 		if file == nil {
-			d.MemoryDirectory = auth.NewMemoryDirectory()
-			if err := createDemo(ctx, d, dataDir, out); err != nil {
+			fd.MemoryDirectory, empty = auth.NewMemoryDirectory(), true
+		}
+		d = fd
+	} else {
+		existing, err := st.ListTenants(ctx)
+		switch {
+		case err != nil:
+			return nil, fmt.Errorf("directory: %w", err)
+		case len(existing) > 0:
+		case file != nil:
+			if err := auth.Import(ctx, st, file); err != nil {
 				return nil, err
 			}
+			logger.Info("directory imported into the store; the file is no longer read", "file", path, "users", len(file.Users()))
+		default:
+			empty = true
 		}
-		return d, nil
 	}
-	tenants, err := st.ListTenants(ctx)
-	switch {
-	case err != nil:
-		return nil, fmt.Errorf("directory: %w", err)
-	case len(tenants) > 0:
-		return st, nil
-	case file != nil:
-		if err := auth.Import(ctx, st, file); err != nil {
-			return nil, err
-		}
-		logger.Info("directory imported into the store; the file is no longer read", "file", path, "users", len(file.Users()))
-		return st, nil
+	if empty && len(tenants) == 0 {
+		return d, createDemo(ctx, d, dataDir, out)
 	}
-	return st, createDemo(ctx, st, dataDir, out)
+	return d, applyTenants(ctx, d, tenants)
 }
 
 // createDemo creates the demo tenant in d.

@@ -223,6 +223,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		revocations, dirStore = r.Revocations(), r.Directory()
 		liveness = r
 	}
+	// The directory of tenants and users: the certificates name the
+	// tenants' domains.
+	directory, err := openDirectory(ctx, cfg.Data, dirStore, cfg.Tenants, stdout, logger)
+	if err != nil {
+		return fmt.Errorf("-data %s: %w", cfg.Data, err)
+	}
+	domains, err := tenantDomains(ctx, directory)
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	realm := primaryDomain(cfg.Tenants, domains)
+
 	// 3. PKI: the enterprise CA and this server's certificate, which names
 	// the CRL distribution point served below.
 	crlURL := "http://" + nw.hostPort("http") + "/pki/ca.crl"
@@ -234,11 +246,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	serverCert, err := ensureServerCertificate(ca, cfg.Data, crlURL, publicNames, publicIPs, sipLn.Addr(), poolLn)
+	serverCert, err := ensureServerCertificate(ca, cfg.Data, crlURL, domains, publicNames, publicIPs, sipLn.Addr(), poolLn)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	edgeCert, err := ensureEdgeCertificate(ca, cfg.Data, crlURL, publicNames, publicIPs)
+	edgeCert, err := ensureEdgeCertificate(ca, cfg.Data, crlURL, domains, publicNames, publicIPs)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
@@ -257,13 +269,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return builtIn
 	}
 
-	// The directory of tenants and users, and the Authenticator that
-	// challenges every SIP request and keeps a security association per
-	// TLS connection.
-	directory, err := openDirectory(ctx, cfg.Data, dirStore, stdout, logger)
-	if err != nil {
-		return fmt.Errorf("-data %s: %w", cfg.Data, err)
-	}
+	// The Authenticator challenges every SIP request and keeps a security
+	// association per TLS connection.
 	idp, err := cfg.oidcSettings.signIn(directory) // the tenants' identity providers (oidc.go)
 	if err != nil {
 		return fmt.Errorf("-config: %w", err)
@@ -273,7 +280,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("field \"limits.throttle\": %w", err)
 	}
 	authn, err := auth.New(auth.Config{
-		Directory: directory, Realm: demoDomain, Logger: logger, Conferences: conference.Keys(meetings, nil), OIDC: idp.providers,
+		Directory: directory, Realm: realm, Logger: logger, Conferences: conference.Keys(meetings, nil), OIDC: idp.providers,
 		Throttle: throttle, NonceTTL: time.Duration(cfg.Limits.NonceTTL),
 		Edges: []string{edgeName}, EdgeCA: ca.Certificate(), // the Access Edge below asserts federated users
 		Peers:      []string{poolName},                     // and the pool's other front ends their own users
@@ -455,7 +462,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// signed-in users get over SIP (SERVICE) or HTTPS. The secret is made
 	// at start: credentials do not outlive a restart.
 	relaySecrets := edge.NewSecrets(0, nil)
-	relayCfg := edge.RelayConfig{Realm: demoDomain, Secrets: relaySecrets, Logger: logger,
+	relayCfg := edge.RelayConfig{Realm: realm, Secrets: relaySecrets, Logger: logger,
 		UDP: []net.PacketConn{turnUDP}, TCP: []net.Listener{turnTCP, tls.NewListener(turnsLn, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
 		// Relayed addresses carry the public address; relay sockets
 		// bind where the listener is bound.
@@ -540,7 +547,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer edgeClient.Close()
-	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: []string{demoDomain},
+	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: domains,
 		// The edge sits between two networks: partners and remote users
 		// reach its listeners (bind them to the external interface),
 		// and it reaches the internal SIP listener from this machine.
@@ -581,6 +588,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
 		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed,
 		holders: []certificateHolder{authn, relay, accessEdge}}
+	admin.onTenants = followTenants(logger, accessEdge,
+		reissue{serverCert, func(d []string) (*pki.KeyPair, error) {
+			return ensureServerCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs, sipLn.Addr(), poolLn)
+		}},
+		reissue{edgeCert, func(d []string) (*pki.KeyPair, error) {
+			return ensureEdgeCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs)
+		}})
 	httpsMux.Handle("/admin/", admin.handler())
 	httpsSrv := &http.Server{Handler: httpsMux, ReadHeaderTimeout: 5 * time.Second,
 		TLSConfig: pki.ServerTLSConfig(certFor("https", serverCert), verifier), ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
@@ -660,7 +674,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if poolLn != nil {
 		fmt.Fprintf(stdout, "listening pool %s\n", poolLn.Addr())
 	}
-	printBanner(stdout, cfg.Data, nw.hostPort("http"), "https://"+nw.name("https"), nw.hostPort("sip_tls"))
+	printBanner(stdout, domains, cfg.Data, nw.hostPort("http"), "https://"+nw.name("https"), nw.hostPort("sip_tls"))
 	logger.Info("parley started", "data", cfg.Data, "ca", filepath.Join(cfg.Data, "ca", pki.CACertFile))
 
 	var failed error

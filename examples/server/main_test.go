@@ -160,7 +160,11 @@ func (u *sipUser) request(method sip.RequestMethod, target string, headers ...si
 	req := sip.NewRequest(method, uri)
 	if u.name != "" {
 		var from sip.Uri
-		_ = sip.ParseUri("sip:"+u.name+"@example.test", &from)
+		aor := u.name // a name of the demo tenant, or user@domain
+		if !strings.Contains(aor, "@") {
+			aor += "@example.test"
+		}
+		_ = sip.ParseUri("sip:"+aor, &from)
 		params := sip.NewParams()
 		params.Add("tag", sip.GenerateTagN(8))
 		req.AppendHeader(&sip.FromHeader{Address: from, Params: params})
@@ -183,7 +187,8 @@ func (u *sipUser) do(req *sip.Request) (*sip.Response, error) {
 	if err != nil || u.name == "" || res.StatusCode != sip.StatusUnauthorized {
 		return res, err
 	}
-	return u.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: u.name, Password: u.password})
+	user, _, _ := strings.Cut(u.name, "@")
+	return u.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: user, Password: u.password})
 }
 
 // options sends OPTIONS as user (or anonymously, if user is empty).
