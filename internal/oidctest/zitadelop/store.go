@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"slices"
+	"time"
 
 	"github.com/zitadel/oidc/v3/example/server/storage"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -80,4 +81,27 @@ func (s *store) GetPrivateClaimsFromRequest(ctx context.Context, req op.TokenReq
 		claims["groups"] = []string{s.adminGroup}
 	}
 	return claims, nil
+}
+
+// deviceRequest gives the example storage the client of a device-flow
+// token request, which it records only for its own auth requests: without
+// it the refresh token of a device-flow sign-in belongs to no client, and
+// neither refreshing nor revoking it works.
+func deviceRequest(request op.TokenRequest) op.TokenRequest {
+	if d, ok := request.(*op.DeviceAuthorizationState); ok {
+		return &storage.AuthRequest{ApplicationID: d.ClientID, UserID: d.Subject, Scopes: d.Scopes}
+	}
+	return request
+}
+
+// CreateAccessToken records an access token (the JWT itself is made of
+// the original request).
+func (s *store) CreateAccessToken(ctx context.Context, request op.TokenRequest) (string, time.Time, error) {
+	return s.Storage.CreateAccessToken(ctx, deviceRequest(request))
+}
+
+// CreateAccessAndRefreshTokens records an access token and a refresh
+// token.
+func (s *store) CreateAccessAndRefreshTokens(ctx context.Context, request op.TokenRequest, currentRefreshToken string) (string, string, time.Time, error) {
+	return s.Storage.CreateAccessAndRefreshTokens(ctx, deviceRequest(request), currentRefreshToken)
 }
