@@ -80,3 +80,24 @@ func TestZitadelTokenRefusedByAnotherIssuersTenant(t *testing.T) {
 	s = startSIPServer(t, Config{OIDC: []OIDCProvider{tenantProvider(ours, "example.test")}})
 	wantInvalidToken(t, registerBearer(t, s, zitadelToken(t, z, "alice")))
 }
+
+// A token without the email scope names the user only by its subject:
+// user_claim "sub" with user_domain makes it an address of record.
+func TestZitadelSubjectNamesUser(t *testing.T) {
+	z := startZitadel(t, "example.test")
+	cfg := zitadelTenant(z, "example.test")
+	s := startSIPServer(t, Config{OIDC: []OIDCProvider{cfg}})
+	tok, err := z.DeviceToken(t.Context(), "alice", "openid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantInvalidToken(t, registerBearer(t, s, tok.AccessToken)) // no email claim
+	cfg.UserClaim, cfg.UserDomain = "sub", "example.test"
+	s = startSIPServer(t, Config{OIDC: []OIDCProvider{cfg}})
+	if res := registerBearer(t, s, tok.AccessToken); res.StatusCode != 200 {
+		t.Fatalf("REGISTER with the subject as the user: %d", res.StatusCode)
+	}
+	if id := s.lastServed(); id.URI != "sip:alice@example.test" {
+		t.Fatalf("identity %+v", id)
+	}
+}
