@@ -9,6 +9,11 @@
 // user's password, as the user would in a browser, and polls the token
 // endpoint. [Provider.Mint] asks the provider's test-only admin endpoint
 // for a token with a chosen audience and lifetime, for refusal tests.
+//
+// [StartZitadel] runs instead a provider written by someone else: the
+// example provider of github.com/zitadel/oidc/v3 (./zitadelop, a module
+// of its own), to show that Parley interoperates with another
+// implementation's discovery, keys, tokens and login pages.
 package oidctest
 
 import (
@@ -90,40 +95,43 @@ type Provider struct {
 	stop        func()
 }
 
-var build struct {
+// program is one of the provider programs beside this file, built once
+// per test binary.
+type program struct {
+	dir  string // beside this file
 	once sync.Once
 	path string
 	err  error
 }
 
-// binary builds the provider program once per test binary.
-func binary() (string, error) {
-	build.once.Do(func() {
-		_, file, _, ok := runtime.Caller(0)
-		if !ok {
-			build.err = errors.New("oidctest: cannot find the provider's source")
-			return
-		}
-		// One place per user and version of the provider's source,
+var (
+	ourProvider = &program{dir: "provider"}
+	zitadelOP   = &program{dir: "zitadelop"}
+)
+
+// binary builds the program once per test binary.
+func (pr *program) binary() (string, error) {
+	pr.once.Do(func() {
+		// One place per user and version of the program's source,
 		// overwritten by each build (renamed into place, so test binaries
 		// building at once do not collide): test runs leave one binary
 		// behind per version, not one each, and checkouts of other
 		// versions tested at once (worktrees) do not replace each
 		// other's between the build and the start.
-		src := filepath.Join(filepath.Dir(file), "provider")
+		src := sourceDir(pr.dir)
 		version, err := sourceVersion(src)
 		if err != nil {
-			build.err = fmt.Errorf("oidctest: the provider's source: %w", err)
+			pr.err = fmt.Errorf("oidctest: the source of %s: %w", pr.dir, err)
 			return
 		}
 		dir := filepath.Join(os.TempDir(), fmt.Sprintf("parley-oidctest-%d", os.Getuid()))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
-			build.err = err
+			pr.err = err
 			return
 		}
-		tmp, err := os.CreateTemp(dir, "provider-*")
+		tmp, err := os.CreateTemp(dir, pr.dir+"-*")
 		if err != nil {
-			build.err = err
+			pr.err = err
 			return
 		}
 		_ = tmp.Close()
@@ -131,23 +139,34 @@ func binary() (string, error) {
 		cmd.Dir = src
 		if out, err := cmd.CombinedOutput(); err != nil {
 			_ = os.Remove(tmp.Name())
-			build.err = fmt.Errorf("oidctest: go build provider: %v\n%s", err, out)
+			pr.err = fmt.Errorf("oidctest: go build %s: %v\n%s", pr.dir, err, out)
 			return
 		}
-		build.path = filepath.Join(dir, "provider-"+version)
-		if err := os.Rename(tmp.Name(), build.path); err != nil {
-			build.err = err
+		pr.path = filepath.Join(dir, pr.dir+"-"+version)
+		if err := os.Rename(tmp.Name(), pr.path); err != nil {
+			pr.err = err
 		}
 	})
-	return build.path, build.err
+	return pr.path, pr.err
+}
+
+// sourceDir is the directory of a program beside this file.
+func sourceDir(name string) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), name)
 }
 
 // sourceVersion is a digest of the names and contents of the Go files in
-// dir.
+// dir, and of its go.mod and go.sum if it is a module of its own.
 func sourceVersion(dir string) (string, error) {
 	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
 	if err != nil || len(files) == 0 {
 		return "", fmt.Errorf("no Go files in %s (%v)", dir, err)
+	}
+	for _, name := range []string{"go.mod", "go.sum"} {
+		if _, err := os.Stat(filepath.Join(dir, name)); err == nil {
+			files = append(files, filepath.Join(dir, name))
+		}
 	}
 	h := sha256.New()
 	for _, f := range files { // Glob sorts them
@@ -161,35 +180,44 @@ func sourceVersion(dir string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil))[:16], nil
 }
 
+// serverTLS makes a CA and a certificate it issued for 127.0.0.1 and
+// localhost, in files in dir: the certificate, its key and the CA's
+// certificate.
+func serverTLS(t testing.TB, dir string) (ca *x509.Certificate, certFile, keyFile, caFile string) {
+	t.Helper()
+	c, err := pki.NewCA(pki.CAConfig{CommonName: "oidctest CA", CRLDistributionPoints: []string{"http://127.0.0.1:9/none.crl"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := c.IssueServer(pki.ServerCertRequest{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "provider.crt"), filepath.Join(dir, "provider.key")
+	if err := cert.WriteFiles(certFile, keyFile); err != nil {
+		t.Fatal(err)
+	}
+	caFile = filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(caFile, pki.EncodeCertPEM(c.Certificate()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return c.Certificate(), certFile, keyFile, caFile
+}
+
 // Start builds (once) and starts a provider, waits until its discovery
 // document is served, and stops it when t ends.
 func Start(t testing.TB, cfg Config) *Provider {
 	t.Helper()
-	bin, err := binary()
+	bin, err := ourProvider.binary()
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	ca, err := pki.NewCA(pki.CAConfig{CommonName: "oidctest CA", CRLDistributionPoints: []string{"http://127.0.0.1:9/none.crl"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := ca.IssueServer(pki.ServerCertRequest{IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, DNSNames: []string{"localhost"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile := filepath.Join(dir, "provider.crt"), filepath.Join(dir, "provider.key")
-	if err := cert.WriteFiles(certFile, keyFile); err != nil {
-		t.Fatal(err)
-	}
-	caFile := filepath.Join(dir, "ca.crt")
-	if err := os.WriteFile(caFile, pki.EncodeCertPEM(ca.Certificate()), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	ca, certFile, keyFile, caFile := serverTLS(t, dir)
 	if cfg.DeviceInterval == 0 {
 		cfg.DeviceInterval = time.Second
 	}
-	p := &Provider{CA: ca.Certificate(), CAFile: caFile, cfg: cfg, adminSecret: "admin-" + strings.ReplaceAll(t.Name(), "/", "-")}
+	p := &Provider{CA: ca, CAFile: caFile, cfg: cfg, adminSecret: "admin-" + strings.ReplaceAll(t.Name(), "/", "-")}
 	file := map[string]any{
 		"cert_file": certFile, "key_file": keyFile, "alg": cfg.Alg, "admin_secret": p.adminSecret,
 		"device_interval": int(cfg.DeviceInterval.Seconds()), "users": cfg.Users, "clients": cfg.Clients,
@@ -214,13 +242,21 @@ func Start(t testing.TB, cfg Config) *Provider {
 	if err := os.WriteFile(cfgFile, data, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	p.Issuer, p.HTTPClient, p.stop = run(t, ca, bin, "-config", cfgFile)
+	return p
+}
 
-	cmd := exec.Command(bin, "-config", cfgFile)
+// run starts a provider program, reads the issuer from its first line
+// ("listening https://..."), waits until its discovery document is
+// served, and stops it when t ends. The client trusts ca.
+func run(t testing.TB, ca *x509.Certificate, bin string, args ...string) (issuer string, client *http.Client, stop func()) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr bytes.Buffer
+	var stderr lockedBuffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -239,7 +275,7 @@ func Start(t testing.TB, cfg Config) *Provider {
 		close(exited)
 	}()
 	var stopOnce sync.Once
-	p.stop = func() {
+	stop = func() {
 		stopOnce.Do(func() {
 			_ = cmd.Process.Signal(os.Interrupt)
 			select {
@@ -250,27 +286,28 @@ func Start(t testing.TB, cfg Config) *Provider {
 			}
 		})
 	}
-	t.Cleanup(p.stop)
+	t.Cleanup(stop)
+	name := filepath.Base(bin)
 	select {
 	case line := <-lines:
 		iss, ok := strings.CutPrefix(line, "listening ")
 		if !ok {
-			t.Fatalf("oidctest: provider said %q", line)
+			t.Fatalf("oidctest: %s said %q", name, line)
 		}
-		p.Issuer = iss
+		issuer = iss
 	case <-exited:
-		t.Fatalf("oidctest: provider exited: %s", stderr.String())
+		t.Fatalf("oidctest: %s exited: %s", name, stderr.String())
 	case <-time.After(30 * time.Second):
-		t.Fatal("oidctest: provider did not start in 30 s")
+		t.Fatalf("oidctest: %s did not start in 30 s", name)
 	}
 	pool := x509.NewCertPool()
-	pool.AddCert(ca.Certificate())
-	p.HTTPClient = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
+	pool.AddCert(ca)
+	client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{
 		TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12},
 	}}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		res, err := p.HTTPClient.Get(p.Issuer + "/.well-known/openid-configuration")
+		res, err := client.Get(issuer + "/.well-known/openid-configuration")
 		if err == nil {
 			_ = res.Body.Close()
 			if res.StatusCode == 200 {
@@ -278,12 +315,30 @@ func Start(t testing.TB, cfg Config) *Provider {
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("oidctest: discovery not served: %v", err)
+			t.Fatalf("oidctest: %s: discovery not served: %v\n%s", name, err, stderr.String())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Cleanup(p.HTTPClient.CloseIdleConnections)
-	return p
+	t.Cleanup(client.CloseIdleConnections)
+	return issuer, client, stop
+}
+
+// lockedBuffer is a process's stderr, read while it may still write.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // Stop stops the provider process now, as an outage would; it is stopped

@@ -440,14 +440,19 @@ const scenarios = {
   // holds the session (an HttpOnly cookie) nor a token. A guest with the
   // key still waits in the lobby, and alice admits her. After leaving,
   // the page offers to join as alice again; she signs out.
+  // The provider's login form: #username and #password, submitted by
+  // PARLEY_ORG_SUBMIT (a selector; default #signin); screenshots are named
+  // PARLEY_ORG_SHOTS-join.png and -sign-in.png (default org).
   async 'org-sign-in'(browser) {
+    const submit = process.env.PARLEY_ORG_SUBMIT || '#signin';
+    const shots = process.env.PARLEY_ORG_SHOTS || 'org';
     const organizer = await newPage(browser, 'organizer');
     await organizer.goto(env('PARLEY_JOIN_URL'));
     await organizer.waitForSelector('#org-login:visible', { timeout: 10000 });
     if (!(await organizer.isHidden('#org-join'))) throw new Error('"Join as" shown before signing in');
     if (!(await organizer.isHidden('#user-form'))) throw new Error('the password sign-in is offered beside the organization\'s');
     await axeCheck(organizer, 'the join page with the organization\'s sign-in');
-    await organizer.screenshot({ path: artifact('org-join.png') });
+    await organizer.screenshot({ path: artifact(`${shots}-join.png`) });
     await organizer.click('#org-login');
     await organizer.waitForSelector('#username', { timeout: 10000 });
     const provider = new URL(organizer.url());
@@ -455,7 +460,7 @@ const scenarios = {
     step(`on the provider's login page (${provider.origin}${provider.pathname})`);
     await organizer.fill('#username', user());
     await organizer.fill('#password', env('PARLEY_ORG_PASSWORD'));
-    await organizer.click('#signin');
+    await organizer.click(submit);
     await shown(organizer, 'meeting');
     step(`back on the meeting page (${new URL(organizer.url()).pathname}) and in the meeting`);
     const me = await until('the roster lists alice by name as the organizer', () => organizer.evaluate(() => {
@@ -472,7 +477,7 @@ const scenarios = {
     step('a guest with the key waits in the lobby');
     await admit(organizer, guest);
     step('alice, signed in with her organization, admits her');
-    await organizer.screenshot({ path: artifact('org-sign-in.png') });
+    await organizer.screenshot({ path: artifact(`${shots}-sign-in.png`) });
     await organizer.click('#leave');
     await shown(organizer, 'ended');
     await organizer.click('#join-again');
