@@ -161,6 +161,9 @@ func TestConferenceInfoValidatesAgainstRFC4575Schema(t *testing.T) {
 	lobby := e.join(m, anonymous(m.ID, "Ann & <Co>"))
 	e.join(m, internal("alice")) // a second device
 	_ = e.focus.Lock(context.Background(), m.ID, org.ID, true)
+	if err := e.focus.SetHand(context.Background(), m.ID, att.ID, att.ID, true); err != nil { // Parley's extension element
+		t.Fatal(err)
+	}
 
 	dir := t.TempDir()
 	var files []string
