@@ -194,7 +194,7 @@ var webScenarios = []webScenario{
 	// trip, loss and jitter), updated every few seconds; a 900 ms round
 	// trip shows as poor.
 	{name: "ConnectionIndicator", scenario: "connection"},
-	// With two fake cameras, the organizer changes camera in the
+	// With Chromium's fake cameras, the organizer changes camera in the
 	// meeting: the same sender sends the new track without a new
 	// offer, and the guest keeps decoding her video.
 	{name: "CameraChange", scenario: "camera-change"},

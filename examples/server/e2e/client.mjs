@@ -553,7 +553,7 @@ const scenarios = {
     step('with a 900 ms round trip the guest\'s indicator says "Connection poor"');
   },
 
-  // A camera change in the meeting (two fake cameras): the new camera's
+  // A camera change in the meeting (between two fake cameras): the new camera's
   // track replaces the old on the same sender, without renegotiation, and
   // the other page keeps receiving video frames; a camera chosen while the
   // camera is off is the one that starts.
@@ -568,11 +568,15 @@ const scenarios = {
       const pc = window.parleyPeerConnection;
       const s = pc.getSenders().find((x) => x.track && x.track.kind === 'video');
       window.videoSender = s;
-      const cams = [...document.querySelector('#camera-select').options].map((o) => o.value);
+      const cams = [...document.querySelector('#camera-select').options].map((o) => ({ id: o.value, label: o.textContent }));
       return { device: s.track.getSettings().deviceId, track: s.track.id, sdp: pc.localDescription.sdp, cams };
     });
-    if (before.cams.length < 2) throw new Error(`two fake cameras expected: ${before.cams.length}`);
-    const other = before.cams.find((c) => c !== before.device);
+    // Chromium's second fake camera (fake_device_1) is a depth camera
+    // (16-bit grey), which WebRTC does not encode; the third is a colour
+    // one (MJPEG).
+    const third = before.cams.find((c) => c.label === 'fake_device_2');
+    if (!third || before.cams.find((c) => c.id === before.device).label !== 'fake_device_0') throw new Error(`the fake cameras: ${JSON.stringify(before.cams)}, sending ${before.device}`);
+    const other = third.id;
     await organizer.click('#device-menu summary');
     await organizer.selectOption('#camera-select', other);
     const after = await until('the sender sends the other camera', () => organizer.evaluate((other) => {
@@ -720,6 +724,6 @@ if (!scenarios[name]) {
   console.error(`no scenario ${name}: one of ${Object.keys(scenarios).join(', ')}`);
   process.exit(2);
 }
-// Scenarios that need more of the browser: two fake cameras.
-const browserArgs = { 'camera-change': ['--use-fake-device-for-media-stream=device-count=2'] };
+// Scenarios that need more of the browser: three fake cameras.
+const browserArgs = { 'camera-change': ['--use-fake-device-for-media-stream=device-count=3'] };
 await run(scenarios[name], browserArgs[name]);

@@ -76,12 +76,14 @@ async function startDevice(kind, deviceId) {
     : { audio: deviceId ? { deviceId: { exact: deviceId } } : true };
   const stream = await navigator.mediaDevices.getUserMedia(constraints);
   const track = stream.getTracks()[0];
+  if (kind === 'audio') track.enabled = !micMuted;
+  // The new track goes on the sender before the old one stops: the same
+  // sender (no renegotiation), and no moment without media.
+  const sender = pc && pc.getTransceivers().find((t) => t.sender && t.receiver.track.kind === kind && t.sender.parleyLocal);
+  if (sender && !(kind === 'video' && cameraOff)) await sender.sender.replaceTrack(track);
   const old = currentTrack(kind);
   if (old) { old.stop(); localStream.removeTrack(old); }
   localStream.addTrack(track);
-  if (kind === 'audio') track.enabled = !micMuted;
-  const sender = pc && pc.getTransceivers().find((t) => t.sender && t.receiver.track.kind === kind && t.sender.parleyLocal);
-  if (sender && !(kind === 'video' && cameraOff)) await sender.sender.replaceTrack(track);
   showPreview();
   return track;
 }
@@ -602,6 +604,13 @@ $('chat-form').onsubmit = (ev) => {
   $('chat-text').value = '';
 };
 $('leave').onclick = () => ended('you left');
+// "Join again" loads the page afresh: a link to the address the page has
+// (the same #key) would only move to the fragment.
+$('join-again').onclick = (ev) => {
+  ev.preventDefault();
+  history.replaceState(null, '', $('join-again').href);
+  location.reload();
+};
 $('lobby-leave').onclick = () => ended('you left');
 navigator.mediaDevices.addEventListener('devicechange', listDevices);
 const previewReady = startPreview();
