@@ -99,6 +99,9 @@ type Endpoint struct {
 	Status        string       `xml:"status,omitempty"`
 	JoiningMethod string       `xml:"joining-method,omitempty"`
 	JoiningInfo   *JoiningInfo `xml:"joining-info,omitempty"`
+	// HandRaised is Parley's extension: the participant has raised its
+	// hand (Focus.SetHand).
+	HandRaised bool `xml:"urn:parley:params:xml:ns:conference-info-ext hand-raised,omitempty"`
 }
 
 // JoiningInfo says when an endpoint joined, or entered the lobby.

@@ -67,12 +67,17 @@ func (s *subscription) until(t *testing.T, ok func(*ConferenceInfo) bool) *Confe
 	}
 }
 
-// roster lists "name:status:role" for each endpoint.
+// roster lists "name:status:role" for each endpoint, with ":hand" when
+// its hand is raised.
 func roster(ci *ConferenceInfo) string {
 	var out []string
 	for _, u := range ci.Users.User {
 		for _, ep := range u.Endpoints {
-			out = append(out, u.DisplayText+":"+ep.Status+":"+u.Roles.Entry[0])
+			s := u.DisplayText + ":" + ep.Status + ":" + u.Roles.Entry[0]
+			if ep.HandRaised {
+				s += ":hand"
+			}
+			out = append(out, s)
 		}
 	}
 	slices.Sort(out) // partial updates append
@@ -161,6 +166,9 @@ func TestConferenceInfoValidatesAgainstRFC4575Schema(t *testing.T) {
 	lobby := e.join(m, anonymous(m.ID, "Ann & <Co>"))
 	e.join(m, internal("alice")) // a second device
 	_ = e.focus.Lock(context.Background(), m.ID, org.ID, true)
+	if err := e.focus.SetHand(context.Background(), m.ID, att.ID, att.ID, true); err != nil { // Parley's extension element
+		t.Fatal(err)
+	}
 
 	dir := t.TempDir()
 	var files []string
@@ -244,7 +252,7 @@ func TestPartialNotificationsAddUpToTheFullState(t *testing.T) {
 	var people []*Participant
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range 300 {
-		switch op := rng.IntN(8); {
+		switch op := rng.IntN(9); {
 		case op < 2 || len(people) == 0:
 			id := internal([]string{"bob", "carol", "dave"}[rng.IntN(3)])
 			if op == 1 {
@@ -275,6 +283,12 @@ func TestPartialNotificationsAddUpToTheFullState(t *testing.T) {
 				}
 			case 7:
 				_ = f.Lock(context.Background(), m.ID, org.ID, rng.IntN(2) == 0)
+			case 8: // a hand raised or lowered by its owner, or lowered by the organizer
+				if rng.IntN(3) == 0 {
+					_ = f.SetHand(context.Background(), m.ID, org.ID, p.ID, false)
+				} else {
+					_ = f.SetHand(context.Background(), m.ID, p.ID, p.ID, rng.IntN(2) == 0)
+				}
 			}
 		}
 	}

@@ -31,6 +31,8 @@ import (
 //	<eject participant="ID"/>        remove (organizer; presenters: attendees)
 //	<lock/> <unlock/>                send every newcomer to the lobby (organizer)
 //	<mute-all/> <unmute-all/>        hold back every attendee's audio (presenters)
+//	<hand raised="true|false"/>      raise or lower one's own hand (anyone joined)
+//	<hand raised="false" participant="ID"/>   lower another's hand (presenters)
 //	<set-access policy="organizer|company|organization|anyone"
 //	            dial-in-lobby="true|false"/>              (organizer)
 //	<set-presenters policy="organizer|company|everyone|chosen">
@@ -69,6 +71,7 @@ type ControlRequest struct {
 	Unlock        *struct{}      `xml:"unlock"`
 	MuteAll       *struct{}      `xml:"mute-all"`
 	UnmuteAll     *struct{}      `xml:"unmute-all"`
+	Hand          *Hand          `xml:"hand"`
 	SetAccess     *SetAccess     `xml:"set-access"`
 	SetPresenters *SetPresenters `xml:"set-presenters"`
 }
@@ -81,6 +84,13 @@ type AddUser struct {
 // Target names the participant an operation applies to.
 type Target struct {
 	Participant string `xml:"participant,attr"`
+}
+
+// Hand raises or lowers a hand (Focus.SetHand): the sender's own, or,
+// when Participant names another, that participant's (lowering only).
+type Hand struct {
+	Raised      bool   `xml:"raised,attr"`
+	Participant string `xml:"participant,attr,omitempty"`
 }
 
 // SetAccess changes the access policy.
@@ -126,7 +136,7 @@ func (r *ControlRequest) ops() map[string]bool {
 	return map[string]bool{
 		"add-user": r.AddUser != nil, "admit": r.Admit != nil, "reject": r.Reject != nil,
 		"promote": r.Promote != nil, "demote": r.Demote != nil, "eject": r.Eject != nil,
-		"lock": r.Lock != nil, "unlock": r.Unlock != nil, "mute-all": r.MuteAll != nil, "unmute-all": r.UnmuteAll != nil,
+		"lock": r.Lock != nil, "unlock": r.Unlock != nil, "mute-all": r.MuteAll != nil, "unmute-all": r.UnmuteAll != nil, "hand": r.Hand != nil,
 		"set-access": r.SetAccess != nil, "set-presenters": r.SetPresenters != nil,
 	}
 }

@@ -26,7 +26,8 @@
 // A [Focus] holds the live state of every meeting. Its Go API (Schedule,
 // Join, Leave, End; the Lobby's Admit, Reject, Wait and Waiting; the
 // leaders' Promote, Demote, Eject, Lock, MuteAll, SetAccess,
-// SetPresenters; AddUser, Watch, Subscribe), with meetings and
+// SetPresenters; SetHand, a participant's raised hand; AddUser, Watch,
+// Subscribe), with meetings and
 // participants named by [MeetingID] and [ParticipantID], is what its SIP
 // side uses:
 //

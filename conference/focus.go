@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/parleyuc/parley/auth"
+	"golang.org/x/time/rate"
 )
 
 // Errors of the Focus. Callers test them with errors.Is.
@@ -181,8 +182,9 @@ type participant struct {
 	finished     bool          // decided is closed
 	outcome      error         // nil: admitted
 	timer        *time.Timer
-	onLeader     bool // waits only for a leader or an authenticated user
-	seq          int  // arrival order
+	onLeader     bool          // waits only for a leader or an authenticated user
+	seq          int           // arrival order
+	hands        *rate.Limiter // bounds the participant's own hand changes (SetHand)
 }
 
 // NewFocus returns a Focus, or an error naming the missing field.

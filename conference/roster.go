@@ -50,6 +50,8 @@ type Participant struct {
 	// Muted says the media server holds back the participant's audio: an
 	// attendee while a leader has muted the audience (MuteAll).
 	Muted bool
+	// HandRaised says the participant has raised its hand (SetHand).
+	HandRaised bool
 	// NameRecorded says the participant (an anonymous dial-in caller)
 	// recorded its name: leaders hear it with RecordedName.
 	NameRecorded bool
@@ -72,6 +74,7 @@ const (
 	EventEjected                           // ejected by a leader
 	EventRole                              // role changed
 	EventPolicy                            // access or presenter policy, or lock, changed
+	EventHand                              // hand raised or lowered (SetHand)
 )
 
 // Event is a change in a meeting. Participant is the participant after

@@ -328,6 +328,8 @@ func controlStatus(err error) (int, string) {
 		return 400, "Bad Request"
 	case errors.Is(err, ErrNotFound):
 		return 404, "The meeting has ended"
+	case errors.Is(err, ErrTooFast):
+		return 503, "Too many requests"
 	}
 	return 500, "Server Internal Error"
 }
@@ -395,6 +397,12 @@ func (f *Focus) handleInfo(req *sip.Request, tx sip.ServerTransaction) {
 		err = f.Lock(ctx, d.meeting, d.pid, cr.Lock != nil)
 	case cr.MuteAll != nil, cr.UnmuteAll != nil:
 		err = f.MuteAll(ctx, d.meeting, d.pid, cr.MuteAll != nil)
+	case cr.Hand != nil:
+		pid := d.pid
+		if cr.Hand.Participant != "" {
+			pid = ParticipantID(cr.Hand.Participant)
+		}
+		err = f.SetHand(ctx, d.meeting, d.pid, pid, cr.Hand.Raised)
 	case cr.SetAccess != nil:
 		a, _ := ParseAccessPolicy(cr.SetAccess.Policy) // ParseControl checked it
 		err = f.SetAccess(ctx, d.meeting, d.pid, a, cr.SetAccess.DialInLobby)

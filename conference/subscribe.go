@@ -95,7 +95,7 @@ func endpointOf(p *participant) Endpoint {
 		status = "pending"
 	}
 	return Endpoint{Entity: participantURN + string(p.ID), Status: status, JoiningMethod: "dialed-in",
-		JoiningInfo: &JoiningInfo{When: p.Since.UTC().Format(time.RFC3339)}}
+		JoiningInfo: &JoiningInfo{When: p.Since.UTC().Format(time.RFC3339)}, HandRaised: p.HandRaised}
 }
 
 // userOf starts the user element of uri from its visible participants,

@@ -36,6 +36,7 @@ type Conference interface {
 	Demote(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error
 	Eject(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) error
 	MuteAll(ctx context.Context, id conference.MeetingID, actor conference.ParticipantID, muted bool) error
+	SetHand(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID, raised bool) error
 	RecordedName(ctx context.Context, id conference.MeetingID, actor, pid conference.ParticipantID) ([]byte, error)
 	Chat(ctx context.Context, id conference.MeetingID, from conference.ParticipantID, text string) (conference.ChatMessage, error)
 	WatchChat(ctx context.Context, id conference.MeetingID, fn func(conference.ChatMessage)) (stop func(), err error)
@@ -78,10 +79,12 @@ type SignalingConfig struct {
 //	  answer  {sdp}           its answer to the bridge's offer
 //	  admit, reject, promote, demote, eject  {participant}   a leader's controls
 //	  mute-all, unmute-all                                  a leader mutes the audience, or lets it speak
+//	  raise-hand, lower-hand  {participant}                 raise or lower one's own hand (participant empty), or a
+//	                                                        leader lowers another's (see [conference.Focus.SetHand])
 //	  chat    {text}                                        a message to the meeting (participants in it only; see [conference.Focus.Chat])
 //	to the browser:
-//	  state   {participant, state, role, muted, meeting, subject}  who it is in the meeting, on every change
-//	  roster  {participants: [{id, name, role, state, type, muted}]} the meeting as its role may see it
+//	  state   {participant, state, role, muted, hand, meeting, subject}  who it is in the meeting, on every change
+//	  roster  {participants: [{id, name, role, state, type, muted, hand}]} the meeting as its role may see it
 //	  answer  {sdp}, offer {sdp}                             the bridge's SDP
 //	  chat    {participant, name, text, time}                 a participant's chat message, to those in the meeting
 //	  error   {error}                                         a refused request (the socket stays)
@@ -356,6 +359,7 @@ type message struct {
 	State        string                   `json:"state,omitempty"`
 	Role         string                   `json:"role,omitempty"`
 	Muted        bool                     `json:"muted,omitempty"`
+	Hand         bool                     `json:"hand,omitempty"` // the participant's hand is raised
 	Meeting      conference.MeetingID     `json:"meeting,omitempty"`
 	Subject      string                   `json:"subject,omitempty"`
 	Participants []rosterEntry            `json:"participants,omitempty"`
@@ -374,6 +378,7 @@ type rosterEntry struct {
 	State string                   `json:"state"`
 	Type  string                   `json:"type"`
 	Muted bool                     `json:"muted,omitempty"`
+	Hand  bool                     `json:"hand,omitempty"`
 	// RecordedName says the participant (a dial-in caller) recorded its
 	// name: leaders get it with a recorded-name message.
 	RecordedName bool `json:"recorded_name,omitempty"`
@@ -539,7 +544,7 @@ func (k *socket) sendState(m *conference.Meeting) {
 	if err != nil {
 		return // gone: the event saying so ends the socket
 	}
-	k.send(message{Type: "state", Participant: me.ID, State: me.State.String(), Role: me.Role.String(), Muted: me.Muted, Meeting: m.ID, Subject: m.Subject})
+	k.send(message{Type: "state", Participant: me.ID, State: me.State.String(), Role: me.Role.String(), Muted: me.Muted, Hand: me.HandRaised, Meeting: m.ID, Subject: m.Subject})
 	if me.State != conference.Joined {
 		return
 	}
@@ -548,7 +553,7 @@ func (k *socket) sendState(m *conference.Meeting) {
 		if p.State == conference.InLobby && !me.Role.Leader() {
 			continue
 		}
-		roster = append(roster, rosterEntry{ID: p.ID, Name: p.DisplayName, Role: p.Role.String(), State: p.State.String(), Type: p.Type.String(), Muted: p.Muted,
+		roster = append(roster, rosterEntry{ID: p.ID, Name: p.DisplayName, Role: p.Role.String(), State: p.State.String(), Type: p.Type.String(), Muted: p.Muted, Hand: p.HandRaised,
 			RecordedName: p.NameRecorded && me.Role.Leader()})
 	}
 	k.send(message{Type: "roster", Participants: roster})
@@ -591,6 +596,16 @@ func (k *socket) handle(ctx context.Context, msg message) error {
 		return k.chat(msg.Text)
 	case "mute-all", "unmute-all":
 		return f.MuteAll(ctx, id, me, msg.Type == "mute-all")
+	case "raise-hand", "lower-hand":
+		pid := msg.Participant
+		if pid == "" {
+			pid = me
+		}
+		err := f.SetHand(ctx, id, me, pid, msg.Type == "raise-hand")
+		if errors.Is(err, conference.ErrTooFast) {
+			return errHandRate
+		}
+		return err
 	case "recorded-name": // a leader listens to who a dial-in caller said it is
 		wav, err := f.RecordedName(ctx, id, me, msg.Participant)
 		if err != nil {

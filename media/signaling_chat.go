@@ -30,6 +30,8 @@ var (
 	errChatLobby = errors.New("chat: you can chat once a presenter has let you in")
 	errChatText  = errors.New("chat: the message is empty or too long")
 	errChatRate  = errors.New("chat: too many messages; wait a moment")
+	// errHandRate is a raised hand's refusal ([conference.ErrTooFast]).
+	errHandRate = errors.New("hand: raised and lowered too often; wait a moment")
 )
 
 // chat sends a participant's chat message through the focus.

@@ -185,6 +185,23 @@ var webScenarios = []webScenario{
 	// the meeting; axe-core (pinned in e2e/package.json) finds nothing
 	// serious or critical on the join page and the meeting page.
 	{name: "PrejoinAndAccessibility", scenario: "prejoin-a11y", screenshots: []string{"prejoin.png"}},
+	// An admitted guest raises her hand from the page; the organizer
+	// sees it in the list (icon and screen-reader text), hears it
+	// announced and lowers it, and the guest is told; an attendee has
+	// no way to lower another's; in the lobby there is no hand.
+	{name: "RaiseHand", scenario: "raise-hand"},
+	// Each page shows its connection (good on loopback, with round
+	// trip, loss and jitter), updated every few seconds; a 900 ms round
+	// trip shows as poor.
+	{name: "ConnectionIndicator", scenario: "connection"},
+	// With Chromium's fake cameras, the organizer changes camera in the
+	// meeting: the same sender sends the new track without a new
+	// offer, and the guest keeps decoding her video.
+	{name: "CameraChange", scenario: "camera-change"},
+	// A promoted guest leaves and rejoins: she is an attendee, told so
+	// when she leaves; the organizer's page marks and announces her as
+	// a presenter who came back as an attendee.
+	{name: "RejoinPresenter", scenario: "rejoin-presenter"},
 }
 
 // TestWebClient runs the web client's browser scenarios (e2e/client.mjs),

@@ -4,6 +4,7 @@
 import { postWithDigest, postWithSession, orgSession, signOut, userName, errorOf } from './auth.js';
 import { joinError, mediaError, endedReason } from './words.js';
 import { Tiles } from './tiles.js';
+import { ConnectionMeter } from './quality.js';
 
 const meetingID = document.body.dataset.meeting;
 const domain = (document.body.dataset.focus || '').split('@')[1] || '';
@@ -21,6 +22,9 @@ let cameraOff = false;
 let queue = Promise.resolve(); // signaling messages, handled one at a time
 let wantOffer = false;  // a change of ours waits for the bridge's offer to end
 const tiles = new Tiles($('tiles'), $('screen'), $('screen-label'));
+const meter = new ConnectionMeter($('connection'), $('connection-level'), $('connection-detail'));
+let handAsked = false;  // the hand state we last asked for, to tell a leader's lowering from ours
+const presentersGone = new Map(); // name -> when: anonymous presenters who left (see renderRoster)
 
 // ---- the page's sections and words ----
 
@@ -72,12 +76,14 @@ async function startDevice(kind, deviceId) {
     : { audio: deviceId ? { deviceId: { exact: deviceId } } : true };
   const stream = await navigator.mediaDevices.getUserMedia(constraints);
   const track = stream.getTracks()[0];
+  if (kind === 'audio') track.enabled = !micMuted;
+  // The new track goes on the sender before the old one stops: the same
+  // sender (no renegotiation), and no moment without media.
+  const sender = pc && pc.getTransceivers().find((t) => t.sender && t.receiver.track.kind === kind && t.sender.parleyLocal);
+  if (sender && !(kind === 'video' && cameraOff)) await sender.sender.replaceTrack(track);
   const old = currentTrack(kind);
   if (old) { old.stop(); localStream.removeTrack(old); }
   localStream.addTrack(track);
-  if (kind === 'audio') track.enabled = !micMuted;
-  const sender = pc && pc.getTransceivers().find((t) => t.sender && t.receiver.track.kind === kind && t.sender.parleyLocal);
-  if (sender && !(kind === 'video' && cameraOff)) await sender.sender.replaceTrack(track);
   showPreview();
   return track;
 }
@@ -104,7 +110,10 @@ async function startPreview() {
 }
 
 for (const [kind, select] of [['video', $('camera-select')], ['audio', $('mic-select')]]) {
-  select.onchange = () => startDevice(kind, select.value).catch((err) => fail(mediaError(err)));
+  select.onchange = () => {
+    if (kind === 'video' && cameraOff) return; // the camera starts on it when turned on
+    startDevice(kind, select.value).catch((err) => fail(mediaError(err)));
+  };
 }
 
 // ---- joining ----
@@ -165,6 +174,7 @@ async function startMedia() {
   }
   pc.ontrack = onTrack;
   tiles.watch(pc);
+  meter.watch(pc);
   pc.onconnectionstatechange = () => status(
     { connected: 'Connected', connecting: 'Connecting…', disconnected: 'Connection unstable…', failed: 'Connection lost' }[pc.connectionState] || '');
   await offer();
@@ -200,10 +210,15 @@ async function onMessage(msg) {
       break;
     case 'state': {
       const before = me.state;
+      const hadHand = !!me.hand;
       me = msg;
       show(me.state === 'lobby' ? 'lobby' : 'meeting');
       if (me.state !== before && me.state === 'joined') announce('You are in the meeting.');
       if (me.state === 'lobby' && before !== 'lobby') announce('You are waiting in the lobby.');
+      if (hadHand && !msg.hand && handAsked) { // lowered, and not by us
+        handAsked = false;
+        announce('A presenter lowered your hand.');
+      }
       renderControls();
       break;
     }
@@ -325,25 +340,51 @@ function renderControls() {
     muted ? 'Unmute your microphone' : 'Mute your microphone');
   setPressed($('camera'), cameraOff, cameraOff ? 'Camera stopped' : 'Stop camera', cameraOff ? 'Start your camera' : 'Stop your camera');
   $('share').hidden = !leader();
+  $('hand').setAttribute('aria-pressed', String(!!me.hand));
+  $('hand').querySelector('.text').textContent = me.hand ? 'Lower hand' : 'Raise hand';
+  $('hand').title = me.hand ? 'Lower your hand' : 'Raise your hand to ask to speak';
   if (!leader() && screenStream) stopShare();
   $('me').textContent = `You are ${me.role === 'attendee' ? 'an attendee' : 'the ' + me.role}` +
     (me.muted ? '; the presenters have muted the audience' : '');
 }
 
-// announceChanges tells screen readers who joined, left or waits in the lobby.
+// announceChanges tells screen readers who joined, left, waits in the
+// lobby or raised a hand; and, for leaders, who rejoined without the
+// presenter role they had (see rejoined).
 function announceChanges(before, after) {
   if (!me.participant || me.state !== 'joined') return;
   const was = new Map(before.map((p) => [p.id, p]));
   const words = [];
   for (const p of after) {
     const old = was.get(p.id);
-    if (p.id === me.participant) continue;
-    if (!old && p.state === 'lobby') words.push(`${p.name || 'A guest'} is waiting in the lobby`);
-    else if ((!old || old.state === 'lobby') && p.state === 'joined') words.push(`${p.name || 'A guest'} joined`);
     was.delete(p.id);
+    if (p.id === me.participant) continue;
+    const name = p.name || 'A guest';
+    if (!old && p.state === 'lobby') words.push(`${name} is waiting in the lobby`);
+    else if ((!old || old.state === 'lobby') && p.state === 'joined') words.push(`${name} joined`);
+    if (!old && leader() && wasPresenter(p)) words.push(`${name} was a presenter before leaving and comes back as an attendee; promote them again if it is them`);
+    if (p.hand && p.state === 'joined' && !(old && old.hand)) words.push(`${name} raised a hand`);
   }
-  for (const p of was.values()) if (p.id !== me.participant) words.push(`${p.name || 'A guest'} left`);
+  for (const p of was.values()) {
+    if (p.id === me.participant) continue;
+    words.push(`${p.name || 'A guest'} left`);
+    if (p.role === 'presenter' && p.state === 'joined') presentersGone.set(goneKey(p), Date.now());
+  }
   if (words.length && before.length) announce(words.join('. ') + '.');
+}
+
+// A presenter's role is theirs for one visit: who rejoins gets the role
+// the meeting's presenter policy gives, an attendee unless a presenter
+// promotes them again. The page cannot tell a returning guest from
+// another with the same name (anonymous guests prove nothing of who they
+// are), so it only tells the leaders: a newcomer with the name and type
+// of a presenter who left in the last half hour is marked "was a
+// presenter" until promoted.
+const rejoinWindow = 30 * 60 * 1000;
+function goneKey(p) { return `${p.type}\n${p.name || ''}`; }
+function wasPresenter(p) {
+  const t = presentersGone.get(goneKey(p));
+  return p.role === 'attendee' && t !== undefined && Date.now() - t < rejoinWindow;
 }
 
 function renderRoster() {
@@ -371,6 +412,26 @@ function renderRoster() {
       m.textContent = 'muted';
       who.append(m);
     }
+    if (p.hand && p.state === 'joined') {
+      const h = document.createElement('span');
+      h.className = 'hand-mark';
+      h.title = 'Hand raised';
+      const icon = document.createElement('span');
+      icon.setAttribute('aria-hidden', 'true');
+      icon.textContent = '\u270B';
+      const text = document.createElement('span');
+      text.className = 'visually-hidden';
+      text.textContent = 'hand raised';
+      h.append(icon, text);
+      who.append(h);
+    }
+    if (lead && p.id !== me.participant && wasPresenter(p)) {
+      const n = document.createElement('span');
+      n.className = 'rejoin-mark';
+      n.textContent = p.state === 'lobby' ? 'was a presenter' : 'rejoined as attendee';
+      n.title = 'A presenter with this name left; the role does not come back with them. Promote them again if it is them.';
+      who.append(n);
+    }
     li.append(who);
     const actions = document.createElement('span');
     actions.className = 'actions';
@@ -383,6 +444,7 @@ function renderRoster() {
       continue;
     }
     joined++;
+    if (lead && p.id !== me.participant && p.hand) actions.append(button('Lower hand', 'lower-hand', p.id, label, `Lower ${label}'s hand`, true));
     if (lead && p.id !== me.participant) {
       if (p.role === 'attendee') actions.append(button('Promote', 'promote', p.id, label, `Make ${label} a presenter`));
       if (p.role === 'presenter') actions.append(button('Demote', 'demote', p.id, label, `Make ${label} an attendee`, true));
@@ -432,6 +494,9 @@ function ended(reason) {
   if (!$('ended').hidden) return;
   show('ended');
   $('ended-reason').textContent = endedReason(reason);
+  // The presenter role is for one visit (see wasPresenter).
+  $('ended-note').textContent = me.role === 'presenter'
+    ? 'You were a presenter. If you join again you come back as an attendee, until a presenter promotes you again.' : '';
   const again = new URL(location.href);
   again.hash = guestKey ? `key=${encodeURIComponent(guestKey)}` : '';
   $('join-again').href = again.href;
@@ -521,6 +586,10 @@ $('join-camera-off').onchange = () => {
   }
 };
 $('mute').onclick = toggleMute;
+$('hand').onclick = () => {
+  handAsked = !me.hand;
+  send({ type: handAsked ? 'raise-hand' : 'lower-hand' });
+};
 $('camera').onclick = () => { toggleCamera().catch(fail); };
 $('share').onclick = () => { queue = queue.then(toggleShare).catch(fail); };
 $('mute-all').onclick = () => send({ type: $('mute-all').dataset.action });
@@ -535,6 +604,13 @@ $('chat-form').onsubmit = (ev) => {
   $('chat-text').value = '';
 };
 $('leave').onclick = () => ended('you left');
+// "Join again" loads the page afresh: a link to the address the page has
+// (the same #key) would only move to the fragment.
+$('join-again').onclick = (ev) => {
+  ev.preventDefault();
+  history.replaceState(null, '', $('join-again').href);
+  location.reload();
+};
 $('lobby-leave').onclick = () => ended('you left');
 navigator.mediaDevices.addEventListener('devicechange', listDevices);
 const previewReady = startPreview();

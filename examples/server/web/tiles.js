@@ -136,7 +136,7 @@ export class Tiles {
       present.add(p.id);
       this.names.set(p.id, p.name || 'Anonymous');
       const e = this.entry(p.id);
-      e.label.textContent = `${p.name || 'Anonymous'}${p.id === self ? ' (you)' : ''} · ${p.role}${p.muted ? ' · muted' : ''}`;
+      e.label.textContent = `${p.name || 'Anonymous'}${p.id === self ? ' (you)' : ''} · ${p.role}${p.muted ? ' · muted' : ''}${p.hand ? ' · \u270B hand raised' : ''}`;
       e.placeholder.textContent = initials(p.name || 'Anonymous');
     }
     for (const [id, e] of this.entries) {
