@@ -134,6 +134,38 @@ func MutualTLSServerConfig(kp *KeyPair, v *Verifier, peerNames ...string) *tls.C
 	return c
 }
 
+// ClientTLSConfigByName is [ClientTLSConfig] for a client that dials
+// several servers, some by name and some by IP address, as an edge does
+// (its internal server by address, partners by the name DNS gave): the
+// server is verified for [ServerAuth] against the host name dialed (the
+// SNI, which sipgo and net/http set to it), and a server dialed by IP
+// address, for which TLS carries no name, must carry one of ipNames. With
+// no ipNames, a server dialed by address is refused.
+func ClientTLSConfigByName(kp *KeyPair, v *Verifier, ipNames ...string) *tls.Config {
+	c := baseConfig()
+	if kp != nil {
+		c.GetClientCertificate = kp.GetClientCertificate
+	}
+	byIP := slices.Clone(ipNames)
+	c.InsecureSkipVerify = true // verified below, as ClientTLSConfig does
+	c.VerifyConnection = func(cs tls.ConnectionState) error {
+		if err := checkSuite(cs); err != nil {
+			return err
+		}
+		if cs.ServerName != "" {
+			return verifyWith(v, "ClientTLSConfigByName", cs.PeerCertificates, VerifyOptions{Purpose: ServerAuth, Names: []string{cs.ServerName}})
+		}
+		err := fmt.Errorf("pki: ClientTLSConfigByName: a server dialed by address, and no name to verify it by")
+		for _, name := range byIP {
+			if err = verifyWith(v, "ClientTLSConfigByName", cs.PeerCertificates, VerifyOptions{Purpose: ServerAuth, Names: []string{name}}); err == nil {
+				return nil
+			}
+		}
+		return err
+	}
+	return c
+}
+
 // ClientTLSConfig returns the configuration for dialing a server. The
 // server's certificate is verified for [ServerAuth] against serverName (a
 // DNS name or IP), or, if serverName is empty, against the name the client

@@ -430,3 +430,38 @@ func TestVerifyNeedsServerName(t *testing.T) {
 	_, err := p.v.Verify(context.Background(), nil, VerifyOptions{Purpose: ClientAuth})
 	wantErr(t, err, ErrNoCertificate, "no certificate")
 }
+
+// TestClientTLSConfigByName: a server dialed by name is verified against
+// that name; one dialed by address against the names given for that.
+func TestClientTLSConfigByName(t *testing.T) {
+	p := newTestPKI(t, CRLCacheConfig{})
+	partner := keyPair(t, p.server("edge.partner.test"))
+	internal := keyPair(t, p.server("localhost"))
+	cfg := ClientTLSConfigByName(nil, p.v, "localhost")
+	dial := func(host string) *tls.Config { // as sipgo and net/http do
+		c := cfg.Clone()
+		c.ServerName = host
+		return c
+	}
+	for _, tc := range []struct {
+		what   string
+		server *KeyPair
+		host   string
+		ok     bool
+	}{
+		{"a partner dialed by its name", partner, "edge.partner.test", true},
+		{"a partner dialed by another name", partner, "edge.other.test", false},
+		{"the internal server dialed by address", internal, "127.0.0.1", true},
+		{"a partner dialed by address: it does not carry localhost", partner, "127.0.0.1", false},
+	} {
+		_, cErr := handshake(t, ServerTLSConfig(tc.server, p.v), dial(tc.host))
+		if (cErr == nil) != tc.ok {
+			t.Errorf("%s: %v, want ok=%v", tc.what, cErr, tc.ok)
+		}
+	}
+	none := ClientTLSConfigByName(nil, p.v).Clone()
+	none.ServerName = "127.0.0.1"
+	if _, cErr := handshake(t, ServerTLSConfig(internal, p.v), none); cErr == nil {
+		t.Fatal("a server dialed by address with no names to verify it by was accepted")
+	}
+}
