@@ -61,9 +61,21 @@ type AccessEdgeConfig struct {
 	InternalNames []string
 	InternalCA    *x509.Certificate
 	// Partners maps a partner domain to its Access Edge's address, for
-	// outbound federation (DNS SRV records in production). A partner
-	// edge's certificate must name its domain.
+	// outbound federation. A partner edge's certificate must name its
+	// domain; give its address by a name the certificate carries (TLS
+	// carries no name for an IP address).
 	Partners map[string]string
+	// DiscoverPartners finds the Access Edge of a domain not in Partners
+	// in DNS, through Resolver: its _sipfederationtls._tcp SRV records,
+	// else the domain itself on port 5061. Whether the domain may
+	// federate at all is still the Federation policy's.
+	DiscoverPartners bool
+	// PartnerCAs binds partner domains to their own CAs: a certificate
+	// for a domain listed here must chain to one of its CAs, whatever
+	// other roots the TLS configuration trusts (one partner's CA cannot
+	// vouch for another partner's domain). Domains not listed are
+	// checked against the TLS configuration's roots alone.
+	PartnerCAs map[string]*x509.CertPool
 	// Resolver resolves the host names of Internal and Partners, as the
 	// edge's user agent does (sipgo.WithUserAgentDNSResolver). Default
 	// net.DefaultResolver.
@@ -151,6 +163,11 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	if err != nil {
 		return nil, err
 	}
+	for d, pool := range cfg.PartnerCAs {
+		if strings.TrimSpace(d) == "" || pool == nil {
+			return nil, fmt.Errorf("edge: AccessEdgeConfig.PartnerCAs[%q]: a domain and its CAs are required", d)
+		}
+	}
 	for d, addr := range cfg.Partners {
 		if d == "" || addr == "" {
 			return nil, fmt.Errorf("edge: AccessEdgeConfig.Partners[%q] = %q: a domain and an address are required", d, addr)
@@ -180,6 +197,13 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	}
 	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, users: map[string]*tls.Conn{}, userIDs: map[string]string{}}
 	e.domains.Store(&domains)
+	if cfg.PartnerCAs != nil { // normalized, and the caller's map left as it is
+		cas := make(map[string]*x509.CertPool, len(cfg.PartnerCAs))
+		for d, pool := range cfg.PartnerCAs {
+			cas[normalize(d)] = pool
+		}
+		e.cfg.PartnerCAs = cas
+	}
 	e.internalAddr = e.resolve(cfg.Internal)
 	_, _ = rand.Read(e.key[:])
 	return e, nil
@@ -281,6 +305,12 @@ func (c *peerConn) Close() error {
 // partner returns the verified certificate of the partner connection a
 // request came on, or nil.
 func (e *AccessEdge) partner(req *sip.Request) *x509.Certificate {
+	return leaf(e.partnerChain(req))
+}
+
+// partnerChain returns the verified certificate chain the partner
+// presented on the connection a request came on, or nil.
+func (e *AccessEdge) partnerChain(req *sip.Request) []*x509.Certificate {
 	if !strings.EqualFold(req.Transport(), "TLS") {
 		return nil
 	}
@@ -288,17 +318,14 @@ func (e *AccessEdge) partner(req *sip.Request) *x509.Certificate {
 	c := e.peers[req.Source()]
 	e.mu.Unlock()
 	if c == nil {
-		return e.dialedCert(req.Source())
+		return e.dialedChain(req.Source())
 	}
-	if certs := c.ConnectionState().PeerCertificates; len(certs) > 0 {
-		return certs[0]
-	}
-	return nil
+	return c.ConnectionState().PeerCertificates
 }
 
-// dialedCert returns the verified certificate of a connection the edge
-// dialed (to a partner edge), or nil.
-func (e *AccessEdge) dialedCert(addr string) *x509.Certificate {
+// dialedChain returns the verified certificate chain of a connection the
+// edge dialed, or nil.
+func (e *AccessEdge) dialedChain(addr string) []*x509.Certificate {
 	if e.cfg.Connections == nil {
 		return nil
 	}
@@ -311,11 +338,16 @@ func (e *AccessEdge) dialedCert(addr string) *x509.Certificate {
 		return nil
 	}
 	if t, ok := tc.Conn.(*tls.Conn); ok {
-		if certs := t.ConnectionState().PeerCertificates; len(certs) > 0 {
-			return certs[0]
-		}
+		return t.ConnectionState().PeerCertificates
 	}
 	return nil
+}
+
+func leaf(chain []*x509.Certificate) *x509.Certificate {
+	if len(chain) == 0 {
+		return nil
+	}
+	return chain[0]
 }
 
 // internal reports whether cert is an internal server's: one of
@@ -513,7 +545,6 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	domain := normalize(req.Recipient.Host)
-	addr, known := e.cfg.Partners[domain]
 	switch {
 	case e.ours(domain):
 		respond(tx, req, 482, "Loop Detected")
@@ -521,8 +552,17 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	case !e.cfg.Federation.Allowed(domain):
 		respond(tx, req, 403, "Federation with this domain is blocked")
 		return
-	case !known:
+	}
+	addr, err := e.partnerEdge(domain)
+	switch {
+	case errors.Is(err, errNoPartnerEdge):
 		respond(tx, req, 404, "No route to this domain")
+		return
+	case err != nil:
+		e.cfg.Logger.Warn("partner edge not found in DNS", "domain", domain, "err", err)
+		res := sip.NewResponseFromRequest(req, 503, "Partner Edge Not Found", nil)
+		res.AppendHeader(sip.NewHeader("Retry-After", "30"))
+		_ = tx.Respond(res)
 		return
 	}
 	partnerAddr := e.resolve(addr) // as the partner's requests show their source
@@ -579,7 +619,8 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 // throttle let it through. It returns the certificate and the sender's
 // canonical address.
 func (e *AccessEdge) admitPartner(req *sip.Request, tx sip.ServerTransaction) (*x509.Certificate, string, bool) {
-	cert := e.partner(req)
+	chain := e.partnerChain(req)
+	cert := leaf(chain)
 	if cert == nil {
 		respond(tx, req, 403, "Partners connect over mutual TLS")
 		return nil, "", false
@@ -593,6 +634,11 @@ func (e *AccessEdge) admitPartner(req *sip.Request, tx sip.ServerTransaction) (*
 	if !slices.ContainsFunc(cert.DNSNames, func(n string) bool { return normalize(n) == domain }) {
 		e.cfg.Logger.Warn("partner certificate does not name the sender's domain", "domain", domain, "certificate", cert.DNSNames)
 		respond(tx, req, 403, "Certificate does not name the sender's domain")
+		return nil, "", false
+	}
+	if !e.issuedFor(chain, domain) {
+		e.cfg.Logger.Warn("partner certificate not issued by the partner's CA", "domain", domain, "issuer", cert.Issuer.String())
+		respond(tx, req, 403, "Certificate not issued by this partner's CA")
 		return nil, "", false
 	}
 	if !e.cfg.Federation.Allowed(domain) {

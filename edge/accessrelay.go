@@ -170,8 +170,8 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 				continue
 			}
 			if !certified { // once per transaction: the connection is the same
-				if !names(e.dialedCert(addr), domain) {
-					e.cfg.Logger.Warn("partner edge's certificate does not name its domain", "domain", domain, "edge", addr)
+				if chain := e.dialedChain(addr); !names(leaf(chain), domain) || !e.issuedFor(chain, domain) {
+					e.cfg.Logger.Warn("partner edge's certificate does not name its domain or is not from its CA", "domain", domain, "edge", addr)
 					respond(tx, req, 502, "Partner edge not certified for its domain")
 					return
 				}

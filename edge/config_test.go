@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/x509"
 	"net"
 	"net/netip"
 	"strings"
@@ -118,6 +119,7 @@ func TestNewAccessEdgeValidatesItsConfig(t *testing.T) {
 		{"no internal server", "AccessEdgeConfig.Internal", func(c *AccessEdgeConfig) { c.Internal = "" }},
 		{"no listener", "AccessEdgeConfig.Listener", func(c *AccessEdgeConfig) { c.Listener = "" }},
 		{"no client", "AccessEdgeConfig.Client", func(c *AccessEdgeConfig) { c.Client = nil }},
+		{"a partner bound to no CAs", `AccessEdgeConfig.PartnerCAs["b.test"]`, func(c *AccessEdgeConfig) { c.PartnerCAs = map[string]*x509.CertPool{"b.test": nil} }},
 		{"internal names without their CA", "AccessEdgeConfig.InternalCA", func(c *AccessEdgeConfig) { c.InternalNames = []string{"sip.example.test"} }},
 		{"a negative timeout", "AccessEdgeConfig.Timeout", func(c *AccessEdgeConfig) { c.Timeout = -1 }},
 		{"a negative INVITE timeout", "AccessEdgeConfig.InviteTimeout", func(c *AccessEdgeConfig) { c.InviteTimeout = -1 }},

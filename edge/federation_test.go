@@ -15,6 +15,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/auth"
+	"github.com/parleyuc/parley/internal/dnstest"
 	"github.com/parleyuc/parley/internal/testpki"
 	"github.com/parleyuc/parley/pki"
 	"github.com/parleyuc/parley/presence"
@@ -35,7 +36,7 @@ type deployment struct {
 	userEdge   string // its address for remote users
 	edgeCert   *pki.Certificate
 	partners   map[string]string
-	dns        *fakeDNS
+	dns        *dnstest.Server
 }
 
 const federationPassword = "federation-secret"
@@ -43,11 +44,18 @@ const federationPassword = "federation-secret"
 // newDeployment starts a deployment of domain on ip. trust lists the CA
 // certificates it trusts besides its own (cross-trust with partners);
 // partners is filled in later (the other deployment's edge address).
-func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI, trust ...*x509.Certificate) *deployment {
+func newDeployment(t *testing.T, dns *dnstest.Server, domain, ip string, p *testpki.PKI, trust ...*x509.Certificate) *deployment {
+	t.Helper()
+	return newDeploymentWith(t, dns, domain, ip, p, nil, trust...)
+}
+
+// newDeploymentWith is newDeployment with its Access Edge's config
+// changed by edit (nil: none).
+func newDeploymentWith(t *testing.T, dns *dnstest.Server, domain, ip string, p *testpki.PKI, edit func(*AccessEdgeConfig), trust ...*x509.Certificate) *deployment {
 	t.Helper()
 	d := &deployment{t: t, domain: domain, ip: ip, pki: p, federation: NewFederation(), partners: map[string]string{}, dns: dns}
-	dns.add("sip."+domain, net.ParseIP(ip))
-	dns.add("edge."+domain, net.ParseIP(ip))
+	dns.AddHost("sip."+domain, net.ParseIP(ip))
+	dns.AddHost("edge."+domain, net.ParseIP(ip))
 	roots := x509.NewCertPool()
 	roots.AddCert(p.CA.Certificate())
 	for _, c := range trust {
@@ -103,14 +111,14 @@ func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI
 	}
 	d.internal = "sip." + domain + ":" + portOf(ln.Addr())
 
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("internal-"+domain), sipgo.WithUserAgentDNSResolver(dns.resolver()),
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgent("internal-"+domain), sipgo.WithUserAgentDNSResolver(dns.Resolver()),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(internalKP, d.verifier, "")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	reg, _ := presence.NewRegistrar(presence.RegistrarConfig{Auth: authn})
 	policy, _ := presence.NewPresencePolicy(presence.PresencePolicyConfig{})
 	router, err := presence.NewRouter(presence.RouterConfig{Auth: authn, Directory: dir, Locator: reg, Client: client, Policy: policy,
-		Connections: ua.TransportLayer(), Listeners: map[string]string{"TLS": d.internal}, Edge: d.edge, Resolver: dns.resolver()})
+		Connections: ua.TransportLayer(), Listeners: map[string]string{"TLS": d.internal}, Edge: d.edge, Resolver: dns.Resolver()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,13 +135,17 @@ func newDeployment(t *testing.T, dns *fakeDNS, domain, ip string, p *testpki.PKI
 		srv.OnRequest(m, router.HandleInDialog)
 	}
 
-	eua, _ := sipgo.NewUA(sipgo.WithUserAgent("edge-"+domain), sipgo.WithUserAgentDNSResolver(dns.resolver()),
+	eua, _ := sipgo.NewUA(sipgo.WithUserAgent("edge-"+domain), sipgo.WithUserAgentDNSResolver(dns.Resolver()),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeKP, d.verifier, "")))
 	esrv, _ := sipgo.NewServer(eua)
 	eclient, _ := sipgo.NewClient(eua)
-	ae, err := NewAccessEdge(AccessEdgeConfig{Federation: d.federation, Domains: []string{domain}, Internal: d.internal,
+	aeCfg := AccessEdgeConfig{Federation: d.federation, Domains: []string{domain}, Internal: d.internal,
 		Listener: d.edge, Client: eclient, Connections: eua.TransportLayer(), InternalNames: []string{"sip." + domain},
-		InternalCA: p.CA.Certificate(), Partners: d.partners, Resolver: dns.resolver()})
+		InternalCA: p.CA.Certificate(), Partners: d.partners, Resolver: dns.Resolver()}
+	if edit != nil {
+		edit(&aeCfg)
+	}
+	ae, err := NewAccessEdge(aeCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -190,7 +202,7 @@ func (d *deployment) phone(user string) *fedPhone { return d.phoneAt(user, d.int
 // phoneAt is phone, signed in at dest.
 func (d *deployment) phoneAt(user, dest string) *fedPhone {
 	d.t.Helper()
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, d.verifier, "")))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.Resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, d.verifier, "")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	p := &fedPhone{t: d.t, d: d, dest: dest, user: user, client: client, inbox: make(chan *sip.Request, 8), notifies: make(chan *sip.Request, 16)}
@@ -271,7 +283,7 @@ func received(t *testing.T, ch chan *sip.Request, what string) *sip.Request {
 // certificate are each refused.
 func TestTwoDeploymentsFederate(t *testing.T) {
 	pa, pb := testpki.New(t), testpki.New(t)
-	dns := startFakeDNS(t, map[string]net.IP{})
+	dns := dnstest.Start(t)
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", pa, pb.CA.Certificate())
 	b := newDeployment(t, dns, "b.test", "127.0.0.3", pb, pa.CA.Certificate())
 	a.partners["b.test"] = b.edge
@@ -333,7 +345,7 @@ func TestTwoDeploymentsFederate(t *testing.T) {
 	// an internal server: it cannot send a.test's users out.
 	impostor := testpki.KeyPair(t)(pb.CA.IssueServer(pki.ServerCertRequest{DNSNames: []string{"sip.a.test", "b.test"}, ClientAuth: true}))
 	req := func() int {
-		ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(a.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(impostor, a.verifier, "")))
+		ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(a.dns.Resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(impostor, a.verifier, "")))
 		client, _ := sipgo.NewClient(ua)
 		defer func() { _ = client.Close(); _ = ua.Close() }()
 		var to, f sip.Uri
@@ -384,7 +396,7 @@ func TestTwoDeploymentsFederate(t *testing.T) {
 // and returns the status, or 0 if no TLS session could be made.
 func sendToEdge(t *testing.T, d *deployment, cert *pki.KeyPair, from string) int {
 	t.Helper()
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(cert, d.verifier, "")))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.Resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(cert, d.verifier, "")))
 	client, _ := sipgo.NewClient(ua)
 	defer func() { _ = client.Close(); _ = ua.Close() }()
 	p := &fedPhone{t: t, d: d, dest: d.edge, client: client}

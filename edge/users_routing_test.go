@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"github.com/emiago/sipgo"
+	"github.com/parleyuc/parley/internal/dnstest"
 	"github.com/parleyuc/parley/internal/testpki"
 	"github.com/parleyuc/parley/pki"
 	"net"
@@ -107,7 +108,7 @@ const remoteDeviceTag = "devtag"
 // user listener that also answers SUBSCRIBE (capturing it).
 func remoteDevice(t *testing.T, d *deployment, user string, extra ...sip.Header) (*fedPhone, chan *sip.Request, *sip.Response) {
 	t.Helper()
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, d.verifier, "")))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(d.dns.Resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, d.verifier, "")))
 	srv, _ := sipgo.NewServer(ua)
 	client, _ := sipgo.NewClient(ua)
 	p := &fedPhone{t: t, d: d, dest: d.userEdge, user: user, client: client, inbox: make(chan *sip.Request, 8), notifies: make(chan *sip.Request, 16)}
@@ -139,7 +140,7 @@ func remoteDevice(t *testing.T, d *deployment, user string, extra ...sip.Header)
 // to a remote user carries the internal Router's Record-Route, naming the
 // internal server (and its token naming inside flows), to the device.
 func TestUserInternalRecordRouteStaysInside(t *testing.T) {
-	dns := startFakeDNS(t, map[string]net.IP{})
+	dns := dnstest.Start(t)
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	_, subs, _ := remoteDevice(t, a, "alice")
 	bob := a.phone("bob")
@@ -161,7 +162,7 @@ func TestUserInternalRecordRouteStaysInside(t *testing.T) {
 // REGISTER lists every binding of the AOR; hideContact rewrites only the
 // first Contact, so the user's inside devices' addresses reach outside.
 func TestUserRegisterOKHidesInsideContacts(t *testing.T) {
-	dns := startFakeDNS(t, map[string]net.IP{})
+	dns := dnstest.Start(t)
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	desk := a.phone("alice")
 	for _, c := range []string{"<sip:alice-desk@10.20.30.40:5061;transport=tls>", "<sip:alice-lab@10.20.30.41:5061;transport=tls>"} {
@@ -185,7 +186,7 @@ func TestUserRegisterOKHidesInsideContacts(t *testing.T) {
 // user by the user's route first and the edge's flow token is not on top:
 // the user's device no longer gets its requests through the edge.
 func TestUserPathStaysBelowTheEdges(t *testing.T) {
-	dns := startFakeDNS(t, map[string]net.IP{})
+	dns := dnstest.Start(t)
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	alice, _, ok := remoteDevice(t, a, "alice", sip.NewHeader("Path", "<sip:192.0.2.66:5061;transport=tls;lr>"))
 	if p := ok.GetHeaders("Path"); len(p) > 0 && !strings.Contains(p[0].Value(), "ft=") {
@@ -209,7 +210,7 @@ func TestUserPathStaysBelowTheEdges(t *testing.T) {
 // choosing, asserted as bob.
 func TestUserPathCannotSendColleaguesMessagesToAPartner(t *testing.T) {
 	pa, pb := testpki.New(t), testpki.New(t)
-	dns := startFakeDNS(t, map[string]net.IP{})
+	dns := dnstest.Start(t)
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", pa, pb.CA.Certificate())
 	b := newDeployment(t, dns, "b.test", "127.0.0.3", pb, pa.CA.Certificate())
 	a.partners["b.test"] = b.edge
@@ -217,7 +218,7 @@ func TestUserPathCannotSendColleaguesMessagesToAPartner(t *testing.T) {
 	victim := b.phone("bob")
 
 	alice := &fedPhone{t: t, d: a, dest: a.userEdge, user: "alice"}
-	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(dns.resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, a.verifier, "")))
+	ua, _ := sipgo.NewUA(sipgo.WithUserAgentDNSResolver(dns.Resolver()), sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(nil, a.verifier, "")))
 	alice.client, _ = sipgo.NewClient(ua)
 	t.Cleanup(func() { _ = alice.client.Close(); _ = ua.Close() })
 	reg := alice.request(sip.REGISTER, "sip:a.test", sip.NewHeader("Expires", "600"), sip.NewHeader("Path", "<sip:192.0.2.66:5061;transport=tls;lr>"))

@@ -11,6 +11,7 @@ import (
 
 	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/internal/dnstest"
 	"github.com/parleyuc/parley/internal/testpki"
 )
 
@@ -30,7 +31,7 @@ func onlyEdgeVia(t *testing.T, m *sip.Request, internal string) {
 // addresses do not reach the device; once the device's connection to the
 // edge is gone, requests for it fail at once.
 func TestRemoteUserThroughTheEdge(t *testing.T) {
-	dns := startFakeDNS(t, map[string]net.IP{})
+	dns := dnstest.Start(t)
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	alice := a.phoneAt("alice", a.userEdge) // registers through the edge
 	bob := a.phone("bob")
@@ -179,7 +180,7 @@ func TestGuestJoinsAMeetingThroughTheEdge(t *testing.T) {
 // the dialog, routed by that entry alone, still reaches bob through the
 // Router: the edge put the Router's route back.
 func TestRemoteUsersDialogRoutesThroughTheInside(t *testing.T) {
-	dns := startFakeDNS(t, map[string]net.IP{})
+	dns := dnstest.Start(t)
 	a := newDeployment(t, dns, "a.test", "127.0.0.2", testpki.New(t))
 	alice, subs, _ := remoteDevice(t, a, "alice")
 	bob := a.phone("bob")
