@@ -21,6 +21,11 @@ const renewBefore = 30 * 24 * time.Hour
 // trusts the others by it to assert their users (auth.Config.Peers).
 const poolName = "pool." + demoDomain
 
+// internalName is on every internal server's certificate: the Access
+// Edge sends out to partners what a server carrying it (from this
+// server's CA) asserts for its users (edge.AccessEdgeConfig.InternalNames).
+const internalName = "internal.parley.invalid"
+
 // ensureServerCertificate loads the server certificate from the data
 // directory, issuing a new one when there is none, when it is close to
 // expiry, was issued by another CA, names another CRL distribution point
@@ -31,7 +36,7 @@ const poolName = "pool." + demoDomain
 // every tenant's domain (RFC 5922: a client of sip:alice@acme.test checks
 // that the server it reached is acme.test's).
 func ensureServerCertificate(ca *pki.CA, dataDir, crlURL string, domains, publicNames []string, publicIPs []net.IP, sipAddr net.Addr, pool net.Listener) (*pki.KeyPair, error) {
-	names := append(append([]string{"localhost"}, domains...), publicNames...)
+	names := append(append([]string{"localhost", internalName}, domains...), publicNames...)
 	ips := append([]net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}, publicIPs...)
 	for _, a := range []net.Addr{sipAddr, addrOf(pool)} {
 		if tcp, ok := a.(*net.TCPAddr); ok && !tcp.IP.IsUnspecified() && !slices.ContainsFunc(ips, tcp.IP.Equal) {

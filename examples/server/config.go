@@ -68,6 +68,9 @@ type config struct {
 	// applyTenants). With none, and an empty directory, the demo tenant
 	// is made instead.
 	Tenants []tenantConfig `json:"tenants"`
+	// Federation lists the partner organizations and where their edges
+	// are (federation.go).
+	Federation federationConfig `json:"federation"`
 
 	DialIn  string `json:"dial_in"`
 	Gateway string `json:"gateway"`
@@ -278,6 +281,9 @@ func (c *config) check() error {
 		return fmt.Errorf("field \"log.format\" (-log-format) %q: want text or json", c.Log.Format)
 	}
 	if err := checkTenants(c.Tenants); err != nil {
+		return err
+	}
+	if err := c.Federation.check(c.Tenants); err != nil {
 		return err
 	}
 	if err := c.Limits.check(); err != nil {

@@ -321,8 +321,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// 5. SIP over TLS with sipgo: the application owns the user agent and
 	// the server; Parley supplies the TLS configuration and the handlers.
-	// The only servers it dials are the pool's other front ends, whose
-	// certificates name the pool.
+	// The servers it dials by address are the pool's other front ends,
+	// whose certificates name the pool, and its own Access Edge, for
+	// partners' users.
 	// sipgo reads each connection into a buffer of its own, kept while
 	// the connection lives, and parses messages from the stream whatever
 	// the reads' sizes: 4 KB reads (a REGISTER is well under 1 KB) hold
@@ -332,7 +333,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	smallReadBuffers.Do(func() { sip.TransportBufferReadSize = 4096 })
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("Parley"),
-		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(serverCert, verifier, poolName)),
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfigByName(serverCert, verifier, poolName, edgeName)),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger)),
 	)
@@ -379,6 +380,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Auth: authn, Directory: directory, Locator: registrar, Client: sipClient, Policy: policy, Spim: spim,
 		Connections: ua.TransportLayer(), Logger: logger, Node: node,
 		Listeners: map[string]string{"TLS": nw.hostPort("sip_tls"), "WSS": nw.hostPort("sip_wss")},
+		Edge:      nw.local("edge"), // partners' users: through this server's Access Edge
 	})
 	if err != nil {
 		return err
@@ -432,7 +434,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	sipSrv.OnPublish(stats.sip(presenceSrv.HandlePublish))
 	// SUBSCRIBE: presence is served here, the conference state by the
 	// focus; other event packages go to the user's device.
-	sipSrv.OnSubscribe(stats.sip(focus.Dispatch(presence.SubscribeHandler(presenceSrv.HandleSubscribe, router.HandleSubscribe))))
+	sipSrv.OnSubscribe(stats.sip(focus.Dispatch(presence.SubscribeHandler(router.OutboundSubscribe(presenceSrv.HandleSubscribe), router.HandleSubscribe))))
 
 	// The media bridge (the A/V conferencing server): WebRTC participants
 	// with a media token from the focus, audio, video and screen share
@@ -530,8 +532,23 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := cfg.Federation.allowPartners(federation); err != nil {
+		return fmt.Errorf("field \"federation.partners\": %w", err)
+	}
+	// It trusts the partners' CAs besides this server's (each partner's
+	// domain bound to its own), dials partners by the names DNS or the
+	// config gives, and its internal server by address.
+	fedPartners, err := cfg.Federation.partnersOf(ca.Certificate())
+	if err != nil {
+		return fmt.Errorf("-config: %w", err)
+	}
+	edgeVerifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: fedPartners.roots, CRLs: crls})
+	if err != nil {
+		return err
+	}
 	edgeUA, err := sipgo.NewUA(sipgo.WithUserAgent("Parley Access Edge"),
-		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfig(edgeCert, verifier, "localhost")),
+		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfigByName(edgeCert, edgeVerifier, "localhost")),
+		sipgo.WithUserAgentDNSResolver(fedPartners.resolver),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger)))
 	if err != nil {
@@ -552,6 +569,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// reach its listeners (bind them to the external interface),
 		// and it reaches the internal SIP listener from this machine.
 		Internal: nw.local("sip_tls"), Listener: nw.hostPort("edge"), Client: edgeClient,
+		// Partners: the configured ones, bound to their CAs, and any other
+		// the federation policy allows, found in DNS. Out to them goes
+		// what an internal server of this CA asserts.
+		Partners: fedPartners.edges, PartnerCAs: fedPartners.cas, DiscoverPartners: true, Resolver: fedPartners.resolver,
+		InternalNames: []string{internalName}, InternalCA: ca.Certificate(),
 		Connections: edgeUA.TransportLayer(), Logger: logger, ConnLimits: cfg.Limits.connLimits(nil),
 		Meetings: func(uri sip.Uri) bool {
 			m, err := focus.Meeting(context.Background(), conference.MeetingID(uri.User))
@@ -644,7 +666,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
 	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
 	wg.Go(func() {
-		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, verifier))))
+		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, edgeVerifier))))
 	})
 	wg.Go(func() {
 		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(certFor("edge_users", edgeCert), verifier))))

@@ -83,6 +83,8 @@ func (s *server) readBanner(out io.Reader, n int) {
 			s.listeners[f[1]] = f[2]
 		case len(f) == 5 && f[0] == "demo" && f[1] == "user" && f[3] == "password":
 			s.passwords[f[2]] = f[4]
+		case strings.HasPrefix(sc.Text(), "Parley is running"): // after every listener
+			n = 0
 		}
 	}
 	go func() { _, _ = io.Copy(io.Discard, out) }()

@@ -39,7 +39,13 @@ func runServerProcess() {
 // of the test) SIGKILLs it.
 func startServerProcess(t *testing.T, data string, extra ...string) (s *server, kill func()) {
 	t.Helper()
-	args := append(allOnPortZero(data), extra...)
+	return startServerProcessArgs(t, data, append(allOnPortZero(data), extra...))
+}
+
+// startServerProcessArgs is startServerProcess with the whole command
+// line given.
+func startServerProcessArgs(t *testing.T, data string, args []string) (s *server, kill func()) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), serverProcessEnv+"="+strings.Join(args, "\n"))
 	s = &server{data: data, listeners: map[string]string{}, passwords: map[string]string{}}
@@ -80,12 +86,22 @@ func signIn(t testing.TB, s *server, name, password string) *phone {
 		p.notifies <- string(req.Body())
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
-	res, err := p.do(p.request(sip.REGISTER, "sip:"+name+"@example.test",
-		sip.NewHeader("Contact", "<sip:"+name+"@127.0.0.1;transport=tls>"), sip.NewHeader("Expires", "600")))
+	user, _, _ := strings.Cut(name, "@")
+	res, err := p.do(p.request(sip.REGISTER, aorOf(name),
+		sip.NewHeader("Contact", "<sip:"+user+"@127.0.0.1;transport=tls>"), sip.NewHeader("Expires", "600")))
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("%s REGISTER: %v %v", name, res, err)
 	}
 	return p
+}
+
+// aorOf is the address of record of name: a user of the demo tenant, or
+// user@domain.
+func aorOf(name string) string {
+	if strings.Contains(name, "@") {
+		return "sip:" + name
+	}
+	return "sip:" + name + "@example.test"
 }
 
 func (p *phone) send(t *testing.T, method sip.RequestMethod, to, contentType, body string, headers ...sip.Header) int {
@@ -111,7 +127,8 @@ func (p *phone) publish(t *testing.T, note string) {
 
 func (p *phone) watch(t *testing.T, presentity string) {
 	t.Helper()
-	res, err := p.do(p.request(sip.SUBSCRIBE, presentity, sip.NewHeader("Contact", "<sip:"+p.name+"@127.0.0.1;transport=tls>"),
+	user, _, _ := strings.Cut(p.name, "@")
+	res, err := p.do(p.request(sip.SUBSCRIBE, presentity, sip.NewHeader("Contact", "<sip:"+user+"@127.0.0.1;transport=tls>"),
 		sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600")))
 	if err != nil || res.StatusCode != 200 {
 		t.Fatalf("%s SUBSCRIBE %s: %v %v", p.name, presentity, res, err)

@@ -1,0 +1,176 @@
+package main
+
+// Federation with other organizations: the partners of the config, where
+// their Access Edges are (a static address, or DNS SRV) and which CA
+// vouches for each.
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/parleyuc/parley/edge"
+	"github.com/parleyuc/parley/pki"
+)
+
+// federationConfig is the config's "federation".
+type federationConfig struct {
+	// Partners are the organizations this one federates with.
+	Partners []partnerConfig `json:"partners"`
+	// DNS is the DNS server (host:port) partners' edges are looked up in;
+	// empty: the system's resolver.
+	DNS string `json:"dns"`
+}
+
+// partnerConfig is one partner: its SIP domain, its Access Edge
+// (host:port, a name its certificate carries; empty: found in DNS, the
+// _sipfederationtls._tcp SRV record, else the domain on port 5061), and
+// the PEM file of the CA its certificates must chain to (empty: the
+// system's roots).
+type partnerConfig struct {
+	Domain string `json:"domain"`
+	Edge   string `json:"edge"`
+	CA     string `json:"ca"`
+}
+
+// check validates "federation", naming the field at fault; tenants are
+// this server's own domains, which no partner may claim.
+func (f federationConfig) check(tenants []tenantConfig) error {
+	if f.DNS != "" {
+		if _, _, err := net.SplitHostPort(f.DNS); err != nil {
+			return fmt.Errorf("field \"federation.dns\" %q: want host:port of a DNS server: %v", f.DNS, err)
+		}
+	}
+	seen := map[string]bool{}
+	for _, t := range tenants {
+		seen[strings.ToLower(t.Domain)] = true
+	}
+	for i, p := range f.Partners {
+		field := fmt.Sprintf("federation.partners[%d]", i)
+		d, err := checkTenant(tenantConfig{Domain: p.Domain})
+		if err != nil {
+			_, msg, _ := strings.Cut(err.Error(), ": ")
+			return fmt.Errorf("field %q: %s", field+".domain", msg)
+		}
+		if seen[d.Domain] {
+			return fmt.Errorf("field %q: %s is listed twice, or is one of this server's tenants", field+".domain", d.Domain)
+		}
+		seen[d.Domain] = true
+		if p.Edge != "" {
+			host, port, err := net.SplitHostPort(p.Edge)
+			if err != nil {
+				return fmt.Errorf("field %q %q: want host:port: %v", field+".edge", p.Edge, err)
+			}
+			if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+				return fmt.Errorf("field %q %q: port %q is not a number from 1 to 65535", field+".edge", p.Edge, port)
+			}
+			if net.ParseIP(host) != nil {
+				return fmt.Errorf("field %q %q: want a name the partner's certificate carries, not an IP address (TLS carries no name for an address)", field+".edge", p.Edge)
+			}
+		}
+		if p.CA != "" {
+			if _, err := readCAs(p.CA); err != nil {
+				return fmt.Errorf("field %q: %w", field+".ca", err)
+			}
+		}
+	}
+	return nil
+}
+
+// readCAs reads the CA certificates of a PEM file.
+func readCAs(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	certs, err := pki.ParseCertsPEM(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	for _, c := range certs {
+		if !c.IsCA {
+			return nil, fmt.Errorf("%s: %s is not a CA certificate", path, c.Subject)
+		}
+	}
+	return certs, nil
+}
+
+// partners is what the Access Edge needs of the partners: their edges,
+// their CAs, and the resolver that finds the others.
+type partners struct {
+	edges    map[string]string
+	cas      map[string]*x509.CertPool
+	roots    *x509.CertPool // this server's CA and every partner's: the edge's TLS trusts them
+	resolver *net.Resolver
+}
+
+// partnersOf reads the partners' CA files and makes the resolver; ca is
+// this server's own CA.
+func (f federationConfig) partnersOf(ca *x509.Certificate) (*partners, error) {
+	p := &partners{edges: map[string]string{}, cas: map[string]*x509.CertPool{}, roots: x509.NewCertPool(), resolver: net.DefaultResolver}
+	for _, pc := range f.Partners {
+		if pc.CA != "" {
+			continue
+		}
+		// A partner vouched for by a public CA: the system's roots too.
+		system, err := x509.SystemCertPool()
+		if err != nil {
+			return nil, fmt.Errorf("federation: partner %s has no \"ca\" and the system's roots cannot be read: %w", pc.Domain, err)
+		}
+		p.roots = system
+		break
+	}
+	p.roots.AddCert(ca)
+	for _, pc := range f.Partners {
+		domain := strings.ToLower(pc.Domain)
+		if pc.Edge != "" {
+			p.edges[domain] = pc.Edge
+		}
+		if pc.CA == "" {
+			continue
+		}
+		certs, err := readCAs(pc.CA)
+		if err != nil {
+			return nil, err
+		}
+		pool := x509.NewCertPool()
+		for _, c := range certs {
+			pool.AddCert(c)
+			p.roots.AddCert(c)
+		}
+		p.cas[domain] = pool
+	}
+	if f.DNS != "" {
+		server := f.DNS
+		p.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, server)
+		}}
+	}
+	return p, nil
+}
+
+// allowPartners puts every configured partner on the federation's allow
+// list (a closed federation then lets them, and only them, through),
+// unless the admin has blocked it or already lists it: the admin's block
+// outlives a restart.
+func (f federationConfig) allowPartners(fed *edge.Federation) error {
+	policy := fed.Policy()
+	var add []string
+	for _, p := range f.Partners {
+		d := strings.ToLower(p.Domain)
+		if !slices.Contains(policy.Blocked, d) && !slices.Contains(policy.Allowed, d) {
+			add = append(add, d)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	_, err := fed.Apply(context.Background(), edge.FederationChange{Allow: add})
+	return err
+}
