@@ -188,6 +188,9 @@ const scenarios = {
     await organizer.screenshot({ path: artifact('lobby-phone.png') });
     await admit(organizer, guest);
     await guest.waitForTimeout(1000); // video arrives
+    // The connection indicator shows from the first measurable reading
+    // (a round trip needs the media's first RTCP): later on a busy machine.
+    for (const page of [organizer, guest]) await page.waitForSelector('#connection:not([hidden])', { timeout: 15000 });
     for (const [name, page] of [['organizer', organizer], ['guest', guest]]) {
       o = await offScreen(page);
       if (o.scrollWidth > o.width || o.out.length) throw new Error(`the ${name} in the meeting at 390 px: ${JSON.stringify(o)}`);
@@ -444,8 +447,8 @@ const scenarios = {
     // connection indicator showing.
     await guest.click('#hand');
     await organizer.waitForSelector('#roster button[data-action="lower-hand"]', { timeout: 5000 });
-    await guest.waitForSelector('#connection:not([hidden])', { timeout: 10000 });
-    await organizer.waitForSelector('#connection:not([hidden])', { timeout: 10000 });
+    await guest.waitForSelector('#connection:not([hidden])', { timeout: 15000 });
+    await organizer.waitForSelector('#connection:not([hidden])', { timeout: 15000 });
     await axeCheck(organizer, 'the meeting page (organizer)');
     await axeCheck(guest, 'the meeting page (guest)');
   },
