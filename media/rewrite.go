@@ -12,7 +12,7 @@ type rewriter struct {
 	switching bool   // the next packet is a new layer's first
 	inSeq     uint16 // the newest packet of the current layer seen
 	outSeq    uint16 // and what it became
-	floorSeq  uint16 // the first outgoing number of the current layer
+	ahead     int    // how far the newest is past the current layer's first (at most 1<<15)
 	inTS      uint32
 	outTS     uint32
 	outAt     int64 // when the newest was forwarded, unix nanoseconds
@@ -46,7 +46,7 @@ func (w *rewriter) next(seq uint16, ts uint32, now int64) (outSeq uint16, outTS 
 	switch {
 	case !w.started:
 		w.started = true
-		w.inSeq, w.outSeq, w.floorSeq = seq, seq, seq
+		w.inSeq, w.outSeq, w.ahead = seq, seq, 0
 		w.inTS, w.outTS = ts, ts
 	case w.switching:
 		w.switching = false
@@ -57,20 +57,21 @@ func (w *rewriter) next(seq uint16, ts uint32, now int64) (outSeq uint16, outTS 
 			step = max(1, uint64(el)/1000*uint64(w.clockRate)/1e6)
 		}
 		w.outSeq++
-		w.floorSeq = w.outSeq
+		w.ahead = 0
 		w.inSeq = seq
 		w.outTS += uint32(step)
 		w.inTS = ts
 	default:
 		d := int16(seq - w.inSeq)
 		out := w.outSeq + uint16(d)
-		if int16(out-w.floorSeq) < 0 {
-			return 0, 0, false
-		}
 		outTS := w.outTS + (ts - w.inTS)
 		if d <= 0 {
+			if -int(d) > w.ahead {
+				return 0, 0, false // from before the layer's first
+			}
 			return out, outTS, true // a late or repeated packet: the newest stays
 		}
+		w.ahead = min(w.ahead+int(d), 1<<15)
 		w.inSeq, w.outSeq, w.inTS, w.outTS = seq, out, ts, outTS
 	}
 	w.outAt = now

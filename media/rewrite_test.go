@@ -155,3 +155,20 @@ func TestRewriterTL0PicIdxWraps(t *testing.T) {
 		t.Fatalf("after a switch %d, want 2", v)
 	}
 }
+
+// Past half the sequence-number space after a switch, packets still go
+// through (the check against packets from before the switch must not
+// wrap).
+func TestRewriterLongAfterASwitch(t *testing.T) {
+	w := rewriter{clockRate: 90000}
+	w.next(7, 0, 0)
+	w.switchLayer()
+	for i := range 70000 {
+		if _, _, ok := w.next(uint16(100+i), uint32(i)*3000, int64(i)*ms); !ok {
+			t.Fatalf("packet %d after the switch dropped", i)
+		}
+	}
+	if _, _, ok := w.next(uint16((100+69990)&0xffff), 0, 0); !ok {
+		t.Fatal("a late packet long after the switch dropped")
+	}
+}
