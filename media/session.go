@@ -257,10 +257,16 @@ func (s *Session) subscribe(f *forward) bool {
 				return
 			}
 			for _, p := range pkts {
-				switch p.(type) {
+				switch p := p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 					if down != nil {
 						down.requestKeyframe()
+					}
+				case *rtcp.ReceiverReport:
+					if down != nil {
+						for _, rr := range p.Reports {
+							down.receiverReport(rr.SSRC, rr.FractionLost, time.Now().UnixNano())
+						}
 					}
 				}
 			}

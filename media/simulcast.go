@@ -255,6 +255,10 @@ type downTrack struct {
 	pt      uint8
 	max     Layer
 	current Layer // -1 before the first packet
+	// after a receiver report of heavy loss: at most lossCap until
+	// lossUntil (unix nanoseconds)
+	lossCap   Layer
+	lossUntil int64
 	rw      rewriter
 	hdr     rtp.Header
 	exts    [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
@@ -300,6 +304,39 @@ func (d *downTrack) StreamID() string { return d.streamID }
 // Kind returns video.
 func (d *downTrack) Kind() webrtc.RTPCodecType { return webrtc.RTPCodecTypeVideo }
 
+// Loss: a subscriber whose receiver reports more than lossyFraction of
+// the packets sent lost (of 256, as RTCP counts) is moved one layer down
+// from the one it receives, for lossHold; then it may go up again.
+const (
+	lossyFraction = 26 // 10 %
+	lossHold      = 10 * time.Second
+)
+
+// receiverReport takes the share of packets of stream ssrc the
+// subscriber reports lost.
+func (d *downTrack) receiverReport(ssrc uint32, fractionLost uint8, now int64) {
+	if fractionLost < lossyFraction {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if ssrc != d.ssrc {
+		return
+	}
+	if d.current > LayerLow && (now >= d.lossUntil || d.current-1 < d.lossCap) {
+		d.lossCap = d.current - 1
+	}
+	d.lossUntil = now + int64(lossHold)
+}
+
+// limit returns the highest layer the subscriber may get now.
+func (d *downTrack) limit(now int64) Layer {
+	if now < d.lossUntil {
+		return min(d.max, d.lossCap)
+	}
+	return d.max
+}
+
 // setMax changes the highest layer the subscriber is sent.
 func (d *downTrack) setMax(max Layer) {
 	d.mu.Lock()
@@ -320,7 +357,8 @@ func (d *downTrack) requestKeyframe() {
 	d.mu.Lock()
 	i := d.current
 	if i < 0 {
-		i = d.f.best(d.max, time.Now().UnixNano())
+		now := time.Now().UnixNano()
+		i = d.f.best(d.limit(now), now)
 	}
 	d.mu.Unlock()
 	d.f.requestLayerKeyframe(i)
@@ -336,7 +374,7 @@ func (d *downTrack) write(l *layer, pkt *rtp.Packet, desc *vp8Desc, valid bool, 
 	if d.ws == nil {
 		return
 	}
-	target := d.f.best(d.max, now)
+	target := d.f.best(d.limit(now), now)
 	switch {
 	case l.idx == d.current:
 		if target != d.current && target >= 0 {

@@ -12,7 +12,21 @@ import (
 type discardWriter struct{ packets int }
 
 func (w *discardWriter) WriteRTP(*rtp.Header, []byte) (int, error) { w.packets++; return 0, nil }
-func (w *discardWriter) Write(b []byte) (int, error)              { return len(b), nil }
+func (w *discardWriter) Write(b []byte) (int, error)               { return len(b), nil }
+
+// bareForward is a simulcast video forward with three layers, all
+// sending at now, and no connections: it sends no keyframe requests.
+func bareForward(now int64) *forward {
+	f := &forward{owner: &Session{pid: "alice"}, kind: KindVideo, trackID: "alice-video", vp8: true, interval: time.Hour,
+		codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}
+	for i := range numLayers {
+		l := &layer{idx: Layer(i)}
+		l.lastSeen.Store(now)
+		l.lastPLI.Store(now)
+		f.layers[i].Store(l)
+	}
+	return f
+}
 
 // BenchmarkForwardSimulcastPacket measures what the bridge does with one
 // packet of a simulcast layer after reading it from the publisher's
@@ -24,15 +38,10 @@ func (w *discardWriter) Write(b []byte) (int, error)              { return len(b
 // are not measured). It must not allocate.
 func BenchmarkForwardSimulcastPacket(b *testing.B) {
 	const subscribers = 10
-	f := &forward{owner: &Session{pid: "alice"}, kind: KindVideo, trackID: "alice-video", vp8: true, interval: time.Hour,
-		codec: webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}}
 	now := time.Now().UnixNano()
+	f := bareForward(now)
 	var raw [numLayers][2][]byte // a keyframe's first packet and a delta frame's
 	for i := range numLayers {
-		l := &layer{idx: Layer(i)}
-		l.lastSeen.Store(now)
-		l.lastPLI.Store(now)
-		f.layers[i].Store(l)
 		for k, key := range []bool{true, false} {
 			pkt := rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: uint16(1000 * i), Timestamp: 90000, SSRC: uint32(i + 1)},
 				Payload: vp8Payload(uint16(i*100), 0, true, key, simWidths[i], simWidths[i]*9/16, make([]byte, 1000))}
