@@ -259,10 +259,10 @@ type downTrack struct {
 	// lossUntil (unix nanoseconds)
 	lossCap   Layer
 	lossUntil int64
-	rw      rewriter
-	hdr     rtp.Header
-	exts    [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
-	buf     [1600]byte
+	rw        rewriter
+	hdr       rtp.Header
+	exts      [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
+	buf       [1600]byte
 }
 
 func newDownTrack(f *forward, max Layer) *downTrack {
