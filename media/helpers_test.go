@@ -364,6 +364,9 @@ func (c *client) close() {
 	if c.sess != nil {
 		_ = c.sess.Close()
 	}
+	if c.sim != nil {
+		c.sim.stopReading()
+	}
 	_ = c.pc.Close()
 	c.wg.Wait()
 }

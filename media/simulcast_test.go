@@ -35,6 +35,8 @@ type simPublisher struct {
 	sender *webrtc.RTPSender
 	tracks [numLayers]*webrtc.TrackLocalStaticRTP
 
+	readers sync.WaitGroup // of the bridge's RTCP
+
 	mu      sync.Mutex
 	plis    [numLayers]int
 	wantKey [numLayers]bool
@@ -69,10 +71,20 @@ func (p *simPublisher) pliCount(i Layer) int {
 	return p.plis[i]
 }
 
+// stopReading ends the reading of the bridge's RTCP; the client calls
+// it before closing its connection (pion v3 races a simulcast RTCP read
+// with the sender's stop).
+func (p *simPublisher) stopReading() {
+	for _, rid := range simRIDs {
+		_ = p.sender.SetReadDeadlineSimulcast(time.Now(), rid)
+	}
+	p.readers.Wait()
+}
+
 // start sends the layers and reads the bridge's RTCP until c closes.
 func (p *simPublisher) start(c *client) {
 	for i, rid := range simRIDs {
-		c.wg.Go(func() {
+		p.readers.Go(func() {
 			for {
 				pkts, _, err := p.sender.ReadSimulcastRTCP(rid)
 				if err != nil {
