@@ -229,6 +229,11 @@ func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.AP
 			return nil, err
 		}
 	}
+	// Simulcast: the MID and RID header extensions name the layer of each
+	// incoming stream (RFC 8852).
+	if err := webrtc.ConfigureSimulcastExtensionHeaders(m); err != nil {
+		return nil, err
+	}
 	ir := &interceptor.Registry{}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil { // NACK, reports, TWCC
 		return nil, err

@@ -12,6 +12,20 @@
 // requests (PLI) to a publisher when someone starts receiving its video or
 // asks for one. Only presenters' screen share is forwarded.
 //
+// A publisher may send its video as simulcast: up to three layers of one
+// track, named by their RTP stream IDs "q", "h" and "f" ([LayerLow],
+// [LayerMid], [LayerHigh]; negotiated with a=rid and a=simulcast, each
+// packet naming its layer in the MID and RID header extensions). Every
+// subscriber gets one video track per publisher, of the layer chosen for
+// it: the highest at most what [Session.SetMaxLayer] allows (the default
+// is the highest) that the publisher is sending, one lower for 10 s after
+// the subscriber's receiver reports over 10 % loss. The bridge switches a
+// subscriber only at a keyframe of the new layer (read from the VP8
+// payload descriptor and header), which it asks the publisher for, and
+// rewrites the sequence numbers, timestamps, SSRC, and VP8 picture IDs
+// and TL0PICIDX so that the subscriber sees one continuous stream.
+// Video sent without simulcast is one layer, forwarded as it comes.
+//
 // The bridge follows the focus ([conference.Focus.Watch]): an ejected or
 // departed participant's media stops at once, a demoted presenter's
 // screen share stops, a muted audience's audio is held back

@@ -157,3 +157,41 @@ func FuzzParseSIPOffer(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseVP8: VP8 payloads come from publishers and are read for every
+// packet; whatever they hold, the descriptor is refused or lies within
+// the payload, and rewriting its picture ID and TL0PICIDX changes those
+// and nothing else.
+func FuzzParseVP8(f *testing.F) {
+	f.Add(vp8Payload(0x1234, 7, true, true, 640, 360, []byte("h")), uint16(9), uint8(1))
+	f.Add([]byte{0x90, 0xf0, 0x05, 0x09, 0x00, 0x00}, uint16(0x7fff), uint8(255))
+	f.Add([]byte{0x10, 0x00}, uint16(0), uint8(0))
+	f.Fuzz(func(t *testing.T, p []byte, pic uint16, tl0 uint8) {
+		d, err := parseVP8(p)
+		if err != nil {
+			return
+		}
+		if d.size < 1 || d.size > len(p) {
+			t.Fatalf("descriptor of %d bytes in a payload of %d", d.size, len(p))
+		}
+		dst := make([]byte, len(p)+1)
+		n := putVP8(dst, p, &d, pic&0x7fff, tl0)
+		got, err := parseVP8(dst[:n])
+		if err != nil {
+			t.Fatalf("rewritten %x: %v", dst[:n], err)
+		}
+		want := d
+		if d.hasPic {
+			want.pic, want.pic15 = pic&0x7fff, true
+			if !d.pic15 {
+				want.size++
+			}
+		}
+		if d.hasTL0 {
+			want.tl0 = tl0
+		}
+		if got != want || !bytes.Equal(dst[got.size:n], p[d.size:]) {
+			t.Fatalf("rewritten %x: %+v, want %+v", dst[:n], got, want)
+		}
+	})
+}

@@ -108,6 +108,7 @@ type client struct {
 	wg   sync.WaitGroup
 
 	locals []*webrtc.TrackLocalStaticRTP // what it publishes
+	sim    *simPublisher                 // its simulcast video, if it publishes that
 
 	mu       sync.Mutex
 	received map[string]*trackStats // by stream ID + "/" + track ID
@@ -149,6 +150,8 @@ type clientOptions struct {
 	tokenHook func(conference.MediaClaims) string // makes the token instead of the focus
 	relay     []webrtc.ICEServer                  // TURN servers the client must relay through
 	onRTP     func(key string, pkt *rtp.Packet)   // sees every packet received
+	simulcast bool                                // publishes video in three layers (simPublisher)
+	onSession func(*Session)                      // runs once joined, before the client has the answer
 }
 
 // newClient creates a client's peer connection and offer, and gets a
@@ -215,7 +218,10 @@ func (e *env) newPeer(o clientOptions) (*client, string) {
 		}
 		locals = append(locals, tr)
 	}
-	if len(o.publish) == 0 { // a listener: it offers to receive
+	if o.simulcast {
+		c.sim = newSimPublisher(e.t, pc)
+	}
+	if len(o.publish) == 0 && !o.simulcast { // a listener: it offers to receive
 		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
 			if _, err := pc.AddTransceiverFromKind(k, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionRecvonly}); err != nil {
 				e.t.Fatal(err)
@@ -245,6 +251,9 @@ func (e *env) newPeer(o clientOptions) (*client, string) {
 	}
 	<-gathered
 	c.locals = locals
+	if c.sim != nil {
+		c.sim.start(c)
+	}
 	for _, tr := range locals {
 		if !o.noSend {
 			c.wg.Add(1)
@@ -264,6 +273,9 @@ func (e *env) join(p *conference.Participant, o clientOptions) *client {
 		e.t.Fatal(err)
 	}
 	c.sess = s
+	if o.onSession != nil {
+		o.onSession(s)
+	}
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: s.Answer()}); err != nil {
 		e.t.Fatal(err)
 	}
@@ -351,6 +363,9 @@ func (c *client) close() {
 	close(c.stop)
 	if c.sess != nil {
 		_ = c.sess.Close()
+	}
+	if c.sim != nil {
+		c.sim.stopReading()
 	}
 	_ = c.pc.Close()
 	c.wg.Wait()

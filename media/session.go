@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,9 @@ type Session struct {
 	negotiating bool // an offer of the bridge's awaits its answer
 	pending     bool // and another is needed after it
 	senders     map[*forward]*webrtc.RTPSender
+	downs       map[*forward]*downTrack          // the video among them
+	maxLayers   map[layerKey]Layer               // SetMaxLayer's choices
+	byReceiver  map[*webrtc.RTPReceiver]*forward // its video, by receiver: a simulcast track's layers arrive one by one
 	published   int
 	muted       atomic.Bool // the focus holds the participant's audio (mute all)
 	ready       bool        // the join offer is answered: tracks may be added
@@ -65,7 +69,8 @@ type Session struct {
 
 func newSession(r *room, p conference.Participant) *Session {
 	s := &Session{r: r, pid: p.ID, role: p.Role, lobby: p.State == conference.InLobby, offers: make(chan string, 1),
-		done: make(chan struct{}), senders: make(map[*forward]*webrtc.RTPSender)}
+		done: make(chan struct{}), senders: make(map[*forward]*webrtc.RTPSender),
+		downs: make(map[*forward]*downTrack), maxLayers: make(map[layerKey]Layer), byReceiver: make(map[*webrtc.RTPReceiver]*forward)}
 	s.muted.Store(p.Muted)
 	return s
 }
@@ -223,12 +228,26 @@ func (s *Session) subscribe(f *forward) bool {
 	if s.closed || !s.ready || s.lobby || s.senders[f] != nil || f.owner == s {
 		return false // one not yet ready or in the lobby subscribes to everything once it is in
 	}
-	sender, err := s.pc.AddTrack(f.local)
+	var track webrtc.TrackLocal = f.local
+	var down *downTrack
+	if f.local == nil { // video: the subscriber's own stream of the layer chosen for it
+		max, ok := s.maxLayers[layerKey{f.owner.pid, f.kind}]
+		if !ok {
+			max = LayerHigh
+		}
+		down = newDownTrack(f, max)
+		track = down
+	}
+	sender, err := s.pc.AddTrack(track)
 	if err != nil {
-		s.r.b.log.Warn("media: cannot send a track", "participant", s.pid, "track", f.local.ID(), "err", err)
+		s.r.b.log.Warn("media: cannot send a track", "participant", s.pid, "track", track.ID(), "err", err)
 		return false
 	}
 	s.senders[f] = sender
+	if down != nil {
+		s.downs[f] = down
+		f.addDown(down)
+	}
 	s.r.b.wg.Add(1)
 	go func() { // RTCP from the subscriber: NACKs are answered by the interceptor, keyframe requests go to the publisher
 		defer s.r.b.wg.Done()
@@ -238,9 +257,17 @@ func (s *Session) subscribe(f *forward) bool {
 				return
 			}
 			for _, p := range pkts {
-				switch p.(type) {
+				switch p := p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-					f.requestKeyframe()
+					if down != nil {
+						down.requestKeyframe()
+					}
+				case *rtcp.ReceiverReport:
+					if down != nil {
+						for _, rr := range p.Reports {
+							down.receiverReport(rr.SSRC, rr.FractionLost, time.Now().UnixNano())
+						}
+					}
 				}
 			}
 		}
@@ -257,6 +284,10 @@ func (s *Session) unsubscribe(f *forward) bool {
 		return false
 	}
 	delete(s.senders, f)
+	if d := s.downs[f]; d != nil {
+		delete(s.downs, f)
+		f.removeDown(d)
+	}
 	_ = s.pc.RemoveTrack(sender)
 	return true
 }
@@ -265,19 +296,21 @@ func (s *Session) unsubscribe(f *forward) bool {
 // for a keyframe, so that its decoders start.
 func (s *Session) requestKeyframes() {
 	s.mu.Lock()
-	fs := make([]*forward, 0, len(s.senders))
-	for f := range s.senders {
-		fs = append(fs, f)
+	ds := make([]*downTrack, 0, len(s.downs))
+	for _, d := range s.downs {
+		ds = append(ds, d)
 	}
 	s.mu.Unlock()
-	for _, f := range fs {
-		f.requestKeyframe()
+	for _, d := range ds {
+		d.requestKeyframe()
 	}
 }
 
 // onTrack starts forwarding a track the participant publishes, if its
-// role and the bridge's limits allow it.
-func (s *Session) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+// role and the bridge's limits allow it. The layers of a simulcast video
+// track arrive one by one, on the same receiver: the first starts its
+// forward, the others join it.
+func (s *Session) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiver) {
 	kind := KindAudio
 	if remote.Kind() == webrtc.RTPCodecTypeVideo {
 		kind = KindVideo
@@ -285,31 +318,56 @@ func (s *Session) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 			kind = KindScreen
 		}
 	}
+	_, known := layerOf(remote.RID())
 	s.mu.Lock()
+	f := s.byReceiver[receiver]
 	refuse := ""
 	switch {
 	case s.closed:
 		refuse = "session closed"
+	case !known:
+		refuse = "unknown simulcast RID " + remote.RID()
+	case f != nil: // another layer
 	case kind == KindScreen && !s.role.Leader():
 		refuse = "only presenters share their screen"
 	case s.published >= s.r.b.cfg.MaxTracks:
 		refuse = "too many tracks"
 	default:
 		s.published++
+		f = &forward{owner: s, kind: kind, remote: remote, interval: s.r.b.cfg.KeyframeInterval, stopped: make(chan struct{}), ended: make(chan struct{}),
+			trackID: string(s.pid) + "-" + kind, codec: remote.Codec().RTPCodecCapability}
+		if kind != KindAudio {
+			s.byReceiver[receiver] = f
+			f.vp8 = strings.EqualFold(f.codec.MimeType, webrtc.MimeTypeVP8)
+			f.single = remote.RID() == ""
+		}
+		remote = nil // the new forward's first
 	}
 	s.mu.Unlock()
+	if refuse == "" && remote != nil { // a further layer
+		if !f.addLayer(remote) {
+			refuse = "a layer of a stopped track, or a layer again"
+		} else {
+			return
+		}
+	}
 	if refuse != "" {
-		s.r.b.log.Info("media: track not forwarded", "meeting", s.r.id, "participant", s.pid, "kind", kind, "reason", refuse)
+		s.r.b.log.Info("media: track not forwarded", "meeting", s.r.id, "participant", s.pid, "kind", kind, "rid", remote.RID(), "reason", refuse)
 		s.r.b.wg.Add(1)
 		go func() { defer s.r.b.wg.Done(); drain(remote) }()
 		return
 	}
-	local, err := webrtc.NewTrackLocalStaticRTP(remote.Codec().RTPCodecCapability, string(s.pid)+"-"+kind, string(s.pid))
-	if err != nil {
-		s.r.b.log.Warn("media: cannot forward a track", "participant", s.pid, "err", err)
-		return
+	if f.kind == KindAudio {
+		local, err := webrtc.NewTrackLocalStaticRTP(f.codec, f.trackID, string(s.pid))
+		if err != nil {
+			s.r.b.log.Warn("media: cannot forward a track", "participant", s.pid, "err", err)
+			s.mu.Lock()
+			s.published--
+			s.mu.Unlock()
+			return
+		}
+		f.local = local
 	}
-	f := &forward{owner: s, kind: kind, remote: remote, local: local, interval: s.r.b.cfg.KeyframeInterval, stopped: make(chan struct{})}
 	s.mu.Lock()
 	held := s.lobby
 	if held {
@@ -322,10 +380,16 @@ func (s *Session) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	s.r.b.wg.Add(1)
 	go func() {
 		defer s.r.b.wg.Done()
-		f.run()
+		if f.kind == KindAudio {
+			f.run()
+		} else {
+			f.addLayer(f.remote)
+			f.waitLayers()
+		}
 		s.r.unpublish(f)
 		s.mu.Lock()
 		s.published--
+		delete(s.byReceiver, receiver)
 		s.mu.Unlock()
 	}()
 }
@@ -375,6 +439,10 @@ func (s *Session) close() {
 		s.mu.Lock()
 		s.closed = true
 		pc := s.pc
+		for f, d := range s.downs {
+			f.removeDown(d)
+		}
+		clear(s.downs)
 		s.mu.Unlock()
 		if pc != nil {
 			_ = pc.Close()
@@ -384,18 +452,30 @@ func (s *Session) close() {
 	})
 }
 
-// forward is one published track and what sends it on: one local track
-// bound to every subscriber's peer connection.
+// forward is one published track and what sends it on: audio on one
+// local track bound to every subscriber's peer connection; video, a
+// layer or several (simulcast), on one downTrack per subscriber.
 type forward struct {
 	owner    *Session
 	kind     string
-	remote   *webrtc.TrackRemote
-	local    *webrtc.TrackLocalStaticRTP
+	trackID  string
+	codec    webrtc.RTPCodecCapability
+	remote   *webrtc.TrackRemote         // audio's, or video's first layer
+	local    *webrtc.TrackLocalStaticRTP // audio
 	interval time.Duration
-	lastPLI  atomic.Int64 // unix nanoseconds
 	stopped  chan struct{}
 	stopOnce sync.Once
 	live     atomic.Bool // published: in the room's tracks
+
+	// video
+	vp8           bool // its packets' descriptors are read
+	single        bool // not simulcast: one layer, forwarded from any packet
+	layers        [numLayers]atomic.Pointer[layer]
+	downs         atomic.Pointer[[]*downTrack]
+	layerMu       sync.Mutex // layers added and downs changed
+	layersRunning int
+	layersRan     bool
+	ended         chan struct{} // closed when the last layer's reader ends
 }
 
 // run copies the publisher's RTP to the subscribers until the track ends
@@ -427,16 +507,3 @@ func (f *forward) run() {
 
 // stop ends forwarding (a demoted presenter's screen share).
 func (f *forward) stop() { f.stopOnce.Do(func() { close(f.stopped) }) }
-
-// requestKeyframe sends the publisher a PLI, at most once per interval.
-func (f *forward) requestKeyframe() {
-	if f.kind == KindAudio {
-		return
-	}
-	now := time.Now().UnixNano()
-	last := f.lastPLI.Load()
-	if now-last < int64(f.interval) || !f.lastPLI.CompareAndSwap(last, now) {
-		return
-	}
-	_ = f.owner.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: uint32(f.remote.SSRC())}})
-}

@@ -44,6 +44,20 @@ async function inbound(page, kind) {
   }, kind);
 }
 
+// layers returns the simulcast layers a page sends of its camera: RID,
+// frames encoded and width, lowest first.
+async function layers(page) {
+  return page.evaluate(async () => {
+    const out = [];
+    (await window.parleyPeerConnection.getStats()).forEach((s) => {
+      if (s.type === 'outbound-rtp' && s.kind === 'video' && s.rid) {
+        out.push({ rid: s.rid, frames: s.framesEncoded || 0, width: s.frameWidth || 0 });
+      }
+    });
+    return out.sort((a, b) => a.width - b.width);
+  });
+}
+
 async function until(what, fn, ms = 20000) {
   const deadline = Date.now() + ms;
   for (;;) {
@@ -109,6 +123,22 @@ try {
     await until(`the ${name} sees two labelled tiles`, () =>
       page.evaluate(() => [...document.querySelectorAll('.tile .label')].filter((l) => l.textContent).length === 2));
   }
+  // The camera goes out as simulcast (at its 640×480, two layers: h and
+  // f), and the bridge forwards the highest.
+  const sent = await until('the organizer sends two simulcast layers', async () => {
+    const ls = await layers(organizer);
+    return ls.filter((l) => l.frames > 0).length >= 2 && ls;
+  });
+  step(`the organizer sends layers ${JSON.stringify(sent)}`);
+  const widest = Math.max(...sent.map((l) => l.width));
+  const got = await until(`the guest receives the ${widest}-pixel layer`, () => guest.evaluate(async (widest) => {
+    let width = 0;
+    (await window.parleyPeerConnection.getStats()).forEach((s) => {
+      if (s.type === 'inbound-rtp' && s.kind === 'video') width = Math.max(width, s.frameWidth || 0);
+    });
+    return width === widest && width;
+  }, widest));
+  step(`the guest receives the organizer's video ${got} pixels wide`);
   const labels = await organizer.$$eval('.tile .label', (ls) => ls.map((l) => l.textContent));
   step(`the organizer's tiles: ${JSON.stringify(labels)}`);
   if (!labels.some((l) => l.startsWith('Gina Guest'))) throw new Error(`no tile for the guest: ${labels}`);

@@ -162,6 +162,21 @@ async function gathered(conn) {
   });
 }
 
+// simulcastEncodings returns the camera's simulcast layers, lowest
+// first, named as the bridge expects (media.Layer: q a quarter of the
+// resolution, h half, f full), as many as browsers encode at the camera's
+// resolution (Chromium: three from 960×540, two from 480×270), or null
+// for none.
+function simulcastEncodings(track) {
+  const s = track ? track.getSettings() : { width: 640, height: 480 };
+  const pixels = (s.width || 640) * (s.height || 480);
+  const f = { rid: 'f', maxBitrate: 1_500_000 };
+  const h = { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 };
+  if (pixels >= 960 * 540) return [{ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }, h, f];
+  if (pixels >= 480 * 270) return [h, f];
+  return null;
+}
+
 async function startMedia() {
   pc = new RTCPeerConnection({ bundlePolicy: 'max-bundle' });
   window.parleyPeerConnection = pc; // for tests and the curious: getStats()
@@ -169,7 +184,19 @@ async function startMedia() {
   // camera on later needs no renegotiation.
   for (const kind of ['audio', 'video']) {
     const track = currentTrack(kind);
-    const tr = pc.addTransceiver(track || kind, { direction: 'sendrecv', streams: [localStream] });
+    const init = { direction: 'sendrecv', streams: [localStream] };
+    let tr;
+    const encodings = kind === 'video' && simulcastEncodings(track);
+    if (encodings) {
+      // Simulcast where the browser allows it: the bridge sends each
+      // participant the layer that suits it.
+      try {
+        tr = pc.addTransceiver(track || kind, { ...init, sendEncodings: encodings });
+      } catch (err) {
+        console.info('no simulcast:', err);
+      }
+    }
+    if (!tr) tr = pc.addTransceiver(track || kind, init);
     tr.sender.parleyLocal = true;
   }
   pc.ontrack = onTrack;
