@@ -259,6 +259,9 @@ func (s *PresenceServer) notify(sub *subscription) {
 		s.mu.Unlock()
 		return
 	}
+	if sub.terminated == "rejected" {
+		body = nil // the watcher may no longer see it (EndSubscriptions)
+	}
 	sub.mustSend, sub.lastBody = false, sum
 	transport, source := sub.transport, sub.source
 	sub.cseq++
@@ -270,6 +273,8 @@ func (s *PresenceServer) notify(sub *subscription) {
 			state = "terminated"
 		case "deactivated": // Shutdown
 			state = "terminated;reason=deactivated"
+		case "rejected": // EndSubscriptions
+			state = "terminated;reason=rejected"
 		default:
 			state = "terminated;reason=timeout"
 		}
@@ -298,9 +303,13 @@ func (s *PresenceServer) notify(sub *subscription) {
 	req.AppendHeader(sip.NewHeader("Contact", "<"+s.contact(sub)+">"))
 	req.AppendHeader(sip.NewHeader("Event", "presence"))
 	req.AppendHeader(sip.NewHeader("Subscription-State", state))
-	if body != nil { // a final NOTIFY may go without, when the store fails
+	if body != nil { // a final NOTIFY may go without: the store failed, or the watcher lost the right
 		req.AppendHeader(sip.NewHeader("Content-Type", pidfType))
 		req.SetBody(body)
+	} else {
+		// sipgo writes no Content-Length for a request without a body,
+		// and over a stream the receiver cannot tell where it ends.
+		req.SetBody([]byte{})
 	}
 	req.SetTransport(transport)
 	req.SetDestination(source)

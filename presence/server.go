@@ -144,7 +144,7 @@ type subscription struct {
 	dirty      bool     // the state changed while it was sending
 	mustSend   bool     // the next NOTIFY goes out even if the view is unchanged
 	lastBody   [32]byte // hash of the last body sent
-	terminated string   // why it ends: "terminated", "deactivated"; "sent" once the final NOTIFY is
+	terminated string   // why it ends: "terminated", "deactivated", "rejected"; "sent" once the final NOTIFY is
 }
 
 // snapshot is what every watcher's view of one presentity is made from,

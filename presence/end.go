@@ -1,0 +1,28 @@
+package presence
+
+import "github.com/parleyuc/parley/auth"
+
+// EndSubscriptions ends every subscription whose watcher match reports
+// true, and returns how many it ended. Each watcher is sent a final
+// NOTIFY with Subscription-State: terminated;reason=rejected (RFC 6665
+// section 4.2.2: its authorization was withdrawn, and it should not
+// subscribe again at once) and no presence document. An application
+// calls it when its policy withdraws watchers' rights after they
+// subscribed: a federated domain blocked, a user disabled or moved out
+// of the presentity's reach. match runs under the server's lock: it must
+// be quick and must not call the server.
+func (s *PresenceServer) EndSubscriptions(match func(watcher *auth.Identity) bool) int {
+	s.mu.Lock()
+	var ended []*subscription
+	for _, sub := range s.subs {
+		if sub.terminated == "" && match(sub.watcher) {
+			sub.terminated = "rejected"
+			ended = append(ended, sub)
+		}
+	}
+	s.mu.Unlock()
+	for _, sub := range ended {
+		s.kick(sub)
+	}
+	return len(ended)
+}
