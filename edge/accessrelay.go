@@ -4,6 +4,7 @@ import (
 	"context"
 	"net"
 	"strconv"
+	"strings"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -80,6 +81,12 @@ func (e *AccessEdge) inDialog(req *sip.Request, tx sip.ServerTransaction, f flow
 		out.SetTransport("TLS")
 		out.SetDestination(f.internalSource)
 	case src == f.internalSource && insideSide:
+		if _, domain, _ := strings.Cut(f.partnerUser, "@"); !e.cfg.Federation.Allowed(domain) && !endsDialog(req) {
+			// Blocked since the dialog began: the partner hears nothing
+			// more but its end.
+			respond(tx, req, 403, "Federation with this domain is blocked")
+			return
+		}
 		strip(out)
 		e.hideContact(out, e.cfg.Listener)
 		if e.cfg.Connections != nil {
@@ -275,4 +282,17 @@ func (e *AccessEdge) cancel(out *sip.Request) {
 	if err := sipx.Cancel(ctx, e.cfg.Client, out); err != nil {
 		e.cfg.Logger.Info("CANCEL not sent", "err", err)
 	}
+}
+
+// endsDialog reports whether req ends its dialog or subscription: a BYE
+// (and its ACK), or a NOTIFY whose Subscription-State is terminated.
+func endsDialog(req *sip.Request) bool {
+	switch req.Method {
+	case sip.BYE, sip.ACK, sip.CANCEL:
+		return true
+	case sip.NOTIFY:
+		h := req.GetHeader("Subscription-State")
+		return h != nil && strings.HasPrefix(strings.ToLower(strings.TrimSpace(h.Value())), "terminated")
+	}
+	return false
 }

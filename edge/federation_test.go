@@ -37,6 +37,7 @@ type deployment struct {
 	edgeCert   *pki.Certificate
 	partners   map[string]string
 	dns        *dnstest.Server
+	presence   *presence.PresenceServer
 }
 
 const federationPassword = "federation-secret"
@@ -127,6 +128,7 @@ func newDeploymentWith(t *testing.T, dns *dnstest.Server, domain, ip string, p *
 	if err != nil {
 		t.Fatal(err)
 	}
+	d.presence = ps
 	srv.OnRegister(reg.HandleRegister)
 	srv.OnMessage(router.HandleMessage)
 	srv.OnPublish(ps.HandlePublish)

@@ -5,7 +5,11 @@ import (
 	"net"
 	"strconv"
 	"testing"
+	"time"
 
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/internal/dnstest"
 	"github.com/parleyuc/parley/internal/testpki"
 	"github.com/parleyuc/parley/pki"
@@ -81,5 +85,52 @@ func TestPartnerCAsBindDomains(t *testing.T) {
 		if !bound && code == 403 {
 			t.Fatal("the same certificate with b.test not bound: 403, so the binding is not what refused it")
 		}
+	}
+}
+
+// TestBlockedPartnerHearsOnlyTheEnd: once b.test is blocked, a.test's
+// edge passes nothing more of dialogs that began before, from inside to
+// b.test, but their end: a final NOTIFY reaches one watcher, and a
+// presence change is not sent to the other.
+func TestBlockedPartnerHearsOnlyTheEnd(t *testing.T) {
+	pa, pb := testpki.New(t), testpki.New(t)
+	dns := dnstest.Start(t)
+	a := newDeployment(t, dns, "a.test", "127.0.0.2", pa, pb.CA.Certificate())
+	b := newDeployment(t, dns, "b.test", "127.0.0.3", pb, pa.CA.Certificate())
+	a.partners["b.test"] = b.edge
+	b.partners["a.test"] = a.edge
+	alice := a.phone("alice")
+	bob, bAlice := b.phone("bob"), b.phone("alice")
+	for _, w := range []*fedPhone{bob, bAlice} {
+		sub := w.request(sip.SUBSCRIBE, "sip:alice@a.test", sip.NewHeader("Event", "presence"), sip.NewHeader("Accept", "application/pidf+xml"),
+			sip.NewHeader("Expires", "600"))
+		if res := w.do(sub); res.StatusCode != 200 {
+			t.Fatalf("%s watches alice@a.test: %v", w.aor(), res)
+		}
+		received(t, w.notifies, w.aor()+"'s first NOTIFY")
+	}
+
+	if err := a.federation.Block("b.test"); err != nil {
+		t.Fatal(err)
+	}
+	if n := a.presence.EndSubscriptions(func(w *auth.Identity) bool { return w.URI == "sip:alice@b.test" }); n != 1 {
+		t.Fatalf("EndSubscriptions ended %d, want alice@b.test's", n)
+	}
+	n := received(t, bAlice.notifies, "alice@b.test's final NOTIFY")
+	if st := n.GetHeader("Subscription-State"); st == nil || st.Value() != "terminated;reason=rejected" || len(n.Body()) != 0 {
+		t.Fatalf("alice@b.test's final NOTIFY:\n%s", n)
+	}
+
+	offline := alice.request(sip.PUBLISH, "sip:alice@a.test", sip.NewHeader("Event", "presence"), sip.NewHeader("Expires", "600"),
+		sip.NewHeader("Content-Type", "application/pidf+xml"))
+	offline.SetBody([]byte(`<?xml version="1.0"?><presence xmlns="urn:ietf:params:xml:ns:pidf" entity="sip:alice@a.test">` +
+		`<tuple id="t"><status><basic>closed</basic></status></tuple></presence>`))
+	if res := alice.do(offline); res.StatusCode != 200 {
+		t.Fatalf("alice publishes: %v", res)
+	}
+	select {
+	case n := <-bob.notifies:
+		t.Fatalf("bob, of a blocked domain, was sent alice's change:\n%s", n)
+	case <-time.After(time.Second):
 	}
 }

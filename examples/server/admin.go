@@ -96,6 +96,9 @@ type adminAPI struct {
 	// onTenants follows a change of the tenants through the admin API,
 	// with every tenant's domain. Nil: nothing follows.
 	onTenants func(domains []string)
+	// onFederation follows a change of the federation policy: what a
+	// domain no longer allowed holds ends. Nil: nothing follows.
+	onFederation func()
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
 	failures *auth.Backoff
@@ -142,7 +145,7 @@ func (a *adminAPI) handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
 	mux.Handle("POST /admin/v1/tenants", serviceOnly(http.HandlerFunc(a.createTenant)))
 	mux.Handle("DELETE /admin/v1/tenants/{domain}", serviceOnly(http.HandlerFunc(a.deleteTenant)))
-	mux.Handle("/admin/v1/federation", serviceOnly(a.federation))
+	mux.Handle("/admin/v1/federation", serviceOnly(a.federationHandler()))
 	mux.HandleFunc("POST /admin/v1/certificates", a.issueCertificate)
 	mux.Handle("GET /admin/v1/certificates/revoked", serviceOnly(http.HandlerFunc(a.revoked)))
 	mux.Handle("POST /admin/v1/certificates/{serial}/revoke", serviceOnly(http.HandlerFunc(a.revoke)))

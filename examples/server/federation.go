@@ -8,14 +8,18 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 
+	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/edge"
 	"github.com/parleyuc/parley/pki"
+	"github.com/parleyuc/parley/presence"
 )
 
 // federationConfig is the config's "federation".
@@ -153,6 +157,44 @@ func (f federationConfig) partnersOf(ca *x509.Certificate) (*partners, error) {
 		}}
 	}
 	return p, nil
+}
+
+// federationHandler is the federation policy's admin API
+// (edge.Federation's), followed by onFederation once a change is made.
+func (a *adminAPI) federationHandler() http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		a.federation.ServeHTTP(rec, r)
+		if r.Method == http.MethodPost && rec.status == http.StatusOK && a.onFederation != nil {
+			a.onFederation()
+		}
+	})
+}
+
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *statusRecorder) WriteHeader(status int) {
+	r.status = status
+	r.ResponseWriter.WriteHeader(status)
+}
+
+// endFederated returns what ends, once the federation policy changes,
+// the presence subscriptions of partners' users whose domain is no
+// longer allowed: each gets a final NOTIFY (terminated;reason=rejected)
+// and sees nothing more.
+func endFederated(fed *edge.Federation, ps *presence.PresenceServer, logger *slog.Logger) func() {
+	return func() {
+		n := ps.EndSubscriptions(func(w *auth.Identity) bool {
+			return w.Kind == auth.Federated && !fed.Allowed(domainOf(w.URI))
+		})
+		if n > 0 {
+			logger.Info("federation: subscriptions of partners no longer allowed ended", "subscriptions", n)
+		}
+	}
 }
 
 // allowPartners puts every configured partner on the federation's allow

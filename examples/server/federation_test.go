@@ -81,8 +81,8 @@ func (o *organization) user(t *testing.T, name string) *phone {
 // its own config file alone (its tenant, and the other as a partner whose
 // CA it trusts), find each other's edges (in the config, or by DNS SRV):
 // alice and carol exchange messages both ways and see each other's
-// presence; once acme.test's admin blocks partner.test, carol's next
-// message is refused.
+// presence; once acme.test's admin blocks partner.test, carol's
+// subscription to alice's presence ends and her next message is refused.
 func TestTwoOrganizationsFederate(t *testing.T) {
 	for _, static := range []bool{true, false} {
 		name := "DNS SRV"
@@ -117,6 +117,7 @@ func TestTwoOrganizationsFederate(t *testing.T) {
 			await(t, carol.notifies, "NOTIFY of alice's presence at carol", "<basic>open</basic>")
 
 			acme.s.admin(t).must("POST", "/federation", `{"block":["partner.test"]}`, 200, nil)
+			await(t, carol.notifies, "the end of carol's subscription to alice", "Subscription-State: terminated;reason=rejected")
 			if code := carol.send(t, sip.MESSAGE, "sip:alice@acme.test", "text/plain", "still there?"); code != 403 {
 				t.Fatalf("carol to alice once acme.test blocked partner.test: %d, want 403", code)
 			}

@@ -610,6 +610,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
 		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed,
 		holders: []certificateHolder{authn, relay, accessEdge}}
+	admin.onFederation = endFederated(federation, presenceSrv, logger)
 	admin.onTenants = followTenants(logger, accessEdge,
 		reissue{serverCert, func(d []string) (*pki.KeyPair, error) {
 			return ensureServerCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs, sipLn.Addr(), poolLn)

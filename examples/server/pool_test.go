@@ -72,7 +72,7 @@ func startServerProcessArgs(t *testing.T, data string, args []string) (s *server
 type phone struct {
 	*sipUser
 	messages chan string // MESSAGE bodies
-	notifies chan string // NOTIFY bodies
+	notifies chan string // NOTIFY bodies, each followed by its Subscription-State line
 }
 
 func signIn(t testing.TB, s *server, name, password string) *phone {
@@ -83,7 +83,11 @@ func signIn(t testing.TB, s *server, name, password string) *phone {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	p.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
-		p.notifies <- string(req.Body())
+		state := ""
+		if h := req.GetHeader("Subscription-State"); h != nil {
+			state = h.Value()
+		}
+		p.notifies <- string(req.Body()) + "\nSubscription-State: " + state
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
 	})
 	user, _, _ := strings.Cut(name, "@")
