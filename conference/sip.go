@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -47,10 +49,43 @@ const (
 	eventConference = "conference"
 )
 
-// Owns reports whether req is for a meeting's focus (its Request-URI's
-// user part has the form of a meeting ID) or for a dial-in number.
+// Owns reports whether req is for a meeting's focus or for a dial-in
+// number. A meeting's focus is a Request-URI whose user part has the form
+// of a meeting ID, at one of the Directory's tenant domains, or, within a
+// dialog, at the Contact the focus gives (FocusConfig.Listeners) or in a
+// dialog it has. A meeting of another domain, which a user here joins
+// through the Access Edge, is not this focus's.
 func (f *Focus) Owns(req *sip.Request) bool {
-	return isMeetingID(req.Recipient.User) || f.isDialInNumber(req.Recipient.User)
+	if f.isDialInNumber(req.Recipient.User) {
+		return true
+	}
+	if !isMeetingID(req.Recipient.User) {
+		return false
+	}
+	if to := req.To(); to != nil && to.Params.Has("tag") && (f.ownContact(req.Recipient) || f.findDialog(req) != nil) {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
+	defer cancel()
+	_, err := f.cfg.Directory.Tenant(ctx, req.Recipient.Host)
+	// A directory that cannot be read: the focus answers (503), rather
+	// than send a request for its own meeting out through the edge.
+	return !errors.Is(err, auth.ErrUnknownTenant)
+}
+
+// ownContact reports whether uri's host and port are those of a Contact
+// the focus gives (contactFor).
+func (f *Focus) ownContact(uri sip.Uri) bool {
+	if strings.EqualFold(uri.Host, "invalid") { // contactFor without a listener
+		return true
+	}
+	hostPort := net.JoinHostPort(strings.Trim(uri.Host, "[]"), strconv.Itoa(uri.Port))
+	for _, l := range f.cfg.Listeners {
+		if strings.EqualFold(l, hostPort) {
+			return true
+		}
+	}
+	return false
 }
 
 // Dispatch returns a handler that gives requests for a focus (Owns) to

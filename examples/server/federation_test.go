@@ -1,13 +1,17 @@
 package main
 
 import (
+	"encoding/json"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/internal/dnstest"
 	"github.com/parleyuc/parley/pki"
 )
@@ -72,7 +76,7 @@ func (o *organization) start(t *testing.T, dns *dnstest.Server, partner *organiz
 func (o *organization) user(t *testing.T, name string) *phone {
 	t.Helper()
 	const password = "a long enough password"
-	o.s.admin(t).must("POST", "/users", `{"uri":"sip:`+name+`@`+o.domain+`","enabled":true,"password":"`+password+`"}`, 201, nil)
+	o.s.admin(t).must("POST", "/users", `{"uri":"sip:`+name+`@`+o.domain+`","enabled":true,"meeting_license":true,"password":"`+password+`"}`, 201, nil)
 	return signIn(t, o.s, name+"@"+o.domain, password)
 }
 
@@ -81,7 +85,9 @@ func (o *organization) user(t *testing.T, name string) *phone {
 // its own config file alone (its tenant, and the other as a partner whose
 // CA it trusts), find each other's edges (in the config, or by DNS SRV):
 // alice and carol exchange messages both ways and see each other's
-// presence; once acme.test's admin blocks partner.test, carol's
+// presence; carol joins alice's meeting as a federated participant
+// through the lobby, admitted by alice; once acme.test's admin blocks
+// partner.test, carol's
 // subscription to alice's presence ends and her next message is refused.
 func TestTwoOrganizationsFederate(t *testing.T) {
 	for _, static := range []bool{true, false} {
@@ -116,11 +122,101 @@ func TestTwoOrganizationsFederate(t *testing.T) {
 			carol.watch(t, "sip:alice@acme.test")
 			await(t, carol.notifies, "NOTIFY of alice's presence at carol", "<basic>open</basic>")
 
+			if static {
+				federatedMeetingJoin(t, acme, alice, carol)
+			}
+
 			acme.s.admin(t).must("POST", "/federation", `{"block":["partner.test"]}`, 200, nil)
 			await(t, carol.notifies, "the end of carol's subscription to alice", "Subscription-State: terminated;reason=rejected")
 			if code := carol.send(t, sip.MESSAGE, "sip:alice@acme.test", "text/plain", "still there?"); code != 403 {
 				t.Fatalf("carol to alice once acme.test blocked partner.test: %d, want 403", code)
 			}
 		})
+	}
+}
+
+// federatedMeetingJoin: alice schedules a meeting and joins it over SIP,
+// watching its state; carol of the partner joins through both edges,
+// waits in the lobby as a federated participant, and is admitted.
+func federatedMeetingJoin(t *testing.T, acme *organization, alice, carol *phone) {
+	t.Helper()
+	res := digestDo(t, acme.s.httpsClient(t), "POST", "https://"+acme.s.listeners["https"]+"/api/meetings", "alice", alice.password,
+		[]byte(`{"subject":"With our partner","access":"organization"}`))
+	var m scheduled
+	if res.StatusCode != http.StatusCreated || json.NewDecoder(res.Body).Decode(&m) != nil {
+		t.Fatalf("alice schedules: %s", res.Status)
+	}
+	res.Body.Close()
+	notifies := make(chan *sip.Request, 32)
+	alice.srv.OnNotify(func(req *sip.Request, tx sip.ServerTransaction) {
+		if ev := req.GetHeader("Event"); ev != nil && ev.Value() == "conference" {
+			notifies <- req
+		}
+		_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
+	})
+	contact := sip.NewHeader("Contact", "<sip:alice@127.0.0.1;transport=tls>")
+	invite := alice.request(sip.INVITE, m.Focus, contact)
+	in, err := alice.do(invite)
+	if err != nil || in.StatusCode != 200 {
+		t.Fatalf("alice joins her meeting: %v %v", in, err)
+	}
+	if res, err := alice.do(alice.request(sip.SUBSCRIBE, m.Focus, sip.NewHeader("Event", "conference"), contact)); err != nil || res.StatusCode != 200 {
+		t.Fatalf("alice watches her meeting: %v %v", res, err)
+	}
+
+	joined := make(chan *sip.Response, 1)
+	go func() {
+		res, err := carol.do(carol.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:carol@127.0.0.1;transport=tls>")))
+		if err != nil {
+			res = nil
+		}
+		joined <- res
+	}()
+	carolID := awaitPending(t, notifies, "sip:carol@partner.test")
+	admit := &conference.ControlRequest{ID: "1", Admit: &conference.Target{Participant: carolID}}
+	info := inMeetingDialog(alice.sipUser, invite, in, sip.INFO)
+	info.AppendHeader(sip.NewHeader("Content-Type", conference.ControlType))
+	info.SetBody(admit.Marshal())
+	if res, err := alice.do(info); err != nil || res.StatusCode != 200 {
+		t.Fatalf("alice admits carol: %v %v", res, err)
+	}
+	select {
+	case res := <-joined:
+		if res == nil || res.StatusCode != 200 {
+			t.Fatalf("carol, admitted: %v", res)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("carol still waits after her admission")
+	}
+}
+
+// awaitPending follows the conference state until the user entity waits
+// in the lobby as a federated participant, and returns its participant
+// ID.
+func awaitPending(t *testing.T, notifies <-chan *sip.Request, entity string) string {
+	t.Helper()
+	var state conference.ConferenceInfo
+	deadline := time.After(15 * time.Second)
+	for {
+		select {
+		case n := <-notifies:
+			ci, err := conference.ParseConferenceInfo(n.Body())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := state.Apply(ci); err != nil {
+				t.Fatal(err)
+			}
+			for _, u := range state.Users.User {
+				if u.Entity == entity && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
+					if u.Type != "federated" {
+						t.Fatalf("%s waits in the lobby as %q, want federated", entity, u.Type)
+					}
+					return string(u.Endpoints[0].ParticipantID())
+				}
+			}
+		case <-deadline:
+			t.Fatalf("%s not seen in the lobby", entity)
+		}
 	}
 }
