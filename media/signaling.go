@@ -484,8 +484,28 @@ func (s *Signaling) serve(ctx context.Context, conn *websocket.Conn, t ticket) s
 			k.send(message{Type: "ended", Reason: "the server fell behind"})
 			return "fell behind"
 		case <-mediaDone:
-			k.send(message{Type: "ended", Reason: "media ended"})
-			return "media ended"
+			// The media ends too when the focus takes the participant out
+			// (ejected, rejected, the meeting ended): its event, which may
+			// be a moment behind, says why in words the page shows.
+			reason := "media ended"
+			wait := time.NewTimer(time.Second)
+		why:
+			for {
+				select {
+				case ev := <-events:
+					if r := outReason(ev, me.ID); r != "" {
+						reason = r
+						break why
+					}
+				case <-wait.C:
+					break why
+				case <-ctx.Done():
+					break why
+				}
+			}
+			wait.Stop()
+			k.send(message{Type: "ended", Reason: reason})
+			return reason
 		case c := <-k.chats:
 			k.deliverChat(c)
 		case sdp, ok := <-offers:
