@@ -44,10 +44,10 @@ const (
 
 type config struct {
 	server, realm, user, password, secret, peerHost string
-	allocations                                      int
-	rate                                             float64
-	size                                             int
-	duration, tick, drain                            time.Duration
+	allocations                                     int
+	rate                                            float64
+	size                                            int
+	duration, tick, drain                           time.Duration
 }
 
 func main() {
