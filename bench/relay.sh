@@ -19,14 +19,17 @@
 # the bandwidth limit raised, every other guard on.
 #
 #   bash bench/relay.sh
-#   DURATION=5s SATURATE=1 bash bench/relay.sh       # then raise the rate until loss > 1 %
+#   SATURATE=1 bash bench/relay.sh                   # then raise the rate until loss > 1 % (SAT_STEP, SAT_DURATION)
 #   PROFILE=/tmp/relay.pprof bash bench/relay.sh     # our relay's CPU profile, for go tool pprof
+#   LOADS="4 5000 160, 4 2000 1200" bash bench/relay.sh  # other loads: allocations, rate each, bytes
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 SATURATE=${SATURATE:-}
 SAT_DURATION=${SAT_DURATION:-5s}
+SAT_STEP=${SAT_STEP:-2500}
 PROFILE=${PROFILE:-}
+LOADS=${LOADS:-4 15000 160, 4 20000 160, 4 2000 1200}
 COTURN_THREADS=${COTURN_THREADS:-}
 command -v turnserver >/dev/null || { echo "turnserver is not installed (Debian: apt-get install coturn)" >&2; exit 1; }
 work=$(mktemp -d)
@@ -98,7 +101,8 @@ measure() {
 header='| relay | load (allocations × size at rate each) | sent | round trips/s | loss % | p50 / p99 RTT | server CPU ms | server CPU µs per relayed packet | generator CPU ms |'
 echo "$header"
 echo '|---|---|---|---|---|---|---|---|---|'
-for load in "4 15000 160" "4 20000 160" "4 2000 1200"; do
+IFS=, read -ra loads <<<"$LOADS"
+for load in "${loads[@]}"; do
 	read -r n rate size <<<"$load"
 	measure coturn "$coturn" "$cport" "$n" "$rate" "$size" "$DURATION"
 	measure parley "$ours" "$oport" "$n" "$rate" "$size" "$DURATION"
@@ -106,12 +110,12 @@ done
 
 if [ -n "$SATURATE" ]; then
 	echo
-	echo "saturation: 4 allocations of 160 bytes, the rate raised by 5,000/s each until loss > 1 % (at most 60,000/s each)"
+	echo "saturation: 4 allocations of 160 bytes, the rate raised from $SAT_STEP/s each by $SAT_STEP/s until loss > 1 % (at most 60,000/s each)"
 	echo "$header"
 	echo '|---|---|---|---|---|---|---|---|---|'
 	for srv in "coturn $coturn $cport" "parley $ours $oport"; do
 		read -r name pid port <<<"$srv"
-		for rate in $(seq 20000 5000 60000); do
+		for rate in $(seq "$SAT_STEP" "$SAT_STEP" 60000); do
 			measure "$name" "$pid" "$port" 4 "$rate" 160 "$SAT_DURATION"
 			awk "BEGIN{exit !($loss > 1)}" && break
 		done
