@@ -21,6 +21,7 @@
 #   bash bench/relay.sh
 #   SATURATE=1 bash bench/relay.sh                   # then raise the rate until loss > 1 % (SAT_STEP, SAT_DURATION)
 #   PROFILE=/tmp/relay.pprof bash bench/relay.sh     # our relay's CPU profile, for go tool pprof
+#   RELAY_GOMAXPROCS=1 bash bench/relay.sh           # our relay on one P (default: every core)
 #   LOADS="4 5000 160, 4 2000 1200" bash bench/relay.sh  # other loads: allocations, rate each, bytes
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -55,7 +56,7 @@ turnserver "${cargs[@]}" >"$work/coturn.log" 2>&1 &
 coturn=$!
 oargs=(-listen "127.0.0.1:$oport" -realm "$realm" -user "$user" -password "$password")
 [ -n "$PROFILE" ] && oargs+=(-cpuprofile "$PROFILE")
-"$work/relayserver" "${oargs[@]}" >"$work/ours.log" 2>&1 &
+GOMAXPROCS=${RELAY_GOMAXPROCS:-$(nproc)} "$work/relayserver" "${oargs[@]}" >"$work/ours.log" 2>&1 &
 ours=$!
 for _ in $(seq 100); do
 	grep -q 'Total General servers' "$work/coturn.log" 2>/dev/null && grep -q '^listening udp' "$work/ours.log" 2>/dev/null && break
@@ -70,7 +71,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 echo "coturn: $(sed -n 's/^Version //p' "$work/coturn.log") (dpkg: $(dpkg-query -W -f '${Version}' coturn 2>/dev/null || echo '?')), pid $coturn, 127.0.0.1:$cport, $(grep -c 'turn server id=' "$work/coturn.log") relay threads"
-echo "ours:   bench/relayserver built with $(go version -m "$work/relayserver" | head -1 | cut -f2), pid $ours, 127.0.0.1:$oport"
+echo "ours:   bench/relayserver built with $(go version -m "$work/relayserver" | head -1 | cut -f2), GOMAXPROCS=${RELAY_GOMAXPROCS:-$(nproc)}, pid $ours, 127.0.0.1:$oport"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 echo
 

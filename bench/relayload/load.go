@@ -132,9 +132,9 @@ func (f *flow) send(start time.Time, rate float64, total int64, size int, tick t
 	return nil
 }
 
-// receive reads echoes until the socket's deadline passes or it is
-// closed, noting each one's round trip time.
-func (f *flow) receive(start time.Time) {
+// receive reads echoes until all total have come back, or the socket's
+// deadline passes or it is closed, noting each one's round trip time.
+func (f *flow) receive(start time.Time, total int64) {
 	pc := ipv4.NewPacketConn(f.a.conn)
 	msgs := make([]ipv4.Message, batch)
 	for i := range msgs {
@@ -161,6 +161,9 @@ func (f *flow) receive(start time.Time) {
 			if len(f.rtts) < cap(f.rtts) {
 				f.rtts = append(f.rtts, now-time.Duration(binary.BigEndian.Uint64(b[stampOffset:])))
 			}
+		}
+		if f.received.Load() >= total {
+			return
 		}
 	}
 }

@@ -69,10 +69,12 @@ func main() {
 		fmt.Fprintln(os.Stderr, "relayload:", err)
 		os.Exit(2)
 	}
-	if err := run(c); err != nil {
+	s, err := run(c)
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "relayload:", err)
 		os.Exit(1)
 	}
+	s.print()
 }
 
 // validate returns an error naming the first flag out of bounds.
@@ -98,7 +100,17 @@ func (c *config) validate() error {
 	return nil
 }
 
-func run(c config) error {
+// summary is what a run measured.
+type summary struct {
+	c                            config
+	realm                        string // the relay's
+	sent, toPeers, echoes, stray int64
+	late, sendEnd, cpu           time.Duration
+	rtts                         []time.Duration // sorted
+}
+
+// run makes the allocations, runs the load and releases them.
+func run(c config) (*summary, error) {
 	cred := credential{username: c.user, password: c.password}
 	if c.secret != "" {
 		cred = restCredential(c.secret, c.user, time.Hour)
@@ -115,32 +127,29 @@ func run(c config) error {
 	for i := range flows {
 		peer, err := newEchoPeer(c.peerHost)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		go peer.run()
 		a, err := allocate(c.server, cred, peer.addr(), firstChannel)
 		if err != nil {
 			_ = peer.conn.Close()
-			return fmt.Errorf("allocation %d: %w", i, err)
+			return nil, fmt.Errorf("allocation %d: %w", i, err)
 		}
 		if c.realm != "" && a.realm.String() != c.realm {
 			_ = a.release()
 			_ = peer.conn.Close()
-			return fmt.Errorf("the relay's realm is %q, not %q", a.realm, c.realm)
+			return nil, fmt.Errorf("the relay's realm is %q, not %q", a.realm, c.realm)
 		}
 		_ = a.conn.SetReadBuffer(socketBuffer)
 		_ = a.conn.SetWriteBuffer(socketBuffer)
 		flows[i] = &flow{index: i, a: a, peer: peer, rtts: make([]time.Duration, 0, min(total, maxRTTSamples/int64(c.allocations)))}
 	}
-	fmt.Printf("%d allocations on %s (realm %q), each with a channel to its echo peer; %g datagrams/s each of %d bytes for %v\n",
-		c.allocations, c.server, flows[0].a.realm, c.rate, c.size, c.duration)
-
 	cpuBefore := selfCPU()
 	start := time.Now()
 	var senders, receivers sync.WaitGroup
 	errs := make(chan error, len(flows))
 	for _, f := range flows {
-		receivers.Go(func() { f.receive(start) })
+		receivers.Go(func() { f.receive(start, total) })
 		senders.Go(func() {
 			if err := f.send(start, c.rate, total, c.size, c.tick); err != nil {
 				errs <- err
@@ -156,7 +165,7 @@ func run(c config) error {
 	cpu := selfCPU() - cpuBefore
 	close(errs)
 	for err := range errs {
-		return err
+		return nil, err
 	}
 	for _, f := range flows {
 		_ = f.a.conn.SetReadDeadline(time.Time{})
@@ -164,46 +173,61 @@ func run(c config) error {
 			fmt.Fprintf(os.Stderr, "relayload: releasing allocation %d: %v\n", f.index, err)
 		}
 	}
-	report(c, flows, sendEnd, cpu)
-	return nil
+	s := summarize(c, flows, sendEnd, cpu)
+	s.realm = flows[0].a.realm.String()
+	return s, nil
 }
 
-// report prints the run's figures.
-func report(c config, flows []*flow, sendEnd, cpu time.Duration) {
-	var sent, toPeers, echoes, stray int64
-	var late time.Duration
-	var rtts []time.Duration
+// summarize adds up the flows' figures.
+func summarize(c config, flows []*flow, sendEnd, cpu time.Duration) *summary {
+	s := &summary{c: c, sendEnd: sendEnd, cpu: cpu}
 	for _, f := range flows {
-		sent += f.sent
-		toPeers += f.peer.received.Load()
-		echoes += f.received.Load()
-		stray += f.stray.Load()
-		late = max(late, f.lateMax)
-		rtts = append(rtts, f.rtts...)
+		s.sent += f.sent
+		s.toPeers += f.peer.received.Load()
+		s.echoes += f.received.Load()
+		s.stray += f.stray.Load()
+		s.late = max(s.late, f.lateMax)
+		s.rtts = append(s.rtts, f.rtts...)
 	}
-	slices.SortFunc(rtts, cmp.Compare)
-	pct := func(p float64) time.Duration {
-		if len(rtts) == 0 {
-			return 0
-		}
-		return rtts[min(len(rtts)-1, int(p*float64(len(rtts))))]
+	slices.SortFunc(s.rtts, cmp.Compare)
+	return s
+}
+
+// percentile is the round trip time below which a fraction p of the
+// echoes came back.
+func (s *summary) percentile(p float64) time.Duration {
+	if len(s.rtts) == 0 {
+		return 0
 	}
-	loss := 0.0
-	if sent > 0 {
-		loss = 100 * float64(sent-echoes) / float64(sent)
+	return s.rtts[min(len(s.rtts)-1, int(p*float64(len(s.rtts))))]
+}
+
+// loss is the percentage of datagrams sent whose echo did not come back.
+func (s *summary) loss() float64 {
+	if s.sent == 0 {
+		return 0
 	}
-	secs := c.duration.Seconds()
+	return 100 * float64(s.sent-s.echoes) / float64(s.sent)
+}
+
+// print writes the figures, then the RESULT line.
+func (s *summary) print() {
+	secs := s.c.duration.Seconds()
+	pct := s.percentile
+	fmt.Printf("%d allocations on %s (realm %q), each with a channel to its echo peer; %g datagrams/s each of %d bytes for %v\n",
+		s.c.allocations, s.c.server, s.realm, s.c.rate, s.c.size, s.c.duration)
 	fmt.Printf("sent %d datagrams in %v (%.0f/s offered, senders at worst %v behind schedule)\n",
-		sent, sendEnd.Round(time.Millisecond), float64(sent)/secs, late.Round(time.Microsecond))
-	fmt.Printf("relayed to the peers %d, echoes back %d: %.0f round trips/s, %.2f %% lost\n", toPeers, echoes, float64(echoes)/secs, loss)
+		s.sent, s.sendEnd.Round(time.Millisecond), float64(s.sent)/secs, s.late.Round(time.Microsecond))
+	fmt.Printf("relayed to the peers %d, echoes back %d: %.0f round trips/s, %.2f %% lost\n",
+		s.toPeers, s.echoes, float64(s.echoes)/secs, s.loss())
 	fmt.Printf("round trip p50 %v, p90 %v, p99 %v, max %v\n", pct(0.5), pct(0.9), pct(0.99), pct(1))
-	fmt.Printf("generator CPU %v (%.1f µs per datagram relayed)\n", cpu.Round(time.Millisecond), perPacket(cpu, toPeers+echoes))
-	if stray > 0 {
-		fmt.Printf("stray datagrams: %d\n", stray)
+	fmt.Printf("generator CPU %v (%.1f µs per datagram relayed)\n", s.cpu.Round(time.Millisecond), perPacket(s.cpu, s.toPeers+s.echoes))
+	if s.stray > 0 {
+		fmt.Printf("stray datagrams: %d\n", s.stray)
 	}
 	fmt.Printf("RESULT sent=%d to_peers=%d echoes=%d rtps=%.0f loss_pct=%.2f p50_us=%d p99_us=%d late_ms=%.1f gen_cpu_ms=%d stray=%d\n",
-		sent, toPeers, echoes, float64(echoes)/secs, loss, pct(0.5).Microseconds(), pct(0.99).Microseconds(),
-		float64(late)/float64(time.Millisecond), cpu.Milliseconds(), stray)
+		s.sent, s.toPeers, s.echoes, float64(s.echoes)/secs, s.loss(), pct(0.5).Microseconds(), pct(0.99).Microseconds(),
+		float64(s.late)/float64(time.Millisecond), s.cpu.Milliseconds(), s.stray)
 }
 
 func perPacket(cpu time.Duration, n int64) float64 {
