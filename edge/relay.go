@@ -549,6 +549,7 @@ type relayConn struct {
 	r       *EdgeRelay
 	a       *allocating
 	in, out *bucket
+	addrs   addrCache // used by pion's reading goroutine only
 	once    sync.Once
 	buf     []byte      // ReadFrom's, one byte longer than pion's
 	ends    *time.Timer // at the credential's expiry; nil: none known
@@ -588,7 +589,7 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 		c.buf = make([]byte, len(p)+1)
 	}
 	for {
-		n, addr, err := c.PacketConn.ReadFrom(c.buf)
+		n, addr, err := c.addrs.readFrom(c.PacketConn, c.buf)
 		if err != nil {
 			return 0, addr, err
 		}

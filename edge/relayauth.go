@@ -153,8 +153,8 @@ func signedError(m *stun.Message, key []byte, code stun.ErrorCode) []byte {
 // 5-tuple tuple (client names the client's end): see the comment at the
 // top of this file.
 func (r *EdgeRelay) inspect(tuple, client string, src net.Addr, b []byte) verdict {
-	if !stun.IsMessage(b) {
-		return verdict{} // ChannelData
+	if !isRequest(b) {
+		return verdict{} // ChannelData, an indication or a response
 	}
 	m := &stun.Message{Raw: append([]byte(nil), b...)}
 	if err := m.Decode(); err != nil || m.Type.Class != stun.ClassRequest || !m.Contains(stun.AttrMessageIntegrity) {
@@ -212,6 +212,17 @@ func (r *EdgeRelay) inspect(tuple, client string, src net.Addr, b []byte) verdic
 	}
 	return verdict{}
 }
+
+// isRequest reports whether b is a STUN request, from its header alone:
+// what inspect looks at (ChannelData, indications and responses pass as
+// they are, undecoded).
+func isRequest(b []byte) bool {
+	return stun.IsMessage(b) && binary.BigEndian.Uint16(b[0:2])&stunClassBits == 0
+}
+
+// stunClassBits are the two class bits of a STUN message type (RFC 8489
+// section 5); both are zero in a request.
+const stunClassBits = 0x0110
 
 // refusePeers reports whether the peer filter refuses one of the peers of
 // a CreatePermission or ChannelBind (all are refused then, none granted).

@@ -18,14 +18,20 @@ import (
 // packetGuard guards a UDP listener; pion reads it from one goroutine.
 type packetGuard struct {
 	net.PacketConn
-	r   *EdgeRelay
-	mu  sync.Mutex
-	cur *allocating
+	r     *EdgeRelay
+	addrs addrCache // used by the reading goroutine only
+	mu    sync.Mutex
+	cur   *allocating
 }
 
+// ReadFrom hands pion the next datagram the guards let through. Only
+// requests are inspected: ChannelData and Send indications (every
+// relayed datagram) pass without a decode or an allocation, since pion
+// relays them only on this 5-tuple's allocation, toward peers it has
+// permissions for, and those were granted by requests inspected here.
 func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := g.PacketConn.ReadFrom(p)
+		n, addr, err := g.addrs.readFrom(g.PacketConn, p)
 		if err != nil {
 			return n, addr, err
 		}
@@ -35,7 +41,12 @@ func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		prev := g.cur
 		g.cur = nil
 		g.mu.Unlock()
-		g.r.settle(prev)
+		if prev != nil {
+			g.r.settle(prev)
+		}
+		if !isRequest(p[:n]) {
+			return n, addr, nil
+		}
 		v := g.r.inspect("udp|"+g.LocalAddr().String()+"|"+addr.String(), "udp|"+addr.String(), addr, p[:n])
 		if v.drop {
 			continue
