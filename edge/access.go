@@ -128,6 +128,10 @@ type AccessEdge struct {
 
 	draining atomic.Bool  // Shutdown has begun
 	inFlight atomic.Int64 // requests being handled, for Shutdown
+	// ctx ends with Close: every request the edge relays waits for its
+	// answer under it.
+	ctx  context.Context
+	stop context.CancelFunc
 }
 
 // resolve returns addr with its host resolved as the edge's user agent
@@ -197,6 +201,7 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	}
 	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, users: map[string]*tls.Conn{}, userIDs: map[string]string{}}
 	e.domains.Store(&domains)
+	e.ctx, e.stop = context.WithCancel(context.Background())
 	if cfg.PartnerCAs != nil { // normalized, and the caller's map left as it is
 		cas := make(map[string]*x509.CertPool, len(cfg.PartnerCAs))
 		for d, pool := range cfg.PartnerCAs {

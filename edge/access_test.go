@@ -131,6 +131,7 @@ func newSite(t testing.TB) *site {
 		t.Fatal(err)
 	}
 	s.access = ae
+	t.Cleanup(func() { _ = ae.Close() })
 	for _, m := range edgeMethods {
 		esrv.OnRequest(m, ae.HandleRequest)
 	}

@@ -33,6 +33,16 @@ func (e *AccessEdge) Shutdown(ctx context.Context) error {
 	return nil
 }
 
+// Close stops the edge at once: requests still waiting for their answers
+// are answered 503 (their transactions end), and new ones are refused as
+// while draining. Call it after Shutdown, or instead of it; the
+// connections stay the application's to close with its listeners.
+func (e *AccessEdge) Close() error {
+	e.draining.Store(true)
+	e.stop()
+	return nil
+}
+
 // refuseWhileDraining answers a request that starts something new while
 // the edge drains, and reports whether it did.
 func (e *AccessEdge) refuseWhileDraining(req *sip.Request, tx sip.ServerTransaction) bool {

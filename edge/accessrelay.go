@@ -157,7 +157,7 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 	if req.IsInvite() {
 		timeout = e.cfg.InviteTimeout
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	ctx, cancel := context.WithTimeout(e.ctx, timeout)
 	defer cancel()
 	hideVias(out)
 	btx, err := e.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
@@ -222,6 +222,10 @@ func (e *AccessEdge) relayTo(req *sip.Request, tx sip.ServerTransaction, out *si
 			respond(tx, req, 408, "Request Timeout")
 			return
 		case <-ctx.Done():
+			if e.ctx.Err() != nil { // Close
+				respond(tx, req, 503, "Service Unavailable")
+				return
+			}
 			respond(tx, req, 408, "Request Timeout")
 			return
 		}

@@ -151,6 +151,7 @@ func newDeploymentWith(t *testing.T, dns *dnstest.Server, domain, ip string, p *
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = ae.Close() })
 	for _, m := range edgeMethods {
 		esrv.OnRequest(m, ae.HandleRequest)
 	}

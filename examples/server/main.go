@@ -715,6 +715,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// subscriptions end, and messages and calls in flight finish; then
 	// the media and the relay's allocations close.
 	_ = accessEdge.Shutdown(shutdownCtx)
+	_ = accessEdge.Close() // what did not drain in time
 	_ = focus.Shutdown(shutdownCtx)
 	_ = presenceSrv.Shutdown(shutdownCtx)
 	_ = router.Shutdown(shutdownCtx)
