@@ -15,7 +15,6 @@ import (
 	"github.com/pion/dtls/v2/pkg/crypto/elliptic"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 
@@ -96,7 +95,7 @@ type Bridge struct {
 	// pcMu is held while a peer connection is made: its estimator,
 	// made within, is left in built.
 	pcMu  sync.Mutex
-	built cc.BandwidthEstimator
+	built *downlink
 
 	mu     sync.Mutex
 	rooms  map[conference.MeetingID]*room
@@ -142,10 +141,8 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[conference.MeetingID]*room), calls: make(map[*Call]struct{}), music: m, done: make(chan struct{})}
 	networks := announcedNetworks(cfg.UDP.LocalAddr(), cfg.PublicIPs)
 	b.mux = familyMux{webrtc.NewICEUDPMux(nil, cfg.UDP), networks}
-	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs, networks: networks, estimators: func() (cc.BandwidthEstimator, error) {
-		est, err := newEstimator()
-		b.built = est // under pcMu
-		return est, err
+	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs, networks: networks, downlinks: func(d *downlink) {
+		b.built = d // under pcMu
 	}})
 	if err != nil {
 		_ = b.mux.Close()
@@ -162,15 +159,16 @@ type webrtcSettings struct {
 	mux       ice.UDPMux
 	publicIPs []string
 	networks  []webrtc.NetworkType // default UDP4 and UDP6
-	// estimators, if set, makes each connection's downlink bandwidth
-	// estimator: its outgoing packets then carry transport-wide
-	// sequence numbers, and its peer's feedback feeds the estimator.
-	estimators cc.BandwidthEstimatorFactory
+	// downlinks, if set, is handed each connection's downlink bandwidth
+	// estimator as it is made: the connection's outgoing packets then
+	// carry transport-wide sequence numbers, and its peer's feedback
+	// feeds the estimator.
+	downlinks func(*downlink)
 }
 
 // newPeerConnection returns a new participant's peer connection and the
 // estimator of its downlink.
-func (b *Bridge) newPeerConnection() (*webrtc.PeerConnection, cc.BandwidthEstimator, error) {
+func (b *Bridge) newPeerConnection() (*webrtc.PeerConnection, *downlink, error) {
 	b.pcMu.Lock()
 	defer b.pcMu.Unlock()
 	b.built = nil
@@ -267,17 +265,11 @@ func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.AP
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if s.estimators != nil {
-		// Before the others: a packet the NACK responder sends again
-		// passes through these two, and gets a sequence number of its own.
-		f, err := cc.NewInterceptor(s.estimators)
-		if err != nil {
-			return nil, err
-		}
-		ir.Add(f)
-		if err := webrtc.ConfigureTWCCHeaderExtensionSender(m, ir); err != nil {
-			return nil, err
-		}
+	if s.downlinks != nil {
+		// Before the others: the last to see a packet, it numbers also
+		// what the NACK responder sends again. (The extension and the
+		// feedback are negotiated by RegisterDefaultInterceptors.)
+		ir.Add(downlinkFactory{made: s.downlinks})
 	}
 	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil { // NACK, reports, TWCC feedback on what arrives
 		return nil, err

@@ -5,20 +5,15 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor"
-	"github.com/pion/interceptor/pkg/cc"
-	"github.com/pion/interceptor/pkg/gcc"
-	"github.com/pion/rtcp"
-
 	"github.com/parleyuc/parley/conference"
 )
 
 // Downlink bandwidth: every packet the bridge sends a participant
 // carries a transport-wide sequence number (the TWCC header extension),
 // the participant's receiver reports when each arrived (transport-cc
-// RTCP feedback), and a send-side estimator per connection (pion's GCC:
-// delay-based and loss-based) turns that into the bitrate the path
-// carries. Every allocInterval the room shares each subscriber's
+// RTCP feedback), and a send-side estimator per connection (downlink,
+// in bwe_estimate.go: delay- and loss-based) turns that into the
+// bitrate the path carries. Every allocInterval the room shares each subscriber's
 // estimate, less the audio it is sent, among the videos it receives
 // (an Allocator), and each video's layer is capped at what it was given.
 
@@ -27,12 +22,12 @@ const (
 	// and the layers' bitrates measured.
 	allocInterval = 500 * time.Millisecond
 	// initialEstimate is a new connection's estimate, bits/s. The
-	// bridge does not probe (it sends no padding), and GCC raises an
-	// estimate by about 8 % a second, so it starts high and lets the
-	// delay and loss a weak path shows bring it down (within a second
-	// or two).
-	initialEstimate = 2_500_000
-	// minEstimate is the least GCC estimates, bits/s.
+	// bridge does not probe (it sends no padding), and the estimator
+	// raises an estimate by about 8 % a second, so it starts above what a
+	// meeting sends (everything fits) and lets the delay and loss a
+	// weak path shows bring it down, within a second or two.
+	initialEstimate = 10_000_000
+	// minEstimate is the least the estimator estimates, bits/s.
 	minEstimate = 30_000
 )
 
@@ -126,36 +121,6 @@ func (DefaultAllocator) Allocate(budget int, videos []Video, layers []Layer) {
 	}
 }
 
-// estimator is a connection's send-side bandwidth estimator: pion's GCC
-// without its pacer. Feedback it cannot read is dropped rather than
-// returned: pion's cc interceptor hands the error to the reader of the
-// sender's RTCP, which would stop reading (and forwarding the
-// subscriber's keyframe requests).
-type estimator struct {
-	cc.BandwidthEstimator
-}
-
-// newEstimator returns GCC for a new connection. GCC's own pacer
-// (LeakyBucketPacer) is not used: it queues every packet without bound
-// behind one 5 ms ticker per connection, copies each into a 1,460-byte
-// buffer (cutting longer ones short) and allocates for each, and it
-// paces audio with video. The bridge keeps within a subscriber's
-// estimate by the layers it chooses instead.
-func newEstimator() (cc.BandwidthEstimator, error) {
-	g, err := gcc.NewSendSideBWE(gcc.SendSideBWEInitialBitrate(initialEstimate), gcc.SendSideBWEMinBitrate(minEstimate),
-		gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))
-	if err != nil {
-		return nil, err
-	}
-	return estimator{g}, nil
-}
-
-// WriteRTCP hands feedback to the estimator and never fails.
-func (e estimator) WriteRTCP(pkts []rtcp.Packet, a interceptor.Attributes) error {
-	_ = e.BandwidthEstimator.WriteRTCP(pkts, a)
-	return nil
-}
-
 // rateMeter measures a stream's bitrate from the bytes counted for
 // each packet; the room's goroutine samples it every allocInterval.
 type rateMeter struct {
@@ -222,15 +187,13 @@ type allocScratch struct {
 // allocate shares the session's downlink estimate among the videos it
 // receives and caps each at the layer it was given.
 func (s *Session) allocate(a Allocator, sc *allocScratch) {
-	if s.est == nil {
-		return
-	}
-	budget := s.est.GetTargetBitrate()
 	s.mu.Lock()
-	if s.closed {
+	est := s.est
+	if s.closed || est == nil {
 		s.mu.Unlock()
 		return
 	}
+	budget := 0
 	for f := range s.senders {
 		if f.kind == KindAudio {
 			budget -= int(f.meter.rate.Load())
@@ -241,6 +204,7 @@ func (s *Session) allocate(a Allocator, sc *allocScratch) {
 		sc.downs = append(sc.downs, d)
 	}
 	s.mu.Unlock()
+	budget += est.GetTargetBitrate()
 	// Screen shares first, then cameras newest first.
 	slices.SortFunc(sc.downs, func(a, b *downTrack) int {
 		if (a.f.kind == KindScreen) != (b.f.kind == KindScreen) {
@@ -280,4 +244,18 @@ func (s *Session) allocate(a Allocator, sc *allocScratch) {
 		d.setAlloc(sc.layers[i])
 	}
 	clear(sc.downs)
+}
+
+// DownlinkEstimate returns the bridge's estimate of the bitrate the
+// path to the participant carries, in bits/s, from the transport-wide
+// congestion control feedback its client sends (transport-cc); 0 before the session has a connection. A
+// client that sends no feedback keeps the initial estimate, 10 Mbit/s.
+func (s *Session) DownlinkEstimate() int {
+	s.mu.Lock()
+	est := s.est
+	s.mu.Unlock()
+	if est == nil {
+		return 0
+	}
+	return est.GetTargetBitrate()
 }

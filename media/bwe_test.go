@@ -223,11 +223,15 @@ func TestWeakDownlinkGetsTheLowLayer(t *testing.T) {
 		return weakDown.allocated() == LayerLow && weakDown.layer() == LayerLow &&
 			strongDown.allocated() == LayerHigh && strongDown.layer() == LayerHigh
 	})
-	if est := weak.sess.est.GetTargetBitrate(); est > 600_000 {
+	if est := weak.sess.DownlinkEstimate(); est > 600_000 {
 		t.Errorf("the weak subscriber's estimate is %d bit/s behind a 300 kbit/s link", est)
 	}
-	t.Logf("estimates: weak %d bit/s (%d packets dropped on its link), strong %d bit/s",
-		weak.sess.est.GetTargetBitrate(), th.dropped.Load(), strong.sess.est.GetTargetBitrate())
+	var rates [numLayers]int64
+	for i := range rates {
+		rates[i] = weakDown.f.layers[i].Load().meter.rate.Load()
+	}
+	t.Logf("estimates: weak %d bit/s (%d packets dropped on its link), strong %d bit/s; layers measured at %v bit/s",
+		weak.sess.DownlinkEstimate(), th.dropped.Load(), strong.sess.DownlinkEstimate(), rates)
 
 	// Both keep hearing alice, and the weak one keeps seeing her.
 	weakAudio, strongAudio, weakQ := weak.stats(audioKey).packets, strong.stats(audioKey).packets, weakVideo.count('q')

@@ -9,7 +9,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/pion/interceptor/pkg/cc"
 	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v3"
 
@@ -43,7 +42,7 @@ type Session struct {
 	r   *room
 	pid conference.ParticipantID
 	pc  *webrtc.PeerConnection
-	est cc.BandwidthEstimator // of its downlink
+	est *downlink // its downlink's estimator
 
 	answer string
 	offers chan string

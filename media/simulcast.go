@@ -460,7 +460,9 @@ type layerKey struct {
 // if the publisher publishes it later; the default is LayerHigh. The
 // bridge sends the highest layer at most max that the publisher is
 // sending (the lowest it sends if none is that low), switching at that
-// layer's next keyframe, which it requests. A publisher sending without
+// layer's next keyframe, which it requests. What the subscriber's
+// downlink has room for (the Allocator's share of it) may cap it lower,
+// or pause it; max stays the upper bound. A publisher sending without
 // simulcast has one layer, sent whatever max is. It returns an error
 // wrapping ErrBadLayer for another kind or layer, ErrClosed once the
 // session has ended.
