@@ -495,7 +495,7 @@ func (s *Session) SetMaxLayer(publisher conference.ParticipantID, kind string, m
 
 // SentLayer returns the layer of publisher's video (kind KindVideo or
 // KindScreen) the session's participant is being sent; ok is false if it
-// is sent none yet.
+// is sent none yet, or none now (its downlink has no room for it).
 func (s *Session) SentLayer(publisher conference.ParticipantID, kind string) (l Layer, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
