@@ -24,12 +24,16 @@ import (
 //     reports, above overuseDelay the path is taken to be queueing, and
 //     the estimate falls to 85 % of the rate the client acknowledged;
 //   - loss: over lossyShare of the packets of a report's window lost,
-//     the estimate falls by half the share lost.
+//     the estimate falls by half the share lost, but not below 85 % of
+//     what arrives.
 //
 // With neither (delay under 10 ms, loss under 2 %) it rises by 8 % a
 // second. It never falls more than once in reactionTime, so that the
 // fall's effect shows before the next. The bridge sends no probes: a
-// higher layer, once the estimate has room for it, is the probe.
+// higher layer, once the estimate has room for it, is the probe; so
+// after a fall the estimate rises back to what the path carried and
+// holds there (2 s, doubled after each failed try, up to a minute)
+// before it tries higher.
 
 const (
 	// sentHistory is how many packets of a connection are remembered
@@ -97,8 +101,16 @@ type downlink struct {
 	ackedBytes int
 	rateSince  int64
 	ackedRate  float64 // bits/s, smoothed; 0 until measured
+	lastAcked  float64 // bits/s, over the last window alone
 	lastFall   int64
 	lastRise   int64
+	// After a fall the estimate rises to where it fell from (ceiling),
+	// then stays there for hold before it tries higher; hold doubles
+	// each time a try fails (up to maxHold), as the bridge has no other
+	// way to probe than to send a higher layer.
+	ceiling float64
+	hold    time.Duration
+	crossed bool // the estimate went above ceiling since the last fall
 	// retransmissions' budget: bytes, as of rtxAt
 	rtxTokens float64
 	rtxAt     int64
@@ -195,6 +207,26 @@ func (d *downlink) sent1(size int, now int64) uint16 {
 	d.next++
 	d.sent[seq%sentHistory] = sentPacket{at: now, seq: seq, size: uint16(min(size, 0xffff))}
 	return seq
+}
+
+// Holds after a fall: see downlink.hold.
+const (
+	baseHold = 2 * time.Second
+	maxHold  = 60 * time.Second
+)
+
+// fell notes a fall of the estimate to est at now: a higher layer tried
+// since the last fall failed, and the next try waits longer.
+func (d *downlink) fell(est float64, now int64) {
+	switch {
+	case d.crossed:
+		d.hold = min(d.hold*2, maxHold)
+	case d.hold == 0 || now-d.lastFall > int64(d.hold+30*time.Second):
+		d.hold = baseHold
+	}
+	d.ceiling = max(est, d.ackedRate, d.lastAcked)
+	d.crossed = false
+	d.lastFall, d.lastRise = now, 0
 }
 
 // retransmit reports whether a retransmission of size bytes fits the
@@ -315,6 +347,7 @@ func (d *downlink) update(now int64) {
 	}
 	if el := now - d.rateSince; el >= int64(250*time.Millisecond) {
 		r := float64(d.ackedBytes*8) / time.Duration(el).Seconds()
+		d.lastAcked = r
 		if d.ackedRate == 0 {
 			d.ackedRate = r
 		} else {
@@ -329,21 +362,32 @@ func (d *downlink) update(now int64) {
 		loss = float64(d.lost) / float64(d.acked+d.lost)
 		d.acked, d.lost = 0, 0
 	}
-	canFall := now-d.lastFall >= int64(reactionTime)
-	fell := false
-	if canFall && d.queue > float64(overuseDelay) && d.ackedRate > 0 {
-		est, fell = min(est, 0.85*d.ackedRate), true
-	}
-	if canFall && judged && loss > lossyShare {
-		est, fell = min(est, est*(1-loss/2)), true
+	// What the path delivers now: the smoothed rate lags a step up
+	// (a higher layer just tried), and the path carried the last window.
+	arriving := max(d.ackedRate, d.lastAcked)
+	fall := est
+	if now-d.lastFall >= int64(reactionTime) {
+		if d.queue > float64(overuseDelay) && arriving > 0 {
+			fall = min(fall, 0.85*arriving)
+		}
+		if judged && loss > lossyShare {
+			// Not below what arrives: the path carries that.
+			fall = min(fall, max(est*(1-loss/2), 0.85*arriving))
+		}
 	}
 	switch {
-	case fell:
-		d.lastFall, d.lastRise = now, 0
+	case fall < est:
+		est = fall
+		d.fell(est, now)
 	case d.queue < float64(calmDelay) && (!judged || loss < calmShare) && now-d.lastFall >= int64(time.Second):
 		if d.lastRise != 0 {
 			el := min(max(time.Duration(now-d.lastRise).Seconds(), 0), 1)
-			est *= 1 + 0.08*el
+			rise := est * (1 + 0.08*el)
+			if now < d.lastFall+int64(d.hold) && rise > d.ceiling { // not yet above where it last fell
+				rise = max(est, d.ceiling)
+			}
+			d.crossed = d.crossed || rise > d.ceiling
+			est = rise
 		}
 		d.lastRise = now
 	default:

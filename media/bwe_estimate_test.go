@@ -179,3 +179,33 @@ func TestDownlinkBoundsRetransmissions(t *testing.T) {
 		}
 	}
 }
+
+// After a fall the estimate rises back to where the path carried
+// traffic, waits there for the hold, then tries higher; a try that
+// fails doubles the hold.
+func TestDownlinkHoldsWhereItFell(t *testing.T) {
+	d := newDownlink()
+	d.ackedRate = 155_000
+	d.estimate.Store(150_000)
+	d.fell(150_000, start)
+	at := func(s float64) int64 { return start + int64(s*float64(time.Second)) }
+	for s := 1.0; s < 2.0; s += 0.1 {
+		d.update(at(s))
+		if est := d.GetTargetBitrate(); est > 155_000 {
+			t.Fatalf("estimate %d during the hold, above where it fell from (155000)", est)
+		}
+	}
+	if est := d.GetTargetBitrate(); est != 155_000 {
+		t.Fatalf("estimate %d at the end of the hold, want 155000", est)
+	}
+	for s := 2.0; s < 4.0; s += 0.1 {
+		d.update(at(s))
+	}
+	if est := d.GetTargetBitrate(); est < 165_000 {
+		t.Fatalf("estimate %d 2 s after the hold, want it to try higher", est)
+	}
+	d.fell(150_000, at(4.1))
+	if d.hold != 2*baseHold {
+		t.Fatalf("hold %v after a failed try, want %v", d.hold, 2*baseHold)
+	}
+}
