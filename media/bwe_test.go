@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
 
 	"github.com/parleyuc/parley/conference"
 )
@@ -247,4 +248,36 @@ func TestWeakDownlinkGetsTheLowLayer(t *testing.T) {
 		return weak.stats(audioKey).packets >= weakAudio+150 && strong.stats(audioKey).packets >= strongAudio+150 &&
 			weakVideo.count('q') >= weakQ+120 && strongVideo.count('f') >= strongF+120
 	})
+}
+
+// A subscriber's estimate, less the audio it is sent, goes to the
+// screen share first, then to the camera published last, then to the
+// others; what does not fit is paused.
+func TestSessionAllocatesScreenThenNewestCamera(t *testing.T) {
+	now := time.Now().UnixNano()
+	s := &Session{est: newDownlink(), senders: map[*forward]*webrtc.RTPSender{}, downs: map[*forward]*downTrack{}}
+	audio := &forward{kind: KindAudio}
+	audio.meter.rate.Store(100_000)
+	s.senders[audio] = nil
+	downs := map[string]*downTrack{}
+	for i, name := range []string{"screen", "old camera", "new camera"} {
+		f := bareForward(now)
+		f.owner = &Session{pid: conference.ParticipantID(name)}
+		f.since = now + int64(i)
+		if name == "screen" {
+			f.kind = KindScreen
+		}
+		for l, rate := range []int64{100_000, 300_000, 900_000} {
+			f.layers[l].Load().meter.rate.Store(rate)
+		}
+		d := newDownTrack(f, LayerHigh)
+		s.senders[f], s.downs[f], downs[name] = nil, d, d
+	}
+	s.est.estimate.Store(1_150_000) // 1,050,000 for video
+	s.allocate(DefaultAllocator{}, &allocScratch{})
+	for name, want := range map[string]Layer{"screen": LayerHigh, "new camera": LayerLow, "old camera": LayerPaused} {
+		if got := downs[name].allocated(); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
 }

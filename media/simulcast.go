@@ -44,6 +44,8 @@ func (l Layer) String() string {
 		return "h"
 	case LayerHigh:
 		return "f"
+	case LayerPaused:
+		return "paused"
 	}
 	return "invalid"
 }
