@@ -13,9 +13,10 @@ import (
 // the participant's receiver reports when each arrived (transport-cc
 // RTCP feedback), and a send-side estimator per connection (downlink,
 // in bwe_estimate.go: delay- and loss-based) turns that into the
-// bitrate the path carries. Every allocInterval the room shares each subscriber's
-// estimate, less the audio it is sent, among the videos it receives
-// (an Allocator), and each video's layer is capped at what it was given.
+// bitrate the path carries. Every allocInterval the room shares each
+// subscriber's estimate, less the audio it is sent, among the videos it
+// receives (an Allocator), and each video's layer is capped at what it
+// was given.
 
 const (
 	// allocInterval is how often subscribers' estimates are shared out
@@ -23,8 +24,8 @@ const (
 	allocInterval = 500 * time.Millisecond
 	// initialEstimate is a new connection's estimate, bits/s. The
 	// bridge does not probe (it sends no padding), and the estimator
-	// raises an estimate by about 8 % a second, so it starts above what a
-	// meeting sends (everything fits) and lets the delay and loss a
+	// raises an estimate by about 8 % a second, so it starts above what
+	// a meeting sends (everything fits) and lets the delay and loss a
 	// weak path shows bring it down, within a second or two.
 	initialEstimate = 10_000_000
 	// minEstimate is the least the estimator estimates, bits/s.
