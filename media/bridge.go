@@ -66,7 +66,10 @@ type BridgeConfig struct {
 	// CallTimeout ends a SIP participant's call when nothing has come
 	// from it for this long. Default 30 s.
 	CallTimeout time.Duration
-	Logger      *slog.Logger
+	// Allocator shares each subscriber's downlink bandwidth estimate
+	// among the videos it receives. Default: DefaultAllocator.
+	Allocator Allocator
+	Logger    *slog.Logger
 }
 
 // maxOfferSize bounds an SDP offer or answer from a participant.
@@ -88,6 +91,11 @@ type Bridge struct {
 	log   *slog.Logger
 	music *music
 	done  chan struct{} // closed by Close
+
+	// pcMu is held while a peer connection is made: its estimator,
+	// made within, is left in built.
+	pcMu  sync.Mutex
+	built *downlink
 
 	mu     sync.Mutex
 	rooms  map[conference.MeetingID]*room
@@ -120,6 +128,9 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	if cfg.CallTimeout <= 0 {
 		cfg.CallTimeout = 30 * time.Second
 	}
+	if cfg.Allocator == nil {
+		cfg.Allocator = DefaultAllocator{}
+	}
 	if cfg.LobbyMusic == nil {
 		cfg.LobbyMusic = defaultLobbyMusic
 	}
@@ -130,7 +141,9 @@ func NewBridge(cfg BridgeConfig) (*Bridge, error) {
 	b := &Bridge{cfg: cfg, log: cfg.Logger, rooms: make(map[conference.MeetingID]*room), calls: make(map[*Call]struct{}), music: m, done: make(chan struct{})}
 	networks := announcedNetworks(cfg.UDP.LocalAddr(), cfg.PublicIPs)
 	b.mux = familyMux{webrtc.NewICEUDPMux(nil, cfg.UDP), networks}
-	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs, networks: networks})
+	api, err := newAPI(webrtcSettings{mux: b.mux, publicIPs: cfg.PublicIPs, networks: networks, downlinks: func(d *downlink) {
+		b.built = d // under pcMu
+	}})
 	if err != nil {
 		_ = b.mux.Close()
 		return nil, err
@@ -146,6 +159,23 @@ type webrtcSettings struct {
 	mux       ice.UDPMux
 	publicIPs []string
 	networks  []webrtc.NetworkType // default UDP4 and UDP6
+	// downlinks, if set, is handed each connection's downlink bandwidth
+	// estimator as it is made: the connection's outgoing packets then
+	// carry transport-wide sequence numbers, and its peer's feedback
+	// feeds the estimator.
+	downlinks func(*downlink)
+}
+
+// newPeerConnection returns a new participant's peer connection and the
+// estimator of its downlink.
+func (b *Bridge) newPeerConnection() (*webrtc.PeerConnection, *downlink, error) {
+	b.pcMu.Lock()
+	defer b.pcMu.Unlock()
+	b.built = nil
+	pc, err := b.api.NewPeerConnection(webrtc.Configuration{})
+	est := b.built
+	b.built = nil
+	return pc, est, err
 }
 
 // familyMux is the bridge's UDP mux announcing addresses of the given
@@ -235,7 +265,13 @@ func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.AP
 		return nil, err
 	}
 	ir := &interceptor.Registry{}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil { // NACK, reports, TWCC
+	if s.downlinks != nil {
+		// Before the others: the last to see a packet, it numbers also
+		// what the NACK responder sends again. (The extension and the
+		// feedback are negotiated by RegisterDefaultInterceptors.)
+		ir.Add(downlinkFactory{made: s.downlinks})
+	}
+	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil { // NACK, reports, TWCC feedback on what arrives
 		return nil, err
 	}
 	var se webrtc.SettingEngine

@@ -17,14 +17,39 @@
 // [LayerMid], [LayerHigh]; negotiated with a=rid and a=simulcast, each
 // packet naming its layer in the MID and RID header extensions). Every
 // subscriber gets one video track per publisher, of the layer chosen for
-// it: the highest at most what [Session.SetMaxLayer] allows (the default
-// is the highest) that the publisher is sending, one lower for 10 s after
-// the subscriber's receiver reports over 10 % loss. The bridge switches a
-// subscriber only at a keyframe of the new layer (read from the VP8
-// payload descriptor and header), which it asks the publisher for, and
-// rewrites the sequence numbers, timestamps, SSRC, and VP8 picture IDs
-// and TL0PICIDX so that the subscriber sees one continuous stream.
-// Video sent without simulcast is one layer, forwarded as it comes.
+// it: the highest that the publisher is sending at most what
+// [Session.SetMaxLayer] allows (the default is the highest), what the
+// subscriber's downlink has room for, and, for 10 s after the
+// subscriber's receiver reports over 10 % loss, one lower than it was.
+// The bridge switches a subscriber only at a keyframe of the new layer
+// (read from the VP8 payload descriptor and header), which it asks the
+// publisher for, and rewrites the sequence numbers, timestamps, SSRC,
+// and VP8 picture IDs and TL0PICIDX so that the subscriber sees one
+// continuous stream. Video sent without simulcast is one layer,
+// forwarded as it comes (or paused, like any, when the downlink has no
+// room for it).
+//
+// The bridge estimates each subscriber's downlink: its packets to the
+// subscriber carry transport-wide sequence numbers (the TWCC header
+// extension), the subscriber's client says when each arrived (transport-
+// cc RTCP feedback), and a send-side estimator per connection (the
+// bridge's own, from queueing delay and loss, with no allocation per
+// packet; [Session.DownlinkEstimate]) turns that into a bitrate.
+// Retransmissions a client asks for may take 15 % of its estimate;
+// beyond that they are dropped. Every half second an [Allocator] shares
+// the estimate, less the audio the subscriber is sent, among the videos
+// it receives, from the bitrates the bridge measures of each incoming
+// layer; [DefaultAllocator] serves screen shares first, then the
+// speaker's camera (the bridge reads no audio levels yet: the camera
+// published last stands in), then the others, each the highest layer
+// that fits what is left, and pauses (sends nothing of) a video whose
+// low layer does not fit. The bridge does not pace: it keeps within the
+// estimate by the layers it chooses. It does not probe either, so an
+// estimate starts at 10 Mbit/s (everything fits) and a weak path brings
+// it down within seconds, while a path that recovers raises it by about
+// 8 % a second. A higher layer is the probe: after a fall the estimate
+// holds at what the path carried, 2 s and twice as long after each
+// failed try (up to a minute), before it tries higher again.
 //
 // The bridge follows the focus ([conference.Focus.Watch]): an ejected or
 // departed participant's media stops at once, a demoted presenter's

@@ -158,6 +158,7 @@ type clientOptions struct {
 	relay     []webrtc.ICEServer                  // TURN servers the client must relay through
 	onRTP     func(key string, pkt *rtp.Packet)   // sees every packet received
 	simulcast bool                                // publishes video in three layers (simPublisher)
+	simBody   [numLayers]int                      // the payload size of each layer's packets (0: 100 bytes)
 	onSession func(*Session)                      // runs once joined, before the client has the answer
 }
 
@@ -227,6 +228,7 @@ func (e *env) newPeer(o clientOptions) (*client, string) {
 	}
 	if o.simulcast {
 		c.sim = newSimPublisher(e.t, pc)
+		c.sim.body = o.simBody
 	}
 	if len(o.publish) == 0 && !o.simulcast { // a listener: it offers to receive
 		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {

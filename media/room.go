@@ -38,8 +38,15 @@ type room struct {
 // run applies the focus's events until the room ends.
 func (r *room) run() {
 	defer r.b.wg.Done()
+	tick := time.NewTicker(allocInterval)
+	defer tick.Stop()
+	last := time.Now()
+	var sc allocScratch
 	for {
 		select {
+		case now := <-tick.C:
+			r.allocate(now.Sub(last), &sc)
+			last = now
 		case ev := <-r.events:
 			r.apply(ev)
 		case <-r.lost:

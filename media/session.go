@@ -42,6 +42,7 @@ type Session struct {
 	r   *room
 	pid conference.ParticipantID
 	pc  *webrtc.PeerConnection
+	est *downlink // its downlink's estimator
 
 	answer string
 	offers chan string
@@ -90,7 +91,7 @@ func (s *Session) Done() <-chan struct{} { return s.done }
 
 // start creates the peer connection and answers the join offer.
 func (s *Session) start(offer string) error {
-	pc, err := s.r.b.api.NewPeerConnection(webrtc.Configuration{})
+	pc, est, err := s.r.b.newPeerConnection()
 	if err != nil {
 		return err
 	}
@@ -100,7 +101,7 @@ func (s *Session) start(offer string) error {
 		_ = pc.Close()
 		return ErrClosed
 	}
-	s.pc = pc
+	s.pc, s.est = pc, est
 	s.mu.Unlock()
 	pc.OnTrack(s.onTrack)
 	pc.OnDataChannel(func(dc *webrtc.DataChannel) { _ = dc.Close() }) // media only: nothing else over DTLS
@@ -334,7 +335,7 @@ func (s *Session) onTrack(remote *webrtc.TrackRemote, receiver *webrtc.RTPReceiv
 		refuse = "too many tracks"
 	default:
 		s.published++
-		f = &forward{owner: s, kind: kind, remote: remote, interval: s.r.b.cfg.KeyframeInterval, stopped: make(chan struct{}), ended: make(chan struct{}),
+		f = &forward{owner: s, kind: kind, remote: remote, interval: s.r.b.cfg.KeyframeInterval, stopped: make(chan struct{}), ended: make(chan struct{}), since: time.Now().UnixNano(),
 			trackID: string(s.pid) + "-" + kind, codec: remote.Codec().RTPCodecCapability}
 		if kind != KindAudio {
 			s.byReceiver[receiver] = f
@@ -466,6 +467,8 @@ type forward struct {
 	stopped  chan struct{}
 	stopOnce sync.Once
 	live     atomic.Bool // published: in the room's tracks
+	since    int64       // when it was published, unix nanoseconds
+	meter    rateMeter   // audio's bitrate (video's is its layers')
 
 	// video
 	vp8           bool // its packets' descriptors are read
@@ -496,6 +499,7 @@ func (f *forward) run() {
 		if f.kind == KindAudio && f.owner.muted.Load() {
 			continue // held back by the focus: the audience is muted
 		}
+		f.meter.add(pkt.MarshalSize())
 		if m := f.owner.r.mix.Load(); m != nil && f.kind == KindAudio && f.live.Load() {
 			m.feed(f, pkt) // the meeting's calls hear it too
 		}

@@ -44,6 +44,8 @@ func (l Layer) String() string {
 		return "h"
 	case LayerHigh:
 		return "f"
+	case LayerPaused:
+		return "paused"
 	}
 	return "invalid"
 }
@@ -74,7 +76,11 @@ type layer struct {
 	remote   *webrtc.TrackRemote
 	lastSeen atomic.Int64 // unix nanoseconds
 	lastPLI  atomic.Int64
+	meter    rateMeter // its bitrate
 }
+
+// stale reports whether the layer has sent nothing for staleLayer.
+func (l *layer) stale(now int64) bool { return now-l.lastSeen.Load() > int64(staleLayer) }
 
 // addLayer adds a simulcast layer to a video forward and starts reading
 // it; false if the forward has stopped or has the layer already.
@@ -151,6 +157,7 @@ func (f *forward) readLayer(l *layer) {
 		if pkt.Unmarshal(buf[:n]) != nil {
 			continue
 		}
+		l.meter.add(n)
 		f.route(l, &pkt, time.Now().UnixNano())
 	}
 }
@@ -181,7 +188,7 @@ func (f *forward) best(max Layer, now int64) Layer {
 	lowest := Layer(-1)
 	for i := numLayers - 1; i >= 0; i-- {
 		l := f.layers[i].Load()
-		if l == nil || now-l.lastSeen.Load() > int64(staleLayer) {
+		if l == nil || l.stale(now) {
 			continue
 		}
 		if l.idx <= max {
@@ -259,14 +266,17 @@ type downTrack struct {
 	// lossUntil (unix nanoseconds)
 	lossCap   Layer
 	lossUntil int64
-	rw        rewriter
-	hdr       rtp.Header
-	exts      [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
-	buf       [1600]byte
+	// the allocation's cap for the subscriber's downlink (LayerPaused:
+	// nothing)
+	alloc Layer
+	rw    rewriter
+	hdr   rtp.Header
+	exts  [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
+	buf   [1600]byte
 }
 
 func newDownTrack(f *forward, max Layer) *downTrack {
-	return &downTrack{f: f, id: f.trackID, streamID: string(f.owner.pid), codec: f.codec, max: max, current: -1,
+	return &downTrack{f: f, id: f.trackID, streamID: string(f.owner.pid), codec: f.codec, max: max, current: -1, alloc: LayerHigh,
 		rw: rewriter{clockRate: f.codec.ClockRate}}
 }
 
@@ -329,11 +339,31 @@ func (d *downTrack) receiverReport(ssrc uint32, fractionLost uint8, now int64) {
 	d.lossUntil = now + int64(lossHold)
 }
 
-// limit returns the highest layer the subscriber may get now.
+// limit returns the highest layer the subscriber may get now;
+// LayerPaused if it is to get none.
 func (d *downTrack) limit(now int64) Layer {
+	l := min(d.max, d.alloc)
 	if now < d.lossUntil {
-		return min(d.max, d.lossCap)
+		l = min(l, d.lossCap)
 	}
+	if d.alloc == LayerPaused {
+		return LayerPaused
+	}
+	return max(l, LayerLow)
+}
+
+// setAlloc caps the layer sent at what the subscriber's downlink was
+// given; LayerPaused stops it.
+func (d *downTrack) setAlloc(l Layer) {
+	d.mu.Lock()
+	d.alloc = l
+	d.mu.Unlock()
+}
+
+// maxLayer returns the highest layer SetMaxLayer allows.
+func (d *downTrack) maxLayer() Layer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	return d.max
 }
 
@@ -358,7 +388,9 @@ func (d *downTrack) requestKeyframe() {
 	i := d.current
 	if i < 0 {
 		now := time.Now().UnixNano()
-		i = d.f.best(d.limit(now), now)
+		if lim := d.limit(now); lim != LayerPaused {
+			i = d.f.best(lim, now)
+		}
 	}
 	d.mu.Unlock()
 	d.f.requestLayerKeyframe(i)
@@ -374,7 +406,12 @@ func (d *downTrack) write(l *layer, pkt *rtp.Packet, desc *vp8Desc, valid bool, 
 	if d.ws == nil {
 		return
 	}
-	target := d.f.best(d.limit(now), now)
+	lim := d.limit(now)
+	if lim == LayerPaused { // the subscriber's downlink has no room for it
+		d.current = -1 // resumed at a keyframe
+		return
+	}
+	target := d.f.best(lim, now)
 	switch {
 	case l.idx == d.current:
 		if target != d.current && target >= 0 {
@@ -425,7 +462,9 @@ type layerKey struct {
 // if the publisher publishes it later; the default is LayerHigh. The
 // bridge sends the highest layer at most max that the publisher is
 // sending (the lowest it sends if none is that low), switching at that
-// layer's next keyframe, which it requests. A publisher sending without
+// layer's next keyframe, which it requests. What the subscriber's
+// downlink has room for (the Allocator's share of it) may cap it lower,
+// or pause it; max stays the upper bound. A publisher sending without
 // simulcast has one layer, sent whatever max is. It returns an error
 // wrapping ErrBadLayer for another kind or layer, ErrClosed once the
 // session has ended.
@@ -458,7 +497,7 @@ func (s *Session) SetMaxLayer(publisher conference.ParticipantID, kind string, m
 
 // SentLayer returns the layer of publisher's video (kind KindVideo or
 // KindScreen) the session's participant is being sent; ok is false if it
-// is sent none yet.
+// is sent none yet, or none now (its downlink has no room for it).
 func (s *Session) SentLayer(publisher conference.ParticipantID, kind string) (l Layer, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

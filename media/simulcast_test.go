@@ -1,6 +1,7 @@
 package media
 
 import (
+	"cmp"
 	"errors"
 	"slices"
 	"sync"
@@ -37,6 +38,7 @@ type simPublisher struct {
 	tracks [numLayers]*webrtc.TrackLocalStaticRTP
 
 	readers sync.WaitGroup // of the bridge's RTCP
+	body    [numLayers]int // payload bytes per packet of each layer (0: 100)
 
 	mu      sync.Mutex
 	plis    [numLayers]int
@@ -144,7 +146,7 @@ func (p *simPublisher) send(stop chan struct{}) {
 			key := frame%90 == 0 || p.wantKey[i]
 			p.wantKey[i] = false
 			p.mu.Unlock()
-			body := make([]byte, 100)
+			body := make([]byte, cmp.Or(p.body[i], 100))
 			body[len(body)-1] = simRIDs[i][0]
 			for part := range 2 {
 				h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq[i], Timestamp: ts[i], Marker: part == 1}

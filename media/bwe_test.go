@@ -1,0 +1,283 @@
+package media
+
+import (
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v3"
+
+	"github.com/parleyuc/parley/conference"
+)
+
+// The default allocator serves screen shares, then the speaker's
+// camera, then the others, each the highest layer that fits what is
+// left, never above Max; one of which nothing fits is paused.
+func TestDefaultAllocatorShares(t *testing.T) {
+	rates := [numLayers]int{100_000, 300_000, 900_000}
+	for _, tc := range []struct {
+		name   string
+		budget int
+		videos []Video
+		want   []Layer
+	}{
+		{"plenty", 5_000_000,
+			[]Video{{Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}, {Priority: PrioritySpeaker, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerHigh, LayerHigh}},
+		{"the speaker before the others, whatever the order", 1_000_000,
+			[]Video{{Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}, {Priority: PrioritySpeaker, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerLow, LayerHigh}},
+		{"the screen before the speaker", 1_000_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: rates, Max: LayerHigh}, {Priority: PriorityScreen, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerLow, LayerHigh}},
+		{"a layer fits exactly", 400_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: rates, Max: LayerHigh}, {Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerMid, LayerLow}},
+		{"nothing left: paused", 350_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: rates, Max: LayerHigh}, {Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerMid, LayerPaused}},
+		{"the others in the order given", 250_000,
+			[]Video{{Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}, {Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}, {Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerLow, LayerLow, LayerPaused}},
+		{"Max bounds, and what it leaves goes to the next", 1_000_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: rates, Max: LayerMid}, {Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerMid, LayerMid}},
+		{"no budget at all", -50_000,
+			[]Video{{Priority: PriorityScreen, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerPaused}},
+		{"a layer not sent is skipped", 500_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: [numLayers]int{100_000, 0, 400_000}, Max: LayerHigh}},
+			[]Layer{LayerHigh}},
+		{"one layer (no simulcast) that fits", 200_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: [numLayers]int{150_000}, Max: LayerHigh}},
+			[]Layer{LayerLow}},
+		{"one layer that does not", 100_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: [numLayers]int{150_000}, Max: LayerHigh}},
+			[]Layer{LayerPaused}},
+		{"not measured yet: Max, at no cost", 150_000,
+			[]Video{{Priority: PrioritySpeaker, Max: LayerMid}, {Priority: PriorityOther, Bitrates: rates, Max: LayerHigh}},
+			[]Layer{LayerMid, LayerLow}},
+		{"only layers above Max are sent: the lowest of them, if it fits", 350_000,
+			[]Video{{Priority: PrioritySpeaker, Bitrates: [numLayers]int{0, 300_000, 900_000}, Max: LayerLow}, {Priority: PriorityOther, Bitrates: [numLayers]int{0, 300_000, 900_000}, Max: LayerLow}},
+			[]Layer{LayerLow, LayerPaused}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := make([]Layer, len(tc.videos))
+			DefaultAllocator{}.Allocate(tc.budget, tc.videos, got)
+			for i := range got {
+				if got[i] != tc.want[i] {
+					t.Fatalf("budget %d: got %v, want %v", tc.budget, got, tc.want)
+				}
+			}
+		})
+	}
+}
+
+// A paused video sends nothing; resumed, it starts again at a keyframe
+// of the layer given, its numbering continuous.
+func TestPausedVideoResumesAtAKeyframe(t *testing.T) {
+	now := time.Now().UnixNano()
+	f := bareForward(now)
+	d := newDownTrack(f, LayerHigh)
+	w := &discardWriter{}
+	d.ws, d.ssrc = w, 42
+	f.addDown(d)
+	var seq uint16
+	send := func(l Layer, key bool) {
+		seq++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq, Timestamp: uint32(seq) * 3000},
+			Payload: vp8Payload(seq, 0, true, key, 0, 0, []byte{1})}
+		f.route(f.layers[l].Load(), pkt, now)
+	}
+	send(LayerHigh, true)
+	if d.layer() != LayerHigh || w.packets != 1 {
+		t.Fatalf("receives %v, %d packets", d.layer(), w.packets)
+	}
+	d.setAlloc(LayerPaused)
+	send(LayerHigh, true)
+	send(LayerLow, true)
+	if d.layer() != -1 || w.packets != 1 {
+		t.Fatalf("paused: receives %v, %d packets", d.layer(), w.packets)
+	}
+	d.setAlloc(LayerLow)
+	send(LayerLow, false)
+	if d.layer() != -1 || w.packets != 1 {
+		t.Fatalf("resumed without a keyframe: receives %v, %d packets", d.layer(), w.packets)
+	}
+	send(LayerLow, true)
+	if d.layer() != LayerLow || w.packets != 2 {
+		t.Fatalf("resumed at a keyframe: receives %v, %d packets", d.layer(), w.packets)
+	}
+}
+
+// throttle is a UDP socket behind a bottleneck, as a participant on a
+// weak downlink: what arrives for it queues for a link of rate bits/s
+// (the UDP and IP headers counted), what would wait longer than
+// maxDelay is dropped, and so is every lossEvery-th packet (0: none).
+type throttle struct {
+	net.PacketConn
+	rate      int
+	maxDelay  time.Duration
+	lossEvery int
+	out       chan throttled
+	dropped   atomic.Int64 // by the queue
+	lost      atomic.Int64 // by lossEvery
+}
+
+type throttled struct {
+	b    []byte
+	from net.Addr
+	at   time.Time // when it has crossed the link
+}
+
+func newThrottle(conn net.PacketConn, rate int, maxDelay time.Duration, lossEvery int) *throttle {
+	t := &throttle{PacketConn: conn, rate: rate, maxDelay: maxDelay, lossEvery: lossEvery, out: make(chan throttled, 4096)}
+	go t.pump()
+	return t
+}
+
+func (t *throttle) pump() {
+	defer close(t.out)
+	buf := make([]byte, 2048)
+	var free time.Time // when the link has sent what is queued
+	for i := 1; ; i++ {
+		n, from, err := t.PacketConn.ReadFrom(buf)
+		if err != nil {
+			return
+		}
+		if t.lossEvery > 0 && i%t.lossEvery == 0 {
+			t.lost.Add(1)
+			continue
+		}
+		now := time.Now()
+		if free.Before(now) {
+			free = now
+		}
+		if free.Sub(now) > t.maxDelay {
+			t.dropped.Add(1)
+			continue
+		}
+		free = free.Add(time.Duration((n+28)*8) * time.Second / time.Duration(t.rate))
+		select {
+		case t.out <- throttled{append([]byte(nil), buf[:n]...), from, free}:
+		default:
+			t.dropped.Add(1)
+		}
+	}
+}
+
+// ReadFrom returns the next packet once it has crossed the link.
+func (t *throttle) ReadFrom(b []byte) (int, net.Addr, error) {
+	p, ok := <-t.out
+	if !ok {
+		return 0, nil, net.ErrClosed
+	}
+	time.Sleep(time.Until(p.at))
+	return copy(b, p.b), p.from, nil
+}
+
+// downOf returns session s's downTrack of publisher's camera.
+func downOf(s *Session, publisher conference.ParticipantID) *downTrack {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for f, d := range s.downs {
+		if f.owner.pid == publisher && f.kind == KindVideo {
+			return d
+		}
+	}
+	return nil
+}
+
+// allocated returns the layer the allocation gave d.
+func (d *downTrack) allocated() Layer {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.alloc
+}
+
+// A publisher sends audio and three layers of about 70, 260 and 470
+// kbit/s. Of two subscribers, one receives through a 300 kbit/s link
+// that also loses 3 % of the packets:
+// the bridge's estimate of its downlink (from the transport-wide
+// feedback it sends) falls, and the allocation moves it to the low
+// layer, while the other keeps the high one; both keep hearing the
+// audio and the weak one keeps receiving video.
+func TestWeakDownlinkGetsTheLowLayer(t *testing.T) {
+	e := newEnv(t, time.Time{})
+	alice := e.enter("alice")
+	e.join(alice, clientOptions{publish: []string{KindAudio}, simulcast: true, simBody: [numLayers]int{150, 600, 1100}})
+	e.waitLayers(alice.ID)
+
+	raw, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	th := newThrottle(raw, 300_000, 300*time.Millisecond, 33)
+	t.Cleanup(func() { _ = raw.Close() })
+	videoKey := string(alice.ID) + "/" + string(alice.ID) + "-" + KindVideo
+	audioKey := string(alice.ID) + "/" + string(alice.ID) + "-" + KindAudio
+	weakVideo, strongVideo := &recorder{key: videoKey}, &recorder{key: videoKey}
+	weak := e.join(e.enter("bob"), clientOptions{udp: th, onRTP: weakVideo.onRTP})
+	strong := e.join(e.enter("carol"), clientOptions{onRTP: strongVideo.onRTP})
+
+	var weakDown, strongDown *downTrack
+	eventually(t, 10*time.Second, "both subscribers receive alice's video", func() bool {
+		weakDown, strongDown = downOf(weak.sess, alice.ID), downOf(strong.sess, alice.ID)
+		return weakDown != nil && strongDown != nil
+	})
+	eventually(t, 20*time.Second, "the weak subscriber is on the low layer by its estimate, the other on the high layer", func() bool {
+		return weakDown.allocated() == LayerLow && weakDown.layer() == LayerLow &&
+			strongDown.allocated() == LayerHigh && strongDown.layer() == LayerHigh
+	})
+	if est := weak.sess.DownlinkEstimate(); est > 600_000 {
+		t.Errorf("the weak subscriber's estimate is %d bit/s behind a 300 kbit/s link", est)
+	}
+	var rates [numLayers]int64
+	for i := range rates {
+		rates[i] = weakDown.f.layers[i].Load().meter.rate.Load()
+	}
+	t.Logf("estimates: weak %d bit/s (its link dropped %d packets and lost %d), strong %d bit/s; layers measured at %v bit/s",
+		weak.sess.DownlinkEstimate(), th.dropped.Load(), th.lost.Load(), strong.sess.DownlinkEstimate(), rates)
+
+	// Both keep hearing alice, and the weak one keeps seeing her.
+	weakAudio, strongAudio, weakQ := weak.stats(audioKey).packets, strong.stats(audioKey).packets, weakVideo.count('q')
+	strongF := strongVideo.count('f')
+	eventually(t, 15*time.Second, "both subscribers receive 150 more packets of audio (3 s), the weak one 120 of the low layer, the strong one 120 of the high", func() bool {
+		return weak.stats(audioKey).packets >= weakAudio+150 && strong.stats(audioKey).packets >= strongAudio+150 &&
+			weakVideo.count('q') >= weakQ+120 && strongVideo.count('f') >= strongF+120
+	})
+}
+
+// A subscriber's estimate, less the audio it is sent, goes to the
+// screen share first, then to the camera published last, then to the
+// others; what does not fit is paused.
+func TestSessionAllocatesScreenThenNewestCamera(t *testing.T) {
+	now := time.Now().UnixNano()
+	s := &Session{est: newDownlink(), senders: map[*forward]*webrtc.RTPSender{}, downs: map[*forward]*downTrack{}}
+	audio := &forward{kind: KindAudio}
+	audio.meter.rate.Store(100_000)
+	s.senders[audio] = nil
+	downs := map[string]*downTrack{}
+	for i, name := range []string{"screen", "old camera", "new camera"} {
+		f := bareForward(now)
+		f.owner = &Session{pid: conference.ParticipantID(name)}
+		f.since = now + int64(i)
+		if name == "screen" {
+			f.kind = KindScreen
+		}
+		for l, rate := range []int64{100_000, 300_000, 900_000} {
+			f.layers[l].Load().meter.rate.Store(rate)
+		}
+		d := newDownTrack(f, LayerHigh)
+		s.senders[f], s.downs[f], downs[name] = nil, d, d
+	}
+	s.est.estimate.Store(1_150_000) // 1,050,000 for video
+	s.allocate(DefaultAllocator{}, &allocScratch{})
+	for name, want := range map[string]Layer{"screen": LayerHigh, "new camera": LayerLow, "old camera": LayerPaused} {
+		if got := downs[name].allocated(); got != want {
+			t.Errorf("%s: %v, want %v", name, got, want)
+		}
+	}
+}
