@@ -332,6 +332,9 @@ func (s *Signaling) SignOut(uri string) int {
 	for conn, u := range s.users {
 		if u == uri {
 			s.conns[conn]()
+			// Ending: no longer the user's, so a second SignOut does not
+			// count it while it closes.
+			delete(s.users, conn)
 			n++
 		}
 	}
