@@ -102,6 +102,7 @@ type downlink struct {
 	rateSince  int64
 	ackedRate  float64 // bits/s, smoothed; 0 until measured
 	lastAcked  float64 // bits/s, over the last window alone
+	lastLoss   float64 // the share lost in the last window judged
 	lastFall   int64
 	lastRise   int64
 	// After a fall the estimate rises to where it fell from (ceiling),
@@ -361,6 +362,7 @@ func (d *downlink) update(now int64) {
 	if judged {
 		loss = float64(d.lost) / float64(d.acked+d.lost)
 		d.acked, d.lost = 0, 0
+		d.lastLoss = loss
 	}
 	// What the path delivers now: the smoothed rate lags a step up
 	// (a higher layer just tried), and the path carried the last window.
@@ -368,7 +370,18 @@ func (d *downlink) update(now int64) {
 	fall := est
 	if now-d.lastFall >= int64(reactionTime) {
 		if d.queue > float64(overuseDelay) && arriving > 0 {
-			fall = min(fall, 0.85*arriving)
+			// What arrives says little of the path when far less than
+			// the estimate was sent (a camera off, audio alone) and
+			// nothing is lost: then at most halving a step, so that a
+			// moment's delay (a stalled client) does not leave the
+			// estimate at the audio's rate, from which it climbs back
+			// only 8 % a second. A bottleneck that drops packets is
+			// followed at once, as before.
+			target := 0.85 * arriving
+			if arriving < est/4 && d.lastLoss < lossyShare {
+				target = max(target, est/2)
+			}
+			fall = min(fall, target)
 		}
 		if judged && loss > lossyShare {
 			// Not below what arrives: the path carries that.

@@ -209,3 +209,17 @@ func TestDownlinkHoldsWhereItFell(t *testing.T) {
 		t.Fatalf("hold %v after a failed try, want %v", d.hold, 2*baseHold)
 	}
 }
+
+// Sending little (audio alone, a camera off) while the delay spikes for
+// a moment (a stalled client), the estimate steps down, not to the
+// little that was sent: a camera turned on again gets its layer back.
+func TestDownlinkEstimateDoesNotCollapseToWhatLittleWasSent(t *testing.T) {
+	d := newDownlink()
+	// 48 kbit/s of audio through a 30 kbit/s path: the queue grows for
+	// two seconds.
+	drive(d, &link{rate: 30_000}, start, 2*time.Second, 200*time.Millisecond, 100*time.Millisecond)
+	if est := d.GetTargetBitrate(); est < initialEstimate/8 {
+		t.Fatalf("estimate %d bit/s after two seconds of delay while sending 48 kbit/s, want a few steps down from %d, not the audio's rate",
+			est, initialEstimate)
+	}
+}
