@@ -133,15 +133,24 @@ func startSIPServer(t testing.TB, cfg Config) *sipServer {
 	for _, m := range []sip.RequestMethod{sip.OPTIONS, sip.REGISTER, sip.MESSAGE, sip.INVITE, sip.SUBSCRIBE, sip.INFO, sip.PUBLISH} {
 		srv.OnRequest(m, ok)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	// TLS and UDP on one port, as a SIP server has them: the port TCP got
+	// may be another's on UDP (another package's test), so try again.
+	var ln net.Listener
+	var udp net.PacketConn
+	for try := 0; ; try++ {
+		var err error
+		if ln, err = net.Listen("tcp", "127.0.0.1:0"); err != nil {
+			t.Fatal(err)
+		}
+		if udp, err = net.ListenPacket("udp", ln.Addr().String()); err == nil {
+			break
+		}
+		_ = ln.Close()
+		if try == 20 {
+			t.Fatal(err)
+		}
 	}
 	s.addr = ln.Addr().String()
-	udp, err := net.ListenPacket("udp", s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
 	wssLn, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
