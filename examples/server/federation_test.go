@@ -190,33 +190,13 @@ func federatedMeetingJoin(t *testing.T, acme *organization, alice, carol *phone)
 	}
 }
 
-// awaitPending follows the conference state until the user entity waits
-// in the lobby as a federated participant, and returns its participant
-// ID.
+// awaitPending waits until the user entity waits in the lobby as a
+// federated participant, and returns its participant ID.
 func awaitPending(t *testing.T, notifies <-chan *sip.Request, entity string) string {
 	t.Helper()
-	var state conference.ConferenceInfo
-	deadline := time.After(15 * time.Second)
-	for {
-		select {
-		case n := <-notifies:
-			ci, err := conference.ParseConferenceInfo(n.Body())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := state.Apply(ci); err != nil {
-				t.Fatal(err)
-			}
-			for _, u := range state.Users.User {
-				if u.Entity == entity && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
-					if u.Type != "federated" {
-						t.Fatalf("%s waits in the lobby as %q, want federated", entity, u.Type)
-					}
-					return string(u.Endpoints[0].ParticipantID())
-				}
-			}
-		case <-deadline:
-			t.Fatalf("%s not seen in the lobby", entity)
-		}
+	u := awaitPendingUser(t, notifies, entity, func(u conference.User) bool { return u.Entity == entity })
+	if u.Type != "federated" {
+		t.Fatalf("%s waits in the lobby as %q, want federated", entity, u.Type)
 	}
+	return string(u.Endpoints[0].ParticipantID())
 }

@@ -208,6 +208,15 @@ func TestMeetingScheduledOverHTTPSAndJoinedOverSIP(t *testing.T) {
 // participant shown as name waits in the lobby, and returns its ID.
 func awaitLobby(t *testing.T, notifies <-chan *sip.Request, name string) string {
 	t.Helper()
+	u := awaitPendingUser(t, notifies, name, func(u conference.User) bool { return u.DisplayText == name })
+	return string(u.Endpoints[0].ParticipantID())
+}
+
+// awaitPendingUser follows the conference state the NOTIFYs carry until
+// a user that is matches waits in the lobby (one endpoint, pending), and
+// returns it; who names it in the failure.
+func awaitPendingUser(t *testing.T, notifies <-chan *sip.Request, who string, is func(conference.User) bool) conference.User {
+	t.Helper()
 	var state conference.ConferenceInfo
 	deadline := time.After(15 * time.Second)
 	for {
@@ -221,12 +230,12 @@ func awaitLobby(t *testing.T, notifies <-chan *sip.Request, name string) string 
 				t.Fatal(err)
 			}
 			for _, u := range state.Users.User {
-				if u.DisplayText == name && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
-					return string(u.Endpoints[0].ParticipantID())
+				if is(u) && len(u.Endpoints) == 1 && u.Endpoints[0].Status == "pending" {
+					return u
 				}
 			}
 		case <-deadline:
-			t.Fatalf("not told of %s in the lobby", name)
+			t.Fatalf("not told of %s in the lobby", who)
 		}
 	}
 }
