@@ -77,8 +77,9 @@ type Allocator interface {
 // priority (screen shares, then the speaker's camera, then the others,
 // each in the order given), giving each the highest layer at most Max
 // whose bitrate fits what is left, and pausing one of which no layer
-// fits. A video none of whose layers has been measured yet (it has just
-// started) gets Max and costs nothing.
+// fits, unless it is sent without simulcast (one layer): that is sent
+// anyway. A video none of whose layers has been measured yet (it has
+// just started) gets Max and costs nothing.
 type DefaultAllocator struct{}
 
 // Allocate implements Allocator.
@@ -101,6 +102,13 @@ func (DefaultAllocator) Allocate(budget int, videos []Video, layers []Layer) {
 					}
 				}
 			}
+			if chosen == LayerPaused && single(v.Bitrates) {
+				// Video sent without simulcast has nothing lower to fall
+				// back to: paused on an estimate (which has no probing to
+				// recover with), it would freeze; it is sent, and the
+				// others get what is left.
+				chosen, cost = LayerLow, v.Bitrates[LayerLow]
+			}
 			if !measured {
 				// Nothing at most Max is being sent: the bridge sends the
 				// lowest layer above it that is, if any.
@@ -120,6 +128,12 @@ func (DefaultAllocator) Allocate(budget int, videos []Video, layers []Layer) {
 			left -= cost
 		}
 	}
+}
+
+// single reports whether rates are those of a video sent without
+// simulcast: its one layer, LayerLow, alone measured.
+func single(rates [numLayers]int) bool {
+	return rates[LayerLow] > 0 && rates[LayerMid] == 0 && rates[LayerHigh] == 0
 }
 
 // rateMeter measures a stream's bitrate from the bytes counted for
