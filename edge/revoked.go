@@ -12,10 +12,13 @@ import (
 
 // CloseCertificates closes every partner and user connection whose
 // verified TLS certificate chain holds a certificate for which revoked is
-// true, and returns how many it closed. Call it when a revocation becomes
+// true, and returns how many it closed (none for a nil revoked). Call it when a revocation becomes
 // known (the CA's own, or one a pool's other front end announced), as
 // auth.Authenticator.CloseCertificates is called for the SIP listeners.
 func (e *AccessEdge) CloseCertificates(revoked func(*x509.Certificate) bool) int {
+	if revoked == nil {
+		return 0
+	}
 	e.mu.Lock()
 	conns := make([]*tls.Conn, 0, len(e.peers)+len(e.users))
 	for _, c := range e.peers {
@@ -35,6 +38,9 @@ func (e *AccessEdge) CloseCertificates(revoked func(*x509.Certificate) bool) int
 // not its certificate; but what a revoked certificate opened must not
 // outlive the revocation.
 func (r *EdgeRelay) CloseCertificates(revoked func(*x509.Certificate) bool) int {
+	if revoked == nil {
+		return 0
+	}
 	var conns []*guardedConn
 	for _, g := range r.streams {
 		g.mu.Lock()

@@ -63,6 +63,9 @@ func TestRelayCloseCertificates(t *testing.T) {
 	if n := e.relay.Metrics().Allocations; n != 2 {
 		t.Fatalf("%d allocations, want 2", n)
 	}
+	if n := e.relay.CloseCertificates(nil); n != 0 {
+		t.Fatalf("CloseCertificates(nil) closed %d connections", n)
+	}
 	if n := e.relay.CloseCertificates(certIs(p.User(t, "sip:carol@example.test"))); n != 0 {
 		t.Fatalf("CloseCertificates of a certificate no one used closed %d connections", n)
 	}
@@ -119,6 +122,9 @@ func TestAccessEdgeCloseCertificates(t *testing.T) {
 	}
 	if n := partners(); n != 2 {
 		t.Fatalf("%d partner connections, want 2", n)
+	}
+	if n := s.access.CloseCertificates(nil); n != 0 {
+		t.Fatalf("CloseCertificates(nil) closed %d connections", n)
 	}
 	if n := s.access.CloseCertificates(certIs(partnerKP)); n != 1 {
 		t.Fatalf("CloseCertificates of partner.test's certificate closed %d connections, want 1", n)

@@ -12,6 +12,9 @@ import "github.com/parleyuc/parley/auth"
 // of the presentity's reach. match runs under the server's lock: it must
 // be quick and must not call the server.
 func (s *PresenceServer) EndSubscriptions(match func(watcher *auth.Identity) bool) int {
+	if match == nil {
+		return 0 // nothing matches
+	}
 	s.mu.Lock()
 	var ended []*subscription
 	for _, sub := range s.subs {

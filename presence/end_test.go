@@ -21,6 +21,9 @@ func TestEndSubscriptions(t *testing.T) {
 			t.Fatalf("%s's first NOTIFY: %q", name, state)
 		}
 	}
+	if n := s.Presence.EndSubscriptions(nil); n != 0 {
+		t.Fatalf("EndSubscriptions(nil) ended %d", n)
+	}
 	n := s.Presence.EndSubscriptions(func(w *auth.Identity) bool { return w.URI == "sip:bob@example.test" })
 	if n != 1 {
 		t.Fatalf("EndSubscriptions ended %d, want bob's 1", n)
