@@ -52,20 +52,26 @@ func newTestPhone(t *testing.T) *srtpphone.Phone {
 	return ph
 }
 
-// dominates waits until ph hears mostly freq among the candidates, for
-// half a second: a tone, not a moment of a spoken prompt.
+// dominates waits until ph hears mostly freq among the candidates over
+// 300 ms of the audio it receives: a tone, not a moment of a spoken
+// prompt. It counts audio received, not polls: on a loaded machine the
+// polls come slower than every 20 ms, and the IVR's beep lasts 400 ms
+// (with the 200 ms a reading looks back, 600 ms in which it dominates).
 func dominates(t *testing.T, ph *srtpphone.Phone, who string, freq float64, within time.Duration, candidates ...float64) {
 	t.Helper()
+	const tone = 15 // packets of 20 ms
 	deadline := time.Now().Add(within)
 	candidates = append(candidates, 300, 550, 850, 1200, 1500)
-	for held := 0; ; {
+	for since := -1; ; {
 		f, share := ph.Dominant(candidates...)
-		if f == freq && share > 0.9 {
-			if held++; held == 25 {
-				return
-			}
-		} else {
-			held = 0
+		_, n := ph.Heard()
+		switch {
+		case f != freq || share <= 0.9:
+			since = -1
+		case since < 0:
+			since = n
+		case n-since >= tone:
+			return
 		}
 		if time.Now().After(deadline) {
 			rms, n := ph.Heard()
