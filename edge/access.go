@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -61,7 +60,7 @@ type AccessEdgeConfig struct {
 	InternalNames []string
 	InternalCA    *x509.Certificate
 	// Partners maps a partner domain to its Access Edge's address, for
-	// outbound federation. A partner edge's certificate must name its
+	// outbound federation (SetPartners replaces them while the edge runs). A partner edge's certificate must name its
 	// domain; give its address by a name the certificate carries (TLS
 	// carries no name for an IP address).
 	Partners map[string]string
@@ -123,8 +122,9 @@ type AccessEdge struct {
 	userIDs  map[string]string    // the same, to a random name of each (auth.EdgeFlowHeader)
 	userAddr string               // where users reach the edge (UserListener)
 
-	internalAddr string                   // Internal resolved, as requests from it show their source
-	domains      atomic.Pointer[[]string] // the tenants' domains, normalized (SetDomains)
+	internalAddr string                        // Internal resolved, as requests from it show their source
+	domains      atomic.Pointer[[]string]      // the tenants' domains, normalized (SetDomains)
+	partners     atomic.Pointer[partnerRoutes] // Partners and PartnerCAs, normalized (SetPartners)
 
 	draining atomic.Bool  // Shutdown has begun
 	inFlight atomic.Int64 // requests being handled, for Shutdown
@@ -167,15 +167,9 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	if err != nil {
 		return nil, err
 	}
-	for d, pool := range cfg.PartnerCAs {
-		if strings.TrimSpace(d) == "" || pool == nil {
-			return nil, fmt.Errorf("edge: AccessEdgeConfig.PartnerCAs[%q]: a domain and its CAs are required", d)
-		}
-	}
-	for d, addr := range cfg.Partners {
-		if d == "" || addr == "" {
-			return nil, fmt.Errorf("edge: AccessEdgeConfig.Partners[%q] = %q: a domain and an address are required", d, addr)
-		}
+	routes, err := partnerRoutesOf("edge: AccessEdgeConfig.", cfg.Partners, cfg.PartnerCAs)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := auth.LimitListener(nil, cfg.ConnLimits); err != nil {
 		return nil, errors.New("edge: AccessEdgeConfig." + strings.TrimPrefix(err.Error(), "auth: "))
@@ -201,14 +195,9 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	}
 	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, users: map[string]*tls.Conn{}, userIDs: map[string]string{}}
 	e.domains.Store(&domains)
+	e.partners.Store(routes)
+	e.cfg.Partners, e.cfg.PartnerCAs = nil, nil // SetPartners replaces them: e.partners holds them
 	e.ctx, e.stop = context.WithCancel(context.Background())
-	if cfg.PartnerCAs != nil { // normalized, and the caller's map left as it is
-		cas := make(map[string]*x509.CertPool, len(cfg.PartnerCAs))
-		for d, pool := range cfg.PartnerCAs {
-			cas[normalize(d)] = pool
-		}
-		e.cfg.PartnerCAs = cas
-	}
 	e.internalAddr = e.resolve(cfg.Internal)
 	_, _ = rand.Read(e.key[:])
 	return e, nil

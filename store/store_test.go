@@ -183,3 +183,23 @@ func TestBoltDirectory(t *testing.T) {
 func TestRedisDirectory(t *testing.T) {
 	storetest.DirectoryStore(t, func(t *testing.T) auth.DirectoryStore { return openRedis(t).Directory() })
 }
+
+func TestMemoryPartners(t *testing.T) {
+	storetest.PartnerStore(t, func(*testing.T) edge.PartnerStore { return &edge.MemoryPartnerStore{} })
+}
+
+// TestBoltPartners: the partners share the federation bucket with the
+// policy, which is never read as a partner.
+func TestBoltPartners(t *testing.T) {
+	storetest.PartnerStore(t, func(t *testing.T) edge.PartnerStore {
+		b := openBolt(t)
+		if err := b.Federation().SaveFederation(context.Background(), edge.FederationPolicy{Open: true}); err != nil {
+			t.Fatal(err)
+		}
+		return b.Partners()
+	})
+}
+
+func TestRedisPartners(t *testing.T) {
+	storetest.PartnerStore(t, func(t *testing.T) edge.PartnerStore { return openRedis(t).Partners() })
+}
