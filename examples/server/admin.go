@@ -54,6 +54,9 @@ const adminTokenFile = "admin-token"
 //	GET    /admin/v1/licenses                   who holds a meeting license
 //	GET    /admin/v1/federation                 the federation policy (edge.Federation)
 //	POST   /admin/v1/federation                 {"open":true,"allow":[...],"block":[...],"forget":[...]}
+//	GET    /admin/v1/federation/partners        the partners: the config's and the admin's (service admin)
+//	POST   /admin/v1/federation/partners        {"domain":"partner.test","edge":"edge.partner.test:5061","ca":"<PEM>"} (service admin)
+//	DELETE /admin/v1/federation/partners/{domain}   an admin-added partner, blocked at once (service admin)
 //	POST   /admin/v1/certificates               {"uri":"sip:gateway@example.test","days":365}: a client certificate and its key
 //	GET    /admin/v1/certificates/revoked       the CA's revocations
 //	POST   /admin/v1/certificates/{serial}/revoke   {"reason":"keyCompromise"} (serial in hex)
@@ -99,6 +102,12 @@ type adminAPI struct {
 	// onFederation follows a change of the federation policy: what a
 	// domain no longer allowed holds ends. Nil: nothing follows.
 	onFederation func()
+	// partners are the federation partners, the config's and the
+	// admin's (partners.go).
+	partners *partnerSet
+	// adminChanges, in a pool, tells the other front ends of a change of
+	// the tenants or the federation (announce). Nil: a server of its own.
+	adminChanges presence.Feed
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
 	failures *auth.Backoff
@@ -146,6 +155,9 @@ func (a *adminAPI) handler() http.Handler {
 	mux.Handle("POST /admin/v1/tenants", serviceOnly(http.HandlerFunc(a.createTenant)))
 	mux.Handle("DELETE /admin/v1/tenants/{domain}", serviceOnly(http.HandlerFunc(a.deleteTenant)))
 	mux.Handle("/admin/v1/federation", serviceOnly(a.federationHandler()))
+	mux.Handle("GET /admin/v1/federation/partners", serviceOnly(http.HandlerFunc(a.listPartners)))
+	mux.Handle("POST /admin/v1/federation/partners", serviceOnly(http.HandlerFunc(a.addPartner)))
+	mux.Handle("DELETE /admin/v1/federation/partners/{domain}", serviceOnly(http.HandlerFunc(a.deletePartner)))
 	mux.HandleFunc("POST /admin/v1/certificates", a.issueCertificate)
 	mux.Handle("GET /admin/v1/certificates/revoked", serviceOnly(http.HandlerFunc(a.revoked)))
 	mux.Handle("POST /admin/v1/certificates/{serial}/revoke", serviceOnly(http.HandlerFunc(a.revoke)))

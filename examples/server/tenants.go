@@ -104,9 +104,9 @@ type reissue struct {
 }
 
 // followTenants returns what follows a change of the tenants through
-// the admin API: the edge serves their domains, and the certificates
-// name them, from the next request and handshake on. (Another front end
-// of a pool follows at its restart.)
+// the admin API, here or, through the pool's admin-changes feed, on
+// another front end: the edge serves their domains, and the certificates
+// name them, from the next request and handshake on.
 func followTenants(logger *slog.Logger, ae *edge.AccessEdge, certs ...reissue) func(domains []string) {
 	return func(domains []string) {
 		if err := ae.SetDomains(domains); err != nil {
@@ -233,6 +233,7 @@ func (a *adminAPI) createTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("admin API: tenant created", "tenant", t.Domain)
 	a.tenantsChanged(r.Context())
+	a.announce(r.Context(), changeTenants)
 	writeJSON(w, http.StatusCreated, tenantJSON{Domain: t.Domain, Name: t.Name})
 }
 
@@ -252,6 +253,7 @@ func (a *adminAPI) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("admin API: tenant deleted", "tenant", domain)
 	a.tenantsChanged(r.Context())
+	a.announce(r.Context(), changeTenants)
 	w.WriteHeader(http.StatusNoContent)
 }
 
