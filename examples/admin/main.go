@@ -25,7 +25,7 @@
 //	partner delete DOMAIN              a partner added here, blocked at once
 //	cert issue URI [-days N] -out PREFIX   writes PREFIX.crt and PREFIX.key (0600)
 //	cert revoked
-//	cert revoke SERIAL [-reason NAME]
+//	cert revoke SERIAL [-reason NAME] [-cert FILE]   -cert: the certificate itself (a tenant admin must give it)
 //	meetings ORGANIZER                 a user's meetings
 //	meeting show ID                    a meeting and who is in it
 //	meeting end ID                     end it for everyone and delete it
@@ -319,13 +319,22 @@ func (c *client) cert(args []string) error {
 	case "revoke":
 		fs := flag.NewFlagSet("cert revoke", flag.ContinueOnError)
 		reason := fs.String("reason", "", "RFC 5280 `reason`, e.g. keyCompromise, superseded")
+		certFile := fs.String("cert", "", "the certificate's PEM `file` (PREFIX.crt of cert issue): a tenant admin must give it")
 		if len(args) < 2 {
-			return usage("cert revoke SERIAL [-reason NAME]")
+			return usage("cert revoke SERIAL [-reason NAME] [-cert FILE]")
 		}
 		if err := fs.Parse(args[2:]); err != nil {
 			return usageError{err.Error()}
 		}
-		return c.call("POST", "/certificates/"+url.PathEscape(args[1])+"/revoke", map[string]string{"reason": *reason})
+		body := map[string]string{"reason": *reason}
+		if *certFile != "" {
+			pem, err := os.ReadFile(*certFile)
+			if err != nil {
+				return fmt.Errorf("-cert: %w", err)
+			}
+			body["certificate"] = string(pem)
+		}
+		return c.call("POST", "/certificates/"+url.PathEscape(args[1])+"/revoke", body)
 	case "issue":
 		fs := flag.NewFlagSet("cert issue", flag.ContinueOnError)
 		days := fs.Int("days", 0, "validity in `days` (0: the server's default)")

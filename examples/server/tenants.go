@@ -180,8 +180,9 @@ func mayAdminister(w http.ResponseWriter, r *http.Request, what, domain string) 
 }
 
 // serviceOnly lets through the service admin only: what is shared by
-// every tenant (the tenants themselves, the federation policy, the CA's
-// revocations) is not a tenant admin's to change.
+// every tenant (the tenants themselves, the federation policy and
+// partners, the CA's list of revocations) is not a tenant admin's to
+// change.
 func serviceOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s := scopeOf(r); s.tenant != "" {
