@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/internal/dnstest"
+	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/pki"
 )
 
@@ -145,5 +147,82 @@ func TestPartnersFromTheAdminAPI(t *testing.T) {
 	if out, err := run("federation"); err != nil || !strings.Contains(out, `"blocked": [
     "partner.test"`) {
 		t.Fatalf("the federation policy once partner.test was removed: %v\n%s", err, out)
+	}
+}
+
+// poolFrontEnd starts a front end of o's pool on ip, its own process,
+// on redis: o's config (its tenant, partner as a static partner, the
+// test DNS), with the edge on edge.
+func (o *organization) poolFrontEnd(t *testing.T, ip, edge, redisURL string, dns *dnstest.Server, partner *organization) *server {
+	t.Helper()
+	file := writeConfig(t, map[string]any{
+		"listen": ip, "data": o.data,
+		"http": ":0", "https": ":0", "sip_tls": ":0", "sip_wss": ":0", "edge_users": ":0", "turn": ":0", "turns": ":0", "media": ":0",
+		"edge":    edge,
+		"tenants": []map[string]string{{"domain": o.domain}},
+		"federation": map[string]any{"dns": dns.Addr, "partners": []any{map[string]any{"domain": partner.domain, "ca": partner.caFile(),
+			"edge": net.JoinHostPort(partner.domain, strconv.Itoa(partner.edgePort))}}},
+	})
+	s, _ := startServerProcessArgs(t, o.data, []string{"-config", file, "-store", "redis", "-redis", redisURL, "-pool", ip + ":0"})
+	for name, addr := range s.listeners {
+		_, port, _ := net.SplitHostPort(addr)
+		s.listeners[name] = net.JoinHostPort(ip, port)
+	}
+	return s
+}
+
+// TestPoolFollowsTenantAndFederationChanges: acme.test runs a pool of
+// two front ends on one redis-server, A (127.0.0.2) and B (127.0.0.4,
+// whose edge partner.test's server reaches). What acme.test's admin
+// changes through A, B follows at once: a new tenant is on B's
+// certificate, a partner added on A is B's partner, and once A blocks
+// partner.test, carol's subscription to alice's presence, held by B,
+// ends and her next message through B is refused.
+func TestPoolFollowsTenantAndFederationChanges(t *testing.T) {
+	rds := testredis.Run(t)
+	dns := dnstest.Start(t)
+	acme, partner := newOrganization(t, "acme.test", "127.0.0.4"), newOrganization(t, "partner.test", "127.0.0.3")
+	for _, o := range []*organization{acme, partner} {
+		dns.AddHost(o.domain, net.ParseIP(o.ip))
+	}
+	a := acme.poolFrontEnd(t, "127.0.0.2", "127.0.0.2:0", rds.URL, dns, partner)
+	b := acme.poolFrontEnd(t, "127.0.0.4", net.JoinHostPort(acme.ip, strconv.Itoa(acme.edgePort)), rds.URL, dns, partner)
+	partner.start(t, dns, acme, true)
+	acme.s = a
+	acme.user(t, "alice") // signed in on A
+	carol := partner.user(t, "carol")
+	carol.watch(t, "sip:alice@acme.test") // through B's edge: B holds the subscription
+	await(t, carol.notifies, "NOTIFY of alice's presence at carol", "<basic>open</basic>")
+
+	within := func(what string, done func() bool) {
+		t.Helper()
+		start := time.Now()
+		for !done() {
+			if time.Since(start) > 2*time.Second {
+				t.Fatalf("%s: not within 2 s of the change on A", what)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	a.admin(t).must("POST", "/tenants", `{"domain":"gamma.test","name":"Gamma"}`, 201, nil)
+	within("B's certificate names gamma.test", func() bool { return namesDomain(t, b, "gamma.test") })
+	a.admin(t).must("DELETE", "/tenants/gamma.test", "", 204, nil)
+	within("B's certificate no longer names gamma.test", func() bool { return !namesDomain(t, b, "gamma.test") })
+
+	a.admin(t).must("POST", "/federation/partners", `{"domain":"other.test","edge":"edge.other.test:5061"}`, 201, nil)
+	within("other.test a partner on B", func() bool {
+		var list []partnerJSON
+		b.admin(t).must("GET", "/federation/partners", "", 200, &list)
+		return len(list) == 2 && list[1].Domain == "other.test" && list[1].Source == "admin"
+	})
+
+	blocked := time.Now()
+	a.admin(t).must("POST", "/federation", `{"block":["partner.test"]}`, 200, nil)
+	await(t, carol.notifies, "the end of carol's subscription to alice, held by B", "Subscription-State: terminated;reason=rejected")
+	if d := time.Since(blocked); d > 2*time.Second {
+		t.Fatalf("carol's subscription on B ended %v after A blocked partner.test", d)
+	}
+	if code := carol.send(t, sip.MESSAGE, "sip:alice@acme.test", "text/plain", "still there?"); code != 403 {
+		t.Fatalf("carol to alice through B once A blocked partner.test: %d, want 403", code)
 	}
 }
