@@ -49,11 +49,12 @@
 // Several front ends form a pool when they share the data directory (its
 // CA and users) and one Redis (-store redis -redis URL), each with a
 // -pool listener of its own: registrations, publications, contacts,
-// meetings, federation settings and the CA's revocations are in Redis
-// (a certificate revoked on one front end is on every one's CRL), a
-// presence change on one front end reaches watchers on the others, and a
-// MESSAGE for a user connected to another front end is passed to it over
-// mutual TLS.
+// meetings, the federation policy and partners and the CA's revocations
+// are in Redis (a certificate revoked on one front end is on every one's
+// CRL; a change of the tenants or the federation through one front end's
+// admin API is followed by the others at once), a presence change on one
+// front end reaches watchers on the others, and a MESSAGE for a user
+// connected to another front end is passed to it over mutual TLS.
 //
 // The tenant admin manages users, licenses, federation, certificates,
 // meetings and sessions over HTTPS (/admin/v1/, with the bearer token in

@@ -68,12 +68,12 @@ func (s *partnerSet) follow(apply func(*partners) error) {
 // follow them. A stored partner whose CA cannot be read is left out,
 // logged: the others still federate.
 func (s *partnerSet) reload(ctx context.Context) error {
+	s.mu.Lock() // held while reading: a later read is never overtaken by an earlier one
+	defer s.mu.Unlock()
 	list, err := s.store.LoadPartners(ctx)
 	if err != nil {
 		return fmt.Errorf("federation partners: %w", err)
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	var stored []partner
 	for _, fp := range list {
 		p := partner{domain: strings.ToLower(fp.Domain), edge: fp.Edge}
