@@ -167,7 +167,7 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	if err != nil {
 		return nil, err
 	}
-	routes, err := partnerRoutesOf("edge: AccessEdgeConfig.", cfg.Partners, cfg.PartnerCAs)
+	routes, err := configuredRoutes(cfg.Partners, cfg.PartnerCAs)
 	if err != nil {
 		return nil, err
 	}

@@ -101,6 +101,21 @@ func partnerRoutesOf(field string, edges map[string]string, cas map[string]*x509
 	return r, nil
 }
 
+// configuredRoutes is partnerRoutesOf for AccessEdgeConfig, whose
+// Partners map stays the caller's, looked up as it was given (domains in
+// lower case): a caller may fill it in once the edges run, as before
+// SetPartners existed.
+func configuredRoutes(edges map[string]string, cas map[string]*x509.CertPool) (*partnerRoutes, error) {
+	r, err := partnerRoutesOf("edge: AccessEdgeConfig.", edges, cas)
+	if err != nil {
+		return nil, err
+	}
+	if edges != nil {
+		r.edges = edges
+	}
+	return r, nil
+}
+
 // SetPartners replaces the partners' Access Edges and the CAs bound to
 // their domains (see AccessEdgeConfig.Partners and PartnerCAs), as an
 // admin adds or removes partners: the next request to a partner, and the
