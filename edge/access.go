@@ -35,6 +35,13 @@ type Connections interface {
 type AccessEdgeConfig struct {
 	// Federation decides which partner domains may pass.
 	Federation *Federation
+	// TenantAllows, if set, is each tenant's own say besides Federation:
+	// a new request between a user of tenant (one of Domains) and
+	// partner passes only if it reports true too (a tenant admin's
+	// policy for their tenant). Requests within a dialog already begun
+	// are checked against Federation alone. Nil: Federation decides
+	// alone.
+	TenantAllows func(tenant, partner string) bool
 	// Domains are the tenants' SIP domains: partners may address requests
 	// to these and nothing else (the edge is no open relay). SetDomains
 	// changes them while the edge runs, as tenants come and go.
@@ -546,6 +553,9 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	case !e.cfg.Federation.Allowed(domain):
 		respond(tx, req, 403, "Federation with this domain is blocked")
 		return
+	case !e.tenantAllows(user.Host, domain):
+		respond(tx, req, 403, "Federation with this domain is blocked for this tenant")
+		return
 	}
 	addr, err := e.partnerEdge(domain)
 	switch {
@@ -591,6 +601,10 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 404, "Not a domain of this edge")
 		return
 	}
+	if _, partner, _ := strings.Cut(sender, "@"); !e.tenantAllows(req.Recipient.Host, partner) {
+		respond(tx, req, 403, "Federation with this domain is blocked for this tenant")
+		return
+	}
 	out := req.Clone()
 	sipx.RemoveHeaders(out, "Route") // routes to this edge; inside, the internal server is the last hop
 	strip(out)
@@ -605,6 +619,12 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 	out.SetTransport("TLS")
 	out.SetDestination(e.cfg.Internal)
 	e.relay(req, tx, out, canceled)
+}
+
+// tenantAllows reports whether tenant's own policy lets it federate with
+// partner (AccessEdgeConfig.TenantAllows).
+func (e *AccessEdge) tenantAllows(tenant, partner string) bool {
+	return e.cfg.TenantAllows == nil || e.cfg.TenantAllows(normalize(tenant), normalize(partner))
 }
 
 // admitPartner applies the federation checks to a request from a partner

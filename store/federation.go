@@ -19,16 +19,25 @@ var keyFederationPolicy = []byte("policy")
 
 // Federation returns the database's edge.FederationStore: the tenant
 // admin's federation policy (edge.OpenFederation).
-func (b *Bolt) Federation() edge.FederationStore { return boltFederation{b.db} }
+func (b *Bolt) Federation() edge.FederationStore { return boltFederation{b.db, keyFederationPolicy} }
 
-type boltFederation struct{ db *bolt.DB }
+// TenantFederation returns the edge.FederationStore of one tenant's own
+// federation policy (its admin's, besides the service's).
+func (b *Bolt) TenantFederation(tenant string) edge.FederationStore {
+	return boltFederation{b.db, []byte("tenant-policy:" + strings.ToLower(tenant))}
+}
+
+type boltFederation struct {
+	db  *bolt.DB
+	key []byte
+}
 
 // LoadFederation implements edge.FederationStore.
 func (s boltFederation) LoadFederation(context.Context) (edge.FederationPolicy, bool, error) {
 	var p edge.FederationPolicy
 	found := false
 	err := s.db.View(func(tx *bolt.Tx) error {
-		raw := tx.Bucket(bucketFederation).Get(keyFederationPolicy)
+		raw := tx.Bucket(bucketFederation).Get(s.key)
 		if raw == nil {
 			return nil
 		}
@@ -46,19 +55,28 @@ func (s boltFederation) SaveFederation(_ context.Context, p edge.FederationPolic
 	if err != nil {
 		return err
 	}
-	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketFederation).Put(keyFederationPolicy, raw) })
+	return s.db.Update(func(tx *bolt.Tx) error { return tx.Bucket(bucketFederation).Put(s.key, raw) })
 }
 
 // Federation returns the server's edge.FederationStore, which every front
 // end of a pool shares.
-func (r *Redis) Federation() edge.FederationStore { return redisFederation{r} }
+func (r *Redis) Federation() edge.FederationStore { return redisFederation{r, r.key("federation")} }
 
-type redisFederation struct{ r *Redis }
+// TenantFederation returns the edge.FederationStore of one tenant's own
+// federation policy, which every front end of a pool shares.
+func (r *Redis) TenantFederation(tenant string) edge.FederationStore {
+	return redisFederation{r, r.key("federation", "tenant", strings.ToLower(tenant))}
+}
+
+type redisFederation struct {
+	r   *Redis
+	key string
+}
 
 // LoadFederation implements edge.FederationStore.
 func (s redisFederation) LoadFederation(ctx context.Context) (edge.FederationPolicy, bool, error) {
 	var p edge.FederationPolicy
-	raw, err := s.r.c.Get(ctx, s.r.key("federation")).Bytes()
+	raw, err := s.r.c.Get(ctx, s.key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return p, false, nil
 	}
@@ -75,7 +93,7 @@ func (s redisFederation) SaveFederation(ctx context.Context, p edge.FederationPo
 	if err != nil {
 		return err
 	}
-	return redisErr(s.r.c.Set(ctx, s.r.key("federation"), raw, 0).Err())
+	return redisErr(s.r.c.Set(ctx, s.key, raw, 0).Err())
 }
 
 // partnerPrefix begins the keys of the partners in the federation bucket

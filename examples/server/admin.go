@@ -47,6 +47,8 @@ const adminTokenFile = "admin-token"
 //	GET    /admin/v1/tenants                    the tenants: {"domain","name"}
 //	POST   /admin/v1/tenants                    {"domain":"acme.test","name":"Acme"} (service admin)
 //	DELETE /admin/v1/tenants/{domain}           once it has no users (service admin)
+//	GET    /admin/v1/tenants/{domain}/federation   the tenant's own federation policy (edge.Federation), besides the service's
+//	POST   /admin/v1/tenants/{domain}/federation   {"open":false,"allow":[...],"block":[...],"forget":[...]} (the tenant's admin too)
 //	GET    /admin/v1/users                      the users (never their credentials)
 //	POST   /admin/v1/users                      {"uri","display_name","password","enabled","meeting_license","password_sign_in",...}
 //	GET    /admin/v1/users/{uri}
@@ -107,6 +109,9 @@ type adminAPI struct {
 	// partners are the federation partners, the config's and the
 	// admin's (partners.go).
 	partners *partnerSet
+	// tenantPolicies are the tenants' own federation policies
+	// (tenantfederation.go).
+	tenantPolicies *tenantPolicies
 	// adminChanges, in a pool, tells the other front ends of a change of
 	// the tenants or the federation (announce). Nil: a server of its own.
 	adminChanges presence.Feed
@@ -156,6 +161,7 @@ func (a *adminAPI) handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
 	mux.Handle("POST /admin/v1/tenants", serviceOnly(http.HandlerFunc(a.createTenant)))
 	mux.Handle("DELETE /admin/v1/tenants/{domain}", serviceOnly(http.HandlerFunc(a.deleteTenant)))
+	mux.HandleFunc("/admin/v1/tenants/{domain}/federation", a.tenantFederation)
 	mux.Handle("/admin/v1/federation", serviceOnly(a.federationHandler()))
 	mux.Handle("GET /admin/v1/federation/partners", serviceOnly(http.HandlerFunc(a.listPartners)))
 	mux.Handle("POST /admin/v1/federation/partners", serviceOnly(http.HandlerFunc(a.addPartner)))

@@ -233,14 +233,26 @@ func (r *statusRecorder) WriteHeader(status int) {
 	r.ResponseWriter.WriteHeader(status)
 }
 
-// endFederated returns what ends, once the federation policy changes,
-// the presence subscriptions of partners' users whose domain is no
-// longer allowed: each gets a final NOTIFY (terminated;reason=rejected)
-// and sees nothing more.
-func endFederated(fed *edge.Federation, ps *presence.PresenceServer, logger *slog.Logger) func() {
+// endFederated returns what ends, once the federation policy changes
+// (the service's or a tenant's), the presence subscriptions of partners'
+// users whose domain is no longer allowed to reach the user they watch:
+// each gets a final NOTIFY (terminated;reason=rejected) and sees nothing
+// more. domains are the tenants'.
+func endFederated(fed *edge.Federation, tenants *tenantPolicies, domains func() []string, ps *presence.PresenceServer, logger *slog.Logger) func() {
 	return func() {
-		n := ps.EndSubscriptions(func(w *auth.Identity) bool {
-			return w.Kind == auth.Federated && !fed.Allowed(domainOf(w.URI))
+		// Every tenant's own policy open first: the check below runs
+		// under the presence server's lock, and reads no store.
+		for _, d := range domains() {
+			if _, err := tenants.get(context.Background(), d); err != nil {
+				logger.Error("federation: a tenant's policy unreadable", "tenant", d, "err", err)
+			}
+		}
+		n := ps.EndSubscriptionsTo(func(w *auth.Identity, presentity string) bool {
+			if w.Kind != auth.Federated {
+				return false
+			}
+			partner := domainOf(w.URI)
+			return !fed.Allowed(partner) || !tenants.loaded(domainOf(presentity), partner)
 		})
 		if n > 0 {
 			logger.Info("federation: subscriptions of partners no longer allowed ended", "subscriptions", n)

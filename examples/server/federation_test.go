@@ -23,7 +23,8 @@ type organization struct {
 	data       string
 	edgePort   int
 	s          *server
-	kill       func() // ends s's process
+	kill       func()   // ends s's process
+	more       []string // tenants besides domain
 }
 
 // freePort returns a TCP port free on ip now (the edge's port must be in
@@ -48,6 +49,15 @@ func newOrganization(t *testing.T, domain, ip string) *organization {
 	return o
 }
 
+// tenants is o's config's "tenants".
+func (o *organization) tenants() []map[string]string {
+	out := []map[string]string{{"domain": o.domain}}
+	for _, d := range o.more {
+		out = append(out, map[string]string{"domain": d})
+	}
+	return out
+}
+
 func (o *organization) caFile() string { return filepath.Join(o.data, "ca", pki.CACertFile) }
 
 // start runs o's server as its own process, federating with partner: at
@@ -69,7 +79,7 @@ func (o *organization) startWith(t *testing.T, dns *dnstest.Server, partners []a
 		"listen": o.ip, "data": o.data,
 		"http": ":0", "https": ":0", "sip_tls": ":0", "sip_wss": ":0", "edge_users": ":0", "turn": ":0", "turns": ":0", "media": ":0",
 		"edge":       net.JoinHostPort(o.ip, strconv.Itoa(o.edgePort)),
-		"tenants":    []map[string]string{{"domain": o.domain}},
+		"tenants":    o.tenants(),
 		"federation": map[string]any{"partners": partners, "dns": dns.Addr},
 	}
 	file := writeConfig(t, cfg)

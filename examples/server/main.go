@@ -204,8 +204,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var liveness poolLiveness      // which front ends are alive
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var partnerStore edge.PartnerStore = &edge.MemoryPartnerStore{}
-	var revocations pki.RevocationStore // nil: the CA's own ca.json
-	var dirStore auth.DirectoryStore    // nil: the data directory's directory.json
+	tenantFederation := &tenantPolicies{} // each tenant's own federation policy; in memory unless a store keeps it
+	var revocations pki.RevocationStore   // nil: the CA's own ca.json
+	var dirStore auth.DirectoryStore      // nil: the data directory's directory.json
 	switch cfg.Store {
 	case "bolt":
 		db, err := store.OpenBolt(filepath.Join(cfg.Data, "parley.db"))
@@ -215,6 +216,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		defer db.Close()
 		meetings, policies, publications, federationStore = db.Meetings(), db.Policies(), db.Publications(), db.Federation()
 		revocations, dirStore, partnerStore = db.Revocations(), db.Directory(), db.Partners()
+		tenantFederation.store = db.TenantFederation
 	case "redis":
 		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.Redis})
 		if err != nil {
@@ -224,6 +226,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
 		feed, withdrawals, revokedFeed, adminChanges = r.Feed(), r.Withdrawals(), r.RevokedCertificates(), r.AdminChanges()
 		revocations, dirStore, partnerStore = r.Revocations(), r.Directory(), r.Partners()
+		tenantFederation.store = r.TenantFederation
 		liveness = r
 	}
 	// The directory of tenants and users: the certificates name the
@@ -570,6 +573,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer edgeClient.Close()
 	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: domains,
+		TenantAllows: tenantFederation.allows, // and each tenant's own policy
 		// The edge sits between two networks: partners and remote users
 		// reach its listeners (bind them to the external interface),
 		// and it reaches the internal SIP listener from this machine.
@@ -622,8 +626,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), staticTokenOff: !idp.staticAdminToken, directory: directory,
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
 		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed, partners: fedPartners, adminChanges: adminChanges,
-		holders: []certificateHolder{authn, relay, accessEdge}}
-	admin.onFederation = endFederated(federation, presenceSrv, logger)
+		tenantPolicies: tenantFederation,
+		holders:        []certificateHolder{authn, relay, accessEdge}}
+	admin.onFederation = endFederated(federation, tenantFederation, accessEdge.Domains, presenceSrv, logger)
 	admin.onTenants = followTenants(logger, accessEdge,
 		reissue{serverCert, func(d []string) (*pki.KeyPair, error) {
 			return ensureServerCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs, sipLn.Addr(), poolLn)

@@ -284,6 +284,9 @@ func (a *adminAPI) followAdminChange(ctx context.Context, what string) {
 		if err := a.federation.Reload(ctx); err != nil {
 			a.logger.Error("federation policy not reloaded after another front end's change", "err", err)
 		}
+		if err := a.tenantPolicies.reload(ctx); err != nil {
+			a.logger.Error("tenants' federation policies not reloaded after another front end's change", "err", err)
+		}
 		if err := a.partners.reload(ctx); err != nil {
 			a.logger.Error("federation partners not reloaded after another front end's change", "err", err)
 		}

@@ -226,3 +226,57 @@ func TestPoolFollowsTenantAndFederationChanges(t *testing.T) {
 		t.Fatalf("carol to alice through B once A blocked partner.test: %d, want 403", code)
 	}
 }
+
+// TestTenantFederationPolicy: acme.test's server hosts acme.test and
+// beta.test, both federating with partner.test. acme.test's own policy
+// blocks partner.test (the service's still allows it): carol of
+// partner.test no longer reaches alice of acme.test, nor alice her,
+// and carol's subscription to alice's presence ends; bea of beta.test
+// and carol still reach each other.
+func TestTenantFederationPolicy(t *testing.T) {
+	dns := dnstest.Start(t)
+	acme, partner := newOrganization(t, "acme.test", "127.0.0.2"), newOrganization(t, "partner.test", "127.0.0.3")
+	acme.more = []string{"beta.test"}
+	for _, o := range []*organization{acme, partner} {
+		dns.AddHost(o.domain, net.ParseIP(o.ip))
+	}
+	acmeEdge := net.JoinHostPort(acme.domain, strconv.Itoa(acme.edgePort))
+	acme.start(t, dns, partner, true)
+	partner.startWith(t, dns, []any{ // acme.test's edge serves both its tenants
+		map[string]any{"domain": "acme.test", "ca": acme.caFile(), "edge": acmeEdge},
+		map[string]any{"domain": "beta.test", "ca": acme.caFile(), "edge": acmeEdge}})
+	const password = "a long enough password"
+	acme.s.admin(t).must("POST", "/users", `{"uri":"sip:bea@beta.test","enabled":true,"password":"`+password+`"}`, 201, nil)
+	alice, bea, carol := acme.user(t, "alice"), signIn(t, acme.s, "bea@beta.test", password), partner.user(t, "carol")
+	carol.watch(t, "sip:alice@acme.test")
+	await(t, carol.notifies, "NOTIFY of alice's presence at carol", "<basic>open</basic>")
+	reach := func(from *phone, to string, want int) {
+		t.Helper()
+		if code := from.send(t, sip.MESSAGE, to, "text/plain", "hello"); code != want {
+			t.Fatalf("%s to %s: %d, want %d", from.name, to, code, want)
+		}
+	}
+	reach(carol, "sip:alice@acme.test", 200)
+
+	a := acme.s.admin(t)
+	a.must("POST", "/tenants/acme.test/federation", `{"block":["partner.test"]}`, 200, nil)
+	await(t, carol.notifies, "the end of carol's subscription to alice", "Subscription-State: terminated;reason=rejected")
+	reach(carol, "sip:alice@acme.test", 403)
+	reach(alice, "sip:carol@partner.test", 403)
+	reach(carol, "sip:bea@beta.test", 200)
+	reach(bea, "sip:carol@partner.test", 200)
+	var policy struct{ Blocked []string }
+	a.must("GET", "/federation", "", 200, &policy)
+	if len(policy.Blocked) != 0 {
+		t.Fatalf("the service's policy blocks %v: acme.test's own block is acme.test's alone", policy.Blocked)
+	}
+	a.must("GET", "/tenants/acme.test/federation", "", 200, &policy)
+	if len(policy.Blocked) != 1 || policy.Blocked[0] != "partner.test" {
+		t.Fatalf("acme.test's own policy blocks %v, want partner.test", policy.Blocked)
+	}
+	a.must("GET", "/tenants/nowhere.test/federation", "", 404, nil)
+
+	// Forgotten again: carol reaches alice once more.
+	a.must("POST", "/tenants/acme.test/federation", `{"forget":["partner.test"]}`, 200, nil)
+	reach(carol, "sip:alice@acme.test", 200)
+}
