@@ -8,7 +8,6 @@ import (
 	"crypto/x509"
 	"encoding/base64"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -36,6 +35,13 @@ type Connections interface {
 type AccessEdgeConfig struct {
 	// Federation decides which partner domains may pass.
 	Federation *Federation
+	// TenantAllows, if set, is each tenant's own say besides Federation:
+	// a new request between a user of tenant (one of Domains) and
+	// partner passes only if it reports true too (a tenant admin's
+	// policy for their tenant). Requests within a dialog already begun
+	// are checked against Federation alone. Nil: Federation decides
+	// alone.
+	TenantAllows func(tenant, partner string) bool
 	// Domains are the tenants' SIP domains: partners may address requests
 	// to these and nothing else (the edge is no open relay). SetDomains
 	// changes them while the edge runs, as tenants come and go.
@@ -61,7 +67,7 @@ type AccessEdgeConfig struct {
 	InternalNames []string
 	InternalCA    *x509.Certificate
 	// Partners maps a partner domain to its Access Edge's address, for
-	// outbound federation. A partner edge's certificate must name its
+	// outbound federation (SetPartners replaces them while the edge runs). A partner edge's certificate must name its
 	// domain; give its address by a name the certificate carries (TLS
 	// carries no name for an IP address).
 	Partners map[string]string
@@ -123,8 +129,9 @@ type AccessEdge struct {
 	userIDs  map[string]string    // the same, to a random name of each (auth.EdgeFlowHeader)
 	userAddr string               // where users reach the edge (UserListener)
 
-	internalAddr string                   // Internal resolved, as requests from it show their source
-	domains      atomic.Pointer[[]string] // the tenants' domains, normalized (SetDomains)
+	internalAddr string                        // Internal resolved, as requests from it show their source
+	domains      atomic.Pointer[[]string]      // the tenants' domains, normalized (SetDomains)
+	partners     atomic.Pointer[partnerRoutes] // Partners and PartnerCAs, normalized (SetPartners)
 
 	draining atomic.Bool  // Shutdown has begun
 	inFlight atomic.Int64 // requests being handled, for Shutdown
@@ -167,15 +174,9 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	if err != nil {
 		return nil, err
 	}
-	for d, pool := range cfg.PartnerCAs {
-		if strings.TrimSpace(d) == "" || pool == nil {
-			return nil, fmt.Errorf("edge: AccessEdgeConfig.PartnerCAs[%q]: a domain and its CAs are required", d)
-		}
-	}
-	for d, addr := range cfg.Partners {
-		if d == "" || addr == "" {
-			return nil, fmt.Errorf("edge: AccessEdgeConfig.Partners[%q] = %q: a domain and an address are required", d, addr)
-		}
+	routes, err := configuredRoutes(cfg.Partners, cfg.PartnerCAs)
+	if err != nil {
+		return nil, err
 	}
 	if _, err := auth.LimitListener(nil, cfg.ConnLimits); err != nil {
 		return nil, errors.New("edge: AccessEdgeConfig." + strings.TrimPrefix(err.Error(), "auth: "))
@@ -201,14 +202,9 @@ func NewAccessEdge(cfg AccessEdgeConfig) (*AccessEdge, error) {
 	}
 	e := &AccessEdge{cfg: cfg, peers: map[string]*tls.Conn{}, users: map[string]*tls.Conn{}, userIDs: map[string]string{}}
 	e.domains.Store(&domains)
+	e.partners.Store(routes)
+	e.cfg.Partners, e.cfg.PartnerCAs = nil, nil // SetPartners replaces them: e.partners holds them
 	e.ctx, e.stop = context.WithCancel(context.Background())
-	if cfg.PartnerCAs != nil { // normalized, and the caller's map left as it is
-		cas := make(map[string]*x509.CertPool, len(cfg.PartnerCAs))
-		for d, pool := range cfg.PartnerCAs {
-			cas[normalize(d)] = pool
-		}
-		e.cfg.PartnerCAs = cas
-	}
 	e.internalAddr = e.resolve(cfg.Internal)
 	_, _ = rand.Read(e.key[:])
 	return e, nil
@@ -557,6 +553,9 @@ func (e *AccessEdge) outbound(req *sip.Request, tx sip.ServerTransaction) {
 	case !e.cfg.Federation.Allowed(domain):
 		respond(tx, req, 403, "Federation with this domain is blocked")
 		return
+	case !e.tenantAllows(user.Host, domain):
+		respond(tx, req, 403, "Federation with this domain is blocked for this tenant")
+		return
 	}
 	addr, err := e.partnerEdge(domain)
 	switch {
@@ -602,6 +601,10 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 		respond(tx, req, 404, "Not a domain of this edge")
 		return
 	}
+	if _, partner, _ := strings.Cut(sender, "@"); !e.tenantAllows(req.Recipient.Host, partner) {
+		respond(tx, req, 403, "Federation with this domain is blocked for this tenant")
+		return
+	}
 	out := req.Clone()
 	sipx.RemoveHeaders(out, "Route") // routes to this edge; inside, the internal server is the last hop
 	strip(out)
@@ -616,6 +619,12 @@ func (e *AccessEdge) fromPartner(req *sip.Request, tx sip.ServerTransaction) {
 	out.SetTransport("TLS")
 	out.SetDestination(e.cfg.Internal)
 	e.relay(req, tx, out, canceled)
+}
+
+// tenantAllows reports whether tenant's own policy lets it federate with
+// partner (AccessEdgeConfig.TenantAllows).
+func (e *AccessEdge) tenantAllows(tenant, partner string) bool {
+	return e.cfg.TenantAllows == nil || e.cfg.TenantAllows(normalize(tenant), normalize(partner))
 }
 
 // admitPartner applies the federation checks to a request from a partner

@@ -77,6 +77,35 @@ func OpenFederation(ctx context.Context, store FederationStore) (*Federation, er
 	return f, nil
 }
 
+// Reload reads the settings from the store again, replacing the ones in
+// memory: another front end sharing the store (store.Redis) changed
+// them. Without a store it changes nothing.
+func (f *Federation) Reload(ctx context.Context) error {
+	if f.store == nil {
+		return nil
+	}
+	f.wmu.Lock()
+	defer f.wmu.Unlock()
+	p, ok, err := f.store.LoadFederation(ctx)
+	if err != nil {
+		return fmt.Errorf("edge: loading the federation policy: %w", err)
+	}
+	closed, allowed, blocked := false, map[string]bool{}, map[string]bool{}
+	if ok {
+		closed = !p.Open
+		for _, d := range p.Allowed {
+			allowed[normalize(d)] = true
+		}
+		for _, d := range p.Blocked {
+			blocked[normalize(d)] = true
+		}
+	}
+	f.mu.Lock()
+	f.closed, f.allowed, f.blocked = closed, allowed, blocked
+	f.mu.Unlock()
+	return nil
+}
+
 func normalize(domain string) string { return strings.TrimSuffix(strings.ToLower(domain), ".") }
 
 // Allowed reports whether requests from domain may pass.

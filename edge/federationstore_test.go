@@ -42,3 +42,32 @@ func TestFederationChangeNotStoredChangesNothing(t *testing.T) {
 		t.Fatalf("admin API with the store refusing: %s, open %v", res.Status, f.Policy().Open)
 	}
 }
+
+// TestFederationReload: two front ends' federations on one store; what
+// one changes, the other decides by once it reloads, and only then.
+func TestFederationReload(t *testing.T) {
+	s := &MemoryFederationStore{}
+	a, err := OpenFederation(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := OpenFederation(t.Context(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Block("partner.test"); err != nil {
+		t.Fatal(err)
+	}
+	if !b.Allowed("partner.test") {
+		t.Fatal("b follows a's change before it reloads")
+	}
+	if err := b.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if b.Allowed("partner.test") {
+		t.Fatal("b still lets partner.test through once it reloaded a's block")
+	}
+	if err := NewFederation().Reload(t.Context()); err != nil {
+		t.Fatalf("reloading a federation without a store: %v", err)
+	}
+}

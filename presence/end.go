@@ -15,10 +15,21 @@ func (s *PresenceServer) EndSubscriptions(match func(watcher *auth.Identity) boo
 	if match == nil {
 		return 0 // nothing matches
 	}
+	return s.EndSubscriptionsTo(func(w *auth.Identity, _ string) bool { return match(w) })
+}
+
+// EndSubscriptionsTo is EndSubscriptions with the presentity watched
+// (its canonical address of record) given to match too: a tenant's
+// policy withdraws a federated domain's rights to that tenant's users
+// alone.
+func (s *PresenceServer) EndSubscriptionsTo(match func(watcher *auth.Identity, presentity string) bool) int {
+	if match == nil {
+		return 0 // nothing matches
+	}
 	s.mu.Lock()
 	var ended []*subscription
 	for _, sub := range s.subs {
-		if sub.terminated == "" && match(sub.watcher) {
+		if sub.terminated == "" && match(sub.watcher, sub.presentity) {
 			sub.terminated = "rejected"
 			ended = append(ended, sub)
 		}

@@ -186,6 +186,13 @@ func (r *Redis) Withdrawals() presence.Feed { return r.feedOn("withdrawals") }
 // connections the certificate opened.
 func (r *Redis) RevokedCertificates() presence.Feed { return r.feedOn("revoked-certificates") }
 
+// AdminChanges returns a fourth feed of the pool, of what an admin
+// changed on some front end that every front end holds in memory (the
+// application names it: the reference server says "tenants" or
+// "federation"): each front end that hears one reads it again from the
+// store and follows it at once.
+func (r *Redis) AdminChanges() presence.Feed { return r.feedOn("admin-changes") }
+
 func (r *Redis) feedOn(name string) presence.Feed {
 	var id [8]byte
 	_, _ = rand.Read(id[:])

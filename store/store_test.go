@@ -183,3 +183,44 @@ func TestBoltDirectory(t *testing.T) {
 func TestRedisDirectory(t *testing.T) {
 	storetest.DirectoryStore(t, func(t *testing.T) auth.DirectoryStore { return openRedis(t).Directory() })
 }
+
+func TestMemoryPartners(t *testing.T) {
+	storetest.PartnerStore(t, func(*testing.T) edge.PartnerStore { return &edge.MemoryPartnerStore{} })
+}
+
+// TestBoltPartners: the partners share the federation bucket with the
+// policy, which is never read as a partner.
+func TestBoltPartners(t *testing.T) {
+	storetest.PartnerStore(t, func(t *testing.T) edge.PartnerStore {
+		b := openBolt(t)
+		if err := b.Federation().SaveFederation(context.Background(), edge.FederationPolicy{Open: true}); err != nil {
+			t.Fatal(err)
+		}
+		return b.Partners()
+	})
+}
+
+func TestRedisPartners(t *testing.T) {
+	storetest.PartnerStore(t, func(t *testing.T) edge.PartnerStore { return openRedis(t).Partners() })
+}
+
+// TestTenantFederationStores: each tenant's policy is a store of its
+// own, apart from the service's and the other tenants'.
+func TestTenantFederationStores(t *testing.T) {
+	b, r := openBolt(t), openRedis(t)
+	for name, st := range map[string]struct {
+		service        edge.FederationStore
+		tenant, beside func(string) edge.FederationStore
+	}{"bolt": {b.Federation(), b.TenantFederation, b.TenantFederation}, "redis": {r.Federation(), r.TenantFederation, r.TenantFederation}} {
+		storetest.FederationStore(t, func(*testing.T) edge.FederationStore { return st.tenant("Acme.test") })
+		ctx := context.Background()
+		for _, other := range []edge.FederationStore{st.service, st.beside("beta.test")} {
+			if _, found, err := other.LoadFederation(ctx); found || err != nil {
+				t.Fatalf("%s: acme.test's policy found beside it: %v %v", name, found, err)
+			}
+		}
+		if _, found, err := st.tenant("acme.test").LoadFederation(ctx); !found || err != nil {
+			t.Fatalf("%s: acme.test's policy not found by its lower-case name: %v %v", name, found, err)
+		}
+	}
+}

@@ -20,9 +20,12 @@
 //	federation                         the federation policy
 //	federation open|closed
 //	federation allow|block|forget DOMAIN...
+//	partners                           the federation partners (service admin)
+//	partner add DOMAIN [-edge HOST:PORT] [-ca FILE]   a partner, allowed at once; -edge: its Access Edge (default: DNS SRV), -ca: the PEM of its CA (default: the system's roots)
+//	partner delete DOMAIN              a partner added here, blocked at once
 //	cert issue URI [-days N] -out PREFIX   writes PREFIX.crt and PREFIX.key (0600)
 //	cert revoked
-//	cert revoke SERIAL [-reason NAME]
+//	cert revoke SERIAL [-reason NAME] [-cert FILE]   -cert: the certificate itself (a tenant admin must give it)
 //	meetings ORGANIZER                 a user's meetings
 //	meeting show ID                    a meeting and who is in it
 //	meeting end ID                     end it for everyone and delete it
@@ -84,7 +87,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return usageError{err.Error()}
 	}
 	if fs.NArg() == 0 {
-		return usage("no command (users, user, licenses, federation, cert, meetings, meeting, sessions, signout)")
+		return usage("no command (tenants, tenant, users, user, licenses, federation, partners, partner, cert, meetings, meeting, sessions, signout)")
 	}
 	token, err := readToken(*tokenFile)
 	if err != nil {
@@ -158,6 +161,10 @@ func (c *client) command(name string, args []string) error {
 		return c.user(args)
 	case "federation":
 		return c.federation(args)
+	case "partners":
+		return c.call("GET", "/federation/partners", nil)
+	case "partner":
+		return c.partner(args)
 	case "cert":
 		return c.cert(args)
 	case "meetings":
@@ -275,6 +282,33 @@ func (c *client) federation(args []string) error {
 	return c.call("POST", "/federation", change)
 }
 
+func (c *client) partner(args []string) error {
+	if len(args) < 2 || (args[0] != "add" && args[0] != "delete") {
+		return usage("partner add|delete DOMAIN [-edge HOST:PORT] [-ca FILE]")
+	}
+	if args[0] == "delete" {
+		if len(args) != 2 {
+			return usage("partner delete DOMAIN")
+		}
+		return c.call("DELETE", "/federation/partners/"+url.PathEscape(args[1]), nil)
+	}
+	fs := flag.NewFlagSet("partner add", flag.ContinueOnError)
+	edge := fs.String("edge", "", "the partner's Access Edge, `host:port` (a name its certificate carries); default: found in DNS")
+	caFile := fs.String("ca", "", "the PEM `file` of the partner's CA; default: the system's roots")
+	if err := fs.Parse(args[2:]); err != nil {
+		return usageError{err.Error()}
+	}
+	body := map[string]string{"domain": args[1], "edge": *edge}
+	if *caFile != "" {
+		pem, err := os.ReadFile(*caFile)
+		if err != nil {
+			return fmt.Errorf("-ca: %w", err)
+		}
+		body["ca"] = string(pem)
+	}
+	return c.call("POST", "/federation/partners", body)
+}
+
 func (c *client) cert(args []string) error {
 	if len(args) == 0 {
 		return usage("cert issue|revoked|revoke")
@@ -285,13 +319,22 @@ func (c *client) cert(args []string) error {
 	case "revoke":
 		fs := flag.NewFlagSet("cert revoke", flag.ContinueOnError)
 		reason := fs.String("reason", "", "RFC 5280 `reason`, e.g. keyCompromise, superseded")
+		certFile := fs.String("cert", "", "the certificate's PEM `file` (PREFIX.crt of cert issue): a tenant admin must give it")
 		if len(args) < 2 {
-			return usage("cert revoke SERIAL [-reason NAME]")
+			return usage("cert revoke SERIAL [-reason NAME] [-cert FILE]")
 		}
 		if err := fs.Parse(args[2:]); err != nil {
 			return usageError{err.Error()}
 		}
-		return c.call("POST", "/certificates/"+url.PathEscape(args[1])+"/revoke", map[string]string{"reason": *reason})
+		body := map[string]string{"reason": *reason}
+		if *certFile != "" {
+			pem, err := os.ReadFile(*certFile)
+			if err != nil {
+				return fmt.Errorf("-cert: %w", err)
+			}
+			body["certificate"] = string(pem)
+		}
+		return c.call("POST", "/certificates/"+url.PathEscape(args[1])+"/revoke", body)
 	case "issue":
 		fs := flag.NewFlagSet("cert issue", flag.ContinueOnError)
 		days := fs.Int("days", 0, "validity in `days` (0: the server's default)")

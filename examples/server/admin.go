@@ -38,7 +38,8 @@ const adminTokenFile = "admin-token"
 // theirs whose claims make its user a tenant admin
 // (auth.Identity.TenantAdmin), for that tenant alone (tenants.go: another
 // tenant's users, meetings, sessions and certificates, the tenants, the
-// federation policy and the CA's revocations are refused with 403); a
+// federation policy and partners and the CA's list of revocations are
+// refused with 403; a tenant admin revokes their own users' certificates); a
 // provider's token of anyone else is refused with 403. Once a provider is configured the
 // static token works only if "admin_token_with_oidc" keeps it. Every
 // body is JSON:
@@ -46,6 +47,8 @@ const adminTokenFile = "admin-token"
 //	GET    /admin/v1/tenants                    the tenants: {"domain","name"}
 //	POST   /admin/v1/tenants                    {"domain":"acme.test","name":"Acme"} (service admin)
 //	DELETE /admin/v1/tenants/{domain}           once it has no users (service admin)
+//	GET    /admin/v1/tenants/{domain}/federation   the tenant's own federation policy (edge.Federation), besides the service's
+//	POST   /admin/v1/tenants/{domain}/federation   {"open":false,"allow":[...],"block":[...],"forget":[...]} (the tenant's admin too)
 //	GET    /admin/v1/users                      the users (never their credentials)
 //	POST   /admin/v1/users                      {"uri","display_name","password","enabled","meeting_license","password_sign_in",...}
 //	GET    /admin/v1/users/{uri}
@@ -54,9 +57,13 @@ const adminTokenFile = "admin-token"
 //	GET    /admin/v1/licenses                   who holds a meeting license
 //	GET    /admin/v1/federation                 the federation policy (edge.Federation)
 //	POST   /admin/v1/federation                 {"open":true,"allow":[...],"block":[...],"forget":[...]}
+//	GET    /admin/v1/federation/partners        the partners: the config's and the admin's (service admin)
+//	POST   /admin/v1/federation/partners        {"domain":"partner.test","edge":"edge.partner.test:5061","ca":"<PEM>"} (service admin)
+//	DELETE /admin/v1/federation/partners/{domain}   an admin-added partner, blocked at once (service admin)
 //	POST   /admin/v1/certificates               {"uri":"sip:gateway@example.test","days":365}: a client certificate and its key
 //	GET    /admin/v1/certificates/revoked       the CA's revocations
-//	POST   /admin/v1/certificates/{serial}/revoke   {"reason":"keyCompromise"} (serial in hex)
+//	POST   /admin/v1/certificates/{serial}/revoke   {"reason":"keyCompromise","certificate":"<PEM>"} (serial in hex; a tenant
+//	                                            admin gives the certificate, which must name a user of their tenant)
 //	GET    /admin/v1/meetings?organizer=URI     a user's meetings
 //	GET    /admin/v1/meetings/{id}              a meeting and who is in it now
 //	DELETE /admin/v1/meetings/{id}              ends it for everyone and deletes it
@@ -99,6 +106,15 @@ type adminAPI struct {
 	// onFederation follows a change of the federation policy: what a
 	// domain no longer allowed holds ends. Nil: nothing follows.
 	onFederation func()
+	// partners are the federation partners, the config's and the
+	// admin's (partners.go).
+	partners *partnerSet
+	// tenantPolicies are the tenants' own federation policies
+	// (tenantfederation.go).
+	tenantPolicies *tenantPolicies
+	// adminChanges, in a pool, tells the other front ends of a change of
+	// the tenants or the federation (announce). Nil: a server of its own.
+	adminChanges presence.Feed
 	// failures makes a source that sent wrong tokens wait (429 with
 	// Retry-After), each source on its own. Nil: made by handler.
 	failures *auth.Backoff
@@ -145,10 +161,14 @@ func (a *adminAPI) handler() http.Handler {
 	mux.HandleFunc("GET /admin/v1/tenants", a.listTenants)
 	mux.Handle("POST /admin/v1/tenants", serviceOnly(http.HandlerFunc(a.createTenant)))
 	mux.Handle("DELETE /admin/v1/tenants/{domain}", serviceOnly(http.HandlerFunc(a.deleteTenant)))
+	mux.HandleFunc("/admin/v1/tenants/{domain}/federation", a.tenantFederation)
 	mux.Handle("/admin/v1/federation", serviceOnly(a.federationHandler()))
+	mux.Handle("GET /admin/v1/federation/partners", serviceOnly(http.HandlerFunc(a.listPartners)))
+	mux.Handle("POST /admin/v1/federation/partners", serviceOnly(http.HandlerFunc(a.addPartner)))
+	mux.Handle("DELETE /admin/v1/federation/partners/{domain}", serviceOnly(http.HandlerFunc(a.deletePartner)))
 	mux.HandleFunc("POST /admin/v1/certificates", a.issueCertificate)
 	mux.Handle("GET /admin/v1/certificates/revoked", serviceOnly(http.HandlerFunc(a.revoked)))
-	mux.Handle("POST /admin/v1/certificates/{serial}/revoke", serviceOnly(http.HandlerFunc(a.revoke)))
+	mux.HandleFunc("POST /admin/v1/certificates/{serial}/revoke", a.revoke)
 	mux.HandleFunc("GET /admin/v1/meetings", a.listMeetings)
 	mux.HandleFunc("GET /admin/v1/meetings/{id}", a.getMeeting)
 	mux.HandleFunc("DELETE /admin/v1/meetings/{id}", a.endMeeting)
@@ -513,7 +533,11 @@ func (a *adminAPI) revoked(w http.ResponseWriter, r *http.Request) {
 
 // revoke puts a certificate on the CA's CRL: this server refuses it from
 // the next handshake on and closes the connections it opened; in a pool,
-// every other front end does the same as soon as it hears of it.
+// every other front end does the same as soon as it hears of it. The
+// service admin revokes any serial; a tenant admin revokes a user's
+// certificate of their own tenant, which they give (the CA keeps no
+// record of what it issued: the certificate, signed by the CA, says whose
+// it is).
 func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 	serial, ok := new(big.Int).SetString(r.PathValue("serial"), 16)
 	if !ok || serial.Sign() <= 0 {
@@ -521,10 +545,17 @@ func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var in struct {
-		Reason string `json:"reason"`
+		Reason      string `json:"reason"`
+		Certificate string `json:"certificate"`
 	}
 	if !decodeBody(w, r, &in) {
 		return
+	}
+	if in.Certificate != "" || scopeOf(r).tenant != "" {
+		subject, ok := a.certificateSubject(w, in.Certificate, serial)
+		if !ok || !mayAdminister(w, r, "the certificate of "+subject, domainOf(subject)) {
+			return
+		}
 	}
 	reason := pki.ReasonUnspecified
 	if in.Reason != "" {
@@ -559,6 +590,36 @@ func (a *adminAPI) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("admin API: certificate revoked", "serial", serial.Text(16), "reason", reason.String())
 	writeJSON(w, http.StatusOK, revocationJSON{Serial: serial.Text(16), RevokedAt: time.Now().UTC(), Reason: reason.String()})
+}
+
+// certificateSubject returns the SIP URI a certificate of this CA
+// (PEM) with serial names, answering 400 if it is not one.
+func (a *adminAPI) certificateSubject(w http.ResponseWriter, pemText string, serial *big.Int) (string, bool) {
+	if pemText == "" {
+		jsonError(w, http.StatusBadRequest, "certificate: a tenant admin gives the certificate to revoke (PEM), which must name a user of their tenant")
+		return "", false
+	}
+	certs, err := pki.ParseCertsPEM([]byte(pemText))
+	if err != nil || len(certs) != 1 {
+		jsonError(w, http.StatusBadRequest, "certificate: want one PEM certificate")
+		return "", false
+	}
+	c := certs[0]
+	if c.SerialNumber.Cmp(serial) != 0 {
+		jsonError(w, http.StatusBadRequest, "certificate: its serial is "+c.SerialNumber.Text(16)+", not "+serial.Text(16))
+		return "", false
+	}
+	if !bytes.Equal(c.RawIssuer, a.ca.Certificate().RawSubject) || c.CheckSignatureFrom(a.ca.Certificate()) != nil {
+		jsonError(w, http.StatusBadRequest, "certificate: not issued by this server's CA")
+		return "", false
+	}
+	for _, u := range c.URIs {
+		if aor, err := auth.CanonicalAOR(u.String()); err == nil {
+			return aor, true
+		}
+	}
+	jsonError(w, http.StatusBadRequest, "certificate: names no user (no SIP URI)")
+	return "", false
 }
 
 // certificateHolder holds TLS connections opened with client

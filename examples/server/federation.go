@@ -7,6 +7,7 @@ package main
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -56,27 +57,15 @@ func (f federationConfig) check(tenants []tenantConfig) error {
 	}
 	for i, p := range f.Partners {
 		field := fmt.Sprintf("federation.partners[%d]", i)
-		d, err := checkTenant(tenantConfig{Domain: p.Domain})
+		d, err := checkPartner(p.Domain, p.Edge)
 		if err != nil {
-			_, msg, _ := strings.Cut(err.Error(), ": ")
-			return fmt.Errorf("field %q: %s", field+".domain", msg)
+			name, msg, _ := strings.Cut(err.Error(), ": ")
+			return fmt.Errorf("field %q: %s", field+"."+name, msg)
 		}
-		if seen[d.Domain] {
-			return fmt.Errorf("field %q: %s is listed twice, or is one of this server's tenants", field+".domain", d.Domain)
+		if seen[d] {
+			return fmt.Errorf("field %q: %s is listed twice, or is one of this server's tenants", field+".domain", d)
 		}
-		seen[d.Domain] = true
-		if p.Edge != "" {
-			host, port, err := net.SplitHostPort(p.Edge)
-			if err != nil {
-				return fmt.Errorf("field %q %q: want host:port: %v", field+".edge", p.Edge, err)
-			}
-			if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
-				return fmt.Errorf("field %q %q: port %q is not a number from 1 to 65535", field+".edge", p.Edge, port)
-			}
-			if net.ParseIP(host) != nil {
-				return fmt.Errorf("field %q %q: want a name the partner's certificate carries, not an IP address (TLS carries no name for an address)", field+".edge", p.Edge)
-			}
-		}
+		seen[d] = true
 		if p.CA != "" {
 			if _, err := readCAs(p.CA); err != nil {
 				return fmt.Errorf("field %q: %w", field+".ca", err)
@@ -86,75 +75,134 @@ func (f federationConfig) check(tenants []tenantConfig) error {
 	return nil
 }
 
+// checkPartner validates a partner's domain and edge, of the config or
+// the admin API, and returns the domain normalized; an error begins with
+// the field at fault ("domain: ...", "edge: ...").
+func checkPartner(domain, edgeAddr string) (string, error) {
+	d, err := checkTenant(tenantConfig{Domain: domain})
+	if err != nil {
+		return "", err // "domain: ..."
+	}
+	if edgeAddr != "" {
+		host, port, err := net.SplitHostPort(edgeAddr)
+		if err != nil {
+			return "", fmt.Errorf("edge: %q: want host:port: %v", edgeAddr, err)
+		}
+		if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+			return "", fmt.Errorf("edge: %q: port %q is not a number from 1 to 65535", edgeAddr, port)
+		}
+		if net.ParseIP(host) != nil {
+			return "", fmt.Errorf("edge: %q: want a name the partner's certificate carries, not an IP address (TLS carries no name for an address)", edgeAddr)
+		}
+	}
+	return d.Domain, nil
+}
+
 // readCAs reads the CA certificates of a PEM file.
 func readCAs(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
-	certs, err := pki.ParseCertsPEM(data)
+	certs, err := parseCAs(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	return certs, nil
+}
+
+// parseCAs parses PEM CA certificates: at least one, each a CA.
+func parseCAs(data []byte) ([]*x509.Certificate, error) {
+	certs, err := pki.ParseCertsPEM(data)
+	if err != nil {
+		return nil, err
+	}
+	if len(certs) == 0 {
+		return nil, errors.New("no PEM certificate")
+	}
 	for _, c := range certs {
 		if !c.IsCA {
-			return nil, fmt.Errorf("%s: %s is not a CA certificate", path, c.Subject)
+			return nil, fmt.Errorf("%s is not a CA certificate", c.Subject)
 		}
 	}
 	return certs, nil
 }
 
-// partners is what the Access Edge needs of the partners: their edges,
-// their CAs, and the resolver that finds the others.
+// partners is what the Access Edge needs of the partners at one time:
+// their edges, their CAs, and the roots its TLS trusts.
 type partners struct {
-	edges    map[string]string
-	cas      map[string]*x509.CertPool
-	roots    *x509.CertPool // this server's CA and every partner's: the edge's TLS trusts them
-	resolver *net.Resolver
+	edges map[string]string
+	cas   map[string]*x509.CertPool
+	roots *x509.CertPool // this server's CA and every partner's: the edge's TLS trusts them
 }
 
-// partnersOf reads the partners' CA files and makes the resolver; ca is
-// this server's own CA.
-func (f federationConfig) partnersOf(ca *x509.Certificate) (*partners, error) {
-	p := &partners{edges: map[string]string{}, cas: map[string]*x509.CertPool{}, roots: x509.NewCertPool(), resolver: net.DefaultResolver}
+// partner is one partner as the edge uses it: of the config or added by
+// the admin.
+type partner struct {
+	domain, edge string
+	cas          []*x509.Certificate // none: the system's roots vouch for it
+	configured   bool                // in the config file, which the admin API does not change
+}
+
+// configured reads the config's partners and their CA files.
+func (f federationConfig) configured() ([]partner, error) {
+	var out []partner
 	for _, pc := range f.Partners {
+		p := partner{domain: strings.ToLower(pc.Domain), edge: pc.Edge, configured: true}
 		if pc.CA != "" {
+			certs, err := readCAs(pc.CA)
+			if err != nil {
+				return nil, err
+			}
+			p.cas = certs
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// resolver is the resolver partners' edges are found with: the
+// configured DNS server's, else the system's.
+func (f federationConfig) resolver() *net.Resolver {
+	if f.DNS == "" {
+		return net.DefaultResolver
+	}
+	server := f.DNS
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, network, server)
+	}}
+}
+
+// partnersOf is what the edge needs of list; ca is this server's own CA.
+func partnersOf(ca *x509.Certificate, list []partner) (*partners, error) {
+	p := &partners{edges: map[string]string{}, cas: map[string]*x509.CertPool{}, roots: x509.NewCertPool()}
+	for _, pt := range list {
+		if len(pt.cas) > 0 {
 			continue
 		}
 		// A partner vouched for by a public CA: the system's roots too.
 		system, err := x509.SystemCertPool()
 		if err != nil {
-			return nil, fmt.Errorf("federation: partner %s has no \"ca\" and the system's roots cannot be read: %w", pc.Domain, err)
+			return nil, fmt.Errorf("federation: partner %s has no \"ca\" and the system's roots cannot be read: %w", pt.domain, err)
 		}
 		p.roots = system
 		break
 	}
 	p.roots.AddCert(ca)
-	for _, pc := range f.Partners {
-		domain := strings.ToLower(pc.Domain)
-		if pc.Edge != "" {
-			p.edges[domain] = pc.Edge
+	for _, pt := range list {
+		if pt.edge != "" {
+			p.edges[pt.domain] = pt.edge
 		}
-		if pc.CA == "" {
+		if len(pt.cas) == 0 {
 			continue
 		}
-		certs, err := readCAs(pc.CA)
-		if err != nil {
-			return nil, err
-		}
 		pool := x509.NewCertPool()
-		for _, c := range certs {
+		for _, c := range pt.cas {
 			pool.AddCert(c)
 			p.roots.AddCert(c)
 		}
-		p.cas[domain] = pool
-	}
-	if f.DNS != "" {
-		server := f.DNS
-		p.resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, network, server)
-		}}
+		p.cas[pt.domain] = pool
 	}
 	return p, nil
 }
@@ -165,8 +213,11 @@ func (a *adminAPI) federationHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		a.federation.ServeHTTP(rec, r)
-		if r.Method == http.MethodPost && rec.status == http.StatusOK && a.onFederation != nil {
-			a.onFederation()
+		if r.Method == http.MethodPost && rec.status == http.StatusOK {
+			if a.onFederation != nil {
+				a.onFederation()
+			}
+			a.announce(r.Context(), changeFederation)
 		}
 	})
 }
@@ -182,14 +233,26 @@ func (r *statusRecorder) WriteHeader(status int) {
 	r.ResponseWriter.WriteHeader(status)
 }
 
-// endFederated returns what ends, once the federation policy changes,
-// the presence subscriptions of partners' users whose domain is no
-// longer allowed: each gets a final NOTIFY (terminated;reason=rejected)
-// and sees nothing more.
-func endFederated(fed *edge.Federation, ps *presence.PresenceServer, logger *slog.Logger) func() {
+// endFederated returns what ends, once the federation policy changes
+// (the service's or a tenant's), the presence subscriptions of partners'
+// users whose domain is no longer allowed to reach the user they watch:
+// each gets a final NOTIFY (terminated;reason=rejected) and sees nothing
+// more. domains are the tenants'.
+func endFederated(fed *edge.Federation, tenants *tenantPolicies, domains func() []string, ps *presence.PresenceServer, logger *slog.Logger) func() {
 	return func() {
-		n := ps.EndSubscriptions(func(w *auth.Identity) bool {
-			return w.Kind == auth.Federated && !fed.Allowed(domainOf(w.URI))
+		// Every tenant's own policy open first: the check below runs
+		// under the presence server's lock, and reads no store.
+		for _, d := range domains() {
+			if _, err := tenants.get(context.Background(), d); err != nil {
+				logger.Error("federation: a tenant's policy unreadable", "tenant", d, "err", err)
+			}
+		}
+		n := ps.EndSubscriptionsTo(func(w *auth.Identity, presentity string) bool {
+			if w.Kind != auth.Federated {
+				return false
+			}
+			partner := domainOf(w.URI)
+			return !fed.Allowed(partner) || !tenants.loaded(domainOf(presentity), partner)
 		})
 		if n > 0 {
 			logger.Info("federation: subscriptions of partners no longer allowed ended", "subscriptions", n)

@@ -23,6 +23,8 @@ type organization struct {
 	data       string
 	edgePort   int
 	s          *server
+	kill       func()   // ends s's process
+	more       []string // tenants besides domain
 }
 
 // freePort returns a TCP port free on ip now (the edge's port must be in
@@ -47,6 +49,15 @@ func newOrganization(t *testing.T, domain, ip string) *organization {
 	return o
 }
 
+// tenants is o's config's "tenants".
+func (o *organization) tenants() []map[string]string {
+	out := []map[string]string{{"domain": o.domain}}
+	for _, d := range o.more {
+		out = append(out, map[string]string{"domain": d})
+	}
+	return out
+}
+
 func (o *organization) caFile() string { return filepath.Join(o.data, "ca", pki.CACertFile) }
 
 // start runs o's server as its own process, federating with partner: at
@@ -57,15 +68,22 @@ func (o *organization) start(t *testing.T, dns *dnstest.Server, partner *organiz
 	if static {
 		p["edge"] = net.JoinHostPort(partner.domain, strconv.Itoa(partner.edgePort))
 	}
+	o.startWith(t, dns, []any{p})
+}
+
+// startWith runs o's server as its own process with partners in its
+// config (none: only those its admin adds).
+func (o *organization) startWith(t *testing.T, dns *dnstest.Server, partners []any) {
+	t.Helper()
 	cfg := map[string]any{
 		"listen": o.ip, "data": o.data,
 		"http": ":0", "https": ":0", "sip_tls": ":0", "sip_wss": ":0", "edge_users": ":0", "turn": ":0", "turns": ":0", "media": ":0",
 		"edge":       net.JoinHostPort(o.ip, strconv.Itoa(o.edgePort)),
-		"tenants":    []map[string]string{{"domain": o.domain}},
-		"federation": map[string]any{"partners": []any{p}, "dns": dns.Addr},
+		"tenants":    o.tenants(),
+		"federation": map[string]any{"partners": partners, "dns": dns.Addr},
 	}
 	file := writeConfig(t, cfg)
-	o.s, _ = startServerProcessArgs(t, o.data, []string{"-config", file})
+	o.s, o.kill = startServerProcessArgs(t, o.data, []string{"-config", file})
 	for name, addr := range o.s.listeners { // dialed on the address bound
 		_, port, _ := net.SplitHostPort(addr)
 		o.s.listeners[name] = net.JoinHostPort(o.ip, port)

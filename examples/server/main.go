@@ -49,11 +49,12 @@
 // Several front ends form a pool when they share the data directory (its
 // CA and users) and one Redis (-store redis -redis URL), each with a
 // -pool listener of its own: registrations, publications, contacts,
-// meetings, federation settings and the CA's revocations are in Redis
-// (a certificate revoked on one front end is on every one's CRL), a
-// presence change on one front end reaches watchers on the others, and a
-// MESSAGE for a user connected to another front end is passed to it over
-// mutual TLS.
+// meetings, the federation policy and partners and the CA's revocations
+// are in Redis (a certificate revoked on one front end is on every one's
+// CRL; a change of the tenants or the federation through one front end's
+// admin API is followed by the others at once), a presence change on one
+// front end reaches watchers on the others, and a MESSAGE for a user
+// connected to another front end is passed to it over mutual TLS.
 //
 // The tenant admin manages users, licenses, federation, certificates,
 // meetings and sessions over HTTPS (/admin/v1/, with the bearer token in
@@ -196,13 +197,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
 	var locations presence.LocationStore = presence.NewMemoryLocation()
 	var publications presence.PublicationStore = presence.NewMemoryPublications()
-	var feed presence.Feed        // changes between the front ends of a pool
-	var withdrawals presence.Feed // users whose rights were withdrawn, between them
-	var revokedFeed presence.Feed // certificates revoked, between them
-	var liveness poolLiveness     // which front ends are alive
+	var feed presence.Feed         // changes between the front ends of a pool
+	var withdrawals presence.Feed  // users whose rights were withdrawn, between them
+	var revokedFeed presence.Feed  // certificates revoked, between them
+	var adminChanges presence.Feed // tenants and federation changed, between them
+	var liveness poolLiveness      // which front ends are alive
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
-	var revocations pki.RevocationStore // nil: the CA's own ca.json
-	var dirStore auth.DirectoryStore    // nil: the data directory's directory.json
+	var partnerStore edge.PartnerStore = &edge.MemoryPartnerStore{}
+	tenantFederation := &tenantPolicies{} // each tenant's own federation policy; in memory unless a store keeps it
+	var revocations pki.RevocationStore   // nil: the CA's own ca.json
+	var dirStore auth.DirectoryStore      // nil: the data directory's directory.json
 	switch cfg.Store {
 	case "bolt":
 		db, err := store.OpenBolt(filepath.Join(cfg.Data, "parley.db"))
@@ -211,7 +215,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer db.Close()
 		meetings, policies, publications, federationStore = db.Meetings(), db.Policies(), db.Publications(), db.Federation()
-		revocations, dirStore = db.Revocations(), db.Directory()
+		revocations, dirStore, partnerStore = db.Revocations(), db.Directory(), db.Partners()
+		tenantFederation.store = db.TenantFederation
 	case "redis":
 		r, err := store.OpenRedis(ctx, store.RedisConfig{URL: cfg.Redis})
 		if err != nil {
@@ -219,8 +224,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		defer r.Close()
 		meetings, policies, locations, publications, federationStore = r.Meetings(), r.Policies(), r.Locations(), r.Publications(), r.Federation()
-		feed, withdrawals, revokedFeed = r.Feed(), r.Withdrawals(), r.RevokedCertificates()
-		revocations, dirStore = r.Revocations(), r.Directory()
+		feed, withdrawals, revokedFeed, adminChanges = r.Feed(), r.Withdrawals(), r.RevokedCertificates(), r.AdminChanges()
+		revocations, dirStore, partnerStore = r.Revocations(), r.Directory(), r.Partners()
+		tenantFederation.store = r.TenantFederation
 		liveness = r
 	}
 	// The directory of tenants and users: the certificates name the
@@ -537,18 +543,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	// It trusts the partners' CAs besides this server's (each partner's
 	// domain bound to its own), dials partners by the names DNS or the
-	// config gives, and its internal server by address.
-	fedPartners, err := cfg.Federation.partnersOf(ca.Certificate())
+	// config gives, and its internal server by address. The partners are
+	// the config's and those the admin added (kept in the store).
+	fedPartners, err := openPartners(ctx, cfg.Federation, ca.Certificate(), partnerStore, logger)
 	if err != nil {
-		return fmt.Errorf("-config: %w", err)
+		return err
 	}
-	edgeVerifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: fedPartners.roots, CRLs: crls})
+	partnerResolver := cfg.Federation.resolver()
+	edgeVerifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: fedPartners.current().roots, CRLs: crls})
 	if err != nil {
 		return err
 	}
 	edgeUA, err := sipgo.NewUA(sipgo.WithUserAgent("Parley Access Edge"),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfigByName(edgeCert, edgeVerifier, "localhost")),
-		sipgo.WithUserAgentDNSResolver(fedPartners.resolver),
+		sipgo.WithUserAgentDNSResolver(partnerResolver),
 		sipgo.WithUserAgentTransportLayerOptions(sip.WithTransportLayerLogger(logger)),
 		sipgo.WithUserAgentTransactionLayerOptions(sip.WithTransactionLayerLogger(logger)))
 	if err != nil {
@@ -565,6 +573,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	defer edgeClient.Close()
 	accessEdge, err := edge.NewAccessEdge(edge.AccessEdgeConfig{Federation: federation, Domains: domains,
+		TenantAllows: tenantFederation.allows, // and each tenant's own policy
 		// The edge sits between two networks: partners and remote users
 		// reach its listeners (bind them to the external interface),
 		// and it reaches the internal SIP listener from this machine.
@@ -572,7 +581,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Partners: the configured ones, bound to their CAs, and any other
 		// the federation policy allows, found in DNS. Out to them goes
 		// what an internal server of this CA asserts.
-		Partners: fedPartners.edges, PartnerCAs: fedPartners.cas, DiscoverPartners: true, Resolver: fedPartners.resolver,
+		Partners: fedPartners.current().edges, PartnerCAs: fedPartners.current().cas, DiscoverPartners: true, Resolver: partnerResolver,
 		InternalNames: []string{internalName}, InternalCA: ca.Certificate(),
 		Connections: edgeUA.TransportLayer(), Logger: logger, ConnLimits: cfg.Limits.connLimits(nil),
 		Meetings: func(uri sip.Uri) bool {
@@ -582,6 +591,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	// Partners the admin adds or removes: the edge and its TLS follow.
+	fedPartners.follow(func(p *partners) error {
+		if err := accessEdge.SetPartners(p.edges, p.cas); err != nil {
+			return err
+		}
+		edgeVerifier.SetRoots(p.roots)
+		return nil
+	})
 	for _, m := range []sip.RequestMethod{sip.INVITE, sip.ACK, sip.BYE, sip.INFO, sip.SUBSCRIBE, sip.NOTIFY, sip.MESSAGE, sip.OPTIONS,
 		sip.UPDATE, sip.PRACK, sip.REFER, sip.REGISTER, sip.PUBLISH, edge.MethodService} {
 		edgeSrv.OnRequest(m, accessEdge.HandleRequest)
@@ -608,9 +625,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	admin := &adminAPI{tokenHash: sha256.Sum256([]byte(adminToken)), staticTokenOff: !idp.staticAdminToken, directory: directory,
 		authn: authn, federation: federation, ca: ca, crls: crls, meetings: meetings, focus: focus, logger: logger,
-		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed,
-		holders: []certificateHolder{authn, relay, accessEdge}}
-	admin.onFederation = endFederated(federation, presenceSrv, logger)
+		withdraw: withdraw, withdrawals: withdrawals, revokedFeed: revokedFeed, partners: fedPartners, adminChanges: adminChanges,
+		tenantPolicies: tenantFederation,
+		holders:        []certificateHolder{authn, relay, accessEdge}}
+	admin.onFederation = endFederated(federation, tenantFederation, accessEdge.Domains, presenceSrv, logger)
 	admin.onTenants = followTenants(logger, accessEdge,
 		reissue{serverCert, func(d []string) (*pki.KeyPair, error) {
 			return ensureServerCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs, sipLn.Addr(), poolLn)
@@ -662,6 +680,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					admin.closeRevoked(serial)
 				}
 			})
+		})
+	}
+	if adminChanges != nil {
+		// Tenants or the federation changed through another front end's
+		// admin API: this one reads them again and follows at once.
+		wg.Go(func() {
+			follow(bgCtx, adminChanges, logger, "admin changes", func(what string) { admin.followAdminChange(bgCtx, what) })
 		})
 	}
 	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })

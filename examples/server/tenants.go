@@ -104,9 +104,9 @@ type reissue struct {
 }
 
 // followTenants returns what follows a change of the tenants through
-// the admin API: the edge serves their domains, and the certificates
-// name them, from the next request and handshake on. (Another front end
-// of a pool follows at its restart.)
+// the admin API, here or, through the pool's admin-changes feed, on
+// another front end: the edge serves their domains, and the certificates
+// name them, from the next request and handshake on.
 func followTenants(logger *slog.Logger, ae *edge.AccessEdge, certs ...reissue) func(domains []string) {
 	return func(domains []string) {
 		if err := ae.SetDomains(domains); err != nil {
@@ -180,8 +180,9 @@ func mayAdminister(w http.ResponseWriter, r *http.Request, what, domain string) 
 }
 
 // serviceOnly lets through the service admin only: what is shared by
-// every tenant (the tenants themselves, the federation policy, the CA's
-// revocations) is not a tenant admin's to change.
+// every tenant (the tenants themselves, the federation policy and
+// partners, the CA's list of revocations) is not a tenant admin's to
+// change.
 func serviceOnly(h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if s := scopeOf(r); s.tenant != "" {
@@ -233,6 +234,7 @@ func (a *adminAPI) createTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("admin API: tenant created", "tenant", t.Domain)
 	a.tenantsChanged(r.Context())
+	a.announce(r.Context(), changeTenants)
 	writeJSON(w, http.StatusCreated, tenantJSON{Domain: t.Domain, Name: t.Name})
 }
 
@@ -252,6 +254,7 @@ func (a *adminAPI) deleteTenant(w http.ResponseWriter, r *http.Request) {
 	}
 	a.logger.Info("admin API: tenant deleted", "tenant", domain)
 	a.tenantsChanged(r.Context())
+	a.announce(r.Context(), changeTenants)
 	w.WriteHeader(http.StatusNoContent)
 }
 

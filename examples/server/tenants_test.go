@@ -159,6 +159,13 @@ func TestTenantAdminsStayInTheirTenant(t *testing.T) {
 		{&ben, "GET", "/federation", "", 403},
 		{&ben, "POST", "/federation", `{"block":["acme.test"]}`, 403},
 		{&ben, "GET", "/certificates/revoked", "", 403},
+		{&ben, "GET", "/federation/partners", "", 403},
+		{&ben, "GET", "/tenants/acme.test/federation", "", 403},
+		{&ben, "POST", "/tenants/acme.test/federation", `{"block":["partner.test"]}`, 403},
+		{&ben, "POST", "/tenants/beta.test/federation", `{"block":["partner.test"]}`, 200},
+		{&ben, "GET", "/tenants/beta.test/federation", "", 200},
+		{&ann, "POST", "/federation/partners", `{"domain":"evil.test"}`, 403},
+		{&ann, "DELETE", "/federation/partners/partner.test", "", 403},
 		{service, "GET", "/federation", "", 200},
 	} {
 		if got := c.who.do(c.method, c.path, c.body, nil); got != c.want {
@@ -173,6 +180,44 @@ func TestTenantAdminsStayInTheirTenant(t *testing.T) {
 	service.must("GET", "/users", "", 200, &users)
 	if len(users) != 5 {
 		t.Fatalf("the service admin sees %d users, want every tenant's 5", len(users))
+	}
+	tenantAdminsRevoke(t, service, &ann)
+}
+
+// tenantAdminsRevoke: acme.test's admin (ann) revokes the certificate
+// of a user of acme.test, given with its serial; not one of beta.test's
+// (403), nor a serial without the certificate that says whose it is.
+func tenantAdminsRevoke(t *testing.T, service, ann *admin) {
+	t.Helper()
+	type issued struct {
+		Serial      string `json:"serial"`
+		Certificate string `json:"certificate"`
+	}
+	var amys, beas issued
+	ann.must("POST", "/certificates", `{"uri":"sip:amy@acme.test","days":30}`, 201, &amys)
+	service.must("POST", "/certificates", `{"uri":"sip:bea@beta.test","days":30}`, 201, &beas)
+	revoke := func(serial, pem string) string {
+		b, _ := json.Marshal(map[string]string{"reason": "keyCompromise", "certificate": pem})
+		return string(b)
+	}
+	for _, c := range []struct {
+		serial, body string
+		want         int
+	}{
+		{beas.Serial, revoke(beas.Serial, beas.Certificate), 403}, // another tenant's user
+		{beas.Serial, `{"reason":"keyCompromise"}`, 400},          // whose? the certificate says
+		{beas.Serial, revoke(beas.Serial, amys.Certificate), 400}, // amy's certificate, bea's serial
+		{amys.Serial, revoke(amys.Serial, amys.Certificate), 200},
+		{amys.Serial, revoke(amys.Serial, amys.Certificate), 409}, // already
+	} {
+		if got := ann.do("POST", "/certificates/"+c.serial+"/revoke", c.body, nil); got != c.want {
+			t.Errorf("acme.test's admin revokes %s: %d, want %d", c.serial, got, c.want)
+		}
+	}
+	var revoked []revocationJSON
+	service.must("GET", "/certificates/revoked", "", 200, &revoked)
+	if len(revoked) != 1 || revoked[0].Serial != amys.Serial {
+		t.Fatalf("revoked: %+v, want amy's %s alone", revoked, amys.Serial)
 	}
 }
 

@@ -650,3 +650,35 @@ func RevocationStore(t *testing.T, open func(t *testing.T) pki.RevocationStore) 
 var bigOne = bigInt(1)
 
 func bigInt(n int64) *big.Int { return new(big.Int).SetInt64(n) }
+
+// PartnerStore tests an edge.PartnerStore; open returns an empty one.
+func PartnerStore(t *testing.T, open func(t *testing.T) edge.PartnerStore) {
+	s := open(t)
+	if list, err := s.LoadPartners(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("an empty store: %v, %v", list, err)
+	}
+	zeta := edge.FederationPartner{Domain: "Zeta.test", Edge: "edge.zeta.test:5061", CA: "-----BEGIN CERTIFICATE-----\n...\n"}
+	alpha := edge.FederationPartner{Domain: "alpha.test"}
+	for _, p := range []edge.FederationPartner{zeta, alpha, {Domain: "alpha.test", Edge: "sip.alpha.test:5061"}} {
+		if err := s.SavePartner(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := s.LoadPartners(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []edge.FederationPartner{{Domain: "alpha.test", Edge: "sip.alpha.test:5061"}, {Domain: "zeta.test", Edge: zeta.Edge, CA: zeta.CA}}
+	if fmt.Sprint(list) != fmt.Sprint(want) {
+		t.Fatalf("stored partners read back: %+v, want %+v (sorted, domains lower-case, the second alpha.test replacing the first)", list, want)
+	}
+	if found, err := s.RemovePartner(ctx, "ZETA.test"); !found || err != nil {
+		t.Fatalf("removing zeta.test: %v, %v", found, err)
+	}
+	if found, err := s.RemovePartner(ctx, "zeta.test"); found || err != nil {
+		t.Fatalf("removing zeta.test again: %v, %v, want not found", found, err)
+	}
+	if list, err := s.LoadPartners(ctx); err != nil || len(list) != 1 || list[0].Domain != "alpha.test" {
+		t.Fatalf("after the removal: %+v, %v", list, err)
+	}
+}
