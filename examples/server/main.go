@@ -119,66 +119,18 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// 1. Listeners first: a port in use fails before anything is written,
 	// and the CRL distribution point must name the address really bound.
-	httpLn, err := net.Listen("tcp", cfg.HTTP)
+	ln, err := openListeners(&cfg)
 	if err != nil {
-		return fmt.Errorf("-http %s: %w", cfg.HTTP, err)
+		return err
 	}
-	defer httpLn.Close()
-	sipLn, err := net.Listen("tcp", cfg.SIPTLS)
-	if err != nil {
-		return fmt.Errorf("-sip-tls %s: %w", cfg.SIPTLS, err)
-	}
-	defer sipLn.Close()
-	wssLn, err := net.Listen("tcp", cfg.SIPWSS)
-	if err != nil {
-		return fmt.Errorf("-sip-wss %s: %w", cfg.SIPWSS, err)
-	}
-	defer wssLn.Close()
-	httpsLn, err := net.Listen("tcp", cfg.HTTPS)
-	if err != nil {
-		return fmt.Errorf("-https %s: %w", cfg.HTTPS, err)
-	}
-	defer httpsLn.Close()
-	edgeLn, err := net.Listen("tcp", cfg.Edge)
-	if err != nil {
-		return fmt.Errorf("-edge %s: %w", cfg.Edge, err)
-	}
-	defer edgeLn.Close()
-	edgeUserLn, err := net.Listen("tcp", cfg.EdgeUsers)
-	if err != nil {
-		return fmt.Errorf("-edge-users %s: %w", cfg.EdgeUsers, err)
-	}
-	defer edgeUserLn.Close()
-	turnUDP, turnTCP, err := listenUDPAndTCP(cfg.TURN)
-	if err != nil {
-		return fmt.Errorf("-turn %s: %w", cfg.TURN, err)
-	}
-	defer turnUDP.Close()
-	defer turnTCP.Close()
-	turnsLn, err := net.Listen("tcp", cfg.TURNS)
-	if err != nil {
-		return fmt.Errorf("-turns %s: %w", cfg.TURNS, err)
-	}
-	defer turnsLn.Close()
-	mediaUDP, err := net.ListenPacket("udp", cfg.Media)
-	if err != nil {
-		return fmt.Errorf("-media %s: %w", cfg.Media, err)
-	}
-	defer mediaUDP.Close()
-	var poolLn net.Listener // nil: not in a pool
-	if cfg.Pool != "" {
-		if poolLn, err = net.Listen("tcp", cfg.Pool); err != nil {
-			return fmt.Errorf("-pool %s: %w", cfg.Pool, err)
-		}
-		defer poolLn.Close()
-	}
+	defer ln.close()
 
 	// Where clients reach each listener: with -public (or per-listener
 	// "advertise" entries) the addresses announced to them differ from
 	// the ones bound.
-	bound := map[string]net.Addr{"http": httpLn.Addr(), "https": httpsLn.Addr(), "sip_tls": sipLn.Addr(), "sip_wss": wssLn.Addr(),
-		"edge": edgeLn.Addr(), "edge_users": edgeUserLn.Addr(), "turn": turnUDP.LocalAddr(), "turns": turnsLn.Addr(),
-		"media": mediaUDP.LocalAddr(), "pool": addrOf(poolLn)}
+	bound := map[string]net.Addr{"http": ln.http.Addr(), "https": ln.https.Addr(), "sip_tls": ln.sip.Addr(), "sip_wss": ln.wss.Addr(),
+		"edge": ln.edge.Addr(), "edge_users": ln.edgeUsers.Addr(), "turn": ln.turnUDP.LocalAddr(), "turns": ln.turns.Addr(),
+		"media": ln.media.LocalAddr(), "pool": addrOf(ln.pool)}
 	nw, err := newNetwork(ctx, &cfg, bound, logger)
 	if err != nil {
 		return err
@@ -252,7 +204,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
-	serverCert, err := ensureServerCertificate(ca, cfg.Data, crlURL, domains, publicNames, publicIPs, sipLn.Addr(), poolLn)
+	serverCert, err := ensureServerCertificate(ca, cfg.Data, crlURL, domains, publicNames, publicIPs, ln.sip.Addr(), ln.pool)
 	if err != nil {
 		return fmt.Errorf("-data %s: %w", cfg.Data, err)
 	}
@@ -362,8 +314,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// In a pool, bindings name this front end (its pool listener), where
 	// the others send MESSAGEs for the devices connected here.
 	node := ""
-	if poolLn != nil {
-		node = poolLn.Addr().String()
+	if ln.pool != nil {
+		node = ln.pool.Addr().String()
 	}
 	regCfg := presence.RegistrarConfig{Auth: authn, Store: locations, Node: node, Logger: logger}
 	cfg.Limits.registrar(&regCfg)
@@ -447,7 +399,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// forwarded among them, lobby music for those waiting. Browsers reach
 	// the focus and the bridge through the signaling API on the HTTPS
 	// listener, with the same identities and tokens as SIP clients.
-	bridge, err := media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: mediaUDP, Logger: logger,
+	bridge, err := media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: ln.media, Logger: logger,
 		PublicIPs: []string{nw.addrPort("media").Addr().String()}}) // ICE candidates and SIP answers announce it
 	if err != nil {
 		return err
@@ -471,10 +423,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// at start: credentials do not outlive a restart.
 	relaySecrets := edge.NewSecrets(0, nil)
 	relayCfg := edge.RelayConfig{Realm: realm, Secrets: relaySecrets, Logger: logger,
-		UDP: []net.PacketConn{turnUDP}, TCP: []net.Listener{turnTCP, tls.NewListener(turnsLn, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
+		UDP: []net.PacketConn{ln.turnUDP}, TCP: []net.Listener{ln.turnTCP, tls.NewListener(ln.turns, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
 		// Relayed addresses carry the public address; relay sockets
 		// bind where the listener is bound.
-		RelayAddress: net.IP(nw.addrPort("turn").Addr().AsSlice()), RelayBind: addrIP(turnUDP.LocalAddr()).String()}
+		RelayAddress: net.IP(nw.addrPort("turn").Addr().AsSlice()), RelayBind: addrIP(ln.turnUDP.LocalAddr()).String()}
 	cfg.Limits.relay(&relayCfg)
 	if cfg.RelayAllowLoopback {
 		relayCfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -631,7 +583,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	admin.onFederation = endFederated(federation, tenantFederation, accessEdge.Domains, presenceSrv, logger)
 	admin.onTenants = followTenants(logger, accessEdge,
 		reissue{serverCert, func(d []string) (*pki.KeyPair, error) {
-			return ensureServerCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs, sipLn.Addr(), poolLn)
+			return ensureServerCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs, ln.sip.Addr(), ln.pool)
 		}},
 		reissue{edgeCert, func(d []string) (*pki.KeyPair, error) {
 			return ensureEdgeCertificate(ca, cfg.Data, crlURL, d, publicNames, publicIPs)
@@ -689,38 +641,38 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			follow(bgCtx, adminChanges, logger, "admin changes", func(what string) { admin.followAdminChange(bgCtx, what) })
 		})
 	}
-	wg.Go(func() { errc <- httpSrv.Serve(httpLn) })
-	wg.Go(func() { errc <- httpsSrv.ServeTLS(httpsLn, "", "") })
+	wg.Go(func() { errc <- httpSrv.Serve(ln.http) })
+	wg.Go(func() { errc <- httpsSrv.ServeTLS(ln.https, "", "") })
 	wg.Go(func() {
-		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(edgeLn, pki.MutualTLSServerConfig(edgeCert, edgeVerifier))))
+		errc <- edgeSrv.ServeTLS(accessEdge.Listener(tls.NewListener(ln.edge, pki.MutualTLSServerConfig(edgeCert, edgeVerifier))))
 	})
 	wg.Go(func() {
-		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(edgeUserLn, pki.ServerTLSConfig(certFor("edge_users", edgeCert), verifier))))
+		errc <- edgeSrv.ServeTLS(accessEdge.UserListener(tls.NewListener(ln.edgeUsers, pki.ServerTLSConfig(certFor("edge_users", edgeCert), verifier))))
 	})
 	wg.Go(func() {
-		errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(sipLn, pki.ServerTLSConfig(certFor("sip_tls", serverCert), verifier))))
+		errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(ln.sip, pki.ServerTLSConfig(certFor("sip_tls", serverCert), verifier))))
 	})
 	wg.Go(func() {
-		errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(wssLn, pki.ServerTLSConfig(certFor("sip_wss", serverCert), verifier))))
+		errc <- sipSrv.ServeWSS(authn.WSSListener(tls.NewListener(ln.wss, pki.ServerTLSConfig(certFor("sip_wss", serverCert), verifier))))
 	})
-	if poolLn != nil {
+	if ln.pool != nil {
 		// The other front ends, over mutual TLS: the Authenticator takes
 		// their assertions (Config.Peers above).
 		wg.Go(func() {
-			errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(poolLn, pki.MutualTLSServerConfig(serverCert, verifier))))
+			errc <- sipSrv.ServeTLS(authn.Listener(tls.NewListener(ln.pool, pki.MutualTLSServerConfig(serverCert, verifier))))
 		})
 	}
-	fmt.Fprintf(stdout, "listening http %s\n", httpLn.Addr())
-	fmt.Fprintf(stdout, "listening sip-tls %s\n", sipLn.Addr())
-	fmt.Fprintf(stdout, "listening sip-wss %s\n", wssLn.Addr())
-	fmt.Fprintf(stdout, "listening https %s\n", httpsLn.Addr())
-	fmt.Fprintf(stdout, "listening edge %s\n", edgeLn.Addr())
-	fmt.Fprintf(stdout, "listening edge-users %s\n", edgeUserLn.Addr())
-	fmt.Fprintf(stdout, "listening turn %s\n", turnUDP.LocalAddr())
-	fmt.Fprintf(stdout, "listening turns %s\n", turnsLn.Addr())
-	fmt.Fprintf(stdout, "listening media %s\n", mediaUDP.LocalAddr())
-	if poolLn != nil {
-		fmt.Fprintf(stdout, "listening pool %s\n", poolLn.Addr())
+	fmt.Fprintf(stdout, "listening http %s\n", ln.http.Addr())
+	fmt.Fprintf(stdout, "listening sip-tls %s\n", ln.sip.Addr())
+	fmt.Fprintf(stdout, "listening sip-wss %s\n", ln.wss.Addr())
+	fmt.Fprintf(stdout, "listening https %s\n", ln.https.Addr())
+	fmt.Fprintf(stdout, "listening edge %s\n", ln.edge.Addr())
+	fmt.Fprintf(stdout, "listening edge-users %s\n", ln.edgeUsers.Addr())
+	fmt.Fprintf(stdout, "listening turn %s\n", ln.turnUDP.LocalAddr())
+	fmt.Fprintf(stdout, "listening turns %s\n", ln.turns.Addr())
+	fmt.Fprintf(stdout, "listening media %s\n", ln.media.LocalAddr())
+	if ln.pool != nil {
+		fmt.Fprintf(stdout, "listening pool %s\n", ln.pool.Addr())
 	}
 	printBanner(stdout, domains, cfg.Data, nw.hostPort("http"), "https://"+nw.name("https"), nw.hostPort("sip_tls"))
 	logger.Info("parley started", "data", cfg.Data, "ca", filepath.Join(cfg.Data, "ca", pki.CACertFile))
@@ -746,12 +698,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	_ = router.Shutdown(shutdownCtx)
 	_ = bridge.Shutdown(shutdownCtx)
 	_ = relay.Shutdown(shutdownCtx)
-	_ = sipLn.Close()
-	_ = wssLn.Close()
-	_ = edgeLn.Close()
-	_ = edgeUserLn.Close()
-	if poolLn != nil {
-		_ = poolLn.Close()
+	_ = ln.sip.Close()
+	_ = ln.wss.Close()
+	_ = ln.edge.Close()
+	_ = ln.edgeUsers.Close()
+	if ln.pool != nil {
+		_ = ln.pool.Close()
 	}
 	_ = ua.Close()
 	_ = edgeUA.Close()
@@ -767,30 +719,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // smallReadBuffers sets sipgo's read buffer size once per process (run
 // may run more than once: tests start several servers).
 var smallReadBuffers sync.Once
-
-// listenUDPAndTCP listens on addr over UDP and TCP, on the same port. With
-// port 0 the kernel picks the UDP port, which TCP may have in use: then it
-// tries another.
-func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, nil, err
-	}
-	for try := 0; ; try++ {
-		pc, err := net.ListenPacket("udp", addr)
-		if err != nil {
-			return nil, nil, err
-		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
-		if err == nil {
-			return pc, ln, nil
-		}
-		_ = pc.Close()
-		if port != "0" || try == 10 {
-			return nil, nil, fmt.Errorf("TCP: %w", err)
-		}
-	}
-}
 
 // answerOptions answers an authenticated OPTIONS (RFC 3261 section 11)
 // with 200 and what the server supports.
