@@ -107,6 +107,25 @@ type FocusConfig struct {
 	// server (SetMedia).
 	DialInNumbers []string
 
+	// Leases, if set, makes this Focus one front end of a pool sharing a
+	// store: a live meeting is hosted by the front end holding its lease
+	// (lease.go). Nil: a single front end hosts every meeting, without
+	// leases. With Leases, Meetings must be a FencedMeetingStore, and
+	// the meeting's settings are written fenced by the lease's token.
+	Leases HostLeases
+	// Host names this front end in Leases (its pool address). Required
+	// with Leases.
+	Host string
+	// LeaseTTL is how long a lease lasts unless renewed; the Focus renews
+	// it every third of it, so a host that dies frees its meetings within
+	// LeaseTTL. Default DefaultLeaseTTL (10 s); only with Leases.
+	LeaseTTL time.Duration
+	// HostAddress, if set, returns the SIP-TLS address (host:port) of the
+	// pool's front end named host, for an INVITE to a meeting hosted
+	// there to be redirected (302) to it; "" or an error: unknown, the
+	// INVITE is answered 503 with Retry-After. Only with Leases.
+	HostAddress func(ctx context.Context, host string) (string, error)
+
 	Logger *slog.Logger
 	Now    func() time.Time
 }
@@ -136,8 +155,11 @@ type FocusConfig struct {
 type Focus struct {
 	cfg FocusConfig
 
-	mu     sync.Mutex
-	confs  map[MeetingID]*conf
+	mu    sync.Mutex
+	confs map[MeetingID]*conf
+	// starting: the meetings whose live state is being set up (their
+	// lease acquired), closed when done.
+	starting map[MeetingID]chan struct{}
 	closed bool
 	// draining: Shutdown has begun; no one joins or subscribes.
 	draining bool
@@ -171,6 +193,10 @@ type conf struct {
 	arrivals int
 	cache    map[cacheKey][]byte
 	log      []change
+	// lease is this front end's lease on the meeting, if leased (with
+	// FocusConfig.Leases); the renewer extends it.
+	lease  Lease
+	leased bool
 }
 
 type participant struct {
@@ -205,6 +231,9 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	case cfg.MaxParticipants < 0:
 		return nil, errors.New("conference: FocusConfig.MaxParticipants must not be negative")
 	}
+	if err := validHosting(&cfg); err != nil {
+		return nil, err
+	}
 	if cfg.TokenTTL == 0 {
 		cfg.TokenTTL = DefaultTokenTTL
 	}
@@ -226,7 +255,7 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	for i, g := range cfg.PlainRTPGateways {
 		cfg.PlainRTPGateways[i] = canonical(g)
 	}
-	f := &Focus{cfg: cfg, confs: map[MeetingID]*conf{}, lobby: cfg.Lobby, removeClose: func() {}}
+	f := &Focus{cfg: cfg, confs: map[MeetingID]*conf{}, starting: map[MeetingID]chan struct{}{}, lobby: cfg.Lobby, removeClose: func() {}}
 	if err := cfg.Lobby.attach(f); err != nil {
 		return nil, err
 	}
@@ -236,6 +265,10 @@ func NewFocus(cfg FocusConfig) (*Focus, error) {
 	}
 	f.ctx, f.cancel = context.WithCancel(context.Background())
 	f.sip.init()
+	if cfg.Leases != nil {
+		f.wg.Add(1)
+		go f.renewLeases()
+	}
 	return f, nil
 }
 
@@ -343,6 +376,9 @@ func (f *Focus) Close() error {
 	}
 	f.sip.closeAll()
 	f.wg.Wait()
+	for _, c := range confs {
+		f.releaseLease(c) // the renewer has stopped: the leases stay released
+	}
 	return nil
 }
 
@@ -356,18 +392,38 @@ func (f *Focus) conf(ctx context.Context, id MeetingID) (*conf, error) {
 			return nil, ErrClosed
 		}
 		c := f.confs[id]
-		f.mu.Unlock()
 		if c == nil {
-			m, err := f.Meeting(ctx, id)
+			if wait := f.starting[id]; wait != nil {
+				// Another request sets the meeting up: its outcome first.
+				f.mu.Unlock()
+				select {
+				case <-wait:
+				case <-ctx.Done():
+					return nil, ctx.Err()
+				}
+				continue
+			}
+			done := make(chan struct{})
+			f.starting[id] = done
+			f.mu.Unlock()
+			var err error
+			c, err = f.start(ctx, id)
+			f.mu.Lock()
+			delete(f.starting, id)
+			close(done)
+			closed := f.closed || f.draining
+			if err == nil && !closed {
+				f.confs[id] = c
+			}
+			f.mu.Unlock()
 			if err != nil {
 				return nil, err
 			}
-			f.mu.Lock()
-			if c = f.confs[id]; c == nil {
-				c = &conf{meeting: m, parts: map[ParticipantID]*participant{}, watchers: map[int]func(Event){},
-					subs: map[*subscriber]struct{}{}, cache: map[cacheKey][]byte{}}
-				f.confs[id] = c
+			if closed {
+				f.releaseLease(c)
+				return nil, ErrClosed
 			}
+		} else {
 			f.mu.Unlock()
 		}
 		c.mu.Lock()
@@ -398,17 +454,22 @@ func (f *Focus) existing(id MeetingID) (*conf, error) {
 	return c, nil
 }
 
-// release forgets c if nobody is in it or watches it.
+// release forgets c if nobody is in it or watches it: the live meeting
+// ends, and its host lease is released.
 func (f *Focus) release(c *conf) {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	ended := false
 	if !c.dead && len(c.parts) == 0 && len(c.watchers) == 0 && len(c.chats) == 0 && len(c.subs) == 0 {
-		c.dead = true
+		c.dead, ended = true, true
 		if f.confs[c.meeting.ID] == c {
 			delete(f.confs, c.meeting.ID)
 		}
+	}
+	c.mu.Unlock()
+	f.mu.Unlock()
+	if ended {
+		f.releaseLease(c)
 	}
 }
 
@@ -417,6 +478,9 @@ type FocusMetrics struct {
 	Meetings     int // meetings someone is in or waits for
 	Participants int // joined
 	Lobby        int // waiting in the lobby
+	// Hosted counts the live meetings whose host lease this front end
+	// holds (with FocusConfig.Leases).
+	Hosted int
 }
 
 // Metrics counts the live meetings and the people in them.
@@ -428,6 +492,9 @@ func (f *Focus) Metrics() FocusMetrics {
 		c.mu.Lock()
 		if len(c.parts) > 0 {
 			m.Meetings++
+		}
+		if c.leased {
+			m.Hosted++
 		}
 		for _, p := range c.parts {
 			switch p.State {

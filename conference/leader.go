@@ -220,7 +220,15 @@ func (f *Focus) SetPresenters(ctx context.Context, id MeetingID, actor Participa
 func (f *Focus) updateLocked(ctx context.Context, c *conf, a *participant, fn func(*Meeting) error) error {
 	ctx, cancel := context.WithTimeout(ctx, defaultStoreTimeout)
 	defer cancel()
-	m, err := f.cfg.Meetings.Update(ctx, c.meeting.ID, fn)
+	var m *Meeting
+	var err error
+	if fenced, ok := f.cfg.Meetings.(FencedMeetingStore); ok && c.leased {
+		// Refused if another front end has since been granted the
+		// meeting: this one lost it (the renewer ends it here).
+		m, err = fenced.UpdateFenced(ctx, c.meeting.ID, c.lease.Token, fn)
+	} else {
+		m, err = f.cfg.Meetings.Update(ctx, c.meeting.ID, fn)
+	}
 	if err != nil {
 		return err
 	}

@@ -203,11 +203,16 @@ type MemoryMeetings struct {
 	mu     sync.RWMutex
 	byID   map[MeetingID]*Meeting
 	dialIn map[string]MeetingID // dial-in ID -> meeting ID
+	// leases and tokens are those of HostLeases: the lease held on a
+	// meeting, and the newest token granted (kept after the lease).
+	leases map[MeetingID]memoryLease
+	tokens map[MeetingID]uint64
 }
 
 // NewMemoryMeetings returns an empty store.
 func NewMemoryMeetings() *MemoryMeetings {
-	return &MemoryMeetings{byID: map[MeetingID]*Meeting{}, dialIn: map[string]MeetingID{}}
+	return &MemoryMeetings{byID: map[MeetingID]*Meeting{}, dialIn: map[string]MeetingID{},
+		leases: map[MeetingID]memoryLease{}, tokens: map[MeetingID]uint64{}}
 }
 
 // Create implements MeetingStore.
@@ -253,6 +258,10 @@ func (s *MemoryMeetings) ByDialInID(ctx context.Context, dialInID string) (*Meet
 func (s *MemoryMeetings) Update(_ context.Context, id MeetingID, fn func(*Meeting) error) (*Meeting, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.updateLocked(id, fn)
+}
+
+func (s *MemoryMeetings) updateLocked(id MeetingID, fn func(*Meeting) error) (*Meeting, error) {
 	m, ok := s.byID[id]
 	if !ok {
 		return nil, fmt.Errorf("%w: %s", ErrNotFound, id)

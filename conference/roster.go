@@ -282,6 +282,15 @@ func (f *Focus) End(ctx context.Context, id MeetingID) error {
 		c.mu.Unlock()
 		return err
 	}
+	f.endLocked(c) // a join now finds no meeting in the store
+	f.cfg.Logger.Info("meeting ended", "meeting", id)
+	return nil
+}
+
+// endLocked ends the live meeting c, whose lock it releases: those in
+// the lobby are rejected, the others ejected (their SIP dialogs and media
+// end), and it is forgotten, its lease released.
+func (f *Focus) endLocked(c *conf) {
 	for _, p := range c.sorted() {
 		if p.State == InLobby {
 			f.removeLocked(c, p, EventRejected, "", ErrRejected)
@@ -289,15 +298,14 @@ func (f *Focus) End(ctx context.Context, id MeetingID) error {
 			f.removeLocked(c, p, EventEjected, "", ErrLeft)
 		}
 	}
-	c.dead = true // a join now finds no meeting in the store
+	c.dead = true
 	c.mu.Unlock()
 	f.mu.Lock()
-	if f.confs[id] == c {
-		delete(f.confs, id)
+	if f.confs[c.meeting.ID] == c {
+		delete(f.confs, c.meeting.ID)
 	}
 	f.mu.Unlock()
-	f.cfg.Logger.Info("meeting ended", "meeting", id)
-	return nil
+	f.releaseLease(c)
 }
 
 // Participants returns the meeting's participants, lobby included, in the

@@ -65,6 +65,11 @@ func (f *Focus) Owns(req *sip.Request) bool {
 	if to := req.To(); to != nil && to.Params.Has("tag") && (f.ownContact(req.Recipient) || f.findDialog(req) != nil) {
 		return true
 	}
+	if f.cfg.Leases != nil && f.ownContact(req.Recipient) {
+		// A meeting at this front end's address: where a pool's other
+		// front ends redirect the meeting's joins (302, redirect).
+		return true
+	}
 	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
 	defer cancel()
 	_, err := f.cfg.Directory.Tenant(ctx, req.Recipient.Host)
@@ -221,6 +226,10 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	p, err := f.Join(ctx, meeting, jr)
 	cancel()
 	if err != nil {
+		if holder, ok := HostOf(err); ok {
+			f.redirect(req, tx, holder)
+			return
+		}
 		code, reason := joinStatus(err)
 		reply(tx, req, code, reason)
 		return
