@@ -95,9 +95,20 @@ func (s redisMeetings) ByDialInID(ctx context.Context, dialInID string) (*confer
 // Update implements conference.MeetingStore: WATCH, read, change, and
 // write in MULTI, again if another front end wrote first.
 func (s redisMeetings) Update(ctx context.Context, id conference.MeetingID, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
+	return s.update(ctx, id, nil, nil, fn)
+}
+
+// update is Update, with check run first in the transaction, which also
+// WATCHes the keys check reads (UpdateFenced).
+func (s redisMeetings) update(ctx context.Context, id conference.MeetingID, watch []string, check func(tx *redis.Tx) error, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
 	key := s.r.key("meeting", string(id))
 	var out *conference.Meeting
 	err := s.r.optimistic(ctx, func(tx *redis.Tx) error {
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
+		}
 		m, err := getMeetingWith(ctx, tx, key, string(id))
 		if err != nil {
 			return err
@@ -118,7 +129,7 @@ func (s redisMeetings) Update(ctx context.Context, id conference.MeetingID, fn f
 				p.SAdd(ctx, s.r.key("meetings-of", c.Organizer), string(id))
 			}
 		})
-	}, key)
+	}, append([]string{key}, watch...)...)
 	if err != nil {
 		return nil, err
 	}

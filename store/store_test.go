@@ -224,3 +224,17 @@ func TestTenantFederationStores(t *testing.T) {
 		}
 	}
 }
+
+func TestMemoryHostLeases(t *testing.T) {
+	storetest.HostLeases(t, func(*testing.T) (conference.HostLeases, conference.FencedMeetingStore) {
+		ms := conference.NewMemoryMeetings()
+		return ms.HostLeases(), ms
+	})
+}
+
+func TestRedisHostLeases(t *testing.T) {
+	storetest.HostLeases(t, func(t *testing.T) (conference.HostLeases, conference.FencedMeetingStore) {
+		r := openRedis(t)
+		return r.HostLeases(), r.Meetings().(conference.FencedMeetingStore)
+	})
+}
