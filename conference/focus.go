@@ -160,7 +160,7 @@ type Focus struct {
 	// starting: the meetings whose live state is being set up (their
 	// lease acquired), closed when done.
 	starting map[MeetingID]chan struct{}
-	closed bool
+	closed   bool
 	// draining: Shutdown has begun; no one joins or subscribes.
 	draining bool
 	// busy counts SIP requests being handled and goroutines of goRun,

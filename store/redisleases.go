@@ -155,4 +155,3 @@ func (s redisMeetings) UpdateFenced(ctx context.Context, id conference.MeetingID
 		return nil
 	}, fn)
 }
-
