@@ -228,6 +228,30 @@ func (r *Redis) Heartbeat(ctx context.Context, node string, ttl time.Duration) e
 	return redisErr(r.c.Set(ctx, r.key("alive", node), "1", ttl).Err())
 }
 
+// Advertise publishes the front end node's addresses (a listener's name,
+// such as "sip_tls", to its host:port) for ttl, with its heartbeat: the
+// other front ends of the pool redirect to them (NodeAddress).
+func (r *Redis) Advertise(ctx context.Context, node string, addrs map[string]string, ttl time.Duration) error {
+	key := r.key("node-addr", node)
+	_, err := r.c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, key)
+		p.HSet(ctx, key, addrs)
+		p.PExpire(ctx, key, ttl)
+		return nil
+	})
+	return redisErr(err)
+}
+
+// NodeAddress returns the address the live front end node advertised
+// for a listener, or "" if it advertised none or is not alive.
+func (r *Redis) NodeAddress(ctx context.Context, node, listener string) (string, error) {
+	addr, err := r.c.HGet(ctx, r.key("node-addr", node), listener).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	return addr, redisErr(err)
+}
+
 // DeadNodes returns the front ends that hold flows in the store but whose
 // heartbeat has lapsed: their devices are gone with them, and a live
 // front end removes their bindings (presence.Registrar.RemoveNode).

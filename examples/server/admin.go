@@ -702,7 +702,17 @@ func (a *adminAPI) getMeeting(w http.ResponseWriter, r *http.Request) {
 		meetingResponse
 		Organizer    string            `json:"organizer"`
 		Participants []participantJSON `json:"participants"`
+		// Host is the pool's front end (its pool address) that hosts the
+		// live meeting, and HostToken its lease's fencing token; absent
+		// outside a pool or when nobody is in the meeting.
+		Host      string `json:"host,omitempty"`
+		HostToken uint64 `json:"host_token,omitempty"`
 	}{meetingResponse: toResponse(m), Organizer: m.Organizer, Participants: []participantJSON{}}
+	if l, err := a.focus.Host(r.Context(), m.ID); err == nil {
+		out.Host, out.HostToken = l.Host, l.Token
+	} else if !errors.Is(err, conference.ErrNotFound) {
+		a.logger.Warn("the meeting's host is unknown", "meeting", m.ID, "err", err)
+	}
 	for _, p := range a.focus.Participants(m.ID) {
 		out.Participants = append(out.Participants, participantJSON{ID: string(p.ID), URI: p.URI, DisplayName: p.DisplayName,
 			State: p.State.String(), Role: p.Role.String()})

@@ -198,6 +198,7 @@ func follow(ctx context.Context, feed presence.Feed, logger *slog.Logger, what s
 type poolLiveness interface {
 	Heartbeat(ctx context.Context, node string, ttl time.Duration) error
 	DeadNodes(ctx context.Context) ([]string, error)
+	Advertise(ctx context.Context, node string, addrs map[string]string, ttl time.Duration) error
 }
 
 // A front end's heartbeat lasts nodeTimeout and is renewed every
@@ -210,14 +211,25 @@ const (
 	nodeBeat    = 2 * time.Second
 )
 
-// keepPoolAlive beats this front end's heartbeat and removes what dead
-// front ends held, until ctx is done.
-func keepPoolAlive(ctx context.Context, live poolLiveness, node string, registrar *presence.Registrar, logger *slog.Logger) {
+// meetingLeaseTTL is how long the lease of a front end hosting a live
+// meeting lasts; the Focus renews it every third (~3.3 s). A hosting
+// front end killed outright frees its meetings within meetingLeaseTTL:
+// the next join through another front end makes that one the host.
+const meetingLeaseTTL = 10 * time.Second
+
+// keepPoolAlive beats this front end's heartbeat, advertises its addrs
+// and removes what dead front ends held, until ctx is done.
+func keepPoolAlive(ctx context.Context, live poolLiveness, node string, addrs map[string]string, registrar *presence.Registrar, logger *slog.Logger) {
 	t := time.NewTicker(nodeBeat)
 	defer t.Stop()
 	for {
 		if err := live.Heartbeat(ctx, node, nodeTimeout); err != nil && ctx.Err() == nil {
 			logger.Warn("pool heartbeat not written", "err", err)
+		}
+		// Its SIP-TLS address, where the others redirect the joins of the
+		// meetings it hosts.
+		if err := live.Advertise(ctx, node, addrs, nodeTimeout); err != nil && ctx.Err() == nil {
+			logger.Warn("pool addresses not advertised", "err", err)
 		}
 		dead, err := live.DeadNodes(ctx)
 		if err != nil && ctx.Err() == nil {

@@ -149,11 +149,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
 	var locations presence.LocationStore = presence.NewMemoryLocation()
 	var publications presence.PublicationStore = presence.NewMemoryPublications()
-	var feed presence.Feed         // changes between the front ends of a pool
-	var withdrawals presence.Feed  // users whose rights were withdrawn, between them
-	var revokedFeed presence.Feed  // certificates revoked, between them
-	var adminChanges presence.Feed // tenants and federation changed, between them
-	var liveness poolLiveness      // which front ends are alive
+	var feed presence.Feed               // changes between the front ends of a pool
+	var withdrawals presence.Feed        // users whose rights were withdrawn, between them
+	var revokedFeed presence.Feed        // certificates revoked, between them
+	var adminChanges presence.Feed       // tenants and federation changed, between them
+	var liveness poolLiveness            // which front ends are alive
+	var hostLeases conference.HostLeases // which front end hosts each live meeting
+	var nodeAddress func(ctx context.Context, node, listener string) (string, error)
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var partnerStore edge.PartnerStore = &edge.MemoryPartnerStore{}
 	tenantFederation := &tenantPolicies{} // each tenant's own federation policy; in memory unless a store keeps it
@@ -179,7 +181,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		feed, withdrawals, revokedFeed, adminChanges = r.Feed(), r.Withdrawals(), r.RevokedCertificates(), r.AdminChanges()
 		revocations, dirStore, partnerStore = r.Revocations(), r.Directory(), r.Partners()
 		tenantFederation.store = r.TenantFederation
-		liveness = r
+		liveness, hostLeases, nodeAddress = r, r.HostLeases(), r.NodeAddress
 	}
 	// The directory of tenants and users: the certificates name the
 	// tenants' domains.
@@ -366,12 +368,20 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("field \"limits.lobby\": %w", err)
 	}
-	focus, err := conference.NewFocus(conference.FocusConfig{
+	focusCfg := conference.FocusConfig{
 		Meetings: meetings, Directory: directory, Tokens: tokens, JoinURL: joinBase, MediaServer: nw.addrPort("media").String(), Lobby: lobby,
 		Auth: authn, Client: sipClient, Connections: ua.TransportLayer(), Logger: logger,
 		Listeners: map[string]string{"TLS": nw.hostPort("sip_tls"), "WSS": nw.hostPort("sip_wss")},
 		Gateways:  []string{cfg.Gateway}, DialInNumbers: []string{cfg.DialIn},
-	})
+	}
+	if hostLeases != nil && node != "" {
+		// In a pool, a live meeting is hosted by one front end, which
+		// holds its lease (renewed every meetingLeaseTTL/3); a join
+		// through another is redirected to it.
+		focusCfg.Leases, focusCfg.Host, focusCfg.LeaseTTL = hostLeases, node, meetingLeaseTTL
+		focusCfg.HostAddress = func(ctx context.Context, host string) (string, error) { return nodeAddress(ctx, host, "sip_tls") }
+	}
+	focus, err := conference.NewFocus(focusCfg)
 	if err != nil {
 		return err
 	}
@@ -617,7 +627,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// This front end's heartbeat, and the removal of what dead ones
 		// held: their devices' watchers see them offline within
 		// nodeTimeout plus a sweep.
-		wg.Go(func() { keepPoolAlive(bgCtx, liveness, node, registrar, logger) })
+		addrs := map[string]string{"sip_tls": nw.hostPort("sip_tls")}
+		wg.Go(func() { keepPoolAlive(bgCtx, liveness, node, addrs, registrar, logger) })
 	}
 	if revokedFeed != nil {
 		// A certificate revoked on another front end: this one's CRL is

@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emiago/sipgo/sip"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/parleyuc/parley/internal/testredis"
+)
+
+// leaseSample is one reading of a meeting's lease key in Redis.
+type leaseSample struct {
+	at    time.Time
+	host  string
+	token uint64
+	ttl   time.Duration // left at the reading
+}
+
+// watchLease reads the lease key of meeting every 10 ms until stop is
+// called, which returns the readings in which a lease was held.
+func watchLease(t *testing.T, url, meeting string) (stop func() []leaseSample) {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := redis.NewClient(opt)
+	key := "parley:meeting-host:" + meeting
+	ctx, cancel := context.WithCancel(context.Background())
+	var samples []leaseSample
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			var get *redis.StringCmd
+			var pttl *redis.DurationCmd
+			_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
+				get, pttl = p.Get(ctx, key), p.PTTL(ctx, key)
+				return nil
+			})
+			if err == nil {
+				tok, host, _ := strings.Cut(get.Val(), " ")
+				n, _ := strconv.ParseUint(tok, 10, 64)
+				samples = append(samples, leaseSample{at: time.Now(), host: host, token: n, ttl: pttl.Val()})
+			} else if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
+				t.Errorf("reading the lease: %v", err)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+	return func() []leaseSample {
+		cancel()
+		wg.Wait()
+		_ = c.Close()
+		return samples
+	}
+}
+
+// TestMeetingHostedByOneFrontEnd: two front ends, each its own process, on
+// one redis-server. Alice joins a meeting through A, which hosts it: the
+// admin API on A and on B names A. Bob's INVITE through B is redirected
+// (302) to the meeting at A's SIP-TLS address. A is killed (-9): within
+// the lease TTL bound a join through B succeeds and B hosts it, with a
+// larger fencing token. The lease key, read throughout, never names two
+// hosts: its token never goes backwards, and another host appears only
+// after the previous lease expired.
+func TestMeetingHostedByOneFrontEnd(t *testing.T) {
+	rds := testredis.Run(t)
+	data := t.TempDir()
+	pool := []string{"-store", "redis", "-redis", rds.URL}
+	a, killA := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
+	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	b.passwords = a.passwords // printed once, by the first
+
+	m := a.schedule(t, "alice", `{"access":"organization"}`)
+	stop := watchLease(t, rds.URL, m.ID)
+	defer stop()
+	invite := func(s *server, name string) *sip.Response {
+		t.Helper()
+		u := s.sipUser(t, name, a.passwords["sip:"+name+"@example.test"], "localhost")
+		res, err := u.do(u.request(sip.INVITE, m.Focus, sip.NewHeader("Contact", "<sip:"+name+"-dev@127.0.0.1;transport=tls>")))
+		if err != nil {
+			t.Fatalf("%s's INVITE through %s: %v", name, s.listeners["pool"], err)
+		}
+		return res
+	}
+	if res := invite(a, "alice"); res.StatusCode != 200 {
+		t.Fatalf("alice joins through A: %v", res)
+	}
+	type view struct {
+		Host      string `json:"host"`
+		HostToken uint64 `json:"host_token"`
+	}
+	var onA, onB view
+	a.admin(t).must("GET", "/meetings/"+m.ID, "", 200, &onA)
+	b.admin(t).must("GET", "/meetings/"+m.ID, "", 200, &onB)
+	if onA.Host != a.listeners["pool"] || onA.HostToken == 0 || onB != onA {
+		t.Fatalf("meeting view: on A %+v, on B %+v; want host %s on both", onA, onB, a.listeners["pool"])
+	}
+	if h, hb := metric(t, a, "parley_meetings_hosted"), metric(t, b, "parley_meetings_hosted"); h != 1 || hb != 0 {
+		t.Fatalf("parley_meetings_hosted: A %v, B %v; want 1, 0", h, hb)
+	}
+
+	res := invite(b, "bob")
+	contact := res.Contact()
+	if res.StatusCode != 302 || contact == nil {
+		t.Fatalf("bob's INVITE through B: %v; want 302 to A", res)
+	}
+	if got := net.JoinHostPort(contact.Address.Host, strconv.Itoa(contact.Address.Port)); contact.Address.User != m.ID || got != a.listeners["sip-tls"] {
+		t.Fatalf("302 Contact %s; want the meeting %s at A's SIP-TLS %s", contact.Address.String(), m.ID, a.listeners["sip-tls"])
+	}
+
+	killA()
+	killed := time.Now()
+	const bound = meetingLeaseTTL + 2*time.Second // the TTL, and a join's round trips
+	for {
+		res := invite(b, "bob")
+		if res.StatusCode == 200 {
+			break
+		}
+		if res.StatusCode != 302 && res.StatusCode != 503 {
+			t.Fatalf("bob's INVITE through B after A died: %v", res)
+		}
+		if time.Since(killed) > bound {
+			t.Fatalf("bob cannot join through B %v after A died: %v", bound, res)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Logf("bob joined through B %v after A was killed", time.Since(killed).Round(time.Millisecond))
+	b.admin(t).must("GET", "/meetings/"+m.ID, "", 200, &onB)
+	if onB.Host != b.listeners["pool"] || onB.HostToken <= onA.HostToken {
+		t.Fatalf("meeting view on B after the takeover %+v; want host %s with a token above %d", onB, b.listeners["pool"], onA.HostToken)
+	}
+
+	time.Sleep(300 * time.Millisecond) // readings of B's lease, not only of A's
+	samples := stop()
+	if len(samples) < 10 {
+		t.Fatalf("only %d readings of the lease", len(samples))
+	}
+	seenB := false
+	for i := 1; i < len(samples); i++ {
+		prev, cur := samples[i-1], samples[i]
+		switch {
+		case cur.token < prev.token:
+			t.Fatalf("the lease's token went back from %d to %d", prev.token, cur.token)
+		case cur.token == prev.token && cur.host != prev.host:
+			t.Fatalf("token %d names %s then %s", cur.token, prev.host, cur.host)
+		case cur.host != prev.host:
+			// Another host: only once the previous lease expired, as its
+			// last reading said (10 ms of reading error either way).
+			if expired := prev.at.Add(prev.ttl); cur.at.Before(expired.Add(-20 * time.Millisecond)) {
+				t.Fatalf("%s holds the lease at %v, before %s's expired at %v", cur.host, cur.at, prev.host, expired)
+			}
+		}
+		seenB = seenB || cur.host == b.listeners["pool"]
+	}
+	if samples[0].host != a.listeners["pool"] || !seenB {
+		t.Fatalf("the lease went from %s to %s; want A then B", samples[0].host, samples[len(samples)-1].host)
+	}
+}
