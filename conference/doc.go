@@ -71,6 +71,18 @@
 //     dial-in setting says, playing a prompt while it waits. Plain RTP is
 //     taken only from gateways in FocusConfig.PlainRTPGateways.
 //
+// In a pool of front ends sharing a store, FocusConfig.Leases makes each
+// live meeting hosted by exactly one of them: the first participant's
+// front end acquires the meeting's [Lease] ([HostLeases]), renews it
+// every third of its TTL while the meeting lives and releases it when it
+// ends; a join through another front end fails with a [*HostedError]
+// (ErrHostedElsewhere) naming the holder, and its SIP INVITE is answered
+// 302 to the host (FocusConfig.HostAddress) or 503. A lease's Token is a
+// fencing token, larger at every grant: the Focus writes the meeting's
+// settings with [FencedMeetingStore.UpdateFenced], which the store refuses
+// (ErrFenced) once a newer lease was granted, and a Focus whose renewal
+// fails ends the meeting locally, so two front ends never both host it.
+//
 // The media server verifies media tokens with a [TokenIssuer] sharing the
 // Focus's key, before it answers any offer.
 package conference
