@@ -14,9 +14,9 @@ import (
 // SchemaVersion is the version of the database layout this code writes.
 // OpenBolt upgrades older databases with the migrations below and refuses
 // newer ones.
-const SchemaVersion = 6
+const SchemaVersion = 7
 
-// Buckets (schema 6).
+// Buckets (schema 7).
 var (
 	bucketMeta          = []byte("meta")
 	bucketMeetings      = []byte("meetings")          // id -> JSON meeting
@@ -30,12 +30,13 @@ var (
 	bucketRevocations   = []byte("revocations")       // pki.IssuerID -> JSON pki.RevocationList
 	bucketTenants       = []byte("directory.tenants") // domain -> JSON auth.Tenant
 	bucketUsers         = []byte("directory.users")   // canonical AOR -> JSON auth.User
+	bucketMeetingHosts  = []byte("meetings.hosts")    // id -> JSON boltLease: host lease and newest token
 	keySchema           = []byte("schema")
 )
 
 // allBuckets are the buckets every current database has.
 var allBuckets = [][]byte{bucketMeetings, bucketMeetingDialIn, bucketMeetingOrg, bucketPolicies, bucketLocations, bucketLocationFlows,
-	bucketFederation, bucketPublications, bucketRevocations, bucketTenants, bucketUsers}
+	bucketFederation, bucketPublications, bucketRevocations, bucketTenants, bucketUsers, bucketMeetingHosts}
 
 // migrations[v] takes a database from schema v to v+1, inside the opening
 // transaction: all of them apply, or none.
@@ -87,6 +88,10 @@ var migrations = map[uint64]func(tx *bolt.Tx) error{
 			}
 		}
 		return nil
+	},
+	6: func(tx *bolt.Tx) error { // meetings' host leases join the store
+		_, err := tx.CreateBucketIfNotExists(bucketMeetingHosts)
+		return err
 	},
 }
 

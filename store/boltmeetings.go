@@ -102,8 +102,19 @@ func (s boltMeetings) ByDialInID(_ context.Context, dialInID string) (*conferenc
 // Update implements conference.MeetingStore: read, change and write in
 // one transaction, so concurrent updates serialize.
 func (s boltMeetings) Update(_ context.Context, id conference.MeetingID, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
+	return s.update(id, nil, fn)
+}
+
+// update is Update, with check run first in the transaction
+// (UpdateFenced).
+func (s boltMeetings) update(id conference.MeetingID, check func(tx *bolt.Tx) error, fn func(*conference.Meeting) error) (*conference.Meeting, error) {
 	var out *conference.Meeting
 	err := s.db.Update(func(tx *bolt.Tx) error {
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
+		}
 		m, err := getMeeting(tx, string(id))
 		if err != nil {
 			return err

@@ -238,3 +238,10 @@ func TestRedisHostLeases(t *testing.T) {
 		return r.HostLeases(), r.Meetings().(conference.FencedMeetingStore)
 	})
 }
+
+func TestBoltHostLeases(t *testing.T) {
+	storetest.HostLeases(t, func(t *testing.T) (conference.HostLeases, conference.FencedMeetingStore) {
+		b := openBolt(t)
+		return b.HostLeases(), b.Meetings().(conference.FencedMeetingStore)
+	})
+}
