@@ -282,3 +282,48 @@ func TestSessionAllocatesScreenThenNewestCamera(t *testing.T) {
 		}
 	}
 }
+
+// A layer the publisher has paused, on which it sends bandwidth-probe
+// padding alone (as Chrome does), goes stale like one that sends
+// nothing: a subscriber allowed the high layer is moved to the low one
+// that still sends video, instead of waiting for the paused layer's
+// keyframe.
+func TestPaddingDoesNotKeepAPausedLayer(t *testing.T) {
+	start := time.Now().UnixNano()
+	f := bareForward(start)
+	d := newDownTrack(f, LayerHigh)
+	w := &discardWriter{}
+	d.ws, d.ssrc = w, 42
+	f.addDown(d)
+	seq := [numLayers]uint16{}
+	send := func(l Layer, key bool, now int64) {
+		seq[l]++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[l], Timestamp: uint32(seq[l]) * 3000},
+			Payload: vp8Payload(seq[l], 0, true, key, simWidths[l], simWidths[l]*9/16, []byte{1})}
+		f.route(f.layers[l].Load(), pkt, now)
+	}
+	padding := func(l Layer, now int64) {
+		seq[l]++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Padding: true, SequenceNumber: seq[l], Timestamp: 0}, PaddingSize: 255}
+		f.route(f.layers[l].Load(), pkt, now)
+	}
+	send(LayerHigh, true, start)
+	if d.layer() != LayerHigh {
+		t.Fatalf("receives %v, want the high layer", d.layer())
+	}
+	// For 3 s (past staleLayer) the high and mid layers send padding
+	// only; the low layer sends video.
+	var now int64
+	for ms := int64(0); ms <= 3000; ms += 33 {
+		now = start + ms*int64(time.Millisecond)
+		padding(LayerHigh, now)
+		padding(LayerMid, now)
+		send(LayerLow, ms%990 == 0, now)
+	}
+	if got := f.best(LayerHigh, now); got != LayerLow {
+		t.Fatalf("the best layer sending is %v, want the low layer (the others send padding alone)", got)
+	}
+	if d.layer() != LayerLow {
+		t.Fatalf("the subscriber receives %v, want the low layer from its keyframe", d.layer())
+	}
+}

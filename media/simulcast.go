@@ -162,9 +162,15 @@ func (f *forward) readLayer(l *layer) {
 	}
 }
 
-// route hands a packet of layer l to every subscriber.
+// route hands a packet of layer l to every subscriber. Only a packet
+// with a payload keeps the layer alive: a browser sends bandwidth-probe
+// padding (packets of padding alone) on a layer it has paused, and a
+// paused layer taken for a live one keeps its subscribers waiting for a
+// keyframe that never comes.
 func (f *forward) route(l *layer, pkt *rtp.Packet, now int64) {
-	l.lastSeen.Store(now)
+	if len(pkt.Payload) > 0 {
+		l.lastSeen.Store(now)
+	}
 	var d vp8Desc
 	valid := false
 	if f.vp8 && len(pkt.Payload) > 0 {
