@@ -84,6 +84,7 @@ const (
 type downlink struct {
 	interceptor.NoOp
 	estimate atomic.Int64 // bits/s
+	pace     *pacer       // the connection's pacer (pace.go)
 
 	mu   sync.Mutex
 	next uint16 // the next transport-wide sequence number
@@ -136,14 +137,24 @@ type downlink struct {
 func newDownlink() *downlink {
 	d := &downlink{}
 	d.estimate.Store(initialEstimate)
+	d.pace = newPacer(d.GetTargetBitrate)
 	return d
+}
+
+// Close stops the connection's pacer; the peer connection's Close calls
+// it, and so does the session's.
+func (d *downlink) Close() error {
+	d.pace.close()
+	return nil
 }
 
 // GetTargetBitrate returns the estimate, in bits/s.
 func (d *downlink) GetTargetBitrate() int { return int(d.estimate.Load()) }
 
-// BindLocalStream numbers the stream's packets, if the transport-wide
-// sequence number extension was negotiated for it.
+// BindLocalStream numbers the stream's packets and paces them (see
+// pacer), if the transport-wide sequence number extension was
+// negotiated for it: they are numbered as they leave the pacer, so that
+// the feedback sees when they left.
 func (d *downlink) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	var id uint8
 	for _, e := range info.RTPHeaderExtensions {
@@ -154,7 +165,7 @@ func (d *downlink) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 	if id == 0 {
 		return w
 	}
-	return &numbered{d: d, id: id, w: w}
+	return &pacedStream{p: d.pace, audio: isAudio(info), w: &numbered{d: d, id: id, w: w}}
 }
 
 // numbered is one outgoing stream's writer: it gives each packet the
