@@ -255,8 +255,9 @@ func (s *Session) allocate(a Allocator, sc *allocScratch) {
 		sc.layers = append(sc.layers, LayerHigh)
 	}
 	a.Allocate(budget, sc.videos, sc.layers)
+	now := time.Now().UnixNano()
 	for i, d := range sc.downs {
-		d.setAlloc(sc.layers[i])
+		d.allocate(sc.layers[i], now)
 	}
 	clear(sc.downs)
 }

@@ -70,6 +70,11 @@ type sentPacket struct {
 	seq   uint16
 	size  uint16 // RTP header and payload
 	state uint8  // sent, acked, or reported lost
+	// a retransmission: its loss is not counted (a receiver drops one
+	// it has already, or one too old for its SRTP replay window, before
+	// its feedback sees it; pion's NACK generator asks again and again
+	// for what a paused stream lost)
+	rtx bool
 }
 
 const (
@@ -103,6 +108,10 @@ type downlink struct {
 	rateSince  int64
 	ackedRate  float64 // bits/s, smoothed; 0 until measured
 	lastAcked  float64 // bits/s, over the last window alone
+	// the rate at which the last report's packets arrived (on the
+	// client's clock; 0: too few to say): while a queue stands at the
+	// bottleneck, the bottleneck's rate
+	reportRate float64
 	lastLoss   float64 // the share lost in the last window judged
 	lastFall   int64
 	lastRise   int64
@@ -165,20 +174,33 @@ func (d *downlink) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 	if id == 0 {
 		return w
 	}
-	return &pacedStream{p: d.pace, audio: isAudio(info), w: &numbered{d: d, id: id, w: w}}
+	n := &numbered{d: d, id: id, w: w, audio: isAudio(info)}
+	n.out.n = n
+	return n
 }
 
-// numbered is one outgoing stream's writer: it gives each packet the
-// connection's next transport-wide sequence number.
+// numbered is one outgoing stream's writer: what the retransmissions'
+// budget lets through goes to the connection's pacer, and leaves it
+// with the connection's next transport-wide sequence number (out).
 type numbered struct {
-	d  *downlink
-	id uint8
-	w  interceptor.RTPWriter
+	d     *downlink
+	id    uint8
+	w     interceptor.RTPWriter
+	audio bool
 
-	mu      sync.Mutex // the extension's bytes are the header's until written
-	ext     [2]byte
+	mu      sync.Mutex // a packet at a time into the pacer, in order
 	started bool
 	lastSeq uint16 // the stream's newest RTP sequence number written
+	out     numberedOut
+}
+
+// numberedOut is a stream's writer out of the pacer; the pacer calls it
+// under its lock.
+type numberedOut struct {
+	n       *numbered
+	ext     [2]byte // the extension's bytes are the header's until written
+	started bool
+	lastSeq uint16 // the stream's newest RTP sequence number sent
 }
 
 // Retransmissions (what the NACK responder sends again: a packet not
@@ -192,7 +214,9 @@ const (
 	rtxBurst = 200 * time.Millisecond
 )
 
-// Write numbers a packet and sends it on.
+// Write drops a retransmission the budget has no room for (before the
+// pacer: it would hold up what follows, only to be dropped), and
+// hands the others to the pacer.
 func (n *numbered) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -203,21 +227,31 @@ func (n *numbered) Write(h *rtp.Header, payload []byte, a interceptor.Attributes
 	case !n.d.retransmit(size, now):
 		return size, nil // dropped: no room for it
 	}
-	seq := n.d.sent1(size, now)
-	n.ext = [2]byte{byte(seq >> 8), byte(seq)}
-	if err := h.SetExtension(n.id, n.ext[:]); err != nil {
-		return 0, err
-	}
-	return n.w.Write(h, payload, a)
+	return n.d.pace.write(&n.out, n.audio, h, payload, a)
 }
 
-// sent1 records a packet sent and returns its sequence number.
-func (d *downlink) sent1(size int, now int64) uint16 {
+// Write numbers a packet leaving the pacer and sends it on.
+func (o *numberedOut) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	rtx := o.started && int16(h.SequenceNumber-o.lastSeq) <= 0 // the pacer keeps the order
+	if !rtx {
+		o.started, o.lastSeq = true, h.SequenceNumber
+	}
+	seq := o.n.d.sent1(h.MarshalSize()+len(payload), time.Now().UnixNano(), rtx)
+	o.ext = [2]byte{byte(seq >> 8), byte(seq)}
+	if err := h.SetExtension(o.n.id, o.ext[:]); err != nil {
+		return 0, err
+	}
+	return o.n.w.Write(h, payload, a)
+}
+
+// sent1 records a packet sent (a retransmission if rtx) and returns
+// its sequence number.
+func (d *downlink) sent1(size int, now int64, rtx bool) uint16 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seq := d.next
 	d.next++
-	d.sent[seq%sentHistory] = sentPacket{at: now, seq: seq, size: uint16(min(size, 0xffff))}
+	d.sent[seq%sentHistory] = sentPacket{at: now, seq: seq, size: uint16(min(size, 0xffff)), rtx: rtx}
 	return seq
 }
 
@@ -293,6 +327,9 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 	arrival := int64(fb.ReferenceTime) * int64(64*time.Millisecond)
 	deltas := fb.RecvDeltas
 	left := int(fb.PacketStatusCount)
+	var first, last int64 // arrivals of the report's first and last packets known
+	var bytes int         // after the first
+	n := 0
 	status := func(received bool) {
 		if left <= 0 {
 			return
@@ -307,12 +344,23 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 			}
 			arrival += deltas[0].Delta * int64(time.Microsecond)
 			deltas = deltas[1:]
+			if known {
+				if n == 0 {
+					first = arrival
+				} else {
+					bytes += int(s.size)
+				}
+				last = arrival
+				n++
+			}
 			if known && s.state != pktAcked {
-				if s.state == pktLost && d.lost > 0 { // it came after all
+				if s.state == pktLost && !s.rtx && d.lost > 0 { // it came after all
 					d.lost--
 				}
+				if !s.rtx {
+					d.acked++
+				}
 				s.state = pktAcked
-				d.acked++
 				d.ackedBytes += int(s.size)
 				d.delay(arrival-s.at, now)
 			}
@@ -320,7 +368,9 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 		}
 		if known && s.state == pktSent {
 			s.state = pktLost
-			d.lost++
+			if !s.rtx {
+				d.lost++
+			}
 		}
 	}
 	for _, c := range fb.PacketChunks {
@@ -335,8 +385,16 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 			}
 		}
 	}
+	d.reportRate = 0
+	if span := time.Duration(last - first); n >= 4 && span >= reportSpan {
+		d.reportRate = float64(bytes*8) / span.Seconds()
+	}
 	d.update(now)
 }
+
+// reportSpan is the least time over which a report's arrivals give a
+// rate.
+const reportSpan = 50 * time.Millisecond
 
 // delay takes an acknowledged packet's one-way delay (on two clocks:
 // only its changes mean anything).
@@ -376,8 +434,13 @@ func (d *downlink) update(now int64) {
 		d.lastLoss = loss
 	}
 	// What the path delivers now: the smoothed rate lags a step up
-	// (a higher layer just tried), and the path carried the last window.
-	arriving := max(d.ackedRate, d.lastAcked)
+	// (a higher layer just tried), and the path carried the last window;
+	// and while a queue stands at the bottleneck (a keyframe crossing a
+	// weak link, sent faster than the link: pacing sends at up to 2.5
+	// times the estimate), the last report's arrivals come at the
+	// bottleneck's rate, when the windows' rates, mostly before the
+	// burst, say little of the path.
+	arriving := max(d.ackedRate, d.lastAcked, d.reportRate)
 	fall := est
 	if now-d.lastFall >= int64(reactionTime) {
 		if d.queue > float64(overuseDelay) && arriving > 0 {

@@ -63,7 +63,7 @@ func drive(d *downlink, l *link, start int64, dur, interval, feedbackEvery time.
 	var queue []pending
 	now, nextFeedback := start, start+int64(feedbackEvery)
 	for end := start + int64(dur); now < end; now += int64(interval) {
-		queue = append(queue, pending{d.sent1(1200, now), l.arrival(now, 1200)})
+		queue = append(queue, pending{d.sent1(1200, now, false), l.arrival(now, 1200)})
 		if now < nextFeedback {
 			continue
 		}

@@ -250,19 +250,6 @@ func (p *pacer) close() {
 	p.flushs.Wait()
 }
 
-// pacedStream is one outgoing stream's writer through its connection's
-// pacer.
-type pacedStream struct {
-	p     *pacer
-	audio bool
-	w     interceptor.RTPWriter
-}
-
-// Write implements interceptor.RTPWriter.
-func (s *pacedStream) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
-	return s.p.write(s.w, s.audio, h, payload, a)
-}
-
 // isAudio reports whether a stream's MIME type is audio's.
 func isAudio(info *interceptor.StreamInfo) bool {
 	return len(info.MimeType) > 6 && strings.EqualFold(info.MimeType[:6], "audio/")

@@ -35,6 +35,17 @@ func (l *sentLog) count() int {
 	return len(l.seqs)
 }
 
+// pacedStream is a stream's writer through a pacer.
+type pacedStream struct {
+	p     *pacer
+	audio bool
+	w     interceptor.RTPWriter
+}
+
+func (s *pacedStream) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	return s.p.write(s.w, s.audio, h, payload, a)
+}
+
 // pacedPair returns a pacer at a fixed estimate and a video and an
 // audio stream through it, onto log.
 func pacedPair(t *testing.T, estimate int, log *sentLog) (*pacer, *pacedStream, *pacedStream) {

@@ -273,8 +273,10 @@ type downTrack struct {
 	lossCap   Layer
 	lossUntil int64
 	// the allocation's cap for the subscriber's downlink (LayerPaused:
-	// nothing)
-	alloc Layer
+	// nothing), and since when the allocation has had no room for the
+	// video being sent (0: it has)
+	alloc      Layer
+	shortSince int64
 	// the subscriber's downlink estimator (nil: its keyframe requests
 	// are never held), the round trip its receiver reports give
 	// (nanoseconds; 0: not known yet), and the keyframe last sent: when
@@ -373,6 +375,33 @@ func (d *downTrack) setAlloc(l Layer) {
 	d.mu.Lock()
 	d.alloc = l
 	d.mu.Unlock()
+}
+
+// pauseAfter is how long the allocation must find no room for a video
+// being sent before it is paused. A keyframe lifts its layer's
+// measured rate for up to a second (the rate is measured over the last
+// two allocIntervals), more so on a low layer with a camera's
+// keyframes; paused then, the video could resume only at another
+// keyframe, which would lift the rate again.
+const pauseAfter = 2 * time.Second
+
+// allocate takes the allocation's layer for the subscriber at now: as
+// setAlloc, except that a video being sent is paused only once the
+// allocation has had no room for it for pauseAfter; until then it is
+// sent its lowest layer.
+func (d *downTrack) allocate(l Layer, now int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case l != LayerPaused || d.current < 0:
+		d.shortSince = 0
+	case d.shortSince == 0:
+		d.shortSince = now
+		l = LayerLow
+	case now-d.shortSince < int64(pauseAfter):
+		l = LayerLow
+	}
+	d.alloc = l
 }
 
 // maxLayer returns the highest layer SetMaxLayer allows.
