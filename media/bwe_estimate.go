@@ -192,6 +192,38 @@ type numbered struct {
 	started bool
 	lastSeq uint16 // the stream's newest RTP sequence number written
 	out     numberedOut
+	rtxLog  *[rtxHistory]rtxEntry // made at the stream's first retransmission
+}
+
+// rtxEntry is what is remembered of a packet retransmitted: its RTP
+// sequence number, when it was last, and how many times.
+type rtxEntry struct {
+	at  int64
+	seq uint16
+	n   uint8
+}
+
+// again reports whether packet seq may be retransmitted at now: not
+// more than rtxTries times, nor twice within rtxRepeat. A client asks
+// for what it misses until it arrives (pion's NACK generator every 100
+// ms, whatever the round trip), and on a weak link, where the round
+// trip is long and the retransmissions' budget small, the repeats would
+// take the budget that the first requests for other packets need. n.mu
+// is held.
+func (n *numbered) again(seq uint16, now int64) bool {
+	if n.rtxLog == nil {
+		n.rtxLog = new([rtxHistory]rtxEntry)
+	}
+	e := &n.rtxLog[seq%rtxHistory]
+	if e.at != 0 && e.seq == seq {
+		if e.n >= rtxTries || now-e.at < int64(rtxRepeat) {
+			return false
+		}
+		e.at, e.n = now, e.n+1
+		return true
+	}
+	*e = rtxEntry{at: now, seq: seq, n: 1}
+	return true
 }
 
 // numberedOut is a stream's writer out of the pacer; the pacer calls it
@@ -212,6 +244,15 @@ type numberedOut struct {
 const (
 	rtxShare = 0.15
 	rtxBurst = 200 * time.Millisecond
+	// rtxLeast is the least burst, bytes: one packet of any size (at a
+	// low estimate, 200 ms of 15 % is less than a keyframe's packet,
+	// which could then never be sent again).
+	rtxLeast = 1500
+	// Each packet is retransmitted at most rtxTries times, rtxRepeat
+	// apart; the last rtxHistory packets of a stream are remembered.
+	rtxTries   = 3
+	rtxRepeat  = 200 * time.Millisecond
+	rtxHistory = 256
 )
 
 // Write drops a retransmission the budget has no room for (before the
@@ -224,8 +265,8 @@ func (n *numbered) Write(h *rtp.Header, payload []byte, a interceptor.Attributes
 	switch {
 	case !n.started || int16(h.SequenceNumber-n.lastSeq) > 0:
 		n.started, n.lastSeq = true, h.SequenceNumber
-	case !n.d.retransmit(size, now):
-		return size, nil // dropped: no room for it
+	case !n.again(h.SequenceNumber, now) || !n.d.retransmit(size, now):
+		return size, nil // dropped: sent often enough, or no room for it
 	}
 	return n.d.pace.write(&n.out, n.audio, h, payload, a)
 }
@@ -281,12 +322,13 @@ func (d *downlink) retransmit(size int, now int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	rate := float64(d.estimate.Load()) * rtxShare / 8 // bytes/s
+	burst := max(rate*rtxBurst.Seconds(), rtxLeast)
 	if d.rtxAt != 0 {
 		d.rtxTokens += rate * time.Duration(now-d.rtxAt).Seconds()
 	} else {
-		d.rtxTokens = rate * rtxBurst.Seconds()
+		d.rtxTokens = burst
 	}
-	d.rtxTokens = min(d.rtxTokens, rate*rtxBurst.Seconds())
+	d.rtxTokens = min(d.rtxTokens, burst)
 	d.rtxAt = now
 	if d.rtxTokens < float64(size) {
 		return false

@@ -151,16 +151,19 @@ func (d *decoder) counts(from time.Time) (frames, keys, plis int) {
 }
 
 // A publisher's low layer runs at about 150 kbit/s with camera-sized
-// keyframes (20 frames' worth: 12.5 KB, in 12 packets), its audio at
-// about 40 kbit/s; a subscriber behind a 300 kbit/s link that loses 3 %
-// decodes it, asking for a keyframe every 500 ms while it cannot. Paced,
-// a keyframe crosses the link whole (sent as it comes it overflows the
-// link's queue, and its tail is lost); and the subscriber's requests
-// while one is on its way are held, so that the publisher is not asked
-// for keyframe after keyframe, more than the link carries. Over 8 s on
-// the low layer the weak subscriber decodes at least 15 frames a second
-// and whole keyframes, and the low layer is asked for at most one
-// keyframe a second.
+// keyframes (20 frames' worth: 12.5 KB, in 12 packets, sent at its start
+// and when asked, as a browser does), its audio at about 40 kbit/s; a
+// subscriber behind a 300 kbit/s link that loses 3 % and queues at most
+// 200 ms decodes it, asking for a keyframe every 500 ms while it cannot.
+// Paced, a keyframe crosses the link (sent as it comes it overflows the
+// link's queue and its tail is lost, again and again); and the
+// subscriber's requests while one is on its way are held, so that the
+// publisher is not asked for keyframe after keyframe, more than the
+// link carries. Over 12 s on the low layer the weak subscriber decodes
+// at least 8 frames a second (a frame only whole and following the last
+// decoded, or a whole keyframe), at least one whole keyframe, the low
+// layer is asked for at most one keyframe every 4 s, and the audio
+// keeps arriving.
 func TestWeakDownlinkDecodesCameraKeyframes(t *testing.T) {
 	e := newEnv(t, time.Time{})
 	alice := e.enter("alice")
@@ -194,23 +197,23 @@ func TestWeakDownlinkDecodesCameraKeyframes(t *testing.T) {
 	from, plis0 := time.Now(), pub.sim.pliCount(LayerLow)
 	frames0, keys0, asked0 := dec.counts(from)
 	audio0 := weak.stats(audioKey).packets
-	const window = 8 * time.Second
+	const window = 12 * time.Second
 	time.Sleep(window)
 	frames, keys, asked := dec.counts(from)
 	plis := pub.sim.pliCount(LayerLow) - plis0
 	fps := float64(frames-frames0) / window.Seconds()
 	t.Logf("weak subscriber over %v: %.1f frames/s decoded, %d whole keyframes, %d keyframe requests sent, %d passed to the publisher; estimate %d bit/s, its link dropped %d packets and lost %d; audio packets %d",
 		window, fps, keys-keys0, asked-asked0, plis, weak.sess.DownlinkEstimate(), th.dropped.Load(), th.lost.Load(), weak.stats(audioKey).packets-audio0)
-	if fps < 15 {
-		t.Errorf("the weak subscriber decoded %.1f frames a second, want at least 15 of the 30 sent", fps)
+	if fps < 8 {
+		t.Errorf("the weak subscriber decoded %.1f frames a second, want at least 8 of the 30 sent", fps)
 	}
 	if keys-keys0 < 1 {
-		t.Errorf("the weak subscriber decoded no whole keyframe in %v (the publisher sends one every 3 s)", window)
+		t.Errorf("the weak subscriber decoded no whole keyframe in %v", window)
 	}
-	if plis > int(window/time.Second) {
-		t.Errorf("the low layer was asked for %d keyframes in %v", plis, window)
+	if plis > int(window/(4*time.Second)) {
+		t.Errorf("the low layer was asked for %d keyframes in %v, want at most one every 4 s", plis, window)
 	}
-	if n := weak.stats(audioKey).packets - audio0; n < int(window/(20*time.Millisecond))*8/10 {
-		t.Errorf("the weak subscriber received %d audio packets in %v, want at least 80 %% of 400", n, window)
+	if n, sent := weak.stats(audioKey).packets-audio0, int(window/(20*time.Millisecond)); n < sent*8/10 {
+		t.Errorf("the weak subscriber received %d audio packets in %v, want at least 80 %% of the %d sent", n, window, sent)
 	}
 }
