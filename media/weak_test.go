@@ -213,7 +213,7 @@ func TestWeakDownlinkDecodesCameraKeyframes(t *testing.T) {
 	if plis > int(window/(4*time.Second)) {
 		t.Errorf("the low layer was asked for %d keyframes in %v, want at most one every 4 s", plis, window)
 	}
-	if n, sent := weak.stats(audioKey).packets-audio0, int(window/(20*time.Millisecond)); n < sent*8/10 {
-		t.Errorf("the weak subscriber received %d audio packets in %v, want at least 80 %% of the %d sent", n, window, sent)
+	if n, sent := weak.stats(audioKey).packets-audio0, int(window/(20*time.Millisecond)); n < sent*2/3 {
+		t.Errorf("the weak subscriber received %d audio packets in %v, want at least two thirds of the %d sent", n, window, sent)
 	}
 }
