@@ -414,3 +414,35 @@ func TestReportRoundTrip(t *testing.T) {
 		t.Fatal("a report answering no sender report gives a round trip")
 	}
 }
+
+// A video being sent is paused only after the allocation has had no
+// room for it for pauseAfter (a keyframe lifts its measured rate for a
+// moment); until then it gets its lowest layer. One not being sent is
+// paused at once.
+func TestAllocationPausesAVideoBeingSentOnlyAfterAWhile(t *testing.T) {
+	now := time.Now().UnixNano()
+	f := bareForward(now)
+	d := newDownTrack(f, LayerHigh)
+	d.allocate(LayerPaused, now)
+	if d.allocated() != LayerPaused {
+		t.Fatalf("a video not being sent: %v, want paused", d.allocated())
+	}
+	d.allocate(LayerMid, now)
+	d.current = LayerMid
+	for _, ms := range []int64{0, 1000, 1900} {
+		d.allocate(LayerPaused, now+ms*int64(time.Millisecond))
+		if d.allocated() != LayerLow {
+			t.Fatalf("%d ms without room: %v, want the low layer", ms, d.allocated())
+		}
+	}
+	d.allocate(LayerPaused, now+2100*int64(time.Millisecond))
+	if d.allocated() != LayerPaused {
+		t.Fatalf("2.1 s without room: %v, want paused", d.allocated())
+	}
+	d.current = LayerLow
+	d.allocate(LayerLow, now+3000*int64(time.Millisecond))
+	d.allocate(LayerPaused, now+3100*int64(time.Millisecond))
+	if d.allocated() != LayerLow {
+		t.Fatalf("room again, then none: %v, want the low layer for a while", d.allocated())
+	}
+}
