@@ -18,7 +18,12 @@ import (
 // presence.ErrStore for the location store), promptly and without a
 // panic; when the server is back, the same store works again.
 func TestRedisStoppedAndBack(t *testing.T) {
-	srv := testredis.Run(t)
+	dir := t.TempDir()
+	srv, err := testredis.StartPersistent(dir) // started again at the same address below
+	if err != nil {
+		testredis.Unavailable(t, err)
+	}
+	defer srv.Stop()
 	r, err := OpenRedis(context.Background(), RedisConfig{URL: srv.URL})
 	if err != nil {
 		t.Fatal(err)
@@ -51,9 +56,9 @@ func TestRedisStoppedAndBack(t *testing.T) {
 		t.Errorf("the failures took %v", d)
 	}
 
-	back, err := testredis.Start(srv.Port)
+	back, err := testredis.StartPersistent(dir)
 	if err != nil {
-		t.Fatalf("redis-server again on port %d: %v", srv.Port, err)
+		t.Fatalf("redis-server again: %v", err)
 	}
 	defer back.Stop()
 	// go-redis holds its last dial error for a moment before dialing
@@ -79,7 +84,7 @@ func TestRedisStoppedAndBack(t *testing.T) {
 // while it was down were refused with ErrRedis.
 func TestRedisKilledLosesNothingAcknowledged(t *testing.T) {
 	dir := t.TempDir()
-	srv, err := testredis.StartPersistent(0, dir)
+	srv, err := testredis.StartPersistent(dir)
 	if err != nil {
 		testredis.Unavailable(t, err)
 	}
@@ -120,7 +125,7 @@ func TestRedisKilledLosesNothingAcknowledged(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	srv.Stop() // SIGKILL
 	time.Sleep(300 * time.Millisecond)
-	back, err := testredis.StartPersistent(srv.Port, dir)
+	back, err := testredis.StartPersistent(dir)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,7 @@ var redisSrv struct {
 }
 
 func sharedRedis() (*testredis.Server, error) {
-	redisSrv.once.Do(func() { redisSrv.srv, redisSrv.err = testredis.Start(0) })
+	redisSrv.once.Do(func() { redisSrv.srv, redisSrv.err = testredis.Start() })
 	return redisSrv.srv, redisSrv.err
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -26,7 +27,22 @@ import (
 
 func TestMain(m *testing.M) {
 	runServerProcess() // a child started by startServerProcess: does not return
-	goleak.VerifyTestMain(m)
+	code := m.Run()
+	if code == 0 {
+		// go-redis's dial probe (pool.tryDial), started while a test's
+		// Redis was down, sleeps a second between tries and ends at its
+		// next wake after its client is closed: longer than goleak's own
+		// retries wait. Every goroutine gets 3 s to end.
+		err := goleak.Find()
+		for deadline := time.Now().Add(3 * time.Second); err != nil && time.Now().Before(deadline); err = goleak.Find() {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
 }
 
 // server is an examples/server instance run in-process by a test.
@@ -65,6 +81,10 @@ func startServerArgs(t testing.TB, data string, args []string) *server {
 		t.Fatalf("server did not start: %v", <-s.done)
 	}
 	t.Cleanup(func() {
+		if t.Failed() { // what the server said is often why
+			logs := s.logs.String()
+			t.Logf("the server's log, its last 16 KB:\n%s", logs[max(0, len(logs)-16<<10):])
+		}
 		if err := s.shutdown(); err != nil {
 			t.Errorf("server shutdown: %v", err)
 		}

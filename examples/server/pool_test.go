@@ -243,7 +243,7 @@ func TestTwoFrontEnds(t *testing.T) {
 // directory is there), clients go on and messages and presence flow.
 func TestRedisStopsAndReturns(t *testing.T) {
 	redisDir := t.TempDir()
-	rds, err := testredis.StartPersistent(0, redisDir)
+	rds, err := testredis.StartPersistent(redisDir)
 	if err != nil {
 		testredis.Unavailable(t, err)
 	}
@@ -288,7 +288,7 @@ func TestRedisStopsAndReturns(t *testing.T) {
 		}
 	}
 
-	back, err := testredis.StartPersistent(rds.Port, redisDir)
+	back, err := testredis.StartPersistent(redisDir)
 	if err != nil {
 		t.Fatal(err)
 	}
