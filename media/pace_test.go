@@ -104,8 +104,8 @@ func TestPacerSpreadsABurst(t *testing.T) {
 			t.Fatalf("%d bytes left within 40 ms from packet %d", bytes, i)
 		}
 	}
-	if p.forced != 0 {
-		t.Errorf("%d packets sent before the budget held them", p.forced)
+	if _, forced := p.counts(); forced != 0 {
+		t.Errorf("%d packets sent before the budget held them", forced)
 	}
 }
 
@@ -117,8 +117,8 @@ func TestPacerSendsAtOnceOnAFastLink(t *testing.T) {
 	for i := range 40 {
 		writeVideo(t, video, uint16(i), 1200)
 	}
-	if n := log.count(); n != 40 || p.waited != 0 {
-		t.Fatalf("%d of 40 packets left at once, %d waited", n, p.waited)
+	if n, waited := log.count(), p.waitedCount(); n != 40 || waited != 0 {
+		t.Fatalf("%d of 40 packets left at once, %d waited", n, waited)
 	}
 }
 
@@ -193,7 +193,17 @@ func TestPacerDelayIsBounded(t *testing.T) {
 	if last < paceMaxDelay-20*time.Millisecond || last > paceMaxDelay+100*time.Millisecond {
 		t.Fatalf("the last packet left after %v, want about %v", last, paceMaxDelay)
 	}
-	if p.forced == 0 {
+	if _, forced := p.counts(); forced == 0 {
 		t.Fatal("no packet was sent late")
 	}
 }
+
+// counts returns how many packets waited, and how many of them were
+// sent before the budget held them.
+func (p *pacer) counts() (waited, forced int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.waited, p.forced
+}
+
+func (p *pacer) waitedCount() int { w, _ := p.counts(); return w }
