@@ -16,7 +16,10 @@ import (
 // bitrate the path carries. Every allocInterval the room shares each
 // subscriber's estimate, less the audio it is sent, among the videos it
 // receives (an Allocator), and each video's layer is capped at what it
-// was given.
+// was given. What is sent to a subscriber leaves at no more than 2.5
+// times its estimate (pacer, in pace.go), and its requests for a
+// keyframe are held while the last one sent may still be crossing a
+// slow link (downTrack.keyframeOnItsWay).
 
 const (
 	// allocInterval is how often subscribers' estimates are shared out
@@ -255,8 +258,9 @@ func (s *Session) allocate(a Allocator, sc *allocScratch) {
 		sc.layers = append(sc.layers, LayerHigh)
 	}
 	a.Allocate(budget, sc.videos, sc.layers)
+	now := time.Now().UnixNano()
 	for i, d := range sc.downs {
-		d.setAlloc(sc.layers[i])
+		d.allocate(sc.layers[i], now)
 	}
 	clear(sc.downs)
 }

@@ -14,10 +14,12 @@ import (
 // BenchmarkDownlinkEstimation measures what downlink bandwidth
 // estimation adds to each packet the bridge sends a subscriber: a
 // transport-wide sequence number written into its header and the
-// estimator's record of it (its size and when it left). "without" is
-// the write alone (pion's track writer hands every packet an empty
-// attributes map, as here); "bridge" is the bridge's estimator
-// (downlink); "pion-gcc" is pion's (interceptor v0.1.29: pkg/twcc's
+// estimator's record of it (its size and when it left), and the pacer
+// it goes through first. "without" is the write alone (pion's track
+// writer hands every packet an empty attributes map, as here); "bridge"
+// is the bridge's estimator (downlink) with its pacer's budget holding
+// every packet; "bridge-waiting" the same with every packet waiting in
+// the pacer's queue (copied into a pooled buffer, sent from it); "pion-gcc" is pion's (interceptor v0.1.29: pkg/twcc's
 // header extension and pkg/cc with pkg/gcc, without its pacer), which
 // the bridge does not use. SRTP and the socket are not measured.
 func BenchmarkDownlinkEstimation(b *testing.B) {
@@ -36,7 +38,22 @@ func BenchmarkDownlinkEstimation(b *testing.B) {
 		}
 	}
 	b.Run("without", func(b *testing.B) { run(b, sink) })
-	b.Run("bridge", func(b *testing.B) { run(b, newDownlink().BindLocalStream(info, sink)) })
+	b.Run("bridge", func(b *testing.B) {
+		// The pacer's budget always holds the packet (a rate far above
+		// the benchmark's): nothing waits, as on a link with room.
+		d := newDownlink()
+		d.estimate.Store(1 << 50)
+		defer func() { _ = d.Close() }()
+		run(b, d.BindLocalStream(info, sink))
+	})
+	b.Run("bridge-waiting", func(b *testing.B) {
+		// The least estimate: every packet waits, in a full queue, and
+		// the oldest leaves as each is written.
+		d := newDownlink()
+		d.estimate.Store(minEstimate)
+		defer func() { _ = d.Close() }()
+		run(b, d.BindLocalStream(info, sink))
+	})
 	b.Run("pion-gcc", func(b *testing.B) {
 		ccf, err := cc.NewInterceptor(func() (cc.BandwidthEstimator, error) {
 			return gcc.NewSendSideBWE(gcc.SendSideBWEPacer(gcc.NewNoOpPacer()))

@@ -70,6 +70,11 @@ type sentPacket struct {
 	seq   uint16
 	size  uint16 // RTP header and payload
 	state uint8  // sent, acked, or reported lost
+	// a retransmission: its loss is not counted (a receiver drops one
+	// it has already, or one too old for its SRTP replay window, before
+	// its feedback sees it; pion's NACK generator asks again and again
+	// for what a paused stream lost)
+	rtx bool
 }
 
 const (
@@ -84,6 +89,7 @@ const (
 type downlink struct {
 	interceptor.NoOp
 	estimate atomic.Int64 // bits/s
+	pace     *pacer       // the connection's pacer (pace.go)
 
 	mu   sync.Mutex
 	next uint16 // the next transport-wide sequence number
@@ -102,6 +108,10 @@ type downlink struct {
 	rateSince  int64
 	ackedRate  float64 // bits/s, smoothed; 0 until measured
 	lastAcked  float64 // bits/s, over the last window alone
+	// the rate at which the last report's packets arrived (on the
+	// client's clock; 0: too few to say): while a queue stands at the
+	// bottleneck, the bottleneck's rate
+	reportRate float64
 	lastLoss   float64 // the share lost in the last window judged
 	lastFall   int64
 	lastRise   int64
@@ -136,14 +146,24 @@ type downlink struct {
 func newDownlink() *downlink {
 	d := &downlink{}
 	d.estimate.Store(initialEstimate)
+	d.pace = newPacer(d.GetTargetBitrate)
 	return d
+}
+
+// Close stops the connection's pacer; the peer connection's Close calls
+// it, and so does the session's.
+func (d *downlink) Close() error {
+	d.pace.close()
+	return nil
 }
 
 // GetTargetBitrate returns the estimate, in bits/s.
 func (d *downlink) GetTargetBitrate() int { return int(d.estimate.Load()) }
 
-// BindLocalStream numbers the stream's packets, if the transport-wide
-// sequence number extension was negotiated for it.
+// BindLocalStream numbers the stream's packets and paces them (see
+// pacer), if the transport-wide sequence number extension was
+// negotiated for it: they are numbered as they leave the pacer, so that
+// the feedback sees when they left.
 func (d *downlink) BindLocalStream(info *interceptor.StreamInfo, w interceptor.RTPWriter) interceptor.RTPWriter {
 	var id uint8
 	for _, e := range info.RTPHeaderExtensions {
@@ -154,20 +174,65 @@ func (d *downlink) BindLocalStream(info *interceptor.StreamInfo, w interceptor.R
 	if id == 0 {
 		return w
 	}
-	return &numbered{d: d, id: id, w: w}
+	n := &numbered{d: d, id: id, w: w, audio: isAudio(info)}
+	n.out.n = n
+	return n
 }
 
-// numbered is one outgoing stream's writer: it gives each packet the
-// connection's next transport-wide sequence number.
+// numbered is one outgoing stream's writer: what the retransmissions'
+// budget lets through goes to the connection's pacer, and leaves it
+// with the connection's next transport-wide sequence number (out).
 type numbered struct {
-	d  *downlink
-	id uint8
-	w  interceptor.RTPWriter
+	d     *downlink
+	id    uint8
+	w     interceptor.RTPWriter
+	audio bool
 
-	mu      sync.Mutex // the extension's bytes are the header's until written
-	ext     [2]byte
+	mu      sync.Mutex // a packet at a time into the pacer, in order
 	started bool
 	lastSeq uint16 // the stream's newest RTP sequence number written
+	out     numberedOut
+	rtxLog  *[rtxHistory]rtxEntry // made at the stream's first retransmission
+}
+
+// rtxEntry is what is remembered of a packet retransmitted: its RTP
+// sequence number, when it was last, and how many times.
+type rtxEntry struct {
+	at  int64
+	seq uint16
+	n   uint8
+}
+
+// again reports whether packet seq may be retransmitted at now: not
+// more than rtxTries times, nor twice within rtxRepeat. A client asks
+// for what it misses until it arrives (pion's NACK generator every 100
+// ms, whatever the round trip), and on a weak link, where the round
+// trip is long and the retransmissions' budget small, the repeats would
+// take the budget that the first requests for other packets need. n.mu
+// is held.
+func (n *numbered) again(seq uint16, now int64) bool {
+	if n.rtxLog == nil {
+		n.rtxLog = new([rtxHistory]rtxEntry)
+	}
+	e := &n.rtxLog[seq%rtxHistory]
+	if e.at != 0 && e.seq == seq {
+		if e.n >= rtxTries || now-e.at < int64(rtxRepeat) {
+			return false
+		}
+		e.at, e.n = now, e.n+1
+		return true
+	}
+	*e = rtxEntry{at: now, seq: seq, n: 1}
+	return true
+}
+
+// numberedOut is a stream's writer out of the pacer; the pacer calls it
+// under its lock.
+type numberedOut struct {
+	n       *numbered
+	ext     [2]byte // the extension's bytes are the header's until written
+	started bool
+	lastSeq uint16 // the stream's newest RTP sequence number sent
 }
 
 // Retransmissions (what the NACK responder sends again: a packet not
@@ -179,9 +244,20 @@ type numbered struct {
 const (
 	rtxShare = 0.15
 	rtxBurst = 200 * time.Millisecond
+	// rtxLeast is the least burst, bytes: one packet of any size (at a
+	// low estimate, 200 ms of 15 % is less than a keyframe's packet,
+	// which could then never be sent again).
+	rtxLeast = 1500
+	// Each packet is retransmitted at most rtxTries times, rtxRepeat
+	// apart; the last rtxHistory packets of a stream are remembered.
+	rtxTries   = 3
+	rtxRepeat  = 200 * time.Millisecond
+	rtxHistory = 256
 )
 
-// Write numbers a packet and sends it on.
+// Write drops a retransmission the budget has no room for (before the
+// pacer: it would hold up what follows, only to be dropped), and
+// hands the others to the pacer.
 func (n *numbered) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -189,24 +265,34 @@ func (n *numbered) Write(h *rtp.Header, payload []byte, a interceptor.Attributes
 	switch {
 	case !n.started || int16(h.SequenceNumber-n.lastSeq) > 0:
 		n.started, n.lastSeq = true, h.SequenceNumber
-	case !n.d.retransmit(size, now):
-		return size, nil // dropped: no room for it
+	case !n.again(h.SequenceNumber, now) || !n.d.retransmit(size, now):
+		return size, nil // dropped: sent often enough, or no room for it
 	}
-	seq := n.d.sent1(size, now)
-	n.ext = [2]byte{byte(seq >> 8), byte(seq)}
-	if err := h.SetExtension(n.id, n.ext[:]); err != nil {
-		return 0, err
-	}
-	return n.w.Write(h, payload, a)
+	return n.d.pace.write(&n.out, n.audio, h, payload, a)
 }
 
-// sent1 records a packet sent and returns its sequence number.
-func (d *downlink) sent1(size int, now int64) uint16 {
+// Write numbers a packet leaving the pacer and sends it on.
+func (o *numberedOut) Write(h *rtp.Header, payload []byte, a interceptor.Attributes) (int, error) {
+	rtx := o.started && int16(h.SequenceNumber-o.lastSeq) <= 0 // the pacer keeps the order
+	if !rtx {
+		o.started, o.lastSeq = true, h.SequenceNumber
+	}
+	seq := o.n.d.sent1(h.MarshalSize()+len(payload), time.Now().UnixNano(), rtx)
+	o.ext = [2]byte{byte(seq >> 8), byte(seq)}
+	if err := h.SetExtension(o.n.id, o.ext[:]); err != nil {
+		return 0, err
+	}
+	return o.n.w.Write(h, payload, a)
+}
+
+// sent1 records a packet sent (a retransmission if rtx) and returns
+// its sequence number.
+func (d *downlink) sent1(size int, now int64, rtx bool) uint16 {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	seq := d.next
 	d.next++
-	d.sent[seq%sentHistory] = sentPacket{at: now, seq: seq, size: uint16(min(size, 0xffff))}
+	d.sent[seq%sentHistory] = sentPacket{at: now, seq: seq, size: uint16(min(size, 0xffff)), rtx: rtx}
 	return seq
 }
 
@@ -236,12 +322,13 @@ func (d *downlink) retransmit(size int, now int64) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	rate := float64(d.estimate.Load()) * rtxShare / 8 // bytes/s
+	burst := max(rate*rtxBurst.Seconds(), rtxLeast)
 	if d.rtxAt != 0 {
 		d.rtxTokens += rate * time.Duration(now-d.rtxAt).Seconds()
 	} else {
-		d.rtxTokens = rate * rtxBurst.Seconds()
+		d.rtxTokens = burst
 	}
-	d.rtxTokens = min(d.rtxTokens, rate*rtxBurst.Seconds())
+	d.rtxTokens = min(d.rtxTokens, burst)
 	d.rtxAt = now
 	if d.rtxTokens < float64(size) {
 		return false
@@ -282,6 +369,9 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 	arrival := int64(fb.ReferenceTime) * int64(64*time.Millisecond)
 	deltas := fb.RecvDeltas
 	left := int(fb.PacketStatusCount)
+	var first, last int64 // arrivals of the report's first and last packets known
+	var bytes int         // after the first
+	n := 0
 	status := func(received bool) {
 		if left <= 0 {
 			return
@@ -296,12 +386,23 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 			}
 			arrival += deltas[0].Delta * int64(time.Microsecond)
 			deltas = deltas[1:]
+			if known {
+				if n == 0 {
+					first = arrival
+				} else {
+					bytes += int(s.size)
+				}
+				last = arrival
+				n++
+			}
 			if known && s.state != pktAcked {
-				if s.state == pktLost && d.lost > 0 { // it came after all
+				if s.state == pktLost && !s.rtx && d.lost > 0 { // it came after all
 					d.lost--
 				}
+				if !s.rtx {
+					d.acked++
+				}
 				s.state = pktAcked
-				d.acked++
 				d.ackedBytes += int(s.size)
 				d.delay(arrival-s.at, now)
 			}
@@ -309,7 +410,9 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 		}
 		if known && s.state == pktSent {
 			s.state = pktLost
-			d.lost++
+			if !s.rtx {
+				d.lost++
+			}
 		}
 	}
 	for _, c := range fb.PacketChunks {
@@ -324,8 +427,16 @@ func (d *downlink) feedback(fb *rtcp.TransportLayerCC, now int64) {
 			}
 		}
 	}
+	d.reportRate = 0
+	if span := time.Duration(last - first); n >= 4 && span >= reportSpan {
+		d.reportRate = float64(bytes*8) / span.Seconds()
+	}
 	d.update(now)
 }
+
+// reportSpan is the least time over which a report's arrivals give a
+// rate.
+const reportSpan = 50 * time.Millisecond
 
 // delay takes an acknowledged packet's one-way delay (on two clocks:
 // only its changes mean anything).
@@ -365,8 +476,13 @@ func (d *downlink) update(now int64) {
 		d.lastLoss = loss
 	}
 	// What the path delivers now: the smoothed rate lags a step up
-	// (a higher layer just tried), and the path carried the last window.
-	arriving := max(d.ackedRate, d.lastAcked)
+	// (a higher layer just tried), and the path carried the last window;
+	// and while a queue stands at the bottleneck (a keyframe crossing a
+	// weak link, sent faster than the link: pacing sends at up to 2.5
+	// times the estimate), the last report's arrivals come at the
+	// bottleneck's rate, when the windows' rates, mostly before the
+	// burst, say little of the path.
+	arriving := max(d.ackedRate, d.lastAcked, d.reportRate)
 	fall := est
 	if now-d.lastFall >= int64(reactionTime) {
 		if d.queue > float64(overuseDelay) && arriving > 0 {

@@ -63,7 +63,7 @@ func drive(d *downlink, l *link, start int64, dur, interval, feedbackEvery time.
 	var queue []pending
 	now, nextFeedback := start, start+int64(feedbackEvery)
 	for end := start + int64(dur); now < end; now += int64(interval) {
-		queue = append(queue, pending{d.sent1(1200, now), l.arrival(now, 1200)})
+		queue = append(queue, pending{d.sent1(1200, now, false), l.arrival(now, 1200)})
 		if now < nextFeedback {
 			continue
 		}
@@ -161,8 +161,8 @@ func TestDownlinkBoundsRetransmissions(t *testing.T) {
 		}
 	}
 	write(100)
-	for range 1000 { // all at once: only the burst's worth goes
-		write(99)
+	for i := range 1000 { // all at once: only the burst's worth goes
+		write(99 - uint16(i))
 	}
 	burst := initialEstimate * rtxShare / 8 * rtxBurst.Seconds() / 1212
 	if n := float64(len(written) - 1); n < burst-2 || n > burst+2 {
@@ -177,6 +177,31 @@ func TestDownlinkBoundsRetransmissions(t *testing.T) {
 		if s != uint16(i) {
 			t.Fatalf("transport-wide sequence numbers %v", written)
 		}
+	}
+}
+
+// A packet is retransmitted at most rtxTries times, rtxRepeat apart,
+// however often the client asks; and at the least estimate the
+// retransmissions' budget still holds a packet of 1,200 bytes.
+func TestDownlinkRetransmitsAPacketAFewTimes(t *testing.T) {
+	d := newDownlink()
+	n := &numbered{d: d}
+	at := func(ms int) int64 { return start + int64(ms)*int64(time.Millisecond) }
+	var got []int
+	for ms := 0; ms < 2000; ms += 100 { // pion's NACK generator: every 100 ms
+		if n.again(7, at(ms)) {
+			got = append(got, ms)
+		}
+	}
+	if len(got) != rtxTries || got[0] != 0 || got[1] != 200 || got[2] != 400 {
+		t.Fatalf("packet 7 resent at %v ms, want 0, 200 and 400", got)
+	}
+	if !n.again(8, at(2000)) || !n.again(7+rtxHistory, at(2000)) {
+		t.Fatal("other packets are not resent")
+	}
+	d.estimate.Store(minEstimate)
+	if !d.retransmit(1212, start) {
+		t.Fatal("at the least estimate a packet of 1,212 bytes can never be resent")
 	}
 }
 
@@ -221,5 +246,51 @@ func TestDownlinkEstimateDoesNotCollapseToWhatLittleWasSent(t *testing.T) {
 	if est := d.GetTargetBitrate(); est < initialEstimate/8 {
 		t.Fatalf("estimate %d bit/s after two seconds of delay while sending 48 kbit/s, want a few steps down from %d, not the audio's rate",
 			est, initialEstimate)
+	}
+}
+
+// A retransmission the client never acknowledges (one it had already,
+// or one too old for its SRTP replay window) is not counted as lost.
+func TestDownlinkDoesNotCountLostRetransmissions(t *testing.T) {
+	d := newDownlink()
+	base := d.sent1(1200, start, false)
+	arrivals := make([]int64, 0, 80)
+	for i := range 80 {
+		rtx := i%2 == 1
+		if i > 0 {
+			d.sent1(1200, start+int64(i)*int64(time.Millisecond), rtx)
+		}
+		at := int64(0) // the retransmissions do not arrive
+		if !rtx {
+			at = start + int64(7*time.Second) + int64(i+20)*int64(time.Millisecond)
+		}
+		arrivals = append(arrivals, at)
+	}
+	d.feedback(feedbackFor(base, arrivals), start+int64(100*time.Millisecond))
+	if d.lastLoss != 0 || d.GetTargetBitrate() < initialEstimate {
+		t.Fatalf("loss %.2f, estimate %d: lost retransmissions counted", d.lastLoss, d.GetTargetBitrate())
+	}
+}
+
+// A keyframe's burst after a pause (audio alone before it), paced at
+// 2.5 times the estimate into a link with room beyond the estimate,
+// queues at the link: the last report's arrivals show the link carries
+// 290 kbit/s, more than the estimate, which does not fall to what
+// arrived before the burst.
+func TestDownlinkEstimateHoldsThroughAKeyframeBurst(t *testing.T) {
+	d := newDownlink()
+	d.estimate.Store(200_000)
+	d.ackedRate, d.lastAcked, d.rateSince = 30_000, 30_000, start
+	d.queue = float64(100 * time.Millisecond)
+	d.reportRate = 290_000
+	d.update(start + int64(100*time.Millisecond))
+	if est := d.GetTargetBitrate(); est < 200_000 {
+		t.Fatalf("estimate %d after a keyframe's burst arriving at 290 kbit/s, from 200000", est)
+	}
+	d.reportRate = 150_000 // the link carries less than the estimate: it falls
+	d.lastFall = 0
+	d.update(start + int64(700*time.Millisecond))
+	if est := d.GetTargetBitrate(); est > 130_000 {
+		t.Fatalf("estimate %d with arrivals at 150 kbit/s and a queue, want about 127500", est)
 	}
 }

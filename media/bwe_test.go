@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/webrtc/v3"
 
@@ -280,5 +281,168 @@ func TestSessionAllocatesScreenThenNewestCamera(t *testing.T) {
 		if got := downs[name].allocated(); got != want {
 			t.Errorf("%s: %v, want %v", name, got, want)
 		}
+	}
+}
+
+// A layer the publisher has paused, on which it sends bandwidth-probe
+// padding alone (as Chrome does), goes stale like one that sends
+// nothing: a subscriber allowed the high layer is moved to the low one
+// that still sends video, instead of waiting for the paused layer's
+// keyframe.
+func TestPaddingDoesNotKeepAPausedLayer(t *testing.T) {
+	start := time.Now().UnixNano()
+	f := bareForward(start)
+	d := newDownTrack(f, LayerHigh)
+	w := &discardWriter{}
+	d.ws, d.ssrc = w, 42
+	f.addDown(d)
+	seq := [numLayers]uint16{}
+	send := func(l Layer, key bool, now int64) {
+		seq[l]++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: seq[l], Timestamp: uint32(seq[l]) * 3000},
+			Payload: vp8Payload(seq[l], 0, true, key, simWidths[l], simWidths[l]*9/16, []byte{1})}
+		f.route(f.layers[l].Load(), pkt, now)
+	}
+	padding := func(l Layer, now int64) {
+		seq[l]++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, Padding: true, SequenceNumber: seq[l], Timestamp: 0}, PaddingSize: 255}
+		f.route(f.layers[l].Load(), pkt, now)
+	}
+	send(LayerHigh, true, start)
+	if d.layer() != LayerHigh {
+		t.Fatalf("receives %v, want the high layer", d.layer())
+	}
+	// For 3 s (past staleLayer) the high and mid layers send padding
+	// only; the low layer sends video.
+	var now int64
+	for ms := int64(0); ms <= 3000; ms += 33 {
+		now = start + ms*int64(time.Millisecond)
+		padding(LayerHigh, now)
+		padding(LayerMid, now)
+		send(LayerLow, ms%990 == 0, now)
+	}
+	if got := f.best(LayerHigh, now); got != LayerLow {
+		t.Fatalf("the best layer sending is %v, want the low layer (the others send padding alone)", got)
+	}
+	if d.layer() != LayerLow {
+		t.Fatalf("the subscriber receives %v, want the low layer from its keyframe", d.layer())
+	}
+}
+
+// sendKeyframe routes a keyframe of layer l in packets of 1,100 bytes
+// of payload, size bytes in all, from sequence number *seq on, at now.
+func sendKeyframe(f *forward, l Layer, seq *uint16, ts uint32, size int, now int64) {
+	for first := true; size > 0; first = false {
+		body := make([]byte, min(size, 1100))
+		size -= len(body)
+		*seq++
+		pkt := &rtp.Packet{Header: rtp.Header{Version: 2, SequenceNumber: *seq, Timestamp: ts, Marker: size == 0},
+			Payload: vp8Payload(*seq, 0, first, true, simWidths[l], simWidths[l]*9/16, body)}
+		f.route(f.layers[l].Load(), pkt, now)
+	}
+}
+
+// A subscriber estimated at 300 kbit/s is sent a keyframe of 12.5 KB:
+// at a third of the estimate it takes a second to cross the link, and
+// with the round trip its receiver reports (200 ms) the subscriber's
+// requests for another in the 1.2 s from its first packet are held;
+// after, they pass.
+func TestKeyframeRequestsWaitForTheKeyframeOnItsWay(t *testing.T) {
+	now := time.Now().UnixNano()
+	f := bareForward(now)
+	d := newDownTrack(f, LayerLow)
+	d.ws, d.ssrc = &discardWriter{}, 42
+	d.est = newDownlink()
+	d.est.estimate.Store(300_000)
+	f.addDown(d)
+	if !d.subscriberKeyframeRequest(now) {
+		t.Fatal("a request before any keyframe was sent is held")
+	}
+	var seq uint16
+	sendKeyframe(f, LayerLow, &seq, 9000, 12_500, now)
+	if d.layer() != LayerLow {
+		t.Fatalf("receives %v", d.layer())
+	}
+	d.roundTrip(int64(200 * time.Millisecond))
+	ms := func(n int) int64 { return now + int64(n)*int64(time.Millisecond) }
+	for _, at := range []int{0, 500, 1000, 1150} {
+		if d.subscriberKeyframeRequest(ms(at)) {
+			t.Fatalf("a request %d ms after the keyframe was passed on", at)
+		}
+	}
+	if !d.subscriberKeyframeRequest(ms(1300)) {
+		t.Fatal("a request 1.3 s after the keyframe was held")
+	}
+	// A huge keyframe is waited for at most 3 s.
+	sendKeyframe(f, LayerLow, &seq, 12000, 200_000, ms(2000))
+	if d.subscriberKeyframeRequest(ms(4900)) || !d.subscriberKeyframeRequest(ms(5100)) {
+		t.Fatal("a keyframe is not waited for 3 s at most")
+	}
+}
+
+// On a fast link (a keyframe crossing in under 100 ms) a request
+// repeated means the keyframe was lost: it passes at once.
+func TestKeyframeRequestsPassOnAFastLink(t *testing.T) {
+	now := time.Now().UnixNano()
+	f := bareForward(now)
+	d := newDownTrack(f, LayerLow)
+	d.ws, d.ssrc = &discardWriter{}, 42
+	d.est = newDownlink() // 10 Mbit/s: 12.5 KB cross in 10 ms
+	f.addDown(d)
+	var seq uint16
+	sendKeyframe(f, LayerLow, &seq, 9000, 12_500, now)
+	if !d.subscriberKeyframeRequest(now + int64(time.Millisecond)) {
+		t.Fatal("a request right after the keyframe was held on a fast link")
+	}
+	d.est.estimate.Store(1_500_000) // 67 ms
+	if !d.subscriberKeyframeRequest(now + int64(time.Millisecond)) {
+		t.Fatal("a request right after the keyframe was held at 1.5 Mbit/s")
+	}
+}
+
+// A reception report's round trip: the sender report it answers left
+// 300 ms ago and the receiver held it 100 ms.
+func TestReportRoundTrip(t *testing.T) {
+	now := time.Now()
+	sr := now.Add(-300 * time.Millisecond)
+	ntp := uint64(sr.Unix()+2_208_988_800)<<32 | uint64(sr.Nanosecond())<<32/uint64(time.Second)
+	rtt, ok := reportRoundTrip(rtcp.ReceptionReport{LastSenderReport: uint32(ntp >> 16), Delay: 65536 / 10}, now)
+	if !ok || rtt < int64(199*time.Millisecond) || rtt > int64(201*time.Millisecond) {
+		t.Fatalf("round trip %v, %v; want 200 ms", time.Duration(rtt), ok)
+	}
+	if _, ok := reportRoundTrip(rtcp.ReceptionReport{}, now); ok {
+		t.Fatal("a report answering no sender report gives a round trip")
+	}
+}
+
+// A video being sent is paused only after the allocation has had no
+// room for it for pauseAfter (a keyframe lifts its measured rate for a
+// moment); until then it gets its lowest layer. One not being sent is
+// paused at once.
+func TestAllocationPausesAVideoBeingSentOnlyAfterAWhile(t *testing.T) {
+	now := time.Now().UnixNano()
+	f := bareForward(now)
+	d := newDownTrack(f, LayerHigh)
+	d.allocate(LayerPaused, now)
+	if d.allocated() != LayerPaused {
+		t.Fatalf("a video not being sent: %v, want paused", d.allocated())
+	}
+	d.allocate(LayerMid, now)
+	d.current = LayerMid
+	for _, ms := range []int64{0, 1000, 1900} {
+		d.allocate(LayerPaused, now+ms*int64(time.Millisecond))
+		if d.allocated() != LayerLow {
+			t.Fatalf("%d ms without room: %v, want the low layer", ms, d.allocated())
+		}
+	}
+	d.allocate(LayerPaused, now+2100*int64(time.Millisecond))
+	if d.allocated() != LayerPaused {
+		t.Fatalf("2.1 s without room: %v, want paused", d.allocated())
+	}
+	d.current = LayerLow
+	d.allocate(LayerLow, now+3000*int64(time.Millisecond))
+	d.allocate(LayerPaused, now+3100*int64(time.Millisecond))
+	if d.allocated() != LayerLow {
+		t.Fatalf("room again, then none: %v, want the low layer for a while", d.allocated())
 	}
 }

@@ -159,6 +159,8 @@ type clientOptions struct {
 	onRTP     func(key string, pkt *rtp.Packet)   // sees every packet received
 	simulcast bool                                // publishes video in three layers (simPublisher)
 	simBody   [numLayers]int                      // the payload size of each layer's packets (0: 100 bytes)
+	simKey    [numLayers]int                      // the payload size of each layer's keyframes (0: two packets as others)
+	audioBody int                                 // the payload size of its audio packets (0: 200 bytes)
 	onSession func(*Session)                      // runs once joined, before the client has the answer
 }
 
@@ -228,7 +230,7 @@ func (e *env) newPeer(o clientOptions) (*client, string) {
 	}
 	if o.simulcast {
 		c.sim = newSimPublisher(e.t, pc)
-		c.sim.body = o.simBody
+		c.sim.body, c.sim.keyBody = o.simBody, o.simKey
 	}
 	if len(o.publish) == 0 && !o.simulcast { // a listener: it offers to receive
 		for _, k := range []webrtc.RTPCodecType{webrtc.RTPCodecTypeAudio, webrtc.RTPCodecTypeVideo} {
@@ -266,7 +268,7 @@ func (e *env) newPeer(o clientOptions) (*client, string) {
 	for _, tr := range locals {
 		if !o.noSend {
 			c.wg.Add(1)
-			go c.send(tr)
+			go c.send(tr, o.audioBody)
 		}
 	}
 	return c, pc.LocalDescription().SDP
@@ -341,8 +343,9 @@ func (c *client) count(key string, pkt *rtp.Packet) {
 	s.last = pkt.SequenceNumber
 }
 
-// send writes a packet every 20 ms until the client closes.
-func (c *client) send(tr *webrtc.TrackLocalStaticRTP) {
+// send writes a packet every 20 ms until the client closes, of body
+// bytes of payload (0: 200) if it is audio.
+func (c *client) send(tr *webrtc.TrackLocalStaticRTP, body int) {
 	defer c.wg.Done()
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -352,6 +355,9 @@ func (c *client) send(tr *webrtc.TrackLocalStaticRTP) {
 	}
 	var seq uint16 = 1000
 	payload := make([]byte, 200)
+	if tr.Kind() == webrtc.RTPCodecTypeAudio && body > 0 {
+		payload = make([]byte, body)
+	}
 	for {
 		select {
 		case <-c.stop:

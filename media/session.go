@@ -253,6 +253,7 @@ func (s *Session) subscribe(f *forward) bool {
 			max = LayerHigh
 		}
 		down = newDownTrack(f, max)
+		down.est = s.est
 		track = down
 	}
 	sender, err := s.pc.AddTrack(track)
@@ -277,12 +278,16 @@ func (s *Session) subscribe(f *forward) bool {
 				switch p := p.(type) {
 				case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
 					if down != nil {
-						down.requestKeyframe()
+						down.subscriberKeyframeRequest(time.Now().UnixNano())
 					}
 				case *rtcp.ReceiverReport:
 					if down != nil {
+						now := time.Now()
 						for _, rr := range p.Reports {
-							down.receiverReport(rr.SSRC, rr.FractionLost, time.Now().UnixNano())
+							down.receiverReport(rr.SSRC, rr.FractionLost, now.UnixNano())
+							if rtt, ok := reportRoundTrip(rr, now); ok {
+								down.roundTrip(rtt)
+							}
 						}
 					}
 				}
@@ -460,9 +465,13 @@ func (s *Session) close() {
 			f.removeDown(d)
 		}
 		clear(s.downs)
+		est := s.est
 		s.mu.Unlock()
 		if pc != nil {
 			_ = pc.Close()
+		}
+		if est != nil {
+			_ = est.Close() // its pacer's timer, whatever pion did
 		}
 		close(s.done)
 		close(s.offers)

@@ -162,9 +162,15 @@ func (f *forward) readLayer(l *layer) {
 	}
 }
 
-// route hands a packet of layer l to every subscriber.
+// route hands a packet of layer l to every subscriber. Only a packet
+// with a payload keeps the layer alive: a browser sends bandwidth-probe
+// padding (packets of padding alone) on a layer it has paused, and a
+// paused layer taken for a live one keeps its subscribers waiting for a
+// keyframe that never comes.
 func (f *forward) route(l *layer, pkt *rtp.Packet, now int64) {
-	l.lastSeen.Store(now)
+	if len(pkt.Payload) > 0 {
+		l.lastSeen.Store(now)
+	}
 	var d vp8Desc
 	valid := false
 	if f.vp8 && len(pkt.Payload) > 0 {
@@ -267,12 +273,23 @@ type downTrack struct {
 	lossCap   Layer
 	lossUntil int64
 	// the allocation's cap for the subscriber's downlink (LayerPaused:
-	// nothing)
-	alloc Layer
-	rw    rewriter
-	hdr   rtp.Header
-	exts  [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
-	buf   [1600]byte
+	// nothing), and since when the allocation has had no room for the
+	// video being sent (0: it has)
+	alloc      Layer
+	shortSince int64
+	// the subscriber's downlink estimator (nil: its keyframe requests
+	// are never held), the round trip its receiver reports give
+	// (nanoseconds; 0: not known yet), and the keyframe last sent: when
+	// it began, its source timestamp and its bytes so far
+	est      *downlink
+	rtt      int64
+	keyAt    int64
+	keyTS    uint32
+	keyBytes int
+	rw       rewriter
+	hdr      rtp.Header
+	exts     [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
+	buf      [1600]byte
 }
 
 func newDownTrack(f *forward, max Layer) *downTrack {
@@ -360,6 +377,33 @@ func (d *downTrack) setAlloc(l Layer) {
 	d.mu.Unlock()
 }
 
+// pauseAfter is how long the allocation must find no room for a video
+// being sent before it is paused. A keyframe lifts its layer's
+// measured rate for up to a second (the rate is measured over the last
+// two allocIntervals), more so on a low layer with a camera's
+// keyframes; paused then, the video could resume only at another
+// keyframe, which would lift the rate again.
+const pauseAfter = 2 * time.Second
+
+// allocate takes the allocation's layer for the subscriber at now: as
+// setAlloc, except that a video being sent is paused only once the
+// allocation has had no room for it for pauseAfter; until then it is
+// sent its lowest layer.
+func (d *downTrack) allocate(l Layer, now int64) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case l != LayerPaused || d.current < 0:
+		d.shortSince = 0
+	case d.shortSince == 0:
+		d.shortSince = now
+		l = LayerLow
+	case now-d.shortSince < int64(pauseAfter):
+		l = LayerLow
+	}
+	d.alloc = l
+}
+
 // maxLayer returns the highest layer SetMaxLayer allows.
 func (d *downTrack) maxLayer() Layer {
 	d.mu.Lock()
@@ -394,6 +438,66 @@ func (d *downTrack) requestKeyframe() {
 	}
 	d.mu.Unlock()
 	d.f.requestLayerKeyframe(i)
+}
+
+// Keyframe requests held: a subscriber that cannot decode asks for a
+// keyframe again and again (a browser about every 500 ms). On a weak
+// link a keyframe takes longer than that to arrive, and passing on
+// every request sends keyframe after keyframe, more than the link
+// carries, so that none arrives whole. While the keyframe last sent to
+// the subscriber may still be crossing its link (its size at a third
+// of the downlink estimate, plus the round trip, at most keyHoldMax),
+// the subscriber's requests are not passed on. This holds only where a
+// keyframe takes keyHoldFrom or more to cross the link at the
+// estimate: on a fast link a request repeated means the keyframe was
+// lost, and the next is needed at once.
+const (
+	keyHoldFrom = 100 * time.Millisecond
+	keyHoldMax  = 3 * time.Second
+	// keyHoldRTT is the round trip assumed before the subscriber's
+	// receiver reports give one.
+	keyHoldRTT = 100 * time.Millisecond
+)
+
+// keyframeOnItsWay reports whether the keyframe last sent to the
+// subscriber may still be crossing its link at now. d.mu is held.
+func (d *downTrack) keyframeOnItsWay(now int64) bool {
+	if d.est == nil || d.keyAt == 0 || d.current < 0 {
+		return false
+	}
+	est := float64(d.est.GetTargetBitrate())
+	bits := float64(d.keyBytes * 8)
+	if est <= 0 || bits/est < keyHoldFrom.Seconds() {
+		return false
+	}
+	rtt := d.rtt
+	if rtt <= 0 {
+		rtt = int64(keyHoldRTT)
+	}
+	window := min(time.Duration(bits/(est/3)*float64(time.Second))+time.Duration(rtt), keyHoldMax)
+	return now < d.keyAt+int64(window)
+}
+
+// subscriberKeyframeRequest takes a keyframe request (PLI or FIR) of the
+// subscriber's, received at now: it passes it on to the publisher
+// unless the keyframe last sent may still be on its way (see
+// keyHoldFrom). It reports whether it passed it on.
+func (d *downTrack) subscriberKeyframeRequest(now int64) bool {
+	d.mu.Lock()
+	held := d.keyframeOnItsWay(now)
+	d.mu.Unlock()
+	if held {
+		return false
+	}
+	d.requestKeyframe()
+	return true
+}
+
+// roundTrip takes a receiver report's round trip time, nanoseconds.
+func (d *downTrack) roundTrip(rtt int64) {
+	d.mu.Lock()
+	d.rtt = rtt
+	d.mu.Unlock()
 }
 
 // write sends the subscriber a packet of layer l, if it is the layer it
@@ -433,6 +537,12 @@ func (d *downTrack) write(l *layer, pkt *rtp.Packet, desc *vp8Desc, valid bool, 
 	seq, ts, ok := d.rw.next(pkt.SequenceNumber, pkt.Timestamp, now)
 	if !ok {
 		return
+	}
+	switch {
+	case valid && desc.keyframe:
+		d.keyAt, d.keyTS, d.keyBytes = now, pkt.Timestamp, pkt.MarshalSize()
+	case d.keyAt != 0 && pkt.Timestamp == d.keyTS:
+		d.keyBytes += pkt.MarshalSize()
 	}
 	payload := pkt.Payload
 	if valid && (desc.hasPic || desc.hasTL0) && len(payload)+1 <= len(d.buf) {
@@ -509,4 +619,21 @@ func (s *Session) SentLayer(publisher conference.ParticipantID, kind string) (l 
 		}
 	}
 	return 0, false
+}
+
+// reportRoundTrip returns the round trip a reception report gives, in
+// nanoseconds, received at now (RFC 3550, 6.4.1: now less the time of
+// the sender report it answers less the receiver's delay since, in
+// NTP's middle 32 bits); ok is false if it answers none, or the result
+// is not a plausible round trip.
+func reportRoundTrip(rr rtcp.ReceptionReport, now time.Time) (int64, bool) {
+	if rr.LastSenderReport == 0 {
+		return 0, false
+	}
+	ntp := uint64(now.Unix()+2_208_988_800)<<32 | uint64(now.Nanosecond())<<32/uint64(time.Second)
+	rtt := int32(uint32(ntp>>16) - rr.LastSenderReport - rr.Delay)
+	if rtt < 0 || rtt > 10<<16 { // over 10 s
+		return 0, false
+	}
+	return int64(rtt) * int64(time.Second) >> 16, true
 }

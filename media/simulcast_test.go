@@ -39,6 +39,10 @@ type simPublisher struct {
 
 	readers sync.WaitGroup // of the bridge's RTCP
 	body    [numLayers]int // payload bytes per packet of each layer (0: 100)
+	// payload bytes of each layer's keyframes (0: two packets as other
+	// frames); a layer with camera-sized keyframes sends them as a
+	// browser does, at its start and when asked, not every 3 s
+	keyBody [numLayers]int
 
 	mu      sync.Mutex
 	plis    [numLayers]int
@@ -143,13 +147,22 @@ func (p *simPublisher) send(stop chan struct{}) {
 		}
 		for i := range numLayers {
 			p.mu.Lock()
-			key := frame%90 == 0 || p.wantKey[i]
+			key := frame%90 == 0 && p.keyBody[i] == 0 || p.wantKey[i] || frame == 0
 			p.wantKey[i] = false
 			p.mu.Unlock()
 			body := make([]byte, cmp.Or(p.body[i], 100))
 			body[len(body)-1] = simRIDs[i][0]
-			for part := range 2 {
-				h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq[i], Timestamp: ts[i], Marker: part == 1}
+			parts, left := 2, 0
+			if key && p.keyBody[i] > 0 { // camera-sized: in packets of 1,100 bytes
+				parts, left = (p.keyBody[i]+1099)/1100, p.keyBody[i]
+			}
+			for part := range parts {
+				if left > 0 {
+					body = make([]byte, min(left, 1100))
+					body[len(body)-1] = simRIDs[i][0]
+					left -= len(body)
+				}
+				h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq[i], Timestamp: ts[i], Marker: part == parts-1}
 				_ = h.SetExtension(midID, []byte(mid))
 				_ = h.SetExtension(ridID, []byte(simRIDs[i]))
 				payload := vp8Payload(pic[i], tl0[i], part == 0, key, simWidths[i], simWidths[i]*9/16, body)
