@@ -223,12 +223,13 @@ func keepPoolAlive(ctx context.Context, live poolLiveness, node string, addrs ma
 	t := time.NewTicker(nodeBeat)
 	defer t.Stop()
 	for {
-		if err := live.Heartbeat(ctx, node, nodeTimeout); err != nil && ctx.Err() == nil {
-			logger.Warn("pool heartbeat not written", "err", err)
-		}
-		// Its SIP-TLS address, where the others redirect the joins of the
-		// meetings it hosts.
-		if err := live.Advertise(ctx, node, addrs, nodeTimeout); err != nil && ctx.Err() == nil {
+		if err := live.Heartbeat(ctx, node, nodeTimeout); err != nil {
+			if ctx.Err() == nil {
+				logger.Warn("pool heartbeat not written", "err", err)
+			}
+		} else if err := live.Advertise(ctx, node, addrs, nodeTimeout); err != nil && ctx.Err() == nil {
+			// Its SIP-TLS address, where the others redirect the joins of
+			// the meetings it hosts.
 			logger.Warn("pool addresses not advertised", "err", err)
 		}
 		dead, err := live.DeadNodes(ctx)
