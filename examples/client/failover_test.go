@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"maps"
 	"strings"
 	"testing"
@@ -54,4 +55,38 @@ func TestFailover(t *testing.T) {
 	if got := bob.waitLine(t, "message ", wait); got != "message sip:alice@example.test and you on B" {
 		t.Fatalf("bob got %q", got)
 	}
+}
+
+// TestJoinFollowsTheHost: two front ends of a pool; alice joins a meeting
+// through A, which hosts it. Bob's client, given only B, is redirected
+// (302) to A and joins there: both see one roster with both of them.
+func TestJoinFollowsTheHost(t *testing.T) {
+	rds := testredis.Run(t)
+	data := t.TempDir()
+	pool := []string{"-store", "redis", "-redis", rds.URL}
+	a := startServer(t, data, append(pool, "-pool", "127.0.0.1:0")...)
+	b := startServer(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	b.passwords = a.passwords
+	r := runClient(t, a, "alice", "schedule", "-access", "organization")
+	var m meeting
+	if r.code != 0 || json.Unmarshal([]byte(r.stdout), &m) != nil {
+		t.Fatalf("schedule: exit %d\n%s", r.code, r.stderr)
+	}
+	alice := startClient(t, a, "alice", "join", m.ID)
+	alice.waitLine(t, "joined "+m.ID, wait)
+	bob := startClient(t, b, "bob", "join", m.ID)
+	if got := bob.waitLine(t, "redirected ", wait); got != "redirected "+a.listeners["sip-tls"] {
+		t.Fatalf("bob's client through B: %q; want redirected to A's %s", got, a.listeners["sip-tls"])
+	}
+	bob.waitLine(t, "joined "+m.ID, wait)
+	sees := func(c *clientProcess, who string) {
+		t.Helper()
+		for {
+			if line := c.waitLine(t, "roster ", wait); strings.Contains(line, " connected "+who) {
+				return
+			}
+		}
+	}
+	sees(bob, "Alice")
+	sees(alice, "Bob")
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"net"
 	"net/url"
 	"slices"
 	"strconv"
@@ -235,7 +236,7 @@ func (j *joiner) join(ctx context.Context) error {
 	defer func() { tx.Terminate() }()
 	first := time.NewTimer(j.a.timeout) // until the first answer
 	defer first.Stop()
-	answers, provisional, inLobby := 0, false, false
+	answers, provisional, inLobby, redirects := 0, false, false, 0
 	// stdin is read from the lobby on: until then the attempt ends with
 	// the server's answer (an error, say), whatever stdin does.
 	var in <-chan string
@@ -271,6 +272,32 @@ func (j *joiner) join(ctx context.Context) error {
 				j.a.sawFlow(res)
 				j.call.established(res, req.CSeq().SeqNo)
 				return j.ack(req)
+			case res.StatusCode == sip.StatusMovedTemporarily && redirects == 0 && !provisional && res.Contact() != nil:
+				// Another front end of the pool hosts the meeting: the
+				// INVITE again, to the meeting there (once: no loops),
+				// and the session's later requests there too.
+				redirects++
+				tx.Terminate()
+				target := res.Contact().Address
+				addr := net.JoinHostPort(strings.Trim(target.Host, "[]"), strconv.Itoa(target.Port))
+				if target.Port == 0 {
+					addr = net.JoinHostPort(strings.Trim(target.Host, "[]"), "5061")
+				}
+				j.e.out.line("redirected", addr)
+				j.a.moveTo(addr)
+				j.focus = target
+				req = j.a.newRequest(sip.INVITE, target)
+				req.AppendHeader(sip.NewHeader("Contact", j.a.contact))
+				req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, NOTIFY, INFO"))
+				req.SetBody(nil)
+				j.mu.Lock()
+				j.call = j.a.newDialog(req)
+				j.mu.Unlock()
+				answers = 0
+				if tx, err = send(); err != nil {
+					return connectionError(j.a.addr(), err)
+				}
+				first.Reset(j.a.timeout)
 			default:
 				return sipStatus(res)
 			}

@@ -133,6 +133,8 @@ Commands:
       (-password-file or PARLEY_PASSWORD, which keeps it out of ps).
       -admit-all admits everyone seen waiting in the lobby (leaders only).
       Commands on stdin: admit <participant-id> | quit. Output:
+        redirected <host:port>             another front end of the pool hosts
+                                           the meeting: joined there (302)
         lobby <meeting-id>                 waiting in the lobby
         joined <meeting-id>                in the meeting
         roster <participant-id> <status> <display name>

@@ -131,6 +131,29 @@ func (a *agent) failover(failed string) string {
 	return a.servers[a.cur]
 }
 
+// moveTo makes addr the server in use: the front end of a pool that
+// hosts a meeting, as a 302 to its INVITE names it. The servers of -sip
+// stay, for failover.
+func (a *agent) moveTo(addr string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	i := slices.Index(a.servers, addr)
+	if i < 0 {
+		a.servers = append(slices.Clip(a.servers), addr)
+		i = len(a.servers) - 1
+	}
+	if i != a.cur {
+		a.cur, a.flow = i, ""
+	}
+}
+
+// serverCount is how many servers the agent knows.
+func (a *agent) serverCount() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return len(a.servers)
+}
+
 // newAgent makes the user agent of id. Close releases it.
 func newAgent(e *env, id identity) (*agent, error) {
 	a := &agent{id: id, servers: e.opts.sipServers(), timeout: e.opts.timeout}
@@ -223,7 +246,7 @@ func (a *agent) do(ctx context.Context, req *sip.Request) (*sip.Response, error)
 	res, err := a.client.Do(ctx, req)
 	// A server that cannot be reached (the dial failed: nothing was
 	// sent) is left for the next, as many times as there are others.
-	for tries := 1; err != nil && unreachable(err) && tries < len(a.servers); tries++ {
+	for tries := 1; err != nil && unreachable(err) && tries < a.serverCount(); tries++ {
 		next := a.failover(req.Destination())
 		req.SetDestination(next)
 		req.RemoveHeader("Via")
