@@ -5,6 +5,10 @@
 // The interfaces, each declared by the package that uses it:
 //
 //   - conference.MeetingStore: scheduled meetings and their policies;
+//   - conference.HostLeases: which front end of a pool hosts each live
+//     meeting, with fencing tokens that the meetings' UpdateFenced
+//     (conference.FencedMeetingStore) checks ([Redis.HostLeases],
+//     [Bolt.HostLeases]);
 //   - presence.PolicyStore: each user's contacts, privacy mode and blocks;
 //   - presence.LocationStore: registrations (bindings with an expiry);
 //   - presence.PublicationStore: what users' devices published (PUBLISH);
