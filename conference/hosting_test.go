@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // pool returns two Focuses, front ends "a" and "b" of one pool: one
@@ -188,5 +191,62 @@ func TestFocusConfigHosting(t *testing.T) {
 		if _, err := NewFocus(cfg); err == nil || !strings.Contains(err.Error(), tc.field) {
 			t.Errorf("%s: NewFocus = %v; want an error naming %s", tc.name, err, tc.field)
 		}
+	}
+}
+
+// TestInviteRedirectedToTheHost: an INVITE to a meeting another front end
+// hosts is answered 302 to the meeting at that front end's SIP-TLS
+// address, or 503 with Retry-After if the address is unknown; once the
+// lease is free, an INVITE to the meeting at this front end's own address
+// (where a 302 sends it) joins.
+func TestInviteRedirectedToTheHost(t *testing.T) {
+	var known atomic.Bool
+	known.Store(true)
+	var leases *MemoryHostLeases
+	e := newSIPEnv(t, func(c *FocusConfig) {
+		leases = c.Meetings.(*MemoryMeetings).HostLeases()
+		c.Leases, c.Host = leases, "b"
+		c.HostAddress = func(_ context.Context, host string) (string, error) {
+			if host != "a" || !known.Load() {
+				return "", nil
+			}
+			return "a.example.test:5061", nil
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	m := e.schedule(MeetingOptions{Access: AccessAnyone})
+	held, err := leases.Acquire(ctx, m.ID, "a", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bob := e.user("bob")
+	res, err := bob.join(ctx, m)
+	if err != nil || res.StatusCode != 302 || res.Contact() == nil {
+		t.Fatalf("INVITE to a meeting a hosts: %v %v; want 302", res, err)
+	}
+	if got := res.Contact().Address.String(); got != "sip:"+string(m.ID)+"@a.example.test:5061;transport=tls" {
+		t.Fatalf("302 Contact %s", got)
+	}
+	known.Store(false)
+	res, err = bob.join(ctx, m)
+	if err != nil || res.StatusCode != 503 {
+		t.Fatalf("INVITE with the host's address unknown: %v %v; want 503", res, err)
+	}
+	if ra := res.GetHeader("Retry-After"); ra == nil || ra.Value() == "" || ra.Value() == "0" {
+		t.Fatalf("503 without a Retry-After: %v", res)
+	}
+	if n := len(e.focus.Participants(m.ID)); n != 0 {
+		t.Fatalf("%d participants here in a's meeting", n)
+	}
+	if err := leases.Release(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	req := bob.request(sip.INVITE, "sip:"+string(m.ID)+"@"+e.addr+";transport=tls")
+	if res, err := bob.do(ctx, req); err != nil || res.StatusCode != 200 {
+		t.Fatalf("INVITE to the meeting at this front end's address: %v %v; want 200", res, err)
+	}
+	if h, err := leases.Holder(ctx, m.ID); err != nil || h.Host != "b" || h.Token <= held.Token {
+		t.Fatalf("holder after the join here: %+v %v", h, err)
 	}
 }
