@@ -212,11 +212,9 @@ func (j *joiner) run(ctx context.Context) error {
 	}
 }
 
-// join sends the INVITE (no SDP: signaling only) and waits for the
-// answer: 182 Queued in the lobby, where it subscribes to the conference
-// state already, then 200. Leaving in the lobby (ctx, quit, the end of
-// stdin) cancels it and returns errLeft.
-func (j *joiner) join(ctx context.Context) error {
+// invite returns a new INVITE to the focus (no SDP: signaling only) and
+// makes it the call's dialog.
+func (j *joiner) invite() *sip.Request {
 	req := j.a.newRequest(sip.INVITE, j.focus)
 	req.AppendHeader(sip.NewHeader("Contact", j.a.contact))
 	req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, NOTIFY, INFO"))
@@ -224,6 +222,15 @@ func (j *joiner) join(ctx context.Context) error {
 	j.mu.Lock()
 	j.call = j.a.newDialog(req)
 	j.mu.Unlock()
+	return req
+}
+
+// join sends the INVITE (no SDP: signaling only) and waits for the
+// answer: 182 Queued in the lobby, where it subscribes to the conference
+// state already, then 200. Leaving in the lobby (ctx, quit, the end of
+// stdin) cancels it and returns errLeft.
+func (j *joiner) join(ctx context.Context) error {
+	req := j.invite()
 	send := func(opts ...sipgo.ClientRequestOption) (sip.ClientTransaction, error) {
 		dialCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), j.a.timeout)
 		defer cancel()
@@ -286,13 +293,7 @@ func (j *joiner) join(ctx context.Context) error {
 				j.e.out.line("redirected", addr)
 				j.a.moveTo(addr)
 				j.focus = target
-				req = j.a.newRequest(sip.INVITE, target)
-				req.AppendHeader(sip.NewHeader("Contact", j.a.contact))
-				req.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, CANCEL, BYE, NOTIFY, INFO"))
-				req.SetBody(nil)
-				j.mu.Lock()
-				j.call = j.a.newDialog(req)
-				j.mu.Unlock()
+				req = j.invite()
 				answers = 0
 				if tx, err = send(); err != nil {
 					return connectionError(j.a.addr(), err)
