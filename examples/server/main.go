@@ -512,7 +512,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	partnerResolver := cfg.Federation.resolver()
-	edgeVerifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: fedPartners.current().roots, CRLs: crls})
+	initial := fedPartners.current() // later changes reach the edge through follow, below
+	edgeVerifier, err := pki.NewVerifier(pki.VerifierConfig{Roots: initial.roots, CRLs: crls})
 	if err != nil {
 		return err
 	}
@@ -543,7 +544,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// Partners: the configured ones, bound to their CAs, and any other
 		// the federation policy allows, found in DNS. Out to them goes
 		// what an internal server of this CA asserts.
-		Partners: fedPartners.current().edges, PartnerCAs: fedPartners.current().cas, DiscoverPartners: true, Resolver: partnerResolver,
+		Partners: initial.edges, PartnerCAs: initial.cas, DiscoverPartners: true, Resolver: partnerResolver,
 		InternalNames: []string{internalName}, InternalCA: ca.Certificate(),
 		Connections: edgeUA.TransportLayer(), Logger: logger, ConnLimits: cfg.Limits.connLimits(nil),
 		Meetings: func(uri sip.Uri) bool {

@@ -100,9 +100,7 @@ func (s *partnerSet) reload(ctx context.Context) error {
 
 // find returns the partner of domain, if any.
 func (s *partnerSet) find(domain string) (partner, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range append(slices.Clone(s.configured), s.stored...) {
+	for _, p := range s.list() {
 		if p.domain == domain {
 			return p, true
 		}
