@@ -192,6 +192,14 @@ func downOf(s *Session, publisher conference.ParticipantID) *downTrack {
 	return nil
 }
 
+// setAlloc caps the layer sent at l at once (LayerPaused stops it), as
+// allocate does without its delay before pausing.
+func (d *downTrack) setAlloc(l Layer) {
+	d.mu.Lock()
+	d.alloc = l
+	d.mu.Unlock()
+}
+
 // allocated returns the layer the allocation gave d.
 func (d *downTrack) allocated() Layer {
 	d.mu.Lock()

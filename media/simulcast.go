@@ -369,14 +369,6 @@ func (d *downTrack) limit(now int64) Layer {
 	return max(l, LayerLow)
 }
 
-// setAlloc caps the layer sent at what the subscriber's downlink was
-// given; LayerPaused stops it.
-func (d *downTrack) setAlloc(l Layer) {
-	d.mu.Lock()
-	d.alloc = l
-	d.mu.Unlock()
-}
-
 // pauseAfter is how long the allocation must find no room for a video
 // being sent before it is paused. A keyframe lifts its layer's
 // measured rate for up to a second (the rate is measured over the last
