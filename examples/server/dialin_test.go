@@ -27,7 +27,7 @@ type scheduled struct {
 }
 
 // schedule has user schedule a meeting over HTTPS with the given JSON.
-func (s *server) schedule(t *testing.T, user, body string) scheduled {
+func (s *server) schedule(t testing.TB, user, body string) scheduled {
 	t.Helper()
 	res := digestDo(t, s.httpsClient(t), "POST", "https://"+s.listeners["https"]+"/api/meetings", user, s.passwords["sip:"+user+"@example.test"], []byte(body))
 	defer res.Body.Close()

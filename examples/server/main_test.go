@@ -53,6 +53,7 @@ type server struct {
 	stop      context.CancelFunc
 	done      chan error
 	logs      lockedBuffer // what the server logs
+	pid       int          // its process, if it runs in one (startServerProcess)
 }
 
 // startServer runs the server with extra flags on loopback ports chosen by

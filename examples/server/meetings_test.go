@@ -247,7 +247,17 @@ func inMeetingDialog(u *sipUser, invite *sip.Request, ok *sip.Response, method s
 	req.AppendHeader(invite.From())
 	req.AppendHeader(ok.To())
 	req.AppendHeader(invite.CallID())
-	req.AppendHeader(&sip.CSeqHeader{SeqNo: invite.CSeq().SeqNo + 1, MethodName: method})
+	seq := invite.CSeq().SeqNo + 1
+	if method == sip.ACK {
+		seq = invite.CSeq().SeqNo
+	}
+	req.AppendHeader(&sip.CSeqHeader{SeqNo: seq, MethodName: method})
+	// The route set: the 200's Record-Route, in reverse (RFC 3261
+	// section 12.1.2), as a front end passing the dialog on records it.
+	rr := ok.GetHeaders("Record-Route")
+	for i := len(rr) - 1; i >= 0; i-- {
+		req.AppendHeader(sip.NewHeader("Route", rr[i].Value()))
+	}
 	req.SetTransport("TLS")
 	req.SetDestination(u.s.listeners["sip-tls"])
 	return req

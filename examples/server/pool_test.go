@@ -37,14 +37,14 @@ func runServerProcess() {
 
 // startServerProcess runs the server in a child process; kill (or the end
 // of the test) SIGKILLs it.
-func startServerProcess(t *testing.T, data string, extra ...string) (s *server, kill func()) {
+func startServerProcess(t testing.TB, data string, extra ...string) (s *server, kill func()) {
 	t.Helper()
 	return startServerProcessArgs(t, data, append(allOnPortZero(data), extra...))
 }
 
 // startServerProcessArgs is startServerProcess with the whole command
 // line given.
-func startServerProcessArgs(t *testing.T, data string, args []string) (s *server, kill func()) {
+func startServerProcessArgs(t testing.TB, data string, args []string) (s *server, kill func()) {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), serverProcessEnv+"="+strings.Join(args, "\n"))
@@ -57,6 +57,7 @@ func startServerProcessArgs(t *testing.T, data string, args []string) (s *server
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
+	s.pid = cmd.Process.Pid
 	kill = func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	t.Cleanup(kill)
 	s.readBanner(out, 10)
