@@ -2,6 +2,8 @@ package auth
 
 import (
 	"testing"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // TestPoolPeerAssertsTenantUsers: over a connection whose certificate
@@ -52,5 +54,68 @@ func TestPoolPeerAssertsTenantUsers(t *testing.T) {
 	}
 	if _, err := New(Config{Directory: NewMemoryDirectory(), Realm: "x.test", Peers: []string{"pool.x.test"}}); err == nil {
 		t.Fatal("Peers without EdgeCA accepted")
+	}
+}
+
+// TestPoolPeerAssertsGuests: a pool front end passes on a meeting guest's
+// requests (to the front end hosting the meeting) with the anonymous
+// identity it gave the guest and, in PoolGuestHeader, the one meeting the
+// guest's key opens: the guest may take part in that meeting (INVITE, a
+// conference SUBSCRIBE) and nothing else, and a guest assertion without
+// its meeting, or from a client, counts for nothing.
+func TestPoolPeerAssertsGuests(t *testing.T) {
+	const meeting = "yybcgrwdcpjkzwdqhb7c2jmzwu"
+	s := startSIPServer(t, Config{Peers: []string{"pool.example.test"}})
+	c := s.dial(t, "", s.pki.Peer(t, "pool.example.test"))
+	guest := `P-Asserted-Identity: "Gina \"G\" Guest" <sip:anonymous-0a1b@anonymous.invalid>`
+	if res := c.do("INVITE", "sip:"+meeting+"@example.test", "<sip:guest@anonymous.invalid>", guest,
+		PoolGuestHeader+": "+meeting); res.StatusCode != 200 {
+		t.Fatalf("a guest's INVITE to its meeting, passed on: %d", res.StatusCode)
+	}
+	id := s.lastServed()
+	if id.URI != "sip:anonymous-0a1b@anonymous.invalid" || id.Kind != Anonymous || id.Method != MethodPool ||
+		id.Meeting != meeting || id.DisplayName != "Gina G Guest" || id.Tenant != "" {
+		t.Fatalf("identity %+v", id)
+	}
+	for name, tc := range map[string]struct{ method, ruri, guest string }{
+		"another meeting":           {"INVITE", "sip:aaaaaaaaaaaaaaaaaaaaaaaaaa@example.test", meeting},
+		"no meeting":                {"INVITE", "sip:" + meeting + "@example.test", ""},
+		"a MESSAGE to a user":       {"MESSAGE", "sip:bob@example.test", meeting},
+		"presence, not its meeting": {"SUBSCRIBE", "sip:bob@example.test", meeting},
+	} {
+		h := []string{guest}
+		if tc.guest != "" {
+			h = append(h, PoolGuestHeader+": "+tc.guest)
+		}
+		if res := c.do(tc.method, tc.ruri, "<sip:guest@anonymous.invalid>", h...); res.StatusCode != 403 {
+			t.Errorf("%s: %d, want 403", name, res.StatusCode)
+		}
+	}
+	// From a client the headers count for nothing: it is challenged.
+	client := s.dial(t, "", nil)
+	if res := client.do("INVITE", "sip:"+meeting+"@example.test", "<sip:guest@anonymous.invalid>", guest,
+		PoolGuestHeader+": "+meeting); res.StatusCode != 401 {
+		t.Fatalf("a client asserting a guest: %d, want 401", res.StatusCode)
+	}
+}
+
+// TestAssertIdentity: what a front end writes is what a peer reads back.
+func TestAssertIdentity(t *testing.T) {
+	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "m", Host: "example.test"})
+	req.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<sip:mallory@example.test>"))
+	req.AppendHeader(sip.NewHeader(PoolGuestHeader, "forged"))
+	AssertIdentity(req, &Identity{URI: "sip:anonymous-1@anonymous.invalid", DisplayName: "A \"B\"\\", Kind: Anonymous, Meeting: "m"}, true)
+	if h := req.GetHeaders("P-Asserted-Identity"); len(h) != 1 || h[0].Value() != `"A B" <sip:anonymous-1@anonymous.invalid>` {
+		t.Fatalf("P-Asserted-Identity %v", h)
+	}
+	if h := req.GetHeaders(PoolGuestHeader); len(h) != 1 || h[0].Value() != "m;dial-in" {
+		t.Fatalf("%s %v", PoolGuestHeader, h)
+	}
+	if !PoolDialIn(req, &Identity{Kind: Anonymous, Method: MethodPool}) || PoolDialIn(req, &Identity{Kind: Anonymous, Method: MethodDigest}) {
+		t.Fatal("PoolDialIn believes the header only from a pool front end")
+	}
+	AssertIdentity(req, &Identity{URI: "sip:alice@example.test", Kind: Internal}, false)
+	if req.GetHeader(PoolGuestHeader) != nil || req.GetHeader("P-Asserted-Identity").Value() != "<sip:alice@example.test>" {
+		t.Fatalf("a user's assertion: %v", req.Headers())
 	}
 }
