@@ -19,8 +19,8 @@ import (
 	"github.com/pion/webrtc/v3"
 
 	srtpphone "github.com/parleyuc/parley/internal/phone"
-	"github.com/parleyuc/parley/media"
 	"github.com/parleyuc/parley/internal/testredis"
+	"github.com/parleyuc/parley/media"
 	"github.com/parleyuc/parley/media/audio"
 )
 
