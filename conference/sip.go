@@ -230,6 +230,9 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			f.redirect(req, tx, holder)
 			return
 		}
+		if answerUnavailable(req, tx, err) {
+			return
+		}
 		code, reason := joinStatus(err)
 		reply(tx, req, code, reason)
 		return
