@@ -220,3 +220,35 @@ func valueOf(h interface{ Value() string }) string {
 	}
 	return h.Value()
 }
+
+// TestEndThroughAnotherFrontEnd: an End through a front end that does not
+// host the meeting deletes it from the store; the host, told to look
+// (EndDeleted), ends its live meeting there: alice is ejected and the
+// lease released. A meeting still in the store stays.
+func TestEndThroughAnotherFrontEnd(t *testing.T) {
+	a, b := pool(t, time.Minute, nil)
+	ctx := context.Background()
+	m := a.schedule(MeetingOptions{Access: AccessAnyone})
+	other := a.schedule(MeetingOptions{Access: AccessAnyone})
+	a.join(m, internal("alice"))
+	a.join(other, internal("bob"))
+	if err := b.focus.End(ctx, m.ID); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.focus.Participants(m.ID)); n != 1 {
+		t.Fatalf("%d participants on a before it looked; want 1", n)
+	}
+	n, err := a.focus.EndDeleted(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("EndDeleted = %d, %v; want 1", n, err)
+	}
+	if got := a.focus.Participants(m.ID); len(got) != 0 {
+		t.Fatalf("still in the ended meeting on a: %+v", got)
+	}
+	if _, err := a.focus.Host(ctx, m.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("the ended meeting's lease: %v; want released", err)
+	}
+	if got := a.focus.Participants(other.ID); len(got) != 1 {
+		t.Fatalf("the other meeting on a: %+v; want bob still in it", got)
+	}
+}

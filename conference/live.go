@@ -1,6 +1,7 @@
 package conference
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -166,17 +167,38 @@ func (f *Focus) forgetLive(c *conf) {
 	}
 }
 
-// EndHere ends the live meeting id at this front end, if it holds it,
-// without touching the store: another front end of the pool ended it
-// (End deleted it from the store) and tells this one, which may host
-// it. Those in the lobby are rejected, the others ejected. It reports
-// whether the meeting was live here.
-func (f *Focus) EndHere(id MeetingID) bool {
-	c, err := f.existing(id)
-	if err != nil {
-		return false
+// EndDeleted ends the live meetings of this front end that are no longer
+// in the store: in a pool, an admin's End through another front end
+// deletes the meeting there, and this one, which may host it, is told
+// to look (examples/server announces it on the pool's admin feed). Those
+// in the lobby are rejected, the others ejected, as End does. It returns
+// how many it ended; a meeting the store cannot be asked about stays,
+// and the first such error is returned.
+func (f *Focus) EndDeleted(ctx context.Context) (int, error) {
+	f.mu.Lock()
+	ids := make([]MeetingID, 0, len(f.confs))
+	for id := range f.confs {
+		ids = append(ids, id)
 	}
-	f.endLocked(c)
-	f.cfg.Logger.Info("meeting ended by another front end", "meeting", id)
-	return true
+	f.mu.Unlock()
+	n := 0
+	var first error
+	for _, id := range ids {
+		_, err := f.cfg.Meetings.Get(ctx, id)
+		if err == nil {
+			continue
+		}
+		if !errors.Is(err, ErrNotFound) {
+			first = cmp.Or(first, fmt.Errorf("meeting %s: %w", id, unavailable(err)))
+			continue
+		}
+		c, err := f.existing(id)
+		if err != nil {
+			continue // ended meanwhile
+		}
+		f.endLocked(c)
+		f.cfg.Logger.Info("meeting ended: deleted through another front end", "meeting", id)
+		n++
+	}
+	return n, first
 }
