@@ -155,7 +155,6 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var adminChanges presence.Feed       // tenants and federation changed, between them
 	var liveness poolLiveness            // which front ends are alive
 	var hostLeases conference.HostLeases // which front end hosts each live meeting
-	var nodeAddress func(ctx context.Context, node, listener string) (string, error)
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var partnerStore edge.PartnerStore = &edge.MemoryPartnerStore{}
 	tenantFederation := &tenantPolicies{} // each tenant's own federation policy; in memory unless a store keeps it
@@ -181,7 +180,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		feed, withdrawals, revokedFeed, adminChanges = r.Feed(), r.Withdrawals(), r.RevokedCertificates(), r.AdminChanges()
 		revocations, dirStore, partnerStore = r.Revocations(), r.Directory(), r.Partners()
 		tenantFederation.store = r.TenantFederation
-		liveness, hostLeases, nodeAddress = r, r.HostLeases(), r.NodeAddress
+		liveness, hostLeases = r, r.HostLeases()
 	}
 	// The directory of tenants and users: the certificates name the
 	// tenants' domains.
@@ -376,10 +375,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if hostLeases != nil && node != "" {
 		// In a pool, a live meeting is hosted by one front end, which
-		// holds its lease (renewed every meetingLeaseTTL/3); a join
-		// through another is redirected to it.
+		// holds its lease (renewed every meetingLeaseTTL/3); the router
+		// passes a request for it that reaches another front end on to
+		// the host, over the pool's mutual TLS, and stays in the path of
+		// the dialog.
 		focusCfg.Leases, focusCfg.Host, focusCfg.LeaseTTL = hostLeases, node, meetingLeaseTTL
-		focusCfg.HostAddress = func(ctx context.Context, host string) (string, error) { return nodeAddress(ctx, host, "sip_tls") }
+		focusCfg.Forwarder = router
 	}
 	focus, err := conference.NewFocus(focusCfg)
 	if err != nil {
