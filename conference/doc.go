@@ -82,6 +82,14 @@
 // settings with [FencedMeetingStore.UpdateFenced], which the store refuses
 // (ErrFenced) once a newer lease was granted, and a Focus whose renewal
 // fails ends the meeting locally, so two front ends never both host it.
+// The host also keeps the meeting's live state in the store, fenced the
+// same way ([LiveState]: the lock, the audience's mute, the users admitted
+// from the lobby and the roles granted), so when it dies the front end
+// that hosts the meeting next rebuilds it: admitted users and presenters
+// rejoin as they were (guests, who have no lasting identity, wait again).
+// A join the store cannot serve is [ErrUnavailable], SIP 503 with
+// Retry-After. An End through a front end that does not host the meeting
+// deletes it; the host ends it live with [Focus.EndDeleted].
 //
 // The media server verifies media tokens with a [TokenIssuer] sharing the
 // Focus's key, before it answers any offer.

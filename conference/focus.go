@@ -476,9 +476,15 @@ func (f *Focus) release(c *conf) {
 			delete(f.confs, c.meeting.ID)
 		}
 	}
+	draining := f.draining || f.closed
 	c.mu.Unlock()
 	f.mu.Unlock()
 	if ended {
+		if !draining {
+			// Everyone left; a front end that shuts down keeps the live
+			// state for those who rejoin through another.
+			f.forgetLive(c)
+		}
 		f.releaseLease(c)
 	}
 }

@@ -61,10 +61,18 @@ func (f *Focus) start(ctx context.Context, id MeetingID) (*conf, error) {
 	defer cancel()
 	l, err := f.cfg.Leases.Acquire(lctx, id, f.cfg.Host, f.cfg.LeaseTTL)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	c.lease, c.leased = l, true
-	f.cfg.Logger.Info("meeting hosted here", "meeting", id, "host", l.Host, "token", l.Token)
+	// The meeting as stored once the lease is held: a previous host's
+	// last fenced write is in it, and none can follow. What it left of
+	// the live meeting is rebuilt (LiveState).
+	if c.meeting, err = f.Meeting(lctx, id); err != nil {
+		f.releaseLease(c)
+		return nil, unavailable(err)
+	}
+	c.rebuildLocked()
+	f.cfg.Logger.Info("meeting hosted here", "meeting", id, "host", l.Host, "token", l.Token, "rebuilt", c.meeting.Live != nil)
 	return c, nil
 }
 

@@ -76,6 +76,9 @@ func (f *Focus) Promote(ctx context.Context, id MeetingID, actor, pid Participan
 		if p.State != Joined || p.Role != Attendee {
 			return fmt.Errorf("%w: %s is not a joined attendee", ErrWrongState, pid)
 		}
+		if err := f.keepRoleLocked(ctx, c, p, Presenter); err != nil {
+			return err
+		}
 		p.Role = Presenter
 		c.muteLocked(p)
 		f.emitLocked(c, Event{Kind: EventRole, Participant: p.Participant, By: a.ID}, true)
@@ -96,6 +99,9 @@ func (f *Focus) Demote(ctx context.Context, id MeetingID, actor, pid Participant
 		}
 		if p.State != Joined || p.Role != Presenter {
 			return fmt.Errorf("%w: %s is not a presenter", ErrWrongState, pid)
+		}
+		if err := f.keepRoleLocked(ctx, c, p, Attendee); err != nil {
+			return err
 		}
 		p.Role = Attendee
 		c.muteLocked(p)
@@ -135,6 +141,20 @@ func (f *Focus) Lock(ctx context.Context, id MeetingID, actor ParticipantID, loc
 			return fmt.Errorf("%w: only the organizer locks the meeting", ErrForbidden)
 		}
 		if c.locked != locked {
+			err := f.persistLiveLocked(ctx, c, func(l *LiveState) {
+				l.Locked = locked
+				if locked {
+					// Those in now are no newcomers if they must rejoin.
+					for _, p := range c.parts {
+						if p.State == Joined && p.cand.authenticated() {
+							l.admit(p.cand.AOR)
+						}
+					}
+				}
+			})
+			if err != nil {
+				return err
+			}
 			c.locked = locked
 			f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID}, true)
 		}
@@ -154,6 +174,9 @@ func (f *Focus) MuteAll(ctx context.Context, id MeetingID, actor ParticipantID, 
 		if c.muted == muted {
 			return nil
 		}
+		if err := f.persistLiveLocked(ctx, c, func(l *LiveState) { l.Muted = muted }); err != nil {
+			return err
+		}
 		c.muted = muted
 		for _, p := range c.sorted() {
 			if p.State == Joined && c.muteLocked(p) {
@@ -162,6 +185,22 @@ func (f *Focus) MuteAll(ctx context.Context, id MeetingID, actor ParticipantID, 
 		}
 		f.emitLocked(c, Event{Kind: EventPolicy, By: a.ID}, true)
 		return nil
+	})
+}
+
+// keepRoleLocked stores the role a leader gives the authenticated
+// participant p during the meeting (LiveState.Roles), before it is given,
+// so the next host gives it too. An anonymous participant's role is not
+// kept: it has no identity to rejoin with.
+func (f *Focus) keepRoleLocked(ctx context.Context, c *conf, p *participant, r Role) error {
+	if !p.cand.authenticated() {
+		return nil
+	}
+	return f.persistLiveLocked(ctx, c, func(l *LiveState) {
+		if l.Roles == nil {
+			l.Roles = map[string]Role{}
+		}
+		l.Roles[p.cand.AOR] = r
 	})
 }
 

@@ -125,9 +125,16 @@ func (l *Lobby) decide(ctx context.Context, m *Meeting, c Candidate) (decision, 
 // now: a locked meeting sends everyone but the organizer to the lobby,
 // and unauthenticated newcomers wait for a leader or an authenticated
 // user.
+//
+// A user a leader admitted during the live meeting (LiveState.Admitted)
+// is no newcomer: rejoining, after a failover too, it enters directly.
 func (d decision) placeLocked(c *conf, cand Candidate) Admission {
 	switch {
-	case d.admission != Direct || cand.isOrganizer(c.meeting):
+	case d.admission == Refused || cand.isOrganizer(c.meeting):
+		return d.admission
+	case c.meeting.Live.admitted(cand):
+		return Direct
+	case d.admission != Direct:
 		return d.admission
 	case c.locked:
 		return WaitInLobby
@@ -230,8 +237,16 @@ func (l *Lobby) timedOut(f *Focus, id MeetingID, pid ParticipantID) {
 // of by, a joined leader of the meeting. It fails with ErrForbidden if by
 // is not one, ErrNoParticipant or ErrWrongState if pid does not wait.
 func (l *Lobby) Admit(ctx context.Context, id MeetingID, by, pid ParticipantID) error {
-	return l.leaderOp(ctx, id, by, pid, "admit", func(f *Focus, c *conf, a, p *participant) {
+	return l.leaderOp(ctx, id, by, pid, "admit", func(f *Focus, c *conf, a, p *participant) error {
+		if p.cand.authenticated() {
+			// Kept first, so that the user rejoins directly after a
+			// failover: no admission the next host would not know.
+			if err := f.persistLiveLocked(ctx, c, func(l *LiveState) { l.admit(p.cand.AOR) }); err != nil {
+				return err
+			}
+		}
 		f.enterLocked(c, p, a.ID)
+		return nil
 	})
 }
 
@@ -239,12 +254,13 @@ func (l *Lobby) Admit(ctx context.Context, id MeetingID, by, pid ParticipantID) 
 // request of by, a joined leader of the meeting: its wait ends with
 // ErrRejected. Errors as for Admit.
 func (l *Lobby) Reject(ctx context.Context, id MeetingID, by, pid ParticipantID) error {
-	return l.leaderOp(ctx, id, by, pid, "reject", func(f *Focus, c *conf, a, p *participant) {
+	return l.leaderOp(ctx, id, by, pid, "reject", func(f *Focus, c *conf, a, p *participant) error {
 		f.removeLocked(c, p, EventRejected, a.ID, ErrRejected)
+		return nil
 	})
 }
 
-func (l *Lobby) leaderOp(ctx context.Context, id MeetingID, by, pid ParticipantID, verb string, op func(f *Focus, c *conf, a, p *participant)) error {
+func (l *Lobby) leaderOp(ctx context.Context, id MeetingID, by, pid ParticipantID, verb string, op func(f *Focus, c *conf, a, p *participant) error) error {
 	f, err := l.owner()
 	if err != nil {
 		return err
@@ -260,7 +276,6 @@ func (l *Lobby) leaderOp(ctx context.Context, id MeetingID, by, pid ParticipantI
 		if p.State != InLobby {
 			return fmt.Errorf("%w: %s is not in the lobby", ErrWrongState, pid)
 		}
-		op(f, c, a, p)
-		return nil
+		return op(f, c, a, p)
 	})
 }

@@ -163,6 +163,9 @@ type Meeting struct {
 	JoinURL string `json:"join_url"`
 	// Revision counts the meeting's updates: MeetingStore.Update adds one.
 	Revision uint64 `json:"revision"`
+	// Live is what the host of the live meeting keeps for the next host
+	// to rebuild it (LiveState); nil when none is kept.
+	Live *LiveState `json:"live,omitempty"`
 }
 
 // Clone returns a deep copy.
@@ -170,6 +173,7 @@ func (m *Meeting) Clone() *Meeting {
 	c := *m
 	c.Invitees = slices.Clone(m.Invitees)
 	c.Presenters = slices.Clone(m.Presenters)
+	c.Live = m.Live.clone()
 	return &c
 }
 

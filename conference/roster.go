@@ -145,7 +145,7 @@ func (f *Focus) Join(ctx context.Context, id MeetingID, r JoinRequest) (*Partici
 	// in, and policy changes made elsewhere apply.
 	m, err := f.Meeting(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, unavailable(err)
 	}
 	cand, err := f.candidate(ctx, m, r)
 	if err != nil {
@@ -208,6 +208,9 @@ func (f *Focus) joinLocked(c *conf, cand Candidate, d decision, r JoinRequest) (
 func (f *Focus) enterLocked(c *conf, p *participant, by ParticipantID) {
 	wasIn := c.leaderOrAuthenticatedIn()
 	p.State, p.Role, p.Since = Joined, InitialRole(c.meeting, p.cand), f.cfg.Now()
+	if r, ok := c.meeting.Live.role(p.cand); ok && p.Role != Organizer {
+		p.Role = r // given during the meeting, before a failover or a rejoin
+	}
 	c.muteLocked(p)
 	p.decide(nil)
 	f.emitLocked(c, Event{Kind: EventJoined, Participant: p.Participant, By: by}, true)

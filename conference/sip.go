@@ -239,6 +239,9 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			}
 			return
 		}
+		if answerUnavailable(req, tx, err) {
+			return
+		}
 		code, reason := joinStatus(err)
 		reply(tx, req, code, reason)
 		return

@@ -733,6 +733,9 @@ func (a *adminAPI) endMeeting(w http.ResponseWriter, r *http.Request) {
 		a.logger.Error("admin API: meeting not ended", "meeting", id, "err", err)
 		jsonError(w, http.StatusServiceUnavailable, "the meeting could not be deleted; nothing changed")
 	default:
+		// Deleted from the store; if another front end of the pool hosts
+		// the live meeting, it ends it there when told.
+		a.announce(r.Context(), changeMeetings)
 		a.logger.Info("admin API: meeting ended", "meeting", id)
 		w.WriteHeader(http.StatusNoContent)
 	}

@@ -256,10 +256,13 @@ func (a *adminAPI) deletePartner(w http.ResponseWriter, r *http.Request) {
 const (
 	changeTenants    = "tenants"
 	changeFederation = "federation"
+	// changeMeetings: a meeting was ended (deleted) here; the front end
+	// that hosts it ends it (conference.Focus.EndDeleted).
+	changeMeetings = "meetings"
 )
 
 // announce tells the pool's other front ends that what (changeTenants,
-// changeFederation) changed here.
+// changeFederation, changeMeetings) changed here.
 func (a *adminAPI) announce(ctx context.Context, what string) {
 	if a.adminChanges == nil {
 		return
@@ -273,8 +276,16 @@ func (a *adminAPI) announce(ctx context.Context, what string) {
 // followAdminChange follows what another front end's admin changed:
 // the tenants (the edge's domains, the certificates), or the federation
 // (the policy, the partners, and the subscriptions of partners' users
-// no longer allowed). "": changes may have been missed; both.
+// no longer allowed), or the meetings (those live here but deleted end).
+// "": changes may have been missed; all.
 func (a *adminAPI) followAdminChange(ctx context.Context, what string) {
+	if (what == "" || what == changeMeetings) && a.focus != nil {
+		if n, err := a.focus.EndDeleted(ctx); err != nil {
+			a.logger.Error("meetings ended through another front end not all checked", "ended", n, "err", err)
+		} else if n > 0 {
+			a.logger.Info("meetings ended here after another front end's admin ended them", "ended", n)
+		}
+	}
 	if what == "" || what == changeTenants {
 		a.tenantsChanged(ctx)
 	}

@@ -15,6 +15,7 @@ import (
 // Lapses are real time: TTLs of a few hundred milliseconds.
 func HostLeases(t *testing.T, open func(t *testing.T) (conference.HostLeases, conference.FencedMeetingStore)) {
 	const ttl = 400 * time.Millisecond
+	liveFailover(t, open)
 	t.Run("AcquireHolderRelease", func(t *testing.T) {
 		l, _ := open(t)
 		a, err := l.Acquire(ctx, "m1", "a.example:1", ttl)
