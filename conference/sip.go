@@ -137,6 +137,12 @@ func (f *Focus) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 		f.handleSubscribe(req, tx)
 	case sip.MESSAGE:
 		f.handleMessage(req, tx)
+	case sip.NOTIFY:
+		// A gateway's progress of a transferred dial-in call (REFER's
+		// implicit subscription, RFC 3515): noted, nothing to do.
+		if f.inDialog(req, tx, false) != nil {
+			reply(tx, req, 200, "OK")
+		}
 	default:
 		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
 		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE, MESSAGE"))
