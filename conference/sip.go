@@ -67,7 +67,8 @@ func (f *Focus) Owns(req *sip.Request) bool {
 	}
 	if f.cfg.Leases != nil && f.ownContact(req.Recipient) {
 		// A meeting at this front end's address: where a pool's other
-		// front ends redirect the meeting's joins (302, redirect).
+		// front ends redirect the meeting's joins (302, redirect) or send
+		// requests in a dialog they passed on.
 		return true
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
