@@ -427,6 +427,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("field \"limits.signaling\": %w", err)
 	}
 	defer signaling.Close()
+	// The web joins of meetings another front end of the pool hosts are
+	// relayed to it (webforward.go).
+	webFwd := newWebForward(node, focus, nodeAddress, serverCert, verifier, signaling.TicketHandler(), signaling.SocketHandler(), stats.reg, logger)
+	defer webFwd.Close()
 
 	// The A/V Edge: a TURN relay for holders of relay credentials, which
 	// signed-in users get over SIP (SERVICE) or HTTPS. The secret is made
@@ -475,7 +479,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}, logger)
 	withdraw := func(aor string) int {
 		relaySecrets.Revoke(aor)
-		return authn.SignOut(aor) + signaling.SignOut(aor) + relay.CloseUser(aor) + webSSO.signOut(aor)
+		return authn.SignOut(aor) + signaling.SignOut(aor) + webFwd.signOut(aor) + relay.CloseUser(aor) + webSSO.signOut(aor)
 	}
 	// A user their identity provider no longer vouches for (the
 	// Authenticator's userinfo check) is withdrawn the same way, here and
@@ -574,11 +578,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpsMux.Handle("/", api.handler(authn))
 	httpsMux.Handle("/relay/credentials", authn.HTTP(relayCreds))
 	httpsMux.Handle("/api/me/", (&settingsAPI{policy: policy, logger: logger}).handler(authn))
-	tickets := signaling.TicketHandler()
+	tickets := http.HandlerFunc(webFwd.ticket) // here, or from the meeting's host
 	httpsMux.Handle("POST /api/meetings/{meeting}/ticket", webSSO.ticket(authn.HTTPForMeeting(func(r *http.Request) string { return r.PathValue("meeting") },
 		tickets), tickets)) // users (signed in on the page, or with credentials), and guests with the meeting's key
 	webSSO.routes(httpsMux)
-	httpsMux.Handle("GET /api/signaling/socket", signaling.SocketHandler())
+	httpsMux.Handle("GET /api/signaling/socket", http.HandlerFunc(webFwd.socket))
+	if ln.pool != nil {
+		httpsMux.Handle("POST /pool/meetings/{meeting}/ticket", http.HandlerFunc(webFwd.poolTicket)) // the pool's front ends only
+	}
 	httpsMux.Handle("GET /web/", webAssets())
 	// The tenant admin's management API, with the admin bearer token from
 	// the data directory.
@@ -628,7 +635,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// This front end's heartbeat, and the removal of what dead ones
 		// held: their devices' watchers see them offline within
 		// nodeTimeout plus a sweep.
-		addrs := map[string]string{"sip_tls": nw.hostPort("sip_tls")}
+		addrs := map[string]string{"sip_tls": nw.hostPort("sip_tls"), "https": nw.hostPort("https")}
 		wg.Go(func() { keepPoolAlive(bgCtx, liveness, node, addrs, registrar, logger) })
 	}
 	if revokedFeed != nil {
@@ -697,6 +704,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = signaling.Shutdown(shutdownCtx) // browsers' sockets: http.Server.Shutdown leaves them open
+	webFwd.Close()                      // and those relayed to another front end
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = httpsSrv.Shutdown(shutdownCtx)
 	// While the devices are still connected: meetings' participants get a
