@@ -156,6 +156,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var liveness poolLiveness            // which front ends are alive
 	var hostLeases conference.HostLeases // which front end hosts each live meeting
 	var nodeAddress func(ctx context.Context, node, listener string) (string, error)
+	var sharedRelaySecrets relaySecretStore // the relays' secrets, shared by the pool
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var partnerStore edge.PartnerStore = &edge.MemoryPartnerStore{}
 	tenantFederation := &tenantPolicies{} // each tenant's own federation policy; in memory unless a store keeps it
@@ -181,7 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		feed, withdrawals, revokedFeed, adminChanges = r.Feed(), r.Withdrawals(), r.RevokedCertificates(), r.AdminChanges()
 		revocations, dirStore, partnerStore = r.Revocations(), r.Directory(), r.Partners()
 		tenantFederation.store = r.TenantFederation
-		liveness, hostLeases, nodeAddress = r, r.HostLeases(), r.NodeAddress
+		liveness, hostLeases, nodeAddress, sharedRelaySecrets = r, r.HostLeases(), r.NodeAddress, r
 	}
 	// The directory of tenants and users: the certificates name the
 	// tenants' domains.
@@ -434,8 +435,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 	// The A/V Edge: a TURN relay for holders of relay credentials, which
 	// signed-in users get over SIP (SERVICE) or HTTPS. The secret is made
-	// at start: credentials do not outlive a restart.
+	// at start: credentials do not outlive a restart. In a pool, the
+	// secrets are the pool's, kept in the store and rotated daily
+	// (relaysecrets.go): credentials work on every front end's relay.
 	relaySecrets := edge.NewSecrets(0, nil)
+	var relaySync *relaySecretSync
+	if sharedRelaySecrets != nil {
+		relaySync = newRelaySecretSync(sharedRelaySecrets, relaySecrets, logger)
+		if err := relaySync.sync(ctx); err != nil {
+			return fmt.Errorf("relay secrets: %w", err)
+		}
+	}
 	relayCfg := edge.RelayConfig{Realm: realm, Secrets: relaySecrets, Logger: logger,
 		UDP: []net.PacketConn{ln.turnUDP}, TCP: []net.Listener{ln.turnTCP, tls.NewListener(ln.turns, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
 		// Relayed addresses carry the public address; relay sockets
@@ -637,6 +647,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// nodeTimeout plus a sweep.
 		addrs := map[string]string{"sip_tls": nw.hostPort("sip_tls"), "https": nw.hostPort("https")}
 		wg.Go(func() { keepPoolAlive(bgCtx, liveness, node, addrs, registrar, logger) })
+	}
+	if relaySync != nil {
+		wg.Go(func() { relaySync.follow(bgCtx) })
 	}
 	if revokedFeed != nil {
 		// A certificate revoked on another front end: this one's CRL is
