@@ -278,3 +278,69 @@ func TestWebJoinThroughAnotherFrontEnd(t *testing.T) {
 		t.Fatalf("a ticket asked of the pool route without a pool certificate: %s; want 403", res.Status)
 	}
 }
+
+// TestWebJoinRelayedWhenTheHostDies: bob's web join through B is relayed
+// to A, the host. A is killed (-9): B closes bob's socket as "going away"
+// with no "ended" message, which is the web client's cue to rejoin, and
+// within the host lease's TTL a new ticket through B joins the meeting
+// again, now hosted by B.
+func TestWebJoinRelayedWhenTheHostDies(t *testing.T) {
+	rds := testredis.Run(t)
+	data := t.TempDir()
+	pool := []string{"-store", "redis", "-redis", rds.URL}
+	a, killA := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
+	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	b.passwords = a.passwords
+
+	m := a.schedule(t, "alice", `{"access":"organization"}`)
+	joinWebPeer(t, a, m.ID, "alice", a.passwords["sip:alice@example.test"], 440)
+	bobPW := b.passwords["sip:bob@example.test"]
+	bob := joinWebPeer(t, b, m.ID, "bob", bobPW, 700)
+	for deadline := time.Now().Add(10 * time.Second); len(bob.names()) != 2; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob, through B, sees %v", bob.names())
+		}
+	}
+
+	killA()
+	killed := time.Now()
+	for {
+		bob.mu.Lock()
+		closed, ended := bob.closed, bob.endedBy
+		bob.mu.Unlock()
+		if closed != nil {
+			if code := websocket.CloseStatus(closed); code != websocket.StatusGoingAway || ended != "" {
+				t.Fatalf("bob's socket closed with %v (%v), ended %q; want going away and no ended message", code, closed, ended)
+			}
+			break
+		}
+		if time.Since(killed) > 3*time.Second {
+			t.Fatal("bob's relayed socket is open 3 s after its host was killed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+
+	// The web client's rejoin: a new ticket through B, until B may host.
+	c := b.httpsClient(t)
+	for {
+		res := digestDo(t, c, "POST", "https://"+b.listeners["https"]+"/api/meetings/"+m.ID+"/ticket", "bob", bobPW, []byte(`{}`))
+		res.Body.Close()
+		if res.StatusCode == http.StatusOK {
+			break
+		}
+		if res.StatusCode != http.StatusServiceUnavailable || res.Header.Get("Retry-After") == "" {
+			t.Fatalf("bob's ticket through B while A's lease lapses: %s; want 503 with Retry-After", res.Status)
+		}
+		if time.Since(killed) > meetingLeaseTTL+5*time.Second {
+			t.Fatalf("no ticket through B %v after A was killed", time.Since(killed))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	again := joinWebPeer(t, b, m.ID, "bob", bobPW, 700)
+	for deadline := time.Now().Add(10 * time.Second); !slices.Equal(again.names(), []string{"Bob Builder"}); time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("bob rejoined through B sees %v; want himself, B hosting", again.names())
+		}
+	}
+	t.Logf("bob rejoined %v after A was killed", time.Since(killed))
+}
