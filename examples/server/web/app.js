@@ -25,7 +25,7 @@ const tiles = new Tiles($('tiles'), $('screen'), $('screen-label'));
 const meter = new ConnectionMeter($('connection'), $('connection-level'), $('connection-detail'));
 let joinedWith = null;  // how we got our ticket: to ask for another when the connection is lost
 let retries = 0;        // rejoins tried since we were last in the meeting
-const maxRetries = 5;
+const maxRetries = 6;   // with the waits below, over 17 s: past a dead host's lease (10 s)
 let handAsked = false;  // the hand state we last asked for, to tell a leader's lowering from ours
 const presentersGone = new Map(); // name -> when: anonymous presenters who left (see renderRoster)
 
