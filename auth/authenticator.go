@@ -287,7 +287,8 @@ type attempt struct {
 	event       string // SIP Event header
 	userAgent   string // User-Agent header
 	credentials string // Authorization or Proxy-Authorization
-	asserted    string // P-Asserted-Identity, which only a trusted edge may set
+	asserted    string // P-Asserted-Identity, which only a trusted edge or pool front end may set
+	guest       string // PoolGuestHeader, which only a pool front end may set
 	source      netip.Addr
 	uriMatches  func(string) bool   // whether a Digest uri names this request's target
 	conn        *trackedConn        // nil if untracked
@@ -585,7 +586,7 @@ func (a *Authenticator) digest(ctx context.Context, at *attempt, p map[string]st
 		uri := anonymousURI()
 		if at.throughEdge && at.edgeFlow != "" {
 			// One guest over one connection to the edge, one identity.
-			uri = "sip:anonymous-" + hex.EncodeToString(a.nonces.mac([]byte("guest\x00" + meeting + "\x00" + at.edgeFlow))[:8]) + "@anonymous.invalid"
+			uri = "sip:anonymous-" + hex.EncodeToString(a.nonces.mac([]byte("guest\x00" + meeting + "\x00" + at.edgeFlow))[:8]) + "@" + anonymousDomain
 		}
 		anon = &Identity{URI: uri, DisplayName: at.fromName, Kind: Anonymous,
 			Method: MethodConferenceKey, Meeting: meeting}
@@ -680,10 +681,13 @@ func (a *Authenticator) userIdentity(ctx context.Context, aor string, m Method, 
 		MeetingLicense: u.MeetingLicense}, verdict{}
 }
 
+// anonymousDomain is the domain of anonymous users' URIs (RFC 3323).
+const anonymousDomain = "anonymous.invalid"
+
 func anonymousURI() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:])
-	return "sip:anonymous-" + hex.EncodeToString(b[:]) + "@anonymous.invalid"
+	return "sip:anonymous-" + hex.EncodeToString(b[:]) + "@" + anonymousDomain
 }
 
 // Authenticate checks a SIP request. It returns the identity when the
@@ -746,6 +750,9 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	}
 	if h := req.GetHeader(EdgeFlowHeader); h != nil {
 		at.edgeFlow = h.Value()
+	}
+	if h := req.GetHeader(PoolGuestHeader); h != nil {
+		at.guest = h.Value()
 	}
 	name := "Authorization"
 	if a.cfg.Proxy {

@@ -42,11 +42,17 @@ type dialog struct {
 type sipState struct {
 	mu      sync.Mutex
 	dialogs map[string]*dialog
+	// remote: the INVITE dialogs of joins passed on to the meetings'
+	// hosts (forward.go), by Call-ID.
+	remote  map[string]*remoteDialog
 	goMu    sync.Mutex
 	stopped bool
 }
 
-func (s *sipState) init() { s.dialogs = map[string]*dialog{} }
+func (s *sipState) init() {
+	s.dialogs = map[string]*dialog{}
+	s.remote = map[string]*remoteDialog{}
+}
 
 // closeAll forgets every dialog and stops subscription timers.
 func (s *sipState) closeAll() {
@@ -58,6 +64,7 @@ func (s *sipState) closeAll() {
 		}
 		delete(s.dialogs, id)
 	}
+	clear(s.remote)
 }
 
 func dialogKey(callID, remoteTag, localTag string) string {
@@ -238,7 +245,15 @@ func (f *Focus) FlowClosed(transport, remote string) {
 			gone = append(gone, d)
 		}
 	}
+	var left []*remoteDialog
+	for callID, r := range f.sip.remote {
+		if r.d.transport == transport && r.d.source == remote {
+			delete(f.sip.remote, callID)
+			left = append(left, r)
+		}
+	}
 	f.sip.mu.Unlock()
+	f.leftRemote(left)
 	for _, d := range gone {
 		f.dropDialog(d)
 		if d.subscription {

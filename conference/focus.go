@@ -125,6 +125,15 @@ type FocusConfig struct {
 	// there to be redirected (302) to it; "" or an error: unknown, the
 	// INVITE is answered 503 with Retry-After. Only with Leases.
 	HostAddress func(ctx context.Context, host string) (string, error)
+	// Forwarder, if set, passes the SIP requests for a meeting another
+	// front end hosts (a join's INVITE, a SUBSCRIBE to its conference
+	// state, a gateway's dial-in caller) to that front end, instead of a
+	// redirect: participants stay connected to the front end they
+	// reached. *presence.Router implements it. The Focus follows the joins
+	// it passed on: if the host goes (its lease lapses or another front
+	// end takes it), the participant is sent a BYE with Reason cause 503,
+	// to join again. Only with Leases.
+	Forwarder HostForwarder
 
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -172,6 +181,7 @@ type Focus struct {
 	removeClose func()
 	sip         sipState
 	media       atomic.Pointer[Media] // SetMedia
+	forwards    atomic.Uint64         // requests passed on to hosts (FocusMetrics.Forwarded)
 	ctx         context.Context
 	cancel      context.CancelFunc
 	wg          sync.WaitGroup
@@ -481,11 +491,19 @@ type FocusMetrics struct {
 	// Hosted counts the live meetings whose host lease this front end
 	// holds (with FocusConfig.Leases).
 	Hosted int
+	// Forwarded counts the requests passed on to the front ends hosting
+	// their meetings (FocusConfig.Forwarder) since the Focus started, and
+	// Remote the joins passed on whose participants are still followed.
+	Forwarded uint64
+	Remote    int
 }
 
 // Metrics counts the live meetings and the people in them.
 func (f *Focus) Metrics() FocusMetrics {
-	var m FocusMetrics
+	m := FocusMetrics{Forwarded: f.forwards.Load()}
+	f.sip.mu.Lock()
+	m.Remote = len(f.sip.remote)
+	f.sip.mu.Unlock()
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, c := range f.confs {

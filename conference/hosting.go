@@ -22,6 +22,8 @@ func validHosting(cfg *FocusConfig) error {
 			return errors.New("conference: FocusConfig.LeaseTTL needs FocusConfig.Leases")
 		case cfg.HostAddress != nil:
 			return errors.New("conference: FocusConfig.HostAddress needs FocusConfig.Leases")
+		case cfg.Forwarder != nil:
+			return errors.New("conference: FocusConfig.Forwarder needs FocusConfig.Leases")
 		}
 		return nil
 	}
@@ -112,6 +114,7 @@ func (f *Focus) renewLeases() {
 		for _, c := range confs {
 			f.renew(c)
 		}
+		f.checkHosts() // the joins passed on to other hosts
 	}
 }
 

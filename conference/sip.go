@@ -102,6 +102,7 @@ func (f *Focus) Dispatch(other sipgo.RequestHandler) sipgo.RequestHandler {
 			f.HandleRequest(req, tx)
 			return
 		}
+		f.passedOn(req) // a BYE in a dialog passed on to a meeting's host
 		other(req, tx)
 	}
 }
@@ -217,17 +218,25 @@ func (f *Focus) handleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	}
 	meeting := MeetingID(req.Recipient.User)
 	jr := JoinRequest{Identity: id}
-	if f.isGateway(id) {
+	switch {
+	case f.isGateway(id):
 		// A PSTN gateway delivers a caller who entered this meeting's
 		// conference ID: anonymous, known by its caller ID at most.
 		jr = JoinRequest{DialIn: true, Identity: dialInIdentity(req, meeting)}
+	case auth.PoolDialIn(req, id):
+		// Such a caller, passed on by the front end the gateway reached.
+		jr = JoinRequest{DialIn: true, Identity: id}
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
 	p, err := f.Join(ctx, meeting, jr)
 	cancel()
 	if err != nil {
 		if holder, ok := HostOf(err); ok {
-			f.redirect(req, tx, holder)
+			if f.cfg.Forwarder != nil {
+				f.forward(req, tx, jr.Identity, jr.DialIn, holder)
+			} else {
+				f.redirect(req, tx, holder)
+			}
 			return
 		}
 		code, reason := joinStatus(err)

@@ -71,6 +71,10 @@ func (f *Focus) handleSubscribe(req *sip.Request, tx sip.ServerTransaction) {
 		return
 	}
 	meeting := MeetingID(req.Recipient.User)
+	if holder, ok := f.hostedElsewhere(meeting); ok {
+		f.forward(req, tx, id, false, holder) // the subscriber joined there too
+		return
+	}
 	// The subscriber is the participant that joined over this connection
 	// with this identity (the one of this Call-ID's INVITE if several):
 	// its view, and its subscription ends when it leaves.

@@ -9,6 +9,7 @@ import (
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/parleyuc/parley/auth"
 	"github.com/parleyuc/parley/internal/hmactoken"
 	"github.com/parleyuc/parley/internal/sipx"
 )
@@ -30,22 +31,57 @@ const DefaultRingTimeout = 3 * time.Minute
 
 // flowToken is the pair of flows of one dialog, bound to the dialog's
 // Call-ID and the caller's tag, so a token seen in one call opens no other.
+//
+// When the callee's leg goes to another front end of the pool
+// (ForwardToPeer), the token also carries the identity this server
+// authenticated the caller as, which it asserts to that front end in the
+// caller's later requests.
 type flowToken struct {
 	callerTransport, callerSource string
 	calleeTransport, calleeSource string
 	callID, callerTag             string
+	peer                          peerAssertion
+}
+
+// peerAssertion is the caller's identity, asserted to the pool front end
+// on the callee's leg; zero for a leg to a device.
+type peerAssertion struct{ uri, name, meeting, dialIn string }
+
+// identity returns the asserted identity, and whether it is a dial-in
+// caller's; nil if the callee's leg is not a pool front end.
+func (p peerAssertion) identity() (*auth.Identity, bool) {
+	if p.uri == "" {
+		return nil, false
+	}
+	id := &auth.Identity{URI: p.uri, DisplayName: p.name, Meeting: p.meeting}
+	if p.meeting != "" {
+		id.Kind = auth.Anonymous
+	}
+	return id, p.dialIn != ""
+}
+
+func assertionOf(id *auth.Identity, dialIn bool) peerAssertion {
+	p := peerAssertion{uri: id.URI, name: id.DisplayName}
+	if id.Kind == auth.Anonymous {
+		p.meeting = id.Meeting
+	}
+	if dialIn {
+		p.dialIn = "1"
+	}
+	return p
 }
 
 func (rt *Router) signToken(f flowToken) string {
-	return hmactoken.Sign(rt.key[:], f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource, f.callID, f.callerTag)
+	return hmactoken.Sign(rt.key[:], f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource, f.callID, f.callerTag,
+		f.peer.uri, strings.ReplaceAll(f.peer.name, "\x00", ""), f.peer.meeting, f.peer.dialIn)
 }
 
 func (rt *Router) verifyToken(tok string) (flowToken, bool) {
-	p, ok := hmactoken.Open(rt.key[:], tok, 6)
+	p, ok := hmactoken.Open(rt.key[:], tok, 10)
 	if !ok {
 		return flowToken{}, false
 	}
-	return flowToken{p[0], p[1], p[2], p[3], p[4], p[5]}, true
+	return flowToken{p[0], p[1], p[2], p[3], p[4], p[5], peerAssertion{p[6], p[7], p[8], p[9]}}, true
 }
 
 // recordRoute is this server's Record-Route for a transport.
@@ -217,11 +253,21 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(res)
 		return
 	}
-	ctx, cancel := context.WithTimeout(rt.ctx, rt.cfg.RingTimeout)
+	rt.proxyInvite(req, tx, id, false, bindings, canceled, rt.cfg.RingTimeout)
+}
+
+// proxyInvite forks req, authenticated as id, to bindings and relays
+// their answers to tx until one answers or all fail, as HandleInvite
+// describes; canceled fires on the caller's CANCEL, and ring bounds the
+// wait for an answer; dialIn is asserted with id to a pool front end. It
+// returns the 2xx relayed, or nil.
+func (rt *Router) proxyInvite(req *sip.Request, tx sip.ServerTransaction, id *auth.Identity, dialIn bool, bindings []Binding,
+	canceled <-chan struct{}, ring time.Duration) *sip.Response {
+	ctx, cancel := context.WithTimeout(rt.ctx, ring)
 	defer cancel()
 	// Branches get longer: after the ring timeout they are canceled, and a
 	// device that ignores the CANCEL is given up 64*T1 later.
-	branchCtx, cancelBranches := context.WithTimeout(rt.ctx, rt.cfg.RingTimeout+64*sip.T1)
+	branchCtx, cancelBranches := context.WithTimeout(rt.ctx, ring+64*sip.T1)
 	defer cancelBranches()
 	caller := callerFlow(req)
 
@@ -234,11 +280,14 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 	var branchAOR []string      // whom each branch reaches, asserted in its responses
 	var wg sync.WaitGroup
 	for _, b := range bindings {
-		out, ok := rt.prepare(req, id, b)
-		if !ok {
-			continue
+		var out *sip.Request
+		ok := false
+		if rt.onPeer(b) {
+			out, ok = rt.preparePeer(req, id, dialIn, b) // a meeting's host (ForwardToPeer)
+		} else if out, ok = rt.prepare(req, id, b); ok {
+			ok = rt.addRecordRoutes(out, caller, b)
 		}
-		if !rt.addRecordRoutes(out, caller, b) {
+		if !ok {
 			continue
 		}
 		btx, err := rt.cfg.Client.TransactionRequest(ctx, out, sipgo.ClientRequestAddVia)
@@ -280,8 +329,16 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}()
 	if len(branches) == 0 {
+		if len(bindings) == 1 && rt.onPeer(bindings[0]) {
+			// A meeting's host that cannot be reached: it may be gone,
+			// and its meeting hosted elsewhere once its lease lapses.
+			res := sip.NewResponseFromRequest(req, 503, "Host Unreachable", nil)
+			res.AppendHeader(sip.NewHeader("Retry-After", "1"))
+			_ = tx.Respond(res)
+			return nil
+		}
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
-		return
+		return nil
 	}
 
 	relay := func(r *sip.Response, aor string) error {
@@ -320,7 +377,7 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 		}
 	}
 	pending := len(branches)
-	var best *sip.Response
+	var best, answer *sip.Response
 	answered := false
 	for pending > 0 {
 		select {
@@ -347,7 +404,7 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			case r.IsSuccess():
 				pending--
 				if !answered {
-					answered = true
+					answered, answer = true, r
 					_ = relay(r, branchAOR[ev.branch])
 					cancelOthers(ev.branch)
 				} else {
@@ -372,19 +429,20 @@ func (rt *Router) HandleInvite(req *sip.Request, tx sip.ServerTransaction) {
 			cancelOthers(-1)
 			if !answered && best == nil {
 				_ = tx.Respond(sip.NewResponseFromRequest(req, 408, "Request Timeout", nil))
-				return
+				return nil
 			}
 			pending = 0
 		}
 	}
 	if answered {
-		return
+		return answer
 	}
 	if best == nil {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 480, "Temporarily Unavailable", nil))
-		return
+		return nil
 	}
 	_ = relay(best, "")
+	return nil
 }
 
 // cancelBranch sends CANCEL for one forked INVITE (RFC 3261 section 9.1:
@@ -467,8 +525,12 @@ func (rt *Router) HandleInDialog(req *sip.Request, tx sip.ServerTransaction) {
 		}
 		out.RemoveHeader("Route")
 	}
-	// Identities and credentials are not for the other side.
+	// Identities and credentials are not for the other side, except the
+	// caller's, asserted to a pool front end on the callee's leg.
 	stripIdentity(out)
+	if id, dialIn := f.peer.identity(); id != nil && next == [2]string{f.calleeTransport, f.calleeSource} {
+		auth.AssertIdentity(out, id, dialIn)
+	}
 	if mf := req.MaxForwards(); mf != nil {
 		dec := sip.MaxForwardsHeader(mf.Val() - 1)
 		out.ReplaceHeader(&dec)

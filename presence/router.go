@@ -421,7 +421,7 @@ var strippedHeaders = append(slices.Clone(identityHeaders), "Route")
 
 // identityHeaders must not cross this server in any request or response:
 // identities only this server may assert, and credentials.
-var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID",
+var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID", auth.PoolGuestHeader,
 	"Authorization", "Proxy-Authorization"}
 
 // stripHeaders removes every header named in strippedHeaders from req.
@@ -454,7 +454,11 @@ func (rt *Router) prepare(req *sip.Request, id *auth.Identity, b Binding) (*sip.
 	stripHeaders(out)
 	// The identity asserted to the recipient is the one this server
 	// verified, never what the sender wrote (RFC 3325).
-	out.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+id.URI+">"))
+	if rt.onPeer(b) {
+		auth.AssertIdentity(out, id, false) // with what a pool front end needs to know of a guest
+	} else {
+		out.AppendHeader(sip.NewHeader("P-Asserted-Identity", "<"+id.URI+">"))
+	}
 	if mf := req.MaxForwards(); mf != nil {
 		// A fresh header: sipgo's Clone shares the Max-Forwards header
 		// with the original, which every fork reads.

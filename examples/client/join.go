@@ -134,8 +134,9 @@ type joiner struct {
 	in            <-chan string // stdin's lines
 	untilDeadline bool          // the end of stdin does not end the session
 	subscribing   sync.WaitGroup
-	bye           chan struct{} // closed when the focus sends BYE
-	byeOnce       sync.Once
+	bye           chan struct{} // closed when the focus sends BYE (under mu)
+	byeOnce       sync.Once     // under mu
+	byeCause      int           // the BYE's Reason cause (under mu)
 	wake          chan struct{} // something for the main loop: admissions, resync
 
 	mu      sync.Mutex
@@ -152,17 +153,60 @@ type joiner struct {
 // errLeft says the participant left before being answered.
 var errLeft = errors.New("left before being admitted")
 
-// run joins, stays and leaves.
+// Rejoining: a participant whose front end died, or whose join the
+// front end passed on to a meeting's host that died (a BYE with Reason
+// cause 503), joins again, through the next of -sip's servers if its own
+// is gone, for up to rejoinFor.
+const (
+	rejoinFor   = 45 * time.Second
+	rejoinEvery = time.Second
+)
+
+// errRejoin: the session ended in a way that calls for joining again.
+var errRejoin = errors.New("join again")
+
+// run joins, stays and leaves, joining again when the meeting's host or
+// the connection is lost.
 func (j *joiner) run(ctx context.Context) error {
-	err := j.join(ctx)
-	if errors.Is(err, errLeft) {
-		j.e.out.line("left", j.meeting)
-		return nil
+	focus := j.focus
+	var rejoining time.Time // zero: the first join
+	for {
+		err := j.join(ctx)
+		if errors.Is(err, errLeft) {
+			j.e.out.line("left", j.meeting)
+			return nil
+		}
+		if err != nil && !rejoining.IsZero() && time.Since(rejoining) < rejoinFor && ctx.Err() == nil {
+			// Any front end of the pool will do: the next one.
+			j.e.out.line("error", "join again: "+err.Error())
+			j.a.failover(j.a.addr())
+			select {
+			case <-time.After(rejoinEvery):
+			case <-ctx.Done():
+			}
+			continue
+		}
+		if err != nil {
+			return fmt.Errorf("%s: %w", j.meeting, err)
+		}
+		j.e.out.line("joined", j.meeting)
+		if err := j.stay(ctx); !errors.Is(err, errRejoin) {
+			return err
+		}
+		j.e.out.line("rejoining", j.meeting)
+		rejoining = time.Now()
+		j.mu.Lock()
+		j.focus = focus // not the host a redirect named: it may be the one gone
+		j.sub, j.state, j.roster, j.asked, j.toAdmit, j.resync = nil, conference.ConferenceInfo{}, map[string]member{}, map[string]bool{}, nil, false
+		j.bye, j.byeOnce, j.byeCause = make(chan struct{}), sync.Once{}, 0
+		j.mu.Unlock()
 	}
-	if err != nil {
-		return fmt.Errorf("%s: %w", j.meeting, err)
-	}
-	j.e.out.line("joined", j.meeting)
+}
+
+// stay follows the meeting until the participant leaves (nil), the focus
+// ends the session (nil), or the host or the connection is lost
+// (errRejoin).
+func (j *joiner) stay(ctx context.Context) error {
 	j.subscribing.Wait() // the lobby's subscription, if any
 	j.mu.Lock()
 	subscribed := j.sub != nil
@@ -174,11 +218,21 @@ func (j *joiner) run(ctx context.Context) error {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	refreshAt := time.Now().Add(refreshExpires / 2)
+	j.mu.Lock()
+	bye := j.bye
+	j.mu.Unlock()
 	for {
 		select {
 		case <-ctx.Done():
 			return j.leave(ctx)
-		case <-j.bye:
+		case <-bye:
+			j.mu.Lock()
+			cause := j.byeCause
+			j.mu.Unlock()
+			if cause == 503 {
+				j.e.out.line("host-lost", j.meeting)
+				return errRejoin
+			}
 			j.e.out.line("left", j.meeting)
 			return nil
 		case <-j.wake:
@@ -192,8 +246,9 @@ func (j *joiner) run(ctx context.Context) error {
 			}
 		case now := <-tick.C:
 			if !j.a.connected() {
-				j.e.out.line("left", j.meeting)
-				return fmt.Errorf("%s: the connection to %s closed", j.meeting, j.a.addr())
+				j.e.out.line("connection-lost", j.a.addr())
+				j.a.failover(j.a.addr()) // the front end is gone: the next one
+				return errRejoin
 			}
 			if now.After(refreshAt) {
 				refreshAt = now.Add(refreshExpires / 2)
@@ -555,15 +610,37 @@ func (j *joiner) leave(ctx context.Context) error {
 	return nil
 }
 
-// handleBye takes the focus's BYE: ejected, or the meeting ended.
+// reasonCause is the cause of req's SIP Reason header (RFC 3326), or 0.
+func reasonCause(req *sip.Request) int {
+	for _, h := range req.GetHeaders("Reason") {
+		proto, params, _ := strings.Cut(h.Value(), ";")
+		if !strings.EqualFold(strings.TrimSpace(proto), "SIP") {
+			continue
+		}
+		for _, p := range strings.Split(params, ";") {
+			k, v, _ := strings.Cut(strings.TrimSpace(p), "=")
+			if strings.EqualFold(k, "cause") {
+				n, _ := strconv.Atoi(v)
+				return n
+			}
+		}
+	}
+	return 0
+}
+
+// handleBye takes the focus's BYE: ejected, the meeting ended, or (cause
+// 503) the meeting's host is gone and the participant joins again.
 func (j *joiner) handleBye(req *sip.Request, tx sip.ServerTransaction) {
 	j.mu.Lock()
+	defer j.mu.Unlock()
 	call := j.call
-	j.mu.Unlock()
 	if call == nil || req.CallID() == nil || req.CallID().Value() != call.callID {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 481, "Call/Transaction Does Not Exist", nil))
 		return
 	}
 	_ = tx.Respond(sip.NewResponseFromRequest(req, 200, "OK", nil))
-	j.byeOnce.Do(func() { close(j.bye) })
+	j.byeOnce.Do(func() {
+		j.byeCause = reasonCause(req)
+		close(j.bye)
+	})
 }

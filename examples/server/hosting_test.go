@@ -1,72 +1,19 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"net"
-	"strconv"
-	"strings"
-	"sync"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-	"github.com/redis/go-redis/v9"
 
 	"github.com/parleyuc/parley/internal/testredis"
 )
 
-// leaseSample is one reading of a meeting's lease key in Redis.
-type leaseSample struct {
-	at    time.Time
-	host  string
-	token uint64
-	ttl   time.Duration // left at the reading
-}
-
-// watchLease reads the lease key of meeting every 10 ms until stop is
-// called, which returns the readings in which a lease was held.
-func watchLease(t *testing.T, url, meeting string) (stop func() []leaseSample) {
-	t.Helper()
-	opt, err := redis.ParseURL(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := redis.NewClient(opt)
-	key := "parley:meeting-host:" + meeting
-	ctx, cancel := context.WithCancel(context.Background())
-	var samples []leaseSample
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		for ctx.Err() == nil {
-			var get *redis.StringCmd
-			var pttl *redis.DurationCmd
-			_, err := c.TxPipelined(ctx, func(p redis.Pipeliner) error {
-				get, pttl = p.Get(ctx, key), p.PTTL(ctx, key)
-				return nil
-			})
-			if err == nil {
-				tok, host, _ := strings.Cut(get.Val(), " ")
-				n, _ := strconv.ParseUint(tok, 10, 64)
-				samples = append(samples, leaseSample{at: time.Now(), host: host, token: n, ttl: pttl.Val()})
-			} else if !errors.Is(err, redis.Nil) && ctx.Err() == nil {
-				t.Errorf("reading the lease: %v", err)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-	return func() []leaseSample {
-		cancel()
-		wg.Wait()
-		_ = c.Close()
-		return samples
-	}
-}
-
 // TestMeetingHostedByOneFrontEnd: two front ends, each its own process, on
 // one redis-server. Alice joins a meeting through A, which hosts it: the
-// admin API on A and on B names A. Bob's INVITE through B is redirected
-// (302) to the meeting at A's SIP-TLS address. A is killed (-9): within
+// admin API on A and on B names A. Bob's INVITE through B is passed on
+// to A and answered there. A is killed (-9): within
 // the lease TTL bound a join through B succeeds and B hosts it, with a
 // larger fencing token. The lease key, read throughout, never names two
 // hosts: its token never goes backwards, and another host appears only
@@ -80,7 +27,7 @@ func TestMeetingHostedByOneFrontEnd(t *testing.T) {
 	b.passwords = a.passwords // printed once, by the first
 
 	m := a.schedule(t, "alice", `{"access":"organization"}`)
-	stop := watchLease(t, rds.URL, m.ID)
+	stop := testredis.WatchLease(t, rds.URL, m.ID)
 	defer stop()
 	invite := func(s *server, name string) *sip.Response {
 		t.Helper()
@@ -108,13 +55,16 @@ func TestMeetingHostedByOneFrontEnd(t *testing.T) {
 		t.Fatalf("parley_meetings_hosted: A %v, B %v; want 1, 0", h, hb)
 	}
 
-	res := invite(b, "bob")
-	contact := res.Contact()
-	if res.StatusCode != 302 || contact == nil {
-		t.Fatalf("bob's INVITE through B: %v; want 302 to A", res)
+	// Bob's INVITE through B is passed on to A, over the pool's mutual
+	// TLS, and answered there.
+	if res := invite(b, "bob"); res.StatusCode != 200 {
+		t.Fatalf("bob's INVITE through B: %v; want 200 from A through B", res)
 	}
-	if got := net.JoinHostPort(contact.Address.Host, strconv.Itoa(contact.Address.Port)); contact.Address.User != m.ID || got != a.listeners["sip-tls"] {
-		t.Fatalf("302 Contact %s; want the meeting %s at A's SIP-TLS %s", contact.Address.String(), m.ID, a.listeners["sip-tls"])
+	if n := metric(t, b, "parley_meeting_requests_forwarded_total"); n != 1 {
+		t.Fatalf("parley_meeting_requests_forwarded_total on B: %v; want 1", n)
+	}
+	if n := metric(t, a, "parley_meeting_participants"); n != 2 {
+		t.Fatalf("parley_meeting_participants on A: %v; want 2 (alice, and bob through B)", n)
 	}
 
 	killA()
@@ -125,7 +75,7 @@ func TestMeetingHostedByOneFrontEnd(t *testing.T) {
 		if res.StatusCode == 200 {
 			break
 		}
-		if res.StatusCode != 302 && res.StatusCode != 503 {
+		if res.StatusCode != 503 { // the host unreachable, its lease not lapsed yet
 			t.Fatalf("bob's INVITE through B after A died: %v", res)
 		}
 		if time.Since(killed) > bound {
@@ -144,24 +94,11 @@ func TestMeetingHostedByOneFrontEnd(t *testing.T) {
 	if len(samples) < 10 {
 		t.Fatalf("only %d readings of the lease", len(samples))
 	}
-	seenB := false
-	for i := 1; i < len(samples); i++ {
-		prev, cur := samples[i-1], samples[i]
-		switch {
-		case cur.token < prev.token:
-			t.Fatalf("the lease's token went back from %d to %d", prev.token, cur.token)
-		case cur.token == prev.token && cur.host != prev.host:
-			t.Fatalf("token %d names %s then %s", cur.token, prev.host, cur.host)
-		case cur.host != prev.host:
-			// Another host: only once the previous lease expired, as its
-			// last reading said (10 ms of reading error either way).
-			if expired := prev.at.Add(prev.ttl); cur.at.Before(expired.Add(-20 * time.Millisecond)) {
-				t.Fatalf("%s holds the lease at %v, before %s's expired at %v", cur.host, cur.at, prev.host, expired)
-			}
-		}
-		seenB = seenB || cur.host == b.listeners["pool"]
+	if err := testredis.OneHost(samples); err != nil {
+		t.Fatal(err)
 	}
-	if samples[0].host != a.listeners["pool"] || !seenB {
-		t.Fatalf("the lease went from %s to %s; want A then B", samples[0].host, samples[len(samples)-1].host)
+	seenB := slices.ContainsFunc(samples, func(s testredis.LeaseSample) bool { return s.Host == b.listeners["pool"] })
+	if samples[0].Host != a.listeners["pool"] || !seenB {
+		t.Fatalf("the lease went from %s to %s; want A then B", samples[0].Host, samples[len(samples)-1].Host)
 	}
 }

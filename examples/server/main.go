@@ -149,14 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
 	var locations presence.LocationStore = presence.NewMemoryLocation()
 	var publications presence.PublicationStore = presence.NewMemoryPublications()
-	var feed presence.Feed               // changes between the front ends of a pool
-	var withdrawals presence.Feed        // users whose rights were withdrawn, between them
-	var revokedFeed presence.Feed        // certificates revoked, between them
-	var adminChanges presence.Feed       // tenants and federation changed, between them
-	var liveness poolLiveness            // which front ends are alive
-	var hostLeases conference.HostLeases // which front end hosts each live meeting
-	var nodeAddress func(ctx context.Context, node, listener string) (string, error)
-	var sharedRelaySecrets relaySecretStore // the relays' secrets, shared by the pool
+	var feed presence.Feed                                                           // changes between the front ends of a pool
+	var withdrawals presence.Feed                                                    // users whose rights were withdrawn, between them
+	var revokedFeed presence.Feed                                                    // certificates revoked, between them
+	var adminChanges presence.Feed                                                   // tenants and federation changed, between them
+	var liveness poolLiveness                                                        // which front ends are alive
+	var hostLeases conference.HostLeases                                             // which front end hosts each live meeting
+	var nodeAddress func(ctx context.Context, node, listener string) (string, error) // where they are reached
+	var sharedRelaySecrets relaySecretStore                                          // the relays' secrets, shared by the pool
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var partnerStore edge.PartnerStore = &edge.MemoryPartnerStore{}
 	tenantFederation := &tenantPolicies{} // each tenant's own federation policy; in memory unless a store keeps it
@@ -377,10 +377,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if hostLeases != nil && node != "" {
 		// In a pool, a live meeting is hosted by one front end, which
-		// holds its lease (renewed every meetingLeaseTTL/3); a join
-		// through another is redirected to it.
+		// holds its lease (renewed every meetingLeaseTTL/3); the router
+		// passes a request for it that reaches another front end on to
+		// the host, over the pool's mutual TLS, and stays in the path of
+		// the dialog.
 		focusCfg.Leases, focusCfg.Host, focusCfg.LeaseTTL = hostLeases, node, meetingLeaseTTL
-		focusCfg.HostAddress = func(ctx context.Context, host string) (string, error) { return nodeAddress(ctx, host, "sip_tls") }
+		focusCfg.Forwarder = router
 	}
 	focus, err := conference.NewFocus(focusCfg)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	srtpphone "github.com/parleyuc/parley/internal/phone"
 	"github.com/parleyuc/parley/media"
+	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/media/audio"
 )
 
@@ -33,9 +34,37 @@ import (
 func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 	s := startServer(t, t.TempDir())
 	m := s.schedule(t, "alice", `{"subject":"Interop","access":"organization"}`)
+	webAndBaresipHearEachOther(t, s, s, m.ID, m.Focus)
+}
 
+// TestMediaAcrossFrontEnds: two front ends of a pool, each its own
+// process, on one redis-server. alice joins a meeting in WebRTC through A,
+// which hosts it; bob's baresip calls the meeting's focus through B, which
+// passes the INVITE (and its SDES keys, over the pool's mutual TLS) on to
+// A: A's bridge answers, and each hears the other.
+func TestMediaAcrossFrontEnds(t *testing.T) {
+	rds := testredis.Run(t)
+	data := t.TempDir()
+	pool := []string{"-store", "redis", "-redis", rds.URL}
+	a, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
+	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	b.passwords = a.passwords // printed once, by the first
+	m := a.schedule(t, "alice", `{"subject":"Interop across the pool","access":"organization"}`)
+	webAndBaresipHearEachOther(t, a, b, m.ID, m.Focus)
+	if n := metric(t, b, "parley_meeting_requests_forwarded_total"); n < 1 {
+		t.Fatalf("B passed on %v requests; want baresip's INVITE", n)
+	}
+	if n := metric(t, b, "parley_media_calls"); n != 0 {
+		t.Fatalf("B's bridge has %v calls; want none: the host's bridge answers", n)
+	}
+}
+
+// webAndBaresipHearEachOther: alice joins meeting in WebRTC through web,
+// then bob's baresip calls focus through sip; each hears the other's tone.
+func webAndBaresipHearEachOther(t *testing.T, web, sip *server, meeting, focus string) {
+	t.Helper()
 	// alice, in WebRTC, joins first.
-	web := joinWebRTC(t, s, m.ID, "alice", 440)
+	alice := joinWebRTC(t, web, meeting, "alice", 440)
 
 	dir := t.TempDir()
 	var phase float64
@@ -48,17 +77,17 @@ func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 	if err := os.Mkdir(rec, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	b := startBaresipAccount(t, s, "bob", s.listeners["sip-tls"], ";mediaenc=srtp-mand;audio_codecs=PCMU",
+	b := startBaresipAccount(t, sip, "bob", sip.listeners["sip-tls"], ";mediaenc=srtp-mand;audio_codecs=PCMU",
 		"module g711.so", "module srtp.so", "module aufile.so", "module sndfile.so",
 		"audio_source aufile,"+mic, "ausrc_srate 8000", "auplay_srate 8000", "snd_path "+rec)
-	b.Command(t, "/dial "+m.Focus)
+	b.Command(t, "/dial "+focus)
 	// With mediaenc=srtp-mand, baresip takes no answer without SDES keys.
 	b.Out.WaitFor(t, "Call established", 15*time.Second)
 
 	// The browser hears baresip.
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		pcm := web.heard()
+		pcm := alice.heard()
 		if audio.RMS(pcm) > 1000 && srtpphone.Power(pcm, 700) > 20*srtpphone.Power(pcm, 440) {
 			break
 		}

@@ -89,6 +89,8 @@ var (
 		counterOf(authDecisions, func(s *snapshot) float64 { return float64(s.auth.Throttled) }, "throttled"),
 		gaugeOf(desc("parley_meetings_active", "Meetings someone is in or waits for."), func(s *snapshot) float64 { return float64(s.focus.Meetings) }),
 		gaugeOf(desc("parley_meetings_hosted", "Live meetings this front end of a pool hosts (holds the lease of)."), func(s *snapshot) float64 { return float64(s.focus.Hosted) }),
+		counterOf(desc("parley_meeting_requests_forwarded_total", "SIP requests for meetings passed on to the front end of the pool hosting them."),
+			func(s *snapshot) float64 { return float64(s.focus.Forwarded) }),
 		gaugeOf(desc("parley_meeting_participants", "Participants joined to meetings."), func(s *snapshot) float64 { return float64(s.focus.Participants) }),
 		gaugeOf(desc("parley_meeting_lobby", "Participants waiting in meetings' lobbies."), func(s *snapshot) float64 { return float64(s.focus.Lobby) }),
 		gaugeOf(desc("parley_media_rooms", "Meetings with media on the bridge."), func(s *snapshot) float64 { return float64(s.bridge.Rooms) }),

@@ -1,0 +1,226 @@
+package conference
+
+import (
+	"context"
+	"errors"
+
+	"github.com/emiago/sipgo"
+	"github.com/emiago/sipgo/sip"
+
+	"github.com/parleyuc/parley/auth"
+)
+
+// Routing in a pool: a request for a meeting that another front end
+// hosts is passed on to that front end by the FocusConfig.Forwarder,
+// which stays in the path of the dialogs it makes. The participant stays
+// connected to the front end it reached, and the Focus there follows the
+// joins it passed on (remoteDialog):
+//   - the participant's connection closes: the host is sent the BYE the
+//     participant can no longer send, so the roster there is right;
+//   - the host goes (its lease lapses, or another front end holds a newer
+//     one): the participant is sent a BYE with Reason cause 503, and its
+//     client joins again, through this front end, which then hosts the
+//     meeting or passes the join on to the new host.
+
+// HostForwarder passes a SIP request for a meeting that another front end
+// of the pool hosts to that front end, node (the holder's Lease.Host), and
+// relays its answers on tx; *presence.Router implements it. The request
+// was authenticated as id, which the forwarder asserts to node; dialIn
+// marks a caller a PSTN gateway delivered. It returns the final 2xx it
+// relayed, or nil.
+type HostForwarder interface {
+	ForwardToPeer(req *sip.Request, tx sip.ServerTransaction, id *auth.Identity, node string, dialIn bool) *sip.Response
+}
+
+// ReasonHostGone is the Reason text of the BYE a participant whose join
+// was passed on gets when the meeting's host went: join again.
+const ReasonHostGone = "The meeting's host is gone: join again"
+
+// remoteDialog is a join this front end passed on: the participant's side
+// (d, with the host's tag as local tag) and the lease it was passed on
+// under.
+type remoteDialog struct {
+	d      *dialog
+	holder Lease
+	id     *auth.Identity
+	dialIn bool
+}
+
+// hostedElsewhere returns the lease of another front end that hosts
+// meeting, when requests for it are to be passed on there: a Forwarder is
+// set, the meeting is not live here, and the store names another holder.
+func (f *Focus) hostedElsewhere(meeting MeetingID) (Lease, bool) {
+	if f.cfg.Forwarder == nil {
+		return Lease{}, false
+	}
+	f.mu.Lock()
+	c := f.confs[meeting]
+	f.mu.Unlock()
+	if c != nil {
+		return Lease{}, false
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, f.storeTimeout())
+	defer cancel()
+	l, err := f.cfg.Leases.Holder(ctx, meeting)
+	if err != nil || l.Host == f.cfg.Host {
+		return Lease{}, false
+	}
+	return l, true
+}
+
+// forward passes req, authenticated as id, on to holder's front end and,
+// for an INVITE it answered 2xx, follows the join.
+func (f *Focus) forward(req *sip.Request, tx sip.ServerTransaction, id *auth.Identity, dialIn bool, holder Lease) {
+	f.forwards.Add(1)
+	res := f.cfg.Forwarder.ForwardToPeer(req, tx, id, holder.Host, dialIn)
+	if res == nil || !req.IsInvite() {
+		return
+	}
+	d, ok := f.newDialog(req, holder.Meeting, "", id.URI, false)
+	to := res.To()
+	if !ok || to == nil {
+		return
+	}
+	d.localTag, _ = to.Params.Get("tag")
+	d.contact = ""
+	if c := res.Contact(); c != nil {
+		d.contact = c.Value()
+	}
+	d.cseq = 1 << 20 // above any the host may have used towards the participant
+	d.confirmed = true
+	f.sip.mu.Lock()
+	f.sip.remote[d.callID] = &remoteDialog{d: d, holder: holder, id: id, dialIn: dialIn}
+	f.sip.mu.Unlock()
+}
+
+// passedOn notes a BYE that passes through this front end (either way)
+// in a dialog it passed on: the join is over, and needs no following.
+func (f *Focus) passedOn(req *sip.Request) {
+	if req.Method != sip.BYE || req.CallID() == nil {
+		return
+	}
+	f.sip.mu.Lock()
+	delete(f.sip.remote, req.CallID().Value())
+	f.sip.mu.Unlock()
+}
+
+// leftRemote sends the hosts of the joins passed on over a connection
+// that closed the BYE their participants can no longer send.
+func (f *Focus) leftRemote(gone []*remoteDialog) {
+	for _, r := range gone {
+		f.goRun(func() {
+			d := r.d
+			req := sip.NewRequest(sip.BYE, d.local) // the meeting, at its host
+			if c := hostContact(d.contact); c != nil {
+				req.Recipient = *c
+			}
+			// From the participant: its tag is ours here, the host's
+			// theirs.
+			fromParams, toParams := sip.NewParams(), sip.NewParams()
+			fromParams.Add("tag", d.remoteTag)
+			toParams.Add("tag", d.localTag)
+			callID := sip.CallIDHeader(d.callID)
+			req.AppendHeader(&sip.FromHeader{Address: d.remote, Params: fromParams})
+			req.AppendHeader(&sip.ToHeader{Address: d.local, Params: toParams})
+			req.AppendHeader(&callID)
+			req.AppendHeader(&sip.CSeqHeader{SeqNo: 1 << 30, MethodName: sip.BYE})
+			mf := sip.MaxForwardsHeader(70)
+			req.AppendHeader(&mf)
+			req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=480;text="The participant's connection closed"`))
+			req.SetBody(nil)
+			auth.AssertIdentity(req, r.id, r.dialIn)
+			req.SetTransport("TLS")
+			req.SetDestination(r.holder.Host)
+			f.sendTo(req, r.holder.Host)
+		})
+	}
+}
+
+// hostContact parses the host's Contact header value.
+func hostContact(v string) *sip.Uri {
+	if v == "" {
+		return nil
+	}
+	var u sip.Uri
+	if _, err := sip.ParseAddressValue(v, &u, nil); err != nil {
+		return nil
+	}
+	u.Headers = nil
+	return &u
+}
+
+// sendTo sends req and waits for its final response, which it reports
+// as accepted or not.
+func (f *Focus) sendTo(req *sip.Request, where string) bool {
+	if f.cfg.Client == nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
+	defer cancel()
+	tx, err := f.cfg.Client.TransactionRequest(ctx, req, sipgo.ClientRequestAddVia)
+	if err != nil {
+		f.cfg.Logger.Info("not sent", "method", req.Method, "to", where, "err", err)
+		return false
+	}
+	defer tx.Terminate()
+	for {
+		select {
+		case res := <-tx.Responses():
+			if res.StatusCode >= 200 {
+				return res.StatusCode < 300
+			}
+		case <-tx.Done():
+			return false
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
+// checkHosts sends a BYE (Reason cause 503) to the participants of the
+// joins passed on to a host that is gone: nobody holds the meeting's
+// lease, or another front end holds a newer one. A store that cannot be
+// read changes nothing: the next check tries again.
+func (f *Focus) checkHosts() {
+	f.sip.mu.Lock()
+	byMeeting := map[MeetingID][]*remoteDialog{}
+	for _, r := range f.sip.remote {
+		byMeeting[r.holder.Meeting] = append(byMeeting[r.holder.Meeting], r)
+	}
+	f.sip.mu.Unlock()
+	for meeting, rs := range byMeeting {
+		ctx, cancel := context.WithTimeout(f.ctx, f.storeTimeout())
+		l, err := f.cfg.Leases.Holder(ctx, meeting)
+		cancel()
+		if err != nil && !errors.Is(err, ErrNotFound) {
+			continue
+		}
+		for _, r := range rs {
+			if err == nil && l.Token == r.holder.Token {
+				continue
+			}
+			f.sip.mu.Lock()
+			live := f.sip.remote[r.d.callID] == r
+			if live {
+				delete(f.sip.remote, r.d.callID)
+			}
+			f.sip.mu.Unlock()
+			if !live {
+				continue
+			}
+			f.cfg.Logger.Info("the meeting's host is gone: the participant is told to join again",
+				"meeting", meeting, "host", r.holder.Host, "user", r.d.uri)
+			d := r.d
+			f.goRun(func() {
+				req := sip.NewRequest(sip.BYE, d.target)
+				d.routeSet = nil // the participant is reached over its connection
+				inDialogRequest(req, d, d.cseq)
+				if d.contact == "" {
+					req.RemoveHeader("Contact")
+				}
+				req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=503;text="`+ReasonHostGone+`"`))
+				f.send(req, d)
+			})
+		}
+	}
+}
