@@ -234,7 +234,9 @@ function simulcastEncodings(track) {
   const f = { rid: 'f', maxBitrate: 1_500_000 };
   const h = { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 };
   if (pixels >= 960 * 540) return [{ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }, h, f];
-  if (pixels >= 480 * 270) return [h, f];
+  // Two layers: the half one is the lowest, and must fit a weak link
+  // beside the meeting's audio (300 kbit/s: issue 28's weak subscriber).
+  if (pixels >= 480 * 270) return [{ ...h, maxBitrate: 150_000 }, f];
   return null;
 }
 
