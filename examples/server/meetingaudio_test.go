@@ -9,7 +9,6 @@ import (
 	"time"
 
 	srtpphone "github.com/parleyuc/parley/internal/phone"
-	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/media/audio"
 )
 
@@ -32,12 +31,8 @@ func TestBaresipInAMeetingWithWebRTC(t *testing.T) {
 // passes the INVITE (and its SDES keys, over the pool's mutual TLS) on to
 // A: A's bridge answers, and each hears the other.
 func TestMediaAcrossFrontEnds(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords // printed once, by the first
+	_, fe, _ := startPool(t, 2)
+	a, b := fe[0], fe[1]
 	m := a.schedule(t, "alice", `{"subject":"Interop across the pool","access":"organization"}`)
 	webAndBaresipHearEachOther(t, a, b, m.ID, m.Focus)
 	if n := metric(t, b, "parley_meeting_requests_forwarded_total"); n < 1 {

@@ -12,7 +12,6 @@ import (
 	"github.com/coder/websocket"
 
 	srtpphone "github.com/parleyuc/parley/internal/phone"
-	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/media/audio"
 )
 
@@ -24,12 +23,8 @@ import (
 // the two hear each other's tones through A's media bridge. B counts one
 // forwarded join. A browser cannot use the pool's ticket route itself.
 func TestWebJoinThroughAnotherFrontEnd(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords // printed once, by the first
+	_, fe, _ := startPool(t, 2)
+	a, b := fe[0], fe[1]
 
 	m := a.schedule(t, "alice", `{"subject":"Across","access":"organization"}`)
 	alice := joinWebPeer(t, a, m.ID, "alice", a.passwords["sip:alice@example.test"], 440)
@@ -99,12 +94,9 @@ func TestWebJoinThroughAnotherFrontEnd(t *testing.T) {
 // within the host lease's TTL a new ticket through B joins the meeting
 // again, now hosted by B.
 func TestWebJoinRelayedWhenTheHostDies(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, killA := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords
+	_, fe, kill := startPool(t, 2)
+	a, b := fe[0], fe[1]
+	killA := kill[0]
 
 	m := a.schedule(t, "alice", `{"access":"organization"}`)
 	joinWebPeer(t, a, m.ID, "alice", a.passwords["sip:alice@example.test"], 440)
