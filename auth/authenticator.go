@@ -289,6 +289,7 @@ type attempt struct {
 	credentials string // Authorization or Proxy-Authorization
 	asserted    string // P-Asserted-Identity, which only a trusted edge or pool front end may set
 	guest       string // PoolGuestHeader, which only a pool front end may set
+	federated   bool   // PoolFederatedHeader, likewise
 	source      netip.Addr
 	uriMatches  func(string) bool   // whether a Digest uri names this request's target
 	conn        *trackedConn        // nil if untracked
@@ -754,6 +755,7 @@ func (a *Authenticator) sipAttempt(req *sip.Request) *attempt {
 	if h := req.GetHeader(PoolGuestHeader); h != nil {
 		at.guest = h.Value()
 	}
+	at.federated = req.GetHeader(PoolFederatedHeader) != nil
 	name := "Authorization"
 	if a.cfg.Proxy {
 		name = "Proxy-Authorization"

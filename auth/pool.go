@@ -19,15 +19,24 @@ const MethodPool Method = "pool"
 // strips P-Asserted-Identity.
 const PoolGuestHeader = "P-Parley-Guest"
 
+// PoolFederatedHeader marks, from one front end of a pool to another, an
+// asserted identity as a partner domain's user the first front end's
+// Access Edge vouched for (Federated). Believed only from a pool front
+// end, and only for a domain that is not a tenant's; a proxy must strip
+// it from what its clients send.
+const PoolFederatedHeader = "P-Parley-Federated"
+
 // AssertIdentity puts id on req, a request this front end passes on to
 // another front end of its pool, which believes it (MethodPool) because
 // the request comes over mutual TLS with this front end's certificate:
 // P-Asserted-Identity with the display name and, for an anonymous user,
-// PoolGuestHeader. It replaces any such headers req had; dialIn marks an
-// anonymous caller delivered by a gateway.
+// PoolGuestHeader, for a federated one PoolFederatedHeader. It replaces
+// any such headers req had; dialIn marks an anonymous caller delivered by
+// a gateway.
 func AssertIdentity(req *sip.Request, id *Identity, dialIn bool) {
 	req.RemoveHeader("P-Asserted-Identity")
 	req.RemoveHeader(PoolGuestHeader)
+	req.RemoveHeader(PoolFederatedHeader)
 	pai := "<" + id.URI + ">"
 	if name := quotable(id.DisplayName); name != "" {
 		pai = `"` + name + `" ` + pai
@@ -39,6 +48,9 @@ func AssertIdentity(req *sip.Request, id *Identity, dialIn bool) {
 			v += ";dial-in"
 		}
 		req.AppendHeader(sip.NewHeader(PoolGuestHeader, v))
+	}
+	if id.Kind == Federated {
+		req.AppendHeader(sip.NewHeader(PoolFederatedHeader, "1"))
 	}
 }
 
@@ -77,8 +89,9 @@ func (a *Authenticator) peerOf(at *attempt) string { return a.trustedName(at, a.
 // one of its users (a MESSAGE to a device connected here, a request for a
 // meeting hosted here): that front end authenticated the user and asserts
 // it in P-Asserted-Identity (AssertIdentity), which must name an enabled
-// user of the directory, or an anonymous user of one meeting
-// (PoolGuestHeader) who may do here only what it may do in that meeting.
+// user of the directory, an anonymous user of one meeting
+// (PoolGuestHeader) who may do here only what it may do in that meeting,
+// or a partner domain's user (PoolFederatedHeader).
 // The connection carries many users, so it gets no security association,
 // and the sending front end has throttled the user already.
 func (a *Authenticator) pooled(ctx context.Context, at *attempt, peer string) verdict {
@@ -103,6 +116,15 @@ func (a *Authenticator) pooled(ctx context.Context, at *attempt, peer string) ve
 		}
 		a.cfg.Logger.Debug("request from a pool front end", "peer", peer, "user", aor, "meeting", meeting)
 		return verdict{id: &Identity{URI: aor, DisplayName: quotable(name), Kind: Anonymous, Method: MethodPool, Meeting: meeting}}
+	}
+	if at.federated {
+		// A partner's user, whom that front end's Access Edge vouched for.
+		domain := strings.ToLower(uri.Host)
+		if a.isTenant(ctx, domain) {
+			return refuse(403, "A tenant's user asserted as a partner's")
+		}
+		a.cfg.Logger.Debug("request from a pool front end", "peer", peer, "user", aor, "kind", Federated)
+		return a.permit(ctx, &Identity{URI: aor, DisplayName: quotable(name), Tenant: domain, Kind: Federated, Method: MethodPool}, aor, at)
 	}
 	id, v := a.userIdentity(ctx, aor, MethodPool, at)
 	if id == nil {

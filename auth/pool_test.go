@@ -99,6 +99,27 @@ func TestPoolPeerAssertsGuests(t *testing.T) {
 	}
 }
 
+// TestPoolPeerAssertsFederatedUsers: a pool front end passes on a partner's
+// user (a federated participant joining a meeting hosted elsewhere) with
+// PoolFederatedHeader; without it, or for a tenant's domain, the assertion
+// is refused.
+func TestPoolPeerAssertsFederatedUsers(t *testing.T) {
+	s := startSIPServer(t, Config{Peers: []string{"pool.example.test"}})
+	c := s.dial(t, "", s.pki.Peer(t, "pool.example.test"))
+	if res := c.do("INVITE", "sip:yybcgrwdcpjkzwdqhb7c2jmzwu@example.test", "<sip:pat@partner.test>",
+		`P-Asserted-Identity: "Pat" <sip:pat@partner.test>`, PoolFederatedHeader+": 1"); res.StatusCode != 200 {
+		t.Fatalf("a partner's user, passed on: %d", res.StatusCode)
+	}
+	if id := s.lastServed(); id.URI != "sip:pat@partner.test" || id.Kind != Federated || id.Method != MethodPool ||
+		id.Tenant != "partner.test" || id.DisplayName != "Pat" {
+		t.Fatalf("identity %+v", id)
+	}
+	if res := c.do("INVITE", "sip:yybcgrwdcpjkzwdqhb7c2jmzwu@example.test", "<sip:alice@example.test>",
+		`P-Asserted-Identity: <sip:alice@example.test>`, PoolFederatedHeader+": 1"); res.StatusCode != 403 {
+		t.Fatalf("a tenant's user asserted as a partner's: %d, want 403", res.StatusCode)
+	}
+}
+
 // TestAssertIdentity: what a front end writes is what a peer reads back.
 func TestAssertIdentity(t *testing.T) {
 	req := sip.NewRequest(sip.INVITE, sip.Uri{Scheme: "sip", User: "m", Host: "example.test"})
@@ -114,8 +135,13 @@ func TestAssertIdentity(t *testing.T) {
 	if !PoolDialIn(req, &Identity{Kind: Anonymous, Method: MethodPool}) || PoolDialIn(req, &Identity{Kind: Anonymous, Method: MethodDigest}) {
 		t.Fatal("PoolDialIn believes the header only from a pool front end")
 	}
+	AssertIdentity(req, &Identity{URI: "sip:pat@partner.test", Kind: Federated}, false)
+	if req.GetHeader(PoolGuestHeader) != nil || req.GetHeader(PoolFederatedHeader) == nil {
+		t.Fatalf("a partner's user's assertion: %v", req.Headers())
+	}
 	AssertIdentity(req, &Identity{URI: "sip:alice@example.test", Kind: Internal}, false)
-	if req.GetHeader(PoolGuestHeader) != nil || req.GetHeader("P-Asserted-Identity").Value() != "<sip:alice@example.test>" {
+	if req.GetHeader(PoolGuestHeader) != nil || req.GetHeader(PoolFederatedHeader) != nil ||
+		req.GetHeader("P-Asserted-Identity").Value() != "<sip:alice@example.test>" {
 		t.Fatalf("a user's assertion: %v", req.Headers())
 	}
 }

@@ -45,7 +45,7 @@ type flowToken struct {
 
 // peerAssertion is the caller's identity, asserted to the pool front end
 // on the callee's leg; zero for a leg to a device.
-type peerAssertion struct{ uri, name, meeting, dialIn string }
+type peerAssertion struct{ uri, name, meeting, flags string }
 
 // identity returns the asserted identity, and whether it is a dial-in
 // caller's; nil if the callee's leg is not a pool front end.
@@ -54,26 +54,32 @@ func (p peerAssertion) identity() (*auth.Identity, bool) {
 		return nil, false
 	}
 	id := &auth.Identity{URI: p.uri, DisplayName: p.name, Meeting: p.meeting}
-	if p.meeting != "" {
+	switch {
+	case p.meeting != "":
 		id.Kind = auth.Anonymous
+	case strings.Contains(p.flags, "f"):
+		id.Kind = auth.Federated
 	}
-	return id, p.dialIn != ""
+	return id, strings.Contains(p.flags, "d")
 }
 
 func assertionOf(id *auth.Identity, dialIn bool) peerAssertion {
 	p := peerAssertion{uri: id.URI, name: id.DisplayName}
-	if id.Kind == auth.Anonymous {
+	switch id.Kind {
+	case auth.Anonymous:
 		p.meeting = id.Meeting
+	case auth.Federated:
+		p.flags += "f"
 	}
 	if dialIn {
-		p.dialIn = "1"
+		p.flags += "d"
 	}
 	return p
 }
 
 func (rt *Router) signToken(f flowToken) string {
 	return hmactoken.Sign(rt.key[:], f.callerTransport, f.callerSource, f.calleeTransport, f.calleeSource, f.callID, f.callerTag,
-		f.peer.uri, strings.ReplaceAll(f.peer.name, "\x00", ""), f.peer.meeting, f.peer.dialIn)
+		f.peer.uri, strings.ReplaceAll(f.peer.name, "\x00", ""), f.peer.meeting, f.peer.flags)
 }
 
 func (rt *Router) verifyToken(tok string) (flowToken, bool) {

@@ -421,7 +421,7 @@ var strippedHeaders = append(slices.Clone(identityHeaders), "Route")
 
 // identityHeaders must not cross this server in any request or response:
 // identities only this server may assert, and credentials.
-var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID", auth.PoolGuestHeader,
+var identityHeaders = []string{"P-Asserted-Identity", "P-Preferred-Identity", "Remote-Party-ID", auth.PoolGuestHeader, auth.PoolFederatedHeader,
 	"Authorization", "Proxy-Authorization"}
 
 // stripHeaders removes every header named in strippedHeaders from req.
