@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -18,10 +19,21 @@ import (
 // packetGuard guards a UDP listener; pion reads it from one goroutine.
 type packetGuard struct {
 	net.PacketConn
-	r     *EdgeRelay
-	addrs addrCache // used by the reading goroutine only
-	mu    sync.Mutex
-	cur   *allocating
+	r       *EdgeRelay
+	udp     *net.UDPConn // the PacketConn if it is one: the fast path needs it
+	addrs   addrCache    // used by the reading goroutine only
+	mu      sync.Mutex
+	cur     *allocating
+	pending *fastGrant // the ChannelBind or CreatePermission pion is answering
+
+	fmu  sync.RWMutex
+	fast map[netip.AddrPort]*fastAlloc // UDP allocations made on this listener, by client
+}
+
+func newPacketGuard(pc net.PacketConn, r *EdgeRelay) *packetGuard {
+	g := &packetGuard{PacketConn: pc, r: r, fast: map[netip.AddrPort]*fastAlloc{}}
+	g.udp, _ = pc.(*net.UDPConn)
+	return g
 }
 
 // ReadFrom hands pion the next datagram the guards let through. Only
@@ -31,7 +43,7 @@ type packetGuard struct {
 // permissions for, and those were granted by requests inspected here.
 func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		n, addr, err := g.addrs.readFrom(g.PacketConn, p)
+		n, ap, addr, err := g.read(p)
 		if err != nil {
 			return n, addr, err
 		}
@@ -40,12 +52,23 @@ func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		g.mu.Lock()
 		prev := g.cur
 		g.cur = nil
+		g.pending = nil
 		g.mu.Unlock()
 		if prev != nil {
 			g.r.settle(prev)
 		}
 		if !isRequest(p[:n]) {
+			if ap.IsValid() && g.relayFast(p[:n], ap) {
+				continue
+			}
+			if addr == nil {
+				addr = g.addrs.addr(ap)
+			}
 			return n, addr, nil
+		}
+		at := relayNow()
+		if addr == nil {
+			addr = g.addrs.addr(ap)
 		}
 		v := g.r.inspect("udp|"+g.LocalAddr().String()+"|"+addr.String(), "udp|"+addr.String(), addr, p[:n])
 		if v.drop {
@@ -57,12 +80,33 @@ func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		if v.pass != nil {
 			n = copy(p, v.pass) // shorter than what was read
+		} else if ap.IsValid() {
+			g.learn(p[:n], ap, at)
+		}
+		if v.alloc != nil && ap.IsValid() {
+			v.alloc.guard, v.alloc.src = g, ap
 		}
 		g.mu.Lock()
 		g.cur = v.alloc
 		g.mu.Unlock()
 		return n, addr, nil
 	}
+}
+
+// read reads a datagram and its source: as an AddrPort when
+// the listener is a *net.UDPConn, the net.Addr made only when pion needs
+// it; as a net.Addr (ap invalid) otherwise.
+func (g *packetGuard) read(p []byte) (int, netip.AddrPort, net.Addr, error) {
+	u := g.udp
+	if u == nil { // a packetGuard made elsewhere than newPacketGuard (tests)
+		u, _ = g.PacketConn.(*net.UDPConn)
+	}
+	if u == nil {
+		n, addr, err := g.PacketConn.ReadFrom(p)
+		return n, netip.AddrPort{}, addr, err
+	}
+	n, ap, err := u.ReadFromUDPAddrPort(p)
+	return n, ap, nil, err
 }
 
 func (g *packetGuard) allocating() *allocating {
