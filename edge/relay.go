@@ -567,7 +567,16 @@ type relayConn struct {
 	buf     []byte       // ReadFrom's: a ChannelData header, pion's buffer and one byte more, padding
 	udp     *net.UDPConn // the PacketConn if it is one
 	fast    *fastAlloc   // the fast path's copy of the allocation's grants; nil: none (TCP client, not a UDPConn)
-	ends    *time.Timer  // at the credential's expiry; nil: none known
+
+	// Batching, once the fast path has relayed a datagram from a peer
+	// (idle allocations keep no batch buffers): rb reads the relay
+	// socket (datagrams qi to qn are still to be handled) and cw writes
+	// ChannelData to the client, both used by pion's reading goroutine
+	// only; wb writes datagrams from the client, used by the listener's.
+	rb     *udpReader
+	qi, qn int
+	cw, wb *udpWriter
+	ends   *time.Timer // at the credential's expiry; nil: none known
 
 	pmu   sync.Mutex
 	peers map[netip.Addr]bool // peers with a permission (kept until the allocation ends)
@@ -593,65 +602,6 @@ func (c *relayConn) permitted(addr net.Addr) bool {
 	c.pmu.Lock()
 	defer c.pmu.Unlock()
 	return c.peers[a.Unmap()]
-}
-
-// ReadFrom reads datagrams from peers for pion: it drops those larger
-// than pion's buffer (they would arrive truncated), and charges the
-// bandwidth limit only for peers with a permission, so strangers cannot
-// use up an allocation's budget (pion drops their datagrams).
-func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	if len(c.buf) != 4+len(p)+1+3 {
-		c.buf = make([]byte, 4+len(p)+1+3)
-	}
-	for {
-		var (
-			n    int
-			addr net.Addr
-			err  error
-		)
-		u := c.udp
-		if u == nil { // a relayConn made elsewhere than track (tests)
-			u, _ = c.PacketConn.(*net.UDPConn)
-		}
-		if u != nil {
-			var ap netip.AddrPort
-			n, ap, err = u.ReadFromUDPAddrPort(c.buf[4 : 4+len(p)+1])
-			if err != nil {
-				return 0, nil, err
-			}
-			if n > len(p) {
-				continue
-			}
-			if c.fast != nil {
-				if ch, ok := c.fast.channelOf(ap, relayNow()); ok {
-					if !c.in.take(n) {
-						c.r.m.overLimit.Add(1)
-						continue
-					}
-					c.r.m.fromPeers.Add(int64(n))
-					c.fast.toClient(c.buf, n, ch)
-					continue
-				}
-			}
-			addr = c.addrs.addr(ap)
-		} else {
-			n, addr, err = c.addrs.readFrom(c.PacketConn, c.buf[4:4+len(p)+1])
-			if err != nil {
-				return 0, addr, err
-			}
-			if n > len(p) {
-				continue
-			}
-		}
-		if c.permitted(addr) {
-			if !c.in.take(n) {
-				c.r.m.overLimit.Add(1)
-				continue
-			}
-			c.r.m.fromPeers.Add(int64(n))
-		}
-		return copy(p, c.buf[4:4+n]), addr, nil
-	}
 }
 
 func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/pion/stun"
@@ -55,6 +56,8 @@ type fastAlloc struct {
 	g      *packetGuard // the listener the allocation was made on
 	rc     *relayConn
 	client netip.AddrPort // the 5-tuple's client end; the listener is g
+
+	batching atomic.Pointer[udpReader] // the relay socket's reader once it reads batches (for tests)
 
 	mu       sync.RWMutex
 	channels map[uint16]fastChannel
@@ -227,34 +230,41 @@ func (g *packetGuard) WriteTo(p []byte, addr net.Addr) (int, error) {
 // for it, and reports whether it did (or dropped it over the bandwidth
 // limit); false leaves it to pion.
 func (g *packetGuard) relayFast(b []byte, src netip.AddrPort) bool {
+	fa, peer, payload, ok := g.route(b, src)
+	if ok {
+		fa.rc.sendFast(payload, peer, g)
+	}
+	return ok
+}
+
+// route returns where the fast path would relay a datagram from a
+// client, and what: the payload of ChannelData on a live channel
+// binding, or the data of a Send indication toward a peer with a live
+// permission, of this 5-tuple's allocation.
+func (g *packetGuard) route(b []byte, src netip.AddrPort) (fa *fastAlloc, peer netip.AddrPort, payload []byte, ok bool) {
 	if len(b) < 4 {
-		return false
+		return nil, peer, nil, false
 	}
 	g.fmu.RLock()
-	fa := g.fast[src]
+	fa = g.fast[src]
 	g.fmu.RUnlock()
 	if fa == nil {
-		return false
+		return nil, peer, nil, false
 	}
 	now := relayNow()
 	if b[0]&0xC0 == 0x40 { // ChannelData
 		n := int(binary.BigEndian.Uint16(b[2:4]))
 		if 4+n > len(b) {
-			return false
+			return nil, peer, nil, false
 		}
-		peer, ok := fa.peerOf(binary.BigEndian.Uint16(b[0:2]), now)
-		if !ok {
-			return false
-		}
-		fa.rc.sendFast(b[4:4+n], peer)
-		return true
+		peer, ok = fa.peerOf(binary.BigEndian.Uint16(b[0:2]), now)
+		return fa, peer, b[4 : 4+n], ok
 	}
-	peer, data, ok := parseSend(b)
+	peer, payload, ok = parseSend(b)
 	if !ok || !fa.permitted(peer.Addr(), now) {
-		return false
+		return nil, peer, nil, false
 	}
-	fa.rc.sendFast(data, peer)
-	return true
+	return fa, peer, payload, true
 }
 
 // parseSend reads a Send indication's first XOR-PEER-ADDRESS and DATA
@@ -327,20 +337,116 @@ func xorPeer(v, key []byte) (netip.AddrPort, bool) {
 	return netip.AddrPort{}, false
 }
 
-// sendFast writes a client's datagram to a peer, as WriteTo does for pion.
-func (c *relayConn) sendFast(p []byte, peer netip.AddrPort) {
+// sendFast writes a client's datagram to a peer, as WriteTo does for
+// pion: at once, or queued until the listener's batch is done (g
+// flushes it).
+func (c *relayConn) sendFast(p []byte, peer netip.AddrPort, g *packetGuard) {
 	if !c.out.take(len(p)) {
 		c.r.m.overLimit.Add(1)
 		return
 	}
 	c.r.m.toPeers.Add(int64(len(p)))
+	if g.rb != nil && c.wb == nil {
+		c.wb = newUDPWriter(c.udp, listenerBatch)
+	}
+	if g.rb != nil && c.wb != nil {
+		if c.wb.queued() == 0 {
+			g.dirty = append(g.dirty, c)
+		}
+		c.wb.add(p, peer)
+		return
+	}
 	_, _ = c.udp.WriteToUDPAddrPort(p, peer)
 }
 
+// relayBatch is how many datagrams an active allocation's relay socket
+// reads a system call.
+const relayBatch = 16
+
+// ReadFrom reads datagrams from peers for pion. Those from a peer with a
+// channel binding the fast path holds are relayed to the client here, as
+// ChannelData, and not returned. Of the others, it drops those larger
+// than pion's buffer (they would arrive truncated), and charges the
+// bandwidth limit only for peers with a permission, so strangers cannot
+// use up an allocation's budget (pion drops their datagrams).
+func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
+	for {
+		frame, n, ap, addr, err := c.next(p)
+		if err != nil {
+			c.flushClient()
+			return 0, addr, err
+		}
+		if c.fast != nil && ap.IsValid() {
+			if ch, ok := c.fast.channelOf(ap, relayNow()); ok {
+				if !c.in.take(n) {
+					c.r.m.overLimit.Add(1)
+					continue
+				}
+				c.r.m.fromPeers.Add(int64(n))
+				c.toClient(frame, n, ch)
+				continue
+			}
+		}
+		c.flushClient()
+		if addr == nil {
+			addr = c.addrs.addr(ap)
+		}
+		if c.permitted(addr) {
+			if !c.in.take(n) {
+				c.r.m.overLimit.Add(1)
+				continue
+			}
+			c.r.m.fromPeers.Add(int64(n))
+		}
+		return copy(p, frame[4:4+n]), addr, nil
+	}
+}
+
+// next returns the next datagram from a peer, no longer than p, at
+// frame[4:4+n] with room for padding after it: from the batch read last
+// (writing what was queued for the client before reading another), or
+// read alone.
+func (c *relayConn) next(p []byte) (frame []byte, n int, ap netip.AddrPort, addr net.Addr, err error) {
+	if c.rb != nil {
+		for {
+			for c.qi >= c.qn {
+				c.flushClient()
+				if c.qn, err = c.rb.read(); err != nil {
+					return nil, 0, ap, nil, err
+				}
+				c.qi = 0
+			}
+			frame, n, ap = c.rb.msg(c.qi)
+			c.qi++
+			if n <= len(p) && 4+n < len(frame)-3 {
+				return frame, n, ap, nil, nil
+			}
+		}
+	}
+	if len(c.buf) != 4+len(p)+1+3 {
+		c.buf = make([]byte, 4+len(p)+1+3)
+	}
+	u := c.udp
+	if u == nil { // a relayConn made elsewhere than track (tests)
+		u, _ = c.PacketConn.(*net.UDPConn)
+	}
+	for {
+		if u != nil {
+			n, ap, err = u.ReadFromUDPAddrPort(c.buf[4 : 4+len(p)+1])
+		} else {
+			n, addr, err = c.addrs.readFrom(c.PacketConn, c.buf[4:4+len(p)+1])
+		}
+		if err != nil || n <= len(p) {
+			return c.buf, n, ap, addr, err
+		}
+	}
+}
+
 // toClient relays a peer's datagram, read into frame[4:4+n], to the
-// client as ChannelData on channel ch, padded to 4 bytes as pion pads it;
-// frame has room for the padding.
-func (fa *fastAlloc) toClient(frame []byte, n int, ch uint16) {
+// client as ChannelData on channel ch, padded to 4 bytes as pion pads it
+// (frame has room for the padding): queued if the socket reads batches,
+// at once otherwise. The first datagram relayed turns batching on.
+func (c *relayConn) toClient(frame []byte, n int, ch uint16) {
 	binary.BigEndian.PutUint16(frame[0:2], ch)
 	binary.BigEndian.PutUint16(frame[2:4], uint16(n))
 	end := 4 + n
@@ -348,5 +454,25 @@ func (fa *fastAlloc) toClient(frame []byte, n int, ch uint16) {
 		frame[end] = 0
 		end++
 	}
-	_, _ = fa.g.udp.WriteToUDPAddrPort(frame[:end], fa.client)
+	if c.cw != nil {
+		c.cw.add(frame[:end], c.fast.client)
+		return
+	}
+	_, _ = c.fast.g.udp.WriteToUDPAddrPort(frame[:end], c.fast.client)
+	if c.rb == nil && c.udp != nil && c.fast.g.udp != nil {
+		if c.rb = newUDPReader(c.udp, relayBatch, 4, len(frame)-4-3, 3); c.rb != nil {
+			if c.cw = newUDPWriter(c.fast.g.udp, relayBatch); c.cw == nil {
+				c.rb = nil
+			} else {
+				c.fast.batching.Store(c.rb)
+			}
+		}
+	}
+}
+
+// flushClient writes the ChannelData queued for the client.
+func (c *relayConn) flushClient() {
+	if c.cw != nil {
+		c.cw.flush()
+	}
 }

@@ -244,10 +244,10 @@ func TestRelayFastPathLeavesExpiringGrantsToPion(t *testing.T) {
 	fa := f.fast()
 	src := f.s.conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	frame := channelData(0x4006, []byte("x"))
-	if !fa.g.relayFast(frame, src) {
+	if !relays(fa.g, frame, src) {
 		t.Fatal("the fast path refused a live binding")
 	}
-	if fa.g.relayFast(frame, netip.AddrPortFrom(src.Addr(), src.Port()+1)) {
+	if relays(fa.g, frame, netip.AddrPortFrom(src.Addr(), src.Port()+1)) {
 		t.Fatal("the fast path relayed ChannelData from another 5-tuple")
 	}
 	now := relayNow()
@@ -267,7 +267,7 @@ func TestRelayFastPathLeavesExpiringGrantsToPion(t *testing.T) {
 		"permission about to end": {far, now + int64(fastExpiryMargin)/2},
 	} {
 		set(exp[0], exp[1])
-		if fa.g.relayFast(frame, src) {
+		if relays(fa.g, frame, src) {
 			t.Errorf("%s: the fast path relayed it", name)
 		}
 		if _, ok := fa.channelOf(netip.AddrPortFrom(loopback, uint16(f.peerPort())), relayNow()); ok {
@@ -287,7 +287,7 @@ func TestRelayFastPathLeavesExpiringGrantsToPion(t *testing.T) {
 	}
 	// pion's next refresh, well after, is learned again.
 	f.bind(6)
-	if !fa.g.relayFast(frame, src) {
+	if !relays(fa.g, frame, src) {
 		t.Fatal("the fast path did not learn the binding again")
 	}
 }
@@ -316,7 +316,67 @@ func TestRelayFastPathEndsWithTheAllocation(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if fa.g.relayFast(channelData(0x4007, []byte("x")), src) {
+	if relays(fa.g, channelData(0x4007, []byte("x")), src) {
 		t.Fatal("the fast path relayed for a deleted allocation")
 	}
+}
+
+// TestRelayFastPathBatchesBursts: a burst of ChannelData each way is
+// relayed whole and in order, read in batches of more than one datagram
+// by the listener and by the relay socket (recvmmsg, on Linux), and
+// written to peers and client in batches.
+func TestRelayFastPathBatchesBursts(t *testing.T) {
+	f := newFastEnv(t)
+	f.bind(8)
+	const burst = 200
+	// The first datagram from the peer turns the relay socket's batching on.
+	_, _ = f.s.conn.WriteTo(channelData(0x4008, []byte{0, 0}), f.s.server)
+	_, from, err := readFrom(f.peer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.peer.WriteToUDPAddrPort([]byte{0, 0}, from)
+	if receives(f.s.conn, 3*time.Second) == nil {
+		t.Fatal("no answer from the peer")
+	}
+	for i := range burst {
+		if _, err := f.s.conn.WriteTo(channelData(0x4008, []byte{byte(i >> 8), byte(i)}), f.s.server); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range burst {
+		got, _, err := readFrom(f.peer)
+		if err != nil || len(got) != 2 || int(got[0])<<8|int(got[1]) != i {
+			t.Fatalf("peer's datagram %d: %x (%v)", i, got, err)
+		}
+	}
+	for i := range burst {
+		if _, err := f.peer.WriteToUDPAddrPort([]byte{byte(i >> 8), byte(i)}, from); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range burst {
+		got := receives(f.s.conn, 3*time.Second)
+		if len(got) != 8 || binary.BigEndian.Uint16(got) != 0x4008 || int(got[4])<<8|int(got[5]) != i {
+			t.Fatalf("client's datagram %d: %x", i, got)
+		}
+	}
+	fa := f.fast()
+	if fa.g.rb == nil {
+		t.Skip("no batched reads on this platform")
+	}
+	if fa.g.rb.largest() < 2 {
+		t.Errorf("the listener read at most %d datagram a call during a burst of %d", fa.g.rb.largest(), burst)
+	}
+	if rb := fa.batching.Load(); rb == nil || rb.largest() < 2 {
+		t.Errorf("the relay socket did not read a burst of %d in batches", burst)
+	}
+}
+
+// relays reports whether the fast path would relay b from src (what
+// relayFast does, without sending: relayFast belongs to the listener's
+// goroutine).
+func relays(g *packetGuard, b []byte, src netip.AddrPort) bool {
+	_, _, _, ok := g.route(b, src)
+	return ok
 }

@@ -28,11 +28,25 @@ type packetGuard struct {
 
 	fmu  sync.RWMutex
 	fast map[netip.AddrPort]*fastAlloc // UDP allocations made on this listener, by client
+
+	// Batched reads (nil: one datagram at a time), used by the reading
+	// goroutine only: datagrams qi to qn of the last batch are still to
+	// be handled; dirty are the relay sockets with datagrams the fast
+	// path queued.
+	rb     *udpReader
+	qi, qn int
+	dirty  []*relayConn
 }
+
+// listenerBatch is how many datagrams a listener reads a system call.
+const listenerBatch = 32
 
 func newPacketGuard(pc net.PacketConn, r *EdgeRelay) *packetGuard {
 	g := &packetGuard{PacketConn: pc, r: r, fast: map[netip.AddrPort]*fastAlloc{}}
 	g.udp, _ = pc.(*net.UDPConn)
+	if g.udp != nil {
+		g.rb = newUDPReader(g.udp, listenerBatch, 0, relayInboundMTU, 0)
+	}
 	return g
 }
 
@@ -42,30 +56,34 @@ func newPacketGuard(pc net.PacketConn, r *EdgeRelay) *packetGuard {
 // relays them only on this 5-tuple's allocation, toward peers it has
 // permissions for, and those were granted by requests inspected here.
 func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
+	// pion is done with the previous message: an Allocate it did not
+	// turn into an allocation gives its reserved quota back.
+	g.mu.Lock()
+	prev := g.cur
+	g.cur = nil
+	g.pending = nil
+	g.mu.Unlock()
+	if prev != nil {
+		g.r.settle(prev)
+	}
 	for {
-		n, ap, addr, err := g.read(p)
+		b, ap, addr, err := g.next(p)
 		if err != nil {
-			return n, addr, err
+			g.flushPeers()
+			return 0, addr, err
 		}
-		// pion is done with the previous message: an Allocate it did not
-		// turn into an allocation gives its reserved quota back.
-		g.mu.Lock()
-		prev := g.cur
-		g.cur = nil
-		g.pending = nil
-		g.mu.Unlock()
-		if prev != nil {
-			g.r.settle(prev)
-		}
-		if !isRequest(p[:n]) {
-			if ap.IsValid() && g.relayFast(p[:n], ap) {
+		if !isRequest(b) {
+			if ap.IsValid() && g.relayFast(b, ap) {
 				continue
 			}
+			g.flushPeers()
 			if addr == nil {
 				addr = g.addrs.addr(ap)
 			}
-			return n, addr, nil
+			return copy(p, b), addr, nil
 		}
+		g.flushPeers()
+		n := copy(p, b)
 		at := relayNow()
 		if addr == nil {
 			addr = g.addrs.addr(ap)
@@ -91,6 +109,45 @@ func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		g.mu.Unlock()
 		return n, addr, nil
 	}
+}
+
+// next returns the next datagram: from the batch read last (flushing the
+// datagrams the fast path queued for peers before reading another), or
+// read into p when the listener reads one at a time. A datagram that
+// fills p may be truncated: it is dropped, as pion drops it.
+func (g *packetGuard) next(p []byte) ([]byte, netip.AddrPort, net.Addr, error) {
+	if g.rb == nil {
+		for {
+			n, ap, addr, err := g.read(p)
+			if err != nil || n < len(p) {
+				return p[:n], ap, addr, err
+			}
+		}
+	}
+	for {
+		for g.qi >= g.qn {
+			g.flushPeers()
+			n, err := g.rb.read()
+			if err != nil {
+				return nil, netip.AddrPort{}, nil, err
+			}
+			g.qi, g.qn = 0, n
+		}
+		buf, n, ap := g.rb.msg(g.qi)
+		g.qi++
+		if n < len(p) && n < len(buf) {
+			return buf[:n], ap, nil, nil
+		}
+	}
+}
+
+// flushPeers writes the datagrams the fast path queued for peers.
+func (g *packetGuard) flushPeers() {
+	for i, c := range g.dirty {
+		c.wb.flush()
+		g.dirty[i] = nil
+	}
+	g.dirty = g.dirty[:0]
 }
 
 // read reads a datagram and its source: as an AddrPort when
