@@ -114,7 +114,7 @@ func (f *Focus) dialIn(req *sip.Request, tx sip.ServerTransaction, id *auth.Iden
 	f.sip.dialogs[d.id] = d
 	f.sip.mu.Unlock()
 	res := okFor(req, d, 200, "OK")
-	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO"))
+	res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, NOTIFY"))
 	res.AppendHeader(sip.NewHeader("Content-Type", "application/sdp"))
 	res.SetBody([]byte(call.Answer()))
 	if err := tx.Respond(res); err != nil {
@@ -164,6 +164,10 @@ func (f *Focus) ivr(req *sip.Request, d *dialog, call Call) {
 		f.hangUp(ctx, d, call, PromptRefused, "No such conference ID")
 		return
 	}
+	if _, ok := f.hostedElsewhere(m.ID); ok {
+		f.transfer(ctx, req, d, call, m.ID)
+		return
+	}
 	// Anonymous callers record their name: it identifies them in the
 	// meeting.
 	if call.Play(ctx, PromptRecordName) != nil || call.Play(ctx, PromptBeep) != nil {
@@ -174,6 +178,10 @@ func (f *Focus) ivr(req *sip.Request, d *dialog, call Call) {
 		return
 	}
 	p, err := f.Join(ctx, m.ID, JoinRequest{DialIn: true, Identity: dialInIdentity(req, m.ID), RecordedName: name})
+	if _, ok := HostOf(err); ok && f.cfg.Forwarder != nil {
+		f.transfer(ctx, req, d, call, m.ID) // another front end started hosting it meanwhile
+		return
+	}
 	if err != nil {
 		f.cfg.Logger.Info("dial-in caller not admitted", "meeting", m.ID, "err", err)
 		f.hangUp(ctx, d, call, PromptRefused, "Not admitted to this meeting")
@@ -221,6 +229,63 @@ func (f *Focus) ivr(req *sip.Request, d *dialog, call Call) {
 		_ = f.Leave(m.ID, p.ID)
 	case <-f.ctx.Done():
 	}
+}
+
+// transferWait bounds how long a transferred dial-in call may last after
+// the gateway accepted the REFER: it ends it itself once the new call is
+// answered.
+const transferWait = 32 * time.Second // 64*T1
+
+// transfer hands a dial-in caller, whose meeting another front end of the
+// pool hosts, to the meeting itself: the IVR's media is here, the
+// meeting's mix at the host. The focus asks the gateway to call the
+// meeting's focus URI instead (REFER, RFC 3515, in this call's dialog);
+// that call reaches this front end like any gateway's call to a meeting,
+// and is passed on to the host (FocusConfig.Forwarder), whose bridge
+// answers it. The gateway ends this call once the new one is answered.
+// A gateway that does not take REFER (its INVITE's Allow) is told the
+// caller cannot join. The recorded name stays here: the host knows the
+// caller by its caller ID.
+func (f *Focus) transfer(ctx context.Context, req *sip.Request, d *dialog, call Call, meeting MeetingID) {
+	if !allows(req, sip.REFER) {
+		f.cfg.Logger.Info("dial-in: the meeting is hosted by another front end, and the gateway takes no REFER", "meeting", meeting)
+		f.hangUp(ctx, d, call, PromptRefused, "Meeting hosted by another front end")
+		return
+	}
+	_ = call.Play(ctx, PromptJoining)
+	target := sip.Uri{Scheme: "sip", User: string(meeting), Host: req.Recipient.Host}
+	refer := sip.NewRequest(sip.REFER, d.target)
+	f.sip.mu.Lock()
+	d.cseq++
+	cseq := d.cseq
+	f.sip.mu.Unlock()
+	inDialogRequest(refer, d, cseq)
+	refer.AppendHeader(sip.NewHeader("Refer-To", "<"+target.String()+">"))
+	refer.AppendHeader(sip.NewHeader("Referred-By", "<"+target.String()+">"))
+	if !f.send(refer, d) {
+		f.cfg.Logger.Info("dial-in: the gateway refused the transfer", "meeting", meeting)
+		f.hangUp(ctx, d, call, PromptRefused, "Transfer refused")
+		return
+	}
+	f.cfg.Logger.Info("dial-in caller transferred to the meeting's host", "meeting", meeting)
+	select {
+	case <-call.Done(): // the gateway's BYE
+	case <-ctx.Done():
+	case <-time.After(transferWait):
+		f.endDialog(d, "Transferred")
+	}
+}
+
+// allows reports whether req's Allow header lists method.
+func allows(req *sip.Request, method sip.RequestMethod) bool {
+	for _, h := range req.GetHeaders("Allow") {
+		for _, m := range strings.Split(h.Value(), ",") {
+			if strings.EqualFold(strings.TrimSpace(m), string(method)) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // readDigits reads a conference ID: keys up to #, * to start again. ok is

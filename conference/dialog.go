@@ -45,6 +45,7 @@ type sipState struct {
 	// remote: the INVITE dialogs of joins passed on to the meetings'
 	// hosts (forward.go), by Call-ID.
 	remote  map[string]*remoteDialog
+	pinged  map[string]time.Time // the hosts of remote, when last sent a keep-alive
 	goMu    sync.Mutex
 	stopped bool
 }
@@ -52,6 +53,7 @@ type sipState struct {
 func (s *sipState) init() {
 	s.dialogs = map[string]*dialog{}
 	s.remote = map[string]*remoteDialog{}
+	s.pinged = map[string]time.Time{}
 }
 
 // closeAll forgets every dialog and stops subscription timers.

@@ -76,8 +76,14 @@
 // front end acquires the meeting's [Lease] ([HostLeases]), renews it
 // every third of its TTL while the meeting lives and releases it when it
 // ends; a join through another front end fails with a [*HostedError]
-// (ErrHostedElsewhere) naming the holder, and its SIP INVITE is answered
-// 302 to the host (FocusConfig.HostAddress) or 503. A lease's Token is a
+// (ErrHostedElsewhere) naming the holder. With FocusConfig.Forwarder (a
+// [HostForwarder], such as presence.Router) the SIP requests for such a
+// meeting are passed on to the host (INVITE, SUBSCRIBE, a gateway's
+// dial-in; the IVR transfers its callers there with REFER), and the Focus
+// follows the joins it passed on: when the host's lease lapses or changes
+// hands, their participants get a BYE with Reason cause 503
+// ([ReasonHostGone]) and join again. Without it an INVITE is answered 302
+// to the host (FocusConfig.HostAddress) or 503. A lease's Token is a
 // fencing token, larger at every grant: the Focus writes the meeting's
 // settings with [FencedMeetingStore.UpdateFenced], which the store refuses
 // (ErrFenced) once a newer lease was granted, and a Focus whose renewal

@@ -3,6 +3,7 @@ package conference
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
@@ -177,6 +178,57 @@ func (f *Focus) sendTo(req *sip.Request, where string) bool {
 	}
 }
 
+// hostKeepAlive is how often the connection to a host that joins were
+// passed on to carries a request (OPTIONS) when nothing else does: the
+// host closes a connection idle for auth.DefaultIdleTimeout, and with it
+// would take every participant passed on over it out of its meetings.
+const hostKeepAlive = time.Minute
+
+// keepAlive sends each host with joins passed on to it an OPTIONS, on
+// behalf of one of their participants, if none was sent in the last
+// hostKeepAlive: a request over the connection the joins use.
+func (f *Focus) keepAlive(now time.Time) {
+	one := map[string]*remoteDialog{}
+	f.sip.mu.Lock()
+	for _, r := range f.sip.remote {
+		if now.Sub(f.sip.pinged[r.holder.Host]) >= hostKeepAlive {
+			one[r.holder.Host] = r
+		}
+	}
+	for host := range one {
+		f.sip.pinged[host] = now
+	}
+	for host, at := range f.sip.pinged {
+		if now.Sub(at) > 2*hostKeepAlive {
+			delete(f.sip.pinged, host)
+		}
+	}
+	f.sip.mu.Unlock()
+	for host, r := range one {
+		target := hostContact(r.d.contact)
+		if target == nil {
+			continue
+		}
+		f.goRun(func() {
+			req := sip.NewRequest(sip.OPTIONS, *target)
+			fromParams := sip.NewParams()
+			fromParams.Add("tag", newTag())
+			callID := sip.CallIDHeader(newTag() + newTag())
+			req.AppendHeader(&sip.FromHeader{Address: r.d.remote, Params: fromParams})
+			req.AppendHeader(&sip.ToHeader{Address: *target})
+			req.AppendHeader(&callID)
+			req.AppendHeader(&sip.CSeqHeader{SeqNo: 1, MethodName: sip.OPTIONS})
+			mf := sip.MaxForwardsHeader(70)
+			req.AppendHeader(&mf)
+			req.SetBody(nil)
+			auth.AssertIdentity(req, r.id, r.dialIn)
+			req.SetTransport("TLS")
+			req.SetDestination(host)
+			f.sendTo(req, host)
+		})
+	}
+}
+
 // checkHosts sends a BYE (Reason cause 503) to the participants of the
 // joins passed on to a host that is gone: nobody holds the meeting's
 // lease, or another front end holds a newer one. A store that cannot be
@@ -188,6 +240,7 @@ func (f *Focus) checkHosts() {
 		byMeeting[r.holder.Meeting] = append(byMeeting[r.holder.Meeting], r)
 	}
 	f.sip.mu.Unlock()
+	f.keepAlive(f.cfg.Now())
 	for meeting, rs := range byMeeting {
 		ctx, cancel := context.WithTimeout(f.ctx, f.storeTimeout())
 		l, err := f.cfg.Leases.Holder(ctx, meeting)

@@ -67,7 +67,8 @@ func (f *Focus) Owns(req *sip.Request) bool {
 	}
 	if f.cfg.Leases != nil && f.ownContact(req.Recipient) {
 		// A meeting at this front end's address: where a pool's other
-		// front ends redirect the meeting's joins (302, redirect).
+		// front ends redirect the meeting's joins (302, redirect) or send
+		// requests in a dialog they passed on.
 		return true
 	}
 	ctx, cancel := context.WithTimeout(f.ctx, sipTimeout)
@@ -137,6 +138,12 @@ func (f *Focus) HandleRequest(req *sip.Request, tx sip.ServerTransaction) {
 		f.handleSubscribe(req, tx)
 	case sip.MESSAGE:
 		f.handleMessage(req, tx)
+	case sip.NOTIFY:
+		// A gateway's progress of a transferred dial-in call (REFER's
+		// implicit subscription, RFC 3515): noted, nothing to do.
+		if f.inDialog(req, tx, false) != nil {
+			reply(tx, req, 200, "OK")
+		}
 	default:
 		res := sip.NewResponseFromRequest(req, 405, "Method Not Allowed", nil)
 		res.AppendHeader(sip.NewHeader("Allow", "INVITE, ACK, BYE, INFO, SUBSCRIBE, MESSAGE"))

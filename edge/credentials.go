@@ -38,6 +38,7 @@ type Secrets struct {
 	mu       sync.RWMutex
 	current  secret
 	previous []retired            // newest first
+	next     []secret             // accepted, not yet current (Accept)
 	revoked  map[string]time.Time // user -> when Revoke was called
 	grace    time.Duration
 	now      func() time.Time
@@ -81,21 +82,25 @@ func newSecret() secret {
 	return secret{id: fmt.Sprintf("%x", id), key: k}
 }
 
-// SetSecret makes key, with ID id (letters and digits, not used before),
-// the current secret, as a deployment sharing one secret among relays
-// does; the secrets it replaces verify for the grace period.
+// SetSecret makes key, with ID id (letters and digits, not used before,
+// or accepted with the same key by Accept), the current secret, as a
+// deployment sharing one secret among relays does; the secrets it
+// replaces verify for the grace period.
 func (s *Secrets) SetSecret(id string, key []byte) error {
-	if len(key) < 16 {
-		return errors.New("edge: a relay secret needs at least 128 bits")
-	}
-	if id == "" || strings.ContainsAny(id, ":.") {
-		return errors.New("edge: a secret ID is letters and digits")
+	if err := validSecret(id, key); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
 	if id == s.current.id || slices.ContainsFunc(s.previous, func(r retired) bool { return r.id == id && now.Before(r.until) }) {
 		return fmt.Errorf("edge: secret ID %q is in use", id)
+	}
+	if i := slices.IndexFunc(s.next, func(n secret) bool { return n.id == id }); i >= 0 {
+		if !hmac.Equal(s.next[i].key, key) {
+			return fmt.Errorf("edge: secret ID %q was accepted with another key", id)
+		}
+		s.next = slices.Delete(s.next, i, i+1)
 	}
 	kept := []retired{{secret: s.current, until: now.Add(s.grace)}}
 	for _, r := range s.previous {
@@ -105,6 +110,48 @@ func (s *Secrets) SetSecret(id string, key []byte) error {
 	}
 	s.previous = kept
 	s.current = secret{id: id, key: append([]byte(nil), key...)}
+	return nil
+}
+
+// validSecret checks a secret's ID and key.
+func validSecret(id string, key []byte) error {
+	if len(key) < 16 {
+		return errors.New("edge: a relay secret needs at least 128 bits")
+	}
+	if id == "" || strings.ContainsFunc(id, func(r rune) bool {
+		return (r < '0' || r > '9') && (r < 'a' || r > 'z') && (r < 'A' || r > 'Z')
+	}) {
+		return fmt.Errorf("edge: secret ID %q: letters and digits only", id)
+	}
+	return nil
+}
+
+// Accept adds key, with ID id (letters and digits, not used before), as
+// a secret that verifies credentials but signs none until SetSecret makes
+// it current: the pool's next shared secret, which every relay of a pool
+// accepts before any signs with it, so no relay refuses a credential
+// another issued. Accepting the same ID and key again does nothing; at
+// most 16 secrets wait.
+func (s *Secrets) Accept(id string, key []byte) error {
+	if err := validSecret(id, key); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := s.now()
+	if id == s.current.id || slices.ContainsFunc(s.previous, func(r retired) bool { return r.id == id && now.Before(r.until) }) {
+		return fmt.Errorf("edge: secret ID %q is in use", id)
+	}
+	if i := slices.IndexFunc(s.next, func(n secret) bool { return n.id == id }); i >= 0 {
+		if !hmac.Equal(s.next[i].key, key) {
+			return fmt.Errorf("edge: secret ID %q was accepted with another key", id)
+		}
+		return nil
+	}
+	if len(s.next) >= maxRetired {
+		return errors.New("edge: 16 accepted secrets wait already")
+	}
+	s.next = append(s.next, secret{id: id, key: append([]byte(nil), key...)})
 	return nil
 }
 
@@ -216,6 +263,11 @@ func (s *Secrets) Password(username string) (pass, user string, err error) {
 	for _, r := range s.previous {
 		if id == r.id && now.Before(r.until) {
 			return password(r.key, username), parts[2], nil
+		}
+	}
+	for _, n := range s.next {
+		if id == n.id {
+			return password(n.key, username), parts[2], nil
 		}
 	}
 	return "", "", fmt.Errorf("%w: unknown secret", ErrCredentialInvalid)

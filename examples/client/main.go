@@ -135,6 +135,13 @@ Commands:
       Commands on stdin: admit <participant-id> | quit. Output:
         redirected <host:port>             another front end of the pool hosts
                                            the meeting: joined there (302)
+        host-lost <meeting-id>             the front end that hosted the meeting
+                                           is gone (a BYE with Reason cause 503)
+        connection-lost <host:port>        the connection to the server in use
+                                           closed
+        rejoining <meeting-id>             joining again after either (for up
+                                           to 45 s), through the next -sip server
+                                           if the connection closed
         lobby <meeting-id>                 waiting in the lobby
         joined <meeting-id>                in the meeting
         roster <participant-id> <status> <display name>

@@ -67,7 +67,8 @@ func awaitRoster(t *testing.T, c *clientProcess, want map[string]string, timeout
 // third of it for the other front ends to notice, and the clients'
 // retries) every client has joined again on its own, the user's through
 // A or C, and they see one roster again, the guest admitted once more; the
-// lease, read throughout, never names two hosts.
+// lease, read throughout, never names two hosts. Last, the guest's client
+// is killed: C tells the host, and the others see her leave.
 func TestOneMeetingAcrossThreeFrontEnds(t *testing.T) {
 	if testing.Short() {
 		t.Skip("three servers and three clients")
@@ -133,6 +134,19 @@ func TestOneMeetingAcrossThreeFrontEnds(t *testing.T) {
 	if err := testredis.OneHost(samples); err != nil {
 		t.Fatal(err)
 	}
+	// A client connected to a front end that does not host the meeting
+	// dies: its front end sees the connection close and sends the host
+	// the BYE the client cannot send; the others see it leave.
+	victim, watcher, name := guest, alice, visitor // through C
+	if samples[len(samples)-1].Host == c.listeners["pool"] {
+		victim, watcher, name = alice, bob, alicE // through A
+	}
+	pids = awaitRoster(t, watcher, everyone, wait)
+	if err := victim.cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	watcher.waitLine(t, "roster "+pids[name]+" disconnected", wait)
+
 	if first, last := samples[0].Host, samples[len(samples)-1].Host; first != b.listeners["pool"] || last == first {
 		t.Fatalf("the lease went from %s to %s; want from B (%s) to another", first, last, b.listeners["pool"])
 	}

@@ -228,8 +228,8 @@ func keepPoolAlive(ctx context.Context, live poolLiveness, node string, addrs ma
 				logger.Warn("pool heartbeat not written", "err", err)
 			}
 		} else if err := live.Advertise(ctx, node, addrs, nodeTimeout); err != nil && ctx.Err() == nil {
-			// Its SIP-TLS address, where the others redirect the joins of
-			// the meetings it hosts.
+			// Its SIP-TLS and HTTPS addresses, where the others reach the
+			// meetings it hosts (web joins are relayed to its HTTPS).
 			logger.Warn("pool addresses not advertised", "err", err)
 		}
 		dead, err := live.DeadNodes(ctx)

@@ -149,12 +149,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	var policies presence.PolicyStore = presence.NewMemoryPolicies()
 	var locations presence.LocationStore = presence.NewMemoryLocation()
 	var publications presence.PublicationStore = presence.NewMemoryPublications()
-	var feed presence.Feed               // changes between the front ends of a pool
-	var withdrawals presence.Feed        // users whose rights were withdrawn, between them
-	var revokedFeed presence.Feed        // certificates revoked, between them
-	var adminChanges presence.Feed       // tenants and federation changed, between them
-	var liveness poolLiveness            // which front ends are alive
-	var hostLeases conference.HostLeases // which front end hosts each live meeting
+	var feed presence.Feed                                                           // changes between the front ends of a pool
+	var withdrawals presence.Feed                                                    // users whose rights were withdrawn, between them
+	var revokedFeed presence.Feed                                                    // certificates revoked, between them
+	var adminChanges presence.Feed                                                   // tenants and federation changed, between them
+	var liveness poolLiveness                                                        // which front ends are alive
+	var hostLeases conference.HostLeases                                             // which front end hosts each live meeting
+	var nodeAddress func(ctx context.Context, node, listener string) (string, error) // where they are reached
+	var sharedRelaySecrets relaySecretStore                                          // the relays' secrets, shared by the pool
 	var federationStore edge.FederationStore = &edge.MemoryFederationStore{}
 	var partnerStore edge.PartnerStore = &edge.MemoryPartnerStore{}
 	tenantFederation := &tenantPolicies{} // each tenant's own federation policy; in memory unless a store keeps it
@@ -180,7 +182,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		feed, withdrawals, revokedFeed, adminChanges = r.Feed(), r.Withdrawals(), r.RevokedCertificates(), r.AdminChanges()
 		revocations, dirStore, partnerStore = r.Revocations(), r.Directory(), r.Partners()
 		tenantFederation.store = r.TenantFederation
-		liveness, hostLeases = r, r.HostLeases()
+		liveness, hostLeases, nodeAddress, sharedRelaySecrets = r, r.HostLeases(), r.NodeAddress, r
 	}
 	// The directory of tenants and users: the certificates name the
 	// tenants' domains.
@@ -428,11 +430,24 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("field \"limits.signaling\": %w", err)
 	}
 	defer signaling.Close()
+	// The web joins of meetings another front end of the pool hosts are
+	// relayed to it (webforward.go).
+	webFwd := newWebForward(node, focus, nodeAddress, serverCert, verifier, signaling.TicketHandler(), signaling.SocketHandler(), stats.reg, logger)
+	defer webFwd.Close()
 
 	// The A/V Edge: a TURN relay for holders of relay credentials, which
 	// signed-in users get over SIP (SERVICE) or HTTPS. The secret is made
-	// at start: credentials do not outlive a restart.
+	// at start: credentials do not outlive a restart. In a pool, the
+	// secrets are the pool's, kept in the store and rotated daily
+	// (relaysecrets.go): credentials work on every front end's relay.
 	relaySecrets := edge.NewSecrets(0, nil)
+	var relaySync *relaySecretSync
+	if sharedRelaySecrets != nil {
+		relaySync = newRelaySecretSync(sharedRelaySecrets, relaySecrets, logger)
+		if err := relaySync.sync(ctx); err != nil {
+			return fmt.Errorf("relay secrets: %w", err)
+		}
+	}
 	relayCfg := edge.RelayConfig{Realm: realm, Secrets: relaySecrets, Logger: logger,
 		UDP: []net.PacketConn{ln.turnUDP}, TCP: []net.Listener{ln.turnTCP, tls.NewListener(ln.turns, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
 		// Relayed addresses carry the public address; relay sockets
@@ -476,7 +491,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}, logger)
 	withdraw := func(aor string) int {
 		relaySecrets.Revoke(aor)
-		return authn.SignOut(aor) + signaling.SignOut(aor) + relay.CloseUser(aor) + webSSO.signOut(aor)
+		return authn.SignOut(aor) + signaling.SignOut(aor) + webFwd.signOut(aor) + relay.CloseUser(aor) + webSSO.signOut(aor)
 	}
 	// A user their identity provider no longer vouches for (the
 	// Authenticator's userinfo check) is withdrawn the same way, here and
@@ -575,11 +590,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	httpsMux.Handle("/", api.handler(authn))
 	httpsMux.Handle("/relay/credentials", authn.HTTP(relayCreds))
 	httpsMux.Handle("/api/me/", (&settingsAPI{policy: policy, logger: logger}).handler(authn))
-	tickets := signaling.TicketHandler()
+	tickets := http.HandlerFunc(webFwd.ticket) // here, or from the meeting's host
 	httpsMux.Handle("POST /api/meetings/{meeting}/ticket", webSSO.ticket(authn.HTTPForMeeting(func(r *http.Request) string { return r.PathValue("meeting") },
 		tickets), tickets)) // users (signed in on the page, or with credentials), and guests with the meeting's key
 	webSSO.routes(httpsMux)
-	httpsMux.Handle("GET /api/signaling/socket", signaling.SocketHandler())
+	httpsMux.Handle("GET /api/signaling/socket", http.HandlerFunc(webFwd.socket))
+	if ln.pool != nil {
+		httpsMux.Handle("POST /pool/meetings/{meeting}/ticket", http.HandlerFunc(webFwd.poolTicket)) // the pool's front ends only
+	}
 	httpsMux.Handle("GET /web/", webAssets())
 	// The tenant admin's management API, with the admin bearer token from
 	// the data directory.
@@ -629,8 +647,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		// This front end's heartbeat, and the removal of what dead ones
 		// held: their devices' watchers see them offline within
 		// nodeTimeout plus a sweep.
-		addrs := map[string]string{"sip_tls": nw.hostPort("sip_tls")}
+		addrs := map[string]string{"sip_tls": nw.hostPort("sip_tls"), "https": nw.hostPort("https")}
 		wg.Go(func() { keepPoolAlive(bgCtx, liveness, node, addrs, registrar, logger) })
+	}
+	if relaySync != nil {
+		wg.Go(func() { relaySync.follow(bgCtx) })
 	}
 	if revokedFeed != nil {
 		// A certificate revoked on another front end: this one's CRL is
@@ -698,6 +719,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	_ = signaling.Shutdown(shutdownCtx) // browsers' sockets: http.Server.Shutdown leaves them open
+	webFwd.Close()                      // and those relayed to another front end
 	_ = httpSrv.Shutdown(shutdownCtx)
 	_ = httpsSrv.Shutdown(shutdownCtx)
 	// While the devices are still connected: meetings' participants get a

@@ -467,6 +467,28 @@ const scenarios = {
     step('the SIP participant\'s MESSAGE is in the chat');
   },
 
+  // The meeting's host dies: the page, joined through another front end
+  // of the pool (which relays its signaling to the host), says it is
+  // reconnecting and is back in the meeting on its own, now hosted by the
+  // front end it reached. The Go test kills the host when told to.
+  async 'rejoin-host-dies'(browser) {
+    const organizer = await newPage(browser, 'organizer');
+    await signIn(organizer, user(), password());
+    await until('the organizer lists the participant joined through the host', () =>
+      organizer.evaluate(() => document.querySelector('#roster').textContent.includes('Bob Builder')));
+    step('in the meeting through a front end that does not host it: kill the host');
+    await until('the page says it is reconnecting', () =>
+      organizer.evaluate(() => document.getElementById('status').textContent === 'Reconnecting…'), 10000);
+    step('the page says it is reconnecting');
+    await until('the page is back in the meeting, with media', () => organizer.evaluate(() => {
+      const roster = document.querySelector('#roster').textContent;
+      const pc = window.parleyPeerConnection;
+      return document.getElementById('ended').hidden && !document.getElementById('meeting').hidden &&
+        roster.includes('Alice') && !roster.includes('Bob Builder') && pc && pc.connectionState === 'connected';
+    }), 45000);
+    step('the page rejoined the meeting on its own');
+  },
+
   // Raise hand: an admitted guest raises her hand from the page; the
   // organizer sees it in the list (an icon and text for screen readers)
   // and hears it announced, and lowers it, which the guest is told; an

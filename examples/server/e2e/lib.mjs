@@ -54,9 +54,11 @@ export async function inbound(page, kind) {
   }, kind);
 }
 
-export async function launch(extraArgs = []) {
+// launch starts a headless Chromium; executablePath may be a wrapper
+// that starts it somewhere else (a network namespace).
+export async function launch(extraArgs = [], executablePath = process.env.CHROMIUM || '/usr/bin/chromium') {
   return chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    executablePath,
     headless: true,
     args: [
       '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
@@ -91,9 +93,11 @@ export async function signIn(page, user, password, { wait = true, keepPage = fal
   if (wait) await shown(page, 'meeting');
 }
 
-// guestJoin has page join as a guest through the invitation link.
-export async function guestJoin(page, name, key = env('PARLEY_KEY'), { state = 'lobby' } = {}) {
+// guestJoin has page join as a guest through the invitation link, with
+// its camera off if cameraOff.
+export async function guestJoin(page, name, key = env('PARLEY_KEY'), { state = 'lobby', cameraOff = false } = {}) {
   await page.goto(`${env('PARLEY_JOIN_URL')}#key=${encodeURIComponent(key)}`);
+  if (cameraOff) await page.check('#join-camera-off');
   await page.fill('#guest-name', name);
   if ((await page.inputValue('#guest-key')) !== key) await page.fill('#guest-key', key); // a same-page link does not reload
   await page.click('#guest-form button[type="submit"], #guest-form button:not([type])');

@@ -23,6 +23,9 @@ let queue = Promise.resolve(); // signaling messages, handled one at a time
 let wantOffer = false;  // a change of ours waits for the bridge's offer to end
 const tiles = new Tiles($('tiles'), $('screen'), $('screen-label'));
 const meter = new ConnectionMeter($('connection'), $('connection-level'), $('connection-detail'));
+let joinedWith = null;  // how we got our ticket: to ask for another when the connection is lost
+let retries = 0;        // rejoins tried since we were last in the meeting
+const maxRetries = 6;   // with the waits below, over 17 s: past a dead host's lease (10 s)
 let handAsked = false;  // the hand state we last asked for, to tell a leader's lowering from ours
 const presentersGone = new Map(); // name -> when: anonymous presenters who left (see renderRoster)
 
@@ -125,30 +128,83 @@ async function join(user, password, displayName, guest) {
   $('join-error').textContent = '';
   status('Signing in…');
   await previewReady;
-  const path = `/api/meetings/${meetingID}/ticket`;
-  const res = user === null
-    ? await postWithSession(path, { display_name: '' })
-    : await postWithDigest(path, { display_name: displayName }, user, password);
-  if (!res.ok) {
-    const msg = await errorOf(res);
-    if (user === null && (res.status === 401 || res.status === 403)) {
-      showOrg(await orgSession(meetingID)); // signed out meanwhile
-      throw new Error(`You are no longer signed in (${msg}). Sign in with your organization again.`);
-    }
-    throw new Error(joinError(res.status, msg, guest));
-  }
-  const { ticket } = await res.json();
+  const ticket = await getTicket({ user, password, displayName, guest });
+  joinedWith = { user, password, displayName, guest };
   micMuted = $('join-muted').checked;
   cameraOff = $('join-camera-off').checked;
   if (currentTrack('audio')) currentTrack('audio').enabled = !micMuted;
   if (cameraOff && currentTrack('video')) { currentTrack('video').stop(); localStream.removeTrack(currentTrack('video')); }
   showPreview();
   $('device-menu').append($('devices'));
-  status('Connecting…');
-  ws = new WebSocket(`wss://${location.host}/api/signaling/socket?ticket=${encodeURIComponent(ticket)}`);
-  ws.onmessage = (ev) => { queue = queue.then(() => onMessage(JSON.parse(ev.data))).catch(fail); };
-  ws.onclose = (ev) => ended(ev.reason || 'disconnected');
-  ws.onopen = () => { queue = queue.then(startMedia).catch(fail); };
+  connect(ticket);
+}
+
+// getTicket asks for a ticket with the credentials of how; a refusal
+// throws an Error in plain words, with the HTTP status.
+async function getTicket({ user, password, displayName, guest }) {
+  const path = `/api/meetings/${meetingID}/ticket`;
+  const res = user === null
+    ? await postWithSession(path, { display_name: '' })
+    : await postWithDigest(path, { display_name: displayName }, user, password);
+  if (!res.ok) {
+    const msg = await errorOf(res);
+    let err;
+    if (user === null && (res.status === 401 || res.status === 403)) {
+      showOrg(await orgSession(meetingID)); // signed out meanwhile
+      err = new Error(`You are no longer signed in (${msg}). Sign in with your organization again.`);
+    } else {
+      err = new Error(joinError(res.status, msg, guest));
+    }
+    err.status = res.status;
+    throw err;
+  }
+  return (await res.json()).ticket;
+}
+
+// rejoinable tells an "ended" reason that is no end: the meeting moved to
+// another front end of the pool while we joined.
+function rejoinable(reason) { return /hosted by another front end/.test(reason || ''); }
+
+// connect opens the signaling socket with a ticket. A socket that closes
+// without the server saying why ("ended": we left, were removed, the
+// meeting ended) lost the server that hosts the meeting: we rejoin.
+function connect(ticket) {
+  status(retries ? 'Reconnecting…' : 'Connecting…');
+  const sock = new WebSocket(`wss://${location.host}/api/signaling/socket?ticket=${encodeURIComponent(ticket)}`);
+  let over = false; // the server ended our part
+  ws = sock;
+  sock.onmessage = (ev) => {
+    const msg = JSON.parse(ev.data);
+    if (msg.type === 'ended' && !rejoinable(msg.reason)) over = true;
+    queue = queue.then(() => onMessage(msg)).catch(fail);
+  };
+  sock.onclose = (ev) => {
+    if (ws !== sock) return; // an earlier socket
+    if (over || !$('ended').hidden) ended(ev.reason || 'disconnected');
+    else reconnect(ev.reason);
+  };
+  sock.onopen = () => { queue = queue.then(startMedia).catch(fail); };
+}
+
+// reconnect rejoins after the connection was lost: a new ticket and
+// socket, a few times with growing waits, then it gives up.
+async function reconnect(reason) {
+  if (pc) { pc.close(); pc = null; }
+  if (screenStream) stopShare();
+  if (++retries > maxRetries) { ended(reason || 'disconnected'); return; }
+  status('Reconnecting…');
+  announce('The connection was lost. Reconnecting…');
+  await new Promise((resolve) => setTimeout(resolve, Math.min(8000, 500 * 2 ** (retries - 1)) * (0.75 + Math.random() / 2)));
+  if (!$('ended').hidden) return; // left meanwhile
+  let ticket;
+  try {
+    ticket = await getTicket(joinedWith);
+  } catch (err) {
+    if (err.status && err.status < 500 && err.status !== 429) { ended(err.message); return; } // refused: no use trying again
+    reconnect(reason);
+    return;
+  }
+  if ($('ended').hidden) connect(ticket);
 }
 
 function send(msg) { if (ws && ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg)); }
@@ -178,7 +234,9 @@ function simulcastEncodings(track) {
   const f = { rid: 'f', maxBitrate: 1_500_000 };
   const h = { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 };
   if (pixels >= 960 * 540) return [{ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }, h, f];
-  if (pixels >= 480 * 270) return [h, f];
+  // Two layers: the half one is the lowest, and must fit a weak link
+  // beside the meeting's audio (300 kbit/s: issue 28's weak subscriber).
+  if (pixels >= 480 * 270) return [{ ...h, maxBitrate: 150_000 }, f];
   return null;
 }
 
@@ -241,6 +299,7 @@ async function onMessage(msg) {
       tiles.refresh(pc);
       break;
     case 'state': {
+      retries = 0; // in the meeting (or its lobby) again
       const before = me.state;
       const hadHand = !!me.hand;
       me = msg;
@@ -274,7 +333,7 @@ async function onMessage(msg) {
       fail(msg.error);
       break;
     case 'ended':
-      ended(msg.reason);
+      if (!rejoinable(msg.reason)) ended(msg.reason);
       break;
   }
   if (wantOffer && pc && pc.signalingState === 'stable') {
