@@ -377,7 +377,9 @@ func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
 			return 0, addr, err
 		}
 		if c.fast != nil && ap.IsValid() {
-			if ch, ok := c.fast.channelOf(ap, relayNow()); ok {
+			// The grants hold peers unmapped; a dual-stack relay socket
+			// reads IPv4 peers mapped.
+			if ch, ok := c.fast.channelOf(netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), relayNow()); ok {
 				if !c.in.take(n) {
 					c.r.m.overLimit.Add(1)
 					continue

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"net"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -379,4 +380,39 @@ func TestRelayFastPathBatchesBursts(t *testing.T) {
 func relays(g *packetGuard, b []byte, src netip.AddrPort) bool {
 	_, _, _, ok := g.route(b, src)
 	return ok
+}
+
+// TestRelayFastPathOnDualStackRelaySockets: with relay sockets bound to
+// "::" (IPv4 peers read as mapped addresses), a peer's datagrams still
+// take the fast path to the client.
+func TestRelayFastPathOnDualStackRelaySockets(t *testing.T) {
+	probe, err := net.ListenPacket("udp", "[::]:0")
+	if err != nil {
+		t.Skipf("no dual-stack UDP here: %v", err)
+	}
+	_ = probe.Close()
+	e := newRelay(t, func(c *RelayConfig) {
+		c.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		c.RelayBind = "::"
+	})
+	peer, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peer.Close()
+	f := &fastEnv{relayEnv: e, s: e.udpSession("alice"), peer: peer}
+	f.bind(9)
+	_, _ = f.s.conn.WriteTo(channelData(0x4009, []byte("ping")), f.s.server)
+	got, from, err := readFrom(peer)
+	if err != nil || string(got) != "ping" {
+		t.Fatalf("peer got %q (%v)", got, err)
+	}
+	_, _ = peer.WriteToUDPAddrPort([]byte("pong"), from)
+	back := receives(f.s.conn, 3*time.Second)
+	if len(back) < 8 || binary.BigEndian.Uint16(back) != 0x4009 || string(back[4:8]) != "pong" {
+		t.Fatalf("client got %x", back)
+	}
+	if runtime.GOOS == "linux" && f.fast().batching.Load() == nil {
+		t.Fatal("the peer's datagram went through pion, not the fast path")
+	}
 }
