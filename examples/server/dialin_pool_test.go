@@ -6,8 +6,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/parleyuc/parley/internal/testredis"
 )
 
 // TestDialInThroughAnotherFrontEnd: two front ends of a pool, each its own
@@ -21,12 +19,8 @@ import (
 // and alice hear each other, and B's bridge carries neither call. A
 // gateway that takes no REFER hears the refusal instead.
 func TestDialInThroughAnotherFrontEnd(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords // printed once, by the first
+	_, fe, _ := startPool(t, 2)
+	a, b := fe[0], fe[1]
 	m := a.schedule(t, "alice", `{"subject":"Dial-in across the pool","access":"organization","dial_in_lobby":false}`)
 
 	alicePhone := newTestPhone(t)
@@ -43,7 +37,7 @@ func TestDialInThroughAnotherFrontEnd(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	gw, gwSrv := b.gateway(t, data)
+	gw, gwSrv := b.gateway(t, a.data)
 	refers := make(chan *sip.Request, 1)
 	gwSrv.OnRefer(func(req *sip.Request, tx sip.ServerTransaction) {
 		_ = tx.Respond(sip.NewResponseFromRequest(req, 202, "Accepted", nil))

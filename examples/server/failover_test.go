@@ -10,7 +10,6 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/parleyuc/parley/conference"
-	"github.com/parleyuc/parley/internal/testredis"
 )
 
 // meetingView is the admin API's view of a live meeting.
@@ -84,12 +83,9 @@ func control(t *testing.T, u *sipUser, invite *sip.Request, ok *sip.Response, cr
 // rebuilds it from the store: bob and carol enter directly, not through
 // the lobby again, and carol is still a presenter.
 func TestFailoverKeepsAdmissionsAndRoles(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, killA := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords
+	_, fe, kill := startPool(t, 2)
+	a, b := fe[0], fe[1]
+	killA := kill[0]
 	const carolPW = "correct horse battery"
 	a.admin(t).must("POST", "/users", `{"uri":"sip:carol@example.test","display_name":"Carol","password":"`+carolPW+`","enabled":true}`, 201, nil)
 	a.passwords["sip:carol@example.test"] = carolPW
@@ -158,11 +154,8 @@ func TestFailoverKeepsAdmissionsAndRoles(t *testing.T) {
 // host it: A ends the live meeting (alice's dialog gets a BYE, A hosts
 // nothing more), not only the stored one.
 func TestAdminEndsMeetingAtTheHost(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
+	_, fe, _ := startPool(t, 2)
+	a, b := fe[0], fe[1]
 	m := a.schedule(t, "alice", `{"access":"organization"}`)
 	alice := a.sipUser(t, "alice", a.passwords["sip:alice@example.test"], "localhost")
 	byes := make(chan struct{}, 1)

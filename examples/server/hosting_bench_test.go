@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
-
-	"github.com/parleyuc/parley/internal/testredis"
 )
 
 // cpuTicks is the CPU time (user and system, in clock ticks of 10 ms)
@@ -42,17 +40,13 @@ func cpuTicks(b *testing.B, pid int) int64 {
 //
 //	go test -run '^$' -bench BenchmarkMeetingJoin -benchtime 300x ./examples/server
 func BenchmarkMeetingJoin(b *testing.B) {
-	rds := testredis.Run(b)
-	data := b.TempDir()
 	limits := b.TempDir() + "/limits.json" // every join from one address: no throttling
 	if err := os.WriteFile(limits, []byte(`{"limits": {"throttle": {"per_address": {"rate": 100000, "burst": 100000},
 		"per_subnet": {"rate": 100000, "burst": 100000}}}}`), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	pool := []string{"-store", "redis", "-redis", rds.URL, "-config", limits}
-	a, _ := startServerProcess(b, data, append(pool, "-pool", "127.0.0.1:0")...)
-	fe, _ := startServerProcess(b, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	fe.passwords = a.passwords
+	_, pool, _ := startPool(b, 2, "-config", limits)
+	a, fe := pool[0], pool[1]
 	m := a.schedule(b, "alice", `{"access":"organization"}`)
 	contact := sip.NewHeader("Contact", "<sip:dev@127.0.0.1;transport=tls>")
 	host := a.sipUser(b, "alice", a.passwords["sip:alice@example.test"], "localhost")

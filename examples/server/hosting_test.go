@@ -19,12 +19,9 @@ import (
 // hosts: its token never goes backwards, and another host appears only
 // after the previous lease expired.
 func TestMeetingHostedByOneFrontEnd(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, killA := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords // printed once, by the first
+	rds, fe, kill := startPool(t, 2)
+	a, b := fe[0], fe[1]
+	killA := kill[0]
 
 	m := a.schedule(t, "alice", `{"access":"organization"}`)
 	stop := testredis.WatchLease(t, rds.URL, m.ID)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"os"
 	"os/exec"
@@ -66,6 +67,29 @@ func startServerProcessArgs(t testing.TB, data string, args []string) (s *server
 		t.Fatalf("front end did not start:\n%s", s.logs.String())
 	}
 	return s, kill
+}
+
+// startPool starts n front ends of a pool, each its own process, on one
+// redis-server and one data directory, extra flags to each: the i-th
+// listens for the pool and for SIP-TLS on 127.0.0.(i+1), and all know the
+// demo users' passwords the first printed. kill[i] ends the i-th with
+// SIGKILL.
+func startPool(t testing.TB, n int, extra ...string) (rds *testredis.Server, fe []*server, kill []func()) {
+	t.Helper()
+	rds = testredis.Run(t)
+	data := t.TempDir()
+	for i := range n {
+		args := []string{"-store", "redis", "-redis", rds.URL, "-pool", fmt.Sprintf("127.0.0.%d:0", i+1)}
+		if i > 0 {
+			args = append(args, "-sip-tls", fmt.Sprintf("127.0.0.%d:0", i+1))
+		}
+		s, k := startServerProcess(t, data, append(args, extra...)...)
+		if i > 0 {
+			s.passwords = fe[0].passwords // printed once, by the first
+		}
+		fe, kill = append(fe, s), append(kill, k)
+	}
+	return rds, fe, kill
 }
 
 // phone is a signed-in SIP user: registered, answering MESSAGEs and

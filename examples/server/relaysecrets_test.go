@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/parleyuc/parley/edge"
-	"github.com/parleyuc/parley/internal/testredis"
 	"github.com/parleyuc/parley/store"
 )
 
@@ -19,12 +18,8 @@ import (
 // redis-server. Relay credentials bob gets from B allocate on A's TURN
 // relay, and alice's from A on B's.
 func TestPoolSharesRelaySecrets(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords // printed once, by the first
+	_, fe, _ := startPool(t, 2)
+	a, b := fe[0], fe[1]
 
 	if _, _, err := turnAllocate(t, a, relayCredentials(t, b, "bob", b.passwords["sip:bob@example.test"])); err != nil {
 		t.Fatalf("bob's relay credentials from B, on A's relay: %v", err)

@@ -9,8 +9,6 @@ import (
 	"os"
 	"testing"
 	"time"
-
-	"github.com/parleyuc/parley/internal/testredis"
 )
 
 // TestThreeFrontEnds: three front ends, each its own process, on one
@@ -21,13 +19,8 @@ import (
 // B and C within a second, and the connection it had open on C is
 // closed.
 func TestThreeFrontEnds(t *testing.T) {
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	c, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.3:0", "-sip-tls", "127.0.0.3:0")...)
-	b.passwords, c.passwords = a.passwords, a.passwords // printed once, by the first
+	_, fe, _ := startPool(t, 3)
+	a, b, c := fe[0], fe[1], fe[2]
 
 	const carolPW = "correct horse battery"
 	a.admin(t).must("POST", "/users", `{"uri":"sip:carol@example.test","display_name":"Carol","enabled":true,"password":"`+carolPW+`"}`,

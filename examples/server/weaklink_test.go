@@ -2,13 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -84,66 +78,24 @@ func newWeakNetns(t *testing.T, rate string, loss int) *weakNetns {
 // organizer's full layer; Tom keeps decoding her video (at least 5 frames
 // a second) at a lower resolution, and his audio keeps coming
 // (e2e/weaklink.mjs).
+//
+// What it measures is timing: with other tests' browsers and builds on the
+// same cores, the publisher's encoder and the estimator starve, and Tom's
+// frame rate with them. So it runs alone, when PARLEY_WEAK_LINK is set
+// (.ci/run does, after the suite).
 func TestWebClientOnAWeakLink(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts two browsers")
+	if os.Getenv("PARLEY_WEAK_LINK") == "" {
+		t.Skip("timing-sensitive: run it alone with PARLEY_WEAK_LINK=1 (as root, with iproute2 and nftables)")
 	}
-	chromium := os.Getenv("CHROMIUM")
-	if chromium == "" {
-		chromium = "/usr/bin/chromium"
-	}
-	node, err := exec.LookPath("node")
-	_, errChromium := os.Stat(chromium)
-	_, errModules := os.Stat(filepath.Join("e2e", "node_modules", "playwright-core"))
-	if err != nil || errChromium != nil || errModules != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("node (%v), %s (%v) and e2e's playwright-core (%v) are needed; .ci/run installs them", err, chromium, errChromium, errModules)
-		}
-		t.Skip("node, chromium or e2e/node_modules missing: run npm ci in examples/server/e2e")
-	}
+	_, chromium := browserTools(t)
 	ns := newWeakNetns(t, "300kbit", 3)
 	// Tom's browser starts in the namespace.
 	wrapper := filepath.Join(t.TempDir(), "chromium-weak")
 	if err := os.WriteFile(wrapper, []byte("#!/bin/sh\nexec ip netns exec "+ns.name+" "+chromium+" \"$@\"\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-
 	// The web page and the media bridge where the namespace reaches them.
 	s := startServer(t, t.TempDir(), "-https", ns.hostIP+":0", "-media", ns.hostIP+":0")
-	c := s.httpsClient(t)
-	alicePW := s.passwords["sip:alice@example.test"]
-	body, _ := json.Marshal(map[string]string{"subject": "Weak link", "access": "organization"})
-	res := digestDo(t, c, "POST", "https://"+s.listeners["https"]+"/api/meetings", "alice", alicePW, body)
-	b, _ := io.ReadAll(res.Body)
-	res.Body.Close()
-	if res.StatusCode != http.StatusCreated {
-		t.Fatalf("schedule: %s %s", res.Status, b)
-	}
-	var m struct {
-		JoinURL string `json:"join_url"`
-		Key     string `json:"conference_key"`
-	}
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	page, err := c.Get(m.JoinURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page.Body.Close()
-	spki := sha256.Sum256(page.TLS.PeerCertificates[0].RawSubjectPublicKeyInfo)
-
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "weaklink.mjs")
-	cmd.Dir = "e2e"
-	cmd.Env = append(os.Environ(), "PARLEY_JOIN_URL="+m.JoinURL, "PARLEY_KEY="+m.Key, "PARLEY_USER=alice", "PARLEY_PASSWORD="+alicePW,
-		"PARLEY_SPKI="+base64.StdEncoding.EncodeToString(spki[:]), "PARLEY_ARTIFACTS="+t.TempDir(), "CHROMIUM="+chromium, "CHROMIUM_WEAK="+wrapper)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	err = cmd.Run()
-	t.Logf("e2e/weaklink.mjs:\n%s", out.String())
-	if err != nil {
-		t.Fatalf("the weak-link browser test failed: %v\nserver log:\n%s", err, s.logs.String())
-	}
+	b := browserMeetingOn(t, s, `{"subject":"Weak link","access":"organization"}`)
+	b.runScript(t, 4*time.Minute, nil, []string{"CHROMIUM_WEAK=" + wrapper}, "weaklink.mjs")
 }

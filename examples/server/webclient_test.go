@@ -81,14 +81,24 @@ func browserMeetingOn(t *testing.T, s *server, body string) *browserMeeting {
 // test's goroutine): the scenario asks the server side for something.
 func (b *browserMeeting) run(t *testing.T, scenario string, hooks map[string]func()) {
 	t.Helper()
+	b.runScript(t, 90*time.Second, hooks, nil, "client.mjs", scenario)
+}
+
+// runScript runs an e2e script (and its arguments) against the meeting,
+// with env added to its environment, for at most timeout; hooks are as
+// for run.
+func (b *browserMeeting) runScript(t *testing.T, timeout time.Duration, hooks map[string]func(), env []string, script string, args ...string) {
+	t.Helper()
 	node, chromium := browserTools(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "client.mjs", scenario)
+	scenario := strings.Join(append([]string{script}, args...), " ")
+	cmd := exec.CommandContext(ctx, node, append([]string{script}, args...)...)
 	cmd.Dir = "e2e"
 	cmd.Env = append(os.Environ(), "PARLEY_JOIN_URL="+b.url, "PARLEY_KEY="+b.m.ConferenceKey, "PARLEY_USER=alice",
 		"PARLEY_PASSWORD="+b.s.passwords["sip:alice@example.test"], "PARLEY_DOMAIN="+demoDomain,
 		"PARLEY_SPKI="+b.spki, "PARLEY_ARTIFACTS="+artifactsDir(), "CHROMIUM="+chromium)
+	cmd.Env = append(cmd.Env, env...)
 	pipe, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -110,7 +120,7 @@ func (b *browserMeeting) run(t *testing.T, scenario string, hooks map[string]fun
 		}
 	}
 	err = cmd.Wait()
-	t.Logf("e2e/client.mjs %s (%v):\n%s", scenario, time.Since(start).Round(time.Millisecond), out.String())
+	t.Logf("e2e/%s (%v):\n%s", scenario, time.Since(start).Round(time.Millisecond), out.String())
 	if err != nil {
 		t.Fatalf("the browser scenario %s failed: %v\nserver log:\n%s", scenario, err, b.s.logs.String())
 	}

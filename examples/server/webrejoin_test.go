@@ -7,8 +7,6 @@ import (
 	"encoding/base64"
 	"testing"
 	"time"
-
-	"github.com/parleyuc/parley/internal/testredis"
 )
 
 // TestWebClientRejoinsWhenTheHostDies: two front ends, each its own
@@ -20,12 +18,9 @@ import (
 // rejoin-host-dies).
 func TestWebClientRejoinsWhenTheHostDies(t *testing.T) {
 	browserTools(t)
-	rds := testredis.Run(t)
-	data := t.TempDir()
-	pool := []string{"-store", "redis", "-redis", rds.URL}
-	a, killA := startServerProcess(t, data, append(pool, "-pool", "127.0.0.1:0")...)
-	b, _ := startServerProcess(t, data, append(pool, "-pool", "127.0.0.2:0", "-sip-tls", "127.0.0.2:0")...)
-	b.passwords = a.passwords
+	_, fe, kill := startPool(t, 2)
+	a, b := fe[0], fe[1]
+	killA := kill[0]
 
 	m := a.schedule(t, "alice", `{"subject":"Rejoin","access":"organization"}`)
 	joinWebPeer(t, a, m.ID, "bob", a.passwords["sip:bob@example.test"], 700)
