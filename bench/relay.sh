@@ -15,13 +15,15 @@
 # coturn: no quota, loopback peers allowed, no CLI, no TLS or DTLS, one
 # fixed user (-u, --lt-cred-mech) and realm, its default engine (one UDP
 # relay thread per core) unless COTURN_THREADS sets --relay-threads.
-# Ours: one UDP listener, the same user and realm, loopback peers allowed,
-# the bandwidth limit raised, every other guard on.
+# Ours: one UDP listener socket per core (SO_REUSEPORT; RELAY_SOCKETS
+# sets how many), the same user and realm, loopback peers allowed, the
+# bandwidth limit raised, every other guard on.
 #
 #   bash bench/relay.sh
 #   SATURATE=1 bash bench/relay.sh                   # then raise the rate until loss > 1 % (SAT_STEP, SAT_DURATION)
 #   PROFILE=/tmp/relay.pprof bash bench/relay.sh     # our relay's CPU profile, for go tool pprof
 #   RELAY_GOMAXPROCS=1 bash bench/relay.sh           # our relay on one P (default: every core)
+#   RELAY_SOCKETS=1 bash bench/relay.sh              # one listener socket (default: one per core)
 #   LOADS="4 5000 160, 4 2000 1200" bash bench/relay.sh  # other loads: allocations, rate each, bytes
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -54,7 +56,7 @@ cargs=(-n --no-tls --no-dtls --no-cli -L 127.0.0.1 --listening-port "$cport" --r
 [ -n "$COTURN_THREADS" ] && cargs+=(--relay-threads "$COTURN_THREADS")
 turnserver "${cargs[@]}" >"$work/coturn.log" 2>&1 &
 coturn=$!
-oargs=(-listen "127.0.0.1:$oport" -realm "$realm" -user "$user" -password "$password")
+oargs=(-listen "127.0.0.1:$oport" -realm "$realm" -user "$user" -password "$password" -sockets "${RELAY_SOCKETS:-$(nproc)}")
 [ -n "$PROFILE" ] && oargs+=(-cpuprofile "$PROFILE")
 GOMAXPROCS=${RELAY_GOMAXPROCS:-$(nproc)} "$work/relayserver" "${oargs[@]}" >"$work/ours.log" 2>&1 &
 ours=$!
@@ -71,7 +73,7 @@ cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 
 echo "coturn: $(sed -n 's/^Version //p' "$work/coturn.log") (dpkg: $(dpkg-query -W -f '${Version}' coturn 2>/dev/null || echo '?')), pid $coturn, 127.0.0.1:$cport, $(grep -c 'turn server id=' "$work/coturn.log") relay threads"
-echo "ours:   bench/relayserver built with $(go version -m "$work/relayserver" | head -1 | cut -f2), GOMAXPROCS=${RELAY_GOMAXPROCS:-$(nproc)}, pid $ours, 127.0.0.1:$oport"
+echo "ours:   bench/relayserver built with $(go version -m "$work/relayserver" | head -1 | cut -f2), GOMAXPROCS=${RELAY_GOMAXPROCS:-$(nproc)}, $(sed -n 's/^listening udp .* sockets //p' "$work/ours.log") listener sockets, pid $ours, 127.0.0.1:$oport"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 echo
 

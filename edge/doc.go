@@ -32,7 +32,10 @@
 // relays (RFC 6062, served by the edge itself) for clients that reach it
 // only over TCP or TLS. It never relays to the host's own addresses nor
 // to internal ranges unless allowed, and drains with Shutdown (see its
-// documentation and the example).
+// documentation and the example). ChannelData and Send indications for
+// what pion granted are relayed by the edge itself, in batches on Linux;
+// [ListenUDPShared] opens one UDP listener socket per core on one
+// address.
 //
 // Remote users of the tenants and anonymous guests connect to the edge's
 // other listener ([AccessEdge.UserListener], TLS without a client

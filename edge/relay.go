@@ -207,10 +207,11 @@ func NewEdgeRelay(cfg RelayConfig) (*EdgeRelay, error) {
 	if a, ok := netip.AddrFromSlice(cfg.RelayAddress); ok {
 		r.filter.own = append(r.filter.own, a.Unmap())
 	}
-	sc := turn.ServerConfig{Realm: cfg.Realm, AuthHandler: r.authenticate, LoggerFactory: quietLoggers(), InboundMTU: relayInboundMTU}
+	sc := turn.ServerConfig{Realm: cfg.Realm, AuthHandler: r.authenticate, LoggerFactory: quietLoggers(), InboundMTU: relayInboundMTU,
+		ChannelBindTimeout: relayChannelLifetime}
 	for _, pc := range cfg.UDP {
 		r.addOwn(pc.LocalAddr())
-		g := &packetGuard{PacketConn: pc, r: r}
+		g := newPacketGuard(pc, r)
 		sc.PacketConnConfigs = append(sc.PacketConnConfigs, turn.PacketConnConfig{PacketConn: g,
 			RelayAddressGenerator: &portGenerator{r: r, current: g.allocating}, PermissionHandler: r.permit})
 	}
@@ -400,6 +401,11 @@ func userOf(username string) string {
 type allocating struct {
 	tuple, client, user string
 	used                bool // the allocation was made (guarded by EdgeRelay.mu)
+
+	// A UDP Allocate's listener and client address, for the fast path
+	// (guard nil: a TCP one, or a listener that is no *net.UDPConn).
+	guard *packetGuard
+	src   netip.AddrPort
 }
 
 // settle releases the quota an Allocate reserved if pion made no
@@ -486,9 +492,16 @@ func (r *EdgeRelay) randomPort() int {
 func (r *EdgeRelay) track(pc net.PacketConn, a *allocating) (net.PacketConn, error) {
 	rc := &relayConn{PacketConn: pc, r: r, a: a, out: newBucket(r.cfg.Bandwidth), in: newBucket(r.cfg.Bandwidth),
 		peers: map[netip.Addr]bool{}}
+	rc.udp, _ = pc.(*net.UDPConn)
 	if err := r.claim(a); err != nil {
 		_ = pc.Close()
 		return nil, err
+	}
+	if a.guard != nil && a.guard.udp != nil && rc.udp != nil {
+		rc.fast = newFastAlloc(a.guard, rc, a.src)
+		a.guard.fmu.Lock()
+		a.guard.fast[a.src] = rc.fast
+		a.guard.fmu.Unlock()
 	}
 	r.mu.Lock()
 	if d, ok := r.credentialLeft(a.user); ok { // set under r.mu, which Close takes before reading it
@@ -551,8 +564,19 @@ type relayConn struct {
 	in, out *bucket
 	addrs   addrCache // used by pion's reading goroutine only
 	once    sync.Once
-	buf     []byte      // ReadFrom's, one byte longer than pion's
-	ends    *time.Timer // at the credential's expiry; nil: none known
+	buf     []byte       // ReadFrom's: a ChannelData header, pion's buffer and one byte more, padding
+	udp     *net.UDPConn // the PacketConn if it is one
+	fast    *fastAlloc   // the fast path's copy of the allocation's grants; nil: none (TCP client, not a UDPConn)
+
+	// Batching, once the fast path has relayed a datagram from a peer
+	// (idle allocations keep no batch buffers): rb reads the relay
+	// socket (datagrams qi to qn are still to be handled) and cw writes
+	// ChannelData to the client, both used by pion's reading goroutine
+	// only; wb writes datagrams from the client, used by the listener's.
+	rb     *udpReader
+	qi, qn int
+	cw, wb *udpWriter
+	ends   *time.Timer // at the credential's expiry; nil: none known
 
 	pmu   sync.Mutex
 	peers map[netip.Addr]bool // peers with a permission (kept until the allocation ends)
@@ -580,33 +604,6 @@ func (c *relayConn) permitted(addr net.Addr) bool {
 	return c.peers[a.Unmap()]
 }
 
-// ReadFrom reads datagrams from peers for pion: it drops those larger
-// than pion's buffer (they would arrive truncated), and charges the
-// bandwidth limit only for peers with a permission, so strangers cannot
-// use up an allocation's budget (pion drops their datagrams).
-func (c *relayConn) ReadFrom(p []byte) (int, net.Addr, error) {
-	if len(c.buf) != len(p)+1 {
-		c.buf = make([]byte, len(p)+1)
-	}
-	for {
-		n, addr, err := c.addrs.readFrom(c.PacketConn, c.buf)
-		if err != nil {
-			return 0, addr, err
-		}
-		if n > len(p) {
-			continue
-		}
-		if c.permitted(addr) {
-			if !c.in.take(n) {
-				c.r.m.overLimit.Add(1)
-				continue
-			}
-			c.r.m.fromPeers.Add(int64(n))
-		}
-		return copy(p, c.buf[:n]), addr, nil
-	}
-}
-
 func (c *relayConn) WriteTo(p []byte, addr net.Addr) (int, error) {
 	if !c.out.take(len(p)) {
 		c.r.m.overLimit.Add(1)
@@ -629,6 +626,13 @@ func (c *relayConn) Close() error {
 		}
 		if r.relays[c.a.client] == c {
 			delete(r.relays, c.a.client)
+		}
+		if fa := c.fast; fa != nil {
+			fa.g.fmu.Lock()
+			if fa.g.fast[fa.client] == fa {
+				delete(fa.g.fast, fa.client)
+			}
+			fa.g.fmu.Unlock()
 		}
 		delete(r.all, c)
 		r.mu.Unlock()

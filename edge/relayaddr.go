@@ -38,13 +38,18 @@ func (c *addrCache) readFrom(pc net.PacketConn, p []byte) (int, net.Addr, error)
 	if err != nil {
 		return n, nil, err
 	}
+	return n, c.addr(ap), nil
+}
+
+// addr returns the *net.UDPAddr of ap, made the first time ap is seen.
+func (c *addrCache) addr(ap netip.AddrPort) *net.UDPAddr {
 	if a := c.m[ap]; a != nil {
-		return n, a, nil
+		return a
 	}
 	if c.m == nil || len(c.m) >= maxCachedAddrs {
 		c.m = make(map[netip.AddrPort]*net.UDPAddr)
 	}
 	a := net.UDPAddrFromAddrPort(ap)
 	c.m[ap] = a
-	return n, a, nil
+	return a
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/netip"
 	"sync"
 	"time"
 )
@@ -18,10 +19,35 @@ import (
 // packetGuard guards a UDP listener; pion reads it from one goroutine.
 type packetGuard struct {
 	net.PacketConn
-	r     *EdgeRelay
-	addrs addrCache // used by the reading goroutine only
-	mu    sync.Mutex
-	cur   *allocating
+	r       *EdgeRelay
+	udp     *net.UDPConn // the PacketConn if it is one: the fast path needs it
+	addrs   addrCache    // used by the reading goroutine only
+	mu      sync.Mutex
+	cur     *allocating
+	pending *fastGrant // the ChannelBind or CreatePermission pion is answering
+
+	fmu  sync.RWMutex
+	fast map[netip.AddrPort]*fastAlloc // UDP allocations made on this listener, by client
+
+	// Batched reads (nil: one datagram at a time), used by the reading
+	// goroutine only: datagrams qi to qn of the last batch are still to
+	// be handled; dirty are the relay sockets with datagrams the fast
+	// path queued.
+	rb     *udpReader
+	qi, qn int
+	dirty  []*relayConn
+}
+
+// listenerBatch is how many datagrams a listener reads a system call.
+const listenerBatch = 32
+
+func newPacketGuard(pc net.PacketConn, r *EdgeRelay) *packetGuard {
+	g := &packetGuard{PacketConn: pc, r: r, fast: map[netip.AddrPort]*fastAlloc{}}
+	g.udp, _ = pc.(*net.UDPConn)
+	if g.udp != nil {
+		g.rb = newUDPReader(g.udp, listenerBatch, 0, relayInboundMTU, 0)
+	}
+	return g
 }
 
 // ReadFrom hands pion the next datagram the guards let through. Only
@@ -30,22 +56,37 @@ type packetGuard struct {
 // relays them only on this 5-tuple's allocation, toward peers it has
 // permissions for, and those were granted by requests inspected here.
 func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
+	// pion is done with the previous message: an Allocate it did not
+	// turn into an allocation gives its reserved quota back.
+	g.mu.Lock()
+	prev := g.cur
+	g.cur = nil
+	g.pending = nil
+	g.mu.Unlock()
+	if prev != nil {
+		g.r.settle(prev)
+	}
 	for {
-		n, addr, err := g.addrs.readFrom(g.PacketConn, p)
+		b, ap, addr, err := g.next(p)
 		if err != nil {
-			return n, addr, err
+			g.flushPeers()
+			return 0, addr, err
 		}
-		// pion is done with the previous message: an Allocate it did not
-		// turn into an allocation gives its reserved quota back.
-		g.mu.Lock()
-		prev := g.cur
-		g.cur = nil
-		g.mu.Unlock()
-		if prev != nil {
-			g.r.settle(prev)
+		if !isRequest(b) {
+			if ap.IsValid() && g.relayFast(b, ap) {
+				continue
+			}
+			g.flushPeers()
+			if addr == nil {
+				addr = g.addrs.addr(ap)
+			}
+			return copy(p, b), addr, nil
 		}
-		if !isRequest(p[:n]) {
-			return n, addr, nil
+		g.flushPeers()
+		n := copy(p, b)
+		at := relayNow()
+		if addr == nil {
+			addr = g.addrs.addr(ap)
 		}
 		v := g.r.inspect("udp|"+g.LocalAddr().String()+"|"+addr.String(), "udp|"+addr.String(), addr, p[:n])
 		if v.drop {
@@ -57,12 +98,72 @@ func (g *packetGuard) ReadFrom(p []byte) (int, net.Addr, error) {
 		}
 		if v.pass != nil {
 			n = copy(p, v.pass) // shorter than what was read
+		} else if ap.IsValid() {
+			g.learn(p[:n], ap, at)
+		}
+		if v.alloc != nil && ap.IsValid() {
+			v.alloc.guard, v.alloc.src = g, ap
 		}
 		g.mu.Lock()
 		g.cur = v.alloc
 		g.mu.Unlock()
 		return n, addr, nil
 	}
+}
+
+// next returns the next datagram: from the batch read last (flushing the
+// datagrams the fast path queued for peers before reading another), or
+// read into p when the listener reads one at a time. A datagram that
+// fills p may be truncated: it is dropped, as pion drops it.
+func (g *packetGuard) next(p []byte) ([]byte, netip.AddrPort, net.Addr, error) {
+	if g.rb == nil {
+		for {
+			n, ap, addr, err := g.read(p)
+			if err != nil || n < len(p) {
+				return p[:n], ap, addr, err
+			}
+		}
+	}
+	for {
+		for g.qi >= g.qn {
+			g.flushPeers()
+			n, err := g.rb.read()
+			if err != nil {
+				return nil, netip.AddrPort{}, nil, err
+			}
+			g.qi, g.qn = 0, n
+		}
+		buf, n, ap := g.rb.msg(g.qi)
+		g.qi++
+		if n < len(p) && n < len(buf) {
+			return buf[:n], ap, nil, nil
+		}
+	}
+}
+
+// flushPeers writes the datagrams the fast path queued for peers.
+func (g *packetGuard) flushPeers() {
+	for i, c := range g.dirty {
+		c.wb.flush()
+		g.dirty[i] = nil
+	}
+	g.dirty = g.dirty[:0]
+}
+
+// read reads a datagram and its source: as an AddrPort when
+// the listener is a *net.UDPConn, the net.Addr made only when pion needs
+// it; as a net.Addr (ap invalid) otherwise.
+func (g *packetGuard) read(p []byte) (int, netip.AddrPort, net.Addr, error) {
+	u := g.udp
+	if u == nil { // a packetGuard made elsewhere than newPacketGuard (tests)
+		u, _ = g.PacketConn.(*net.UDPConn)
+	}
+	if u == nil {
+		n, addr, err := g.PacketConn.ReadFrom(p)
+		return n, netip.AddrPort{}, addr, err
+	}
+	n, ap, err := u.ReadFromUDPAddrPort(p)
+	return n, ap, nil, err
 }
 
 func (g *packetGuard) allocating() *allocating {

@@ -1,6 +1,7 @@
 // Command relayserver runs Parley's TURN relay (edge.EdgeRelay) alone in
 // its own process, for benchmarks beside other relays (bench/relay.sh):
-// one UDP listener, one fixed user with a long-term credential (as
+// one UDP listener socket per core (SO_REUSEPORT, edge.ListenUDPShared),
+// one fixed user with a long-term credential (as
 // coturn's -u user:pass --lt-cred-mech), loopback peers allowed, the
 // bandwidth limit raised out of the way and every other guard on (peer
 // filter, allocation quota, Allocate replay check, 5-tuple binding,
@@ -11,7 +12,7 @@
 // issued to signed-in users around it: this keeps the process to the
 // relay, so that its CPU is the relay's.
 //
-//	relayserver -listen 127.0.0.1:3478 -realm bench -user load -password secret [-cpuprofile FILE]
+//	relayserver -listen 127.0.0.1:3478 -realm bench -user load -password secret [-sockets N] [-cpuprofile FILE]
 //
 // It prints "listening udp ADDRESS" once it serves, and stops on SIGINT
 // or SIGTERM (writing the CPU profile then).
@@ -27,6 +28,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/pprof"
 	"syscall"
 
@@ -47,28 +49,28 @@ func main() {
 	user := flag.String("user", "load", "the user `name` allowed")
 	password := flag.String("password", "", "the user's `password` (required)")
 	quota := flag.Int("quota", 64, "allocations per user")
+	sockets := flag.Int("sockets", runtime.NumCPU(), "listener `sockets` sharing the address (SO_REUSEPORT)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile to `file` from start to stop")
 	flag.Parse()
-	if err := run(*listen, *realm, *user, *password, *quota, *cpuProfile); err != nil {
+	if err := run(*listen, *realm, *user, *password, *quota, *sockets, *cpuProfile); err != nil {
 		fmt.Fprintln(os.Stderr, "relayserver:", err)
 		os.Exit(1)
 	}
 }
 
-func run(listen, realm, user, password string, quota int, cpuProfile string) error {
+func run(listen, realm, user, password string, quota, sockets int, cpuProfile string) error {
 	if password == "" {
 		return errors.New("-password is required")
 	}
 	if quota < 1 {
 		return fmt.Errorf("-quota %d: must be at least 1", quota)
 	}
-	pc, err := net.ListenPacket("udp4", listen)
+	if sockets < 1 {
+		return fmt.Errorf("-sockets %d: must be at least 1", sockets)
+	}
+	pcs, err := edge.ListenUDPShared("udp4", listen, sockets, socketBuffer, socketBuffer)
 	if err != nil {
 		return err
-	}
-	if u, ok := pc.(*net.UDPConn); ok {
-		_ = u.SetReadBuffer(socketBuffer)
-		_ = u.SetWriteBuffer(socketBuffer)
 	}
 	key := edge.LongTermKey(user, realm, password)
 	r, err := edge.NewEdgeRelay(edge.RelayConfig{
@@ -76,7 +78,7 @@ func run(listen, realm, user, password string, quota int, cpuProfile string) err
 		AuthHandler: func(username, _ string, _ net.Addr) ([]byte, bool) {
 			return key, subtle.ConstantTimeCompare([]byte(username), []byte(user)) == 1
 		},
-		UDP:                []net.PacketConn{pc},
+		UDP:                pcs,
 		RelayAddress:       net.IPv4(127, 0, 0, 1),
 		PortMin:            portMin,
 		PortMax:            portMax,
@@ -86,7 +88,9 @@ func run(listen, realm, user, password string, quota int, cpuProfile string) err
 		Logger:             slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
-		_ = pc.Close()
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
 		return err
 	}
 	if cpuProfile != "" {
@@ -102,7 +106,7 @@ func run(listen, realm, user, password string, quota int, cpuProfile string) err
 		}
 		defer pprof.StopCPUProfile()
 	}
-	fmt.Println("listening udp", pc.LocalAddr())
+	fmt.Println("listening udp", pcs[0].LocalAddr(), "sockets", len(pcs))
 	stop := make(chan os.Signal, 1)
 	signal.Notify(stop, syscall.SIGINT, syscall.SIGTERM)
 	<-stop
