@@ -9,13 +9,16 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime"
+
+	"github.com/parleyuc/parley/edge"
 )
 
 // listeners are the server's sockets, one per flag.
 type listeners struct {
 	http, sip, wss, https, edge, edgeUsers, turns net.Listener
-	turnUDP                                       net.PacketConn
-	turnTCP                                       net.Listener // on turnUDP's port
+	turnUDP                                       []net.PacketConn // one per core, sharing the port (turnSockets)
+	turnTCP                                       net.Listener     // on turnUDP's port
 	media                                         net.PacketConn
 	pool                                          net.Listener // nil: not in a pool
 	opened                                        []io.Closer
@@ -43,10 +46,13 @@ func openListeners(cfg *config) (_ *listeners, err error) {
 		}
 		l.opened = append(l.opened, *tcp.ln)
 	}
-	if l.turnUDP, l.turnTCP, err = listenUDPAndTCP(cfg.TURN); err != nil {
+	if l.turnUDP, l.turnTCP, err = listenUDPAndTCP(cfg.TURN, turnSockets()); err != nil {
 		return nil, fmt.Errorf("-turn %s: %w", cfg.TURN, err)
 	}
-	l.opened = append(l.opened, l.turnUDP, l.turnTCP)
+	for _, pc := range l.turnUDP {
+		l.opened = append(l.opened, pc)
+	}
+	l.opened = append(l.opened, l.turnTCP)
 	if l.media, err = net.ListenPacket("udp", cfg.Media); err != nil {
 		return nil, fmt.Errorf("-media %s: %w", cfg.Media, err)
 	}
@@ -67,24 +73,37 @@ func (l *listeners) close() {
 	}
 }
 
-// listenUDPAndTCP listens on addr over UDP and TCP, on the same port. With
-// port 0 the kernel picks the UDP port, which TCP may have in use: then it
-// tries another.
-func listenUDPAndTCP(addr string) (net.PacketConn, net.Listener, error) {
+// turnSockets is how many UDP sockets the TURN listener shares its port
+// over: one per core on Linux, whose SO_REUSEPORT spreads the clients
+// over them (edge.ListenUDPShared), so that as many goroutines relay at
+// once; one elsewhere.
+func turnSockets() int {
+	if runtime.GOOS != "linux" {
+		return 1
+	}
+	return runtime.NumCPU()
+}
+
+// listenUDPAndTCP listens on addr over UDP, with n sockets sharing the
+// port, and over TCP, on the same port. With port 0 the kernel picks the
+// UDP port, which TCP may have in use: then it tries another.
+func listenUDPAndTCP(addr string, n int) ([]net.PacketConn, net.Listener, error) {
 	_, port, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, nil, err
 	}
 	for try := 0; ; try++ {
-		pc, err := net.ListenPacket("udp", addr)
+		pcs, err := edge.ListenUDPShared("udp", addr, n, 0, 0)
 		if err != nil {
 			return nil, nil, err
 		}
-		ln, err := net.Listen("tcp", pc.LocalAddr().String())
+		ln, err := net.Listen("tcp", pcs[0].LocalAddr().String())
 		if err == nil {
-			return pc, ln, nil
+			return pcs, ln, nil
 		}
-		_ = pc.Close()
+		for _, pc := range pcs {
+			_ = pc.Close()
+		}
 		if port != "0" || try == 10 {
 			return nil, nil, fmt.Errorf("TCP: %w", err)
 		}

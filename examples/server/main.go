@@ -129,7 +129,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// "advertise" entries) the addresses announced to them differ from
 	// the ones bound.
 	bound := map[string]net.Addr{"http": ln.http.Addr(), "https": ln.https.Addr(), "sip_tls": ln.sip.Addr(), "sip_wss": ln.wss.Addr(),
-		"edge": ln.edge.Addr(), "edge_users": ln.edgeUsers.Addr(), "turn": ln.turnUDP.LocalAddr(), "turns": ln.turns.Addr(),
+		"edge": ln.edge.Addr(), "edge_users": ln.edgeUsers.Addr(), "turn": ln.turnUDP[0].LocalAddr(), "turns": ln.turns.Addr(),
 		"media": ln.media.LocalAddr(), "pool": addrOf(ln.pool)}
 	nw, err := newNetwork(ctx, &cfg, bound, logger)
 	if err != nil {
@@ -449,10 +449,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	relayCfg := edge.RelayConfig{Realm: realm, Secrets: relaySecrets, Logger: logger,
-		UDP: []net.PacketConn{ln.turnUDP}, TCP: []net.Listener{ln.turnTCP, tls.NewListener(ln.turns, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
+		UDP: ln.turnUDP, TCP: []net.Listener{ln.turnTCP, tls.NewListener(ln.turns, pki.ServerTLSConfig(certFor("turns", serverCert), verifier))},
 		// Relayed addresses carry the public address; relay sockets
 		// bind where the listener is bound.
-		RelayAddress: net.IP(nw.addrPort("turn").Addr().AsSlice()), RelayBind: addrIP(ln.turnUDP.LocalAddr()).String()}
+		RelayAddress: net.IP(nw.addrPort("turn").Addr().AsSlice()), RelayBind: addrIP(ln.turnUDP[0].LocalAddr()).String()}
 	cfg.Limits.relay(&relayCfg)
 	if cfg.RelayAllowLoopback {
 		relayCfg.AllowPeers = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
@@ -702,7 +702,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fmt.Fprintf(stdout, "listening https %s\n", ln.https.Addr())
 	fmt.Fprintf(stdout, "listening edge %s\n", ln.edge.Addr())
 	fmt.Fprintf(stdout, "listening edge-users %s\n", ln.edgeUsers.Addr())
-	fmt.Fprintf(stdout, "listening turn %s\n", ln.turnUDP.LocalAddr())
+	fmt.Fprintf(stdout, "listening turn %s\n", ln.turnUDP[0].LocalAddr())
 	fmt.Fprintf(stdout, "listening turns %s\n", ln.turns.Addr())
 	fmt.Fprintf(stdout, "listening media %s\n", ln.media.LocalAddr())
 	if ln.pool != nil {
