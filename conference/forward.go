@@ -110,25 +110,20 @@ func (f *Focus) passedOn(req *sip.Request) {
 func (f *Focus) leftRemote(gone []*remoteDialog) {
 	for _, r := range gone {
 		f.goRun(func() {
-			d := r.d
-			req := sip.NewRequest(sip.BYE, d.local) // the meeting, at its host
-			if c := hostContact(d.contact); c != nil {
-				req.Recipient = *c
+			// The participant's side of the dialog, as it would send it:
+			// its tag and URI ours, the host's theirs.
+			d := *r.d
+			d.localTag, d.remoteTag = r.d.remoteTag, r.d.localTag
+			d.local, d.remote = r.d.remote, r.d.local
+			d.routeSet = nil
+			target := r.d.local // the meeting, at its host
+			if c := hostContact(r.d.contact); c != nil {
+				target = *c
 			}
-			// From the participant: its tag is ours here, the host's
-			// theirs.
-			fromParams, toParams := sip.NewParams(), sip.NewParams()
-			fromParams.Add("tag", d.remoteTag)
-			toParams.Add("tag", d.localTag)
-			callID := sip.CallIDHeader(d.callID)
-			req.AppendHeader(&sip.FromHeader{Address: d.remote, Params: fromParams})
-			req.AppendHeader(&sip.ToHeader{Address: d.local, Params: toParams})
-			req.AppendHeader(&callID)
-			req.AppendHeader(&sip.CSeqHeader{SeqNo: 1 << 30, MethodName: sip.BYE})
-			mf := sip.MaxForwardsHeader(70)
-			req.AppendHeader(&mf)
+			req := sip.NewRequest(sip.BYE, target)
+			inDialogRequest(req, &d, 1<<30)
+			req.RemoveHeader("Contact")
 			req.AppendHeader(sip.NewHeader("Reason", `SIP;cause=480;text="The participant's connection closed"`))
-			req.SetBody(nil)
 			auth.AssertIdentity(req, r.id, r.dialIn)
 			req.SetTransport("TLS")
 			req.SetDestination(r.holder.Host)

@@ -93,13 +93,11 @@ func (s *Secrets) SetSecret(id string, key []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if id == s.current.id || slices.ContainsFunc(s.previous, func(r retired) bool { return r.id == id && now.Before(r.until) }) {
-		return fmt.Errorf("edge: secret ID %q is in use", id)
+	i, err := s.acceptedLocked(id, key, now)
+	if err != nil {
+		return err
 	}
-	if i := slices.IndexFunc(s.next, func(n secret) bool { return n.id == id }); i >= 0 {
-		if !hmac.Equal(s.next[i].key, key) {
-			return fmt.Errorf("edge: secret ID %q was accepted with another key", id)
-		}
+	if i >= 0 {
 		s.next = slices.Delete(s.next, i, i+1)
 	}
 	kept := []retired{{secret: s.current, until: now.Add(s.grace)}}
@@ -111,6 +109,21 @@ func (s *Secrets) SetSecret(id string, key []byte) error {
 	s.previous = kept
 	s.current = secret{id: id, key: append([]byte(nil), key...)}
 	return nil
+}
+
+// acceptedLocked checks that id names neither the current secret nor one
+// still retiring, and returns its index among the accepted ones (Accept),
+// -1 if it is not one, or an error if it was accepted with another key.
+// s.mu is held.
+func (s *Secrets) acceptedLocked(id string, key []byte, now time.Time) (int, error) {
+	if id == s.current.id || slices.ContainsFunc(s.previous, func(r retired) bool { return r.id == id && now.Before(r.until) }) {
+		return -1, fmt.Errorf("edge: secret ID %q is in use", id)
+	}
+	i := slices.IndexFunc(s.next, func(n secret) bool { return n.id == id })
+	if i >= 0 && !hmac.Equal(s.next[i].key, key) {
+		return -1, fmt.Errorf("edge: secret ID %q was accepted with another key", id)
+	}
+	return i, nil
 }
 
 // validSecret checks a secret's ID and key.
@@ -139,14 +152,8 @@ func (s *Secrets) Accept(id string, key []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	now := s.now()
-	if id == s.current.id || slices.ContainsFunc(s.previous, func(r retired) bool { return r.id == id && now.Before(r.until) }) {
-		return fmt.Errorf("edge: secret ID %q is in use", id)
-	}
-	if i := slices.IndexFunc(s.next, func(n secret) bool { return n.id == id }); i >= 0 {
-		if !hmac.Equal(s.next[i].key, key) {
-			return fmt.Errorf("edge: secret ID %q was accepted with another key", id)
-		}
-		return nil
+	if i, err := s.acceptedLocked(id, key, now); err != nil || i >= 0 {
+		return err // in use, or accepted already
 	}
 	if len(s.next) >= maxRetired {
 		return errors.New("edge: 16 accepted secrets wait already")
