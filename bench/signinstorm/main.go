@@ -107,7 +107,8 @@ func storm(addr, caFile string, n int, rate float64, pid int, metricsURL string)
 		return fmt.Errorf("%s: no certificate", caFile)
 	}
 	tlsConf := &tls.Config{RootCAs: roots, ServerName: "localhost", MinVersion: tls.VersionTLS12}
-	rssBefore, heapBefore := rss(pid), heap(metricsURL)
+	rssBefore, heapBefore := rss(pid), metric(metricsURL, "go_memstats_heap_inuse_bytes")
+	stackBefore, goroutinesBefore := metric(metricsURL, "go_memstats_stack_inuse_bytes"), metric(metricsURL, "go_goroutines")
 
 	results := make([]result, n)
 	conns := make([]net.Conn, n)
@@ -157,7 +158,8 @@ func storm(addr, caFile string, n int, rate float64, pid int, metricsURL string)
 	}
 	if pid != 0 || metricsURL != "" {
 		time.Sleep(2 * time.Second) // the server settles: handshake buffers released
-		rssAfter, heapAfter := rss(pid), heap(metricsURL)
+		rssAfter, heapAfter := rss(pid), metric(metricsURL, "go_memstats_heap_inuse_bytes")
+		stackAfter, goroutinesAfter := metric(metricsURL, "go_memstats_stack_inuse_bytes"), metric(metricsURL, "go_goroutines")
 		open := 0
 		for _, c := range conns {
 			if c != nil {
@@ -171,6 +173,9 @@ func storm(addr, caFile string, n int, rate float64, pid int, metricsURL string)
 		if open > 0 && metricsURL != "" {
 			fmt.Printf("server Go heap in use: %.1f MB before, %.1f MB after: %.1f KB per connection\n",
 				heapBefore/1e6, heapAfter/1e6, (heapAfter-heapBefore)/float64(open)/1e3)
+			fmt.Printf("server goroutine stacks: %.1f MB before, %.1f MB after: %.1f KB per connection; goroutines %.0f before, %.0f after: %.2f per connection\n",
+				stackBefore/1e6, stackAfter/1e6, (stackAfter-stackBefore)/float64(open)/1e3,
+				goroutinesBefore, goroutinesAfter, (goroutinesAfter-goroutinesBefore)/float64(open))
 		}
 	}
 	for _, c := range conns {
@@ -277,8 +282,9 @@ func rss(pid int) int64 {
 	return 0
 }
 
-// heap is the server's go_memstats_heap_inuse_bytes from /metrics.
-func heap(url string) float64 {
+// metric is the value of the server's metric name (a gauge without
+// labels) from its /metrics at url.
+func metric(url, name string) float64 {
 	if url == "" {
 		return 0
 	}
@@ -289,7 +295,7 @@ func heap(url string) float64 {
 	defer res.Body.Close()
 	data, _ := io.ReadAll(res.Body)
 	for _, line := range strings.Split(string(data), "\n") {
-		if v, ok := strings.CutPrefix(line, "go_memstats_heap_inuse_bytes "); ok {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
 			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
 			return f
 		}
