@@ -39,7 +39,6 @@ async function sentLayers(page) {
 
 async function weakLink(browser, weakBrowser) {
   const organizer = await newPage(browser, 'organizer');
-  await organizer.addInitScript(() => { window.parleySimulcast = true; });
   await signIn(organizer, env('PARLEY_USER'), env('PARLEY_PASSWORD'));
   const gina = await newPage(browser, 'gina');
   await guestJoin(gina, 'Gina Guest', undefined, { cameraOff: true });
@@ -53,17 +52,21 @@ async function weakLink(browser, weakBrowser) {
   // Widths, not layer names: a loaded machine's encoder scales every
   // layer down, so the test compares what the two guests receive at the
   // same moment with what the organizer sends then.
-  const look = async () => {
+  // Later, Tom may get the full layer too: a loaded machine's encoder
+  // sends it at a rate that fits his link (the bridge gives each the
+  // best layer that fits), so only the first look asks for a lower one.
+  const look = async (lower = true) => {
     const [sent, g, t] = await Promise.all([sentLayers(organizer), received(gina), received(tom)]);
     const full = sent[sent.length - 1];
-    return { sent, gina: g, tom: t, ok: g.width === full && t.frames > 0 && t.width > 0 && t.width < g.width };
+    const tomOK = t.frames > 0 && t.width > 0 && (lower ? t.width < g.width : t.width <= g.width);
+    return { sent, gina: g, tom: t, ok: g.width === full && tomOK };
   };
   const first = await until('Gina receives the full layer and Tom a lower one, decoded', look, 60000);
   step(`the organizer sends layers ${first.sent.join(' and ')} px wide; Gina receives ${first.gina.width}, Tom ${first.tom.width}`);
 
   const span = 10000;
   await tom.waitForTimeout(span);
-  const later = await look();
+  const later = await look(false);
   const fps = ((later.tom.frames - first.tom.frames) * 1000) / span;
   const ginaFps = ((later.gina.frames - first.gina.frames) * 1000) / span;
   const audio = ((later.tom.audio - first.tom.audio) * 1000) / span;
