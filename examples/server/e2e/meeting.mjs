@@ -83,9 +83,6 @@ let failed = false;
 try {
   const organizer = await (await browser.newContext({ permissions: ['camera', 'microphone'] })).newPage();
   const guest = await (await browser.newContext({ permissions: ['camera', 'microphone'] })).newPage();
-  // The organizer publishes simulcast (off by default in the page, see
-  // simulcastEncodings in app.js).
-  await organizer.addInitScript(() => { window.parleySimulcast = true; });
   for (const [name, page] of [['organizer', organizer], ['guest', guest]]) {
     page.on('console', (m) => { if (m.type() === 'error') console.log(`[${name} console] ${m.text()}`); });
     page.on('pageerror', (e) => console.log(`[${name} page error] ${e.message}`));

@@ -224,11 +224,7 @@ async function gathered(conn) {
 // resolution (Chromium: three from 960×540, two from 480×270), or null
 // for none.
 function simulcastEncodings(track) {
-  // Off for now: in CI's loaded runs (race detector, FIPS, two Chromiums
-  // on 2 cores) a Chromium publishing simulcast was twice not decoded by
-  // the other page within 15 s; the bridge still takes simulcast from
-  // clients that send it (media's tests, with pion publishers).
-  if (!window.parleySimulcast) return null;
+  if (window.parleySimulcast === false) return null; // a page's choice (tests)
   const s = track ? track.getSettings() : { width: 640, height: 480 };
   const pixels = (s.width || 640) * (s.height || 480);
   const f = { rid: 'f', maxBitrate: 1_500_000 };
