@@ -37,7 +37,7 @@ func heapInuse() uint64 {
 // forwarded packet (the whole process: bridge, publisher, and the 50 pion
 // listeners decrypting what they receive), the share of packets
 // delivered, and the heap per listener (its bridge session and its pion
-// client together).
+// client together) once they all receive, and after the run.
 func BenchmarkForward(b *testing.B) {
 	const listeners = 50
 	const inputRate = 1000 // packets per second from the publisher
@@ -112,6 +112,9 @@ func BenchmarkForward(b *testing.B) {
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(max(got, 1)), "cpu-ns/fwd-pkt")
 	b.ReportMetric(float64(got)/float64(want), "delivered")
 	b.ReportMetric(perListener, "heap-B/listener")
+	// After the run: what each listener's connection keeps for
+	// retransmission (its video's packets for the round trip) is in.
+	b.ReportMetric(float64(heapInuse()-before)/listeners, "heap-B/listener-after")
 }
 
 // srtpPayloads are the RTP payload sizes the SRTP benchmarks measure: a

@@ -15,6 +15,7 @@ import (
 	"github.com/pion/dtls/v2/pkg/crypto/elliptic"
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
+	"github.com/pion/interceptor/pkg/nack"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
 
@@ -271,7 +272,22 @@ func newAPI(s webrtcSettings, tweaks ...func(*webrtc.SettingEngine)) (*webrtc.AP
 		// feedback are negotiated by RegisterDefaultInterceptors.)
 		ir.Add(downlinkFactory{made: s.downlinks})
 	}
-	if err := webrtc.RegisterDefaultInterceptors(m, ir); err != nil { // NACK, reports, TWCC feedback on what arrives
+	// NACK: pion's generator asks publishers for what did not arrive;
+	// the bridge's own retransmitter (rtxbuffer.go) answers subscribers,
+	// keeping what it sent them by their round trip rather than pion
+	// responder's 1,024 packets a stream.
+	generator, err := nack.NewGeneratorInterceptor()
+	if err != nil {
+		return nil, err
+	}
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack"}, webrtc.RTPCodecTypeVideo)
+	m.RegisterFeedback(webrtc.RTCPFeedback{Type: "nack", Parameter: "pli"}, webrtc.RTPCodecTypeVideo)
+	ir.Add(retransmitterFactory{})
+	ir.Add(generator)
+	if err := webrtc.ConfigureRTCPReports(ir); err != nil {
+		return nil, err
+	}
+	if err := webrtc.ConfigureTWCCSender(m, ir); err != nil { // feedback on what arrives
 		return nil, err
 	}
 	var se webrtc.SettingEngine
