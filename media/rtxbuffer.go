@@ -27,9 +27,12 @@ const (
 	// gives one.
 	rtxKeepUnknown = 200 * time.Millisecond
 	// A stream's ring starts with rtxSlotsLeast slots and doubles, up
-	// to rtxSlotsMost, when it would overwrite a packet still kept.
-	rtxSlotsLeast = 64
-	rtxSlotsMost  = 4096
+	// to rtxSlotsMost, when it would overwrite a packet still kept (a
+	// keyframe's burst); it halves when the packet it overwrites was
+	// sent over rtxShrinkAfter keeping times ago (half the ring then still holds what is kept).
+	rtxSlotsLeast  = 64
+	rtxShrinkAfter = 2
+	rtxSlotsMost   = 4096
 )
 
 // retransmitter is the bridge's NACK responder: the pion interceptor of
@@ -105,15 +108,22 @@ func (s *rtxStream) Write(h *rtp.Header, payload []byte, a interceptor.Attribute
 }
 
 // keepPacket stores a packet sent at now, growing the ring if its slot
-// holds a packet still kept.
+// holds a packet still kept, shrinking it if that packet is long gone.
 func (s *rtxStream) keepPacket(h *rtp.Header, payload []byte, now int64) {
 	size := h.MarshalSize() + len(payload)
+	keep := int64(s.r.keep())
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	slot := &s.slots[int(h.SequenceNumber)&(len(s.slots)-1)]
-	if slot.at != 0 && slot.seq != h.SequenceNumber && now-slot.at < int64(s.r.keep()) && len(s.slots) < rtxSlotsMost {
-		s.grow()
-		slot = &s.slots[int(h.SequenceNumber)&(len(s.slots)-1)]
+	if slot.at != 0 && slot.seq != h.SequenceNumber {
+		switch age := now - slot.at; {
+		case age < keep && len(s.slots) < rtxSlotsMost:
+			s.resize(2*len(s.slots), now, keep)
+			slot = &s.slots[int(h.SequenceNumber)&(len(s.slots)-1)]
+		case age > rtxShrinkAfter*keep && len(s.slots) > rtxSlotsLeast:
+			s.resize(len(s.slots)/2, now, keep)
+			slot = &s.slots[int(h.SequenceNumber)&(len(s.slots)-1)]
+		}
 	}
 	if cap(slot.buf) < size {
 		slot.buf = make([]byte, size)
@@ -128,13 +138,16 @@ func (s *rtxStream) keepPacket(h *rtp.Header, payload []byte, now int64) {
 	slot.at, slot.seq = now, h.SequenceNumber
 }
 
-// grow doubles the ring, moving each packet to its slot in the new one.
-// s.mu is held.
-func (s *rtxStream) grow() {
-	slots := make([]rtxSlot, 2*len(s.slots))
+// resize makes the ring n slots, moving each packet still kept at now
+// to its slot in the new one (the newer where two meet). s.mu is held.
+func (s *rtxStream) resize(n int, now, keep int64) {
+	slots := make([]rtxSlot, n)
 	for _, old := range s.slots {
-		if old.at != 0 {
-			slots[int(old.seq)&(len(slots)-1)] = old
+		if old.at == 0 || now-old.at > keep {
+			continue
+		}
+		if to := &slots[int(old.seq)&(n-1)]; to.at < old.at {
+			*to = old
 		}
 	}
 	s.slots = slots

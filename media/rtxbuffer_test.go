@@ -90,7 +90,8 @@ func TestRetransmitterResendsWhatIsAskedFor(t *testing.T) {
 // A stream's memory follows its rate and the round trip: 10 s of a
 // camera at 200 packets a second on a 50 ms round trip keeps 128 slots
 // (pion's responder kept 1,024), and a burst that outruns the ring
-// grows it so that what is still wanted stays.
+// grows it so that what is still wanted stays, until the rate is down
+// again.
 func TestRetransmitterKeepsByRoundTrip(t *testing.T) {
 	e := newRTXEnv(t)
 	e.r.rtt.Store(int64(50 * time.Millisecond)) // kept 600 ms
@@ -116,6 +117,18 @@ func TestRetransmitterKeepsByRoundTrip(t *testing.T) {
 	}
 	if n := len(e.s.slots); n != 512 {
 		t.Fatalf("%d slots after a burst of 400 packets, want 512", n)
+	}
+	// Back to the camera's rate: the ring shrinks again.
+	for range 2000 {
+		e.send(seq, now)
+		seq++
+		now += int64(5 * time.Millisecond)
+	}
+	if n := len(e.s.slots); n != 128 {
+		t.Fatalf("%d slots 10 s after the burst, want 128 again", n)
+	}
+	if got := e.nack(now, seq-1, seq-100); len(got) != 2 {
+		t.Fatalf("packets still kept after the shrink sent again: %d of 2", len(got))
 	}
 }
 
