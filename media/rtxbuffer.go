@@ -29,7 +29,8 @@ const (
 	// A stream's ring starts with rtxSlotsLeast slots and doubles, up
 	// to rtxSlotsMost, when it would overwrite a packet still kept (a
 	// keyframe's burst); it halves when the packet it overwrites was
-	// sent over rtxShrinkAfter keeping times ago (half the ring then still holds what is kept).
+	// sent over rtxShrinkAfter keeping times ago (half the ring then
+	// still holds what is kept).
 	rtxSlotsLeast  = 64
 	rtxShrinkAfter = 2
 	rtxSlotsMost   = 4096
