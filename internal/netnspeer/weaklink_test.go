@@ -1,0 +1,95 @@
+package netnspeer
+
+import (
+	"os"
+	"testing"
+	"time"
+
+	"github.com/parleyuc/parley/internal/netnstest"
+	"github.com/parleyuc/parley/media"
+)
+
+// highAllocator gives every video its highest allowed layer whatever
+// the subscriber's downlink carries: what the bridge did before
+// downlink estimation. PARLEY_NETNS_ALLOCATE=high sets it, to see the
+// scenario without the estimator's allocation.
+type highAllocator struct{}
+
+func (highAllocator) Allocate(_ int, videos []media.Video, layers []media.Layer) {
+	for i := range videos {
+		layers[i] = videos[i].Max
+	}
+}
+
+// envDuration is the duration in the environment variable name, or def.
+func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		t.Fatalf("%s=%q is not a positive duration", name, v)
+	}
+	return d
+}
+
+// Issue 28's network: a publisher (alice: three-layer VP8 simulcast of
+// about 150, 300 and 550 kbit/s with camera-sized keyframes, and Opus)
+// and three subscribers, each a process in a network namespace of its
+// own, joined to the bridge by a veth pair; bob and carol unconstrained,
+// dave behind a link of 300 kbit/s each way that loses 3 % of the UDP
+// datagrams each way. After a warm-up (PARLEY_NETNS_WARMUP, 8 s) and
+// over a window (PARLEY_NETNS_WINDOW, 10 s): dave decodes alice's low
+// layer at 10 frames a second or more with no freeze over 2 s, bob and
+// carol decode the high layer at 25 frames a second or more, and
+// everyone's audio arrives with no gap over 300 ms. bench/weaklink.sh
+// runs it with a longer window and prints the figures.
+func TestWeakSubscriberInNetns(t *testing.T) {
+	sw := netnstest.NewSwitch(t)
+	wide := netnstest.Link{}
+	weak := netnstest.Shape{Rate: "300kbit", Loss: 3}
+	var alloc media.Allocator
+	if os.Getenv("PARLEY_NETNS_ALLOCATE") == "high" {
+		alloc = highAllocator{}
+	}
+	warmup := envDuration(t, "PARLEY_NETNS_WARMUP", 8*time.Second)
+	window := envDuration(t, "PARLEY_NETNS_WINDOW", 10*time.Second)
+	m := newMeeting(t, sw.IP, alloc)
+
+	alice := m.join(sw.Add(t, wide), "alice", Config{Role: RolePublisher, LayerBytes: [Layers]int{270, 600, 1100},
+		KeyframeBytes: [Layers]int{20 * 2 * 270, 20 * 2 * 600, 20 * 2 * 1100}, AudioBytes: 60})
+	subs := []*peer{
+		m.join(sw.Add(t, wide), "bob", Config{Role: RoleSubscriber}),
+		m.join(sw.Add(t, wide), "carol", Config{Role: RoleSubscriber}),
+		m.join(sw.Add(t, netnstest.Link{Down: weak, Up: weak}), "dave", Config{Role: RoleSubscriber}),
+	}
+	dave := subs[2]
+
+	time.Sleep(warmup + window)
+	for _, p := range subs {
+		r := p.report(t, window)
+		layer, sent := p.sess.SentLayer(alice.id, media.KindVideo)
+		t.Logf("figures: %-5s %5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms); %d audio packets (longest gap %d ms); sent layer %v (%v), estimate %d bit/s",
+			p.name, r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS,
+			r.AudioPackets, r.LongestAudioGapMS, layer, sent, p.sess.DownlinkEstimate())
+		secs := window.Seconds()
+		if p == dave {
+			if low := float64(r.FramesByLayer[RIDs[0]]) / secs; low < 10 {
+				t.Errorf("%s, behind the weak link, decoded %.1f frames a second of the low layer, want at least 10", p.name, low)
+			}
+			if r.LongestFreezeMS > 2000 {
+				t.Errorf("%s, behind the weak link, decoded no frame for %d ms, want at most 2 s", p.name, r.LongestFreezeMS)
+			}
+		} else if high := float64(r.FramesByLayer[RIDs[2]]) / secs; high < 25 {
+			t.Errorf("%s decoded %.1f frames a second of the high layer, want at least 25", p.name, high)
+		}
+		if r.LongestAudioGapMS > 300 {
+			t.Errorf("%s received no audio for %d ms, want at most 300", p.name, r.LongestAudioGapMS)
+		}
+		if want := int(window / (20 * time.Millisecond) * 9 / 10); r.AudioPackets < want {
+			t.Errorf("%s received %d audio packets, want at least %d (nine tenths of those sent)", p.name, r.AudioPackets, want)
+		}
+	}
+}
