@@ -47,7 +47,7 @@ func TestMain(m *testing.M) {
 }
 
 // meeting is a focus with one meeting organized by alice, and a bridge
-// listening on addr's UDP port.
+// listening on a UDP port of ip.
 type meeting struct {
 	t       *testing.T
 	focus   *conference.Focus
@@ -55,7 +55,7 @@ type meeting struct {
 	meeting *conference.Meeting
 }
 
-func newMeeting(t *testing.T, ip string, alloc media.Allocator) *meeting {
+func newMeeting(t *testing.T, ip string) *meeting {
 	t.Helper()
 	dir := auth.NewMemoryDirectory()
 	_ = dir.PutTenant(auth.Tenant{Domain: "example.test"})
@@ -77,7 +77,7 @@ func newMeeting(t *testing.T, ip string, alloc media.Allocator) *meeting {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = udp.Close() })
-	bridge, err := media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: udp, Allocator: alloc})
+	bridge, err := media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: udp})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,18 +9,6 @@ import (
 	"github.com/parleyuc/parley/media"
 )
 
-// highAllocator gives every video its highest allowed layer whatever
-// the subscriber's downlink carries: what the bridge did before
-// downlink estimation. PARLEY_NETNS_ALLOCATE=high sets it, to see the
-// scenario without the estimator's allocation.
-type highAllocator struct{}
-
-func (highAllocator) Allocate(_ int, videos []media.Video, layers []media.Layer) {
-	for i := range videos {
-		layers[i] = videos[i].Max
-	}
-}
-
 // envDuration is the duration in the environment variable name, or def.
 func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 	t.Helper()
@@ -50,13 +38,9 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 	sw := netnstest.NewSwitch(t)
 	wide := netnstest.Link{}
 	weak := netnstest.Shape{Rate: "300kbit", Loss: 3}
-	var alloc media.Allocator
-	if os.Getenv("PARLEY_NETNS_ALLOCATE") == "high" {
-		alloc = highAllocator{}
-	}
 	warmup := envDuration(t, "PARLEY_NETNS_WARMUP", 8*time.Second)
 	window := envDuration(t, "PARLEY_NETNS_WINDOW", 10*time.Second)
-	m := newMeeting(t, sw.IP, alloc)
+	m := newMeeting(t, sw.IP)
 
 	alice := m.join(sw.Add(t, wide), "alice", Config{Role: RolePublisher, LayerBytes: [Layers]int{270, 600, 1100},
 		KeyframeBytes: [Layers]int{20 * 2 * 270, 20 * 2 * 600, 20 * 2 * 1100}, AudioBytes: 60})
