@@ -1,10 +1,16 @@
+//go:build linux
+
 package netnspeer
 
 import (
+	"fmt"
 	"os"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/internal/netnstest"
 	"github.com/parleyuc/parley/media"
 )
@@ -51,13 +57,22 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 	}
 	dave := subs[2]
 
-	time.Sleep(warmup + window)
-	for _, p := range subs {
+	time.Sleep(warmup)
+	cpu0 := processCPU(t)
+	samples := make([]sampled, len(subs))
+	for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		for i, p := range subs {
+			samples[i].add(p, alice.id)
+		}
+	}
+	cpu := processCPU(t) - cpu0
+	forwarded := 0
+	for i, p := range subs {
 		r := p.report(t, window)
-		layer, sent := p.sess.SentLayer(alice.id, media.KindVideo)
-		t.Logf("figures: %-5s %5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms); %d audio packets (longest gap %d ms); sent layer %v (%v), estimate %d bit/s",
+		forwarded += r.VideoPackets + r.AudioPackets
+		t.Logf("figures: %-5s %5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms); %d audio packets (longest gap %d ms); %s",
 			p.name, r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS,
-			r.AudioPackets, r.LongestAudioGapMS, layer, sent, p.sess.DownlinkEstimate())
+			r.AudioPackets, r.LongestAudioGapMS, &samples[i])
 		secs := window.Seconds()
 		if p == dave {
 			if low := float64(r.FramesByLayer[RIDs[0]]) / secs; low < 10 {
@@ -76,4 +91,65 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 			t.Errorf("%s received %d audio packets, want at least %d (nine tenths of those sent)", p.name, r.AudioPackets, want)
 		}
 	}
+	// The test's process is the bridge (the peers are processes of their
+	// own); what it spent over the window, per packet the subscribers
+	// received, is an upper bound of the bridge's CPU per forwarded packet.
+	if forwarded > 0 {
+		t.Logf("figures: bridge process CPU %v over %v, %.1f µs per packet the subscribers received (%d)",
+			cpu.Round(time.Millisecond), window, float64(cpu.Microseconds())/float64(forwarded), forwarded)
+	}
+}
+
+// sampled is what the bridge said of a subscriber every 100 ms over the
+// window: the layer it sent (or none: paused) and its downlink estimate.
+type sampled struct {
+	n                    int
+	layers               [Layers + 1]int // samples per layer; the last: none sent
+	estMin, estMax, last int
+}
+
+func (s *sampled) add(p *peer, publisher conference.ParticipantID) {
+	l, ok := p.sess.SentLayer(publisher, media.KindVideo)
+	switch {
+	case !ok:
+		s.layers[Layers]++
+	case l >= 0 && int(l) < Layers:
+		s.layers[l]++
+	}
+	est := p.sess.DownlinkEstimate()
+	if s.n == 0 || est < s.estMin {
+		s.estMin = est
+	}
+	s.estMax, s.last = max(s.estMax, est), est
+	s.n++
+}
+
+// String gives the share of the samples on each layer, and the
+// estimates.
+func (s *sampled) String() string {
+	var b strings.Builder
+	b.WriteString("bridge sent")
+	for i, n := range s.layers {
+		if n == 0 {
+			continue
+		}
+		name := "nothing"
+		if i < Layers {
+			name = RIDs[i]
+		}
+		fmt.Fprintf(&b, " %s %d%%", name, n*100/max(s.n, 1))
+	}
+	fmt.Fprintf(&b, ", estimate %d to %d kbit/s (last %d)", s.estMin/1000, s.estMax/1000, s.last/1000)
+	return b.String()
+}
+
+// processCPU returns the CPU time this process has used, user and
+// system.
+func processCPU(t *testing.T) time.Duration {
+	t.Helper()
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
