@@ -91,7 +91,8 @@ type Message struct {
 	// ReportWindow, in, asks for a Report over the last this many
 	// milliseconds.
 	ReportWindow int `json:"report_window_ms,omitempty"`
-	// Report, out: what a subscriber received.
+	// Report, out: what a subscriber received; of a publisher, the
+	// audio packets it sent and how long it stalled.
 	Report *Report `json:"report,omitempty"`
 	// Error, out: why the peer stops.
 	Error string `json:"error,omitempty"`
@@ -157,7 +158,9 @@ func Run(in io.Reader, out io.Writer) (err error) {
 			}
 		}
 	}
+	stalls := newStallMeter()
 	defer func() {
+		stalls.close()
 		if pub != nil {
 			pub.close()
 		}
@@ -209,10 +212,14 @@ func Run(in io.Reader, out io.Writer) (err error) {
 				return err
 			}
 		case m.ReportWindow > 0:
-			var r Report
+			window := time.Duration(m.ReportWindow) * time.Millisecond
+			r := Report{WindowMS: m.ReportWindow}
 			if sub != nil {
-				r = sub.report(time.Duration(m.ReportWindow) * time.Millisecond)
+				r = sub.report(window)
+			} else if pub != nil {
+				r.AudioPackets = pub.audioSent(time.Now().Add(-window))
 			}
+			r.LongestStallMS = int(stalls.longest(time.Now().Add(-window)) / time.Millisecond)
 			if err := send(Message{Report: &r}); err != nil {
 				return err
 			}

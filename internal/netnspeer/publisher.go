@@ -29,6 +29,7 @@ type publisher struct {
 
 	mu      sync.Mutex
 	wantKey [Layers]bool
+	sentAt  []time.Time // of the audio packets
 }
 
 func newPublisher(pc *webrtc.PeerConnection, cfg Config) (*publisher, error) {
@@ -97,6 +98,13 @@ func (p *publisher) close() {
 	p.wg.Wait()
 }
 
+// audioSent returns how many audio packets were sent since from.
+func (p *publisher) audioSent(from time.Time) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return countSince(p.sentAt, from)
+}
+
 func (p *publisher) sendAudio() {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
@@ -110,6 +118,9 @@ func (p *publisher) sendAudio() {
 		case <-tick.C:
 		}
 		_ = p.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
+		p.mu.Lock()
+		p.sentAt = append(p.sentAt, time.Now())
+		p.mu.Unlock()
 		seq++
 		ts += 960
 	}

@@ -37,12 +37,22 @@ type Report struct {
 	// the window's end included).
 	Freezes         int `json:"freezes"`
 	LongestFreezeMS int `json:"longest_freeze_ms"`
-	// VideoPackets and AudioPackets are the RTP packets received.
+	// FreezesAt are the freezes: when each began, in milliseconds from
+	// the window's start, and how long it lasted.
+	FreezesAt [][2]int `json:"freezes_at,omitempty"`
+	// VideoPackets and AudioPackets are the RTP packets received (a
+	// publisher's AudioPackets: sent).
 	VideoPackets int `json:"video_packets"`
 	AudioPackets int `json:"audio_packets"`
 	// LongestAudioGapMS is the longest time without an audio packet
 	// (the window's ends included, as for freezes).
 	LongestAudioGapMS int `json:"longest_audio_gap_ms"`
+	// LongestAudioLossMS is the longest audio lost in a row (never
+	// received), in milliseconds of sound, by the packets' timestamps.
+	LongestAudioLossMS int `json:"longest_audio_loss_ms"`
+	// LongestStallMS is the longest the peer's process stalled (its
+	// goroutines ran late): a gap it saw that the network did not make.
+	LongestStallMS int `json:"longest_stall_ms"`
 }
 
 // subscriber receives a publisher's audio and video, decoding the video
@@ -67,6 +77,7 @@ type subscriber struct {
 	frames  []frame
 	videoAt []time.Time
 	audioAt []time.Time
+	audioTS []uint32 // the audio packets' timestamps, as audioAt
 	plis    []time.Time
 }
 
@@ -106,6 +117,7 @@ func newSubscriber(pc *webrtc.PeerConnection) *subscriber {
 			} else if tr.Kind() == webrtc.RTPCodecTypeAudio {
 				s.mu.Lock()
 				s.audioAt = append(s.audioAt, time.Now())
+				s.audioTS = append(s.audioTS, pkt.Timestamp)
 				s.mu.Unlock()
 			}
 		}
@@ -280,30 +292,41 @@ func (s *subscriber) report(window time.Duration) Report {
 		if f.key {
 			r.Keyframes++
 		}
-		if gap := f.at.Sub(prev); gap > FreezeGap {
-			r.Freezes++
-			r.LongestFreezeMS = max(r.LongestFreezeMS, int(gap/time.Millisecond))
-		}
+		r.freeze(from, prev, f.at)
 		prev = f.at
 	}
-	if gap := end.Sub(prev); gap > FreezeGap {
-		r.Freezes++
-		r.LongestFreezeMS = max(r.LongestFreezeMS, int(gap/time.Millisecond))
-	}
+	r.freeze(from, prev, end)
 	r.FPS = float64(r.Frames) / window.Seconds()
 	r.VideoPackets = countSince(s.videoAt, from)
 	r.AudioPackets = countSince(s.audioAt, from)
 	r.KeyframeRequests = countSince(s.plis, from)
 	prev = from
-	for _, at := range s.audioAt {
+	for i, at := range s.audioAt {
 		if at.Before(from) {
 			continue
+		}
+		// Opus at 48 kHz, a packet every 20 ms: a step of more than 960
+		// is sound lost.
+		if d := int32(s.audioTS[i] - s.audioTS[max(i-1, 0)]); i > 0 && d > 960 {
+			r.LongestAudioLossMS = max(r.LongestAudioLossMS, int(d-960)/48)
 		}
 		r.LongestAudioGapMS = max(r.LongestAudioGapMS, int(at.Sub(prev)/time.Millisecond))
 		prev = at
 	}
 	r.LongestAudioGapMS = max(r.LongestAudioGapMS, int(end.Sub(prev)/time.Millisecond))
 	return r
+}
+
+// freeze counts the time from a to b without a decoded frame, if it is
+// a freeze; from is the window's start.
+func (r *Report) freeze(from, a, b time.Time) {
+	gap := b.Sub(a)
+	if gap <= FreezeGap {
+		return
+	}
+	r.Freezes++
+	r.LongestFreezeMS = max(r.LongestFreezeMS, int(gap/time.Millisecond))
+	r.FreezesAt = append(r.FreezesAt, [2]int{int(a.Sub(from) / time.Millisecond), int(gap / time.Millisecond)})
 }
 
 func countSince(times []time.Time, from time.Time) int {

@@ -38,9 +38,13 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // over a window (PARLEY_NETNS_WINDOW, 10 s): dave decodes alice's low
 // layer at 10 frames a second or more with no freeze over 2 s, bob and
 // carol decode the high layer at 25 frames a second or more, and
-// everyone's audio arrives with no gap over 300 ms. bench/weaklink.sh
+// everyone's audio arrives with no gap over 300 ms and no more than 300
+// ms of it lost in a row. (A gap a process's stall made, seen by its
+// stall meter, is allowed for: the machine was busy, not the link.) bench/weaklink.sh
 // runs it with a longer window and prints the figures.
 func TestWeakSubscriberInNetns(t *testing.T) {
+	stalls := newStallMeter()
+	defer stalls.close()
 	sw := netnstest.NewSwitch(t)
 	wide := netnstest.Link{}
 	weak := netnstest.Shape{Rate: "300kbit", Loss: 3}
@@ -66,29 +70,42 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 		}
 	}
 	cpu := processCPU(t) - cpu0
+	// On a busy machine a process may stall: a gap every subscriber
+	// sees that no link made. Each check allows the longest stall of
+	// the publisher, the bridge (this process) and the subscriber.
+	sent := alice.report(t, window)
+	bridgeStall := stalls.longest(time.Now().Add(-window))
+	t.Logf("figures: alice sent %d audio packets; stalls: alice %d ms, bridge %v", sent.AudioPackets, sent.LongestStallMS, bridgeStall.Round(time.Millisecond))
 	forwarded := 0
 	for i, p := range subs {
 		r := p.report(t, window)
 		forwarded += r.VideoPackets + r.AudioPackets
-		t.Logf("figures: %-5s %5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms); %d audio packets (longest gap %d ms); %s",
+		stall := int(max(bridgeStall/time.Millisecond, time.Duration(max(sent.LongestStallMS, r.LongestStallMS))))
+		t.Logf("figures: %-5s %5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms); %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms; %s",
 			p.name, r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS,
-			r.AudioPackets, r.LongestAudioGapMS, &samples[i])
+			r.AudioPackets, r.LongestAudioGapMS, r.LongestAudioLossMS, r.LongestStallMS, &samples[i])
+		if len(r.FreezesAt) > 0 {
+			t.Logf("figures: %-5s freezes (ms into the window, length): %v", p.name, r.FreezesAt)
+		}
 		secs := window.Seconds()
 		if p == dave {
 			if low := float64(r.FramesByLayer[RIDs[0]]) / secs; low < 10 {
 				t.Errorf("%s, behind the weak link, decoded %.1f frames a second of the low layer, want at least 10", p.name, low)
 			}
-			if r.LongestFreezeMS > 2000 {
-				t.Errorf("%s, behind the weak link, decoded no frame for %d ms, want at most 2 s", p.name, r.LongestFreezeMS)
+			if r.LongestFreezeMS > 2000+stall {
+				t.Errorf("%s, behind the weak link, decoded no frame for %d ms, want at most 2 s (and %d ms the processes stalled)", p.name, r.LongestFreezeMS, stall)
 			}
 		} else if high := float64(r.FramesByLayer[RIDs[2]]) / secs; high < 25 {
 			t.Errorf("%s decoded %.1f frames a second of the high layer, want at least 25", p.name, high)
 		}
-		if r.LongestAudioGapMS > 300 {
-			t.Errorf("%s received no audio for %d ms, want at most 300", p.name, r.LongestAudioGapMS)
+		if r.LongestAudioGapMS > 300+stall {
+			t.Errorf("%s received no audio for %d ms, want at most 300 (and %d ms the processes stalled)", p.name, r.LongestAudioGapMS, stall)
 		}
-		if want := int(window / (20 * time.Millisecond) * 9 / 10); r.AudioPackets < want {
-			t.Errorf("%s received %d audio packets, want at least %d (nine tenths of those sent)", p.name, r.AudioPackets, want)
+		if r.LongestAudioLossMS > 300 {
+			t.Errorf("%s lost %d ms of audio in a row, want at most 300", p.name, r.LongestAudioLossMS)
+		}
+		if want := sent.AudioPackets * 9 / 10; r.AudioPackets < want {
+			t.Errorf("%s received %d audio packets, want at least %d (nine tenths of the %d sent)", p.name, r.AudioPackets, want, sent.AudioPackets)
 		}
 	}
 	// The test's process is the bridge (the peers are processes of their
@@ -103,20 +120,34 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 // sampled is what the bridge said of a subscriber every 100 ms over the
 // window: the layer it sent (or none: paused) and its downlink estimate.
 type sampled struct {
+	from                 time.Time // the window's start
 	n                    int
 	layers               [Layers + 1]int // samples per layer; the last: none sent
 	estMin, estMax, last int
+	// changes are when the layer sent changed: milliseconds into the
+	// window, the layer's RID ("-": none), the estimate then (kbit/s)
+	changes []string
+	prev    string
 }
 
 func (s *sampled) add(p *peer, publisher conference.ParticipantID) {
+	if s.n == 0 {
+		s.from = time.Now()
+	}
 	l, ok := p.sess.SentLayer(publisher, media.KindVideo)
+	rid := "-"
 	switch {
 	case !ok:
 		s.layers[Layers]++
 	case l >= 0 && int(l) < Layers:
 		s.layers[l]++
+		rid = RIDs[l]
 	}
 	est := p.sess.DownlinkEstimate()
+	if rid != s.prev && s.n > 0 {
+		s.changes = append(s.changes, fmt.Sprintf("%d ms %s→%s at %d kbit/s", time.Since(s.from)/time.Millisecond, s.prev, rid, est/1000))
+	}
+	s.prev = rid
 	if s.n == 0 || est < s.estMin {
 		s.estMin = est
 	}
@@ -140,6 +171,9 @@ func (s *sampled) String() string {
 		fmt.Fprintf(&b, " %s %d%%", name, n*100/max(s.n, 1))
 	}
 	fmt.Fprintf(&b, ", estimate %d to %d kbit/s (last %d)", s.estMin/1000, s.estMax/1000, s.last/1000)
+	if len(s.changes) > 0 {
+		fmt.Fprintf(&b, "; layer changes %s", strings.Join(s.changes, ", "))
+	}
 	return b.String()
 }
 
