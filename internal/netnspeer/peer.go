@@ -92,7 +92,8 @@ type Message struct {
 	// milliseconds.
 	ReportWindow int `json:"report_window_ms,omitempty"`
 	// Report, out: what a subscriber received; of a publisher, the
-	// audio packets it sent and how long it stalled.
+	// audio packets and video frames (of each layer) it sent and how
+	// long it stalled.
 	Report *Report `json:"report,omitempty"`
 	// Error, out: why the peer stops.
 	Error string `json:"error,omitempty"`
@@ -217,7 +218,8 @@ func Run(in io.Reader, out io.Writer) (err error) {
 			if sub != nil {
 				r = sub.report(window)
 			} else if pub != nil {
-				r.AudioPackets = pub.audioSent(time.Now().Add(-window))
+				r.AudioPackets, r.Frames = pub.sent(time.Now().Add(-window))
+				r.FPS = float64(r.Frames) / window.Seconds()
 			}
 			r.LongestStallMS = int(stalls.longest(time.Now().Add(-window)) / time.Millisecond)
 			if err := send(Message{Report: &r}); err != nil {

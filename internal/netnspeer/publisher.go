@@ -30,6 +30,7 @@ type publisher struct {
 	mu      sync.Mutex
 	wantKey [Layers]bool
 	sentAt  []time.Time // of the audio packets
+	frameAt []time.Time // of the video frames (one of each layer)
 }
 
 func newPublisher(pc *webrtc.PeerConnection, cfg Config) (*publisher, error) {
@@ -98,11 +99,12 @@ func (p *publisher) close() {
 	p.wg.Wait()
 }
 
-// audioSent returns how many audio packets were sent since from.
-func (p *publisher) audioSent(from time.Time) int {
+// sent returns how many audio packets and video frames (of each layer)
+// were sent since from.
+func (p *publisher) sent(from time.Time) (audio, frames int) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return countSince(p.sentAt, from)
+	return countSince(p.sentAt, from), countSince(p.frameAt, from)
 }
 
 func (p *publisher) sendAudio() {
@@ -160,6 +162,9 @@ func (p *publisher) sendVideo() {
 				continue
 			}
 		}
+		p.mu.Lock()
+		p.frameAt = append(p.frameAt, time.Now())
+		p.mu.Unlock()
 		for i := range Layers {
 			p.mu.Lock()
 			key := frame == 0 || p.wantKey[i] || frame%90 == 0 && p.cfg.KeyframeBytes[i] == 0

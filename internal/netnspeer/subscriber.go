@@ -18,7 +18,8 @@ const FreezeGap = 500 * time.Millisecond
 // when it was asked.
 type Report struct {
 	WindowMS int `json:"window_ms"`
-	// Frames is how many video frames were decoded, FPS per second.
+	// Frames is how many video frames were decoded, FPS per second (a
+	// publisher's: sent, of each layer).
 	Frames int     `json:"frames"`
 	FPS    float64 `json:"fps"`
 	// FramesByLayer counts the decoded frames by their layer's RID.
