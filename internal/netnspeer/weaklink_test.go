@@ -38,11 +38,11 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // over a window (PARLEY_NETNS_WINDOW, 10 s): dave decodes alice's low
 // layer at 10 frames a second or more with no freeze over 2 s, bob and
 // carol decode the high layer at 25 frames a second or more (of the 30
-// alice sends: of fewer if she sent fewer), and
-// everyone's audio arrives with no gap over 300 ms and no more than 300
-// ms of it lost in a row. (A gap a process's stall made, seen by its
-// stall meter, is allowed for: the machine was busy, not the link.) bench/weaklink.sh
-// runs it with a longer window and prints the figures.
+// alice sends: of fewer if she sent fewer), and everyone's audio arrives
+// with no gap over 300 ms and no more than 300 ms of it lost in a row. A
+// gap a process's stall made, seen by its stall meter, is allowed for:
+// the machine was busy, not the link. bench/weaklink.sh runs it with a
+// longer window and prints the figures.
 func TestWeakSubscriberInNetns(t *testing.T) {
 	stalls := newStallMeter()
 	defer stalls.close()
