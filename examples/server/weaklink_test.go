@@ -1,74 +1,30 @@
 package main
 
 import (
-	"bytes"
-	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/parleyuc/parley/internal/netnstest"
 )
 
-// weakNetns is a network namespace with a weak downlink: a veth pair
-// from this host (hostIP) into the namespace (nsIP), whose traffic into
-// the namespace crosses a token bucket of rate and loses loss percent of
-// its UDP datagrams at random (nftables' numgen: this machine's kernel has
-// tbf but no netem). Made by the test, removed when it ends.
+// weakNetns is a network namespace with a weak downlink: joined to a
+// switch on this host (hostIP) by a veth pair, its address nsIP, and the
+// traffic into it crossing a token bucket of rate and losing loss
+// percent of its UDP datagrams at random (internal/netnstest). Made by
+// the test, removed when it ends.
 type weakNetns struct {
 	name, hostIP, nsIP string
-}
-
-// runTool runs a command, failing the test with its output.
-func runTool(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v\n%s", name, strings.Join(args, " "), err, out)
-	}
 }
 
 // newWeakNetns makes the namespace, or skips the test where it cannot be
 // made here (not root, or no ip, tc or nft).
 func newWeakNetns(t *testing.T, rate string, loss int) *weakNetns {
 	t.Helper()
-	for _, tool := range []string{"ip", "tc", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			if os.Getenv("CI") != "" {
-				t.Fatalf("%s is needed (iproute2, nftables); .ci/run installs them", tool)
-			}
-			t.Skipf("%s missing: apt-get install iproute2 nftables, and run as root", tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("network namespaces need root")
-	}
-	id := os.Getpid() % 100000
-	// A /30 of its own per test process: 10.64.0.0/10 has room for all.
-	net := fmt.Sprintf("10.%d.%d.", 64+(os.Getpid()/250)%64, os.Getpid()%250)
-	n := &weakNetns{name: fmt.Sprintf("parley-weak-%d", id), hostIP: net + "1", nsIP: net + "2"}
-	hostIf, nsIf := fmt.Sprintf("pwh%d", id), fmt.Sprintf("pwn%d", id)
-	table := fmt.Sprintf("parley_weak_%d", id)
-	if out, err := exec.Command("ip", "netns", "add", n.name).CombinedOutput(); err != nil {
-		t.Skipf("no network namespace here (%v: %s)", err, bytes.TrimSpace(out))
-	}
-	t.Cleanup(func() {
-		_ = exec.Command("nft", "delete", "table", "inet", table).Run()
-		_ = exec.Command("ip", "netns", "del", n.name).Run() // and the veth pair with it
-	})
-	runTool(t, "ip", "link", "add", hostIf, "type", "veth", "peer", "name", nsIf, "netns", n.name)
-	runTool(t, "ip", "addr", "add", n.hostIP+"/30", "dev", hostIf)
-	runTool(t, "ip", "link", "set", hostIf, "up")
-	runTool(t, "ip", "-n", n.name, "addr", "add", n.nsIP+"/30", "dev", nsIf)
-	runTool(t, "ip", "-n", n.name, "link", "set", nsIf, "up")
-	runTool(t, "ip", "-n", n.name, "link", "set", "lo", "up")
-	// The downlink: a 300 kbit/s bucket whose queue holds 150 ms.
-	runTool(t, "tc", "qdisc", "add", "dev", hostIf, "root", "tbf", "rate", rate, "burst", "4500", "latency", "150ms")
-	runTool(t, "nft", "add", "table", "inet", table)
-	runTool(t, "nft", "add", "chain", "inet", table, "out", "{ type filter hook output priority 0 ; }")
-	runTool(t, "nft", "add", "rule", "inet", table, "out", "ip", "daddr", n.nsIP, "meta", "l4proto", "udp",
-		"numgen", "random", "mod", "100", "<", fmt.Sprint(loss), "drop")
-	return n
+	sw := netnstest.NewSwitch(t)
+	ns := sw.Add(t, netnstest.Link{Down: netnstest.Shape{Rate: rate, Loss: loss}})
+	return &weakNetns{name: ns.Name, hostIP: sw.IP, nsIP: ns.IP}
 }
 
 // TestWebClientOnAWeakLink is issue 28's browser test: a Chromium
