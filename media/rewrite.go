@@ -27,7 +27,19 @@ type rewriter struct {
 	tl0Set, tl0Ever bool
 	inTL0           uint8
 	outTL0          uint8
+
+	// padding the bridge inserted into the current layer (pad): the
+	// newest incoming sequence number when each was, so that a late
+	// packet from before it keeps its place; padLost: entries dropped
+	// (the oldest), and the newest of them
+	padAfter []uint16
+	padLost  bool
+	padOld   uint16
 }
+
+// maxPads bounds the padding remembered for late packets: a probe
+// sends at most a few dozen padding packets a second.
+const maxPads = 128
 
 // switchLayer makes the next packet the first of another layer.
 func (w *rewriter) switchLayer() {
@@ -59,6 +71,7 @@ func (w *rewriter) next(seq uint16, ts uint32, now int64) (outSeq uint16, outTS 
 		w.outSeq++
 		w.ahead = 0
 		w.inSeq = seq
+		w.padAfter, w.padLost = w.padAfter[:0], false
 		w.outTS += uint32(step)
 		w.inTS = ts
 	default:
@@ -69,13 +82,50 @@ func (w *rewriter) next(seq uint16, ts uint32, now int64) (outSeq uint16, outTS 
 			if -int(d) > w.ahead {
 				return 0, 0, false // from before the layer's first
 			}
-			return out, outTS, true // a late or repeated packet: the newest stays
+			pads, ok := w.padsSince(seq)
+			if !ok {
+				return 0, 0, false // from before padding no longer remembered
+			}
+			return out - uint16(pads), outTS, true // a late or repeated packet: the newest stays
 		}
 		w.ahead = min(w.ahead+int(d), 1<<15)
 		w.inSeq, w.outSeq, w.inTS, w.outTS = seq, out, ts, outTS
 	}
 	w.outAt = now
 	return w.outSeq, w.outTS, true
+}
+
+// pad returns the sequence number and timestamp of a packet of padding
+// the bridge adds to the stream now, after the newest forwarded (ok
+// false before the first, or at a layer's switch): what follows is
+// numbered after it.
+func (w *rewriter) pad() (seq uint16, ts uint32, ok bool) {
+	if !w.started || w.switching {
+		return 0, 0, false
+	}
+	if len(w.padAfter) == maxPads {
+		w.padLost, w.padOld = true, w.padAfter[0]
+		w.padAfter = append(w.padAfter[:0], w.padAfter[1:]...)
+	}
+	w.padAfter = append(w.padAfter, w.inSeq)
+	w.outSeq++
+	return w.outSeq, w.outTS, true
+}
+
+// padsSince returns how many padding packets were added after the
+// incoming packet seq was forwarded (or would have been): they come
+// before it in the outgoing numbering that followed. ok is false if
+// some of them are no longer remembered.
+func (w *rewriter) padsSince(seq uint16) (n int, ok bool) {
+	if w.padLost && int16(w.padOld-seq) >= 0 {
+		return 0, false
+	}
+	for _, after := range w.padAfter {
+		if int16(after-seq) >= 0 {
+			n++
+		}
+	}
+	return n, true
 }
 
 // skip notes a packet of the current layer that is not forwarded (only

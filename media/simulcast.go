@@ -287,6 +287,7 @@ type downTrack struct {
 	keyTS    uint32
 	keyBytes int
 	rw       rewriter
+	probe    probe // a switch up being tried (probe.go)
 	hdr      rtp.Header
 	exts     [4]rtp.Extension // backing for hdr.Extensions: interceptors add theirs
 	buf      [1600]byte
@@ -393,7 +394,7 @@ func (d *downTrack) allocate(l Layer, now int64) {
 	case now-d.shortSince < int64(pauseAfter):
 		l = LayerLow
 	}
-	d.alloc = l
+	d.alloc = d.probeFor(l, now)
 }
 
 // maxLayer returns the highest layer SetMaxLayer allows.
@@ -551,6 +552,9 @@ func (d *downTrack) write(l *layer, pkt *rtp.Packet, desc *vp8Desc, valid bool, 
 	d.hdr = rtp.Header{Version: 2, Marker: pkt.Marker, PayloadType: d.pt, SequenceNumber: seq, Timestamp: ts, SSRC: d.ssrc,
 		CSRC: pkt.CSRC, Extensions: d.exts[:0]}
 	_, _ = d.ws.WriteRTP(&d.hdr, payload)
+	if pkt.Marker {
+		d.padProbe(now)
+	}
 }
 
 // layerKey names a publisher's video track: its participant and kind.

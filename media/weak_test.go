@@ -34,17 +34,22 @@ type decoder struct {
 
 type decPacket struct {
 	start, key, marker bool
+	padding            bool // padding alone (a probe's), between frames
 }
 
 func newDecoder(key string) *decoder { return &decoder{key: key, pkts: map[uint16]decPacket{}} }
 
 func (d *decoder) onRTP(key string, pkt *rtp.Packet) {
-	if key != d.key || len(pkt.Payload) == 0 {
+	if key != d.key {
 		return
 	}
-	desc, err := parseVP8(pkt.Payload)
-	if err != nil {
-		return
+	p := decPacket{padding: true} // padding alone (a probe's), between frames
+	if len(pkt.Payload) > 0 {
+		desc, err := parseVP8(pkt.Payload)
+		if err != nil {
+			return
+		}
+		p = decPacket{start: pkt.Payload[0]&0x17 == 0x10, key: desc.keyframe, marker: pkt.Marker}
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -52,7 +57,7 @@ func (d *decoder) onRTP(key string, pkt *rtp.Packet) {
 	if len(d.pkts) == 0 || int16(pkt.SequenceNumber-d.newest) > 0 {
 		d.newest = pkt.SequenceNumber
 	}
-	d.pkts[pkt.SequenceNumber] = decPacket{start: pkt.Payload[0]&0x17 == 0x10, key: desc.keyframe, marker: pkt.Marker}
+	d.pkts[pkt.SequenceNumber] = p
 	for d.decodeNext() {
 	}
 	for s := range d.pkts { // what is far behind is no use
@@ -84,8 +89,12 @@ func (d *decoder) frameAt(seq uint16) (end uint16, ok bool) {
 // newest whole keyframe after it; false if there is none.
 func (d *decoder) decodeNext() bool {
 	if d.have {
-		if end, ok := d.frameAt(d.last + 1); ok {
-			d.done(end, d.pkts[d.last+1].key)
+		next := d.last + 1
+		for d.pkts[next].padding {
+			next++
+		}
+		if end, ok := d.frameAt(next); ok {
+			d.done(end, d.pkts[next].key)
 			return true
 		}
 	}

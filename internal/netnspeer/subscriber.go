@@ -84,6 +84,7 @@ type subscriber struct {
 
 type packet struct {
 	start, key, marker bool
+	padding            bool   // padding alone (the bridge's probe), between frames
 	layer              byte   // the RID the payload ends with
 	width              uint16 // a keyframe's, on its first packet
 }
@@ -182,15 +183,19 @@ func (s *subscriber) onVideo(pkt *rtp.Packet) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.videoAt = append(s.videoAt, now)
-	start, key, width, err := parseVP8(pkt.Payload)
-	if err != nil {
-		return
+	p := packet{padding: true} // padding alone (the bridge's probe), between frames
+	if len(pkt.Payload) > 0 {
+		start, key, width, err := parseVP8(pkt.Payload)
+		if err != nil {
+			return
+		}
+		p = packet{start: start, key: key, marker: pkt.Marker, layer: pkt.Payload[len(pkt.Payload)-1], width: width}
 	}
 	s.ssrc = pkt.SSRC
 	if len(s.pkts) == 0 || int16(pkt.SequenceNumber-s.newest) > 0 {
 		s.newest = pkt.SequenceNumber
 	}
-	s.pkts[pkt.SequenceNumber] = packet{start: start, key: key, marker: pkt.Marker, layer: pkt.Payload[len(pkt.Payload)-1], width: width}
+	s.pkts[pkt.SequenceNumber] = p
 	for s.decodeNext(now) {
 	}
 	for q := range s.pkts { // what is far behind is no use
@@ -222,8 +227,12 @@ func (s *subscriber) frameAt(seq uint16) (end uint16, ok bool) {
 // newest whole keyframe after it; false if there is none.
 func (s *subscriber) decodeNext(now time.Time) bool {
 	if s.have {
-		if end, ok := s.frameAt(s.last + 1); ok {
-			s.done(now, s.last+1, end)
+		next := s.last + 1
+		for s.pkts[next].padding {
+			next++
+		}
+		if end, ok := s.frameAt(next); ok {
+			s.done(now, next, end)
 			return true
 		}
 	}
