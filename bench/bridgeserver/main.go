@@ -73,6 +73,8 @@ func main() {
 }
 
 func run(httpAddr, mediaAddr, cpuProfile string) error {
+	// Warnings only: the focus logs every join at Info.
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	s, err := newServer(mediaAddr)
 	if err != nil {
 		return err
@@ -153,9 +155,7 @@ func newServer(mediaAddr string) (*server, error) {
 		_ = u.SetWriteBuffer(socketBytes)
 	}
 	s.udp = udp
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	slog.SetDefault(logger) // the focus logs every join at Info
-	s.bridge, err = media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: udp, Logger: logger})
+	s.bridge, err = media.NewBridge(media.BridgeConfig{Tokens: tokens, Meetings: focus, UDP: udp, Logger: slog.Default()})
 	if err != nil {
 		s.close()
 		return nil, err

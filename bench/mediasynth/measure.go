@@ -55,7 +55,7 @@ func Measure(ctx context.Context, p *Publisher, sink Sink, counters []*Counter, 
 	case <-time.After(w.Drain):
 	}
 	r := Result{Server: w.Server, Subscribers: len(counters), Connected: connected, Seconds: seconds,
-		Sent: Sent{Audio: to.Audio - from.Audio, Video: to.Video - from.Video},
+		Sent:     Sent{Audio: to.Audio - from.Audio, Video: to.Video - from.Video},
 		BehindMs: float64(behind) / float64(time.Millisecond), GenCPUMs: float64(w.CPU()-cpu0) / float64(time.Millisecond)}
 	for _, c := range counters {
 		a, v := c.Received(from, to)
