@@ -37,6 +37,7 @@ type config struct {
 	ready       time.Duration
 	drain       time.Duration
 	parallel    int
+	serverPID   int
 	load        mediasynth.Load
 }
 
@@ -49,6 +50,7 @@ func main() {
 	flag.DurationVar(&c.ready, "ready", 60*time.Second, "how long the subscribers may take to receive both tracks")
 	flag.DurationVar(&c.drain, "drain", time.Second, "how long to wait for late packets after the last send")
 	flag.IntVar(&c.parallel, "parallel", 4, "subscribers joining at once")
+	flag.IntVar(&c.serverPID, "server-pid", 0, "the server's process `id`, to report its CPU and RSS from /proc (0: not reported)")
 	flag.IntVar(&c.load.FPS, "fps", c.load.FPS, "video frames per second")
 	flag.IntVar(&c.load.FramePackets, "frame-packets", c.load.FramePackets, "packets of a delta frame")
 	flag.IntVar(&c.load.KeyPackets, "key-packets", c.load.KeyPackets, "packets of a keyframe")
@@ -79,6 +81,8 @@ func (c config) validate() error {
 		return fmt.Errorf("-ready %v: must be positive", c.ready)
 	case c.drain < 0:
 		return fmt.Errorf("-drain %v: must not be negative", c.drain)
+	case c.serverPID < 0:
+		return fmt.Errorf("-server-pid %d: must not be negative", c.serverPID)
 	case c.parallel < 1:
 		return fmt.Errorf("-parallel %d: must be at least 1", c.parallel)
 	}

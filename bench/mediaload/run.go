@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/parleyuc/parley/bench/mediasynth"
 )
@@ -59,5 +60,5 @@ func run(ctx context.Context, c config) (mediasynth.Result, error) {
 		counters = append(counters, s.count)
 	}
 	return mediasynth.Measure(ctx, p, sink, counters, mediasynth.Window{Server: "parley", Ready: c.ready, Duration: c.duration,
-		Drain: c.drain, CPU: mediasynth.ProcessCPU})
+		Drain: c.drain, CPU: mediasynth.ProcessCPU, ServerPID: mediasynth.Proc(c.serverPID), RSSEvery: 250 * time.Millisecond})
 }
