@@ -69,14 +69,19 @@ func main() {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(2)
 	}
-	lksdk.SetLogger(logger.GetLogger().WithComponent("sdk"))
-	logger.InitFromConfig(&logger.Config{Level: "warn"}, "load")
+	quiet()
 	r, err := run(context.Background(), c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "load:", err)
 		os.Exit(1)
 	}
 	fmt.Println(r)
+}
+
+// quiet logs the SDK's and pion's warnings only.
+func quiet() {
+	logger.InitFromConfig(&logger.Config{Level: "warn"}, "load")
+	lksdk.SetLogger(logger.GetLogger())
 }
 
 // validate returns an error naming the first flag out of bounds.
