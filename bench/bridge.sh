@@ -28,11 +28,14 @@
 #   bash bench/bridge.sh
 #   SUBSCRIBERS="10 50" DURATION=20s bash bench/bridge.sh
 #   PROFILE=/tmp/bridge.pprof bash bench/bridge.sh   # our bridge's CPU profile, for go tool pprof
+#   FIRST=parley bash bench/bridge.sh                # ours first at each N (default: LiveKit first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 SUBSCRIBERS=${SUBSCRIBERS:-1 10 25 50}
 PROFILE=${PROFILE:-}
+FIRST=${FIRST:-livekit}
+case $FIRST in livekit | parley) ;; *) echo "FIRST=$FIRST: want livekit or parley" >&2; exit 2 ;; esac
 lkbin=$(bash bench/livekit/build.sh | tail -1)
 work=$(mktemp -d)
 lk= ours=
@@ -106,8 +109,13 @@ measure() {
 		"$(field padding "$res")" "$(field gen_cpu_ms "$res")"
 }
 for n in $SUBSCRIBERS; do
-	measure livekit "$lk" "$lkidle" "$n"
-	measure parley "$ours" "$oidle" "$n"
+	if [ "$FIRST" = livekit ]; then
+		measure livekit "$lk" "$lkidle" "$n"
+		measure parley "$ours" "$oidle" "$n"
+	else
+		measure parley "$ours" "$oidle" "$n"
+		measure livekit "$lk" "$lkidle" "$n"
+	fi
 done
 echo
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
