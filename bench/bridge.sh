@@ -28,12 +28,14 @@
 #   bash bench/bridge.sh
 #   SUBSCRIBERS="10 50" DURATION=20s bash bench/bridge.sh
 #   PROFILE=/tmp/bridge.pprof bash bench/bridge.sh   # our bridge's CPU profile, for go tool pprof
+#   LIVEKIT_PROFILE=/tmp/lk.pprof bash bench/bridge.sh  # LiveKit's (its --cpuprofile)
 #   FIRST=parley bash bench/bridge.sh                # ours first at each N (default: LiveKit first)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10s}
 SUBSCRIBERS=${SUBSCRIBERS:-1 10 25 50}
 PROFILE=${PROFILE:-}
+LIVEKIT_PROFILE=${LIVEKIT_PROFILE:-}
 FIRST=${FIRST:-livekit}
 case $FIRST in livekit | parley) ;; *) echo "FIRST=$FIRST: want livekit or parley" >&2; exit 2 ;; esac
 lkbin=$(bash bench/livekit/build.sh | tail -1)
@@ -66,7 +68,9 @@ keys:
 logging:
   level: warn
 YAML
-"$lkbin" --config "$work/livekit.yaml" >"$work/livekit.log" 2>&1 &
+lkargs=(--config "$work/livekit.yaml")
+[ -n "$LIVEKIT_PROFILE" ] && lkargs+=(--cpuprofile "$LIVEKIT_PROFILE")
+"$lkbin" "${lkargs[@]}" >"$work/livekit.log" 2>&1 &
 lk=$!
 oargs=(-http "127.0.0.1:$ohttp" -media "127.0.0.1:$omedia")
 [ -n "$PROFILE" ] && oargs+=(-cpuprofile "$PROFILE")
@@ -121,3 +125,5 @@ echo
 echo "machine: load average $(cut -d' ' -f1-3 /proc/loadavg) at the end"
 kill -TERM "$ours" && wait "$ours" 2>/dev/null || true
 ours=
+kill -INT "$lk" && wait "$lk" 2>/dev/null || true # LiveKit writes its profile on SIGINT
+lk=
