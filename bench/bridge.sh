@@ -20,9 +20,15 @@
 # - VmRSS idle, before the first load) / N.
 #
 # LiveKit: its own config (not --dev, which logs at debug level): an API
-# key and secret, the signaling and a UDP port range on 127.0.0.1, no
-# TURN, logging at warn; everything else its defaults (congestion control
-# and its probes on). Ours: the bridge with the reference server's
+# key and secret, the signaling on 127.0.0.1, its media on one UDP port
+# (rtc.udp_port: its UDP mux, as ours serves every participant on one
+# port) on loopback only, no TURN, logging at warn; everything else its
+# defaults (congestion control and its probes on). A port range instead
+# (rtc.port_range_start/end, 1,000 ports) starved: each peer connection's
+# ICE binds a port per candidate, scanning the range from its start, so
+# with 50 subscribers (two peer connections each) and the sockets of the
+# previous loads still closing, LiveKit spent most of its CPU in
+# pion/ice's listenUDPInPortRange and lost up to 88 % of the packets. Ours: the bridge with the reference server's
 # defaults (DTLS-SRTP, TWCC, its downlink estimator and pacer).
 #
 #   bash bench/bridge.sh
@@ -52,17 +58,20 @@ go build -o "$work/mediaload" ./bench/mediaload
 (cd bench/livekit/load && go build -o "$work/lkload" .)
 
 free_port() { python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, getattr(socket, sys.argv[1])); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])' "$1"; }
-lkport=$(free_port SOCK_STREAM) lktcp=$(free_port SOCK_STREAM) ohttp=$(free_port SOCK_STREAM) omedia=$(free_port SOCK_DGRAM)
+lkport=$(free_port SOCK_STREAM) lktcp=$(free_port SOCK_STREAM) lkudp=$(free_port SOCK_DGRAM)
+ohttp=$(free_port SOCK_STREAM) omedia=$(free_port SOCK_DGRAM)
 key=bench secret=bench-secret-0123456789-0123456789-0123456789
 cat >"$work/livekit.yaml" <<YAML
 port: $lkport
 bind_addresses: ["127.0.0.1"]
 rtc:
   tcp_port: $lktcp
-  port_range_start: 52000
-  port_range_end: 52999
+  udp_port: $lkudp
   use_external_ip: false
   node_ip: 127.0.0.1
+  enable_loopback_candidate: true
+  interfaces:
+    includes: [lo]
 keys:
   $key: $secret
 logging:
@@ -87,7 +96,7 @@ sleep 1
 rss_kb() { awk '/^VmRSS:/{print $2}' "/proc/$1/status"; }
 field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$2"; }
 lkidle=$(rss_kb "$lk") oidle=$(rss_kb "$ours")
-echo "livekit: $("$lkbin" --version 2>&1 | tail -1), pid $lk, 127.0.0.1:$lkport, UDP 52000-52999, idle RSS $((lkidle / 1024)) MB"
+echo "livekit: $("$lkbin" --version 2>&1 | tail -1), pid $lk, 127.0.0.1:$lkport, UDP $lkudp, idle RSS $((lkidle / 1024)) MB"
 echo "ours:    bench/bridgeserver built with $(go version -m "$work/bridgeserver" | head -1 | awk '{print $2}'), pid $ours, 127.0.0.1:$ohttp, UDP $omedia, idle RSS $((oidle / 1024)) MB"
 echo "load:    server-sdk-go $(cd bench/livekit/load && go list -m -f '{{.Version}}' github.com/livekit/server-sdk-go/v2) for LiveKit, pion/webrtc $(go list -m -f '{{.Version}}' github.com/pion/webrtc/v3) for ours; $DURATION per run"
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
