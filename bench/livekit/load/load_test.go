@@ -49,10 +49,16 @@ func TestLoadThroughLiveKit(t *testing.T) {
 	bin := livekitServer(t)
 	quiet()
 	port, tcp := freePort(t), freePort(t)
+	udp, err := net.ListenPacket("udp4", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	udpPort := udp.LocalAddr().(*net.UDPAddr).Port
+	_ = udp.Close()
 	const key, secret = "smoke", "smoke-secret-0123456789-0123456789-0123456789"
 	conf := filepath.Join(t.TempDir(), "livekit.yaml")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "port: %d\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: %d\n  port_range_start: 53000\n  port_range_end: 53499\n  use_external_ip: false\n  node_ip: 127.0.0.1\nkeys:\n  %s: %s\nlogging:\n  level: warn\n",
-		port, tcp, key, secret), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "port: %d\nbind_addresses: [\"127.0.0.1\"]\nrtc:\n  tcp_port: %d\n  udp_port: %d\n  use_external_ip: false\n  node_ip: 127.0.0.1\n  enable_loopback_candidate: true\n  interfaces:\n    includes: [lo]\nkeys:\n  %s: %s\nlogging:\n  level: warn\n",
+		port, tcp, udpPort, key, secret), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	srv := exec.Command(bin, "--config", conf)
