@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/goleak"
+
 	"github.com/parleyuc/parley/bench/mediasynth"
 )
 
@@ -106,4 +108,13 @@ func TestConfigValidate(t *testing.T) {
 			t.Errorf("%s: %v, want an error naming %s", name, err, tc.want)
 		}
 	}
+}
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// pion/webrtc v3.3.6 starts this goroutine for each track it
+		// receives, to read the track's first packet; when the peer
+		// connection closes while that receiver is still starting, the
+		// read it blocks in is never released (as in media's tests).
+		goleak.IgnoreAnyFunction("github.com/pion/webrtc/v3.(*PeerConnection).startReceiver.func1"))
 }
