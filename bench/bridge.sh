@@ -102,8 +102,8 @@ echo "load:    server-sdk-go $(cd bench/livekit/load && go list -m -f '{{.Versio
 echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start"
 echo
 
-echo '| server | subscribers | connected | sent | delivered packets/s | loss % | server CPU ms | server CPU µs per forwarded packet | RSS per subscriber | padding received | generator CPU ms |'
-echo '|---|---|---|---|---|---|---|---|---|---|---|'
+echo '| server | subscribers | connected | sent | delivered packets/s | loss % | server CPU ms | server CPU µs per forwarded packet | RSS per subscriber | subscribers short / without video | padding received | generator CPU ms |'
+echo '|---|---|---|---|---|---|---|---|---|---|---|---|'
 # measure NAME PID IDLE_KB N: one load against one server; prints its row.
 measure() {
 	local name=$1 pid=$2 idle=$3 n=$4 out res
@@ -116,10 +116,10 @@ measure() {
 	fi
 	res=$(grep '^RESULT' <<<"$out")
 	local rss=$(field server_rss_kb "$res")
-	printf '| %s | %d | %s | %s | %s | %s | %s | %s | %.2f MB | %s | %s |\n' "$name" "$n" "$(field connected "$res")" \
+	printf '| %s | %d | %s | %s | %s | %s | %s | %s | %.2f MB | %s / %s | %s | %s |\n' "$name" "$n" "$(field connected "$res")" \
 		"$(field sent "$res")" "$(field delivered_pps "$res")" "$(field loss_pct "$res")" "$(field server_cpu_ms "$res")" \
 		"$(field server_cpu_us_per_pkt "$res")" "$(awk "BEGIN{print ($rss - $idle) / 1024 / $n}")" \
-		"$(field padding "$res")" "$(field gen_cpu_ms "$res")"
+		"$(field short "$res")" "$(field novideo "$res")" "$(field padding "$res")" "$(field gen_cpu_ms "$res")"
 }
 for n in $SUBSCRIBERS; do
 	if [ "$FIRST" = livekit ]; then

@@ -109,6 +109,9 @@ type Result struct {
 	GenCPUMs    float64 // the generator's CPU in the window and drain
 	ServerCPUMs float64 // the server's CPU in the window and drain (0: not measured)
 	ServerRSS   int64   // the server's largest RSS in the window, bytes (0: not measured)
+	// Short counts the subscribers that received under 99 % of the
+	// window's packets, NoVideo those that received none of its video.
+	Short, NoVideo int
 }
 
 // ServerCPUPerPacket is the server's CPU per packet delivered, in
@@ -139,11 +142,11 @@ func (r Result) LossPct() float64 {
 func (r Result) String() string {
 	var b strings.Builder
 	got := r.Audio + r.Video
-	fmt.Fprintf(&b, "%s: %d subscribers (%d connected), %.1f s: sent %d audio + %d video packets, delivered %d of %d (%.3f %% lost), %.0f packets/s; %d padding, %d duplicates, %d RTP seq gaps; publisher at most %.1f ms behind; generator CPU %.0f ms; server CPU %.0f ms (%.2f µs per delivered packet), RSS %.1f MB\n",
+	fmt.Fprintf(&b, "%s: %d subscribers (%d connected), %.1f s: sent %d audio + %d video packets, delivered %d of %d (%.3f %% lost), %.0f packets/s; %d subscribers short of packets, %d without video; %d padding, %d duplicates, %d RTP seq gaps; publisher at most %.1f ms behind; generator CPU %.0f ms; server CPU %.0f ms (%.2f µs per delivered packet), RSS %.1f MB\n",
 		r.Server, r.Subscribers, r.Connected, r.Seconds, r.Sent.Audio, r.Sent.Video, got, r.Expected(), r.LossPct(),
-		float64(got)/r.Seconds, r.Other, r.Dups, r.SeqGaps, r.BehindMs, r.GenCPUMs, r.ServerCPUMs, r.ServerCPUPerPacket(), float64(r.ServerRSS)/(1<<20))
-	fmt.Fprintf(&b, "RESULT server=%s subscribers=%d connected=%d seconds=%.3f sent=%d delivered=%d expected=%d delivered_pps=%.1f loss_pct=%.3f padding=%d dups=%d seq_gaps=%d behind_ms=%.1f gen_cpu_ms=%.0f server_cpu_ms=%.0f server_cpu_us_per_pkt=%.3f server_rss_kb=%d",
+		float64(got)/r.Seconds, r.Short, r.NoVideo, r.Other, r.Dups, r.SeqGaps, r.BehindMs, r.GenCPUMs, r.ServerCPUMs, r.ServerCPUPerPacket(), float64(r.ServerRSS)/(1<<20))
+	fmt.Fprintf(&b, "RESULT server=%s subscribers=%d connected=%d seconds=%.3f sent=%d delivered=%d expected=%d delivered_pps=%.1f loss_pct=%.3f short=%d novideo=%d padding=%d dups=%d seq_gaps=%d behind_ms=%.1f gen_cpu_ms=%.0f server_cpu_ms=%.0f server_cpu_us_per_pkt=%.3f server_rss_kb=%d",
 		r.Server, r.Subscribers, r.Connected, r.Seconds, r.Sent.Audio+r.Sent.Video, got, r.Expected(),
-		float64(got)/r.Seconds, r.LossPct(), r.Other, r.Dups, r.SeqGaps, r.BehindMs, r.GenCPUMs, r.ServerCPUMs, r.ServerCPUPerPacket(), r.ServerRSS>>10)
+		float64(got)/r.Seconds, r.LossPct(), r.Short, r.NoVideo, r.Other, r.Dups, r.SeqGaps, r.BehindMs, r.GenCPUMs, r.ServerCPUMs, r.ServerCPUPerPacket(), r.ServerRSS>>10)
 	return b.String()
 }

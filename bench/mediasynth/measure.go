@@ -100,6 +100,12 @@ func Measure(ctx context.Context, p *Publisher, sink Sink, counters []*Counter, 
 		a, v := c.Received(from, to)
 		r.Audio += a
 		r.Video += v
+		if float64(a+v) < 0.99*float64(r.Sent.Audio+r.Sent.Video) {
+			r.Short++
+		}
+		if v == 0 && r.Sent.Video > 0 {
+			r.NoVideo++
+		}
 		o, d, g := c.Extra()
 		r.Other += o
 		r.Dups += d
