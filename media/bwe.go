@@ -26,10 +26,11 @@ const (
 	// and the layers' bitrates measured.
 	allocInterval = 500 * time.Millisecond
 	// initialEstimate is a new connection's estimate, bits/s. The
-	// bridge does not probe (it sends no padding), and the estimator
-	// raises an estimate by about 8 % a second, so it starts above what
-	// a meeting sends (everything fits) and lets the delay and loss a
-	// weak path shows bring it down, within a second or two.
+	// bridge probes only before a switch up on a downlink that has shown
+	// a limit (probe.go), and the estimator raises an estimate by about
+	// 8 % a second, so it starts above what a meeting sends (everything
+	// fits) and lets the delay and loss a weak path shows bring it down,
+	// within a second or two.
 	initialEstimate = 10_000_000
 	// minEstimate is the least the estimator estimates, bits/s.
 	minEstimate = 30_000

@@ -32,12 +32,14 @@ import (
 // With neither (delay under 10 ms, loss under 2 %) it rises by 8 % a
 // second; with loss between 2 and 10 % and no queue (a radio link's
 // random loss, not congestion's), by 4 %. It never falls more than once
-// in reactionTime, so that the fall's effect shows before the next. The
-// bridge sends no probes: a higher layer, once the estimate has room
-// for it, is the probe; so after a fall the estimate rises back to what
-// the path carried and holds there (2 s, doubled after each failed try,
-// up to a minute) before it tries higher, and a failed try falls back
-// to where it held, not below.
+// in reactionTime, so that the fall's effect shows before the next.
+// Sending less than the path carries, the estimate rises past it; a
+// switch to a higher layer, once the estimate has room for it, is the
+// try, probed first with padding where the downlink has shown a limit
+// (probe.go). So after a fall the estimate rises back to what the path
+// carried and holds there (2 s, doubled after each failed try, up to a
+// minute) before it tries higher, and a failed try falls back to where
+// it held, not below.
 
 const (
 	// sentHistory is how many packets of a connection are remembered
@@ -138,8 +140,9 @@ type downlink struct {
 	lastRise   int64
 	// After a fall the estimate rises to where it fell from (ceiling),
 	// then stays there for hold before it tries higher; hold doubles
-	// each time a try fails (up to maxHold), as the bridge has no other
-	// way to probe than to send a higher layer.
+	// each time a try fails (up to maxHold): each costs the subscriber
+	// a queue (a probe's padding) or a freeze (a higher layer's
+	// keyframe).
 	ceiling float64
 	hold    time.Duration
 	crossed bool // the estimate went above ceiling since the last fall

@@ -43,13 +43,18 @@
 // speaker's camera (the bridge reads no audio levels yet: the camera
 // published last stands in), then the others, each the highest layer
 // that fits what is left, and pauses (sends nothing of) a video whose
-// low layer does not fit. The bridge does not pace: it keeps within the
-// estimate by the layers it chooses. It does not probe either, so an
-// estimate starts at 10 Mbit/s (everything fits) and a weak path brings
-// it down within seconds, while a path that recovers raises it by about
-// 8 % a second. A higher layer is the probe: after a fall the estimate
-// holds at what the path carried, 2 s and twice as long after each
-// failed try (up to a minute), before it tries higher again.
+// low layer does not fit. What is sent to a subscriber is paced at 2.5
+// times its estimate. An estimate starts at 10 Mbit/s (everything fits)
+// and a weak path brings it down within seconds, while a path that
+// recovers raises it by about 8 % a second; random loss of a few
+// percent without a queue (a radio link's) does not hold it down. On a
+// downlink that has shown a limit a switch up is probed first: for a
+// second the subscriber is sent padding at the rate the higher layer
+// adds, and switched only if its estimate did not fall. After a fall
+// the estimate holds at what the path carried, 2 s and twice as long
+// after each failed try (up to a minute), before it tries higher again.
+// What the bridge sends a subscriber is kept for retransmission as long
+// as its round trip calls for (0.5 to 2 s).
 //
 // The bridge follows the focus ([conference.Focus.Watch]): an ejected or
 // departed participant's media stops at once, a demoted presenter's

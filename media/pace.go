@@ -26,8 +26,8 @@ import (
 // same queue), while the pacer is not where the rate is decided: the
 // allocation keeps what is sent within the estimate on average, and a
 // queue that old means the estimate is behind the path (it just fell,
-// or the bridge, which does not probe, has not yet seen the path's
-// rise), when sending is the better guess. The queue holds at most
+// or it has not yet risen to the path's rate), when sending is the
+// better guess. The queue holds at most
 // paceQueue packets; when it is full the oldest goes out at once.
 const (
 	paceFactor   = 2.5
