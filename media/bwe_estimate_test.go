@@ -56,33 +56,47 @@ func (l *link) arrival(sent int64, size int) int64 {
 // client reports what has arrived (and what was lost before it). It
 // returns the time reached.
 func drive(d *downlink, l *link, start int64, dur, interval, feedbackEvery time.Duration) int64 {
-	type pending struct {
-		seq uint16
-		at  int64 // on the client's clock; 0: lost
-	}
-	var queue []pending
+	var c simClient
 	now, nextFeedback := start, start+int64(feedbackEvery)
 	for end := start + int64(dur); now < end; now += int64(interval) {
-		queue = append(queue, pending{d.sent1(1200, now, false), l.arrival(now, 1200)})
-		if now < nextFeedback {
-			continue
+		c.sent(d.sent1(1200, now, false), l.arrival(now, 1200))
+		if now >= nextFeedback {
+			nextFeedback += int64(feedbackEvery)
+			c.report(d, now)
 		}
-		nextFeedback += int64(feedbackEvery)
-		n := 0
-		for n < len(queue) && (queue[n].at == 0 || queue[n].at-int64(7*time.Second) <= now) {
-			n++
-		}
-		if n == 0 {
-			continue
-		}
-		arrivals := make([]int64, n)
-		for i := range arrivals {
-			arrivals[i] = queue[i].at
-		}
-		d.feedback(feedbackFor(queue[0].seq, arrivals), now)
-		queue = queue[n:]
 	}
 	return now
+}
+
+// simClient is a simulated client's side of transport-wide feedback:
+// the packets sent to it, not yet reported.
+type simClient struct {
+	queue []simPacket
+}
+
+type simPacket struct {
+	seq uint16
+	at  int64 // arrival on the client's clock (7 s ahead); 0: lost
+}
+
+func (c *simClient) sent(seq uint16, at int64) { c.queue = append(c.queue, simPacket{seq, at}) }
+
+// report sends the estimator feedback at now about what has arrived by
+// then (and what was lost before it).
+func (c *simClient) report(d *downlink, now int64) {
+	n := 0
+	for n < len(c.queue) && (c.queue[n].at == 0 || c.queue[n].at-int64(7*time.Second) <= now) {
+		n++
+	}
+	if n == 0 {
+		return
+	}
+	arrivals := make([]int64, n)
+	for i := range arrivals {
+		arrivals[i] = c.queue[i].at
+	}
+	d.feedback(feedbackFor(c.queue[0].seq, arrivals), now)
+	c.queue = c.queue[n:]
 }
 
 const start = int64(1e18) // simulated time: any, as long as it is not 0

@@ -41,14 +41,8 @@ func (l *lossyLink) arrival(sent int64, size int) int64 {
 func meetingOn(d *downlink, l *lossyLink, dur time.Duration) float64 {
 	const tick = 10 * time.Millisecond
 	layers := [...]struct{ rate, needs int }{{150_000, 220_000}, {500_000, 590_000}}
-	type pending struct {
-		seq uint16
-		at  int64
-	}
-	var queue []pending
-	send := func(now int64, size int) {
-		queue = append(queue, pending{d.sent1(size, now, false), l.arrival(now, size)})
-	}
+	var c simClient
+	send := func(now int64, size int) { c.sent(d.sent1(size, now, false), l.arrival(now, size)) }
 	var paced []int // video packets waiting in the pacer, bytes
 	var frameBytes, budget float64
 	layer := -1
@@ -91,23 +85,10 @@ func meetingOn(d *downlink, l *lossyLink, dur time.Duration) float64 {
 				low++
 			}
 		}
-		if now < nextFeedback {
-			continue
+		if now >= nextFeedback {
+			nextFeedback += int64(100 * time.Millisecond)
+			c.report(d, now)
 		}
-		nextFeedback += int64(100 * time.Millisecond)
-		n := 0
-		for n < len(queue) && (queue[n].at == 0 || queue[n].at-int64(7*time.Second) <= now) {
-			n++
-		}
-		if n == 0 {
-			continue
-		}
-		arrivals := make([]int64, n)
-		for i := range arrivals {
-			arrivals[i] = queue[i].at
-		}
-		d.feedback(feedbackFor(queue[0].seq, arrivals), now)
-		queue = queue[n:]
 	}
 	return float64(low) / float64(counted)
 }
