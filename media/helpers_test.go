@@ -382,6 +382,15 @@ func (c *client) close() {
 	if c.sim != nil {
 		c.sim.stopReading()
 	}
+	// pion/webrtc v3.3.6's ICETransport.stop reads the transport's mux
+	// without the lock ICETransport.Start sets it under, once ICE
+	// connects: a close while the connection is still being made races
+	// with it (the race detector caught it in CI, in
+	// TestSignalingRaisedHand). So the close waits, a little, for the
+	// connection to be made or to fail.
+	for deadline := time.Now().Add(3 * time.Second); c.pc.ConnectionState() == webrtc.PeerConnectionStateConnecting && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
 	_ = c.pc.Close()
 	c.wg.Wait()
 }
