@@ -23,6 +23,9 @@ import (
 // frame's last packet, numbered in the stream (rewriter.pad).
 const (
 	probeTime = time.Second
+	// probeValid is how long a probe that passed lets its switch wait
+	// for the higher layer's keyframe without probing again.
+	probeValid = 3 * time.Second
 	// probeBurst bounds the padding sent at once: what probeBurst of
 	// the probe's rate comes to.
 	probeBurst = 100 * time.Millisecond
@@ -43,6 +46,9 @@ type probe struct {
 	rate   float64 // bits/s of padding
 	bytes  float64 // padding due
 	last   int64   // when padding was last counted
+	// the layer the last probe that passed was for, and when it passed
+	passed   Layer
+	passedAt int64
 }
 
 // probeFor takes the allocation's layer l for the subscriber at now and
@@ -59,13 +65,16 @@ func (d *downTrack) probeFor(l Layer, now int64) Layer {
 		d.probe.on = false
 		return l
 	}
+	if d.probe.passedAt != 0 && d.probe.passed == target && now-d.probe.passedAt < int64(probeValid) {
+		return l // passed: the switch waits for the layer's keyframe
+	}
 	if d.probe.on && d.probe.target == target {
 		switch {
 		case d.est.fellSince(d.probe.start):
 			d.probe.on = false // the path has no room: stay
 			return cur
 		case now >= d.probe.end:
-			d.probe.on = false // it has
+			d.probe.on, d.probe.passed, d.probe.passedAt = false, target, now // it has
 			return l
 		}
 		return cur

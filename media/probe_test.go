@@ -134,6 +134,16 @@ func TestSwitchUpIsProbedFirst(t *testing.T) {
 		t.Fatalf("padding at %.0f bit/s during the probe, want about 150000 (what the middle layer adds)", rate)
 	}
 	e.d.allocate(LayerMid, e.now)
+	// The switch waits for the middle layer's keyframe, through the
+	// allocation's next rounds, without probing again.
+	for range 2 {
+		e.frame(false)
+		e.now += int64(500 * time.Millisecond)
+		e.d.allocate(LayerMid, e.now)
+		if e.d.allocated() != LayerMid || e.d.probe.on {
+			t.Fatalf("waiting for the keyframe after the probe: allocated %v, probing %v; want the middle layer", e.d.allocated(), e.d.probe.on)
+		}
+	}
 	e.frame(true)
 	if e.d.allocated() != LayerMid || e.d.layer() != LayerMid {
 		t.Fatalf("after the probe: allocated %v, sent %v; want the middle layer", e.d.allocated(), e.d.layer())
