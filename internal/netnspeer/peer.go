@@ -23,6 +23,8 @@ import (
 	"github.com/pion/ice/v2"
 	"github.com/pion/interceptor"
 	"github.com/pion/webrtc/v3"
+
+	"github.com/parleyuc/parley/internal/netnspeer/synth"
 )
 
 // Roles of a peer.
@@ -31,17 +33,13 @@ const (
 	RoleSubscriber = "subscriber"
 )
 
-// Layers is how many layers the publisher's simulcast has, lowest first.
-const Layers = 3
+// Layers is how many layers the publisher's simulcast has, lowest first
+// (synth.Layers).
+const Layers = synth.Layers
 
 // RIDs are the publisher's simulcast layers' RTP stream IDs, lowest
-// first. Every packet's payload ends with its layer's RID, so that a
-// subscriber knows which layer it receives.
-var RIDs = [Layers]string{"q", "h", "f"}
-
-// Widths are the layers' widths, carried in their keyframes (heights are
-// 9/16 of them).
-var Widths = [Layers]uint16{320, 640, 1280}
+// first (synth.RIDs).
+var RIDs = synth.RIDs
 
 // Config is what a peer is: the first Message its input carries.
 type Config struct {
@@ -159,9 +157,9 @@ func Run(in io.Reader, out io.Writer) (err error) {
 			}
 		}
 	}
-	stalls := newStallMeter()
+	stalls := synth.NewStallMeter()
 	defer func() {
-		stalls.close()
+		stalls.Close()
 		if pub != nil {
 			pub.close()
 		}
@@ -214,14 +212,13 @@ func Run(in io.Reader, out io.Writer) (err error) {
 			}
 		case m.ReportWindow > 0:
 			window := time.Duration(m.ReportWindow) * time.Millisecond
-			r := Report{WindowMS: m.ReportWindow}
+			var r Report
 			if sub != nil {
 				r = sub.report(window)
-			} else if pub != nil {
-				r.AudioPackets, r.Frames = pub.sent(time.Now().Add(-window))
-				r.FPS = float64(r.Frames) / window.Seconds()
+			} else {
+				r = pub.report(window)
 			}
-			r.LongestStallMS = int(stalls.longest(time.Now().Add(-window)) / time.Millisecond)
+			r.LongestStallMS = int(stalls.Longest(time.Now().Add(-window)) / time.Millisecond)
 			if err := send(Message{Report: &r}); err != nil {
 				return err
 			}

@@ -1,40 +1,36 @@
 package netnspeer
 
 import (
-	"cmp"
 	"sync"
 	"time"
 
 	"github.com/pion/rtcp"
-	"github.com/pion/rtp"
 	"github.com/pion/sdp/v3"
 	"github.com/pion/webrtc/v3"
+
+	"github.com/parleyuc/parley/internal/netnspeer/synth"
 )
 
 // publisher sends one video track as three simulcast layers, as a
 // browser does (each layer its own SSRC, its packets naming their MID
-// and RID in header extensions, VP8 frames 30 times a second with 15-bit
-// picture IDs and TL0PICIDX, keyframes at the start and when the bridge
-// asks), and Opus audio, a packet every 20 ms.
+// and RID in header extensions; synth.Video's frames 30 times a second),
+// and Opus audio (synth.Audio), a packet every 20 ms.
 type publisher struct {
-	cfg    Config
 	pc     *webrtc.PeerConnection
 	sender *webrtc.RTPSender
 	tracks [Layers]*webrtc.TrackLocalStaticRTP
 	audio  *webrtc.TrackLocalStaticRTP
+	video  *synth.Video
+	sound  *synth.Audio
 
 	stop    chan struct{}
 	wg      sync.WaitGroup
 	started bool
-
-	mu      sync.Mutex
-	wantKey [Layers]bool
-	sentAt  []time.Time // of the audio packets
-	frameAt []time.Time // of the video frames (one of each layer)
 }
 
 func newPublisher(pc *webrtc.PeerConnection, cfg Config) (*publisher, error) {
-	p := &publisher{cfg: cfg, pc: pc, stop: make(chan struct{})}
+	p := &publisher{pc: pc, stop: make(chan struct{}), video: synth.NewVideo(cfg.LayerBytes, cfg.KeyframeBytes),
+		sound: synth.NewAudio(cfg.AudioBytes)}
 	for i, rid := range RIDs {
 		tr, err := webrtc.NewTrackLocalStaticRTP(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "camera", webrtc.WithRTPStreamID(rid))
 		if err != nil {
@@ -77,9 +73,7 @@ func (p *publisher) start() {
 				for _, pkt := range pkts {
 					switch pkt.(type) {
 					case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
-						p.mu.Lock()
-						p.wantKey[i] = true
-						p.mu.Unlock()
+						p.video.RequestKeyframe(i)
 					}
 				}
 			}
@@ -99,45 +93,30 @@ func (p *publisher) close() {
 	p.wg.Wait()
 }
 
-// sent returns how many audio packets and video frames (of each layer)
-// were sent since from.
-func (p *publisher) sent(from time.Time) (audio, frames int) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return countSince(p.sentAt, from), countSince(p.frameAt, from)
+// report is what the publisher sent over the last window.
+func (p *publisher) report(window time.Duration) Report {
+	return synth.PublisherReport(p.video, p.sound, time.Now(), window)
 }
 
 func (p *publisher) sendAudio() {
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	payload := make([]byte, cmp.Or(p.cfg.AudioBytes, 60))
-	var seq uint16 = 7000
-	var ts uint32 = 123456
 	for {
 		select {
 		case <-p.stop:
 			return
 		case <-tick.C:
 		}
-		_ = p.audio.WriteRTP(&rtp.Packet{Header: rtp.Header{Version: 2, PayloadType: 111, SequenceNumber: seq, Timestamp: ts}, Payload: payload})
-		p.mu.Lock()
-		p.sentAt = append(p.sentAt, time.Now())
-		p.mu.Unlock()
-		seq++
-		ts += 960
+		_ = p.audio.WriteRTP(p.sound.Next(time.Now()))
 	}
 }
 
 func (p *publisher) sendVideo() {
-	seq := [Layers]uint16{65000, 1, 30000}
-	ts := [Layers]uint32{1e9, 5, 4294000000}
-	pic := [Layers]uint16{100, 20000, 32700}
-	tl0 := [Layers]uint8{250, 0, 128}
 	var midID, ridID uint8
 	var mid string
-	tick := time.NewTicker(33 * time.Millisecond)
+	tick := time.NewTicker(synth.FrameInterval)
 	defer tick.Stop()
-	for frame := 0; ; frame++ {
+	for {
 		select {
 		case <-p.stop:
 			return
@@ -158,59 +137,16 @@ func (p *publisher) sendVideo() {
 				}
 			}
 			if mid == "" || midID == 0 || ridID == 0 {
-				mid, frame = "", -1
+				mid = ""
 				continue
 			}
 		}
-		p.mu.Lock()
-		p.frameAt = append(p.frameAt, time.Now())
-		p.mu.Unlock()
-		for i := range Layers {
-			p.mu.Lock()
-			key := frame == 0 || p.wantKey[i] || frame%90 == 0 && p.cfg.KeyframeBytes[i] == 0
-			p.wantKey[i] = false
-			p.mu.Unlock()
-			size := cmp.Or(p.cfg.LayerBytes[i], 100)
-			parts, left := 2, 0
-			if key && p.cfg.KeyframeBytes[i] > 0 { // camera-sized: in packets of 1,100 bytes
-				parts, left = (p.cfg.KeyframeBytes[i]+1099)/1100, p.cfg.KeyframeBytes[i]
+		for i, pkts := range p.video.Next(time.Now()) {
+			for _, pkt := range pkts {
+				_ = pkt.SetExtension(midID, []byte(mid))
+				_ = pkt.SetExtension(ridID, []byte(RIDs[i]))
+				_ = p.tracks[i].WriteRTP(pkt)
 			}
-			for part := range parts {
-				if left > 0 {
-					size = min(left, 1100)
-					left -= size
-				}
-				body := make([]byte, size)
-				body[len(body)-1] = RIDs[i][0]
-				h := rtp.Header{Version: 2, PayloadType: 96, SequenceNumber: seq[i], Timestamp: ts[i], Marker: part == parts-1}
-				_ = h.SetExtension(midID, []byte(mid))
-				_ = h.SetExtension(ridID, []byte(RIDs[i]))
-				payload := vp8Payload(pic[i], tl0[i], part == 0, key, Widths[i], Widths[i]*9/16, body)
-				_ = p.tracks[i].WriteRTP(&rtp.Packet{Header: h, Payload: payload})
-				seq[i]++
-			}
-			ts[i] += 3000
-			pic[i] = (pic[i] + 1) & 0x7fff
-			tl0[i]++
 		}
 	}
-}
-
-// vp8Payload is a VP8 RTP payload (RFC 7741): a descriptor with a 15-bit
-// picture ID and TL0PICIDX, and on a frame's first packet the VP8
-// payload header (a keyframe's with its start code and size), then body.
-func vp8Payload(pic uint16, tl0 uint8, start, key bool, width, height uint16, body []byte) []byte {
-	b0 := byte(0x80) // X
-	if start {
-		b0 |= 0x10 // S, partition 0
-	}
-	p := []byte{b0, 0x80 | 0x40, 0x80 | byte(pic>>8)&0x7f, byte(pic), tl0}
-	if start {
-		if key {
-			p = append(p, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, byte(width), byte(width>>8), byte(height), byte(height>>8))
-		} else {
-			p = append(p, 0x01, 0x00, 0x00)
-		}
-	}
-	return append(p, body...)
 }

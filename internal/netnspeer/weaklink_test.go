@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/parleyuc/parley/conference"
+	"github.com/parleyuc/parley/internal/netnspeer/synth"
 	"github.com/parleyuc/parley/internal/netnstest"
 	"github.com/parleyuc/parley/media"
 )
@@ -54,8 +55,8 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 	if os.Getenv("PARLEY_WEAK_LINK") == "" {
 		t.Skip("measures frame rates: run it alone with PARLEY_WEAK_LINK=1 (as root, with iproute2 and nftables), as .ci/run does")
 	}
-	stalls := newStallMeter()
-	defer stalls.close()
+	stalls := synth.NewStallMeter()
+	defer stalls.Close()
 	sw := netnstest.NewSwitch(t)
 	wide := netnstest.Link{}
 	weak := netnstest.Shape{Rate: "300kbit", Loss: 3}
@@ -85,7 +86,7 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 	// sees that no link made. Each check allows the longest stall of
 	// the publisher, the bridge (this process) and the subscriber.
 	sent := alice.report(t, window)
-	bridgeStall := stalls.longest(time.Now().Add(-window))
+	bridgeStall := stalls.Longest(time.Now().Add(-window))
 	t.Logf("figures: alice sent %.1f frames/s of each layer, %d audio packets; stalls: alice %d ms, bridge %v",
 		sent.FPS, sent.AudioPackets, sent.LongestStallMS, bridgeStall.Round(time.Millisecond))
 	// The frame rates asked for are of the 30 a second alice sends; if
@@ -96,9 +97,7 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 		r := p.report(t, window)
 		forwarded += r.VideoPackets + r.AudioPackets
 		stall := int(max(bridgeStall/time.Millisecond, time.Duration(max(sent.LongestStallMS, r.LongestStallMS))))
-		t.Logf("figures: %-5s %5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms); %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms; %s",
-			p.name, r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS,
-			r.AudioPackets, r.LongestAudioGapMS, r.LongestAudioLossMS, r.LongestStallMS, &samples[i])
+		t.Logf("figures: %-5s %s; %s", p.name, &r, &samples[i])
 		if len(r.FreezesAt) > 0 {
 			t.Logf("figures: %-5s freezes (ms into the window, length): %v", p.name, r.FreezesAt)
 		}

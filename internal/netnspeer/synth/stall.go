@@ -1,4 +1,4 @@
-package netnspeer
+package synth
 
 import (
 	"sync"
@@ -8,11 +8,11 @@ import (
 // StallTick is how often a stall meter's clock ticks.
 const StallTick = 10 * time.Millisecond
 
-// stallMeter measures how late a process's goroutines run: a ticker
+// StallMeter measures how late a process's goroutines run: a ticker
 // every StallTick, whose ticks arriving late mean the process (or the
 // machine) stalled, whatever the network did. A test on a busy machine
 // tells its stalls from the bridge's faults with it.
-type stallMeter struct {
+type StallMeter struct {
 	stop chan struct{}
 	wg   sync.WaitGroup
 
@@ -25,13 +25,14 @@ type stall struct {
 	gap time.Duration
 }
 
-func newStallMeter() *stallMeter {
-	m := &stallMeter{stop: make(chan struct{})}
+// NewStallMeter starts a stall meter; Close stops it.
+func NewStallMeter() *StallMeter {
+	m := &StallMeter{stop: make(chan struct{})}
 	m.wg.Go(m.run)
 	return m
 }
 
-func (m *stallMeter) run() {
+func (m *StallMeter) run() {
 	tick := time.NewTicker(StallTick)
 	defer tick.Stop()
 	last := time.Now()
@@ -50,8 +51,8 @@ func (m *stallMeter) run() {
 	}
 }
 
-// longest returns the longest stall that ended after from.
-func (m *stallMeter) longest(from time.Time) time.Duration {
+// Longest returns the longest stall that ended after from.
+func (m *StallMeter) Longest(from time.Time) time.Duration {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var d time.Duration
@@ -63,7 +64,8 @@ func (m *stallMeter) longest(from time.Time) time.Duration {
 	return d
 }
 
-func (m *stallMeter) close() {
+// Close stops the meter's clock.
+func (m *StallMeter) Close() {
 	close(m.stop)
 	m.wg.Wait()
 }
