@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/parleyuc/parley/bench/mediasynth"
 	"github.com/parleyuc/parley/conference"
 	"github.com/parleyuc/parley/internal/netnspeer/synth"
 	"github.com/parleyuc/parley/internal/netnstest"
@@ -63,9 +64,13 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 	warmup := envDuration(t, "PARLEY_NETNS_WARMUP", 8*time.Second)
 	window := envDuration(t, "PARLEY_NETNS_WINDOW", 10*time.Second)
 	m := newMeeting(t, sw.IP)
+	self := mediasynth.Proc(os.Getpid())
+	idle := rss(t, self)
 
 	alice := m.join(sw.Add(t, wide), "alice", Config{Role: RolePublisher, LayerBytes: [Layers]int{270, 600, 1100},
 		KeyframeBytes: [Layers]int{20 * 2 * 270, 20 * 2 * 600, 20 * 2 * 1100}, AudioBytes: 60})
+	time.Sleep(time.Second)
+	withPublisher := rss(t, self)
 	subs := []*peer{
 		m.join(sw.Add(t, wide), "bob", Config{Role: RoleSubscriber}),
 		m.join(sw.Add(t, wide), "carol", Config{Role: RoleSubscriber}),
@@ -76,10 +81,12 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 	time.Sleep(warmup)
 	cpu0 := processCPU(t)
 	samples := make([]sampled, len(subs))
+	var peak int64
 	for end := time.Now().Add(window); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
 		for i, p := range subs {
 			samples[i].add(p, alice.id)
 		}
+		peak = max(peak, rss(t, self))
 	}
 	cpu := processCPU(t) - cpu0
 	// On a busy machine a process may stall: a gap every subscriber
@@ -124,11 +131,19 @@ func TestWeakSubscriberInNetns(t *testing.T) {
 	}
 	// The test's process is the bridge (the peers are processes of their
 	// own); what it spent over the window, per packet the subscribers
-	// received, is an upper bound of the bridge's CPU per forwarded packet.
-	if forwarded > 0 {
-		t.Logf("figures: bridge process CPU %v over %v, %.1f µs per packet the subscribers received (%d)",
-			cpu.Round(time.Millisecond), window, float64(cpu.Microseconds())/float64(forwarded), forwarded)
+	// received, is an upper bound of the bridge's CPU per forwarded
+	// packet, and its memory an upper bound of the bridge's.
+	t.Log("figures: " + synth.ServerFigures("bridge (the test's)", cpu, window, forwarded, idle, withPublisher, peak, len(subs)))
+}
+
+// rss is the process's resident set size.
+func rss(t *testing.T, p mediasynth.Proc) int64 {
+	t.Helper()
+	n, err := p.RSS()
+	if err != nil {
+		t.Fatal(err)
 	}
+	return n
 }
 
 // sampled is what the bridge said of a subscriber every 100 ms over the

@@ -9,6 +9,7 @@ package synth
 
 import (
 	"cmp"
+	"fmt"
 	"sync"
 	"time"
 
@@ -191,4 +192,17 @@ func countSince(times []time.Time, from time.Time) int {
 		}
 	}
 	return n
+}
+
+// ServerFigures is the weak-link scenario's line of a server's figures,
+// as printed for either server: its process's CPU over the window per
+// packet the subscribers received (an upper bound of its CPU per
+// forwarded packet), and its memory: resident set idle, with the
+// publisher alone, at its largest over the window, and the growth from
+// the publisher alone to that largest, per subscriber.
+func ServerFigures(server string, cpu, window time.Duration, forwarded int, idle, withPublisher, peak int64, subscribers int) string {
+	const mb = 1 << 20
+	return fmt.Sprintf("%s process CPU %v over %v, %.1f µs per packet the subscribers received (%d); RSS idle %.1f MB, with the publisher %.1f MB, largest in the window %.1f MB: %.2f MB per subscriber (%d)",
+		server, cpu.Round(time.Millisecond), window, float64(cpu.Microseconds())/float64(max(forwarded, 1)), forwarded,
+		float64(idle)/mb, float64(withPublisher)/mb, float64(peak)/mb, float64(peak-withPublisher)/mb/float64(max(subscribers, 1)), subscribers)
 }
