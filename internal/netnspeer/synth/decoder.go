@@ -62,8 +62,8 @@ type Report struct {
 // String is a subscriber's figures on one line, as the weak-link
 // scenario prints them for either server.
 func (r *Report) String() string {
-	return fmt.Sprintf("%5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms); %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms",
-		r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS,
+	return fmt.Sprintf("%5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms), %d video packets; %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms",
+		r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS, r.VideoPackets,
 		r.AudioPackets, r.LongestAudioGapMS, r.LongestAudioLossMS, r.LongestStallMS)
 }
 

@@ -118,14 +118,16 @@ func (v *Video) Frames(from time.Time) int {
 }
 
 // vp8Payload is a VP8 RTP payload (RFC 7741): a descriptor with a 15-bit
-// picture ID and TL0PICIDX, and on a frame's first packet the VP8
-// payload header (a keyframe's with its start code and size), then body.
+// picture ID, TL0PICIDX and TID (0, with Y set: as libwebrtc sends them;
+// LiveKit refuses a TL0PICIDX without a TID as invalid), and on a
+// frame's first packet the VP8 payload header (a keyframe's with its
+// start code and size), then body.
 func vp8Payload(pic uint16, tl0 uint8, start, key bool, width, height uint16, body []byte) []byte {
 	b0 := byte(0x80) // X
 	if start {
 		b0 |= 0x10 // S, partition 0
 	}
-	p := []byte{b0, 0x80 | 0x40, 0x80 | byte(pic>>8)&0x7f, byte(pic), tl0}
+	p := []byte{b0, 0x80 | 0x40 | 0x20, 0x80 | byte(pic>>8)&0x7f, byte(pic), tl0, 0x20}
 	if start {
 		if key {
 			p = append(p, 0x00, 0x00, 0x00, 0x9d, 0x01, 0x2a, byte(width), byte(width>>8), byte(height), byte(height>>8))
