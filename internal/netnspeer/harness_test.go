@@ -9,6 +9,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"strings"
@@ -47,12 +49,56 @@ func TestMain(m *testing.M) {
 }
 
 // meeting is a focus with one meeting organized by alice, and a bridge
-// listening on a UDP port of ip.
+// listening on a UDP port of ip; or, where remote is set, bench/bridgeserver
+// in a process of its own, serving the same.
 type meeting struct {
 	t       *testing.T
 	focus   *conference.Focus
 	bridge  *media.Bridge
 	meeting *conference.Meeting
+
+	remote string // bridgeserver's signaling, http://ADDRESS
+	pid    int    // the process serving the bridge
+}
+
+// newRemoteMeeting starts bench/bridgeserver (built as bin) with its
+// signaling and media on ip, stopped when t ends: its meeting is
+// organized by "pub", whom alice joins as.
+func newRemoteMeeting(t *testing.T, bin, ip string) *meeting {
+	t.Helper()
+	cmd := exec.Command(bin, "-http", net.JoinHostPort(ip, "0"), "-media", net.JoinHostPort(ip, "0"))
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("bridgeserver's standard error:\n%s", stderr.String())
+		}
+	})
+	listening := make(chan string, 1)
+	go func() { // ends with the process's output
+		lines := bufio.NewScanner(out)
+		for lines.Scan() {
+			if f := strings.Fields(lines.Text()); len(f) == 5 && f[0] == "listening" && f[1] == "http" {
+				listening <- f[2]
+			}
+		}
+	}()
+	select {
+	case addr := <-listening:
+		return &meeting{t: t, remote: "http://" + addr, pid: cmd.Process.Pid}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("bridgeserver did not listen in 10 s: %s", stderr.String())
+	}
+	return nil
 }
 
 func newMeeting(t *testing.T, ip string) *meeting {
@@ -87,7 +133,7 @@ func newMeeting(t *testing.T, ip string) *meeting {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &meeting{t: t, focus: focus, bridge: bridge, meeting: m}
+	return &meeting{t: t, focus: focus, bridge: bridge, meeting: m, pid: os.Getpid()}
 }
 
 func identity(user string) *auth.Identity {
@@ -172,7 +218,9 @@ func (m *meeting) join(ns *netnstest.Netns, user string, cfg Config) *peer {
 		_, _ = io.Copy(io.Discard, out)
 	}()
 	var wg sync.WaitGroup
+	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(func() {
+		cancel()
 		_ = p.in.Close() // the peer ends
 		select {
 		case <-p.exited:
@@ -199,6 +247,10 @@ func (m *meeting) join(ns *netnstest.Netns, user string, cfg Config) *peer {
 		t.Fatalf("%s ended before its offer: %s", user, p.getErr())
 	case <-time.After(20 * time.Second):
 		t.Fatalf("%s sent no offer in 20 s", user)
+	}
+	if m.remote != "" {
+		m.joinRemote(ctx, p, &wg, offer)
+		return p
 	}
 	part, err := m.focus.Join(context.Background(), m.meeting.ID, conference.JoinRequest{Identity: identity(user)})
 	if err != nil {
@@ -233,6 +285,94 @@ func (m *meeting) join(ns *netnstest.Netns, user string, cfg Config) *peer {
 		}
 	})
 	return p
+}
+
+// joinRemote joins p, whose offer is offer, through bridgeserver's
+// signaling (its /token, /join, /offer and /answer), and relays the
+// bridge's later offers and p's answers until ctx ends or the session
+// does.
+func (m *meeting) joinRemote(ctx context.Context, p *peer, wg *sync.WaitGroup, offer string) {
+	t := m.t
+	t.Helper()
+	user := p.name
+	if user == "alice" {
+		user = "pub" // bridgeserver's organizer, who alone presents
+	}
+	var g struct {
+		Meeting     string `json:"meeting"`
+		Participant string `json:"participant"`
+		Token       string `json:"token"`
+	}
+	if err := postJSON(m.remote+"/token", map[string]string{"user": user, "fingerprint": fingerprintOf(offer)}, &g); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	p.id = conference.ParticipantID(g.Participant)
+	var answer struct {
+		Answer string `json:"answer"`
+	}
+	if err := postJSON(m.remote+"/join", map[string]string{"meeting": g.Meeting, "participant": g.Participant, "token": g.Token, "offer": offer}, &answer); err != nil {
+		t.Fatalf("%s: %v", p.name, err)
+	}
+	if err := p.send(Message{Answer: answer.Answer}); err != nil {
+		t.Fatal(err)
+	}
+	q := "?participant=" + url.QueryEscape(g.Participant)
+	wg.Go(func() { // the bridge's offers, answered until the session ends
+		for ctx.Err() == nil {
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, m.remote+"/offer"+q, nil)
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				return
+			}
+			body, _ := io.ReadAll(res.Body)
+			_ = res.Body.Close()
+			switch res.StatusCode {
+			case http.StatusNoContent:
+				continue
+			case http.StatusOK:
+			default:
+				return // the session ended
+			}
+			if p.send(Message{Offer: string(body)}) != nil {
+				return
+			}
+			select {
+			case a := <-p.answers:
+				res, err := http.Post(m.remote+"/answer"+q, "application/sdp", strings.NewReader(a))
+				if err != nil {
+					return
+				}
+				b, _ := io.ReadAll(res.Body)
+				_ = res.Body.Close()
+				if res.StatusCode != http.StatusNoContent {
+					p.setErr(fmt.Sprintf("the bridge refused an answer: %s %s", res.Status, b))
+					return
+				}
+			case <-p.exited:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+}
+
+// postJSON posts v to u as JSON and decodes the answer into out.
+func postJSON(u string, v, out any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	res, err := http.Post(u, "application/json", bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusOK {
+		return fmt.Errorf("POST %s: %s %s", u, res.Status, body)
+	}
+	return json.Unmarshal(body, out)
 }
 
 func (p *peer) setErr(e string) {
