@@ -5,6 +5,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -68,7 +69,8 @@ func envDuration(t *testing.T, name string, def time.Duration) time.Duration {
 // LiveKit rather than judging it: it fails only when the scenario did
 // not run (a subscriber received no audio or no video).
 //
-// As root, with PARLEY_WEAK_LINK=1 only.
+// As root, with PARLEY_WEAK_LINK=1 only. PARLEY_LIVEKIT_LOG writes the
+// server's log to that file, at PARLEY_LIVEKIT_LOG_LEVEL (warn).
 func TestWeakSubscriberOnLiveKit(t *testing.T) {
 	if os.Getenv("PARLEY_WEAK_LINK") == "" {
 		t.Skip("measures frame rates: run it with PARLEY_WEAK_LINK=1 (as root, with iproute2 and nftables), as bench/weaklink.sh does")
@@ -164,13 +166,21 @@ func startLiveKit(t *testing.T, bin string, sw *netnstest.Switch) liveKit {
 	port, tcp, udp := free("tcp4"), free("tcp4"), free("udp4")
 	lk := liveKit{key: "weak", secret: "weak-secret-0123456789-0123456789-0123456789"}
 	conf := filepath.Join(t.TempDir(), "livekit.yaml")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "port: %d\nbind_addresses: [%q]\nrtc:\n  tcp_port: %d\n  udp_port: %d\n  use_external_ip: false\n  node_ip: %s\n  interfaces:\n    includes: [%s]\nkeys:\n  %s: %s\nlogging:\n  level: warn\n",
-		port, sw.IP, tcp, udp, sw.IP, sw.Name, lk.key, lk.secret), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "port: %d\nbind_addresses: [%q]\nrtc:\n  tcp_port: %d\n  udp_port: %d\n  use_external_ip: false\n  node_ip: %s\n  interfaces:\n    includes: [%s]\nkeys:\n  %s: %s\nlogging:\n  level: %s\n",
+		port, sw.IP, tcp, udp, sw.IP, sw.Name, lk.key, lk.secret, cmp.Or(os.Getenv("PARLEY_LIVEKIT_LOG_LEVEL"), "warn")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
 	cmd := exec.Command(bin, "--config", conf)
 	cmd.Stdout, cmd.Stderr = &log, &log
+	if path := os.Getenv("PARLEY_LIVEKIT_LOG"); path != "" { // its log, whole, for a diagnosis
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = f.Close() })
+		cmd.Stdout, cmd.Stderr = f, f
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

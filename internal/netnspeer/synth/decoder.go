@@ -48,6 +48,9 @@ type Report struct {
 	// publisher's AudioPackets: sent).
 	VideoPackets int `json:"video_packets"`
 	AudioPackets int `json:"audio_packets"`
+	// PaddingPackets are the video packets that carried padding alone
+	// (a server's probes), of VideoPackets.
+	PaddingPackets int `json:"padding_packets"`
 	// LongestAudioGapMS is the longest time without an audio packet
 	// (the window's ends included, as for freezes).
 	LongestAudioGapMS int `json:"longest_audio_gap_ms"`
@@ -62,8 +65,8 @@ type Report struct {
 // String is a subscriber's figures on one line, as the weak-link
 // scenario prints them for either server.
 func (r *Report) String() string {
-	return fmt.Sprintf("%5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms), %d video packets; %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms",
-		r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS, r.VideoPackets,
+	return fmt.Sprintf("%5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms), %d video packets (%d padding alone); %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms",
+		r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS, r.VideoPackets, r.PaddingPackets,
 		r.AudioPackets, r.LongestAudioGapMS, r.LongestAudioLossMS, r.LongestStallMS)
 }
 
@@ -82,6 +85,7 @@ type Decoder struct {
 	decoded time.Time
 	frames  []frame
 	videoAt []time.Time
+	padAt   []time.Time // of the video packets that carried padding alone
 	audioAt []time.Time
 	audioTS []uint32 // the audio packets' timestamps, as audioAt
 	plis    []time.Time
@@ -165,7 +169,9 @@ func (d *Decoder) Video(pkt *rtp.Packet, now time.Time) {
 	defer d.mu.Unlock()
 	d.videoAt = append(d.videoAt, now)
 	p := packet{padding: true} // padding alone (the bridge's probe), between frames
-	if len(pkt.Payload) > 0 {
+	if len(pkt.Payload) == 0 {
+		d.padAt = append(d.padAt, now)
+	} else {
 		start, key, width, err := parseVP8(pkt.Payload)
 		if err != nil {
 			return
@@ -297,6 +303,7 @@ func (d *Decoder) Report(end time.Time, window time.Duration) Report {
 	r.freeze(from, prev, end)
 	r.FPS = float64(r.Frames) / window.Seconds()
 	r.VideoPackets = countSince(d.videoAt, from)
+	r.PaddingPackets = countSince(d.padAt, from)
 	r.AudioPackets = countSince(d.audioAt, from)
 	r.KeyframeRequests = countSince(d.plis, from)
 	prev = from
