@@ -28,7 +28,11 @@
 # layer it sends is sampled). LiveKit is livekit-server 1.13.11
 # (bench/livekit/build.sh) with bench/bridge.sh's configuration (its
 # defaults, congestion control on; media on one UDP port) on the
-# switch's address.
+# switch's address, and its send-side downlink estimate
+# (congestion_control.use_send_side_bwe: TWCC feedback, which its Go
+# SDK's subscribers send); LIVEKIT_BWE=remb keeps its default, the
+# subscriber's REMB, which pion subscribers do not send (LiveKit then
+# has no estimate of the weak link).
 #
 # Root only, with iproute2 and nftables.
 #
@@ -62,14 +66,14 @@ if [ "$PEER" != parley ]; then
   (cd bench/livekit/load && go test "${race[@]}" -c -o "$work/lkload.test" .)
   echo "livekit: $("$lkbin" --version 2>&1 | tail -1), server-sdk-go $(cd bench/livekit/load && go list -m -f '{{.Version}}' github.com/livekit/server-sdk-go/v2) peers"
 fi
-echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start; warm-up $WARMUP, window $WINDOW, bridge: $BRIDGE"
+echo "machine: $(nproc) cores, load average $(cut -d' ' -f1-3 /proc/loadavg) at the start; warm-up $WARMUP, window $WINDOW, bridge: $BRIDGE, LiveKit's estimate: ${LIVEKIT_BWE:-send-side}"
 status=0
 # one NAME: one run of the scenario against NAME; prints its figures.
 one() {
   local name=$1 env=(PARLEY_WEAK_LINK=1 PARLEY_NETNS_WARMUP=$WARMUP PARLEY_NETNS_WINDOW=$WINDOW) cmd result
   if [ "$name" = livekit ]; then
     cmd=("$work/lkload.test" -test.run '^TestWeakSubscriberOnLiveKit$')
-    env+=(LIVEKIT_SERVER=$lkbin)
+    env+=(LIVEKIT_SERVER=$lkbin PARLEY_LIVEKIT_BWE=${LIVEKIT_BWE:-send-side})
   else
     cmd=("$work/netnspeer.test" -test.run '^TestWeakSubscriberInNetns$')
     [ "$BRIDGE" = process ] && env+=(PARLEY_BRIDGESERVER=$work/bridgeserver)

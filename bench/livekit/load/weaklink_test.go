@@ -144,7 +144,8 @@ type liveKit struct {
 // startLiveKit starts livekit-server as bench/bridge.sh does (its own
 // config: an API key, logging at warn, its media on one UDP port, no
 // TURN; everything else its defaults, congestion control included), on
-// the switch's address and interface, stopped when t ends.
+// the switch's address and interface, with its send-side downlink
+// estimate unless PARLEY_LIVEKIT_BWE=remb; stopped when t ends.
 func startLiveKit(t *testing.T, bin string, sw *netnstest.Switch) liveKit {
 	t.Helper()
 	free := func(network string) int {
@@ -165,9 +166,23 @@ func startLiveKit(t *testing.T, bin string, sw *netnstest.Switch) liveKit {
 	}
 	port, tcp, udp := free("tcp4"), free("tcp4"), free("udp4")
 	lk := liveKit{key: "weak", secret: "weak-secret-0123456789-0123456789-0123456789"}
+	// LiveKit's default downlink estimate is the subscriber's own (REMB
+	// on abs-send-time), which browsers send and pion does not: LiveKit
+	// then has none for a pion subscriber and sends it the high layer
+	// whatever its link. Its send-side estimate (TWCC feedback, which the
+	// Go SDK's subscriber sends, as ours does) is what it is measured
+	// with unless PARLEY_LIVEKIT_BWE=remb.
+	var bwe string
+	switch v := os.Getenv("PARLEY_LIVEKIT_BWE"); v {
+	case "", "send-side":
+		bwe = "  congestion_control:\n    enabled: true\n    use_send_side_bwe: true\n"
+	case "remb":
+	default:
+		t.Fatalf("PARLEY_LIVEKIT_BWE=%q: want send-side or remb", v)
+	}
 	conf := filepath.Join(t.TempDir(), "livekit.yaml")
-	if err := os.WriteFile(conf, fmt.Appendf(nil, "port: %d\nbind_addresses: [%q]\nrtc:\n  tcp_port: %d\n  udp_port: %d\n  use_external_ip: false\n  node_ip: %s\n  interfaces:\n    includes: [%s]\nkeys:\n  %s: %s\nlogging:\n  level: %s\n",
-		port, sw.IP, tcp, udp, sw.IP, sw.Name, lk.key, lk.secret, cmp.Or(os.Getenv("PARLEY_LIVEKIT_LOG_LEVEL"), "warn")), 0o600); err != nil {
+	if err := os.WriteFile(conf, fmt.Appendf(nil, "port: %d\nbind_addresses: [%q]\nrtc:\n  tcp_port: %d\n  udp_port: %d\n  use_external_ip: false\n  node_ip: %s\n  interfaces:\n    includes: [%s]\n%skeys:\n  %s: %s\nlogging:\n  level: %s\n",
+		port, sw.IP, tcp, udp, sw.IP, sw.Name, bwe, lk.key, lk.secret, cmp.Or(os.Getenv("PARLEY_LIVEKIT_LOG_LEVEL"), "warn")), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	var log bytes.Buffer
