@@ -51,6 +51,10 @@ type Report struct {
 	// PaddingPackets are the video packets that carried padding alone
 	// (a server's probes), of VideoPackets.
 	PaddingPackets int `json:"padding_packets"`
+	// VideoMissing counts the video sequence numbers, from the first to
+	// the last received in the window, never received at all: lost and
+	// not repaired by a retransmission.
+	VideoMissing int `json:"video_missing"`
 	// LongestAudioGapMS is the longest time without an audio packet
 	// (the window's ends included, as for freezes).
 	LongestAudioGapMS int `json:"longest_audio_gap_ms"`
@@ -65,8 +69,8 @@ type Report struct {
 // String is a subscriber's figures on one line, as the weak-link
 // scenario prints them for either server.
 func (r *Report) String() string {
-	return fmt.Sprintf("%5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms), %d video packets (%d padding alone); %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms",
-		r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS, r.VideoPackets, r.PaddingPackets,
+	return fmt.Sprintf("%5.1f frames/s decoded %v, width %4d, %d keyframes (%d requested), %d freezes (longest %d ms), %d video packets (%d padding alone, %d never received); %d audio packets (longest gap %d ms, longest lost %d ms); stalled %d ms",
+		r.FPS, r.FramesByLayer, r.Width, r.Keyframes, r.KeyframeRequests, r.Freezes, r.LongestFreezeMS, r.VideoPackets, r.PaddingPackets, r.VideoMissing,
 		r.AudioPackets, r.LongestAudioGapMS, r.LongestAudioLossMS, r.LongestStallMS)
 }
 
@@ -86,6 +90,7 @@ type Decoder struct {
 	frames  []frame
 	videoAt []time.Time
 	padAt   []time.Time // of the video packets that carried padding alone
+	videoSN []int64     // the video packets' sequence numbers, unwrapped, as videoAt
 	audioAt []time.Time
 	audioTS []uint32 // the audio packets' timestamps, as audioAt
 	plis    []time.Time
@@ -168,6 +173,12 @@ func (d *Decoder) Video(pkt *rtp.Packet, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.videoAt = append(d.videoAt, now)
+	sn := int64(pkt.SequenceNumber)
+	if n := len(d.videoSN); n > 0 { // unwrapped near the last
+		last := d.videoSN[n-1]
+		sn = last + int64(int16(pkt.SequenceNumber-uint16(last)))
+	}
+	d.videoSN = append(d.videoSN, sn)
 	p := packet{padding: true} // padding alone (the bridge's probe), between frames
 	if len(pkt.Payload) == 0 {
 		d.padAt = append(d.padAt, now)
@@ -304,6 +315,7 @@ func (d *Decoder) Report(end time.Time, window time.Duration) Report {
 	r.FPS = float64(r.Frames) / window.Seconds()
 	r.VideoPackets = countSince(d.videoAt, from)
 	r.PaddingPackets = countSince(d.padAt, from)
+	r.VideoMissing = missing(d.videoAt, d.videoSN, from)
 	r.AudioPackets = countSince(d.audioAt, from)
 	r.KeyframeRequests = countSince(d.plis, from)
 	prev = from
@@ -321,6 +333,35 @@ func (d *Decoder) Report(end time.Time, window time.Duration) Report {
 	}
 	r.LongestAudioGapMS = max(r.LongestAudioGapMS, int(end.Sub(prev)/time.Millisecond))
 	return r
+}
+
+// missing counts the sequence numbers, from the lowest to the highest of
+// the packets that arrived from from on, that never arrived.
+func missing(at []time.Time, sns []int64, from time.Time) int {
+	seen := map[int64]bool{}
+	lo, hi := int64(0), int64(-1)
+	for i, t := range at {
+		if t.Before(from) {
+			continue
+		}
+		if len(seen) == 0 || sns[i] < lo {
+			lo = sns[i]
+		}
+		if len(seen) == 0 || sns[i] > hi {
+			hi = sns[i]
+		}
+		seen[sns[i]] = true
+	}
+	if len(seen) == 0 {
+		return 0
+	}
+	// Those from before the window that fall in its span arrived too.
+	for i, t := range at {
+		if t.Before(from) && sns[i] >= lo && sns[i] <= hi {
+			seen[sns[i]] = true
+		}
+	}
+	return int(hi-lo+1) - len(seen)
 }
 
 // freeze counts the time from a to b without a decoded frame, if it is

@@ -62,6 +62,9 @@ func TestDecoderDecodesTheSynthesizedLayer(t *testing.T) {
 	if r.KeyframeRequests != 1 {
 		t.Errorf("%d keyframe requests counted, want 1", r.KeyframeRequests)
 	}
+	if r.VideoMissing != 1 {
+		t.Errorf("%d video packets never received, want 1", r.VideoMissing)
+	}
 	if r.LongestAudioLossMS != 20 {
 		t.Errorf("longest audio lost %d ms, want 20 (one packet)", r.LongestAudioLossMS)
 	}
