@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,7 +221,10 @@ func TestConnLimitsValidated(t *testing.T) {
 
 // pipeListener accepts one end of a net.Pipe, which buffers nothing: a
 // write waits for the other end to read.
-type pipeListener struct{ conns chan net.Conn }
+type pipeListener struct {
+	conns chan net.Conn
+	once  sync.Once
+}
 
 func (l *pipeListener) Accept() (net.Conn, error) {
 	c, ok := <-l.conns
@@ -229,7 +233,10 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 	}
 	return c, nil
 }
-func (l *pipeListener) Close() error   { return nil }
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.conns) })
+	return nil
+}
 func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
 // A peer that stops reading cannot hold a writer: a write waits at most
@@ -243,6 +250,7 @@ func TestConnLimitsWriteTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ln.Close()
 	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)

@@ -35,7 +35,7 @@ sip=$(awk '$1=="listening" && $2=="sip-tls" {print $3}' "$work/server.out")
 http=$(awk '$1=="listening" && $2=="http" {print $3}' "$work/server.out")
 [ -n "$sip" ] || { cat "$work/server.err"; exit 1; }
 echo "server $(go version -m "$work/server" | head -1 | cut -f2), pid $srv, SIP over TLS at $sip"
-"$work/signinstorm" -addr "$sip" -ca "$work/data/ca/ca.crt" -clients "$CLIENTS" -rate "$RATE" -pid "$srv" -metrics "http://$http/metrics"
+"$work/signinstorm" -addr "$sip" -ca "$work/data/ca/ca.crt" -clients "$CLIENTS" -rate "$RATE" -pid "$srv" -metrics "http://$http/metrics" ${SETTLE:+-settle $SETTLE}
 awk '/^(utime|stime)/' /dev/null
 read -r _ _ _ _ _ _ _ _ _ _ _ _ _ utime stime _ < "/proc/$srv/stat"
 echo "server CPU: $(( (utime + stime) * 1000 / $(getconf CLK_TCK) )) ms user+system in all, $(( (utime + stime) * 1000000 / $(getconf CLK_TCK) / CLIENTS )) µs per sign-in (start-up included)"
