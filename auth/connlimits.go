@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/emiago/sipgo/sip"
 )
 
 // Default connection limits. The timeouts follow what SIP servers use:
@@ -72,7 +74,11 @@ type ConnLimits struct {
 	MaxConns int
 	// MaxMessageSize bounds a SIP message (headers and body) and a
 	// WebSocket frame's payload: a larger one is refused when its header
-	// arrives and the connection closed. Default 65,535.
+	// arrives and the connection closed. Default 65,535. Over WebSocket
+	// the bound is at most sipgo's sip.TransportBufferReadSize (32 KiB
+	// unless the application sets it), as the connection starts: sipgo
+	// reads each WebSocket message into a buffer of that size, and would
+	// cut a larger message and fail to parse it.
 	MaxMessageSize int
 	// Origins lists the origins ("https://host:port") whose pages may open
 	// SIP over WebSocket, besides the same host as the request. A request
@@ -262,7 +268,7 @@ func (l *limitListener) admit(c net.Conn) *limitedConn {
 	}
 	lc := &limitedConn{Conn: c, l: l, source: key}
 	if l.ws {
-		lc.fr = &wsFramer{max: uint64(l.lim.MaxMessageSize)}
+		lc.fr = &wsFramer{max: uint64(min(l.lim.MaxMessageSize, int(sip.TransportBufferReadSize)))}
 	} else {
 		lc.fr = &sipFramer{max: l.lim.MaxMessageSize}
 	}

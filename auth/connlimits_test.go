@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"github.com/emiago/sipgo/sip"
 	"io"
 	"net"
 	"net/http"
@@ -267,5 +268,25 @@ func TestConnLimitsWriteTimeout(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("a write to a peer that does not read was not cut")
+	}
+}
+
+// TestWebSocketLimitFollowsSipgosReadBuffer: with the default
+// MaxMessageSize (65,535), a frame larger than the buffer sipgo reads a
+// WebSocket message into (sip.TransportBufferReadSize, 32 KiB by default)
+// is refused at its header, not cut by sipgo and failed as a parse.
+func TestWebSocketLimitFollowsSipgosReadBuffer(t *testing.T) {
+	s := startSIPServer(t, Config{})
+	c, code := s.wsUpgrade(t, "")
+	if code != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %d", code)
+	}
+	hdr := []byte{0x81, 0x80 | 126, 0, 0, 1, 2, 3, 4}
+	binary.BigEndian.PutUint16(hdr[2:4], uint16(sip.TransportBufferReadSize)+1)
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(c, 2*time.Second) {
+		t.Fatalf("a frame of %d bytes, over sipgo's read buffer, was not refused at its header", sip.TransportBufferReadSize+1)
 	}
 }
