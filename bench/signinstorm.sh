@@ -10,6 +10,8 @@
 #
 #   bash bench/signinstorm.sh
 #   CLIENTS=10000 RATE=2000 bash bench/signinstorm.sh
+#   READBUF=4096 bash bench/signinstorm.sh   # limits.sip_read_buffer (default 16384)
+#   SETTLE=150s bash bench/signinstorm.sh    # read memory after the runtime's periodic GC
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-5000}
@@ -23,7 +25,7 @@ go build -o "$work/signinstorm" ./bench/signinstorm
 mkdir -m 700 "$work/data"
 "$work/signinstorm" -directory "$work/data/directory.json" -clients "$CLIENTS"
 cat > "$work/config.json" <<JSON
-{"limits": {"max_conns_per_address": 100000, "max_conns": 100000,
+{"limits": {"max_conns_per_address": 100000, "max_conns": 100000, "sip_read_buffer": ${READBUF:-0},
   "throttle": {"per_address": {"rate": 1000000, "burst": 1000000}, "per_subnet": {"rate": 1000000, "burst": 1000000}}}}
 JSON
 args=(-data "$work/data" -store memory -config "$work/config.json" -log-level warn)

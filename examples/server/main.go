@@ -67,6 +67,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -289,12 +290,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// the connection lives. Over TLS it parses messages from the stream
 	// whatever the reads' sizes, but over WebSocket it reads each message
 	// whole into that buffer and cuts what does not fit (sipgo v1.7.4 too;
-	// auth's WebSocket limit refuses such a message instead). 16 KB takes
-	// a browser's INVITE with audio, simulcast video and data channel
-	// (SDP of 6 to 10 KB) and holds 16 KB less per idle connection than
-	// sipgo's default 32 KB (BENCHMARKS.md, sign-in storm). A package
-	// variable of sipgo's: set once, before any connection reads it.
-	smallReadBuffers.Do(func() { sip.TransportBufferReadSize = 16 << 10 })
+	// auth's WebSocket limit refuses such a message instead). The default
+	// 16 KB takes a browser's INVITE with audio, simulcast video and data
+	// channel (SDP of 6 to 10 KB) and holds 16 KB less per idle
+	// connection than sipgo's own 32 KB (BENCHMARKS.md, sign-in storm).
+	// A package variable of sipgo's: set once, before any connection
+	// reads it.
+	readBuffer := cmp.Or(cfg.Limits.SIPReadBuffer, defaultSIPReadBuffer)
+	smallReadBuffers.Do(func() { sip.TransportBufferReadSize = uint16(readBuffer) })
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("Parley"),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfigByName(serverCert, verifier, poolName, edgeName)),
