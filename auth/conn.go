@@ -2,6 +2,7 @@ package auth
 
 import (
 	"cmp"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"net"
@@ -179,6 +180,11 @@ func (c *trackedConn) bearer() (string, *bearer) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.token, c.issuer
+}
+
+// HandshakeContext makes the TLS handshake (see limitListener.prepare).
+func (c *trackedConn) HandshakeContext(ctx context.Context) error {
+	return c.Conn.(*tls.Conn).HandshakeContext(ctx)
 }
 
 // peerCertificates returns the client certificate chain the TLS handshake

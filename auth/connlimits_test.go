@@ -5,11 +5,13 @@ import (
 	"crypto/tls"
 	"encoding/binary"
 	"errors"
+	"github.com/emiago/sipgo/sip"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -220,7 +222,10 @@ func TestConnLimitsValidated(t *testing.T) {
 
 // pipeListener accepts one end of a net.Pipe, which buffers nothing: a
 // write waits for the other end to read.
-type pipeListener struct{ conns chan net.Conn }
+type pipeListener struct {
+	conns chan net.Conn
+	once  sync.Once
+}
 
 func (l *pipeListener) Accept() (net.Conn, error) {
 	c, ok := <-l.conns
@@ -229,7 +234,10 @@ func (l *pipeListener) Accept() (net.Conn, error) {
 	}
 	return c, nil
 }
-func (l *pipeListener) Close() error   { return nil }
+func (l *pipeListener) Close() error {
+	l.once.Do(func() { close(l.conns) })
+	return nil
+}
 func (l *pipeListener) Addr() net.Addr { return &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)} }
 
 // A peer that stops reading cannot hold a writer: a write waits at most
@@ -243,6 +251,7 @@ func TestConnLimitsWriteTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer ln.Close()
 	c, err := ln.Accept()
 	if err != nil {
 		t.Fatal(err)
@@ -259,5 +268,25 @@ func TestConnLimitsWriteTimeout(t *testing.T) {
 		}
 	case <-time.After(3 * time.Second):
 		t.Fatal("a write to a peer that does not read was not cut")
+	}
+}
+
+// TestWebSocketLimitFollowsSipgosReadBuffer: with the default
+// MaxMessageSize (65,535), a frame larger than the buffer sipgo reads a
+// WebSocket message into (sip.TransportBufferReadSize, 32 KiB by default)
+// is refused at its header, not cut by sipgo and failed as a parse.
+func TestWebSocketLimitFollowsSipgosReadBuffer(t *testing.T) {
+	s := startSIPServer(t, Config{})
+	c, code := s.wsUpgrade(t, "")
+	if code != http.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %d", code)
+	}
+	hdr := []byte{0x81, 0x80 | 126, 0, 0, 1, 2, 3, 4}
+	binary.BigEndian.PutUint16(hdr[2:4], uint16(sip.TransportBufferReadSize)+1)
+	if _, err := c.Write(hdr); err != nil {
+		t.Fatal(err)
+	}
+	if !closedWithin(c, 2*time.Second) {
+		t.Fatalf("a frame of %d bytes, over sipgo's read buffer, was not refused at its header", sip.TransportBufferReadSize+1)
 	}
 }

@@ -10,6 +10,8 @@
 #
 #   bash bench/signinstorm.sh
 #   CLIENTS=10000 RATE=2000 bash bench/signinstorm.sh
+#   READBUF=4096 bash bench/signinstorm.sh   # limits.sip_read_buffer (default 16384)
+#   SETTLE=150s bash bench/signinstorm.sh    # read memory after the runtime's periodic GC
 set -euo pipefail
 cd "$(dirname "$0")/.."
 CLIENTS=${CLIENTS:-5000}
@@ -23,7 +25,7 @@ go build -o "$work/signinstorm" ./bench/signinstorm
 mkdir -m 700 "$work/data"
 "$work/signinstorm" -directory "$work/data/directory.json" -clients "$CLIENTS"
 cat > "$work/config.json" <<JSON
-{"limits": {"max_conns_per_address": 100000, "max_conns": 100000,
+{"limits": {"max_conns_per_address": 100000, "max_conns": 100000, "sip_read_buffer": ${READBUF:-0},
   "throttle": {"per_address": {"rate": 1000000, "burst": 1000000}, "per_subnet": {"rate": 1000000, "burst": 1000000}}}}
 JSON
 args=(-data "$work/data" -store memory -config "$work/config.json" -log-level warn)
@@ -35,7 +37,7 @@ sip=$(awk '$1=="listening" && $2=="sip-tls" {print $3}' "$work/server.out")
 http=$(awk '$1=="listening" && $2=="http" {print $3}' "$work/server.out")
 [ -n "$sip" ] || { cat "$work/server.err"; exit 1; }
 echo "server $(go version -m "$work/server" | head -1 | cut -f2), pid $srv, SIP over TLS at $sip"
-"$work/signinstorm" -addr "$sip" -ca "$work/data/ca/ca.crt" -clients "$CLIENTS" -rate "$RATE" -pid "$srv" -metrics "http://$http/metrics"
+"$work/signinstorm" -addr "$sip" -ca "$work/data/ca/ca.crt" -clients "$CLIENTS" -rate "$RATE" -pid "$srv" -metrics "http://$http/metrics" ${SETTLE:+-settle $SETTLE}
 awk '/^(utime|stime)/' /dev/null
 read -r _ _ _ _ _ _ _ _ _ _ _ _ _ utime stime _ < "/proc/$srv/stat"
 echo "server CPU: $(( (utime + stime) * 1000 / $(getconf CLK_TCK) )) ms user+system in all, $(( (utime + stime) * 1000000 / $(getconf CLK_TCK) / CLIENTS )) µs per sign-in (start-up included)"

@@ -467,11 +467,33 @@ func (s *Session) close() {
 		clear(s.downs)
 		est := s.est
 		s.mu.Unlock()
-		if pc != nil {
-			_ = pc.Close()
+		end := func() {
+			if pc != nil {
+				_ = pc.Close()
+			}
+			if est != nil {
+				_ = est.Close() // its pacer's timer, whatever pion did
+			}
 		}
-		if est != nil {
-			_ = est.Close() // its pacer's timer, whatever pion did
+		if pc != nil && pc.ICEConnectionState() == webrtc.ICEConnectionStateChecking {
+			// pion/webrtc v3.3.6: a close while ICE is checking races
+			// with ICETransport.Start. Should the pair connect as the
+			// close stops the transport, the agent's "connected" state
+			// overwrites "closed", Start then sets the transport's mux
+			// (read by the close without the lock) and the mux is never
+			// closed: a data race (the race detector caught it in CI, in
+			// TestLeadersHearRecordedNames) and a leaked reader. So a
+			// session closed while ICE checks is closed on a goroutine
+			// of the bridge's once ICE has connected or failed, or after
+			// 3 s.
+			s.r.b.wg.Go(func() {
+				for deadline := time.Now().Add(3 * time.Second); pc.ICEConnectionState() == webrtc.ICEConnectionStateChecking && time.Now().Before(deadline); {
+					time.Sleep(10 * time.Millisecond)
+				}
+				end()
+			})
+		} else {
+			end()
 		}
 		close(s.done)
 		close(s.offers)

@@ -44,6 +44,8 @@ import (
 
 const domain = "example.test"
 
+var settle *time.Duration
+
 func main() {
 	addr := flag.String("addr", "127.0.0.1:5061", "the server's SIP over TLS `address`")
 	caFile := flag.String("ca", "parley-data/ca/ca.crt", "the CA `file` the server's certificate chains to")
@@ -51,6 +53,7 @@ func main() {
 	rate := flag.Float64("rate", 500, "new clients per `second`, paced (open loop)")
 	pid := flag.Int("pid", 0, "the server's `process` ID, for its resident memory")
 	metrics := flag.String("metrics", "", "the server's /metrics `URL`, for its Go heap")
+	settle = flag.Duration("settle", 2*time.Second, "how long the connections stay idle before the server's memory is read (over 2 minutes lets the runtime's periodic GC run)")
 	directory := flag.String("directory", "", "write a directory `file` of -clients users and exit")
 	flag.Parse()
 	if *directory != "" {
@@ -157,7 +160,7 @@ func storm(addr, caFile string, n int, rate float64, pid int, metricsURL string)
 		fmt.Printf("failed %d: %s\n", k, why)
 	}
 	if pid != 0 || metricsURL != "" {
-		time.Sleep(2 * time.Second) // the server settles: handshake buffers released
+		time.Sleep(*settle) // the server settles: handshake buffers released
 		rssAfter, heapAfter := rss(pid), metric(metricsURL, "go_memstats_heap_inuse_bytes")
 		stackAfter, goroutinesAfter := metric(metricsURL, "go_memstats_stack_inuse_bytes"), metric(metricsURL, "go_goroutines")
 		open := 0

@@ -164,6 +164,8 @@ func TestConfigLimitRefusals(t *testing.T) {
 		{`{"limits": {"relay": {"port_min": 50000}}}`, `give both`},
 		{`{"limits": {"relay": {"port_min": 50000, "port_max": 70000}}}`, `up to 65535`},
 		{`{"limits": {"lobby": {"max": -2}}}`, `field "limits.lobby.max"`},
+		{`{"limits": {"sip_read_buffer": 100}}`, `field "limits.sip_read_buffer" 100: want 1024 to 65535`},
+		{`{"limits": {"sip_read_buffer": 70000}}`, `field "limits.sip_read_buffer" 70000`},
 		{`{"limits": {"signaling": {"ticket_ttl": "-5s"}}}`, `field "limits.signaling.ticket_ttl"`},
 		{`{"advertise": {"turn": "relay.example.com"}}`, `field "advertise.turn" "relay.example.com": want an IP address`},
 		{`{"advertise": {"sip": "sip.example.com"}}`, `field "advertise.sip": no such listener`},

@@ -25,6 +25,14 @@ type limitsConfig struct {
 	MaxConnsPerAddress int      `json:"max_conns_per_address"`
 	MaxConns           int      `json:"max_conns"`
 	MaxMessageSize     int      `json:"max_message_size"`
+	// SIPReadBuffer is the buffer (bytes) sipgo reads each SIP
+	// connection into, held while the connection lives: over WebSocket
+	// the largest message taken (sipgo reads each message whole into
+	// it), over TLS only a read's size. 0: 16 KiB. A server without SIP
+	// over WebSocket clients can take 4 KiB (BENCHMARKS.md, sign-in
+	// storm: 11 KB less per idle connection). One per process: the
+	// first server started sets it.
+	SIPReadBuffer int `json:"sip_read_buffer"`
 	// WSSOrigins are the origins whose pages may open SIP over
 	// WebSocket. Empty: this server's HTTPS origins (each name of its
 	// certificate, at the https port).
@@ -88,6 +96,12 @@ type signalingLimits struct {
 	MaxTicketsPerMeeting int      `json:"max_tickets_per_meeting"`
 }
 
+// The bounds of limits.sip_read_buffer: sipgo's read buffer.
+const (
+	defaultSIPReadBuffer = 16 << 10
+	minSIPReadBuffer     = 1 << 10
+)
+
 // check names the first limit that is negative or inconsistent, or
 // origin that is not one.
 func (l *limitsConfig) check() error {
@@ -97,6 +111,7 @@ func (l *limitsConfig) check() error {
 	}{{"handshake_timeout", "handshake-timeout", float64(l.HandshakeTimeout)}, {"message_timeout", "message-timeout", float64(l.MessageTimeout)},
 		{"idle_timeout", "idle-timeout", float64(l.IdleTimeout)}, {"max_conns_per_address", "max-conns-per-address", float64(l.MaxConnsPerAddress)},
 		{"max_conns", "max-conns", float64(l.MaxConns)}, {"max_message_size", "max-message-size", float64(l.MaxMessageSize)},
+		{"sip_read_buffer", "", float64(l.SIPReadBuffer)},
 		{"throttle.per_address.rate", "", l.Throttle.PerAddress.Rate}, {"throttle.per_address.burst", "", float64(l.Throttle.PerAddress.Burst)},
 		{"throttle.per_subnet.rate", "", l.Throttle.PerSubnet.Rate}, {"throttle.per_subnet.burst", "", float64(l.Throttle.PerSubnet.Burst)},
 		{"throttle.per_domain.rate", "", l.Throttle.PerDomain.Rate}, {"throttle.per_domain.burst", "", float64(l.Throttle.PerDomain.Burst)},
@@ -122,6 +137,9 @@ func (l *limitsConfig) check() error {
 		if (r.Rate == 0) != (r.Burst == 0) {
 			return fmt.Errorf("field \"limits.throttle.%s\": give both rate (per second) and burst, or neither", name)
 		}
+	}
+	if b := l.SIPReadBuffer; b != 0 && (b < minSIPReadBuffer || b > 65535) {
+		return fmt.Errorf("field \"limits.sip_read_buffer\" %d: want %d to 65535 bytes (0 takes %d)", b, minSIPReadBuffer, defaultSIPReadBuffer)
 	}
 	reg := l.Registration
 	switch {

@@ -67,6 +67,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"crypto/tls"
@@ -286,12 +287,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	// whose certificates name the pool, and its own Access Edge, for
 	// partners' users.
 	// sipgo reads each connection into a buffer of its own, kept while
-	// the connection lives, and parses messages from the stream whatever
-	// the reads' sizes: 4 KB reads (a REGISTER is well under 1 KB) hold
-	// 28 KB less per idle connection than its default 32 KB
-	// (BENCHMARKS.md, sign-in storm). A package variable of sipgo's: set
-	// once, before any connection reads it.
-	smallReadBuffers.Do(func() { sip.TransportBufferReadSize = 4096 })
+	// the connection lives. Over TLS it parses messages from the stream
+	// whatever the reads' sizes, but over WebSocket it reads each message
+	// whole into that buffer and cuts what does not fit (sipgo v1.7.4 too;
+	// auth's WebSocket limit refuses such a message instead). The default
+	// 16 KB takes a browser's INVITE with audio, simulcast video and data
+	// channel (SDP of 6 to 10 KB) and holds 16 KB less per idle
+	// connection than sipgo's own 32 KB (BENCHMARKS.md, sign-in storm).
+	// A package variable of sipgo's: set once, before any connection
+	// reads it.
+	readBuffer := cmp.Or(cfg.Limits.SIPReadBuffer, defaultSIPReadBuffer)
+	smallReadBuffers.Do(func() { sip.TransportBufferReadSize = uint16(readBuffer) })
 	ua, err := sipgo.NewUA(
 		sipgo.WithUserAgent("Parley"),
 		sipgo.WithUserAgenTLSConfig(pki.ClientTLSConfigByName(serverCert, verifier, poolName, edgeName)),
