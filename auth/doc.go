@@ -53,7 +53,11 @@
 // WSSListener wrap apply [ConnLimits] (handshake, message and idle
 // timeouts, caps per address and in all, message and WebSocket frame
 // size, WebSocket origins), [LimitListener] and [LimitWebSocketListener]
-// apply them to any other listener, [LimitWebSocketFrames] to a WebSocket
+// apply them to any other listener (each makes a connection's TLS
+// handshake, and reads its WebSocket upgrade, on a goroutine of its own
+// before Accept returns the connection, so one slow client holds no
+// accept loop and the connection's long-lived reader keeps a small
+// stack), [LimitWebSocketFrames] to a WebSocket
 // served by net/http, and a [LogLimiter] keeps what peers can make the
 // server log short, rare and at WARN.
 package auth
