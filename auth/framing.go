@@ -109,6 +109,7 @@ type wsFramer struct {
 	hdr      [14]byte
 	hn, need int
 	payload  uint64
+	msg      uint64 // the payload of the data message's frames so far
 	done     bool
 }
 
@@ -148,6 +149,17 @@ func (f *wsFramer) feed(p []byte) (began bool, err error) {
 			}
 			if n > f.max {
 				return began, ErrMessageTooLarge
+			}
+			// A data message may come in fragments (RFC 6455, 5.4),
+			// which sipgo joins into one read: their sum is bounded too.
+			// Control frames (opcode 8 and over) may come between them.
+			if f.hdr[0]&0x08 == 0 {
+				if f.msg += n; f.msg > f.max {
+					return began, ErrMessageTooLarge
+				}
+				if f.hdr[0]&0x80 != 0 { // FIN: the message ends with this frame
+					f.msg = 0
+				}
 			}
 			if n == 0 {
 				f.state, f.done = 0, true

@@ -54,6 +54,29 @@ func TestSIPFraming(t *testing.T) {
 	}
 }
 
+// TestWebSocketFragmentsBounded: a WebSocket message in fragments is
+// bounded by its sum, whatever the fragments' sizes (sipgo joins them
+// into one read), and a ping between fragments does not count.
+func TestWebSocketFragmentsBounded(t *testing.T) {
+	frame := func(b0 byte, n int) []byte {
+		return append([]byte{b0, 0x80 | 126, byte(n >> 8), byte(n), 1, 2, 3, 4}, make([]byte, n)...)
+	}
+	ping := []byte{0x89, 0x80, 1, 2, 3, 4}
+	var ok, over []byte
+	// 600 + ping + 400 (FIN): 1,000 of 1,024; then a new message of 1,000.
+	ok = append(append(append(append(ok, frame(0x01, 600)...), ping...), frame(0x80, 400)...), frame(0x81, 1000)...)
+	// 600 + 500 (FIN): 1,100, in fragments each under the limit.
+	over = append(append(over, frame(0x01, 600)...), frame(0x80, 500)...)
+	for _, chunk := range []int{1, 13, len(ok)} {
+		if _, err := feedAll(&wsFramer{max: 1024}, ok, chunk); err != nil {
+			t.Fatalf("chunks of %d: fragments of messages within the limit refused: %v", chunk, err)
+		}
+		if _, err := feedAll(&wsFramer{max: 1024}, over, chunk); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("chunks of %d: fragments summing over the limit: %v, want ErrMessageTooLarge", chunk, err)
+		}
+	}
+}
+
 // FuzzFraming: the SIP and WebSocket framers never panic, and what they
 // conclude of a stream does not depend on how it is cut into reads.
 func FuzzFraming(f *testing.F) {
